@@ -1,0 +1,102 @@
+"""Plain numeric input of the two-stage recruiting program.
+
+`ModelData` is what every engine reads: the Pyomo formulation, the plan evaluator and
+(later) the dynamic-programming fallback. It holds numpy arrays only, so it knows nothing
+about files; `optplan.instance.Instance.model_data()` builds it from an instance.
+
+Index conventions (all 0-based positions into the id lists):
+    d: depot, c: channel, t: week (position 0 is week 1), s: scenario, k: lag in weeks,
+    g: incentive spend segment.
+Money is in the instance currency (``currency``), drivers are expected headcounts
+(fractional), blocks are delivery shifts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """Arrays that parameterize the two-stage program (units in each field's comment)."""
+
+    depots: tuple[str, ...]
+    regions: tuple[str, ...]  # region id of each depot, same order as depots
+    channels: tuple[str, ...]
+    scenarios: tuple[str, ...]
+    n_weeks: int
+    currency: str
+    probability: np.ndarray  # (S,) scenario probability, sums to 1
+    initial_active: np.ndarray  # (D,) drivers active at the start (end of week 0)
+    retention: np.ndarray  # (D,) weekly probability that an active driver stays active
+    blocks_per_driver: np.ndarray  # (D,) blocks per active driver per week
+    onboarding_cap: np.ndarray  # (D,) max new active drivers per week (inf: none)
+    cost_per_applicant: np.ndarray  # (C,) currency per applicant
+    applicant_cap: np.ndarray  # (D, C) max applicants per depot, channel and week (inf: none)
+    yield_kernel: np.ndarray  # (C, L+1) probability an applicant of week t is newly active in week t+k
+    pipeline: np.ndarray  # (D, T) expected new active drivers already in onboarding, drivers/week
+    demand: np.ndarray  # (D, T, S) blocks needed
+    incentive_width: np.ndarray  # (D, G) currency per week that a spend segment can take
+    incentive_rate: np.ndarray  # (D, G) extra blocks per currency unit in that segment
+    surge_cost: float  # currency per surge block
+    surge_cap_share: float  # surge blocks at most this share of planned capacity
+    unserved_cost: float  # currency per unserved block
+    idle_cost: float  # currency per idle block (capacity beyond demand)
+    budget_total: float  # currency over the horizon (inf: none)
+    budget_weekly: np.ndarray  # (T,) currency per week (inf: none)
+    budget_region: dict[str, float] = field(default_factory=dict)  # currency over the horizon
+    integer_applicants: bool = False
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """(depots, channels, weeks, scenarios)."""
+        return len(self.depots), len(self.channels), self.n_weeks, len(self.scenarios)
+
+    @property
+    def n_lags(self) -> int:
+        return self.yield_kernel.shape[1]
+
+    def conversion(self) -> np.ndarray:
+        """(C,) share of applicants who ever become active drivers."""
+        return self.yield_kernel.sum(axis=1)
+
+    def recruit_mask(self) -> np.ndarray:
+        """(D, C, T) True where recruiting can change the plan.
+
+        Applicants of week t only matter if some lag k with yield > 0 lands inside the
+        horizon (t + k <= T) and the channel's cap there is positive; elsewhere recruiting
+        costs money and adds no driver inside the horizon, so no variable is created.
+        """
+        D, C, T, _ = self.shape
+        first_lag = np.array(
+            [np.flatnonzero(row > 0)[0] if (row > 0).any() else T for row in self.yield_kernel]
+        )
+        weeks = np.arange(T)
+        lands = weeks[None, :] + first_lag[:, None] < T  # (C, T)
+        return lands[None, :, :] & (self.applicant_cap[:, :, None] > 0)
+
+    def segment_mask(self) -> np.ndarray:
+        """(D, G) True for incentive segments that can buy blocks (width > 0 and rate > 0)."""
+        return (self.incentive_width > 0) & (self.incentive_rate > 0)
+
+    def with_scenarios(self, keep: list[int] | np.ndarray, probability=None) -> ModelData:
+        """A copy restricted to the scenarios at positions ``keep`` (probabilities renormalised
+        unless ``probability`` is given)."""
+        keep = np.asarray(keep, dtype=int)
+        p = self.probability[keep] if probability is None else np.asarray(probability, float)
+        if probability is None:
+            p = p / p.sum()
+        return _replace(
+            self,
+            scenarios=tuple(self.scenarios[i] for i in keep),
+            probability=p,
+            demand=self.demand[:, :, keep],
+        )
+
+
+def _replace(data: ModelData, **changes) -> ModelData:
+    from dataclasses import replace
+
+    return replace(data, **changes)

@@ -1,0 +1,535 @@
+"""Instances: load a folder (instance.yaml + CSV tables), validate it, write it back.
+
+Validation collects every problem (file, line, field, expected, found) and raises one
+``InstanceError``. Table checks are vectorised over columns and read their domains from
+the row models in ``optplan.schema``, so the schema stays the single source of truth.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import ValidationError
+
+from formulations.data import ModelData
+from optplan.atomic import atomic_write_text
+from optplan.errors import InstanceError, Problem
+from optplan.schema import (
+    TABLE_BY_NAME,
+    TABLES,
+    ColumnSpec,
+    Files,
+    Manifest,
+    TableSpec,
+    column_specs,
+)
+
+MANIFEST_NAME = "instance.yaml"
+#: Scenario probabilities must sum to 1 within this absolute tolerance.
+PROBABILITY_SUM_ATOL = 1e-6
+#: A channel's yield kernel may exceed 1 by at most this much (rounding in files).
+KERNEL_SUM_ATOL = 1e-9
+#: At most this many lines are reported per kind of problem; the rest are counted.
+MAX_LINES_PER_CHECK = 25
+_NAN_WORDS = {"nan", "na", "n/a", "null", "none", "nat", "-nan"}
+
+
+@dataclass
+class Instance:
+    """A validated instance: the manifest and one typed DataFrame per table.
+
+    Tables have exactly the schema's columns (optional numeric cells that were empty are
+    NaN, meaning "no cap"). ``path`` is the folder it was loaded from, if any.
+    """
+
+    manifest: Manifest
+    tables: dict[str, pd.DataFrame]
+    path: Path | None = None
+
+    # ------------------------------------------------------------------ views
+    @property
+    def currency(self) -> str:
+        return self.manifest.horizon.currency
+
+    @property
+    def n_weeks(self) -> int:
+        return self.manifest.horizon.weeks
+
+    @property
+    def depots(self) -> list[str]:
+        return self.tables["depots"]["depot"].tolist()
+
+    @property
+    def channels(self) -> list[str]:
+        return self.tables["channels"]["channel"].tolist()
+
+    @property
+    def scenarios(self) -> list[str]:
+        return self.tables["scenarios"]["scenario"].tolist()
+
+    def week_start(self, week: int | np.ndarray) -> pd.Series | pd.Timestamp:
+        """Date of the first day of week ``week`` (1-based)."""
+        start = pd.Timestamp(self.manifest.horizon.start_date)
+        return start + pd.to_timedelta((np.asarray(week) - 1) * 7, unit="D")
+
+    def summary(self) -> str:
+        d, c, t, s = len(self.depots), len(self.channels), self.n_weeks, len(self.scenarios)
+        return (
+            f"{self.manifest.name}: {d} depots, {c} channels, {t} weeks from "
+            f"{self.manifest.horizon.start_date}, {s} scenarios, money in {self.currency}"
+        )
+
+    # ------------------------------------------------------------------ to arrays
+    def model_data(self, integer_applicants: bool = False) -> ModelData:
+        """The numeric arrays every engine reads (vectorised; no per-row Python)."""
+        m = self.manifest
+        dep = self.tables["depots"]
+        depots = dep["depot"].tolist()
+        channels = self.channels
+        scenarios = self.scenarios
+        D, C, T, S = len(depots), len(channels), self.n_weeks, len(scenarios)
+        d_idx = pd.Index(depots)
+        c_idx = pd.Index(channels)
+        s_idx = pd.Index(scenarios)
+
+        demand = np.zeros((D, T, S))
+        dem = self.tables["demand"]
+        demand[
+            d_idx.get_indexer(dem["depot"]),
+            dem["week"].to_numpy() - 1,
+            s_idx.get_indexer(dem["scenario"]),
+        ] = dem["blocks"].to_numpy(float)
+
+        yk = self.tables["yield_kernel"]
+        n_lags = int(yk["lag"].max()) + 1 if len(yk) else 1
+        kernel = np.zeros((C, n_lags))
+        kernel[c_idx.get_indexer(yk["channel"]), yk["lag"].to_numpy()] = yk["probability"].to_numpy(float)
+
+        pipeline = np.zeros((D, T))
+        pip = self.tables["pipeline"]
+        if len(pip):
+            pipeline[d_idx.get_indexer(pip["depot"]), pip["week"].to_numpy() - 1] = pip["new_drivers"].to_numpy(float)
+
+        inc = self.tables["incentives"]
+        G = int(inc["segment"].max()) if len(inc) else 0
+        width = np.zeros((D, G))
+        rate = np.zeros((D, G))
+        if len(inc):
+            rows, cols = d_idx.get_indexer(inc["depot"]), inc["segment"].to_numpy() - 1
+            width[rows, cols] = inc["max_spend"].to_numpy(float)
+            rate[rows, cols] = inc["blocks_per_currency"].to_numpy(float)
+
+        ch = self.tables["channels"]
+        cap = ch["applicant_cap"].to_numpy(float)
+        applicant_cap = np.tile(np.where(np.isnan(cap), np.inf, cap), (D, 1))
+        onboarding = dep["onboarding_cap"].to_numpy(float)
+
+        weekly = m.budgets.weekly
+        if weekly is None:
+            budget_weekly = np.full(T, np.inf)
+        elif isinstance(weekly, list):
+            budget_weekly = np.asarray(weekly, float)
+        else:
+            budget_weekly = np.full(T, float(weekly))
+        return ModelData(
+            depots=tuple(depots),
+            regions=tuple(dep["region"].tolist()),
+            channels=tuple(channels),
+            scenarios=tuple(scenarios),
+            n_weeks=T,
+            currency=self.currency,
+            probability=self.tables["scenarios"]["probability"].to_numpy(float),
+            initial_active=dep["active_drivers"].to_numpy(float),
+            retention=dep["retention"].to_numpy(float),
+            blocks_per_driver=dep["blocks_per_driver"].to_numpy(float),
+            onboarding_cap=np.where(np.isnan(onboarding), np.inf, onboarding),
+            cost_per_applicant=ch["cost_per_applicant"].to_numpy(float),
+            applicant_cap=applicant_cap,
+            yield_kernel=kernel,
+            pipeline=pipeline,
+            demand=demand,
+            incentive_width=width,
+            incentive_rate=rate,
+            surge_cost=m.recourse.surge_cost_per_block,
+            surge_cap_share=m.recourse.surge_cap_share,
+            unserved_cost=m.penalties.unserved_cost_per_block,
+            idle_cost=m.penalties.idle_cost_per_block,
+            budget_total=math.inf if m.budgets.total is None else float(m.budgets.total),
+            budget_weekly=budget_weekly,
+            budget_region={k: float(v) for k, v in m.budgets.regions.items()},
+            integer_applicants=integer_applicants,
+        )
+
+    # ------------------------------------------------------------------ writing
+    def write(self, folder: str | Path) -> Path:
+        """Write the instance to ``folder`` (each file atomically); returns the folder."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest = self.manifest.model_dump(mode="json", exclude_none=False)
+        files = Files().model_dump()
+        for t in TABLES:
+            name = getattr(self.manifest.files, t.name) or files[t.name] or f"{t.name}.csv"
+            table = self.tables[t.name]
+            if not t.required and table.empty:
+                manifest["files"][t.name] = None
+                continue
+            manifest["files"][t.name] = name
+            buf = io.StringIO()
+            table.to_csv(buf, index=False, lineterminator="\n")
+            atomic_write_text(folder / name, buf.getvalue())
+        atomic_write_text(folder / MANIFEST_NAME, yaml.safe_dump(manifest, sort_keys=False))
+        return folder
+
+
+# ====================================================================== loading
+
+
+def load_instance(path: str | Path) -> Instance:
+    """Load and validate an instance folder (or its instance.yaml).
+
+    Raises ``InstanceError`` listing every problem found; the files are only read.
+    """
+    path = Path(path)
+    folder = path.parent if path.suffix in (".yaml", ".yml") else path
+    manifest_path = path if path.suffix in (".yaml", ".yml") else path / MANIFEST_NAME
+    problems: list[Problem] = []
+    manifest = _load_manifest(manifest_path, problems)
+    if manifest is None:
+        raise InstanceError(problems)
+    raw: dict[str, pd.DataFrame] = {}
+    for spec in TABLES:
+        explicit = getattr(manifest.files, spec.name)
+        name = explicit or Files.model_fields[spec.name].default or f"{spec.name}.csv"
+        file = folder / name
+        if not spec.required and explicit is None and not file.exists():
+            raw[spec.name] = _empty_table(spec)
+            continue
+        raw[spec.name] = _read_table(file, name, spec, problems)
+    return validate_tables(manifest, raw, problems, folder=folder)
+
+
+def from_tables(manifest: Manifest | dict, tables: dict[str, pd.DataFrame]) -> Instance:
+    """Validate an instance given in memory (tables as DataFrames); same checks as files."""
+    problems: list[Problem] = []
+    if isinstance(manifest, dict):
+        try:
+            manifest = Manifest.model_validate(manifest)
+        except ValidationError as exc:
+            raise InstanceError(_pydantic_problems(exc, MANIFEST_NAME)) from None
+    raw = {}
+    for spec in TABLES:
+        df = tables.get(spec.name)
+        if df is None:
+            if spec.required:
+                problems.append(Problem(f"{spec.name}.csv", None, None, "a table", "none"))
+            df = _empty_table(spec)
+        df = df.copy()
+        df.attrs["file"] = getattr(manifest.files, spec.name) or f"{spec.name}.csv"
+        raw[spec.name] = df.astype(str).where(df.notna(), "")
+        raw[spec.name].attrs = df.attrs
+    return validate_tables(manifest, raw, problems)
+
+
+def _empty_table(spec: TableSpec) -> pd.DataFrame:
+    df = pd.DataFrame({c.name: pd.Series(dtype=str) for c in column_specs(spec.row)})
+    df.attrs["file"] = f"{spec.name}.csv"
+    return df
+
+
+def _load_manifest(path: Path, problems: list[Problem]) -> Manifest | None:
+    name = path.name
+    if not path.exists():
+        problems.append(Problem(str(path), None, None, "an instance manifest file", "no such file"))
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problems.append(Problem(name, line, None, "valid YAML", str(getattr(exc, "problem", exc))))
+        return None
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(name, None, None, "UTF-8 text", str(exc)))
+        return None
+    if not isinstance(data, dict):
+        problems.append(Problem(name, None, None, "a mapping of fields", type(data).__name__))
+        return None
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_pydantic_problems(exc, name))
+        return None
+
+
+def _pydantic_problems(exc: ValidationError, file: str) -> list[Problem]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "missing":
+            out.append(Problem(file, None, loc, "this required field", "nothing"))
+        elif err["type"] == "extra_forbidden":
+            out.append(Problem(file, None, loc, "only known fields (see docs/instance-format.md)", f"unknown field '{loc}'"))
+        else:
+            expected = msg.removeprefix("Value error, ").removeprefix("Input should be ")
+            out.append(Problem(file, None, loc, expected, repr(err.get("input"))))
+    return out
+
+
+def _read_table(file: Path, name: str, spec: TableSpec, problems: list[Problem]) -> pd.DataFrame:
+    """Read a CSV as strings (every cell), with line numbers in ``attrs``."""
+    if not file.exists():
+        problems.append(Problem(name, None, None, f"the {spec.name} table (CSV file)", "no such file"))
+        return _empty_table(spec)
+    try:
+        text = file.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(name, None, None, "UTF-8 text", str(exc)))
+        return _empty_table(spec)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        problems.append(Problem(name, None, None, "a CSV table with a header row", str(exc).strip()))
+        return _empty_table(spec)
+    df.columns = [str(c).strip() for c in df.columns]
+    df.attrs["file"] = name
+    return df
+
+
+def validate_tables(
+    manifest: Manifest,
+    raw: dict[str, pd.DataFrame],
+    problems: list[Problem] | None = None,
+    folder: Path | None = None,
+) -> Instance:
+    """Type, bound, key and cross-table checks; returns the typed instance or raises."""
+    problems = [] if problems is None else problems
+    report = _Reporter(problems)
+    typed: dict[str, pd.DataFrame] = {}
+    ok: dict[str, pd.Series] = {}
+    for spec in TABLES:
+        typed[spec.name], ok[spec.name] = _check_table(raw[spec.name], spec, report)
+    _cross_checks(manifest, typed, ok, report)
+    if report.problems or report.omitted:
+        raise InstanceError(report.problems, report.omitted)
+    for df in typed.values():
+        df.drop(columns=["_line"], inplace=True)
+    return Instance(manifest=manifest, tables=typed, path=folder)
+
+
+class _Reporter:
+    """Collects problems, at most MAX_LINES_PER_CHECK per (file, field, check)."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        self.omitted = 0
+
+    def add_many(self, file: str, field: str | None, lines, expected: str, founds) -> None:
+        lines, founds = list(lines), list(founds)
+        for line, found in zip(lines[:MAX_LINES_PER_CHECK], founds[:MAX_LINES_PER_CHECK]):
+            self.problems.append(Problem(file, None if line is None else int(line), field, expected, found))
+        self.omitted += max(0, len(lines) - MAX_LINES_PER_CHECK)
+
+    def add(self, file, line, field, expected, found) -> None:
+        self.add_many(file, field, [line], expected, [found])
+
+
+def _check_table(df: pd.DataFrame, spec: TableSpec, report: _Reporter) -> tuple[pd.DataFrame, pd.Series]:
+    """Typed copy of the table (with a '_line' column) and a mask of rows that passed."""
+    file = df.attrs.get("file", f"{spec.name}.csv")
+    cols = column_specs(spec.row)
+    known = {c.name for c in cols}
+    out = pd.DataFrame(index=df.index)
+    out["_line"] = np.arange(len(df)) + 2  # header is line 1
+    for extra in [c for c in df.columns if c not in known]:
+        close = difflib.get_close_matches(extra, sorted(known), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        report.add(file, 1, extra, f"only the columns {sorted(known)}", f"unknown column '{extra}'{hint}")
+    ok = pd.Series(True, index=df.index)
+    for col in cols:
+        if col.name not in df.columns:
+            if col.required:
+                report.add(file, 1, col.name, f"a column named '{col.name}'", f"columns {list(df.columns)}")
+                ok[:] = False
+            out[col.name] = np.nan if col.kind != "id" else ""
+            continue
+        values, good = _check_column(df[col.name], col, file, out["_line"], report)
+        out[col.name] = values
+        ok &= good
+    # Duplicate keys among rows whose key cells are valid.
+    if all(k in out.columns for k in spec.key) and len(out):
+        key = out.loc[ok, list(spec.key)]
+        dup = key.duplicated(keep=False)
+        if dup.any():
+            first_line = (
+                out.loc[key.index[dup]]
+                .groupby(list(spec.key), sort=False)["_line"]
+                .transform("min")
+            )
+            repeat = key.index[dup][out.loc[key.index[dup], "_line"].to_numpy() != first_line.to_numpy()]
+            report.add_many(
+                file,
+                ", ".join(spec.key),
+                out.loc[repeat, "_line"],
+                f"a unique ({', '.join(spec.key)})",
+                [
+                    f"a duplicate of line {first_line[i]}: "
+                    + ", ".join(f"{k}={out.at[i, k]!r}" for k in spec.key)
+                    for i in repeat
+                ],
+            )
+            ok[repeat] = False
+    out.attrs["file"] = file
+    return out, ok
+
+
+def _check_column(raw: pd.Series, col: ColumnSpec, file: str, lines: pd.Series, report: _Reporter):
+    text = raw.astype(str).str.strip()
+    empty = text.eq("")
+    good = pd.Series(True, index=raw.index)
+    if col.kind == "id":
+        if empty.any():
+            report.add_many(file, col.name, lines[empty], col.expectation(), ["an empty cell"] * int(empty.sum()))
+            good &= ~empty
+        return text, good
+    if col.required and empty.any():
+        report.add_many(file, col.name, lines[empty], col.expectation(), ["an empty cell"] * int(empty.sum()))
+        good &= ~empty
+    number = pd.to_numeric(text.where(~empty), errors="coerce")
+    unparsed = number.isna() & ~empty
+    if unparsed.any():
+        words = text[unparsed]
+        found = [f"NaN ('{w}')" if w.lower() in _NAN_WORDS else f"'{w}'" for w in words]
+        report.add_many(file, col.name, lines[unparsed], col.expectation(), found)
+        good &= ~unparsed
+    infinite = np.isinf(number.to_numpy(float, na_value=np.nan))
+    if infinite.any():
+        mask = pd.Series(infinite, index=raw.index)
+        report.add_many(file, col.name, lines[mask], f"a finite {col.expectation().removeprefix('a ')}", text[mask])
+        good &= ~mask
+    valid = number.notna() & ~pd.Series(infinite, index=raw.index)
+    if col.kind == "int":
+        frac = valid & (number != np.floor(number))
+        if frac.any():
+            report.add_many(file, col.name, lines[frac], col.expectation(), text[frac])
+            good &= ~frac
+    bad = pd.Series(False, index=raw.index)
+    if col.ge is not None:
+        bad |= valid & (number < col.ge)
+    if col.gt is not None:
+        bad |= valid & (number <= col.gt)
+    if col.le is not None:
+        bad |= valid & (number > col.le)
+    if bad.any():
+        report.add_many(file, col.name, lines[bad], col.expectation(), text[bad])
+        good &= ~bad
+    if col.kind == "int":
+        return number.where(good).astype("Int64" if not good.all() else "int64"), good
+    return number.astype(float), good
+
+
+def _cross_checks(manifest: Manifest, t: dict[str, pd.DataFrame], ok: dict[str, pd.Series], report: _Reporter) -> None:
+    T = manifest.horizon.weeks
+    depots = set(t["depots"]["depot"])
+    channels = set(t["channels"]["channel"])
+    scenarios = set(t["scenarios"]["scenario"])
+
+    def unknown(table: str, column: str, known: set, what: str) -> None:
+        df = t[table]
+        mask = ~df[column].isin(known) & df[column].ne("")
+        if mask.any():
+            report.add_many(
+                df.attrs["file"], column, df.loc[mask, "_line"],
+                f"a {what} id listed in {t[_source_of(what)].attrs['file']}",
+                [f"unknown {what} '{x}'" for x in df.loc[mask, column]],
+            )
+
+    for table in ("demand", "pipeline", "incentives"):
+        unknown(table, "depot", depots, "depot")
+    unknown("demand", "scenario", scenarios, "scenario")
+    unknown("yield_kernel", "channel", channels, "channel")
+
+    for table in ("demand", "pipeline"):
+        df = t[table]
+        late = df["week"].notna() & (df["week"].astype(float) > T)
+        if late.any():
+            report.add_many(df.attrs["file"], "week", df.loc[late, "_line"],
+                            f"a week in 1..{T} (horizon.weeks)", df.loc[late, "week"].astype(str))
+
+    sc = t["scenarios"]
+    if len(sc) and ok["scenarios"].all():
+        total = float(sc["probability"].sum())
+        if abs(total - 1.0) > PROBABILITY_SUM_ATOL:
+            report.add(sc.attrs["file"], None, "probability",
+                       f"scenario probabilities summing to 1 (within {PROBABILITY_SUM_ATOL:g})", f"a sum of {total:.12g}")
+    elif not len(sc):
+        report.add(sc.attrs["file"], None, None, "at least one scenario", "no rows")
+
+    yk = t["yield_kernel"]
+    if len(yk):
+        sums = yk.loc[ok["yield_kernel"]].groupby("channel")["probability"].sum()
+        for channel, s in sums[sums > 1 + KERNEL_SUM_ATOL].items():
+            line = int(yk.loc[yk["channel"] == channel, "_line"].max())
+            report.add(yk.attrs["file"], line, "probability",
+                       f"yield probabilities of channel '{channel}' summing to at most 1 (its conversion rate)", f"a sum of {s:.6g}")
+    ch = t["channels"]
+    without = sorted(channels - set(yk["channel"]))
+    for channel in without:
+        line = int(ch.loc[ch["channel"] == channel, "_line"].iloc[0])
+        report.add(ch.attrs["file"], line, "channel", f"at least one row for channel '{channel}' in {yk.attrs['file']}", "none")
+
+    if not len(t["depots"]):
+        report.add(t["depots"].attrs["file"], None, None, "at least one depot", "no rows")
+    if not len(ch):
+        report.add(ch.attrs["file"], None, None, "at least one channel", "no rows")
+
+    # Demand must cover every depot x week x scenario.
+    dem = t["demand"]
+    if depots and scenarios and ok["demand"].all():
+        have = pd.MultiIndex.from_frame(dem[["depot", "week", "scenario"]].astype({"week": int}))
+        want = pd.MultiIndex.from_product(
+            [t["depots"]["depot"], range(1, T + 1), t["scenarios"]["scenario"]],
+            names=["depot", "week", "scenario"],
+        )
+        missing = want.difference(have, sort=False)
+        if len(missing):
+            report.add_many(dem.attrs["file"], "blocks", [None] * len(missing),
+                            "a demand row for every depot, week 1..horizon.weeks and scenario",
+                            [f"no row for depot={d!r}, week={w}, scenario={s!r}" for d, w, s in missing])
+
+    inc = t["incentives"]
+    if len(inc) and ok["incentives"].all():
+        ordered = inc.sort_values(["depot", "segment"])
+        rising = ordered.groupby("depot")["blocks_per_currency"].diff() > 0
+        if rising.any():
+            report.add_many(inc.attrs["file"], "blocks_per_currency", ordered.loc[rising, "_line"],
+                            "blocks_per_currency non-increasing over a depot's segments (a concave response)",
+                            ordered.loc[rising, "blocks_per_currency"].astype(str))
+
+    b = manifest.budgets
+    if isinstance(b.weekly, list) and len(b.weekly) != T:
+        report.add(MANIFEST_NAME, None, "budgets.weekly",
+                   f"one number or a list of {T} numbers (horizon.weeks)", f"a list of {len(b.weekly)}")
+    regions = set(t["depots"]["region"])
+    for region in sorted(set(b.regions) - regions):
+        report.add(MANIFEST_NAME, None, f"budgets.regions.{region}",
+                   f"a region id used in {t['depots'].attrs['file']} ({sorted(regions)})", f"unknown region '{region}'")
+
+
+def _source_of(what: str) -> str:
+    return {"depot": "depots", "scenario": "scenarios", "channel": "channels"}[what]
+
+
+def table_spec(name: str) -> TableSpec:
+    return TABLE_BY_NAME[name]
+
+
+__all__ = ["Instance", "load_instance", "from_tables", "validate_tables", "MANIFEST_NAME"]

@@ -1,0 +1,370 @@
+"""The Plan: what a solve returns, as tidy pandas tables, KPIs and files.
+
+A plan holds the first-stage decisions (what the planner acts on), the solver's values of
+the derived and second-stage quantities, the solver status and the timings. Its tables are
+computed from those arrays on demand; ``write`` renders every file first and then writes
+each one atomically, so a failure never leaves half a plan on disk. Money is in
+``plan.currency``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from formulations.data import ModelData
+from optplan.atomic import write_files
+from optplan.evaluate import Decisions
+from optplan.solve import BINDING_RTOL, CLEAN_ATOL, RawSolution, SolverStatus, Timings
+
+#: Quantiles of demand over scenarios reported per depot and week (probability-weighted).
+QUANTILES = (0.1, 0.5, 0.9)
+
+
+def weighted_quantile(values: np.ndarray, probability: np.ndarray, q: float) -> np.ndarray:
+    """Probability-weighted quantile over the last axis (inverse of the weighted CDF:
+    the smallest value whose cumulative probability reaches q)."""
+    order = np.argsort(values, axis=-1, kind="stable")
+    sorted_values = np.take_along_axis(values, order, axis=-1)
+    cum = np.cumsum(probability[order], axis=-1)
+    idx = np.argmax(cum >= q - 1e-12, axis=-1)
+    return np.take_along_axis(sorted_values, idx[..., None], axis=-1)[..., 0]
+
+
+def _clean(a: np.ndarray) -> np.ndarray:
+    a = np.where(np.abs(a) < CLEAN_ATOL, 0.0, a)
+    return a + 0.0  # turns -0.0 into 0.0 so files do not depend on the sign of zero
+
+
+@dataclass
+class Plan:
+    """A recruiting and incentive plan with its expected outcome."""
+
+    name: str
+    start_date: pd.Timestamp
+    data: ModelData
+    status: SolverStatus
+    timings: Timings
+    size: dict[str, int]
+    decisions: Decisions
+    recruited_arrivals: np.ndarray  # (D, T) drivers/week
+    active_drivers: np.ndarray  # (D, T) drivers
+    capacity_blocks: np.ndarray  # (D, T) blocks/week
+    surge_blocks: np.ndarray  # (D, T, S) blocks/week
+    unserved_blocks: np.ndarray  # (D, T, S)
+    idle_blocks: np.ndarray  # (D, T, S)
+    budget_duals: dict[str, np.ndarray]  # budget family -> row duals (currency per currency)
+
+    @property
+    def currency(self) -> str:
+        return self.data.currency
+
+    @property
+    def engine(self) -> str:
+        return self.status.engine
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_solution(cls, raw: RawSolution, name: str, start_date) -> Plan:
+        data = raw.data
+        D, C, T, S = data.shape
+        v = raw.values
+        applicants = np.zeros((D, C, T))
+        applicants[data.recruit_mask()] = v["applicants"]
+        G = data.incentive_width.shape[1]
+        spend = np.zeros((D, T, G))
+        sd, sg = np.nonzero(data.segment_mask())
+        if len(sd):
+            # SEGMENTS is ordered (d, g) pairs, then weeks 1..T within each pair
+            block = v["incentive_spend"].reshape(len(sd), T)
+            spend[sd[:, None], np.arange(T)[None, :], sg[:, None]] = block
+        duals = {k: raw.duals[k] for k in ("budget_total", "budget_week", "budget_region") if k in raw.duals}
+        return cls(
+            name=name,
+            start_date=pd.Timestamp(start_date),
+            data=data,
+            status=raw.status,
+            timings=raw.timings,
+            size=raw.size,
+            decisions=Decisions(_clean(applicants), _clean(spend)),
+            recruited_arrivals=_clean(v["recruited_arrivals"].reshape(D, T)),
+            active_drivers=_clean(v["active_drivers"].reshape(D, T)),
+            capacity_blocks=_clean(v["capacity_blocks"].reshape(D, T)),
+            surge_blocks=_clean(v["surge_blocks"].reshape(D, T, S)),
+            unserved_blocks=_clean(v["unserved_blocks"].reshape(D, T, S)),
+            idle_blocks=_clean(v["idle_blocks"].reshape(D, T, S)),
+            budget_duals=duals,
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _weeks(self) -> np.ndarray:
+        return np.arange(1, self.data.n_weeks + 1)
+
+    def _week_start(self, week) -> pd.Series:
+        return (self.start_date + pd.to_timedelta((np.asarray(week) - 1) * 7, unit="D")).strftime("%Y-%m-%d")
+
+    def _expect(self, a: np.ndarray) -> np.ndarray:
+        """Expectation over scenarios of a (D, T, S) array."""
+        return np.einsum("dts,s->dt", a, self.data.probability)
+
+    # ------------------------------------------------------------------ tables
+    @cached_property
+    def applicants(self) -> pd.DataFrame:
+        """Applicants to recruit per depot, channel and week (rows with applicants > 0)."""
+        d = self.data
+        D, C, T, _ = d.shape
+        x = self.decisions.applicants
+        dd, cc, tt = np.nonzero(x > 0)
+        return pd.DataFrame({
+            "depot": np.asarray(d.depots)[dd],
+            "channel": np.asarray(d.channels)[cc],
+            "week": tt + 1,
+            "week_start": self._week_start(tt + 1),
+            "applicants": x[dd, cc, tt],
+            "cost": x[dd, cc, tt] * d.cost_per_applicant[cc],
+            "expected_new_drivers": x[dd, cc, tt] * d.conversion()[cc],
+        })
+
+    @cached_property
+    def incentives(self) -> pd.DataFrame:
+        """Planned incentive spend per depot, week and segment (rows with spend > 0)."""
+        d = self.data
+        z = self.decisions.incentive_spend
+        dd, tt, gg = np.nonzero(z > 0)
+        return pd.DataFrame({
+            "depot": np.asarray(d.depots)[dd],
+            "week": tt + 1,
+            "week_start": self._week_start(tt + 1),
+            "segment": gg + 1,
+            "spend": z[dd, tt, gg],
+            "extra_blocks": z[dd, tt, gg] * d.incentive_rate[dd, gg],
+        })
+
+    @cached_property
+    def drivers(self) -> pd.DataFrame:
+        """Expected drivers per depot and week: recruited arrivals, pipeline, active."""
+        d = self.data
+        D, _, T, _ = d.shape
+        return pd.DataFrame({
+            "depot": np.repeat(d.depots, T),
+            "region": np.repeat(d.regions, T),
+            "week": np.tile(self._weeks(), D),
+            "week_start": np.tile(self._week_start(self._weeks()), D),
+            "new_drivers_recruited": self.recruited_arrivals.ravel(),
+            "new_drivers_pipeline": d.pipeline.ravel(),
+            "active_drivers": self.active_drivers.ravel(),
+        })
+
+    @cached_property
+    def capacity(self) -> pd.DataFrame:
+        """Planned capacity against demand per depot and week: demand mean and
+        probability-weighted P10/P50/P90 over scenarios, expected recourse."""
+        d = self.data
+        D, _, T, _ = d.shape
+        p = d.probability
+        demand = d.demand
+        out = {
+            "depot": np.repeat(d.depots, T),
+            "week": np.tile(self._weeks(), D),
+            "week_start": np.tile(self._week_start(self._weeks()), D),
+            "capacity_blocks": self.capacity_blocks.ravel(),
+            "demand_mean": self._expect(demand).ravel(),
+        }
+        for q in QUANTILES:
+            out[f"demand_p{int(round(q * 100))}"] = weighted_quantile(demand, p, q).ravel()
+        unserved = self._expect(self.unserved_blocks)
+        mean_demand = self._expect(demand)
+        out["expected_surge_blocks"] = self._expect(self.surge_blocks).ravel()
+        out["expected_unserved_blocks"] = unserved.ravel()
+        out["expected_idle_blocks"] = self._expect(self.idle_blocks).ravel()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["service_level"] = np.where(mean_demand > 0, 1 - unserved / mean_demand, 1.0).ravel()
+        return pd.DataFrame(out)
+
+    def _spend_arrays(self):
+        d = self.data
+        recruit_dt = np.einsum("dct,c->dt", self.decisions.applicants, d.cost_per_applicant)
+        incent_dt = self.decisions.incentive_spend.sum(axis=2)
+        return recruit_dt, incent_dt
+
+    @cached_property
+    def spend_by_week(self) -> pd.DataFrame:
+        d = self.data
+        r, i = self._spend_arrays()
+        return pd.DataFrame({
+            "week": self._weeks(),
+            "week_start": self._week_start(self._weeks()),
+            "recruiting": r.sum(axis=0),
+            "planned_incentives": i.sum(axis=0),
+            "total": r.sum(axis=0) + i.sum(axis=0),
+            "budget_week": np.where(np.isfinite(d.budget_weekly), d.budget_weekly, np.nan),
+        })
+
+    @cached_property
+    def spend_by_region(self) -> pd.DataFrame:
+        d = self.data
+        r, i = self._spend_arrays()
+        frame = pd.DataFrame({"region": d.regions, "recruiting": r.sum(axis=1), "planned_incentives": i.sum(axis=1)})
+        out = frame.groupby("region", sort=True, as_index=False).sum()
+        out["total"] = out["recruiting"] + out["planned_incentives"]
+        out["budget_region"] = out["region"].map(d.budget_region).astype(float)
+        return out
+
+    @cached_property
+    def budgets(self) -> pd.DataFrame:
+        """Every budget cap: used, slack, binding, and its shadow price (currency of expected
+        cost saved per extra currency unit of budget; NaN where duals are unavailable)."""
+        d = self.data
+        rows = []
+        week_used = self.spend_by_week["total"].to_numpy()
+        region_used = dict(zip(self.spend_by_region["region"], self.spend_by_region["total"]))
+
+        def dual_of(family: str, k: int) -> float:
+            arr = self.budget_duals.get(family)
+            return float(-arr[k]) + 0.0 if arr is not None and k < len(arr) else float("nan")
+
+        if np.isfinite(d.budget_total):
+            rows.append(("total", "total", d.budget_total, week_used.sum(), dual_of("budget_total", 0)))
+        k = 0
+        for t in range(d.n_weeks):
+            if np.isfinite(d.budget_weekly[t]):
+                rows.append(("week", str(t + 1), d.budget_weekly[t], week_used[t], dual_of("budget_week", k)))
+                k += 1
+        k = 0
+        for region, cap in d.budget_region.items():
+            if np.isfinite(cap):
+                rows.append(("region", region, cap, region_used.get(region, 0.0), dual_of("budget_region", k)))
+                k += 1
+        df = pd.DataFrame(rows, columns=["scope", "key", "cap", "used", "shadow_price"])
+        df["slack"] = df["cap"] - df["used"]
+        df["binding"] = df["slack"] <= BINDING_RTOL * np.maximum(1.0, df["cap"].abs())
+        df["shadow_price"] = _clean(df["shadow_price"].to_numpy(float))
+        return df[["scope", "key", "cap", "used", "slack", "binding", "shadow_price"]]
+
+    @cached_property
+    def cost(self) -> dict[str, float]:
+        """Expected cost by component, from the solver's values (currency)."""
+        d = self.data
+        p = d.probability
+        r, i = self._spend_arrays()
+        exp = lambda a: float(np.einsum("dts,s->", a, p))  # noqa: E731
+        cost = {
+            "recruiting": float(r.sum()),
+            "planned_incentives": float(i.sum()),
+            "surge": d.surge_cost * exp(self.surge_blocks),
+            "unserved_penalty": d.unserved_cost * exp(self.unserved_blocks),
+            "idle_penalty": d.idle_cost * exp(self.idle_blocks),
+        }
+        cost["total"] = sum(cost.values())
+        return cost
+
+    @cached_property
+    def kpis(self) -> dict[str, float]:
+        d = self.data
+        p = d.probability
+        exp = lambda a: float(np.einsum("dts,s->", a, p))  # noqa: E731
+        demand = exp(d.demand)
+        unserved = exp(self.unserved_blocks)
+        budgets = self.budgets
+        total_cap = budgets.loc[budgets["scope"] == "total", "cap"]
+        return {
+            "expected_cost": self.cost["total"],
+            "expected_demand_blocks": demand,
+            "expected_unserved_blocks": unserved,
+            "expected_surge_blocks": exp(self.surge_blocks),
+            "expected_idle_blocks": exp(self.idle_blocks),
+            "service_level": 1.0 - unserved / demand if demand > 0 else 1.0,
+            "applicants_total": float(self.decisions.applicants.sum()),
+            "expected_new_drivers_recruited": float(self.recruited_arrivals.sum()),
+            "first_stage_spend": self.cost["recruiting"] + self.cost["planned_incentives"],
+            "budget_total_used_share": (
+                float(self.cost["recruiting"] + self.cost["planned_incentives"]) / float(total_cap.iloc[0])
+                if len(total_cap) and total_cap.iloc[0] > 0 else float("nan")
+            ),
+        }
+
+    def cost_table(self) -> pd.DataFrame:
+        return pd.DataFrame({"component": list(self.cost), "expected_cost": list(self.cost.values()), "currency": self.currency})
+
+    # ------------------------------------------------------------------ output
+    def summary(self) -> dict:
+        """JSON-ready summary (deterministic: no timings, which vary by run)."""
+        b = self.budgets
+        return {
+            "instance": self.name,
+            "currency": self.currency,
+            "status": self.status.to_dict(),
+            "size": dict(self.size),
+            "expected_cost": {k: _round(v) for k, v in self.cost.items()},
+            "kpis": {k: _round(v) for k, v in self.kpis.items()},
+            "binding_budgets": [
+                {"scope": s, "key": k, "cap": _round(c), "shadow_price": _round(sp)}
+                for s, k, c, sp in b.loc[b["binding"], ["scope", "key", "cap", "shadow_price"]].itertuples(index=False)
+            ],
+        }
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {
+            "applicants.csv": self.applicants,
+            "incentives.csv": self.incentives,
+            "drivers.csv": self.drivers,
+            "capacity.csv": self.capacity,
+            "spend_by_week.csv": self.spend_by_week,
+            "spend_by_region.csv": self.spend_by_region,
+            "budgets.csv": self.budgets,
+            "cost.csv": self.cost_table(),
+        }
+
+    def render(self) -> dict[str, str]:
+        """Every output file's content, rendered in memory."""
+        files = {}
+        for name, df in self.tables().items():
+            buf = io.StringIO()
+            df.to_csv(buf, index=False, lineterminator="\n", float_format="%.10g")
+            files[name] = buf.getvalue()
+        files["summary.json"] = json.dumps(self.summary(), indent=2, sort_keys=False) + "\n"
+        return files
+
+    def write(self, out: str | Path) -> list[Path]:
+        """Write the plan's CSV tables and summary.json into ``out`` (created if needed)."""
+        files = self.render()
+        write_files(out, files)
+        return [Path(out) / n for n in files]
+
+    def text_summary(self) -> str:
+        c, k, s = self.cost, self.kpis, self.status
+        cur = self.currency
+        lines = [
+            f"plan for {self.name}: {s.termination.name} / {s.solution.name} by {s.engine}",
+            f"  expected cost {c['total']:,.2f} {cur} = recruiting {c['recruiting']:,.2f} + incentives "
+            f"{c['planned_incentives']:,.2f} + surge {c['surge']:,.2f} + unserved {c['unserved_penalty']:,.2f} "
+            f"+ idle {c['idle_penalty']:,.2f}",
+            f"  service level {k['service_level']:.2%}, expected unserved {k['expected_unserved_blocks']:,.1f} blocks, "
+            f"idle {k['expected_idle_blocks']:,.1f} blocks; {k['applicants_total']:,.1f} applicants",
+        ]
+        b = self.budgets
+        for row in b.loc[b["binding"]].itertuples(index=False):
+            lines.append(
+                f"  budget {row.scope} {row.key} binds at {row.cap:,.2f} {cur}: one more {cur} saves "
+                f"{row.shadow_price:,.4f} {cur} of expected cost"
+            )
+        if s.gap is not None and not s.optimal:
+            lines.append(f"  NOT PROVEN OPTIMAL: gap to bound {s.gap:.2%}")
+        t = self.timings
+        lines.append(
+            f"  {self.size['variables']:,} variables, {self.size['constraints']:,} constraints; build {t.build_s:.2f}s, "
+            f"hand-off {t.handoff_s:.2f}s, solve {t.solve_s:.2f}s"
+        )
+        return "\n".join(lines)
+
+
+def _round(x: float) -> float | None:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return None
+    return float(f"{x:.10g}")

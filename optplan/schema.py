@@ -1,0 +1,392 @@
+"""Instance format v1: the single source of truth for every input field.
+
+Pydantic models describe the manifest (``instance.yaml``) and one row of each CSV table.
+From them come:
+
+* validation: the manifest is validated by pydantic directly; the CSV tables are checked
+  column-wise (vectorised, see ``optplan.validation``) against the same field constraints,
+  read from these models by ``column_specs``;
+* the JSON Schema (``json_schema()``, ``optplan schema``);
+* the field tables of docs/instance-format.md (``markdown_tables()``, kept in sync by a test).
+
+Each field carries its unit in ``json_schema_extra["unit"]``; money is in the instance's
+``horizon.currency``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+FORMAT_VERSION = 1
+CURRENCY = "currency"  # unit placeholder: the instance's horizon.currency
+
+
+def _f(description: str, unit: str, **kw: Any) -> Any:
+    return Field(description=description, json_schema_extra={"unit": unit}, **kw)
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Horizon(_Strict):
+    weeks: int = _f("Number of planning weeks.", "weeks", ge=1, le=520)
+    start_date: dt.date = _f("Date of the first day of week 1 (ISO 8601).", "date")
+    currency: str = _f(
+        "ISO 4217 code of every money figure in the instance.",
+        "-",
+        default="USD",
+        pattern=r"^[A-Z]{3}$",
+    )
+
+
+class Recourse(_Strict):
+    surge_cost_per_block: float = _f(
+        "Cost of one surge block: an incentive bought after demand is known.",
+        f"{CURRENCY}/block",
+        ge=0,
+        default=0.0,
+    )
+    surge_cap_share: float = _f(
+        "Surge blocks in a week are at most this share of the planned capacity.",
+        "fraction",
+        ge=0,
+        le=10,
+        default=0.0,
+    )
+
+
+class Penalties(_Strict):
+    unserved_cost_per_block: float = _f(
+        "Penalty for a block of demand that no driver covers.", f"{CURRENCY}/block", ge=0
+    )
+    idle_cost_per_block: float = _f(
+        "Penalty for a block of planned capacity beyond demand (drivers without work).",
+        f"{CURRENCY}/block",
+        ge=0,
+        default=0.0,
+    )
+
+
+class Budgets(_Strict):
+    total: float | None = _f(
+        "Cap on recruiting plus planned-incentive spend over the horizon; null: no cap.",
+        CURRENCY,
+        ge=0,
+        default=None,
+    )
+    weekly: float | list[float] | None = _f(
+        "Cap on that spend in each week: one number for every week, or a list with one "
+        "number per week; null: no cap.",
+        f"{CURRENCY}/week",
+        default=None,
+    )
+    regions: dict[str, float] = _f(
+        "Cap on that spend over the horizon per region id (regions not listed: no cap).",
+        CURRENCY,
+        default_factory=dict,
+    )
+
+    @field_validator("weekly")
+    @classmethod
+    def _weekly_non_negative(cls, v):
+        values = v if isinstance(v, list) else [v] if v is not None else []
+        for x in values:
+            if not (x >= 0 and math.isfinite(x)):
+                raise ValueError(f"expected finite numbers >= 0, found {x!r}")
+        return v
+
+    @field_validator("regions")
+    @classmethod
+    def _regions_non_negative(cls, v):
+        for key, x in v.items():
+            if not (x >= 0 and math.isfinite(x)):
+                raise ValueError(f"region {key!r}: expected a finite number >= 0, found {x!r}")
+        return v
+
+
+class Files(_Strict):
+    depots: str = _f("Depot table.", "path", default="depots.csv")
+    scenarios: str = _f("Scenario table.", "path", default="scenarios.csv")
+    demand: str = _f("Demand scenario table.", "path", default="demand.csv")
+    channels: str = _f("Recruiting channel table.", "path", default="channels.csv")
+    yield_kernel: str = _f("Yield kernel table.", "path", default="yield.csv")
+    pipeline: str | None = _f(
+        "Pipeline table (optional). Null: pipeline.csv if the folder has one, else no "
+        "one is in onboarding.",
+        "path",
+        default=None,
+    )
+    incentives: str | None = _f(
+        "Planned incentive response table (optional). Null: incentives.csv if the folder "
+        "has one, else no planned incentives.",
+        "path",
+        default=None,
+    )
+
+
+class Manifest(_Strict):
+    """instance.yaml."""
+
+    format_version: Literal[1] = _f("Instance format version.", "-", default=1)
+    name: str = _f("Short instance name.", "-", min_length=1)
+    description: str = _f("Free text: where the data comes from.", "-", default="")
+    horizon: Horizon
+    recourse: Recourse = Field(default_factory=Recourse)
+    penalties: Penalties
+    budgets: Budgets = Field(default_factory=Budgets)
+    files: Files = Field(default_factory=Files)
+
+
+# --------------------------------------------------------------------------- CSV rows
+
+Id = str
+
+
+class DepotRow(_Strict):
+    depot: Id = _f("Depot id (unique).", "-")
+    region: Id = _f("Region id; regional budgets refer to it.", "-")
+    active_drivers: float = _f("Drivers active at the start of week 1.", "drivers", ge=0)
+    blocks_per_driver: float = _f(
+        "Blocks an active driver works per week.", "blocks/driver/week", gt=0
+    )
+    retention: float = _f(
+        "Probability that an active driver is still active a week later.",
+        "probability/week",
+        ge=0,
+        le=1,
+    )
+    onboarding_cap: float | None = _f(
+        "Most new active drivers (recruited plus pipeline) the depot can onboard in a "
+        "week; empty: no cap.",
+        "drivers/week",
+        ge=0,
+        default=None,
+    )
+
+
+class ScenarioRow(_Strict):
+    scenario: Id = _f("Scenario id (unique).", "-")
+    probability: float = _f("Scenario probability; all sum to 1.", "probability", ge=0, le=1)
+
+
+class DemandRow(_Strict):
+    depot: Id = _f("Depot id (in the depot table).", "-")
+    week: int = _f("Week number, 1..horizon.weeks.", "week", ge=1)
+    scenario: Id = _f("Scenario id (in the scenario table).", "-")
+    blocks: float = _f("Blocks of work needed in that week.", "blocks/week", ge=0)
+
+
+class ChannelRow(_Strict):
+    channel: Id = _f("Recruiting channel id (unique).", "-")
+    cost_per_applicant: float = _f(
+        "Cost of recruiting one applicant.", f"{CURRENCY}/applicant", ge=0
+    )
+    applicant_cap: float | None = _f(
+        "Most applicants the channel brings per depot per week; empty: no cap.",
+        "applicants/depot/week",
+        ge=0,
+        default=None,
+    )
+
+
+class YieldRow(_Strict):
+    channel: Id = _f("Channel id (in the channel table).", "-")
+    lag: int = _f("Weeks k after applying.", "weeks", ge=0, le=104)
+    probability: float = _f(
+        "Probability that an applicant of week t is an active driver from week t+k on "
+        "(first active in week t+k). Per channel these sum to its conversion rate, at most 1.",
+        "probability",
+        ge=0,
+        le=1,
+    )
+
+
+class PipelineRow(_Strict):
+    depot: Id = _f("Depot id (in the depot table).", "-")
+    week: int = _f("Week number, 1..horizon.weeks.", "week", ge=1)
+    new_drivers: float = _f(
+        "Expected new active drivers from applicants already in onboarding, first "
+        "active that week.",
+        "drivers/week",
+        ge=0,
+    )
+
+
+class IncentiveRow(_Strict):
+    depot: Id = _f("Depot id (in the depot table).", "-")
+    segment: int = _f("Segment number 1, 2, ...: spend fills segments in order.", "-", ge=1)
+    max_spend: float = _f(
+        "Width of the segment: spend per week it can take.", f"{CURRENCY}/week", ge=0
+    )
+    blocks_per_currency: float = _f(
+        "Extra blocks per currency unit spent in this segment (block-price uplift paid to "
+        "active drivers); non-increasing over segments (concave response).",
+        f"blocks/{CURRENCY}",
+        ge=0,
+    )
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One CSV table: its manifest key, row model and key columns (unique together)."""
+
+    name: str  # key in Manifest.files
+    row: type[BaseModel]
+    key: tuple[str, ...]
+    required: bool = True
+
+
+TABLES: tuple[TableSpec, ...] = (
+    TableSpec("depots", DepotRow, ("depot",)),
+    TableSpec("scenarios", ScenarioRow, ("scenario",)),
+    TableSpec("demand", DemandRow, ("depot", "week", "scenario")),
+    TableSpec("channels", ChannelRow, ("channel",)),
+    TableSpec("yield_kernel", YieldRow, ("channel", "lag")),
+    TableSpec("pipeline", PipelineRow, ("depot", "week"), required=False),
+    TableSpec("incentives", IncentiveRow, ("depot", "segment"), required=False),
+)
+TABLE_BY_NAME = {t.name: t for t in TABLES}
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """What the vectorised validator needs to know about a column (from a row model)."""
+
+    name: str
+    kind: Literal["id", "int", "float"]
+    required: bool  # the cell may not be empty
+    ge: float | None
+    le: float | None
+    gt: float | None
+    unit: str
+    description: str
+
+    def expectation(self) -> str:
+        """Human wording of the column's domain, e.g. 'a number >= 0'."""
+        what = {"id": "a non-empty id", "int": "a whole number", "float": "a number"}[self.kind]
+        if self.ge is not None and self.le is not None:
+            return f"{what} in [{_num(self.ge)}, {_num(self.le)}]"
+        parts = []
+        if self.ge is not None:
+            parts.append(f">= {_num(self.ge)}")
+        if self.gt is not None:
+            parts.append(f"> {_num(self.gt)}")
+        if self.le is not None:
+            parts.append(f"<= {_num(self.le)}")
+        return " ".join([what, *parts]) if parts else what
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def column_specs(row: type[BaseModel]) -> list[ColumnSpec]:
+    """Read the column domains (type, bounds, optional) from a pydantic row model."""
+    specs = []
+    for name, info in row.model_fields.items():
+        ann = info.annotation
+        optional = not info.is_required()
+        base = ann
+        if hasattr(ann, "__args__"):  # X | None
+            base = next(a for a in ann.__args__ if a is not type(None))
+        kind = {str: "id", int: "int", float: "float"}[base]
+        ge = le = gt = None
+        for meta in info.metadata:
+            ge = getattr(meta, "ge", ge)
+            le = getattr(meta, "le", le)
+            gt = getattr(meta, "gt", gt)
+        extra = info.json_schema_extra or {}
+        specs.append(
+            ColumnSpec(
+                name=name,
+                kind=kind,
+                required=not optional,
+                ge=ge,
+                le=le,
+                gt=gt,
+                unit=extra.get("unit", "-"),
+                description=info.description or "",
+            )
+        )
+    return specs
+
+
+def json_schema() -> dict:
+    """JSON Schema of the whole format: the manifest and one array-of-rows per table."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"optplan instance format v{FORMAT_VERSION}",
+        "description": (
+            "An instance is a folder with instance.yaml (the manifest) and CSV tables; each "
+            "table is described as an array of row objects. Units are in each field's 'unit'."
+        ),
+        "type": "object",
+        "properties": {
+            "manifest": Manifest.model_json_schema(),
+            "tables": {
+                "type": "object",
+                "properties": {
+                    t.name: {"type": "array", "items": t.row.model_json_schema()} for t in TABLES
+                },
+                "required": [t.name for t in TABLES if t.required],
+            },
+        },
+        "required": ["manifest", "tables"],
+    }
+
+
+def markdown_tables() -> str:
+    """The field tables of docs/instance-format.md, generated from the models."""
+    out = []
+
+    def table(title: str, model: type[BaseModel], prefix: str = "") -> None:
+        out.append(f"### {title}\n")
+        out.append("| field | type | unit | default | description |")
+        out.append("|---|---|---|---|---|")
+        for name, info in model.model_fields.items():
+            ann = info.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                continue
+            type_name = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+            if info.is_required():
+                default = "required"
+            elif info.default_factory is not None:
+                default = "`{}`"
+            else:
+                default = f"`{info.default}`" if info.default is not None else "empty / null"
+            unit = (info.json_schema_extra or {}).get("unit", "-")
+            bounds = []
+            for meta in info.metadata:
+                for op, attr in ((">=", "ge"), (">", "gt"), ("<=", "le")):
+                    if getattr(meta, attr, None) is not None:
+                        bounds.append(f"{op} {_num(getattr(meta, attr))}")
+            desc = (info.description or "") + (f" ({', '.join(bounds)})" if bounds else "")
+            out.append(f"| `{prefix}{name}` | {type_name} | {unit} | {default} | {desc} |")
+        out.append("")
+
+    table("instance.yaml (top level)", Manifest)
+    for key, model in (
+        ("horizon", Horizon),
+        ("recourse", Recourse),
+        ("penalties", Penalties),
+        ("budgets", Budgets),
+        ("files", Files),
+    ):
+        table(f"instance.yaml: `{key}`", model, prefix=f"{key}.")
+    for t in TABLES:
+        default_file = Files.model_fields[t.name].default or f"{t.name}.csv"
+        req = "required" if t.required else "optional"
+        table(
+            f"{default_file} ({req}; key: {', '.join(t.key)})",
+            t.row,
+        )
+    return "\n".join(out)
