@@ -75,7 +75,7 @@ def generate_instance(
     channels: int = 3,
     start_date: dt.date = DEFAULT_START,
     currency: str = "USD",
-    budget_tightness: float = 0.8,
+    budget_tightness: float = 0.5,
     demand_cv: float = 0.12,
     name: str | None = None,
 ) -> Instance:
@@ -104,7 +104,7 @@ def generate_instance(
 
     # --- calendar, seasonality, holidays, trend
     week_starts = pd.date_range(pd.Timestamp(start_date), periods=T, freq="7D")
-    doy = week_starts.dayofyear.to_numpy()
+    doy = week_starts.day_of_year.to_numpy()
     season = 1.0 + 0.10 * np.sin(2 * np.pi * (doy - 120) / 365.25)
     trend = 1.0 + rng.uniform(0.0, 0.15) * np.arange(T) / 52.0
     profile = season * trend * holiday_multiplier(week_starts)  # (T,)
@@ -160,7 +160,7 @@ def generate_instance(
     inc_rows = []
     for i in range(D):
         width = float(np.round(6.0 * base_blocks[i], 0))  # currency/week per segment
-        first_rate = float(np.round(rng.uniform(0.012, 0.020), 5))  # blocks per currency
+        first_rate = float(np.round(rng.uniform(0.02, 0.03), 5))  # blocks per currency
         for g, factor in enumerate((1.0, 0.6, 0.3)):
             inc_rows.append({
                 "depot": depot_ids[i], "segment": g + 1, "max_spend": width,

@@ -320,9 +320,8 @@ def validate_tables(
     _cross_checks(manifest, typed, ok, report)
     if report.problems or report.omitted:
         raise InstanceError(report.problems, report.omitted)
-    for df in typed.values():
-        df.drop(columns=["_line"], inplace=True)
-    return Instance(manifest=manifest, tables=typed, path=folder)
+    tables = {name: df.drop(columns=["_line"]) for name, df in typed.items()}
+    return Instance(manifest=manifest, tables=tables, path=folder)
 
 
 class _Reporter:

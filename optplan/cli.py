@@ -1,0 +1,170 @@
+"""Command line: a thin layer over the Python API (Calliope's pattern).
+
+Exit status: 0 success; 2 bad input (every problem listed, one line each); 3 a plan was
+written but HiGHS did not prove it optimal (time limit, gap); 4 no plan (e.g. time limit
+with no feasible plan); 5 infeasible instance (the constraint family is named); 6 solver
+failure; 1 anything unexpected. Tracebacks only with --debug.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+
+import click
+
+EXIT_NOT_OPTIMAL = 3
+
+
+def _fail(lines: list[str], status: int) -> None:
+    for line in lines:
+        click.secho(line, fg="red", err=True)
+    sys.exit(status)
+
+
+def guarded(func):
+    """Turn optplan errors into red lines and an exit status; other errors too unless --debug."""
+
+    @functools.wraps(func)
+    def wrapper(*args, debug: bool = False, **kwargs):
+        from optplan.errors import InstanceError, OptplanError
+
+        try:
+            return func(*args, **kwargs)
+        except InstanceError as exc:
+            if debug:
+                raise
+            lines = [f"error: {p}" for p in exc.problems]
+            if exc.omitted:
+                lines.append(f"error: ... and {exc.omitted} more problems of the kinds above")
+            lines.append(f"{len(exc.problems) + exc.omitted} problem(s) found; nothing was written")
+            _fail(lines, exc.exit_status)
+        except OptplanError as exc:
+            if debug:
+                raise
+            _fail([f"error: {exc}"], exc.exit_status)
+        except (ValueError, OSError) as exc:
+            if debug:
+                raise
+            _fail([f"error: {exc}"], 2)
+        except Exception as exc:  # noqa: BLE001 - the CLI promises no traceback
+            if debug:
+                raise
+            _fail([f"internal error: {type(exc).__name__}: {exc} (run again with --debug for the traceback)"], 1)
+
+    return click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")(wrapper)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="optplan")
+def main() -> None:
+    """optplan: plan driver recruiting and incentives for delivery depots under uncertain demand."""
+
+
+@main.command()
+@click.argument("instance", type=click.Path(path_type=Path))
+@guarded
+def validate(instance: Path) -> None:
+    """Check an instance folder (or its instance.yaml) and list every problem found."""
+    from optplan import load_instance
+
+    inst = load_instance(instance)
+    click.echo(f"ok: {inst.summary()}")
+
+
+@main.command()
+@click.argument("instance", type=click.Path(path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder for the plan's files.")
+@click.option("--time-limit", type=float, default=None, help="HiGHS time limit, seconds.")
+@click.option("--integer", is_flag=True, help="Whole applicants (solves a MIP).")
+@click.option("--mip-gap", type=float, default=None, help="Relative MIP gap to stop at (with --integer).")
+@click.option("--threads", type=int, default=None, help="HiGHS threads.")
+@click.option("--method", type=click.Choice(["choose", "simplex", "ipm", "pdlp"]), default="choose", show_default=True,
+              help="LP algorithm.")
+@click.option("--seed", type=int, default=0, show_default=True, help="HiGHS random seed.")
+@click.option("--save-mps", type=click.Path(path_type=Path), default=None,
+              help="Also write the model as MPS (readable names) to this file.")
+@click.option("--log", "show_log", is_flag=True, help="Show the HiGHS log.")
+@guarded
+def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, method, seed, save_mps, show_log) -> None:
+    """Solve INSTANCE and write the plan's CSV tables and summary.json to --out."""
+    import optplan
+    from optplan.errors import NoSolutionError
+
+    inst = optplan.load_instance(instance)
+    click.echo(f"instance {inst.summary()}")
+    if save_mps is not None:
+        _save_mps(inst, save_mps, integer)
+        click.echo(f"model written to {save_mps}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        plan = optplan.solve(
+            inst, time_limit=time_limit, integer=integer, mip_rel_gap=mip_gap, threads=threads,
+            method=method, seed=seed, log=show_log,
+        )
+    if not plan.status.has_solution:  # pragma: no cover - solve raises before this
+        raise NoSolutionError("no plan", plan.status)
+    paths = plan.write(out)
+    click.echo(plan.text_summary())
+    click.echo(f"wrote {len(paths)} files to {out}")
+    for w in caught:
+        click.secho(f"warning: {w.message}", fg="yellow", err=True)
+    if not plan.status.optimal:
+        click.secho("warning: the plan is feasible but not proven optimal (see summary.json: status)", fg="yellow", err=True)
+        sys.exit(EXIT_NOT_OPTIMAL)
+
+
+def _save_mps(inst, path: Path, integer: bool) -> None:
+    from formulations.two_stage import build_model
+
+    model = build_model(inst.model_data(integer_applicants=integer))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mps", dir=path.parent)
+    os.close(fd)
+    try:
+        model.write(tmp, format="mps", io_options={"symbolic_solver_labels": True})
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+@main.command()
+@click.option("--depots", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--weeks", type=click.IntRange(min=1, max=520), default=12, show_default=True)
+@click.option("--scenarios", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--channels", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder to write the instance to.")
+@guarded
+def generate(depots, weeks, scenarios, channels, seed, out: Path) -> None:
+    """Write a valid, realistic synthetic instance of any size."""
+    from optplan import generate_instance
+
+    inst = generate_instance(depots=depots, weeks=weeks, scenarios=scenarios, channels=channels, seed=seed)
+    inst.write(out)
+    click.echo(f"wrote {inst.summary()} to {out}")
+
+
+@main.command()
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None, help="File to write (default: stdout).")
+@guarded
+def schema(out: Path | None) -> None:
+    """Print the JSON Schema of the instance format (generated from the validator's models)."""
+    from optplan.atomic import atomic_write_text
+    from optplan.schema import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        atomic_write_text(out, text)
+        click.echo(f"wrote {out}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
