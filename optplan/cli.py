@@ -152,13 +152,14 @@ def generate(depots, weeks, scenarios, channels, seed, out: Path) -> None:
 
 @main.command()
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None, help="File to write (default: stdout).")
+@click.option("--markdown", is_flag=True, help="The field tables of docs/instance-format.md instead.")
 @guarded
-def schema(out: Path | None) -> None:
+def schema(out: Path | None, markdown: bool) -> None:
     """Print the JSON Schema of the instance format (generated from the validator's models)."""
     from optplan.atomic import atomic_write_text
-    from optplan.schema import json_schema
+    from optplan.schema import json_schema, markdown_tables
 
-    text = json.dumps(json_schema(), indent=2) + "\n"
+    text = markdown_tables() + "\n" if markdown else json.dumps(json_schema(), indent=2) + "\n"
     if out is None:
         click.echo(text, nl=False)
     else:

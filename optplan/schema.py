@@ -390,3 +390,4 @@ def markdown_tables() -> str:
             t.row,
         )
     return "\n".join(out)
+

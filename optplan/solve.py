@@ -199,7 +199,7 @@ class CompiledModel:
 
     model: pyo.ConcreteModel
     highs: Any
-    columns: dict[str, slice]
+    columns: dict[str, np.ndarray]  # variable component -> column of each element (-1: absent)
     rows: dict[str, slice]
     n_cols: int
     n_rows: int
@@ -211,12 +211,22 @@ def compile_to_highs(model: pyo.ConcreteModel, options: SolveOptions) -> Compile
     highspy = _import_highspy()
     var_components = [model.component(n) for n in (*two_stage.FIRST_STAGE_VARS, *two_stage.SECOND_STAGE_VARS)]
     info = LinearStandardFormCompiler().write(model, mixed_form=True, column_order=var_components)
-    columns, start = {}, 0
-    for comp in var_components:
-        columns[comp.local_name] = slice(start, start + len(comp))
-        start += len(comp)
-    if start != len(info.columns):  # a variable outside the listed components
-        raise SolverError(f"internal: expected {start} columns, the compiler produced {len(info.columns)}")
+    expected = sum(len(comp) for comp in var_components)
+    columns: dict[str, np.ndarray] = {}
+    if expected == len(info.columns):
+        # fast path: every variable is used, so columns are the components in order
+        start = 0
+        for comp in var_components:
+            columns[comp.local_name] = np.arange(start, start + len(comp))
+            start += len(comp)
+    else:
+        # the compiler drops variables that appear in no active row (e.g. when a family is
+        # deactivated for an infeasibility diagnosis): map each variable; -1 = absent
+        position = {id(v): i for i, v in enumerate(info.columns)}
+        for comp in var_components:
+            columns[comp.local_name] = np.fromiter(
+                (position.get(id(v), -1) for v in comp.values()), np.int64, len(comp)
+            )
     rows, start = {}, 0
     for con in model.component_objects(pyo.Constraint, active=True, descend_into=False):
         rows[con.local_name] = slice(start, start + len(con))
@@ -246,7 +256,8 @@ def compile_to_highs(model: pyo.ConcreteModel, options: SolveOptions) -> Compile
     lp.a_matrix_.value_ = A.data.astype(float)
     if options.integer:
         integrality = np.zeros(n_cols, dtype=np.uint8)
-        integrality[columns["applicants"]] = 1
+        used = columns["applicants"]
+        integrality[used[used >= 0]] = 1
         lp.integrality_ = [highspy.HighsVarType(int(i)) for i in integrality]
     h = highspy.Highs()
     h.setOptionValue("output_flag", bool(options.log))
@@ -335,7 +346,7 @@ def solve_model_data(data: ModelData, options: SolveOptions) -> RawSolution:
 
     solution = h.getSolution()
     col = np.asarray(solution.col_value, float)
-    values = {name_: col[sl] for name_, sl in compiled.columns.items()}
+    values = {name_: np.where(pos >= 0, col[pos], 0.0) for name_, pos in compiled.columns.items()}
     duals: dict[str, np.ndarray] = {}
     if not options.integer and solution.dual_valid:
         row_dual = np.asarray(solution.row_dual, float)

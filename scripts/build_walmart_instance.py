@@ -27,7 +27,6 @@ constants below. The same arguments give byte-identical files.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import io
 import sys
 from collections.abc import Sequence
@@ -72,7 +71,7 @@ INCENTIVE_RATES = (0.016, 0.010, 0.005)  # blocks per USD, segments 1..3 (concav
 INCENTIVE_WIDTH_PER_BLOCK = 6.0  # max_spend per segment = 6 USD x mean weekly demand (blocks)
 SURGE_COST, SURGE_CAP_SHARE = 95.0, 0.15  # USD/block, share of planned capacity
 UNSERVED_COST, IDLE_COST = 160.0, 25.0  # USD/block
-BUDGET_TIGHTNESS = 0.60  # total budget = 60% of a rough cost of replacing churn plus growth
+BUDGET_TIGHTNESS = 0.60  # total budget = 60% of a rough cost of churn, growth and peaks (see build)
 WEEKLY_BUDGET_FACTOR = 2.0  # weekly cap = 2 x total / weeks
 
 
@@ -140,7 +139,8 @@ def build(history: History, weeks: int, scenarios: int, seed: int) -> tuple[Inst
         raise DataError(f"the history ({W} weeks) is too short for a {T}-week plan with analog years")
 
     level = B[-LEVEL_WEEKS:].mean(axis=0)  # (D,) blocks/week
-    profiles = np.stack([B[o + 1 : o + 1 + T] / B[o - LEVEL_WEEKS + 1 : o + 1].mean(axis=0) for o in origins])  # (Y, T, D)
+    # (Y, T, D): analog weeks after each origin over the mean of the 8 weeks up to the origin
+    profiles = np.stack([B[o + 1 : o + 1 + T] / B[o - LEVEL_WEEKS + 1 : o + 1].mean(axis=0) for o in origins])
 
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, len(origins), size=S)  # analog year per scenario
@@ -177,7 +177,8 @@ def build(history: History, weeks: int, scenarios: int, seed: int) -> tuple[Inst
     ]
 
     # --- planned incentives: 3 concave segments, widths scaled to expected weekly demand
-    mean_blocks = (probs[:, None, None] * demand).sum(axis=0).mean(axis=0)  # (D,) blocks/week
+    expected = (probs[:, None, None] * demand).sum(axis=0)  # (T, D) blocks/week
+    mean_blocks = expected.mean(axis=0)  # (D,) blocks/week
     inc_rows = [
         {
             "depot": depot_ids[i],
@@ -189,12 +190,15 @@ def build(history: History, weeks: int, scenarios: int, seed: int) -> tuple[Inst
         for g, rate in enumerate(INCENTIVE_RATES)
     ]
 
-    # --- budgets: a share of a rough cost of replacing churned drivers plus demand growth
-    expected = (probs[:, None, None] * demand).sum(axis=0)  # (T, D) blocks/week
+    # --- budgets: a share of a rough cost of replacing churned drivers, hiring for the growth
+    # to the mean horizon demand, and buying the expected holiday peaks above that mean with
+    # first-segment incentives
     churned = (active * (1.0 - RETENTION**T)).sum()  # drivers
-    growth = np.maximum(expected.mean(axis=0) - active * BLOCKS_PER_DRIVER, 0.0).sum() / BLOCKS_PER_DRIVER
+    growth = np.maximum(mean_blocks - active * BLOCKS_PER_DRIVER, 0.0).sum() / BLOCKS_PER_DRIVER  # drivers
     cost_per_hire = float(np.median([c[1] / c[3] for c in CHANNELS]))  # USD/driver
-    total_budget = float(np.round(BUDGET_TIGHTNESS * (churned + growth) * cost_per_hire, -2))
+    peak_blocks = np.maximum(expected - mean_blocks[None, :], 0.0).sum()  # blocks over the horizon
+    rough_cost = (churned + growth) * cost_per_hire + peak_blocks / INCENTIVE_RATES[0]  # USD
+    total_budget = float(np.round(BUDGET_TIGHTNESS * rough_cost, -2))
     weekly_budget = float(np.round(WEEKLY_BUDGET_FACTOR * total_budget / T, -2))
 
     horizon_start = (history.week_end[-1] + pd.Timedelta(days=1)).date()

@@ -1,0 +1,5 @@
+"""python -m optplan: the same as the optplan command."""
+
+from optplan.cli import main
+
+main()

@@ -1,0 +1,130 @@
+"""The command line end to end: README demo command, generate -> validate -> solve,
+infeasible and time-limited solves, schema, MPS export."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import REPO, build
+
+import optplan
+from optplan.cli import main
+
+
+def cli(*args):
+    return CliRunner().invoke(main, list(map(str, args)))
+
+
+def readme_commands() -> list[str]:
+    """The shell commands in the README's first code block (the fresh-machine commands)."""
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"```(?:bash|sh)?\n(.*?)```", text, re.S).group(1)
+    return [line for line in block.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def test_readme_demo_command_runs_end_to_end(tmp_path):
+    """The README's first command installs and solves the demo; run its optplan part as a
+    real subprocess (the package is installed), writing to a temporary folder."""
+    first = readme_commands()[0]
+    assert first.startswith("pip install") and "optplan solve" in first
+    command = first.split("&&", 1)[1].strip()
+    args = shlex.split(command)
+    out_index = args.index("--out") + 1
+    args[out_index] = str(tmp_path / "out")
+    exe = shutil.which("optplan") or None
+    argv = [exe, *args[1:]] if exe else [sys.executable, "-m", "optplan", *args[1:]]
+    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "optimal" in result.stdout
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["status"]["solution"] == "optimal"
+    assert summary["status"]["termination"] == "convergenceCriteriaSatisfied"
+    assert {"applicants.csv", "capacity.csv", "budgets.csv", "drivers.csv"} <= {p.name for p in (tmp_path / "out").iterdir()}
+
+
+def test_readme_second_command_runs_the_ci_script():
+    assert readme_commands()[1].endswith("bash .ci/run") or "pytest" in readme_commands()[1]
+
+
+def test_generate_validate_solve(tmp_path):
+    inst_dir = tmp_path / "gen"
+    r = cli("generate", "--depots", 7, "--weeks", 9, "--scenarios", 4, "--seed", 3, "--out", inst_dir)
+    assert r.exit_code == 0, r.output
+    assert cli("validate", inst_dir).exit_code == 0
+    r = cli("solve", inst_dir, "--out", tmp_path / "plan", "--time-limit", 60, "--save-mps", tmp_path / "m.mps")
+    assert r.exit_code == 0, r.output
+    assert "expected cost" in r.output and "USD" in r.output
+    mps = (tmp_path / "m.mps").read_text()
+    assert "demand_balance" in mps and "budget_total" in mps
+
+
+def test_generated_instances_are_byte_identical_for_a_seed(tmp_path):
+    for name in ("a", "b"):
+        assert cli("generate", "--depots", 4, "--weeks", 6, "--scenarios", 3, "--seed", 5, "--out", tmp_path / name).exit_code == 0
+    for f in (tmp_path / "a").iterdir():
+        assert f.read_bytes() == (tmp_path / "b" / f.name).read_bytes(), f.name
+
+
+def test_infeasible_instance_names_the_constraint_family(tmp_path, spec):
+    """4 pipeline drivers must arrive in week 2 but the depot can onboard only 3 a week."""
+    spec["depots"][0]["onboarding_cap"] = 3.0
+    spec["pipeline"] = [{"depot": "A", "week": 2, "new_drivers": 4.0}]
+    inst = build(spec)
+    with pytest.raises(optplan.InfeasibleError) as err:
+        optplan.solve(inst)
+    assert err.value.families == ["onboarding_cap"]
+    folder = inst.write(tmp_path / "inf")
+    r = cli("solve", folder, "--out", tmp_path / "out")
+    assert r.exit_code == 5 and "onboarding_cap" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_time_limit_without_a_plan_says_so_and_writes_nothing(tmp_path):
+    folder = optplan.generate_instance(depots=30, weeks=26, scenarios=10, seed=1).write(tmp_path / "big")
+    r = cli("solve", folder, "--out", tmp_path / "out", "--time-limit", 0.001)
+    assert r.exit_code == 4, r.output
+    assert "time limit" in r.output and "no plan" in r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_option_is_a_clean_error(demo_path, tmp_path):
+    r = cli("solve", demo_path, "--out", tmp_path / "o", "--time-limit", -1)
+    assert r.exit_code == 2 and "time_limit" in r.output and "Traceback" not in r.output
+
+
+def test_schema_command_writes_json_schema(tmp_path):
+    r = cli("schema", "--out", tmp_path / "schema.json")
+    assert r.exit_code == 0
+    schema = json.loads((tmp_path / "schema.json").read_text())
+    depot = schema["properties"]["tables"]["properties"]["depots"]["items"]
+    assert depot["properties"]["retention"]["maximum"] == 1
+    assert depot["properties"]["retention"]["unit"] == "probability/week"
+
+
+def test_schema_validates_a_real_instance_row(demo_path):
+    """The generated JSON Schema accepts the demo's rows and rejects a bad one (checked with
+    jsonschema, an independent validator)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    from optplan.schema import json_schema
+
+    item = json_schema()["properties"]["tables"]["properties"]["depots"]["items"]
+    inst = optplan.load_instance(demo_path)
+    row = inst.tables["depots"].iloc[0].to_dict()
+    jsonschema.validate(row, item)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**row, "retention": 1.5}, item)
+
+
+def test_docs_field_tables_match_the_schema():
+    from optplan.schema import markdown_tables
+
+    doc = (REPO / "docs" / "instance-format.md").read_text()
+    assert markdown_tables().strip() in doc, "regenerate with: optplan schema --markdown"
