@@ -94,7 +94,7 @@ def define_sets(m: pyo.ConcreteModel, data: ModelData, positions: list[int]) -> 
         dimen=3,
         ordered=True,
         initialize=[
-            (data.depots[d], data.channels[c], int(t) + 1) for d, c, t in zip(dd, cc, tt)
+            (data.depots[d], data.channels[c], int(t) + 1) for d, c, t in zip(dd, cc, tt, strict=False)
         ],
     )
     sd, sg = np.nonzero(data.segment_mask())
@@ -102,7 +102,7 @@ def define_sets(m: pyo.ConcreteModel, data: ModelData, positions: list[int]) -> 
         dimen=3,
         ordered=True,
         initialize=[
-            (data.depots[d], t, int(g) + 1) for d, g in zip(sd, sg) for t in range(1, T + 1)
+            (data.depots[d], t, int(g) + 1) for d, g in zip(sd, sg, strict=False) for t in range(1, T + 1)
         ],
     )
     m.DEPOT_WEEK = pyo.Set(

@@ -333,7 +333,7 @@ class _Reporter:
 
     def add_many(self, file: str, field: str | None, lines, expected: str, founds) -> None:
         lines, founds = list(lines), list(founds)
-        for line, found in zip(lines[:MAX_LINES_PER_CHECK], founds[:MAX_LINES_PER_CHECK]):
+        for line, found in zip(lines[:MAX_LINES_PER_CHECK], founds[:MAX_LINES_PER_CHECK], strict=False):
             self.problems.append(Problem(file, None if line is None else int(line), field, expected, found))
         self.omitted += max(0, len(lines) - MAX_LINES_PER_CHECK)
 

@@ -223,7 +223,7 @@ class Plan:
         d = self.data
         rows = []
         week_used = self.spend_by_week["total"].to_numpy()
-        region_used = dict(zip(self.spend_by_region["region"], self.spend_by_region["total"]))
+        region_used = dict(zip(self.spend_by_region["region"], self.spend_by_region["total"], strict=False))
 
         def dual_of(family: str, k: int) -> float:
             arr = self.budget_duals.get(family)

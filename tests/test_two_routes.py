@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import OBJ_RTOL, build
+from conftest import OBJ_RTOL
 
 import optplan
 from formulations.two_stage import FIRST_STAGE_VARS, scenario_creator
@@ -67,7 +67,7 @@ def test_scenario_models_add_up_to_the_extensive_form():
     plan = optplan.solve(inst)
     data = inst.model_data()
     total = 0.0
-    for s, p in zip(data.scenarios, data.probability):
+    for s, p in zip(data.scenarios, data.probability, strict=False):
         m = scenario_creator(s, data)
         # pin the first stage by equal bounds (the compiler drops fixed variables)
         for d, c, t in m.RECRUIT:
