@@ -127,3 +127,32 @@ def test_docs_field_tables_match_the_schema():
 
     doc = (REPO / "docs" / "instance-format.md").read_text()
     assert markdown_tables().strip() in doc, "regenerate with: optplan schema --markdown"
+
+
+def test_output_files_have_ordinary_permissions(tmp_path, demo_path):
+    import os
+    import stat
+
+    assert cli("solve", demo_path, "--out", tmp_path / "out").exit_code == 0
+    mask = os.umask(0)
+    os.umask(mask)
+    for f in (tmp_path / "out").iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~mask, f.name
+
+
+def test_time_limited_mip_with_incumbent_writes_plan_and_exits_3(tmp_path):
+    """A MIP stopped by its time limit with a feasible plan: files written, status says
+    maxTimeLimit / feasible with a gap, exit status 3."""
+    folder = optplan.generate_instance(depots=20, weeks=20, scenarios=5, seed=2).write(tmp_path / "mid")
+    r = cli("solve", folder, "--out", tmp_path / "out", "--integer", "--time-limit", 0.3)
+    if r.exit_code == 0:  # pragma: no cover - HiGHS proved optimality within 0.3 s
+        pytest.skip("HiGHS finished the MIP within the time limit on this machine")
+    assert r.exit_code in (3, 4), r.output
+    if r.exit_code == 3:
+        summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+        assert summary["status"]["termination"] == "maxTimeLimit"
+        assert summary["status"]["solution"] == "feasible"
+        assert summary["status"]["gap"] > 0
+        assert "not proven optimal" in r.output
+    else:
+        assert not (tmp_path / "out").exists()
