@@ -66,8 +66,8 @@ def build_model(
     if weights is None:
         weights = [float(data.probability[i]) for i in positions]
     m = pyo.ConcreteModel(name="optplan_two_stage")
-    m._data = data
-    m._scenario_positions = positions
+    m._optplan_data = data  # not "_data": that name is a Pyomo Block internal
+    m._optplan_scenario_positions = positions
     define_sets(m, data, positions)
     define_first_stage_variables(m, data)
     define_second_stage_variables(m, data)
@@ -257,7 +257,7 @@ def define_demand_balance_constraints(m: pyo.ConcreteModel, data: ModelData) -> 
     the same optimum (docs/formulation.md, "Balance row").
     """
     d_pos = {d: i for i, d in enumerate(data.depots)}
-    s_pos = {data.scenarios[i]: i for i in m._scenario_positions}
+    s_pos = {data.scenarios[i]: i for i in m._optplan_scenario_positions}
     demand = data.demand
     q, u, v, w = m.capacity_blocks, m.surge_blocks, m.unserved_blocks, m.idle_blocks
 

@@ -150,3 +150,17 @@ def test_solves_are_deterministic(tmp_path):
     optplan.solve(inst).write(tmp_path / "b")
     for f in sorted((tmp_path / "a").iterdir()):
         assert f.read_bytes() == (tmp_path / "b" / f.name).read_bytes(), f.name
+
+
+def test_mpisppy_extensive_form_from_our_scenario_creator_matches():
+    """mpi-sppy builds its own extensive form from optplan's scenario_creator (its protocol:
+    probability, root node with first-stage cost and variables); solved by HiGHS through
+    Pyomo's appsi interface it gives optplan's objective."""
+    import pyomo.environ as pyo
+    from mpisppy.utils import sputils
+
+    inst = optplan.generate_instance(depots=3, weeks=8, scenarios=4, seed=3)
+    data = inst.model_data()
+    ef = sputils.create_EF(list(data.scenarios), scenario_creator, scenario_creator_kwargs={"data": data})
+    pyo.SolverFactory("appsi_highs").solve(ef)
+    assert pyo.value(ef.EF_Obj) == pytest.approx(optplan.solve(inst).status.objective, rel=OBJ_RTOL)
