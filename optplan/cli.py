@@ -90,11 +90,24 @@ def validate(instance: Path) -> None:
 @click.option("--save-mps", type=click.Path(path_type=Path), default=None,
               help="Also write the model as MPS (readable names) to this file.")
 @click.option("--log", "show_log", is_flag=True, help="Show the HiGHS log.")
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @guarded
-def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, method, seed, save_mps, show_log) -> None:
-    """Solve INSTANCE and write the plan's CSV tables and summary.json to --out."""
+def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, method, seed, save_mps, show_log, quiet) -> None:
+    """Solve INSTANCE and write the plan's CSV tables and summary.json to --out.
+
+    Progress (build, hand-off, solve) is printed to stderr; --log adds HiGHS's own log."""
+    import logging
+
     import optplan
     from optplan.errors import NoSolutionError
+
+    if not quiet:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[optplan] %(message)s"))
+        logger = logging.getLogger("optplan")
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
     inst = optplan.load_instance(instance)
     click.echo(f"instance {inst.summary()}")

@@ -300,15 +300,24 @@ class RawSolution:
 def solve_model_data(data: ModelData, options: SolveOptions) -> RawSolution:
     """Build, hand off and solve; raise if there is no solution to return."""
     highspy = _import_highspy()
+    D, C, T, S = data.shape
+    log.info("building the model: %d depots x %d weeks x %d scenarios, %d channels", D, T, S, C)
     t0 = time.perf_counter()
     model = two_stage.build_model(data)
     t1 = time.perf_counter()
+    log.info("built in %.2f s; handing off to HiGHS", t1 - t0)
     compiled = compile_to_highs(model, options)
     t2 = time.perf_counter()
+    log.info(
+        "handed off in %.2f s: %d variables, %d constraints, %d nonzeros; HiGHS is solving%s",
+        t2 - t1, compiled.n_cols, compiled.n_rows, compiled.n_nonzeros,
+        "" if options.log else " (--log shows its progress)",
+    )
     h = compiled.highs
     _apply_options(highspy, h, options)
     run_status = h.run()
     t3 = time.perf_counter()
+    log.info("HiGHS stopped after %.2f s: %s", t3 - t2, h.modelStatusToString(h.getModelStatus()))
     term, sol, name = _map_status(highspy, h)
     info = h.getInfo()
     method = options.method
