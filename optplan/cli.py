@@ -152,13 +152,17 @@ def _save_mps(inst, path: Path, integer: bool) -> None:
 @click.option("--scenarios", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--channels", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--budget-tightness", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Total budget as a share of the rough cost of keeping drivers at mean demand (below ~1 it binds).")
+@click.option("--name", default=None, help="Instance name (default: synthetic_DxTxS_seedK).")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder to write the instance to.")
 @guarded
-def generate(depots, weeks, scenarios, channels, seed, out: Path) -> None:
+def generate(depots, weeks, scenarios, channels, seed, budget_tightness, name, out: Path) -> None:
     """Write a valid, realistic synthetic instance of any size."""
     from optplan import generate_instance
 
-    inst = generate_instance(depots=depots, weeks=weeks, scenarios=scenarios, channels=channels, seed=seed)
+    inst = generate_instance(depots=depots, weeks=weeks, scenarios=scenarios, channels=channels, seed=seed,
+                             budget_tightness=budget_tightness, name=name)
     inst.write(out)
     click.echo(f"wrote {inst.summary()} to {out}")
 

@@ -75,14 +75,15 @@ def generate_instance(
     channels: int = 3,
     start_date: dt.date = DEFAULT_START,
     currency: str = "USD",
-    budget_tightness: float = 0.5,
+    budget_tightness: float = 1.0,
     demand_cv: float = 0.12,
     name: str | None = None,
 ) -> Instance:
     """A valid synthetic instance (see the module docstring for what it contains).
 
-    ``budget_tightness``: total budget as a share of a rough estimate of what replacing
-    churned drivers and covering demand growth would cost (below 1 the budget binds).
+    ``budget_tightness``: total budget as a share of a rough cost of the hires that keep
+    drivers at mean demand (replacing churn, closing the initial gap, following growth);
+    below about 1 the budget binds.
     ``demand_cv``: coefficient of variation of weekly demand across scenarios.
     """
     if min(depots, weeks, scenarios, channels) < 1:
@@ -167,13 +168,19 @@ def generate_instance(
                 "blocks_per_currency": float(np.round(first_rate * factor, 6)),
             })
 
-    # --- budget: a share of a rough cost of replacing churn and covering growth
-    churned = (active * (1 - retention**T)).sum()
-    growth = np.maximum(mean[:, -1] - mean[:, 0], 0).sum() / bpd.mean()
+    # --- budget: a share of the rough cost of the hires that keep drivers at mean demand:
+    # replacing weekly churn of the drivers needed (steady state, so it grows with T),
+    # closing the initial gap, and following growth; hires priced at the median
+    # cost per hire (cost per applicant / conversion) of the channels.
+    target = mean / bpd[:, None]  # (D, T) drivers needed for mean demand
+    replacement = float(((1.0 - retention)[:, None] * target).sum())
+    initial_gap = float(np.maximum(target[:, 0] - active, 0.0).sum())
+    growth = float(np.maximum(target[:, -1] - target[:, 0], 0.0).sum())
     costs = np.array([r["cost_per_applicant"] for r in ch_rows])
     convs = np.array([sum(y["probability"] for y in y_rows if y["channel"] == r["channel"]) for r in ch_rows])
     cost_per_hire = float(np.median(costs / np.maximum(convs, 1e-9)))
-    total_budget = float(np.round(budget_tightness * (churned + growth) * cost_per_hire + 1000.0, 0))
+    hires = replacement + initial_gap + growth
+    total_budget = float(np.round(budget_tightness * hires * cost_per_hire + 1000.0, 0))
 
     demand_df = pd.DataFrame({
         "depot": np.repeat(np.array(depot_ids), T * S).reshape(D, T, S).ravel(),

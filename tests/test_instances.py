@@ -26,9 +26,12 @@ def test_shipped_instance_solves_and_matches_the_evaluator(name):
 
 
 def test_demo_instance_is_the_generator_output(tmp_path):
-    """instances/demo is `optplan generate --depots 5 --weeks 12 --scenarios 10 --seed 7`
-    renamed to 'demo': the shipped tables equal a fresh generation."""
-    fresh = optplan.generate_instance(depots=5, weeks=12, scenarios=10, seed=7)
+    """instances/demo is `optplan generate --depots 5 --weeks 12 --scenarios 10 --seed 7
+    --budget-tightness 0.8 --name demo`: the shipped files equal a fresh generation."""
+    folder = optplan.generate_instance(depots=5, weeks=12, scenarios=10, seed=7, budget_tightness=0.8, name="demo").write(tmp_path / "d")
+    for f in folder.iterdir():
+        assert f.read_bytes() == (REPO / "instances" / "demo" / f.name).read_bytes(), f.name
+    fresh = optplan.load_instance(folder)
     shipped = optplan.load_instance(REPO / "instances" / "demo")
     for name, table in fresh.tables.items():
         assert table.reset_index(drop=True).equals(shipped.tables[name].reset_index(drop=True)), name

@@ -164,3 +164,24 @@ def test_mpisppy_extensive_form_from_our_scenario_creator_matches():
     ef = sputils.create_EF(list(data.scenarios), scenario_creator, scenario_creator_kwargs={"data": data})
     pyo.SolverFactory("appsi_highs").solve(ef)
     assert pyo.value(ef.EF_Obj) == pytest.approx(optplan.solve(inst).status.objective, rel=OBJ_RTOL)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pyomo_model_equals_the_direct_numpy_build(seed):
+    """benchmarks/direct_highspy.py writes the same LP straight from numpy arrays (the speed
+    baseline): same size, same optimum as the Pyomo route."""
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from direct_highspy import build_direct
+    finally:
+        sys.path.pop(0)
+    inst = optplan.generate_instance(depots=4, weeks=10, scenarios=5, seed=seed)
+    plan = optplan.solve(inst)
+    h = build_direct(inst.model_data())
+    h.run()
+    assert (h.getNumCol(), h.getNumRow()) == (plan.size["variables"], plan.size["constraints"])
+    assert h.getInfo().objective_function_value == pytest.approx(plan.status.objective, rel=OBJ_RTOL)
