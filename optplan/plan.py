@@ -128,6 +128,7 @@ class Plan:
             "week_start": self._week_start(tt + 1),
             "applicants": x[dd, cc, tt],
             "cost": x[dd, cc, tt] * d.cost_per_applicant[cc],
+            "currency": d.currency,
             "expected_new_drivers": x[dd, cc, tt] * d.conversion()[cc],
         })
 
@@ -143,6 +144,7 @@ class Plan:
             "week_start": self._week_start(tt + 1),
             "segment": gg + 1,
             "spend": z[dd, tt, gg],
+            "currency": d.currency,
             "extra_blocks": z[dd, tt, gg] * d.incentive_rate[dd, gg],
         })
 
@@ -204,6 +206,7 @@ class Plan:
             "planned_incentives": i.sum(axis=0),
             "total": r.sum(axis=0) + i.sum(axis=0),
             "budget_week": np.where(np.isfinite(d.budget_weekly), d.budget_weekly, np.nan),
+            "currency": d.currency,
         })
 
     @cached_property
@@ -214,6 +217,7 @@ class Plan:
         out = frame.groupby("region", sort=True, as_index=False).sum()
         out["total"] = out["recruiting"] + out["planned_incentives"]
         out["budget_region"] = out["region"].map(d.budget_region).astype(float)
+        out["currency"] = d.currency
         return out
 
     @cached_property
@@ -245,7 +249,8 @@ class Plan:
         df["slack"] = df["cap"] - df["used"]
         df["binding"] = df["slack"] <= BINDING_RTOL * np.maximum(1.0, df["cap"].abs())
         df["shadow_price"] = _clean(df["shadow_price"].to_numpy(float))
-        return df[["scope", "key", "cap", "used", "slack", "binding", "shadow_price"]]
+        df["currency"] = d.currency
+        return df[["scope", "key", "cap", "used", "slack", "binding", "shadow_price", "currency"]]
 
     @cached_property
     def cost(self) -> dict[str, float]:
