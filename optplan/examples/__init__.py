@@ -1,0 +1,1 @@
+"""Small published test problems in the mpi-sppy ``scenario_creator`` protocol."""
