@@ -295,11 +295,11 @@ class RawSolution:
     values: dict[str, np.ndarray]  # variable component -> values in index order
     duals: dict[str, np.ndarray]  # constraint component -> duals (empty for MIPs)
     size: dict[str, int]
+    reduced_costs: dict[str, np.ndarray] = field(default_factory=dict)  # variable component -> col duals
 
 
 def solve_model_data(data: ModelData, options: SolveOptions) -> RawSolution:
     """Build, hand off and solve; raise if there is no solution to return."""
-    highspy = _import_highspy()
     D, C, T, S = data.shape
     log.info("building the model: %d depots x %d weeks x %d scenarios, %d channels", D, T, S, C)
     t0 = time.perf_counter()
@@ -313,8 +313,18 @@ def solve_model_data(data: ModelData, options: SolveOptions) -> RawSolution:
         t2 - t1, compiled.n_cols, compiled.n_rows, compiled.n_nonzeros,
         "" if options.log else " (--log shows its progress)",
     )
+    return run_compiled(data, compiled, options, build_s=t1 - t0, handoff_s=t2 - t1)
+
+
+def run_compiled(
+    data: ModelData, compiled: CompiledModel, options: SolveOptions, build_s: float = 0.0, handoff_s: float = 0.0
+) -> RawSolution:
+    """Run HiGHS on a compiled model (again: a persistent model keeps its basis, so a re-run
+    after changing bounds warm-starts) and extract the solution; raise if there is none."""
+    highspy = _import_highspy()
     h = compiled.highs
     _apply_options(highspy, h, options)
+    t2 = time.perf_counter()
     run_status = h.run()
     t3 = time.perf_counter()
     log.info("HiGHS stopped after %.2f s: %s", t3 - t2, h.modelStatusToString(h.getModelStatus()))
@@ -357,11 +367,14 @@ def solve_model_data(data: ModelData, options: SolveOptions) -> RawSolution:
     col = np.asarray(solution.col_value, float)
     values = {name_: np.where(pos >= 0, col[pos], 0.0) for name_, pos in compiled.columns.items()}
     duals: dict[str, np.ndarray] = {}
+    reduced_costs: dict[str, np.ndarray] = {}
     if not options.integer and solution.dual_valid:
         row_dual = np.asarray(solution.row_dual, float)
         duals = {name_: row_dual[sl] for name_, sl in compiled.rows.items()}
+        col_dual = np.asarray(solution.col_dual, float)
+        reduced_costs = {name_: np.where(pos >= 0, col_dual[pos], np.nan) for name_, pos in compiled.columns.items()}
     t4 = time.perf_counter()
-    timings = Timings(build_s=t1 - t0, handoff_s=t2 - t1, solve_s=t3 - t2, extract_s=t4 - t3)
+    timings = Timings(build_s=build_s, handoff_s=handoff_s, solve_s=t3 - t2, extract_s=t4 - t3)
     if not status.optimal:
         warnings.warn(
             f"HiGHS stopped ({term.name}) with a feasible but not proven optimal plan; "
@@ -369,7 +382,7 @@ def solve_model_data(data: ModelData, options: SolveOptions) -> RawSolution:
             RuntimeWarning,
             stacklevel=3,
         )
-    return RawSolution(data, status, timings, values, duals, size)
+    return RawSolution(data, status, timings, values, duals, size, reduced_costs)
 
 
 def diagnose_infeasibility(data: ModelData, options: SolveOptions) -> list[str]:

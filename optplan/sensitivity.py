@@ -1,0 +1,417 @@
+"""Sensitivity of a plan: marginal values, ranging, budget frontier, tornado.
+
+Everything here works on one persistent HiGHS model of the instance (``SensitivityModel``):
+the model is built and handed off once; re-solves change bounds or coefficients in place,
+and HiGHS warm-starts from the previous basis. Money is in the instance currency.
+
+* **Marginal values**: the LP duals of every budget (total, per week, per region) and of
+  the onboarding caps, and the reduced costs of the recruiting columns, in planner terms
+  ("one more USD of budget in week 12 saves X USD of expected cost").
+* **Ranging**: for each budget, the interval of its cap over which its shadow price holds
+  (HiGHS's row-bound ranging on the same model); for each channel, the interval of its
+  cost per applicant over which the plan keeps its shape: the same optimal basis, i.e. the
+  same decisions in use and the same constraints binding (where a budget binds, quantities
+  still move with the cost, because the budget buys more or fewer applicants). A channel's
+  cost sits in many columns and in the budget rows, which HiGHS's one-column cost ranging
+  does not cover, so that interval is found by warm-started re-solves (bracketing, then
+  bisection); HiGHS's tightest one-column interval is reported beside it.
+* **Budget frontier**: expected cost, unserved blocks, service level and spend split for K
+  total budgets from 0 to the budget at which it stops binding, each re-solve warm-started
+  from the previous point.
+* **Tornado**: one-at-a-time changes of +-X% in retention, conversion, demand level, blocks
+  per driver, cost per applicant and unserved penalty; effect on expected cost and on
+  recruits. Retention is perturbed through its complement: +-X% of the weekly churn
+  probability 1 - retention (+-10% of a retention of 0.97 itself would be a swing from
+  0.87 to 1.07, far outside what a planner means). Runs the 12 solves in parallel processes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from formulations import two_stage
+from formulations.data import ModelData
+from optplan.evaluate import Decisions
+from optplan.solve import RawSolution, SolveOptions, _import_highspy, compile_to_highs, run_compiled
+
+#: Two plans are "the same" when no first-stage decision differs by more than this share of
+#: the largest decision (plus this much absolutely).
+PLAN_RTOL = 1e-6
+#: Relative precision of the channel-cost range end points found by bisection.
+RANGE_RTOL = 1e-4
+#: Channel-cost multipliers probed when bracketing a range (beyond them: reported as open).
+MAX_COST_FACTOR = 10.0
+
+
+def _decisions(data: ModelData, raw: RawSolution) -> np.ndarray:
+    """First-stage decisions as one flat vector (applicants, then incentive spend)."""
+    return np.concatenate([raw.values["applicants"], raw.values["incentive_spend"]])
+
+
+def same_plan(a: np.ndarray, b: np.ndarray) -> bool:
+    scale = max(1.0, float(np.max(np.abs(a), initial=0.0)))
+    return bool(np.max(np.abs(a - b), initial=0.0) <= PLAN_RTOL * scale)
+
+
+def same_basis(a, b) -> bool:
+    """Two HiGHS bases are the same (every column and row has the same status)."""
+    return list(a.col_status) == list(b.col_status) and list(a.row_status) == list(b.row_status)
+
+
+class SensitivityModel:
+    """A persistent HiGHS model of ``data`` for repeated, warm-started re-solves.
+
+    The total budget row always exists (with an infinite cap when the instance has none),
+    so the frontier can move it.
+    """
+
+    def __init__(self, data: ModelData, options: SolveOptions | None = None):
+        self.options = options or SolveOptions()
+        if self.options.integer:
+            raise ValueError("sensitivity needs LP duals: use a continuous (not --integer) plan")
+        self.data = data
+        self._budget_open = not math.isfinite(data.budget_total)
+        build_data = replace(data, budget_total=1.0) if self._budget_open else data
+        self.model = two_stage.build_model(build_data)
+        self.compiled = compile_to_highs(self.model, self.options)
+        self.highspy = _import_highspy()
+        self.h = self.compiled.highs
+        self._total_row = self.compiled.rows["budget_total"].start if len(self.model.budget_total) else None
+        if self._budget_open and self._total_row is not None:
+            self.h.changeRowBounds(self._total_row, -self.highspy.kHighsInf, self.highspy.kHighsInf)
+        self.base = self.solve()
+        self.base_basis = self.h.getBasis()
+
+    # ---------------------------------------------------------------- solving
+    def solve(self) -> RawSolution:
+        return run_compiled(self.data, self.compiled, self.options)
+
+    def set_total_budget(self, cap: float) -> None:
+        if self._total_row is None:
+            raise ValueError("the model has no total-budget row (no recruiting or incentive decisions)")
+        upper = self.highspy.kHighsInf if math.isinf(cap) else float(cap)
+        self.h.changeRowBounds(self._total_row, -self.highspy.kHighsInf, upper)
+
+    def restore(self) -> None:
+        """Back to the base instance's bounds and basis."""
+        self.set_total_budget(self.data.budget_total)
+        self.h.setBasis(self.base_basis)
+
+    def _base_state(self) -> None:
+        """Re-solve the base instance (from its basis: no pivots) so that HiGHS's ranging and
+        duals describe it, whatever was solved since."""
+        self.restore()
+        self.base = self.solve()
+
+    # ---------------------------------------------------------------- marginal values
+    def marginal_values(self) -> pd.DataFrame:
+        """Shadow prices of every budget and onboarding-cap row (expected cost saved per unit
+        of right-hand side), with the cap range over which each holds (HiGHS ranging)."""
+        self._base_state()
+        d, raw = self.data, self.base
+        _, ranging = self.h.getRanging()
+        up = np.asarray(ranging.row_bound_up.value_, float)
+        dn = np.asarray(ranging.row_bound_dn.value_, float)
+        rows = []
+        labels = {
+            "budget_total": lambda k: ("budget", "total", "total"),
+            "budget_week": lambda k: ("budget", "week", str(int(self._weeks_with_cap()[k]))),
+            "budget_region": lambda k: ("budget", "region", self._regions_with_cap()[k]),
+            "onboarding_cap": lambda k: ("onboarding_cap", *self._onboarding_key(k)),
+        }
+        units = {"budget": f"{d.currency} per {d.currency}", "onboarding_cap": f"{d.currency} per driver/week"}
+        for family, label in labels.items():
+            sl = self.compiled.rows.get(family)
+            if sl is None or sl.stop == sl.start:
+                continue
+            if family == "budget_total" and self._budget_open:
+                continue
+            duals = raw.duals[family]
+            for k, row in enumerate(range(sl.start, sl.stop)):
+                kind, scope, key = label(k)
+                rows.append({
+                    "kind": kind, "scope": scope, "key": key,
+                    "shadow_price": float(-duals[k]) + 0.0,
+                    "unit": units[kind],
+                    "holds_from": float(dn[row]), "holds_to": float(up[row]),
+                })
+        out = pd.DataFrame(rows, columns=["kind", "scope", "key", "shadow_price", "unit", "holds_from", "holds_to"])
+        out["shadow_price"] = np.where(np.abs(out["shadow_price"]) < 1e-9, 0.0, out["shadow_price"])
+        return out
+
+    def _weeks_with_cap(self) -> list[int]:
+        return [t for t in self.model.budget_week.index_set()]
+
+    def _regions_with_cap(self) -> list[str]:
+        return [r for r in self.model.budget_region.index_set()]
+
+    def _onboarding_key(self, k: int) -> tuple[str, str]:
+        d, t = list(self.model.onboarding_cap.index_set())[k]
+        return d, str(t)
+
+    def channel_reduced_costs(self) -> pd.DataFrame:
+        """Per channel: applicants recruited, and how much cheaper an applicant would have to
+        be before the channel is used more (smallest reduced cost among unused depot-weeks;
+        0 when some unused slot is already at break-even)."""
+        d, raw = self.data, self.base
+        mask = d.recruit_mask()
+        _, cc, _ = np.nonzero(mask)
+        x = raw.values["applicants"]
+        rc = raw.reduced_costs.get("applicants", np.full(len(x), np.nan))
+        rows = []
+        for c, name in enumerate(d.channels):
+            sel = cc == c
+            unused = sel & (x <= PLAN_RTOL)
+            rows.append({
+                "channel": name,
+                "cost_per_applicant": float(d.cost_per_applicant[c]),
+                "applicants": float(x[sel].sum()),
+                "cheaper_by_to_recruit_more": float(np.min(rc[unused])) + 0.0 if unused.any() else float("nan"),
+                "currency": d.currency,
+            })
+        return pd.DataFrame(rows)
+
+    # ---------------------------------------------------------------- ranging
+    def _set_channel_factor(self, c: int, factor: float) -> None:
+        """Multiply channel c's cost per applicant by ``factor`` (objective and budget rows)."""
+        cols = self.compiled.columns["applicants"]
+        _, cc, _ = np.nonzero(self.data.recruit_mask())
+        mine = cols[(cc == c) & (cols >= 0)]
+        cost = float(self.data.cost_per_applicant[c]) * factor
+        self.h.changeColsCost(len(mine), mine.astype(np.int32), np.full(len(mine), cost))
+        for family in ("budget_total", "budget_week", "budget_region"):
+            sl = self.compiled.rows.get(family)
+            if sl is None:
+                continue
+            for row in range(sl.start, sl.stop):
+                for col in self._row_cols(row, mine):
+                    self.h.changeCoeff(row, int(col), cost)
+
+    def _row_cols(self, row: int, candidates: np.ndarray) -> np.ndarray:
+        cache = self.__dict__.setdefault("_row_col_cache", {})
+        key = (row, candidates.tobytes())
+        if key not in cache:
+            entries = self.h.getRowsEntries(1, np.array([row], dtype=np.int32))
+            index = entries[-2]  # (status, start, index, value)
+            cache[key] = np.intersect1d(np.asarray(index), candidates)
+        return cache[key]
+
+    def _same_shape_at(self, c: int, factor: float) -> bool:
+        """Is the optimal basis unchanged with channel c's cost scaled by ``factor``?"""
+        self.h.setBasis(self.base_basis)
+        self._set_channel_factor(c, factor)
+        try:
+            self.solve()
+            return same_basis(self.h.getBasis(), self.base_basis)
+        finally:
+            self._set_channel_factor(c, 1.0)
+
+    def channel_cost_ranges(self) -> pd.DataFrame:
+        """Interval of each channel's cost per applicant over which the plan keeps its shape
+        (the same optimal basis)."""
+        d = self.data
+        self._base_state()
+        _, ranging = self.h.getRanging()
+        cols = self.compiled.columns["applicants"]
+        _, cc, _ = np.nonzero(d.recruit_mask())
+        rows = []
+        for c, name in enumerate(d.channels):
+            cost = float(d.cost_per_applicant[c])
+            lo = self._edge(c, direction=-1)
+            hi = self._edge(c, direction=+1)
+            mine = cols[(cc == c) & (cols >= 0)]
+            col_up = np.asarray(ranging.col_cost_up.value_, float)[mine] if len(mine) else np.array([np.inf])
+            col_dn = np.asarray(ranging.col_cost_dn.value_, float)[mine] if len(mine) else np.array([-np.inf])
+            rows.append({
+                "channel": name,
+                "cost_per_applicant": cost,
+                "basis_same_from": cost * lo,
+                "basis_same_to": cost * hi if math.isfinite(hi) else float("inf"),
+                "highs_one_column_from": float(np.max(col_dn)),
+                "highs_one_column_to": float(np.min(col_up)),
+                "currency": d.currency,
+            })
+        self.restore()
+        return pd.DataFrame(rows)
+
+    def _edge(self, c: int, direction: int) -> float:
+        """Factor at which channel c's cost first changes the basis (bracket, then bisect)."""
+        inside = 1.0
+        step = 1e-3
+        outside = None
+        while True:
+            factor = 1.0 + direction * step if direction < 0 else 1.0 + step
+            if direction < 0 and factor <= 0:
+                factor = 0.0
+            if not self._same_shape_at(c, factor):
+                outside = factor
+                break
+            inside = factor
+            if factor == 0.0:
+                return 0.0
+            if factor >= MAX_COST_FACTOR:
+                return math.inf
+            step *= 2
+        while abs(outside - inside) > RANGE_RTOL * max(1.0, abs(inside)):
+            mid = 0.5 * (inside + outside)
+            if self._same_shape_at(c, mid):
+                inside = mid
+            else:
+                outside = mid
+        return inside
+
+    # ---------------------------------------------------------------- frontier
+    def unconstrained_spend(self) -> float:
+        """First-stage spend of the plan with no total budget: where the total stops binding."""
+        from optplan.plan import Plan
+
+        self.set_total_budget(math.inf)
+        spend = Plan.from_solution(self.solve(), "frontier", "2000-01-03").kpis["first_stage_spend"]
+        self.restore()
+        return spend
+
+    def budget_frontier(
+        self, points: int = 10, budgets: np.ndarray | None = None, progress: bool = False, warm: bool = True
+    ) -> pd.DataFrame:
+        """Outcome for ``points`` total budgets from 0 to the budget at which the total
+        stops binding (the unconstrained plan's spend), or for the given ``budgets``;
+        each re-solve warm-starts from the previous point's basis (``warm=False`` clears
+        HiGHS's solver state first, for comparison)."""
+        from optplan.plan import Plan
+
+        if budgets is None:
+            if points < 2:
+                raise ValueError(f"a frontier needs at least 2 points, got {points}")
+            budgets = np.linspace(0.0, self.unconstrained_spend(), points)
+        budgets = np.asarray(budgets, float)
+        if (budgets < 0).any():
+            raise ValueError("frontier budgets must be >= 0")
+        rows = []
+        iterator = _progress(budgets, "budget frontier", progress)
+        for cap in iterator:
+            if not warm:
+                self.h.clearSolver()
+            self.set_total_budget(float(cap))
+            raw = self.solve()
+            plan = Plan.from_solution(raw, "frontier", "2000-01-03")
+            rows.append(_frontier_row(self.data, float(cap), plan, raw))
+        self.restore()
+        return pd.DataFrame(rows)
+
+
+def _frontier_row(d: ModelData, cap: float, plan, raw: RawSolution) -> dict:
+    x = plan.decisions.applicants
+    row = {
+        "budget_total": cap,
+        "expected_cost": plan.cost["total"],
+        "first_stage_spend": plan.kpis["first_stage_spend"],
+        "expected_unserved_blocks": plan.kpis["expected_unserved_blocks"],
+        "service_level": plan.kpis["service_level"],
+        "shadow_price": float(-raw.duals["budget_total"][0]) + 0.0 if "budget_total" in raw.duals else float("nan"),
+        "incentive_spend": plan.cost["planned_incentives"],
+    }
+    for c, name in enumerate(d.channels):
+        row[f"recruiting_{name}"] = float(x[:, c, :].sum() * d.cost_per_applicant[c])
+    row["currency"] = d.currency
+    return row
+
+
+def _progress(items, desc: str, show: bool):
+    if not show:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="solve", leave=False)
+
+
+# ------------------------------------------------------------------ tornado
+
+TORNADO_PARAMETERS = (
+    "churn", "conversion", "demand_level", "blocks_per_driver", "cost_per_applicant", "unserved_penalty",
+)
+
+
+def perturb(data: ModelData, parameter: str, factor: float) -> ModelData:
+    """``data`` with one parameter scaled by ``factor`` (probabilities kept in [0, 1]).
+
+    ``churn`` scales the weekly churn probability 1 - retention."""
+    if parameter == "churn":
+        return replace(data, retention=np.clip(1.0 - (1.0 - data.retention) * factor, 0.0, 1.0))
+    if parameter == "conversion":
+        kernel = data.yield_kernel * factor
+        total = kernel.sum(axis=1, keepdims=True)
+        kernel = np.where(total > 1.0, kernel / np.maximum(total, 1e-12), kernel)
+        return replace(data, yield_kernel=kernel)
+    if parameter == "demand_level":
+        return replace(data, demand=data.demand * factor)
+    if parameter == "blocks_per_driver":
+        return replace(data, blocks_per_driver=data.blocks_per_driver * factor)
+    if parameter == "cost_per_applicant":
+        return replace(data, cost_per_applicant=data.cost_per_applicant * factor)
+    if parameter == "unserved_penalty":
+        return replace(data, unserved_cost=data.unserved_cost * factor)
+    raise ValueError(f"unknown tornado parameter {parameter!r}; expected one of {TORNADO_PARAMETERS}")
+
+
+def _solve_summary(args) -> tuple[float, float]:
+    data, options = args
+    from optplan.solve import solve_model_data
+
+    raw = solve_model_data(data, options)
+    return float(raw.status.objective), float(raw.values["applicants"].sum())
+
+
+@dataclass(frozen=True)
+class TornadoResult:
+    table: pd.DataFrame
+    base_cost: float
+    base_recruits: float
+
+
+def tornado(
+    data: ModelData,
+    change: float = 0.10,
+    options: SolveOptions | None = None,
+    workers: int | None = None,
+    progress: bool = False,
+) -> TornadoResult:
+    """Effect of +-``change`` (a share, default 10%) in each parameter on expected cost
+    (currency) and total applicants, one parameter at a time, solved in parallel processes."""
+    if not 0 < change < 1:
+        raise ValueError(f"change must be a share in (0, 1), got {change!r}")
+    options = options or SolveOptions()
+    jobs = [(data, options)]
+    labels = [("base", 0.0)]
+    for p in TORNADO_PARAMETERS:
+        for sign in (-1.0, +1.0):
+            jobs.append((perturb(data, p, 1.0 + sign * change), options))
+            labels.append((p, sign * change))
+    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    if workers > 1:
+        import multiprocessing
+
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(_progress(pool.map(_solve_summary, jobs), "tornado", progress))
+    else:
+        results = [_solve_summary(j) for j in _progress(jobs, "tornado", progress)]
+    base_cost, base_recruits = results[0]
+    rows = []
+    for (p, delta), (cost, recruits) in zip(labels[1:], results[1:], strict=True):
+        rows.append({
+            "parameter": p, "change": delta, "expected_cost": cost, "cost_change": cost - base_cost,
+            "applicants": recruits, "applicants_change": recruits - base_recruits, "currency": data.currency,
+        })
+    table = pd.DataFrame(rows)
+    swing = table.groupby("parameter")["cost_change"].apply(lambda s: s.abs().max())
+    table["swing"] = table["parameter"].map(swing)
+    table = table.sort_values(["swing", "parameter", "change"], ascending=[False, True, True]).drop(columns="swing")
+    return TornadoResult(table.reset_index(drop=True), base_cost, base_recruits)
+
+
+__all__ = ["SensitivityModel", "tornado", "perturb", "TORNADO_PARAMETERS", "TornadoResult", "Decisions"]

@@ -1,0 +1,135 @@
+"""Sensitivity: shadow prices against finite differences of the frontier, channel-cost
+ranging checked by cold re-solves, warm-started frontier against cold solves, tornado."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import OBJ_RTOL, REPO, build
+
+import optplan
+from optplan.instance import from_tables
+from optplan.sensitivity import SensitivityModel, perturb, tornado
+
+#: Shadow price vs a central finite difference of the frontier (step 1e-4 of the budget,
+#: no breakpoint in between): agreement to this relative tolerance.
+SLOPE_RTOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def tight():
+    """A generated instance whose total budget binds."""
+    return optplan.generate_instance(depots=4, weeks=10, scenarios=6, seed=2, budget_tightness=0.5)
+
+
+def test_shadow_price_equals_the_frontier_slope(tight):
+    sm = SensitivityModel(tight.model_data())
+    cap = tight.model_data().budget_total
+    h = 1e-4 * cap
+    frontier = sm.budget_frontier(budgets=np.array([cap - h, cap, cap + h]))
+    slope = -(frontier["expected_cost"].iloc[2] - frontier["expected_cost"].iloc[0]) / (2 * h)
+    shadow = frontier["shadow_price"].iloc[1]
+    assert shadow > 0
+    assert slope == pytest.approx(shadow, rel=SLOPE_RTOL)
+    mv = sm.marginal_values().set_index(["kind", "scope"])
+    assert mv.loc[("budget", "total"), "shadow_price"] == pytest.approx(shadow, rel=1e-9)
+    lo, hi = mv.loc[("budget", "total"), ["holds_from", "holds_to"]]
+    assert lo <= cap <= hi
+
+
+def test_budget_shadow_price_holds_over_its_reported_range(tight):
+    """Inside HiGHS's reported cap range the shadow price is constant; beyond it, it changes."""
+    sm = SensitivityModel(tight.model_data())
+    row = sm.marginal_values().set_index(["kind", "scope"]).loc[("budget", "total")]
+    lo, hi, price = row["holds_from"], row["holds_to"], row["shadow_price"]
+    inside = [lo + 0.1 * (hi - lo), hi - 0.1 * (hi - lo)]
+    outside = [hi + 0.05 * (hi - lo)]
+    f = sm.budget_frontier(budgets=np.array(inside + outside))
+    np.testing.assert_allclose(f["shadow_price"].iloc[:2], price, rtol=1e-6)
+    assert abs(f["shadow_price"].iloc[2] - price) > 1e-6 * max(1.0, price)
+
+
+def test_frontier_is_monotone_and_ends_where_the_budget_stops_binding(tight):
+    sm = SensitivityModel(tight.model_data())
+    f = sm.budget_frontier(points=6)
+    assert f["budget_total"].iloc[0] == 0.0
+    assert np.all(np.diff(f["expected_cost"]) <= 1e-6 * f["expected_cost"].iloc[0])
+    assert np.all(np.diff(f["service_level"]) >= -1e-9)
+    # at budget 0 nothing is spent on recruiting or incentives
+    spend_cols = [c for c in f.columns if c.startswith("recruiting_")] + ["incentive_spend"]
+    assert f.loc[0, spend_cols].sum() == pytest.approx(0.0, abs=1e-6)
+    # the last point is the unconstrained optimum
+    free = tight.manifest.model_copy(deep=True)
+    free.budgets.total = None
+    unconstrained = optplan.solve(from_tables(free, {k: v.copy() for k, v in tight.tables.items()}))
+    assert f["expected_cost"].iloc[-1] == pytest.approx(unconstrained.status.objective, rel=OBJ_RTOL)
+
+
+def test_warm_and_cold_frontiers_agree(tight):
+    sm = SensitivityModel(tight.model_data())
+    warm = sm.budget_frontier(points=5)
+    cold = sm.budget_frontier(points=5, warm=False)
+    np.testing.assert_allclose(warm["expected_cost"], cold["expected_cost"], rtol=OBJ_RTOL)
+
+
+def _support(plan) -> tuple:
+    """The plan's shape: which recruiting decisions are used and which budgets bind."""
+    x = plan.decisions.applicants
+    used = tuple(map(tuple, np.argwhere(x > 1e-6 * max(1.0, x.max()))))
+    binding = tuple(plan.budgets.loc[plan.budgets["binding"], ["scope", "key"]].itertuples(index=False))
+    return used, binding
+
+
+def _with_channel_cost(inst, channel: str, cost: float):
+    tables = {k: v.copy() for k, v in inst.tables.items()}
+    ch = tables["channels"]
+    ch.loc[ch["channel"] == channel, "cost_per_applicant"] = cost
+    return from_tables(inst.manifest, tables)
+
+
+def test_channel_cost_ranging_inside_keeps_the_plan_and_outside_changes_it():
+    """Cold re-solves of perturbed instances: inside the reported range the plan keeps its
+    shape (same decisions used, same budgets binding); just outside it does not."""
+    inst = optplan.load_instance(REPO / "instances" / "demo")
+    base = optplan.solve(inst)
+    ranges = SensitivityModel(inst.model_data()).channel_cost_ranges().set_index("channel")
+    checked = 0
+    for channel, r in ranges.iterrows():
+        cost = r["cost_per_applicant"]
+        lo, hi = r["basis_same_from"], r["basis_same_to"]
+        assert lo <= cost <= hi
+        for inside in (cost + 0.5 * (lo - cost), cost + 0.5 * (min(hi, 2 * cost) - cost)):
+            assert _support(optplan.solve(_with_channel_cost(inst, channel, inside))) == _support(base), (channel, inside)
+        for edge, outside in ((lo, lo - 0.02 * cost), (hi, hi + 0.02 * cost)):
+            if np.isfinite(edge) and outside > 0:
+                assert _support(optplan.solve(_with_channel_cost(inst, channel, outside))) != _support(base), (channel, outside)
+                checked += 1
+    assert checked >= 3
+
+
+def test_hand_worked_marginal_values(spec):
+    """Tiny instance with a 100 USD budget (see test_hand_worked): shadow price 9 USD/USD; the
+    channel is used, so it needs to be no cheaper to be used more."""
+    spec["scenarios"] = [{"scenario": "low", "probability": 0.5}, {"scenario": "high", "probability": 0.5}]
+    spec["demand"] = {("A", 1, "low"): 20.0, ("A", 2, "low"): 30.0, ("A", 1, "high"): 20.0, ("A", 2, "high"): 40.0}
+    spec["manifest"]["budgets"] = {"total": 100.0}
+    sm = SensitivityModel(build(spec).model_data())
+    mv = sm.marginal_values()
+    assert mv.loc[mv["scope"] == "total", "shadow_price"].iloc[0] == pytest.approx(9.0, rel=OBJ_RTOL)
+    rc = sm.channel_reduced_costs()
+    assert rc["applicants"].iloc[0] == pytest.approx(10.0, rel=OBJ_RTOL)
+
+
+def test_tornado_directions_make_sense():
+    data = optplan.generate_instance(depots=3, weeks=8, scenarios=4, seed=1).model_data()
+    result = tornado(data, change=0.1, workers=2)
+    t = result.table.set_index(["parameter", "change"])["cost_change"]
+    assert len(result.table) == 12
+    assert t[("demand_level", 0.1)] > 0 > t[("demand_level", -0.1)]
+    assert t[("churn", 0.1)] > 0 > t[("churn", -0.1)]
+    assert t[("cost_per_applicant", 0.1)] >= 0 >= t[("cost_per_applicant", -0.1)]
+    # the parallel result equals a direct solve of the perturbed data
+    from optplan.solve import SolveOptions, solve_model_data
+
+    expect = solve_model_data(perturb(data, "blocks_per_driver", 1.1), SolveOptions()).status.objective
+    assert result.base_cost + t[("blocks_per_driver", 0.1)] == pytest.approx(expect, rel=OBJ_RTOL)
