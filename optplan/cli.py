@@ -147,6 +147,36 @@ def _save_mps(inst, path: Path, integer: bool) -> None:
 
 
 @main.command()
+@click.argument("instance", type=click.Path(path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder for report.html and its tables.")
+@click.option("--frontier-points", type=click.IntRange(min=2), default=10, show_default=True,
+              help="Total budgets on the frontier, from 0 to where the budget stops binding.")
+@click.option("--tornado-change", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), default=0.10,
+              show_default=True, help="One-at-a-time change for the tornado, as a share.")
+@click.option("--oos-paths", type=click.IntRange(min=2), default=500, show_default=True,
+              help="Freshly sampled demand paths for the out-of-sample evaluation.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes for the tornado (default: cores).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@guarded
+def report(instance: Path, out: Path, frontier_points, tornado_change, oos_paths, seed, workers, quiet) -> None:
+    """Sensitivity report: shadow prices, ranging, budget frontier, tornado, VSS, as one
+    self-contained HTML file plus CSV/JSON."""
+    import optplan
+    from optplan.report import build_report, write_report
+
+    inst = optplan.load_instance(instance)
+    click.echo(f"instance {inst.summary()}")
+    r = build_report(inst, frontier_points=frontier_points, tornado_change=tornado_change, oos_paths=oos_paths,
+                     seed=seed, workers=workers, progress=not quiet)
+    files = write_report(r, out)
+    v = r.stochastic_values
+    click.echo(f"expected cost {r.plan.cost['total']:,.2f} {r.currency}; VSS {v['VSS = EEV - RP']:,.2f}, "
+               f"EVPI {v['EVPI = RP - WS']:,.2f} {r.currency}")
+    click.echo(f"wrote {len(files)} files to {out} (open {out / 'report.html'})")
+
+
+@main.command()
 @click.option("--depots", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--weeks", type=click.IntRange(min=1, max=520), default=12, show_default=True)
 @click.option("--scenarios", type=click.IntRange(min=1), default=10, show_default=True)

@@ -1,0 +1,399 @@
+"""The sensitivity report: one self-contained HTML file plus every number as CSV/JSON.
+
+``build_report(instance)`` computes everything and returns it as pandas (the Python API);
+``write_report(report, out)`` renders the HTML (plots as inline SVG: no network needed to
+open it) and writes each table next to it, all atomically. Contents:
+
+* the plan's summary and the solver status;
+* marginal values (budgets, onboarding caps) with the ranges over which they hold, and the
+  channels' reduced costs and cost ranges;
+* the budget frontier (K total budgets, warm-started re-solves);
+* the tornado (+-X% one at a time, parallel processes);
+* the value of the stochastic solution (EV, EEV, WS, EVPI, VSS) and an out-of-sample
+  evaluation of the plan on freshly sampled scenarios with a 95% confidence interval;
+* plots: frontier, tornado, capacity against demand per depot (fan chart), spend by week
+  and channel, funnel yields.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from optplan.atomic import write_files
+from optplan.evaluate import evaluate_decisions
+from optplan.instance import Instance
+from optplan.plan import Plan
+from optplan.sensitivity import SensitivityModel, TornadoResult, tornado
+from optplan.solve import SolveOptions
+
+#: z-value of a two-sided 95% normal confidence interval.
+Z95 = 1.959963984540054
+
+
+@dataclass
+class Report:
+    """Everything the report shows, as pandas tables and plain numbers."""
+
+    instance_name: str
+    currency: str
+    plan: Plan
+    marginal_values: pd.DataFrame
+    channel_reduced_costs: pd.DataFrame
+    channel_cost_ranges: pd.DataFrame
+    frontier: pd.DataFrame
+    tornado: TornadoResult
+    stochastic_values: dict[str, float]
+    out_of_sample: dict[str, float]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        vss = pd.DataFrame({"measure": list(self.stochastic_values), "value": list(self.stochastic_values.values())})
+        vss["currency"] = self.currency
+        return {
+            "marginal_values.csv": self.marginal_values,
+            "channel_reduced_costs.csv": self.channel_reduced_costs,
+            "channel_cost_ranges.csv": self.channel_cost_ranges,
+            "frontier.csv": self.frontier,
+            "tornado.csv": self.tornado.table,
+            "stochastic_values.csv": vss,
+            "capacity.csv": self.plan.capacity,
+            "spend_by_week.csv": self.plan.spend_by_week,
+            "applicants.csv": self.plan.applicants,
+        }
+
+
+def resample_scenarios(demand: np.ndarray, probability: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` fresh demand paths (D, T, n): for every path and week, one of the instance's
+    scenarios is drawn by probability and taken for all depots together. This keeps the
+    correlation across depots and mixes weeks of different scenarios, so the paths are new
+    combinations the plan was not optimised on."""
+    rng = np.random.default_rng(seed)
+    D, T, S = demand.shape
+    pick = rng.choice(S, size=(T, n), p=probability / probability.sum())
+    return demand[:, np.arange(T)[:, None], pick]
+
+
+def out_of_sample(plan: Plan, n: int = 500, seed: int = 0) -> dict[str, float]:
+    """Expected cost of the plan on ``n`` fresh paths, with a 95% normal confidence interval
+    (currency), and its in-sample value for comparison."""
+    d = plan.data
+    demand = resample_scenarios(d.demand, d.probability, n, seed)
+    ev = evaluate_decisions(d, plan.decisions, demand, np.full(n, 1.0 / n))
+    first = ev.cost["recruiting"] + ev.cost["planned_incentives"]
+    per_path = first + (
+        d.surge_cost * ev.surge_blocks + d.unserved_cost * ev.unserved_blocks + d.idle_cost * ev.idle_blocks
+    ).sum(axis=(0, 1))
+    mean = float(per_path.mean())
+    se = float(per_path.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+    served = 1.0 - ev.unserved_blocks.sum(axis=(0, 1)) / np.maximum(demand.sum(axis=(0, 1)), 1e-12)
+    return {
+        "paths": n, "seed": seed, "expected_cost": mean, "standard_error": se,
+        "ci95_low": mean - Z95 * se, "ci95_high": mean + Z95 * se,
+        "in_sample_expected_cost": float(plan.cost["total"]),
+        "service_level_mean": float(served.mean()),
+    }
+
+
+def build_report(
+    instance: Instance,
+    frontier_points: int = 10,
+    tornado_change: float = 0.10,
+    oos_paths: int = 500,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = False,
+    options: SolveOptions | None = None,
+) -> Report:
+    """Compute the whole report for ``instance`` (LP plans only)."""
+    from optplan.stochastic import optplan_values
+
+    options = options or SolveOptions(seed=seed)
+    data = instance.model_data()
+    timings = {}
+    t = time.perf_counter()
+    sm = SensitivityModel(data, options)
+    plan = Plan.from_solution(sm.base, instance.manifest.name, instance.manifest.horizon.start_date)
+    timings["solve_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    marginal = sm.marginal_values()
+    reduced = sm.channel_reduced_costs()
+    ranges = sm.channel_cost_ranges()
+    timings["marginal_and_ranging_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    frontier = sm.budget_frontier(points=frontier_points, progress=progress)
+    timings["frontier_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    torn = tornado(data, change=tornado_change, options=options, workers=workers, progress=progress)
+    timings["tornado_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    values = optplan_values(data)
+    stochastic = {
+        "RP (stochastic plan, expected cost)": values.rp,
+        "EV (mean-demand problem)": values.ev,
+        "EEV (mean-demand plan, expected cost)": values.eev,
+        "WS (wait-and-see)": values.ws,
+        "EVPI = RP - WS": values.evpi,
+        "VSS = EEV - RP": values.vss,
+    }
+    timings["stochastic_values_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    oos = out_of_sample(plan, n=oos_paths, seed=seed)
+    timings["out_of_sample_s"] = time.perf_counter() - t
+    return Report(
+        instance_name=instance.manifest.name, currency=data.currency, plan=plan, marginal_values=marginal,
+        channel_reduced_costs=reduced, channel_cost_ranges=ranges, frontier=frontier, tornado=torn,
+        stochastic_values=stochastic, out_of_sample=oos, timings=timings,
+    )
+
+
+# ------------------------------------------------------------------ plots
+
+
+def _svg(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]
+    return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
+
+
+def _plots(r: Report) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.hashsalt": "optplan", "svg.fonttype": "none", "font.size": 9})
+    cur = r.currency
+    plots = {}
+
+    f = r.frontier
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.plot(f["budget_total"], f["expected_cost"], marker="o", color="#1f4e79", label="expected cost")
+    ax.set_xlabel(f"total budget ({cur})")
+    ax.set_ylabel(f"expected cost ({cur})")
+    ax2 = ax.twinx()
+    ax2.plot(f["budget_total"], 100 * f["service_level"], marker="s", color="#c55a11", label="service level")
+    ax2.set_ylabel("service level (%)")
+    ax.set_title("Budget frontier")
+    fig.tight_layout()
+    plots["frontier"] = _svg(fig)
+
+    t = r.tornado.table
+    params = list(dict.fromkeys(t["parameter"]))
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(params) + 1.2))
+    for i, p in enumerate(reversed(params)):
+        rows = t[t["parameter"] == p]
+        for _, row in rows.iterrows():
+            color = "#2e75b6" if row["change"] > 0 else "#c00000"
+            ax.barh(i, row["cost_change"], color=color, height=0.6)
+    ax.set_yticks(range(len(params)), list(reversed(params)))
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel(f"change in expected cost ({cur}); blue +{r.tornado.table['change'].max():.0%}, red -")
+    ax.set_title("Tornado: one parameter at a time")
+    fig.tight_layout()
+    plots["tornado"] = _svg(fig)
+
+    cap = r.plan.capacity
+    depots = list(dict.fromkeys(cap["depot"]))
+    cols = min(4, len(depots))
+    nrows = math.ceil(len(depots) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(2.6 * cols, 1.9 * nrows), squeeze=False, sharex=True)
+    for ax, depot in zip(axes.ravel(), depots, strict=False):
+        c = cap[cap["depot"] == depot]
+        ax.fill_between(c["week"], c["demand_p10"], c["demand_p90"], color="#9dc3e6", alpha=0.6, label="demand P10-P90")
+        ax.plot(c["week"], c["demand_p50"], color="#1f4e79", linewidth=1, label="demand P50")
+        ax.plot(c["week"], c["capacity_blocks"], color="#c55a11", linewidth=1.6, label="planned capacity")
+        ax.set_title(depot, fontsize=8)
+    for ax in axes.ravel()[len(depots):]:
+        ax.axis("off")
+    axes[0, 0].legend(fontsize=6, loc="lower left")
+    fig.suptitle("Capacity against demand per depot (blocks/week)")
+    fig.tight_layout()
+    plots["capacity"] = _svg(fig)
+
+    d = r.plan.data
+    x = r.plan.decisions.applicants
+    weeks = np.arange(1, d.n_weeks + 1)
+    fig, ax = plt.subplots(figsize=(7, 3))
+    bottom = np.zeros(d.n_weeks)
+    for c, name in enumerate(d.channels):
+        spend = x[:, c, :].sum(axis=0) * d.cost_per_applicant[c]
+        ax.bar(weeks, spend, bottom=bottom, label=name)
+        bottom += spend
+    inc = r.plan.decisions.incentive_spend.sum(axis=(0, 2))
+    ax.bar(weeks, inc, bottom=bottom, label="planned incentives", color="#7f7f7f")
+    ax.set_xlabel("week")
+    ax.set_ylabel(f"spend ({cur})")
+    ax.set_title("Spend by week and channel")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    plots["spend"] = _svg(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 2.8))
+    lags = np.arange(d.yield_kernel.shape[1])
+    for c, name in enumerate(d.channels):
+        ax.plot(lags, np.cumsum(d.yield_kernel[c]), marker="o", label=f"{name} (conversion {d.yield_kernel[c].sum():.0%})")
+    ax.set_xlabel("weeks after applying")
+    ax.set_ylabel("share of applicants active")
+    ax.set_title("Funnel yields (cumulative)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    plots["funnel"] = _svg(fig)
+    return plots
+
+
+# ------------------------------------------------------------------ HTML
+
+_TEMPLATE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>optplan report: {{ name }}</title>
+<style>
+body{font-family:system-ui,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{font-size:1.5em} h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0} td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}
+th{background:#f2f2f2} td.l,th.l{text-align:left} .note{color:#555;font-size:0.85em} figure{margin:1em 0}
+</style></head><body>
+<h1>optplan report: {{ name }}</h1>
+<p>{{ status }}. Money in {{ currency }}.</p>
+<h2>Plan</h2>
+<table>{% for k, v in kpis %}<tr><th class="l">{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}</table>
+<h2>What another {{ currency }} buys</h2>
+<ul>{% for line in sentences %}<li>{{ line }}</li>{% endfor %}</ul>
+<p class="note">Shadow price: expected cost saved per extra unit of the cap, valid while the cap stays in the range shown (HiGHS ranging).</p>
+{{ marginal }}
+<h3>Channels</h3>
+<p class="note">Reduced cost: how much cheaper an applicant must be before the channel is used more. Cost range: the costs per applicant over which the plan keeps its shape (same decisions in use, same constraints binding).</p>
+{{ channels }}
+<h2>Budget frontier</h2>
+<figure>{{ plots.frontier }}</figure>
+{{ frontier }}
+<h2>Tornado (&plusmn;{{ change }} one at a time)</h2>
+<figure>{{ plots.tornado }}</figure>
+{{ tornado }}
+<h2>Value of the stochastic solution</h2>
+{{ vss }}
+<p>Out of sample, on {{ oos.paths }} freshly sampled demand paths: expected cost {{ oos_cost }} (95% CI {{ oos_ci }}), against {{ oos_in }} in sample; mean service level {{ oos_service }}.</p>
+<h2>Capacity against demand</h2>
+<figure>{{ plots.capacity }}</figure>
+<h2>Spend by week and channel</h2>
+<figure>{{ plots.spend }}</figure>
+<h2>Funnel yields</h2>
+<figure>{{ plots.funnel }}</figure>
+<p class="note">Every number above is also in the CSV and JSON files next to this page.</p>
+<script type="application/json" id="report-data">{{ data_json }}</script>
+</body></html>
+"""
+
+
+def _html_table(df: pd.DataFrame) -> str:
+    fmt = df.copy()
+    for col in fmt.columns:
+        if pd.api.types.is_float_dtype(fmt[col]):
+            fmt[col] = fmt[col].map(lambda v: "" if pd.isna(v) else f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}")
+    return '<div style="overflow-x:auto">' + fmt.to_html(index=False, border=0, escape=True) + "</div>"
+
+
+def planner_sentences(r: Report) -> list[str]:
+    """Each binding cap and each unused channel in one plain sentence."""
+    cur = r.currency
+    out = []
+    mv = r.marginal_values
+    for row in mv[mv["shadow_price"] > 0].sort_values("shadow_price", ascending=False).itertuples(index=False):
+        what = {"total": "the total budget", "week": f"the week-{row.key} budget", "region": f"the budget of region {row.key}"}
+        if row.kind == "budget":
+            subject = f"One more {cur} of {what[row.scope]}"
+            unit = cur
+        else:
+            subject = f"One more driver a week of onboarding capacity at depot {row.scope} in week {row.key}"
+            unit = "driver/week"
+        out.append(f"{subject} saves {row.shadow_price:,.4g} {cur} of expected cost "
+                   f"(while that cap stays between {row.holds_from:,.6g} and {row.holds_to:,.6g} {unit}).")
+    for row in r.channel_reduced_costs.itertuples(index=False):
+        if row.applicants <= 0 and row.cheaper_by_to_recruit_more > 0:
+            out.append(f"Channel {row.channel} is not used: an applicant would have to cost "
+                       f"{row.cheaper_by_to_recruit_more:,.4g} {cur} less ({row.cost_per_applicant:,.4g} now) before it is.")
+    if not out:
+        out.append("No budget or cap binds and every channel is in use: another " + cur + " buys nothing.")
+    return out
+
+
+def render_html(r: Report) -> str:
+    from jinja2 import Environment
+    from markupsafe import Markup
+
+    env = Environment(autoescape=True)
+    template = env.from_string(_TEMPLATE)
+    plots = {k: Markup(v) for k, v in _plots(r).items()}
+    channels = r.channel_reduced_costs.merge(
+        r.channel_cost_ranges.drop(columns=["cost_per_applicant", "currency"]), on="channel")
+    vss = pd.DataFrame({"measure": list(r.stochastic_values), r.currency: list(r.stochastic_values.values())})
+    kpis = [(k, f"{v:,.4g}") for k, v in r.plan.kpis.items()]
+    oos = r.out_of_sample
+    data = {
+        "kpis": r.plan.kpis,
+        "stochastic_values": r.stochastic_values,
+        "out_of_sample": oos,
+        "frontier": r.frontier.to_dict(orient="list"),
+        "tornado": r.tornado.table.to_dict(orient="list"),
+    }
+    return template.render(
+        sentences=planner_sentences(r),
+        name=r.instance_name,
+        currency=r.currency,
+        status=f"{r.plan.status.termination.name} / {r.plan.status.solution.name} by {r.plan.status.engine}",
+        kpis=kpis,
+        marginal=Markup(_html_table(r.marginal_values[r.marginal_values["shadow_price"] != 0])
+                        if (r.marginal_values["shadow_price"] != 0).any() else "<p>No budget or cap binds.</p>"),
+        channels=Markup(_html_table(channels)),
+        frontier=Markup(_html_table(r.frontier)),
+        tornado=Markup(_html_table(r.tornado.table)),
+        change=f"{r.tornado.table['change'].abs().max():.0%}",
+        vss=Markup(_html_table(vss)),
+        oos=oos,
+        oos_cost=f"{oos['expected_cost']:,.2f}",
+        oos_ci=f"{oos['ci95_low']:,.2f} to {oos['ci95_high']:,.2f}",
+        oos_in=f"{oos['in_sample_expected_cost']:,.2f}",
+        oos_service=f"{oos['service_level_mean']:.2%}",
+        plots=plots,
+        data_json=Markup(json.dumps(_jsonable(data), sort_keys=True).replace("</", "<\\/")),
+    )
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return None if not math.isfinite(float(obj)) else float(f"{float(obj):.12g}")
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def write_report(r: Report, out) -> list[str]:
+    """Render everything in memory, then write report.html, the CSV tables and
+    report.json into ``out`` (each file atomically)."""
+    files: dict[str, str] = {"report.html": render_html(r)}
+    for name, df in r.tables().items():
+        buf = io.StringIO()
+        df.to_csv(buf, index=False, lineterminator="\n", float_format="%.10g")
+        files[name] = buf.getvalue()
+    files["report.json"] = json.dumps(_jsonable({
+        "instance": r.instance_name, "currency": r.currency, "status": r.plan.status.to_dict(),
+        "kpis": r.plan.kpis, "stochastic_values": r.stochastic_values, "out_of_sample": r.out_of_sample,
+    }), indent=2) + "\n"
+    write_files(out, files)
+    return sorted(files)

@@ -1,0 +1,98 @@
+"""The report: built through the CLI, its numbers agree with its CSV files and with
+independent computations, and it renders its plots in a real headless browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from conftest import OBJ_RTOL
+
+from optplan.cli import main
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PLOTS = ("frontier", "tornado", "capacity", "spend", "funnel")
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory, demo_path):
+    out = tmp_path_factory.mktemp("report")
+    result = CliRunner().invoke(main, ["report", str(demo_path), "--out", str(out), "--frontier-points", "10",
+                                       "--oos-paths", "200", "--quiet"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def embedded_data(html: str) -> dict:
+    match = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', html, re.S)
+    return json.loads(match.group(1).replace("<\\/", "</"))
+
+
+def test_report_files_and_embedded_numbers_match_the_csv(report_dir):
+    html = (report_dir / "report.html").read_text()
+    data = embedded_data(html)
+    frontier = pd.read_csv(report_dir / "frontier.csv")
+    assert len(frontier) == 10
+    np.testing.assert_allclose(data["frontier"]["expected_cost"], frontier["expected_cost"], rtol=1e-9)
+    tornado = pd.read_csv(report_dir / "tornado.csv")
+    np.testing.assert_allclose(data["tornado"]["cost_change"], tornado["cost_change"], rtol=1e-9)
+    vss = pd.read_csv(report_dir / "stochastic_values.csv").set_index("measure")["value"]
+    for k, v in data["stochastic_values"].items():
+        assert vss[k] == pytest.approx(v, rel=1e-9)
+    # the table shown in the page carries the same (formatted) VSS figure
+    shown = f"{vss['VSS = EEV - RP']:,.0f}" if abs(vss["VSS = EEV - RP"]) >= 1e4 else f"{vss['VSS = EEV - RP']:,.4g}"
+    assert shown in html
+    # identities between the figures
+    assert vss["EVPI = RP - WS"] == pytest.approx(vss["RP (stochastic plan, expected cost)"] - vss["WS (wait-and-see)"], rel=1e-9)
+    assert vss["VSS = EEV - RP"] >= -1e-6 and vss["EVPI = RP - WS"] >= -1e-6
+    summary = json.loads((report_dir / "report.json").read_text())
+    assert summary["kpis"]["expected_cost"] == pytest.approx(vss["RP (stochastic plan, expected cost)"], rel=OBJ_RTOL)
+    assert frontier["expected_cost"].iloc[-1] == pytest.approx(summary["kpis"]["expected_cost"], rel=1e-5)
+
+
+def test_out_of_sample_interval_is_sane(report_dir):
+    oos = json.loads((report_dir / "report.json").read_text())["out_of_sample"]
+    assert oos["paths"] == 200
+    assert oos["ci95_low"] < oos["expected_cost"] < oos["ci95_high"]
+    assert oos["ci95_high"] - oos["ci95_low"] == pytest.approx(2 * 1.959963984540054 * oos["standard_error"], rel=1e-9)
+
+
+def test_report_is_self_contained(report_dir):
+    html = (report_dir / "report.html").read_text()
+    # nothing is fetched: no external scripts, styles, images or links (xmlns URIs are names)
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html)
+    assert "<link" not in html and "@import" not in html and "<script src" not in html
+    assert html.count("<svg") == len(PLOTS)
+
+
+def test_report_renders_its_plots_in_headless_chromium(report_dir, tmp_path):
+    if CHROMIUM is None:
+        if os.environ.get("OPTPLAN_REQUIRE_BROWSER"):
+            pytest.fail("chromium is required here (OPTPLAN_REQUIRE_BROWSER is set) but was not found")
+        pytest.skip("needs Debian's chromium (.ci/run installs it)")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    url = (report_dir / "report.html").resolve().as_uri()
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    rendered = dom.stdout
+    assert rendered.count("<svg") == len(PLOTS)
+    # every plot made it into the DOM with drawn paths
+    assert rendered.count("<path") > 50
+    shot = tmp_path / "page.png"
+    result = subprocess.run([CHROMIUM, *flags, "--window-size=1200,3000", f"--screenshot={shot}", url],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and shot.exists(), result.stderr[-2000:]
+    from PIL import Image
+
+    img = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    # a blank or failed page is (nearly) one colour; a page with plots has many dark pixels
+    assert img.std() > 20 and (img < 128).mean() > 0.01
