@@ -46,7 +46,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -110,19 +109,11 @@ def rel_diff(a: float | None, b: float | None) -> float:
 
 
 def atomic_write_json(path: Path, payload: Any) -> None:
-    """Write JSON to a temporary file in the same folder, then os.replace it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON atomically: ``optplan.atomic`` writes a temporary file in the same folder
+    (with the usual permissions), fsyncs it, then os.replace()s it into place."""
+    from optplan.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
 
 
 def machine_info() -> dict[str, Any]:
@@ -188,10 +179,10 @@ def measure_route(route: str, data: Any) -> dict[str, Any]:
     Both routes import the same modules before the RSS baseline is read, so the peaks are
     comparable; ``data`` (a ModelData) has been unpickled by then too.
     """
+    import direct_highspy
     import highspy  # noqa: F401  (same imports for both routes)
     import pyomo.environ  # noqa: F401
 
-    import direct_highspy
     from formulations import two_stage
     from optplan.solve import SolveOptions, _import_highspy, compile_to_highs
 
@@ -331,11 +322,11 @@ def render_table(results: list[dict[str, Any]]) -> str:
 
 def _align(head: tuple[str, ...], rows: list[tuple[str, ...]], n_left: int = 1) -> str:
     """Columns padded to width; the first ``n_left`` (labels) left-aligned, the rest right."""
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
     left = set(range(n_left))
 
     def line(cells):
-        return "  ".join(str(c).ljust(w) if i in left else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  ".join(str(c).ljust(w) if i in left else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
 
     return "\n".join([line(head), "  ".join("-" * w for w in widths), *(line(r) for r in rows)])
 
@@ -448,9 +439,9 @@ def _variants(data: Any) -> dict[str, Any]:
 
 def run_check() -> int:
     """Direct LP vs the Pyomo route on small instances; 0 if all agree, 1 otherwise."""
+    import direct_highspy
     import numpy as np
 
-    import direct_highspy
     import optplan
     from formulations import two_stage
     from optplan.solve import SolveOptions, _import_highspy, compile_to_highs, solve_model_data

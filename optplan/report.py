@@ -271,10 +271,13 @@ th{background:#f2f2f2} td.l,th.l{text-align:left} .note{color:#555;font-size:0.8
 <table>{% for k, v in kpis %}<tr><th class="l">{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}</table>
 <h2>What another {{ currency }} buys</h2>
 <ul>{% for line in sentences %}<li>{{ line }}</li>{% endfor %}</ul>
-<p class="note">Shadow price: expected cost saved per extra unit of the cap, valid while the cap stays in the range shown (HiGHS ranging).</p>
+<p class="note">Shadow price: expected cost saved per extra unit of the cap,
+valid while the cap stays in the range shown (HiGHS ranging).</p>
 {{ marginal }}
 <h3>Channels</h3>
-<p class="note">Reduced cost: how much cheaper an applicant must be before the channel is used more. Cost range: the costs per applicant over which the plan keeps its shape (same decisions in use, same constraints binding).</p>
+<p class="note">Reduced cost: how much cheaper an applicant must be before the channel is used more.
+Cost range: the costs per applicant over which the plan keeps its shape
+(same decisions in use, same constraints binding).</p>
 {{ channels }}
 <h2>Budget frontier</h2>
 <figure>{{ plots.frontier }}</figure>
@@ -284,7 +287,8 @@ th{background:#f2f2f2} td.l,th.l{text-align:left} .note{color:#555;font-size:0.8
 {{ tornado }}
 <h2>Value of the stochastic solution</h2>
 {{ vss }}
-<p>Out of sample, on {{ oos.paths }} freshly sampled demand paths: expected cost {{ oos_cost }} (95% CI {{ oos_ci }}), against {{ oos_in }} in sample; mean service level {{ oos_service }}.</p>
+<p>Out of sample, on {{ oos.paths }} freshly sampled demand paths: expected cost {{ oos_cost }}
+(95% CI {{ oos_ci }}), against {{ oos_in }} in sample; mean service level {{ oos_service }}.</p>
 <h2>Capacity against demand</h2>
 <figure>{{ plots.capacity }}</figure>
 <h2>Spend by week and channel</h2>
