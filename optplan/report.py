@@ -66,8 +66,32 @@ class Report:
             "stochastic_values.csv": vss,
             "capacity.csv": self.plan.capacity,
             "spend_by_week.csv": self.plan.spend_by_week,
+            "spend_by_week_channel.csv": spend_by_week_channel(self.plan),
+            "funnel_yields.csv": funnel_yields(self.plan.data),
             "applicants.csv": self.plan.applicants,
         }
+
+
+def spend_by_week_channel(plan: Plan) -> pd.DataFrame:
+    """Spend per week by recruiting channel and on planned incentives (the spend plot's data)."""
+    d = plan.data
+    x = plan.decisions.applicants
+    out = {"week": np.arange(1, d.n_weeks + 1)}
+    for c, name in enumerate(d.channels):
+        out[f"recruiting_{name}"] = x[:, c, :].sum(axis=0) * d.cost_per_applicant[c]
+    out["planned_incentives"] = plan.decisions.incentive_spend.sum(axis=(0, 2))
+    out["currency"] = d.currency
+    return pd.DataFrame(out)
+
+
+def funnel_yields(d) -> pd.DataFrame:
+    """Yield kernels by channel and lag, with their cumulative share (the funnel plot's data)."""
+    rows = []
+    for c, name in enumerate(d.channels):
+        cum = np.cumsum(d.yield_kernel[c])
+        for k, p in enumerate(d.yield_kernel[c]):
+            rows.append({"channel": name, "lag_weeks": k, "probability": float(p), "cumulative": float(cum[k])})
+    return pd.DataFrame(rows)
 
 
 def resample_scenarios(demand: np.ndarray, probability: np.ndarray, n: int, seed: int) -> np.ndarray:

@@ -57,6 +57,20 @@ def test_report_files_and_embedded_numbers_match_the_csv(report_dir):
     assert frontier["expected_cost"].iloc[-1] == pytest.approx(summary["kpis"]["expected_cost"], rel=1e-5)
 
 
+def test_plot_data_is_written(report_dir, demo_path):
+    import optplan
+
+    inst = optplan.load_instance(demo_path)
+    spend = pd.read_csv(report_dir / "spend_by_week_channel.csv")
+    by_week = pd.read_csv(report_dir / "spend_by_week.csv")
+    parts = [c for c in spend.columns if c.startswith("recruiting_")] + ["planned_incentives"]
+    np.testing.assert_allclose(spend[parts].sum(axis=1), by_week["total"], rtol=1e-9, atol=1e-9)
+    yields = pd.read_csv(report_dir / "funnel_yields.csv")
+    conv = yields.groupby("channel")["probability"].sum()
+    expected = inst.tables["yield_kernel"].groupby("channel")["probability"].sum()
+    np.testing.assert_allclose(conv.sort_index(), expected.sort_index(), rtol=1e-12)
+
+
 def test_out_of_sample_interval_is_sane(report_dir):
     oos = json.loads((report_dir / "report.json").read_text())["out_of_sample"]
     assert oos["paths"] == 200
