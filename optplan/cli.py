@@ -176,6 +176,81 @@ def report(instance: Path, out: Path, frontier_points, tornado_change, oos_paths
     click.echo(f"wrote {len(files)} files to {out} (open {out / 'report.html'})")
 
 
+@main.group()
+def estimate() -> None:
+    """Estimate funnel yields, retention and blocks per driver from event logs."""
+
+
+@estimate.command("funnel")
+@click.argument("applicants", type=click.Path(path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True)
+@click.option("--observed-until", default=None, help="Date the log was taken (default: its latest date).")
+@click.option("--format", "fmt", type=click.Choice(["auto", "wide", "long"]), default="auto", show_default=True)
+@click.option("--stages", default=",".join(("applied", "background_check", "onboarding", "first_block")), show_default=True,
+              help="Stage columns (wide) or names (long), in order.")
+@click.option("--on-out-of-order", type=click.Choice(["error", "drop", "reorder"]), default="error", show_default=True,
+              help="What to do with applicants whose stage dates are out of order.")
+@click.option("--max-weeks-in-stage", type=click.IntRange(min=1), default=26, show_default=True)
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Bootstrap resamples for the confidence intervals (0: none).")
+@click.option("--holdout", type=click.FloatRange(min=0, max=0.9), default=0.2, show_default=True,
+              help="Share of applicants held back for the calibration check.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@guarded
+def estimate_funnel(applicants, out, observed_until, fmt, stages, on_out_of_order, max_weeks_in_stage, n_boot, holdout, seed):
+    """Fit the funnel and write yield.csv (instance format), channel summaries with intervals
+    and a calibration table."""
+    from optplan.estimate.workflow import estimate_funnel_files
+
+    notes = estimate_funnel_files(applicants, out, observed_until=observed_until, fmt=fmt, stages=stages.split(","),
+                                  on_out_of_order=on_out_of_order, max_weeks_in_stage=max_weeks_in_stage,
+                                  n_boot=n_boot, holdout=holdout, seed=seed)
+    for line in notes:
+        click.echo(line)
+
+
+@estimate.command("retention")
+@click.argument("activity", type=click.Path(path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True)
+@click.option("--gap", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Weeks without work after which a driver counts as churned.")
+@click.option("--observed-until", default=None, help="Date the log was taken (default: its latest week).")
+@guarded
+def estimate_retention(activity, out, gap, observed_until):
+    """Fit weekly churn on tenure and write retention, blocks per driver and tenure curves."""
+    from optplan.estimate.workflow import estimate_retention_files
+
+    for line in estimate_retention_files(activity, out, gap=gap, observed_until=observed_until):
+        click.echo(line)
+
+
+@main.command("build-instance")
+@click.option("--yield", "yield_csv", type=click.Path(path_type=Path, exists=True), required=True,
+              help="yield.csv from `optplan estimate funnel`.")
+@click.option("--retention", "retention_csv", type=click.Path(path_type=Path, exists=True), required=True,
+              help="retention.csv from `optplan estimate retention`.")
+@click.option("--depots", "depots_csv", type=click.Path(path_type=Path, exists=True), required=True,
+              help="depot, region[, onboarding_cap][, active_drivers].")
+@click.option("--channels", "channels_csv", type=click.Path(path_type=Path, exists=True), required=True,
+              help="channel, cost_per_applicant[, applicant_cap].")
+@click.option("--demand", "demand_csv", type=click.Path(path_type=Path, exists=True), required=True)
+@click.option("--scenarios", "scenarios_csv", type=click.Path(path_type=Path, exists=True), required=True)
+@click.option("--settings", "settings_yaml", type=click.Path(path_type=Path, exists=True), required=True,
+              help="YAML with name, horizon, recourse, penalties and budgets (as in instance.yaml).")
+@click.option("--pipeline", "pipeline_csv", type=click.Path(path_type=Path, exists=True), default=None)
+@click.option("--incentives", "incentives_csv", type=click.Path(path_type=Path, exists=True), default=None)
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True)
+@guarded
+def build_instance_cmd(yield_csv, retention_csv, depots_csv, channels_csv, demand_csv, scenarios_csv, settings_yaml,
+                       pipeline_csv, incentives_csv, out):
+    """Assemble an instance from estimated parameters, demand scenarios and settings."""
+    from optplan.estimate.workflow import build_instance
+
+    inst = build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_csv, scenarios_csv, settings_yaml,
+                          out, pipeline_csv, incentives_csv)
+    click.echo(f"wrote {inst.summary()} to {out}")
+
+
 @main.command()
 @click.option("--depots", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--weeks", type=click.IntRange(min=1, max=520), default=12, show_default=True)

@@ -1,0 +1,309 @@
+"""Onboarding funnel as a weekly Markov chain with logistic-regression transitions.
+
+Stages (configurable; default applied -> background_check -> onboarding -> first_block).
+An applicant who entered stage j and has spent tau whole weeks in it (tau = days // 7)
+moves on during that week with probability
+
+    h_j(tau, x) = sigmoid(w_j . features(tau, x))                  probability/week
+
+a discrete-time hazard fitted by scikit-learn's LogisticRegression on applicant-week rows:
+time-in-stage one-hot (weeks 0..B-1 and "B or more"), so delays need not be geometric,
+plus the channel and covariates (categorical one-hot, numeric standardised). Someone who
+has not moved on after ``max_weeks_in_stage`` weeks has dropped out (the "dropped"
+absorbing state); reaching the last stage is the "active" absorbing state.
+
+Censoring: an applicant still in a stage at ``observed_until`` contributes only the whole
+weeks observed there, as "not moved on"; they are not counted as drop-outs. (The naive
+estimator that treats them as drop-outs is biased low; ``naive_conversion`` computes it
+for comparison.)
+
+From the fitted chain: per channel the yield kernel (probability of being first active k
+weeks after applying, k = sum of the stage weeks), its conversion rate, and the mean and
+median weeks to first block among converts, averaged over the channel's observed covariate
+mix; optional bootstrap confidence intervals (applicants resampled with Poisson(1) weights).
+
+Rows are aggregated to unique (features, outcome) groups with counts as sample weights, so
+a fit on 50,000 applicants takes a fraction of a second and the bootstrap is affordable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.validation import check_is_fitted
+
+DEFAULT_STAGES = ("applied", "background_check", "onboarding", "first_block")
+ID_COLUMNS = ("applicant_id", "depot", "channel")
+
+
+def _expand_weeks(entered: np.ndarray, advanced: np.ndarray, observed_until: np.datetime64, max_weeks: int):
+    """Applicant-week rows of one stage.
+
+    entered, advanced: datetime64[D] arrays (advanced NaT if not observed). Returns
+    (row_applicant_index, tau, moved_on) arrays."""
+    obs_days = (observed_until - entered).astype("timedelta64[D]").astype(np.int64)
+    full_weeks = np.maximum(obs_days // 7, 0)  # weeks fully observed before observed_until
+    has_adv = ~np.isnat(advanced)
+    adv_days = np.where(has_adv, (advanced - entered).astype("timedelta64[D]").astype(np.int64), 0)
+    adv_week = adv_days // 7
+    # a move counts only in a fully observed week, like a non-move; later moves are censored
+    moved_in_window = has_adv & (adv_week < full_weeks) & (adv_week < max_weeks)
+    n_rows = np.where(moved_in_window, adv_week + 1, np.minimum(full_weeks, max_weeks))
+    idx = np.repeat(np.arange(len(entered)), n_rows)
+    starts = np.repeat(np.cumsum(n_rows) - n_rows, n_rows)
+    tau = np.arange(len(idx)) - starts
+    moved = np.zeros(len(idx), dtype=np.int8)
+    last = np.cumsum(n_rows)[moved_in_window & (n_rows > 0)] - 1
+    moved[last] = 1
+    return idx, tau, moved
+
+
+class FunnelModel(BaseEstimator):
+    """Weekly discrete-time hazard model of the onboarding funnel (scikit-learn contract).
+
+    Parameters (keyword-only):
+        stages: stage column names in order; the first is the application date.
+        max_weeks_in_stage: weeks after which someone who has not moved on has dropped out.
+        tau_buckets: time-in-stage weeks 0..tau_buckets-1 get their own coefficient; the
+            rest share one.
+        covariates: covariate columns to use (None: every column not an id or a stage).
+        C: inverse L2 regularisation strength of each stage's LogisticRegression.
+    """
+
+    def __init__(self, *, stages=DEFAULT_STAGES, max_weeks_in_stage: int = 26, tau_buckets: int = 9,
+                 covariates=None, C: float = 1e3):
+        self.stages = stages
+        self.max_weeks_in_stage = max_weeks_in_stage
+        self.tau_buckets = tau_buckets
+        self.covariates = covariates
+        self.C = C
+
+    # ------------------------------------------------------------------ design
+    def _profiles(self, log: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """Unique (channel, covariates) profiles and each applicant's profile index."""
+        cols = ["channel", *self.covariates_]
+        profiles, inverse = _unique_rows(log[cols])
+        return profiles, inverse
+
+    def _profile_matrix(self, profiles: pd.DataFrame) -> np.ndarray:
+        """Covariate part of the design for each profile (one-hot / standardised)."""
+        blocks = []
+        for col in ["channel", *self.covariates_]:
+            if col in self.numeric_:
+                mean, std = self.numeric_[col]
+                blocks.append(((profiles[col].to_numpy(float) - mean) / std)[:, None])
+            else:
+                levels = self.levels_[col]
+                onehot = (profiles[col].astype(str).to_numpy()[:, None] == np.asarray(levels)[None, 1:]).astype(float)
+                blocks.append(onehot)  # first level is the reference
+        return np.hstack(blocks) if blocks else np.zeros((len(profiles), 0))
+
+    def _design(self, tau: np.ndarray, profile_x: np.ndarray) -> np.ndarray:
+        B = self.tau_buckets
+        bucket = np.minimum(tau, B)
+        onehot = np.zeros((len(tau), B + 1))
+        onehot[np.arange(len(tau)), bucket] = 1.0
+        return np.hstack([onehot, profile_x])
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, log: pd.DataFrame, y=None, observed_until=None, sample_weight=None) -> FunnelModel:
+        """Fit on a wide applicant log (one row per applicant, a date column per stage).
+
+        ``sample_weight``: per-applicant weights (the bootstrap uses Poisson(1) weights)."""
+        stages = list(self.stages)
+        log = log.reset_index(drop=True)
+        dates = {s: pd.to_datetime(log[s], errors="coerce").to_numpy("datetime64[D]") for s in stages}
+        if observed_until is None:
+            observed_until = max(np.nanmax(d[~np.isnat(d)]) for d in dates.values() if (~np.isnat(d)).any())
+        self.observed_until_ = np.datetime64(pd.Timestamp(observed_until).date(), "D")
+        self.covariates_ = list(self.covariates) if self.covariates is not None else [
+            c for c in log.columns if c not in (*ID_COLUMNS, *stages)]
+        self.numeric_ = {}
+        self.levels_ = {}
+        for col in ["channel", *self.covariates_]:
+            values = log[col]
+            if col != "channel" and pd.api.types.is_numeric_dtype(values):
+                std = float(values.std()) or 1.0
+                self.numeric_[col] = (float(values.mean()), std)
+            else:
+                self.levels_[col] = sorted(values.astype(str).unique())
+        self.channels_ = self.levels_["channel"]
+        profiles, inverse = self._profiles(log)
+        self.profiles_ = profiles
+        px = self._profile_matrix(profiles)
+        weight = np.ones(len(log)) if sample_weight is None else np.asarray(sample_weight, float)
+        self.stage_models_ = []
+        self.stage_rows_ = []
+        for j in range(len(stages) - 1):
+            entered, advanced = dates[stages[j]], dates[stages[j + 1]]
+            # only applicants observed to enter the stage; later stages after observed_until are censored
+            ok = ~np.isnat(entered) & (entered <= self.observed_until_)
+            adv = np.where(~np.isnat(advanced) & (advanced <= self.observed_until_), advanced, np.datetime64("NaT"))
+            rows = np.flatnonzero(ok)
+            idx, tau, moved = _expand_weeks(entered[rows], adv[rows], self.observed_until_, self.max_weeks_in_stage)
+            applicant = rows[idx]
+            bucket = np.minimum(tau, self.tau_buckets)
+            prof = inverse[applicant]
+            # aggregate to (bucket, profile, outcome) groups
+            key = (bucket * len(profiles) + prof) * 2 + moved
+            counts = np.bincount(key, weights=weight[applicant], minlength=(self.tau_buckets + 1) * len(profiles) * 2)
+            nz = np.flatnonzero(counts > 0)
+            g_moved = nz % 2
+            g_prof = (nz // 2) % len(profiles)
+            g_bucket = (nz // 2) // len(profiles)
+            X = self._design(g_bucket, px[g_prof])
+            model = LogisticRegression(C=self.C, max_iter=2000, tol=1e-8)
+            model.fit(X, g_moved, sample_weight=counts[nz])
+            self.stage_models_.append(model)
+            self.stage_rows_.append(int(len(idx)))
+        self.profile_counts_ = pd.DataFrame({"channel": log["channel"].astype(str), "profile": inverse}).value_counts()
+        return self
+
+    # ------------------------------------------------------------------ predictions
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Probability of moving on this week for rows with columns ``stage`` (0-based
+        transition index), ``tau`` (whole weeks in the stage), channel and covariates;
+        returns (n, 2) [stay or drop, move on]."""
+        check_is_fitted(self, "stage_models_")
+        out = np.zeros((len(X), 2))
+        px = self._profile_matrix(X.reset_index(drop=True))
+        stage = X["stage"].to_numpy()
+        tau = X["tau"].to_numpy()
+        for j, model in enumerate(self.stage_models_):
+            m = stage == j
+            if m.any():
+                out[m] = model.predict_proba(self._design(tau[m], px[m]))
+        return out
+
+    def _hazards(self, px: np.ndarray) -> np.ndarray:
+        """(P, J, W) hazards per profile, stage transition and week in stage."""
+        W = self.max_weeks_in_stage
+        P = len(px)
+        out = np.zeros((P, len(self.stage_models_), W))
+        tau = np.tile(np.arange(W), P)
+        X = self._design(tau, np.repeat(px, W, axis=0))
+        for j, model in enumerate(self.stage_models_):
+            out[:, j, :] = model.predict_proba(X)[:, 1].reshape(P, W)
+        return out
+
+    def _kernels_by_profile(self) -> np.ndarray:
+        """(P, K) probability of first being active k weeks after applying, per profile."""
+        h = self._hazards(self._profile_matrix(self.profiles_))
+        survive = np.cumprod(1 - h, axis=2)
+        first = h * np.concatenate([np.ones(h.shape[:2] + (1,)), survive[:, :, :-1]], axis=2)  # (P, J, W)
+        kernel = first[:, 0, :]
+        for j in range(1, first.shape[1]):
+            kernel = _convolve_rows(kernel, first[:, j, :])
+        return kernel
+
+    def yield_kernels(self, trim: float = 1e-6) -> pd.DataFrame:
+        """Per channel: probability of first being active k weeks after applying, averaged over
+        the channel's observed covariate mix (the instance's yield.csv format)."""
+        check_is_fitted(self, "stage_models_")
+        kp = self._kernels_by_profile()
+        rows = []
+        for channel in self.channels_:
+            weights = self._channel_weights(channel)
+            k = weights @ kp
+            last = int(np.max(np.flatnonzero(k > trim), initial=0))
+            for lag in range(last + 1):
+                rows.append({"channel": channel, "lag": lag, "probability": float(k[lag])})
+        return pd.DataFrame(rows)
+
+    def _channel_weights(self, channel: str) -> np.ndarray:
+        counts = self.profile_counts_.xs(channel, level="channel") if channel in self.channels_ else pd.Series(dtype=float)
+        w = np.zeros(len(self.profiles_))
+        w[counts.index.to_numpy()] = counts.to_numpy(float)
+        return w / w.sum()
+
+    def channel_summary(self) -> pd.DataFrame:
+        """Per channel: conversion, mean and median weeks to first block among converts."""
+        kp = self._kernels_by_profile()
+        rows = []
+        for channel in self.channels_:
+            k = self._channel_weights(channel) @ kp
+            conv = float(k.sum())
+            lags = np.arange(len(k))
+            mean = float((lags * k).sum() / conv) if conv > 0 else float("nan")
+            cdf = np.cumsum(k) / conv if conv > 0 else np.zeros_like(k)
+            median = float(np.argmax(cdf >= 0.5)) if conv > 0 else float("nan")
+            rows.append({"channel": channel, "conversion": conv, "mean_weeks_to_first_block": mean,
+                         "median_weeks_to_first_block": median})
+        return pd.DataFrame(rows)
+
+
+def _unique_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """Unique rows of ``df`` (in order of first appearance) and each row's index into them."""
+    keys = df.astype(str).agg("\x1f".join, axis=1) if df.shape[1] > 1 else df.iloc[:, 0].astype(str)
+    codes, _ = pd.factorize(keys)
+    _, first = np.unique(codes, return_index=True)
+    return df.iloc[first].reset_index(drop=True), codes
+
+
+def _convolve_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise full convolution of two (P, n) and (P, m) arrays."""
+    n, m = a.shape[1], b.shape[1]
+    size = n + m - 1
+    fa = np.fft.rfft(a, size, axis=1)
+    fb = np.fft.rfft(b, size, axis=1)
+    out = np.fft.irfft(fa * fb, size, axis=1)
+    return np.maximum(out, 0.0)
+
+
+def naive_conversion(log: pd.DataFrame, stages=DEFAULT_STAGES) -> pd.Series:
+    """Share of each channel's applicants who reached the last stage, treating everyone not
+    there yet as a drop-out (biased low under censoring; for comparison only)."""
+    reached = log[list(stages)[-1]].notna() & log[list(stages)[-1]].astype(str).str.len().gt(0)
+    return reached.groupby(log["channel"]).mean()
+
+
+def bootstrap(model: FunnelModel, log: pd.DataFrame, n: int = 50, seed: int = 0, observed_until=None,
+              level: float = 0.95) -> pd.DataFrame:
+    """Percentile bootstrap intervals of conversion and mean weeks per channel (applicants
+    resampled with Poisson(1) weights; the model's hyperparameters reused)."""
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(n):
+        w = rng.poisson(1.0, size=len(log)).astype(float)
+        m = FunnelModel(**model.get_params()).fit(log, observed_until=observed_until, sample_weight=w)
+        draws.append(m.channel_summary().assign(draw=_))
+    d = pd.concat(draws)
+    lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
+    agg = d.groupby("channel").agg(
+        conversion_low=("conversion", lambda s: s.quantile(lo)),
+        conversion_high=("conversion", lambda s: s.quantile(hi)),
+        mean_weeks_low=("mean_weeks_to_first_block", lambda s: s.quantile(lo)),
+        mean_weeks_high=("mean_weeks_to_first_block", lambda s: s.quantile(hi)),
+    )
+    return agg.reset_index()
+
+
+def calibration(model: FunnelModel, log: pd.DataFrame, observed_until=None, bins: int = 10) -> tuple[float, pd.DataFrame]:
+    """Brier score and reliability table of the weekly move-on probabilities on ``log``
+    (typically held-back applicants): predicted against observed rates by probability bin."""
+    check_is_fitted(model, "stage_models_")
+    stages = list(model.stages)
+    observed = model.observed_until_ if observed_until is None else np.datetime64(pd.Timestamp(observed_until).date(), "D")
+    dates = {s: pd.to_datetime(log[s], errors="coerce").to_numpy("datetime64[D]") for s in stages}
+    px = model._profile_matrix(log.reset_index(drop=True))
+    preds, outcomes, stage_of = [], [], []
+    for j, m in enumerate(model.stage_models_):
+        entered, advanced = dates[stages[j]], dates[stages[j + 1]]
+        ok = ~np.isnat(entered) & (entered <= observed)
+        adv = np.where(~np.isnat(advanced) & (advanced <= observed), advanced, np.datetime64("NaT"))
+        rows = np.flatnonzero(ok)
+        idx, tau, moved = _expand_weeks(entered[rows], adv[rows], observed, model.max_weeks_in_stage)
+        p = m.predict_proba(model._design(tau, px[rows[idx]]))[:, 1]
+        preds.append(p)
+        outcomes.append(moved)
+        stage_of.append(np.full(len(p), j))
+    p = np.concatenate(preds)
+    y = np.concatenate(outcomes).astype(float)
+    brier = float(np.mean((p - y) ** 2))
+    edges = np.quantile(p, np.linspace(0, 1, bins + 1))
+    which = np.clip(np.searchsorted(edges, p, side="right") - 1, 0, bins - 1)
+    table = pd.DataFrame({"bin": which, "predicted": p, "observed": y}).groupby("bin").agg(
+        rows=("observed", "size"), mean_predicted=("predicted", "mean"), observed_rate=("observed", "mean")).reset_index()
+    return brier, table

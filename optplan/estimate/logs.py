@@ -1,0 +1,199 @@
+"""Reading applicant and activity logs, with every problem reported by file and line.
+
+Applicant logs come wide (one row per applicant: applicant_id, depot, channel, one date
+column per stage, empty where not reached, then covariate columns) or long (applicant_id,
+stage, date, with depot, channel and covariates repeated on each row). Dates may be ISO
+(2026-03-02) or any format pandas can read element by element (03/02/2026 is read
+month-first); cells reading NA, N/A, null, none, nan or empty count as "not reached".
+
+Fatal problems (reported one line each, exit status 2 in the CLI): a missing column,
+an unparseable date, a stage date after ``observed_until``, a duplicate applicant id (wide),
+an unknown stage name (long), stage dates out of order unless ``on_out_of_order`` is
+"drop" (drop those applicants) or "reorder" (sort each applicant's dates). Everything that
+was dropped, reordered or reinterpreted is counted in the returned notes.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from optplan.errors import InstanceError, Problem
+from optplan.estimate.funnel import DEFAULT_STAGES
+from optplan.instance import MAX_LINES_PER_CHECK
+
+NA_WORDS = {"", "na", "n/a", "null", "none", "nan", "nat", "-"}
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise InstanceError([Problem(str(path), None, None, "a CSV log file", "no such file")])
+    text = path.read_bytes().decode("utf-8-sig", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InstanceError([Problem(path.name, None, None, "a CSV table with a header row", str(exc).strip())]) from None
+    df.columns = [str(c).strip() for c in df.columns]
+    return df.apply(lambda s: s.str.strip())
+
+
+def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series, int]:
+    """(dates, unparseable mask, count of non-ISO cells that were parsed)."""
+    text = values.astype(str).str.strip()
+    missing = text.str.lower().isin(NA_WORDS)
+    iso = pd.to_datetime(text.where(~missing), format="ISO8601", errors="coerce")
+    retry = iso.isna() & ~missing
+    other = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    if retry.any():
+        other[retry] = pd.to_datetime(text[retry], format="mixed", errors="coerce")
+    dates = iso.fillna(other)
+    bad = dates.isna() & ~missing
+    return dates.dt.normalize(), bad, int((retry & ~bad).sum())
+
+
+def read_applicant_log(
+    path: str | Path,
+    stages=DEFAULT_STAGES,
+    fmt: str = "auto",
+    observed_until=None,
+    on_out_of_order: str = "error",
+) -> tuple[pd.DataFrame, pd.Timestamp, dict[str, int]]:
+    """Read and check an applicant log; returns (wide log with datetime stage columns,
+    observed_until, notes of what was dropped/reordered/reinterpreted)."""
+    if on_out_of_order not in ("error", "drop", "reorder"):
+        raise ValueError(f"on_out_of_order must be error, drop or reorder, got {on_out_of_order!r}")
+    path = Path(path)
+    raw = _read_csv(path)
+    name = path.name
+    stages = list(stages)
+    if fmt == "auto":
+        fmt = "long" if {"stage", "date"} <= set(raw.columns) else "wide"
+    problems: list[Problem] = []
+    notes: dict[str, int] = {}
+    lines = pd.Series(np.arange(len(raw)) + 2, index=raw.index)
+
+    def add(mask: pd.Series, field: str, expected: str, found) -> None:
+        idx = list(raw.index[mask])
+        found = list(found)
+        for i, f in zip(idx[:MAX_LINES_PER_CHECK], found[:MAX_LINES_PER_CHECK], strict=False):
+            problems.append(Problem(name, int(lines[i]), field, expected, str(f)))
+        if len(idx) > MAX_LINES_PER_CHECK:
+            problems.append(Problem(name, None, field, expected, f"{len(idx) - MAX_LINES_PER_CHECK} more rows like the above"))
+
+    need = ["applicant_id", "depot", "channel"] + (["stage", "date"] if fmt == "long" else stages)
+    missing = [c for c in need if c not in raw.columns]
+    if missing:
+        raise InstanceError([Problem(name, 1, c, f"a column named '{c}'", f"columns {list(raw.columns)}") for c in missing])
+
+    if fmt == "long":
+        unknown = ~raw["stage"].isin(stages)
+        add(unknown, "stage", f"one of the stages {stages}", raw.loc[unknown, "stage"].map(lambda s: f"unknown stage '{s}'"))
+        dates, bad, non_iso = parse_dates(raw["date"])
+        add(bad & ~unknown, "date", "a date (ISO 8601 like 2026-03-02)", raw.loc[bad & ~unknown, "date"].map(repr))
+        if problems:
+            raise InstanceError(problems)
+        notes["non_iso_dates_parsed"] = non_iso
+        raw = raw.assign(_date=dates)
+        dup = raw.duplicated(["applicant_id", "stage"], keep=False)
+        if dup.any():
+            add(dup, "stage", "one date per applicant and stage",
+                raw.loc[dup, "applicant_id"].map(lambda a: f"repeated for {a}"))
+            raise InstanceError(problems)
+        wide = raw.pivot(index="applicant_id", columns="stage", values="_date").reindex(columns=stages)
+        static = raw.drop(columns=["stage", "date", "_date"]).groupby("applicant_id", sort=False).first()
+        log = static.join(wide).reset_index()
+        line_of = raw.groupby("applicant_id", sort=False).apply(lambda g: int(lines[g.index].min()), include_groups=False)
+        log_lines = log["applicant_id"].map(line_of)
+    else:
+        dup = raw["applicant_id"].duplicated(keep="first")
+        first_line = raw.groupby("applicant_id")["applicant_id"].transform(lambda s: int(lines[s.index].min()))
+        add(dup, "applicant_id", "a unique applicant_id",
+            [f"a duplicate of line {first_line[i]}: {raw.at[i, 'applicant_id']!r}" for i in raw.index[dup]])
+        log = raw.copy()
+        non_iso = 0
+        for s in stages:
+            dates, bad, n = parse_dates(raw[s])
+            non_iso += n
+            add(bad, s, "a date (ISO 8601 like 2026-03-02) or an empty cell", raw.loc[bad, s].map(repr))
+            log[s] = dates
+        notes["non_iso_dates_parsed"] = non_iso
+        log_lines = lines
+        if problems:
+            raise InstanceError(problems)
+
+    # Empty application date: the row cannot be used.
+    no_applied = log[stages[0]].isna()
+    if no_applied.any():
+        mask = pd.Series(no_applied.to_numpy(), index=log.index)
+        problems.extend(Problem(name, int(log_lines[i]), stages[0], "the application date", "an empty cell")
+                        for i in log.index[mask][:MAX_LINES_PER_CHECK])
+    observed = pd.Timestamp(observed_until).normalize() if observed_until is not None else log[stages].max().max()
+    late = log[stages].gt(observed).any(axis=1)
+    for i in log.index[late][:MAX_LINES_PER_CHECK]:
+        col = next(s for s in stages if pd.notna(log.at[i, s]) and log.at[i, s] > observed)
+        problems.append(Problem(name, int(log_lines[i]), col, f"a date on or before observed_until {observed.date()}",
+                                str(log.at[i, col].date())))
+    # Stage dates out of order (comparing reached stages in the given order).
+    values = log[stages].to_numpy("datetime64[ns]")
+    filled = np.where(np.isnat(values), np.datetime64("NaT"), values)
+    order_bad = np.zeros(len(log), dtype=bool)
+    prev = filled[:, 0]
+    for j in range(1, len(stages)):
+        cur = filled[:, j]
+        both = ~np.isnat(prev) & ~np.isnat(cur)
+        order_bad |= both & (cur < prev)
+        prev = np.where(np.isnat(cur), prev, cur)
+    # a later stage reached while an earlier one is empty is also out of order
+    reached = ~np.isnat(filled)
+    gaps = (reached[:, 1:] & ~reached[:, :-1]).any(axis=1)
+    order_bad |= gaps
+    if order_bad.any():
+        if on_out_of_order == "error":
+            for i in np.flatnonzero(order_bad)[:MAX_LINES_PER_CHECK]:
+                shown = ", ".join(f"{s}={log.iloc[i][s].date() if pd.notna(log.iloc[i][s]) else ''}" for s in stages)
+                problems.append(Problem(name, int(log_lines.iloc[i]), "stages", "stage dates in stage order, no stage skipped "
+                                        "(or --on-out-of-order drop|reorder)", shown))
+            if order_bad.sum() > MAX_LINES_PER_CHECK:
+                more = int(order_bad.sum()) - MAX_LINES_PER_CHECK
+                problems.append(Problem(name, None, "stages", "stage dates in stage order", f"{more} more rows"))
+        elif on_out_of_order == "drop":
+            notes["out_of_order_dropped"] = int(order_bad.sum())
+            log = log.loc[~order_bad].reset_index(drop=True)
+        else:
+            notes["out_of_order_reordered"] = int(order_bad.sum())
+            sorted_vals = np.sort(values[order_bad], axis=1)  # NaT sorts last: reached stages first
+            log.loc[order_bad, stages] = pd.DataFrame(sorted_vals, columns=stages).to_numpy()
+    if problems:
+        raise InstanceError(problems)
+    notes["applicants"] = int(len(log))
+    return log, observed, notes
+
+
+def read_activity_log(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Read and check a driver activity log (driver_id, depot, week, blocks)."""
+    path = Path(path)
+    raw = _read_csv(path)
+    name = path.name
+    problems = []
+    missing = [c for c in ("driver_id", "depot", "week", "blocks") if c not in raw.columns]
+    if missing:
+        raise InstanceError([Problem(name, 1, c, f"a column named '{c}'", f"columns {list(raw.columns)}") for c in missing])
+    lines = np.arange(len(raw)) + 2
+    weeks, bad, non_iso = parse_dates(raw["week"])
+    bad = bad | weeks.isna()
+    for i in np.flatnonzero(bad.to_numpy())[:MAX_LINES_PER_CHECK]:
+        problems.append(Problem(name, int(lines[i]), "week", "the Monday of the week as a date", repr(raw["week"].iloc[i])))
+    blocks = pd.to_numeric(raw["blocks"], errors="coerce")
+    bad_blocks = blocks.isna() | (blocks < 0)
+    for i in np.flatnonzero(bad_blocks.to_numpy())[:MAX_LINES_PER_CHECK]:
+        problems.append(Problem(name, int(lines[i]), "blocks", "a number >= 0", repr(raw["blocks"].iloc[i])))
+    dup = raw.duplicated(["driver_id", "week"], keep="first").to_numpy()
+    for i in np.flatnonzero(dup)[:MAX_LINES_PER_CHECK]:
+        problems.append(Problem(name, int(lines[i]), "week", "one row per driver and week", f"a repeat for driver {raw['driver_id'].iloc[i]!r}"))
+    if problems:
+        raise InstanceError(problems)
+    log = raw.assign(week=weeks, blocks=blocks)
+    return log, {"rows": int(len(log)), "non_iso_dates_parsed": non_iso}

@@ -1,0 +1,169 @@
+"""Driver retention and capacity per driver from an activity log.
+
+Input: one row per driver and week worked (driver_id, depot, week = Monday of the week,
+blocks; optional constant covariates such as vehicle). A week without a row is a week with
+0 blocks.
+
+Churn: a driver churns after the last week they work. Whether someone has churned is only
+known ``gap`` weeks later, so a driver whose last worked week lies within the log's last
+``gap`` weeks is censored (still active), and churn weeks are only scored up to ``gap``
+weeks before the log's end.
+
+Model: the weekly churn hazard is a logistic regression (scikit-learn) on tenure (weeks
+since the first worked week; one-hot buckets 0, 1, 2, 3, 4-7, 8-15, 16+) plus depot and
+covariates, fitted on driver-week rows aggregated with counts as sample weights.
+
+Outputs per depot:
+    retention           1 - mean predicted hazard over the depot's established driver-weeks
+                        (tenure >= 4 weeks)                                  probability/week
+    retention_new       the same over tenure weeks 0-3                       probability/week
+    blocks_per_driver   blocks worked per driver-week at risk (first to last worked week,
+                        weeks off included as 0)                             blocks/driver/week
+    active_drivers      drivers not churned at the end of the log            drivers
+and tenure curves (probability of still driving t weeks after the first block).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.validation import check_is_fitted
+
+TENURE_EDGES = (0, 1, 2, 3, 4, 8, 16)  # bucket b holds tenure in [edge_b, edge_{b+1})
+ESTABLISHED_WEEKS = 4
+
+
+def tenure_bucket(tenure: np.ndarray) -> np.ndarray:
+    return np.searchsorted(np.asarray(TENURE_EDGES), tenure, side="right") - 1
+
+
+class RetentionModel(BaseEstimator):
+    """Weekly churn hazard of active drivers (scikit-learn contract).
+
+    Parameters (keyword-only):
+        gap: weeks without work after which a driver counts as churned.
+        covariates: covariate columns (None: every column but driver_id, depot, week, blocks).
+        C: inverse L2 regularisation strength.
+    """
+
+    def __init__(self, *, gap: int = 4, covariates=None, C: float = 1e3):
+        self.gap = gap
+        self.covariates = covariates
+        self.C = C
+
+    def fit(self, log: pd.DataFrame, y=None, observed_until=None) -> RetentionModel:
+        week = pd.to_datetime(log["week"]).to_numpy("datetime64[D]")
+        origin = week.min()
+        w = ((week - origin).astype(np.int64) // 7).astype(int)
+        end = int(w.max()) if observed_until is None else int(
+            (np.datetime64(pd.Timestamp(observed_until).date(), "D") - origin).astype(np.int64) // 7)
+        self.covariates_ = list(self.covariates) if self.covariates is not None else [
+            c for c in log.columns if c not in ("driver_id", "depot", "week", "blocks")]
+        frame = pd.DataFrame({"driver_id": log["driver_id"].astype(str), "depot": log["depot"].astype(str), "w": w,
+                              "blocks": log["blocks"].to_numpy(float)})
+        for c in self.covariates_:
+            frame[c] = log[c].to_numpy()
+        drivers = frame.groupby("driver_id", sort=True).agg(
+            depot=("depot", "first"), first=("w", "min"), last=("w", "max"), blocks=("blocks", "sum"),
+            **{c: (c, "first") for c in self.covariates_})
+        scored_until = end - self.gap
+        churned = drivers["last"].to_numpy() <= scored_until
+        first = drivers["first"].to_numpy()
+        last = drivers["last"].to_numpy()
+        stop = np.where(churned, last, scored_until)  # last week at risk that is scored
+        n_rows = np.maximum(stop - first + 1, 0)
+        idx = np.repeat(np.arange(len(drivers)), n_rows)
+        starts = np.repeat(np.cumsum(n_rows) - n_rows, n_rows)
+        tenure = np.arange(len(idx)) - starts
+        event = np.zeros(len(idx), dtype=np.int8)
+        ends = np.cumsum(n_rows)[churned & (n_rows > 0)] - 1
+        event[ends] = 1
+        self.depots_ = sorted(drivers["depot"].unique())
+        self.levels_ = {c: sorted(drivers[c].astype(str).unique()) for c in self.covariates_
+                        if not pd.api.types.is_numeric_dtype(drivers[c])}
+        self.numeric_ = {c: (float(drivers[c].mean()), float(drivers[c].std()) or 1.0) for c in self.covariates_
+                         if pd.api.types.is_numeric_dtype(drivers[c])}
+        profile_x = self._profile_matrix(drivers.reset_index(drop=True))
+        bucket = tenure_bucket(tenure)
+        nb = len(TENURE_EDGES)
+        # aggregate driver-weeks to (tenure bucket, profile, event) groups
+        prof_codes, prof_first = _profile_codes(profile_x)
+        key = (bucket * (prof_codes.max() + 1) + prof_codes[idx]) * 2 + event
+        counts = np.bincount(key, minlength=nb * (prof_codes.max() + 1) * 2)
+        nz = np.flatnonzero(counts)
+        g_event = nz % 2
+        g_prof = (nz // 2) % (prof_codes.max() + 1)
+        g_bucket = (nz // 2) // (prof_codes.max() + 1)
+        X = self._design(g_bucket, profile_x[prof_first[g_prof]])
+        self.model_ = LogisticRegression(C=self.C, max_iter=2000, tol=1e-8).fit(X, g_event, sample_weight=counts[nz])
+        # per-depot summaries over the scored driver-weeks
+        hazard = self.model_.predict_proba(self._design(bucket, profile_x[idx]))[:, 1]
+        depot_of_row = drivers["depot"].to_numpy()[idx]
+        rows = []
+        at_risk_end = np.where(churned, last, end)
+        weeks_at_risk = at_risk_end - first + 1
+        for d in self.depots_:
+            est = (depot_of_row == d) & (tenure >= ESTABLISHED_WEEKS)
+            new = (depot_of_row == d) & (tenure < ESTABLISHED_WEEKS)
+            mine = drivers["depot"].to_numpy() == d
+            rows.append({
+                "depot": d,
+                "retention": float(1 - hazard[est].mean()) if est.any() else float("nan"),
+                "retention_new": float(1 - hazard[new].mean()) if new.any() else float("nan"),
+                "blocks_per_driver": float(drivers["blocks"].to_numpy()[mine].sum() / weeks_at_risk[mine].sum()),
+                "active_drivers": int((mine & ~churned).sum()),
+                "drivers": int(mine.sum()),
+                "churn_events": int((mine & churned).sum()),
+            })
+        self.depot_summary_ = pd.DataFrame(rows)
+        self.n_driver_weeks_ = int(len(idx))
+        self._drivers = drivers
+        self._profile_x = profile_x
+        return self
+
+    def _profile_matrix(self, drivers: pd.DataFrame) -> np.ndarray:
+        blocks = [(drivers["depot"].astype(str).to_numpy()[:, None] == np.asarray(self.depots_)[None, 1:]).astype(float)]
+        for c in self.covariates_:
+            if c in self.numeric_:
+                mean, std = self.numeric_[c]
+                blocks.append(((drivers[c].to_numpy(float) - mean) / std)[:, None])
+            else:
+                lv = self.levels_[c]
+                blocks.append((drivers[c].astype(str).to_numpy()[:, None] == np.asarray(lv)[None, 1:]).astype(float))
+        return np.hstack(blocks)
+
+    @staticmethod
+    def _design(bucket: np.ndarray, profile_x: np.ndarray) -> np.ndarray:
+        onehot = np.zeros((len(bucket), len(TENURE_EDGES)))
+        onehot[np.arange(len(bucket)), bucket] = 1.0
+        return np.hstack([onehot, profile_x])
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Churn probability this week for rows with ``tenure`` (weeks), ``depot`` and the
+        covariates; returns (n, 2) [stays, churns]."""
+        check_is_fitted(self, "model_")
+        px = self._profile_matrix(X.reset_index(drop=True))
+        return self.model_.predict_proba(self._design(tenure_bucket(X["tenure"].to_numpy()), px))
+
+    def tenure_curves(self, weeks: int = 52) -> pd.DataFrame:
+        """Probability of still driving ``t`` weeks after the first block, per depot, for the
+        depot's own covariate mix."""
+        check_is_fitted(self, "model_")
+        out = []
+        drivers = self._drivers.reset_index(drop=True)
+        t = np.arange(weeks)
+        for d in self.depots_:
+            px = self._profile_x[drivers["depot"].to_numpy() == d]
+            X = self._design(np.repeat(tenure_bucket(t), len(px)), np.tile(px, (weeks, 1)))
+            h = self.model_.predict_proba(X)[:, 1].reshape(weeks, len(px))
+            survive = np.cumprod(1 - h, axis=0).mean(axis=1)
+            out.append(pd.DataFrame({"depot": d, "tenure_weeks": t + 1, "still_driving": survive}))
+        return pd.concat(out, ignore_index=True)
+
+
+def _profile_codes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Code of each row's unique profile, and one row index per code."""
+    _, first, codes = np.unique(x, axis=0, return_index=True, return_inverse=True)
+    return codes.ravel(), first

@@ -1,0 +1,189 @@
+"""Logs -> parameter tables -> instance: the scripted path behind the CLI.
+
+estimate_funnel_files     applicant log -> yield.csv, channel_summary.csv, calibration.csv,
+                          funnel_summary.json, funnel_report.html
+estimate_retention_files  activity log  -> retention.csv, tenure_curves.csv,
+                          retention_summary.json, retention_report.html
+build_instance            yield.csv + retention.csv + depots/channels tables + demand
+                          scenarios + settings.yaml -> a validated instance folder
+Every output is rendered in memory first and written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from optplan.atomic import write_files
+from optplan.errors import InstanceError, Problem
+from optplan.estimate.funnel import FunnelModel, bootstrap, calibration, naive_conversion
+from optplan.estimate.logs import read_activity_log, read_applicant_log
+from optplan.estimate.retention import RetentionModel
+
+
+def _csv(df: pd.DataFrame) -> str:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, lineterminator="\n", float_format="%.10g")
+    return buf.getvalue()
+
+
+def _svg_lines(series: dict[str, tuple[np.ndarray, np.ndarray]], xlabel: str, ylabel: str, title: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import re
+
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.hashsalt": "optplan", "svg.fonttype": "none", "font.size": 9})
+    fig, ax = plt.subplots(figsize=(7, 3))
+    for label, (x, y) in series.items():
+        ax.plot(x, y, marker=".", label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    return re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg"):], flags=re.S)
+
+
+def _page(title: str, parts: list[str]) -> str:
+    from html import escape
+
+    body = "\n".join(parts)
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
+            "<style>body{font-family:system-ui,Arial,sans-serif;max-width:1000px;margin:2em auto}"
+            "table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #ddd;padding:2px 6px}</style>"
+            f"</head><body><h1>{escape(title)}</h1>{body}</body></html>\n")
+
+
+def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stages=None, on_out_of_order="error",
+                          max_weeks_in_stage=26, n_boot=50, holdout=0.2, seed=0) -> list[str]:
+    from optplan.estimate.funnel import DEFAULT_STAGES
+
+    stages = list(stages or DEFAULT_STAGES)
+    log, observed, notes = read_applicant_log(applicants, stages=stages, fmt=fmt, observed_until=observed_until,
+                                              on_out_of_order=on_out_of_order)
+    rng = np.random.default_rng(seed)
+    test = rng.random(len(log)) < holdout
+    model = FunnelModel(stages=tuple(stages), max_weeks_in_stage=max_weeks_in_stage)
+    model.fit(log.loc[~test], observed_until=observed)
+    summary = model.channel_summary()
+    if n_boot:
+        intervals = bootstrap(model, log.loc[~test], n=n_boot, seed=seed, observed_until=observed)
+        summary = summary.merge(intervals, on="channel", how="left")
+    summary["naive_conversion"] = summary["channel"].map(naive_conversion(log, stages))
+    summary["applicants"] = summary["channel"].map(log["channel"].value_counts())
+    kernels = model.yield_kernels()
+    brier, reliability = calibration(model, log.loc[test], observed_until=observed) if test.any() else (float("nan"), pd.DataFrame())
+    plot = _svg_lines(
+        {c: (g["lag"].to_numpy(), np.cumsum(g["probability"].to_numpy())) for c, g in kernels.groupby("channel")},
+        "weeks after applying", "share first active by then", "Yield kernels (cumulative)")
+    meta = {"observed_until": str(observed.date()), "stages": stages, "applicants_fitted": int((~test).sum()),
+            "applicants_held_back": int(test.sum()), "brier_score_held_back": brier, "notes": notes,
+            "bootstrap_resamples": n_boot}
+    files = {
+        "yield.csv": _csv(kernels),
+        "channel_summary.csv": _csv(summary),
+        "calibration.csv": _csv(reliability),
+        "funnel_summary.json": json.dumps(meta, indent=2, default=float) + "\n",
+        "funnel_report.html": _page("Onboarding funnel", [
+            f"<p>{meta['applicants_fitted']} applicants fitted, {meta['applicants_held_back']} held back; observed until "
+            f"{meta['observed_until']}; Brier score on held-back applicant-weeks {brier:.4f}.</p>",
+            f"<figure>{plot}</figure>", summary.to_html(index=False, float_format=lambda v: f"{v:.4g}"),
+            "<h2>Calibration (held-back applicants)</h2>", reliability.to_html(index=False, float_format=lambda v: f"{v:.4g}")]),
+    }
+    write_files(out, files)
+    lines = [f"{row.channel}: conversion {row.conversion:.1%}, mean {row.mean_weeks_to_first_block:.1f} weeks to first block"
+             for row in summary.itertuples()]
+    lines.append(f"Brier score on held-back applicant-weeks: {brier:.4f}")
+    lines += [f"note: {k} = {v}" for k, v in notes.items() if k != "applicants" and v]
+    lines.append(f"wrote {len(files)} files to {out}")
+    return lines
+
+
+def estimate_retention_files(activity, out, gap=4, observed_until=None) -> list[str]:
+    log, notes = read_activity_log(activity)
+    model = RetentionModel(gap=gap).fit(log, observed_until=observed_until)
+    table = model.depot_summary_
+    curves = model.tenure_curves()
+    plot = _svg_lines({d: (g["tenure_weeks"].to_numpy(), g["still_driving"].to_numpy()) for d, g in curves.groupby("depot")},
+                      "weeks since first block", "share still driving", "Tenure curves")
+    files = {
+        "retention.csv": _csv(table),
+        "tenure_curves.csv": _csv(curves),
+        "retention_summary.json": json.dumps({"gap_weeks": gap, "driver_weeks_scored": model.n_driver_weeks_, "notes": notes},
+                                             indent=2) + "\n",
+        "retention_report.html": _page("Driver retention", [f"<figure>{plot}</figure>",
+                                                            table.to_html(index=False, float_format=lambda v: f"{v:.4g}")]),
+    }
+    write_files(out, files)
+    lines = [f"{r.depot}: weekly retention {r.retention:.4f} (first 4 weeks {r.retention_new:.4f}), "
+             f"{r.blocks_per_driver:.2f} blocks/driver/week, {r.active_drivers} active" for r in table.itertuples()]
+    lines.append(f"wrote {len(files)} files to {out}")
+    return lines
+
+
+def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_csv, scenarios_csv, settings_yaml, out,
+                   pipeline_csv=None, incentives_csv=None):
+    """Assemble and validate an instance; returns the Instance written to ``out``.
+
+    depots_csv: depot, region[, onboarding_cap][, active_drivers] (active drivers default to
+    the retention table's count of drivers still active). channels_csv: channel,
+    cost_per_applicant[, applicant_cap]. settings_yaml: the manifest's name, description,
+    horizon, recourse, penalties and budgets."""
+    from optplan.instance import from_tables
+
+    def read(path):
+        return pd.read_csv(path, dtype=str, keep_default_na=False) if path is not None else None
+
+    settings = yaml.safe_load(Path(settings_yaml).read_text())
+    retention = pd.read_csv(retention_csv)
+    depots = read(depots_csv)
+    problems = []
+    est = retention.set_index("depot")
+    for i, d in enumerate(depots["depot"]):
+        if d not in est.index:
+            problems.append(Problem(Path(depots_csv).name, i + 2, "depot", f"a depot estimated in {Path(retention_csv).name}",
+                                    f"'{d}'"))
+    yields = pd.read_csv(yield_csv, dtype={"channel": str})
+    channels = read(channels_csv)
+    known = set(channels["channel"])
+    for i, c in enumerate(yields["channel"]):
+        if c not in known:
+            problems.append(Problem(Path(yield_csv).name, i + 2, "channel", f"a channel listed in {Path(channels_csv).name}",
+                                    f"channel '{c}' absent from the instance"))
+            break
+    if problems:
+        raise InstanceError(problems)
+    depots = depots.copy()
+    depots["retention"] = depots["depot"].map(est["retention"])
+    depots["blocks_per_driver"] = depots["depot"].map(est["blocks_per_driver"])
+    if "active_drivers" not in depots.columns:
+        depots["active_drivers"] = depots["depot"].map(est["active_drivers"])
+    if "onboarding_cap" not in depots.columns:
+        depots["onboarding_cap"] = ""
+    tables = {
+        "depots": depots[["depot", "region", "active_drivers", "blocks_per_driver", "retention", "onboarding_cap"]],
+        "scenarios": read(scenarios_csv),
+        "demand": read(demand_csv),
+        "channels": channels,
+        "yield_kernel": yields,
+        "pipeline": read(pipeline_csv) if pipeline_csv else pd.DataFrame(columns=["depot", "week", "new_drivers"]),
+        "incentives": read(incentives_csv) if incentives_csv else pd.DataFrame(
+            columns=["depot", "segment", "max_spend", "blocks_per_currency"]),
+    }
+    files = {"pipeline": "pipeline.csv" if pipeline_csv else None, "incentives": "incentives.csv" if incentives_csv else None}
+    manifest = {**settings, "files": files}
+    instance = from_tables(manifest, tables)
+    instance.write(out)
+    return instance
