@@ -192,7 +192,8 @@ def read_activity_log(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
         problems.append(Problem(name, int(lines[i]), "blocks", "a number >= 0", repr(raw["blocks"].iloc[i])))
     dup = raw.duplicated(["driver_id", "week"], keep="first").to_numpy()
     for i in np.flatnonzero(dup)[:MAX_LINES_PER_CHECK]:
-        problems.append(Problem(name, int(lines[i]), "week", "one row per driver and week", f"a repeat for driver {raw['driver_id'].iloc[i]!r}"))
+        problems.append(Problem(name, int(lines[i]), "week", "one row per driver and week",
+                                f"a repeat for driver {raw['driver_id'].iloc[i]!r}"))
     if problems:
         raise InstanceError(problems)
     log = raw.assign(week=weeks, blocks=blocks)
