@@ -1,0 +1,1 @@
+"""Estimation of the onboarding funnel, driver retention and capacity from event logs."""
