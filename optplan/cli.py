@@ -215,13 +215,46 @@ def estimate_funnel(applicants, out, observed_until, fmt, stages, on_out_of_orde
 @click.option("--gap", type=click.IntRange(min=1), default=4, show_default=True,
               help="Weeks without work after which a driver counts as churned.")
 @click.option("--observed-until", default=None, help="Date the log was taken (default: its latest week).")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=50, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
 @guarded
-def estimate_retention(activity, out, gap, observed_until):
+def estimate_retention(activity, out, gap, observed_until, n_boot, seed):
     """Fit weekly churn on tenure and write retention, blocks per driver and tenure curves."""
     from optplan.estimate.workflow import estimate_retention_files
 
-    for line in estimate_retention_files(activity, out, gap=gap, observed_until=observed_until):
+    for line in estimate_retention_files(activity, out, gap=gap, observed_until=observed_until, n_boot=n_boot, seed=seed):
         click.echo(line)
+
+
+@main.command("generate-logs")
+@click.option("--applicants", "n_applicants", type=click.IntRange(min=1), default=5000, show_default=True)
+@click.option("--drivers", "n_drivers", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--depots", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--weeks", type=click.IntRange(min=4), default=52, show_default=True)
+@click.option("--censored-share", type=click.FloatRange(min=0, max=0.9), default=0.3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True)
+@guarded
+def generate_logs(n_applicants, n_drivers, depots, weeks, censored_share, seed, out):
+    """Write synthetic applicant and activity logs from known parameters, with the truth."""
+    import json as _json
+
+    from optplan.atomic import write_files
+    from optplan.estimate.synthetic import generate_activity_log, generate_applicant_log
+
+    apps, truth, observed = generate_applicant_log(n_applicants, seed=seed, depots=depots, censored_share=censored_share,
+                                                   weeks=weeks)
+    act, atruth = generate_activity_log(n_drivers, seed=seed, depots=depots, weeks=weeks)
+    truth_json = {
+        "observed_until": str(observed),
+        "conversion": truth.conversion, "mean_weeks_to_first_block": truth.mean_weeks_to_first_block,
+        "kernel": {c: [float(x) for x in k] for c, k in truth.kernel.items()},
+        "retention": atruth.retention, "blocks_per_driver": atruth.blocks_per_driver,
+    }
+    write_files(out, {"applicants.csv": apps.to_csv(index=False, lineterminator="\n"),
+                      "activity.csv": act.to_csv(index=False, lineterminator="\n"),
+                      "truth.json": _json.dumps(truth_json, indent=2, default=float) + "\n"})
+    click.echo(f"wrote {len(apps)} applicants, {act['driver_id'].nunique()} drivers and the true parameters to {out}")
 
 
 @main.command("build-instance")

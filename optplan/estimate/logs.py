@@ -168,6 +168,14 @@ def read_applicant_log(
             log.loc[order_bad, stages] = pd.DataFrame(sorted_vals, columns=stages).to_numpy()
     if problems:
         raise InstanceError(problems)
+    # covariates whose every non-empty cell is a number are numeric (e.g. age), else categorical
+    for col in [c for c in log.columns if c not in ("applicant_id", "depot", "channel", *stages)]:
+        text = log[col].astype(str).str.strip()
+        empty = text.str.lower().isin(NA_WORDS)
+        number = pd.to_numeric(text.where(~empty), errors="coerce")
+        if (number.notna() | empty).all() and number.notna().any():
+            log[col] = number.fillna(number.median())
+            notes[f"numeric_covariate_{col}_empty_filled"] = int(empty.sum())
     notes["applicants"] = int(len(log))
     return log, observed, notes
 

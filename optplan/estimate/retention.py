@@ -17,8 +17,10 @@ Outputs per depot:
     retention           1 - mean predicted hazard over the depot's established driver-weeks
                         (tenure >= 4 weeks)                                  probability/week
     retention_new       the same over tenure weeks 0-3                       probability/week
-    blocks_per_driver   blocks worked per driver-week at risk (first to last worked week,
-                        weeks off included as 0)                             blocks/driver/week
+    blocks_per_driver   blocks worked per active driver-week (first to last worked week, weeks
+                        off included as 0, plus the expected unseen active weeks after a
+                        churned driver's last row: r z / (1 - r z), z = share of active weeks
+                        without a row inside drivers' spans)                 blocks/driver/week
     active_drivers      drivers not churned at the end of the log            drivers
 and tenure curves (probability of still driving t weeks after the first block).
 """
@@ -53,7 +55,9 @@ class RetentionModel(BaseEstimator):
         self.covariates = covariates
         self.C = C
 
-    def fit(self, log: pd.DataFrame, y=None, observed_until=None) -> RetentionModel:
+    def fit(self, log: pd.DataFrame, y=None, observed_until=None, driver_weight=None) -> RetentionModel:
+        """Fit on an activity log. ``driver_weight``: optional weight per driver id (the
+        bootstrap uses Poisson(1) weights)."""
         week = pd.to_datetime(log["week"]).to_numpy("datetime64[D]")
         origin = week.min()
         w = ((week - origin).astype(np.int64) // 7).astype(int)
@@ -67,6 +71,7 @@ class RetentionModel(BaseEstimator):
             frame[c] = log[c].to_numpy()
         drivers = frame.groupby("driver_id", sort=True).agg(
             depot=("depot", "first"), first=("w", "min"), last=("w", "max"), blocks=("blocks", "sum"),
+            rows=("w", "size"),
             **{c: (c, "first") for c in self.covariates_})
         scored_until = end - self.gap
         churned = drivers["last"].to_numpy() <= scored_until
@@ -91,7 +96,8 @@ class RetentionModel(BaseEstimator):
         # aggregate driver-weeks to (tenure bucket, profile, event) groups
         prof_codes, prof_first = _profile_codes(profile_x)
         key = (bucket * (prof_codes.max() + 1) + prof_codes[idx]) * 2 + event
-        counts = np.bincount(key, minlength=nb * (prof_codes.max() + 1) * 2)
+        wd = np.ones(len(drivers)) if driver_weight is None else drivers.index.map(driver_weight).to_numpy(float)
+        counts = np.bincount(key, weights=wd[idx], minlength=nb * (prof_codes.max() + 1) * 2)
         nz = np.flatnonzero(counts)
         g_event = nz % 2
         g_prof = (nz // 2) % (prof_codes.max() + 1)
@@ -104,15 +110,25 @@ class RetentionModel(BaseEstimator):
         rows = []
         at_risk_end = np.where(churned, last, end)
         weeks_at_risk = at_risk_end - first + 1
+        interior = np.maximum(last - first - 1, 0)  # weeks strictly between first and last row: active
+        interior_rows = np.maximum(drivers["rows"].to_numpy() - 2, 0)
         for d in self.depots_:
             est = (depot_of_row == d) & (tenure >= ESTABLISHED_WEEKS)
             new = (depot_of_row == d) & (tenure < ESTABLISHED_WEEKS)
             mine = drivers["depot"].to_numpy() == d
+            retention = float(1 - np.average(hazard[est], weights=wd[idx][est])) if est.any() and wd[idx][est].sum() > 0 \
+                else float("nan")
+            # share of active weeks without a row, seen inside drivers' active spans; a churned
+            # driver stays active rz / (1 - rz) unseen weeks after the last row on average
+            z = float(1 - interior_rows[mine].sum() / interior[mine].sum()) if interior[mine].sum() else 0.0
+            rz = (retention if np.isfinite(retention) else 0.0) * z
+            unseen = rz / (1 - rz) * float((mine & churned).sum())
             rows.append({
                 "depot": d,
-                "retention": float(1 - hazard[est].mean()) if est.any() else float("nan"),
+                "retention": retention,
                 "retention_new": float(1 - hazard[new].mean()) if new.any() else float("nan"),
-                "blocks_per_driver": float(drivers["blocks"].to_numpy()[mine].sum() / weeks_at_risk[mine].sum()),
+                "blocks_per_driver": float(drivers["blocks"].to_numpy()[mine].sum() / (weeks_at_risk[mine].sum() + unseen)),
+                "zero_week_share": z,
                 "active_drivers": int((mine & ~churned).sum()),
                 "drivers": int(mine.sum()),
                 "churn_events": int((mine & churned).sum()),
@@ -167,3 +183,20 @@ def _profile_codes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Code of each row's unique profile, and one row index per code."""
     _, first, codes = np.unique(x, axis=0, return_index=True, return_inverse=True)
     return codes.ravel(), first
+
+
+def bootstrap_retention(model: RetentionModel, log: pd.DataFrame, n: int = 50, seed: int = 0, observed_until=None,
+                        level: float = 0.95) -> pd.DataFrame:
+    """Percentile bootstrap interval of each depot's weekly retention (drivers resampled with
+    Poisson(1) weights)."""
+    rng = np.random.default_rng(seed)
+    ids = np.sort(log["driver_id"].astype(str).unique())
+    draws = []
+    for _ in range(n):
+        w = pd.Series(rng.poisson(1.0, size=len(ids)).astype(float), index=ids)
+        m = RetentionModel(**model.get_params()).fit(log, observed_until=observed_until, driver_weight=w)
+        draws.append(m.depot_summary_[["depot", "retention"]])
+    d = pd.concat(draws)
+    lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
+    return d.groupby("depot")["retention"].quantile([lo, hi]).unstack().set_axis(
+        ["retention_low", "retention_high"], axis=1).reset_index()

@@ -111,10 +111,15 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
     return lines
 
 
-def estimate_retention_files(activity, out, gap=4, observed_until=None) -> list[str]:
+def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=50, seed=0) -> list[str]:
+    from optplan.estimate.retention import bootstrap_retention
+
     log, notes = read_activity_log(activity)
     model = RetentionModel(gap=gap).fit(log, observed_until=observed_until)
     table = model.depot_summary_
+    if n_boot:
+        table = table.merge(bootstrap_retention(model, log, n=n_boot, seed=seed, observed_until=observed_until),
+                            on="depot", how="left")
     curves = model.tenure_curves()
     plot = _svg_lines({d: (g["tenure_weeks"].to_numpy(), g["still_driving"].to_numpy()) for d, g in curves.groupby("depot")},
                       "weeks since first block", "share still driving", "Tenure curves")
