@@ -261,23 +261,29 @@ def naive_conversion(log: pd.DataFrame, stages=DEFAULT_STAGES) -> pd.Series:
 
 def bootstrap(model: FunnelModel, log: pd.DataFrame, n: int = 50, seed: int = 0, observed_until=None,
               level: float = 0.95) -> pd.DataFrame:
-    """Percentile bootstrap intervals of conversion and mean weeks per channel (applicants
-    resampled with Poisson(1) weights; the model's hyperparameters reused)."""
+    """Bootstrap confidence intervals of conversion and mean weeks per channel: applicants
+    resampled with Poisson(1) weights, the model refitted with the same hyperparameters;
+    normal intervals (estimate +- z * bootstrap standard deviation), steadier than
+    percentiles with a few dozen resamples."""
+    from scipy.stats import norm
+
+    check_is_fitted(model, "stage_models_")
     rng = np.random.default_rng(seed)
+    point = model.channel_summary().set_index("channel")
     draws = []
     for _ in range(n):
         w = rng.poisson(1.0, size=len(log)).astype(float)
         m = FunnelModel(**model.get_params()).fit(log, observed_until=observed_until, sample_weight=w)
-        draws.append(m.channel_summary().assign(draw=_))
-    d = pd.concat(draws)
-    lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
-    agg = d.groupby("channel").agg(
-        conversion_low=("conversion", lambda s: s.quantile(lo)),
-        conversion_high=("conversion", lambda s: s.quantile(hi)),
-        mean_weeks_low=("mean_weeks_to_first_block", lambda s: s.quantile(lo)),
-        mean_weeks_high=("mean_weeks_to_first_block", lambda s: s.quantile(hi)),
-    )
-    return agg.reset_index()
+        draws.append(m.channel_summary())
+    sd = pd.concat(draws).groupby("channel")[["conversion", "mean_weeks_to_first_block"]].std(ddof=1)
+    z = float(norm.ppf(0.5 + level / 2))
+    out = pd.DataFrame({
+        "conversion_low": point["conversion"] - z * sd["conversion"],
+        "conversion_high": point["conversion"] + z * sd["conversion"],
+        "mean_weeks_low": point["mean_weeks_to_first_block"] - z * sd["mean_weeks_to_first_block"],
+        "mean_weeks_high": point["mean_weeks_to_first_block"] + z * sd["mean_weeks_to_first_block"],
+    })
+    return out.rename_axis("channel").reset_index()
 
 
 def calibration(model: FunnelModel, log: pd.DataFrame, observed_until=None, bins: int = 10) -> tuple[float, pd.DataFrame]:
