@@ -8,7 +8,8 @@ seed) and then each route runs in a FRESH spawned process, so peak memory is per
 
 Both routes solve the same LP (same columns, rows and order) with the same HiGHS options:
 defaults, output off, default threads. Reported per route: variables, constraints,
-nonzeros, build seconds, hand-off seconds, solve seconds (``Highs.run``), objective
+nonzeros, build seconds, hand-off seconds, solve seconds (``Highs.run``; its CPU seconds
+and the load average go to the JSON, to tell a slow solve from a busy machine), objective
 (currency), peak RSS MiB (``ru_maxrss`` of the child, which includes the interpreter and
 imports; the RSS before the build is reported too). Per size, the ratios
 
@@ -99,6 +100,14 @@ def peak_rss_mib() -> float:
 
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kib / 1024.0 if sys.platform != "darwin" else kib / MIB
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far (all threads)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def rel_diff(a: float | None, b: float | None) -> float:
@@ -209,9 +218,11 @@ def measure_route(route: str, data: Any) -> dict[str, Any]:
     else:
         raise ValueError(f"unknown route {route!r}")
     rss_handoff = peak_rss_mib()
+    cpu3 = _cpu_seconds()
     t3 = time.perf_counter()
     h.run()
     t4 = time.perf_counter()
+    cpu4 = _cpu_seconds()
     info = h.getInfo()
     status = h.modelStatusToString(h.getModelStatus())
     out.update(
@@ -222,6 +233,7 @@ def measure_route(route: str, data: Any) -> dict[str, Any]:
         handoff_s=t2 - t1,  # seconds: standard-form compile + passModel / passModel only
         build_handoff_s=t2 - t0,  # seconds
         solve_s=t4 - t3,  # seconds: Highs.run
+        solve_cpu_s=cpu4 - cpu3,  # CPU seconds (all threads) of Highs.run; << solve_s means CPU contention
         objective=float(info.objective_function_value) if status == "Optimal" else None,
         highs_status=status,
         simplex_iterations=int(info.simplex_iteration_count),
@@ -229,6 +241,7 @@ def measure_route(route: str, data: Any) -> dict[str, Any]:
         rss_after_handoff_mib=rss_handoff,  # MiB, high-water mark after the hand-off
         peak_rss_mib=peak_rss_mib(),  # MiB, high-water mark of the whole child
         load_average_1min_before=load_before,
+        load_average_1min_after=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     )
     return out
 

@@ -86,7 +86,8 @@ def main() -> int:
         met = r["max_abs_error"] <= r["target_error"] and r["coverage_95"] >= 0.9 and (
             r["max_kernel_tv"] is None or r["max_kernel_tv"] <= 0.03)
         tv = "" if r["max_kernel_tv"] is None else f"{r['max_kernel_tv']:.4f}"
-        print(f"{r['what']:<26}{r['max_abs_error']:>12.4f}{r['target_error']:>8.3f}{tv:>8}{r['coverage_95']:>10.0%}{'yes' if met else 'NO':>6}")
+        print(f"{r['what']:<26}{r['max_abs_error']:>12.4f}{r['target_error']:>8.3f}{tv:>8}"
+              f"{r['coverage_95']:>10.0%}{'yes' if met else 'NO':>6}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=RESULTS.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
