@@ -38,6 +38,20 @@ DEFAULT_STAGES = ("applied", "background_check", "onboarding", "first_block")
 ID_COLUMNS = ("applicant_id", "depot", "channel")
 
 
+def person_weeks(n_rows: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Expand per-person counts of weeks at risk into person-week rows (vectorised).
+
+    Returns (person index, week number 0.., outcome) where the outcome is 1 on the last row
+    of each person with ``event`` set (the week they moved on or churned)."""
+    n_rows = np.maximum(np.asarray(n_rows, dtype=np.int64), 0)
+    idx = np.repeat(np.arange(len(n_rows)), n_rows)
+    starts = np.repeat(np.cumsum(n_rows) - n_rows, n_rows)
+    week = np.arange(len(idx)) - starts
+    outcome = np.zeros(len(idx), dtype=np.int8)
+    outcome[np.cumsum(n_rows)[np.asarray(event, bool) & (n_rows > 0)] - 1] = 1
+    return idx, week, outcome
+
+
 def _expand_weeks(entered: np.ndarray, advanced: np.ndarray, observed_until: np.datetime64, max_weeks: int):
     """Applicant-week rows of one stage.
 
@@ -51,13 +65,7 @@ def _expand_weeks(entered: np.ndarray, advanced: np.ndarray, observed_until: np.
     # a move counts only in a fully observed week, like a non-move; later moves are censored
     moved_in_window = has_adv & (adv_week < full_weeks) & (adv_week < max_weeks)
     n_rows = np.where(moved_in_window, adv_week + 1, np.minimum(full_weeks, max_weeks))
-    idx = np.repeat(np.arange(len(entered)), n_rows)
-    starts = np.repeat(np.cumsum(n_rows) - n_rows, n_rows)
-    tau = np.arange(len(idx)) - starts
-    moved = np.zeros(len(idx), dtype=np.int8)
-    last = np.cumsum(n_rows)[moved_in_window & (n_rows > 0)] - 1
-    moved[last] = 1
-    return idx, tau, moved
+    return person_weeks(n_rows, moved_in_window)
 
 
 class FunnelModel(BaseEstimator):

@@ -37,6 +37,8 @@ from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
+from optplan.estimate.funnel import person_weeks
+
 TENURE_EDGES = (0, 1, 2, 3, 4, 8, 16)  # bucket b holds tenure in [edge_b, edge_{b+1})
 ESTABLISHED_WEEKS = 4
 
@@ -82,13 +84,7 @@ class RetentionModel(BaseEstimator):
         first = drivers["first"].to_numpy()
         last = drivers["last"].to_numpy()
         stop = np.where(churned, last, scored_until)  # last week at risk that is scored
-        n_rows = np.maximum(stop - first + 1, 0)
-        idx = np.repeat(np.arange(len(drivers)), n_rows)
-        starts = np.repeat(np.cumsum(n_rows) - n_rows, n_rows)
-        tenure = np.arange(len(idx)) - starts
-        event = np.zeros(len(idx), dtype=np.int8)
-        ends = np.cumsum(n_rows)[churned & (n_rows > 0)] - 1
-        event[ends] = 1
+        idx, tenure, event = person_weeks(stop - first + 1, churned)
         self.depots_ = sorted(drivers["depot"].unique())
         self.levels_ = {c: sorted(drivers[c].astype(str).unique()) for c in self.covariates_
                         if not pd.api.types.is_numeric_dtype(drivers[c])}
