@@ -196,15 +196,20 @@ def estimate() -> None:
 @click.option("--holdout", type=click.FloatRange(min=0, max=0.9), default=0.2, show_default=True,
               help="Share of applicants held back for the calibration check.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--by-depot", is_flag=True, help="Depot effects in the hazards; also write yield_by_depot.csv.")
+@click.option("--min-group-applicants", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Depot-channel groups with fewer applicants get no kernel of their own.")
 @guarded
-def estimate_funnel(applicants, out, observed_until, fmt, stages, on_out_of_order, max_weeks_in_stage, n_boot, holdout, seed):
+def estimate_funnel(applicants, out, observed_until, fmt, stages, on_out_of_order, max_weeks_in_stage, n_boot, holdout, seed,
+                    by_depot, min_group_applicants):
     """Fit the funnel and write yield.csv (instance format), channel summaries with intervals
     and a calibration table."""
     from optplan.estimate.workflow import estimate_funnel_files
 
     notes = estimate_funnel_files(applicants, out, observed_until=observed_until, fmt=fmt, stages=stages.split(","),
                                   on_out_of_order=on_out_of_order, max_weeks_in_stage=max_weeks_in_stage,
-                                  n_boot=n_boot, holdout=holdout, seed=seed)
+                                  n_boot=n_boot, holdout=holdout, seed=seed, by_depot=by_depot,
+                                  min_group_applicants=min_group_applicants)
     for line in notes:
         click.echo(line)
 

@@ -151,3 +151,27 @@ def test_build_instance_rejects_a_channel_absent_from_the_instance(tmp_path):
     assert r.exit_code == 2 and "yield.csv:2" in r.output and "tiktok" in r.output and "absent from the instance" in r.output
 
 
+
+
+def test_kernels_by_depot_where_the_data_supports_it(funnel_fit):
+    """Per depot and channel: groups under the applicant threshold get no kernel; the others,
+    weighted by their applicants, average back to the channel kernel (same model, the mix
+    split by depot)."""
+    log, _, observed, model = funnel_fit
+    by_depot = model.yield_kernels(by="depot", min_applicants=1, trim=0.0)
+    per_channel = model.yield_kernels(trim=0.0)
+    for channel, g in by_depot.groupby("channel"):
+        w = g.groupby("depot")["applicants"].first()
+        avg = (g.assign(wp=g["probability"] * g["depot"].map(w)).groupby("lag")["wp"].sum() / w.sum())
+        mine = per_channel[per_channel["channel"] == channel].set_index("lag")["probability"]
+        both = avg.index.intersection(mine.index)
+        np.testing.assert_allclose(avg[both], mine[both], atol=1e-9)
+    counts = log.groupby(["depot", "channel"]).size()
+    threshold = int(counts.median()) + 1
+    limited = model.yield_kernels(by="depot", min_applicants=threshold)
+    kept = set(map(tuple, limited[["depot", "channel"]].drop_duplicates().to_numpy()))
+    assert kept == {k for k, n in counts.items() if n >= threshold}
+    with_effects = FunnelModel(depot_effects=True).fit(log, observed_until=observed)
+    assert "depot" in with_effects.covariates_
+    conv = with_effects.yield_kernels(by="depot").groupby(["depot", "channel"])["probability"].sum()
+    assert conv.between(0, 1).all()

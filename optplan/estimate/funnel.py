@@ -78,15 +78,18 @@ class FunnelModel(BaseEstimator):
             rest share one.
         covariates: covariate columns to use (None: every column not an id or a stage).
         C: inverse L2 regularisation strength of each stage's LogisticRegression.
+        depot_effects: add the depot as a categorical feature, so that kernels can differ by
+            depot beyond their covariate mix (see ``yield_kernels(by="depot")``).
     """
 
     def __init__(self, *, stages=DEFAULT_STAGES, max_weeks_in_stage: int = 26, tau_buckets: int = 9,
-                 covariates=None, C: float = 1e3):
+                 covariates=None, C: float = 1e3, depot_effects: bool = False):
         self.stages = stages
         self.max_weeks_in_stage = max_weeks_in_stage
         self.tau_buckets = tau_buckets
         self.covariates = covariates
         self.C = C
+        self.depot_effects = depot_effects
 
     # ------------------------------------------------------------------ design
     def _profiles(self, log: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
@@ -128,6 +131,8 @@ class FunnelModel(BaseEstimator):
         self.observed_until_ = np.datetime64(pd.Timestamp(observed_until).date(), "D")
         self.covariates_ = list(self.covariates) if self.covariates is not None else [
             c for c in log.columns if c not in (*ID_COLUMNS, *stages)]
+        if self.depot_effects and "depot" not in self.covariates_:
+            self.covariates_.append("depot")
         self.numeric_ = {}
         self.levels_ = {}
         for col in ["channel", *self.covariates_]:
@@ -167,6 +172,8 @@ class FunnelModel(BaseEstimator):
             self.stage_models_.append(model)
             self.stage_rows_.append(int(len(idx)))
         self.profile_counts_ = pd.DataFrame({"channel": log["channel"].astype(str), "profile": inverse}).value_counts()
+        self.depot_profile_counts_ = pd.DataFrame({"depot": log["depot"].astype(str), "channel": log["channel"].astype(str),
+                                                   "profile": inverse}).value_counts()
         return self
 
     # ------------------------------------------------------------------ predictions
@@ -206,18 +213,32 @@ class FunnelModel(BaseEstimator):
             kernel = _convolve_rows(kernel, first[:, j, :])
         return kernel
 
-    def yield_kernels(self, trim: float = 1e-6) -> pd.DataFrame:
-        """Per channel: probability of first being active k weeks after applying, averaged over
-        the channel's observed covariate mix (the instance's yield.csv format)."""
+    def yield_kernels(self, trim: float = 1e-6, by: str = "channel", min_applicants: int = 500) -> pd.DataFrame:
+        """Probability of first being active k weeks after applying, averaged over the observed
+        covariate mix: per channel (the instance's yield.csv format), or with ``by="depot"``
+        per depot and channel, for groups with at least ``min_applicants`` applicants (where
+        the data supports it; fit with ``depot_effects=True`` for hazards that differ by
+        depot beyond the mix)."""
         check_is_fitted(self, "stage_models_")
+        if by not in ("channel", "depot"):
+            raise ValueError(f"by must be 'channel' or 'depot', got {by!r}")
         kp = self._kernels_by_profile()
         rows = []
-        for channel in self.channels_:
-            weights = self._channel_weights(channel)
-            k = weights @ kp
+        groups = [((), self.profile_counts_.xs(c, level="channel")) for c in self.channels_] if by == "channel" else [
+            ((d,), g.droplevel(["depot", "channel"])) for (d, c), g in self.depot_profile_counts_.groupby(level=["depot", "channel"])
+            if g.sum() >= min_applicants]
+        names = self.channels_ if by == "channel" else [
+            c for (d, c), g in self.depot_profile_counts_.groupby(level=["depot", "channel"]) if g.sum() >= min_applicants]
+        for (key, counts), channel in zip(groups, names, strict=True):
+            w = np.zeros(len(self.profiles_))
+            w[counts.index.to_numpy()] = counts.to_numpy(float)
+            k = (w / w.sum()) @ kp
             last = int(np.max(np.flatnonzero(k > trim), initial=0))
             for lag in range(last + 1):
-                rows.append({"channel": channel, "lag": lag, "probability": float(k[lag])})
+                row = {"channel": channel, "lag": lag, "probability": float(k[lag])}
+                if key:
+                    row = {"depot": key[0], **row, "applicants": int(counts.sum())}
+                rows.append(row)
         return pd.DataFrame(rows)
 
     def _channel_weights(self, channel: str) -> np.ndarray:

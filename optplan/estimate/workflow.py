@@ -67,7 +67,8 @@ def _page(title: str, parts: list[str]) -> str:
 
 
 def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stages=None, on_out_of_order="error",
-                          max_weeks_in_stage=26, n_boot=50, holdout=0.2, seed=0) -> list[str]:
+                          max_weeks_in_stage=26, n_boot=50, holdout=0.2, seed=0, by_depot=False,
+                          min_group_applicants=500) -> list[str]:
     from optplan.estimate.funnel import DEFAULT_STAGES
 
     stages = list(stages or DEFAULT_STAGES)
@@ -75,7 +76,7 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
                                               on_out_of_order=on_out_of_order)
     rng = np.random.default_rng(seed)
     test = rng.random(len(log)) < holdout
-    model = FunnelModel(stages=tuple(stages), max_weeks_in_stage=max_weeks_in_stage)
+    model = FunnelModel(stages=tuple(stages), max_weeks_in_stage=max_weeks_in_stage, depot_effects=by_depot)
     model.fit(log.loc[~test], observed_until=observed)
     summary = model.channel_summary()
     if n_boot:
@@ -93,6 +94,8 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
             "bootstrap_resamples": n_boot}
     files = {
         "yield.csv": _csv(kernels),
+        **({"yield_by_depot.csv": _csv(model.yield_kernels(by="depot", min_applicants=min_group_applicants))}
+           if by_depot else {}),
         "channel_summary.csv": _csv(summary),
         "calibration.csv": _csv(reliability),
         "funnel_summary.json": json.dumps(meta, indent=2, default=float) + "\n",
