@@ -13,6 +13,7 @@ Status is reported on two axes, after Pyomo's solver interfaces: why HiGHS stopp
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 import warnings
@@ -197,7 +198,7 @@ def _map_status(highspy, h) -> tuple[TerminationCondition, SolutionStatus, str]:
 class CompiledModel:
     """A Pyomo model handed to HiGHS, with where each component's columns and rows are."""
 
-    model: pyo.ConcreteModel
+    model: pyo.ConcreteModel | None  # None once released (a plain solve does not need it)
     highs: Any
     columns: dict[str, np.ndarray]  # variable component -> column of each element (-1: absent)
     rows: dict[str, slice]
@@ -313,6 +314,11 @@ def solve_model_data(data: ModelData, options: SolveOptions) -> RawSolution:
         t2 - t1, compiled.n_cols, compiled.n_rows, compiled.n_nonzeros,
         "" if options.log else " (--log shows its progress)",
     )
+    # HiGHS holds its own copy now: release the Pyomo model before the solve so the two are
+    # not in memory together (peak memory ~ max(build, solve) instead of their sum).
+    compiled.model = None
+    del model
+    gc.collect()
     return run_compiled(data, compiled, options, build_s=t1 - t0, handoff_s=t2 - t1)
 
 
