@@ -171,9 +171,13 @@ class FunnelModel(BaseEstimator):
             model.fit(X, g_moved, sample_weight=counts[nz])
             self.stage_models_.append(model)
             self.stage_rows_.append(int(len(idx)))
-        self.profile_counts_ = pd.DataFrame({"channel": log["channel"].astype(str), "profile": inverse}).value_counts()
-        self.depot_profile_counts_ = pd.DataFrame({"depot": log["depot"].astype(str), "channel": log["channel"].astype(str),
-                                                   "profile": inverse}).value_counts()
+        # the covariate mix each kernel is averaged over, weighted like the fit, so that a
+        # bootstrap resamples the mix too (not only the hazards)
+        mix = pd.DataFrame({"depot": log["depot"].astype(str), "channel": log["channel"].astype(str),
+                            "profile": inverse, "w": weight})
+        self.depot_profile_counts_ = mix.groupby(["depot", "channel", "profile"])["w"].sum()
+        self.depot_profile_counts_ = self.depot_profile_counts_[self.depot_profile_counts_ > 0]
+        self.profile_counts_ = self.depot_profile_counts_.groupby(level=["channel", "profile"]).sum()
         return self
 
     # ------------------------------------------------------------------ predictions
