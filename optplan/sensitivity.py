@@ -37,26 +37,14 @@ import pandas as pd
 
 from formulations import two_stage
 from formulations.data import ModelData
-from optplan.evaluate import Decisions
 from optplan.solve import RawSolution, SolveOptions, _import_highspy, compile_to_highs, run_compiled
 
-#: Two plans are "the same" when no first-stage decision differs by more than this share of
-#: the largest decision (plus this much absolutely).
+#: A recruiting decision below this many applicants counts as unused.
 PLAN_RTOL = 1e-6
 #: Relative precision of the channel-cost range end points found by bisection.
 RANGE_RTOL = 1e-4
 #: Channel-cost multipliers probed when bracketing a range (beyond them: reported as open).
 MAX_COST_FACTOR = 10.0
-
-
-def _decisions(data: ModelData, raw: RawSolution) -> np.ndarray:
-    """First-stage decisions as one flat vector (applicants, then incentive spend)."""
-    return np.concatenate([raw.values["applicants"], raw.values["incentive_spend"]])
-
-
-def same_plan(a: np.ndarray, b: np.ndarray) -> bool:
-    scale = max(1.0, float(np.max(np.abs(a), initial=0.0)))
-    return bool(np.max(np.abs(a - b), initial=0.0) <= PLAN_RTOL * scale)
 
 
 def same_basis(a, b) -> bool:
@@ -414,4 +402,4 @@ def tornado(
     return TornadoResult(table.reset_index(drop=True), base_cost, base_recruits)
 
 
-__all__ = ["SensitivityModel", "tornado", "perturb", "TORNADO_PARAMETERS", "TornadoResult", "Decisions"]
+__all__ = ["SensitivityModel", "tornado", "perturb", "TORNADO_PARAMETERS", "TornadoResult"]
