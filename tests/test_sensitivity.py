@@ -22,6 +22,14 @@ def tight():
     return optplan.generate_instance(depots=4, weeks=10, scenarios=6, seed=2, budget_tightness=0.5)
 
 
+def _total_budget_row(sm):
+    """The total budget's row of the marginal-value table (a Series), on pandas 2 and 3 alike."""
+    mv = sm.marginal_values()
+    rows = mv[(mv["kind"] == "budget") & (mv["scope"] == "total")]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
 def test_shadow_price_equals_the_frontier_slope(tight):
     sm = SensitivityModel(tight.model_data())
     cap = tight.model_data().budget_total
@@ -31,16 +39,16 @@ def test_shadow_price_equals_the_frontier_slope(tight):
     shadow = frontier["shadow_price"].iloc[1]
     assert shadow > 0
     assert slope == pytest.approx(shadow, rel=SLOPE_RTOL)
-    mv = sm.marginal_values().set_index(["kind", "scope"])
-    assert mv.loc[("budget", "total"), "shadow_price"] == pytest.approx(shadow, rel=1e-9)
-    lo, hi = mv.loc[("budget", "total"), ["holds_from", "holds_to"]]
+    row = _total_budget_row(sm)
+    assert row["shadow_price"] == pytest.approx(shadow, rel=1e-9)
+    lo, hi = row["holds_from"], row["holds_to"]
     assert lo <= cap <= hi
 
 
 def test_budget_shadow_price_holds_over_its_reported_range(tight):
     """Inside HiGHS's reported cap range the shadow price is constant; beyond it, it changes."""
     sm = SensitivityModel(tight.model_data())
-    row = sm.marginal_values().set_index(["kind", "scope"]).loc[("budget", "total")]
+    row = _total_budget_row(sm)
     lo, hi, price = row["holds_from"], row["holds_to"], row["shadow_price"]
     inside = [lo + 0.1 * (hi - lo), hi - 0.1 * (hi - lo)]
     outside = [hi + 0.05 * (hi - lo)]
