@@ -2,29 +2,82 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
-from optplan.errors import InstanceError, Problem
+from optplan.dp import DPOptions, solve_dp
+from optplan.errors import InstanceError, NoSolutionError, Problem, SolverError
 from optplan.evaluate import Evaluation, evaluate_decisions
 from optplan.instance import Instance
 from optplan.plan import Plan
-from optplan.solve import SolveOptions, solve_model_data
+from optplan.solve import SolveOptions, SolverStatus, Timings, solve_model_data
+
+log = logging.getLogger("optplan")
 
 
-def solve(instance: Instance, **options) -> Plan:
-    """Solve the two-stage program of ``instance`` with HiGHS and return the Plan.
+ENGINES = ("auto", "highs", "dp")
 
-    Options (see ``SolveOptions``): time_limit, mip_rel_gap, threads, method, presolve,
-    integer, seed, log, highs_options. Raises ``InfeasibleError`` (naming the constraint
-    family), ``NoSolutionError`` (e.g. a time limit with no feasible plan) or
-    ``SolverError``; a feasible but unproven plan is returned with a RuntimeWarning and
+
+def solve(instance: Instance, engine: str = "auto", dp_options: DPOptions | None = None, **options) -> Plan:
+    """Solve the two-stage program of ``instance`` and return the Plan.
+
+    engine: ``highs`` (the LP/MIP by HiGHS), ``dp`` (the numpy dynamic-programming engine,
+    optplan.dp; no solver needed) or ``auto`` (HiGHS, falling back to the DP when highspy
+    cannot be imported, HiGHS fails, or the time limit passes with no feasible plan; the
+    plan's ``status.engine`` and ``status.message`` say so, with HiGHS's bound and the gap
+    to it when one exists). Options (see ``SolveOptions``): time_limit, mip_rel_gap,
+    threads, method, presolve, integer, seed, log, highs_options. Raises
+    ``InfeasibleError`` (naming the constraint family; never falls back, the DP could not
+    do better), ``NoSolutionError`` or ``SolverError`` (engine ``highs`` only); a feasible
+    but unproven HiGHS plan is returned with a RuntimeWarning and
     ``plan.status.optimal == False``.
     """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     opts = SolveOptions(**options)
     data = instance.model_data(integer_applicants=opts.integer)
-    raw = solve_model_data(data, opts)
-    return Plan.from_solution(raw, instance.manifest.name, instance.manifest.horizon.start_date)
+    name, start = instance.manifest.name, instance.manifest.horizon.start_date
+    if engine == "dp":
+        return _dp_plan(data, dp_options, name, start, reason=None, highs_status=None)
+    try:
+        raw = solve_model_data(data, opts)
+    except (SolverError, NoSolutionError) as exc:
+        if engine == "highs":
+            raise
+        log.warning("HiGHS gave no plan (%s); falling back to the DP engine", exc)
+        return _dp_plan(data, dp_options, name, start, reason=str(exc), highs_status=getattr(exc, "status", None))
+    return Plan.from_solution(raw, name, start)
+
+
+def _dp_plan(data, dp_options, name, start, reason, highs_status) -> Plan:
+    """Run the DP engine and wrap its decisions in a Plan with an honest status."""
+    from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
+
+    result = solve_dp(data, dp_options)
+    bound = highs_status.bound if highs_status is not None else None
+    parts = []
+    if reason:
+        parts.append(f"fallback to the DP engine because {reason}")
+    parts.append(
+        f"DP estimate {result.dp_value:,.2f} {data.currency}, evaluated {result.evaluated:,.2f} {data.currency} "
+        f"(approximation error {result.approximation_error:+.2%}; grid {result.grid_points} states/week, "
+        f"grid change {result.grid_change:.1e})"
+    )
+    status = SolverStatus(
+        termination=TerminationCondition.convergenceCriteriaSatisfied,
+        solution=SolutionStatus.feasible,
+        engine=f"dp (numpy, {result.grid_points} states/week)",
+        highs_status=highs_status.highs_status if highs_status is not None else "not run",
+        objective=result.evaluated,
+        bound=bound,
+        message="; ".join(parts),
+    )
+    D, C, T, S = data.shape
+    timings = Timings(build_s=0.0, handoff_s=0.0, solve_s=result.seconds, extract_s=0.0)
+    size = {"depots": D, "weeks": T, "scenarios": S, "states_per_week": result.grid_points}
+    return Plan.from_decisions(data, result.decisions, status, timings, size, name, start)
 
 
 def scenario_arrays(instance: Instance, scenarios: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,8 @@
 """Command line: a thin layer over the Python API (Calliope's pattern).
 
 Exit status: 0 success; 2 bad input (every problem listed, one line each); 3 a plan was
-written but HiGHS did not prove it optimal (time limit, gap); 4 no plan (e.g. time limit
+written but HiGHS did not prove it optimal (time limit, gap), or `--engine auto` fell back
+to the DP engine; 4 no plan (e.g. time limit
 with no feasible plan); 5 infeasible instance (the constraint family is named); 6 solver
 failure; 1 anything unexpected. Tracebacks only with --debug.
 """
@@ -91,14 +92,23 @@ def validate(instance: Path) -> None:
               help="Also write the model as MPS (readable names) to this file.")
 @click.option("--log", "show_log", is_flag=True, help="Show the HiGHS log.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@click.option("--engine", type=click.Choice(["auto", "highs", "dp"]), default="auto", show_default=True,
+              help="highs: the LP by HiGHS; dp: the numpy dynamic program (docs/dp.md); auto: HiGHS, and the DP "
+                   "when highspy is missing, HiGHS fails, or the time limit passes with no feasible plan.")
+@click.option("--grid", "grid_points", type=click.IntRange(min=2), default=None,
+              help="DP states per week (default: adaptive, doubling from 101 until the value settles).")
 @guarded
-def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, method, seed, save_mps, show_log, quiet) -> None:
+def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, method, seed, save_mps, show_log, quiet,
+          engine, grid_points) -> None:
     """Solve INSTANCE and write the plan's CSV tables and summary.json to --out.
 
-    Progress (build, hand-off, solve) is printed to stderr; --log adds HiGHS's own log."""
+    Progress (build, hand-off, solve) is printed to stderr; --log adds HiGHS's own log.
+    Exit 3 also when --engine auto fell back to the DP (the plan is feasible, not proven
+    optimal; summary.json's status says why and which engine made it)."""
     import logging
 
     import optplan
+    from optplan.dp import DPOptions
     from optplan.errors import NoSolutionError
 
     if not quiet:
@@ -117,8 +127,8 @@ def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, meth
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         plan = optplan.solve(
-            inst, time_limit=time_limit, integer=integer, mip_rel_gap=mip_gap, threads=threads,
-            method=method, seed=seed, log=show_log,
+            inst, engine=engine, dp_options=DPOptions(grid_points=grid_points), time_limit=time_limit, integer=integer,
+            mip_rel_gap=mip_gap, threads=threads, method=method, seed=seed, log=show_log,
         )
     if not plan.status.has_solution:  # pragma: no cover - solve raises before this
         raise NoSolutionError("no plan", plan.status)
@@ -127,6 +137,11 @@ def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, meth
     click.echo(f"wrote {len(paths)} files to {out}")
     for w in caught:
         click.secho(f"warning: {w.message}", fg="yellow", err=True)
+    if plan.engine.startswith("dp") and engine == "dp":
+        return  # asked for the DP: its plan is the answer (feasible; its error is in the summary)
+    if plan.engine.startswith("dp"):
+        click.secho(f"warning: HiGHS gave no plan; the DP engine made this one ({plan.status.message})", fg="yellow", err=True)
+        sys.exit(EXIT_NOT_OPTIMAL)
     if not plan.status.optimal:
         click.secho("warning: the plan is feasible but not proven optimal (see summary.json: status)", fg="yellow", err=True)
         sys.exit(EXIT_NOT_OPTIMAL)

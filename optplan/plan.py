@@ -102,6 +102,31 @@ class Plan:
             budget_duals=duals,
         )
 
+    @classmethod
+    def from_decisions(cls, data, decisions: Decisions, status, timings, size: dict, name: str, start_date) -> Plan:
+        """A plan from first-stage decisions alone (an engine without duals, e.g. the DP):
+        drivers by the stock-flow and the recourse in closed form (optplan.evaluate)."""
+        from optplan.evaluate import optimal_recourse, simulate_drivers
+
+        arrivals, active, capacity = simulate_drivers(data, decisions)
+        surge, unserved, idle = optimal_recourse(data, capacity, data.demand)
+        return cls(
+            name=name,
+            start_date=pd.Timestamp(start_date),
+            data=data,
+            status=status,
+            timings=timings,
+            size=size,
+            decisions=Decisions(_clean(decisions.applicants), _clean(decisions.incentive_spend)),
+            recruited_arrivals=_clean(arrivals),
+            active_drivers=_clean(active),
+            capacity_blocks=_clean(capacity),
+            surge_blocks=_clean(surge),
+            unserved_blocks=_clean(unserved),
+            idle_blocks=_clean(idle),
+            budget_duals={},
+        )
+
     # ------------------------------------------------------------------ helpers
     def _weeks(self) -> np.ndarray:
         return np.arange(1, self.data.n_weeks + 1)
@@ -361,11 +386,16 @@ class Plan:
             )
         if s.gap is not None and not s.optimal:
             lines.append(f"  NOT PROVEN OPTIMAL: gap to bound {s.gap:.2%}")
+        if s.message:
+            lines.append(f"  {s.message}")
         t = self.timings
-        lines.append(
-            f"  {self.size['variables']:,} variables, {self.size['constraints']:,} constraints; build {t.build_s:.2f}s, "
-            f"hand-off {t.handoff_s:.2f}s, solve {t.solve_s:.2f}s"
-        )
+        if "variables" in self.size:
+            lines.append(
+                f"  {self.size['variables']:,} variables, {self.size['constraints']:,} constraints; build {t.build_s:.2f}s, "
+                f"hand-off {t.handoff_s:.2f}s, solve {t.solve_s:.2f}s"
+            )
+        else:
+            lines.append(f"  {', '.join(f'{k} {v:,}' for k, v in self.size.items())}; solve {t.solve_s:.2f}s")
         return "\n".join(lines)
 
 

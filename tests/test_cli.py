@@ -88,10 +88,19 @@ def test_infeasible_instance_names_the_constraint_family(tmp_path, spec):
 
 def test_time_limit_without_a_plan_says_so_and_writes_nothing(tmp_path):
     folder = optplan.generate_instance(depots=30, weeks=26, scenarios=10, seed=1).write(tmp_path / "big")
-    r = cli("solve", folder, "--out", tmp_path / "out", "--time-limit", 0.001)
+    r = cli("solve", folder, "--out", tmp_path / "out", "--time-limit", 0.001, "--engine", "highs")
     assert r.exit_code == 4, r.output
     assert "time limit" in r.output and "no plan" in r.output
     assert not (tmp_path / "out").exists()
+
+
+def test_time_limit_without_a_plan_falls_back_to_the_dp_under_auto(tmp_path):
+    folder = optplan.generate_instance(depots=2, weeks=6, scenarios=3, seed=1).write(tmp_path / "small")
+    r = cli("solve", folder, "--out", tmp_path / "out", "--time-limit", 1e-6)
+    assert r.exit_code == 3, r.output
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["status"]["engine"].startswith("dp")
+    assert "time limit" in summary["status"]["message"]
 
 
 def test_bad_option_is_a_clean_error(demo_path, tmp_path):

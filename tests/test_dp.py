@@ -1,0 +1,128 @@
+"""The DP engine (optplan/dp.py) against HiGHS: the same instance solved two ways.
+
+The DP's plans are scored by the independent evaluator (optplan.evaluate), so the DP's
+own estimate never enters a comparison with HiGHS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import OBJ_RTOL, build
+
+from optplan import load_instance
+from optplan.dp import DPOptions, solve_dp
+from optplan.evaluate import check_feasibility, evaluate_decisions
+from optplan.solve import SolveOptions, solve_model_data
+
+#: The DP plan's expected cost may exceed the HiGHS optimum by at most this share (issue #5).
+DP_GAP_RTOL = 0.02
+#: Below the HiGHS optimum by more than this share would mean the evaluator or the LP is wrong.
+BOUND_RTOL = 1e-7
+
+
+def _both(data, options=None):
+    lp = solve_model_data(data, SolveOptions()).status.objective
+    result = solve_dp(data, options)
+    ev = evaluate_decisions(data, result.decisions).expected_cost
+    assert ev == pytest.approx(result.evaluated, rel=1e-12)
+    assert check_feasibility(data, result.decisions) == {}
+    return lp, result
+
+
+def _variant(spec, kind):
+    if kind == "two_scenarios":
+        spec["scenarios"] = [{"scenario": "low", "probability": 0.5}, {"scenario": "high", "probability": 0.5}]
+        spec["demand"] = {("A", 1, "low"): 20.0, ("A", 2, "low"): 24.0, ("A", 1, "high"): 20.0, ("A", 2, "high"): 36.0}
+    elif kind == "surge":
+        spec["manifest"]["recourse"] = {"surge_cost_per_block": 40.0, "surge_cap_share": 0.1}
+    elif kind == "incentives":
+        spec["incentives"] = [{"depot": "A", "segment": 1, "max_spend": 20.0, "blocks_per_currency": 0.2},
+                              {"depot": "A", "segment": 2, "max_spend": 50.0, "blocks_per_currency": 0.05}]
+    elif kind == "three_weeks":
+        spec["manifest"]["horizon"]["weeks"] = 3
+        spec["demand"][("A", 3, "base")] = 26.0
+    elif kind == "onboarding_cap":
+        spec["depots"][0]["onboarding_cap"] = 4.0
+    return spec
+
+
+@pytest.mark.parametrize("kind", ["base", "two_scenarios", "surge", "incentives", "three_weeks", "onboarding_cap"])
+def test_dp_is_exact_on_single_lag_instances(spec, kind):
+    """Single-lag kernels make the arrival-time relaxation exact and the optimal driver
+    counts lie on the grid's kink states: the DP plan costs what HiGHS's optimum costs."""
+    data = build(_variant(spec, kind)).model_data()
+    lp, result = _both(data)
+    assert result.evaluated == pytest.approx(lp, rel=OBJ_RTOL)
+    assert result.dp_value == pytest.approx(lp, rel=OBJ_RTOL)
+
+
+def test_dp_on_the_demo_is_within_two_percent_of_highs(demo_path):
+    data = load_instance(demo_path).model_data()
+    lp, result = _both(data)
+    assert result.evaluated >= lp * (1 - BOUND_RTOL)
+    assert result.evaluated <= lp * (1 + DP_GAP_RTOL)
+
+
+def test_dp_respects_a_binding_budget(spec):
+    """With a total budget that binds, the DP spends it (up to rounding) and stays within 2%."""
+    spec["manifest"]["budgets"] = {"total": 30.0}
+    data = build(spec).model_data()
+    lp, result = _both(data)
+    spend = float(np.einsum("dct,c->", result.decisions.applicants, data.cost_per_applicant))
+    assert spend <= 30.0 * (1 + 1e-9)
+    assert result.evaluated == pytest.approx(lp, rel=DP_GAP_RTOL)
+    assert result.evaluated >= lp * (1 - BOUND_RTOL)
+
+
+def test_fixed_grid_option_is_used(spec):
+    data = build(spec).model_data()
+    result = solve_dp(data, DPOptions(grid_points=11))
+    assert result.grid_points == 11
+    assert np.isnan(result.grid_change)
+
+
+def _run_cli(args, cwd, block_highspy=False):
+    import subprocess
+    import sys
+
+    prelude = "import sys; sys.modules['highspy'] = None; " if block_highspy else ""
+    code = prelude + "from optplan.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_auto_falls_back_to_the_dp_when_highspy_cannot_be_imported(tmp_path):
+    """highspy made unimportable: `--engine auto` writes a DP plan, says so (stderr, exit 3,
+    summary.json), and writes the same files as a HiGHS plan and as `--engine dp`."""
+    import json
+
+    inst = tmp_path / "inst"
+    assert _run_cli(["generate", "--depots", "2", "--weeks", "6", "--scenarios", "3", "--seed", "3", "--out", str(inst)],
+                    tmp_path).returncode == 0
+    highs = _run_cli(["solve", str(inst), "--out", str(tmp_path / "highs"), "--engine", "highs"], tmp_path)
+    assert highs.returncode == 0, highs.stderr
+    fallback = _run_cli(["solve", str(inst), "--out", str(tmp_path / "auto")], tmp_path, block_highspy=True)
+    assert fallback.returncode == 3, fallback.stderr
+    assert "DP engine" in fallback.stderr and "highspy" in fallback.stderr
+    assert "Traceback" not in fallback.stderr
+    summary = json.loads((tmp_path / "auto" / "summary.json").read_text())
+    assert summary["status"]["engine"].startswith("dp")
+    assert "fallback to the DP engine because HiGHS is not available" in summary["status"]["message"]
+    names = lambda p: sorted(f.name for f in p.iterdir())  # noqa: E731
+    assert names(tmp_path / "auto") == names(tmp_path / "highs")
+    # the same plan as asking for the DP directly (only the status text differs)
+    direct = _run_cli(["solve", str(inst), "--out", str(tmp_path / "dp"), "--engine", "dp"], tmp_path, block_highspy=True)
+    assert direct.returncode == 0, direct.stderr
+    for name in names(tmp_path / "dp"):
+        if name != "summary.json":
+            assert (tmp_path / "dp" / name).read_bytes() == (tmp_path / "auto" / name).read_bytes(), name
+    lp = json.loads((tmp_path / "highs" / "summary.json").read_text())["expected_cost"]["total"]
+    assert summary["expected_cost"]["total"] >= lp * (1 - BOUND_RTOL)  # a feasible plan never beats the optimum
+
+
+def test_engine_highs_does_not_fall_back(tmp_path):
+    inst = tmp_path / "inst"
+    _run_cli(["generate", "--depots", "1", "--weeks", "4", "--scenarios", "2", "--out", str(inst)], tmp_path)
+    r = _run_cli(["solve", str(inst), "--out", str(tmp_path / "o"), "--engine", "highs"], tmp_path, block_highspy=True)
+    assert r.returncode == 6
+    assert "cannot import highspy" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o").exists()
