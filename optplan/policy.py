@@ -1,0 +1,287 @@
+"""Recruiting policies from the DP, and a simulation that compares them with common random numbers.
+
+Policy (``depot_policy``): the DP's state-feedback rule for one depot at the plan's budget
+prices. For arrival week t and a *projected* driver count (drivers expected at the end of
+week t-1 from those active now and the applicants already in the funnel, with no new
+recruiting), the rule gives the new drivers to have arrive in week t, split over channels
+by priced cost per driver, and so the applicants to recruit now in each channel
+(new drivers / conversion, recruited the channel's modal lag before week t).
+
+Simulation (``simulate``): fresh demand paths and a stochastic driver pool, the same random
+numbers for every policy (common random numbers, so differences between policies are
+measured with far less noise than their levels):
+
+* demand[d,t] = scenario s drawn by probability, times exp(sigma e[d,t] - sigma^2/2) with
+  e an AR(1) over weeks (coefficient ``noise_ar``), one path per draw (blocks/week);
+* drivers: each active driver stays with probability retention (binomial on whole
+  drivers); new drivers arrive Poisson with the funnel's expected arrivals (drivers/week);
+  both drawn by inverse CDF from uniforms shared by all policies (common random numbers);
+* every week: recruiting spend (USD/currency) stops at the weekly and total budgets; then
+  demand is revealed and the recourse (surge, unserved, idle) is the closed form of
+  optplan.evaluate.
+
+Policies compared: ``static`` (the LP plan's applicants and incentives, whatever happens),
+``dp`` (the DP rule re-applied each week to the realized drivers and funnel, incentives
+from the DP's week cost at the realized drivers), ``myopic`` (recruit, in the cheapest
+channel per driver, the drivers needed to cover the next 4 weeks' mean demand).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import binom, poisson
+
+from formulations.data import ModelData
+from optplan.dp import DPOptions, _Depot, solve_dp
+from optplan.evaluate import Decisions
+
+#: z-value of a two-sided 95% normal confidence interval.
+Z95 = 1.959963984540054
+#: Weeks of mean demand the myopic rule covers ("next month").
+MYOPIC_WEEKS = 4
+
+
+@dataclass
+class PolicyTable:
+    """The DP rule of one depot as a table (see module docstring) and its DP pieces."""
+
+    depot: str
+    table: pd.DataFrame
+    price: np.ndarray
+
+
+def depot_policy(data: ModelData, depot: str, options: DPOptions | None = None, result=None) -> PolicyTable:
+    """The DP's state-feedback rule for ``depot`` at the DP plan's budget prices."""
+    if depot not in data.depots:
+        raise ValueError(f"depot {depot!r} is not in the instance (depots: {', '.join(data.depots)})")
+    result = result or solve_dp(data, options, policies=True)
+    pol = result.policies[depot]
+    d = data.depots.index(depot)
+    dep = _Depot(data, d)
+    conv = data.yield_kernel.sum(axis=1)
+    modal = np.array([int(np.argmax(r)) if r.sum() > 0 else 0 for r in data.yield_kernel])
+    rows = []
+    for t in range(data.n_weeks):
+        for state, n in zip(pol.grids[t], pol.arrivals[t], strict=True):
+            split = dep.split_arrivals(t, float(max(n, 0.0)), pol.price)
+            row = {"arrival_week": t + 1, "projected_drivers": float(state), "new_drivers": float(max(n, 0.0)),
+                   # drivers to have at the end of the arrival week: a base-stock level when the rule recruits
+                   "target_drivers": float(dep.rho * state + dep.pipeline[t] + max(n, 0.0))}
+            for c, name in enumerate(data.channels):
+                week = t + 1 - int(modal[c])
+                # empty where the recruiting week would fall before week 1 (nothing to act on)
+                row[f"applicants_{name}"] = float(split[c] / conv[c]) if conv[c] > 0 and week >= 1 else np.nan
+                row[f"recruit_week_{name}"] = week if week >= 1 else pd.NA
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    # thin to at most 41 states per week for the file (the rule is piecewise linear between)
+    keep = table.groupby("arrival_week", group_keys=False)[table.columns.tolist()].apply(
+        lambda g: g.iloc[np.unique(np.linspace(0, len(g) - 1, min(len(g), 41)).round().astype(int))]
+    )
+    return PolicyTable(depot, keep.reset_index(drop=True), pol.price)
+
+
+def policy_plot(policy: PolicyTable, path, currency: str = "USD") -> None:
+    """New drivers to bring in against projected drivers, one line per arrival week (SVG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from optplan.atomic import atomic_write_text
+    from optplan.report import _svg
+
+    plt.rcParams.update({"svg.hashsalt": "optplan", "svg.fonttype": "none", "font.size": 9})
+    fig, ax = plt.subplots(figsize=(7, 4))
+    weeks = sorted(policy.table["arrival_week"].unique())
+    cmap = plt.get_cmap("viridis")
+    for i, w in enumerate(weeks):
+        g = policy.table[policy.table["arrival_week"] == w]
+        ax.plot(g["projected_drivers"], g["new_drivers"], color=cmap(i / max(1, len(weeks) - 1)), lw=1.2,
+                label=f"week {w}" if len(weeks) <= 12 or i % max(1, len(weeks) // 8) == 0 else None)
+    ax.set_xlabel("projected drivers at the end of the week before (drivers)")
+    ax.set_ylabel("new drivers to bring in (drivers/week)")
+    ax.set_title(f"DP recruiting rule, depot {policy.depot}")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    atomic_write_text(path, _svg(fig))
+
+
+# ---------------------------------------------------------------------------- simulation
+def sample_demand(data: ModelData, n_paths: int, rng: np.random.Generator, sigma: float = 0.05,
+                  noise_ar: float = 0.5) -> np.ndarray:
+    """(N, D, T) fresh demand paths (blocks/week): a scenario by probability times AR(1)
+    log-normal noise with mean 1."""
+    D, C, T, S = data.shape
+    s = rng.choice(S, size=n_paths, p=data.probability)
+    e = np.empty((n_paths, D, T))
+    e[:, :, 0] = rng.standard_normal((n_paths, D))
+    scale = np.sqrt(1 - noise_ar**2)
+    for t in range(1, T):
+        e[:, :, t] = noise_ar * e[:, :, t - 1] + scale * rng.standard_normal((n_paths, D))
+    base = np.transpose(data.demand[:, :, s], (2, 0, 1))  # (N, D, T)
+    return base * np.exp(sigma * e - 0.5 * sigma**2)
+
+
+class _Sim:
+    """State of N simulated paths: active drivers (N, D) and expected future arrivals."""
+
+    def __init__(self, data: ModelData, n: int, fluid: bool = False):
+        D, C, T, _ = data.shape
+        self.data, self.fluid = data, fluid
+        start = data.initial_active if fluid else np.round(data.initial_active)
+        self.active = np.broadcast_to(start, (n, D)).astype(float).copy()
+        L = data.yield_kernel.shape[1]
+        self.funnel = np.zeros((n, D, T + L))  # expected new drivers per future week from applicants so far
+        self.spend_total = np.zeros(n)
+
+    def recruit(self, t: int, x: np.ndarray, z: np.ndarray, cap_week: float, cap_left: np.ndarray):
+        """Applicants x (N, D, C) and incentive spend z (N, D) of week t, scaled down per path
+        to the weekly and remaining total budget (currency)."""
+        d = self.data
+        spend = np.einsum("ndc,c->n", x, d.cost_per_applicant) + z.sum(axis=1)
+        room = np.minimum(cap_week, cap_left)
+        f = np.where(spend > room, np.where(spend > 0, np.maximum(room, 0) / np.where(spend > 0, spend, 1), 0.0), 1.0)
+        x = x * f[:, None, None]
+        z = z * f[:, None]
+        L = d.yield_kernel.shape[1]
+        self.funnel[:, :, t : t + L] += np.einsum("ndc,ck->ndk", x, d.yield_kernel)
+        spent = spend * f
+        self.spend_total += spent
+        return x, z, spent
+
+
+def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int = 0, sigma: float = 0.05,
+             noise_ar: float = 0.5, options: DPOptions | None = None, dp_result=None,
+             stochastic_drivers: bool = True) -> pd.DataFrame:
+    """Per path and policy: cost (currency), unserved, idle and surge blocks over the horizon.
+
+    ``stochastic_drivers=False`` keeps the driver pool fluid (expected values, as the LP
+    and the evaluator model it); with ``sigma=0`` too, the static plan's mean cost over
+    paths is then the evaluator's expected cost up to the sampling of scenarios."""
+    D, C, T, S = data.shape
+    dp_result = dp_result or solve_dp(data, options, policies=True)
+    deps = [_Depot(data, d) for d in range(D)]
+    conv = data.yield_kernel.sum(axis=1)
+    modal = np.array([int(np.argmax(r)) if r.sum() > 0 else 0 for r in data.yield_kernel])
+    unit = np.where(conv > 0, data.cost_per_applicant / np.where(conv > 0, conv, 1), np.inf)
+    cheapest = int(np.argmin(unit))
+    demand = sample_demand(data, n_paths, np.random.default_rng(seed), sigma, noise_ar)
+    mask = data.recruit_mask()
+    out = []
+    for policy in ("static", "dp", "myopic"):
+        rng = np.random.default_rng([seed, 1])  # common random numbers: the same stream for every policy
+        sim = _Sim(data, n_paths, fluid=not stochastic_drivers)
+        cost = np.zeros(n_paths)
+        unserved = np.zeros(n_paths)
+        idle = np.zeros(n_paths)
+        surge_b = np.zeros(n_paths)
+        for t in range(T):
+            # -- decide (drivers active at the end of last week are known, demand is not)
+            if policy == "static":
+                x = np.broadcast_to(static.applicants[:, :, t], (n_paths, D, C)).copy()
+                z = np.broadcast_to(static.incentive_spend[:, t, :].sum(axis=1), (n_paths, D)).copy()
+            elif policy == "dp":
+                x = np.zeros((n_paths, D, C))
+                L = data.yield_kernel.shape[1]
+                for d in range(D):
+                    pol = dp_result.policies[data.depots[d]]
+                    extra = np.zeros((n_paths, T + L))  # expected arrivals of this week's applicants decided so far
+                    for c in np.argsort(modal, kind="stable"):
+                        ta = t + modal[c]  # the arrival week this week's applicants aim at
+                        if ta >= T or not mask[d, c, t] or conv[c] <= 0:
+                            continue
+                        proj = _projected(sim, d, t, ta, data.retention[d], extra)
+                        n_star = np.interp(proj, pol.grids[ta], pol.arrivals[ta])
+                        # the part of the rule's arrivals that this channel supplies at the prices in force
+                        share = np.array([deps[d].split_arrivals(ta, float(v), pol.price)[c] for v in n_star])
+                        x[:, d, c] = np.minimum(share / conv[c], data.applicant_cap[d, c])
+                        extra[:, t : t + L] += x[:, d, c, None] * data.yield_kernel[c][None, :]
+                z = np.zeros((n_paths, D))  # decided below from the drivers of the week
+            else:
+                x = np.zeros((n_paths, D, C))
+                for d in range(D):
+                    ta = min(T - 1, t + modal[cheapest])
+                    if not mask[d, cheapest, t]:
+                        continue
+                    horizon = slice(ta, min(T, ta + MYOPIC_WEEKS))
+                    need = (data.demand[d, horizon] @ data.probability).mean() / data.blocks_per_driver[d]
+                    proj = _projected(sim, d, t, ta, data.retention[d])
+                    x[:, d, cheapest] = np.clip((need - proj) / conv[cheapest], 0.0, data.applicant_cap[d, cheapest])
+                z = np.zeros((n_paths, D))
+            # -- drivers of week t: stayers + arrivals
+            cap_left = data.budget_total - sim.spend_total
+            x, z, spent = sim.recruit(t, x, z, data.budget_weekly[t], cap_left)
+            expected_arrivals = np.maximum(sim.funnel[:, :, t] + data.pipeline[None, :, t], 0.0)
+            if sim.fluid:
+                stay, arrivals = sim.active * data.retention[None, :], expected_arrivals
+            else:
+                # inverse-CDF draws from common uniforms: the same "luck" for every policy,
+                # monotone in the counts, so the policies' outcomes move together (CRN)
+                u_stay, u_arr = rng.random((2, n_paths, D))
+                n_now = np.maximum(sim.active, 0).round()
+                stay = binom.ppf(u_stay, n_now, data.retention[None, :])
+                stay = np.where(n_now > 0, stay, 0.0)
+                arrivals = np.where(expected_arrivals > 0, poisson.ppf(u_arr, np.where(expected_arrivals > 0, expected_arrivals, 1.0)), 0.0)
+            sim.active = stay + arrivals
+            if policy == "dp":  # incentives from the DP's week cost at the realized drivers, within budget
+                for d in range(D):
+                    _, zz = deps[d].week_cost(t, sim.active[:, d], float(dp_result.policies[data.depots[d]].price[t]))
+                    z[:, d] = zz
+                room = np.maximum(np.minimum(data.budget_weekly[t] - spent, data.budget_total - sim.spend_total), 0.0)
+                tot = z.sum(axis=1)
+                z *= np.where(tot > room, room / np.where(tot > 0, tot, 1), 1.0)[:, None]
+                sim.spend_total += z.sum(axis=1)
+                spent = spent + z.sum(axis=1)
+            inc = np.stack([np.interp(z[:, d], deps[d].cum_z, deps[d].cum_inc) if len(deps[d].seg_rate) else np.zeros(n_paths)
+                            for d in range(D)], axis=1)
+            q = data.blocks_per_driver[None, :] * sim.active + inc
+            dem = demand[:, :, t]
+            short = np.maximum(dem - q, 0.0)
+            if data.surge_cap_share > 0 and data.surge_cost < data.unserved_cost:
+                su = np.minimum(short, data.surge_cap_share * q)
+            else:
+                su = np.zeros_like(short)
+            un, idl = short - su, np.maximum(q - dem, 0.0)
+            cost += spent + (data.surge_cost * su + data.unserved_cost * un + data.idle_cost * idl).sum(axis=1)
+            unserved += un.sum(axis=1)
+            idle += idl.sum(axis=1)
+            surge_b += su.sum(axis=1)
+        out.append(pd.DataFrame({"policy": policy, "path": np.arange(n_paths), "cost": cost, "spend": sim.spend_total.copy(),
+                                 "unserved_blocks": unserved,
+                                 "idle_blocks": idle, "surge_blocks": surge_b}))
+    return pd.concat(out, ignore_index=True)
+
+
+def _projected(sim: _Sim, d: int, t: int, ta: int, rho: float, extra: np.ndarray | None = None) -> np.ndarray:
+    """(N,) expected drivers at the end of week ta-1 with no further recruiting: the active
+    drivers of now (end of week t-1) kept by retention, plus the funnel's and the pipeline's
+    expected arrivals in weeks t..ta-1, each kept until ta-1 (drivers)."""
+    a = sim.active[:, d] * rho ** (ta - t)
+    for w in range(t, ta):
+        more = extra[:, w] if extra is not None else 0.0
+        a = a + (sim.funnel[:, d, w] + more + sim.data.pipeline[d, w]) * rho ** (ta - 1 - w)
+    return a
+
+
+def summarize(paths: pd.DataFrame, currency: str = "USD") -> pd.DataFrame:
+    """Mean and 95% CI per policy, and the paired difference to the static plan (CRN)."""
+    rows = []
+    base = paths[paths["policy"] == "static"].set_index("path")
+    for policy, g in paths.groupby("policy", sort=False):
+        g = g.set_index("path")
+        n = len(g)
+        row = {"policy": policy, "paths": n}
+        for col in ("cost", "unserved_blocks", "idle_blocks", "surge_blocks"):
+            m, s = g[col].mean(), g[col].std(ddof=1)
+            row[col] = m
+            row[f"{col}_ci95"] = Z95 * s / np.sqrt(n)
+        diff = g["cost"] - base["cost"]
+        row["cost_minus_static"] = diff.mean()
+        row["cost_minus_static_ci95"] = Z95 * diff.std(ddof=1) / np.sqrt(n) if policy != "static" else 0.0
+        row["currency"] = currency
+        rows.append(row)
+    return pd.DataFrame(rows)
