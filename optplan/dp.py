@@ -451,17 +451,21 @@ POLISH_TABLE_POINTS = 1501
 #: Coordinate sweeps of the polish, and its relative improvement threshold per sweep.
 POLISH_SWEEPS = 30
 POLISH_RTOL = 1e-7
+#: Spend-neutral exchanges are tried between (channel, week) pairs at most this many weeks apart.
+PAIR_WEEKS = 4
 
 
 class _Polisher:
-    """Local improvement of one depot's applicants on its exact (priced) cost.
+    """Local improvement of one depot's plan on its exact (priced) cost.
 
-    J(x) = sum price[tau] cost_c x[c,tau] + sum_t h_t(a_t(x)) where a_t is linear in x
+    Coordinates: applicants x[c, tau] and the week's total incentive spend Z[t] (filled
+    best rate first). J(x, Z) = sum price[tau] cost_c x[c,tau] + sum price[t] Z[t]
+    + sum_t f_t(q_t), with q_t = b a_t(x) + inc(Z_t) blocks/week, a_t linear in x
     (impulse response R[c, j] = sum_{k<=j} y[c,k] rho^(j-k) drivers per applicant j weeks
-    on) and h_t is the week's least priced incentive + expected recourse, tabulated on a
-    uniform grid per week. Moves: one coordinate, or a week-to-week shift of a channel's
-    applicants, each with an exact 1-D search over its feasible interval (box and
-    onboarding cap); accepted only if J falls."""
+    on), and f_t the week's expected recourse, tabulated on a uniform capacity grid.
+    Moves: one coordinate, a channel's shift to the next week, channel swaps, and
+    spend-neutral exchanges, each an exact-on-a-grid 1-D search over its feasible interval
+    (box, onboarding cap, and any budget ``limits``); accepted only if J falls."""
 
     def __init__(self, dep: _Depot, price: np.ndarray):
         data = dep.data
@@ -475,14 +479,16 @@ class _Polisher:
         for j in range(T):
             R[:, j] = (self.y[:, : j + 1] * dep.rho ** (j - np.arange(j + 1))[None, :]).sum(axis=1)
         self.R = R
-        self.lo = dep.lo - 1e-9
-        # the table spans what any plan reaches, capped at 1.5x the useful range (beyond it
-        # every later week is idle; more drivers only add cost)
-        self.hi = np.minimum(dep.reach, dep.hi + np.maximum(0.5 * (dep.hi - dep.lo), 1.0)) + 1e-9
+        # capacity tables span what any plan reaches, capped at 1.5x the useful driver range
+        # (beyond it every later week is idle; more drivers only add cost)
+        a_hi = np.minimum(dep.reach, dep.hi + np.maximum(0.5 * (dep.hi - dep.lo), 1.0))
+        self.a_hi = a_hi + 1e-9
+        self.qlo = dep.b * dep.lo - 1e-9
+        self.qhi = dep.b * a_hi + dep.cum_inc[-1] + 1e-9
         self.n = POLISH_TABLE_POINTS
-        grid = self.lo[:, None] + (self.hi - self.lo)[:, None] * np.linspace(0, 1, self.n)[None, :]
-        self.H = np.stack([dep.week_cost(t, grid[t], float(price[t]))[0] for t in range(T)])  # (T, n)
-        self.dx = (self.hi - self.lo) / (self.n - 1)
+        grid = self.qlo[:, None] + (self.qhi - self.qlo)[:, None] * np.linspace(0, 1, self.n)[None, :]
+        self.F = np.stack([expected_recourse(data, grid[t], dep.demand[t], dep.p) for t in range(T)])  # (T, n)
+        self.dq = (self.qhi - self.qlo) / (self.n - 1)
         self.base = np.empty(T)  # drivers with no recruiting
         prev = dep.a0
         for t in range(T):
@@ -493,14 +499,19 @@ class _Polisher:
         self.ub = np.where(mask, data.applicant_cap[dep.d][:, None], 0.0)
         cap = float(data.onboarding_cap[dep.d])
         self.room = cap - dep.pipeline if np.isfinite(cap) else np.full(T, np.inf)
+        self.zmax = float(dep.cum_z[-1])
 
-    def h(self, a: np.ndarray) -> np.ndarray:
-        """Sum over weeks of tabulated week costs for states a (..., T)."""
-        pos = np.clip((a - self.lo) / self.dx, 0.0, self.n - 1 - 1e-9)
+    # -- pieces
+    def inc(self, Z: np.ndarray) -> np.ndarray:
+        return np.interp(Z, self.dep.cum_z, self.dep.cum_inc) if self.zmax > 0 else np.zeros_like(Z)
+
+    def f(self, q: np.ndarray) -> np.ndarray:
+        """Sum over weeks of tabulated recourse for capacities q (..., T)."""
+        pos = np.clip((q - self.qlo) / self.dq, 0.0, self.n - 1 - 1e-9)
         i = pos.astype(int)
-        f = pos - i
+        w = pos - i
         t = np.arange(self.T)
-        return ((1 - f) * self.H[t, i] + f * self.H[t, i + 1]).sum(axis=-1)
+        return ((1 - w) * self.F[t, i] + w * self.F[t, i + 1]).sum(axis=-1)
 
     def drivers(self, x: np.ndarray) -> np.ndarray:
         a = self.base.copy()
@@ -511,16 +522,62 @@ class _Polisher:
     def arrivals(self, x: np.ndarray) -> np.ndarray:
         return sum(np.convolve(x[c], self.y[c])[: self.T] for c in range(self.C))
 
-    def cost(self, x: np.ndarray) -> float:
-        return float((self.unit * x).sum() + self.h(self.drivers(x)))
+    def capacity(self, x: np.ndarray, Z: np.ndarray) -> np.ndarray:
+        return self.dep.b * self.drivers(x) + self.inc(Z)
 
-    def _search(self, x, a, n_arr, coords, weights, limits=()):
-        """Best step along direction sum_i weights[i] e_coords[i] (1-D, exact on a grid
-        refined three times); returns (delta, new cost change)."""
+    def cost(self, x: np.ndarray, Z: np.ndarray) -> float:
+        return float((self.unit * x).sum() + (self.price * Z).sum() + self.f(self.capacity(x, Z)))
+
+    def exact_cost(self, x: np.ndarray, Z: np.ndarray) -> float:
+        """cost() with the recourse computed exactly instead of from the tables."""
+        q = self.capacity(x, Z)
+        rec = sum(float(expected_recourse(self.dep.data, q[t : t + 1], self.dep.demand[t], self.dep.p)[0]) for t in range(self.T))
+        return float((self.unit * x).sum() + (self.price * Z).sum() + rec)
+
+    def best_incentives(self, x: np.ndarray) -> np.ndarray:
+        """(T,) least priced incentive spend per week for the drivers x brings (no budgets)."""
+        a = self.drivers(x)
+        return np.array([self.dep.week_cost(t, a[t : t + 1], float(self.price[t]))[1][0] for t in range(self.T)])
+
+    # -- moves
+    def moves(self):
+        """Directions tried, as (coords, weights): each coordinate; each channel's shift to
+        the next week; each swap between two channels in a week (equal drivers at week T);
+        and spend-neutral exchanges between any two (channel, week) pairs up to
+        PAIR_WEEKS apart (the same money moved), which matter when budgets bind."""
+        out = []
+        cells = [(c, t) for c in range(self.C) for t in range(self.T) if self.ub[c, t] > 0]
+        for c, t in cells:
+            out.append(([(c, t)], [1.0]))
+            if t + 1 < self.T and self.ub[c, t + 1] > 0:
+                out.append(([(c, t), (c, t + 1)], [-1.0, 1.0]))
+            for c2 in range(c + 1, self.C):
+                if self.ub[c2, t] > 0:
+                    out.append(([(c, t), (c2, t)], [-1.0, self.R[c, -1] / max(self.R[c2, -1], 1e-12)]))
+        for i, (c, t) in enumerate(cells):
+            for c2, t2 in cells[i + 1:]:
+                if abs(t2 - t) <= PAIR_WEEKS and self.unit[c, t] > 0 and self.unit[c2, t2] > 0:
+                    out.append(([(c, t), (c2, t2)], [-1.0, self.unit[c, t] / self.unit[c2, t2]]))
+        return out
+
+    def _line(self, lo, hi, value):
+        """Minimum of value(d) over [lo, hi] on a 17-point grid refined three times."""
+        best_d, best_v = 0.0, 0.0
+        a_lo, a_hi = lo, hi
+        for _ in range(3):
+            d = np.linspace(a_lo, a_hi, 17)
+            v = value(d)
+            j = int(np.argmin(v))
+            if v[j] < best_v:
+                best_d, best_v = float(d[j]), float(v[j])
+            span = (a_hi - a_lo) / 16
+            a_lo, a_hi = max(lo, d[j] - span), min(hi, d[j] + span)
+        return best_d, best_v
+
+    def step(self, x: np.ndarray, Z: np.ndarray, coords, weights, limits=()) -> float:
+        """Best step of x along one direction, in place; returns the (negative) change."""
         lo, hi = -np.inf, np.inf
-        da = np.zeros(self.T)
-        dn = np.zeros(self.T)
-        dc = 0.0
+        da, dn, dc = np.zeros(self.T), np.zeros(self.T), 0.0
         for (c, tau), w in zip(coords, weights, strict=True):
             if w > 0:
                 lo, hi = max(lo, -x[c, tau] / w), min(hi, (self.ub[c, tau] - x[c, tau]) / w)
@@ -529,81 +586,65 @@ class _Polisher:
             da[tau:] += w * self.R[c, : self.T - tau]
             dn[tau:] += w * self.y[c, : self.T - tau]
             dc += w * self.unit[c, tau]
-        for coef, room in limits(coords, weights) if callable(limits) else limits:
+        for coef, room in limits:
             if coef > 1e-15:
                 hi = min(hi, max(room, 0.0) / coef)
             elif coef < -1e-15:
                 lo = max(lo, max(room, 0.0) / coef)
-        slack = self.room - n_arr
-        pos, neg = dn > 1e-15, dn < -1e-15
-        if pos.any():
-            hi = min(hi, float(np.min(slack[pos] / dn[pos])))
-        if neg.any():
-            lo = max(lo, float(np.max(slack[neg] / dn[neg])))
-        up, down = da > 1e-15, da < -1e-15  # stay inside the tables
-        if up.any():
-            hi = min(hi, float(np.min((self.hi - a)[up] / da[up])))
-        if down.any():
-            lo = max(lo, float(np.max((self.hi - a)[down] / da[down])))
+        a = self.drivers(x)
+        slack = self.room - self.arrivals(x)
+        for vec, top in ((dn, slack), (da, self.a_hi - a)):
+            pos, neg = vec > 1e-15, vec < -1e-15
+            if pos.any():
+                hi = min(hi, float(np.min(top[pos] / vec[pos])))
+            if neg.any():
+                lo = max(lo, float(np.max(top[neg] / vec[neg])))
         if not hi > lo + 1e-12:
-            return 0.0, 0.0
-        base = self.h(a)
-        best_d, best_v = 0.0, 0.0
-        a_lo, a_hi = lo, hi
-        for _ in range(3):
-            d = np.linspace(a_lo, a_hi, 17)
-            v = d * dc + self.h(a[None, :] + d[:, None] * da[None, :]) - base
-            j = int(np.argmin(v))
-            if v[j] < best_v:
-                best_d, best_v = float(d[j]), float(v[j])
-            span = (a_hi - a_lo) / 16
-            a_lo, a_hi = max(lo, d[j] - span), min(hi, d[j] + span)
-        return best_d, best_v
-
-    def moves(self):
-        """Directions tried, as (coords, weights): each coordinate; each channel's shift to
-        the next week; each swap between two channels in a week (equal drivers at week T)."""
-        out = []
-        for c in range(self.C):
-            for t in range(self.T):
-                if self.ub[c, t] <= 0:
-                    continue
-                out.append(([(c, t)], [1.0]))
-                if t + 1 < self.T and self.ub[c, t + 1] > 0:
-                    out.append(([(c, t), (c, t + 1)], [-1.0, 1.0]))
-                for c2 in range(c + 1, self.C):
-                    if self.ub[c2, t] > 0:
-                        out.append(([(c, t), (c2, t)], [-1.0, self.R[c, -1] / max(self.R[c2, -1], 1e-12)]))
-                        cost_c, cost_c2 = self.unit[c, t], self.unit[c2, t]
-                        if cost_c > 0 and cost_c2 > 0:  # the same spend moved between channels
-                            out.append(([(c, t), (c2, t)], [-1.0, cost_c / cost_c2]))
-        return out
-
-    def profile(self, c: int, t: int) -> tuple[np.ndarray, np.ndarray]:
-        """(drivers, arrivals) per week added by one applicant of channel c in week t."""
-        da, dn = np.zeros(self.T), np.zeros(self.T)
-        da[t:] = self.R[c, : self.T - t]
-        dn[t:] = self.y[c, : self.T - t]
-        return da, dn
-
-    def step(self, x: np.ndarray, coords, weights, limits=()) -> float:
-        """Take the best step along one direction in place; returns the (negative) change."""
-        d, gain = self._search(x, self.drivers(x), self.arrivals(x), coords, weights, limits)
+            return 0.0
+        q = self.dep.b * a + self.inc(Z)
+        base = self.f(q)
+        dq = self.dep.b * da
+        d, gain = self._line(lo, hi, lambda d: d * dc + self.f(q[None, :] + d[:, None] * dq[None, :]) - base)
         if gain < 0:
             for (cc, tt), ww in zip(coords, weights, strict=True):
                 x[cc, tt] = min(max(x[cc, tt] + d * ww, 0.0), self.ub[cc, tt])
         return gain
 
-    def run(self, x: np.ndarray, sweeps: int = POLISH_SWEEPS) -> np.ndarray:
+    def step_incentive(self, x: np.ndarray, Z: np.ndarray, t: int, room: float = np.inf) -> float:
+        """Best incentive spend of week t (within [0, max] and ``room`` more), in place."""
+        if self.zmax <= 0:
+            return 0.0
+        q = self.capacity(x, Z)
+        lo, hi = -Z[t], min(self.zmax - Z[t], max(room, 0.0))
+        if not hi > lo + 1e-12:
+            return 0.0
+        qt = q[t] - self.inc(Z[t : t + 1])[0]
+
+        def value(d):
+            qq = np.broadcast_to(q, (len(d), self.T)).copy()
+            qq[:, t] = qt + self.inc(Z[t] + d)
+            return self.price[t] * d + self.f(qq) - self.f(q)
+
+        d, gain = self._line(lo, hi, value)
+        if gain < 0:
+            Z[t] = min(max(Z[t] + d, 0.0), self.zmax)
+        return gain
+
+    def run(self, x: np.ndarray, Z: np.ndarray | None = None, sweeps: int = POLISH_SWEEPS):
+        """Polish without budgets (the prices stand in for them); returns (x, Z)."""
         x = x.copy()
+        Z = self.best_incentives(x) if Z is None else Z.copy()
         moves = self.moves()
         for _ in range(sweeps):
-            before = self.cost(x)
+            before = self.cost(x, Z)
             for coords, w in moves:
-                self.step(x, coords, w)
-            if before - self.cost(x) <= POLISH_RTOL * max(1.0, abs(before)):
+                self.step(x, Z, coords, w)
+            for t in range(self.T):
+                self.step_incentive(x, Z, t)
+            if before - self.cost(x, Z) <= POLISH_RTOL * max(1.0, abs(before)):
                 break
-        return x
+        return x, Z
+
 
 # ---------------------------------------------------------------------------- the engine
 class DPEngine:
@@ -619,27 +660,20 @@ class DPEngine:
         self.calls = 0
         self.polish = True
 
-    def _incentives(self, d: int, x: np.ndarray, price: np.ndarray) -> np.ndarray:
-        """(T, G) least priced incentive spend for the drivers that applicants x bring."""
-        dep = self.depots[d]
-        pol = _Polisher(dep, price)
-        a = pol.drivers(x)
-        out = np.zeros((self.data.n_weeks, self.data.incentive_width.shape[1]))
-        for t in range(self.data.n_weeks):
-            _, z = dep.week_cost(t, np.array([a[t]]), float(price[t]))
-            out[t] = dep.split_incentive(float(z[0]))
-        return out
-
-    # one depot at one price level, realized
     def depot_plan(self, d: int, lam: float, n_points: int | None = None):
-        """Realized (and, when self.polish, polished) plan of depot d at price 1 + lam + mu."""
+        """Realized (and, when self.polish, polished) plan of depot d at price 1 + lam + mu:
+        (applicants (C, T), incentive spend (T, G), unpriced DP value)."""
         price = 1.0 + lam + self.mu
         arrivals, spend, priced, unpriced, _ = solve_depot(self.depots[d], price, n_points or self.n_points)
         self.calls += 1
         x = _trim_onboarding(self.data, d, realize(self.data, d, arrivals))
+        pol = _Polisher(self.depots[d], price)
+        Z = pol.best_incentives(x)
         if self.polish:
-            x = _Polisher(self.depots[d], price).run(x)
-            spend = self._incentives(d, x, price)
+            xp, Zp = pol.run(x, Z)
+            if pol.exact_cost(xp, Zp) < pol.exact_cost(x, Z):  # the tables interpolate; trust only exact gains
+                x, Z = xp, Zp
+        spend = np.stack([self.depots[d].split_incentive(float(v)) for v in Z])
         return x, spend, unpriced
 
     def at_price(self, depots: list[int], lam: float):
@@ -746,7 +780,7 @@ class DPEngine:
 MAX_TRANSFER_DEPOTS = 12
 
 
-def _transfers(data: ModelData, pols: list[_Polisher], x: np.ndarray, regions: np.ndarray) -> None:
+def _transfers(data: ModelData, pols: list[_Polisher], x: np.ndarray, Z: np.ndarray, regions: np.ndarray) -> None:
     """Move applicants of one channel and week from depot d to depot e (spend-neutral, so
     weekly and total budgets hold; only within a region when that region has a budget)."""
     D, C, T, _ = data.shape
@@ -760,85 +794,67 @@ def _transfers(data: ModelData, pols: list[_Polisher], x: np.ndarray, regions: n
                         continue
                     pd_, pe = pols[d], pols[e]
                     hi = min(x[d, c, t], pe.ub[c, t] - x[e, c, t])
-                    da_d, dn_d = pd_.profile(c, t)
-                    da_e, dn_e = pe.profile(c, t)
+                    dn_e = np.zeros(T)
+                    dn_e[t:] = pe.y[c, : T - t]
                     slack = pe.room - pe.arrivals(x[e])
                     if (dn_e > 1e-15).any():
                         hi = min(hi, float(np.min(slack[dn_e > 1e-15] / dn_e[dn_e > 1e-15])))
                     if not hi > 1e-12:
                         continue
-                    a_d, a_e = pd_.drivers(x[d]), pe.drivers(x[e])
-                    base = pd_.h(a_d) + pe.h(a_e)
-                    lo_, hi_ = 0.0, hi
-                    best_d, best_v = 0.0, 0.0
-                    for _ in range(3):
-                        delta = np.linspace(lo_, hi_, 17)
-                        v = pd_.h(a_d[None] - delta[:, None] * da_d[None]) + pe.h(a_e[None] + delta[:, None] * da_e[None]) - base
-                        j = int(np.argmin(v))
-                        if v[j] < best_v:
-                            best_d, best_v = float(delta[j]), float(v[j])
-                        span = (hi_ - lo_) / 16
-                        lo_, hi_ = max(0.0, delta[j] - span), min(hi, delta[j] + span)
-                    if best_v < 0:
-                        x[d, c, t] -= best_d
-                        x[e, c, t] += best_d
+                    dq_d, dq_e = np.zeros(T), np.zeros(T)
+                    dq_d[t:] = pd_.dep.b * pd_.R[c, : T - t]
+                    dq_e[t:] = pe.dep.b * pe.R[c, : T - t]
+                    q_d, q_e = pd_.capacity(x[d], Z[d]), pe.capacity(x[e], Z[e])
+                    base = pd_.f(q_d) + pe.f(q_e)
+                    delta, gain = pd_._line(0.0, hi, lambda s, q_d=q_d, q_e=q_e, dq_d=dq_d, dq_e=dq_e, pe=pe, pd_=pd_, base=base:
+                                            pd_.f(q_d[None] - s[:, None] * dq_d[None]) + pe.f(q_e[None] + s[:, None] * dq_e[None]) - base)
+                    if gain < 0:
+                        x[d, c, t] -= delta
+                        x[e, c, t] += delta
 
 
 def global_polish(data: ModelData, dep_list: list[_Depot], x: np.ndarray, z: np.ndarray,
                   sweeps: int = POLISH_SWEEPS) -> tuple[np.ndarray, np.ndarray]:
     """Improve a feasible plan on its true (unpriced) expected cost, keeping every budget:
-    per-depot moves as in _Polisher, each bounded by the slack of the weekly, regional and
-    total budgets it touches."""
+    per-depot moves of applicants and incentives as in _Polisher, each bounded by the slack
+    of the weekly, regional and total budgets it touches; cross-depot transfers."""
     D, C, T, _ = data.shape
-    ones = np.ones(T)
-    pols = [_Polisher(dep, ones) for dep in dep_list]
+    pols = [_Polisher(dep, np.ones(T)) for dep in dep_list]
     cpa = data.cost_per_applicant
     regions = np.asarray(data.regions)
     x = x.copy()
-    # incentives are re-chosen per week from the drivers; their spend counts against budgets
-    def incentive_spend(d, xd):
-        a = pols[d].drivers(xd)
-        return np.array([dep_list[d].week_cost(t, a[t : t + 1], 1.0)[1][0] for t in range(T)])
+    Z = z.sum(axis=2).copy()  # (D, T) currency/week, feasible on entry
 
-    z_tot = z.sum(axis=2)  # (D, T) currency/week, feasible on entry
+    def limits_for(d, per_week):
+        week_spend = np.einsum("dct,c->t", x, cpa) + Z.sum(axis=0)
+        out = [(per_week[t], data.budget_weekly[t] - week_spend[t]) for t in np.flatnonzero(per_week)]
+        total = float(per_week.sum())
+        out.append((total, data.budget_total - week_spend.sum()))
+        r = regions[d]
+        if r in data.budget_region:
+            m = regions == r
+            out.append((total, data.budget_region[r] - float(np.einsum("dct,c->", x[m], cpa) + Z[m].sum())))
+        return out
+
     for _ in range(sweeps):
-        before = sum(p.cost(x[d]) for d, p in enumerate(pols))
+        before = sum(p.cost(x[d], Z[d]) for d, p in enumerate(pols))
         for d, pol in enumerate(pols):
-            r = regions[d]
             for coords, w in pol.moves():
-                week_spend = np.einsum("dct,c->t", x, cpa) + z_tot.sum(axis=0)
                 per_week = np.zeros(T)
                 for (c, t), ww in zip(coords, w, strict=True):
                     per_week[t] += ww * cpa[c]
-                limits = [(per_week[t], data.budget_weekly[t] - week_spend[t]) for t in np.flatnonzero(per_week)]
-                total = float(per_week.sum())
-                limits.append((total, data.budget_total - week_spend.sum()))
-                if r in data.budget_region:
-                    m = regions == r
-                    used = float(np.einsum("dct,c->", x[m], cpa) + z_tot[m].sum())
-                    limits.append((total, data.budget_region[r] - used))
-                saved = x[d].copy()
-                if pol.step(x[d], coords, w, limits) < 0:
-                    z_new = incentive_spend(d, x[d])
-                    # incentives follow the drivers; undo if their spend breaks a budget
-                    trial = z_tot.copy()
-                    trial[d] = z_new
-                    ws = np.einsum("dct,c->t", x, cpa) + trial.sum(axis=0)
-                    ok = (ws <= data.budget_weekly * (1 + BUDGET_RTOL) + 1e-9).all()
-                    ok = ok and ws.sum() <= data.budget_total * (1 + BUDGET_RTOL) + 1e-9
-                    if ok and r in data.budget_region:
-                        m = regions == r
-                        ok = float(np.einsum("dct,c->", x[m], cpa) + trial[m].sum()) <= data.budget_region[r] * (1 + BUDGET_RTOL) + 1e-9
-                    if ok:
-                        z_tot = trial
-                    else:
-                        x[d] = saved
+                pol.step(x[d], Z[d], coords, w, limits_for(d, per_week))
+            for t in range(T):
+                e_t = np.zeros(T)
+                e_t[t] = 1.0
+                room = min(r for coef, r in limits_for(d, e_t))
+                pol.step_incentive(x[d], Z[d], t, room)
         if D <= MAX_TRANSFER_DEPOTS:
-            _transfers(data, pols, x, regions)
-        after = sum(p.cost(x[d]) for d, p in enumerate(pols))
+            _transfers(data, pols, x, Z, regions)
+        after = sum(p.cost(x[d], Z[d]) for d, p in enumerate(pols))
         if before - after <= POLISH_RTOL * max(1.0, abs(before)):
             break
-    z_out = np.stack([np.stack([dep_list[d].split_incentive(float(z_tot[d, t])) for t in range(T)]) for d in range(D)])
+    z_out = np.stack([np.stack([dep_list[d].split_incentive(float(Z[d, t])) for t in range(T)]) for d in range(D)])
     return x, z_out
 
 
