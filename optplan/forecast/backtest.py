@@ -1,0 +1,113 @@
+"""Rolling-origin backtest of the weekly models, side by side.
+
+For each origin n (the model sees weeks 1..n of the history and nothing after) every model
+forecasts weeks n+1..n+H; the forecasts are scored against the history's actual demand
+(blocks/week). Default origins: every ``step`` weeks over the last ``n_origins x step``
+weeks, e.g. 143 weeks, step 13, 3 origins -> 104, 117 and 130 weeks of history.
+
+Metrics, per depot (over its origins and weeks) and overall (over all depots):
+
+* MASE of the P50 = mean over (origin, week) of |y - P50| / scale_{origin, depot}, where the
+  scale is the depot's in-sample seasonal-naive error mean_t |y_t - y_{t-52}| over weeks
+  before the origin; overall = mean over depots.
+* wQL = 2 sum_{q in P10,P50,P90} sum pinball_q / (3 sum |y|) (sums over the depot's, or all
+  depots', origins and weeks).
+* coverage = share of (origin, week) with P10 <= y <= P90.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from optplan.forecast.history import History
+from optplan.forecast.metrics import coverage, mase_scale, pinball
+from optplan.forecast.models import MODELS, GlobalConfig, forecast
+
+SCORED_LEVELS = (0.1, 0.5, 0.9)
+
+
+def default_origins(n_weeks: int, horizon: int, step: int = 13, n_origins: int = 3) -> list[int]:
+    """History lengths of the origins: the last forecast ends with the history."""
+    last = n_weeks - horizon
+    return sorted(last - k * step for k in range(n_origins))
+
+
+@dataclass
+class BacktestResult:
+    """``rows``: one row per model, origin, depot and week with y, p10, p50, p90 and the MASE
+    scale (blocks/week); ``by_depot`` and ``overall``: the metrics; ``seconds``: fit time per model."""
+
+    rows: pd.DataFrame
+    by_depot: pd.DataFrame
+    overall: pd.DataFrame
+    origins: list[int]
+    horizon: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+
+def backtest(history: History, horizon: int = 13, origins: list[int] | None = None, models=MODELS,
+             config: GlobalConfig | None = None, progress=None, n_jobs: int = 1) -> BacktestResult:
+    """Run every model at every origin and score it (see the module docstring)."""
+    origins = sorted(origins or default_origins(history.n_weeks, horizon))
+    for n in origins:
+        if n + horizon > history.n_weeks:
+            raise ValueError(f"origin {n} + horizon {horizon} goes past the history ({history.n_weeks} weeks)")
+    say = progress or (lambda msg: None)
+    parts, seconds, info = [], {m: 0.0 for m in models}, {}
+    for n in origins:
+        past = history.subset(n)
+        actual = history.blocks[n:n + horizon]  # (H, D) blocks/week, never shown to the models
+        scale = mase_scale(past.blocks)
+        for m in models:
+            say(f"origin {n} ({history.week_start[n - 1].date()}): {m}")
+            t0 = time.perf_counter()
+            fc = forecast(past, horizon, m, config=config, n_jobs=n_jobs)
+            seconds[m] += time.perf_counter() - t0
+            if m == "ets" and "fitted_models" in fc.info:
+                info.setdefault("ets_models", {})[str(n)] = fc.info["fitted_models"]
+            H, D = actual.shape
+            parts.append(pd.DataFrame({
+                "model": m, "origin": n, "depot": np.tile(history.depots, H), "h": np.repeat(np.arange(1, H + 1), D),
+                "week_start": np.repeat(history.week_start[n:n + H].strftime("%Y-%m-%d"), D),
+                "y": actual.ravel(), "p10": fc.quantile(0.1).ravel(), "p50": fc.quantile(0.5).ravel(),
+                "p90": fc.quantile(0.9).ravel(), "scale": np.tile(scale, H),
+            }))
+    rows = pd.concat(parts, ignore_index=True)
+    rows = rows[np.isfinite(rows["y"].to_numpy())].reset_index(drop=True)
+    by_depot = _score(rows, ["model", "depot"])
+    overall = _score(rows, ["model"])
+    overall["MASE"] = by_depot.groupby("model", sort=False)["MASE"].mean().reindex(overall["model"]).to_numpy()
+    order = {m: i for i, m in enumerate(models)}
+    overall = overall.sort_values("model", key=lambda s: s.map(order)).reset_index(drop=True)
+    return BacktestResult(rows=rows, by_depot=by_depot, overall=overall, origins=origins, horizon=horizon,
+                          seconds={k: round(v, 2) for k, v in seconds.items()}, info=info)
+
+
+def _score(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    out = []
+    for key, g in rows.groupby(keys, sort=False):
+        y = g["y"].to_numpy()
+        loss = sum(pinball(y, g[f"p{round(q * 100)}"].to_numpy(), q).sum() for q in SCORED_LEVELS)
+        rec = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        rec.update({
+            "MASE": float(np.mean(np.abs(y - g["p50"].to_numpy()) / g["scale"].to_numpy())),
+            "wQL": float(2.0 * loss / (len(SCORED_LEVELS) * np.abs(y).sum())),
+            "coverage_p10_p90": coverage(y, g["p10"].to_numpy(), g["p90"].to_numpy()),
+            "n": len(g),
+        })
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def comparison(result: BacktestResult, reference: str = "seasonal_naive") -> dict:
+    """The acceptance comparison: each model's overall MASE relative to the reference's."""
+    o = result.overall.set_index("model")
+    ref = float(o.loc[reference, "MASE"]) if reference in o.index else float("nan")
+    return {m: {"MASE": round(float(r["MASE"]), 4), "MASE_vs_" + reference: round(float(r["MASE"]) / ref - 1.0, 4),
+                "wQL": round(float(r["wQL"]), 4), "coverage_p10_p90": round(float(r["coverage_p10_p90"]), 4)}
+            for m, r in o.iterrows()}

@@ -1,0 +1,94 @@
+"""Calendar: holiday weeks and the holiday-aligned "same week last year".
+
+Weeks are numbered 0, 1, ... from the first history week (``week_start[0]``); a week covers
+the 7 days from its start. A holiday's week is the week containing its date.
+
+Last year's week for week t is normally t - 52 (364 days earlier: same weekday). Holidays
+drift against that: fixed-date ones (Christmas, 4 July) by a weekday a year, weekday-anchored
+ones (Thanksgiving, Labor Day, Memorial Day) jump a week every few years, Easter moves by up
+to five weeks. Near a holiday (within ``ALIGN_WINDOW`` weeks of its week) the lag is instead
+the distance between this year's and last year's holiday weeks, so the Thanksgiving week is
+compared with last year's Thanksgiving week, the week before it with the week before it, etc.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+from dateutil.easter import easter
+
+WEEKS_PER_YEAR = 52  # default "last year" lag in weeks (364 days: same weekday)
+ALIGN_WINDOW = 2  # weeks either side of a holiday week aligned with last year's holiday
+FAR = 9.0  # holiday-distance feature value for weeks more than FEATURE_WINDOW weeks away
+FEATURE_WINDOW = 3  # weeks either side of a holiday with a distance feature
+ALIGN_HOLIDAYS = ("easter", "memorial_day", "independence_day", "labor_day", "thanksgiving", "christmas")
+FEATURE_HOLIDAYS = ("easter", "thanksgiving", "christmas")  # the retail peaks that move against a 52-week lag
+
+
+def holiday_date(name: str, year: int) -> pd.Timestamp:
+    """Date of a US holiday in ``year``."""
+    if name == "easter":
+        return pd.Timestamp(easter(year))
+    if name == "christmas":
+        return pd.Timestamp(year, 12, 25)
+    if name == "independence_day":
+        return pd.Timestamp(year, 7, 4)
+    if name == "thanksgiving":  # 4th Thursday of November
+        first = pd.Timestamp(year, 11, 1)
+        return first + pd.Timedelta(days=(3 - first.weekday()) % 7 + 21)
+    if name == "labor_day":  # 1st Monday of September
+        first = pd.Timestamp(year, 9, 1)
+        return first + pd.Timedelta(days=(0 - first.weekday()) % 7)
+    if name == "memorial_day":  # last Monday of May
+        last = pd.Timestamp(year, 5, 31)
+        return last - pd.Timedelta(days=last.weekday())
+    raise ValueError(f"unknown holiday {name!r}")
+
+
+@lru_cache(maxsize=64)
+def holiday_weeks(origin: pd.Timestamp, name: str, first_year: int, last_year: int) -> np.ndarray:
+    """Week numbers (relative to the week starting ``origin``) containing the holiday, one per year."""
+    return np.array([(holiday_date(name, y) - origin).days // 7 for y in range(first_year, last_year + 1)], dtype=int)
+
+
+class Calendar:
+    """Holiday weeks for week numbers relative to ``origin`` (the first history week's start)."""
+
+    def __init__(self, origin: pd.Timestamp, n_weeks: int):
+        self.origin = pd.Timestamp(origin)
+        last = self.origin + pd.Timedelta(weeks=n_weeks)
+        y0, y1 = self.origin.year - 2, last.year + 2
+        self.anchors = {name: holiday_weeks(self.origin, name, y0, y1) for name in ALIGN_HOLIDAYS}
+
+    def week_start(self, t) -> pd.DatetimeIndex:
+        return pd.DatetimeIndex(self.origin + pd.to_timedelta(np.asarray(t, dtype=int) * 7, unit="D"))
+
+    def last_year_lag(self, t: np.ndarray) -> np.ndarray:
+        """Holiday-aligned lag (weeks) back to "the same week last year" for week numbers ``t``."""
+        t = np.atleast_1d(np.asarray(t, dtype=int))
+        lag = np.full(t.shape, WEEKS_PER_YEAR)
+        best = np.full(t.shape, ALIGN_WINDOW + 1)
+        for name in ALIGN_HOLIDAYS:
+            a = self.anchors[name]
+            j = np.abs(t[:, None] - a[None, :]).argmin(axis=1)
+            dist = np.abs(t - a[j])
+            ok = (j >= 1) & (dist < best)
+            prev_lag = a[j] - a[np.maximum(j - 1, 0)]
+            ok &= (prev_lag >= 46) & (prev_lag <= 58)
+            lag = np.where(ok, prev_lag, lag)
+            best = np.where(ok, dist, best)
+        return lag
+
+    def holiday_distance(self, t: np.ndarray) -> np.ndarray:
+        """(len(t), len(FEATURE_HOLIDAYS)): signed weeks from each holiday's nearest week
+        (-3..3), FAR when further away."""
+        t = np.atleast_1d(np.asarray(t, dtype=int))
+        out = np.empty((len(t), len(FEATURE_HOLIDAYS)))
+        for k, name in enumerate(FEATURE_HOLIDAYS):
+            a = self.anchors[name]
+            j = np.abs(t[:, None] - a[None, :]).argmin(axis=1)
+            dist = (t - a[j]).astype(float)
+            out[:, k] = np.where(np.abs(dist) <= FEATURE_WINDOW, dist, FAR)
+        return out
