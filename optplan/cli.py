@@ -411,5 +411,12 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, grid_points) -> No
     click.echo(f"wrote simulation.csv and paths.csv to {out}")
 
 
+# forecasting commands live with their package (optplan/forecast/cli.py); nothing heavy loads until they run
+from optplan.forecast.cli import backtest as _backtest_cmd  # noqa: E402
+from optplan.forecast.cli import forecast as _forecast_cmd  # noqa: E402
+
+main.add_command(_forecast_cmd)
+main.add_command(_backtest_cmd)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
