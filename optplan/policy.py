@@ -35,11 +35,14 @@ import pandas as pd
 from scipy.stats import binom, poisson
 
 from formulations.data import ModelData
-from optplan.dp import DPOptions, _Depot, solve_dp
+from optplan.dp import DPOptions, _Depot, solve_depot, solve_dp
 from optplan.evaluate import Decisions
 
 #: z-value of a two-sided 95% normal confidence interval.
 Z95 = 1.959963984540054
+#: Bisection steps on the rule's budget price, and the share by which its spend may pass the budget.
+RULE_PRICE_ITERATIONS = 12
+RULE_BUDGET_RTOL = 1e-3
 #: Weeks of mean demand the myopic rule covers ("next month").
 MYOPIC_WEEKS = 4
 
@@ -171,10 +174,10 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
     cheapest = int(np.argmin(unit))
     demand = sample_demand(data, n_paths, np.random.default_rng(seed), sigma, noise_ar)
     mask = data.recruit_mask()
-    out = []
-    for policy in ("static", "dp", "myopic"):
+    def run(policy, dp_pols, demand_paths, fluid, budgets=True):
+        n_paths = demand_paths.shape[0]
         rng = np.random.default_rng([seed, 1])  # common random numbers: the same stream for every policy
-        sim = _Sim(data, n_paths, fluid=not stochastic_drivers)
+        sim = _Sim(data, n_paths, fluid=fluid)
         cost = np.zeros(n_paths)
         unserved = np.zeros(n_paths)
         idle = np.zeros(n_paths)
@@ -188,7 +191,7 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
                 x = np.zeros((n_paths, D, C))
                 L = data.yield_kernel.shape[1]
                 for d in range(D):
-                    pol = dp_result.policies[data.depots[d]]
+                    pol = dp_pols[data.depots[d]]
                     extra = np.zeros((n_paths, T + L))  # expected arrivals of this week's applicants decided so far
                     for c in np.argsort(modal, kind="stable"):
                         ta = t + modal[c]  # the arrival week this week's applicants aim at
@@ -196,9 +199,12 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
                             continue
                         proj = _projected(sim, d, t, ta, data.retention[d], extra)
                         n_star = np.interp(proj, pol.grids[ta], pol.arrivals[ta])
-                        # the part of the rule's arrivals that this channel supplies at the prices in force
+                        # arrivals already on their way to week ta (earlier cohorts' later lags, and
+                        # this week's applicants in channels decided just before) count toward the rule's
+                        n_star = np.maximum(n_star - sim.funnel[:, d, ta] - extra[:, ta], 0.0)
+                        # the part of the rest that this channel supplies at the prices in force
                         share = np.array([deps[d].split_arrivals(ta, float(v), pol.price)[c] for v in n_star])
-                        x[:, d, c] = np.minimum(share / conv[c], data.applicant_cap[d, c])
+                        x[:, d, c] = np.minimum(share / data.yield_kernel[c, modal[c]], data.applicant_cap[d, c])
                         extra[:, t : t + L] += x[:, d, c, None] * data.yield_kernel[c][None, :]
                 z = np.zeros((n_paths, D))  # decided below from the drivers of the week
             else:
@@ -213,8 +219,8 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
                     x[:, d, cheapest] = np.clip((need - proj) / conv[cheapest], 0.0, data.applicant_cap[d, cheapest])
                 z = np.zeros((n_paths, D))
             # -- drivers of week t: stayers + arrivals
-            cap_left = data.budget_total - sim.spend_total
-            x, z, spent = sim.recruit(t, x, z, data.budget_weekly[t], cap_left)
+            cap_left = data.budget_total - sim.spend_total if budgets else np.inf
+            x, z, spent = sim.recruit(t, x, z, data.budget_weekly[t] if budgets else np.inf, cap_left)
             expected_arrivals = np.maximum(sim.funnel[:, :, t] + data.pipeline[None, :, t], 0.0)
             if sim.fluid:
                 stay, arrivals = sim.active * data.retention[None, :], expected_arrivals
@@ -229,9 +235,11 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
             sim.active = stay + arrivals
             if policy == "dp":  # incentives from the DP's week cost at the realized drivers, within budget
                 for d in range(D):
-                    _, zz = deps[d].week_cost(t, sim.active[:, d], float(dp_result.policies[data.depots[d]].price[t]))
+                    _, zz = deps[d].week_cost(t, sim.active[:, d], float(dp_pols[data.depots[d]].price[t]))
                     z[:, d] = zz
                 room = np.maximum(np.minimum(data.budget_weekly[t] - spent, data.budget_total - sim.spend_total), 0.0)
+                if not budgets:
+                    room = np.full(n_paths, np.inf)
                 tot = z.sum(axis=1)
                 z *= np.where(tot > room, room / np.where(tot > 0, tot, 1), 1.0)[:, None]
                 sim.spend_total += z.sum(axis=1)
@@ -239,7 +247,7 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
             inc = np.stack([np.interp(z[:, d], deps[d].cum_z, deps[d].cum_inc) if len(deps[d].seg_rate) else np.zeros(n_paths)
                             for d in range(D)], axis=1)
             q = data.blocks_per_driver[None, :] * sim.active + inc
-            dem = demand[:, :, t]
+            dem = demand_paths[:, :, t]
             short = np.maximum(dem - q, 0.0)
             if data.surge_cap_share > 0 and data.surge_cost < data.unserved_cost:
                 su = np.minimum(short, data.surge_cap_share * q)
@@ -250,10 +258,49 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
             unserved += un.sum(axis=1)
             idle += idl.sum(axis=1)
             surge_b += su.sum(axis=1)
-        out.append(pd.DataFrame({"policy": policy, "path": np.arange(n_paths), "cost": cost, "spend": sim.spend_total.copy(),
+        return sim.spend_total, pd.DataFrame({"policy": policy, "path": np.arange(n_paths), "cost": cost, "spend": sim.spend_total.copy(),
                                  "unserved_blocks": unserved,
-                                 "idle_blocks": idle, "surge_blocks": surge_b}))
+                                 "idle_blocks": idle, "surge_blocks": surge_b})
+
+    dp_pols = rule_policies(data, dp_result, demand, run)
+    out = [run(policy, dp_pols, demand, not stochastic_drivers)[1] for policy in ("static", "dp", "myopic")]
     return pd.concat(out, ignore_index=True)
+
+
+def rule_policies(data: ModelData, dp_result, demand: np.ndarray, run) -> dict:
+    """The DP rules at a total-budget price that makes following them, with fluid drivers,
+    spend no more than the total budget (bisection on the price, RULE_PRICE_ITERATIONS
+    steps). The DP plan's own price can be too low for the rule: the realized plan spends
+    more than the relaxed DP, and a rule that spends early starves the last weeks."""
+    B = data.budget_total
+    if not np.isfinite(B):
+        return dp_result.policies
+    deps = [_Depot(data, d) for d in range(len(data.depots))]
+    mu = np.asarray(dp_result.prices.get("weekly", np.zeros(data.n_weeks)), float)
+    n = dp_result.grid_points
+    one = demand[:1]
+
+    def at(lam):
+        pols = {data.depots[dep.d]: solve_depot(dep, 1.0 + lam + mu, n, keep_policy=True)[4] for dep in deps}
+        return pols, float(run("dp", pols, one, True, budgets=False)[0][0])  # what the rule wants to spend
+
+    lam = float(dp_result.prices.get("total", 0.0))
+    pols, spend = at(lam)
+    if spend <= B * (1 + RULE_BUDGET_RTOL):
+        return pols
+    lo, hi = lam, lam + 1.0
+    hi_pols, s_hi = at(hi)
+    while s_hi > B * (1 + RULE_BUDGET_RTOL) and hi < 1e4:
+        lo, hi = hi, 2 * hi + 1.0
+        hi_pols, s_hi = at(hi)
+    for _ in range(RULE_PRICE_ITERATIONS):
+        mid = 0.5 * (lo + hi)
+        p_mid, s_mid = at(mid)
+        if s_mid > B * (1 + RULE_BUDGET_RTOL):
+            lo = mid
+        else:
+            hi, hi_pols = mid, p_mid
+    return hi_pols
 
 
 def _projected(sim: _Sim, d: int, t: int, ta: int, rho: float, extra: np.ndarray | None = None) -> np.ndarray:
