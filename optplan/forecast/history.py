@@ -128,6 +128,29 @@ def _pick(columns: list[str], given: str | None, candidates: tuple[str, ...]) ->
     return next((lower[c] for c in candidates if c in lower), None)
 
 
+def _structure(dates, week_date, depot, week_txt, lines, source, tc, add):
+    """Weekly-grid and duplicate checks on rows with parsed dates; returns (week starts,
+    first week start, days since it)."""
+    start = dates.to_numpy("datetime64[ns]")
+    if week_date == "end":
+        start = start - np.timedelta64(6, "D")
+    start = pd.DatetimeIndex(start)
+    # weekly grid: every date the same weekday as the first one
+    origin = start.min()
+    offset = (start - origin).days.to_numpy()
+    off_grid = offset % 7 != 0
+    day_name = origin.day_name()
+    add(off_grid, tc, f"weeks starting on a {day_name} like the first week ({origin.date()}), 7 days apart",
+        [f"depot {depot[i]}: {week_txt[i]} (a week starting on a {start[i].day_name()})" for i in np.flatnonzero(off_grid)])
+    key = pd.DataFrame({"d": depot, "w": offset})
+    dup = key.duplicated(keep="first").to_numpy()
+    if dup.any():
+        first = key.reset_index().groupby(["d", "w"])["index"].transform("min").to_numpy()
+        add(dup, tc, "one row per depot and week",
+            [f"depot {depot[i]}, week {week_txt[i]} again (first on line {lines[first[i]]})" for i in np.flatnonzero(dup)])
+    return start, origin, offset
+
+
 def read_history(path: str | Path, **options) -> History:
     """Read and check a history CSV (see the module docstring); options as in :func:`history_from_frame`."""
     path = Path(path)
@@ -219,27 +242,15 @@ def history_from_frame(
         add(bad_h, hc, "a holiday flag 0 or 1 (true/false)",
             [f"depot {depot[i]}, week {week_txt[i]}: {raw[hc].iloc[i]!r}" for i in np.flatnonzero(bad_h)])
         hol = np.where(is_true, 1.0, 0.0)
-    if problems:
+    # rows whose date parsed are also checked for the weekly grid and duplicates, so one run
+    # lists cell problems and structural ones together
+    if bad.any():
+        ok = ~bad
+        if ok.any():
+            _structure(dates[ok], week_date, depot[ok], week_txt[ok], lines[ok], source, tc, add)
         raise InstanceError(problems, omitted)
 
-    start = dates.to_numpy("datetime64[ns]")
-    if week_date == "end":
-        start = start - np.timedelta64(6, "D")
-    start = pd.DatetimeIndex(start)
-    # weekly grid: every date the same weekday as the first one
-    origin = start.min()
-    offset = (start - origin).days.to_numpy()
-    off_grid = offset % 7 != 0
-    day_name = origin.day_name()
-    add(off_grid, tc, f"weeks starting on a {day_name} like the first week ({origin.date()}), 7 days apart",
-        [f"depot {depot[i]}: {week_txt[i]} (a week starting on a {start[i].day_name()})" for i in np.flatnonzero(off_grid)])
-    # duplicates
-    key = pd.DataFrame({"d": depot, "w": offset})
-    dup = key.duplicated(keep="first").to_numpy()
-    if dup.any():
-        first = key.reset_index().groupby(["d", "w"])["index"].transform("min").to_numpy()
-        add(dup, tc, "one row per depot and week",
-            [f"depot {depot[i]}, week {week_txt[i]} again (first on line {lines[first[i]]})" for i in np.flatnonzero(dup)])
+    start, origin, offset = _structure(dates, week_date, depot, week_txt, lines, source, tc, add)
     if problems:
         raise InstanceError(problems, omitted)
 
