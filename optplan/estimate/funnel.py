@@ -20,17 +20,21 @@ for comparison.)
 From the fitted chain: per channel the yield kernel (probability of being first active k
 weeks after applying, k = sum of the stage weeks), its conversion rate, and the mean and
 median weeks to first block among converts, averaged over the channel's observed covariate
-mix; optional bootstrap confidence intervals (applicants resampled with Poisson(1) weights).
+mix; bootstrap confidence intervals (``bootstrap``: applicants resampled with Poisson(1)
+weights, estimate +- Student-t quantile x bootstrap standard deviation) and, as a
+cross-check without resampling noise, delta-method standard errors of the conversion
+(``conversion_standard_errors``).
 
 Rows are aggregated to unique (features, outcome) groups with counts as sample weights, so
-a fit on 50,000 applicants takes a fraction of a second and the bootstrap is affordable.
+a fit on 50,000 applicants takes a fraction of a second; bootstrap refits reuse the
+weight-independent part of the fit (dates, design, applicant-week rows), about 0.1 s each.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
@@ -92,12 +96,6 @@ class FunnelModel(BaseEstimator):
         self.depot_effects = depot_effects
 
     # ------------------------------------------------------------------ design
-    def _profiles(self, log: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-        """Unique (channel, covariates) profiles and each applicant's profile index."""
-        cols = ["channel", *self.covariates_]
-        profiles, inverse = _unique_rows(log[cols])
-        return profiles, inverse
-
     def _profile_matrix(self, profiles: pd.DataFrame) -> np.ndarray:
         """Covariate part of the design for each profile (one-hot / standardised)."""
         blocks = []
@@ -123,60 +121,78 @@ class FunnelModel(BaseEstimator):
         """Fit on a wide applicant log (one row per applicant, a date column per stage).
 
         ``sample_weight``: per-applicant weights (the bootstrap uses Poisson(1) weights)."""
+        prepared = self._prepare(log, observed_until)
+        weight = np.ones(prepared["n"]) if sample_weight is None else np.asarray(sample_weight, float)
+        return self._fit_prepared(prepared, weight)
+
+    def _prepare(self, log: pd.DataFrame, observed_until=None) -> dict:
+        """The part of a fit that does not depend on the applicant weights (dates, design,
+        applicant-week rows), so that bootstrap refits can reuse it. Returns the fitted
+        attributes that describe the design (``attrs``) and the rows."""
         stages = list(self.stages)
         log = log.reset_index(drop=True)
         dates = {s: pd.to_datetime(log[s], errors="coerce").to_numpy("datetime64[D]") for s in stages}
         if observed_until is None:
             observed_until = max(np.nanmax(d[~np.isnat(d)]) for d in dates.values() if (~np.isnat(d)).any())
-        self.observed_until_ = np.datetime64(pd.Timestamp(observed_until).date(), "D")
-        self.covariates_ = list(self.covariates) if self.covariates is not None else [
+        observed = np.datetime64(pd.Timestamp(observed_until).date(), "D")
+        covariates = list(self.covariates) if self.covariates is not None else [
             c for c in log.columns if c not in (*ID_COLUMNS, *stages)]
-        if self.depot_effects and "depot" not in self.covariates_:
-            self.covariates_.append("depot")
-        self.numeric_ = {}
-        self.levels_ = {}
-        for col in ["channel", *self.covariates_]:
+        if self.depot_effects and "depot" not in covariates:
+            covariates.append("depot")
+        numeric, levels = {}, {}
+        for col in ["channel", *covariates]:
             values = log[col]
             if col != "channel" and pd.api.types.is_numeric_dtype(values):
                 std = float(values.std()) or 1.0
-                self.numeric_[col] = (float(values.mean()), std)
+                numeric[col] = (float(values.mean()), std)
             else:
-                self.levels_[col] = sorted(values.astype(str).unique())
-        self.channels_ = self.levels_["channel"]
-        profiles, inverse = self._profiles(log)
-        self.profiles_ = profiles
-        px = self._profile_matrix(profiles)
-        weight = np.ones(len(log)) if sample_weight is None else np.asarray(sample_weight, float)
-        self.stage_models_ = []
-        self.stage_rows_ = []
+                levels[col] = sorted(values.astype(str).unique())
+        profiles, inverse = _unique_rows(log[["channel", *covariates]])
+        attrs = {"observed_until_": observed, "covariates_": covariates, "numeric_": numeric, "levels_": levels,
+                 "channels_": levels["channel"], "profiles_": profiles}
+        stage_rows = []
         for j in range(len(stages) - 1):
             entered, advanced = dates[stages[j]], dates[stages[j + 1]]
             # only applicants observed to enter the stage; later stages after observed_until are censored
-            ok = ~np.isnat(entered) & (entered <= self.observed_until_)
-            adv = np.where(~np.isnat(advanced) & (advanced <= self.observed_until_), advanced, np.datetime64("NaT"))
+            ok = ~np.isnat(entered) & (entered <= observed)
+            adv = np.where(~np.isnat(advanced) & (advanced <= observed), advanced, np.datetime64("NaT"))
             rows = np.flatnonzero(ok)
-            idx, tau, moved = _expand_weeks(entered[rows], adv[rows], self.observed_until_, self.max_weeks_in_stage)
+            idx, tau, moved = _expand_weeks(entered[rows], adv[rows], observed, self.max_weeks_in_stage)
             applicant = rows[idx]
             bucket = np.minimum(tau, self.tau_buckets)
-            prof = inverse[applicant]
-            # aggregate to (bucket, profile, outcome) groups
-            key = (bucket * len(profiles) + prof) * 2 + moved
-            counts = np.bincount(key, weights=weight[applicant], minlength=(self.tau_buckets + 1) * len(profiles) * 2)
+            # (bucket, profile, outcome) group of each applicant-week row
+            stage_rows.append((applicant, (bucket * len(profiles) + inverse[applicant]) * 2 + moved))
+        # the covariate mix each kernel is averaged over: (depot, channel, profile) groups
+        mix = pd.DataFrame({"depot": log["depot"].astype(str), "channel": log["channel"].astype(str), "profile": inverse})
+        grouped = mix.groupby(["depot", "channel", "profile"])
+        return {"n": len(log), "attrs": attrs, "stage_rows": stage_rows, "mix_group": grouped.ngroup().to_numpy(),
+                "mix_index": grouped.size().index}
+
+    def _fit_prepared(self, prepared: dict, weight: np.ndarray) -> FunnelModel:
+        """Fit the stage models with per-applicant ``weight`` on prepared rows."""
+        for name, value in prepared["attrs"].items():
+            setattr(self, name, value)
+        P = len(self.profiles_)
+        px = self._profile_matrix(self.profiles_)
+        self.stage_models_ = []
+        self.stage_rows_ = []
+        self.stage_covariance_ = []
+        for applicant, key in prepared["stage_rows"]:
+            counts = np.bincount(key, weights=weight[applicant], minlength=(self.tau_buckets + 1) * P * 2)
             nz = np.flatnonzero(counts > 0)
             g_moved = nz % 2
-            g_prof = (nz // 2) % len(profiles)
-            g_bucket = (nz // 2) // len(profiles)
+            g_prof = (nz // 2) % P
+            g_bucket = (nz // 2) // P
             X = self._design(g_bucket, px[g_prof])
             model = LogisticRegression(C=self.C, max_iter=2000, tol=1e-8)
             model.fit(X, g_moved, sample_weight=counts[nz])
             self.stage_models_.append(model)
-            self.stage_rows_.append(int(len(idx)))
-        # the covariate mix each kernel is averaged over, weighted like the fit, so that a
-        # bootstrap resamples the mix too (not only the hazards)
-        mix = pd.DataFrame({"depot": log["depot"].astype(str), "channel": log["channel"].astype(str),
-                            "profile": inverse, "w": weight})
-        self.depot_profile_counts_ = mix.groupby(["depot", "channel", "profile"])["w"].sum()
-        self.depot_profile_counts_ = self.depot_profile_counts_[self.depot_profile_counts_ > 0]
+            self.stage_covariance_.append(_coef_covariance(model, X, counts[nz]))
+            self.stage_rows_.append(int(len(applicant)))
+        # the mix weighted like the fit, so that a bootstrap resamples the mix too (not only the hazards)
+        sums = np.bincount(prepared["mix_group"], weights=weight, minlength=len(prepared["mix_index"]))
+        counts = pd.Series(sums, index=prepared["mix_index"])
+        self.depot_profile_counts_ = counts[counts > 0]
         self.profile_counts_ = self.depot_profile_counts_.groupby(level=["channel", "profile"]).sum()
         return self
 
@@ -267,10 +283,23 @@ class FunnelModel(BaseEstimator):
         return pd.DataFrame(rows)
 
 
+def _coef_covariance(model: LogisticRegression, X: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Asymptotic covariance of one stage's coefficients (inverse observed information of the
+    weighted log-likelihood, X' diag(n p (1 - p)) X), in the parametrisation without the
+    intercept: the time-in-stage one-hot covers every row, so it absorbs the intercept and the
+    linear predictor is X @ beta. The L2 penalty is left out (negligible at the default C)."""
+    p = model.predict_proba(X)[:, 1]
+    info = (X * (counts * p * (1.0 - p))[:, None]).T @ X
+    return np.linalg.pinv(info, hermitian=True)
+
+
 def _unique_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
-    """Unique rows of ``df`` (in order of first appearance) and each row's index into them."""
-    keys = df.astype(str).agg("\x1f".join, axis=1) if df.shape[1] > 1 else df.iloc[:, 0].astype(str)
-    codes, _ = pd.factorize(keys)
+    """Unique rows of ``df`` (in order of first appearance, values compared as strings) and
+    each row's index into them."""
+    codes = np.zeros(len(df), dtype=np.int64)
+    for col in df.columns:
+        col_codes, uniques = pd.factorize(df[col].astype(str))
+        codes, _ = pd.factorize(codes * max(len(uniques), 1) + col_codes)  # re-compacted: stays < len(df)
     _, first = np.unique(codes, return_index=True)
     return df.iloc[first].reset_index(drop=True), codes
 
@@ -292,29 +321,88 @@ def naive_conversion(log: pd.DataFrame, stages=DEFAULT_STAGES) -> pd.Series:
     return reached.groupby(log["channel"]).mean()
 
 
+def conversion_standard_errors(model: FunnelModel) -> pd.Series:
+    """Delta-method standard error of each channel's conversion (probability), indexed by
+    channel: a cross-check of ``bootstrap`` without resampling noise.
+
+    conversion_c = sum_p w_p conv_p, with w_p the channel's covariate mix as fitted (the sample
+    mix) and conv_p = prod_j q_pj, q_pj = 1 - prod_tau (1 - h_j(tau, x_p)) the probability of
+    ever leaving stage j. Two independent parts of the variance:
+
+    * hazards: dq_pj / deta_pj(tau) = (1 - q_pj) h_pj(tau), so the gradient with respect to
+      stage j's coefficients is g_j = sum_p w_p conv_p (1 - q_pj) / q_pj sum_tau h_pj(tau)
+      x(tau, p); variance sum_j g_j' V_j g_j with V_j the inverse observed information
+      (``stage_covariance_``; the stages have separate likelihoods, hence independent);
+    * mix: the sample mix estimates the channel's population mix, variance
+      sum_p w_p (conv_p - conversion_c)^2 / n_c (n_c the channel's applicants; uncorrelated
+      with the hazard estimates, whose scores have mean zero given the covariates).
+    """
+    check_is_fitted(model, "stage_models_")
+    px = model._profile_matrix(model.profiles_)
+    W = model.max_weeks_in_stage
+    P = len(px)
+    X = model._design(np.tile(np.arange(W), P), np.repeat(px, W, axis=0))
+    h = np.stack([m.predict_proba(X)[:, 1].reshape(P, W) for m in model.stage_models_], axis=1)  # (P, J, W)
+    q = 1.0 - np.prod(1.0 - h, axis=2)  # (P, J)
+    conv = q.prod(axis=1)
+    out = {}
+    for channel in model.channels_:
+        w = model._channel_weights(channel)
+        var = 0.0
+        for j, cov in enumerate(model.stage_covariance_):
+            d_eta = (w * conv * (1.0 - q[:, j]) / q[:, j])[:, None] * h[:, j, :]  # d conversion / d eta, (P, W)
+            g = d_eta.reshape(-1) @ X
+            var += float(g @ cov @ g)
+        n_c = float(model.profile_counts_.xs(channel, level="channel").sum())
+        var += float(w @ (conv - w @ conv) ** 2) / n_c
+        out[channel] = np.sqrt(var)
+    return pd.Series(out, name="conversion_se_delta").rename_axis("channel")
+
+
 def bootstrap(model: FunnelModel, log: pd.DataFrame, n: int = 50, seed: int = 0, observed_until=None,
               level: float = 0.95) -> pd.DataFrame:
-    """Bootstrap confidence intervals of conversion and mean weeks per channel: applicants
-    resampled with Poisson(1) weights, the model refitted with the same hyperparameters;
-    normal intervals (estimate +- z * bootstrap standard deviation), steadier than
-    percentiles with a few dozen resamples."""
-    from scipy.stats import norm
+    """Bootstrap confidence intervals of each channel's conversion and mean weeks to first block.
+
+    Resampling: applicants (clusters of applicant-weeks, not single rows) with Poisson(1)
+    weights, so an applicant's weeks in every stage and their place in the covariate mix move
+    together; the model is refitted with the same hyperparameters and observation window
+    (``observed_until`` defaults to the model's).
+
+    Interval: estimate +- t * s, s the standard deviation of the ``n`` resampled estimates and t
+    the Student-t quantile with n - 1 degrees of freedom (not the normal quantile): s is itself
+    estimated from n resamples, and with the estimate normal around the truth and the resamples
+    normal around the estimate, (estimate - truth) / s has a t distribution with n - 1 degrees
+    of freedom, so the interval covers at the nominal rate; with the normal quantile it covers
+    less (94.0% instead of 95% at n = 30). Normal-theory intervals rather than percentiles,
+    which need thousands of resamples for a 95% interval. Checked against the truth on
+    synthetic logs (docs/estimation.md): over hundreds of seeds the bootstrap standard
+    deviation matches the spread of the estimate across seeds and the delta-method standard
+    error (``conversion_standard_errors``) within a few percent.
+
+    Returns per channel: conversion_low, conversion_high, mean_weeks_low, mean_weeks_high (the
+    interval) and conversion_se, mean_weeks_se (s)."""
+    from scipy.stats import t as student_t
+    from threadpoolctl import threadpool_limits
 
     check_is_fitted(model, "stage_models_")
     rng = np.random.default_rng(seed)
     point = model.channel_summary().set_index("channel")
+    prepared = clone(model)._prepare(log, model.observed_until_ if observed_until is None else observed_until)
     draws = []
-    for _ in range(n):
-        w = rng.poisson(1.0, size=len(log)).astype(float)
-        m = FunnelModel(**model.get_params()).fit(log, observed_until=observed_until, sample_weight=w)
-        draws.append(m.channel_summary())
+    # the refits multiply small matrices: more BLAS threads only contend (badly on a busy machine)
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(n):
+            w = rng.poisson(1.0, size=prepared["n"]).astype(float)
+            draws.append(clone(model)._fit_prepared(prepared, w).channel_summary())
     sd = pd.concat(draws).groupby("channel")[["conversion", "mean_weeks_to_first_block"]].std(ddof=1)
-    z = float(norm.ppf(0.5 + level / 2))
+    t = float(student_t.ppf(0.5 + level / 2, df=n - 1))
     out = pd.DataFrame({
-        "conversion_low": point["conversion"] - z * sd["conversion"],
-        "conversion_high": point["conversion"] + z * sd["conversion"],
-        "mean_weeks_low": point["mean_weeks_to_first_block"] - z * sd["mean_weeks_to_first_block"],
-        "mean_weeks_high": point["mean_weeks_to_first_block"] + z * sd["mean_weeks_to_first_block"],
+        "conversion_low": point["conversion"] - t * sd["conversion"],
+        "conversion_high": point["conversion"] + t * sd["conversion"],
+        "mean_weeks_low": point["mean_weeks_to_first_block"] - t * sd["mean_weeks_to_first_block"],
+        "mean_weeks_high": point["mean_weeks_to_first_block"] + t * sd["mean_weeks_to_first_block"],
+        "conversion_se": sd["conversion"],
+        "mean_weeks_se": sd["mean_weeks_to_first_block"],
     })
     return out.rename_axis("channel").reset_index()
 
