@@ -28,9 +28,11 @@ from optplan.instance import MAX_LINES_PER_CHECK
 NA_WORDS = {"", "na", "n/a", "null", "none", "nan", "nat", "-"}
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def read_text_csv(path: Path, what: str = "a CSV log file") -> pd.DataFrame:
+    """A messy CSV as stripped strings: BOM, CRLF/CR line endings and blank lines tolerated;
+    a missing or unparseable file is an InstanceError naming it (``what`` says what was expected)."""
     if not path.exists():
-        raise InstanceError([Problem(str(path), None, None, "a CSV log file", "no such file")])
+        raise InstanceError([Problem(str(path), None, None, what, "no such file")])
     text = path.read_bytes().decode("utf-8-sig", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
     try:
         df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True)
@@ -66,7 +68,7 @@ def read_applicant_log(
     if on_out_of_order not in ("error", "drop", "reorder"):
         raise ValueError(f"on_out_of_order must be error, drop or reorder, got {on_out_of_order!r}")
     path = Path(path)
-    raw = _read_csv(path)
+    raw = read_text_csv(path)
     name = path.name
     stages = list(stages)
     if fmt == "auto":
@@ -183,7 +185,7 @@ def read_applicant_log(
 def read_activity_log(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
     """Read and check a driver activity log (driver_id, depot, week, blocks)."""
     path = Path(path)
-    raw = _read_csv(path)
+    raw = read_text_csv(path)
     name = path.name
     problems = []
     missing = [c for c in ("driver_id", "depot", "week", "blocks") if c not in raw.columns]

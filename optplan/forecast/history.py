@@ -31,7 +31,6 @@ week is 0 unless given.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,15 +109,9 @@ class History:
 
 
 def _read_text_csv(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise InstanceError([Problem(str(path), None, None, "a CSV history file", "no such file")])
-    text = path.read_bytes().decode("utf-8-sig", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
-    try:
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InstanceError([Problem(path.name, None, None, "a CSV table with a header row", str(exc).strip())]) from None
-    df.columns = [str(c).strip() for c in df.columns]
-    return df.apply(lambda s: s.str.strip())
+    from optplan.estimate.logs import read_text_csv
+
+    return read_text_csv(path, "a CSV history file")
 
 
 def _pick(columns: list[str], given: str | None, candidates: tuple[str, ...]) -> str | None:
