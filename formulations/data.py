@@ -62,6 +62,10 @@ class ModelData:
         """(C,) share of applicants who ever become active drivers."""
         return self.yield_kernel.sum(axis=1)
 
+    def modal_lag(self) -> np.ndarray:
+        """(C,) lag in weeks with the largest yield per channel (0 for a channel that never converts)."""
+        return np.array([int(np.argmax(row)) if row.sum() > 0 else 0 for row in self.yield_kernel])
+
     def recruit_mask(self) -> np.ndarray:
         """(D, C, T) True where recruiting can change the plan.
 

@@ -18,15 +18,15 @@ The design (docs/dp.md has the full argument):
    on a grid point (so only the "recruit nothing" and "recruit at the cap" moves
    interpolate); within a week the incentive spend is chosen exactly (segments by rate).
 3. **Realization.** The DP's arrival stream per channel becomes applicants per week by a
-   bounded non-negative deconvolution of the yield kernel (projected gradient), or by the
-   shift by the channel's modal lag, whichever the exact evaluator scores lower;
-   onboarding caps and budgets are then repaired (arrivals trimmed, spend scaled down) so
-   the plan is feasible for the real constraints.
+   bounded non-negative deconvolution of the yield kernel (projected gradient started from
+   the shift by the channel's modal lag); arrivals over the onboarding cap are trimmed.
+   A polish (``_Polisher``, ``global_polish``) then improves the plan by exact 1-D searches
+   that keep every budget.
 4. **Prices.** The total and regional budget prices are found by bisection on the
    realized spend; the two plans that bracket the budget are mixed (the problem is convex,
    so a convex combination of feasible plans is feasible and no worse than their mix) so
-   that the budget is used exactly. Weekly budgets get prices by a few subgradient steps,
-   then any remaining excess is scaled away.
+   that the budget is used exactly. Weekly budgets get prices by Gauss-Seidel bisections;
+   any remaining excess is moved a week later or scaled away.
 
 The reported error has two parts: ``dp_value`` (the DP's own estimate of the expected
 cost, relaxation + grid) against ``evaluated`` (the exact evaluator on the realized plan).
@@ -44,7 +44,7 @@ import numpy as np
 
 from formulations.data import ModelData
 from optplan.errors import InfeasibleError
-from optplan.evaluate import Decisions, check_feasibility, evaluate_decisions
+from optplan.evaluate import Decisions, check_feasibility, evaluate_decisions, optimal_recourse
 
 log = logging.getLogger("optplan")
 
@@ -124,17 +124,10 @@ class DPResult:
 def expected_recourse(data: ModelData, q: np.ndarray, demand: np.ndarray, probability: np.ndarray) -> np.ndarray:
     """Expected second-stage cost (currency/week) for capacities q (...,) against demand (S,).
 
-    The closed form of optplan.evaluate.optimal_recourse: shortfall max(0, D - q) blocks is
-    covered by surge (cost cs, at most share * q) when cs < cu, the rest unserved (cu);
-    idle max(0, q - D) blocks cost ci."""
-    qq = q[..., None]
-    short = np.maximum(demand - qq, 0.0)
-    if data.surge_cap_share > 0 and data.surge_cost < data.unserved_cost:
-        surge = np.minimum(short, data.surge_cap_share * np.maximum(qq, 0.0))
-    else:
-        surge = np.zeros_like(short)
-    cost = data.surge_cost * surge + data.unserved_cost * (short - surge) + data.idle_cost * np.maximum(qq - demand, 0.0)
-    return cost @ probability
+    The closed form of optplan.evaluate.optimal_recourse priced: surge cs, unserved cu and
+    idle ci currency per block."""
+    surge, unserved, idle = optimal_recourse(data, q, demand)
+    return (data.surge_cost * surge + data.unserved_cost * unserved + data.idle_cost * idle) @ probability
 
 
 def _kinks(data: ModelData, demand: np.ndarray) -> np.ndarray:
@@ -170,9 +163,9 @@ class _Depot:
         self.demand = data.demand[d]  # (T, S)
         self.p = data.probability
         cap_on = float(data.onboarding_cap[d])
-        # modal lag of each channel: the applying week whose budget pays for an arrival
-        modal = np.array([int(np.argmax(row)) if row.sum() > 0 else 0 for row in y])
-        mask = data.recruit_mask()[d]  # (C, T): applying weeks with a variable
+        modal = data.modal_lag()  # the applying week whose budget pays for an arrival
+        self.mask = mask = data.recruit_mask()[d]  # (C, T): applying weeks with a variable
+        self._polish_tables = None
         # an uncapped channel is capped at more applicants than could ever be useful:
         # enough for every driver needed at the highest demand, 10 times over (applicants/week)
         min_conv = max(float(conv[conv > 0].min(initial=1.0)), 1e-6)
@@ -245,6 +238,42 @@ class _Depot:
             reach[t] = self.rho * prev + self.pipeline[t] + self.weeks[t].n_max
             prev = reach[t]
         self.reach = np.maximum(reach, hi)
+
+    def polish_tables(self) -> dict:
+        """The polisher's price-independent pieces (cached): the kernel padded to T weeks
+        (y), the impulse response R[c, j] = sum_{k<=j} y[c,k] rho^(j-k) (drivers per applicant
+        j weeks on), the recourse tables F on a uniform capacity grid per week, the drivers
+        with no recruiting, applicant bounds and onboarding room."""
+        if self._polish_tables is not None:
+            return self._polish_tables
+        data, T = self.data, self.data.n_weeks
+        C = data.shape[1]
+        L = data.yield_kernel.shape[1]
+        y = np.zeros((C, T))
+        y[:, : min(L, T)] = data.yield_kernel[:, : min(L, T)]
+        R = np.zeros((C, T))
+        for j in range(T):
+            R[:, j] = (y[:, : j + 1] * self.rho ** (j - np.arange(j + 1))[None, :]).sum(axis=1)
+        # capacity tables span what any plan reaches, capped at 1.5x the useful driver range
+        # (beyond it every later week is idle; more drivers only add cost)
+        a_hi = np.minimum(self.reach, self.hi + np.maximum(0.5 * (self.hi - self.lo), 1.0))
+        qlo = self.b * self.lo - 1e-9
+        qhi = self.b * a_hi + self.cum_inc[-1] + 1e-9
+        n = POLISH_TABLE_POINTS
+        grid = qlo[:, None] + (qhi - qlo)[:, None] * np.linspace(0, 1, n)[None, :]
+        F = np.stack([expected_recourse(data, grid[t], self.demand[t], self.p) for t in range(T)])  # (T, n)
+        base = np.empty(T)  # drivers with no recruiting
+        prev = self.a0
+        for t in range(T):
+            prev = self.rho * prev + self.pipeline[t]
+            base[t] = prev
+        cap = float(data.onboarding_cap[self.d])
+        self._polish_tables = {
+            "y": y, "R": R, "a_hi": a_hi + 1e-9, "qlo": qlo, "qhi": qhi, "n": n, "F": F, "dq": (qhi - qlo) / (n - 1),
+            "base": base, "ub": np.where(self.mask, data.applicant_cap[self.d][:, None], 0.0),
+            "room": cap - self.pipeline if np.isfinite(cap) else np.full(T, np.inf), "zmax": float(self.cum_z[-1]),
+        }
+        return self._polish_tables
 
     # -- priced pieces
     def arrival_cost(self, t: int, n: np.ndarray, price: np.ndarray) -> np.ndarray:
@@ -471,35 +500,8 @@ class _Polisher:
         data = dep.data
         D, C, T, _ = data.shape
         self.dep, self.price, self.T, self.C = dep, price, T, C
-        y = data.yield_kernel
-        L = y.shape[1]
-        self.y = np.zeros((C, T))
-        self.y[:, : min(L, T)] = y[:, : min(L, T)]
-        R = np.zeros((C, T))
-        for j in range(T):
-            R[:, j] = (self.y[:, : j + 1] * dep.rho ** (j - np.arange(j + 1))[None, :]).sum(axis=1)
-        self.R = R
-        # capacity tables span what any plan reaches, capped at 1.5x the useful driver range
-        # (beyond it every later week is idle; more drivers only add cost)
-        a_hi = np.minimum(dep.reach, dep.hi + np.maximum(0.5 * (dep.hi - dep.lo), 1.0))
-        self.a_hi = a_hi + 1e-9
-        self.qlo = dep.b * dep.lo - 1e-9
-        self.qhi = dep.b * a_hi + dep.cum_inc[-1] + 1e-9
-        self.n = POLISH_TABLE_POINTS
-        grid = self.qlo[:, None] + (self.qhi - self.qlo)[:, None] * np.linspace(0, 1, self.n)[None, :]
-        self.F = np.stack([expected_recourse(data, grid[t], dep.demand[t], dep.p) for t in range(T)])  # (T, n)
-        self.dq = (self.qhi - self.qlo) / (self.n - 1)
-        self.base = np.empty(T)  # drivers with no recruiting
-        prev = dep.a0
-        for t in range(T):
-            prev = dep.rho * prev + dep.pipeline[t]
-            self.base[t] = prev
+        self.__dict__.update(dep.polish_tables())  # price-independent, built once per depot
         self.unit = data.cost_per_applicant[:, None] * price[None, :]  # (C, T) priced currency per applicant
-        mask = data.recruit_mask()[dep.d]
-        self.ub = np.where(mask, data.applicant_cap[dep.d][:, None], 0.0)
-        cap = float(data.onboarding_cap[dep.d])
-        self.room = cap - dep.pipeline if np.isfinite(cap) else np.full(T, np.inf)
-        self.zmax = float(dep.cum_z[-1])
 
     # -- pieces
     def inc(self, Z: np.ndarray) -> np.ndarray:

@@ -88,8 +88,9 @@ def simulate_drivers(data: ModelData, decisions: Decisions) -> tuple[np.ndarray,
 
 
 def optimal_recourse(data: ModelData, capacity: np.ndarray, demand: np.ndarray):
-    """Closed-form second stage for capacity (D, T) and demand (D, T, S)."""
-    q = capacity[:, :, None]
+    """Closed-form second stage (blocks/week) for capacity (...) and demand (..., S), e.g.
+    (D, T) and (D, T, S); returns surge, unserved, idle, each shaped like demand."""
+    q = np.asarray(capacity)[..., None]
     shortfall = np.maximum(demand - q, 0.0)
     if data.surge_cap_share > 0 and data.surge_cost < data.unserved_cost:
         surge = np.minimum(shortfall, data.surge_cap_share * np.maximum(q, 0.0))

@@ -36,7 +36,7 @@ from scipy.stats import binom, poisson
 
 from formulations.data import ModelData
 from optplan.dp import DPOptions, _Depot, solve_depot, solve_dp
-from optplan.evaluate import Decisions
+from optplan.evaluate import Decisions, optimal_recourse
 
 #: z-value of a two-sided 95% normal confidence interval.
 Z95 = 1.959963984540054
@@ -65,7 +65,7 @@ def depot_policy(data: ModelData, depot: str, options: DPOptions | None = None, 
     d = data.depots.index(depot)
     dep = _Depot(data, d)
     conv = data.yield_kernel.sum(axis=1)
-    modal = np.array([int(np.argmax(r)) if r.sum() > 0 else 0 for r in data.yield_kernel])
+    modal = data.modal_lag()
     rows = []
     for t in range(data.n_weeks):
         for state, n in zip(pol.grids[t], pol.arrivals[t], strict=True):
@@ -169,7 +169,7 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
     dp_result = dp_result or solve_dp(data, options, policies=True)
     deps = [_Depot(data, d) for d in range(D)]
     conv = data.yield_kernel.sum(axis=1)
-    modal = np.array([int(np.argmax(r)) if r.sum() > 0 else 0 for r in data.yield_kernel])
+    modal = data.modal_lag()
     unit = np.where(conv > 0, data.cost_per_applicant / np.where(conv > 0, conv, 1), np.inf)
     cheapest = int(np.argmin(unit))
     demand = sample_demand(data, n_paths, np.random.default_rng(seed), sigma, noise_ar)
@@ -247,13 +247,7 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
             inc = np.stack([np.interp(z[:, d], deps[d].cum_z, deps[d].cum_inc) if len(deps[d].seg_rate) else np.zeros(n_paths)
                             for d in range(D)], axis=1)
             q = data.blocks_per_driver[None, :] * sim.active + inc
-            dem = demand_paths[:, :, t]
-            short = np.maximum(dem - q, 0.0)
-            if data.surge_cap_share > 0 and data.surge_cost < data.unserved_cost:
-                su = np.minimum(short, data.surge_cap_share * q)
-            else:
-                su = np.zeros_like(short)
-            un, idl = short - su, np.maximum(q - dem, 0.0)
+            su, un, idl = (a[..., 0] for a in optimal_recourse(data, q, demand_paths[:, :, t, None]))
             cost += spent + (data.surge_cost * su + data.unserved_cost * un + data.idle_cost * idl).sum(axis=1)
             unserved += un.sum(axis=1)
             idle += idl.sum(axis=1)
