@@ -3,7 +3,7 @@
 For each instance size (depots x weeks x scenarios) the instance is generated once (fixed
 seed) and then each route runs in a FRESH spawned process, so peak memory is per route:
 
-    pyomo:  formulations.two_stage.build_model -> optplan.solve.compile_to_highs -> Highs.run
+    pyomo:  formulations.two_stage.build_model -> optplan.solvers.highs.compile_to_highs -> Highs.run
     direct: benchmarks/direct_highspy.lp_arrays -> highs_from_arrays (one passModel) -> Highs.run
 
 Both routes solve the same LP (same columns, rows and order) with the same HiGHS options:
@@ -159,9 +159,9 @@ def machine_info() -> dict[str, Any]:
         commit = None
     import highspy
 
-    from optplan.solve import _import_highspy
+    from optplan.solvers.highs import import_highspy
 
-    _import_highspy()  # silences the licence banner of the first Highs()
+    import_highspy()  # silences the licence banner of the first Highs()
     return {
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
@@ -193,9 +193,10 @@ def measure_route(route: str, data: Any, time_limit: float | None = None) -> dic
     import pyomo.environ  # noqa: F401
 
     from formulations import two_stage
-    from optplan.solve import SolveOptions, _import_highspy, compile_to_highs
+    from optplan.solvers.base import SolveOptions
+    from optplan.solvers.highs import compile_to_highs, import_highspy
 
-    _import_highspy()  # first Highs() prints a banner; construct it silenced
+    import_highspy()  # first Highs() prints a banner; construct it silenced
     rss_start = peak_rss_mib()
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     out: dict[str, Any] = {"route": route, "pid": os.getpid(), "rss_start_mib": rss_start}
@@ -468,9 +469,10 @@ def run_check() -> int:
 
     import optplan
     from formulations import two_stage
-    from optplan.solve import SolveOptions, _import_highspy, compile_to_highs, solve_model_data
+    from optplan.solvers import SolveOptions, solve_data
+    from optplan.solvers.highs import compile_to_highs, import_highspy
 
-    _import_highspy()
+    import_highspy()
     cases = []
     for D, T, S, seeds in ((3, 6, 4, (0, 1, 2, 3)), (10, 26, 10, (0, 1, 2, 3))):
         for seed in seeds:
@@ -483,7 +485,7 @@ def run_check() -> int:
             "same LP", "ok")
     rows, failures = [], 0
     for label, data in cases:
-        raw = solve_model_data(data, SolveOptions())  # the production Pyomo route
+        raw = solve_data(data, SolveOptions(), "highs")  # the production Pyomo route
         h = direct_highspy.build_direct(data)
         h.run()
         status = h.modelStatusToString(h.getModelStatus())

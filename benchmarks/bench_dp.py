@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from optplan import load_instance
-from optplan.dp import solve_dp
 from optplan.generate import generate_instance
-from optplan.solve import SolveOptions, solve_model_data
+from optplan.solvers import SolveOptions, solve_data
+from optplan.solvers.dp import solve_dp
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_GAP = 0.02
@@ -29,7 +29,7 @@ TARGET_GAP = 0.02
 
 def one(label, data):
     t0 = time.perf_counter()
-    lp = solve_model_data(data, SolveOptions()).status.objective
+    lp = solve_data(data, SolveOptions(), "highs").status.objective
     t1 = time.perf_counter()
     r = solve_dp(data)
     t2 = time.perf_counter()

@@ -10,7 +10,7 @@ Python work that can produce the same LP; it is not part of the package and know
 of duals, names or solution mapping.
 
 Columns and rows are laid out in the order Pyomo's ``LinearStandardFormCompiler`` produces
-for ``optplan.solve.compile_to_highs`` (component by component, each in its index set's
+for ``optplan.solvers.highs.compile_to_highs`` (component by component, each in its index set's
 order), so the two LPs can be compared array by array:
 
     columns: applicants x[d,c,t] (RECRUIT: d, c, t), incentive_spend z (SEGMENTS: d, g, t),

@@ -19,6 +19,24 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class Decisions:
+    """First-stage decisions of a plan, as dense arrays (what a planner acts on).
+
+    applicants:      (D, C, T) applicants to recruit per depot, channel and week (applicants/week)
+    incentive_spend: (D, T, G) planned incentive spend per depot, week and segment (currency/week)
+    """
+
+    applicants: np.ndarray
+    incentive_spend: np.ndarray
+
+    @classmethod
+    def zeros(cls, data: ModelData) -> Decisions:
+        """Recruit nothing and spend nothing: always within every budget and cap."""
+        D, C, T, _ = data.shape
+        return cls(np.zeros((D, C, T)), np.zeros((D, T, data.incentive_width.shape[1])))
+
+
+@dataclass(frozen=True)
 class ModelData:
     """Arrays that parameterize the two-stage program (units in each field's comment)."""
 

@@ -5,27 +5,52 @@
     plan = optplan.solve(instance, time_limit=60)
     print(plan.text_summary()); plan.applicants.head()
     optplan.evaluate(plan, instance).expected_cost
+
+Names are imported lazily (PEP 562), so that ``optplan --version`` and ``--help`` start
+without loading pandas, Pyomo or scikit-learn.
 """
 
-from optplan.api import evaluate, solve
-from optplan.errors import (
-    InfeasibleError,
-    InstanceError,
-    NoSolutionError,
-    OptplanError,
-    Problem,
-    SolverError,
-)
-from optplan.evaluate import Decisions, Evaluation
-from optplan.generate import generate_instance
-from optplan.instance import Instance, from_tables, load_instance
-from optplan.plan import Plan
-from optplan.solve import SolveOptions, SolverStatus
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Decisions", "Evaluation", "InfeasibleError", "Instance", "InstanceError", "NoSolutionError",
-    "OptplanError", "Plan", "Problem", "SolveOptions", "SolverError", "SolverStatus",
-    "evaluate", "from_tables", "generate_instance", "load_instance", "solve",
-]
+#: public name -> module that defines it
+_EXPORTS = {
+    "evaluate": "optplan.api",
+    "solve": "optplan.api",
+    "InfeasibleError": "optplan.errors",
+    "InputError": "optplan.errors",
+    "InstanceError": "optplan.errors",
+    "NoSolutionError": "optplan.errors",
+    "OptionError": "optplan.errors",
+    "OptplanError": "optplan.errors",
+    "Problem": "optplan.errors",
+    "SolveError": "optplan.errors",
+    "SolverError": "optplan.errors",
+    "Decisions": "formulations.data",
+    "Evaluation": "optplan.evaluation",
+    "generate_instance": "optplan.generate",
+    "Instance": "optplan.instance",
+    "from_tables": "optplan.instance",
+    "load_instance": "optplan.instance",
+    "Plan": "optplan.plan",
+    "SolveOptions": "optplan.solvers.base",
+    "SolverStatus": "optplan.solvers.base",
+    "SolveResult": "optplan.solvers.base",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'optplan' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -7,77 +7,50 @@ import logging
 import numpy as np
 import pandas as pd
 
-from optplan.dp import DPOptions, solve_dp
-from optplan.errors import InstanceError, NoSolutionError, Problem, SolverError
-from optplan.evaluate import Evaluation, evaluate_decisions
+from optplan.errors import InstanceError, OptionError, Problem
+from optplan.evaluation import Evaluation, evaluate_decisions
 from optplan.instance import Instance
 from optplan.plan import Plan
-from optplan.solve import SolveOptions, SolverStatus, Timings, solve_model_data
 
 log = logging.getLogger("optplan")
 
 
-ENGINES = ("auto", "highs", "dp")
-
-
-def solve(instance: Instance, engine: str = "auto", dp_options: DPOptions | None = None, **options) -> Plan:
+def solve(instance: Instance, engine: str = "auto", dp_options=None, **options) -> Plan:
     """Solve the two-stage program of ``instance`` and return the Plan.
 
-    engine: ``highs`` (the LP/MIP by HiGHS), ``dp`` (the numpy dynamic-programming engine,
-    optplan.dp; no solver needed) or ``auto`` (HiGHS, falling back to the DP when highspy
-    cannot be imported, HiGHS fails, or the time limit passes with no feasible plan; the
-    plan's ``status.engine`` and ``status.message`` say so, with HiGHS's bound and the gap
-    to it when one exists). Options (see ``SolveOptions``): time_limit, mip_rel_gap,
-    threads, method, presolve, integer, seed, log, highs_options. Raises
-    ``InfeasibleError`` (naming the constraint family; never falls back, the DP could not
-    do better), ``NoSolutionError`` or ``SolverError`` (engine ``highs`` only); a feasible
-    but unproven HiGHS plan is returned with a RuntimeWarning and
-    ``plan.status.optimal == False``.
+    engine: ``highs`` (the LP/MIP by HiGHS), ``glop`` (the LP by OR-tools GLOP), ``dp`` (the
+    numpy dynamic-programming engine; no solver needed) or ``auto`` (HiGHS, then GLOP, then
+    the DP, when the one before is not installed, fails, or stops with no plan while time is
+    left); every engine, and ``auto`` as a whole, runs within ``time_limit`` seconds, model
+    building included. Options (see ``optplan.solvers.SolveOptions``): time_limit,
+    mip_rel_gap, threads, method, presolve, integer, seed, log, highs_options;
+    ``dp_options`` (an ``optplan.solvers.dp.DPOptions``) tunes the DP.
+
+    Raises ``InfeasibleError`` (naming the constraint family and rows; never falls back),
+    ``NoSolutionError`` (stopped before any plan) or ``SolverError``. A plan that is
+    feasible but not proven optimal (time limit, gap, a heuristic, a fallback) is returned
+    with a RuntimeWarning and ``plan.status.optimal == False``; ``plan.status.describe()``
+    says why in a planner's words.
     """
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    import warnings
+
+    from optplan.solvers import SolveOptions, get_engine, solve_data
+
     opts = SolveOptions(**options)
+    eng = get_engine(engine)
+    if dp_options is not None:
+        from optplan.solvers.auto import AutoEngine
+        from optplan.solvers.dp import DPEngine
+
+        if engine == "dp":
+            eng = DPEngine(dp_options)
+        elif engine == "auto":
+            eng = AutoEngine(engines={"dp": DPEngine(dp_options)})
     data = instance.model_data(integer_applicants=opts.integer)
-    name, start = instance.manifest.name, instance.manifest.horizon.start_date
-    if engine == "dp":
-        return _dp_plan(data, dp_options, name, start, reason=None, highs_status=None)
-    try:
-        raw = solve_model_data(data, opts)
-    except (SolverError, NoSolutionError) as exc:
-        if engine == "highs":
-            raise
-        log.warning("HiGHS gave no plan (%s); falling back to the DP engine", exc)
-        return _dp_plan(data, dp_options, name, start, reason=str(exc), highs_status=getattr(exc, "status", None))
-    return Plan.from_solution(raw, name, start)
-
-
-def _dp_plan(data, dp_options, name, start, reason, highs_status) -> Plan:
-    """Run the DP engine and wrap its decisions in a Plan with an honest status."""
-    from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
-
-    result = solve_dp(data, dp_options)
-    bound = highs_status.bound if highs_status is not None else None
-    parts = []
-    if reason:
-        parts.append(f"fallback to the DP engine because {reason}")
-    parts.append(
-        f"DP estimate {result.dp_value:,.2f} {data.currency}, evaluated {result.evaluated:,.2f} {data.currency} "
-        f"(approximation error {result.approximation_error:+.2%}; grid {result.grid_points} states/week, "
-        f"grid change {result.grid_change:.1e})"
-    )
-    status = SolverStatus(
-        termination=TerminationCondition.convergenceCriteriaSatisfied,
-        solution=SolutionStatus.feasible,
-        engine=f"dp (numpy, {result.grid_points} states/week)",
-        highs_status=highs_status.highs_status if highs_status is not None else "not run",
-        objective=result.evaluated,
-        bound=bound,
-        message="; ".join(parts),
-    )
-    D, C, T, S = data.shape
-    timings = Timings(build_s=0.0, handoff_s=0.0, solve_s=result.seconds, extract_s=0.0)
-    size = {"depots": D, "weeks": T, "scenarios": S, "states_per_week": result.grid_points}
-    return Plan.from_decisions(data, result.decisions, status, timings, size, name, start)
+    result = solve_data(data, opts, eng)
+    if not result.status.complete:
+        warnings.warn(f"the plan is not proven optimal: {result.status.describe()}", RuntimeWarning, stacklevel=2)
+    return Plan.from_result(result, instance.manifest.name, instance.manifest.horizon.start_date)
 
 
 def scenario_arrays(instance: Instance, scenarios: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -113,10 +86,11 @@ def scenario_arrays(instance: Instance, scenarios: pd.DataFrame) -> tuple[np.nda
 def evaluate(plan: Plan, instance: Instance, scenarios: pd.DataFrame | None = None) -> Evaluation:
     """Expected cost and KPIs of ``plan`` on ``instance``'s scenarios, or on ``scenarios``
     (a table like demand.csv, optionally with a 'probability' column), computed without
-    Pyomo or a solver (see optplan.evaluate)."""
+    Pyomo or a solver (see optplan.evaluation)."""
     data = instance.model_data()
     if (plan.data.depots, plan.data.channels, plan.data.n_weeks) != (data.depots, data.channels, data.n_weeks):
-        raise ValueError("the plan was made for other depots, channels or weeks than this instance has")
+        raise OptionError("plan", "a plan made for this instance's depots, channels and weeks",
+                          f"a plan for {len(plan.data.depots)} depots, {len(plan.data.channels)} channels, {plan.data.n_weeks} weeks")
     if scenarios is None:
         return evaluate_decisions(data, plan.decisions)
     demand, prob = scenario_arrays(instance, scenarios)

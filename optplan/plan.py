@@ -11,20 +11,26 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from formulations.data import ModelData
+from formulations.data import Decisions, ModelData
+from formulations.two_stage.budgets import spend
+from formulations.two_stage.layout import BUDGET_FAMILIES, Layout
 from optplan.atomic import write_files
-from optplan.evaluate import Decisions
-from optplan.solve import BINDING_RTOL, CLEAN_ATOL, RawSolution, SolverStatus, Timings
+from optplan.evaluation import Evaluation, evaluate_decisions
+from optplan.solvers.base import SolveResult, SolverStatus, Timings
 
 #: Quantiles of demand over scenarios reported per depot and week (probability-weighted).
 QUANTILES = (0.1, 0.5, 0.9)
+#: Relative tolerance under which a budget counts as binding (used = cap).
+BINDING_RTOL = 1e-7
+#: Values of magnitude below this are written as 0 (solver noise, e.g. 1e-13 applicants).
+CLEAN_ATOL = 1e-9
 
 
 def weighted_quantile(values: np.ndarray, probability: np.ndarray, q: float) -> np.ndarray:
@@ -42,9 +48,18 @@ def _clean(a: np.ndarray) -> np.ndarray:
     return a + 0.0  # turns -0.0 into 0.0 so files do not depend on the sign of zero
 
 
+def _clean_evaluation(ev: Evaluation) -> Evaluation:
+    arrays = ("recruited_arrivals", "active_drivers", "capacity_blocks", "surge_blocks", "unserved_blocks", "idle_blocks")
+    return replace(ev, **{k: _clean(getattr(ev, k)) for k in arrays})
+
+
 @dataclass
 class Plan:
-    """A recruiting and incentive plan with its expected outcome."""
+    """A recruiting and incentive plan with its expected outcome.
+
+    The first-stage decisions come from the engine; drivers, capacity, recourse, costs and
+    KPIs are the evaluator's (the numpy kernels of formulations/), the same for every
+    engine; budget shadow prices come from the engine's duals where it has them."""
 
     name: str
     start_date: pd.Timestamp
@@ -53,13 +68,8 @@ class Plan:
     timings: Timings
     size: dict[str, int]
     decisions: Decisions
-    recruited_arrivals: np.ndarray  # (D, T) drivers/week
-    active_drivers: np.ndarray  # (D, T) drivers
-    capacity_blocks: np.ndarray  # (D, T) blocks/week
-    surge_blocks: np.ndarray  # (D, T, S) blocks/week
-    unserved_blocks: np.ndarray  # (D, T, S)
-    idle_blocks: np.ndarray  # (D, T, S)
-    budget_duals: dict[str, np.ndarray]  # budget family -> row duals (currency per currency)
+    evaluation: Evaluation
+    budget_duals: dict[tuple[str, str], float]  # (scope, key) -> row dual (currency per currency)
 
     @property
     def currency(self) -> str:
@@ -69,63 +79,55 @@ class Plan:
     def engine(self) -> str:
         return self.status.engine
 
+    @property
+    def recruited_arrivals(self) -> np.ndarray:
+        return self.evaluation.recruited_arrivals
+
+    @property
+    def active_drivers(self) -> np.ndarray:
+        return self.evaluation.active_drivers
+
+    @property
+    def capacity_blocks(self) -> np.ndarray:
+        return self.evaluation.capacity_blocks
+
+    @property
+    def surge_blocks(self) -> np.ndarray:
+        return self.evaluation.surge_blocks
+
+    @property
+    def unserved_blocks(self) -> np.ndarray:
+        return self.evaluation.unserved_blocks
+
+    @property
+    def idle_blocks(self) -> np.ndarray:
+        return self.evaluation.idle_blocks
+
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_solution(cls, raw: RawSolution, name: str, start_date) -> Plan:
-        data = raw.data
-        D, C, T, S = data.shape
-        v = raw.values
-        applicants = np.zeros((D, C, T))
-        applicants[data.recruit_mask()] = v["applicants"]
-        G = data.incentive_width.shape[1]
-        spend = np.zeros((D, T, G))
-        sd, sg = np.nonzero(data.segment_mask())
-        if len(sd):
-            # SEGMENTS is ordered (d, g) pairs, then weeks 1..T within each pair
-            block = v["incentive_spend"].reshape(len(sd), T)
-            spend[sd[:, None], np.arange(T)[None, :], sg[:, None]] = block
-        duals = {k: raw.duals[k] for k in ("budget_total", "budget_week", "budget_region") if k in raw.duals}
+    def from_result(cls, result: SolveResult, name: str, start_date) -> Plan:
+        """The plan of an engine's result: its decisions (cleaned of solver noise) evaluated
+        by the kernels, its budget duals keyed through ``Layout``."""
+        data = result.data
+        applicants = result.decisions.applicants
+        if data.integer_applicants and result.engine.startswith("highs"):
+            applicants = np.round(applicants)  # whole applicants, without the MIP's integrality tolerance (~1e-9)
+        decisions = Decisions(_clean(applicants), _clean(result.decisions.incentive_spend))
         return cls(
             name=name,
             start_date=pd.Timestamp(start_date),
             data=data,
-            status=raw.status,
-            timings=raw.timings,
-            size=raw.size,
-            decisions=Decisions(_clean(applicants), _clean(spend)),
-            recruited_arrivals=_clean(v["recruited_arrivals"].reshape(D, T)),
-            active_drivers=_clean(v["active_drivers"].reshape(D, T)),
-            capacity_blocks=_clean(v["capacity_blocks"].reshape(D, T)),
-            surge_blocks=_clean(v["surge_blocks"].reshape(D, T, S)),
-            unserved_blocks=_clean(v["unserved_blocks"].reshape(D, T, S)),
-            idle_blocks=_clean(v["idle_blocks"].reshape(D, T, S)),
-            budget_duals=duals,
+            status=result.status,
+            timings=result.timings,
+            size=dict(result.size),
+            decisions=decisions,
+            evaluation=_clean_evaluation(evaluate_decisions(data, decisions)),
+            budget_duals=Layout(data).budget_duals(result.duals),
         )
 
-    @classmethod
-    def from_decisions(cls, data, decisions: Decisions, status, timings, size: dict, name: str, start_date) -> Plan:
-        """A plan from first-stage decisions alone (an engine without duals, e.g. the DP):
-        drivers by the stock-flow and the recourse in closed form (optplan.evaluate)."""
-        from optplan.evaluate import optimal_recourse, simulate_drivers
-
-        arrivals, active, capacity = simulate_drivers(data, decisions)
-        surge, unserved, idle = optimal_recourse(data, capacity, data.demand)
-        return cls(
-            name=name,
-            start_date=pd.Timestamp(start_date),
-            data=data,
-            status=status,
-            timings=timings,
-            size=size,
-            decisions=Decisions(_clean(decisions.applicants), _clean(decisions.incentive_spend)),
-            recruited_arrivals=_clean(arrivals),
-            active_drivers=_clean(active),
-            capacity_blocks=_clean(capacity),
-            surge_blocks=_clean(surge),
-            unserved_blocks=_clean(unserved),
-            idle_blocks=_clean(idle),
-            budget_duals={},
-        )
+    def __repr__(self) -> str:
+        return (f"Plan({self.name!r}, {self.status.describe()}, engine {self.engine!r}, "
+                f"expected cost {self.cost['total']:,.2f} {self.currency})")
 
     # ------------------------------------------------------------------ helpers
     def _weeks(self) -> np.ndarray:
@@ -215,10 +217,7 @@ class Plan:
         return pd.DataFrame(out)
 
     def _spend_arrays(self):
-        d = self.data
-        recruit_dt = np.einsum("dct,c->dt", self.decisions.applicants, d.cost_per_applicant)
-        incent_dt = self.decisions.incentive_spend.sum(axis=2)
-        return recruit_dt, incent_dt
+        return spend(self.data, self.decisions)
 
     @cached_property
     def spend_by_week(self) -> pd.DataFrame:
@@ -254,22 +253,21 @@ class Plan:
         week_used = self.spend_by_week["total"].to_numpy()
         region_used = dict(zip(self.spend_by_region["region"], self.spend_by_region["total"], strict=False))
 
-        def dual_of(family: str, k: int) -> float:
-            arr = self.budget_duals.get(family)
-            return float(-arr[k]) + 0.0 if arr is not None and k < len(arr) else float("nan")
+        def dual_of(scope: str, key) -> float:
+            # the LP minimises, so a <= budget row's dual is <= 0: saved cost per unit is -dual
+            dual = self.budget_duals.get((scope, str(key)))
+            return float("nan") if dual is None else -dual + 0.0
 
-        if np.isfinite(d.budget_total):
-            rows.append(("total", "total", d.budget_total, week_used.sum(), dual_of("budget_total", 0)))
-        k = 0
-        for t in range(d.n_weeks):
-            if np.isfinite(d.budget_weekly[t]):
-                rows.append(("week", str(t + 1), d.budget_weekly[t], week_used[t], dual_of("budget_week", k)))
-                k += 1
-        k = 0
-        for region, cap in d.budget_region.items():
-            if np.isfinite(cap):
-                rows.append(("region", region, cap, region_used.get(region, 0.0), dual_of("budget_region", k)))
-                k += 1
+        caps = {"total": {"total": d.budget_total},
+                "week": {str(t + 1): d.budget_weekly[t] for t in range(d.n_weeks)},
+                "region": dict(d.budget_region)}
+        used = {"total": {"total": week_used.sum()},
+                "week": {str(t + 1): week_used[t] for t in range(d.n_weeks)},
+                "region": {r: region_used.get(r, 0.0) for r in d.budget_region}}
+        for scope in BUDGET_FAMILIES.values():
+            for key, cap in caps[scope].items():
+                if np.isfinite(cap):
+                    rows.append((scope, key, cap, used[scope][key], dual_of(scope, key)))
         df = pd.DataFrame(rows, columns=["scope", "key", "cap", "used", "shadow_price"])
         df["slack"] = df["cap"] - df["used"]
         df["binding"] = df["slack"] <= BINDING_RTOL * np.maximum(1.0, df["cap"].abs())
@@ -277,47 +275,19 @@ class Plan:
         df["currency"] = d.currency
         return df[["scope", "key", "cap", "used", "slack", "binding", "shadow_price", "currency"]]
 
-    @cached_property
+    @property
     def cost(self) -> dict[str, float]:
-        """Expected cost by component, from the solver's values (currency)."""
-        d = self.data
-        p = d.probability
-        r, i = self._spend_arrays()
-        exp = lambda a: float(np.einsum("dts,s->", a, p))  # noqa: E731
-        cost = {
-            "recruiting": float(r.sum()),
-            "planned_incentives": float(i.sum()),
-            "surge": d.surge_cost * exp(self.surge_blocks),
-            "unserved_penalty": d.unserved_cost * exp(self.unserved_blocks),
-            "idle_penalty": d.idle_cost * exp(self.idle_blocks),
-        }
-        cost["total"] = sum(cost.values())
-        return cost
+        """Expected cost by component (currency), from the evaluator."""
+        return self.evaluation.cost
 
     @cached_property
     def kpis(self) -> dict[str, float]:
-        d = self.data
-        p = d.probability
-        exp = lambda a: float(np.einsum("dts,s->", a, p))  # noqa: E731
-        demand = exp(d.demand)
-        unserved = exp(self.unserved_blocks)
+        """The evaluator's KPIs plus the share of the total budget used."""
         budgets = self.budgets
         total_cap = budgets.loc[budgets["scope"] == "total", "cap"]
-        return {
-            "expected_cost": self.cost["total"],
-            "expected_demand_blocks": demand,
-            "expected_unserved_blocks": unserved,
-            "expected_surge_blocks": exp(self.surge_blocks),
-            "expected_idle_blocks": exp(self.idle_blocks),
-            "service_level": 1.0 - unserved / demand if demand > 0 else 1.0,
-            "applicants_total": float(self.decisions.applicants.sum()),
-            "expected_new_drivers_recruited": float(self.recruited_arrivals.sum()),
-            "first_stage_spend": self.cost["recruiting"] + self.cost["planned_incentives"],
-            "budget_total_used_share": (
-                float(self.cost["recruiting"] + self.cost["planned_incentives"]) / float(total_cap.iloc[0])
-                if len(total_cap) and total_cap.iloc[0] > 0 else float("nan")
-            ),
-        }
+        spent = self.evaluation.kpis["first_stage_spend"]
+        share = spent / float(total_cap.iloc[0]) if len(total_cap) and total_cap.iloc[0] > 0 else float("nan")
+        return {**self.evaluation.kpis, "budget_total_used_share": share}
 
     def cost_table(self) -> pd.DataFrame:
         return pd.DataFrame({"component": list(self.cost), "expected_cost": list(self.cost.values()), "currency": self.currency})
@@ -371,7 +341,7 @@ class Plan:
         c, k, s = self.cost, self.kpis, self.status
         cur = self.currency
         lines = [
-            f"plan for {self.name}: {s.termination.name} / {s.solution.name} by {s.engine}",
+            f"plan for {self.name}: {s.describe()} (engine {s.engine}; its status: {s.native_status})",
             f"  expected cost {c['total']:,.2f} {cur} = recruiting {c['recruiting']:,.2f} + incentives "
             f"{c['planned_incentives']:,.2f} + surge {c['surge']:,.2f} + unserved {c['unserved_penalty']:,.2f} "
             f"+ idle {c['idle_penalty']:,.2f}",
@@ -384,8 +354,8 @@ class Plan:
                 f"  budget {row.scope} {row.key} binds at {row.cap:,.2f} {cur}: one more {cur} saves "
                 f"{row.shadow_price:,.4f} {cur} of expected cost"
             )
-        if s.gap is not None and not s.optimal:
-            lines.append(f"  NOT PROVEN OPTIMAL: gap to bound {s.gap:.2%}")
+        if not s.optimal:
+            lines.append("  NOT PROVEN OPTIMAL: " + (f"gap to the bound {s.gap:.2%}" if s.gap is not None else "no bound"))
         if s.message:
             lines.append(f"  {s.message}")
         t = self.timings

@@ -18,7 +18,7 @@ measured with far less noise than their levels):
   both drawn by inverse CDF from uniforms shared by all policies (common random numbers);
 * every week: recruiting spend (USD/currency) stops at the weekly and total budgets; then
   demand is revealed and the recourse (surge, unserved, idle) is the closed form of
-  optplan.evaluate.
+  optplan.evaluation.
 
 Policies compared: ``static`` (the LP plan's applicants and incentives, whatever happens),
 ``dp`` (the DP rule re-applied each week to the realized drivers and funnel, incentives
@@ -34,9 +34,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binom, poisson
 
-from formulations.data import ModelData
-from optplan.dp import DPOptions, _Depot, solve_depot, solve_dp
-from optplan.evaluate import Decisions, optimal_recourse
+from formulations.data import Decisions, ModelData
+from formulations.two_stage.drivers import capacity, carry_over
+from formulations.two_stage.recourse import optimal_recourse, recourse_cost
+from optplan.solvers.dp import DepotModel, DPOptions, solve_dp
+from optplan.solvers.dp.recursion import solve_depot
 
 #: z-value of a two-sided 95% normal confidence interval.
 Z95 = 1.959963984540054
@@ -63,7 +65,7 @@ def depot_policy(data: ModelData, depot: str, options: DPOptions | None = None, 
     result = result or solve_dp(data, options, policies=True)
     pol = result.policies[depot]
     d = data.depots.index(depot)
-    dep = _Depot(data, d)
+    dep = DepotModel(data, d)
     conv = data.yield_kernel.sum(axis=1)
     modal = data.modal_lag()
     rows = []
@@ -72,7 +74,7 @@ def depot_policy(data: ModelData, depot: str, options: DPOptions | None = None, 
             split = dep.split_arrivals(t, float(max(n, 0.0)), pol.price)
             row = {"arrival_week": t + 1, "projected_drivers": float(state), "new_drivers": float(max(n, 0.0)),
                    # drivers to have at the end of the arrival week: a base-stock level when the rule recruits
-                   "target_drivers": float(dep.rho * state + dep.pipeline[t] + max(n, 0.0))}
+                   "target_drivers": float(carry_over(dep.rho, state, dep.pipeline[t] + max(n, 0.0)))}
             for c, name in enumerate(data.channels):
                 week = t + 1 - int(modal[c])
                 # empty where the recruiting week would fall before week 1 (nothing to act on)
@@ -95,7 +97,7 @@ def policy_plot(policy: PolicyTable, path, currency: str = "USD") -> None:
     import matplotlib.pyplot as plt
 
     from optplan.atomic import atomic_write_text
-    from optplan.report import _svg
+    from optplan.plots import figure_to_svg
 
     plt.rcParams.update({"svg.hashsalt": "optplan", "svg.fonttype": "none", "font.size": 9})
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -110,7 +112,7 @@ def policy_plot(policy: PolicyTable, path, currency: str = "USD") -> None:
     ax.set_title(f"DP recruiting rule, depot {policy.depot}")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    atomic_write_text(path, _svg(fig))
+    atomic_write_text(path, figure_to_svg(fig))
 
 
 # ---------------------------------------------------------------------------- simulation
@@ -167,7 +169,7 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
     paths is then the evaluator's expected cost up to the sampling of scenarios."""
     D, C, T, S = data.shape
     dp_result = dp_result or solve_dp(data, options, policies=True)
-    deps = [_Depot(data, d) for d in range(D)]
+    deps = [DepotModel(data, d) for d in range(D)]
     conv = data.yield_kernel.sum(axis=1)
     modal = data.modal_lag()
     unit = np.where(conv > 0, data.cost_per_applicant / np.where(conv > 0, conv, 1), np.inf)
@@ -223,7 +225,7 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
             x, z, spent = sim.recruit(t, x, z, data.budget_weekly[t] if budgets else np.inf, cap_left)
             expected_arrivals = np.maximum(sim.funnel[:, :, t] + data.pipeline[None, :, t], 0.0)
             if sim.fluid:
-                stay, arrivals = sim.active * data.retention[None, :], expected_arrivals
+                sim.active = carry_over(data.retention[None, :], sim.active, expected_arrivals)
             else:
                 # inverse-CDF draws from common uniforms: the same "luck" for every policy,
                 # monotone in the counts, so the policies' outcomes move together (CRN)
@@ -232,7 +234,7 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
                 stay = binom.ppf(u_stay, n_now, data.retention[None, :])
                 stay = np.where(n_now > 0, stay, 0.0)
                 arrivals = np.where(expected_arrivals > 0, poisson.ppf(u_arr, np.where(expected_arrivals > 0, expected_arrivals, 1.0)), 0.0)
-            sim.active = stay + arrivals
+                sim.active = stay + arrivals  # the stock-flow of drivers.carry_over with drawn stayers
             if policy == "dp":  # incentives from the DP's week cost at the realized drivers, within budget
                 for d in range(D):
                     _, zz = deps[d].week_cost(t, sim.active[:, d], float(dp_pols[data.depots[d]].price[t]))
@@ -244,11 +246,10 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
                 z *= np.where(tot > room, room / np.where(tot > 0, tot, 1), 1.0)[:, None]
                 sim.spend_total += z.sum(axis=1)
                 spent = spent + z.sum(axis=1)
-            inc = np.stack([np.interp(z[:, d], deps[d].cum_z, deps[d].cum_inc) if len(deps[d].seg_rate) else np.zeros(n_paths)
-                            for d in range(D)], axis=1)
-            q = data.blocks_per_driver[None, :] * sim.active + inc
+            inc = np.stack([deps[d].curve.blocks(z[:, d]) for d in range(D)], axis=1)
+            q = capacity(data.blocks_per_driver[None, :], sim.active, inc)
             su, un, idl = (a[..., 0] for a in optimal_recourse(data, q, demand_paths[:, :, t, None]))
-            cost += spent + (data.surge_cost * su + data.unserved_cost * un + data.idle_cost * idl).sum(axis=1)
+            cost += spent + recourse_cost(data, su, un, idl).sum(axis=1)
             unserved += un.sum(axis=1)
             idle += idl.sum(axis=1)
             surge_b += su.sum(axis=1)
@@ -269,13 +270,13 @@ def rule_policies(data: ModelData, dp_result, demand: np.ndarray, run) -> dict:
     B = data.budget_total
     if not np.isfinite(B):
         return dp_result.policies
-    deps = [_Depot(data, d) for d in range(len(data.depots))]
+    deps = [DepotModel(data, d) for d in range(len(data.depots))]
     mu = np.asarray(dp_result.prices.get("weekly", np.zeros(data.n_weeks)), float)
     n = dp_result.grid_points
     one = demand[:1]
 
     def at(lam):
-        pols = {data.depots[dep.d]: solve_depot(dep, 1.0 + lam + mu, n, keep_policy=True)[4] for dep in deps}
+        pols = {data.depots[dep.d]: solve_depot(dep, 1.0 + lam + mu, n, keep_policy=True).policy for dep in deps}
         return pols, float(run("dp", pols, one, True, budgets=False)[0][0])  # what the rule wants to spend
 
     lam = float(dp_result.prices.get("total", 0.0))
@@ -301,10 +302,10 @@ def _projected(sim: _Sim, d: int, t: int, ta: int, rho: float, extra: np.ndarray
     """(N,) expected drivers at the end of week ta-1 with no further recruiting: the active
     drivers of now (end of week t-1) kept by retention, plus the funnel's and the pipeline's
     expected arrivals in weeks t..ta-1, each kept until ta-1 (drivers)."""
-    a = sim.active[:, d] * rho ** (ta - t)
+    a = sim.active[:, d]
     for w in range(t, ta):
         more = extra[:, w] if extra is not None else 0.0
-        a = a + (sim.funnel[:, d, w] + more + sim.data.pipeline[d, w]) * rho ** (ta - 1 - w)
+        a = carry_over(rho, a, sim.funnel[:, d, w] + more + sim.data.pipeline[d, w])
     return a
 
 

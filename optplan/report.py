@@ -20,19 +20,20 @@ from __future__ import annotations
 import io
 import json
 import math
-import re
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from formulations.two_stage.recourse import recourse_cost
 from optplan.atomic import write_files
-from optplan.evaluate import evaluate_decisions
+from optplan.evaluation import evaluate_decisions
 from optplan.instance import Instance
 from optplan.plan import Plan
+from optplan.plots import figure_to_svg
 from optplan.sensitivity import SensitivityModel, TornadoResult, tornado
-from optplan.solve import SolveOptions
+from optplan.solvers.base import SolveOptions
 
 #: z-value of a two-sided 95% normal confidence interval.
 Z95 = 1.959963984540054
@@ -112,9 +113,7 @@ def out_of_sample(plan: Plan, n: int = 500, seed: int = 0) -> dict[str, float]:
     demand = resample_scenarios(d.demand, d.probability, n, seed)
     ev = evaluate_decisions(d, plan.decisions, demand, np.full(n, 1.0 / n))
     first = ev.cost["recruiting"] + ev.cost["planned_incentives"]
-    per_path = first + (
-        d.surge_cost * ev.surge_blocks + d.unserved_cost * ev.unserved_blocks + d.idle_cost * ev.idle_blocks
-    ).sum(axis=(0, 1))
+    per_path = first + recourse_cost(d, ev.surge_blocks, ev.unserved_blocks, ev.idle_blocks).sum(axis=(0, 1))
     mean = float(per_path.mean())
     se = float(per_path.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
     served = 1.0 - ev.unserved_blocks.sum(axis=(0, 1)) / np.maximum(demand.sum(axis=(0, 1)), 1e-12)
@@ -144,7 +143,7 @@ def build_report(
     timings = {}
     t = time.perf_counter()
     sm = SensitivityModel(data, options)
-    plan = Plan.from_solution(sm.base, instance.manifest.name, instance.manifest.horizon.start_date)
+    plan = Plan.from_result(sm.base, instance.manifest.name, instance.manifest.horizon.start_date)
     timings["solve_s"] = time.perf_counter() - t
     t = time.perf_counter()
     marginal = sm.marginal_values()
@@ -181,17 +180,6 @@ def build_report(
 # ------------------------------------------------------------------ plots
 
 
-def _svg(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
-    plt.close(fig)
-    text = buf.getvalue()
-    text = text[text.index("<svg"):]
-    return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
-
-
 def _plots(r: Report) -> dict[str, str]:
     import matplotlib
 
@@ -212,7 +200,7 @@ def _plots(r: Report) -> dict[str, str]:
     ax2.set_ylabel("service level (%)")
     ax.set_title("Budget frontier")
     fig.tight_layout()
-    plots["frontier"] = _svg(fig)
+    plots["frontier"] = figure_to_svg(fig)
 
     t = r.tornado.table
     params = list(dict.fromkeys(t["parameter"]))
@@ -227,7 +215,7 @@ def _plots(r: Report) -> dict[str, str]:
     ax.set_xlabel(f"change in expected cost ({cur}); blue +{r.tornado.table['change'].max():.0%}, red -")
     ax.set_title("Tornado: one parameter at a time")
     fig.tight_layout()
-    plots["tornado"] = _svg(fig)
+    plots["tornado"] = figure_to_svg(fig)
 
     cap = r.plan.capacity
     depots = list(dict.fromkeys(cap["depot"]))
@@ -245,7 +233,7 @@ def _plots(r: Report) -> dict[str, str]:
     axes[0, 0].legend(fontsize=6, loc="lower left")
     fig.suptitle("Capacity against demand per depot (blocks/week)")
     fig.tight_layout()
-    plots["capacity"] = _svg(fig)
+    plots["capacity"] = figure_to_svg(fig)
 
     d = r.plan.data
     x = r.plan.decisions.applicants
@@ -263,7 +251,7 @@ def _plots(r: Report) -> dict[str, str]:
     ax.set_title("Spend by week and channel")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    plots["spend"] = _svg(fig)
+    plots["spend"] = figure_to_svg(fig)
 
     fig, ax = plt.subplots(figsize=(7, 2.8))
     lags = np.arange(d.yield_kernel.shape[1])
@@ -274,7 +262,7 @@ def _plots(r: Report) -> dict[str, str]:
     ax.set_title("Funnel yields (cumulative)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    plots["funnel"] = _svg(fig)
+    plots["funnel"] = figure_to_svg(fig)
     return plots
 
 

@@ -37,7 +37,9 @@ import pandas as pd
 
 from formulations import two_stage
 from formulations.data import ModelData
-from optplan.solve import RawSolution, SolveOptions, _import_highspy, compile_to_highs, run_compiled
+from formulations.two_stage.layout import Layout
+from optplan.solvers.base import SolveOptions, SolveResult
+from optplan.solvers.highs import compile_to_highs, import_highspy, run_compiled
 
 #: A recruiting decision below this many applicants counts as unused.
 PLAN_RTOL = 1e-6
@@ -64,11 +66,12 @@ class SensitivityModel:
         if self.options.integer:
             raise ValueError("sensitivity needs LP duals: use a continuous (not --integer) plan")
         self.data = data
+        self.layout = Layout(data)
         self._budget_open = not math.isfinite(data.budget_total)
         build_data = replace(data, budget_total=1.0) if self._budget_open else data
         self.model = two_stage.build_model(build_data)
         self.compiled = compile_to_highs(self.model, self.options)
-        self.highspy = _import_highspy()
+        self.highspy = import_highspy()
         self.h = self.compiled.highs
         self._total_row = self.compiled.rows["budget_total"].start if len(self.model.budget_total) else None
         if self._budget_open and self._total_row is not None:
@@ -77,8 +80,12 @@ class SensitivityModel:
         self.base_basis = self.h.getBasis()
 
     # ---------------------------------------------------------------- solving
-    def solve(self) -> RawSolution:
-        return run_compiled(self.data, self.compiled, self.options)
+    def solve(self) -> SolveResult:
+        result = run_compiled(self.data, self.compiled, self.options)
+        if self._budget_open and "budget_total" in result.duals:
+            # the row the frontier moves; the instance itself has no total budget (no row in its Layout)
+            result.extra["budget_total_dual"] = result.duals.pop("budget_total")
+        return result
 
     def set_total_budget(self, cap: float) -> None:
         if self._total_row is None:
@@ -134,22 +141,21 @@ class SensitivityModel:
         return out
 
     def _weeks_with_cap(self) -> list[int]:
-        return [t for t in self.model.budget_week.index_set()]
+        return self.layout.budget_rows()["budget_week"]
 
     def _regions_with_cap(self) -> list[str]:
-        return [r for r in self.model.budget_region.index_set()]
+        return self.layout.budget_rows()["budget_region"]
 
     def _onboarding_key(self, k: int) -> tuple[str, str]:
-        d, t = list(self.model.onboarding_cap.index_set())[k]
-        return d, str(t)
+        d, t = self.layout.onboarding_rows()[k]
+        return self.data.depots[d], str(t + 1)
 
     def channel_reduced_costs(self) -> pd.DataFrame:
         """Per channel: applicants recruited, and how much cheaper an applicant would have to
         be before the channel is used more (smallest reduced cost among unused depot-weeks;
         0 when some unused slot is already at break-even)."""
         d, raw = self.data, self.base
-        mask = d.recruit_mask()
-        _, cc, _ = np.nonzero(mask)
+        _, cc, _ = self.layout.recruit
         x = raw.values["applicants"]
         rc = raw.reduced_costs.get("applicants", np.full(len(x), np.nan))
         rows = []
@@ -169,7 +175,7 @@ class SensitivityModel:
     def _set_channel_factor(self, c: int, factor: float) -> None:
         """Multiply channel c's cost per applicant by ``factor`` (objective and budget rows)."""
         cols = self.compiled.columns["applicants"]
-        _, cc, _ = np.nonzero(self.data.recruit_mask())
+        _, cc, _ = self.layout.recruit
         mine = cols[(cc == c) & (cols >= 0)]
         cost = float(self.data.cost_per_applicant[c]) * factor
         self.h.changeColsCost(len(mine), mine.astype(np.int32), np.full(len(mine), cost))
@@ -260,7 +266,7 @@ class SensitivityModel:
         from optplan.plan import Plan
 
         self.set_total_budget(math.inf)
-        spend = Plan.from_solution(self.solve(), "frontier", "2000-01-03").kpis["first_stage_spend"]
+        spend = Plan.from_result(self.solve(), "frontier", "2000-01-03").kpis["first_stage_spend"]
         self.restore()
         return spend
 
@@ -287,13 +293,19 @@ class SensitivityModel:
                 self.h.clearSolver()
             self.set_total_budget(float(cap))
             raw = self.solve()
-            plan = Plan.from_solution(raw, "frontier", "2000-01-03")
+            plan = Plan.from_result(raw, "frontier", "2000-01-03")
             rows.append(_frontier_row(self.data, float(cap), plan, raw))
         self.restore()
         return pd.DataFrame(rows)
 
 
-def _frontier_row(d: ModelData, cap: float, plan, raw: RawSolution) -> dict:
+def _total_dual(raw: SolveResult) -> float:
+    """Expected cost saved per extra currency unit of total budget (minus the row dual)."""
+    dual = raw.duals.get("budget_total", raw.extra.get("budget_total_dual"))
+    return float(-dual[0]) + 0.0 if dual is not None and len(dual) else float("nan")
+
+
+def _frontier_row(d: ModelData, cap: float, plan, raw: SolveResult) -> dict:
     x = plan.decisions.applicants
     row = {
         "budget_total": cap,
@@ -301,7 +313,7 @@ def _frontier_row(d: ModelData, cap: float, plan, raw: RawSolution) -> dict:
         "first_stage_spend": plan.kpis["first_stage_spend"],
         "expected_unserved_blocks": plan.kpis["expected_unserved_blocks"],
         "service_level": plan.kpis["service_level"],
-        "shadow_price": float(-raw.duals["budget_total"][0]) + 0.0 if "budget_total" in raw.duals else float("nan"),
+        "shadow_price": _total_dual(raw),
         "incentive_spend": plan.cost["planned_incentives"],
     }
     for c, name in enumerate(d.channels):
@@ -349,10 +361,10 @@ def perturb(data: ModelData, parameter: str, factor: float) -> ModelData:
 
 def _solve_summary(args) -> tuple[float, float]:
     data, options = args
-    from optplan.solve import solve_model_data
+    from optplan.solvers import solve_data
 
-    raw = solve_model_data(data, options)
-    return float(raw.status.objective), float(raw.values["applicants"].sum())
+    result = solve_data(data, options, "highs")
+    return float(result.status.objective), float(result.decisions.applicants.sum())
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,23 @@ def _probabilities(models: Mapping[str, pyo.ConcreteModel], atol: float = PROBAB
 
 
 def _solve(model: pyo.ConcreteModel, solver: str, label: str) -> tuple[Any, Any]:
-    """Solve ``model``; load the solution if optimal. Returns (termination, results)."""
+    """Solve ``model``; load the solution if optimal. Returns (termination, details).
+
+    ``solver="highs"`` (the default) is optplan's own HiGHS engine
+    (``optplan.solvers.highs.solve_pyomo_model``: the same hand-off and status mapping as
+    every plan); any other name goes through ``pyo.SolverFactory``."""
+    if solver == "highs":
+        from pyomo.contrib.solver.common.results import SolutionStatus
+        from pyomo.contrib.solver.common.results import TerminationCondition as TC
+
+        from optplan.solvers.highs import solve_pyomo_model
+
+        status = solve_pyomo_model(model)
+        if status.solution == SolutionStatus.optimal:
+            return TerminationCondition.optimal, status
+        if status.termination in (TC.provenInfeasible, TC.infeasibleOrUnbounded):
+            return TerminationCondition.infeasible, status
+        return TerminationCondition.other, status
     opt = pyo.SolverFactory(solver)
     if not opt.available(exception_flag=False):
         raise RuntimeError(f"solver {solver!r} is not available (needed for {label})")
@@ -257,7 +273,7 @@ def value_of_stochastic_solution(
     mean_scenario_creator: Callable[[], pyo.ConcreteModel],
     creator_kwargs: Mapping[str, Any] | None = None,
     first_stage: FirstStage | None = None,
-    solver: str = "appsi_highs",
+    solver: str = "highs",
     *,
     probability_atol: float = PROBABILITY_ATOL,
 ) -> StochasticValues:
@@ -266,7 +282,7 @@ def value_of_stochastic_solution(
     names, scenario_creator, creator_kwargs, first_stage: as in ``build_extensive_form``.
     mean_scenario_creator: no-argument callable returning the expected-value ("mean")
         scenario model in the same protocol (generic code cannot average arbitrary data).
-    solver: a ``pyo.SolverFactory`` name.
+    solver: "highs" (optplan's HiGHS engine) or a ``pyo.SolverFactory`` name.
     probability_atol: tolerance on the sum of the probabilities (see ``build_extensive_form``).
 
     RP   = optimum of ``build_extensive_form``.
@@ -328,7 +344,7 @@ def value_of_stochastic_solution(
     )
 
 
-def optplan_values(data: ModelData, solver: str = "appsi_highs") -> StochasticValues:
+def optplan_values(data: ModelData, solver: str = "highs") -> StochasticValues:
     """RP, EV, EEV, WS, EVPI, VSS of this repo's recruiting model (``formulations.two_stage``).
 
     Scenarios: ``two_stage.scenario_creator`` with ``{"data": data}``; first stage:

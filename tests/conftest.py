@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import copy
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 
+from formulations.data import Decisions
 from optplan.instance import from_tables
+from optplan.solvers import Capabilities, SolveResult, SolverStatus, Timings
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # examples/ (outside the package) is imported by the tests
+    sys.path.insert(0, str(REPO))
 #: Relative tolerance for objectives derived by hand or by a second route.
 OBJ_RTOL = 1e-6
 #: Absolute tolerance for decisions (applicants, currency) derived by hand.
@@ -60,6 +66,42 @@ def build(spec: dict):
         "incentives": pd.DataFrame(spec["incentives"], columns=["depot", "segment", "max_spend", "blocks_per_currency"]),
     }
     return from_tables(spec["manifest"], tables)
+
+
+class FakeClock:
+    """A clock that moves ``step`` seconds every time it is read."""
+
+    def __init__(self, step: float = 1.0):
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+class StubEngine:
+    """An engine that spends ``cost`` fake seconds and then returns ``outcome``: "plan"
+    (a feasible plan that recruits nothing, stopped at the time limit), or raises the
+    exception given."""
+
+    capabilities = Capabilities(lp=True, mip=True, duals=False, time_limit=True, exact=True)
+
+    def __init__(self, name: str, outcome="plan", cost: float = 0.0, unavailable: str | None = None):
+        self.name, self.outcome, self.cost, self.unavailable = name, outcome, cost, unavailable
+        self.calls = 0
+
+    def available(self):
+        return self.unavailable
+
+    def solve(self, data, options, deadline):
+        self.calls += 1
+        if self.cost:
+            deadline.clock.now += self.cost
+        if isinstance(self.outcome, Exception):
+            raise self.outcome
+        status = SolverStatus(TerminationCondition.maxTimeLimit, SolutionStatus.feasible, self.name, "stub: time limit",
+                              0.0, None)
+        return SolveResult(data, status, Decisions.zeros(data), Timings(), {})
 
 
 @pytest.fixture

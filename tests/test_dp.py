@@ -1,6 +1,6 @@
 """The DP engine (optplan/dp.py) against HiGHS: the same instance solved two ways.
 
-The DP's plans are scored by the independent evaluator (optplan.evaluate), so the DP's
+The DP's plans are scored by the independent evaluator (optplan.evaluation), so the DP's
 own estimate never enters a comparison with HiGHS."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 from conftest import OBJ_RTOL, build
 
 from optplan import load_instance
-from optplan.dp import DPOptions, solve_dp
-from optplan.evaluate import check_feasibility, evaluate_decisions
-from optplan.solve import SolveOptions, solve_model_data
+from optplan.evaluation import check_feasibility, evaluate_decisions
+from optplan.solvers import SolveOptions, solve_data
+from optplan.solvers.dp import DPOptions, solve_dp
 
 #: The DP plan's expected cost may exceed the HiGHS optimum by at most this share (issue #5).
 DP_GAP_RTOL = 0.02
@@ -21,7 +21,7 @@ BOUND_RTOL = 1e-7
 
 
 def _both(data, options=None):
-    lp = solve_model_data(data, SolveOptions()).status.objective
+    lp = solve_data(data, SolveOptions(), "highs").status.objective
     result = solve_dp(data, options)
     ev = evaluate_decisions(data, result.decisions).expected_cost
     assert ev == pytest.approx(result.evaluated, rel=1e-12)
@@ -93,18 +93,21 @@ def test_fixed_grid_option_is_used(spec):
     assert np.isnan(result.grid_change)
 
 
-def _run_cli(args, cwd, block_highspy=False):
+def _run_cli(args, cwd, block: str = ""):
+    """Run the CLI in a fresh interpreter in which the modules named in ``block`` cannot be imported."""
     import subprocess
     import sys
 
-    prelude = "import sys; sys.modules['highspy'] = None; " if block_highspy else ""
+    prelude = "import sys; " + "".join(f"sys.modules[{m!r}] = None; " for m in block.split())
     code = prelude + "from optplan.cli import main; main()"
     return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
-def test_auto_falls_back_to_the_dp_when_highspy_cannot_be_imported(tmp_path):
-    """highspy made unimportable: `--engine auto` writes a DP plan, says so (stderr, exit 3,
-    summary.json), and writes the same files as a HiGHS plan and as `--engine dp`."""
+def test_auto_falls_back_to_glop_then_the_dp_when_solvers_cannot_be_imported(tmp_path):
+    """highspy made unimportable: `--engine auto` solves the LP with GLOP (the same optimum,
+    exit 0, the fallback named); with ortools unimportable too it writes a DP plan, says so
+    (stderr, exit 3, summary.json) and writes the same files as a HiGHS plan and as
+    `--engine dp`."""
     import json
 
     inst = tmp_path / "inst"
@@ -112,29 +115,35 @@ def test_auto_falls_back_to_the_dp_when_highspy_cannot_be_imported(tmp_path):
                     tmp_path).returncode == 0
     highs = _run_cli(["solve", str(inst), "--out", str(tmp_path / "highs"), "--engine", "highs"], tmp_path)
     assert highs.returncode == 0, highs.stderr
-    fallback = _run_cli(["solve", str(inst), "--out", str(tmp_path / "auto")], tmp_path, block_highspy=True)
+    lp = json.loads((tmp_path / "highs" / "summary.json").read_text())["expected_cost"]["total"]
+    glop = _run_cli(["solve", str(inst), "--out", str(tmp_path / "glop")], tmp_path, block="highspy")
+    assert glop.returncode == 0, glop.stderr
+    g = json.loads((tmp_path / "glop" / "summary.json").read_text())
+    assert g["status"]["engine"].startswith("glop") and "highs is not available" in g["status"]["fallback"]
+    assert g["expected_cost"]["total"] == pytest.approx(lp, rel=1e-6)
+    fallback = _run_cli(["solve", str(inst), "--out", str(tmp_path / "auto")], tmp_path, block="highspy ortools")
     assert fallback.returncode == 3, fallback.stderr
-    assert "DP engine" in fallback.stderr and "highspy" in fallback.stderr
+    assert "fallback engine" in fallback.stderr and "highspy" in fallback.stderr
     assert "Traceback" not in fallback.stderr
     summary = json.loads((tmp_path / "auto" / "summary.json").read_text())
     assert summary["status"]["engine"].startswith("dp")
-    assert "fallback to the DP engine because HiGHS is not available" in summary["status"]["message"]
+    assert "highs is not available (HiGHS is not available: cannot import highspy" in summary["status"]["fallback"]
+    assert "glop is not available" in summary["status"]["fallback"]
     names = lambda p: sorted(f.name for f in p.iterdir())  # noqa: E731
     assert names(tmp_path / "auto") == names(tmp_path / "highs")
     # the same plan as asking for the DP directly (only the status text differs)
-    direct = _run_cli(["solve", str(inst), "--out", str(tmp_path / "dp"), "--engine", "dp"], tmp_path, block_highspy=True)
+    direct = _run_cli(["solve", str(inst), "--out", str(tmp_path / "dp"), "--engine", "dp"], tmp_path, block="highspy")
     assert direct.returncode == 0, direct.stderr
     for name in names(tmp_path / "dp"):
         if name != "summary.json":
             assert (tmp_path / "dp" / name).read_bytes() == (tmp_path / "auto" / name).read_bytes(), name
-    lp = json.loads((tmp_path / "highs" / "summary.json").read_text())["expected_cost"]["total"]
     assert summary["expected_cost"]["total"] >= lp * (1 - BOUND_RTOL)  # a feasible plan never beats the optimum
 
 
 def test_engine_highs_does_not_fall_back(tmp_path):
     inst = tmp_path / "inst"
     _run_cli(["generate", "--depots", "1", "--weeks", "4", "--scenarios", "2", "--out", str(inst)], tmp_path)
-    r = _run_cli(["solve", str(inst), "--out", str(tmp_path / "o"), "--engine", "highs"], tmp_path, block_highspy=True)
+    r = _run_cli(["solve", str(inst), "--out", str(tmp_path / "o"), "--engine", "highs"], tmp_path, block="highspy")
     assert r.returncode == 6
     assert "cannot import highspy" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o").exists()

@@ -15,11 +15,11 @@ import pytest
 from click.testing import CliRunner
 from conftest import REPO
 
+from optplan.cli.forecast import backtest as backtest_cmd
+from optplan.cli.forecast import forecast as forecast_cmd
 from optplan.errors import InstanceError
 from optplan.forecast.backtest import _score, backtest
 from optplan.forecast.calendar import Calendar, holiday_date
-from optplan.forecast.cli import backtest as backtest_cmd
-from optplan.forecast.cli import forecast as forecast_cmd
 from optplan.forecast.history import history_from_frame, read_history
 from optplan.forecast.longlead import long_lead_quantiles
 from optplan.forecast.metrics import coverage, mase, mase_scale, pinball, weighted_quantile, wql

@@ -7,11 +7,11 @@ import pytest
 from conftest import build
 
 from optplan import load_instance
-from optplan.dp import DPOptions, solve_dp
-from optplan.evaluate import evaluate_decisions
+from optplan.evaluation import evaluate_decisions
 from optplan.plan import Plan
 from optplan.policy import depot_policy, simulate, summarize
-from optplan.solve import SolveOptions, solve_model_data
+from optplan.solvers import SolveOptions, solve_data
+from optplan.solvers.dp import DPOptions, solve_dp
 
 #: Costs computed two ways with the same arithmetic agree to this relative tolerance.
 SIM_RTOL = 1e-9
@@ -20,7 +20,7 @@ SIM_RTOL = 1e-9
 @pytest.fixture(scope="module")
 def demo():
     data = load_instance(__import__("conftest").REPO / "instances" / "demo").model_data()
-    plan = Plan.from_solution(solve_model_data(data, SolveOptions()), "demo", "2027-01-04")
+    plan = Plan.from_result(solve_data(data, SolveOptions(), "highs"), "demo", "2027-01-04")
     result = solve_dp(data, DPOptions(grid_points=101), policies=True)
     return data, plan, result
 
@@ -30,7 +30,7 @@ def test_fluid_simulation_of_the_static_plan_is_the_evaluator(demo):
     gives the independent evaluator's cost exactly (two routes, same number)."""
     data, _, _ = demo
     one = data.with_scenarios([3])
-    plan = Plan.from_solution(solve_model_data(one, SolveOptions()), "demo", "2027-01-04")
+    plan = Plan.from_result(solve_data(one, SolveOptions(), "highs"), "demo", "2027-01-04")
     paths = simulate(one, plan.decisions, n_paths=2, sigma=0.0, stochastic_drivers=False,
                      dp_result=solve_dp(one, DPOptions(grid_points=51), policies=True))
     static = paths[paths["policy"] == "static"]["cost"]
@@ -43,7 +43,7 @@ def test_single_lag_rule_reproduces_the_dp_optimum(spec):
     spec["manifest"]["horizon"]["weeks"] = 4
     spec["demand"].update({("A", 3, "base"): 26.0, ("A", 4, "base"): 34.0})
     data = build(spec).model_data()
-    plan = Plan.from_solution(solve_model_data(data, SolveOptions()), "t", "2027-01-04")
+    plan = Plan.from_result(solve_data(data, SolveOptions(), "highs"), "t", "2027-01-04")
     paths = simulate(data, plan.decisions, n_paths=1, sigma=0.0, stochastic_drivers=False,
                      dp_result=solve_dp(data, policies=True))
     dp_cost = float(paths.loc[paths["policy"] == "dp", "cost"].iloc[0])

@@ -137,7 +137,7 @@ def test_tornado_directions_make_sense():
     assert t[("churn", 0.1)] > 0 > t[("churn", -0.1)]
     assert t[("cost_per_applicant", 0.1)] >= 0 >= t[("cost_per_applicant", -0.1)]
     # the parallel result equals a direct solve of the perturbed data
-    from optplan.solve import SolveOptions, solve_model_data
+    from optplan.solvers import SolveOptions, solve_data
 
-    expect = solve_model_data(perturb(data, "blocks_per_driver", 1.1), SolveOptions()).status.objective
+    expect = solve_data(perturb(data, "blocks_per_driver", 1.1), SolveOptions(), "highs").status.objective
     assert result.base_cost + t[("blocks_per_driver", 0.1)] == pytest.approx(expect, rel=OBJ_RTOL)

@@ -13,9 +13,9 @@ import pyomo.environ as pyo
 import pytest
 
 import optplan
+from examples import farmer
 from formulations import two_stage
-from optplan.evaluate import Decisions, evaluate_decisions
-from optplan.examples import farmer
+from optplan.evaluation import Decisions, evaluate_decisions
 from optplan.instance import from_tables
 from optplan.stochastic import build_extensive_form, optplan_values, value_of_stochastic_solution
 

@@ -11,7 +11,8 @@ from conftest import OBJ_RTOL
 import optplan
 from formulations.two_stage import FIRST_STAGE_VARS, scenario_creator
 from optplan.instance import from_tables
-from optplan.solve import SolveOptions, compile_to_highs
+from optplan.solvers.base import SolveOptions
+from optplan.solvers.highs import compile_to_highs
 
 #: Relative tolerance between the shadow price and a finite-difference slope of the optimum.
 SLOPE_RTOL = 1e-4
@@ -138,7 +139,7 @@ def test_evaluator_on_other_scenarios_and_a_perturbed_plan():
     oos = optplan.evaluate(plan, inst, scenarios=fresh)
     assert oos.kpis["expected_demand_blocks"] == pytest.approx(
         other.tables["demand"]["blocks"].sum() / 20, rel=1e-9)
-    from optplan.evaluate import Decisions, evaluate_decisions
+    from optplan.evaluation import Decisions, evaluate_decisions
 
     half = Decisions(plan.decisions.applicants * 0.5, plan.decisions.incentive_spend)
     assert evaluate_decisions(inst.model_data(), half).expected_cost > plan.status.objective
@@ -164,24 +165,3 @@ def test_mpisppy_extensive_form_from_our_scenario_creator_matches():
     ef = sputils.create_EF(list(data.scenarios), scenario_creator, scenario_creator_kwargs={"data": data})
     pyo.SolverFactory("appsi_highs").solve(ef)
     assert pyo.value(ef.EF_Obj) == pytest.approx(optplan.solve(inst).status.objective, rel=OBJ_RTOL)
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_pyomo_model_equals_the_direct_numpy_build(seed):
-    """benchmarks/direct_highspy.py writes the same LP straight from numpy arrays (the speed
-    baseline): same size, same optimum as the Pyomo route."""
-    import sys
-
-    from conftest import REPO
-
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        from direct_highspy import build_direct
-    finally:
-        sys.path.pop(0)
-    inst = optplan.generate_instance(depots=4, weeks=10, scenarios=5, seed=seed)
-    plan = optplan.solve(inst)
-    h = build_direct(inst.model_data())
-    h.run()
-    assert (h.getNumCol(), h.getNumRow()) == (plan.size["variables"], plan.size["constraints"])
-    assert h.getInfo().objective_function_value == pytest.approx(plan.status.objective, rel=OBJ_RTOL)

@@ -1,15 +1,10 @@
-"""Command line: a thin layer over the Python API (Calliope's pattern).
+"""The commands of ``optplan`` other than forecasting (``optplan/cli/forecast.py``).
 
-Exit status: 0 success; 2 bad input (every problem listed, one line each); 3 a plan was
-written but HiGHS did not prove it optimal (time limit, gap), or `--engine auto` fell back
-to the DP engine; 4 no plan (e.g. time limit
-with no feasible plan); 5 infeasible instance (the constraint family is named); 6 solver
-failure; 1 anything unexpected. Tracebacks only with --debug.
+Each is a thin layer over the Python API; ``optplan/cli/__init__.py`` registers them.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -19,55 +14,10 @@ from pathlib import Path
 
 import click
 
-EXIT_NOT_OPTIMAL = 3
+from optplan.cli.common import EXIT_NOT_OPTIMAL, guarded, progress_to_stderr
 
 
-def _fail(lines: list[str], status: int) -> None:
-    for line in lines:
-        click.secho(line, fg="red", err=True)
-    sys.exit(status)
-
-
-def guarded(func):
-    """Turn optplan errors into red lines and an exit status; other errors too unless --debug."""
-
-    @functools.wraps(func)
-    def wrapper(*args, debug: bool = False, **kwargs):
-        from optplan.errors import InstanceError, OptplanError
-
-        try:
-            return func(*args, **kwargs)
-        except InstanceError as exc:
-            if debug:
-                raise
-            lines = [f"error: {p}" for p in exc.problems]
-            if exc.omitted:
-                lines.append(f"error: ... and {exc.omitted} more problems of the kinds above")
-            lines.append(f"{len(exc.problems) + exc.omitted} problem(s) found; nothing was written")
-            _fail(lines, exc.exit_status)
-        except OptplanError as exc:
-            if debug:
-                raise
-            _fail([f"error: {exc}"], exc.exit_status)
-        except (ValueError, OSError) as exc:
-            if debug:
-                raise
-            _fail([f"error: {exc}"], 2)
-        except Exception as exc:  # noqa: BLE001 - the CLI promises no traceback
-            if debug:
-                raise
-            _fail([f"internal error: {type(exc).__name__}: {exc} (run again with --debug for the traceback)"], 1)
-
-    return click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")(wrapper)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="optplan")
-def main() -> None:
-    """optplan: plan driver recruiting and incentives for delivery depots under uncertain demand."""
-
-
-@main.command()
+@click.command()
 @click.argument("instance", type=click.Path(path_type=Path))
 @guarded
 def validate(instance: Path) -> None:
@@ -78,7 +28,7 @@ def validate(instance: Path) -> None:
     click.echo(f"ok: {inst.summary()}")
 
 
-@main.command()
+@click.command()
 @click.argument("instance", type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder for the plan's files.")
 @click.option("--time-limit", type=float, default=None, help="HiGHS time limit, seconds.")
@@ -92,9 +42,10 @@ def validate(instance: Path) -> None:
               help="Also write the model as MPS (readable names) to this file.")
 @click.option("--log", "show_log", is_flag=True, help="Show the HiGHS log.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
-@click.option("--engine", type=click.Choice(["auto", "highs", "dp"]), default="auto", show_default=True,
-              help="highs: the LP by HiGHS; dp: the numpy dynamic program (docs/dp.md); auto: HiGHS, and the DP "
-                   "when highspy is missing, HiGHS fails, or the time limit passes with no feasible plan.")
+@click.option("--engine", type=click.Choice(["auto", "highs", "glop", "dp"]), default="auto", show_default=True,
+              help="highs: the LP/MIP by HiGHS; glop: the LP by OR-tools GLOP; dp: the numpy dynamic program "
+                   "(docs/dp.md); auto: HiGHS, then GLOP, then the DP when the one before is missing, fails, or "
+                   "stops with no plan while time is left. One --time-limit covers them all.")
 @click.option("--grid", "grid_points", type=click.IntRange(min=2), default=None,
               help="DP states per week (default: adaptive, doubling from 101 until the value settles).")
 @guarded
@@ -102,23 +53,15 @@ def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, meth
           engine, grid_points) -> None:
     """Solve INSTANCE and write the plan's CSV tables and summary.json to --out.
 
-    Progress (build, hand-off, solve) is printed to stderr; --log adds HiGHS's own log.
-    Exit 3 also when --engine auto fell back to the DP (the plan is feasible, not proven
-    optimal; summary.json's status says why and which engine made it)."""
-    import logging
-
+    Progress (build, hand-off, solve) is printed to stderr; --log adds the solver's own log.
+    Exit 0 for a proven optimum (or a finished DP plan asked for with --engine dp); exit 3
+    when the plan is feasible but not proven optimal: the time limit or gap stopped the
+    engine, or auto fell back to another engine (summary.json's status says why, and which
+    engine made it); 4 no plan; 5 infeasible; 6 solver failure."""
     import optplan
-    from optplan.dp import DPOptions
-    from optplan.errors import NoSolutionError
+    from optplan.solvers.dp import DPOptions
 
-    if not quiet:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("[optplan] %(message)s"))
-        logger = logging.getLogger("optplan")
-        logger.handlers[:] = [handler]
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
-
+    progress_to_stderr(quiet)
     inst = optplan.load_instance(instance)
     click.echo(f"instance {inst.summary()}")
     if save_mps is not None:
@@ -130,20 +73,15 @@ def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, meth
             inst, engine=engine, dp_options=DPOptions(grid_points=grid_points), time_limit=time_limit, integer=integer,
             mip_rel_gap=mip_gap, threads=threads, method=method, seed=seed, log=show_log,
         )
-    if not plan.status.has_solution:  # pragma: no cover - solve raises before this
-        raise NoSolutionError("no plan", plan.status)
     paths = plan.write(out)
     click.echo(plan.text_summary())
     click.echo(f"wrote {len(paths)} files to {out}")
     for w in caught:
-        click.secho(f"warning: {w.message}", fg="yellow", err=True)
-    if plan.engine.startswith("dp") and engine == "dp":
-        return  # asked for the DP: its plan is the answer (feasible; its error is in the summary)
-    if plan.engine.startswith("dp"):
-        click.secho(f"warning: HiGHS gave no plan; the DP engine made this one ({plan.status.message})", fg="yellow", err=True)
-        sys.exit(EXIT_NOT_OPTIMAL)
-    if not plan.status.optimal:
-        click.secho("warning: the plan is feasible but not proven optimal (see summary.json: status)", fg="yellow", err=True)
+        if "not proven optimal" not in str(w.message):  # said once below, in the status's words
+            click.secho(f"warning: {w.message}", fg="yellow", err=True)
+    if not plan.status.complete:
+        click.secho(f"warning: {plan.status.describe()} (engine {plan.engine}; see summary.json: status)",
+                    fg="yellow", err=True)
         sys.exit(EXIT_NOT_OPTIMAL)
 
 
@@ -161,7 +99,7 @@ def _save_mps(inst, path: Path, integer: bool) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
-@main.command()
+@click.command()
 @click.argument("instance", type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder for report.html and its tables.")
 @click.option("--frontier-points", type=click.IntRange(min=2), default=10, show_default=True,
@@ -191,7 +129,7 @@ def report(instance: Path, out: Path, frontier_points, tornado_change, oos_paths
     click.echo(f"wrote {len(files)} files to {out} (open {out / 'report.html'})")
 
 
-@main.group()
+@click.group()
 def estimate() -> None:
     """Estimate funnel yields, retention and blocks per driver from event logs."""
 
@@ -246,7 +184,7 @@ def estimate_retention(activity, out, gap, observed_until, n_boot, seed):
         click.echo(line)
 
 
-@main.command("generate-logs")
+@click.command("generate-logs")
 @click.option("--applicants", "n_applicants", type=click.IntRange(min=1), default=5000, show_default=True)
 @click.option("--drivers", "n_drivers", type=click.IntRange(min=1), default=2000, show_default=True)
 @click.option("--depots", type=click.IntRange(min=1), default=5, show_default=True)
@@ -277,7 +215,7 @@ def generate_logs(n_applicants, n_drivers, depots, weeks, censored_share, seed, 
     click.echo(f"wrote {len(apps)} applicants, {act['driver_id'].nunique()} drivers and the true parameters to {out}")
 
 
-@main.command("build-instance")
+@click.command("build-instance")
 @click.option("--yield", "yield_csv", type=click.Path(path_type=Path, exists=True), required=True,
               help="yield.csv from `optplan estimate funnel`.")
 @click.option("--retention", "retention_csv", type=click.Path(path_type=Path, exists=True), required=True,
@@ -304,7 +242,7 @@ def build_instance_cmd(yield_csv, retention_csv, depots_csv, channels_csv, deman
     click.echo(f"wrote {inst.summary()} to {out}")
 
 
-@main.command()
+@click.command()
 @click.option("--depots", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--weeks", type=click.IntRange(min=1, max=520), default=12, show_default=True)
 @click.option("--scenarios", type=click.IntRange(min=1), default=10, show_default=True)
@@ -325,7 +263,7 @@ def generate(depots, weeks, scenarios, channels, seed, budget_tightness, name, o
     click.echo(f"wrote {inst.summary()} to {out}")
 
 
-@main.command()
+@click.command()
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None, help="File to write (default: stdout).")
 @click.option("--markdown", is_flag=True, help="The field tables of docs/instance-format.md instead.")
 @guarded
@@ -342,7 +280,7 @@ def schema(out: Path | None, markdown: bool) -> None:
         click.echo(f"wrote {out}")
 
 
-@main.command()
+@click.command()
 @click.argument("instance", type=click.Path(path_type=Path))
 @click.option("--depot", required=True, help="Depot id (as in depots.csv).")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder for policy.csv and policy.svg.")
@@ -355,14 +293,14 @@ def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
 
     import optplan
     from optplan.atomic import write_files
-    from optplan.dp import DPOptions
-    from optplan.errors import InstanceError, Problem
+    from optplan.errors import OptionError
     from optplan.policy import depot_policy, policy_plot
+    from optplan.solvers.dp import DPOptions
 
     inst = optplan.load_instance(instance)
     data = inst.model_data()
     if depot not in data.depots:
-        raise InstanceError([Problem("--depot", None, "depot", f"one of {', '.join(data.depots)}", repr(depot))])
+        raise OptionError("--depot", f"one of {', '.join(data.depots)}", depot)
     table = depot_policy(data, depot, DPOptions(grid_points=grid_points))
     buf = io.StringIO()
     table.table.to_csv(buf, index=False, lineterminator="\n", float_format="%.10g")
@@ -372,7 +310,7 @@ def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
     click.echo(f"wrote the DP rule of depot {depot} ({len(table.table)} rows) to {out / 'policy.csv'} and policy.svg")
 
 
-@main.command()
+@click.command()
 @click.argument("instance", type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder for simulation.csv and paths.csv.")
 @click.option("--paths", "n_paths", type=click.IntRange(min=2), default=200, show_default=True, help="Fresh demand paths.")
@@ -388,9 +326,9 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, grid_points) -> No
 
     import optplan
     from optplan.atomic import write_files
-    from optplan.dp import DPOptions
     from optplan.policy import simulate as run_simulation
     from optplan.policy import summarize
+    from optplan.solvers.dp import DPOptions
 
     inst = optplan.load_instance(instance)
     data = inst.model_data()
@@ -409,14 +347,3 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, grid_points) -> No
                    f"vs static {row.cost_minus_static:+12,.2f} +- {row.cost_minus_static_ci95:10,.2f}; "
                    f"unserved {row.unserved_blocks:8,.1f} idle {row.idle_blocks:8,.1f} blocks")
     click.echo(f"wrote simulation.csv and paths.csv to {out}")
-
-
-# forecasting commands live with their package (optplan/forecast/cli.py); nothing heavy loads until they run
-from optplan.forecast.cli import backtest as _backtest_cmd  # noqa: E402
-from optplan.forecast.cli import forecast as _forecast_cmd  # noqa: E402
-
-main.add_command(_forecast_cmd)
-main.add_command(_backtest_cmd)
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

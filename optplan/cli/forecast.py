@@ -1,34 +1,20 @@
 """The ``optplan forecast`` and ``optplan backtest`` commands.
 
-They are plain click commands; ``optplan/cli.py`` registers them with
-``main.add_command(forecast)`` and ``main.add_command(backtest)``. This module does not
-import ``optplan.cli`` when it is imported (that would be circular once ``optplan.cli``
-imports it): ``_guarded`` adds the same ``--debug`` flag as ``optplan.cli.guarded`` and
-hands each call to ``guarded`` when the command runs, so errors get the same one-line
-messages and exit statuses (2 for bad input). Heavy libraries load only when a command runs.
+Plain click commands, registered by ``optplan/cli/__init__.py``; errors go through
+``optplan.cli.common.guarded`` like every other command. Heavy libraries load only when a
+command runs.
 """
 
 from __future__ import annotations
 
-import functools
 import time
 from pathlib import Path
 
 import click
 
+from optplan.cli.common import guarded
+
 MODELS = ("global", "ets", "seasonal_naive")
-
-
-def _guarded(func):
-    """``optplan.cli.guarded``, looked up at call time (no import cycle)."""
-
-    @functools.wraps(func)
-    def wrapper(*args, debug: bool = False, **kwargs):
-        from optplan.cli import guarded
-
-        return guarded(func)(*args, debug=debug, **kwargs)
-
-    return click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")(wrapper)
 
 
 def _history_options(func):
@@ -94,7 +80,7 @@ def _progress(quiet: bool):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the models, the sampling and k-means.")
 @click.option("--no-plots", is_flag=True, help="Skip the fan charts.")
 @_history_options
-@_guarded
+@guarded
 def forecast(history, out, horizon, resolution, n_scenarios, n_paths, model, seed, no_plots, usd_per_block, unit_factor,
              depot_col, date_col, demand_col, holiday_col, no_holiday, week_date, fill_gaps, jobs, boosting_rounds,
              quiet) -> None:
@@ -155,7 +141,7 @@ def _model_list(ctx, param, value):
               help="Also write backtest_rows.csv, backtest_by_depot.csv, backtest_overall.csv, backtest_summary.json here.")
 @click.option("--overall-only", is_flag=True, help="Print only the overall table.")
 @_history_options
-@_guarded
+@guarded
 def backtest(history, horizon, step, n_origins, at, models, seed, out, overall_only, usd_per_block, unit_factor, depot_col,
              date_col, demand_col, holiday_col, no_holiday, week_date, fill_gaps, jobs, boosting_rounds, quiet) -> None:
     """Rolling-origin backtest of the global model and the baselines on HISTORY.csv.

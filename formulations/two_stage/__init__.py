@@ -1,0 +1,128 @@
+"""Two-stage stochastic recruiting and incentive program, in Pyomo.
+
+The model builder is an ordered list of ``define_*`` calls, one per variable group or
+constraint family (the PyPSA pattern), each in the module of its family beside the numpy
+kernel of the same math:
+
+    layout.py     the order of sets, columns and rows <-> (depot, channel, week) arrays
+    sets.py       index sets, first-stage variables and their bounds
+    drivers.py    arrivals through the funnel, driver stock, onboarding cap, capacity
+    recourse.py   second-stage variables, demand balance, surge cap; the closed-form recourse
+    budgets.py    total, weekly and regional budgets; spend
+    objective.py  expected total cost; cost by component
+
+Notation (docs/formulation.md writes it out in full):
+
+    d depot, c channel, t week 1..T, s scenario, k lag (weeks), g incentive spend segment
+    x[d,c,t]  applicants recruited                      applicants
+    z[d,t,g]  planned incentive spend                   currency/week
+    n[d,t]    new active drivers from recruiting        drivers/week
+    a[d,t]    active drivers at the end of week t       drivers
+    q[d,t]    planned capacity                          blocks/week
+    u[d,t,s]  surge blocks bought after demand is known blocks/week
+    v[d,t,s]  unserved blocks                           blocks/week
+    w[d,t,s]  idle blocks (capacity beyond demand)      blocks/week
+
+Build over all scenarios for the extensive form (``build_model(data)``), or over one
+scenario for mpi-sppy (``scenario_creator``). Nothing here knows about files or solvers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyomo.environ as pyo
+
+from formulations.data import ModelData
+from formulations.two_stage.budgets import define_budget_constraints
+from formulations.two_stage.drivers import (
+    define_arrivals_definition_constraints,
+    define_capacity_definition_constraints,
+    define_driver_stock_constraints,
+    define_onboarding_cap_constraints,
+)
+from formulations.two_stage.layout import Layout
+from formulations.two_stage.objective import define_objective
+from formulations.two_stage.recourse import (
+    define_demand_balance_constraints,
+    define_second_stage_variables,
+    define_surge_cap_constraints,
+)
+from formulations.two_stage.sets import define_first_stage_variables, define_sets
+
+#: Constraint families in build order; the names are the Pyomo component names.
+CONSTRAINT_FAMILIES = (
+    "arrivals_definition",
+    "driver_stock",
+    "onboarding_cap",
+    "capacity_definition",
+    "demand_balance",
+    "surge_cap",
+    "budget_total",
+    "budget_week",
+    "budget_region",
+)
+
+#: First-stage variable components (the same in every scenario; mpi-sppy "nonants").
+FIRST_STAGE_VARS = ("applicants", "incentive_spend", "recruited_arrivals", "active_drivers", "capacity_blocks")
+SECOND_STAGE_VARS = ("surge_blocks", "unserved_blocks", "idle_blocks")
+
+__all__ = [
+    "CONSTRAINT_FAMILIES", "FIRST_STAGE_VARS", "SECOND_STAGE_VARS", "Layout", "build_model",
+    "first_stage_variables", "scenario_creator",
+]
+
+
+def build_model(
+    data: ModelData,
+    scenarios: Sequence[int] | None = None,
+    weights: Sequence[float] | None = None,
+) -> pyo.ConcreteModel:
+    """Build the program over the scenarios at positions ``scenarios`` (default: all).
+
+    ``weights`` multiply each scenario's second-stage cost in the objective (default: the
+    scenario probabilities, which gives the extensive form; a one-scenario model for
+    mpi-sppy uses weight 1).
+    """
+    positions = list(range(len(data.scenarios))) if scenarios is None else list(scenarios)
+    if weights is None:
+        weights = [float(data.probability[i]) for i in positions]
+    m = pyo.ConcreteModel(name="optplan_two_stage")
+    m._optplan_data = data  # not "_data": that name is a Pyomo Block internal
+    m._optplan_scenario_positions = positions
+    define_sets(m, data, positions)
+    define_first_stage_variables(m, data)
+    define_second_stage_variables(m, data)
+    define_arrivals_definition_constraints(m, data)
+    define_driver_stock_constraints(m, data)
+    define_onboarding_cap_constraints(m, data)
+    define_capacity_definition_constraints(m, data)
+    define_demand_balance_constraints(m, data)
+    define_surge_cap_constraints(m, data)
+    define_budget_constraints(m, data)
+    define_objective(m, data, dict(zip(positions, weights, strict=True)))
+    return m
+
+
+def first_stage_variables(m: pyo.ConcreteModel) -> list:
+    """The first-stage (non-anticipative) variable components of a built model."""
+    return [getattr(m, name) for name in FIRST_STAGE_VARS]
+
+
+def scenario_creator(scenario_name: str, data: ModelData) -> pyo.ConcreteModel:
+    """mpi-sppy's ``scenario_creator`` protocol: one scenario's model, cost weight 1.
+
+    The model carries ``_mpisppy_probability`` and, when mpi-sppy is installed, its root
+    node (first-stage cost and variables) via ``sputils.attach_root_node``; without mpi-sppy
+    the same information is on ``model.first_stage_cost`` and ``first_stage_variables``.
+    Use with ``scenario_creator_kwargs={"data": data}``.
+    """
+    position = data.scenarios.index(scenario_name)
+    m = build_model(data, scenarios=[position], weights=[1.0])
+    m._mpisppy_probability = float(data.probability[position])
+    try:  # pragma: no cover - depends on an optional package
+        from mpisppy.utils import sputils
+    except ImportError:
+        return m
+    sputils.attach_root_node(m, m.first_stage_cost, first_stage_variables(m))
+    return m

@@ -1,0 +1,94 @@
+"""Budgets on first-stage spend (recruiting plus planned incentives), in the instance currency.
+
+Pyomo rows and the numpy kernel of the same sums side by side. Rows exist only where a cap
+is given and something can be spent under it (``Layout.budget_rows``):
+
+    total:      sum_{d,c,t} cost[c] x[d,c,t] + sum_{d,t,g} z[d,t,g] <= B           currency
+    per week:   sum_{d,c}   cost[c] x[d,c,t] + sum_{d,g}   z[d,t,g] <= B_t         currency
+    per region: sum_{d in r,c,t} cost[c] x[d,c,t] + sum_{d in r,t,g} z <= B_r     currency
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyomo.environ as pyo
+
+from formulations.data import Decisions, ModelData
+from formulations.two_stage.layout import Layout
+
+# ---------------------------------------------------------------------------- numpy kernels
+
+
+def spend(data: ModelData, decisions: Decisions) -> tuple[np.ndarray, np.ndarray]:
+    """(recruiting, planned incentives), each (D, T) currency: cost[c] x[d,c,t] summed over
+    channels, z[d,t,g] summed over segments. Spend is booked in the week it is decided."""
+    recruiting = np.einsum("dct,c->dt", decisions.applicants, data.cost_per_applicant)
+    return recruiting, decisions.incentive_spend.sum(axis=2)
+
+
+def budget_usage(data: ModelData, decisions: Decisions) -> dict[str, tuple[list, np.ndarray, np.ndarray]]:
+    """Budget family -> (row keys, spend under each cap, cap), in ``Layout.budget_rows`` order
+    (currency). The left-hand sides of the budget rows."""
+    recruiting, incentives = spend(data, decisions)
+    by_dt = recruiting + incentives
+    regions = np.asarray(data.regions)
+    rows = Layout(data).budget_rows()
+    week = by_dt.sum(axis=0)
+    out = {
+        "budget_total": (rows["budget_total"], np.array([by_dt.sum()] * len(rows["budget_total"])),
+                         np.array([data.budget_total] * len(rows["budget_total"]))),
+        "budget_week": (rows["budget_week"], np.array([week[t - 1] for t in rows["budget_week"]]),
+                        np.array([data.budget_weekly[t - 1] for t in rows["budget_week"]])),
+        "budget_region": (rows["budget_region"], np.array([by_dt[regions == r].sum() for r in rows["budget_region"]]),
+                          np.array([data.budget_region[r] for r in rows["budget_region"]])),
+    }
+    return out
+
+
+def budget_violations(data: ModelData, decisions: Decisions) -> dict[str, tuple[float, float]]:
+    """Family -> (largest excess of spend over cap, largest cap) in currency (0 where every cap holds)."""
+    out = {}
+    for family, (_, used, cap) in budget_usage(data, decisions).items():
+        out[family] = (float(np.max(used - cap, initial=0.0)), float(np.max(cap, initial=1.0)))
+    return out
+
+
+# ---------------------------------------------------------------------------- Pyomo rows
+
+
+def define_budget_constraints(m: pyo.ConcreteModel, data: ModelData) -> None:
+    """The budget rows above, one family per scope (``budget_total``, ``budget_week``,
+    ``budget_region``), keyed as ``Layout.budget_rows``; ``first_stage_spend`` is the total
+    spend as an Expression (currency)."""
+    c_pos = {c: i for i, c in enumerate(data.channels)}
+    region_of = dict(zip(data.depots, data.regions, strict=True))
+    by_week: dict[int, list] = {t: [] for t in m.WEEKS}
+    by_region: dict[str, list] = {}
+    everything: list = []
+    for d, c, t in m.RECRUIT:
+        term = (float(data.cost_per_applicant[c_pos[c]]), m.applicants[d, c, t])
+        by_week[t].append(term)
+        by_region.setdefault(region_of[d], []).append(term)
+        everything.append(term)
+    for d, t, g in m.SEGMENTS:
+        term = (1.0, m.incentive_spend[d, t, g])
+        by_week[t].append(term)
+        by_region.setdefault(region_of[d], []).append(term)
+        everything.append(term)
+
+    def total(terms):
+        return sum(coef * var for coef, var in terms if coef != 0)
+
+    rows = Layout(data).budget_rows()
+    m.first_stage_spend = pyo.Expression(expr=total(everything))
+    m.budget_total = pyo.Constraint(
+        pyo.Set(initialize=rows["budget_total"]), rule=lambda _m, _k: m.first_stage_spend <= float(data.budget_total)
+    )
+    m.budget_week = pyo.Constraint(
+        pyo.Set(initialize=rows["budget_week"], ordered=True),
+        rule=lambda _m, t: total(by_week[t]) <= float(data.budget_weekly[t - 1]),
+    )
+    m.budget_region = pyo.Constraint(
+        pyo.Set(initialize=rows["budget_region"], ordered=True),
+        rule=lambda _m, r: total(by_region[r]) <= float(data.budget_region[r]),
+    )

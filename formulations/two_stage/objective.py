@@ -1,0 +1,62 @@
+"""The objective: expected total cost, in the instance currency.
+
+    first stage:  sum cost[c] x + sum z                                         currency
+    second stage: sum_s weight_s sum_{d,t} (surge_cost u + unserved_cost v + idle_cost w)
+
+``cost_components`` is the numpy kernel of the same sum, split by component; the evaluator
+and the plan call it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyomo.environ as pyo
+
+from formulations.data import Decisions, ModelData
+from formulations.two_stage.budgets import spend
+from formulations.two_stage.recourse import recourse_cost
+
+#: Cost components in report order (currency each), then "total".
+COST_COMPONENTS = ("recruiting", "planned_incentives", "surge", "unserved_penalty", "idle_penalty")
+
+
+def cost_components(data: ModelData, decisions: Decisions, surge, unserved, idle, probability) -> dict[str, float]:
+    """Expected cost by component (currency) of first-stage decisions and per-scenario
+    recourse (D, T, S) with scenario probabilities (S,); "total" is their sum."""
+    recruiting, incentives = spend(data, decisions)
+    exp = lambda a: float(np.einsum("dts,s->", a, probability))  # noqa: E731 - expectation over scenarios
+    cost = {
+        "recruiting": float(recruiting.sum()),
+        "planned_incentives": float(incentives.sum()),
+        "surge": exp(recourse_cost(data, surge, 0.0, 0.0)),
+        "unserved_penalty": exp(recourse_cost(data, 0.0, unserved, 0.0)),
+        "idle_penalty": exp(recourse_cost(data, 0.0, 0.0, idle)),
+    }
+    cost["total"] = sum(cost.values())
+    return cost
+
+
+def define_objective(m: pyo.ConcreteModel, data: ModelData, weights: dict[int, float]) -> None:
+    """Minimise expected total cost (currency).
+
+    ``first_stage_cost`` and ``second_stage_cost[s]`` are kept as named Expressions so that
+    mpi-sppy (and the reports) can read them; ``weights`` maps scenario positions to the
+    weight of their second-stage cost (the probabilities in the extensive form)."""
+    m.first_stage_cost = pyo.Expression(expr=m.first_stage_spend.expr)
+    cu, cv, cw = float(data.surge_cost), float(data.unserved_cost), float(data.idle_cost)
+    by_scenario: dict[str, list] = {s: [] for s in m.SCENARIOS}
+    for d, t, s in m.DEPOT_WEEK_SCENARIO:
+        by_scenario[s].append((d, t))
+
+    def second_stage(_m, s):
+        return sum(
+            cu * m.surge_blocks[d, t, s] + cv * m.unserved_blocks[d, t, s] + cw * m.idle_blocks[d, t, s]
+            for d, t in by_scenario[s]
+        )
+
+    m.second_stage_cost = pyo.Expression(m.SCENARIOS, rule=second_stage)
+    name_weight = {data.scenarios[i]: w for i, w in weights.items()}
+    m.expected_cost = pyo.Objective(
+        expr=m.first_stage_cost + sum(name_weight[s] * m.second_stage_cost[s] for s in m.SCENARIOS),
+        sense=pyo.minimize,
+    )

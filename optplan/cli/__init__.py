@@ -1,0 +1,32 @@
+"""Command line: a thin layer over the Python API (Calliope's pattern).
+
+``main`` is the ``optplan`` command; its subcommands live in ``commands.py`` and
+``forecast.py`` and load their heavy libraries only when they run, so ``optplan --version``
+and ``optplan --help`` start fast. Errors and exit statuses: ``common.py``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from optplan.cli import commands, forecast
+from optplan.cli.common import guarded
+
+__all__ = ["guarded", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="optplan")
+def main() -> None:
+    """optplan: plan driver recruiting and incentives for delivery depots under uncertain demand."""
+
+
+for _command in (
+    commands.validate, commands.solve, commands.report, commands.estimate, commands.generate_logs,
+    commands.build_instance_cmd, commands.generate, commands.schema, commands.policy, commands.simulate,
+    forecast.forecast, forecast.backtest,
+):
+    main.add_command(_command)
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

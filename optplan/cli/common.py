@@ -1,0 +1,74 @@
+"""What every command shares: one-line errors with distinct exit statuses, progress lines.
+
+Exit status: 0 success; 2 bad input or options (every problem listed, one line each;
+nothing written); 3 a plan was written but not proven optimal (time limit, gap, the DP
+heuristic after a fallback); 4 no plan (e.g. the time limit passed before any feasible
+plan); 5 infeasible instance (the constraint family and rows are named); 6 solver failure;
+1 an unexpected error (a bug: one line, and the traceback with --debug).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+
+import click
+
+EXIT_NOT_OPTIMAL = 3
+EXIT_UNEXPECTED = 1
+EXIT_BAD_INPUT = 2
+
+
+def _fail(lines: list[str], status: int) -> None:
+    for line in lines:
+        click.secho(line, fg="red", err=True)
+    sys.exit(status)
+
+
+def guarded(func):
+    """Turn optplan's errors into red lines and their exit status. Only input errors (and a
+    missing or unreadable input path) are exit 2; solve errors keep theirs; anything else
+    is a bug: one line, exit 1, the traceback with --debug."""
+
+    @functools.wraps(func)
+    def wrapper(*args, debug: bool = False, **kwargs):
+        from optplan.errors import InputError, OptplanError
+
+        try:
+            return func(*args, **kwargs)
+        except InputError as exc:
+            if debug:
+                raise
+            lines = [f"error: {p}" for p in exc.problems]
+            if exc.omitted:
+                lines.append(f"error: ... and {exc.omitted} more problems of the kinds above")
+            lines.append(f"{len(exc.problems) + exc.omitted} problem(s) found; nothing was written")
+            _fail(lines, exc.exit_status)
+        except OptplanError as exc:
+            if debug:
+                raise
+            _fail([f"error: {exc}"], exc.exit_status)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
+            if debug:
+                raise
+            _fail([f"error: {exc.filename or ''}: {exc.strerror or exc}"], EXIT_BAD_INPUT)
+        except Exception as exc:  # noqa: BLE001 - the CLI promises no traceback
+            if debug:
+                raise
+            _fail([f"internal error: {type(exc).__name__}: {exc} (run again with --debug for the traceback)"],
+                  EXIT_UNEXPECTED)
+
+    return click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")(wrapper)
+
+
+def progress_to_stderr(quiet: bool) -> None:
+    """Progress lines of the optplan logger on stderr as "[optplan] ..." (none if quiet)."""
+    if quiet:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[optplan] %(message)s"))
+    logger = logging.getLogger("optplan")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

@@ -1,0 +1,78 @@
+"""Engines behind one protocol (``base.Engine``), one time budget and a registry.
+
+    highs   the LP/MIP by HiGHS (exact, duals)                       highs.py
+    glop    the LP by OR-tools GLOP (exact, duals; no integer)         glop.py
+    dp      the numpy dynamic program (heuristic, no solver)          dp/
+    auto    highs -> glop -> dp under one deadline                    auto.py
+
+``solve_data(data, options, engine="auto")`` is the one entry point; ``register_engine``
+adds an engine (tests register stubs).
+"""
+
+from __future__ import annotations
+
+from formulations.data import ModelData
+from optplan.solvers.base import (
+    Capabilities,
+    Deadline,
+    DeadlinePassed,
+    Engine,
+    SolveOptions,
+    SolveResult,
+    SolverStatus,
+    Timings,
+    engine_names,
+    get_engine,
+    register_engine,
+)
+
+
+def _highs():
+    from optplan.solvers.highs import HighsEngine
+
+    return HighsEngine()
+
+
+def _glop():
+    from optplan.solvers.glop import GlopEngine
+
+    return GlopEngine()
+
+
+def _dp():
+    from optplan.solvers.dp import DPEngine
+
+    return DPEngine()
+
+
+def _auto():
+    from optplan.solvers.auto import AutoEngine
+
+    return AutoEngine()
+
+
+register_engine("auto", _auto)
+register_engine("highs", _highs)
+register_engine("glop", _glop)
+register_engine("dp", _dp)
+
+
+def solve_data(data: ModelData, options: SolveOptions | None = None, engine: str | Engine = "auto",
+               deadline: Deadline | None = None) -> SolveResult:
+    """Solve ``data`` with ``engine`` (a registered name or an Engine) within ``options.time_limit``."""
+    options = options or SolveOptions()
+    eng = get_engine(engine) if isinstance(engine, str) else engine
+    deadline = deadline or Deadline(options.time_limit)
+    if not isinstance(engine, str) or engine != "auto":
+        why_not = eng.available()
+        if why_not is not None:
+            from optplan.errors import EngineUnavailableError
+
+            raise EngineUnavailableError(why_not)
+    return eng.solve(data, options, deadline)
+
+
+__all__ = [
+    "Capabilities", "Deadline", "DeadlinePassed", "Engine", "SolveOptions", "SolveResult", "SolverStatus", "Timings",
+    "engine_names", "get_engine", "register_engine", "solve_data",
+]

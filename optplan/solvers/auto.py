@@ -1,0 +1,79 @@
+"""``auto``: a chain of engines under one wall-clock budget.
+
+Each engine in the chain gets what is left of the one ``Deadline``. The chain moves on to
+the next engine only when the current one is not installed, fails (SolverError), or stops
+without any plan (NoSolutionError) while time is left; it never moves on from an
+infeasible instance (InfeasibleError: no engine could do better). An engine that cannot
+honour the options (GLOP and integer applicants) is skipped. The plan's status names the
+engine that made it and, in ``fallback``, why the ones before it did not.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from formulations.data import ModelData
+from optplan.errors import EngineUnavailableError, NoSolutionError, SolverError
+from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, get_engine
+
+log = logging.getLogger("optplan")
+
+#: The default chain: the exact LP/MIP by HiGHS, the exact LP by GLOP when HiGHS is missing
+#: or fails, then the DP heuristic.
+DEFAULT_CHAIN = ("highs", "glop", "dp")
+
+
+class AutoEngine:
+    """HiGHS, then GLOP, then the DP, under one time budget (see the module docstring)."""
+
+    name = "auto"
+    capabilities = Capabilities(lp=True, mip=True, duals=True, time_limit=True, exact=False)
+
+    def __init__(self, chain: tuple[str, ...] = DEFAULT_CHAIN, engines: dict | None = None):
+        self.chain = chain
+        self.engines = engines or {}
+
+    def available(self) -> str | None:
+        return None
+
+    def _engine(self, name: str):
+        return self.engines[name] if name in self.engines else get_engine(name)
+
+    def solve(self, data: ModelData, options: SolveOptions, deadline: Deadline) -> SolveResult:
+        reasons: list[str] = []
+        last: Exception | None = None
+        for name in self.chain:
+            engine = self._engine(name)
+            if options.integer and not engine.capabilities.mip and engine.capabilities.lp:
+                reasons.append(f"{name} skipped (no integer applicants)")
+                continue
+            why_not = engine.available()
+            if why_not is not None:
+                reasons.append(f"{name} is not available ({why_not})")
+                log.warning("%s is not available (%s); trying the next engine", name, why_not)
+                continue
+            if reasons and deadline.expired():
+                break
+            try:
+                result = engine.solve(data, options, deadline)
+            except EngineUnavailableError as exc:
+                reasons.append(f"{name} is not available ({exc})")
+                last = exc
+                continue
+            except (SolverError, NoSolutionError) as exc:  # never InfeasibleError: it propagates
+                reasons.append(f"{name} gave no plan ({exc})")
+                last = exc
+                log.warning("%s gave no plan (%s); trying the next engine", name, exc)
+                continue
+            if reasons:
+                from dataclasses import replace
+
+                result.status = replace(result.status, fallback="; ".join(reasons))
+            return result
+        detail = "; ".join(reasons) or "no engine in the chain"
+        if deadline.expired():
+            raise NoSolutionError(f"no plan within the time limit of {deadline.seconds:g} s: {detail}",
+                                  getattr(last, "status", None))
+        if isinstance(last, NoSolutionError):
+            raise NoSolutionError(f"no plan: {detail}", last.status)
+        raise SolverError(f"no engine could make a plan: {detail}", getattr(last, "status", None))

@@ -1,0 +1,252 @@
+"""The engine contract: options, one time budget, a typed result, a registry.
+
+Every engine (HiGHS, GLOP, the DP, ``auto``'s chain of them) takes the same ``ModelData``,
+``SolveOptions`` and ``Deadline`` and returns a ``SolveResult`` or raises one of
+``optplan.errors.SolveError``'s subclasses. Status has two axes after Pyomo's solver
+interfaces (``pyomo.contrib.solver.common.results``): why the engine stopped
+(``TerminationCondition``) and what solution exists (``SolutionStatus``), plus the engine's
+own native status verbatim and a sentence in a planner's words (``SolverStatus.describe``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
+
+from formulations.data import Decisions, ModelData
+from optplan.errors import OptionError
+
+METHODS = ("choose", "simplex", "ipm", "pdlp")
+
+
+@dataclass(frozen=True)
+class SolveOptions:
+    """Options of a solve, shared by every engine (each uses what applies to it).
+
+    time_limit: seconds of wall clock for the whole solve, model building included, across
+        every engine ``auto`` tries (None: no limit).
+    mip_rel_gap: relative MIP gap at which a MIP engine stops (integer plans only).
+    threads: solver threads (None: the engine's default).
+    method: LP algorithm, one of choose | simplex | ipm | pdlp (HiGHS).
+    presolve: run the solver's presolve.
+    integer: applicants are whole numbers (a MIP).
+    seed: random seed (results are deterministic for a given seed).
+    log: show the solver's log.
+    highs_options: any further HiGHS options by name, e.g. {"primal_feasibility_tolerance": 1e-8}.
+    """
+
+    time_limit: float | None = None
+    mip_rel_gap: float | None = None
+    threads: int | None = None
+    method: str = "choose"
+    presolve: bool = True
+    integer: bool = False
+    seed: int = 0
+    log: bool = False
+    highs_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise OptionError("method", f"one of {', '.join(METHODS)}", self.method)
+        if self.time_limit is not None and not (isinstance(self.time_limit, int | float) and self.time_limit > 0):
+            raise OptionError("time_limit", "a number of seconds > 0", self.time_limit)
+        if self.mip_rel_gap is not None and not self.mip_rel_gap >= 0:
+            raise OptionError("mip_rel_gap", "a relative gap >= 0", self.mip_rel_gap)
+        if self.threads is not None and not self.threads >= 1:
+            raise OptionError("threads", "a number of threads >= 1", self.threads)
+
+
+class DeadlinePassed(Exception):
+    """Raised by ``Deadline.check`` inside an engine's loops; the engine catches it and
+    returns its best plan so far (or raises NoSolutionError if it has none)."""
+
+
+class Deadline:
+    """One wall-clock budget shared by everything a solve runs (seconds; None: no limit).
+
+    ``clock`` is injectable so that tests can run an engine against a deterministic clock."""
+
+    def __init__(self, seconds: float | None, clock: Callable[[], float] = time.monotonic):
+        self.seconds = seconds
+        self.clock = clock
+        self.start = clock()
+
+    def elapsed(self) -> float:
+        return self.clock() - self.start
+
+    def remaining(self) -> float:
+        """Seconds left (inf without a limit; never negative)."""
+        if self.seconds is None:
+            return math.inf
+        return max(0.0, self.seconds - self.elapsed())
+
+    def expired(self) -> bool:
+        return self.seconds is not None and self.remaining() <= 0.0
+
+    def check(self) -> None:
+        """Raise DeadlinePassed once the budget is spent (call it between units of work)."""
+        if self.expired():
+            raise DeadlinePassed
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine can do."""
+
+    lp: bool  # solves the continuous program to proven optimality
+    mip: bool  # honours integer applicants
+    duals: bool  # returns row duals (budget shadow prices)
+    time_limit: bool  # stops by the deadline with its best plan so far
+    exact: bool  # its optimum is the program's optimum (False: a heuristic)
+
+
+@dataclass(frozen=True)
+class SolverStatus:
+    """Why the engine stopped, and what solution exists (two separate axes)."""
+
+    termination: TerminationCondition
+    solution: SolutionStatus
+    engine: str  # what produced the plan, e.g. "highs 1.16.0 (simplex)"
+    native_status: str  # the engine's own status, verbatim
+    objective: float | None  # expected cost of the solution returned (currency)
+    bound: float | None  # best proven lower bound on the optimum (currency)
+    message: str = ""  # engine details (DP estimate, grid) in plain words
+    fallback: str | None = None  # why the requested engine did not make the plan (auto)
+
+    @property
+    def optimal(self) -> bool:
+        return self.solution == SolutionStatus.optimal
+
+    @property
+    def has_solution(self) -> bool:
+        return self.solution in (SolutionStatus.optimal, SolutionStatus.feasible)
+
+    @property
+    def complete(self) -> bool:
+        """The engine that was asked for ran its algorithm to the end (a DP plan asked for
+        with engine="dp" is complete; one stopped by the time limit, or one made after a
+        fallback, is not)."""
+        return self.optimal or (
+            self.termination == TerminationCondition.convergenceCriteriaSatisfied and self.fallback is None
+        )
+
+    @property
+    def gap(self) -> float | None:
+        """Relative gap between objective and bound (0 for a proven optimum)."""
+        if self.objective is None or self.bound is None:
+            return None
+        return abs(self.objective - self.bound) / max(1.0, abs(self.objective))
+
+    def describe(self) -> str:
+        """The status in a planner's words, e.g. "stopped at the time limit with a feasible
+        plan, gap 1.2 %" (the engine and its native status are beside it in ``to_dict``)."""
+        TC = TerminationCondition
+        gap = self.gap
+        gap_words = f"gap {100 * gap:.2g} %" if gap is not None else "gap to the optimum unknown"
+        why = {
+            TC.maxTimeLimit: "stopped at the time limit",
+            TC.iterationLimit: "stopped at an iteration or solution limit",
+            TC.objectiveLimit: "stopped at an objective limit",
+            TC.interrupted: "interrupted",
+            TC.convergenceCriteriaSatisfied: "finished",
+            TC.error: "stopped by an error",
+        }.get(self.termination, f"stopped ({self.termination.name})")
+        if self.optimal:
+            text = "optimal"
+        elif self.has_solution and self.termination == TC.convergenceCriteriaSatisfied and self.bound is None:
+            text = "feasible plan from a heuristic (not proven optimal, no bound)"
+        elif self.has_solution:
+            text = f"{why} with a feasible plan, {gap_words}"
+        else:
+            text = f"no plan: {why} before any feasible plan was found"
+        if self.fallback:
+            text += f"; made by the fallback engine because {self.fallback}"
+        return text
+
+    def to_dict(self) -> dict:
+        return {
+            "summary": self.describe(),
+            "termination": self.termination.name,
+            "solution": self.solution.name,
+            "engine": self.engine,
+            "native_status": self.native_status,
+            "objective": self.objective,
+            "bound": self.bound,
+            "gap": self.gap,
+            "fallback": self.fallback,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Wall-clock seconds of each step (not written to output files: they vary by run)."""
+
+    build_s: float = 0.0  # model construction
+    handoff_s: float = 0.0  # standard-form compile + hand-off to the solver
+    solve_s: float = 0.0  # the engine's run
+    extract_s: float = 0.0  # solution -> arrays
+
+    def to_dict(self) -> dict:
+        return {k: round(v, 4) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class SolveResult:
+    """What an engine returns: the decisions, the status, and what else it knows.
+
+    ``values`` (variable component -> values in ``Layout`` order) and ``duals`` (constraint
+    family -> row duals in ``Layout`` order) are empty for engines without them (the DP);
+    ``reduced_costs`` likewise. Money is in ``data.currency``."""
+
+    data: ModelData
+    status: SolverStatus
+    decisions: Decisions
+    timings: Timings
+    size: dict[str, int]
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    duals: dict[str, np.ndarray] = field(default_factory=dict)
+    reduced_costs: dict[str, np.ndarray] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # engine-specific results (e.g. the DP's prices)
+
+    @property
+    def engine(self) -> str:
+        return self.status.engine
+
+
+class Engine(Protocol):
+    """An engine: a name, what it can do, whether it can run here, and a solve under a deadline."""
+
+    name: str
+    capabilities: Capabilities
+
+    def available(self) -> str | None:
+        """None if the engine can run on this machine, else why not (one line)."""
+
+    def solve(self, data: ModelData, options: SolveOptions, deadline: Deadline) -> SolveResult:
+        """Solve within ``deadline``; raise InfeasibleError, NoSolutionError or SolverError
+        when there is no plan to return."""
+
+
+_REGISTRY: dict[str, Callable[[], Engine]] = {}
+
+
+def register_engine(name: str, factory: Callable[[], Engine]) -> None:
+    """Make ``factory()`` available as engine ``name`` (e.g. a test stub, or a new backend)."""
+    _REGISTRY[name] = factory
+
+
+def engine_names() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def get_engine(name: str) -> Engine:
+    if name not in _REGISTRY:
+        raise OptionError("engine", f"one of {', '.join(_REGISTRY)}", name)
+    return _REGISTRY[name]()

@@ -1,0 +1,368 @@
+"""HiGHS engine: ModelData -> Pyomo model -> standard form -> highspy -> SolveResult.
+
+The hand-off compiles the Pyomo model with Pyomo's ``LinearStandardFormCompiler`` (the
+fastest route we measured from a Pyomo model to HiGHS: about 2x faster than Pyomo's
+persistent ``highs``/``appsi_highs`` interfaces; docs/performance.md) and passes the sparse
+matrix to highspy in one ``passModel`` call. Columns and rows come out grouped by component
+in declaration order, so values and duals map back through ``Layout`` by slicing.
+
+``compile_to_highs`` and ``run_compiled`` are also the persistent-model path of the
+sensitivity analysis (re-solves warm-start from the last basis) and of the stochastic values.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
+
+from formulations import two_stage
+from formulations.data import ModelData
+from formulations.two_stage.layout import Layout
+from optplan.errors import EngineUnavailableError, InfeasibleError, NoSolutionError, OptionError, SolverError
+from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings
+from optplan.solvers.standard_form import standard_form
+
+log = logging.getLogger("optplan")
+
+#: A row whose variables are all fixed counts as met within this share of its bound (at least 1 unit).
+FIXED_ROW_RTOL = 1e-6
+
+_BANNER_SHOWN = False
+
+
+def import_highspy():
+    """Import highspy (EngineUnavailableError if it cannot be). The first Highs() of a
+    process prints a licence banner to the C-level stdout, which would garble the CLI's
+    output, so that one construction is silenced."""
+    global _BANNER_SHOWN
+    try:
+        import highspy
+    except ImportError as exc:
+        raise EngineUnavailableError(f"HiGHS is not available: cannot import highspy ({exc})") from exc
+    if not _BANNER_SHOWN:
+        _BANNER_SHOWN = True
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            with open(os.devnull, "w") as devnull:
+                os.dup2(devnull.fileno(), 1)
+                highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+    return highspy
+
+
+def map_status(highspy, h) -> tuple[TerminationCondition, SolutionStatus, str]:
+    """Map HiGHS's model status (and primal solution status) to the two axes; warn on a
+    status this table does not know."""
+    ms = h.getModelStatus()
+    has_primal = h.getInfo().primal_solution_status == 2  # kSolutionStatusFeasible
+    S = highspy.HighsModelStatus
+    TC = TerminationCondition
+    table = {
+        S.kOptimal: (TC.convergenceCriteriaSatisfied, SolutionStatus.optimal),
+        S.kModelEmpty: (TC.emptyModel, SolutionStatus.optimal),
+        S.kInfeasible: (TC.provenInfeasible, SolutionStatus.infeasible),
+        S.kUnboundedOrInfeasible: (TC.infeasibleOrUnbounded, SolutionStatus.noSolution),
+        S.kUnbounded: (TC.unbounded, SolutionStatus.noSolution),
+        S.kTimeLimit: (TC.maxTimeLimit, None),
+        S.kIterationLimit: (TC.iterationLimit, None),
+        S.kSolutionLimit: (TC.iterationLimit, None),
+        S.kObjectiveBound: (TC.objectiveLimit, None),
+        S.kObjectiveTarget: (TC.objectiveLimit, None),
+        S.kInterrupt: (TC.interrupted, None),
+        S.kHighsInterrupt: (TC.interrupted, None),
+        S.kMemoryLimit: (TC.error, None),
+        S.kLoadError: (TC.error, SolutionStatus.noSolution),
+        S.kModelError: (TC.error, SolutionStatus.noSolution),
+        S.kPresolveError: (TC.error, SolutionStatus.noSolution),
+        S.kSolveError: (TC.error, SolutionStatus.noSolution),
+        S.kPostsolveError: (TC.error, SolutionStatus.noSolution),
+        S.kUnknown: (TC.unknown, None),
+        S.kNotset: (TC.unknown, SolutionStatus.noSolution),
+    }
+    name = h.modelStatusToString(ms)
+    if ms not in table:  # a status added in a newer HiGHS
+        warnings.warn(f"unhandled HiGHS model status {name!r}; treating it as unknown", RuntimeWarning, stacklevel=3)
+        term, sol = TC.unknown, None
+    else:
+        term, sol = table[ms]
+    if sol is None:
+        sol = SolutionStatus.feasible if has_primal else SolutionStatus.noSolution
+    return term, sol, name
+
+
+@dataclass
+class CompiledModel:
+    """A Pyomo model handed to HiGHS, with where each component's columns and rows are."""
+
+    model: Any  # the Pyomo model; None once released (a plain solve does not need it)
+    highs: Any
+    columns: dict[str, np.ndarray]  # variable component -> column of each element (-1: absent)
+    rows: dict[str, slice]
+    n_cols: int
+    n_rows: int
+    n_nonzeros: int
+    layout: Layout
+
+    @property
+    def size(self) -> dict[str, int]:
+        return {"variables": self.n_cols, "constraints": self.n_rows, "nonzeros": self.n_nonzeros}
+
+
+def compile_to_highs(model, options: SolveOptions) -> CompiledModel:
+    """Compile a built two-stage ``model`` to sparse standard form and pass it to a new HiGHS."""
+    highspy = import_highspy()
+    sf = standard_form(model)
+    A = sf.A
+    n_rows, n_cols = A.shape
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = n_cols, n_rows
+    lp.col_cost_ = sf.c
+    lp.offset_ = sf.offset
+    lp.col_lower_, lp.col_upper_ = sf.col_lower, sf.col_upper
+    lp.row_lower_, lp.row_upper_ = sf.row_lower, sf.row_upper
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = A.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = A.indices.astype(np.int32)
+    lp.a_matrix_.value_ = A.data.astype(float)
+    if options.integer:
+        integrality = np.zeros(n_cols, dtype=np.uint8)
+        used = sf.columns["applicants"]
+        integrality[used[used >= 0]] = 1
+        lp.integrality_ = [highspy.HighsVarType(int(i)) for i in integrality]
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", bool(options.log))
+    if h.passModel(lp) == highspy.HighsStatus.kError:
+        raise SolverError("HiGHS rejected the model (passModel returned an error)")
+    return CompiledModel(model, h, sf.columns, sf.rows, n_cols, n_rows, int(A.nnz), sf.layout)
+
+
+def apply_options(highspy, h, options: SolveOptions, time_limit: float | None) -> None:
+    """Set HiGHS's options from ``options``; ``time_limit`` is what is left of the budget (s)."""
+    settings: dict[str, Any] = {
+        "random_seed": int(options.seed),
+        "presolve": "on" if options.presolve else "off",
+        "solver": options.method,
+        "time_limit": float(time_limit) if time_limit is not None and np.isfinite(time_limit) else float("inf"),
+    }
+    if options.mip_rel_gap is not None:
+        settings["mip_rel_gap"] = float(options.mip_rel_gap)
+    if options.threads is not None:
+        settings["threads"] = int(options.threads)
+    settings.update(options.highs_options)
+    for key, value in settings.items():
+        if h.setOptionValue(key, value) == highspy.HighsStatus.kError:
+            raise OptionError(f"highs_options[{key!r}]", "an option and value HiGHS accepts", value)
+
+
+def run_compiled(
+    data: ModelData,
+    compiled: CompiledModel,
+    options: SolveOptions,
+    deadline: Deadline | None = None,
+    build_s: float = 0.0,
+    handoff_s: float = 0.0,
+    diagnose: bool = True,
+) -> SolveResult:
+    """Run HiGHS on a compiled model (again: a persistent model keeps its basis, so a re-run
+    after changing bounds warm-starts) and extract the result; raise if there is no plan."""
+    highspy = import_highspy()
+    deadline = deadline or Deadline(options.time_limit)
+    h = compiled.highs
+    apply_options(highspy, h, options, deadline.remaining() if deadline.seconds is not None else None)
+    t2 = time.perf_counter()
+    run_status = h.run()
+    t3 = time.perf_counter()
+    log.info("HiGHS stopped after %.2f s: %s", t3 - t2, h.modelStatusToString(h.getModelStatus()))
+    term, sol, name = map_status(highspy, h)
+    info = h.getInfo()
+    engine = f"highs {h.version()} ({'mip' if options.integer else options.method})"
+    has_solution = sol in (SolutionStatus.optimal, SolutionStatus.feasible)
+    objective = float(info.objective_function_value) if has_solution else None
+    if options.integer:
+        bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
+    else:
+        bound = objective if sol == SolutionStatus.optimal else None
+    message = "HiGHS returned an error status from run()" if (
+        run_status == highspy.HighsStatus.kError and term != TerminationCondition.error) else ""
+    status = SolverStatus(term, sol, engine, name, objective, bound, message)
+
+    if term in (TerminationCondition.provenInfeasible, TerminationCondition.infeasibleOrUnbounded):
+        from optplan.solvers.diagnose import infeasibility_message, infeasible_rows
+
+        families = diagnose_infeasibility(data, options, deadline) if diagnose else []
+        rows = infeasible_rows(data)
+        raise InfeasibleError(infeasibility_message(families, name, rows), families, status, rows)
+    if term == TerminationCondition.error:
+        raise SolverError(f"HiGHS failed: {name} {message}".strip(), status)
+    if not status.has_solution:
+        why = {
+            TerminationCondition.maxTimeLimit: "the time limit passed before HiGHS found any feasible plan",
+            TerminationCondition.iterationLimit: "the iteration limit was reached before HiGHS found a feasible plan",
+            TerminationCondition.interrupted: "the solve was interrupted before a feasible plan was found",
+            TerminationCondition.unbounded: "the model is unbounded (a cost is missing?)",
+        }.get(term, f"HiGHS stopped without a plan ({name})")
+        raise NoSolutionError(f"no plan: {why}; HiGHS status: {name}", status)
+
+    solution = h.getSolution()
+    col = np.asarray(solution.col_value, float)
+    values = {comp: np.where(pos >= 0, col[pos], 0.0) for comp, pos in compiled.columns.items()}
+    duals: dict[str, np.ndarray] = {}
+    reduced_costs: dict[str, np.ndarray] = {}
+    if not options.integer and solution.dual_valid:
+        row_dual = np.asarray(solution.row_dual, float)
+        duals = {fam: row_dual[sl] for fam, sl in compiled.rows.items()}
+        col_dual = np.asarray(solution.col_dual, float)
+        reduced_costs = {comp: np.where(pos >= 0, col_dual[pos], np.nan) for comp, pos in compiled.columns.items()}
+    decisions = compiled.layout.decisions(values["applicants"], values["incentive_spend"])
+    t4 = time.perf_counter()
+    timings = Timings(build_s=build_s, handoff_s=handoff_s, solve_s=t3 - t2, extract_s=t4 - t3)
+    return SolveResult(data, status, decisions, timings, compiled.size, values, duals, reduced_costs)
+
+
+def diagnose_infeasibility(data: ModelData, options: SolveOptions, deadline: Deadline | None = None) -> list[str]:
+    """Constraint families whose removal alone makes the model feasible.
+
+    Re-solves the LP once per family with that family deactivated (only after HiGHS has
+    proven infeasibility, so this costs nothing on feasible instances); stops naming
+    families when the time budget runs out."""
+    highspy = import_highspy()
+    deadline = deadline or Deadline(options.time_limit)
+    culprits = []
+    for family in two_stage.CONSTRAINT_FAMILIES:
+        if deadline.expired():
+            log.info("time budget spent: infeasibility diagnosis stopped before family %s", family)
+            break
+        model = two_stage.build_model(data)
+        component = model.component(family)
+        if component is None or len(component) == 0:
+            continue
+        component.deactivate()
+        h = compile_to_highs(model, SolveOptions()).highs
+        apply_options(highspy, h, SolveOptions(), deadline.remaining() if deadline.seconds is not None else None)
+        h.run()
+        if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+            culprits.append(family)
+    return culprits
+
+
+class HighsEngine:
+    """The LP/MIP by HiGHS: exact, with duals (LP), honours the time limit (build included)."""
+
+    name = "highs"
+    capabilities = Capabilities(lp=True, mip=True, duals=True, time_limit=True, exact=True)
+
+    def available(self) -> str | None:
+        try:
+            import_highspy()
+        except EngineUnavailableError as exc:
+            return str(exc)
+        return None
+
+    def solve(self, data: ModelData, options: SolveOptions, deadline: Deadline) -> SolveResult:
+        import_highspy()
+        D, C, T, S = data.shape
+        log.info("building the model: %d depots x %d weeks x %d scenarios, %d channels", D, T, S, C)
+        t0 = time.perf_counter()
+        model = two_stage.build_model(data)
+        t1 = time.perf_counter()
+        log.info("built in %.2f s; handing off to HiGHS", t1 - t0)
+        compiled = compile_to_highs(model, options)
+        t2 = time.perf_counter()
+        log.info(
+            "handed off in %.2f s: %d variables, %d constraints, %d nonzeros; HiGHS is solving%s",
+            t2 - t1, compiled.n_cols, compiled.n_rows, compiled.n_nonzeros,
+            "" if options.log else " (--log shows its progress)",
+        )
+        # HiGHS holds its own copy now: release the Pyomo model before the solve so the two are
+        # not in memory together (peak memory ~ max(build, solve) instead of their sum).
+        compiled.model = None
+        del model
+        gc.collect()
+        if deadline.expired():
+            status = SolverStatus(TerminationCondition.maxTimeLimit, SolutionStatus.noSolution,
+                                  "highs", "not run: time budget spent building the model", None, None)
+            raise NoSolutionError(
+                f"no plan: the time limit passed while building the model ({t2 - t0:.1f} s) before HiGHS could run",
+                status)
+        return run_compiled(data, compiled, options, deadline, build_s=t1 - t0, handoff_s=t2 - t1)
+
+
+def solve_pyomo_model(model, options: SolveOptions | None = None) -> SolverStatus:
+    """Solve any linear Pyomo model (one active objective, minimised) by HiGHS through the
+    same standard-form hand-off, and load the solution into the model's variables when one
+    exists (fixed variables keep their values). Used for models that are not the two-stage
+    program (the stochastic values' extensive form, mean-scenario and scenario models)."""
+    import pyomo.environ as pyo
+    from pyomo.core.expr.visitor import identify_variables
+    from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
+
+    options = options or SolveOptions()
+    highspy = import_highspy()
+    objectives = list(model.component_data_objects(pyo.Objective, active=True))
+    if len(objectives) != 1 or objectives[0].sense != pyo.minimize:
+        raise OptionError("model", "exactly one active objective, minimised", f"{len(objectives)} active objective(s)")
+    # Rows whose variables are all fixed (e.g. a first stage fixed at another solution) are
+    # checked here with a feasibility tolerance and left out: the compiler would compare them
+    # exactly and reject a row that a solver meets to 1e-9.
+    constant_rows = [c for c in model.component_data_objects(pyo.Constraint, active=True)
+                     if not any(True for _ in identify_variables(c.body, include_fixed=False))]
+    for con in constant_rows:
+        body = pyo.value(con.body)
+        lb, ub = pyo.value(con.lower), pyo.value(con.upper)
+        if (lb is not None and body < lb - FIXED_ROW_RTOL * max(1.0, abs(lb))) or (
+                ub is not None and body > ub + FIXED_ROW_RTOL * max(1.0, abs(ub))):
+            return SolverStatus(TerminationCondition.provenInfeasible, SolutionStatus.infeasible, "highs",
+                                f"fixed variables violate row {con.name}", None, None)
+    for con in constant_rows:
+        con.deactivate()
+    try:
+        info = LinearStandardFormCompiler().write(model, mixed_form=True)
+    finally:
+        for con in constant_rows:
+            con.activate()
+    n_cols, n_rows = len(info.columns), len(info.rows)
+    kind = np.fromiter((r.bound_type for r in info.rows), np.int8, n_rows)
+    rhs = np.asarray(info.rhs, float)
+    A = info.A.tocsc()
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = n_cols, n_rows
+    lp.col_cost_ = np.asarray(info.c.toarray()).ravel() if info.c.shape[0] else np.zeros(n_cols)
+    lp.offset_ = float(info.c_offset[0]) if len(info.c_offset) else 0.0
+    lp.col_lower_ = np.fromiter((v.lb if v.lb is not None else -np.inf for v in info.columns), float, n_cols)
+    lp.col_upper_ = np.fromiter((v.ub if v.ub is not None else np.inf for v in info.columns), float, n_cols)
+    lp.row_lower_ = np.where(kind <= 0, rhs, -np.inf)
+    lp.row_upper_ = np.where(kind >= 0, rhs, np.inf)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = A.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = A.indices.astype(np.int32)
+    lp.a_matrix_.value_ = A.data.astype(float)
+    integer = [v.is_integer() or v.is_binary() for v in info.columns]
+    if any(integer):
+        lp.integrality_ = [highspy.HighsVarType(int(i)) for i in integer]
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", bool(options.log))
+    if h.passModel(lp) == highspy.HighsStatus.kError:
+        raise SolverError("HiGHS rejected the model (passModel returned an error)")
+    apply_options(highspy, h, options, options.time_limit)
+    h.run()
+    term, sol, name = map_status(highspy, h)
+    objective = None
+    if sol in (SolutionStatus.optimal, SolutionStatus.feasible):
+        values = np.asarray(h.getSolution().col_value, float)
+        for var, value in zip(info.columns, values, strict=True):
+            var.set_value(float(value), skip_validation=True)
+        objective = float(h.getInfo().objective_function_value)
+    return SolverStatus(term, sol, f"highs {h.version()}", name, objective,
+                        objective if sol == SolutionStatus.optimal else None)
