@@ -32,6 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from formulations.data import ModelData
+from formulations.two_stage.drivers import carry_over
 
 
 @dataclass
@@ -141,7 +142,7 @@ def lp_arrays(data: ModelData) -> dict[str, np.ndarray | sp.csc_matrix]:
 
     # driver_stock: a[d,t] - r[d] a[d,t-1] - n[d,t] = pipeline[d,t] (+ r[d] a0[d] at t=1)
     rhs = data.pipeline.astype(float).copy()
-    rhs[:, 0] = data.retention * data.initial_active + data.pipeline[:, 0]
+    rhs[:, 0] = carry_over(data.retention, data.initial_active, data.pipeline[:, 0])
     r0 = R.block(rhs.ravel(), rhs.ravel())
     R.add(r0 + dt_rows, a_idx, 1.0)
     R.add(r0 + dt_rows[:, 1:], a_idx[:, :-1], -np.broadcast_to(data.retention[:, None], (D, T - 1)))

@@ -35,7 +35,8 @@ import pandas as pd
 from scipy.stats import binom, poisson
 
 from formulations.data import Decisions, ModelData
-from formulations.two_stage.drivers import capacity, carry_over
+from formulations.two_stage.budgets import total_spend
+from formulations.two_stage.drivers import capacity, carry_over, cohort_arrivals
 from formulations.two_stage.recourse import optimal_recourse, recourse_cost
 from optplan.solvers.dp import DepotModel, DPOptions, solve_dp
 from optplan.solvers.dp.recursion import solve_depot
@@ -147,13 +148,13 @@ class _Sim:
         """Applicants x (N, D, C) and incentive spend z (N, D) of week t, scaled down per path
         to the weekly and remaining total budget (currency)."""
         d = self.data
-        spend = np.einsum("ndc,c->n", x, d.cost_per_applicant) + z.sum(axis=1)
+        spend = total_spend(d, x[..., None], z[..., None, None]).sum(axis=(1, 2))  # currency per path
         room = np.minimum(cap_week, cap_left)
         f = np.where(spend > room, np.where(spend > 0, np.maximum(room, 0) / np.where(spend > 0, spend, 1), 0.0), 1.0)
         x = x * f[:, None, None]
         z = z * f[:, None]
         L = d.yield_kernel.shape[1]
-        self.funnel[:, :, t : t + L] += np.einsum("ndc,ck->ndk", x, d.yield_kernel)
+        self.funnel[:, :, t : t + L] += cohort_arrivals(d, x)
         spent = spend * f
         self.spend_total += spent
         return x, z, spent

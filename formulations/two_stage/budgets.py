@@ -22,8 +22,19 @@ from formulations.two_stage.layout import Layout
 def spend(data: ModelData, decisions: Decisions) -> tuple[np.ndarray, np.ndarray]:
     """(recruiting, planned incentives), each (D, T) currency: cost[c] x[d,c,t] summed over
     channels, z[d,t,g] summed over segments. Spend is booked in the week it is decided."""
-    recruiting = np.einsum("dct,c->dt", decisions.applicants, data.cost_per_applicant)
-    return recruiting, decisions.incentive_spend.sum(axis=2)
+    return recruiting_spend(data, decisions.applicants), decisions.incentive_spend.sum(axis=-1)
+
+
+def recruiting_spend(data: ModelData, applicants: np.ndarray) -> np.ndarray:
+    """Recruiting spend (currency) of applicants (..., C, T): sum_c cost[c] x[..., c, t] -> (..., T)."""
+    return np.einsum("...ct,c->...t", applicants, data.cost_per_applicant)
+
+
+def total_spend(data: ModelData, applicants: np.ndarray, incentive_spend: np.ndarray) -> np.ndarray:
+    """Recruiting plus planned incentive spend (currency) per leading index and week:
+    applicants (..., C, T) and incentive spend (..., T, G) -> (..., T). The left-hand side
+    of every budget row before it is summed over the row's depots and weeks."""
+    return recruiting_spend(data, applicants) + incentive_spend.sum(axis=-1)
 
 
 def budget_usage(data: ModelData, decisions: Decisions) -> dict[str, tuple[list, np.ndarray, np.ndarray]]:

@@ -32,6 +32,13 @@ def recruited_arrivals(data: ModelData, applicants: np.ndarray) -> np.ndarray:
     return arrivals
 
 
+def cohort_arrivals(data: ModelData, applicants: np.ndarray) -> np.ndarray:
+    """Expected new drivers (drivers/week) at lags 0..L of one week's applicants (..., C):
+    sum_c x[..., c] yield[c, k] -> (..., L+1). The same kernel as recruited_arrivals, for
+    one cohort at a time (a simulation that decides week by week)."""
+    return np.einsum("...c,ck->...k", applicants, data.yield_kernel)
+
+
 def carry_over(retention, previous, inflow):
     """One week of the driver stock: drivers at the end of a week (drivers) from those at the
     end of the week before (``previous``, drivers) and the week's new drivers (``inflow``,

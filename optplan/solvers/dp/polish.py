@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from formulations.data import ModelData
+from formulations.two_stage.budgets import total_spend
+from formulations.two_stage.drivers import capacity as capacity_of
+from formulations.two_stage.drivers import recruited_arrivals
 from formulations.two_stage.recourse import expected_recourse
 from optplan.solvers.base import Deadline
 from optplan.solvers.dp.depot import DepotModel
@@ -50,16 +53,19 @@ class Polisher:
         return ((1 - w) * self.F[t, i] + w * self.F[t, i + 1]).sum(axis=-1)
 
     def drivers(self, x: np.ndarray) -> np.ndarray:
+        """(T,) active drivers for applicants x (C, T): the stock-flow of drivers.active_drivers
+        written with its impulse response (drivers.impulse_response), which is linear in x."""
         a = self.base.copy()
         for c in range(self.C):
             a += np.convolve(x[c], self.R[c])[: self.T]
         return a
 
     def arrivals(self, x: np.ndarray) -> np.ndarray:
-        return sum(np.convolve(x[c], self.y[c])[: self.T] for c in range(self.C))
+        """(T,) recruited arrivals (drivers/week) for applicants x (C, T)."""
+        return recruited_arrivals(self.dep.data, x[None])[0]
 
     def capacity(self, x: np.ndarray, Z: np.ndarray) -> np.ndarray:
-        return self.dep.b * self.drivers(x) + self.inc(Z)
+        return capacity_of(self.dep.b, self.drivers(x), self.inc(Z))
 
     def cost(self, x: np.ndarray, Z: np.ndarray) -> float:
         return float((self.unit * x).sum() + (self.price * Z).sum() + self.f(self.capacity(x, Z)))
@@ -240,14 +246,14 @@ def global_polish(data: ModelData, dep_list: list[DepotModel], x: np.ndarray, z:
     Z = z.sum(axis=2).copy()  # (D, T) currency/week, feasible on entry
 
     def limits_for(d, per_week):
-        week_spend = np.einsum("dct,c->t", x, cpa) + Z.sum(axis=0)
+        week_spend = total_spend(data, x, Z[:, :, None]).sum(axis=0)
         out = [(per_week[t], data.budget_weekly[t] - week_spend[t]) for t in np.flatnonzero(per_week)]
         total = float(per_week.sum())
         out.append((total, data.budget_total - week_spend.sum()))
         r = regions[d]
         if r in data.budget_region:
             m = regions == r
-            out.append((total, data.budget_region[r] - float(np.einsum("dct,c->", x[m], cpa) + Z[m].sum())))
+            out.append((total, data.budget_region[r] - float(total_spend(data, x[m], Z[m][:, :, None]).sum())))
         return out
 
     for _ in range(sweeps):

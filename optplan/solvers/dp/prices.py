@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from formulations.data import ModelData
+from formulations.two_stage.budgets import total_spend
 from optplan.errors import InfeasibleError
 from optplan.solvers.base import Deadline
 from optplan.solvers.dp.depot import DepotModel
@@ -58,7 +59,7 @@ class PriceSearch:
         return np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts]), sum(p[2] for p in parts)
 
     def spend(self, plan) -> float:
-        return float(np.einsum("kct,c->", plan[0], self.data.cost_per_applicant) + plan[1].sum())
+        return float(total_spend(self.data, plan[0], plan[1]).sum())
 
     def meet_cap(self, make, cap: float, lam0: float = 0.0, bracket=None, iterations=None):
         """Smallest price >= lam0 whose plan ``make(price)`` spends <= cap, by bisection on
@@ -116,7 +117,7 @@ class PriceSearch:
         return x, z, value
 
     def week_spend(self, plan) -> np.ndarray:
-        return np.einsum("kct,c->t", plan[0], self.data.cost_per_applicant) + plan[1].sum(axis=(0, 2))
+        return total_spend(self.data, plan[0], plan[1]).sum(axis=0)
 
     def run(self):
         """Prices, then plans. The total-budget price by bisection on DP plans without the

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from formulations.data import ModelData
+from formulations.two_stage.budgets import total_spend
 
 #: Budgets count as met when spend <= cap * (1 + this).
 BUDGET_RTOL = 1e-9
@@ -14,13 +15,12 @@ def repair_budgets(data: ModelData, x: np.ndarray, z: np.ndarray) -> tuple[np.nd
     """Scale spend down where a budget is exceeded (weeks, regions, total), in that order."""
     x, z = x.copy(), z.copy()
     notes = []
-    cpa = data.cost_per_applicant
     B_w = data.budget_weekly
     shifted = scaled = 0
     T = data.n_weeks
     mask = data.recruit_mask()
     for t in range(T):
-        spend_t = float(np.einsum("dc,c->", x[:, :, t], cpa) + z[:, t].sum())
+        spend_t = float(total_spend(data, x[:, :, t : t + 1], z[:, t : t + 1]).sum())
         if not spend_t > B_w[t] * (1 + BUDGET_RTOL):
             continue
         keep = B_w[t] / spend_t
@@ -40,12 +40,12 @@ def repair_budgets(data: ModelData, x: np.ndarray, z: np.ndarray) -> tuple[np.nd
     regions = np.asarray(data.regions)
     for r, cap in data.budget_region.items():
         m = regions == r
-        s = float(np.einsum("dct,c->", x[m], cpa) + z[m].sum())
+        s = float(total_spend(data, x[m], z[m]).sum())
         if np.isfinite(cap) and s > cap * (1 + BUDGET_RTOL):
             x[m] *= cap / s
             z[m] *= cap / s
             notes.append(f"region {r} budget: spend scaled by {cap / s:.6f}")
-    s = float(np.einsum("dct,c->", x, cpa) + z.sum())
+    s = float(total_spend(data, x, z).sum())
     if np.isfinite(data.budget_total) and s > data.budget_total * (1 + BUDGET_RTOL):
         x *= data.budget_total / s
         z *= data.budget_total / s
