@@ -51,12 +51,16 @@ class Report:
     channel_cost_ranges: pd.DataFrame
     frontier: pd.DataFrame
     tornado: TornadoResult
-    stochastic_values: dict[str, float]
+    stochastic_values: dict[str, float]  # rp, ev, eev, ws, evpi, vss (currency); labels: stochastic.LABELS
     out_of_sample: dict[str, float]
     timings: dict[str, float] = field(default_factory=dict)
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        vss = pd.DataFrame({"measure": list(self.stochastic_values), "value": list(self.stochastic_values.values())})
+        from optplan.stochastic import LABELS
+
+        vss = pd.DataFrame({"measure": list(self.stochastic_values),
+                            "label": [LABELS[k] for k in self.stochastic_values],
+                            "value": list(self.stochastic_values.values())})
         vss["currency"] = self.currency
         return {
             "marginal_values.csv": self.marginal_values,
@@ -158,14 +162,7 @@ def build_report(
     timings["tornado_s"] = time.perf_counter() - t
     t = time.perf_counter()
     values = optplan_values(data)
-    stochastic = {
-        "RP (stochastic plan, expected cost)": values.rp,
-        "EV (mean-demand problem)": values.ev,
-        "EEV (mean-demand plan, expected cost)": values.eev,
-        "WS (wait-and-see)": values.ws,
-        "EVPI = RP - WS": values.evpi,
-        "VSS = EEV - RP": values.vss,
-    }
+    stochastic = values.measures()
     timings["stochastic_values_s"] = time.perf_counter() - t
     t = time.perf_counter()
     oos = out_of_sample(plan, n=oos_paths, seed=seed)
@@ -354,7 +351,9 @@ def render_html(r: Report) -> str:
     plots = {k: Markup(v) for k, v in _plots(r).items()}
     channels = r.channel_reduced_costs.merge(
         r.channel_cost_ranges.drop(columns=["cost_per_applicant", "currency"]), on="channel")
-    vss = pd.DataFrame({"measure": list(r.stochastic_values), r.currency: list(r.stochastic_values.values())})
+    from optplan.stochastic import LABELS
+
+    vss = pd.DataFrame({"measure": [LABELS[k] for k in r.stochastic_values], r.currency: list(r.stochastic_values.values())})
     kpis = [(k, f"{v:,.4g}") for k, v in r.plan.kpis.items()]
     oos = r.out_of_sample
     data = {

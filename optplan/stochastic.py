@@ -56,6 +56,17 @@ _INFEASIBLE = (TerminationCondition.infeasible, TerminationCondition.infeasibleO
 FirstStage = Callable[[pyo.ConcreteModel], Iterable[Any]]
 
 
+#: Display label of each measure (reports show these; code keys by the short name).
+LABELS = {
+    "rp": "RP (stochastic plan, expected cost)",
+    "ev": "EV (mean-demand problem)",
+    "eev": "EEV (mean-demand plan, expected cost)",
+    "ws": "WS (wait-and-see)",
+    "evpi": "EVPI = RP - WS",
+    "vss": "VSS = EEV - RP",
+}
+
+
 @dataclass(frozen=True)
 class StochasticValues:
     """RP, EV, EEV, WS, EVPI = RP - WS and VSS = EEV - RP of a two-stage minimization.
@@ -75,6 +86,10 @@ class StochasticValues:
     ws_by_scenario: dict[str, float] = field(default_factory=dict)  # each scenario's own optimum
     eev_by_scenario: dict[str, float] = field(default_factory=dict)  # each scenario's cost at x_EV
     probability: dict[str, float] = field(default_factory=dict)
+
+    def measures(self) -> dict[str, float]:
+        """The six measures keyed by short name (rp, ev, eev, ws, evpi, vss); labels in LABELS."""
+        return {key: float(getattr(self, key)) for key in LABELS}
 
     def to_dict(self) -> dict:
         return {

@@ -124,8 +124,8 @@ def report(instance: Path, out: Path, frontier_points, tornado_change, oos_paths
                      seed=seed, workers=workers, progress=not quiet)
     files = write_report(r, out)
     v = r.stochastic_values
-    click.echo(f"expected cost {r.plan.cost['total']:,.2f} {r.currency}; VSS {v['VSS = EEV - RP']:,.2f}, "
-               f"EVPI {v['EVPI = RP - WS']:,.2f} {r.currency}")
+    click.echo(f"expected cost {r.plan.cost['total']:,.2f} {r.currency}; VSS {v['vss']:,.2f}, "
+               f"EVPI {v['evpi']:,.2f} {r.currency}")
     click.echo(f"wrote {len(files)} files to {out} (open {out / 'report.html'})")
 
 
