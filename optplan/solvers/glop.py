@@ -36,6 +36,8 @@ def import_glop():
         from ortools.linear_solver.python import model_builder_helper
     except ImportError as exc:
         raise EngineUnavailableError(f"GLOP is not available: cannot import ortools ({exc})") from exc
+    if not hasattr(model_builder_helper.ModelBuilderHelper, "fill_model_from_sparse_data"):
+        raise EngineUnavailableError("GLOP is not available: this ortools has no vectorised model loader (need >= 9.10)")
     return model_builder_helper
 
 
