@@ -29,7 +29,7 @@ from formulations.data import ModelData
 from formulations.two_stage.layout import Layout
 from optplan.errors import EngineUnavailableError, InfeasibleError, NoSolutionError, OptionError, SolverError
 from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings
-from optplan.solvers.standard_form import standard_form
+from optplan.solvers.standard_form import matrix_arrays, standard_form
 
 log = logging.getLogger("optplan")
 
@@ -126,26 +126,34 @@ def compile_to_highs(model, options: SolveOptions) -> CompiledModel:
     sf = standard_form(model)
     A = sf.A
     n_rows, n_cols = A.shape
+    integrality = np.zeros(n_cols, dtype=bool)
+    if options.integer:
+        used = sf.columns["applicants"]
+        integrality[used[used >= 0]] = True
+    h = load_highs(highspy, sf.c, sf.offset, A, sf.col_lower, sf.col_upper, sf.row_lower, sf.row_upper,
+                   integrality, options.log)
+    return CompiledModel(model, h, sf.columns, sf.rows, n_cols, n_rows, int(A.nnz), sf.layout)
+
+
+def load_highs(highspy, c, offset, A, col_lower, col_upper, row_lower, row_upper, integrality, log: bool):
+    """A new Highs holding  min c x + offset  s.t.  row bounds on A x (A CSC), column bounds,
+    integer columns where ``integrality`` is True."""
     lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = n_cols, n_rows
-    lp.col_cost_ = sf.c
-    lp.offset_ = sf.offset
-    lp.col_lower_, lp.col_upper_ = sf.col_lower, sf.col_upper
-    lp.row_lower_, lp.row_upper_ = sf.row_lower, sf.row_upper
+    lp.num_row_, lp.num_col_ = A.shape
+    lp.col_cost_, lp.offset_ = c, offset
+    lp.col_lower_, lp.col_upper_ = col_lower, col_upper
+    lp.row_lower_, lp.row_upper_ = row_lower, row_upper
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     lp.a_matrix_.start_ = A.indptr.astype(np.int32)
     lp.a_matrix_.index_ = A.indices.astype(np.int32)
     lp.a_matrix_.value_ = A.data.astype(float)
-    if options.integer:
-        integrality = np.zeros(n_cols, dtype=np.uint8)
-        used = sf.columns["applicants"]
-        integrality[used[used >= 0]] = 1
+    if integrality.any():
         lp.integrality_ = [highspy.HighsVarType(int(i)) for i in integrality]
     h = highspy.Highs()
-    h.setOptionValue("output_flag", bool(options.log))
+    h.setOptionValue("output_flag", bool(log))
     if h.passModel(lp) == highspy.HighsStatus.kError:
         raise SolverError("HiGHS rejected the model (passModel returned an error)")
-    return CompiledModel(model, h, sf.columns, sf.rows, n_cols, n_rows, int(A.nnz), sf.layout)
+    return h
 
 
 def apply_options(highspy, h, options: SolveOptions, time_limit: float | None) -> None:
@@ -332,29 +340,10 @@ def solve_pyomo_model(model, options: SolveOptions | None = None) -> SolverStatu
     finally:
         for con in constant_rows:
             con.activate()
-    n_cols, n_rows = len(info.columns), len(info.rows)
-    kind = np.fromiter((r.bound_type for r in info.rows), np.int8, n_rows)
-    rhs = np.asarray(info.rhs, float)
-    A = info.A.tocsc()
-    lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = n_cols, n_rows
-    lp.col_cost_ = np.asarray(info.c.toarray()).ravel() if info.c.shape[0] else np.zeros(n_cols)
-    lp.offset_ = float(info.c_offset[0]) if len(info.c_offset) else 0.0
-    lp.col_lower_ = np.fromiter((v.lb if v.lb is not None else -np.inf for v in info.columns), float, n_cols)
-    lp.col_upper_ = np.fromiter((v.ub if v.ub is not None else np.inf for v in info.columns), float, n_cols)
-    lp.row_lower_ = np.where(kind <= 0, rhs, -np.inf)
-    lp.row_upper_ = np.where(kind >= 0, rhs, np.inf)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = A.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = A.indices.astype(np.int32)
-    lp.a_matrix_.value_ = A.data.astype(float)
-    integer = [v.is_integer() or v.is_binary() for v in info.columns]
-    if any(integer):
-        lp.integrality_ = [highspy.HighsVarType(int(i)) for i in integer]
-    h = highspy.Highs()
-    h.setOptionValue("output_flag", bool(options.log))
-    if h.passModel(lp) == highspy.HighsStatus.kError:
-        raise SolverError("HiGHS rejected the model (passModel returned an error)")
+    arrays = matrix_arrays(info)
+    integrality = np.array([v.is_integer() or v.is_binary() for v in info.columns], dtype=bool)
+    h = load_highs(highspy, *(arrays[k] for k in ("c", "offset", "A", "col_lower", "col_upper", "row_lower",
+                                                  "row_upper")), integrality, options.log)
     apply_options(highspy, h, options, options.time_limit)
     h.run()
     term, sol, name = map_status(highspy, h)

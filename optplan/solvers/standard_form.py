@@ -68,18 +68,26 @@ def standard_form(model) -> StandardForm:
         start += len(con)
     if start != len(info.rows):
         raise SolverError(f"internal: expected {start} rows, the compiler produced {len(info.rows)}")
-    n_cols, n_rows = len(info.columns), len(info.rows)
-    kind = np.fromiter((r.bound_type for r in info.rows), np.int8, n_rows)
-    rhs = np.asarray(info.rhs, float)
     return StandardForm(
-        c=np.asarray(info.c.toarray()).ravel() if info.c.shape[0] else np.zeros(n_cols),
-        offset=float(info.c_offset[0]) if len(info.c_offset) else 0.0,
-        A=info.A.tocsc(),
-        col_lower=np.fromiter((v.lb if v.lb is not None else -np.inf for v in info.columns), float, n_cols),
-        col_upper=np.fromiter((v.ub if v.ub is not None else np.inf for v in info.columns), float, n_cols),
-        row_lower=np.where(kind <= 0, rhs, -np.inf),  # == and >= rows have a lower bound
-        row_upper=np.where(kind >= 0, rhs, np.inf),  # == and <= rows have an upper bound
+        **matrix_arrays(info),
         columns=columns,
         rows=rows,
         layout=Layout(model._optplan_data),
     )
+
+
+def matrix_arrays(info) -> dict[str, Any]:
+    """c, offset, A (CSC), column and row bounds of a LinearStandardFormCompiler result
+    (mixed form: == rows have both bounds, <= rows an upper, >= rows a lower one)."""
+    n_cols, n_rows = len(info.columns), len(info.rows)
+    kind = np.fromiter((r.bound_type for r in info.rows), np.int8, n_rows)
+    rhs = np.asarray(info.rhs, float)
+    return {
+        "c": np.asarray(info.c.toarray()).ravel() if info.c.shape[0] else np.zeros(n_cols),
+        "offset": float(info.c_offset[0]) if len(info.c_offset) else 0.0,
+        "A": info.A.tocsc(),
+        "col_lower": np.fromiter((v.lb if v.lb is not None else -np.inf for v in info.columns), float, n_cols),
+        "col_upper": np.fromiter((v.ub if v.ub is not None else np.inf for v in info.columns), float, n_cols),
+        "row_lower": np.where(kind <= 0, rhs, -np.inf),
+        "row_upper": np.where(kind >= 0, rhs, np.inf),
+    }
