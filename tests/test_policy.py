@@ -25,6 +25,7 @@ def demo():
     return data, plan, result
 
 
+@pytest.mark.slow
 def test_fluid_simulation_of_the_static_plan_is_the_evaluator(demo):
     """No demand noise, fluid drivers, one scenario: simulating the LP plan week by week
     gives the independent evaluator's cost exactly (two routes, same number)."""

@@ -5,12 +5,12 @@ model (RP = optplan.solve's optimum; WS <= RP <= EEV)."""
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 import pytest
+from conftest import REPO
 
 import optplan
 from examples import farmer
@@ -19,7 +19,6 @@ from optplan.evaluation import Decisions, evaluate_decisions
 from optplan.instance import from_tables
 from optplan.stochastic import build_extensive_form, optplan_values, value_of_stochastic_solution
 
-REPO = Path(__file__).resolve().parents[1]
 FARMER_JSON = REPO.parent / "shared" / "benchmarks" / "birge_louveaux_farmer.json"
 needs_farmer = pytest.mark.skipif(
     not FARMER_JSON.exists(), reason=f"shared benchmark file not found: {FARMER_JSON} (present in CI)"

@@ -25,14 +25,16 @@ def demo_data(demo_path):
     return optplan.load_instance(demo_path).model_data()
 
 
-def full_dp(data):
-    return solve_dp(data, DPOptions(grid_points=51))
+@pytest.fixture(scope="module")
+def full_dp(demo_data):
+    """The DP run to the end on the demo (51 states per week)."""
+    return solve_dp(demo_data, DPOptions(grid_points=51))
 
 
-def test_dp_stops_at_the_deadline_with_its_best_plan_so_far(demo_data):
+def test_dp_stops_at_the_deadline_with_its_best_plan_so_far(demo_data, full_dp):
     """On a fake clock the DP gets 40 looks at the clock: it returns a feasible plan from an
     early stage, says it stopped at the time limit, and costs no less than the full run."""
-    full = full_dp(demo_data)
+    full = full_dp
     assert full.complete and full.stage in ("priced", "polished", "first pass")
     clock = FakeClock()
     result = DPEngine(DPOptions(grid_points=51)).solve(demo_data, SolveOptions(), Deadline(40.0, clock))
@@ -53,10 +55,11 @@ def test_dp_without_time_for_its_first_pass_has_no_plan(demo_data):
     assert err.value.status.termination == TerminationCondition.maxTimeLimit
 
 
-def test_dp_given_all_the_time_finishes_and_says_so(demo_data):
+def test_dp_given_all_the_time_finishes_and_says_so(demo_data, full_dp):
     result = DPEngine(DPOptions(grid_points=51)).solve(demo_data, SolveOptions(), Deadline(None))
     assert result.status.complete and result.status.termination == TerminationCondition.convergenceCriteriaSatisfied
-    assert result.extra["dp"].evaluated == pytest.approx(full_dp(demo_data).evaluated, rel=OBJ_RTOL)
+    assert result.extra["dp"].evaluated == pytest.approx(full_dp.evaluated, rel=OBJ_RTOL)
+    assert result.extra["dp"].stage == full_dp.stage
 
 
 def test_auto_falls_back_with_what_is_left_of_one_budget(demo_data):

@@ -56,6 +56,7 @@ def test_dp_is_exact_on_single_lag_instances(spec, kind):
     assert result.dp_value == pytest.approx(lp, rel=OBJ_RTOL)
 
 
+@pytest.mark.slow
 def test_dp_on_the_demo_is_within_two_percent_of_highs(demo_path):
     data = load_instance(demo_path).model_data()
     lp, result = _both(data)
@@ -63,6 +64,7 @@ def test_dp_on_the_demo_is_within_two_percent_of_highs(demo_path):
     assert result.evaluated <= lp * (1 + DP_GAP_RTOL)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 11])
 def test_dp_within_two_percent_when_weekly_budgets_bind(seed):
     """Generated instances whose weekly budgets bind (the hardest of benchmarks/bench_dp.py's
@@ -103,6 +105,7 @@ def _run_cli(args, cwd, block: str = ""):
     return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_auto_falls_back_to_glop_then_the_dp_when_solvers_cannot_be_imported(tmp_path):
     """highspy made unimportable: `--engine auto` solves the LP with GLOP (the same optimum,
     exit 0, the fallback named); with ortools unimportable too it writes a DP plan, says so
