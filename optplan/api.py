@@ -15,7 +15,7 @@ from optplan.plan import Plan
 log = logging.getLogger("optplan")
 
 
-def solve(instance: Instance, engine: str = "auto", dp_options=None, **options) -> Plan:
+def solve(instance: Instance, engine: str = "auto", dp_options=None, deadline=None, **options) -> Plan:
     """Solve the two-stage program of ``instance`` and return the Plan.
 
     engine: ``highs`` (the LP/MIP by HiGHS), ``glop`` (the LP by OR-tools GLOP), ``dp`` (the
@@ -24,7 +24,9 @@ def solve(instance: Instance, engine: str = "auto", dp_options=None, **options) 
     left); every engine, and ``auto`` as a whole, runs within ``time_limit`` seconds, model
     building included. Options (see ``optplan.solvers.SolveOptions``): time_limit,
     mip_rel_gap, threads, method, presolve, integer, seed, log, highs_options;
-    ``dp_options`` (an ``optplan.solvers.dp.DPOptions``) tunes the DP.
+    ``dp_options`` (an ``optplan.solvers.dp.DPOptions``) tunes the DP. ``deadline`` (an
+    ``optplan.solvers.Deadline``) starts the time budget earlier than this call, e.g. when
+    the instance was loaded (the CLI starts it when the command starts).
 
     Raises ``InfeasibleError`` (naming the constraint family and rows; never falls back),
     ``NoSolutionError`` (stopped before any plan) or ``SolverError``. A plan that is
@@ -47,7 +49,7 @@ def solve(instance: Instance, engine: str = "auto", dp_options=None, **options) 
         elif engine == "auto":
             eng = AutoEngine(engines={"dp": DPEngine(dp_options)})
     data = instance.model_data(integer_applicants=opts.integer)
-    result = solve_data(data, opts, eng)
+    result = solve_data(data, opts, eng, deadline=deadline)
     if not result.status.complete:
         warnings.warn(f"the plan is not proven optimal: {result.status.describe()}", RuntimeWarning, stacklevel=2)
     return Plan.from_result(result, instance.manifest.name, instance.manifest.horizon.start_date)

@@ -89,12 +89,14 @@ class StubEngine:
     def __init__(self, name: str, outcome="plan", cost: float = 0.0, unavailable: str | None = None):
         self.name, self.outcome, self.cost, self.unavailable = name, outcome, cost, unavailable
         self.calls = 0
+        self.budgets: list = []  # the time budget (deadline seconds) of each call
 
     def available(self):
         return self.unavailable
 
     def solve(self, data, options, deadline):
         self.calls += 1
+        self.budgets.append(deadline.seconds)
         if self.cost:
             deadline.clock.now += self.cost
         if isinstance(self.outcome, Exception):

@@ -29,7 +29,7 @@ scenario for mpi-sppy (``scenario_creator``). Nothing here knows about files or 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pyomo.environ as pyo
 
@@ -77,30 +77,37 @@ def build_model(
     data: ModelData,
     scenarios: Sequence[int] | None = None,
     weights: Sequence[float] | None = None,
+    checkpoint: Callable[[], None] | None = None,
 ) -> pyo.ConcreteModel:
     """Build the program over the scenarios at positions ``scenarios`` (default: all).
 
     ``weights`` multiply each scenario's second-stage cost in the objective (default: the
     scenario probabilities, which gives the extensive form; a one-scenario model for
-    mpi-sppy uses weight 1).
+    mpi-sppy uses weight 1). ``checkpoint`` is called between families (an engine passes
+    its deadline's check, which may raise to stop a build that has run out of time).
     """
+    check = checkpoint or (lambda: None)
     positions = list(range(len(data.scenarios))) if scenarios is None else list(scenarios)
     if weights is None:
         weights = [float(data.probability[i]) for i in positions]
     m = pyo.ConcreteModel(name="optplan_two_stage")
     m._optplan_data = data  # not "_data": that name is a Pyomo Block internal
     m._optplan_scenario_positions = positions
-    define_sets(m, data, positions)
-    define_first_stage_variables(m, data)
-    define_second_stage_variables(m, data)
-    define_arrivals_definition_constraints(m, data)
-    define_driver_stock_constraints(m, data)
-    define_onboarding_cap_constraints(m, data)
-    define_capacity_definition_constraints(m, data)
-    define_demand_balance_constraints(m, data)
-    define_surge_cap_constraints(m, data)
-    define_budget_constraints(m, data)
-    define_objective(m, data, dict(zip(positions, weights, strict=True)))
+    for define in (
+        lambda: define_sets(m, data, positions),
+        lambda: define_first_stage_variables(m, data),
+        lambda: define_second_stage_variables(m, data),
+        lambda: define_arrivals_definition_constraints(m, data),
+        lambda: define_driver_stock_constraints(m, data),
+        lambda: define_onboarding_cap_constraints(m, data),
+        lambda: define_capacity_definition_constraints(m, data),
+        lambda: define_demand_balance_constraints(m, data),
+        lambda: define_surge_cap_constraints(m, data),
+        lambda: define_budget_constraints(m, data),
+        lambda: define_objective(m, data, dict(zip(positions, weights, strict=True))),
+    ):
+        check()
+        define()
     return m
 
 

@@ -59,8 +59,10 @@ def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, meth
     engine, or auto fell back to another engine (summary.json's status says why, and which
     engine made it); 4 no plan; 5 infeasible; 6 solver failure."""
     import optplan
+    from optplan.solvers import Deadline
     from optplan.solvers.dp import DPOptions
 
+    deadline = Deadline(time_limit)  # the budget counts from the command's start, loading included
     progress_to_stderr(quiet)
     inst = optplan.load_instance(instance)
     click.echo(f"instance {inst.summary()}")
@@ -70,7 +72,8 @@ def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, meth
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         plan = optplan.solve(
-            inst, engine=engine, dp_options=DPOptions(grid_points=grid_points), time_limit=time_limit, integer=integer,
+            inst, engine=engine, dp_options=DPOptions(grid_points=grid_points), deadline=deadline,
+            time_limit=time_limit, integer=integer,
             mip_rel_gap=mip_gap, threads=threads, method=method, seed=seed, log=show_log,
         )
     paths = plan.write(out)

@@ -89,6 +89,12 @@ class Deadline:
     def expired(self) -> bool:
         return self.seconds is not None and self.remaining() <= 0.0
 
+    def shortened(self, by: float) -> Deadline:
+        """The same budget ending ``by`` seconds earlier (same start, same clock); no limit stays no limit."""
+        out = Deadline(None if self.seconds is None else max(self.seconds - by, 0.0), self.clock)
+        out.start = self.start
+        return out
+
     def check(self) -> None:
         """Raise DeadlinePassed once the budget is spent (call it between units of work)."""
         if self.expired():

@@ -25,7 +25,7 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 from formulations import two_stage
 from formulations.data import ModelData
 from optplan.errors import EngineUnavailableError, InfeasibleError, NoSolutionError, SolverError
-from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings
+from optplan.solvers.base import Capabilities, Deadline, DeadlinePassed, SolveOptions, SolveResult, SolverStatus, Timings
 from optplan.solvers.standard_form import StandardForm, standard_form
 
 log = logging.getLogger("optplan")
@@ -78,14 +78,19 @@ class GlopEngine:
         if options.integer:
             raise SolverError("GLOP solves LPs only: it cannot plan whole applicants (drop --integer or use highs)")
         S = mbh.SolveStatus
+        engine = f"glop (or-tools {ortools_version})"
         t0 = time.perf_counter()
-        model = two_stage.build_model(data)
+        try:
+            model = two_stage.build_model(data, checkpoint=deadline.check)
+        except DeadlinePassed:
+            raise NoSolutionError("no plan: the time limit passed while building the model, before GLOP could run",
+                                  SolverStatus(TerminationCondition.maxTimeLimit, SolutionStatus.noSolution, engine,
+                                               "not run", None, None)) from None
         t1 = time.perf_counter()
         sf = standard_form(model)
         del model
         t2 = time.perf_counter()
         log.info("GLOP: %d variables, %d constraints; solving", *sf.A.shape[::-1])
-        engine = f"glop (or-tools {ortools_version})"
         limited = deadline.seconds is not None
         if deadline.expired():
             raise NoSolutionError("no plan: the time limit passed while building the model, before GLOP could run",
@@ -126,7 +131,8 @@ class GlopEngine:
         if term == TC.error:
             raise SolverError(f"GLOP failed: {native}", status)
         if not has:
-            raise NoSolutionError(f"no plan: GLOP stopped ({native}) before it found a feasible plan", status)
+            why = "the time limit passed" if term == TC.maxTimeLimit else "GLOP stopped"
+            raise NoSolutionError(f"no plan: {why} before GLOP found any feasible plan; GLOP status: {native}", status)
         x = np.asarray(solver.variable_values(), float)
         values = {comp: np.where(pos >= 0, x[pos], 0.0) for comp, pos in sf.columns.items()}
         duals, reduced = {}, {}

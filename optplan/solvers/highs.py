@@ -28,11 +28,14 @@ from formulations import two_stage
 from formulations.data import ModelData
 from formulations.two_stage.layout import Layout
 from optplan.errors import EngineUnavailableError, InfeasibleError, NoSolutionError, OptionError, SolverError
-from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings
+from optplan.solvers.base import Capabilities, Deadline, DeadlinePassed, SolveOptions, SolveResult, SolverStatus, Timings
 from optplan.solvers.standard_form import matrix_arrays, standard_form
 
 log = logging.getLogger("optplan")
 
+#: The hand-off is skipped when less time is left than this share of the build's time (the
+#: standard-form compile measured 0.7-1.1x the build, and cannot be interrupted).
+HANDOFF_SHARE = 1.0
 #: A row whose variables are all fixed counts as met within this share of its bound (at least 1 unit).
 FIXED_ROW_RTOL = 1e-6
 
@@ -283,9 +286,22 @@ class HighsEngine:
         D, C, T, S = data.shape
         log.info("building the model: %d depots x %d weeks x %d scenarios, %d channels", D, T, S, C)
         t0 = time.perf_counter()
-        model = two_stage.build_model(data)
+        try:
+            model = two_stage.build_model(data, checkpoint=deadline.check)
+        except DeadlinePassed:
+            status = SolverStatus(TerminationCondition.maxTimeLimit, SolutionStatus.noSolution,
+                                  "highs", "not run: time budget spent building the model", None, None)
+            raise NoSolutionError(f"no plan: the time limit passed while building the model "
+                                  f"({time.perf_counter() - t0:.1f} s) before HiGHS could run", status) from None
         t1 = time.perf_counter()
         log.info("built in %.2f s; handing off to HiGHS", t1 - t0)
+        if deadline.remaining() < HANDOFF_SHARE * (t1 - t0):
+            # the hand-off (standard-form compile) cannot be interrupted and takes about as long
+            # as the build: with less time left, HiGHS would get none
+            status = SolverStatus(TerminationCondition.maxTimeLimit, SolutionStatus.noSolution,
+                                  "highs", "not run: too little time left for the hand-off", None, None)
+            raise NoSolutionError(f"no plan: the time limit leaves {deadline.remaining():.1f} s after building the "
+                                  f"model ({t1 - t0:.1f} s), too little to hand it to HiGHS", status)
         compiled = compile_to_highs(model, options)
         t2 = time.perf_counter()
         log.info(

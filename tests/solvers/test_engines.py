@@ -63,14 +63,15 @@ def test_dp_given_all_the_time_finishes_and_says_so(demo_data, full_dp):
 
 
 def test_auto_falls_back_with_what_is_left_of_one_budget(demo_data):
-    """HiGHS (stubbed) spends 30 of 100 fake seconds and stops with no plan; the DP gets
-    the remaining budget, not a new one, and the status names the fallback and why."""
+    """HiGHS (stubbed) spends 30 of 100 fake seconds and stops with no plan; it ran under a
+    budget ending 10 s early (kept for the DP); the DP gets what is left of the same budget,
+    not a new one, and the status names the fallback and why."""
     highs = StubEngine("highs", NoSolutionError("no plan: the time limit passed"), cost=30.0)
     clock = FakeClock()
     auto = AutoEngine(chain=("highs", "dp"), engines={"highs": highs, "dp": DPEngine(DPOptions(grid_points=51))})
     deadline = Deadline(100.0, clock)
     result = auto.solve(demo_data, SolveOptions(), deadline)
-    assert highs.calls == 1
+    assert highs.calls == 1 and highs.budgets == [90.0]
     assert result.engine.startswith("dp")
     assert "highs gave no plan" in result.status.fallback
     assert not result.status.complete  # a fallback plan is never "complete": exit 3
@@ -89,6 +90,7 @@ def test_auto_stops_when_the_budget_is_spent(demo_data):
     """HiGHS uses the whole budget without a plan: no engine after it runs; exit-4 error."""
     highs = StubEngine("highs", NoSolutionError("no plan: the time limit passed"), cost=200.0)
     dp = StubEngine("dp")
+    dp.capabilities = DPEngine.capabilities
     auto = AutoEngine(chain=("highs", "dp"), engines={"highs": highs, "dp": dp})
     with pytest.raises(NoSolutionError, match="no plan within the time limit") as err:
         auto.solve(demo_data, SolveOptions(), Deadline(100.0, FakeClock()))
@@ -182,3 +184,14 @@ def test_glop_refuses_integer_applicants_and_auto_skips_it(demo_data):
     result = AutoEngine(chain=("highs", "glop", "dp"), engines={"highs": highs, "dp": dp}).solve(
         replace(demo_data, integer_applicants=True), SolveOptions(integer=True), Deadline(None))
     assert dp.calls == 1 and "glop skipped (no integer applicants)" in result.status.fallback
+
+
+def test_after_a_time_out_auto_goes_to_the_heuristic_not_another_exact_engine(demo_data):
+    highs = StubEngine("highs", NoSolutionError("no plan: the time limit passed"), cost=30.0)
+    glop = StubEngine("glop")
+    dp = StubEngine("dp")
+    dp.capabilities = DPEngine.capabilities
+    result = AutoEngine(chain=("highs", "glop", "dp"), engines={"highs": highs, "glop": glop, "dp": dp}).solve(
+        demo_data, SolveOptions(), Deadline(100.0, FakeClock()))
+    assert glop.calls == 0 and dp.calls == 1
+    assert "glop skipped (exact, and the engine before ran out of time)" in result.status.fallback
