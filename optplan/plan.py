@@ -350,10 +350,10 @@ class Plan:
         ]
         b = self.budgets
         for row in b.loc[b["binding"]].itertuples(index=False):
-            lines.append(
-                f"  budget {row.scope} {row.key} binds at {row.cap:,.2f} {cur}: one more {cur} saves "
-                f"{row.shadow_price:,.4f} {cur} of expected cost"
-            )
+            scope = "total budget" if row.scope == "total" else f"budget of {row.scope} {row.key}"
+            price = (f"one more {cur} saves {row.shadow_price:,.4f} {cur} of expected cost" if np.isfinite(row.shadow_price)
+                     else f"no shadow price from {self.engine.split()[0]} (an LP engine gives one)")
+            lines.append(f"  {scope} binds at {row.cap:,.2f} {cur}: {price}")
         if not s.optimal:
             lines.append("  NOT PROVEN OPTIMAL: " + (f"gap to the bound {s.gap:.2%}" if s.gap is not None else "no bound"))
         if s.message:

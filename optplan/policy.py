@@ -38,6 +38,7 @@ from formulations.data import Decisions, ModelData
 from formulations.two_stage.budgets import total_spend
 from formulations.two_stage.drivers import capacity, carry_over, cohort_arrivals
 from formulations.two_stage.recourse import optimal_recourse, recourse_cost
+from optplan.errors import OptionError
 from optplan.solvers.dp import DepotModel, DPOptions, solve_dp
 from optplan.solvers.dp.recursion import solve_depot
 
@@ -62,7 +63,7 @@ class PolicyTable:
 def depot_policy(data: ModelData, depot: str, options: DPOptions | None = None, result=None) -> PolicyTable:
     """The DP's state-feedback rule for ``depot`` at the DP plan's budget prices."""
     if depot not in data.depots:
-        raise ValueError(f"depot {depot!r} is not in the instance (depots: {', '.join(data.depots)})")
+        raise OptionError("--depot", f"one of {', '.join(data.depots)}", depot)
     result = result or solve_dp(data, options, policies=True)
     pol = result.policies[depot]
     d = data.depots.index(depot)

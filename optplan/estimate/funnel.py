@@ -38,6 +38,8 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
+from optplan.errors import OptionError
+
 DEFAULT_STAGES = ("applied", "background_check", "onboarding", "first_block")
 ID_COLUMNS = ("applicant_id", "depot", "channel")
 
@@ -241,7 +243,7 @@ class FunnelModel(BaseEstimator):
         depot beyond the mix)."""
         check_is_fitted(self, "stage_models_")
         if by not in ("channel", "depot"):
-            raise ValueError(f"by must be 'channel' or 'depot', got {by!r}")
+            raise OptionError("by", "'channel' or 'depot'", by)
         kp = self._kernels_by_profile()
         rows = []
         groups = [((), self.profile_counts_.xs(c, level="channel")) for c in self.channels_] if by == "channel" else [

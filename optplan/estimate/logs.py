@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optplan.errors import InstanceError, Problem
+from optplan.errors import InstanceError, OptionError, Problem
 from optplan.estimate.funnel import DEFAULT_STAGES
 from optplan.instance import MAX_LINES_PER_CHECK
 
@@ -66,7 +66,7 @@ def read_applicant_log(
     """Read and check an applicant log; returns (wide log with datetime stage columns,
     observed_until, notes of what was dropped/reordered/reinterpreted)."""
     if on_out_of_order not in ("error", "drop", "reorder"):
-        raise ValueError(f"on_out_of_order must be error, drop or reorder, got {on_out_of_order!r}")
+        raise OptionError("--on-out-of-order", "error, drop or reorder", on_out_of_order)
     path = Path(path)
     raw = read_text_csv(path)
     name = path.name

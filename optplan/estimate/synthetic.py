@@ -117,6 +117,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from optplan.errors import OptionError
+
 STAGES = ("applied", "background_check", "onboarding", "first_block")
 #: Weeks an applicant may spend in a stage (advancing in weeks 0..25) before dropping out.
 MAX_WEEKS_IN_STAGE = 26
@@ -361,8 +363,8 @@ def _application_window(cbar: np.ndarray, days: int, target: float) -> tuple[int
     if abs(best - target) > 0.005:
         lo = (cum[days] - cum[days - widths[0]]) / widths[0]
         hi = cum[widths[0]] / widths[0]
-        raise ValueError(f"censored_share={target} is not attainable with this period; expected shares range "
-                         f"from {lo:.3f} to {hi:.3f}")
+        raise OptionError("--censored-share", f"a share attainable with this period ({lo:.3f} to {hi:.3f}); "
+                          f"censored_share={target} is not attainable", target)
     return window
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from optplan.errors import OptionError
 from optplan.forecast.history import History
 from optplan.forecast.metrics import coverage, mase_scale, pinball
 from optplan.forecast.models import MODELS, GlobalConfig, forecast
@@ -56,7 +57,8 @@ def backtest(history: History, horizon: int = 13, origins: list[int] | None = No
     origins = sorted(origins or default_origins(history.n_weeks, horizon))
     for n in origins:
         if n + horizon > history.n_weeks:
-            raise ValueError(f"origin {n} + horizon {horizon} goes past the history ({history.n_weeks} weeks)")
+            raise OptionError("--origins", f"origins whose horizon ends within the history ({history.n_weeks} weeks)",
+                                  f"origin {n} + horizon {horizon}")
     say = progress or (lambda msg: None)
     parts, seconds, info = [], {m: 0.0 for m in models}, {}
     for n in origins:

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from dateutil.easter import easter
 
+from optplan.errors import OptionError
+
 WEEKS_PER_YEAR = 52  # default "last year" lag in weeks (364 days: same weekday)
 ALIGN_WINDOW = 2  # weeks either side of a holiday week aligned with last year's holiday
 FAR = 9.0  # holiday-distance feature value for weeks more than FEATURE_WINDOW weeks away
@@ -44,7 +46,7 @@ def holiday_date(name: str, year: int) -> pd.Timestamp:
     if name == "memorial_day":  # last Monday of May
         last = pd.Timestamp(year, 5, 31)
         return last - pd.Timedelta(days=last.weekday())
-    raise ValueError(f"unknown holiday {name!r}")
+    raise OptionError("holiday", "a known holiday name", name)
 
 
 @lru_cache(maxsize=64)

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optplan.errors import InstanceError, Problem
+from optplan.errors import InstanceError, OptionError, Problem
 
 #: At most this many lines are reported per kind of problem; the rest are counted.
 MAX_LINES_PER_CHECK = 25
@@ -170,9 +170,9 @@ def history_from_frame(
     the least weeks of history each depot must have. ``fill_gaps``: the longest run of
     missing weeks filled by interpolation (0: none)."""
     if not (np.isfinite(unit_factor) and unit_factor > 0):
-        raise InstanceError([Problem(source, None, "unit_factor", "a positive number of blocks per demand unit", repr(unit_factor))])
+        raise OptionError("--unit-factor", "a positive number of blocks per demand unit", unit_factor)
     if week_date not in ("auto", "start", "end"):
-        raise InstanceError([Problem(source, None, "week_date", "auto, start or end", repr(week_date))])
+        raise OptionError("--week-date", "auto, start or end", week_date)
     raw = raw.astype(str).apply(lambda s: s.str.strip()).reset_index(drop=True)
     cols = list(raw.columns)
     picked = {

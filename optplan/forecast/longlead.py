@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
+from optplan.errors import OptionError
 from optplan.forecast.history import History
 from optplan.forecast.models import LEVELS
 
@@ -89,7 +90,7 @@ def long_lead_quantiles(history: History, periods: int, resolution: str = "month
     from statsforecast.models import AutoETS
 
     if resolution not in MAX_PERIODS:
-        raise ValueError(f"resolution must be month or quarter, got {resolution!r}")
+        raise OptionError("--resolution", "month or quarter", resolution)
     months, M = monthly_totals(history)
     last = months[-1]
     if resolution == "quarter":

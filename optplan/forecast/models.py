@@ -66,6 +66,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from optplan.errors import OptionError
 from optplan.forecast.calendar import FEATURE_HOLIDAYS, FEATURE_WINDOW, WEEKS_PER_YEAR, Calendar
 from optplan.forecast.history import History
 
@@ -475,4 +476,4 @@ def forecast(history: History, horizon: int, model: str = "global", config: Glob
         if progress:
             progress(f"{model}: fitting statsforecast on {len(history.depots)} depots")
         return statsforecast_quantiles(history, horizon, model, n_jobs=n_jobs)
-    raise ValueError(f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
+    raise OptionError("--model", f"one of {', '.join(MODELS)}", model)

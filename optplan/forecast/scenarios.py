@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtri
 
+from optplan.errors import OptionError
 from optplan.forecast.metrics import weighted_quantile
 from optplan.forecast.models import QuantileForecast
 
@@ -146,7 +147,7 @@ def reduce_paths(paths: np.ndarray, n_scenarios: int, depots: list[str], seed: i
     N, H, D = paths.shape
     S = int(n_scenarios)
     if not 1 <= S <= N:
-        raise ValueError(f"scenarios must be between 1 and the number of paths ({N}), got {S}")
+        raise OptionError("--scenarios", f"between 1 and the number of sampled paths ({N})", S)
     norm = np.maximum(paths.mean(axis=(0, 1)), 1e-12)  # (D,) blocks/week
     if S == N:
         labels = np.arange(N)

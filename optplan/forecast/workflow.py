@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from optplan.atomic import write_files
-from optplan.errors import InstanceError, Problem
+from optplan.errors import InstanceError, OptionError, Problem
 from optplan.forecast.history import History, read_history
 from optplan.forecast.models import LEVELS, MAX_HORIZON, MODELS, GlobalConfig, QuantileForecast, forecast, min_history_weeks
 from optplan.forecast.scenarios import BLOCKS_DECIMALS, reduce_paths, sample_paths, scenario_ids
@@ -57,8 +57,8 @@ def _safe_name(depot: str) -> str:
 def unit_factor_from(usd_per_block: float | None, unit_factor: float | None) -> float:
     """Blocks per demand unit from the CLI options (at most one given; default 1)."""
     if usd_per_block is not None and unit_factor is not None:
-        raise InstanceError([Problem("options", None, "--usd-per-block/--unit-factor", "at most one of the two",
-                                     f"--usd-per-block {usd_per_block} and --unit-factor {unit_factor}")])
+        raise OptionError("--usd-per-block/--unit-factor", "at most one of the two",
+                          f"--usd-per-block {usd_per_block} and --unit-factor {unit_factor}")
     if usd_per_block is not None:
         return 1.0 / float(usd_per_block)
     return 1.0 if unit_factor is None else float(unit_factor)
@@ -140,7 +140,7 @@ def forecast_files(history_path, out, *, horizon: int = 13, n_scenarios: int = 2
     say = progress or (lambda msg: None)
     _check_horizon(horizon, resolution)
     if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; expected one of {', '.join(MODELS)}")
+        raise OptionError("--model", f"one of {', '.join(MODELS)}", model)
     if resolution == "week" and not 1 <= n_scenarios <= n_paths:
         raise InstanceError([Problem("options", None, "--scenarios", f"1 to --paths ({n_paths}) scenarios", str(n_scenarios))])
     history = load_history(history_path, model=model, horizon=horizon, resolution=resolution, **read_options)
@@ -175,7 +175,7 @@ def _check_horizon(horizon: int, resolution: str) -> None:
 
     limit = MAX_HORIZON if resolution == "week" else MAX_PERIODS.get(resolution)
     if limit is None:
-        raise ValueError(f"resolution must be week, month or quarter, got {resolution!r}")
+        raise OptionError("--resolution", "week, month or quarter", resolution)
     if not 1 <= horizon <= limit:
         raise InstanceError([Problem("options", None, "--horizon", f"1 to {limit} {resolution}s", str(horizon))])
 
@@ -294,7 +294,7 @@ def backtest_files(history_path, out=None, *, horizon: int = 13, step: int = 13,
     _check_horizon(horizon, "week")
     for m in models:
         if m not in MODELS:
-            raise ValueError(f"unknown model {m!r}; expected one of {', '.join(MODELS)}")
+            raise OptionError("--models", f"models among {', '.join(MODELS)}", m)
     history = read_history(history_path, min_weeks=1, **read_options)
     origins = sorted(origins) if origins else default_origins(history.n_weeks, horizon, step, n_origins)
     need = max(min_history_weeks(m, horizon) for m in models)

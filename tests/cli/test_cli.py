@@ -182,3 +182,26 @@ def test_mip_stopped_with_an_incumbent_exits_3_without_a_fallback(tmp_path, demo
     assert plan.engine.startswith("highs") and plan.status.fallback is None
     assert not plan.status.optimal and plan.status.gap > 0
     assert (plan.decisions.applicants == plan.decisions.applicants.round()).all()
+
+
+def test_option_errors_are_input_errors_and_bugs_are_exit_1(tmp_path, demo_path, monkeypatch):
+    """An option optplan cannot use is exit 2 with one line naming it; an unexpected
+    exception (a bug) is exit 1 with a one-line message and the --debug hint, never a
+    traceback; a bad input path is exit 2 naming the path."""
+    history = tmp_path / "h.csv"
+    history.write_text("depot,week_start,demand\n" + "".join(f"A,2024-01-{d:02d},{d}\n" for d in (1, 8, 15)))
+    r = cli("forecast", history, "--usd-per-block", 2000, "--unit-factor", 0.5, "--out", tmp_path / "fc")
+    assert r.exit_code == 2, r.output
+    assert "--usd-per-block/--unit-factor" in r.output and "Traceback" not in r.output
+    r = cli("policy", demo_path, "--depot", "NOPE", "--out", tmp_path / "p")
+    assert r.exit_code == 2 and "--depot: expected one of D001" in r.output
+
+    def boom(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(optplan, "solve", boom)
+    r = cli("solve", demo_path, "--out", tmp_path / "o")
+    assert r.exit_code == 1 and "internal error: KeyError" in r.output and "--debug" in r.output
+    assert "Traceback" not in r.output
+    r = cli("validate", tmp_path / "no_such_folder")
+    assert r.exit_code == 2 and "no_such_folder" in r.output
