@@ -367,7 +367,8 @@ def render_html(r: Report) -> str:
         sentences=planner_sentences(r),
         name=r.instance_name,
         currency=r.currency,
-        status=f"{r.plan.status.termination.name} / {r.plan.status.solution.name} by {r.plan.status.engine}",
+        status=f"Plan status: {r.plan.status.describe()} (engine {r.plan.status.engine}; its status: "
+               f"{r.plan.status.native_status})",
         kpis=kpis,
         marginal=Markup(_html_table(r.marginal_values[r.marginal_values["shadow_price"] != 0])
                         if (r.marginal_values["shadow_price"] != 0).any() else "<p>No budget or cap binds.</p>"),
