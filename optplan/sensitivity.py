@@ -35,11 +35,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from formulations import two_stage
 from formulations.data import ModelData
 from formulations.two_stage.layout import Layout
-from optplan.solvers.base import SolveOptions, SolveResult
-from optplan.solvers.highs import compile_to_highs, import_highspy, run_compiled
+from optplan.solvers.base import Deadline, SolveOptions, SolveResult
+from optplan.solvers.highs import highs_from_standard_form, import_highspy, run_compiled
+from optplan.solvers.standard_form import build_standard_form
 
 #: A recruiting decision below this many applicants counts as unused.
 PLAN_RTOL = 1e-6
@@ -69,11 +69,12 @@ class SensitivityModel:
         self.layout = Layout(data)
         self._budget_open = not math.isfinite(data.budget_total)
         build_data = replace(data, budget_total=1.0) if self._budget_open else data
-        self.model = two_stage.build_model(build_data)
-        self.compiled = compile_to_highs(self.model, self.options)
+        sf, _, _ = build_standard_form(build_data, self.options, Deadline(None), "HiGHS")
+        self.compiled = highs_from_standard_form(sf, self.options)
         self.highspy = import_highspy()
         self.h = self.compiled.highs
-        self._total_row = self.compiled.rows["budget_total"].start if len(self.model.budget_total) else None
+        total = self.compiled.rows.get("budget_total", slice(0, 0))
+        self._total_row = total.start if total.stop > total.start else None
         if self._budget_open and self._total_row is not None:
             self.h.changeRowBounds(self._total_row, -self.highspy.kHighsInf, self.highspy.kHighsInf)
         self.base = self.solve()

@@ -8,6 +8,9 @@ kernel of the same math:
     sets.py       index sets, first-stage variables and their bounds
     drivers.py    arrivals through the funnel, driver stock, onboarding cap, capacity
     recourse.py   second-stage variables, demand balance, surge cap; the closed-form recourse
+    aggregated.py the expected recourse of each depot-week as one convex piecewise-linear
+                  function of capacity (segment form): exact, and far smaller than the
+                  per-scenario second stage
     budgets.py    total, weekly and regional budgets; spend
     objective.py  expected total cost; cost by component
 
@@ -23,8 +26,10 @@ Notation (docs/formulation.md writes it out in full):
     v[d,t,s]  unserved blocks                           blocks/week
     w[d,t,s]  idle blocks (capacity beyond demand)      blocks/week
 
-Build over all scenarios for the extensive form (``build_model(data)``), or over one
-scenario for mpi-sppy (``scenario_creator``). Nothing here knows about files or solvers.
+Build over all scenarios for the extensive form (``build_model(data)``), over one scenario
+for mpi-sppy (``scenario_creator``), or with the recourse aggregated over scenarios
+(``build_model(data, recourse="aggregated")``: the same optimum, first stage and budget
+duals). Nothing here knows about files or solvers.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from collections.abc import Callable, Sequence
 import pyomo.environ as pyo
 
 from formulations.data import ModelData
+from formulations.two_stage.aggregated import define_aggregated_recourse
 from formulations.two_stage.budgets import define_budget_constraints
 from formulations.two_stage.drivers import (
     define_arrivals_definition_constraints,
@@ -66,10 +72,13 @@ CONSTRAINT_FAMILIES = (
 #: First-stage variable components (the same in every scenario; mpi-sppy "nonants").
 FIRST_STAGE_VARS = ("applicants", "incentive_spend", "recruited_arrivals", "active_drivers", "capacity_blocks")
 SECOND_STAGE_VARS = ("surge_blocks", "unserved_blocks", "idle_blocks")
+AGGREGATED_VARS = ("recourse_segment",)
+#: Recourse formulations: per scenario (extensive form), or aggregated over scenarios.
+RECOURSE_FORMS = ("extensive", "aggregated")
 
 __all__ = [
-    "CONSTRAINT_FAMILIES", "FIRST_STAGE_VARS", "SECOND_STAGE_VARS", "Layout", "build_model",
-    "first_stage_variables", "scenario_creator",
+    "AGGREGATED_VARS", "CONSTRAINT_FAMILIES", "FIRST_STAGE_VARS", "RECOURSE_FORMS", "SECOND_STAGE_VARS", "Layout",
+    "build_model", "first_stage_variables", "scenario_creator", "variable_components",
 ]
 
 
@@ -78,6 +87,7 @@ def build_model(
     scenarios: Sequence[int] | None = None,
     weights: Sequence[float] | None = None,
     checkpoint: Callable[[], None] | None = None,
+    recourse: str = "extensive",
 ) -> pyo.ConcreteModel:
     """Build the program over the scenarios at positions ``scenarios`` (default: all).
 
@@ -85,7 +95,13 @@ def build_model(
     scenario probabilities, which gives the extensive form; a one-scenario model for
     mpi-sppy uses weight 1). ``checkpoint`` is called between families (an engine passes
     its deadline's check, which may raise to stop a build that has run out of time).
+    ``recourse="aggregated"`` replaces the per-scenario second stage by its expectation in
+    segment form (aggregated.py); it needs all scenarios with their probabilities.
     """
+    if recourse not in RECOURSE_FORMS:
+        raise ValueError(f"recourse must be one of {RECOURSE_FORMS}, got {recourse!r}")
+    if recourse == "aggregated" and (scenarios is not None or weights is not None):
+        raise ValueError("the aggregated recourse is over all scenarios with their probabilities")
     check = checkpoint or (lambda: None)
     positions = list(range(len(data.scenarios))) if scenarios is None else list(scenarios)
     if weights is None:
@@ -93,22 +109,35 @@ def build_model(
     m = pyo.ConcreteModel(name="optplan_two_stage")
     m._optplan_data = data  # not "_data": that name is a Pyomo Block internal
     m._optplan_scenario_positions = positions
+    m._optplan_recourse = recourse
+    aggregated = recourse == "aggregated"
+    second_stage = (
+        (lambda: define_aggregated_recourse(m, data),) if aggregated else (
+            lambda: define_demand_balance_constraints(m, data),
+            lambda: define_surge_cap_constraints(m, data),
+        )
+    )
     for define in (
         lambda: define_sets(m, data, positions),
         lambda: define_first_stage_variables(m, data),
-        lambda: define_second_stage_variables(m, data),
+        *(() if aggregated else (lambda: define_second_stage_variables(m, data),)),
         lambda: define_arrivals_definition_constraints(m, data),
         lambda: define_driver_stock_constraints(m, data),
         lambda: define_onboarding_cap_constraints(m, data),
         lambda: define_capacity_definition_constraints(m, data),
-        lambda: define_demand_balance_constraints(m, data),
-        lambda: define_surge_cap_constraints(m, data),
+        *second_stage,
         lambda: define_budget_constraints(m, data),
         lambda: define_objective(m, data, dict(zip(positions, weights, strict=True))),
     ):
         check()
         define()
     return m
+
+
+def variable_components(m: pyo.ConcreteModel) -> list:
+    """Every variable component of a built model, in column order (first stage, then recourse)."""
+    second = AGGREGATED_VARS if getattr(m, "_optplan_recourse", "extensive") == "aggregated" else SECOND_STAGE_VARS
+    return [m.component(name) for name in (*FIRST_STAGE_VARS, *second)]
 
 
 def first_stage_variables(m: pyo.ConcreteModel) -> list:

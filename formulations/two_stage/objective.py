@@ -41,8 +41,12 @@ def define_objective(m: pyo.ConcreteModel, data: ModelData, weights: dict[int, f
 
     ``first_stage_cost`` and ``second_stage_cost[s]`` are kept as named Expressions so that
     mpi-sppy (and the reports) can read them; ``weights`` maps scenario positions to the
-    weight of their second-stage cost (the probabilities in the extensive form)."""
+    weight of their second-stage cost (the probabilities in the extensive form). With the
+    aggregated recourse the second stage is ``m.expected_recourse_cost`` (aggregated.py)."""
     m.first_stage_cost = pyo.Expression(expr=m.first_stage_spend.expr)
+    if getattr(m, "_optplan_recourse", "extensive") == "aggregated":
+        m.expected_cost = pyo.Objective(expr=m.first_stage_cost + m.expected_recourse_cost, sense=pyo.minimize)
+        return
     cu, cv, cw = float(data.surge_cost), float(data.unserved_cost), float(data.idle_cost)
     by_scenario: dict[str, list] = {s: [] for s in m.SCENARIOS}
     for d, t, s in m.DEPOT_WEEK_SCENARIO:

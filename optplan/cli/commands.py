@@ -48,9 +48,12 @@ def validate(instance: Path) -> None:
                    "stops with no plan while time is left. One --time-limit covers them all.")
 @click.option("--grid", "grid_points", type=click.IntRange(min=2), default=None,
               help="DP states per week (default: adaptive, doubling from 101 until the value settles).")
+@click.option("--formulation", type=click.Choice(["auto", "extensive", "aggregated"]), default="auto", show_default=True,
+              help="How LP engines state the second stage: per scenario (extensive) or its expectation per depot-week "
+                   "(aggregated: the same optimum, far smaller); auto: aggregated.")
 @guarded
 def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, method, seed, save_mps, show_log, quiet,
-          engine, grid_points) -> None:
+          engine, grid_points, formulation) -> None:
     """Solve INSTANCE and write the plan's CSV tables and summary.json to --out.
 
     Progress (build, hand-off, solve) is printed to stderr; --log adds the solver's own log.
@@ -67,13 +70,13 @@ def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, meth
     inst = optplan.load_instance(instance)
     click.echo(f"instance {inst.summary()}")
     if save_mps is not None:
-        _save_mps(inst, save_mps, integer)
+        _save_mps(inst, save_mps, integer, "extensive" if formulation == "extensive" else "aggregated")
         click.echo(f"model written to {save_mps}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         plan = optplan.solve(
             inst, engine=engine, dp_options=DPOptions(grid_points=grid_points), deadline=deadline,
-            time_limit=time_limit, integer=integer,
+            time_limit=time_limit, integer=integer, formulation=formulation,
             mip_rel_gap=mip_gap, threads=threads, method=method, seed=seed, log=show_log,
         )
     paths = plan.write(out)
@@ -88,10 +91,10 @@ def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, meth
         sys.exit(EXIT_NOT_OPTIMAL)
 
 
-def _save_mps(inst, path: Path, integer: bool) -> None:
+def _save_mps(inst, path: Path, integer: bool, recourse: str) -> None:
     from formulations.two_stage import build_model
 
-    model = build_model(inst.model_data(integer_applicants=integer))
+    model = build_model(inst.model_data(integer_applicants=integer), recourse=recourse)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".mps", dir=path.parent)
     os.close(fd)

@@ -23,6 +23,14 @@ from formulations.data import Decisions, ModelData
 from optplan.errors import OptionError
 
 METHODS = ("choose", "simplex", "ipm", "pdlp")
+#: How an LP engine states the second stage: "extensive" (per scenario), "aggregated" (its
+#: expectation per depot-week in segment form; the same optimum), "auto" (aggregated: it
+#: applies whenever nothing couples scenarios, which is always the case today).
+FORMULATIONS = ("auto", "extensive", "aggregated")
+#: How LP engines build the model: "pyomo" (the Pyomo model, compiled to standard form),
+#: "arrays" (the same LP straight from numpy; aggregated recourse only; tested equal to the
+#: Pyomo model), "auto" (arrays for the aggregated recourse, else Pyomo).
+BUILDS = ("auto", "pyomo", "arrays")
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,8 @@ class SolveOptions:
     seed: random seed (results are deterministic for a given seed).
     log: show the solver's log.
     highs_options: any further HiGHS options by name, e.g. {"primal_feasibility_tolerance": 1e-8}.
+    formulation: auto | extensive | aggregated (LP engines; see FORMULATIONS).
+    build: auto | pyomo | arrays (LP engines; see BUILDS).
     """
 
     time_limit: float | None = None
@@ -50,8 +60,29 @@ class SolveOptions:
     seed: int = 0
     log: bool = False
     highs_options: dict[str, Any] = field(default_factory=dict)
+    formulation: str = "auto"
+    build: str = "auto"
+
+    @property
+    def recourse(self) -> str:
+        """The recourse formulation to build: "extensive" or "aggregated"."""
+        return "aggregated" if self.formulation == "auto" else self.formulation
+
+    @property
+    def build_route(self) -> str:
+        """How the LP is built: "arrays" (numpy, aggregated recourse only) or "pyomo"."""
+        if self.build == "auto":
+            return "arrays" if self.recourse == "aggregated" else "pyomo"
+        return self.build
 
     def __post_init__(self):
+        if self.formulation not in FORMULATIONS:
+            raise OptionError("formulation", f"one of {', '.join(FORMULATIONS)}", self.formulation)
+        if self.build not in BUILDS:
+            raise OptionError("build", f"one of {', '.join(BUILDS)}", self.build)
+        if self.build == "arrays" and self.recourse != "aggregated":
+            raise OptionError("build", "pyomo or auto with the extensive formulation (the array build is aggregated)",
+                              self.build)
         if self.method not in METHODS:
             raise OptionError("method", f"one of {', '.join(METHODS)}", self.method)
         if self.time_limit is not None and not (isinstance(self.time_limit, int | float) and self.time_limit > 0):

@@ -22,11 +22,10 @@ import time
 import numpy as np
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 
-from formulations import two_stage
 from formulations.data import ModelData
 from optplan.errors import EngineUnavailableError, InfeasibleError, NoSolutionError, SolverError
-from optplan.solvers.base import Capabilities, Deadline, DeadlinePassed, SolveOptions, SolveResult, SolverStatus, Timings
-from optplan.solvers.standard_form import StandardForm, standard_form
+from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings
+from optplan.solvers.standard_form import StandardForm, build_standard_form
 
 log = logging.getLogger("optplan")
 
@@ -79,16 +78,7 @@ class GlopEngine:
             raise SolverError("GLOP solves LPs only: it cannot plan whole applicants (drop --integer or use highs)")
         S = mbh.SolveStatus
         engine = f"glop (or-tools {ortools_version})"
-        t0 = time.perf_counter()
-        try:
-            model = two_stage.build_model(data, checkpoint=deadline.check)
-        except DeadlinePassed:
-            raise NoSolutionError("no plan: the time limit passed while building the model, before GLOP could run",
-                                  SolverStatus(TerminationCondition.maxTimeLimit, SolutionStatus.noSolution, engine,
-                                               "not run", None, None)) from None
-        t1 = time.perf_counter()
-        sf = standard_form(model)
-        del model
+        sf, build_s, handoff_s = build_standard_form(data, options, deadline, "GLOP")
         t2 = time.perf_counter()
         log.info("GLOP: %d variables, %d constraints; solving", *sf.A.shape[::-1])
         limited = deadline.seconds is not None
@@ -142,5 +132,5 @@ class GlopEngine:
             col_dual = np.asarray(solver.reduced_costs(), float)
             reduced = {comp: np.where(pos >= 0, col_dual[pos], np.nan) for comp, pos in sf.columns.items()}
         decisions = sf.layout.decisions(values["applicants"], values["incentive_spend"])
-        timings = Timings(build_s=t1 - t0, handoff_s=t2 - t1, solve_s=t3 - t2, extract_s=time.perf_counter() - t3)
+        timings = Timings(build_s=build_s, handoff_s=handoff_s, solve_s=t3 - t2, extract_s=time.perf_counter() - t3)
         return SolveResult(data, status, decisions, timings, sf.size, values, duals, reduced)

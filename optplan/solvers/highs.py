@@ -12,7 +12,6 @@ sensitivity analysis (re-solves warm-start from the last basis) and of the stoch
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import sys
@@ -28,14 +27,11 @@ from formulations import two_stage
 from formulations.data import ModelData
 from formulations.two_stage.layout import Layout
 from optplan.errors import EngineUnavailableError, InfeasibleError, NoSolutionError, OptionError, SolverError
-from optplan.solvers.base import Capabilities, Deadline, DeadlinePassed, SolveOptions, SolveResult, SolverStatus, Timings
-from optplan.solvers.standard_form import matrix_arrays, standard_form
+from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings
+from optplan.solvers.standard_form import build_standard_form, matrix_arrays, standard_form
 
 log = logging.getLogger("optplan")
 
-#: The hand-off is skipped when less time is left than this share of the build's time (the
-#: standard-form compile measured 0.7-1.1x the build, and cannot be interrupted).
-HANDOFF_SHARE = 1.0
 #: A row whose variables are all fixed counts as met within this share of its bound (at least 1 unit).
 FIXED_ROW_RTOL = 1e-6
 
@@ -125,17 +121,24 @@ class CompiledModel:
 
 def compile_to_highs(model, options: SolveOptions) -> CompiledModel:
     """Compile a built two-stage ``model`` to sparse standard form and pass it to a new HiGHS."""
-    highspy = import_highspy()
     sf = standard_form(model)
-    A = sf.A
-    n_rows, n_cols = A.shape
-    integrality = np.zeros(n_cols, dtype=bool)
     if options.integer:
+        sf.integer = np.zeros(sf.A.shape[1], dtype=bool)
         used = sf.columns["applicants"]
-        integrality[used[used >= 0]] = True
-    h = load_highs(highspy, sf.c, sf.offset, A, sf.col_lower, sf.col_upper, sf.row_lower, sf.row_upper,
+        sf.integer[used[used >= 0]] = True
+    compiled = highs_from_standard_form(sf, options)
+    compiled.model = model
+    return compiled
+
+
+def highs_from_standard_form(sf, options: SolveOptions) -> CompiledModel:
+    """A new HiGHS holding the LP (or MIP) ``sf``."""
+    highspy = import_highspy()
+    n_rows, n_cols = sf.A.shape
+    integrality = sf.integer if sf.integer is not None else np.zeros(n_cols, dtype=bool)
+    h = load_highs(highspy, sf.c, sf.offset, sf.A, sf.col_lower, sf.col_upper, sf.row_lower, sf.row_upper,
                    integrality, options.log)
-    return CompiledModel(model, h, sf.columns, sf.rows, n_cols, n_rows, int(A.nnz), sf.layout)
+    return CompiledModel(None, h, sf.columns, sf.rows, n_cols, n_rows, int(sf.A.nnz), sf.layout)
 
 
 def load_highs(highspy, c, offset, A, col_lower, col_upper, row_lower, row_upper, integrality, log: bool):
@@ -255,7 +258,7 @@ def diagnose_infeasibility(data: ModelData, options: SolveOptions, deadline: Dea
         if deadline.expired():
             log.info("time budget spent: infeasibility diagnosis stopped before family %s", family)
             break
-        model = two_stage.build_model(data)
+        model = two_stage.build_model(data, recourse=options.recourse)
         component = model.component(family)
         if component is None or len(component) == 0:
             continue
@@ -283,44 +286,20 @@ class HighsEngine:
 
     def solve(self, data: ModelData, options: SolveOptions, deadline: Deadline) -> SolveResult:
         import_highspy()
-        D, C, T, S = data.shape
-        log.info("building the model: %d depots x %d weeks x %d scenarios, %d channels", D, T, S, C)
-        t0 = time.perf_counter()
-        try:
-            model = two_stage.build_model(data, checkpoint=deadline.check)
-        except DeadlinePassed:
-            status = SolverStatus(TerminationCondition.maxTimeLimit, SolutionStatus.noSolution,
-                                  "highs", "not run: time budget spent building the model", None, None)
-            raise NoSolutionError(f"no plan: the time limit passed while building the model "
-                                  f"({time.perf_counter() - t0:.1f} s) before HiGHS could run", status) from None
+        sf, build_s, compile_s = build_standard_form(data, options, deadline, "HiGHS")
         t1 = time.perf_counter()
-        log.info("built in %.2f s; handing off to HiGHS", t1 - t0)
-        if deadline.remaining() < HANDOFF_SHARE * (t1 - t0):
-            # the hand-off (standard-form compile) cannot be interrupted and takes about as long
-            # as the build: with less time left, HiGHS would get none
-            status = SolverStatus(TerminationCondition.maxTimeLimit, SolutionStatus.noSolution,
-                                  "highs", "not run: too little time left for the hand-off", None, None)
-            raise NoSolutionError(f"no plan: the time limit leaves {deadline.remaining():.1f} s after building the "
-                                  f"model ({t1 - t0:.1f} s), too little to hand it to HiGHS", status)
-        compiled = compile_to_highs(model, options)
-        t2 = time.perf_counter()
-        log.info(
-            "handed off in %.2f s: %d variables, %d constraints, %d nonzeros; HiGHS is solving%s",
-            t2 - t1, compiled.n_cols, compiled.n_rows, compiled.n_nonzeros,
-            "" if options.log else " (--log shows its progress)",
-        )
-        # HiGHS holds its own copy now: release the Pyomo model before the solve so the two are
-        # not in memory together (peak memory ~ max(build, solve) instead of their sum).
-        compiled.model = None
-        del model
-        gc.collect()
+        compiled = highs_from_standard_form(sf, options)
+        del sf
+        handoff_s = compile_s + time.perf_counter() - t1
+        log.info("built in %.2f s, handed off in %.2f s: %d variables, %d constraints, %d nonzeros; HiGHS is solving%s",
+                 build_s, handoff_s, compiled.n_cols, compiled.n_rows, compiled.n_nonzeros,
+                 "" if options.log else " (--log shows its progress)")
         if deadline.expired():
             status = SolverStatus(TerminationCondition.maxTimeLimit, SolutionStatus.noSolution,
                                   "highs", "not run: time budget spent building the model", None, None)
-            raise NoSolutionError(
-                f"no plan: the time limit passed while building the model ({t2 - t0:.1f} s) before HiGHS could run",
-                status)
-        return run_compiled(data, compiled, options, deadline, build_s=t1 - t0, handoff_s=t2 - t1)
+            raise NoSolutionError(f"no plan: the time limit passed while building the model "
+                                  f"({build_s + handoff_s:.1f} s) before HiGHS could run", status)
+        return run_compiled(data, compiled, options, deadline, build_s=build_s, handoff_s=handoff_s)
 
 
 def solve_pyomo_model(model, options: SolveOptions | None = None) -> SolverStatus:

@@ -7,37 +7,18 @@ by slicing."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from formulations import two_stage
 from formulations.two_stage.layout import Layout
+from formulations.two_stage.matrix import StandardForm
 from optplan.errors import SolverError
 
-
-@dataclass
-class StandardForm:
-    """A built two-stage model as sparse arrays:  min c x + offset  s.t.
-    row_lower <= A x <= row_upper,  col_lower <= x <= col_upper  (A column-wise), with where
-    each variable component's columns and each constraint family's rows are. Any LP engine
-    (HiGHS, GLOP) takes it from here."""
-
-    c: np.ndarray
-    offset: float
-    A: Any  # scipy.sparse CSC matrix
-    col_lower: np.ndarray
-    col_upper: np.ndarray
-    row_lower: np.ndarray
-    row_upper: np.ndarray
-    columns: dict[str, np.ndarray]  # variable component -> column of each element (-1: absent)
-    rows: dict[str, slice]
-    layout: Layout
-
-    @property
-    def size(self) -> dict[str, int]:
-        return {"variables": self.A.shape[1], "constraints": self.A.shape[0], "nonzeros": int(self.A.nnz)}
+#: The compile is skipped when less time is left than this share of the build's time (the
+#: standard-form compile measured 0.7-1.1x the Pyomo build, and cannot be interrupted).
+HANDOFF_SHARE = 1.0
 
 
 def standard_form(model) -> StandardForm:
@@ -46,7 +27,7 @@ def standard_form(model) -> StandardForm:
     import pyomo.environ as pyo
     from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
-    var_components = [model.component(n) for n in (*two_stage.FIRST_STAGE_VARS, *two_stage.SECOND_STAGE_VARS)]
+    var_components = two_stage.variable_components(model)
     info = LinearStandardFormCompiler().write(model, mixed_form=True, column_order=var_components)
     expected = sum(len(comp) for comp in var_components)
     columns: dict[str, np.ndarray] = {}
@@ -91,3 +72,54 @@ def matrix_arrays(info) -> dict[str, Any]:
         "row_lower": np.where(kind <= 0, rhs, -np.inf),
         "row_upper": np.where(kind >= 0, rhs, np.inf),
     }
+
+
+def build_standard_form(data, options, deadline, engine: str):
+    """The LP of ``data`` as a StandardForm by the route ``options`` asks for, within
+    ``deadline``: the array build (aggregated recourse; numpy only) or Pyomo's model compiled
+    by its standard-form compiler. Returns (StandardForm, build seconds, hand-off seconds);
+    raises NoSolutionError naming ``engine`` when the budget runs out first (the Pyomo build
+    checks it between constraint families; the compile is skipped when less time is left
+    than the build took, since it takes about as long and cannot be interrupted)."""
+    import gc
+    import logging
+    import time
+
+    from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
+
+    from formulations.two_stage.matrix import aggregated_standard_form
+    from optplan.errors import NoSolutionError
+    from optplan.solvers.base import DeadlinePassed, SolverStatus
+
+    log = logging.getLogger("optplan")
+
+    def out_of_time(why: str):
+        status = SolverStatus(TerminationCondition.maxTimeLimit, SolutionStatus.noSolution, engine, f"not run: {why}",
+                              None, None)
+        return NoSolutionError(f"no plan: {why} before {engine} could run", status)
+
+    D, C, T, S = data.shape
+    log.info("building the model (%s recourse, %s build): %d depots x %d weeks x %d scenarios, %d channels",
+             options.recourse, options.build_route, D, T, S, C)
+    t0 = time.perf_counter()
+    if options.build_route == "arrays":
+        sf = aggregated_standard_form(data, integer=options.integer)
+        t1 = time.perf_counter()
+        return sf, t1 - t0, 0.0
+    try:
+        model = two_stage.build_model(data, checkpoint=deadline.check, recourse=options.recourse)
+    except DeadlinePassed:
+        raise out_of_time(f"the time limit passed while building the model ({time.perf_counter() - t0:.1f} s)") from None
+    t1 = time.perf_counter()
+    if deadline.remaining() < HANDOFF_SHARE * (t1 - t0):
+        raise out_of_time(f"the time limit leaves {deadline.remaining():.1f} s after building the model "
+                          f"({t1 - t0:.1f} s), too little to compile it")
+    sf = standard_form(model)
+    if options.integer:
+        sf.integer = np.zeros(sf.A.shape[1], dtype=bool)
+        used = sf.columns["applicants"]
+        sf.integer[used[used >= 0]] = True
+    # the solver gets its own copy: release the Pyomo model first (peak memory ~ max, not sum)
+    del model
+    gc.collect()
+    return sf, t1 - t0, time.perf_counter() - t1

@@ -62,7 +62,7 @@ def test_generate_validate_solve(tmp_path):
     assert r.exit_code == 0, r.output
     assert "expected cost" in r.output and "USD" in r.output
     mps = (tmp_path / "m.mps").read_text()
-    assert "demand_balance" in mps and "budget_total" in mps
+    assert "recourse_link" in mps and "budget_total" in mps  # the aggregated model (the default formulation)
 
 
 def test_generated_instances_are_byte_identical_for_a_seed(tmp_path):

@@ -1,0 +1,124 @@
+"""Aggregated recourse: the expected second stage of each depot-week as one convex
+piecewise-linear function of planned capacity, exact (docs/formulation.md, "Aggregated
+recourse").
+
+For fixed capacity q the second stage separates by (depot, week, scenario) and has the
+closed form of ``recourse.optimal_recourse``. Per scenario its cost Q_s(q) (currency/week) is
+piecewise linear in q with slopes (currency per block):
+
+    q < D_s/(1+sigma)            cs*sigma - cu*(1+sigma)   (surge at its cap, rest unserved)   } if surge pays
+    D_s/(1+sigma) <= q < D_s     -cs                       (the whole shortfall by surge)       }
+    q < D_s                      -cu                       (unserved)                            if it does not
+    q >= D_s                     ci                        (idle)
+
+with cs, cu, ci the surge, unserved and idle costs per block, sigma the surge cap share and
+D_s the demand (blocks/week). So phi(q) = sum_s p_s Q_s(q) is convex (each slope jump,
+p_s (1+sigma)(cu - cs) at D_s/(1+sigma) and p_s (ci + cs) or p_s (ci + cu) at D_s, is >= 0),
+with at most 2S breakpoints, and
+
+    phi(q) = phi(0) + sum_k slope_k y_k,   q = sum_k y_k,   0 <= y_k <= b_{k+1} - b_k
+
+where 0 = b_0 < b_1 < ... are the sorted breakpoints (the last segment has no upper bound)
+and phi(0) = sum_s p_s cu D_s. Because the slopes increase, a minimising LP fills the
+segments in order, so this "segment form" is exact: the aggregated program has the
+extensive form's optimum, first-stage solutions and budget duals (the budget rows are the
+same rows, and the recourse's value function for given first-stage decisions is the same
+function). Per-scenario surge, unserved and idle blocks are recovered with
+``recourse.optimal_recourse``.
+
+``recourse_segments`` is the numpy kernel; ``define_aggregated_recourse`` the Pyomo rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyomo.environ as pyo
+
+from formulations.data import ModelData
+from formulations.two_stage.recourse import surge_pays
+
+#: Segments shorter than this (blocks/week) are dropped (coinciding breakpoints).
+SEGMENT_ATOL = 1e-9
+
+
+@dataclass(frozen=True)
+class RecourseSegments:
+    """The expected recourse of each depot-week in segment form, padded to K segments.
+
+    value_at_zero: (D, T) phi(0), currency/week
+    slope:         (D, T, K) currency per block of each segment, non-decreasing in k
+    length:        (D, T, K) blocks/week of each segment (inf for the last one)
+    used:          (D, T, K) True for segments that exist (length > SEGMENT_ATOL)
+    """
+
+    value_at_zero: np.ndarray
+    slope: np.ndarray
+    length: np.ndarray
+    used: np.ndarray
+
+    def value(self, capacity: np.ndarray) -> np.ndarray:
+        """phi(q) (currency/week) for capacity (D, T) >= 0, by filling the segments in order."""
+        start = np.concatenate([np.zeros(self.length.shape[:-1] + (1,)), np.cumsum(self.length, axis=-1)[..., :-1]],
+                               axis=-1)
+        fill = np.clip(np.asarray(capacity, float)[..., None] - start, 0.0, self.length)
+        return self.value_at_zero + (np.where(self.used, self.slope, 0.0) * np.where(self.used, fill, 0.0)).sum(axis=-1)
+
+
+def recourse_segments(data: ModelData, demand: np.ndarray | None = None,
+                      probability: np.ndarray | None = None) -> RecourseSegments:
+    """Segment form of phi_dt (see the module docstring) for demand (D, T, S) with scenario
+    probabilities (S,); defaults: the data's own scenarios."""
+    demand = data.demand if demand is None else np.asarray(demand, float)
+    p = data.probability if probability is None else np.asarray(probability, float)
+    cs, cu, ci, sigma = float(data.surge_cost), float(data.unserved_cost), float(data.idle_cost), float(data.surge_cap_share)
+    D, T, S = demand.shape
+    if surge_pays(data):
+        first = cs * sigma - cu * (1.0 + sigma)  # slope below the surge kink
+        points = np.concatenate([demand / (1.0 + sigma), demand], axis=2)  # (D, T, 2S)
+        jumps = np.concatenate([np.broadcast_to(p * (1.0 + sigma) * (cu - cs), (D, T, S)),
+                                np.broadcast_to(p * (ci + cs), (D, T, S))], axis=2)
+    else:
+        first = -cu
+        points, jumps = demand, np.broadcast_to(p * (ci + cu), (D, T, S))
+    order = np.argsort(points, axis=2, kind="stable")
+    points = np.take_along_axis(points, order, axis=2)
+    jumps = np.take_along_axis(np.asarray(jumps, float), order, axis=2)
+    # segment k runs from breakpoint k-1 (0 for k = 0) to breakpoint k; the last beyond all
+    starts = np.concatenate([np.zeros((D, T, 1)), points], axis=2)  # (D, T, K) with K = breakpoints + 1
+    ends = np.concatenate([points, np.full((D, T, 1), np.inf)], axis=2)
+    slope = first * float(p.sum()) + np.concatenate([np.zeros((D, T, 1)), np.cumsum(jumps, axis=2)], axis=2)
+    length = ends - starts
+    used = length > SEGMENT_ATOL
+    value_at_zero = cu * np.einsum("dts,s->dt", demand, p)
+    return RecourseSegments(value_at_zero, slope, np.where(used, length, 0.0), used)
+
+
+def define_aggregated_recourse(m: pyo.ConcreteModel, data: ModelData) -> None:
+    """Expected recourse in segment form (replaces the per-scenario second stage).
+
+    0 <= recourse_segment[d,t,k] <= length[d,t,k]                               blocks/week
+    recourse_link[d,t]:  q[d,t] - sum_k recourse_segment[d,t,k] = 0             blocks/week
+    expected_recourse = sum_dt phi_dt(0) + sum_dtk slope[d,t,k] recourse_segment  currency
+    (``m.expected_recourse_cost``, an Expression the objective adds).
+    """
+    seg = recourse_segments(data)
+    dd, tt, kk = np.nonzero(seg.used)
+    m.RECOURSE_SEGMENTS = pyo.Set(dimen=3, ordered=True, initialize=[
+        (data.depots[d], int(t) + 1, int(k) + 1) for d, t, k in zip(dd, tt, kk, strict=True)])
+    lengths = seg.length[dd, tt, kk]
+    slopes = seg.slope[dd, tt, kk]
+    bound = {key: (0.0, None if np.isinf(L) else float(L)) for key, L in zip(m.RECOURSE_SEGMENTS, lengths, strict=True)}
+    m.recourse_segment = pyo.Var(m.RECOURSE_SEGMENTS, domain=pyo.NonNegativeReals, bounds=lambda _m, *key: bound[key])
+    members: dict[tuple[str, int], list] = {key: [] for key in m.DEPOT_WEEK}
+    for d, t, k in m.RECOURSE_SEGMENTS:
+        members[d, t].append(m.recourse_segment[d, t, k])
+
+    def link(_m, d, t):
+        return m.capacity_blocks[d, t] - sum(members[d, t]) == 0
+
+    m.recourse_link = pyo.Constraint(m.DEPOT_WEEK, rule=link)
+    constant = float(seg.value_at_zero.sum())
+    m.expected_recourse_cost = pyo.Expression(expr=constant + sum(
+        float(c) * v for c, v in zip(slopes, m.recourse_segment.values(), strict=True) if c != 0))

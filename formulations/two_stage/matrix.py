@@ -1,0 +1,258 @@
+"""The aggregated program as sparse arrays, built straight from ModelData (no Pyomo): the
+fast path of model building at national scale.
+
+It is the same LP as ``build_model(data, recourse="aggregated")`` compiled by Pyomo's
+standard-form compiler: the same columns in the same order (``Layout``), the same rows in
+the same order, the same coefficients, bounds and objective;
+``tests/formulations/test_matrix_equals_pyomo.py`` compares the two matrices entry by
+entry on random instances. Pyomo's build costs ~30 us per row in its expression walker;
+this one is numpy throughout.
+
+Each ``<family>_rows`` function restates, as a sparse block, the rows that the family's
+``define_<family>_constraints`` writes in Pyomo (the math and units are in that docstring,
+in drivers.py, aggregated.py and budgets.py). Departure from "one module per family": the
+blocks sit here together because they share the column index, which only this module and
+``Layout`` know; the equality test keeps them tied to the Pyomo rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from formulations.data import ModelData
+from formulations.two_stage.aggregated import recourse_segments
+from formulations.two_stage.layout import Layout
+
+
+@dataclass
+class StandardForm:
+    """min c x + offset  s.t.  row_lower <= A x <= row_upper,  col_lower <= x <= col_upper
+    (A column-wise), with where each variable component's columns and each constraint
+    family's rows are. Any LP engine (HiGHS, GLOP) takes it from here."""
+
+    c: np.ndarray
+    offset: float
+    A: Any  # scipy.sparse CSC matrix
+    col_lower: np.ndarray
+    col_upper: np.ndarray
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    columns: dict[str, np.ndarray]  # variable component -> column of each element (-1: absent)
+    rows: dict[str, slice]
+    layout: Layout
+    integer: np.ndarray | None = None  # bool per column (None: all continuous)
+
+    @property
+    def size(self) -> dict[str, int]:
+        return {"variables": self.A.shape[1], "constraints": self.A.shape[0], "nonzeros": int(self.A.nnz)}
+
+
+@dataclass
+class _Columns:
+    """Column of every variable element, in Layout / Pyomo declaration order."""
+
+    x: np.ndarray  # (D, C, T) applicants, -1 where no variable
+    z: np.ndarray  # (D, T, G) incentive spend, -1 where no variable
+    n: np.ndarray  # (D, T) recruited arrivals
+    a: np.ndarray  # (D, T) active drivers
+    q: np.ndarray  # (D, T) capacity
+    y: np.ndarray  # (D, T, K) recourse segments, -1 where none
+    total: int
+    components: dict[str, np.ndarray]
+
+
+def _columns(data: ModelData, layout: Layout, used: np.ndarray) -> _Columns:
+    D, C, T, _ = data.shape
+    G = data.incentive_width.shape[1]
+    start = 0
+
+    def block(n):
+        nonlocal start
+        out = np.arange(start, start + n)
+        start += n
+        return out
+
+    x = np.full((D, C, T), -1)
+    cx = block(len(layout.recruit[0]))
+    x[layout.recruit] = cx
+    z = np.full((D, T, G), -1)
+    sd, sg = layout.segment_pairs
+    cz = block(len(sd) * T)
+    if len(sd):
+        z[sd[:, None], np.arange(T)[None, :], sg[:, None]] = cz.reshape(len(sd), T)
+    cn, ca, cq = block(D * T), block(D * T), block(D * T)
+    y = np.full(used.shape, -1)
+    cy = block(int(used.sum()))
+    y[used] = cy
+    components = {"applicants": cx, "incentive_spend": cz, "recruited_arrivals": cn, "active_drivers": ca,
+                  "capacity_blocks": cq, "recourse_segment": cy}
+    return _Columns(x, z, cn.reshape(D, T), ca.reshape(D, T), cq.reshape(D, T), y, start, components)
+
+
+@dataclass
+class _Rows:
+    """A block of rows: COO entries with local row numbers, and the rows' bounds."""
+
+    n: int
+    row: np.ndarray
+    col: np.ndarray
+    val: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+def _block(n, parts, lower, upper) -> _Rows:
+    parts = [p for p in parts if len(p[0])]
+    row = np.concatenate([np.asarray(p[0], np.int64) for p in parts]) if parts else np.zeros(0, np.int64)
+    col = np.concatenate([np.asarray(p[1], np.int64) for p in parts]) if parts else np.zeros(0, np.int64)
+    val = np.concatenate([np.broadcast_to(np.asarray(p[2], float), np.shape(p[0])) for p in parts]) if parts else np.zeros(0)
+    return _Rows(n, row, col, val, np.broadcast_to(np.asarray(lower, float), (n,)), np.broadcast_to(np.asarray(upper, float), (n,)))
+
+
+def arrivals_definition_rows(data: ModelData, cols: _Columns, layout: Layout) -> _Rows:
+    """n[d,t] - sum_c sum_k yield[c,k] x[d,c,t-k] = 0 (drivers.define_arrivals_definition_constraints)."""
+    D, C, T, _ = data.shape
+    dd, cc, tt = layout.recruit
+    parts = [(np.arange(D * T), cols.n.ravel(), 1.0)]
+    for k in range(data.n_lags):
+        coef = data.yield_kernel[cc, k]
+        keep = (coef != 0) & (tt + k < T)
+        parts.append((dd[keep] * T + tt[keep] + k, cols.x[dd[keep], cc[keep], tt[keep]], -coef[keep]))
+    return _block(D * T, parts, 0.0, 0.0)
+
+
+def driver_stock_rows(data: ModelData, cols: _Columns) -> _Rows:
+    """a[d,t] - retention[d] a[d,t-1] - n[d,t] = pipeline[d,t] (+ retention a0 in week 1)
+    (drivers.define_driver_stock_constraints)."""
+    D, _, T, _ = data.shape
+    r = np.arange(D * T).reshape(D, T)
+    rhs = data.pipeline.astype(float).copy()
+    rhs[:, 0] = data.retention * data.initial_active.astype(float) + data.pipeline[:, 0]
+    previous = np.broadcast_to(-data.retention[:, None], (D, T - 1))
+    keep = previous != 0
+    parts = [(r.ravel(), cols.a.ravel(), 1.0),
+             (r[:, 1:][keep], cols.a[:, :-1][keep], previous[keep]),
+             (r.ravel(), cols.n.ravel(), -1.0)]
+    return _block(D * T, parts, rhs.ravel(), rhs.ravel())
+
+
+def onboarding_cap_rows(data: ModelData, cols: _Columns, layout: Layout) -> _Rows:
+    """n[d,t] <= onboarding_cap[d] - pipeline[d,t] (drivers.define_onboarding_cap_constraints)."""
+    rows = layout.onboarding_rows()
+    d = np.array([r[0] for r in rows], dtype=np.int64)
+    t = np.array([r[1] for r in rows], dtype=np.int64)
+    room = data.onboarding_cap[d] - data.pipeline[d, t] if len(rows) else np.zeros(0)
+    return _block(len(rows), [(np.arange(len(rows)), cols.n[d, t] if len(rows) else [], 1.0)], -np.inf, room)
+
+
+def capacity_definition_rows(data: ModelData, cols: _Columns, layout: Layout) -> _Rows:
+    """q[d,t] - blocks_per_driver[d] a[d,t] - sum_g rate[d,g] z[d,t,g] = 0
+    (drivers.define_capacity_definition_constraints)."""
+    D, _, T, _ = data.shape
+    r = np.arange(D * T).reshape(D, T)
+    b = np.broadcast_to(-data.blocks_per_driver[:, None], (D, T))
+    keep = b != 0
+    parts = [(r.ravel(), cols.q.ravel(), 1.0), (r[keep], cols.a[keep], b[keep])]
+    sd, sg = layout.segment_pairs
+    if len(sd):
+        rows = (sd[:, None] * T + np.arange(T)[None, :]).ravel()
+        parts.append((rows, cols.z[sd[:, None], np.arange(T)[None, :], sg[:, None]].ravel(),
+                      np.repeat(-data.incentive_rate[sd, sg], T)))
+    return _block(D * T, parts, 0.0, 0.0)
+
+
+def recourse_link_rows(data: ModelData, cols: _Columns, used: np.ndarray) -> _Rows:
+    """q[d,t] - sum_k recourse_segment[d,t,k] = 0 (aggregated.define_aggregated_recourse)."""
+    D, _, T, _ = data.shape
+    dd, tt, _kk = np.nonzero(used)
+    return _block(D * T, [(np.arange(D * T), cols.q.ravel(), 1.0), (dd * T + tt, cols.y[used], -1.0)], 0.0, 0.0)
+
+
+def budget_rows(data: ModelData, cols: _Columns, layout: Layout) -> dict[str, _Rows]:
+    """Recruiting plus incentive spend under each cap (budgets.define_budget_constraints)."""
+    T = data.n_weeks
+    dd, cc, tt = layout.recruit
+    cost = data.cost_per_applicant[cc]
+    xk = cost != 0
+    sd, sg = layout.segment_pairs
+    zd = np.repeat(sd, T)
+    zt = np.tile(np.arange(T), len(sd))
+    zc = cols.z[zd, zt, np.repeat(sg, T)] if len(sd) else np.zeros(0, np.int64)
+    keys = layout.budget_rows()
+    regions = np.asarray(data.regions)
+    out = {}
+    # total
+    n = len(keys["budget_total"])
+    parts = [] if not n else [(np.zeros(xk.sum()), cols.x[dd[xk], cc[xk], tt[xk]], cost[xk]), (np.zeros(len(zc)), zc, 1.0)]
+    out["budget_total"] = _block(n, parts, -np.inf, [data.budget_total] * n)
+    # weeks
+    week_row = np.full(T, -1)
+    week_row[np.array(keys["budget_week"], dtype=np.int64) - 1] = np.arange(len(keys["budget_week"]))
+    xr, zr = week_row[tt], week_row[zt] if len(zt) else np.zeros(0, np.int64)
+    parts = [(xr[xk & (xr >= 0)], cols.x[dd, cc, tt][xk & (xr >= 0)], cost[xk & (xr >= 0)]),
+             (zr[zr >= 0], zc[zr >= 0], 1.0)]
+    out["budget_week"] = _block(len(keys["budget_week"]), parts, -np.inf,
+                                [data.budget_weekly[t - 1] for t in keys["budget_week"]])
+    # regions
+    region_row = {r: i for i, r in enumerate(keys["budget_region"])}
+    depot_row = np.array([region_row.get(r, -1) for r in regions], dtype=np.int64)
+    xr = depot_row[dd]
+    zr = depot_row[zd] if len(zd) else np.zeros(0, np.int64)
+    parts = [(xr[xk & (xr >= 0)], cols.x[dd, cc, tt][xk & (xr >= 0)], cost[xk & (xr >= 0)]),
+             (zr[zr >= 0], zc[zr >= 0], 1.0)]
+    out["budget_region"] = _block(len(keys["budget_region"]), parts, -np.inf,
+                                  [data.budget_region[r] for r in keys["budget_region"]])
+    return out
+
+
+def aggregated_standard_form(data: ModelData, integer: bool = False) -> StandardForm:
+    """The aggregated program (recourse="aggregated") as a StandardForm, without Pyomo."""
+    layout = Layout(data)
+    seg = recourse_segments(data)
+    cols = _columns(data, layout, seg.used)
+    blocks = {
+        "arrivals_definition": arrivals_definition_rows(data, cols, layout),
+        "driver_stock": driver_stock_rows(data, cols),
+        "onboarding_cap": onboarding_cap_rows(data, cols, layout),
+        "capacity_definition": capacity_definition_rows(data, cols, layout),
+        "recourse_link": recourse_link_rows(data, cols, seg.used),
+        **budget_rows(data, cols, layout),
+    }
+    rows, start = {}, 0
+    coo_r, coo_c, coo_v, lower, upper = [], [], [], [], []
+    for family, b in blocks.items():
+        rows[family] = slice(start, start + b.n)
+        coo_r.append(b.row + start)
+        coo_c.append(b.col)
+        coo_v.append(b.val)
+        lower.append(b.lower)
+        upper.append(b.upper)
+        start += b.n
+    n_cols = cols.total
+    A = sp.csc_matrix((np.concatenate(coo_v), (np.concatenate(coo_r), np.concatenate(coo_c))), shape=(start, n_cols))
+    A.sum_duplicates()
+    A.eliminate_zeros()
+    dd, cc, tt = layout.recruit
+    c = np.zeros(n_cols)
+    c[cols.components["applicants"]] = data.cost_per_applicant[cc]
+    c[cols.components["incentive_spend"]] = 1.0
+    c[cols.components["recourse_segment"]] = seg.slope[seg.used]
+    col_lower = np.zeros(n_cols)
+    col_upper = np.full(n_cols, np.inf)
+    col_upper[cols.components["applicants"]] = data.applicant_cap[dd, cc]
+    sd, sg = layout.segment_pairs
+    col_upper[cols.components["incentive_spend"]] = np.repeat(data.incentive_width[sd, sg], data.n_weeks)
+    col_upper[cols.components["recourse_segment"]] = seg.length[seg.used]  # inf for the last segment
+    integer_cols = None
+    if integer:
+        integer_cols = np.zeros(n_cols, dtype=bool)
+        integer_cols[cols.components["applicants"]] = True
+    return StandardForm(
+        c=c, offset=float(seg.value_at_zero.sum()), A=A, col_lower=col_lower, col_upper=col_upper,
+        row_lower=np.concatenate(lower), row_upper=np.concatenate(upper), columns=cols.components, rows=rows,
+        layout=layout, integer=integer_cols,
+    )
