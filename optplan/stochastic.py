@@ -359,21 +359,33 @@ def value_of_stochastic_solution(
     )
 
 
-def optplan_values(data: ModelData, solver: str = "highs") -> StochasticValues:
+def optplan_values(data: ModelData, solver: str = "highs", route: str = "engines", options=None) -> StochasticValues:
     """RP, EV, EEV, WS, EVPI, VSS of this repo's recruiting model (``formulations.two_stage``).
 
-    Scenarios: ``two_stage.scenario_creator`` with ``{"data": data}``; first stage:
-    ``two_stage.first_stage_variables`` (decisions ``applicants``, ``incentive_spend`` and the
-    derived ``recruited_arrivals``, ``active_drivers``, ``capacity_blocks``; all are fixed for
-    EEV, which is consistent since the derived ones are defined by equalities of the
-    decisions). Mean scenario: one scenario "mean" whose demand is the probability-weighted
-    mean demand, weight 1. Costs are in the instance currency.
+    ``route="engines"`` (default; scales to national instances): RP is optplan's solve of
+    the instance (aggregated recourse), EV the solve of its mean-demand instance (one
+    scenario: the probability-weighted mean demand, weight 1), EEV the evaluator's expected
+    cost of the EV plan's decisions (the recourse in closed form is the second-stage
+    optimum, so this is EEV exactly), WS the probability-weighted optima of each scenario
+    alone. ``options`` (SolveOptions) go to every solve.
 
-    Probabilities are used as stored in ``data`` (not renormalised) and checked with the
-    instance tolerance ``optplan.instance.PROBABILITY_SUM_ATOL`` (1e-6) rather than 1e-9: a
-    valid instance may sum to 1 +- 1e-6, and using the same weights as ``build_model`` keeps
-    RP equal to ``optplan.solve``'s objective and EV, EEV, WS on the same weights.
+    ``route="scenario_models"``: the generic machinery above on mpi-sppy-protocol models
+    (``two_stage.scenario_creator`` with ``{"data": data}``; first stage
+    ``two_stage.first_stage_variables``, all fixed for EEV, which is consistent since the
+    derived ones are defined by equalities of the decisions): the extensive form in Pyomo,
+    for cross-checks on small instances. Both routes give the same values (a test checks it).
+
+    Probabilities are used as stored in ``data`` (not renormalised) and, on the scenario
+    route, checked with the instance tolerance ``optplan.instance.PROBABILITY_SUM_ATOL``
+    (1e-6) rather than 1e-9: a valid instance may sum to 1 +- 1e-6, and using the same
+    weights as ``build_model`` keeps RP equal to ``optplan.solve``'s objective.
     """
+    if route == "engines":
+        return _values_by_engines(data, options)
+    if route != "scenario_models":
+        from optplan.errors import OptionError
+
+        raise OptionError("route", "engines or scenario_models", route)
     from formulations import two_stage
     from optplan.instance import PROBABILITY_SUM_ATOL
 
@@ -397,4 +409,39 @@ def optplan_values(data: ModelData, solver: str = "highs") -> StochasticValues:
         first_stage=two_stage.first_stage_variables,
         solver=solver,
         probability_atol=PROBABILITY_SUM_ATOL,
+    )
+
+
+def _values_by_engines(data: ModelData, options=None) -> StochasticValues:
+    from formulations.two_stage.layout import Layout
+    from optplan.evaluation import evaluate_decisions
+    from optplan.solvers import SolveOptions, solve_data
+
+    options = options or SolveOptions()
+    mean_data = replace(data, scenarios=("mean",), probability=np.array([1.0]),
+                        demand=(data.demand @ data.probability)[:, :, None])
+    rp = solve_data(data, options, "highs")
+    ev = solve_data(mean_data, options, "highs")
+    eev_by, ws_by = {}, {}
+    for i, name in enumerate(data.scenarios):
+        alone = data.with_scenarios([i], probability=[1.0])
+        ws_by[name] = float(solve_data(alone, options, "highs").status.objective)
+        eev_by[name] = evaluate_decisions(alone, ev.decisions).expected_cost
+    probability = {name: float(p) for name, p in zip(data.scenarios, data.probability, strict=True)}
+    ws = math.fsum(probability[s] * ws_by[s] for s in data.scenarios)
+    eev = math.fsum(probability[s] * eev_by[s] for s in data.scenarios)
+
+    def named(decisions) -> dict[str, float]:
+        layout = Layout(data)
+        x, z = layout.columns(decisions)
+        out = {f"applicants[{d},{c},{t}]": float(v) for (d, c, t), v in zip(layout.recruit_labels(), x, strict=True)}
+        out.update({f"incentive_spend[{d},{t},{g}]": float(v)
+                    for (d, t, g), v in zip(layout.segment_labels(), z, strict=True)})
+        return out
+
+    rp_value = float(rp.status.objective)
+    return StochasticValues(
+        rp=rp_value, ev=float(ev.status.objective), eev=eev, ws=ws, evpi=rp_value - ws, vss=eev - rp_value,
+        rp_first_stage=named(rp.decisions), ev_first_stage=named(ev.decisions),
+        ws_by_scenario=ws_by, eev_by_scenario=eev_by, probability=probability,
     )

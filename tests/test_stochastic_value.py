@@ -131,7 +131,7 @@ def test_farmer_extensive_form_equals_mpisppy_create_ef(farmer_data):
 
 def test_optplan_rp_equals_solve_and_orderings_hold():
     inst = optplan.generate_instance(depots=3, weeks=8, scenarios=5, seed=1)
-    v = optplan_values(inst.model_data())
+    v = optplan_values(inst.model_data(), route="scenario_models")
     assert v.rp == pytest.approx(optplan.solve(inst).status.objective, rel=OBJ_RTOL)
     tol = _sanity_atol(v.rp)
     assert v.ws <= v.rp + tol
@@ -158,7 +158,7 @@ def test_optplan_ev_eev_ws_by_independent_routes():
     incentive spend, mapped back to arrays by the Pyomo index of each named variable)."""
     inst = optplan.generate_instance(depots=3, weeks=8, scenarios=5, seed=1)
     data = inst.model_data()
-    v = optplan_values(data)
+    v = optplan_values(data, route="scenario_models")
     demand, scen = inst.tables["demand"], inst.tables["scenarios"]
     p = scen.set_index("scenario")["probability"]
 
@@ -191,7 +191,7 @@ def test_optplan_ev_eev_ws_by_independent_routes():
 
 def test_optplan_one_scenario_has_zero_evpi_and_vss():
     inst = optplan.generate_instance(depots=3, weeks=8, scenarios=1, seed=1)
-    v = optplan_values(inst.model_data())
+    v = optplan_values(inst.model_data(), route="scenario_models")
     tol = _sanity_atol(v.rp)
     assert v.evpi == pytest.approx(0.0, abs=tol)
     assert v.vss == pytest.approx(0.0, abs=tol)
@@ -235,3 +235,16 @@ def test_missing_probabilities_mean_equal_weights_and_bad_sums_are_rejected():
         build_extensive_form(
             list(TOY_CAP), _toy_creator, {"probability": {"low": 0.5, "high": 0.4}}, first_stage=_toy_first_stage
         )
+
+
+@pytest.mark.parametrize("seed,scenarios", [(1, 5), (4, 3)])
+def test_engine_route_equals_the_scenario_model_route(seed, scenarios):
+    """The fast route (aggregated solves, the evaluator for EEV) gives the generic
+    scenario-model route's six values and per-scenario WS and EEV."""
+    data = optplan.generate_instance(depots=3, weeks=8, scenarios=scenarios, seed=seed).model_data()
+    fast, slow = optplan_values(data), optplan_values(data, route="scenario_models")
+    for key in ("rp", "ev", "eev", "ws", "evpi", "vss"):
+        assert getattr(fast, key) == pytest.approx(getattr(slow, key), rel=OBJ_RTOL, abs=1e-6), key
+    for s in data.scenarios:
+        assert fast.ws_by_scenario[s] == pytest.approx(slow.ws_by_scenario[s], rel=OBJ_RTOL)
+        assert fast.eev_by_scenario[s] == pytest.approx(slow.eev_by_scenario[s], rel=OBJ_RTOL)

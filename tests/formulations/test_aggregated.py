@@ -12,10 +12,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from conftest import REPO
 from test_kernels_equal_rows import random_case
 
 import optplan
-from conftest import REPO
 from formulations.two_stage.aggregated import recourse_segments
 from formulations.two_stage.recourse import expected_recourse
 from optplan.evaluation import evaluate_decisions
