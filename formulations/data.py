@@ -103,6 +103,28 @@ class ModelData:
         """(D, G) True for incentive segments that can buy blocks (width > 0 and rate > 0)."""
         return (self.incentive_width > 0) & (self.incentive_rate > 0)
 
+    def for_depot(self, d: int) -> ModelData:
+        """Depot d alone, without budgets (the subproblem of a depot decomposition: depots
+        are coupled only through the budget rows, which the decomposition's master holds)."""
+        keep = [d]
+        return _replace(
+            self,
+            depots=(self.depots[d],),
+            regions=(self.regions[d],),
+            initial_active=self.initial_active[keep],
+            retention=self.retention[keep],
+            blocks_per_driver=self.blocks_per_driver[keep],
+            onboarding_cap=self.onboarding_cap[keep],
+            applicant_cap=self.applicant_cap[keep],
+            pipeline=self.pipeline[keep],
+            demand=self.demand[keep],
+            incentive_width=self.incentive_width[keep],
+            incentive_rate=self.incentive_rate[keep],
+            budget_total=np.inf,
+            budget_weekly=np.full(self.n_weeks, np.inf),
+            budget_region={},
+        )
+
     def with_scenarios(self, keep: list[int] | np.ndarray, probability=None) -> ModelData:
         """A copy restricted to the scenarios at positions ``keep`` (probabilities renormalised
         unless ``probability`` is given)."""

@@ -15,7 +15,8 @@ from optplan.plan import Plan
 log = logging.getLogger("optplan")
 
 
-def solve(instance: Instance, engine: str = "auto", dp_options=None, deadline=None, **options) -> Plan:
+def solve(instance: Instance, engine: str = "auto", dp_options=None, deadline=None, backend: str = "local",
+          scheduler: str | None = None, workers: int | None = None, **options) -> Plan:
     """Solve the two-stage program of ``instance`` and return the Plan.
 
     engine: ``highs`` (the LP/MIP by HiGHS), ``glop`` (the LP by OR-tools GLOP), ``dp`` (the
@@ -24,7 +25,10 @@ def solve(instance: Instance, engine: str = "auto", dp_options=None, deadline=No
     left); every engine, and ``auto`` as a whole, runs within ``time_limit`` seconds, model
     building included. Options (see ``optplan.solvers.SolveOptions``): time_limit,
     mip_rel_gap, threads, method, presolve, integer, seed, log, highs_options;
-    ``dp_options`` (an ``optplan.solvers.dp.DPOptions``) tunes the DP. ``deadline`` (an
+    ``dp_options`` (an ``optplan.solvers.dp.DPOptions``) tunes the DP. ``engine="decompose"``
+    (Dantzig-Wolfe over depots) runs its depot subproblems on ``backend`` ("serial",
+    "local" processes, or "dask": the cluster at ``scheduler``, or a local one of
+    ``workers`` processes when it is None). ``deadline`` (an
     ``optplan.solvers.Deadline``) starts the time budget earlier than this call, e.g. when
     the instance was loaded (the CLI starts it when the command starts).
 
@@ -48,6 +52,10 @@ def solve(instance: Instance, engine: str = "auto", dp_options=None, deadline=No
             eng = DPEngine(dp_options)
         elif engine == "auto":
             eng = AutoEngine(engines={"dp": DPEngine(dp_options)})
+    if engine == "decompose":
+        from optplan.solvers.decompose import DecomposeEngine
+
+        eng = DecomposeEngine(backend=backend, scheduler=scheduler, workers=workers)
     data = instance.model_data(integer_applicants=opts.integer)
     result = solve_data(data, opts, eng, deadline=deadline)
     if not result.status.complete:

@@ -42,10 +42,18 @@ def validate(instance: Path) -> None:
               help="Also write the model as MPS (readable names) to this file.")
 @click.option("--log", "show_log", is_flag=True, help="Show the HiGHS log.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
-@click.option("--engine", type=click.Choice(["auto", "highs", "glop", "dp"]), default="auto", show_default=True,
+@click.option("--engine", type=click.Choice(["auto", "highs", "glop", "dp", "decompose"]), default="auto",
+              show_default=True,
               help="highs: the LP/MIP by HiGHS; glop: the LP by OR-tools GLOP; dp: the numpy dynamic program "
-                   "(docs/dp.md); auto: HiGHS, then GLOP, then the DP when the one before is missing, fails, or "
-                   "stops with no plan while time is left. One --time-limit covers them all.")
+                   "(docs/dp.md); decompose: Dantzig-Wolfe over depots, subproblems on --backend (docs/scale.md); "
+                   "auto: HiGHS, then GLOP, then the DP when the one before is missing, fails, or stops with no plan "
+                   "while time is left. One --time-limit covers them all.")
+@click.option("--backend", type=click.Choice(["serial", "local", "dask"]), default="local", show_default=True,
+              help="Where --engine decompose runs its depot subproblems: this process, local processes, or Dask.")
+@click.option("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786) for --backend dask "
+                                                 "(default: start a local cluster).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes for --backend local, or for the local Dask cluster (default: cores).")
 @click.option("--grid", "grid_points", type=click.IntRange(min=2), default=None,
               help="DP states per week (default: adaptive, doubling from 101 until the value settles).")
 @click.option("--formulation", type=click.Choice(["auto", "extensive", "aggregated"]), default="auto", show_default=True,
@@ -53,7 +61,7 @@ def validate(instance: Path) -> None:
                    "(aggregated: the same optimum, far smaller); auto: aggregated.")
 @guarded
 def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, method, seed, save_mps, show_log, quiet,
-          engine, grid_points, formulation) -> None:
+          engine, backend, scheduler, workers, grid_points, formulation) -> None:
     """Solve INSTANCE and write the plan's CSV tables and summary.json to --out.
 
     Progress (build, hand-off, solve) is printed to stderr; --log adds the solver's own log.
@@ -75,7 +83,8 @@ def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, meth
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         plan = optplan.solve(
-            inst, engine=engine, dp_options=DPOptions(grid_points=grid_points), deadline=deadline,
+            inst, engine=engine, dp_options=DPOptions(grid_points=grid_points), deadline=deadline, backend=backend,
+            scheduler=scheduler, workers=workers,
             time_limit=time_limit, integer=integer, formulation=formulation,
             mip_rel_gap=mip_gap, threads=threads, method=method, seed=seed, log=show_log,
         )

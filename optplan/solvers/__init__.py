@@ -3,6 +3,7 @@
     highs   the LP/MIP by HiGHS (exact, duals)                       highs.py
     glop    the LP by OR-tools GLOP (exact, duals; no integer)         glop.py
     dp      the numpy dynamic program (heuristic, no solver)          dp/
+    decompose  Dantzig-Wolfe over depots, subproblems on a backend     decompose.py, backends.py
     auto    highs -> glop -> dp under one deadline                    auto.py
 
 ``solve_data(data, options, engine="auto")`` is the one entry point; ``register_engine``
@@ -45,6 +46,12 @@ def _dp():
     return DPEngine()
 
 
+def _decompose():
+    from optplan.solvers.decompose import DecomposeEngine
+
+    return DecomposeEngine()
+
+
 def _auto():
     from optplan.solvers.auto import AutoEngine
 
@@ -55,6 +62,7 @@ register_engine("auto", _auto)
 register_engine("highs", _highs)
 register_engine("glop", _glop)
 register_engine("dp", _dp)
+register_engine("decompose", _decompose)
 
 
 def solve_data(data: ModelData, options: SolveOptions | None = None, engine: str | Engine = "auto",

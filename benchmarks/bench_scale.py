@@ -1,0 +1,108 @@
+"""National scale: the aggregated recourse against the extensive form, and end-to-end solves
+(and the report) at national sizes, each command in a fresh process as a planner runs it.
+
+    python benchmarks/bench_scale.py [--sizes 50x52x20,200x52x50] [--big] [--report]
+
+Prints a table and writes benchmarks/results/scale.json: per case the wall-clock seconds of
+the whole command, the peak resident memory of its process, the expected cost and the
+total-budget shadow price from summary.json. Targets (issue #11): 50x52x20 aggregated
+>= 20x faster than the extensive form end to end with the same objective (1e-7) and budget
+duals; 200x52x50 <= 30 s and <= 2 GB; 500x104x50 (--big) <= 5 min and <= 5 GB; the report
+at 200x52x50 (--report, 10-point frontier and tornado) <= 10 min. Times are one run on a
+shared machine: read the ratios; the load average is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Runs the CLI in this process and reports its peak RSS (KiB on Linux) on the last stderr line.
+_WRAP = ("import resource, runpy, sys; sys.argv = ['optplan'] + sys.argv[1:]\n"
+         "try:\n    runpy.run_module('optplan', run_name='__main__')\n"
+         "except SystemExit as e:\n    code = e.code\n"
+         "print('PEAK_RSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+
+
+def run(args: list[str]) -> dict:
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", _WRAP, *args], capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    peak = next((int(line.split()[1]) for line in r.stderr.splitlines()[::-1] if line.startswith("PEAK_RSS_KIB")), 0)
+    return {"wall_s": wall, "peak_mib": peak / 1024, "exit": r.returncode, "stderr_tail": r.stderr.strip()[-300:]}
+
+
+def instance(tmp: Path, size: str) -> Path:
+    D, T, S = (int(v) for v in size.split("x"))
+    path = tmp / size
+    if not path.exists():
+        subprocess.run([sys.executable, "-m", "optplan", "generate", "--depots", str(D), "--weeks", str(T),
+                        "--scenarios", str(S), "--seed", "0", "--budget-tightness", "0.8", "--out", str(path)],
+                       check=True, capture_output=True)
+    return path
+
+
+def solve(tmp: Path, size: str, formulation: str) -> dict:
+    out = tmp / f"plan_{size}_{formulation}"
+    row = {"case": f"solve {size} {formulation}", **run(["solve", str(instance(tmp, size)), "--out", str(out), "--quiet",
+                                                           "--formulation", formulation])}
+    if (out / "summary.json").exists():
+        summary = json.loads((out / "summary.json").read_text())
+        row["expected_cost"] = summary["expected_cost"]["total"]
+        total = [b for b in summary["binding_budgets"] if b["scope"] == "total"]
+        row["total_budget_shadow_price"] = total[0]["shadow_price"] if total else None
+        row["status"] = summary["status"]["summary"]
+    return row
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--compare", default="50x52x20", help="size DxTxS solved both ways ('' for none)")
+    ap.add_argument("--sizes", default="200x52x50", help="sizes DxTxS solved with the default (aggregated) formulation")
+    ap.add_argument("--big", action="store_true", help="also 500x104x50")
+    ap.add_argument("--report", action="store_true", help="also `optplan report` at the first of --sizes")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "scale.json")
+    args = ap.parse_args(argv)
+    load_before = os.getloadavg()[0]
+    rows = []
+
+    def show(row):
+        rows.append(row)
+        cost = row.get("expected_cost")
+        print(f"{row['case']:34s} exit {row['exit']}  {row['wall_s']:8.1f} s  {row['peak_mib']:7.0f} MiB  "
+              f"cost {cost if cost is None else f'{cost:,.2f}'}  price {row.get('total_budget_shadow_price')}", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if args.compare:
+            agg = solve(tmp, args.compare, "aggregated")
+            show(agg)
+            ext = solve(tmp, args.compare, "extensive")
+            show(ext)
+            ratio = ext["wall_s"] / agg["wall_s"]
+            same = abs(agg["expected_cost"] - ext["expected_cost"]) / abs(ext["expected_cost"])
+            print(f"{args.compare}: aggregated {ratio:.1f}x faster end to end; relative cost difference {same:.1e}")
+            rows.append({"case": f"ratio {args.compare}", "speedup_end_to_end": ratio, "relative_cost_difference": same})
+        sizes = [s for s in args.sizes.split(",") if s] + (["500x104x50"] if args.big else [])
+        for size in sizes:
+            show(solve(tmp, size, "auto"))
+        if args.report and sizes:
+            show({"case": f"report {sizes[0]}", **run(["report", str(instance(tmp, sizes[0])), "--out",
+                                                      str(tmp / "report"), "--quiet"])})
+    result = {"loadavg_1min_before": load_before, "loadavg_1min_after": os.getloadavg()[0], "cores": os.cpu_count(),
+              "rows": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"load average (1 min) {load_before:.2f} -> {result['loadavg_1min_after']:.2f}; wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Where independent tasks run: in this process, in local processes, or on a Dask cluster.
+
+A backend maps a module-level function over a list of picklable items and returns the
+results in order. The depot decomposition sends its per-depot subproblems through one; the
+report's sweeps can too. Backends:
+
+    serial   this process (tests, debugging, 1 core)
+    local    a pool of local processes (default: one per core)
+    dask     a dask.distributed cluster: ``scheduler`` is its address (``tcp://host:8786``),
+             or None to start a local cluster of ``workers`` processes on this machine
+
+Dask is used through ``distributed.Client.map``/``gather`` only; tasks carry their data, so
+workers need nothing but optplan installed (docs/scale.md shows a multi-machine cluster).
+Workers keep per-process caches between tasks (e.g. the decomposition's HiGHS models),
+which any backend whose workers live across calls (local, dask) benefits from.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from optplan.errors import EngineUnavailableError, OptionError
+
+BACKENDS = ("serial", "local", "dask")
+
+
+class SerialBackend:
+    name = "serial"
+
+    def __init__(self):
+        self.workers = 1
+
+    def map(self, fn: Callable, items: Sequence[Any]) -> list:
+        return [fn(item) for item in items]
+
+    def close(self) -> None:
+        pass
+
+
+class LocalBackend:
+    """A pool of local processes, kept for the backend's life (so worker caches persist)."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None):
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+
+        self.workers = workers or os.cpu_count() or 1
+        # spawn: no fork of a process that holds solver threads
+        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"))
+
+    def map(self, fn: Callable, items: Sequence[Any]) -> list:
+        chunk = max(1, len(items) // (4 * self.workers))
+        return list(self._pool.map(fn, items, chunksize=chunk))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskBackend:
+    """A dask.distributed client: to ``scheduler``, or to a local cluster it starts."""
+
+    name = "dask"
+
+    def __init__(self, scheduler: str | None = None, workers: int | None = None):
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:  # pragma: no cover - distributed is a declared dependency
+            raise EngineUnavailableError(f"the dask backend needs dask.distributed ({exc})") from exc
+        self._cluster = None
+        if scheduler is None:
+            self._cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                                         processes=True, dashboard_address=None)
+            self.client = Client(self._cluster)
+        else:
+            try:
+                self.client = Client(scheduler, timeout="20s")
+            except OSError as exc:
+                raise OptionError("--scheduler", "the address of a running Dask scheduler (tcp://host:port)",
+                                  f"{scheduler} ({exc})") from None
+        self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+
+    def map(self, fn: Callable, items: Sequence[Any]) -> list:
+        futures = self.client.map(fn, list(items), pure=False)
+        return self.client.gather(futures)
+
+    def close(self) -> None:
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def get_backend(name: str = "local", scheduler: str | None = None, workers: int | None = None):
+    """A backend by name (see the module docstring); close() it when done."""
+    if name == "serial":
+        return SerialBackend()
+    if name == "local":
+        return LocalBackend(workers)
+    if name == "dask":
+        return DaskBackend(scheduler, workers)
+    raise OptionError("--backend", f"one of {', '.join(BACKENDS)}", name)

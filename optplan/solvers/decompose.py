@@ -1,0 +1,312 @@
+"""Depot decomposition: Dantzig-Wolfe column generation over depots, subproblems on a backend.
+
+Depots are coupled only by the budget rows (one total, one per week with a cap, one per
+region with a cap). The master LP chooses, per depot, a convex combination of plans
+("columns") proposed so far, within every budget:
+
+    min  sum_{d,j} cost_dj w_dj
+    s.t. sum_{d,j} spend_dj[row] w_dj <= B_row      every budget row          (duals pi <= 0)
+         sum_j w_dj = 1                            every depot               (duals mu_d)
+         w >= 0
+
+where cost_dj is the plan's expected cost (first stage plus the aggregated recourse,
+currency) and spend_dj[row] the plan's spend under that budget. Each depot's pricing
+subproblem is its own aggregated program without budgets, with every currency it spends in
+week t priced at m_dt = 1 + lambda_total + lambda_week[t] + lambda_region(d), lambda = -pi:
+
+    priced_d = min_x  cost_d(x) + sum_rows lambda_row spend_row(x)
+
+A plan with priced_d - mu_d < 0 enters the master. Every round gives the Lagrangian bound
+
+    LB = sum_d priced_d - sum_rows lambda_row B_row   <=  the optimum  <=  master objective,
+
+and the loop stops when (master - LB) / master <= ``gap`` (default 1e-4, well inside the
+0.1 % target) or no plan improves. The plan returned is each depot's convex combination of
+its columns: it meets every budget (the master's rows) and every depot's own rows (a convex
+combination of feasible depot plans is feasible), and since a depot's cost is convex its
+evaluated cost is at most the master objective. The master's budget duals are the budget
+shadow prices.
+
+The subproblems run through a backend (``backends.py``: serial, local processes or a Dask
+cluster); each worker keeps its depots' HiGHS models between rounds, so a round only
+changes the spend columns' costs and warm-starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
+
+from formulations.data import Decisions, ModelData
+from formulations.two_stage.budgets import total_spend
+from formulations.two_stage.layout import Layout
+from optplan.errors import NoSolutionError, SolverError
+from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings
+
+log = logging.getLogger("optplan")
+
+#: Relative gap (master objective against the Lagrangian bound) at which the loop stops.
+DECOMPOSITION_GAP = 1e-4
+#: A column enters the master when its reduced cost is below -this x (1 + |cost|).
+REDUCED_COST_RTOL = 1e-9
+MAX_ROUNDS = 500
+
+
+# ---------------------------------------------------------------------------- subproblems
+@dataclass
+class DepotTask:
+    """One depot's pricing problem: its data (no budgets) and the spend price per week."""
+
+    token: str  # identifies the instance, so that workers can keep the depot's model
+    d: int
+    data: ModelData
+    multiplier: np.ndarray  # (T,) currency charged per currency spent in week t (>= 1)
+
+
+@dataclass
+class DepotColumn:
+    d: int
+    applicants: np.ndarray  # (C, T) applicants/week
+    incentive_spend: np.ndarray  # (T, G) currency/week
+    spend: np.ndarray  # (T,) recruiting + incentive spend per week, currency
+    cost: float  # expected cost of the plan (first stage + recourse), currency
+    priced: float  # the subproblem's optimum: cost + priced extra spend, currency
+
+
+_MODELS: dict = {}  # (token, d) -> (Highs, base cost vector, spend columns, their weeks, StandardForm)
+
+
+def solve_depot_task(task: DepotTask) -> DepotColumn:
+    """Solve one depot's pricing problem (module level: runs in any backend's worker)."""
+    from formulations.two_stage.matrix import aggregated_standard_form
+    from optplan.solvers.highs import import_highspy, load_highs
+
+    highspy = import_highspy()
+    key = (task.token, task.d)
+    if key not in _MODELS:
+        if len(_MODELS) > 4096:  # a worker serving many instances: start afresh
+            _MODELS.clear()
+        sf = aggregated_standard_form(task.data)
+        h = load_highs(highspy, sf.c, sf.offset, sf.A, sf.col_lower, sf.col_upper, sf.row_lower, sf.row_upper,
+                       np.zeros(sf.A.shape[1], dtype=bool), False)
+        layout = sf.layout
+        _, _, tt = layout.recruit
+        T = task.data.n_weeks
+        sd, _ = layout.segment_pairs
+        cols = np.concatenate([sf.columns["applicants"], sf.columns["incentive_spend"]]).astype(np.int32)
+        weeks = np.concatenate([tt, np.tile(np.arange(T), len(sd))]).astype(np.int64)
+        _MODELS[key] = (h, sf.c.copy(), cols, weeks, sf)
+    h, base, cols, weeks, sf = _MODELS[key]
+    h.changeColsCost(len(cols), cols, base[cols] * task.multiplier[weeks])
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        raise SolverError(f"depot {task.data.depots[0]}: subproblem {h.modelStatusToString(h.getModelStatus())}")
+    x = np.asarray(h.getSolution().col_value, float)
+    decisions = sf.layout.decisions(x[sf.columns["applicants"]], x[sf.columns["incentive_spend"]])
+    spend = total_spend(task.data, decisions.applicants, decisions.incentive_spend)[0]  # (T,)
+    priced = float(h.getInfo().objective_function_value)
+    cost = priced - float(((task.multiplier - 1.0) * spend).sum())
+    return DepotColumn(task.d, decisions.applicants[0], decisions.incentive_spend[0], spend, cost, priced)
+
+
+# ---------------------------------------------------------------------------- master
+class Master:
+    """The restricted master LP in a persistent HiGHS (columns are added, re-solves warm-start)."""
+
+    def __init__(self, data: ModelData):
+        from optplan.solvers.highs import import_highspy
+
+        self.hs = import_highspy()
+        self.data = data
+        D, _, T, _ = data.shape
+        rows = Layout(data).budget_rows()
+        self.keys = [(family, key) for family in ("budget_total", "budget_week", "budget_region") for key in rows[family]]
+        caps = {"budget_total": lambda k: data.budget_total, "budget_week": lambda t: data.budget_weekly[t - 1],
+                "budget_region": lambda r: data.budget_region[r]}
+        self.B = np.array([caps[f](k) for f, k in self.keys], float)
+        self.nb = len(self.keys)
+        regions = np.asarray(data.regions)
+        # row coefficients of a column of depot d: spend (T,) -> budget rows
+        self.week_row = {t: i for i, (f, t) in enumerate(self.keys) if f == "budget_week"}
+        self.total_row = next((i for i, (f, _) in enumerate(self.keys) if f == "budget_total"), None)
+        self.region_row = {d: next((i for i, (f, r) in enumerate(self.keys) if f == "budget_region" and r == regions[d]),
+                                   None) for d in range(D)}
+        h = self.hs.Highs()
+        h.setOptionValue("output_flag", False)
+        inf = self.hs.kHighsInf
+        n = self.nb + D
+        lower = np.concatenate([np.full(self.nb, -inf), np.ones(D)])
+        upper = np.concatenate([self.B, np.ones(D)])
+        h.addRows(n, lower, upper, 0, np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
+        self.h = h
+        self.columns: list[DepotColumn] = []
+
+    def add(self, col: DepotColumn) -> None:
+        idx, val = [], []
+        if self.total_row is not None:
+            idx.append(self.total_row)
+            val.append(float(col.spend.sum()))
+        for t, row in self.week_row.items():
+            idx.append(row)
+            val.append(float(col.spend[t - 1]))
+        if self.region_row[col.d] is not None:
+            idx.append(self.region_row[col.d])
+            val.append(float(col.spend.sum()))
+        idx.append(self.nb + col.d)
+        val.append(1.0)
+        self.h.addCol(float(col.cost), 0.0, self.hs.kHighsInf, len(idx), np.array(idx, np.int32), np.array(val, float))
+        self.columns.append(col)
+
+    def solve(self) -> tuple[float, np.ndarray, np.ndarray]:
+        """(objective, lambda >= 0 per budget row, mu per depot)."""
+        self.h.run()
+        if self.h.getModelStatus() != self.hs.HighsModelStatus.kOptimal:
+            raise SolverError(f"decomposition master: {self.h.modelStatusToString(self.h.getModelStatus())}")
+        dual = np.asarray(self.h.getSolution().row_dual, float)
+        return float(self.h.getInfo().objective_function_value), np.maximum(-dual[: self.nb], 0.0), dual[self.nb:]
+
+    def multipliers(self, lam: np.ndarray) -> np.ndarray:
+        """(D, T) spend price per depot and week: 1 + lambda_total + lambda_week[t] + lambda_region(d)."""
+        D, _, T, _ = self.data.shape
+        m = np.ones((D, T))
+        if self.total_row is not None:
+            m += lam[self.total_row]
+        for t, row in self.week_row.items():
+            m[:, t - 1] += lam[row]
+        for d, row in self.region_row.items():
+            if row is not None:
+                m[d] += lam[row]
+        return m
+
+    def plan(self) -> Decisions:
+        """Each depot's convex combination of its columns."""
+        D, C, T, _ = self.data.shape
+        w = np.asarray(self.h.getSolution().col_value, float)
+        x = np.zeros((D, C, T))
+        z = np.zeros((D, T, self.data.incentive_width.shape[1]))
+        for weight, col in zip(w, self.columns, strict=True):
+            if weight > 0:
+                x[col.d] += weight * col.applicants
+                z[col.d] += weight * col.incentive_spend
+        return Decisions(x, z)
+
+    def duals(self, lam: np.ndarray) -> dict[str, np.ndarray]:
+        """Budget row duals (HiGHS's sign: <= 0 for a binding <= row) by family, Layout order."""
+        out: dict[str, list] = {}
+        for (family, _), value in zip(self.keys, lam, strict=True):
+            out.setdefault(family, []).append(-value)
+        return {f: np.asarray(v, float) for f, v in out.items()}
+
+
+def _token(data: ModelData) -> str:
+    h = hashlib.sha1()
+    for arr in (data.demand, data.yield_kernel, data.cost_per_applicant, data.applicant_cap, data.pipeline,
+                data.retention, data.initial_active, data.incentive_width, data.incentive_rate, data.probability):
+        h.update(np.ascontiguousarray(arr, float).tobytes())
+    h.update(repr((data.depots, data.channels, data.surge_cost, data.surge_cap_share, data.unserved_cost,
+                   data.idle_cost, data.onboarding_cap.tolist(), data.blocks_per_driver.tolist())).encode())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------- the engine
+class DecomposeEngine:
+    """Dantzig-Wolfe over depots with subproblems on a backend (serial, local, dask); the LP
+    to within ``gap`` with its bound; honours the time limit with the master's plan so far."""
+
+    name = "decompose"
+    capabilities = Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True)
+
+    def __init__(self, backend: str = "local", scheduler: str | None = None, workers: int | None = None,
+                 gap: float = DECOMPOSITION_GAP, max_rounds: int = MAX_ROUNDS, backend_object=None):
+        self.backend_name, self.scheduler, self.workers = backend, scheduler, workers
+        self.gap, self.max_rounds = gap, max_rounds
+        self.backend_object = backend_object
+
+    def available(self) -> str | None:
+        return None
+
+    def solve(self, data: ModelData, options: SolveOptions, deadline: Deadline) -> SolveResult:
+        from optplan.solvers.backends import get_backend
+
+        if options.integer:
+            raise SolverError("the depot decomposition solves the LP only: drop --integer or use highs")
+        from optplan.solvers.diagnose import infeasibility_message, infeasible_rows
+
+        rows = infeasible_rows(data)
+        if rows:
+            from optplan.errors import InfeasibleError
+
+            raise InfeasibleError(infeasibility_message(["onboarding_cap"], "decompose: pipeline above the cap", rows),
+                                  ["onboarding_cap"], None, rows)
+        backend = self.backend_object or get_backend(self.backend_name, self.scheduler, self.workers)
+        try:
+            return self._solve(data, deadline, backend)
+        finally:
+            if self.backend_object is None:
+                backend.close()
+
+    def _solve(self, data: ModelData, deadline: Deadline, backend) -> SolveResult:
+        t0 = time.perf_counter()
+        D, C, T, _ = data.shape
+        token = _token(data)
+        depots = [data.for_depot(d) for d in range(D)]
+        master = Master(data)
+        G = data.incentive_width.shape[1]
+        for d in range(D):  # recruiting nothing is within every budget: the master is always feasible
+            master.add(DepotColumn(d, np.zeros((C, T)), np.zeros((T, G)), np.zeros(T),
+                                   _zero_plan_cost(depots[d]), 0.0))
+        lam = np.zeros(master.nb)
+        mu = np.full(D, np.inf)
+        best_lb, objective, rounds, gap = -np.inf, np.inf, 0, np.inf
+        timed_out = False
+        log.info("decomposition: %d depots on the %s backend (%d workers), %d budget rows", D, backend.name,
+                 backend.workers, master.nb)
+        while rounds < self.max_rounds:
+            if rounds and deadline.expired():
+                timed_out = True
+                break
+            m = master.multipliers(lam)
+            columns = backend.map(solve_depot_task, [DepotTask(token, d, depots[d], m[d]) for d in range(D)])
+            rounds += 1
+            lb = sum(c.priced for c in columns) - float(lam @ master.B)
+            best_lb = max(best_lb, lb)
+            added = 0
+            for c in columns:
+                if not np.isfinite(mu[c.d]) or c.priced - mu[c.d] < -REDUCED_COST_RTOL * (1.0 + abs(c.cost)):
+                    master.add(c)
+                    added += 1
+            objective, lam, mu = master.solve()
+            gap = (objective - best_lb) / max(1.0, abs(objective))
+            log.info("decomposition round %d: master %.2f, bound %.2f, gap %.2e, %d new plans", rounds, objective,
+                     best_lb, gap, added)
+            if gap <= self.gap or added == 0:
+                break
+        decisions = master.plan()
+        from optplan.evaluation import evaluate_decisions
+
+        evaluated = evaluate_decisions(data, decisions).expected_cost
+        converged = gap <= self.gap or (not timed_out and rounds < self.max_rounds)
+        term = (TerminationCondition.maxTimeLimit if timed_out else
+                TerminationCondition.convergenceCriteriaSatisfied if converged else TerminationCondition.iterationLimit)
+        if not np.isfinite(objective):
+            raise NoSolutionError("no plan: the decomposition ran out of time before its master was solved",
+                                  SolverStatus(TerminationCondition.maxTimeLimit, SolutionStatus.noSolution,
+                                               "decompose", "no master", None, None))
+        native = f"{rounds} rounds, {len(master.columns)} plans, master {objective:.6g}, bound {best_lb:.6g}, gap {gap:.2e}"
+        status = SolverStatus(term, SolutionStatus.feasible, f"decompose ({backend.name}, {backend.workers} workers)",
+                              native, evaluated, float(best_lb),
+                              message=f"Dantzig-Wolfe over {D} depots: {native}")
+        return SolveResult(data, status, decisions, Timings(solve_s=time.perf_counter() - t0),
+                           {"depots": D, "rounds": rounds, "plans": len(master.columns)},
+                           duals=master.duals(lam), extra={"gap": gap, "master_objective": objective})
+
+
+def _zero_plan_cost(depot: ModelData) -> float:
+    from optplan.evaluation import evaluate_decisions
+
+    return evaluate_decisions(depot, Decisions.zeros(depot)).expected_cost
