@@ -36,9 +36,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import pyomo.environ as pyo
-
 from formulations.data import ModelData
+from formulations.two_stage._pyomo import pyo
 from formulations.two_stage.aggregated import define_aggregated_recourse
 from formulations.two_stage.budgets import define_budget_constraints
 from formulations.two_stage.drivers import (

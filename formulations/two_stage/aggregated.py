@@ -34,9 +34,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pyomo.environ as pyo
 
 from formulations.data import ModelData
+from formulations.two_stage._pyomo import pyo
 from formulations.two_stage.recourse import surge_pays
 
 #: Segments shorter than this (blocks/week) are dropped (coinciding breakpoints).

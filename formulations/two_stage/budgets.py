@@ -11,9 +11,9 @@ is given and something can be spent under it (``Layout.budget_rows``):
 from __future__ import annotations
 
 import numpy as np
-import pyomo.environ as pyo
 
 from formulations.data import Decisions, ModelData
+from formulations.two_stage._pyomo import pyo
 from formulations.two_stage.layout import Layout
 
 # ---------------------------------------------------------------------------- numpy kernels

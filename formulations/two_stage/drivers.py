@@ -13,9 +13,9 @@ Pyomo rows (``define_*_constraints``) and the numpy kernels of the same math sid
 from __future__ import annotations
 
 import numpy as np
-import pyomo.environ as pyo
 
 from formulations.data import Decisions, ModelData
+from formulations.two_stage._pyomo import pyo
 from formulations.two_stage.layout import Layout
 
 # ---------------------------------------------------------------------------- numpy kernels

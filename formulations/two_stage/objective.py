@@ -10,9 +10,9 @@ and the plan call it.
 from __future__ import annotations
 
 import numpy as np
-import pyomo.environ as pyo
 
 from formulations.data import Decisions, ModelData
+from formulations.two_stage._pyomo import pyo
 from formulations.two_stage.budgets import spend
 from formulations.two_stage.recourse import recourse_cost
 

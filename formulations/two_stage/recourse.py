@@ -23,9 +23,9 @@ cap); with all costs >= 0 an optimal recourse never buys surge while blocks sit 
 from __future__ import annotations
 
 import numpy as np
-import pyomo.environ as pyo
 
 from formulations.data import ModelData
+from formulations.two_stage._pyomo import pyo
 
 # ---------------------------------------------------------------------------- numpy kernels
 

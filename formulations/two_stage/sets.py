@@ -4,9 +4,9 @@ knows their order). RECRUIT and SEGMENTS are sparse: only entries that can matte
 from __future__ import annotations
 
 import numpy as np
-import pyomo.environ as pyo
 
 from formulations.data import ModelData
+from formulations.two_stage._pyomo import pyo
 from formulations.two_stage.layout import Layout
 
 

@@ -59,10 +59,10 @@ def _auto():
 
 
 register_engine("auto", _auto)
-register_engine("highs", _highs)
-register_engine("glop", _glop)
-register_engine("dp", _dp)
-register_engine("decompose", _decompose)
+register_engine("highs", _highs, Capabilities(lp=True, mip=True, duals=True, time_limit=True, exact=True))
+register_engine("glop", _glop, Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True))
+register_engine("dp", _dp, Capabilities(lp=False, mip=False, duals=False, time_limit=True, exact=False))
+register_engine("decompose", _decompose, Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True))
 
 
 def solve_data(data: ModelData, options: SolveOptions | None = None, engine: str | Engine = "auto",

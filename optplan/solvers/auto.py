@@ -18,7 +18,7 @@ import logging
 
 from formulations.data import ModelData
 from optplan.errors import EngineUnavailableError, NoSolutionError, SolverError
-from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, get_engine
+from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, engine_capabilities, get_engine
 
 log = logging.getLogger("optplan")
 
@@ -45,9 +45,12 @@ class AutoEngine:
     def available(self) -> str | None:
         return None
 
+    def _capabilities(self, name: str):
+        return self.engines[name].capabilities if name in self.engines else engine_capabilities(name)
+
     def _heuristic_after(self, name: str) -> bool:
         later = self.chain[self.chain.index(name) + 1:]
-        return any(not self._engine(n).capabilities.exact for n in later)
+        return any(not self._capabilities(n).exact for n in later)
 
     def _engine(self, name: str):
         return self.engines[name] if name in self.engines else get_engine(name)

@@ -272,11 +272,24 @@ class Engine(Protocol):
 
 
 _REGISTRY: dict[str, Callable[[], Engine]] = {}
+_CAPABILITIES: dict[str, Capabilities] = {}
 
 
-def register_engine(name: str, factory: Callable[[], Engine]) -> None:
-    """Make ``factory()`` available as engine ``name`` (e.g. a test stub, or a new backend)."""
+def register_engine(name: str, factory: Callable[[], Engine], capabilities: Capabilities | None = None) -> None:
+    """Make ``factory()`` available as engine ``name`` (e.g. a test stub, or a new backend).
+    ``capabilities``, when given, lets ``auto`` plan its chain without importing the engine."""
     _REGISTRY[name] = factory
+    if capabilities is not None:
+        _CAPABILITIES[name] = capabilities
+    else:
+        _CAPABILITIES.pop(name, None)
+
+
+def engine_capabilities(name: str) -> Capabilities:
+    """What engine ``name`` can do (from the registry, or by constructing it)."""
+    if name in _CAPABILITIES:
+        return _CAPABILITIES[name]
+    return get_engine(name).capabilities
 
 
 def engine_names() -> tuple[str, ...]:
