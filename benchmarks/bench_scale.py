@@ -50,10 +50,10 @@ def instance(tmp: Path, size: str) -> Path:
     return path
 
 
-def solve(tmp: Path, size: str, formulation: str) -> dict:
-    out = tmp / f"plan_{size}_{formulation}"
-    row = {"case": f"solve {size} {formulation}", **run(["solve", str(instance(tmp, size)), "--out", str(out), "--quiet",
-                                                           "--formulation", formulation])}
+def solve(tmp: Path, size: str, formulation: str, extra: tuple[str, ...] = (), label: str | None = None) -> dict:
+    out = tmp / f"plan_{size}_{formulation}_{len(extra)}_{'_'.join(extra)[-20:].replace('/', '')}"
+    row = {"case": label or f"solve {size} {formulation}",
+           **run(["solve", str(instance(tmp, size)), "--out", str(out), "--quiet", "--formulation", formulation, *extra])}
     if (out / "summary.json").exists():
         summary = json.loads((out / "summary.json").read_text())
         row["expected_cost"] = summary["expected_cost"]["total"]
@@ -69,6 +69,8 @@ def main(argv=None) -> None:
     ap.add_argument("--sizes", default="200x52x50", help="sizes DxTxS solved with the default (aggregated) formulation")
     ap.add_argument("--big", action="store_true", help="also 500x104x50")
     ap.add_argument("--report", action="store_true", help="also `optplan report` at the first of --sizes")
+    ap.add_argument("--decompose", action="store_true",
+                    help="also the depot decomposition at the first of --sizes on 1 and 2 local and Dask workers")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "scale.json")
     args = ap.parse_args(argv)
     load_before = os.getloadavg()[0]
@@ -94,6 +96,18 @@ def main(argv=None) -> None:
         sizes = [s for s in args.sizes.split(",") if s] + (["500x104x50"] if args.big else [])
         for size in sizes:
             show(solve(tmp, size, "auto"))
+        if args.decompose and sizes:
+            walls = {}
+            for backend in ("local", "dask"):
+                for workers in (1, 2):
+                    row = solve(tmp, sizes[0], "auto", ("--engine", "decompose", "--backend", backend, "--workers",
+                                                        str(workers)), f"decompose {sizes[0]} {backend} x{workers}")
+                    show(row)
+                    walls[backend, workers] = row["wall_s"]
+            for backend in ("local", "dask"):
+                ratio = walls[backend, 1] / walls[backend, 2]
+                print(f"decomposition on {backend}: 2 workers {ratio:.2f}x faster than 1")
+                rows.append({"case": f"decompose speed-up {backend} 2 vs 1 workers", "ratio": ratio})
         if args.report and sizes:
             show({"case": f"report {sizes[0]}", **run(["report", str(instance(tmp, sizes[0])), "--out",
                                                       str(tmp / "report"), "--quiet"])})

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ from optplan.solvers.base import SolveOptions
 
 #: z-value of a two-sided 95% normal confidence interval.
 Z95 = 1.959963984540054
+
+
+log = logging.getLogger("optplan")
 
 
 @dataclass
@@ -144,29 +148,32 @@ def build_report(
 
     options = options or SolveOptions(seed=seed)
     data = instance.model_data()
-    timings = {}
-    t = time.perf_counter()
+    timings: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def done(stage: str) -> None:
+        now = time.perf_counter()
+        timings[f"{stage}_s"] = now - clock[0]
+        log.info("report: %s in %.1f s", stage.replace("_", " "), now - clock[0])
+        clock[0] = now
+
     sm = SensitivityModel(data, options)
     plan = Plan.from_result(sm.base, instance.manifest.name, instance.manifest.horizon.start_date)
-    timings["solve_s"] = time.perf_counter() - t
-    t = time.perf_counter()
+    done("solve")
     marginal = sm.marginal_values()
     reduced = sm.channel_reduced_costs()
+    done("marginal_values")
     ranges = sm.channel_cost_ranges()
-    timings["marginal_and_ranging_s"] = time.perf_counter() - t
-    t = time.perf_counter()
+    done("channel_cost_ranging")
     frontier = sm.budget_frontier(points=frontier_points, progress=progress)
-    timings["frontier_s"] = time.perf_counter() - t
-    t = time.perf_counter()
+    done("frontier")
     torn = tornado(data, change=tornado_change, options=options, workers=workers, progress=progress)
-    timings["tornado_s"] = time.perf_counter() - t
-    t = time.perf_counter()
+    done("tornado")
     values = optplan_values(data)
     stochastic = values.measures()
-    timings["stochastic_values_s"] = time.perf_counter() - t
-    t = time.perf_counter()
+    done("stochastic_values")
     oos = out_of_sample(plan, n=oos_paths, seed=seed)
-    timings["out_of_sample_s"] = time.perf_counter() - t
+    done("out_of_sample")
     return Report(
         instance_name=instance.manifest.name, currency=data.currency, plan=plan, marginal_values=marginal,
         channel_reduced_costs=reduced, channel_cost_ranges=ranges, frontier=frontier, tornado=torn,

@@ -133,6 +133,7 @@ def report(instance: Path, out: Path, frontier_points, tornado_change, oos_paths
     import optplan
     from optplan.report import build_report, write_report
 
+    progress_to_stderr(quiet)
     inst = optplan.load_instance(instance)
     click.echo(f"instance {inst.summary()}")
     r = build_report(inst, frontier_points=frontier_points, tornado_change=tornado_change, oos_paths=oos_paths,
