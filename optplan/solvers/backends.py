@@ -35,6 +35,10 @@ class SerialBackend:
     def map(self, fn: Callable, items: Sequence[Any]) -> list:
         return [fn(item) for item in items]
 
+    def map_pinned(self, fn: Callable, items: Sequence[Any]) -> list:
+        """Like map, with item i always on worker i mod workers (so per-worker caches stay warm)."""
+        return self.map(fn, items)
+
     def close(self) -> None:
         pass
 
@@ -49,15 +53,20 @@ class LocalBackend:
         from multiprocessing import get_context
 
         self.workers = workers or os.cpu_count() or 1
+        # one single-process pool per worker, so that map_pinned can send item i to worker i;
         # spawn: no fork of a process that holds solver threads
-        self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"))
+        self._pools = [ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) for _ in range(self.workers)]
 
     def map(self, fn: Callable, items: Sequence[Any]) -> list:
-        chunk = max(1, len(items) // (4 * self.workers))
-        return list(self._pool.map(fn, items, chunksize=chunk))
+        return self.map_pinned(fn, items)
+
+    def map_pinned(self, fn: Callable, items: Sequence[Any]) -> list:
+        futures = [self._pools[i % self.workers].submit(fn, item) for i, item in enumerate(items)]
+        return [f.result() for f in futures]
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for pool in self._pools:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 class DaskBackend:
@@ -85,6 +94,14 @@ class DaskBackend:
 
     def map(self, fn: Callable, items: Sequence[Any]) -> list:
         futures = self.client.map(fn, list(items), pure=False)
+        return self.client.gather(futures)
+
+    def map_pinned(self, fn: Callable, items: Sequence[Any]) -> list:
+        addresses = sorted(self.client.scheduler_info().get("workers", {}))
+        if not addresses:
+            return self.map(fn, items)
+        futures = [self.client.submit(fn, item, pure=False, workers=[addresses[i % len(addresses)]],
+                                      allow_other_workers=True) for i, item in enumerate(items)]
         return self.client.gather(futures)
 
     def close(self) -> None:

@@ -64,8 +64,13 @@ class DepotTask:
 
     token: str  # identifies the instance, so that workers can keep the depot's model
     d: int
-    data: ModelData
+    data: ModelData | None  # None after the first round: the worker has the depot's model
     multiplier: np.ndarray  # (T,) currency charged per currency spent in week t (>= 1)
+
+
+class ModelNotCached(LookupError):
+    """A worker was sent a depot without its data and does not hold its model (a restarted
+    or new worker); the master resends the round with the data."""
 
 
 @dataclass
@@ -81,6 +86,11 @@ class DepotColumn:
 _MODELS: dict = {}  # (token, d) -> (Highs, base cost vector, spend columns, their weeks, StandardForm)
 
 
+def solve_depot_group(tasks: list[DepotTask]) -> list[DepotColumn]:
+    """A worker's share of a round: its depots' pricing problems, in order."""
+    return [solve_depot_task(task) for task in tasks]
+
+
 def solve_depot_task(task: DepotTask) -> DepotColumn:
     """Solve one depot's pricing problem (module level: runs in any backend's worker)."""
     from formulations.two_stage.matrix import aggregated_standard_form
@@ -88,6 +98,8 @@ def solve_depot_task(task: DepotTask) -> DepotColumn:
 
     highspy = import_highspy()
     key = (task.token, task.d)
+    if key not in _MODELS and task.data is None:
+        raise ModelNotCached(key)
     if key not in _MODELS:
         if len(_MODELS) > 4096:  # a worker serving many instances: start afresh
             _MODELS.clear()
@@ -105,10 +117,10 @@ def solve_depot_task(task: DepotTask) -> DepotColumn:
     h.changeColsCost(len(cols), cols, base[cols] * task.multiplier[weeks])
     h.run()
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        raise SolverError(f"depot {task.data.depots[0]}: subproblem {h.modelStatusToString(h.getModelStatus())}")
+        raise SolverError(f"depot {sf.layout.data.depots[0]}: subproblem {h.modelStatusToString(h.getModelStatus())}")
     x = np.asarray(h.getSolution().col_value, float)
     decisions = sf.layout.decisions(x[sf.columns["applicants"]], x[sf.columns["incentive_spend"]])
-    spend = total_spend(task.data, decisions.applicants, decisions.incentive_spend)[0]  # (T,)
+    spend = total_spend(sf.layout.data, decisions.applicants, decisions.incentive_spend)[0]  # (T,)
     priced = float(h.getInfo().objective_function_value)
     cost = priced - float(((task.multiplier - 1.0) * spend).sum())
     return DepotColumn(task.d, decisions.applicants[0], decisions.incentive_spend[0], spend, cost, priced)
@@ -271,7 +283,18 @@ class DecomposeEngine:
                 timed_out = True
                 break
             m = master.multipliers(lam)
-            columns = backend.map(solve_depot_task, [DepotTask(token, d, depots[d], m[d]) for d in range(D)])
+            # one group of depots per worker, the same group on the same worker every round
+            # (its HiGHS models stay warm there)
+            parts = [part for part in np.array_split(np.arange(D), min(D, backend.workers)) if len(part)]
+
+            def round_tasks(with_data: bool, parts=parts, m=m):
+                return [[DepotTask(token, d, depots[d] if with_data else None, m[d]) for d in part] for part in parts]
+
+            try:  # the depots' data go to the workers in the first round only
+                results = backend.map_pinned(solve_depot_group, round_tasks(with_data=rounds == 0))
+            except ModelNotCached:
+                results = backend.map_pinned(solve_depot_group, round_tasks(with_data=True))
+            columns = [c for group in results for c in group]
             rounds += 1
             lb = sum(c.priced for c in columns) - float(lam @ master.B)
             best_lb = max(best_lb, lb)

@@ -93,3 +93,29 @@ def test_an_unreachable_scheduler_is_an_option_error():
     with pytest.raises(optplan.OptionError, match="--scheduler"):
         DecomposeEngine(backend="dask", scheduler="tcp://127.0.0.1:9").solve(
             budgeted(0), SolveOptions(), Deadline(None))
+
+
+def test_a_worker_without_the_depot_model_gets_the_data_again():
+    """Rounds after the first send no data; a worker that lost its models (restarted, or a
+    new one) says so and the round is resent with the data: same result."""
+    from optplan.solvers import decompose
+
+    data = budgeted(2)
+    reference = DecomposeEngine(backend="serial").solve(data, SolveOptions(), Deadline(None))
+    original = decompose.solve_depot_group
+    calls = {"n": 0}
+
+    def forgetful(tasks):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            decompose._MODELS.clear()  # the worker restarted between rounds
+        return original(tasks)
+
+    decompose.solve_depot_group = forgetful
+    try:
+        again = DecomposeEngine(backend="serial").solve(replace(data, idle_cost=data.idle_cost), SolveOptions(),
+                                                        Deadline(None))
+    finally:
+        decompose.solve_depot_group = original
+    assert again.status.objective == pytest.approx(reference.status.objective, rel=1e-9)
+    assert calls["n"] >= 4
