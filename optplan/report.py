@@ -142,8 +142,10 @@ def build_report(
     workers: int | None = None,
     progress: bool = False,
     options: SolveOptions | None = None,
+    backend=None,
 ) -> Report:
-    """Compute the whole report for ``instance`` (LP plans only)."""
+    """Compute the whole report for ``instance`` (LP plans only); the tornado's solves run on
+    ``backend`` (optplan.solvers.backends; default: ``workers`` local processes)."""
     from optplan.stochastic import optplan_values
 
     options = options or SolveOptions(seed=seed)
@@ -167,7 +169,7 @@ def build_report(
     done("channel_cost_ranging")
     frontier = sm.budget_frontier(points=frontier_points, progress=progress)
     done("frontier")
-    torn = tornado(data, change=tornado_change, options=options, workers=workers, progress=progress)
+    torn = tornado(data, change=tornado_change, options=options, workers=workers, progress=progress, backend=backend)
     done("tornado")
     values = optplan_values(data)
     stochastic = values.measures()

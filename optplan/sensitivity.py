@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -47,6 +46,10 @@ PLAN_RTOL = 1e-6
 RANGE_RTOL = 1e-4
 #: Channel-cost multipliers probed when bracketing a range (beyond them: reported as open).
 MAX_COST_FACTOR = 10.0
+#: Above this many LP columns the channel-cost range is HiGHS's one-column ranging only: the
+#: same-basis bisection re-solves the LP ~10 times per channel and direction, minutes each at
+#: national scale (deterministic, unlike a time box, so the report stays reproducible).
+RANGING_MAX_COLUMNS = 250_000
 
 
 def same_basis(a, b) -> bool:
@@ -207,10 +210,14 @@ class SensitivityModel:
         finally:
             self._set_channel_factor(c, 1.0)
 
-    def channel_cost_ranges(self) -> pd.DataFrame:
+    def channel_cost_ranges(self, bisection: bool | None = None) -> pd.DataFrame:
         """Interval of each channel's cost per applicant over which the plan keeps its shape
-        (the same optimal basis)."""
+        (the same optimal basis), found by warm-started re-solves; with ``bisection=False``
+        (default above RANGING_MAX_COLUMNS columns) only HiGHS's one-column ranging, and
+        the same-basis columns are NaN."""
         d = self.data
+        if bisection is None:
+            bisection = self.compiled.n_cols <= RANGING_MAX_COLUMNS
         self._base_state()
         _, ranging = self.h.getRanging()
         cols = self.compiled.columns["applicants"]
@@ -218,8 +225,8 @@ class SensitivityModel:
         rows = []
         for c, name in enumerate(d.channels):
             cost = float(d.cost_per_applicant[c])
-            lo = self._edge(c, direction=-1)
-            hi = self._edge(c, direction=+1)
+            lo = self._edge(c, direction=-1) if bisection else math.nan
+            hi = self._edge(c, direction=+1) if bisection else math.nan
             mine = cols[(cc == c) & (cols >= 0)]
             col_up = np.asarray(ranging.col_cost_up.value_, float)[mine] if len(mine) else np.array([np.inf])
             col_dn = np.asarray(ranging.col_cost_dn.value_, float)[mine] if len(mine) else np.array([-np.inf])
@@ -227,7 +234,7 @@ class SensitivityModel:
                 "channel": name,
                 "cost_per_applicant": cost,
                 "basis_same_from": cost * lo,
-                "basis_same_to": cost * hi if math.isfinite(hi) else float("inf"),
+                "basis_same_to": cost * hi if math.isfinite(hi) or math.isnan(hi) else float("inf"),
                 "highs_one_column_from": float(np.max(col_dn)),
                 "highs_one_column_to": float(np.min(col_up)),
                 "currency": d.currency,
@@ -323,12 +330,13 @@ def _frontier_row(d: ModelData, cap: float, plan, raw: SolveResult) -> dict:
     return row
 
 
-def _progress(items, desc: str, show: bool):
+def _progress(items, desc: str, show: bool, total: int | None = None):
+    """A progress bar with its total over ``items`` (shown on stderr when ``show``)."""
     if not show:
         return items
     from tqdm import tqdm
 
-    return tqdm(items, desc=desc, unit="solve", leave=False)
+    return tqdm(items, desc=desc, unit="solve", leave=False, total=total if total is not None else len(items))
 
 
 # ------------------------------------------------------------------ tornado
@@ -381,9 +389,11 @@ def tornado(
     options: SolveOptions | None = None,
     workers: int | None = None,
     progress: bool = False,
+    backend=None,
 ) -> TornadoResult:
     """Effect of +-``change`` (a share, default 10%) in each parameter on expected cost
-    (currency) and total applicants, one parameter at a time, solved in parallel processes."""
+    (currency) and total applicants, one parameter at a time: 13 solves as tasks on
+    ``backend`` (an optplan.solvers.backends backend; default: ``workers`` local processes)."""
     if not 0 < change < 1:
         raise ValueError(f"change must be a share in (0, 1), got {change!r}")
     options = options or SolveOptions()
@@ -393,14 +403,16 @@ def tornado(
         for sign in (-1.0, +1.0):
             jobs.append((perturb(data, p, 1.0 + sign * change), options))
             labels.append((p, sign * change))
-    workers = workers or min(len(jobs), os.cpu_count() or 1)
-    if workers > 1:
-        import multiprocessing
+    from optplan.solvers.backends import get_backend
 
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(_progress(pool.map(_solve_summary, jobs), "tornado", progress))
-    else:
-        results = [_solve_summary(j) for j in _progress(jobs, "tornado", progress)]
+    workers = workers or min(len(jobs), os.cpu_count() or 1)
+    own = backend is None
+    backend = backend or get_backend("local" if workers > 1 else "serial", None, workers)
+    try:
+        results = list(_progress(backend.imap(_solve_summary, jobs), "tornado", progress, total=len(jobs)))
+    finally:
+        if own:
+            backend.close()
     base_cost, base_recruits = results[0]
     rows = []
     for (p, delta), (cost, recruits) in zip(labels[1:], results[1:], strict=True):

@@ -4,6 +4,7 @@ ranging checked by cold re-solves, warm-started frontier against cold solves, to
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import OBJ_RTOL, REPO, build
 
@@ -141,3 +142,27 @@ def test_tornado_directions_make_sense():
 
     expect = solve_data(perturb(data, "blocks_per_driver", 1.1), SolveOptions(), "highs").status.objective
     assert result.base_cost + t[("blocks_per_driver", 0.1)] == pytest.approx(expect, rel=OBJ_RTOL)
+
+
+def test_tornado_on_any_backend_gives_the_same_table():
+    """The tornado's 13 solves are backend tasks: in this process and on local processes
+    the table is the same."""
+    from optplan.solvers.backends import SerialBackend
+
+    data = optplan.generate_instance(depots=2, weeks=6, scenarios=3, seed=4).model_data()
+    serial = tornado(data, backend=SerialBackend())
+    local = tornado(data, workers=2)
+    pd.testing.assert_frame_equal(serial.table, local.table, rtol=1e-9)
+
+
+def test_large_models_get_one_column_cost_ranging_only(demo_path):
+    """Above RANGING_MAX_COLUMNS the same-basis bisection is skipped (its re-solves take
+    minutes at national scale): the same HiGHS one-column ranges, the bisection columns
+    empty (NaN, written as empty cells)."""
+    sm = SensitivityModel(optplan.load_instance(demo_path).model_data())
+    full = sm.channel_cost_ranges()
+    quick = sm.channel_cost_ranges(bisection=False)
+    assert quick["basis_same_from"].isna().all() and quick["basis_same_to"].isna().all()
+    cols = ["channel", "highs_one_column_from", "highs_one_column_to"]
+    pd.testing.assert_frame_equal(quick[cols], full[cols])
+    assert full["basis_same_from"].notna().all()

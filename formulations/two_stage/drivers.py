@@ -25,9 +25,15 @@ def recruited_arrivals(data: ModelData, applicants: np.ndarray) -> np.ndarray:
     """(D, T) new active drivers from recruiting (drivers/week) for applicants (D, C, T):
     n[d,t] = sum_c sum_k yield[c,k] x[d,c,t-k] (applicants of week t-k reach week t with
     probability yield[c,k]; lags beyond the horizon are lost)."""
-    D, C, T, _ = data.shape
+    D, C, T = applicants.shape
+    L = min(data.n_lags, T)
+    if D == 1:  # one depot (the DP's polish calls this per move): a convolution per channel is ~3x faster
+        out = np.zeros(T)
+        for c in range(C):
+            out += np.convolve(applicants[0, c], data.yield_kernel[c, :L])[:T]
+        return out[None]
     arrivals = np.zeros((D, T))
-    for k in range(min(data.n_lags, T)):
+    for k in range(L):
         arrivals[:, k:] += np.einsum("dct,c->dt", applicants[:, :, : T - k], data.yield_kernel[:, k])
     return arrivals
 

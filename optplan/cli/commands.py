@@ -124,10 +124,15 @@ def _save_mps(inst, path: Path, integer: bool, recourse: str) -> None:
 @click.option("--oos-paths", type=click.IntRange(min=2), default=500, show_default=True,
               help="Freshly sampled demand paths for the out-of-sample evaluation.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes for the tornado (default: cores).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes for the tornado's solves, or the local Dask cluster's (default: cores).")
+@click.option("--backend", type=click.Choice(["serial", "local", "dask"]), default="local", show_default=True,
+              help="Where the tornado's solves run: this process, local processes, or Dask (docs/scale.md).")
+@click.option("--scheduler", default=None, help="Dask scheduler address for --backend dask (default: a local cluster).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @guarded
-def report(instance: Path, out: Path, frontier_points, tornado_change, oos_paths, seed, workers, quiet) -> None:
+def report(instance: Path, out: Path, frontier_points, tornado_change, oos_paths, seed, workers, backend, scheduler,
+           quiet) -> None:
     """Sensitivity report: shadow prices, ranging, budget frontier, tornado, VSS, as one
     self-contained HTML file plus CSV/JSON."""
     import optplan
@@ -136,8 +141,14 @@ def report(instance: Path, out: Path, frontier_points, tornado_change, oos_paths
     progress_to_stderr(quiet)
     inst = optplan.load_instance(instance)
     click.echo(f"instance {inst.summary()}")
-    r = build_report(inst, frontier_points=frontier_points, tornado_change=tornado_change, oos_paths=oos_paths,
-                     seed=seed, workers=workers, progress=not quiet)
+    from optplan.solvers.backends import get_backend
+
+    runner = get_backend(backend, scheduler, workers)
+    try:
+        r = build_report(inst, frontier_points=frontier_points, tornado_change=tornado_change, oos_paths=oos_paths,
+                         seed=seed, workers=workers, progress=not quiet, backend=runner)
+    finally:
+        runner.close()
     files = write_report(r, out)
     v = r.stochastic_values
     click.echo(f"expected cost {r.plan.cost['total']:,.2f} {r.currency}; VSS {v['vss']:,.2f}, "

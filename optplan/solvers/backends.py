@@ -1,8 +1,9 @@
 """Where independent tasks run: in this process, in local processes, or on a Dask cluster.
 
 A backend maps a module-level function over a list of picklable items and returns the
-results in order. The depot decomposition sends its per-depot subproblems through one; the
-report's sweeps can too. Backends:
+results in order (``map``; ``imap`` yields them as they finish, for progress bars;
+``map_pinned`` sends item i to worker i mod workers). The depot decomposition sends its
+per-depot subproblems through one, the report its tornado cases. Backends:
 
     serial   this process (tests, debugging, 1 core)
     local    a pool of local processes (default: one per core)
@@ -39,6 +40,11 @@ class SerialBackend:
         """Like map, with item i always on worker i mod workers (so per-worker caches stay warm)."""
         return self.map(fn, items)
 
+    def imap(self, fn: Callable, items: Sequence[Any]):
+        """Results in order, each as soon as it and those before it are done (for progress bars)."""
+        for item in items:
+            yield fn(item)
+
     def close(self) -> None:
         pass
 
@@ -61,8 +67,12 @@ class LocalBackend:
         return self.map_pinned(fn, items)
 
     def map_pinned(self, fn: Callable, items: Sequence[Any]) -> list:
+        return list(self.imap(fn, items))
+
+    def imap(self, fn: Callable, items: Sequence[Any]):
         futures = [self._pools[i % self.workers].submit(fn, item) for i, item in enumerate(items)]
-        return [f.result() for f in futures]
+        for f in futures:
+            yield f.result()
 
     def close(self) -> None:
         for pool in self._pools:
@@ -95,6 +105,10 @@ class DaskBackend:
     def map(self, fn: Callable, items: Sequence[Any]) -> list:
         futures = self.client.map(fn, list(items), pure=False)
         return self.client.gather(futures)
+
+    def imap(self, fn: Callable, items: Sequence[Any]):
+        for future in self.client.map(fn, list(items), pure=False):
+            yield future.result()
 
     def map_pinned(self, fn: Callable, items: Sequence[Any]) -> list:
         addresses = sorted(self.client.scheduler_info().get("workers", {}))
