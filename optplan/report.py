@@ -171,7 +171,7 @@ def build_report(
     done("frontier")
     torn = tornado(data, change=tornado_change, options=options, workers=workers, progress=progress, backend=backend)
     done("tornado")
-    values = optplan_values(data)
+    values = optplan_values(data, options=options, backend=backend, rp=sm.base)
     stochastic = values.measures()
     done("stochastic_values")
     oos = out_of_sample(plan, n=oos_paths, seed=seed)

@@ -359,7 +359,8 @@ def value_of_stochastic_solution(
     )
 
 
-def optplan_values(data: ModelData, solver: str = "highs", route: str = "engines", options=None) -> StochasticValues:
+def optplan_values(data: ModelData, solver: str = "highs", route: str = "engines", options=None, backend=None,
+                   rp=None) -> StochasticValues:
     """RP, EV, EEV, WS, EVPI, VSS of this repo's recruiting model (``formulations.two_stage``).
 
     ``route="engines"`` (default; scales to national instances): RP is optplan's solve of
@@ -367,7 +368,9 @@ def optplan_values(data: ModelData, solver: str = "highs", route: str = "engines
     scenario: the probability-weighted mean demand, weight 1), EEV the evaluator's expected
     cost of the EV plan's decisions (the recourse in closed form is the second-stage
     optimum, so this is EEV exactly), WS the probability-weighted optima of each scenario
-    alone. ``options`` (SolveOptions) go to every solve.
+    alone. ``options`` (SolveOptions) go to every solve; the EV and WS solves are tasks on
+    ``backend`` (optplan.solvers.backends; default: this process); ``rp``, a SolveResult of
+    ``data`` already at hand (e.g. the report's plan), saves solving RP again.
 
     ``route="scenario_models"``: the generic machinery above on mpi-sppy-protocol models
     (``two_stage.scenario_creator`` with ``{"data": data}``; first stage
@@ -381,7 +384,7 @@ def optplan_values(data: ModelData, solver: str = "highs", route: str = "engines
     weights as ``build_model`` keeps RP equal to ``optplan.solve``'s objective.
     """
     if route == "engines":
-        return _values_by_engines(data, options)
+        return _values_by_engines(data, options, backend, rp)
     if route != "scenario_models":
         from optplan.errors import OptionError
 
@@ -412,21 +415,33 @@ def optplan_values(data: ModelData, solver: str = "highs", route: str = "engines
     )
 
 
-def _values_by_engines(data: ModelData, options=None) -> StochasticValues:
+def _solve_task(args):
+    """(objective, decisions) of one instance's HiGHS solve (a backend task)."""
+    from optplan.solvers import solve_data
+
+    data, options = args
+    result = solve_data(data, options, "highs")
+    return float(result.status.objective), result.decisions
+
+
+def _values_by_engines(data: ModelData, options=None, backend=None, rp=None) -> StochasticValues:
     from formulations.two_stage.layout import Layout
     from optplan.evaluation import evaluate_decisions
     from optplan.solvers import SolveOptions, solve_data
+    from optplan.solvers.backends import SerialBackend
 
     options = options or SolveOptions()
+    backend = backend or SerialBackend()
     mean_data = replace(data, scenarios=("mean",), probability=np.array([1.0]),
                         demand=(data.demand @ data.probability)[:, :, None])
-    rp = solve_data(data, options, "highs")
-    ev = solve_data(mean_data, options, "highs")
+    rp = rp or solve_data(data, options, "highs")
+    alone = [data.with_scenarios([i], probability=[1.0]) for i in range(len(data.scenarios))]
+    solved = backend.map(_solve_task, [(mean_data, options)] + [(a, options) for a in alone])
+    ev_objective, ev_decisions = solved[0]
     eev_by, ws_by = {}, {}
     for i, name in enumerate(data.scenarios):
-        alone = data.with_scenarios([i], probability=[1.0])
-        ws_by[name] = float(solve_data(alone, options, "highs").status.objective)
-        eev_by[name] = evaluate_decisions(alone, ev.decisions).expected_cost
+        ws_by[name] = solved[1 + i][0]
+        eev_by[name] = evaluate_decisions(alone[i], ev_decisions).expected_cost
     probability = {name: float(p) for name, p in zip(data.scenarios, data.probability, strict=True)}
     ws = math.fsum(probability[s] * ws_by[s] for s in data.scenarios)
     eev = math.fsum(probability[s] * eev_by[s] for s in data.scenarios)
@@ -441,7 +456,7 @@ def _values_by_engines(data: ModelData, options=None) -> StochasticValues:
 
     rp_value = float(rp.status.objective)
     return StochasticValues(
-        rp=rp_value, ev=float(ev.status.objective), eev=eev, ws=ws, evpi=rp_value - ws, vss=eev - rp_value,
-        rp_first_stage=named(rp.decisions), ev_first_stage=named(ev.decisions),
+        rp=rp_value, ev=ev_objective, eev=eev, ws=ws, evpi=rp_value - ws, vss=eev - rp_value,
+        rp_first_stage=named(rp.decisions), ev_first_stage=named(ev_decisions),
         ws_by_scenario=ws_by, eev_by_scenario=eev_by, probability=probability,
     )
