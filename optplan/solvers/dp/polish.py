@@ -39,6 +39,7 @@ class Polisher:
         self.dep, self.price, self.T, self.C = dep, price, T, C
         self.__dict__.update(dep.polish_tables())  # price-independent, built once per depot
         self.unit = data.cost_per_applicant[:, None] * price[None, :]  # (C, T) priced currency per applicant
+        self._drivers_key = self._arrivals_key = None
 
     # -- pieces
     def inc(self, Z: np.ndarray) -> np.ndarray:
@@ -54,15 +55,22 @@ class Polisher:
 
     def drivers(self, x: np.ndarray) -> np.ndarray:
         """(T,) active drivers for applicants x (C, T): the stock-flow of drivers.active_drivers
-        written with its impulse response (drivers.impulse_response), which is linear in x."""
-        a = self.base.copy()
-        for c in range(self.C):
-            a += np.convolve(x[c], self.R[c])[: self.T]
-        return a
+        written with its impulse response (drivers.impulse_response), which is linear in x.
+        Remembered for the last x seen: most polish moves are rejected and leave x as it was."""
+        key = x.tobytes()
+        if self._drivers_key != key:
+            a = self.base.copy()
+            for c in range(self.C):
+                a += np.convolve(x[c], self.R[c])[: self.T]
+            self._drivers_key, self._drivers = key, a
+        return self._drivers.copy()
 
     def arrivals(self, x: np.ndarray) -> np.ndarray:
-        """(T,) recruited arrivals (drivers/week) for applicants x (C, T)."""
-        return recruited_arrivals(self.dep.data, x[None])[0]
+        """(T,) recruited arrivals (drivers/week) for applicants x (C, T); remembered like drivers."""
+        key = x.tobytes()
+        if self._arrivals_key != key:
+            self._arrivals_key, self._arrivals = key, recruited_arrivals(self.dep.data, x[None])[0]
+        return self._arrivals.copy()
 
     def capacity(self, x: np.ndarray, Z: np.ndarray) -> np.ndarray:
         return capacity_of(self.dep.b, self.drivers(x), self.inc(Z))
