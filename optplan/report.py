@@ -167,7 +167,7 @@ def build_report(
     done("marginal_values")
     ranges = sm.channel_cost_ranges()
     done("channel_cost_ranging")
-    frontier = sm.budget_frontier(points=frontier_points, progress=progress)
+    frontier = sm.budget_frontier(points=frontier_points, progress=progress, backend=backend)
     done("frontier")
     torn = tornado(data, change=tornado_change, options=options, workers=workers, progress=progress, backend=backend)
     done("tornado")

@@ -36,6 +36,7 @@ import pandas as pd
 
 from formulations.data import ModelData
 from formulations.two_stage.layout import Layout
+from optplan.errors import OptionError
 from optplan.solvers.base import Deadline, SolveOptions, SolveResult
 from optplan.solvers.highs import highs_from_standard_form, import_highspy, run_compiled
 from optplan.solvers.standard_form import build_standard_form
@@ -279,21 +280,30 @@ class SensitivityModel:
         return spend
 
     def budget_frontier(
-        self, points: int = 10, budgets: np.ndarray | None = None, progress: bool = False, warm: bool = True
+        self, points: int = 10, budgets: np.ndarray | None = None, progress: bool = False, warm: bool = True,
+        backend=None,
     ) -> pd.DataFrame:
         """Outcome for ``points`` total budgets from 0 to the budget at which the total
         stops binding (the unconstrained plan's spend), or for the given ``budgets``;
         each re-solve warm-starts from the previous point's basis (``warm=False`` clears
-        HiGHS's solver state first, for comparison)."""
+        HiGHS's solver state first, for comparison). With a ``backend`` of several workers
+        the budgets are split into one contiguous, warm-started chain per worker (each
+        worker builds and solves its own model first)."""
         from optplan.plan import Plan
 
         if budgets is None:
             if points < 2:
-                raise ValueError(f"a frontier needs at least 2 points, got {points}")
+                raise OptionError("--frontier-points", "at least 2 points", points)
             budgets = np.linspace(0.0, self.unconstrained_spend(), points)
         budgets = np.asarray(budgets, float)
         if (budgets < 0).any():
-            raise ValueError("frontier budgets must be >= 0")
+            raise OptionError("budgets", "frontier budgets >= 0", budgets.min())
+        workers = getattr(backend, "workers", 1)
+        if warm and workers > 1 and len(budgets) >= 2 * workers:
+            chunks = [c for c in np.array_split(budgets, workers) if len(c)]
+            parts = list(_progress(backend.imap(_frontier_chain, [(self.data, self.options, c) for c in chunks]),
+                                   "budget frontier (chains)", progress, total=len(chunks)))
+            return pd.DataFrame([row for part in parts for row in part])
         rows = []
         iterator = _progress(budgets, "budget frontier", progress)
         for cap in iterator:
@@ -305,6 +315,12 @@ class SensitivityModel:
             rows.append(_frontier_row(self.data, float(cap), plan, raw))
         self.restore()
         return pd.DataFrame(rows)
+
+
+def _frontier_chain(args) -> list[dict]:
+    """One worker's warm-started chain of frontier points (a backend task)."""
+    data, options, budgets = args
+    return SensitivityModel(data, options).budget_frontier(budgets=budgets).to_dict("records")
 
 
 def _total_dual(raw: SolveResult) -> float:

@@ -166,3 +166,25 @@ def test_large_models_get_one_column_cost_ranging_only(demo_path):
     cols = ["channel", "highs_one_column_from", "highs_one_column_to"]
     pd.testing.assert_frame_equal(quick[cols], full[cols])
     assert full["basis_same_from"].notna().all()
+
+
+def test_frontier_chains_on_two_workers_match_the_single_chain(demo_path):
+    """Split into one warm-started chain per worker, the frontier has the same points:
+    expected cost (an optimum: unique) to 1e-9 and the total budget's shadow price to 1e-6,
+    except at the last point: there the budget is exactly where it stops binding, a kink of
+    the cost, where any price between the slopes on either side is a valid dual."""
+    from optplan.solvers.backends import LocalBackend
+
+    sm = SensitivityModel(optplan.load_instance(demo_path).model_data())
+    single = sm.budget_frontier(points=6)
+    backend = LocalBackend(2)
+    try:
+        split = sm.budget_frontier(points=6, backend=backend)
+    finally:
+        backend.close()
+    np.testing.assert_allclose(split["budget_total"], single["budget_total"], rtol=0)
+    np.testing.assert_allclose(split["expected_cost"], single["expected_cost"], rtol=1e-9)
+    np.testing.assert_allclose(split["shadow_price"][:-1], single["shadow_price"][:-1], rtol=1e-6, atol=1e-9)
+    left_slope = single["shadow_price"].iloc[-2]
+    for price in (split["shadow_price"].iloc[-1], single["shadow_price"].iloc[-1]):
+        assert -1e-9 <= price <= left_slope + 1e-9
