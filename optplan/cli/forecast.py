@@ -140,10 +140,15 @@ def _model_list(ctx, param, value):
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="Also write backtest_rows.csv, backtest_by_depot.csv, backtest_overall.csv, backtest_summary.json here.")
 @click.option("--overall-only", is_flag=True, help="Print only the overall table.")
+@click.option("--backend", type=click.Choice(["serial", "local", "dask"]), default="serial", show_default=True,
+              help="Where the fits (origins x models) run: this process, local processes, or Dask (docs/scale.md).")
+@click.option("--scheduler", default=None, help="Dask scheduler address for --backend dask (default: a local cluster).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes for --backend local or a local Dask cluster.")
 @_history_options
 @guarded
-def backtest(history, horizon, step, n_origins, at, models, seed, out, overall_only, usd_per_block, unit_factor, depot_col,
-             date_col, demand_col, holiday_col, no_holiday, week_date, fill_gaps, jobs, boosting_rounds, quiet) -> None:
+def backtest(history, horizon, step, n_origins, at, models, seed, out, overall_only, backend, scheduler, workers,
+             usd_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, week_date, fill_gaps,
+             jobs, boosting_rounds, quiet) -> None:
     """Rolling-origin backtest of the global model and the baselines on HISTORY.csv.
 
     Prints MASE of the P50 (scaled by the in-sample seasonal-naive error), weighted quantile
@@ -153,10 +158,16 @@ def backtest(history, horizon, step, n_origins, at, models, seed, out, overall_o
 
     options = _read_options(usd_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, week_date,
                             fill_gaps)
+    from optplan.solvers.backends import get_backend
+
     t0 = time.perf_counter()
-    result, lines = backtest_files(history, out, horizon=horizon, step=step, n_origins=n_origins, origins=at, models=models,
-                                   seed=seed, n_jobs=jobs, progress=_progress(quiet),
-                                   config=GlobalConfig(max_iter=boosting_rounds, seed=seed), **options)
+    runner = get_backend(backend, scheduler, workers)
+    try:
+        result, lines = backtest_files(history, out, horizon=horizon, step=step, n_origins=n_origins, origins=at,
+                                       models=models, seed=seed, n_jobs=jobs, progress=_progress(quiet),
+                                       config=GlobalConfig(max_iter=boosting_rounds, seed=seed), backend=runner, **options)
+    finally:
+        runner.close()
     if overall_only:
         lines = render_backtest(result, per_depot=False) + [x for x in lines if x.startswith(("wrote", "repaired"))]
     for line in lines:

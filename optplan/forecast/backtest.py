@@ -51,34 +51,45 @@ class BacktestResult:
     info: dict = field(default_factory=dict)
 
 
+def _fit_task(args):
+    """One model at one origin (a backend task): (quantiles P10, P50, P90 (H, D), fitted-model
+    info or None, fit seconds)."""
+    past, horizon, model, config, n_jobs = args
+    t0 = time.perf_counter()
+    fc = forecast(past, horizon, model, config=config, n_jobs=n_jobs)
+    return (fc.quantile(0.1), fc.quantile(0.5), fc.quantile(0.9)), fc.info.get("fitted_models"), time.perf_counter() - t0
+
+
 def backtest(history: History, horizon: int = 13, origins: list[int] | None = None, models=MODELS,
-             config: GlobalConfig | None = None, progress=None, n_jobs: int = 1) -> BacktestResult:
-    """Run every model at every origin and score it (see the module docstring)."""
+             config: GlobalConfig | None = None, progress=None, n_jobs: int = 1, backend=None) -> BacktestResult:
+    """Run every model at every origin and score it (see the module docstring). The fits
+    (origins x models) are tasks on ``backend`` (optplan.solvers.backends; default: this
+    process); the result does not depend on where they run."""
+    from optplan.solvers.backends import SerialBackend
     origins = sorted(origins or default_origins(history.n_weeks, horizon))
     for n in origins:
         if n + horizon > history.n_weeks:
             raise OptionError("--origins", f"origins whose horizon ends within the history ({history.n_weeks} weeks)",
                                   f"origin {n} + horizon {horizon}")
     say = progress or (lambda msg: None)
+    backend = backend or SerialBackend()
     parts, seconds, info = [], {m: 0.0 for m in models}, {}
-    for n in origins:
-        past = history.subset(n)
+    jobs = [(n, m) for n in origins for m in models]
+    tasks = [(history.subset(n), horizon, m, config, n_jobs) for n, m in jobs]
+    for (n, m), (quantiles, fitted, fit_s) in zip(jobs, backend.imap(_fit_task, tasks), strict=True):
+        say(f"origin {n} ({history.week_start[n - 1].date()}): {m} fitted in {fit_s:.1f} s")
+        seconds[m] += fit_s
+        if m == "ets" and fitted is not None:
+            info.setdefault("ets_models", {})[str(n)] = fitted
         actual = history.blocks[n:n + horizon]  # (H, D) blocks/week, never shown to the models
-        scale = mase_scale(past.blocks)
-        for m in models:
-            say(f"origin {n} ({history.week_start[n - 1].date()}): {m}")
-            t0 = time.perf_counter()
-            fc = forecast(past, horizon, m, config=config, n_jobs=n_jobs)
-            seconds[m] += time.perf_counter() - t0
-            if m == "ets" and "fitted_models" in fc.info:
-                info.setdefault("ets_models", {})[str(n)] = fc.info["fitted_models"]
-            H, D = actual.shape
-            parts.append(pd.DataFrame({
-                "model": m, "origin": n, "depot": np.tile(history.depots, H), "h": np.repeat(np.arange(1, H + 1), D),
-                "week_start": np.repeat(history.week_start[n:n + H].strftime("%Y-%m-%d"), D),
-                "y": actual.ravel(), "p10": fc.quantile(0.1).ravel(), "p50": fc.quantile(0.5).ravel(),
-                "p90": fc.quantile(0.9).ravel(), "scale": np.tile(scale, H),
-            }))
+        scale = mase_scale(history.subset(n).blocks)
+        H, D = actual.shape
+        p10, p50, p90 = quantiles
+        parts.append(pd.DataFrame({
+            "model": m, "origin": n, "depot": np.tile(history.depots, H), "h": np.repeat(np.arange(1, H + 1), D),
+            "week_start": np.repeat(history.week_start[n:n + H].strftime("%Y-%m-%d"), D),
+            "y": actual.ravel(), "p10": p10.ravel(), "p50": p50.ravel(), "p90": p90.ravel(), "scale": np.tile(scale, H),
+        }))
     rows = pd.concat(parts, ignore_index=True)
     rows = rows[np.isfinite(rows["y"].to_numpy())].reset_index(drop=True)
     by_depot = _score(rows, ["model", "depot"])

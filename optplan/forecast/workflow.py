@@ -284,9 +284,9 @@ def _long_lead_files(history: History, periods: int, resolution: str, n_jobs: in
 
 def backtest_files(history_path, out=None, *, horizon: int = 13, step: int = 13, n_origins: int = 3,
                    origins: list[int] | None = None, models=MODELS, config: GlobalConfig | None = None, seed: int = 0,
-                   n_jobs: int = 1, progress=None, **read_options):
+                   n_jobs: int = 1, progress=None, backend=None, **read_options):
     """Run the rolling-origin backtest; returns (result, lines to print). With ``out``, also
-    write the tables (see the module docstring)."""
+    write the tables (see the module docstring). The fits run on ``backend`` (default: here)."""
     from optplan.forecast.backtest import backtest, default_origins
     from optplan.forecast.calendar import WEEKS_PER_YEAR
     from optplan.forecast.models import GROWTH_WEEKS
@@ -315,7 +315,8 @@ def backtest_files(history_path, out=None, *, horizon: int = 13, step: int = 13,
     if problems:
         raise InstanceError(problems)
     cfg = config if config is not None else GlobalConfig(seed=seed)
-    result = backtest(history, horizon, origins, models=models, config=cfg, progress=progress, n_jobs=n_jobs)
+    result = backtest(history, horizon, origins, models=models, config=cfg, progress=progress, n_jobs=n_jobs,
+                      backend=backend)
     lines = render_backtest(result)
     lines += [f"repaired: {r}" for r in history.repairs]
     if out is not None:

@@ -457,3 +457,20 @@ def test_backtest_acceptance_on_a_subset_of_the_walmart_stores():
     cov = float(o.loc["global", "coverage_p10_p90"])
     assert COVERAGE_RANGE[0] <= cov <= COVERAGE_RANGE[1], res.overall
     assert set(res.by_depot["depot"]) == set(h.depots) and len(res.by_depot) == 15
+
+
+@needs_walmart
+def test_backtest_fits_on_local_processes_give_the_same_scores():
+    """The backtest's fits (origins x models) are backend tasks: on two local processes the
+    rows and scores are the ones computed in this process."""
+    from optplan.solvers.backends import LocalBackend
+
+    h = read_history(SHARED_DATA, unit_factor=1 / USD_PER_BLOCK).subset(depots=["1", "2", "3"])
+    here = backtest(h, 13, [117, 130], models=("global", "seasonal_naive"), config=FAST)
+    backend = LocalBackend(2)
+    try:
+        there = backtest(h, 13, [117, 130], models=("global", "seasonal_naive"), config=FAST, backend=backend)
+    finally:
+        backend.close()
+    pd.testing.assert_frame_equal(here.rows, there.rows)
+    pd.testing.assert_frame_equal(here.overall, there.overall)
