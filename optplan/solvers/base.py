@@ -271,6 +271,15 @@ class Engine(Protocol):
         when there is no plan to return."""
 
 
+def out_of_time(engine: str, why: str, native: str):
+    """The NoSolutionError of an engine that the time limit stopped before any plan:
+    "no plan: <why>", with a status that says so (termination maxTimeLimit, no solution)."""
+    from optplan.errors import NoSolutionError
+
+    status = SolverStatus(TerminationCondition.maxTimeLimit, SolutionStatus.noSolution, engine, native, None, None)
+    return NoSolutionError(f"no plan: {why}", status)
+
+
 _REGISTRY: dict[str, Callable[[], Engine]] = {}
 _CAPABILITIES: dict[str, Capabilities] = {}
 

@@ -45,8 +45,8 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 from formulations.data import Decisions, ModelData
 from formulations.two_stage.budgets import total_spend
 from formulations.two_stage.layout import Layout
-from optplan.errors import NoSolutionError, SolverError
-from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings
+from optplan.errors import SolverError
+from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings, out_of_time
 
 log = logging.getLogger("optplan")
 
@@ -317,9 +317,7 @@ class DecomposeEngine:
         term = (TerminationCondition.maxTimeLimit if timed_out else
                 TerminationCondition.convergenceCriteriaSatisfied if converged else TerminationCondition.iterationLimit)
         if not np.isfinite(objective):
-            raise NoSolutionError("no plan: the decomposition ran out of time before its master was solved",
-                                  SolverStatus(TerminationCondition.maxTimeLimit, SolutionStatus.noSolution,
-                                               "decompose", "no master", None, None))
+            raise out_of_time("decompose", "the decomposition ran out of time before its master was solved", "no master")
         native = f"{rounds} rounds, {len(master.columns)} plans, master {objective:.6g}, bound {best_lb:.6g}, gap {gap:.2e}"
         status = SolverStatus(term, SolutionStatus.feasible, f"decompose ({backend.name}, {backend.workers} workers)",
                               native, evaluated, float(best_lb),

@@ -24,7 +24,7 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 
 from formulations.data import ModelData
 from optplan.errors import EngineUnavailableError, InfeasibleError, NoSolutionError, SolverError
-from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings
+from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings, out_of_time
 from optplan.solvers.standard_form import StandardForm, build_standard_form
 
 log = logging.getLogger("optplan")
@@ -83,9 +83,8 @@ class GlopEngine:
         log.info("GLOP: %d variables, %d constraints; solving", *sf.A.shape[::-1])
         limited = deadline.seconds is not None
         if deadline.expired():
-            raise NoSolutionError("no plan: the time limit passed while building the model, before GLOP could run",
-                                  SolverStatus(TerminationCondition.maxTimeLimit, SolutionStatus.noSolution, engine,
-                                               "not run", None, None))
+            raise out_of_time(engine, "the time limit passed while building the model, before GLOP could run",
+                              "not run")
         solver = _run(mbh, sf, sf.c, deadline.remaining() if limited else None)
         t3 = time.perf_counter()
         st = solver.status()

@@ -27,7 +27,7 @@ from formulations import two_stage
 from formulations.data import ModelData
 from formulations.two_stage.layout import Layout
 from optplan.errors import EngineUnavailableError, InfeasibleError, NoSolutionError, OptionError, SolverError
-from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings
+from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings, out_of_time
 from optplan.solvers.standard_form import build_standard_form, matrix_arrays, standard_form
 
 log = logging.getLogger("optplan")
@@ -295,10 +295,8 @@ class HighsEngine:
                  build_s, handoff_s, compiled.n_cols, compiled.n_rows, compiled.n_nonzeros,
                  "" if options.log else " (--log shows its progress)")
         if deadline.expired():
-            status = SolverStatus(TerminationCondition.maxTimeLimit, SolutionStatus.noSolution,
-                                  "highs", "not run: time budget spent building the model", None, None)
-            raise NoSolutionError(f"no plan: the time limit passed while building the model "
-                                  f"({build_s + handoff_s:.1f} s) before HiGHS could run", status)
+            raise out_of_time("highs", f"the time limit passed while building the model ({build_s + handoff_s:.1f} s) "
+                                       "before HiGHS could run", "not run: time budget spent building the model")
         return run_compiled(data, compiled, options, deadline, build_s=build_s, handoff_s=handoff_s)
 
 

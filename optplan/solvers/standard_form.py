@@ -85,18 +85,13 @@ def build_standard_form(data, options, deadline, engine: str):
     import logging
     import time
 
-    from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
-
     from formulations.two_stage.matrix import aggregated_standard_form
-    from optplan.errors import NoSolutionError
-    from optplan.solvers.base import DeadlinePassed, SolverStatus
+    from optplan.solvers.base import DeadlinePassed, out_of_time
 
     log = logging.getLogger("optplan")
 
-    def out_of_time(why: str):
-        status = SolverStatus(TerminationCondition.maxTimeLimit, SolutionStatus.noSolution, engine, f"not run: {why}",
-                              None, None)
-        return NoSolutionError(f"no plan: {why} before {engine} could run", status)
+    def no_time(why: str):
+        return out_of_time(engine, f"{why} before {engine} could run", f"not run: {why}")
 
     D, C, T, S = data.shape
     log.info("building the model (%s recourse, %s build): %d depots x %d weeks x %d scenarios, %d channels",
@@ -109,10 +104,10 @@ def build_standard_form(data, options, deadline, engine: str):
     try:
         model = two_stage.build_model(data, checkpoint=deadline.check, recourse=options.recourse)
     except DeadlinePassed:
-        raise out_of_time(f"the time limit passed while building the model ({time.perf_counter() - t0:.1f} s)") from None
+        raise no_time(f"the time limit passed while building the model ({time.perf_counter() - t0:.1f} s)") from None
     t1 = time.perf_counter()
     if deadline.remaining() < HANDOFF_SHARE * (t1 - t0):
-        raise out_of_time(f"the time limit leaves {deadline.remaining():.1f} s after building the model "
+        raise no_time(f"the time limit leaves {deadline.remaining():.1f} s after building the model "
                           f"({t1 - t0:.1f} s), too little to compile it")
     sf = standard_form(model)
     if options.integer:

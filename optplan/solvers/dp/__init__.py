@@ -53,9 +53,9 @@ import numpy as np
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 
 from formulations.data import Decisions, ModelData
-from optplan.errors import InfeasibleError, NoSolutionError
+from optplan.errors import InfeasibleError
 from optplan.evaluation import check_feasibility, evaluate_decisions
-from optplan.solvers.base import Capabilities, Deadline, DeadlinePassed, SolveOptions, SolveResult, SolverStatus, Timings
+from optplan.solvers.base import Capabilities, Deadline, DeadlinePassed, SolveOptions, SolveResult, SolverStatus, Timings, out_of_time
 from optplan.solvers.diagnose import infeasibility_message, infeasible_rows
 from optplan.solvers.dp.depot import DepotModel
 from optplan.solvers.dp.polish import global_polish
@@ -186,11 +186,8 @@ def solve_dp(data: ModelData, options: DPOptions | None = None, policies: bool =
         complete = True
     except DeadlinePassed:
         if not best:
-            raise NoSolutionError(
-                f"no plan: the time limit ({deadline.seconds:g} s) passed before the DP finished its first pass",
-                SolverStatus(TerminationCondition.maxTimeLimit, SolutionStatus.noSolution, "dp (numpy)",
-                             "time limit before the first pass", None, None),
-            ) from None
+            raise out_of_time("dp (numpy)", f"the time limit ({deadline.seconds:g} s) passed before the DP finished "
+                              "its first pass", "time limit before the first pass") from None
         log.info("DP: the time limit passed; returning the %s plan", best["stage"])
     x, z = best["x"], best["z"]
     violations = check_feasibility(data, Decisions(x, z))
