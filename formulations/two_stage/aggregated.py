@@ -26,7 +26,9 @@ same rows, and the recourse's value function for given first-stage decisions is 
 function). Per-scenario surge, unserved and idle blocks are recovered with
 ``recourse.optimal_recourse``.
 
-``recourse_segments`` is the numpy kernel; ``define_aggregated_recourse`` the Pyomo rows.
+``recourse_segments`` is the numpy kernel; ``define_aggregated_recourse`` the Pyomo rows;
+``RecourseSegments.curve(d)`` the same function as breakpoints for fast exact evaluation (the
+DP engine's week costs and polish).
 """
 
 from __future__ import annotations
@@ -51,12 +53,15 @@ class RecourseSegments:
     slope:         (D, T, K) currency per block of each segment, non-decreasing in k
     length:        (D, T, K) blocks/week of each segment (inf for the last one)
     used:          (D, T, K) True for segments that exist (length > SEGMENT_ATOL)
+    slope_below_zero: currency per block for capacity < 0 (no surge there: -unserved cost);
+                   no plan has negative capacity, but line searches may probe it
     """
 
     value_at_zero: np.ndarray
     slope: np.ndarray
     length: np.ndarray
     used: np.ndarray
+    slope_below_zero: float = 0.0
 
     def value(self, capacity: np.ndarray) -> np.ndarray:
         """phi(q) (currency/week) for capacity (D, T) >= 0, by filling the segments in order."""
@@ -64,6 +69,72 @@ class RecourseSegments:
                                axis=-1)
         fill = np.clip(np.asarray(capacity, float)[..., None] - start, 0.0, self.length)
         return self.value_at_zero + (np.where(self.used, self.slope, 0.0) * np.where(self.used, fill, 0.0)).sum(axis=-1)
+
+    def curve(self, d: int) -> RecourseCurve:
+        """Depot d's phi_dt for every week as breakpoints and values (exact, see RecourseCurve)."""
+        slope, length = self.slope[d], self.length[d]  # (T, K)
+        finite = np.where(np.isinf(length), 0.0, length)
+        starts = np.concatenate([np.zeros((slope.shape[0], 1)), np.cumsum(finite, axis=1)], axis=1)  # (T, K+1)
+        values = self.value_at_zero[d][:, None] + np.concatenate(
+            [np.zeros((slope.shape[0], 1)), np.cumsum(slope * finite, axis=1)], axis=1)
+        return RecourseCurve(starts, values, slope, np.full(slope.shape[0], self.slope_below_zero))
+
+
+@dataclass(frozen=True)
+class RecourseCurve:
+    """phi_t(q) of one depot (currency/week) for every week t, as breakpoints: piecewise linear
+    through (points[t, k], values[t, k]) (blocks/week, currency/week; points non-decreasing,
+    points[t, 0] = 0, K+1 of them for K segments, the last repeated), segment k from
+    points[t, k] with slope ``slopes[t, k]`` (currency per block, non-decreasing in k; the
+    last, the idle cost, continues beyond the last breakpoint), and slope ``below_zero[t]``
+    for capacity < 0. Exact: the same function as
+    ``RecourseSegments.value`` and ``recourse.expected_recourse`` (tested), evaluated by one
+    ``np.interp`` over all weeks (each week's breakpoints are shifted to a range of its own),
+    O(log K) per query instead of O(S)."""
+
+    points: np.ndarray  # (T, K+1) blocks/week
+    values: np.ndarray  # (T, K+1) currency/week
+    slopes: np.ndarray  # (T, K) currency per block
+    below_zero: np.ndarray  # (T,) currency per block below 0
+
+    def __post_init__(self):
+        top = self.points[:, -1]
+        span = float(top.max(initial=0.0)) + 1.0
+        offset = span * np.arange(len(top))
+        object.__setattr__(self, "_xp", (self.points + offset[:, None]).ravel())
+        object.__setattr__(self, "_fp", self.values.ravel())
+        object.__setattr__(self, "_offset", offset)
+
+    def __call__(self, capacity, week) -> np.ndarray:
+        """phi_week(capacity) (currency/week); ``week`` (int positions) broadcasts against
+        ``capacity`` (blocks/week)."""
+        q = np.asarray(capacity, float)
+        week = np.broadcast_to(np.asarray(week, int), q.shape)
+        top = self.points[week, -1]
+        inside = np.clip(q, 0.0, top)
+        out = np.interp(inside + self._offset[week], self._xp, self._fp)
+        return out + self.below_zero[week] * np.minimum(q, 0.0) + self.slopes[week, -1] * np.maximum(q - top, 0.0)
+
+    def slopes_at(self, capacity, week) -> tuple[np.ndarray, np.ndarray]:
+        """One-sided derivatives (left, right) of phi_week at capacity (currency per block):
+        the slope of the segment ending at / starting from capacity (equal between breakpoints)."""
+        q = np.asarray(capacity, float)
+        week = np.broadcast_to(np.asarray(week, int), q.shape)
+        K = self.slopes.shape[1]
+        interior = self.points[:, 1:K] + self._offset[:, None]  # (T, K-1) breakpoints between segments
+        flat = interior.ravel()
+        shifted = np.clip(q, 0.0, None) + self._offset[week]
+        base = week * (K - 1)
+        left = np.searchsorted(flat, shifted, side="left") - base
+        right = np.searchsorted(flat, shifted, side="right") - base
+        below = q < 0
+        sl, sr = self.slopes[week, np.clip(left, 0, K - 1)], self.slopes[week, np.clip(right, 0, K - 1)]
+        return np.where(q <= 0, self.below_zero[week], sl), np.where(below, self.below_zero[week], sr)
+
+    def kinks(self, t: int) -> np.ndarray:
+        """Week t's breakpoints above 0 (blocks/week): where phi_t changes slope."""
+        p = self.points[t, 1:]
+        return np.unique(p[p > 0])
 
 
 def recourse_segments(data: ModelData, demand: np.ndarray | None = None,
@@ -92,7 +163,7 @@ def recourse_segments(data: ModelData, demand: np.ndarray | None = None,
     length = ends - starts
     used = length > SEGMENT_ATOL
     value_at_zero = cu * np.einsum("dts,s->dt", demand, p)
-    return RecourseSegments(value_at_zero, slope, np.where(used, length, 0.0), used)
+    return RecourseSegments(value_at_zero, slope, np.where(used, length, 0.0), used, -cu * float(p.sum()))
 
 
 def define_aggregated_recourse(m: pyo.ConcreteModel, data: ModelData) -> None:

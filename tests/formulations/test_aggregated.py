@@ -42,6 +42,56 @@ def test_segment_form_equals_the_closed_form(seed):
         np.testing.assert_allclose(seg.value(q), exact, rtol=1e-9, atol=1e-7)
 
 
+@pytest.mark.parametrize("seed", range(24))
+def test_curve_equals_the_closed_form_and_its_slopes_the_differences(seed):
+    """RecourseCurve (phi_dt as breakpoints, the DP's form) is the closed form everywhere,
+    negative capacities included, and slopes_at gives its one-sided derivatives (finite
+    differences of the closed form, at random points and exactly at the breakpoints)."""
+    data, _ = random_case(seed)
+    seg = recourse_segments(data)
+    rng = np.random.default_rng(seed)
+    T, h = data.n_weeks, 1e-6
+    weeks = np.arange(T)
+    for d in range(len(data.depots)):
+        curve = seg.curve(d)
+        top = data.demand[d].max() * 1.6 + 1.0
+        q = rng.uniform(-0.1, 1, (20, T)) * top
+        exact = lambda v, t: expected_recourse(data, v, data.demand[d, t], data.probability)  # noqa: E731
+        closed = np.stack([exact(q[:, t], t) for t in range(T)], axis=1)
+        np.testing.assert_allclose(curve(q, weeks[None, :]), closed, rtol=1e-9, atol=1e-7)
+        left, right = curve.slopes_at(q, weeks[None, :])
+        for t in range(T):
+            pts = curve.kinks(t)
+            qq = np.concatenate([q[:, t], pts])
+            lft, rgt = curve.slopes_at(qq, t)
+            np.testing.assert_allclose(lft, (exact(qq, t) - exact(qq - h, t)) / h, atol=1e-3)
+            np.testing.assert_allclose(rgt, (exact(qq + h, t) - exact(qq, t)) / h, atol=1e-3)
+        assert (right >= left - 1e-12).all()  # convex
+
+
+def test_dp_week_cost_is_the_least_incentive_plus_recourse():
+    """The DP's week cost (incentive segments bought best rate first up to the capacity where
+    phi_t's slope stops paying for them) equals a brute-force minimum over 20,001 spends, and
+    is never above it (it is exact; the brute force is on a grid)."""
+    from optplan.solvers.dp.depot import DepotModel
+
+    data = CASES["demo"]
+    for d in range(2):
+        dep = DepotModel(data, d)
+        spends = np.linspace(0, dep.cum_z[-1], 20001)
+        blocks = dep.curve.blocks(spends)
+        for t in range(0, data.n_weeks, 3):
+            a = np.linspace(0.5 * dep.lo[t], 1.5 * dep.hi[t], 40)
+            for price in (1.0, 3.0, 40.0):
+                cost, z = dep.week_cost(t, a, price)
+                brute = (price * spends[None, :] + expected_recourse(
+                    data, dep.b * a[:, None] + blocks[None, :], data.demand[d, t], data.probability)).min(axis=1)
+                assert (cost <= brute + 1e-6).all()
+                np.testing.assert_allclose(cost, brute, atol=0.2)  # the grid's spacing costs at most this
+                np.testing.assert_allclose(cost, price * z + expected_recourse(
+                    data, dep.b * a + dep.curve.blocks(z), data.demand[d, t], data.probability), rtol=1e-12)
+
+
 def variants():
     demo = optplan.load_instance(REPO / "instances" / "demo").model_data()
     walmart = optplan.load_instance(REPO / "instances" / "walmart30").model_data()

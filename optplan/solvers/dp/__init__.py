@@ -155,24 +155,20 @@ def solve_dp(data: ModelData, options: DPOptions | None = None, policies: bool =
     change, dp_value, lam, complete = float("nan"), None, 0.0, False
     try:
         # first pass: every depot at price 1 (no budget price), realized, repaired to fit
-        search.n_points, search.polish = n, False
+        search.n_points = n
         x, z, _ = search.allocate(0.0)
         consider(x, z, "first pass")
-        if options.grid_points is None:  # adaptive grid: double until the DP value (price 1) settles
-            prev = None
-            while True:
-                value = 0.0
+        if options.grid_points is None:  # adaptive grid: double until doubling changes the DP value (price 1) little
+            value = sum(solve_depot(dep, np.ones(data.n_weeks), n).value for dep in search.depots)
+            while 2 * n - 1 <= options.max_grid_points:
+                finer = 0.0
                 for dep in search.depots:
                     deadline.check()
-                    value += solve_depot(dep, np.ones(data.n_weeks), n).value
-                if prev is not None:
-                    change = abs(value - prev) / max(1.0, abs(value))
-                    if change <= options.grid_rtol:
-                        break
-                if 2 * n - 1 > options.max_grid_points:
+                    finer += solve_depot(dep, np.ones(data.n_weeks), 2 * n - 1).value
+                change = abs(finer - value) / max(1.0, abs(finer))
+                if change <= options.grid_rtol:
                     break
-                prev = value
-                n = 2 * n - 1
+                n, value = 2 * n - 1, finer
         log.info("DP grid: %d states per week (value change between the last two grids %.2e)", n, change)
         search.n_points = n
         (x, z, dp_value), lam = search.run()

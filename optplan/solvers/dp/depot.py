@@ -1,5 +1,6 @@
-"""Per-depot, price-independent data of the DP: arrival cost curves, incentive curve,
-reachable driver ranges and the polish's tables."""
+"""Per-depot, price-independent data of the DP: arrival cost curves, incentive curve, the
+expected recourse phi_t as breakpoints (formulations.two_stage.aggregated.RecourseCurve),
+reachable driver ranges, state grids and the polish's pieces."""
 
 from __future__ import annotations
 
@@ -8,11 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from formulations.data import ModelData
+from formulations.two_stage.aggregated import RecourseSegments, recourse_segments
 from formulations.two_stage.drivers import IncentiveCurve, carry_over, drivers_without_recruiting, impulse_response
-from formulations.two_stage.recourse import expected_recourse, recourse_kinks
-
-#: States per week of the polish's week-cost tables (linear interpolation between them).
-POLISH_TABLE_POINTS = 1501
 
 
 @dataclass
@@ -29,7 +27,8 @@ class DepotWeek:
 class DepotModel:
     """Precomputed, price-independent data of one depot."""
 
-    def __init__(self, data: ModelData, d: int):
+    def __init__(self, data: ModelData, d: int, segments: RecourseSegments | None = None):
+        """``segments``: recourse_segments(data), when the caller builds it once for all depots."""
         self.data, self.d = data, d
         D, C, T, S = data.shape
         y = data.yield_kernel  # (C, L+1)
@@ -43,6 +42,9 @@ class DepotModel:
         modal = data.modal_lag()  # the applying week whose budget pays for an arrival
         self.mask = mask = data.recruit_mask()[d]  # (C, T): applying weeks with a variable
         self._polish_tables = None
+        self._realizer = None
+        self._grids: dict[int, list[np.ndarray]] = {}
+        self.phi = (segments or recourse_segments(data, data.demand[d : d + 1])).curve(0 if segments is None else d)
         # an uncapped channel is capped at more applicants than could ever be useful:
         # enough for every driver needed at the highest demand, 10 times over (applicants/week)
         min_conv = max(float(conv[conv > 0].min(initial=1.0)), 1e-6)
@@ -76,6 +78,7 @@ class DepotModel:
         self.seg_rate = self.curve.rate  # blocks/currency, best first
         self.cum_z = self.curve.cum_spend  # currency/week
         self.cum_inc = self.curve.cum_blocks  # blocks/week
+        self.seg_blocks = self.curve.width * self.curve.rate  # blocks/week each segment can buy
         self._grid_bounds()
 
     def _grid_bounds(self):
@@ -103,11 +106,28 @@ class DepotModel:
             prev = reach[t]
         self.reach = np.maximum(reach, hi)
 
+    def grids(self, n_points: int) -> list[np.ndarray]:
+        """States per week (drivers), cached: n_points evenly spaced over the reachable,
+        useful range [lo, hi], plus the driver counts where the week's cost has a kink (each
+        breakpoint of phi_t less the blocks of every filled incentive segment, over blocks
+        per driver), where piecewise-linear optima lie."""
+        if n_points not in self._grids:
+            out = []
+            for t, (lo, hi) in enumerate(zip(self.lo, self.hi, strict=True)):
+                if hi - lo <= 1e-9:
+                    out.append(np.array([lo]))
+                    continue
+                kinks = ((self.phi.kinks(t)[:, None] - self.cum_inc[None, :]) / self.b).ravel()
+                kinks = kinks[(kinks > lo) & (kinks < hi)]
+                out.append(np.unique(np.concatenate([np.linspace(lo, hi, n_points), kinks])))
+            self._grids[n_points] = out
+        return self._grids[n_points]
+
     def polish_tables(self) -> dict:
         """The polisher's price-independent pieces (cached): the kernel padded to T weeks
         (y), the impulse response R[c, j] = sum_{k<=j} y[c,k] rho^(j-k) (drivers per applicant
-        j weeks on), the recourse tables F on a uniform capacity grid per week, the drivers
-        with no recruiting, applicant bounds and onboarding room."""
+        j weeks on), the drivers with no recruiting, the most useful drivers, applicant
+        bounds and onboarding room."""
         if self._polish_tables is not None:
             return self._polish_tables
         data, T = self.data, self.data.n_weeks
@@ -116,35 +136,54 @@ class DepotModel:
         y = np.zeros((C, T))
         y[:, : min(L, T)] = data.yield_kernel[:, : min(L, T)]
         R = impulse_response(data, self.d)
-        # capacity tables span what any plan reaches, capped at 1.5x the useful driver range
-        # (beyond it every later week is idle; more drivers only add cost)
+        # beyond 1.5x the useful driver range every later week is idle; more drivers only add cost
         a_hi = np.minimum(self.reach, self.hi + np.maximum(0.5 * (self.hi - self.lo), 1.0))
-        qlo = self.b * self.lo - 1e-9
-        qhi = self.b * a_hi + self.cum_inc[-1] + 1e-9
-        n = POLISH_TABLE_POINTS
-        grid = qlo[:, None] + (qhi - qlo)[:, None] * np.linspace(0, 1, n)[None, :]
-        F = np.stack([expected_recourse(data, grid[t], self.demand[t], self.p) for t in range(T)])  # (T, n)
         base = drivers_without_recruiting(data, self.d)
         cap = float(data.onboarding_cap[self.d])
         self._polish_tables = {
-            "y": y, "R": R, "a_hi": a_hi + 1e-9, "qlo": qlo, "qhi": qhi, "n": n, "F": F, "dq": (qhi - qlo) / (n - 1),
-            "base": base, "ub": np.where(self.mask, data.applicant_cap[self.d][:, None], 0.0),
+            "y": y, "R": R, "a_hi": a_hi + 1e-9, "base": base, "ub": np.where(self.mask, data.applicant_cap[self.d][:, None], 0.0),
             "room": cap - self.pipeline if np.isfinite(cap) else np.full(T, np.inf), "zmax": float(self.cum_z[-1]),
         }
         return self._polish_tables
 
+    @property
+    def realizer(self):
+        """The depot's deconvolution operators (realize.Realizer), built on first use."""
+        if self._realizer is None:
+            from optplan.solvers.dp.realize import Realizer
+
+            self._realizer = Realizer(self.data, self.d)
+        return self._realizer
+
+    def drivers(self, x: np.ndarray) -> np.ndarray:
+        """(T,) active drivers for applicants x (C, T): the stock-flow of drivers.active_drivers
+        written with its impulse response (drivers.impulse_response), which is linear in x."""
+        tab = self.polish_tables()
+        a = tab["base"].copy()
+        T = self.data.n_weeks
+        for c in range(x.shape[0]):
+            if x[c].any():
+                a += np.convolve(x[c], tab["R"][c])[:T]
+        return a
+
     # -- priced pieces
-    def arrival_cost(self, t: int, n: np.ndarray, price: np.ndarray) -> np.ndarray:
-        """Priced cost (currency) of n arrivals (drivers) in week t: channels cheapest first."""
+    def priced_steps(self, t: int, price: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Week t's arrival cost as a convex piecewise-linear function of new drivers n:
+        (cum_cap (k+1,) drivers/week at its breakpoints, slope (k,) priced currency per
+        driver), channels cheapest priced first; n is at most ``weeks[t].n_max``."""
         w = self.weeks[t]
         if len(w.unit_cost) == 0:
-            return np.where(n <= 1e-12, 0.0, np.inf)
+            return np.zeros(1), np.zeros(0)
         slope = w.unit_cost * price[w.spend_week]
         order = np.argsort(slope, kind="stable")
-        cum_cap = np.concatenate([[0.0], np.cumsum(np.diff(w.cum_cap)[order])])
-        cum_cost = np.concatenate([[0.0], np.cumsum(np.diff(w.cum_cap)[order] * slope[order])])
-        out = np.interp(n, cum_cap, cum_cost)
-        return np.where((n < -1e-9) | (n > w.n_max + 1e-9), np.inf, out)
+        return np.concatenate([[0.0], np.cumsum(np.diff(w.cum_cap)[order])]), slope[order]
+
+    def arrival_cost(self, t: int, n: np.ndarray, price: np.ndarray) -> np.ndarray:
+        """Priced cost (currency) of n arrivals (drivers) in week t: channels cheapest first
+        (inf outside [0, n_max])."""
+        cum_cap, slope = self.priced_steps(t, price)
+        out = np.interp(n, cum_cap, np.concatenate([[0.0], np.cumsum(np.diff(cum_cap) * slope)]))
+        return np.where((n < -1e-9) | (n > self.weeks[t].n_max + 1e-9), np.inf, out)
 
     def split_arrivals(self, t: int, n: float, price: np.ndarray) -> np.ndarray:
         """(C,) arrivals per channel (drivers/week) that make up n at the least priced cost."""
@@ -159,21 +198,45 @@ class DepotModel:
         out[w.channel_order[order]] = take
         return out
 
-    def week_cost(self, t: int, a: np.ndarray, price_t: float) -> tuple[np.ndarray, np.ndarray]:
-        """Least priced incentive spend plus expected recourse (currency) for active drivers
-        a (N,) in week t; returns (cost, incentive spend Z currency/week)."""
-        base_q = self.b * a  # blocks/week from drivers
+    def incentive_levels(self, price: np.ndarray) -> np.ndarray:
+        """(G', T) capacity (blocks/week) up to which incentive segment g pays in week t: an
+        incentive block of segment g costs price[t] / rate_g currency and saves -phi_t'(q),
+        so it pays while phi_t's slope is below -price[t] / rate_g, i.e. up to the start of the
+        first segment of phi_t whose slope is not (segments fill best rate first, so later
+        segments have lower levels)."""
+        T = self.data.n_weeks
         if len(self.seg_rate) == 0:
-            return expected_recourse(self.data, base_q, self.demand[t], self.p), np.zeros_like(a)
-        kinks = recourse_kinks(self.data, self.demand[t])
-        need = kinks[None, :] - base_q[:, None]  # (N, K) extra blocks to reach each kink
-        z_kink = self.curve.spend_for(need)
-        cand = np.concatenate([np.broadcast_to(self.cum_z, (len(a), len(self.cum_z))), z_kink], axis=1)
-        inc = np.interp(cand, self.cum_z, self.cum_inc)
-        cost = price_t * cand + expected_recourse(self.data, base_q[:, None] + inc, self.demand[t], self.p)
-        j = np.argmin(cost, axis=1)
-        rows = np.arange(len(a))
-        return cost[rows, j], cand[rows, j]
+            return np.zeros((0, T))
+        threshold = -np.asarray(price, float)[None, :] / self.seg_rate[:, None]  # (G', T) currency per block
+        first = (self.phi.slopes[None, :, :] < threshold[:, :, None]).sum(axis=2)  # (G', T)
+        return np.take_along_axis(np.broadcast_to(self.phi.points, (len(self.seg_rate),) + self.phi.points.shape),
+                                  first[:, :, None], axis=2)[:, :, 0]
+
+    def week_costs(self, a: np.ndarray, price: np.ndarray, weeks, levels: np.ndarray | None = None):
+        """Least priced incentive spend plus expected recourse (priced currency) for active
+        drivers a (drivers) in weeks ``weeks`` (positions, broadcast against a), spend priced by
+        price (T,); returns (cost, incentive spend Z currency/week), shaped like a. Exact:
+        segments are bought best rate first up to their ``incentive_levels``."""
+        a = np.asarray(a, float)
+        weeks = np.broadcast_to(np.asarray(weeks, int), a.shape)
+        q = self.b * a  # blocks/week from drivers
+        z = np.zeros_like(q)
+        if len(self.seg_rate):
+            levels = self.incentive_levels(price) if levels is None else levels
+            for g, (rate, room) in enumerate(zip(self.seg_rate, self.seg_blocks, strict=True)):
+                buy = np.clip(levels[g][weeks] - q, 0.0, room)  # blocks/week
+                q = q + buy
+                z = z + buy / rate
+        return np.asarray(price, float)[weeks] * z + self.phi(q, weeks), z
+
+    def week_cost(self, t: int, a: np.ndarray, price_t: float) -> tuple[np.ndarray, np.ndarray]:
+        """week_costs for week t alone at spend multiplier price_t."""
+        price = np.full(self.data.n_weeks, float(price_t))
+        return self.week_costs(np.asarray(a, float), price, t)
+
+    def recourse(self, capacity, weeks) -> np.ndarray:
+        """phi_t(capacity) (currency/week), exact (the aggregated recourse)."""
+        return self.phi(capacity, weeks)
 
     def split_incentive(self, z_total: float) -> np.ndarray:
         """(G,) spend per segment (currency/week) of a weekly total filled best rate first."""

@@ -1,4 +1,18 @@
-"""Polish: local improvement of a plan by exact 1-D searches that keep every budget."""
+"""Polish: local improvement of a plan by exact 1-D searches that keep every budget.
+
+The plan's cost J(x, Z) is convex and piecewise linear in the applicants x and the weekly
+incentive spend Z (phi_t is the aggregated recourse, exact at its breakpoints). The polish is
+a steepest-first coordinate descent over a fixed set of directions (``Polisher.moves``):
+
+* every direction's one-sided derivative of J, up and down, is computed at once from phi_t's
+  left and right slopes at the current capacities (one matrix-vector product over all
+  directions); a convex function cannot fall along a direction whose one-sided derivative is
+  >= 0, so only directions with a negative one are searched, steepest first;
+* each search is exact: the 1-D restriction is convex piecewise linear, its minimum is at a
+  breakpoint, found by bisection on the sign of its derivative;
+* the drivers and arrivals of the plan are updated by each accepted move (a shifted impulse
+  response), never recomputed by convolution.
+"""
 
 from __future__ import annotations
 
@@ -8,30 +22,35 @@ from formulations.data import ModelData
 from formulations.two_stage.budgets import total_spend
 from formulations.two_stage.drivers import capacity as capacity_of
 from formulations.two_stage.drivers import recruited_arrivals
-from formulations.two_stage.recourse import expected_recourse
 from optplan.solvers.base import Deadline
 from optplan.solvers.dp.depot import DepotModel
 
-#: Coordinate sweeps of the polish, and its relative improvement threshold per sweep.
+#: Improvement rounds of the polish (each: descend every depot, then the cross-depot transfers),
+#: and the relative improvement of J below which a move or a round counts as no gain.
 POLISH_SWEEPS = 30
 POLISH_RTOL = 1e-7
 #: Spend-neutral exchanges are tried between (channel, week) pairs at most this many weeks apart.
 PAIR_WEEKS = 4
-#: The deadline is checked every this many polish moves (a move costs ~0.1-1 ms).
-MOVES_PER_CHECK = 64
-
+#: Directions searched per descent step (steepest first) before the descent gives up, and the
+#: most accepted moves per descent, per applicant cell.
+SEARCHES_PER_STEP = 16
+MOVES_PER_CELL = 8
+#: A one-sided derivative counts as negative below -DERIVATIVE_RTOL x (1 + the largest unit cost).
+DERIVATIVE_RTOL = 1e-9
 
 class Polisher:
     """Local improvement of one depot's plan on its exact (priced) cost.
 
     Coordinates: applicants x[c, tau] and the week's total incentive spend Z[t] (filled
     best rate first). J(x, Z) = sum price[tau] cost_c x[c,tau] + sum price[t] Z[t]
-    + sum_t f_t(q_t), with q_t = b a_t(x) + inc(Z_t) blocks/week, a_t linear in x
+    + sum_t phi_t(q_t), with q_t = b a_t(x) + inc(Z_t) blocks/week, a_t linear in x
     (impulse response R[c, j] = sum_{k<=j} y[c,k] rho^(j-k) drivers per applicant j weeks
-    on), and f_t the week's expected recourse, tabulated on a uniform capacity grid.
+    on), and phi_t the week's expected recourse (the aggregated recourse's breakpoints, exact).
     Moves: one coordinate, a channel's shift to the next week, channel swaps, and
-    spend-neutral exchanges, each an exact-on-a-grid 1-D search over its feasible interval
-    (box, onboarding cap, and any budget ``limits``); accepted only if J falls."""
+    spend-neutral exchanges, each a 1-D search on a refined grid over its feasible interval
+    (box, onboarding cap, and any budget ``limits``); accepted only if J falls. The drivers
+    and arrivals of the current plan are kept and updated by each accepted move (a move
+    along a direction adds a shifted impulse response), not recomputed."""
 
     def __init__(self, dep: DepotModel, price: np.ndarray):
         data = dep.data
@@ -39,55 +58,52 @@ class Polisher:
         self.dep, self.price, self.T, self.C = dep, price, T, C
         self.__dict__.update(dep.polish_tables())  # price-independent, built once per depot
         self.unit = data.cost_per_applicant[:, None] * price[None, :]  # (C, T) priced currency per applicant
-        self._drivers_key = self._arrivals_key = None
+        self.weeks = np.arange(T)
+        self._key = None
 
     # -- pieces
     def inc(self, Z: np.ndarray) -> np.ndarray:
         return self.dep.curve.blocks(Z)
 
     def f(self, q: np.ndarray) -> np.ndarray:
-        """Sum over weeks of tabulated recourse for capacities q (..., T)."""
-        pos = np.clip((q - self.qlo) / self.dq, 0.0, self.n - 1 - 1e-9)
-        i = pos.astype(int)
-        w = pos - i
-        t = np.arange(self.T)
-        return ((1 - w) * self.F[t, i] + w * self.F[t, i + 1]).sum(axis=-1)
+        """Sum over weeks of the expected recourse phi_t for capacities q (..., T) (currency)."""
+        return self.dep.recourse(q, self.weeks).sum(axis=-1)
+
+    def _state(self, x: np.ndarray) -> None:
+        """Drivers and arrivals of x, from scratch unless x is the plan last seen."""
+        key = x.tobytes()
+        if self._key != key:
+            self._key = key
+            self._drivers = self.dep.drivers(x)
+            self._arrivals = recruited_arrivals(self.dep.data, x[None])[0]
+
+    def _moved(self, x: np.ndarray, da: np.ndarray, dn: np.ndarray) -> None:
+        """x has just been moved in place by an accepted step that changes drivers by da and
+        arrivals by dn (T,): update the kept state instead of recomputing it."""
+        self._drivers = self._drivers + da
+        self._arrivals = self._arrivals + dn
+        self._key = x.tobytes()
 
     def drivers(self, x: np.ndarray) -> np.ndarray:
-        """(T,) active drivers for applicants x (C, T): the stock-flow of drivers.active_drivers
-        written with its impulse response (drivers.impulse_response), which is linear in x.
-        Remembered for the last x seen: most polish moves are rejected and leave x as it was."""
-        key = x.tobytes()
-        if self._drivers_key != key:
-            a = self.base.copy()
-            for c in range(self.C):
-                a += np.convolve(x[c], self.R[c])[: self.T]
-            self._drivers_key, self._drivers = key, a
+        """(T,) active drivers for applicants x (C, T) (DepotModel.drivers, kept for the current plan)."""
+        self._state(x)
         return self._drivers.copy()
 
     def arrivals(self, x: np.ndarray) -> np.ndarray:
-        """(T,) recruited arrivals (drivers/week) for applicants x (C, T); remembered like drivers."""
-        key = x.tobytes()
-        if self._arrivals_key != key:
-            self._arrivals_key, self._arrivals = key, recruited_arrivals(self.dep.data, x[None])[0]
+        """(T,) recruited arrivals (drivers/week) for applicants x (C, T), kept like drivers."""
+        self._state(x)
         return self._arrivals.copy()
 
     def capacity(self, x: np.ndarray, Z: np.ndarray) -> np.ndarray:
         return capacity_of(self.dep.b, self.drivers(x), self.inc(Z))
 
     def cost(self, x: np.ndarray, Z: np.ndarray) -> float:
+        """J(x, Z), priced currency (exact: phi_t is evaluated at its breakpoints, no tables)."""
         return float((self.unit * x).sum() + (self.price * Z).sum() + self.f(self.capacity(x, Z)))
-
-    def exact_cost(self, x: np.ndarray, Z: np.ndarray) -> float:
-        """cost() with the recourse computed exactly instead of from the tables."""
-        q = self.capacity(x, Z)
-        rec = sum(float(expected_recourse(self.dep.data, q[t : t + 1], self.dep.demand[t], self.dep.p)[0]) for t in range(self.T))
-        return float((self.unit * x).sum() + (self.price * Z).sum() + rec)
 
     def best_incentives(self, x: np.ndarray) -> np.ndarray:
         """(T,) least priced incentive spend per week for the drivers x brings (no budgets)."""
-        a = self.drivers(x)
-        return np.array([self.dep.week_cost(t, a[t : t + 1], float(self.price[t]))[1][0] for t in range(self.T)])
+        return self.dep.week_costs(self.drivers(x), self.price, self.weeks)[1]
 
     # -- moves
     def moves(self):
@@ -95,23 +111,16 @@ class Polisher:
         the next week; each swap between two channels in a week (equal drivers at week T);
         and spend-neutral exchanges between any two (channel, week) pairs up to
         PAIR_WEEKS apart (the same money moved), which matter when budgets bind."""
+        dirs = self.directions()
         out = []
-        cells = [(c, t) for c in range(self.C) for t in range(self.T) if self.ub[c, t] > 0]
-        for c, t in cells:
-            out.append(([(c, t)], [1.0]))
-            if t + 1 < self.T and self.ub[c, t + 1] > 0:
-                out.append(([(c, t), (c, t + 1)], [-1.0, 1.0]))
-            for c2 in range(c + 1, self.C):
-                if self.ub[c2, t] > 0:
-                    out.append(([(c, t), (c2, t)], [-1.0, self.R[c, -1] / max(self.R[c2, -1], 1e-12)]))
-        for i, (c, t) in enumerate(cells):
-            for c2, t2 in cells[i + 1:]:
-                if abs(t2 - t) <= PAIR_WEEKS and self.unit[c, t] > 0 and self.unit[c2, t2] > 0:
-                    out.append(([(c, t), (c2, t2)], [-1.0, self.unit[c, t] / self.unit[c2, t2]]))
+        for (i, j), (w0, w1) in zip(dirs["pairs"], dirs["w"], strict=True):
+            coords = [divmod(int(i), self.T)] + ([divmod(int(j), self.T)] if w1 != 0 else [])
+            out.append((coords, [float(w0)] + ([float(w1)] if w1 != 0 else [])))
         return out
 
     def _line(self, lo, hi, value):
-        """Minimum of value(d) over [lo, hi] on a 17-point grid refined three times."""
+        """Minimum of value(d) over [lo, hi] on a 17-point grid refined three times (the
+        cross-depot transfers, whose restriction mixes two depots)."""
         best_d, best_v = 0.0, 0.0
         a_lo, a_hi = lo, hi
         for _ in range(3):
@@ -123,6 +132,39 @@ class Polisher:
             span = (a_hi - a_lo) / 16
             a_lo, a_hi = max(lo, d[j] - span), min(hi, d[j] + span)
         return best_d, best_v
+
+    def exact_line(self, q: np.ndarray, dq: np.ndarray, dc: float, lo: float, hi: float) -> tuple[float, float]:
+        """Minimum over d in [lo, hi] (lo <= 0 <= hi) of g(d) = dc d + sum_t phi_t(q_t + d dq_t)
+        - g(0): convex piecewise linear, so its minimum is at lo, hi or a breakpoint (where some
+        q_t + d dq_t meets a breakpoint of phi_t); found by bisection on the sign of the right
+        derivative over the sorted breakpoints. Returns (d, g(d) - g(0))."""
+        nz = np.flatnonzero(np.abs(dq) > 1e-15)
+        phi = self.dep.phi
+        K = phi.slopes.shape[1]
+        bp = ((phi.points[nz, 1:K] - q[nz, None]) / dq[nz, None]).ravel()
+        if not np.isfinite(hi):
+            hi = 2.0 * float(bp.max(initial=0.0)) + 1.0
+        if not np.isfinite(lo):
+            lo = 2.0 * float(bp.min(initial=0.0)) - 1.0
+        cand = np.unique(np.concatenate([[lo, 0.0], bp[(bp > lo) & (bp < hi)]]))
+        qn, dqn, wk = q[nz], dq[nz], self.weeks[nz]
+
+        def rising(i: int) -> bool:  # right derivative of g at cand[i] >= 0
+            left, right = phi.slopes_at(qn + cand[i] * dqn, wk)
+            return dc + float((dqn * np.where(dqn > 0, right, left)).sum()) >= 0.0
+
+        a, b = 0, len(cand)  # the first candidate where g rises (len: none, the minimum is at hi)
+        while a < b:
+            mid = (a + b) // 2
+            if rising(mid):
+                b = mid
+            else:
+                a = mid + 1
+        d = float(cand[a]) if a < len(cand) else float(hi)
+        if d == 0.0:
+            return 0.0, 0.0
+        gain = dc * d + float(phi(qn + d * dqn, wk).sum() - phi(qn, wk).sum())
+        return d, gain
 
     def step(self, x: np.ndarray, Z: np.ndarray, coords, weights, limits=()) -> float:
         """Best step of x along one direction, in place; returns the (negative) change."""
@@ -152,12 +194,11 @@ class Polisher:
         if not hi > lo + 1e-12:
             return 0.0
         q = self.dep.b * a + self.inc(Z)
-        base = self.f(q)
-        dq = self.dep.b * da
-        d, gain = self._line(lo, hi, lambda d: d * dc + self.f(q[None, :] + d[:, None] * dq[None, :]) - base)
+        d, gain = self.exact_line(q, self.dep.b * da, dc, lo, hi)
         if gain < 0:
             for (cc, tt), ww in zip(coords, weights, strict=True):
                 x[cc, tt] = min(max(x[cc, tt] + d * ww, 0.0), self.ub[cc, tt])
+            self._moved(x, d * da, d * dn)
         return gain
 
     def step_incentive(self, x: np.ndarray, Z: np.ndarray, t: int, room: float = np.inf) -> float:
@@ -169,36 +210,159 @@ class Polisher:
         if not hi > lo + 1e-12:
             return 0.0
         qt = q[t] - self.inc(Z[t : t + 1])[0]
-
-        def value(d):
-            qq = np.broadcast_to(q, (len(d), self.T)).copy()
-            qq[:, t] = qt + self.inc(Z[t] + d)
-            return self.price[t] * d + self.f(qq) - self.f(q)
-
-        d, gain = self._line(lo, hi, value)
+        # the week's cost in d is convex piecewise linear: its minimum is at lo, hi, an end of an
+        # incentive segment or a spend whose blocks bring capacity to a breakpoint of phi_t
+        curve = self.dep.curve
+        cand = np.concatenate([[lo, hi, 0.0], curve.cum_spend - Z[t], curve.spend_for(self.dep.phi.points[t] - qt) - Z[t]])
+        cand = cand[(cand >= lo) & (cand <= hi)]
+        value = self.price[t] * cand + self.dep.recourse(qt + self.inc(Z[t] + cand), t) - self.dep.recourse(q[t], t)
+        j = int(np.argmin(value))
+        d, gain = float(cand[j]), float(value[j])
         if gain < 0:
             Z[t] = min(max(Z[t] + d, 0.0), self.zmax)
         return gain
 
+    def directions(self):
+        """The moves as arrays (cached per Polisher; see ``moves``): pairs (M, 2) of flat
+        cells c * T + tau and weights (M, 2) (second weight 0 for one-coordinate moves),
+        DQ (M, T) capacity change (blocks/week), DN (M, T) arrivals change (drivers/week), DC
+        (M,) priced cost change (currency) and SP (M, T) unpriced spend change by week
+        (currency), each per unit step."""
+        if getattr(self, "_dirs", None) is not None:
+            return self._dirs
+        T, C = self.T, self.C
+        cc, tt = np.nonzero(self.ub > 0)  # cells, channel-major
+        n = len(cc)
+        flat = cc * T + tt
+        unit = self.unit[cc, tt]
+        i_idx, j_idx, w0, w1 = [np.arange(n)], [np.full(n, -1)], [np.ones(n)], [np.zeros(n)]
+        same_c = cc[:, None] == cc[None, :]
+        shift = same_c & (tt[None, :] == tt[:, None] + 1)  # (c, t) -> (c, t + 1)
+        a, b = np.nonzero(shift)
+        i_idx.append(a), j_idx.append(b), w0.append(-np.ones(len(a))), w1.append(np.ones(len(a)))
+        swap = (cc[None, :] > cc[:, None]) & (tt[None, :] == tt[:, None])  # (c, t) -> (c2 > c, t)
+        a, b = np.nonzero(swap)
+        i_idx.append(a), j_idx.append(b), w0.append(-np.ones(len(a)))
+        w1.append(self.R[cc[a], -1] / np.maximum(self.R[cc[b], -1], 1e-12))
+        later = np.triu(np.ones((n, n), bool), 1)  # cell j after cell i in channel-major order
+        near = np.abs(tt[None, :] - tt[:, None]) <= PAIR_WEEKS
+        pay = (unit[:, None] > 0) & (unit[None, :] > 0)
+        a, b = np.nonzero(later & near & pay)  # spend-neutral exchanges
+        i_idx.append(a), j_idx.append(b), w0.append(-np.ones(len(a)))
+        w1.append(unit[a] / np.where(unit[b] > 0, unit[b], 1.0))
+        i_idx, j_idx = np.concatenate(i_idx), np.concatenate(j_idx)
+        w = np.stack([np.concatenate(w0), np.concatenate(w1)], axis=1)
+        # per cell: the shifted impulse response, kernel, priced cost and spend of one applicant
+        lag = np.arange(T)[None, :] - tt[:, None]
+        ok = lag >= 0
+        Rs = np.where(ok, self.R[cc[:, None], np.clip(lag, 0, T - 1)], 0.0)  # (n, T) drivers
+        Ys = np.where(ok, self.y[cc[:, None], np.clip(lag, 0, T - 1)], 0.0)  # (n, T) drivers/week
+        Ss = np.zeros((n, T))
+        Ss[np.arange(n), tt] = self.dep.data.cost_per_applicant[cc]  # (n, T) currency
+        pad = lambda A: np.vstack([A, np.zeros((1,) + A.shape[1:])])  # noqa: E731  row -1: nothing
+        Rs, Ys, Ss, unit_p = pad(Rs), pad(Ys), pad(Ss), np.append(unit, 0.0)
+        DA = w[:, :1] * Rs[i_idx] + w[:, 1:] * Rs[j_idx]
+        DQ = self.dep.b * DA
+        pairs = np.stack([flat[i_idx], np.where(j_idx >= 0, np.append(flat, 0)[j_idx], 0)], axis=1)
+        self._dirs = {
+            "pairs": pairs, "w": w, "DQ": DQ, "DN": w[:, :1] * Ys[i_idx] + w[:, 1:] * Ys[j_idx],
+            "DC": w[:, 0] * unit_p[i_idx] + w[:, 1] * unit_p[j_idx], "SP": w[:, :1] * Ss[i_idx] + w[:, 1:] * Ss[j_idx],
+            "up": np.maximum(DQ, 0.0), "down": np.minimum(DQ, 0.0),
+        }
+        self._dirs["moves"] = None
+        return self._dirs
+
+    def descend(self, x: np.ndarray, Z: np.ndarray, rooms=None, deadline: Deadline | None = None,
+                max_moves: int | None = None) -> tuple[int, bool]:
+        """Steepest-first coordinate descent on J, in place (module docstring): repeatedly
+        compute every direction's one-sided derivatives (up and down) and every week's
+        incentive derivatives, search the SEARCHES_PER_STEP most negative ones exactly in
+        turn, and keep every search that lowers J by more than POLISH_RTOL x |J|; stop when
+        none does. ``rooms()`` gives the budgets' room for the current
+        plan: (room of each week's budget (T,), room of the total and the depot's regional
+        budget, the smaller; currency); a direction that spends more where there is no room
+        is not searched, and every step keeps within the rooms (None: no budgets, the prices
+        stand in). Returns (moves accepted, finished: False when ``deadline`` passed)."""
+        dirs = self.directions()
+        cells, w = dirs["pairs"], dirs["w"]
+        ubf = self.ub.ravel()
+        tol = DERIVATIVE_RTOL * (1.0 + float(np.abs(self.unit).max(initial=0.0)))
+        curve = self.dep.curve
+        max_moves = MOVES_PER_CELL * max(1, int((self.ub > 0).sum())) if max_moves is None else max_moves
+        accepted = 0
+        while accepted < max_moves:
+            if deadline is not None and deadline.expired():
+                return accepted, False
+            q = self.capacity(x, Z)
+            scale = POLISH_RTOL * max(1.0, abs(self.cost(x, Z)))
+            left, right = self.dep.phi.slopes_at(q, self.weeks)
+            up = dirs["DC"] + dirs["up"] @ right + dirs["down"] @ left  # d J / d step along +direction
+            down = -dirs["DC"] - dirs["down"] @ right - dirs["up"] @ left  # along -direction
+            xv = x.ravel()[cells]
+            below, above = xv < ubf[cells] - 1e-12, xv > 1e-12
+            can_up = np.all((w == 0) | ((w > 0) & below) | ((w < 0) & above), axis=1)
+            can_down = np.all((w == 0) | ((w > 0) & above) | ((w < 0) & below), axis=1)
+            if rooms is not None:  # no spending more where a budget has no room left
+                week_room, total_room = rooms()
+                full = week_room <= 1e-9 * (1.0 + np.abs(week_room))
+                SP, spent = dirs["SP"], dirs["SP"].sum(axis=1)
+                tight = total_room <= 1e-9 * (1.0 + abs(total_room))
+                can_up &= ~(((SP > 1e-15) & full[None, :]).any(axis=1) | (tight & (spent > 1e-15)))
+                can_down &= ~(((SP < -1e-15) & full[None, :]).any(axis=1) | (tight & (spent < -1e-15)))
+            scores = [np.where(can_up, up, np.inf), np.where(can_down, down, np.inf)]
+            if self.zmax > 0:  # incentives: d J / d Z_t up and down (rates of the segments at Z_t)
+                seg = curve.cum_spend[1:-1]
+                r_up = np.where(Z < self.zmax - 1e-12, curve.rate[np.searchsorted(seg, Z, side="right")], 0.0)
+                r_dn = np.where(Z > 1e-12, curve.rate[np.searchsorted(seg, Z, side="left")], 0.0)
+                scores.append(np.where(Z < self.zmax - 1e-12, self.price + right * r_up, np.inf))
+                scores.append(np.where(Z > 1e-12, -self.price - left * r_dn, np.inf))
+            score = np.concatenate(scores)
+            order = np.argsort(score, kind="stable")[:SEARCHES_PER_STEP]
+            moved = False
+            M = len(dirs["DC"])
+            for k in order:
+                if not score[k] < -tol:
+                    break
+                if k < 2 * M:
+                    m, sign = (k, 1.0) if k < M else (k - M, -1.0)
+                    (i, j), (w0, w1) = cells[m], w[m]
+                    coords = [divmod(int(i), self.T)] + ([divmod(int(j), self.T)] if w1 != 0 else [])
+                    weights = [sign * w0] + ([sign * w1] if w1 != 0 else [])
+                    lim = _limits(sign * dirs["SP"][m], *rooms()) if rooms is not None else ()
+                    gain = self.step(x, Z, coords, weights, lim)
+                else:
+                    t = int((k - 2 * M) % self.T)
+                    room = np.inf
+                    if rooms is not None:
+                        week_room, total_room = rooms()
+                        room = min(float(week_room[t]), total_room)
+                    gain = self.step_incentive(x, Z, t, room)
+                if gain < -scale:  # exact gains: later candidates' derivatives are stale, their searches are not
+                    moved = True
+                    accepted += 1
+            if not moved:
+                break
+        return accepted, True
+
     def run(self, x: np.ndarray, Z: np.ndarray | None = None, sweeps: int = POLISH_SWEEPS,
             deadline: Deadline | None = None):
         """Polish without budgets (the prices stand in for them); returns (x, Z). Raises
-        DeadlinePassed when ``deadline`` passes (checked every MOVES_PER_CHECK moves)."""
+        DeadlinePassed when ``deadline`` passes."""
         x = x.copy()
         Z = self.best_incentives(x) if Z is None else Z.copy()
-        moves = self.moves()
-        for _ in range(sweeps):
-            before = self.cost(x, Z)
-            for i, (coords, w) in enumerate(moves):
-                if deadline is not None and i % MOVES_PER_CHECK == 0:
-                    deadline.check()
-                self.step(x, Z, coords, w)
-            for t in range(self.T):
-                self.step_incentive(x, Z, t)
-            if before - self.cost(x, Z) <= POLISH_RTOL * max(1.0, abs(before)):
-                break
+        _, finished = self.descend(x, Z, deadline=deadline)
+        if not finished:
+            deadline.check()
         return x, Z
 
+
+
+def _limits(per_week: np.ndarray, week_room: np.ndarray, total_room: float) -> list[tuple[float, float]]:
+    """Budget rows a step along a direction must keep, as (spend per unit step, room), for a
+    direction that changes spend by ``per_week`` (T,) currency per unit step."""
+    out = [(float(per_week[t]), float(week_room[t])) for t in np.flatnonzero(per_week)]
+    out.append((float(per_week.sum()), float(total_room)))
+    return out
 
 
 #: Cross-depot transfers (same channel and week, spend-neutral) are tried up to this many depots.
@@ -241,47 +405,43 @@ def transfers(data: ModelData, pols: list[Polisher], x: np.ndarray, Z: np.ndarra
 def global_polish(data: ModelData, dep_list: list[DepotModel], x: np.ndarray, z: np.ndarray,
                   sweeps: int = POLISH_SWEEPS, deadline: Deadline | None = None) -> tuple[np.ndarray, np.ndarray, bool]:
     """Improve a feasible plan on its true (unpriced) expected cost, keeping every budget:
-    per-depot moves of applicants and incentives as in Polisher, each bounded by the slack
-    of the weekly, regional and total budgets it touches; cross-depot transfers. Every move
-    keeps the plan feasible, so when ``deadline`` passes the plan so far is returned.
+    per depot the steepest-first descent of Polisher.descend, each move bounded by the slack
+    of the weekly, regional and total budgets it touches; then cross-depot transfers (up to
+    MAX_TRANSFER_DEPOTS depots). Rounds repeat until one gains less than POLISH_RTOL. Every
+    move keeps the plan feasible, so when ``deadline`` passes the plan so far is returned.
     Returns (x, z, finished)."""
-    finished = True
     D, C, T, _ = data.shape
     pols = [Polisher(dep, np.ones(T)) for dep in dep_list]
-    cpa = data.cost_per_applicant
     regions = np.asarray(data.regions)
     x = x.copy()
     Z = z.sum(axis=2).copy()  # (D, T) currency/week, feasible on entry
 
-    def limits_for(d, per_week):
-        week_spend = total_spend(data, x, Z[:, :, None]).sum(axis=0)
-        out = [(per_week[t], data.budget_weekly[t] - week_spend[t]) for t in np.flatnonzero(per_week)]
-        total = float(per_week.sum())
-        out.append((total, data.budget_total - week_spend.sum()))
-        r = regions[d]
-        if r in data.budget_region:
-            m = regions == r
-            out.append((total, data.budget_region[r] - float(total_spend(data, x[m], Z[m][:, :, None]).sum())))
-        return out
+    def own_spend(d: int) -> np.ndarray:  # (T,) depot d's spend by week (currency)
+        return total_spend(data, x[d : d + 1], Z[d : d + 1, :, None]).sum(axis=0)
 
     for _ in range(sweeps):
         before = sum(p.cost(x[d], Z[d]) for d, p in enumerate(pols))
         for d, pol in enumerate(pols):
-            for i, (coords, w) in enumerate(pol.moves()):
-                if deadline is not None and i % MOVES_PER_CHECK == 0 and deadline.expired():
-                    finished = False
-                    break
-                per_week = np.zeros(T)
-                for (c, t), ww in zip(coords, w, strict=True):
-                    per_week[t] += ww * cpa[c]
-                pol.step(x[d], Z[d], coords, w, limits_for(d, per_week))
-            for t in range(T):
-                e_t = np.zeros(T)
-                e_t[t] = 1.0
-                room = min(r for coef, r in limits_for(d, e_t))
-                pol.step_incentive(x[d], Z[d], t, room)
+            week_all = total_spend(data, x, Z[:, :, None]).sum(axis=0)
+            others = week_all - own_spend(d)  # every other depot's spend by week, fixed while d moves
+            r = regions[d]
+            in_region = regions == r
+            others_region = (float(total_spend(data, x[in_region], Z[in_region][:, :, None]).sum()) - float(own_spend(d).sum())
+                             if r in data.budget_region else 0.0)
+
+            def rooms(d=d, others=others, r=r, others_region=others_region):
+                own = own_spend(d)
+                week = others + own
+                total = data.budget_total - float(week.sum())
+                if r in data.budget_region:
+                    total = min(total, data.budget_region[r] - others_region - float(own.sum()))
+                return data.budget_weekly - week, total
+
+            _, finished = pol.descend(x[d], Z[d], rooms=rooms, deadline=deadline)
             if not finished:
                 break
+        else:
+            finished = True
         if not finished:
             break
         if D <= MAX_TRANSFER_DEPOTS:
@@ -291,5 +451,3 @@ def global_polish(data: ModelData, dep_list: list[DepotModel], x: np.ndarray, z:
             break
     z_out = np.stack([np.stack([dep_list[d].split_incentive(float(Z[d, t])) for t in range(T)]) for d in range(D)])
     return x, z_out, finished
-
-

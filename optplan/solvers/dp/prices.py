@@ -5,17 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from formulations.data import ModelData
+from formulations.two_stage.aggregated import recourse_segments
 from formulations.two_stage.budgets import total_spend
 from optplan.errors import InfeasibleError
 from optplan.solvers.base import Deadline
 from optplan.solvers.dp.depot import DepotModel
-from optplan.solvers.dp.polish import Polisher
-from optplan.solvers.dp.realize import realize, trim_onboarding
+from optplan.solvers.dp.realize import trim_onboarding
 from optplan.solvers.dp.recursion import solve_depot
 from optplan.solvers.dp.repair import BUDGET_RTOL
 
-#: Bisection on a budget price stops when the bracket is this narrow (relative to 1 + price).
+#: The search for a budget price stops when the bracket is this narrow (relative to 1 + price),
+#: or when the plan within the budget spends all but this share of it (the two bracketing plans
+#: are then mixed to use the budget exactly).
 PRICE_RTOL = 1e-7
+SPEND_RTOL = 1e-3
 #: Rounds of weekly-budget price fitting (each: one bisection per exceeded week).
 WEEKLY_PRICE_ROUNDS = 3
 
@@ -28,45 +31,48 @@ class PriceSearch:
         self.data = data
         self.options = options
         self.deadline = deadline or Deadline(None)
-        self.depots = [DepotModel(data, d) for d in range(len(data.depots))]
+        segments = recourse_segments(data)  # phi_dt of every depot-week, built once
+        self.depots = [DepotModel(data, d, segments) for d in range(len(data.depots))]
         D, C, T, _ = data.shape
         self.n_points = self.options.grid_points or self.options.min_grid_points
         self.mu = np.zeros(T)
         self.calls = 0
-        self.polish = True
+        self._plans: dict = {}
 
     def depot_plan(self, d: int, lam: float, n_points: int | None = None):
-        """Realized (and, when self.polish, polished) plan of depot d at price 1 + lam + mu:
-        (applicants (C, T), incentive spend (T, G), unpriced DP value)."""
+        """Realized plan of depot d at price 1 + lam + mu: (applicants (C, T), incentive spend
+        (T, G), unpriced DP value). The incentives are re-chosen for the realized drivers."""
         self.deadline.check()
         price = 1.0 + lam + self.mu
-        sol = solve_depot(self.depots[d], price, n_points or self.n_points)
-        unpriced = sol.value
+        dep = self.depots[d]
+        sol = solve_depot(dep, price, n_points or self.n_points)
         self.calls += 1
-        x = trim_onboarding(self.data, d, realize(self.data, d, sol.arrivals))
-        pol = Polisher(self.depots[d], price)
-        Z = pol.best_incentives(x)
-        if self.polish:
-            xp, Zp = pol.run(x, Z, deadline=self.deadline)
-            if pol.exact_cost(xp, Zp) < pol.exact_cost(x, Z):  # the tables interpolate; trust only exact gains
-                x, Z = xp, Zp
-        spend = np.stack([self.depots[d].split_incentive(float(v)) for v in Z])
-        return x, spend, unpriced
+        x = trim_onboarding(self.data, d, dep.realizer(sol.arrivals))
+        Z = dep.week_costs(dep.drivers(x), price, np.arange(self.data.n_weeks))[1]
+        spend = np.stack([dep.split_incentive(float(v)) for v in Z])
+        return x, spend, sol.value
 
     def at_price(self, depots: list[int], lam: float):
-        """(x (k,C,T), z (k,T,G), DP value) of ``depots`` at total price lam (+ their mu)."""
-        parts = [self.depot_plan(d, lam) for d in depots]
-        return np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts]), sum(p[2] for p in parts)
+        """(x (k,C,T), z (k,T,G), DP value) of ``depots`` at total price lam (+ their mu);
+        remembered, as the searches revisit prices (the first pass's is the search's start)."""
+        key = (tuple(depots), float(lam), self.mu.tobytes(), self.n_points)
+        if key not in self._plans:
+            parts = [self.depot_plan(d, lam) for d in depots]
+            self._plans[key] = (np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts]), sum(p[2] for p in parts))
+        return self._plans[key]
 
     def spend(self, plan) -> float:
         return float(total_spend(self.data, plan[0], plan[1]).sum())
 
-    def meet_cap(self, make, cap: float, lam0: float = 0.0, bracket=None, iterations=None):
+    def meet_cap(self, make, cap: float, lam0: float = 0.0, bracket=None, iterations=None, spend=None,
+                 row: str = "budget_total"):
         """Smallest price >= lam0 whose plan ``make(price)`` spends <= cap, by bisection on
-        the realized spend; the plans on both sides of the cap are mixed so that the cap is
-        used exactly. Returns (mixed plan, price)."""
+        the realized spend (regula falsi, Illinois, safeguarded by bisection); the plans on both sides of the cap are mixed so that the cap is
+        used exactly. ``spend(plan)``: the spend the cap limits (default: the total; currency).
+        Returns (mixed plan, price)."""
         iterations = self.options.price_iterations if iterations is None else iterations
-        over = lambda plan: self.spend(plan) > cap * (1 + BUDGET_RTOL)  # noqa: E731
+        spend = spend or self.spend
+        over = lambda plan: spend(plan) > cap * (1 + BUDGET_RTOL)  # noqa: E731
         if bracket is None:
             lo_plan = make(lam0)
             if not np.isfinite(cap) or not over(lo_plan):
@@ -77,7 +83,7 @@ class PriceSearch:
                 lo, lo_plan = hi, hi_plan
                 hi = 2 * hi + 1.0
                 if hi > 1e7:
-                    raise InfeasibleError("the DP found no plan within the budget", ["budget_total"], None)
+                    raise InfeasibleError(f"the DP found no plan within the budget ({row})", [row], None)
                 hi_plan = make(hi)
         else:
             lo, hi = bracket
@@ -87,16 +93,29 @@ class PriceSearch:
             while over(hi_plan):
                 lo, lo_plan, hi = hi, hi_plan, 2 * hi + 1.0
                 hi_plan = make(hi)
+        # regula falsi on spend(price) - cap with the Illinois rule (the side kept twice in a row
+        # has its value halved) and a bisection step whenever the bracket shrank by less than half
+        f_lo, f_hi = spend(lo_plan) - cap, spend(hi_plan) - cap  # > 0 and <= 0 (currency)
+        side, width = 0, 2.0 * (hi - lo)
         for _ in range(iterations):
-            if hi - lo <= PRICE_RTOL * (1 + hi):
+            if hi - lo <= PRICE_RTOL * (1 + hi) or -f_hi <= SPEND_RTOL * abs(cap):
                 break
-            mid = 0.5 * (lo + hi)
+            mid = hi - f_hi * (hi - lo) / (f_hi - f_lo) if f_lo != f_hi else 0.5 * (lo + hi)
+            if not lo + 1e-3 * (hi - lo) < mid < hi - 1e-3 * (hi - lo) or hi - lo > 0.5 * width:
+                mid, width = 0.5 * (lo + hi), hi - lo
             mid_plan = make(mid)
-            if over(mid_plan):
-                lo, lo_plan = mid, mid_plan
+            f_mid = spend(mid_plan) - cap
+            if f_mid > cap * BUDGET_RTOL:
+                lo, lo_plan, f_lo = mid, mid_plan, f_mid
+                if side == -1:
+                    f_hi *= 0.5
+                side = -1
             else:
-                hi, hi_plan = mid, mid_plan
-        s_lo, s_hi = self.spend(lo_plan), self.spend(hi_plan)
+                hi, hi_plan, f_hi = mid, mid_plan, f_mid
+                if side == 1:
+                    f_lo *= 0.5
+                side = 1
+        s_lo, s_hi = spend(lo_plan), spend(hi_plan)
         theta = 0.0 if s_lo <= s_hi else min(1.0, max(0.0, (cap - s_hi) / (s_lo - s_hi)))
         return tuple(theta * a + (1 - theta) * b for a, b in zip(lo_plan, hi_plan, strict=True)), hi
 
@@ -120,12 +139,10 @@ class PriceSearch:
         return total_spend(self.data, plan[0], plan[1]).sum(axis=0)
 
     def run(self):
-        """Prices, then plans. The total-budget price by bisection on DP plans without the
-        polish; weekly prices (Gauss-Seidel: one bisection per week whose cap is exceeded,
-        the total price refitted after each round); then a short bisection around the total
-        price with polished plans. Returns ((x, z, DP value), total price)."""
+        """Prices, then plans: the total-budget price (regula falsi on the realized spend);
+        weekly prices (Gauss-Seidel: one such search per week whose cap is exceeded, the
+        total price refitted after each round). Returns ((x, z, DP value), total price)."""
         B, B_w = self.data.budget_total, self.data.budget_weekly
-        self.polish = False
         plan, lam = self.meet_cap(self.allocate, B)
         for _ in range(WEEKLY_PRICE_ROUNDS):
             over = np.flatnonzero(self.week_spend(plan) > B_w * (1 + BUDGET_RTOL))
@@ -136,19 +153,6 @@ class PriceSearch:
                     self.mu[t] = m
                     return self.allocate(lam)
                 spend_t = lambda pl, t=t: float(self.week_spend(pl)[t])  # noqa: E731
-                lo, hi = self.mu[t], self.mu[t] + 1.0
-                while spend_t(at_mu(hi)) > B_w[t] * (1 + BUDGET_RTOL) and hi < 1e6:
-                    lo, hi = hi, 2 * hi + 1.0
-                for _ in range(self.options.price_iterations // 3):
-                    mid = 0.5 * (lo + hi)
-                    if spend_t(at_mu(mid)) > B_w[t] * (1 + BUDGET_RTOL):
-                        lo = mid
-                    else:
-                        hi = mid
-                self.mu[t] = hi
+                _, self.mu[t] = self.meet_cap(at_mu, B_w[t], lam0=float(self.mu[t]), spend=spend_t, row="budget_weekly")
             plan, lam = self.meet_cap(self.allocate, B)
-        self.polish = True
-        if lam == 0.0:
-            return self.allocate(0.0), 0.0
-        return self.meet_cap(self.allocate, B, bracket=(0.5 * lam, 1.5 * lam + 0.05), iterations=12)
-
+        return plan, lam

@@ -10,33 +10,59 @@ from formulations.data import ModelData
 DECONV_ITERATIONS = 400
 
 
-def realize(data: ModelData, d: int, arrivals: np.ndarray) -> np.ndarray:
-    """Applicants (C, T) whose expected arrivals match ``arrivals`` (C, T) as closely as the
-    kernel allows: bounded non-negative least squares by projected gradient, started from
-    the shift by the modal lag. Applying weeks without a variable stay 0."""
-    D, C, T, _ = data.shape
-    y = data.yield_kernel
-    mask = data.recruit_mask()[d]
-    out = np.zeros((C, T))
-    for c in range(C):
-        target = arrivals[c]
-        if target.sum() <= 0:
-            continue
-        k = np.arange(y.shape[1])
-        # Y[t, tau] = y[c, t - tau]: arrivals in week t per applicant of week tau
+#: The deconvolution stops early when an iteration moves no applicant count by more than this
+#: share of the largest (checked every DECONV_CHECK iterations).
+DECONV_RTOL = 1e-9
+DECONV_CHECK = 20
+
+
+class Realizer:
+    """Depot d's deconvolution operators, built once: per channel the convolution matrix
+    Y[t, tau] = y[c, t - tau] (arrivals in week t per applicant of week tau, applying weeks
+    without a variable zeroed), the applicant bounds and the projected-gradient step 1/||Y||^2."""
+
+    def __init__(self, data: ModelData, d: int):
+        D, C, T, _ = data.shape
+        y = data.yield_kernel
+        mask = data.recruit_mask()[d]
+        self.T, self.C, self.y = T, C, y
         lag = np.arange(T)[:, None] - np.arange(T)[None, :]
-        Y = np.where((lag >= 0) & (lag < len(k)), y[c, np.clip(lag, 0, len(k) - 1)], 0.0) * mask[c][None, :]
-        cap = float(data.applicant_cap[d, c])
-        ub = np.where(mask[c], cap, 0.0)
-        modal = int(np.argmax(y[c]))
-        x = np.zeros(T)
-        x[: T - modal] = target[modal:] / y[c].sum()
-        x = np.clip(x, 0.0, ub)
-        step = 1.0 / max(np.linalg.norm(Y, 2) ** 2, 1e-12)
-        for _ in range(DECONV_ITERATIONS):
-            x = np.clip(x - step * (Y.T @ (Y @ x - target)), 0.0, ub)
-        out[c] = x
-    return out
+        L = y.shape[1]
+        self.Y, self.ub, self.step, self.modal = [], [], [], []
+        for c in range(C):
+            Y = np.where((lag >= 0) & (lag < L), y[c, np.clip(lag, 0, L - 1)], 0.0) * mask[c][None, :]
+            self.Y.append(Y)
+            self.ub.append(np.where(mask[c], float(data.applicant_cap[d, c]), 0.0))
+            self.step.append(1.0 / max(np.linalg.norm(Y, 2) ** 2, 1e-12))
+            self.modal.append(int(np.argmax(y[c])))
+
+    def __call__(self, arrivals: np.ndarray) -> np.ndarray:
+        """Applicants (C, T) whose expected arrivals match ``arrivals`` (C, T) as closely as the
+        kernel allows: bounded non-negative least squares by projected gradient, started from
+        the shift by the modal lag. Applying weeks without a variable stay 0."""
+        out = np.zeros((self.C, self.T))
+        for c in range(self.C):
+            target = arrivals[c]
+            if target.sum() <= 0:
+                continue
+            Y, ub, step, modal = self.Y[c], self.ub[c], self.step[c], self.modal[c]
+            x = np.zeros(self.T)
+            x[: self.T - modal] = target[modal:] / self.y[c].sum()
+            x = np.clip(x, 0.0, ub)
+            YtY, Ytb = step * (Y.T @ Y), step * (Y.T @ target)
+            for i in range(DECONV_ITERATIONS):
+                new = np.clip(x - (YtY @ x - Ytb), 0.0, ub)
+                if i % DECONV_CHECK == 0 and np.abs(new - x).max() <= DECONV_RTOL * max(1.0, float(np.abs(new).max())):
+                    x = new
+                    break
+                x = new
+            out[c] = x
+        return out
+
+
+def realize(data: ModelData, d: int, arrivals: np.ndarray) -> np.ndarray:
+    """Realizer(data, d)(arrivals): applicants (C, T) for the DP's arrivals (C, T)."""
+    return Realizer(data, d)(arrivals)
 
 
 def trim_onboarding(data: ModelData, d: int, x: np.ndarray) -> np.ndarray:

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from formulations.two_stage.drivers import carry_over
-from formulations.two_stage.recourse import expected_recourse, recourse_kinks
 from optplan.solvers.dp.depot import DepotModel
 
 
@@ -36,21 +35,28 @@ class DepotSolution:
     value: float  # the same plan's cost without prices (currency)
     policy: DepotPolicy | None = None
 
-def _grids(dep: DepotModel, n_points: int) -> list[np.ndarray]:
-    """States per week: n_points evenly spaced over the reachable, useful range, plus the
-    driver counts at which the week's cost has a kink (demand / blocks per driver, the surge
-    cap's kink, each less the blocks of every filled incentive segment), where
-    piecewise-linear optima lie."""
-    out = []
-    for t, (lo, hi) in enumerate(zip(dep.lo, dep.hi, strict=True)):
-        if hi - lo <= 1e-9:
-            out.append(np.array([lo]))
-            continue
-        # kinks of the week's cost in drivers: recourse kinks less each incentive breakpoint
-        kinks = ((recourse_kinks(dep.data, dep.demand[t])[:, None] - dep.cum_inc[None, :]) / dep.b).ravel()
-        kinks = kinks[(kinks > lo) & (kinks < hi)]
-        out.append(np.unique(np.concatenate([np.linspace(lo, hi, n_points), kinks])))
-    return out
+def _best_targets(dep: DepotModel, t: int, base: np.ndarray, steps, g: np.ndarray, W: np.ndarray):
+    """For each state's drivers carried into week t, ``base`` (M,) drivers, the best drivers
+    y in [base, base + n_max] to end week t with and its cost A_t(y - base) + W(y) (priced
+    currency; A_t the arrival cost, W on the grid g, linear between grid points).
+
+    A_t is convex piecewise linear in the new drivers (channels cheapest priced first) and W
+    is convex (the relaxed problem is convex), so the minimum over y lies at a breakpoint of
+    A_t (base + each channel's cumulative cap), at a base-stock level S_k = argmin_y W(y) +
+    s_k y for a channel slope s_k (W's subgradient meets -s_k inside that channel's piece), or
+    at an end of the interval: (2C + 2) candidates per state instead of the whole grid.
+    ``steps``: (cum_cap, slope, cum_cost) of dep.priced_steps for week t."""
+    cum_cap, slope, cum_cost = steps
+    n_max = dep.weeks[t].n_max
+    levels = g[np.argmin(W[None, :] + slope[:, None] * g[None, :], axis=1)] if len(slope) else np.zeros(0)
+    cand = np.concatenate([base[:, None] + np.minimum(cum_cap, n_max)[None, :],
+                           np.broadcast_to(levels, (len(base), len(levels))), (base + n_max)[:, None]], axis=1)
+    top = np.maximum(g[-1], base)  # no target beyond the grid (there every later week is idle)
+    y = np.minimum(np.clip(cand, base[:, None], (base + n_max)[:, None]), top[:, None])
+    cost = np.interp(y - base[:, None], cum_cap, cum_cost) + np.interp(y, g, W)
+    j = np.argmin(cost, axis=1)
+    rows = np.arange(len(base))
+    return y[rows, j], cost[rows, j]
 
 
 def solve_depot(dep: DepotModel, price: np.ndarray, n_points: int, keep_policy: bool = False):
@@ -59,54 +65,48 @@ def solve_depot(dep: DepotModel, price: np.ndarray, n_points: int, keep_policy: 
     Returns a DepotSolution (the policy only with ``keep_policy``)."""
     data = dep.data
     T = data.n_weeks
-    grids = _grids(dep, n_points)
+    grids = dep.grids(n_points)
+    width = max(len(g) for g in grids)
+    padded = np.stack([np.pad(g, (0, width - len(g)), mode="edge") for g in grids])  # (T, N) drivers
+    levels = dep.incentive_levels(price)
+    H = dep.week_costs(padded, price, np.arange(T)[:, None], levels)[0]  # (T, N) week cost alone
+    steps = []  # per week: the priced arrival cost's breakpoints, slopes and values
+    for t in range(T):
+        cum_cap, slope = dep.priced_steps(t, price)
+        steps.append((cum_cap, slope, np.concatenate([[0.0], np.cumsum(np.diff(cum_cap) * slope)])))
     W = [None] * T  # W[t] on grids[t]: week t's cost + cost-to-go after it (priced currency)
-    H = [None] * T  # week cost alone on grids[t]
     policy_arr, policy_val = [None] * T, [None] * T
     v_next = np.zeros(len(grids[-1]))  # cost-to-go after the last week
     for t in range(T - 1, -1, -1):
         g = grids[t]
-        H[t], _ = dep.week_cost(t, g, float(price[t]))
-        W[t] = H[t] + v_next
+        W[t] = H[t, : len(g)] + v_next
         prev = grids[t - 1] if t > 0 else np.array([dep.a0])
         base = carry_over(dep.rho, prev, dep.pipeline[t])  # drivers with no recruiting
-        n = g[None, :] - base[:, None]  # arrivals landing exactly on grid points
-        cost = dep.arrival_cost(t, n, price) + W[t][None, :]
-        n0 = np.zeros_like(base)
-        c0 = np.interp(base, g, W[t])
-        nm = np.full_like(base, dep.weeks[t].n_max)
-        reach = base + nm
-        cm = np.where(reach <= g[-1] + 1e-9, dep.arrival_cost(t, nm, price) + np.interp(reach, g, W[t]), np.inf)
-        allc = np.concatenate([cost, c0[:, None], cm[:, None]], axis=1)
-        alln = np.concatenate([n, n0[:, None], nm[:, None]], axis=1)
-        j = np.argmin(allc, axis=1)
-        v_next = allc[np.arange(len(prev)), j]
+        y, v_next = _best_targets(dep, t, base, steps[t], g, W[t])
         if keep_policy:
-            policy_arr[t] = alln[np.arange(len(prev)), j]
+            policy_arr[t] = y - base
             policy_val[t] = v_next.copy()
     priced_value = float(v_next[0])
-    # forward pass from the actual start, re-optimizing at off-grid states
+    # forward pass from the actual start: off-grid states, the exact week cost at the candidates
     C, G = data.shape[1], data.incentive_width.shape[1]
     arrivals = np.zeros((C, T))
-    spend = np.zeros((T, G))
+    active, Z = np.zeros(T), np.zeros(T)
     a = dep.a0
-    unpriced = 0.0
     for t in range(T):
         g = grids[t]
+        cum_cap, slope, cum_cost = steps[t]
         base = carry_over(dep.rho, a, dep.pipeline[t])
-        to_go = W[t] - H[t]
-        cand = np.concatenate([[base, base + dep.weeks[t].n_max], g[(g >= base) & (g <= base + dep.weeks[t].n_max)]])
+        n_max = dep.weeks[t].n_max
+        cand = np.concatenate([[base, base + n_max], base + np.minimum(cum_cap, n_max), g[(g >= base) & (g <= base + n_max)]])
         cand = cand[cand <= g[-1] + 1e-9] if (cand <= g[-1] + 1e-9).any() else cand[:1]
-        n = cand - base
-        hc, _ = dep.week_cost(t, cand, float(price[t]))
-        total = dep.arrival_cost(t, n, price) + hc + np.interp(cand, g, to_go)
+        hc, zc = dep.week_costs(cand, price, t, levels)
+        total = np.interp(cand - base, cum_cap, cum_cost) + hc + np.interp(cand, g, W[t] - H[t, : len(g)])
         j = int(np.argmin(total))
-        a, nt = float(cand[j]), float(max(n[j], 0.0))
-        arrivals[:, t] = dep.split_arrivals(t, nt, price)
-        _, z = dep.week_cost(t, np.array([a]), float(price[t]))
-        spend[t] = dep.split_incentive(float(z[0]))
-        unpriced += float(np.dot(arrivals[:, t], _unit_costs(dep, t))) + float(z[0])
-        unpriced += float(expected_recourse(data, np.array([dep.b * a + float(dep.curve.blocks(float(z[0])))]), dep.demand[t], dep.p)[0])
+        a, active[t], Z[t] = float(cand[j]), float(cand[j]), float(zc[j])
+        arrivals[:, t] = dep.split_arrivals(t, float(max(cand[j] - base, 0.0)), price)
+    spend = np.stack([dep.split_incentive(z) for z in Z]) if T else np.zeros((0, G))
+    capacity = dep.b * active + dep.curve.blocks(Z)
+    unpriced = float((arrivals * _unit_costs(dep)).sum() + Z.sum() + dep.recourse(capacity, np.arange(T)).sum())
     policy = None
     if keep_policy:
         policy = DepotPolicy(data.depots[dep.d], [grids[t - 1] if t > 0 else np.array([dep.a0]) for t in range(T)],
@@ -114,9 +114,10 @@ def solve_depot(dep: DepotModel, price: np.ndarray, n_points: int, keep_policy: 
     return DepotSolution(arrivals, spend, priced_value, unpriced, policy)
 
 
-def _unit_costs(dep: DepotModel, t: int) -> np.ndarray:
-    """(C,) unpriced currency per arriving driver by channel position (inf if unavailable)."""
-    out = np.zeros(dep.data.shape[1])
-    w = dep.weeks[t]
-    out[w.channel_order] = w.unit_cost
+def _unit_costs(dep: DepotModel) -> np.ndarray:
+    """(C, T) unpriced currency per arriving driver by channel position and week (0 where a
+    channel brings nobody)."""
+    out = np.zeros((dep.data.shape[1], dep.data.n_weeks))
+    for t, w in enumerate(dep.weeks):
+        out[w.channel_order, t] = w.unit_cost
     return out
