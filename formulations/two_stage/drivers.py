@@ -154,11 +154,13 @@ class IncentiveCurve:
         """Least total spend (currency/week) that buys ``blocks`` extra blocks/week (capped at the maximum)."""
         return np.interp(np.clip(blocks, 0.0, self.cum_blocks[-1]), self.cum_blocks, self.cum_spend)
 
-    def split(self, spend: float) -> np.ndarray:
-        """(G,) spend per segment (currency/week) of a weekly total filled best rate first."""
-        out = np.zeros(self.n_segments)
+    def split(self, spend) -> np.ndarray:
+        """Spend per segment (currency/week) of weekly totals ``spend`` (...,) filled best rate
+        first: shape (..., G)."""
+        spend = np.asarray(spend, float)
+        out = np.zeros(spend.shape + (self.n_segments,))
         if len(self.width):
-            out[self.index] = np.clip(spend - self.cum_spend[:-1], 0.0, self.width)
+            out[..., self.index] = np.clip(spend[..., None] - self.cum_spend[:-1], 0.0, self.width)
         return out
 
 

@@ -60,7 +60,7 @@ from optplan.solvers.diagnose import infeasibility_message, infeasible_rows
 from optplan.solvers.dp.depot import DepotModel
 from optplan.solvers.dp.polish import global_polish
 from optplan.solvers.dp.prices import PriceSearch
-from optplan.solvers.dp.recursion import DepotPolicy, solve_depot
+from optplan.solvers.dp.recursion import DepotPolicy, solve_depot, solve_depots
 from optplan.solvers.dp.repair import repair_budgets
 
 log = logging.getLogger("optplan")
@@ -159,12 +159,12 @@ def solve_dp(data: ModelData, options: DPOptions | None = None, policies: bool =
         x, z, _ = search.allocate(0.0)
         consider(x, z, "first pass")
         if options.grid_points is None:  # adaptive grid: double until doubling changes the DP value (price 1) little
-            value = sum(solve_depot(dep, np.ones(data.n_weeks), n).value for dep in search.depots)
+            everyone = list(range(len(search.depots)))
+            ones = np.ones(data.n_weeks)
+            value = sum(sol.value for sol in solve_depots(search.batch(everyone, n), ones))
             while 2 * n - 1 <= options.max_grid_points:
-                finer = 0.0
-                for dep in search.depots:
-                    deadline.check()
-                    finer += solve_depot(dep, np.ones(data.n_weeks), 2 * n - 1).value
+                deadline.check()
+                finer = sum(sol.value for sol in solve_depots(search.batch(everyone, 2 * n - 1), ones))
                 change = abs(finer - value) / max(1.0, abs(finer))
                 if change <= options.grid_rtol:
                     break

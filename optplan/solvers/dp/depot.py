@@ -238,6 +238,6 @@ class DepotModel:
         """phi_t(capacity) (currency/week), exact (the aggregated recourse)."""
         return self.phi(capacity, weeks)
 
-    def split_incentive(self, z_total: float) -> np.ndarray:
-        """(G,) spend per segment (currency/week) of a weekly total filled best rate first."""
+    def split_incentive(self, z_total) -> np.ndarray:
+        """Spend per segment (currency/week) of weekly totals (...,) filled best rate first: (..., G)."""
         return self.curve.split(z_total)

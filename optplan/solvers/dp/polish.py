@@ -135,36 +135,44 @@ class Polisher:
 
     def exact_line(self, q: np.ndarray, dq: np.ndarray, dc: float, lo: float, hi: float) -> tuple[float, float]:
         """Minimum over d in [lo, hi] (lo <= 0 <= hi) of g(d) = dc d + sum_t phi_t(q_t + d dq_t)
-        - g(0): convex piecewise linear, so its minimum is at lo, hi or a breakpoint (where some
-        q_t + d dq_t meets a breakpoint of phi_t); found by bisection on the sign of the right
-        derivative over the sorted breakpoints. Returns (d, g(d) - g(0))."""
+        - g(0). g is convex piecewise linear: along each side its derivative starts at the
+        one-sided derivative at 0 (phi_t's left and right slopes) and rises, at each d where
+        some q_t + d dq_t crosses a breakpoint of phi_t, by |dq_t| times phi_t's slope jump
+        there; the minimum is the first d where it is no longer negative (or the end of the
+        side). One sort of the breakpoints, no probing. Returns (d, g(d) - g(0))."""
         nz = np.flatnonzero(np.abs(dq) > 1e-15)
+        if not len(nz):
+            d = hi if dc < 0 else lo if dc > 0 else 0.0
+            return (float(d), float(dc * d)) if np.isfinite(d) else (0.0, 0.0)
         phi = self.dep.phi
         K = phi.slopes.shape[1]
-        bp = ((phi.points[nz, 1:K] - q[nz, None]) / dq[nz, None]).ravel()
-        if not np.isfinite(hi):
-            hi = 2.0 * float(bp.max(initial=0.0)) + 1.0
-        if not np.isfinite(lo):
-            lo = 2.0 * float(bp.min(initial=0.0)) - 1.0
-        cand = np.unique(np.concatenate([[lo, 0.0], bp[(bp > lo) & (bp < hi)]]))
         qn, dqn, wk = q[nz], dq[nz], self.weeks[nz]
-
-        def rising(i: int) -> bool:  # right derivative of g at cand[i] >= 0
-            left, right = phi.slopes_at(qn + cand[i] * dqn, wk)
-            return dc + float((dqn * np.where(dqn > 0, right, left)).sum()) >= 0.0
-
-        a, b = 0, len(cand)  # the first candidate where g rises (len: none, the minimum is at hi)
-        while a < b:
-            mid = (a + b) // 2
-            if rising(mid):
-                b = mid
-            else:
-                a = mid + 1
-        d = float(cand[a]) if a < len(cand) else float(hi)
-        if d == 0.0:
+        left, right = phi.slopes_at(qn, wk)
+        cross = (phi.points[nz, 1:K] - qn[:, None]) / dqn[:, None]  # (n, K-1) steps where a breakpoint is met
+        jump = np.abs(dqn)[:, None] * np.diff(phi.slopes[nz], axis=1)  # (n, K-1) rise of g' there
+        best = 0.0
+        for sign, end in ((1.0, hi), (-1.0, -lo)):  # the side d > 0, then d < 0 as e = -d > 0
+            if not end > 0:
+                continue
+            rate = sign * dc + float((sign * dqn * np.where(sign * dqn > 0, right, left)).sum())
+            if rate >= 0:
+                continue
+            e = sign * cross
+            keep = (e > 0) & (e < end)
+            order = np.argsort(e[keep], kind="stable")
+            slope_after = rate + np.cumsum(jump[keep][order])
+            first = int(np.argmax(slope_after >= 0)) if len(order) and slope_after[-1] >= 0 else -1
+            if first >= 0:
+                best = sign * float(e[keep][order][first])
+            elif np.isfinite(end):
+                best = sign * float(end)
+            else:  # unbounded side that keeps falling: cannot happen with idle cost >= 0 and spend > 0
+                best = sign * (2.0 * float(e[keep].max(initial=0.0)) + 1.0)
+            break
+        if best == 0.0:
             return 0.0, 0.0
-        gain = dc * d + float(phi(qn + d * dqn, wk).sum() - phi(qn, wk).sum())
-        return d, gain
+        gain = dc * best + float(phi(qn + best * dqn, wk).sum() - phi(qn, wk).sum())
+        return best, gain
 
     def step(self, x: np.ndarray, Z: np.ndarray, coords, weights, limits=()) -> float:
         """Best step of x along one direction, in place; returns the (negative) change."""
@@ -449,5 +457,5 @@ def global_polish(data: ModelData, dep_list: list[DepotModel], x: np.ndarray, z:
         after = sum(p.cost(x[d], Z[d]) for d, p in enumerate(pols))
         if before - after <= POLISH_RTOL * max(1.0, abs(before)):
             break
-    z_out = np.stack([np.stack([dep_list[d].split_incentive(float(Z[d, t])) for t in range(T)]) for d in range(D)])
+    z_out = np.stack([dep_list[d].split_incentive(Z[d]) for d in range(D)])
     return x, z_out, finished

@@ -11,7 +11,7 @@ from optplan.errors import InfeasibleError
 from optplan.solvers.base import Deadline
 from optplan.solvers.dp.depot import DepotModel
 from optplan.solvers.dp.realize import trim_onboarding
-from optplan.solvers.dp.recursion import solve_depot
+from optplan.solvers.dp.recursion import DepotBatch, solve_depots
 from optplan.solvers.dp.repair import BUDGET_RTOL
 
 #: The search for a budget price stops when the bracket is this narrow (relative to 1 + price),
@@ -38,28 +38,36 @@ class PriceSearch:
         self.mu = np.zeros(T)
         self.calls = 0
         self._plans: dict = {}
+        self._batches: dict = {}
 
-    def depot_plan(self, d: int, lam: float, n_points: int | None = None):
-        """Realized plan of depot d at price 1 + lam + mu: (applicants (C, T), incentive spend
-        (T, G), unpriced DP value). The incentives are re-chosen for the realized drivers."""
-        self.deadline.check()
-        price = 1.0 + lam + self.mu
-        dep = self.depots[d]
-        sol = solve_depot(dep, price, n_points or self.n_points)
-        self.calls += 1
-        x = trim_onboarding(self.data, d, dep.realizer(sol.arrivals))
-        Z = dep.week_costs(dep.drivers(x), price, np.arange(self.data.n_weeks))[1]
-        spend = np.stack([dep.split_incentive(float(v)) for v in Z])
-        return x, spend, sol.value
+    def batch(self, depots: list[int], n_points: int | None = None) -> DepotBatch:
+        """The stacked DP arrays of ``depots`` (cached per depot set and grid)."""
+        key = (tuple(depots), n_points or self.n_points)
+        if key not in self._batches:
+            self._batches[key] = DepotBatch([self.depots[d] for d in depots], key[1])
+        return self._batches[key]
 
     def at_price(self, depots: list[int], lam: float):
-        """(x (k,C,T), z (k,T,G), DP value) of ``depots`` at total price lam (+ their mu);
-        remembered, as the searches revisit prices (the first pass's is the search's start)."""
+        """(x (k,C,T), z (k,T,G), DP value) of ``depots`` at total price lam (+ their mu):
+        their DPs in one batch, each plan realized, its incentives re-chosen for the realized
+        drivers. Remembered, as the searches revisit prices (the first pass's is the search's
+        start)."""
         key = (tuple(depots), float(lam), self.mu.tobytes(), self.n_points)
         if key not in self._plans:
-            parts = [self.depot_plan(d, lam) for d in depots]
-            self._plans[key] = (np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts]), sum(p[2] for p in parts))
-        return self._plans[key]
+            self.deadline.check()
+            price = 1.0 + lam + self.mu
+            sols = solve_depots(self.batch(depots), price)
+            self.calls += len(depots)
+            xs, zs = [], []
+            weeks = np.arange(self.data.n_weeks)
+            for d, sol in zip(depots, sols, strict=True):
+                dep = self.depots[d]
+                x = trim_onboarding(self.data, d, dep.realizer(sol.arrivals))
+                xs.append(x)
+                zs.append(dep.split_incentive(dep.week_costs(dep.drivers(x), price, weeks)[1]))
+            self._plans[key] = (np.stack(xs), np.stack(zs), np.array([sol.value for sol in sols]))
+        x, z, values = self._plans[key]
+        return x, z, float(values.sum())
 
     def spend(self, plan) -> float:
         return float(total_spend(self.data, plan[0], plan[1]).sum())
@@ -127,12 +135,17 @@ class PriceSearch:
         x, z = np.zeros((D, C, T)), np.zeros((D, T, data.incentive_width.shape[1]))
         value = 0.0
         regions = np.asarray(data.regions)
+        everyone = list(range(D))
+        self.at_price(everyone, lam)  # every depot in one batch; a region over its cap is searched alone
+        ax, az, av = self._plans[(tuple(everyone), float(lam), self.mu.tobytes(), self.n_points)]
         for r in dict.fromkeys(data.regions):
             members = list(np.flatnonzero(regions == r))
             cap = data.budget_region.get(r, np.inf)
-            (gx, gz, gv), _ = self.meet_cap(lambda p, m=members: self.at_price(m, p), cap, lam)
-            x[members], z[members] = gx, gz
-            value += gv
+            plan = (ax[members], az[members], float(av[members].sum()))
+            if np.isfinite(cap) and self.spend(plan) > cap * (1 + BUDGET_RTOL):
+                plan, _ = self.meet_cap(lambda p, m=members: self.at_price(m, p), cap, lam)
+            x[members], z[members] = plan[0], plan[1]
+            value += plan[2]
         return x, z, value
 
     def week_spend(self, plan) -> np.ndarray:
