@@ -167,24 +167,6 @@ class DepotModel:
         return a
 
     # -- priced pieces
-    def priced_steps(self, t: int, price: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Week t's arrival cost as a convex piecewise-linear function of new drivers n:
-        (cum_cap (k+1,) drivers/week at its breakpoints, slope (k,) priced currency per
-        driver), channels cheapest priced first; n is at most ``weeks[t].n_max``."""
-        w = self.weeks[t]
-        if len(w.unit_cost) == 0:
-            return np.zeros(1), np.zeros(0)
-        slope = w.unit_cost * price[w.spend_week]
-        order = np.argsort(slope, kind="stable")
-        return np.concatenate([[0.0], np.cumsum(np.diff(w.cum_cap)[order])]), slope[order]
-
-    def arrival_cost(self, t: int, n: np.ndarray, price: np.ndarray) -> np.ndarray:
-        """Priced cost (currency) of n arrivals (drivers) in week t: channels cheapest first
-        (inf outside [0, n_max])."""
-        cum_cap, slope = self.priced_steps(t, price)
-        out = np.interp(n, cum_cap, np.concatenate([[0.0], np.cumsum(np.diff(cum_cap) * slope)]))
-        return np.where((n < -1e-9) | (n > self.weeks[t].n_max + 1e-9), np.inf, out)
-
     def split_arrivals(self, t: int, n: float, price: np.ndarray) -> np.ndarray:
         """(C,) arrivals per channel (drivers/week) that make up n at the least priced cost."""
         w = self.weeks[t]

@@ -2,7 +2,7 @@
 
 The plan's cost J(x, Z) is convex and piecewise linear in the applicants x and the weekly
 incentive spend Z (phi_t is the aggregated recourse, exact at its breakpoints). The polish is
-a steepest-first coordinate descent over a fixed set of directions (``Polisher.moves``):
+a steepest-first coordinate descent over a fixed set of directions (``Polisher.directions``):
 
 * every direction's one-sided derivative of J, up and down, is computed at once from phi_t's
   left and right slopes at the current capacities (one matrix-vector product over all
@@ -106,18 +106,6 @@ class Polisher:
         return self.dep.week_costs(self.drivers(x), self.price, self.weeks)[1]
 
     # -- moves
-    def moves(self):
-        """Directions tried, as (coords, weights): each coordinate; each channel's shift to
-        the next week; each swap between two channels in a week (equal drivers at week T);
-        and spend-neutral exchanges between any two (channel, week) pairs up to
-        PAIR_WEEKS apart (the same money moved), which matter when budgets bind."""
-        dirs = self.directions()
-        out = []
-        for (i, j), (w0, w1) in zip(dirs["pairs"], dirs["w"], strict=True):
-            coords = [divmod(int(i), self.T)] + ([divmod(int(j), self.T)] if w1 != 0 else [])
-            out.append((coords, [float(w0)] + ([float(w1)] if w1 != 0 else [])))
-        return out
-
     def _line(self, lo, hi, value):
         """Minimum of value(d) over [lo, hi] on a 17-point grid refined three times (the
         cross-depot transfers, whose restriction mixes two depots)."""
@@ -231,7 +219,11 @@ class Polisher:
         return gain
 
     def directions(self):
-        """The moves as arrays (cached per Polisher; see ``moves``): pairs (M, 2) of flat
+        """The directions the polish tries, as arrays (cached per Polisher): each coordinate;
+        each channel's shift to the next week; each swap between two channels in a week (equal
+        drivers at week T); and spend-neutral exchanges between any two (channel, week) cells
+        up to PAIR_WEEKS apart (the same money moved), which matter when budgets bind.
+        pairs (M, 2) of flat
         cells c * T + tau and weights (M, 2) (second weight 0 for one-coordinate moves),
         DQ (M, T) capacity change (blocks/week), DN (M, T) arrivals change (drivers/week), DC
         (M,) priced cost change (currency) and SP (M, T) unpriced spend change by week
@@ -277,7 +269,6 @@ class Polisher:
             "DC": w[:, 0] * unit_p[i_idx] + w[:, 1] * unit_p[j_idx], "SP": w[:, :1] * Ss[i_idx] + w[:, 1:] * Ss[j_idx],
             "up": np.maximum(DQ, 0.0), "down": np.minimum(DQ, 0.0),
         }
-        self._dirs["moves"] = None
         return self._dirs
 
     def descend(self, x: np.ndarray, Z: np.ndarray, rooms=None, deadline: Deadline | None = None,
@@ -352,18 +343,6 @@ class Polisher:
                 break
         return accepted, True
 
-    def run(self, x: np.ndarray, Z: np.ndarray | None = None, sweeps: int = POLISH_SWEEPS,
-            deadline: Deadline | None = None):
-        """Polish without budgets (the prices stand in for them); returns (x, Z). Raises
-        DeadlinePassed when ``deadline`` passes."""
-        x = x.copy()
-        Z = self.best_incentives(x) if Z is None else Z.copy()
-        _, finished = self.descend(x, Z, deadline=deadline)
-        if not finished:
-            deadline.check()
-        return x, Z
-
-
 
 def _limits(per_week: np.ndarray, week_room: np.ndarray, total_room: float) -> list[tuple[float, float]]:
     """Budget rows a step along a direction must keep, as (spend per unit step, room), for a
@@ -373,41 +352,63 @@ def _limits(per_week: np.ndarray, week_room: np.ndarray, total_room: float) -> l
     return out
 
 
-#: Cross-depot transfers (same channel and week, spend-neutral) are tried up to this many depots.
+#: Cross-depot transfers (same channel and week, spend-neutral) are tried up to this many depots,
+#: and at most this many searches per depot in a round.
 MAX_TRANSFER_DEPOTS = 12
+TRANSFER_TRIES_PER_DEPOT = 64
+
+
+def _cell_derivatives(pol: Polisher, x: np.ndarray, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(C, T) one-sided derivatives of the depot's J for one more applicant in each cell (up)
+    and one fewer (down), currency per applicant (inf where the cell has no variable)."""
+    dirs = pol.directions()
+    n = int((pol.ub > 0).sum())  # the first n directions are the cells, channel-major
+    left, right = pol.dep.phi.slopes_at(pol.capacity(x, Z), pol.weeks)
+    up_rows, down_rows = dirs["up"][:n], dirs["down"][:n]
+    up = np.full((pol.C, pol.T), np.inf)
+    down = np.full((pol.C, pol.T), np.inf)
+    cc, tt = np.nonzero(pol.ub > 0)
+    up[cc, tt] = dirs["DC"][:n] + up_rows @ right + down_rows @ left
+    down[cc, tt] = -dirs["DC"][:n] - down_rows @ right - up_rows @ left
+    return up, down
 
 
 def transfers(data: ModelData, pols: list[Polisher], x: np.ndarray, Z: np.ndarray, regions: np.ndarray) -> None:
     """Move applicants of one channel and week from depot d to depot e (spend-neutral, so
-    weekly and total budgets hold; only within a region when that region has a budget)."""
+    weekly and total budgets hold; only within a region when that region has a budget).
+    Only transfers whose one-sided derivative (one fewer at d, one more at e) is negative are
+    searched, steepest first, at most TRANSFER_TRIES_PER_DEPOT x depots of them."""
     D, C, T, _ = data.shape
-    for c in range(C):
-        for t in range(T):
-            for d in range(D):
-                for e in range(D):
-                    if d == e or pols[d].ub[c, t] <= 0 or pols[e].ub[c, t] <= 0 or x[d, c, t] <= 0:
-                        continue
-                    if regions[d] != regions[e] and (regions[d] in data.budget_region or regions[e] in data.budget_region):
-                        continue
-                    pd_, pe = pols[d], pols[e]
-                    hi = min(x[d, c, t], pe.ub[c, t] - x[e, c, t])
-                    dn_e = np.zeros(T)
-                    dn_e[t:] = pe.y[c, : T - t]
-                    slack = pe.room - pe.arrivals(x[e])
-                    if (dn_e > 1e-15).any():
-                        hi = min(hi, float(np.min(slack[dn_e > 1e-15] / dn_e[dn_e > 1e-15])))
-                    if not hi > 1e-12:
-                        continue
-                    dq_d, dq_e = np.zeros(T), np.zeros(T)
-                    dq_d[t:] = pd_.dep.b * pd_.R[c, : T - t]
-                    dq_e[t:] = pe.dep.b * pe.R[c, : T - t]
-                    q_d, q_e = pd_.capacity(x[d], Z[d]), pe.capacity(x[e], Z[e])
-                    base = pd_.f(q_d) + pe.f(q_e)
-                    delta, gain = pd_._line(0.0, hi, lambda s, q_d=q_d, q_e=q_e, dq_d=dq_d, dq_e=dq_e, pe=pe, pd_=pd_, base=base:
-                                            pd_.f(q_d[None] - s[:, None] * dq_d[None]) + pe.f(q_e[None] + s[:, None] * dq_e[None]) - base)
-                    if gain < 0:
-                        x[d, c, t] -= delta
-                        x[e, c, t] += delta
+    ups, downs = zip(*(_cell_derivatives(p, x[d], Z[d]) for d, p in enumerate(pols)), strict=True)
+    score = np.stack(downs)[:, None] + np.stack(ups)[None, :]  # (D from, D to, C, T)
+    fenced = np.array([[regions[d] != regions[e] and (regions[d] in data.budget_region or regions[e] in data.budget_region)
+                        for e in range(D)] for d in range(D)])
+    score[np.eye(D, dtype=bool) | fenced] = np.inf
+    score[np.broadcast_to((x <= 0)[:, None], score.shape)] = np.inf
+    tol = DERIVATIVE_RTOL * (1.0 + float(np.abs(data.cost_per_applicant).max(initial=0.0)))
+    flat = np.argsort(score, axis=None, kind="stable")[: TRANSFER_TRIES_PER_DEPOT * D]
+    for d, e, c, t in zip(*np.unravel_index(flat, score.shape), strict=True):
+        if not score[d, e, c, t] < -tol:
+            break
+        pd_, pe = pols[d], pols[e]
+        hi = min(x[d, c, t], pe.ub[c, t] - x[e, c, t])
+        dn_e = np.zeros(T)
+        dn_e[t:] = pe.y[c, : T - t]
+        slack = pe.room - pe.arrivals(x[e])
+        if (dn_e > 1e-15).any():
+            hi = min(hi, float(np.min(slack[dn_e > 1e-15] / dn_e[dn_e > 1e-15])))
+        if not hi > 1e-12:
+            continue
+        dq_d, dq_e = np.zeros(T), np.zeros(T)
+        dq_d[t:] = pd_.dep.b * pd_.R[c, : T - t]
+        dq_e[t:] = pe.dep.b * pe.R[c, : T - t]
+        q_d, q_e = pd_.capacity(x[d], Z[d]), pe.capacity(x[e], Z[e])
+        base = pd_.f(q_d) + pe.f(q_e)
+        delta, gain = pd_._line(0.0, hi, lambda s, q_d=q_d, q_e=q_e, dq_d=dq_d, dq_e=dq_e, pe=pe, pd_=pd_, base=base:
+                                pd_.f(q_d[None] - s[:, None] * dq_d[None]) + pe.f(q_e[None] + s[:, None] * dq_e[None]) - base)
+        if gain < 0:
+            x[d, c, t] -= delta
+            x[e, c, t] += delta
 
 
 def global_polish(data: ModelData, dep_list: list[DepotModel], x: np.ndarray, z: np.ndarray,
