@@ -150,3 +150,21 @@ def test_engine_highs_does_not_fall_back(tmp_path):
     assert r.returncode == 6
     assert "cannot import highspy" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_a_batch_of_depots_solves_each_as_if_alone():
+    """DepotBatch stacks depots with different grids, caps and kink states into one array per
+    week; each depot's DP value and plan are those of its own DP (offsets keep them apart)."""
+    from optplan.generate import generate_instance
+    from optplan.solvers.dp.depot import DepotModel
+    from optplan.solvers.dp.recursion import DepotBatch, solve_depot, solve_depots
+
+    data = generate_instance(depots=4, weeks=12, scenarios=4, seed=3).model_data()
+    deps = [DepotModel(data, d) for d in range(4)]
+    price = np.linspace(1.0, 3.0, data.n_weeks)
+    together = solve_depots(DepotBatch(deps, 51), price)
+    for dep, sol in zip(deps, together, strict=True):
+        alone = solve_depot(dep, price, 51)
+        assert sol.priced_value == pytest.approx(alone.priced_value, rel=1e-9)
+        assert sol.value == pytest.approx(alone.value, rel=1e-9)
+        np.testing.assert_allclose(sol.arrivals, alone.arrivals, atol=1e-9)
