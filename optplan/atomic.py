@@ -43,3 +43,56 @@ def write_files(folder: str | Path, files: dict[str, bytes | str]) -> None:
     for name, content in files.items():
         data = content.encode("utf-8") if isinstance(content, str) else content
         atomic_write_bytes(Path(folder) / name, data)
+
+
+# ---------------------------------------------------------------------------- renderers
+# Every table and JSON document optplan writes is rendered here, so that no non-finite number
+# reaches an output file: in CSV an absent or unbounded value is an empty cell, in JSON null
+# (each table's docs say what an empty cell means, e.g. "holds_to: empty = no upper limit").
+
+
+def csv_text(df) -> str:
+    """A DataFrame as CSV text: floats to 10 significant digits, '\\n' line ends, no index;
+    NaN and +-inf as empty cells."""
+    import io
+
+    import numpy as np
+
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype.kind == "f":
+            out[col] = out[col].where(np.isfinite(out[col]))
+    buf = io.StringIO()
+    out.to_csv(buf, index=False, lineterminator="\n", float_format="%.10g")
+    return buf.getvalue()
+
+
+def finite_json(obj):
+    """``obj`` with numpy scalars made Python numbers and NaN/+-inf made None (JSON null),
+    recursively through dicts, lists and tuples."""
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [finite_json(v) for v in obj.tolist()]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(float(obj)) else None
+    return obj
+
+
+def json_text(obj, indent: int | None = 2, sort_keys: bool = False, default=None) -> str:
+    """``obj`` as JSON text ending in a newline: valid JSON always (non-finite numbers are
+    null; ``allow_nan=False`` makes any that slipped through an error, not 'Infinity')."""
+    import json
+
+    text = json.dumps(finite_json(obj), indent=indent, sort_keys=sort_keys, allow_nan=False, default=default)
+    return text + "\n"

@@ -9,8 +9,6 @@ each one atomically, so a failure never leaves half a plan on disk. Money is in
 
 from __future__ import annotations
 
-import io
-import json
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -21,7 +19,7 @@ import pandas as pd
 from formulations.data import Decisions, ModelData
 from formulations.two_stage.budgets import spend
 from formulations.two_stage.layout import BUDGET_FAMILIES, Layout
-from optplan.atomic import write_files
+from optplan.atomic import csv_text, json_text, write_files
 from optplan.evaluation import Evaluation, evaluate_decisions
 from optplan.solvers.base import SolveResult, SolverStatus, Timings
 
@@ -325,10 +323,8 @@ class Plan:
         """Every output file's content, rendered in memory."""
         files = {}
         for name, df in self.tables().items():
-            buf = io.StringIO()
-            df.to_csv(buf, index=False, lineterminator="\n", float_format="%.10g")
-            files[name] = buf.getvalue()
-        files["summary.json"] = json.dumps(self.summary(), indent=2, sort_keys=False) + "\n"
+            files[name] = csv_text(df)
+        files["summary.json"] = json_text(self.summary())
         return files
 
     def write(self, out: str | Path) -> list[Path]:

@@ -17,8 +17,6 @@ open it) and writes each table next to it, all atomically. Contents:
 
 from __future__ import annotations
 
-import io
-import json
 import logging
 import math
 import time
@@ -28,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from formulations.two_stage.recourse import recourse_cost
-from optplan.atomic import write_files
+from optplan.atomic import csv_text, json_text, write_files
 from optplan.evaluation import evaluate_decisions
 from optplan.instance import Instance
 from optplan.plan import Plan
@@ -340,8 +338,9 @@ def planner_sentences(r: Report) -> list[str]:
         else:
             subject = f"One more driver a week of onboarding capacity at depot {row.scope} in week {row.key}"
             unit = "driver/week"
-        out.append(f"{subject} saves {row.shadow_price:,.4g} {cur} of expected cost "
-                   f"(while that cap stays between {row.holds_from:,.6g} and {row.holds_to:,.6g} {unit}).")
+        span = (f"between {row.holds_from:,.6g} and {row.holds_to:,.6g}" if math.isfinite(row.holds_to)
+                else f"at or above {row.holds_from:,.6g}")
+        out.append(f"{subject} saves {row.shadow_price:,.4g} {cur} of expected cost (while that cap stays {span} {unit}).")
     for row in r.channel_reduced_costs.itertuples(index=False):
         if row.applicants <= 0 and row.cheaper_by_to_recruit_more > 0:
             out.append(f"Channel {row.channel} is not used: an applicant would have to cost "
@@ -392,7 +391,7 @@ def render_html(r: Report) -> str:
         oos_in=f"{oos['in_sample_expected_cost']:,.2f}",
         oos_service=f"{oos['service_level_mean']:.2%}",
         plots=plots,
-        data_json=Markup(json.dumps(_jsonable(data), sort_keys=True).replace("</", "<\\/")),
+        data_json=Markup(json_text(_jsonable(data), indent=None, sort_keys=True).rstrip("\n").replace("</", "<\\/")),
     )
 
 
@@ -413,12 +412,10 @@ def write_report(r: Report, out) -> list[str]:
     report.json into ``out`` (each file atomically)."""
     files: dict[str, str] = {"report.html": render_html(r)}
     for name, df in r.tables().items():
-        buf = io.StringIO()
-        df.to_csv(buf, index=False, lineterminator="\n", float_format="%.10g")
-        files[name] = buf.getvalue()
-    files["report.json"] = json.dumps(_jsonable({
+        files[name] = csv_text(df)
+    files["report.json"] = json_text(_jsonable({
         "instance": r.instance_name, "currency": r.currency, "status": r.plan.status.to_dict(),
         "kpis": r.plan.kpis, "stochastic_values": r.stochastic_values, "out_of_sample": r.out_of_sample,
-    }), indent=2) + "\n"
+    }))
     write_files(out, files)
     return sorted(files)

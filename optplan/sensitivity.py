@@ -41,6 +41,8 @@ from optplan.solvers.base import Deadline, SolveOptions, SolveResult
 from optplan.solvers.highs import highs_from_standard_form, import_highspy, run_compiled
 from optplan.solvers.standard_form import build_standard_form
 
+#: A shadow price smaller than this (currency per unit of cap) counts as 0: the row does not bind.
+SHADOW_ATOL = 1e-9
 #: A recruiting decision below this many applicants counts as unused.
 PLAN_RTOL = 1e-6
 #: Relative precision of the channel-cost range end points found by bisection.
@@ -112,12 +114,23 @@ class SensitivityModel:
     # ---------------------------------------------------------------- marginal values
     def marginal_values(self) -> pd.DataFrame:
         """Shadow prices of every budget and onboarding-cap row (expected cost saved per unit
-        of right-hand side), with the cap range over which each holds (HiGHS ranging)."""
+        of cap), with the cap range over which each holds, in the cap's own units:
+
+        * a binding row (shadow price > 0): HiGHS's ranging of the row bound, the caps over
+          which the optimal basis, and so the price, stays (onboarding rows: plus the week's
+          pipeline, since the row bounds recruited arrivals by cap - pipeline);
+        * a row that does not bind (price 0): the price stays 0 for every cap at or above what
+          the plan uses (``holds_from`` = the plan's spend or arrivals + pipeline) and there is
+          no upper end (``holds_to`` blank: no limit). HiGHS's row ranging describes the row's
+          activity there, not its cap, so it is not used.
+        """
         self._base_state()
         d, raw = self.data, self.base
         _, ranging = self.h.getRanging()
         up = np.asarray(ranging.row_bound_up.value_, float)
         dn = np.asarray(ranging.row_bound_dn.value_, float)
+        activity = np.asarray(self.h.getSolution().row_value, float)
+        onboarding = self.layout.onboarding_rows()
         rows = []
         labels = {
             "budget_total": lambda k: ("budget", "total", "total"),
@@ -135,15 +148,15 @@ class SensitivityModel:
             duals = raw.duals[family]
             for k, row in enumerate(range(sl.start, sl.stop)):
                 kind, scope, key = label(k)
-                rows.append({
-                    "kind": kind, "scope": scope, "key": key,
-                    "shadow_price": float(-duals[k]) + 0.0,
-                    "unit": units[kind],
-                    "holds_from": float(dn[row]), "holds_to": float(up[row]),
-                })
-        out = pd.DataFrame(rows, columns=["kind", "scope", "key", "shadow_price", "unit", "holds_from", "holds_to"])
-        out["shadow_price"] = np.where(np.abs(out["shadow_price"]) < 1e-9, 0.0, out["shadow_price"])
-        return out
+                shift = float(d.pipeline[onboarding[k]]) if family == "onboarding_cap" else 0.0  # row bound -> cap
+                price = float(-duals[k]) + 0.0
+                if abs(price) <= SHADOW_ATOL:
+                    price, lo, hi = 0.0, float(activity[row]) + shift, math.inf
+                else:
+                    lo, hi = float(dn[row]) + shift, float(up[row]) + shift
+                rows.append({"kind": kind, "scope": scope, "key": key, "shadow_price": price, "unit": units[kind],
+                             "holds_from": lo, "holds_to": hi})
+        return pd.DataFrame(rows, columns=["kind", "scope", "key", "shadow_price", "unit", "holds_from", "holds_to"])
 
     def _weeks_with_cap(self) -> list[int]:
         return self.layout.budget_rows()["budget_week"]
@@ -157,24 +170,58 @@ class SensitivityModel:
 
     def channel_reduced_costs(self) -> pd.DataFrame:
         """Per channel: applicants recruited, and how much cheaper an applicant would have to
-        be before the channel is used more (smallest reduced cost among unused depot-weeks;
-        0 when some unused slot is already at break-even)."""
+        be before the channel is used more (currency per applicant; 0 when some unused slot
+        is already at break-even; blank when the channel has no unused slot).
+
+        An applicant's cost enters the objective and every budget row it is spent in (the
+        total, its applying week's, its depot's region's), so lowering it by delta lowers the
+        column's reduced cost rc by delta (1 + sum of those rows' shadow prices): the
+        break-even cut is rc / (1 + sum of the shadow prices), not rc (which overstates it
+        whenever a budget binds). The smallest over the channel's unused depot-weeks."""
         d, raw = self.data, self.base
         _, cc, _ = self.layout.recruit
         x = raw.values["applicants"]
         rc = raw.reduced_costs.get("applicants", np.full(len(x), np.nan))
+        factor = 1.0 + self._budget_prices_per_column()
         rows = []
         for c, name in enumerate(d.channels):
             sel = cc == c
             unused = sel & (x <= PLAN_RTOL)
+            cut = rc[unused] / factor[unused]
             rows.append({
                 "channel": name,
                 "cost_per_applicant": float(d.cost_per_applicant[c]),
                 "applicants": float(x[sel].sum()),
-                "cheaper_by_to_recruit_more": float(np.min(rc[unused])) + 0.0 if unused.any() else float("nan"),
+                "cheaper_by_to_recruit_more": max(float(np.min(cut)), 0.0) + 0.0 if unused.any() else float("nan"),
                 "currency": d.currency,
             })
         return pd.DataFrame(rows)
+
+    def _budget_prices_per_column(self) -> np.ndarray:
+        """Per recruiting decision (layout order): the sum of the shadow prices (currency per
+        currency) of the budget rows its spend enters, read off the LP's matrix: each budget
+        row holds the cost per applicant as the column's coefficient, so sum_r lambda_r a_rj /
+        cost_j."""
+        from scipy.sparse import csc_matrix, csr_matrix
+
+        lp = self.h.getLp()
+        a = lp.a_matrix_
+        shape = (lp.num_row_, lp.num_col_)
+        kind = csr_matrix if int(a.format_) == int(self.highspy.MatrixFormat.kRowwise) else csc_matrix
+        A = kind((np.asarray(a.value_, float), np.asarray(a.index_), np.asarray(a.start_)), shape=shape)
+        lam = np.zeros(lp.num_row_)
+        for family in ("budget_total", "budget_week", "budget_region"):
+            sl = self.compiled.rows.get(family)
+            if sl is not None and sl.stop > sl.start:
+                lam[sl] = np.maximum(-np.asarray(self.base.duals[family], float), 0.0)
+        cols = self.compiled.columns["applicants"]
+        _, cc, _ = self.layout.recruit
+        weight = np.asarray(A.T @ lam).ravel()
+        cost = self.data.cost_per_applicant[cc]
+        out = np.zeros(len(cols))
+        ok = (cols >= 0) & (cost > 0)
+        out[ok] = weight[cols[ok]] / cost[ok]
+        return out
 
     # ---------------------------------------------------------------- ranging
     def _set_channel_factor(self, c: int, factor: float) -> None:

@@ -188,3 +188,76 @@ def test_frontier_chains_on_two_workers_match_the_single_chain(demo_path):
     left_slope = single["shadow_price"].iloc[-2]
     for price in (split["shadow_price"].iloc[-1], single["shadow_price"].iloc[-1]):
         assert -1e-9 <= price <= left_slope + 1e-9
+
+
+def _solve(data):
+    from optplan.solvers import SolveOptions, solve_data
+
+    return solve_data(data, SolveOptions(), "highs")
+
+
+def test_a_budget_that_does_not_bind_holds_its_zero_price_down_to_what_the_plan_spends(tight):
+    """Non-binding weekly budgets: the reported range is [the week's spend, no limit). A cap
+    just above its start keeps the optimum (price 0); a cap 5% below it raises the cost."""
+    from dataclasses import replace
+
+    data = tight.model_data()
+    mv = SensitivityModel(data).marginal_values()
+    weeks = mv[(mv["scope"] == "week") & (mv["shadow_price"] == 0) & (mv["holds_from"] > 1.0)]
+    assert len(weeks) >= 3
+    base = _solve(data).status.objective
+    for row in weeks.head(3).itertuples(index=False):
+        t = int(row.key) - 1
+        assert np.isinf(row.holds_to) and row.holds_from <= data.budget_weekly[t]
+        for cap, raises in ((row.holds_from * (1 + 1e-6) + 1e-6, False), (row.holds_from * 0.95, True)):
+            caps = data.budget_weekly.copy()
+            caps[t] = cap
+            cost = _solve(replace(data, budget_weekly=caps)).status.objective
+            if raises:
+                assert cost > base * (1 + 1e-9), (row.key, cap)
+            else:
+                assert cost == pytest.approx(base, rel=OBJ_RTOL), (row.key, cap)
+
+
+def test_onboarding_ranges_are_in_drivers_per_week_of_cap():
+    """An onboarding row bounds recruited arrivals by cap - pipeline; its range is reported
+    as caps (the pipeline added back). A depot cap at the largest reported start keeps the
+    optimum; 3% below it raises the cost."""
+    from dataclasses import replace
+
+    data = optplan.load_instance(REPO / "instances" / "demo").model_data()
+    mv = SensitivityModel(data).marginal_values()
+    base = _solve(data).status.objective
+    ob = mv[mv["kind"] == "onboarding_cap"]
+    assert (ob["shadow_price"] == 0).all()
+    depot = data.depots[1]
+    start = float(ob.loc[ob["scope"] == depot, "holds_from"].max())
+    d = data.depots.index(depot)
+    assert start <= data.onboarding_cap[d]
+    for cap, raises in ((start * (1 + 1e-6) + 1e-6, False), (start * 0.97, True)):
+        caps = data.onboarding_cap.copy()
+        caps[d] = cap
+        cost = _solve(replace(data, onboarding_cap=caps)).status.objective
+        assert (cost > base * (1 + 1e-9)) if raises else cost == pytest.approx(base, rel=OBJ_RTOL), cap
+
+
+def test_an_unused_channel_is_used_just_past_its_reported_cut_when_a_budget_binds(tight):
+    """The cut accounts for the binding budgets' prices (rc / (1 + sum of shadow prices)):
+    10% short of it the channel stays unused, 10% past it the channel is used."""
+    from dataclasses import replace
+
+    data = tight.model_data()
+    sm = SensitivityModel(data)
+    assert (sm.marginal_values()["shadow_price"] > 0).any()
+    rc = sm.channel_reduced_costs().set_index("channel")
+    unused = rc[(rc["applicants"] <= 1e-9) & (rc["cheaper_by_to_recruit_more"] > 0)]
+    assert len(unused) >= 1
+    for channel, row in unused.iterrows():
+        c = data.channels.index(channel)
+        cut = row["cheaper_by_to_recruit_more"]
+        assert cut < row["cost_per_applicant"]
+        for share, used in ((0.9, False), (1.1, True)):
+            costs = data.cost_per_applicant.copy()
+            costs[c] -= share * cut
+            x = _solve(replace(data, cost_per_applicant=costs)).decisions.applicants[:, c, :]
+            assert (x.sum() > 1e-6) == used, (channel, share)

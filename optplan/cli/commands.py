@@ -222,9 +222,8 @@ def estimate_retention(activity, out, gap, observed_until, n_boot, seed):
 @guarded
 def generate_logs(n_applicants, n_drivers, depots, weeks, censored_share, seed, out):
     """Write synthetic applicant and activity logs from known parameters, with the truth."""
-    import json as _json
 
-    from optplan.atomic import write_files
+    from optplan.atomic import json_text, write_files
     from optplan.estimate.synthetic import generate_activity_log, generate_applicant_log
 
     apps, truth, observed = generate_applicant_log(n_applicants, seed=seed, depots=depots, censored_share=censored_share,
@@ -238,7 +237,7 @@ def generate_logs(n_applicants, n_drivers, depots, weeks, censored_share, seed, 
     }
     write_files(out, {"applicants.csv": apps.to_csv(index=False, lineterminator="\n"),
                       "activity.csv": act.to_csv(index=False, lineterminator="\n"),
-                      "truth.json": _json.dumps(truth_json, indent=2, default=float) + "\n"})
+                      "truth.json": json_text(truth_json, default=float)})
     click.echo(f"wrote {len(apps)} applicants, {act['driver_id'].nunique()} drivers and the true parameters to {out}")
 
 
@@ -316,10 +315,9 @@ def schema(out: Path | None, markdown: bool) -> None:
 def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
     """The DP's recruiting rule for one depot: new drivers (and applicants per channel) to
     bring in for each arrival week as a function of the projected driver count."""
-    import io
 
     import optplan
-    from optplan.atomic import write_files
+    from optplan.atomic import csv_text, write_files
     from optplan.errors import OptionError
     from optplan.policy import depot_policy, policy_plot
     from optplan.solvers.dp import DPOptions
@@ -329,11 +327,9 @@ def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
     if depot not in data.depots:
         raise OptionError("--depot", f"one of {', '.join(data.depots)}", depot)
     table = depot_policy(data, depot, DPOptions(grid_points=grid_points))
-    buf = io.StringIO()
-    table.table.to_csv(buf, index=False, lineterminator="\n", float_format="%.10g")
     out.mkdir(parents=True, exist_ok=True)
     policy_plot(table, out / "policy.svg", data.currency)
-    write_files(out, {"policy.csv": buf.getvalue()})
+    write_files(out, {"policy.csv": csv_text(table.table)})
     click.echo(f"wrote the DP rule of depot {depot} ({len(table.table)} rows) to {out / 'policy.csv'} and policy.svg")
 
 
@@ -349,10 +345,9 @@ def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
 def simulate(instance: Path, out: Path, n_paths, seed, sigma, grid_points) -> None:
     """Compare the static LP plan, the DP rule re-applied weekly and a myopic rule on fresh
     demand paths with a stochastic driver pool (common random numbers); 95% CIs."""
-    import io
 
     import optplan
-    from optplan.atomic import write_files
+    from optplan.atomic import csv_text, write_files
     from optplan.policy import simulate as run_simulation
     from optplan.policy import summarize
     from optplan.solvers.dp import DPOptions
@@ -365,9 +360,7 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, grid_points) -> No
     summary = summarize(paths, data.currency)
     files = {}
     for name, df in (("simulation.csv", summary), ("paths.csv", paths)):
-        buf = io.StringIO()
-        df.to_csv(buf, index=False, lineterminator="\n", float_format="%.10g")
-        files[name] = buf.getvalue()
+        files[name] = csv_text(df)
     write_files(out, files)
     for row in summary.itertuples(index=False):
         click.echo(f"{row.policy:7s} expected cost {row.cost:12,.2f} +- {row.cost_ci95:10,.2f} {data.currency}; "

@@ -12,14 +12,13 @@ Every output is rendered in memory first and written atomically.
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from optplan.atomic import write_files
+from optplan.atomic import csv_text, json_text, write_files
 from optplan.errors import InstanceError, Problem
 from optplan.estimate.funnel import FunnelModel, bootstrap, calibration, naive_conversion
 from optplan.estimate.logs import read_activity_log, read_applicant_log
@@ -27,9 +26,7 @@ from optplan.estimate.retention import RetentionModel
 
 
 def _csv(df: pd.DataFrame) -> str:
-    buf = io.StringIO()
-    df.to_csv(buf, index=False, lineterminator="\n", float_format="%.10g")
-    return buf.getvalue()
+    return csv_text(df)
 
 
 def _svg_lines(series: dict[str, tuple[np.ndarray, np.ndarray]], xlabel: str, ylabel: str, title: str) -> str:
@@ -98,7 +95,7 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
            if by_depot else {}),
         "channel_summary.csv": _csv(summary),
         "calibration.csv": _csv(reliability),
-        "funnel_summary.json": json.dumps(meta, indent=2, default=float) + "\n",
+        "funnel_summary.json": json_text(meta, default=float),
         "funnel_report.html": _page("Onboarding funnel", [
             f"<p>{meta['applicants_fitted']} applicants fitted, {meta['applicants_held_back']} held back; observed until "
             f"{meta['observed_until']}; Brier score on held-back applicant-weeks {brier:.4f}.</p>",
@@ -129,8 +126,7 @@ def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=5
     files = {
         "retention.csv": _csv(table),
         "tenure_curves.csv": _csv(curves),
-        "retention_summary.json": json.dumps({"gap_weeks": gap, "driver_weeks_scored": model.n_driver_weeks_, "notes": notes},
-                                             indent=2) + "\n",
+        "retention_summary.json": json_text({"gap_weeks": gap, "driver_weeks_scored": model.n_driver_weeks_, "notes": notes}),
         "retention_report.html": _page("Driver retention", [f"<figure>{plot}</figure>",
                                                             table.to_html(index=False, float_format=lambda v: f"{v:.4g}")]),
     }

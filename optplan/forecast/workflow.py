@@ -15,13 +15,12 @@ written). The history file is only read.
 from __future__ import annotations
 
 import io
-import json
 import re
 
 import numpy as np
 import pandas as pd
 
-from optplan.atomic import write_files
+from optplan.atomic import csv_text, json_text, write_files
 from optplan.errors import InstanceError, OptionError, Problem
 from optplan.forecast.history import History, read_history
 from optplan.forecast.models import LEVELS, MAX_HORIZON, MODELS, GlobalConfig, QuantileForecast, forecast, min_history_weeks
@@ -33,13 +32,11 @@ DEFAULT_PATHS = 2000
 
 
 def _csv(df: pd.DataFrame) -> str:
-    buf = io.StringIO()
-    df.to_csv(buf, index=False, lineterminator="\n", float_format="%.10g")
-    return buf.getvalue()
+    return csv_text(df)
 
 
 def _json(obj) -> str:
-    return json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n"
+    return json_text(obj, default=_jsonable)
 
 
 def _jsonable(x):

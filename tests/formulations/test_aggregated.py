@@ -56,7 +56,7 @@ def test_curve_equals_the_closed_form_and_its_slopes_the_differences(seed):
         curve = seg.curve(d)
         top = data.demand[d].max() * 1.6 + 1.0
         q = rng.uniform(-0.1, 1, (20, T)) * top
-        exact = lambda v, t: expected_recourse(data, v, data.demand[d, t], data.probability)  # noqa: E731
+        exact = lambda v, t, d=d: expected_recourse(data, v, data.demand[d, t], data.probability)  # noqa: E731
         closed = np.stack([exact(q[:, t], t) for t in range(T)], axis=1)
         np.testing.assert_allclose(curve(q, weeks[None, :]), closed, rtol=1e-9, atol=1e-7)
         left, right = curve.slopes_at(q, weeks[None, :])

@@ -230,7 +230,7 @@ class Polisher:
         (currency), each per unit step."""
         if getattr(self, "_dirs", None) is not None:
             return self._dirs
-        T, C = self.T, self.C
+        T = self.T
         cc, tt = np.nonzero(self.ub > 0)  # cells, channel-major
         n = len(cc)
         flat = cc * T + tt

@@ -74,10 +74,11 @@ class PriceSearch:
 
     def meet_cap(self, make, cap: float, lam0: float = 0.0, bracket=None, iterations=None, spend=None,
                  row: str = "budget_total"):
-        """Smallest price >= lam0 whose plan ``make(price)`` spends <= cap, by bisection on
-        the realized spend (regula falsi, Illinois, safeguarded by bisection); the plans on both sides of the cap are mixed so that the cap is
-        used exactly. ``spend(plan)``: the spend the cap limits (default: the total; currency).
-        Returns (mixed plan, price)."""
+        """Smallest price >= lam0 whose plan ``make(price)`` spends <= cap, by a search on the
+        realized spend (regula falsi with the Illinois rule, safeguarded by bisection); the
+        plans on both sides of the cap are mixed so that the cap is used exactly.
+        ``spend(plan)``: the spend the cap limits (default: the total; currency). Returns
+        (mixed plan, price)."""
         iterations = self.options.price_iterations if iterations is None else iterations
         spend = spend or self.spend
         over = lambda plan: spend(plan) > cap * (1 + BUDGET_RTOL)  # noqa: E731

@@ -78,7 +78,8 @@ class DepotBatch:
         slope = self.unit[o0] * price[self.spend_week[t, o0]]
         order = o0[np.argsort(slope, kind="stable")]
         caps = self.caps[:, t, order]
-        return order, caps, np.concatenate([np.zeros((self.k, 1)), np.cumsum(caps, axis=1)], axis=1), slope[np.argsort(slope, kind="stable")]
+        cum = np.concatenate([np.zeros((self.k, 1)), np.cumsum(caps, axis=1)], axis=1)
+        return order, caps, cum, slope[np.argsort(slope, kind="stable")]
 
     def targets(self, t: int, base: np.ndarray, step, W: np.ndarray):
         """For drivers carried into week t, ``base`` (k, M), the best drivers y in
