@@ -39,6 +39,8 @@ _EXPORTS = {
     "SolveOptions": "optplan.solvers.base",
     "SolverStatus": "optplan.solvers.base",
     "SolveResult": "optplan.solvers.base",
+    "compare": "optplan.whatif",
+    "Scale": "optplan.whatif",
 }
 
 __all__ = sorted(_EXPORTS)

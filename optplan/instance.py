@@ -79,6 +79,18 @@ class Instance:
         start = pd.Timestamp(self.manifest.horizon.start_date)
         return start + pd.to_timedelta((np.asarray(week) - 1) * 7, unit="D")
 
+    def with_changes(self, changes: dict[str, object] | None = None, **kwargs) -> Instance:
+        """A new, validated instance with ``changes`` applied ({path: value}; see
+        optplan.whatif: 'budgets.total', 'channels.cost_per_applicant',
+        'depots[D001].onboarding_cap', values or whatif.Scale(f)); keyword arguments are
+        manifest paths with '__' for '.', e.g. ``budgets__total=5000``. This instance is not
+        modified. Raises InstanceError with the same one-line messages as a file."""
+        from optplan.whatif import apply_changes
+
+        merged = dict(changes or {})
+        merged.update({k.replace("__", "."): v for k, v in kwargs.items()})
+        return apply_changes(self, merged)
+
     def summary(self) -> str:
         d, c, t, s = len(self.depots), len(self.channels), self.n_weeks, len(self.scenarios)
         return (

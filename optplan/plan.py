@@ -127,6 +127,20 @@ class Plan:
         return (f"Plan({self.name!r}, {self.status.describe()}, engine {self.engine!r}, "
                 f"expected cost {self.cost['total']:,.2f} {self.currency})")
 
+    def _repr_html_(self) -> str:
+        """Notebook display: the status line, the cost by component and the KPIs."""
+        from html import escape
+
+        def table(rows):
+            return "<table>" + "".join(f"<tr><td>{escape(k)}</td><td style='text-align:right'>{v}</td></tr>"
+                                       for k, v in rows) + "</table>"
+
+        cost = [(k, f"{v:,.2f} {self.currency}") for k, v in self.cost.items()]
+        kpis = [(k, f"{v:.2%}" if k.endswith("share") or k == "service_level" else f"{v:,.2f}")
+                for k, v in self.kpis.items() if np.isfinite(v)]
+        return (f"<div><b>Plan {escape(self.name)}</b>: {escape(self.status.describe())}; engine "
+                f"{escape(self.engine)}<br>expected cost by component{table(cost)}KPIs{table(kpis)}</div>")
+
     # ------------------------------------------------------------------ helpers
     def _weeks(self) -> np.ndarray:
         return np.arange(1, self.data.n_weeks + 1)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from optplan.cli.common import EXIT_NOT_OPTIMAL, guarded, progress_to_stderr
+from optplan.cli.common import EXIT_NOT_OPTIMAL, guarded, load_instance_with, progress_to_stderr, set_option
 
 
 @click.command()
@@ -59,9 +59,10 @@ def validate(instance: Path) -> None:
 @click.option("--formulation", type=click.Choice(["auto", "extensive", "aggregated"]), default="auto", show_default=True,
               help="How LP engines state the second stage: per scenario (extensive) or its expectation per depot-week "
                    "(aggregated: the same optimum, far smaller); auto: aggregated.")
+@set_option
 @guarded
 def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, method, seed, save_mps, show_log, quiet,
-          engine, backend, scheduler, workers, grid_points, formulation) -> None:
+          engine, backend, scheduler, workers, grid_points, formulation, sets) -> None:
     """Solve INSTANCE and write the plan's CSV tables and summary.json to --out.
 
     Progress (build, hand-off, solve) is printed to stderr; --log adds the solver's own log.
@@ -75,7 +76,7 @@ def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, meth
 
     deadline = Deadline(time_limit)  # the budget counts from the command's start, loading included
     progress_to_stderr(quiet)
-    inst = optplan.load_instance(instance)
+    inst = load_instance_with(instance, sets)
     click.echo(f"instance {inst.summary()}")
     if save_mps is not None:
         _save_mps(inst, save_mps, integer, "extensive" if formulation == "extensive" else "aggregated")
@@ -130,16 +131,16 @@ def _save_mps(inst, path: Path, integer: bool, recourse: str) -> None:
               help="Where the tornado's solves run: this process, local processes, or Dask (docs/scale.md).")
 @click.option("--scheduler", default=None, help="Dask scheduler address for --backend dask (default: a local cluster).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@set_option
 @guarded
 def report(instance: Path, out: Path, frontier_points, tornado_change, oos_paths, seed, workers, backend, scheduler,
-           quiet) -> None:
+           quiet, sets) -> None:
     """Sensitivity report: shadow prices, ranging, budget frontier, tornado, VSS, as one
     self-contained HTML file plus CSV/JSON."""
-    import optplan
     from optplan.report import build_report, write_report
 
     progress_to_stderr(quiet)
-    inst = optplan.load_instance(instance)
+    inst = load_instance_with(instance, sets)
     click.echo(f"instance {inst.summary()}")
     from optplan.solvers.backends import get_backend
 

@@ -72,3 +72,38 @@ def progress_to_stderr(quiet: bool) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)
     logger.propagate = False
+
+
+#: The --set option shared by the commands that read an instance.
+set_option = click.option(
+    "--set", "sets", multiple=True, metavar="PATH=VALUE",
+    help="Change the instance before use, validated like the files (repeatable): budgets.total=5000, "
+         "channels[agency].cost_per_applicant=120, demand.blocks=*1.1 (scale), budgets.weekly=null "
+         "(docs/api.md, 'What-if').")
+
+
+def load_instance_with(instance, sets: tuple[str, ...]):
+    """Load INSTANCE and apply the --set changes (optplan.whatif); every problem is an
+    InstanceError (exit 2, one line each)."""
+    import optplan
+    from optplan.errors import InstanceError
+    from optplan.whatif import parse_assignment
+
+    inst = optplan.load_instance(instance)
+    if not sets:
+        return inst
+    changes, problems = {}, []
+    for text in sets:
+        try:
+            path, value = parse_assignment(text)
+            changes[path] = value
+        except InstanceError as exc:
+            problems += list(exc.problems)
+    try:
+        changed = inst.with_changes(changes)
+    except InstanceError as exc:
+        problems += list(exc.problems)
+    if problems:
+        raise InstanceError(problems)
+    click.echo(f"changed: {', '.join(sets)}", err=True)
+    return changed

@@ -1,0 +1,178 @@
+"""What-if changes to an instance, validated like a file, and plan-to-plan comparison.
+
+``Instance.with_changes`` (this module's ``apply_changes``) takes assignments by path:
+
+=================================  ================================================================
+path                               changes
+=================================  ================================================================
+``budgets.total``                  a manifest field (any section: horizon, recourse, penalties,
+                                   budgets); ``None`` removes an optional cap
+``channels.cost_per_applicant``    a table column, every row
+``channels[referral].applicant_cap``  one row, picked by its key (``depots[D001]``,
+                                   ``demand[D001,3,base]``: the table's key columns in order)
+=================================  ================================================================
+
+A value may be a number, a string, ``None``, or ``Scale(f)`` (the CLI's ``*f``): the current
+value times f, e.g. ``{"demand.blocks": Scale(1.1)}`` for 10 % more demand everywhere. The
+changed instance is re-validated by the same code as a file (``instance.from_tables``), so a
+bad value gets the same one-line message naming the file, line and field (exit status 2 in
+the CLI); an unknown path or row key is reported the same way, naming the path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from optplan.errors import InstanceError, Problem
+
+_ROW = re.compile(r"^(?P<table>[a-z_]+)\[(?P<key>[^\]]*)\]\.(?P<column>[a-z_]+)$")
+_COLUMN = re.compile(r"^(?P<head>[a-z_]+)\.(?P<tail>[a-z_]+)$")
+SOURCE = "--set"  # the 'file' named in problems with a change itself
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Multiply the current value(s) by ``factor``."""
+
+    factor: float
+
+
+def parse_assignment(text: str) -> tuple[str, object]:
+    """'path=value' of the CLI's --set into (path, value): the value is read as a YAML scalar
+    (5000, 0.25, null, USD), or '*f' for Scale(f)."""
+    path, sep, raw = text.partition("=")
+    path, raw = path.strip(), raw.strip()
+    if not sep or not path:
+        raise InstanceError([Problem(SOURCE, None, text, "PATH=VALUE, e.g. budgets.total=5000", repr(text))])
+    if raw.startswith("*"):
+        try:
+            return path, Scale(float(raw[1:]))
+        except ValueError:
+            raise InstanceError([Problem(SOURCE, None, path, "*FACTOR with a number, e.g. *1.1", repr(raw))]) from None
+    try:
+        value = yaml.safe_load(raw) if raw else None
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, dict):  # 'a: b' is not a value; keep the text (validation names it)
+        value = raw
+    return path, value
+
+
+def apply_changes(instance, changes: dict[str, object]):
+    """A new validated Instance with ``changes`` applied (module docstring); the instance
+    given is not modified. Raises InstanceError listing every problem."""
+    from optplan.instance import TABLE_BY_NAME, from_tables
+
+    manifest = instance.manifest.model_dump(mode="json")
+    tables = {name: df.copy() for name, df in instance.tables.items()}
+    problems: list[Problem] = []
+    for path, value in changes.items():
+        row = _ROW.match(path)
+        col = _COLUMN.match(path)
+        if row and row["table"] in TABLE_BY_NAME:
+            _set_cells(tables, TABLE_BY_NAME[row["table"]], row["column"], value, path, problems, key=row["key"])
+        elif col and col["head"] in TABLE_BY_NAME:
+            _set_cells(tables, TABLE_BY_NAME[col["head"]], col["tail"], value, path, problems)
+        elif col and isinstance(manifest.get(col["head"]), dict) and col["head"] != "files":
+            section = manifest[col["head"]]
+            if col["tail"] not in section:
+                problems.append(Problem(SOURCE, None, path, f"a field of '{col['head']}': {', '.join(section)}", col["tail"]))
+                continue
+            current = section[col["tail"]]
+            if isinstance(value, Scale):
+                if isinstance(current, list):
+                    section[col["tail"]] = [v * value.factor for v in current]
+                elif isinstance(current, (int, float)) and not isinstance(current, bool):
+                    section[col["tail"]] = current * value.factor
+                else:
+                    problems.append(Problem(SOURCE, None, path, "a number to scale", repr(current)))
+            else:
+                section[col["tail"]] = value
+        else:
+            sections = [k for k, v in manifest.items() if isinstance(v, dict) and k != "files"]
+            problems.append(Problem(SOURCE, None, path,
+                                    f"SECTION.FIELD ({', '.join(sections)}), TABLE.COLUMN or TABLE[KEY].COLUMN "
+                                    f"({', '.join(TABLE_BY_NAME)})", path))
+    try:
+        changed = from_tables(manifest, tables)
+    except InstanceError as exc:
+        raise InstanceError(problems + list(exc.problems), getattr(exc, "omitted", 0)) from None
+    if problems:
+        raise InstanceError(problems)
+    return changed
+
+
+def _set_cells(tables, spec, column: str, value, path: str, problems: list[Problem], key: str | None = None) -> None:
+    df = tables[spec.name]
+    if column not in df.columns or column in spec.key:
+        allowed = [c for c in df.columns if c not in spec.key]
+        problems.append(Problem(SOURCE, None, path, f"a column of {spec.name}: {', '.join(allowed)}", column))
+        return
+    mask = pd.Series(True, index=df.index)
+    if key is not None:
+        parts = [p.strip() for p in key.split(",")]
+        if len(parts) != len(spec.key):
+            problems.append(Problem(SOURCE, None, path, f"{len(spec.key)} key value(s): {', '.join(spec.key)}", key))
+            return
+        for k, v in zip(spec.key, parts, strict=True):
+            mask &= df[k].astype(str) == v
+        if not mask.any():
+            problems.append(Problem(SOURCE, None, path, f"a row of {spec.name} with {', '.join(spec.key)} = {key}",
+                                    "no such row"))
+            return
+    if isinstance(value, Scale):
+        current = pd.to_numeric(df.loc[mask, column], errors="coerce")
+        df[column] = df[column].astype(object)
+        df.loc[mask, column] = current * value.factor
+    else:
+        df[column] = df[column].astype(object)
+        df.loc[mask, column] = np.nan if value is None else value
+
+
+def compare(a, b, labels: tuple[str, str] = ("a", "b")) -> pd.DataFrame:
+    """A tidy table of what differs between plans ``a`` and ``b`` of the same instance shape:
+    one row per expected-cost component and KPI (``kind`` cost / kpi), and per channel and
+    per depot the applicants recruited and incentive spend over the horizon (``kind``
+    decision); columns ``item``, ``unit``, the two values, ``difference`` (b - a) and
+    ``relative`` (difference / |a|, empty where a is 0)."""
+    la, lb = labels
+    if a.decisions.applicants.shape != b.decisions.applicants.shape:
+        raise ValueError("plans of different instance shapes (depots, channels, weeks) cannot be compared row by row")
+    cur = a.currency
+    rows = []
+    for k in a.cost:
+        rows.append(("cost", k, cur, a.cost[k], b.cost.get(k, np.nan)))
+    for k in a.kpis:
+        rows.append(("kpi", k, _kpi_unit(k, cur), a.kpis[k], b.kpis.get(k, np.nan)))
+    data = a.data
+    xa, xb = a.decisions.applicants, b.decisions.applicants
+    for c, name in enumerate(data.channels):
+        rows.append(("decision", f"applicants {name}", "applicants", float(xa[:, c].sum()), float(xb[:, c].sum())))
+    za, zb = a.decisions.incentive_spend.sum(axis=(1, 2)), b.decisions.incentive_spend.sum(axis=(1, 2))
+    xa_d, xb_d = xa.sum(axis=(1, 2)), xb.sum(axis=(1, 2))
+    for d, name in enumerate(data.depots):
+        rows.append(("decision", f"applicants at {name}", "applicants", float(xa_d[d]), float(xb_d[d])))
+        rows.append(("decision", f"incentive spend at {name}", cur, float(za[d]), float(zb[d])))
+    out = pd.DataFrame(rows, columns=["kind", "item", "unit", la, lb])
+    out["difference"] = out[lb] - out[la]
+    out["relative"] = np.where(np.abs(out[la]) > 0, out["difference"] / np.abs(out[la]).where(out[la] != 0, 1.0), np.nan)
+    return out
+
+
+def _kpi_unit(name: str, currency: str) -> str:
+    if name.endswith("_share") or name == "service_level":
+        return "share"
+    if name.endswith("_blocks"):
+        return "blocks"
+    if name in ("expected_cost", "first_stage_spend"):
+        return currency
+    if name.startswith("applicants"):
+        return "applicants"
+    if "drivers" in name:
+        return "drivers"
+    return "-"
