@@ -66,6 +66,9 @@ class ModelData:
     budget_weekly: np.ndarray  # (T,) currency per week (inf: none)
     budget_region: dict[str, float] = field(default_factory=dict)  # currency over the horizon
     integer_applicants: bool = False
+    # risk (formulations/two_stage/risk.py): minimise (1 - cvar_weight) E[cost] + cvar_weight CVaR
+    cvar_alpha: float = 0.9  # CVaR confidence level in [0, 1): the mean of the worst 1 - alpha of scenarios
+    cvar_weight: float = 0.0  # weight of CVaR in the objective, in [0, 1]; 0: expected cost only
 
     @property
     def shape(self) -> tuple[int, int, int, int]:

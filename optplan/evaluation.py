@@ -20,7 +20,8 @@ from formulations.data import Decisions, ModelData
 from formulations.two_stage.budgets import budget_violations
 from formulations.two_stage.drivers import onboarding_excess, simulate_drivers
 from formulations.two_stage.objective import cost_components
-from formulations.two_stage.recourse import optimal_recourse
+from formulations.two_stage.recourse import optimal_recourse, recourse_cost
+from formulations.two_stage.risk import cvar, scenario_costs
 from formulations.two_stage.sets import bound_violations
 
 #: Constraint violations below this share of the right-hand side (at least 1 unit) are not
@@ -69,6 +70,8 @@ def evaluate_decisions(
     surge, unserved, idle = optimal_recourse(data, capacity, demand)
     cost = cost_components(data, decisions, surge, unserved, idle, p)
     exp = lambda a: float(np.einsum("dts,s->", a, p))  # noqa: E731 - expectation over scenarios (blocks)
+    by_scenario = scenario_costs(cost["recruiting"] + cost["planned_incentives"],
+                                 recourse_cost(data, surge, unserved, idle).sum(axis=(0, 1)))  # (S,) currency
     total_demand = exp(demand)
     kpis = {
         "expected_cost": cost["total"],
@@ -81,6 +84,10 @@ def evaluate_decisions(
         "applicants_total": float(decisions.applicants.sum()),
         "expected_new_drivers_recruited": float(arrivals.sum()),
         "first_stage_spend": cost["recruiting"] + cost["planned_incentives"],
+        # risk (formulations/two_stage/risk.py): mean cost of the worst 1 - alpha of scenarios
+        "cvar_alpha": float(data.cvar_alpha),
+        "cvar_cost": cvar(by_scenario, p, float(data.cvar_alpha)),
+        "worst_scenario_cost": float(by_scenario.max()),
     }
     return Evaluation(
         currency=data.currency,

@@ -12,7 +12,8 @@ kernel of the same math:
                   function of capacity (segment form): exact, and far smaller than the
                   per-scenario second stage
     budgets.py    total, weekly and regional budgets; spend
-    objective.py  expected total cost; cost by component
+    risk.py       CVaR of a scenario's total cost (Rockafellar-Uryasev rows; numpy kernel)
+    objective.py  expected total cost (or its mix with CVaR); cost by component
 
 Notation (docs/formulation.md writes it out in full):
 
@@ -53,6 +54,7 @@ from formulations.two_stage.recourse import (
     define_second_stage_variables,
     define_surge_cap_constraints,
 )
+from formulations.two_stage.risk import RISK_VARS
 from formulations.two_stage.sets import define_first_stage_variables, define_sets
 
 #: Constraint families in build order; the names are the Pyomo component names.
@@ -66,6 +68,7 @@ CONSTRAINT_FAMILIES = (
     "budget_total",
     "budget_week",
     "budget_region",
+    "cvar_excess_definition",
 )
 
 #: First-stage variable components (the same in every scenario; mpi-sppy "nonants").
@@ -76,7 +79,8 @@ AGGREGATED_VARS = ("recourse_segment",)
 RECOURSE_FORMS = ("extensive", "aggregated")
 
 __all__ = [
-    "AGGREGATED_VARS", "CONSTRAINT_FAMILIES", "FIRST_STAGE_VARS", "RECOURSE_FORMS", "SECOND_STAGE_VARS", "Layout",
+    "AGGREGATED_VARS", "CONSTRAINT_FAMILIES", "FIRST_STAGE_VARS", "RECOURSE_FORMS", "RISK_VARS", "SECOND_STAGE_VARS",
+    "Layout",
     "build_model", "first_stage_variables", "scenario_creator", "variable_components",
 ]
 
@@ -101,6 +105,8 @@ def build_model(
         raise ValueError(f"recourse must be one of {RECOURSE_FORMS}, got {recourse!r}")
     if recourse == "aggregated" and (scenarios is not None or weights is not None):
         raise ValueError("the aggregated recourse is over all scenarios with their probabilities")
+    if data.cvar_weight > 0 and (recourse == "aggregated" or scenarios is not None or weights is not None):
+        raise ValueError("CVaR couples the scenarios: it needs the extensive form over all scenarios")
     check = checkpoint or (lambda: None)
     positions = list(range(len(data.scenarios))) if scenarios is None else list(scenarios)
     if weights is None:
@@ -136,7 +142,8 @@ def build_model(
 def variable_components(m: pyo.ConcreteModel) -> list:
     """Every variable component of a built model, in column order (first stage, then recourse)."""
     second = AGGREGATED_VARS if getattr(m, "_optplan_recourse", "extensive") == "aggregated" else SECOND_STAGE_VARS
-    return [m.component(name) for name in (*FIRST_STAGE_VARS, *second)]
+    risk = RISK_VARS if m.component("cvar_threshold") is not None else ()
+    return [m.component(name) for name in (*FIRST_STAGE_VARS, *second, *risk)]
 
 
 def first_stage_variables(m: pyo.ConcreteModel) -> list:
@@ -153,6 +160,10 @@ def scenario_creator(scenario_name: str, data: ModelData) -> pyo.ConcreteModel:
     Use with ``scenario_creator_kwargs={"data": data}``.
     """
     position = data.scenarios.index(scenario_name)
+    if data.cvar_weight > 0:  # risk belongs to the wrapper (mpi-sppy's cvar_scenario_creator), not one scenario
+        from dataclasses import replace
+
+        data = replace(data, cvar_weight=0.0)
     m = build_model(data, scenarios=[position], weights=[1.0])
     m._mpisppy_probability = float(data.probability[position])
     try:  # pragma: no cover - depends on an optional package

@@ -15,6 +15,7 @@ from formulations.data import Decisions, ModelData
 from formulations.two_stage._pyomo import pyo
 from formulations.two_stage.budgets import spend
 from formulations.two_stage.recourse import recourse_cost
+from formulations.two_stage.risk import define_cvar
 
 #: Cost components in report order (currency each), then "total".
 COST_COMPONENTS = ("recruiting", "planned_incentives", "surge", "unserved_penalty", "idle_penalty")
@@ -37,7 +38,8 @@ def cost_components(data: ModelData, decisions: Decisions, surge, unserved, idle
 
 
 def define_objective(m: pyo.ConcreteModel, data: ModelData, weights: dict[int, float]) -> None:
-    """Minimise expected total cost (currency).
+    """Minimise expected total cost (currency); with ``data.cvar_weight`` = lambda > 0,
+    (1 - lambda) E[cost] + lambda CVaR_alpha[cost] instead (risk.py; extensive form only).
 
     ``first_stage_cost`` and ``second_stage_cost[s]`` are kept as named Expressions so that
     mpi-sppy (and the reports) can read them; ``weights`` maps scenario positions to the
@@ -60,7 +62,10 @@ def define_objective(m: pyo.ConcreteModel, data: ModelData, weights: dict[int, f
 
     m.second_stage_cost = pyo.Expression(m.SCENARIOS, rule=second_stage)
     name_weight = {data.scenarios[i]: w for i, w in weights.items()}
-    m.expected_cost = pyo.Objective(
-        expr=m.first_stage_cost + sum(name_weight[s] * m.second_stage_cost[s] for s in m.SCENARIOS),
-        sense=pyo.minimize,
-    )
+    expected = m.first_stage_cost + sum(name_weight[s] * m.second_stage_cost[s] for s in m.SCENARIOS)
+    lam = float(data.cvar_weight)
+    if lam > 0:  # (1 - lambda) E[cost] + lambda CVaR_alpha[cost] (risk.py)
+        define_cvar(m, data)
+        m.expected_cost = pyo.Objective(expr=(1.0 - lam) * expected + lam * m.cvar_cost, sense=pyo.minimize)
+        return
+    m.expected_cost = pyo.Objective(expr=expected, sense=pyo.minimize)

@@ -59,10 +59,15 @@ def validate(instance: Path) -> None:
 @click.option("--formulation", type=click.Choice(["auto", "extensive", "aggregated"]), default="auto", show_default=True,
               help="How LP engines state the second stage: per scenario (extensive) or its expectation per depot-week "
                    "(aggregated: the same optimum, far smaller); auto: aggregated.")
+@click.option("--cvar-weight", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Risk: minimise (1 - w) x expected cost + w x CVaR of a scenario's total cost (0: expected cost "
+                   "only). Uses the extensive formulation and HiGHS or GLOP (docs/formulation.md, 'Risk').")
+@click.option("--cvar-alpha", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True,
+              help="CVaR level: the mean cost of the worst 1 - alpha of scenarios; every plan reports its CVaR at it.")
 @set_option
 @guarded
 def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, method, seed, save_mps, show_log, quiet,
-          engine, backend, scheduler, workers, grid_points, formulation, sets) -> None:
+          engine, backend, scheduler, workers, grid_points, formulation, cvar_weight, cvar_alpha, sets) -> None:
     """Solve INSTANCE and write the plan's CSV tables and summary.json to --out.
 
     Progress (build, hand-off, solve) is printed to stderr; --log adds the solver's own log.
@@ -88,6 +93,7 @@ def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, meth
             scheduler=scheduler, workers=workers,
             time_limit=time_limit, integer=integer, formulation=formulation,
             mip_rel_gap=mip_gap, threads=threads, method=method, seed=seed, log=show_log,
+            cvar_weight=cvar_weight, cvar_alpha=cvar_alpha,
         )
     paths = plan.write(out)
     click.echo(plan.text_summary())

@@ -59,8 +59,8 @@ def _auto():
 
 
 register_engine("auto", _auto)
-register_engine("highs", _highs, Capabilities(lp=True, mip=True, duals=True, time_limit=True, exact=True))
-register_engine("glop", _glop, Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True))
+register_engine("highs", _highs, Capabilities(lp=True, mip=True, duals=True, time_limit=True, exact=True, risk=True))
+register_engine("glop", _glop, Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True, risk=True))
 register_engine("dp", _dp, Capabilities(lp=False, mip=False, duals=False, time_limit=True, exact=False))
 register_engine("decompose", _decompose, Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True))
 
@@ -71,6 +71,14 @@ def solve_data(data: ModelData, options: SolveOptions | None = None, engine: str
     options = options or SolveOptions()
     eng = get_engine(engine) if isinstance(engine, str) else engine
     deadline = deadline or Deadline(options.time_limit)
+    if (options.cvar_weight, options.cvar_alpha) != (data.cvar_weight, data.cvar_alpha):
+        from dataclasses import replace
+
+        data = replace(data, cvar_weight=float(options.cvar_weight), cvar_alpha=float(options.cvar_alpha))
+    if options.cvar_weight > 0 and getattr(eng, "name", engine) != "auto" and not eng.capabilities.risk:
+        from optplan.errors import OptionError
+
+        raise OptionError("engine", "highs, glop or auto with CVaR (engines that can state it)", getattr(eng, "name", engine))
     if not isinstance(engine, str) or engine != "auto":
         why_not = eng.available()
         if why_not is not None:

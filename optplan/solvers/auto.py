@@ -61,6 +61,9 @@ class AutoEngine:
         out_of_time = False
         for name in self.chain:
             engine = self._engine(name)
+            if options.cvar_weight > 0 and not engine.capabilities.risk:
+                reasons.append(f"{name} skipped (cannot minimise CVaR)")
+                continue
             if options.integer and not engine.capabilities.mip and engine.capabilities.lp:
                 reasons.append(f"{name} skipped (no integer applicants)")
                 continue

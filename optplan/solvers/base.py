@@ -49,6 +49,11 @@ class SolveOptions:
     highs_options: any further HiGHS options by name, e.g. {"primal_feasibility_tolerance": 1e-8}.
     formulation: auto | extensive | aggregated (LP engines; see FORMULATIONS).
     build: auto | pyomo | arrays (LP engines; see BUILDS).
+    cvar_weight: lambda in [0, 1]: minimise (1 - lambda) E[cost] + lambda CVaR_alpha[cost]
+        (formulations/two_stage/risk.py); 0: expected cost. Needs the extensive form (auto
+        picks it) and an engine that can state CVaR (highs, glop).
+    cvar_alpha: alpha in [0, 1): CVaR is the mean cost of the worst 1 - alpha of scenarios;
+        also the level at which every plan's CVaR is reported.
     """
 
     time_limit: float | None = None
@@ -62,11 +67,16 @@ class SolveOptions:
     highs_options: dict[str, Any] = field(default_factory=dict)
     formulation: str = "auto"
     build: str = "auto"
+    cvar_weight: float = 0.0
+    cvar_alpha: float = 0.9
 
     @property
     def recourse(self) -> str:
-        """The recourse formulation to build: "extensive" or "aggregated"."""
-        return "aggregated" if self.formulation == "auto" else self.formulation
+        """The recourse formulation to build: "extensive" or "aggregated" (auto: aggregated,
+        or extensive when CVaR is in the objective: it couples the scenarios)."""
+        if self.formulation == "auto":
+            return "extensive" if self.cvar_weight > 0 else "aggregated"
+        return self.formulation
 
     @property
     def build_route(self) -> str:
@@ -83,6 +93,13 @@ class SolveOptions:
         if self.build == "arrays" and self.recourse != "aggregated":
             raise OptionError("build", "pyomo or auto with the extensive formulation (the array build is aggregated)",
                               self.build)
+        if not (isinstance(self.cvar_weight, int | float) and 0.0 <= self.cvar_weight <= 1.0):
+            raise OptionError("cvar_weight", "a weight between 0 and 1", self.cvar_weight)
+        if not (isinstance(self.cvar_alpha, int | float) and 0.0 <= self.cvar_alpha < 1.0):
+            raise OptionError("cvar_alpha", "a confidence level in [0, 1), e.g. 0.9", self.cvar_alpha)
+        if self.cvar_weight > 0 and self.recourse == "aggregated":
+            raise OptionError("formulation", "extensive or auto with CVaR (the aggregated recourse keeps only each "
+                              "depot-week's expectation; CVaR needs every scenario's cost)", self.formulation)
         if self.method not in METHODS:
             raise OptionError("method", f"one of {', '.join(METHODS)}", self.method)
         if self.time_limit is not None and not (isinstance(self.time_limit, int | float) and self.time_limit > 0):
@@ -141,6 +158,7 @@ class Capabilities:
     duals: bool  # returns row duals (budget shadow prices)
     time_limit: bool  # stops by the deadline with its best plan so far
     exact: bool  # its optimum is the program's optimum (False: a heuristic)
+    risk: bool = False  # states CVaR in its objective (options.cvar_weight > 0)
 
 
 @dataclass(frozen=True)
