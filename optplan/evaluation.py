@@ -22,6 +22,7 @@ from formulations.two_stage.drivers import onboarding_excess, simulate_drivers
 from formulations.two_stage.objective import cost_components
 from formulations.two_stage.recourse import optimal_recourse, recourse_cost
 from formulations.two_stage.risk import cvar, scenario_costs
+from formulations.two_stage.service import service_kpis
 from formulations.two_stage.sets import bound_violations
 
 #: Constraint violations below this share of the right-hand side (at least 1 unit) are not
@@ -70,6 +71,7 @@ def evaluate_decisions(
     surge, unserved, idle = optimal_recourse(data, capacity, demand)
     cost = cost_components(data, decisions, surge, unserved, idle, p)
     exp = lambda a: float(np.einsum("dts,s->", a, p))  # noqa: E731 - expectation over scenarios (blocks)
+    network = service_kpis(demand, unserved, idle, capacity, active, p, by_depot=False)
     by_scenario = scenario_costs(cost["recruiting"] + cost["planned_incentives"],
                                  recourse_cost(data, surge, unserved, idle).sum(axis=(0, 1)))  # (S,) currency
     total_demand = exp(demand)
@@ -80,6 +82,9 @@ def evaluate_decisions(
         "expected_surge_blocks": exp(surge),
         "expected_idle_blocks": exp(idle),
         "service_level": 1.0 - exp(unserved) / total_demand if total_demand > 0 else 1.0,
+        # drivers are customers too (formulations/two_stage/service.py)
+        "driver_utilisation": float(network["driver_utilisation"]),
+        "blocks_per_driver_week": float(network["blocks_per_driver_week"]),
         "planned_capacity_blocks": float(capacity.sum()),
         "applicants_total": float(decisions.applicants.sum()),
         "expected_new_drivers_recruited": float(arrivals.sum()),

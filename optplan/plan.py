@@ -19,6 +19,7 @@ import pandas as pd
 from formulations.data import Decisions, ModelData
 from formulations.two_stage.budgets import spend
 from formulations.two_stage.layout import BUDGET_FAMILIES, Layout
+from formulations.two_stage.service import service_kpis
 from optplan.atomic import csv_text, json_text, write_files
 from optplan.evaluation import Evaluation, evaluate_decisions
 from optplan.solvers.base import SolveResult, SolverStatus, Timings
@@ -203,6 +204,16 @@ class Plan:
         })
 
     @cached_property
+    def service(self) -> pd.DataFrame:
+        """Both customers per depot, over the horizon in expectation: customers' service level
+        (share of demand served) and drivers' utilisation (share of offered blocks worked) and
+        blocks worked per active driver-week (formulations/two_stage/service.py)."""
+        e = self.evaluation
+        k = service_kpis(self.data.demand, e.unserved_blocks, e.idle_blocks, e.capacity_blocks, e.active_drivers,
+                         self.data.probability)
+        return pd.DataFrame({"depot": list(self.data.depots), "region": list(self.data.regions), **k})
+
+    @cached_property
     def capacity(self) -> pd.DataFrame:
         """Planned capacity against demand per depot and week: demand mean and
         probability-weighted P10/P50/P90 over scenarios, expected recourse."""
@@ -327,6 +338,7 @@ class Plan:
             "incentives.csv": self.incentives,
             "drivers.csv": self.drivers,
             "capacity.csv": self.capacity,
+            "service.csv": self.service,
             "spend_by_week.csv": self.spend_by_week,
             "spend_by_region.csv": self.spend_by_region,
             "budgets.csv": self.budgets,
@@ -357,6 +369,8 @@ class Plan:
             f"+ idle {c['idle_penalty']:,.2f}",
             f"  service level {k['service_level']:.2%}, expected unserved {k['expected_unserved_blocks']:,.1f} blocks, "
             f"idle {k['expected_idle_blocks']:,.1f} blocks; {k['applicants_total']:,.1f} applicants",
+            f"  drivers: {k['driver_utilisation']:.2%} of offered blocks worked, {k['blocks_per_driver_week']:,.2f} blocks "
+            f"per active driver-week; CVaR_{k['cvar_alpha']:g} of cost {k['cvar_cost']:,.2f} {cur}",
         ]
         b = self.budgets
         for row in b.loc[b["binding"]].itertuples(index=False):

@@ -72,6 +72,7 @@ class Report:
             "tornado.csv": self.tornado.table,
             "stochastic_values.csv": vss,
             "capacity.csv": self.plan.capacity,
+            "service.csv": self.plan.service,
             "spend_by_week.csv": self.plan.spend_by_week,
             "spend_by_week_channel.csv": spend_by_week_channel(self.plan),
             "funnel_yields.csv": funnel_yields(self.plan.data),
@@ -285,6 +286,11 @@ th{background:#f2f2f2} td.l,th.l{text-align:left} .note{color:#555;font-size:0.8
 <p>{{ status }}. Money in {{ currency }}.</p>
 <h2>Plan</h2>
 <table>{% for k, v in kpis %}<tr><th class="l">{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}</table>
+<h2>Both customers, by depot</h2>
+<p class="note">Customers: service level, the expected share of demand served. Drivers: utilisation, the
+expected share of offered blocks (drivers' and incentive blocks) that get work, and blocks worked per
+active driver-week. Over the horizon, in expectation over the scenarios.</p>
+{{ service }}
 <h2>What another {{ currency }} buys</h2>
 <ul>{% for line in sentences %}<li>{{ line }}</li>{% endfor %}</ul>
 <p class="note">Shadow price: expected cost saved per extra unit of the cap,
@@ -381,6 +387,9 @@ def render_html(r: Report) -> str:
         marginal=Markup(_html_table(r.marginal_values[r.marginal_values["shadow_price"] != 0])
                         if (r.marginal_values["shadow_price"] != 0).any() else "<p>No budget or cap binds.</p>"),
         channels=Markup(_html_table(channels)),
+        service=Markup(_html_table(r.plan.service[["depot", "region", "service_level", "driver_utilisation",
+                                                   "blocks_per_driver_week", "demand_blocks", "unserved_blocks",
+                                                   "idle_blocks"]])),
         frontier=Markup(_html_table(r.frontier)),
         tornado=Markup(_html_table(r.tornado.table)),
         change=f"{r.tornado.table['change'].abs().max():.0%}",

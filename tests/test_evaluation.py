@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import OBJ_RTOL
+from conftest import OBJ_RTOL, build
 
 import optplan
 from formulations.two_stage import FIRST_STAGE_VARS, scenario_creator
@@ -165,3 +165,31 @@ def test_mpisppy_extensive_form_from_our_scenario_creator_matches():
     ef = sputils.create_EF(list(data.scenarios), scenario_creator, scenario_creator_kwargs={"data": data})
     pyo.SolverFactory("appsi_highs").solve(ef)
     assert pyo.value(ef.EF_Obj) == pytest.approx(optplan.solve(inst).status.objective, rel=OBJ_RTOL)
+
+
+def test_both_customers_kpis_by_hand(spec):
+    """tiny_spec, nothing recruited: week 1 has 9 drivers (18 blocks) against 20, week 2
+    8.1 drivers (16.2 blocks) against 30: nothing idle, so every offered block is worked
+    (utilisation 1), 34.2 blocks over 17.1 driver-weeks = 2 blocks per driver-week, and 15.8
+    of 50 blocks unserved (service 0.684). With demand halved, week 1 leaves 8 blocks idle and
+    week 2 1.2: utilisation (34.2 - 9.2) / 34.2, 25 blocks worked / 17.1 driver-weeks."""
+    from dataclasses import replace
+
+    from formulations.data import Decisions
+    from formulations.two_stage.service import service_kpis
+    from optplan.evaluation import evaluate_decisions
+
+    data = build(spec).model_data()
+    nothing = Decisions(np.zeros_like(data.recruit_mask(), dtype=float),
+                        np.zeros((1, data.n_weeks, data.incentive_width.shape[1])))
+    k = evaluate_decisions(data, nothing).kpis
+    assert k["driver_utilisation"] == pytest.approx(1.0)
+    assert k["blocks_per_driver_week"] == pytest.approx(34.2 / 17.1)
+    assert k["service_level"] == pytest.approx(1 - 15.8 / 50)
+    half = replace(data, demand=data.demand / 2)
+    e = evaluate_decisions(half, nothing)
+    assert e.kpis["driver_utilisation"] == pytest.approx((34.2 - 9.2) / 34.2)
+    assert e.kpis["blocks_per_driver_week"] == pytest.approx(25.0 / 17.1)
+    per_depot = service_kpis(half.demand, e.unserved_blocks, e.idle_blocks, e.capacity_blocks, e.active_drivers,
+                             half.probability)
+    assert per_depot["driver_utilisation"][0] == pytest.approx(e.kpis["driver_utilisation"])
