@@ -26,6 +26,30 @@ def _fail(lines: list[str], status: int) -> None:
     sys.exit(status)
 
 
+#: Keyword arguments of commands that name outputs (every other Path argument is an input).
+OUTPUT_ARGS = ("out", "save_mps")
+
+
+def _refuse_out_over_inputs(kwargs: dict) -> None:
+    """--out may not be, or contain, an input (inputs are never modified or overwritten):
+    writing a plan into the instance's folder would replace its CSVs."""
+    from pathlib import Path
+
+    from optplan.errors import OptionError
+
+    inputs = [v for k, v in kwargs.items() if k not in OUTPUT_ARGS and isinstance(v, Path) and v.exists()]
+    for name in OUTPUT_ARGS:
+        out = kwargs.get(name)
+        if not isinstance(out, Path):
+            continue
+        target = out.resolve()
+        for source in inputs:
+            src = source.resolve()
+            if src == target or target in src.parents:
+                raise OptionError(f"--{name.replace('_', '-')}",
+                                  f"a path that is not, and does not contain, an input ({source})", str(out))
+
+
 def guarded(func):
     """Turn optplan's errors into red lines and their exit status. Only input errors (and a
     missing or unreadable input path) are exit 2; solve errors keep theirs; anything else
@@ -36,6 +60,7 @@ def guarded(func):
         from optplan.errors import InputError, OptplanError
 
         try:
+            _refuse_out_over_inputs(kwargs)
             return func(*args, **kwargs)
         except InputError as exc:
             if debug:

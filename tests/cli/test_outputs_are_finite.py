@@ -60,3 +60,19 @@ def test_report_writes_only_finite_numbers(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "marginal_values.csv").exists()
     assert non_finite_cells(tmp_path) == []
+
+
+@pytest.mark.parametrize("where", ["the instance folder", "its parent"])
+def test_out_may_not_be_or_contain_an_input(tmp_path, where):
+    """Writing a plan into the instance's own folder would replace its CSVs (inputs are never
+    modified): refused with exit 2, the instance's files byte for byte unchanged."""
+    import optplan
+
+    inst = tmp_path / "inst"
+    optplan.load_instance(REPO / "instances" / "demo").write(inst)
+    before = {p.name: p.read_bytes() for p in inst.iterdir()}
+    out = inst if where == "the instance folder" else tmp_path
+    result = CliRunner().invoke(main, ["solve", str(inst), "--out", str(out)])
+    assert result.exit_code == 2
+    assert "--out" in result.output and "input" in result.output
+    assert {p.name: p.read_bytes() for p in inst.iterdir()} == before
