@@ -69,6 +69,16 @@ class ModelData:
     # risk (formulations/two_stage/risk.py): minimise (1 - cvar_weight) E[cost] + cvar_weight CVaR
     cvar_alpha: float = 0.9  # CVaR confidence level in [0, 1): the mean of the worst 1 - alpha of scenarios
     cvar_weight: float = 0.0  # weight of CVaR in the objective, in [0, 1]; 0: expected cost only
+    # targets (formulations/two_stage/service.py), shares; NaN / None: none
+    service_target: np.ndarray | None = None  # (D,) each depot's expected service level at least this
+    network_service_target: float = float("nan")  # the network's expected service level at least this
+    utilisation_floor: np.ndarray | None = None  # (D,) each depot's expected driver utilisation at least this
+
+    @property
+    def has_targets(self) -> bool:
+        """Any service or utilisation target set."""
+        arrays = [a for a in (self.service_target, self.utilisation_floor) if a is not None]
+        return any(np.isfinite(a).any() for a in arrays) or np.isfinite(self.network_service_target)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:

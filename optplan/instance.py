@@ -143,6 +143,10 @@ class Instance:
         applicant_cap = np.tile(np.where(np.isnan(cap), np.inf, cap), (D, 1))
         onboarding = dep["onboarding_cap"].to_numpy(float)
 
+        tg = m.targets
+        service_target = np.array([tg.service_level_by_depot.get(d, np.nan if tg.service_level is None else tg.service_level)
+                                   for d in depots], float)
+        utilisation = np.full(D, np.nan if tg.driver_utilisation is None else float(tg.driver_utilisation))
         weekly = m.budgets.weekly
         if weekly is None:
             budget_weekly = np.full(T, np.inf)
@@ -177,6 +181,9 @@ class Instance:
             budget_weekly=budget_weekly,
             budget_region={k: float(v) for k, v in m.budgets.regions.items()},
             integer_applicants=integer_applicants,
+            service_target=service_target,
+            network_service_target=np.nan if tg.network_service_level is None else float(tg.network_service_level),
+            utilisation_floor=utilisation,
         )
 
     # ------------------------------------------------------------------ writing
@@ -533,6 +540,10 @@ def _cross_checks(manifest: Manifest, t: dict[str, pd.DataFrame], ok: dict[str, 
     for region in sorted(set(b.regions) - regions):
         report.add(MANIFEST_NAME, None, f"budgets.regions.{region}",
                    f"a region id used in {t['depots'].attrs['file']} ({sorted(regions)})", f"unknown region '{region}'")
+    depots = set(t["depots"]["depot"])
+    for depot in sorted(set(manifest.targets.service_level_by_depot) - depots):
+        report.add(MANIFEST_NAME, None, f"targets.service_level_by_depot.{depot}",
+                   f"a depot id in {t['depots'].attrs['file']}", f"unknown depot '{depot}'")
 
 
 def _source_of(what: str) -> str:

@@ -113,6 +113,45 @@ class Budgets(_Strict):
         return v
 
 
+class Targets(_Strict):
+    service_level: float | None = _f(
+        "Each depot's expected service level (share of its demand served over the horizon) at "
+        "least this; null: no target.",
+        "share",
+        ge=0,
+        le=1,
+        default=None,
+    )
+    service_level_by_depot: dict[str, float] = _f(
+        "Per depot targets (depot id -> share), replacing service_level for those depots.",
+        "share",
+        default_factory=dict,
+    )
+    network_service_level: float | None = _f(
+        "The network's expected service level (all depots' demand together) at least this.",
+        "share",
+        ge=0,
+        le=1,
+        default=None,
+    )
+    driver_utilisation: float | None = _f(
+        "Drivers as customers: each depot's expected share of offered blocks that get work at "
+        "least this; null: no floor.",
+        "share",
+        ge=0,
+        le=1,
+        default=None,
+    )
+
+    @field_validator("service_level_by_depot")
+    @classmethod
+    def _shares(cls, v):
+        for key, x in v.items():
+            if not (0 <= x <= 1):
+                raise ValueError(f"depot {key!r}: expected a share between 0 and 1, found {x!r}")
+        return v
+
+
 class Files(_Strict):
     depots: str = _f("Depot table.", "path", default="depots.csv")
     scenarios: str = _f("Scenario table.", "path", default="scenarios.csv")
@@ -143,6 +182,7 @@ class Manifest(_Strict):
     recourse: Recourse = Field(default_factory=Recourse)
     penalties: Penalties
     budgets: Budgets = Field(default_factory=Budgets)
+    targets: Targets = Field(default_factory=Targets)
     files: Files = Field(default_factory=Files)
 
 
@@ -379,6 +419,7 @@ def markdown_tables() -> str:
         ("recourse", Recourse),
         ("penalties", Penalties),
         ("budgets", Budgets),
+        ("targets", Targets),
         ("files", Files),
     ):
         table(f"instance.yaml: `{key}`", model, prefix=f"{key}.")

@@ -8,6 +8,7 @@ kernel of the same math:
     sets.py       index sets, first-stage variables and their bounds
     drivers.py    arrivals through the funnel, driver stock, onboarding cap, capacity
     recourse.py   second-stage variables, demand balance, surge cap; the closed-form recourse
+    service.py    both customers: service level and driver utilisation (kernel), their targets (rows)
     aggregated.py the expected recourse of each depot-week as one convex piecewise-linear
                   function of capacity (segment form): exact, and far smaller than the
                   per-scenario second stage
@@ -55,6 +56,7 @@ from formulations.two_stage.recourse import (
     define_surge_cap_constraints,
 )
 from formulations.two_stage.risk import RISK_VARS
+from formulations.two_stage.service import define_service_constraints
 from formulations.two_stage.sets import define_first_stage_variables, define_sets
 
 #: Constraint families in build order; the names are the Pyomo component names.
@@ -69,6 +71,9 @@ CONSTRAINT_FAMILIES = (
     "budget_week",
     "budget_region",
     "cvar_excess_definition",
+    "service_target",
+    "network_service_target",
+    "utilisation_floor",
 )
 
 #: First-stage variable components (the same in every scenario; mpi-sppy "nonants").
@@ -107,6 +112,8 @@ def build_model(
         raise ValueError("the aggregated recourse is over all scenarios with their probabilities")
     if data.cvar_weight > 0 and (recourse == "aggregated" or scenarios is not None or weights is not None):
         raise ValueError("CVaR couples the scenarios: it needs the extensive form over all scenarios")
+    if data.has_targets and recourse != "aggregated":
+        raise ValueError("service and utilisation targets are rows of the aggregated recourse")
     check = checkpoint or (lambda: None)
     positions = list(range(len(data.scenarios))) if scenarios is None else list(scenarios)
     if weights is None:
@@ -132,6 +139,7 @@ def build_model(
         lambda: define_capacity_definition_constraints(m, data),
         *second_stage,
         lambda: define_budget_constraints(m, data),
+        *((lambda: define_service_constraints(m, data, m._optplan_segments),) if aggregated else ()),
         lambda: define_objective(m, data, dict(zip(positions, weights, strict=True))),
     ):
         check()

@@ -53,6 +53,11 @@ class RecourseSegments:
     slope:         (D, T, K) currency per block of each segment, non-decreasing in k
     length:        (D, T, K) blocks/week of each segment (inf for the last one)
     used:          (D, T, K) True for segments that exist (length > SEGMENT_ATOL)
+    unserved_slope: (D, T, K) expected unserved blocks per block of capacity on each segment
+                   (<= 0, non-decreasing in k; -(1 + surge share) or -1 times the probability of
+                   the scenarios still short there); E[unserved](0) = E[demand]
+    idle_slope:    (D, T, K) expected idle blocks per block of capacity (>= 0, non-decreasing:
+                   the probability of the scenarios already covered there); E[idle](0) = 0
     slope_below_zero: currency per block for capacity < 0 (no surge there: -unserved cost);
                    no plan has negative capacity, but line searches may probe it
     """
@@ -62,6 +67,8 @@ class RecourseSegments:
     length: np.ndarray
     used: np.ndarray
     slope_below_zero: float = 0.0
+    unserved_slope: np.ndarray | None = None
+    idle_slope: np.ndarray | None = None
 
     def value(self, capacity: np.ndarray) -> np.ndarray:
         """phi(q) (currency/week) for capacity (D, T) >= 0, by filling the segments in order."""
@@ -163,7 +170,17 @@ def recourse_segments(data: ModelData, demand: np.ndarray | None = None,
     length = ends - starts
     used = length > SEGMENT_ATOL
     value_at_zero = cu * np.einsum("dts,s->dt", demand, p)
-    return RecourseSegments(value_at_zero, slope, np.where(used, length, 0.0), used, -cu * float(p.sum()))
+    # the expected unserved and idle blocks are piecewise linear on the same segments: each
+    # segment lies in one regime per scenario (its breakpoints are all of them), read at its middle
+    mid = starts + np.where(np.isfinite(length), 0.5 * np.where(np.isfinite(length), length, 0.0), 1.0)  # (D, T, K)
+    if surge_pays(data):
+        short = mid[..., None] < (demand / (1.0 + sigma))[:, :, None, :]  # (D, T, K, S)
+        unserved_slope = -(1.0 + sigma) * (short * p).sum(axis=3)
+    else:
+        unserved_slope = -((mid[..., None] < demand[:, :, None, :]) * p).sum(axis=3)
+    idle_slope = ((mid[..., None] > demand[:, :, None, :]) * p).sum(axis=3)
+    return RecourseSegments(value_at_zero, slope, np.where(used, length, 0.0), used, -cu * float(p.sum()),
+                            unserved_slope, idle_slope)
 
 
 def define_aggregated_recourse(m: pyo.ConcreteModel, data: ModelData) -> None:
@@ -175,6 +192,7 @@ def define_aggregated_recourse(m: pyo.ConcreteModel, data: ModelData) -> None:
     (``m.expected_recourse_cost``, an Expression the objective adds).
     """
     seg = recourse_segments(data)
+    m._optplan_segments = seg  # the target rows (service.py) read the same segments
     dd, tt, kk = np.nonzero(seg.used)
     m.RECOURSE_SEGMENTS = pyo.Set(dimen=3, ordered=True, initialize=[
         (data.depots[d], int(t) + 1, int(k) + 1) for d, t, k in zip(dd, tt, kk, strict=True)])

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from formulations.data import ModelData
 from formulations.two_stage.aggregated import recourse_segments
 from formulations.two_stage.layout import Layout
+from formulations.two_stage.service import target_rows
 
 
 @dataclass
@@ -209,6 +210,37 @@ def budget_rows(data: ModelData, cols: _Columns, layout: Layout) -> dict[str, _R
     return out
 
 
+def target_rows_block(data: ModelData, cols: _Columns, seg) -> dict[str, _Rows]:
+    """The target rows of service.define_service_constraints (service.target_rows)."""
+    out = {}
+    rows = target_rows(data)
+    D, _, T, _ = data.shape
+    dd, tt, kk = np.nonzero(seg.used)
+    served = -seg.unserved_slope[dd, tt, kk]
+    idle = seg.idle_slope[dd, tt, kk]
+    ycol = cols.y[dd, tt, kk]
+    for family in ("service_target", "network_service_target"):
+        depots, need = rows[family]
+        row_of = np.full(D, -1)
+        if family == "service_target":
+            row_of[depots] = np.arange(len(depots))
+        elif len(depots):
+            row_of[:] = 0
+        r = row_of[dd]
+        keep = (r >= 0) & (served != 0)
+        out[family] = _block(len(depots), [(r[keep], ycol[keep], served[keep])], need, np.inf)
+    depots, share = rows["utilisation_floor"]
+    row_of = np.full(D, -1)
+    row_of[depots] = np.arange(len(depots))
+    r = row_of[dd]
+    keep = (r >= 0) & (idle != 0)
+    qd = np.repeat(depots, T)
+    qt = np.tile(np.arange(T), len(depots))
+    out["utilisation_floor"] = _block(len(depots), [(row_of[qd], cols.q[qd, qt], np.repeat(share, T)),
+                                                    (r[keep], ycol[keep], -idle[keep])], 0.0, np.inf)
+    return out
+
+
 def aggregated_standard_form(data: ModelData, integer: bool = False) -> StandardForm:
     """The aggregated program (recourse="aggregated") as a StandardForm, without Pyomo."""
     layout = Layout(data)
@@ -221,6 +253,7 @@ def aggregated_standard_form(data: ModelData, integer: bool = False) -> Standard
         "capacity_definition": capacity_definition_rows(data, cols, layout),
         "recourse_link": recourse_link_rows(data, cols, seg.used),
         **budget_rows(data, cols, layout),
+        **target_rows_block(data, cols, seg),
     }
     rows, start = {}, 0
     coo_r, coo_c, coo_v, lower, upper = [], [], [], [], []

@@ -12,12 +12,37 @@ no demand has service level 1; one with no capacity (or no drivers) has utilisat
 blocks per driver undefined (NaN, written as empty cells).
 
 ``service_kpis`` is the numpy kernel; the evaluator, the plan's per-depot table and the
-report call it. (Service and utilisation targets as constraints will put their rows here.)
+report call it.
+
+Targets (manifest ``targets``; ModelData service_target, network_service_target,
+utilisation_floor) are rows of the aggregated program. On the recourse segments y_dtk
+(aggregated.py) the expected unserved and idle blocks are linear, with the per-segment
+slopes ``RecourseSegments.unserved_slope`` / ``idle_slope``:
+
+    served_dt(q) = E[demand_dt] - E[unserved_dt](q) = sum_k sv_dtk y_dtk,   sv = -unserved_slope >= 0
+    idle_dt(q)   = sum_k id_dtk y_dtk,                                                   id = idle_slope >= 0
+
+    service_target[d]:        sum_tk sv_dtk y_dtk >= tau_d sum_t E[demand_dt]              blocks
+    network_service_target:   sum_dtk sv_dtk y_dtk >= tau sum_dt E[demand_dt]              blocks
+    utilisation_floor[d]:     (1 - f_d) sum_t q_dt - sum_tk id_dtk y_dtk >= 0              blocks
+                              (worked = offered - idle >= f_d x offered)
+
+Exact: E[unserved] and E[idle] are convex in q with slopes non-decreasing in k, so for a
+given q the segment fill that serves most and idles least is the in-order fill, which is
+also the cheapest (the cost slopes rise too); the LP gains nothing by filling out of order,
+and a plan meets a target in the LP exactly when it meets it in the evaluator (tested).
+Served counts surge blocks (bought after demand is known) as served, like the evaluator.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from formulations.data import ModelData
+from formulations.two_stage._pyomo import pyo
+
+#: Target row families, in build order (Pyomo component names).
+TARGET_FAMILIES = ("service_target", "network_service_target", "utilisation_floor")
 
 
 def service_kpis(demand, unserved, idle, capacity, active, probability, by_depot: bool = True) -> dict[str, np.ndarray]:
@@ -44,3 +69,59 @@ def service_kpis(demand, unserved, idle, capacity, active, probability, by_depot
             "driver_utilisation": np.where(cap > 0, 1.0 - idl / np.where(cap > 0, cap, 1.0), np.nan),
             "blocks_per_driver_week": np.where(drivers > 0, (cap - idl) / np.where(drivers > 0, drivers, 1.0), np.nan),
         }
+
+
+def target_rows(data: ModelData) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Which rows each target family has and their constants: family -> (depot positions
+    (n,), -1 for the network row; constant (n,)): the blocks to serve (tau x expected demand
+    over the horizon) for the service rows, 1 - f_d for the utilisation rows."""
+    D = len(data.depots)
+    demand = np.einsum("dts,s->d", data.demand, data.probability)  # (D,) expected blocks over the horizon
+    out = {}
+    tau = np.full(D, np.nan) if data.service_target is None else np.asarray(data.service_target, float)
+    d = np.flatnonzero(np.isfinite(tau))
+    out["service_target"] = (d, tau[d] * demand[d])
+    net = float(data.network_service_target)
+    has = bool(np.isfinite(net))
+    out["network_service_target"] = (np.array([-1] if has else [], int), np.array([net * demand.sum()] if has else [], float))
+    f = np.full(D, np.nan) if data.utilisation_floor is None else np.asarray(data.utilisation_floor, float)
+    d = np.flatnonzero(np.isfinite(f))
+    out["utilisation_floor"] = (d, 1.0 - f[d])
+    return out
+
+
+def define_service_constraints(m: pyo.ConcreteModel, data: ModelData, seg) -> None:
+    """The target rows of the module docstring on the aggregated recourse's segments
+    (``seg``: its RecourseSegments; ``m.recourse_segment`` and ``m.capacity_blocks``)."""
+    rows = target_rows(data)
+    served = -seg.unserved_slope
+    idle = seg.idle_slope
+    by_depot: dict[str, list] = {dep: [] for dep in data.depots}
+    for d, t, k in m.RECOURSE_SEGMENTS:
+        by_depot[d].append((t, k))
+    pos = {dep: i for i, dep in enumerate(data.depots)}
+
+    def served_blocks(dep):
+        i = pos[dep]
+        return sum(float(served[i, t - 1, k - 1]) * m.recourse_segment[dep, t, k] for t, k in by_depot[dep]
+                   if served[i, t - 1, k - 1] != 0)
+
+    d_idx, need = rows["service_target"]
+    m.service_target = pyo.Constraint(
+        pyo.Set(initialize=[data.depots[i] for i in d_idx], ordered=True),
+        rule=lambda _m, dep: served_blocks(dep) >= float(need[list(d_idx).index(pos[dep])]))
+    _, need_net = rows["network_service_target"]
+    m.network_service_target = pyo.Constraint(
+        pyo.Set(initialize=list(range(len(need_net))), ordered=True),
+        rule=lambda _m, _i: sum(served_blocks(dep) for dep in data.depots) >= float(need_net[0]))
+    d_idx, share = rows["utilisation_floor"]
+
+    def utilisation(_m, dep):
+        i = pos[dep]
+        worked_share = float(share[list(d_idx).index(i)])
+        offered = sum(m.capacity_blocks[dep, t] for t in range(1, data.n_weeks + 1))
+        idle_blocks = sum(float(idle[i, t - 1, k - 1]) * m.recourse_segment[dep, t, k] for t, k in by_depot[dep]
+                          if idle[i, t - 1, k - 1] != 0)
+        return worked_share * offered - idle_blocks >= 0
+
+    m.utilisation_floor = pyo.Constraint(pyo.Set(initialize=[data.depots[i] for i in d_idx], ordered=True), rule=utilisation)

@@ -59,8 +59,10 @@ def _auto():
 
 
 register_engine("auto", _auto)
-register_engine("highs", _highs, Capabilities(lp=True, mip=True, duals=True, time_limit=True, exact=True, risk=True))
-register_engine("glop", _glop, Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True, risk=True))
+register_engine("highs", _highs, Capabilities(lp=True, mip=True, duals=True, time_limit=True, exact=True, risk=True,
+                                                   targets=True))
+register_engine("glop", _glop, Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True, risk=True,
+                                                  targets=True))
 register_engine("dp", _dp, Capabilities(lp=False, mip=False, duals=False, time_limit=True, exact=False))
 register_engine("decompose", _decompose, Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True))
 
@@ -79,6 +81,16 @@ def solve_data(data: ModelData, options: SolveOptions | None = None, engine: str
         from optplan.errors import OptionError
 
         raise OptionError("engine", "highs, glop or auto with CVaR (engines that can state it)", getattr(eng, "name", engine))
+    if data.has_targets:
+        from optplan.errors import OptionError
+
+        if getattr(eng, "name", engine) != "auto" and not eng.capabilities.targets:
+            raise OptionError("engine", "highs, glop or auto with service or utilisation targets (engines that can "
+                              "state them)", getattr(eng, "name", engine))
+        if options.recourse != "aggregated":
+            raise OptionError("formulation", "aggregated or auto with service or utilisation targets (they are rows "
+                              "of the aggregated recourse; CVaR needs the extensive form, so the two do not combine "
+                              "yet)", options.formulation if options.cvar_weight == 0 else "extensive (for CVaR)")
     if not isinstance(engine, str) or engine != "auto":
         why_not = eng.available()
         if why_not is not None:

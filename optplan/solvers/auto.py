@@ -64,6 +64,9 @@ class AutoEngine:
             if options.cvar_weight > 0 and not engine.capabilities.risk:
                 reasons.append(f"{name} skipped (cannot minimise CVaR)")
                 continue
+            if data.has_targets and not engine.capabilities.targets:
+                reasons.append(f"{name} skipped (cannot state service or utilisation targets)")
+                continue
             if options.integer and not engine.capabilities.mip and engine.capabilities.lp:
                 reasons.append(f"{name} skipped (no integer applicants)")
                 continue

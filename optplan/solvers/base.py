@@ -159,6 +159,7 @@ class Capabilities:
     time_limit: bool  # stops by the deadline with its best plan so far
     exact: bool  # its optimum is the program's optimum (False: a heuristic)
     risk: bool = False  # states CVaR in its objective (options.cvar_weight > 0)
+    targets: bool = False  # states service and utilisation targets (data.has_targets)
 
 
 @dataclass(frozen=True)

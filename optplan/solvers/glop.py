@@ -61,7 +61,7 @@ class GlopEngine:
     """The LP by GLOP: exact, with duals, honours the time limit; no integer applicants."""
 
     name = "glop"
-    capabilities = Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True, risk=True)
+    capabilities = Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True, risk=True, targets=True)
 
     def available(self) -> str | None:
         try:

@@ -275,7 +275,7 @@ class HighsEngine:
     """The LP/MIP by HiGHS: exact, with duals (LP), honours the time limit (build included)."""
 
     name = "highs"
-    capabilities = Capabilities(lp=True, mip=True, duals=True, time_limit=True, exact=True, risk=True)
+    capabilities = Capabilities(lp=True, mip=True, duals=True, time_limit=True, exact=True, risk=True, targets=True)
 
     def available(self) -> str | None:
         try:

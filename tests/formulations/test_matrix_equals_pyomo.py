@@ -44,3 +44,27 @@ def test_array_build_solves_to_the_pyomo_optimum_with_the_same_duals(seed):
     assert arrays.status.objective == pytest.approx(pyomo.status.objective, rel=1e-9)
     np.testing.assert_allclose(arrays.decisions.applicants, pyomo.decisions.applicants, atol=1e-7)
     np.testing.assert_allclose(arrays.budgets["shadow_price"], pyomo.budgets["shadow_price"], rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_array_build_is_the_pyomo_lp_with_targets(seed):
+    """The service and utilisation target rows (service.py) too."""
+    from dataclasses import replace
+
+    data, _ = random_case(seed)
+    D = len(data.depots)
+    tau = np.full(D, np.nan)
+    tau[0] = 0.6
+    data = replace(data, service_target=tau, network_service_target=0.5, utilisation_floor=np.full(D, 0.4))
+    pyomo = standard_form(two_stage.build_model(data, recourse="aggregated"))
+    arrays = aggregated_standard_form(data)
+    assert arrays.rows == pyomo.rows
+    assert arrays.rows["service_target"].stop - arrays.rows["service_target"].start == 1
+    assert arrays.rows["utilisation_floor"].stop - arrays.rows["utilisation_floor"].start == D
+    a, b = arrays.A.tocsr(), pyomo.A.tocsr()
+    a.eliminate_zeros()
+    b.eliminate_zeros()
+    assert a.shape == b.shape
+    assert abs(a - b).max() <= COEF_RTOL * max(1.0, abs(b).max())
+    for field in ("row_lower", "row_upper"):
+        np.testing.assert_allclose(getattr(arrays, field), getattr(pyomo, field), rtol=COEF_RTOL, err_msg=field)

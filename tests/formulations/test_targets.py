@@ -1,0 +1,89 @@
+"""Service and utilisation targets (formulations/two_stage/service.py): worked by hand on a
+one-depot instance, held by the plan in the evaluator (not only in the LP), monotone in the
+target, refused where they cannot be stated."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import build
+
+import optplan
+from optplan.errors import InfeasibleError, InstanceError, OptionError
+
+TARGET_ATOL = 1e-9
+
+
+def two_scenario(spec, targets=None):
+    """tiny_spec with week 2 demand 30 (p 0.9) or 40 (p 0.1); see test_risk.risky_spec.
+
+    E[demand] = 20 + 31 = 51 blocks; week 1 leaves 2 unserved whatever the plan; week 2 with
+    q = 16.2 + x blocks in [30, 40] leaves 0.1 (40 - q) unserved and 0.9 (q - 30) idle.
+    Expected-cost optimum q = 30: service 1 - 3/51 = 0.941176. A 0.95 target allows
+    2.55 unserved: 0.1 (40 - q) <= 0.55, q >= 34.5, x = 18.3 applicants, expected cost
+    E(q) = 4.5 q + 303 = 458.25 USD; its drivers' utilisation is 1 - 0.9 x 4.5 / (18 + 34.5)
+    = 0.922857. A utilisation floor of 0.93 on top needs q <= 33.72...: infeasible."""
+    spec["scenarios"] = [{"scenario": "low", "probability": 0.9}, {"scenario": "high", "probability": 0.1}]
+    spec["demand"] = {("A", 1, "low"): 20.0, ("A", 2, "low"): 30.0, ("A", 1, "high"): 20.0, ("A", 2, "high"): 40.0}
+    if targets:
+        spec["manifest"]["targets"] = targets
+    return build(spec)
+
+
+def test_hand_worked_service_target(spec):
+    base = optplan.solve(two_scenario(spec))
+    assert base.kpis["service_level"] == pytest.approx(1 - 3 / 51)
+    plan = optplan.solve(two_scenario(spec, {"service_level": 0.95}))
+    assert plan.decisions.applicants.sum() == pytest.approx(18.3, rel=1e-7)
+    assert plan.cost["total"] == pytest.approx(458.25, rel=1e-7)
+    assert plan.kpis["service_level"] == pytest.approx(0.95, abs=TARGET_ATOL)
+    assert plan.kpis["driver_utilisation"] == pytest.approx(1 - 0.9 * 4.5 / 52.5, rel=1e-9)
+
+
+def test_conflicting_targets_are_infeasible_and_named(spec):
+    with pytest.raises(InfeasibleError) as err:
+        optplan.solve(two_scenario(spec, {"service_level": 0.95, "driver_utilisation": 0.93}))
+    assert "service_target" in str(err.value) or "utilisation_floor" in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def inst():
+    generated = optplan.generate_instance(depots=4, weeks=10, scenarios=6, seed=3)
+    return generated.with_changes({"budgets.total": None, "budgets.weekly": None})  # targets, not money, bind
+
+
+def test_targets_hold_in_the_evaluator_and_cost_rises_with_them(inst):
+    base = optplan.solve(inst)
+    low = float(base.service["service_level"].min())
+    costs = []
+    for tau in np.linspace(low, low + 0.3 * (1 - low), 4):
+        plan = optplan.solve(inst.with_changes({"targets.service_level": float(tau)}))
+        assert (plan.service["service_level"] >= tau - TARGET_ATOL).all()
+        costs.append(plan.cost["total"])
+    assert np.all(np.diff(costs) >= -1e-7 * costs[0])
+    util = float(base.service["driver_utilisation"].min())
+    costs = []
+    for floor in np.linspace(util, util + 0.3 * (1 - util), 3):
+        plan = optplan.solve(inst.with_changes({"targets.driver_utilisation": float(floor)}))
+        assert (plan.service["driver_utilisation"] >= floor - TARGET_ATOL).all()
+        costs.append(plan.cost["total"])
+    assert np.all(np.diff(costs) >= -1e-7 * costs[0])
+    net = base.kpis["service_level"] + 0.3 * (1 - base.kpis["service_level"])
+    plan = optplan.solve(inst.with_changes({"targets.network_service_level": float(net)}))
+    assert plan.kpis["service_level"] >= net - TARGET_ATOL
+    by_depot = optplan.solve(inst.with_changes({"targets.service_level_by_depot": {inst.depots[0]: 0.999}}))
+    assert by_depot.service["service_level"].iloc[0] >= 0.999 - TARGET_ATOL
+
+
+def test_targets_are_refused_where_they_cannot_be_stated(inst):
+    with_target = inst.with_changes({"targets.service_level": 0.9})
+    with pytest.raises(OptionError):
+        optplan.solve(with_target, cvar_weight=0.5)
+    with pytest.raises(OptionError):
+        optplan.solve(with_target, formulation="extensive")
+    with pytest.raises(OptionError):
+        optplan.solve(with_target, engine="dp")
+    with pytest.raises(InstanceError):
+        inst.with_changes({"targets.service_level_by_depot": {"nowhere": 0.9}})
+    with pytest.raises(InstanceError):
+        inst.with_changes({"targets.service_level": 1.5})
