@@ -69,6 +69,27 @@ def test_curve_equals_the_closed_form_and_its_slopes_the_differences(seed):
         assert (right >= left - 1e-12).all()  # convex
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_unserved_and_idle_are_linear_on_the_segments(seed):
+    """Filling the segments in order, the per-segment unserved and idle slopes give the
+    closed form's expected unserved and idle blocks (the target rows rest on this)."""
+    from formulations.two_stage.recourse import optimal_recourse
+
+    data, _ = random_case(seed)
+    seg = recourse_segments(data)
+    rng = np.random.default_rng(seed)
+    q = rng.uniform(0, 1.6, data.demand.shape[:2]) * data.demand.max(axis=2) + 0.1
+    start = np.concatenate([np.zeros(q.shape + (1,)), np.cumsum(seg.length, axis=-1)[..., :-1]], axis=-1)
+    fill = np.where(seg.used, np.clip(q[..., None] - start, 0.0, seg.length), 0.0)
+    unserved = np.einsum("dts,s->dt", data.demand, data.probability) + (seg.unserved_slope * fill).sum(axis=-1)
+    idle = (seg.idle_slope * fill).sum(axis=-1)
+    _, v, w = optimal_recourse(data, q, data.demand)
+    np.testing.assert_allclose(unserved, v @ data.probability, atol=1e-9)
+    np.testing.assert_allclose(idle, w @ data.probability, atol=1e-9)
+    assert (np.diff(np.where(seg.used, seg.unserved_slope, np.nan), axis=-1)[np.isfinite(
+        np.diff(np.where(seg.used, seg.unserved_slope, np.nan), axis=-1))] >= -1e-12).all()
+
+
 def test_dp_week_cost_is_the_least_incentive_plus_recourse():
     """The DP's week cost (incentive segments bought best rate first up to the capacity where
     phi_t's slope stops paying for them) equals a brute-force minimum over 20,001 spends, and
