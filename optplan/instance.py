@@ -28,6 +28,7 @@ from optplan.schema import (
     Files,
     Manifest,
     TableSpec,
+    Targets,
     column_specs,
 )
 
@@ -192,6 +193,8 @@ class Instance:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         manifest = self.manifest.model_dump(mode="json", exclude_none=False)
+        if self.manifest.targets == Targets():  # no targets: leave the section out (files as before targets existed)
+            manifest.pop("targets")
         files = Files().model_dump()
         for t in TABLES:
             name = getattr(self.manifest.files, t.name) or files[t.name] or f"{t.name}.csv"
