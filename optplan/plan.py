@@ -9,7 +9,7 @@ each one atomically, so a failure never leaves half a plan on disk. Money is in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import pandas as pd
 from formulations.data import Decisions, ModelData
 from formulations.two_stage.budgets import spend
 from formulations.two_stage.layout import BUDGET_FAMILIES, Layout
-from formulations.two_stage.service import service_kpis
+from formulations.two_stage.service import TARGET_FAMILIES, service_kpis, target_rows
 from optplan.atomic import csv_text, json_text, write_files
 from optplan.evaluation import Evaluation, evaluate_decisions
 from optplan.solvers.base import SolveResult, SolverStatus, Timings
@@ -69,6 +69,7 @@ class Plan:
     decisions: Decisions
     evaluation: Evaluation
     budget_duals: dict[tuple[str, str], float]  # (scope, key) -> row dual (currency per currency)
+    target_duals: dict[str, np.ndarray] = field(default_factory=dict)  # target family -> row duals (currency per block)
 
     @property
     def currency(self) -> str:
@@ -122,6 +123,7 @@ class Plan:
             decisions=decisions,
             evaluation=_clean_evaluation(evaluate_decisions(data, decisions)),
             budget_duals=Layout(data).budget_duals(result.duals),
+            target_duals={f: np.asarray(result.duals[f], float) for f in TARGET_FAMILIES if f in (result.duals or {})},
         )
 
     def __repr__(self) -> str:
@@ -212,6 +214,35 @@ class Plan:
         k = service_kpis(self.data.demand, e.unserved_blocks, e.idle_blocks, e.capacity_blocks, e.active_drivers,
                          self.data.probability)
         return pd.DataFrame({"depot": list(self.data.depots), "region": list(self.data.regions), **k})
+
+    @cached_property
+    def targets(self) -> pd.DataFrame:
+        """Each service or utilisation target: the target and what the plan achieves (shares,
+        by the evaluator), whether it binds, and its cost: the expected cost saved per
+        percentage point the target is lowered (currency; the LP dual times the row's
+        sensitivity to the target, d cost / d target = dual x E[demand] for a service row and
+        dual x planned capacity for a utilisation row; empty without duals, e.g. DP or MIP)."""
+        rows = target_rows(self.data)
+        svc = self.service
+        cols = ["target", "scope", "depot", "target_share", "achieved_share", "binding", "cost_per_point", "currency"]
+        out = []
+        for family, (depots, _const) in rows.items():
+            duals = self.target_duals.get(family)
+            for i, d in enumerate(depots):
+                if family == "network_service_target":
+                    target, achieved, scale = float(self.data.network_service_target), self.kpis["service_level"], \
+                        float(svc["demand_blocks"].sum())
+                    scope, depot = "network", ""
+                elif family == "service_target":
+                    target, achieved = float(self.data.service_target[d]), float(svc["service_level"].iloc[d])
+                    scale, scope, depot = float(svc["demand_blocks"].iloc[d]), "depot", self.data.depots[d]
+                else:
+                    target, achieved = float(self.data.utilisation_floor[d]), float(svc["driver_utilisation"].iloc[d])
+                    scale, scope, depot = float(svc["capacity_blocks"].iloc[d]), "depot", self.data.depots[d]
+                kind = "driver_utilisation" if family == "utilisation_floor" else "service_level"
+                price = abs(float(duals[i])) * scale / 100.0 if duals is not None and len(duals) > i else float("nan")
+                out.append((kind, scope, depot, target, achieved, bool(achieved <= target + 1e-7), price, self.currency))
+        return pd.DataFrame(out, columns=cols)
 
     @cached_property
     def capacity(self) -> pd.DataFrame:
@@ -339,6 +370,7 @@ class Plan:
             "drivers.csv": self.drivers,
             "capacity.csv": self.capacity,
             "service.csv": self.service,
+            "targets.csv": self.targets,
             "spend_by_week.csv": self.spend_by_week,
             "spend_by_region.csv": self.spend_by_region,
             "budgets.csv": self.budgets,

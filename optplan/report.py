@@ -73,6 +73,7 @@ class Report:
             "stochastic_values.csv": vss,
             "capacity.csv": self.plan.capacity,
             "service.csv": self.plan.service,
+            "targets.csv": self.plan.targets,
             "spend_by_week.csv": self.plan.spend_by_week,
             "spend_by_week_channel.csv": spend_by_week_channel(self.plan),
             "funnel_yields.csv": funnel_yields(self.plan.data),
@@ -291,6 +292,10 @@ th{background:#f2f2f2} td.l,th.l{text-align:left} .note{color:#555;font-size:0.8
 expected share of offered blocks (drivers' and incentive blocks) that get work, and blocks worked per
 active driver-week. Over the horizon, in expectation over the scenarios.</p>
 {{ service }}
+{% if targets %}<h3>Targets and what they cost</h3>
+<p class="note">Each service or utilisation target, what the plan achieves, and the expected cost saved per
+percentage point it is lowered (LP dual times the row's sensitivity to the target; empty for DP or integer plans).</p>
+{{ targets }}{% endif %}
 <h2>What another {{ currency }} buys</h2>
 <ul>{% for line in sentences %}<li>{{ line }}</li>{% endfor %}</ul>
 <p class="note">Shadow price: expected cost saved per extra unit of the cap,
@@ -387,6 +392,7 @@ def render_html(r: Report) -> str:
         marginal=Markup(_html_table(r.marginal_values[r.marginal_values["shadow_price"] != 0])
                         if (r.marginal_values["shadow_price"] != 0).any() else "<p>No budget or cap binds.</p>"),
         channels=Markup(_html_table(channels)),
+        targets=Markup(_html_table(r.plan.targets)) if len(r.plan.targets) else "",
         service=Markup(_html_table(r.plan.service[["depot", "region", "service_level", "driver_utilisation",
                                                    "blocks_per_driver_week", "demand_blocks", "unserved_blocks",
                                                    "idle_blocks"]])),

@@ -87,3 +87,20 @@ def test_targets_are_refused_where_they_cannot_be_stated(inst):
         inst.with_changes({"targets.service_level_by_depot": {"nowhere": 0.9}})
     with pytest.raises(InstanceError):
         inst.with_changes({"targets.service_level": 1.5})
+
+
+@pytest.mark.parametrize(("path", "value"), [("targets.service_level", 0.9995), ("targets.driver_utilisation", 0.93),
+                                             ("targets.network_service_level", 0.9998)])
+def test_cost_of_a_target_is_the_slope_of_the_cost(path, value):
+    """targets.csv's cost per percentage point, summed over the binding rows a target moves,
+    equals a central finite difference of the optimal cost in that target (demo)."""
+    demo = optplan.load_instance(__import__("conftest").REPO / "instances" / "demo")
+    h = 1e-5
+    plan = optplan.solve(demo.with_changes({path: value}))
+    up = optplan.solve(demo.with_changes({path: value + h})).cost["total"]
+    down = optplan.solve(demo.with_changes({path: value - h})).cost["total"]
+    t = plan.targets
+    assert t["binding"].any()
+    slope_per_point = (up - down) / (2 * h) / 100
+    assert t.loc[t["binding"], "cost_per_point"].sum() == pytest.approx(slope_per_point, rel=1e-4)
+    assert (t["achieved_share"] >= t["target_share"] - TARGET_ATOL).all()
