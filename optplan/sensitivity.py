@@ -36,7 +36,7 @@ import pandas as pd
 
 from formulations.data import ModelData
 from formulations.two_stage.layout import Layout
-from optplan.errors import OptionError
+from optplan.errors import InfeasibleError, NoSolutionError, OptionError
 from optplan.solvers.base import Deadline, SolveOptions, SolveResult
 from optplan.solvers.highs import highs_from_standard_form, import_highspy, run_compiled
 from optplan.solvers.standard_form import build_standard_form
@@ -331,7 +331,9 @@ class SensitivityModel:
         backend=None,
     ) -> pd.DataFrame:
         """Outcome for ``points`` total budgets from 0 to the budget at which the total
-        stops binding (the unconstrained plan's spend), or for the given ``budgets``;
+        stops binding (the unconstrained plan's spend), or for the given ``budgets``
+        (``feasible`` False and the rest empty where no plan fits the budget, e.g. under a
+        service target);
         each re-solve warm-starts from the previous point's basis (``warm=False`` clears
         HiGHS's solver state first, for comparison). With a ``backend`` of several workers
         the budgets are split into one contiguous, warm-started chain per worker (each
@@ -357,9 +359,18 @@ class SensitivityModel:
             if not warm:
                 self.h.clearSolver()
             self.set_total_budget(float(cap))
-            raw = self.solve()
+            try:
+                raw = self.solve()
+            except (InfeasibleError, NoSolutionError):
+                self.h.clearSolver()  # no basis to start from after an infeasible point
+                try:
+                    raw = self.solve()
+                except InfeasibleError:  # e.g. a service target that this little money cannot meet
+                    self.h.clearSolver()
+                    rows.append({"budget_total": float(cap), "feasible": False})
+                    continue
             plan = Plan.from_result(raw, "frontier", "2000-01-03")
-            rows.append(_frontier_row(self.data, float(cap), plan, raw))
+            rows.append({**_frontier_row(self.data, float(cap), plan, raw), "feasible": True})
         self.restore()
         return pd.DataFrame(rows)
 
@@ -432,10 +443,15 @@ def perturb(data: ModelData, parameter: str, factor: float) -> ModelData:
 
 
 def _solve_summary(args) -> tuple[float, float]:
+    """(optimal cost, applicants) of one tornado case; (NaN, NaN) when the changed instance
+    has no plan (e.g. 10 % more demand breaks a service target): reported as an empty cell."""
     data, options = args
     from optplan.solvers import solve_data
 
-    result = solve_data(data, options, "highs")
+    try:
+        result = solve_data(data, options, "highs")
+    except InfeasibleError:
+        return float("nan"), float("nan")
     return float(result.status.objective), float(result.decisions.applicants.sum())
 
 

@@ -110,3 +110,20 @@ def test_report_renders_its_plots_in_headless_chromium(report_dir, tmp_path):
     img = np.asarray(Image.open(shot).convert("L"), dtype=float)
     # a blank or failed page is (nearly) one colour; a page with plots has many dark pixels
     assert img.std() > 20 and (img < 128).mean() > 0.01
+
+
+def test_report_with_a_service_target(tmp_path, demo_path):
+    """With a target that small budgets and some tornado cases cannot meet, the report still
+    finishes: those frontier points say feasible False, those tornado cases are empty, and
+    targets.csv gives each target's cost; no process dies (the workers catch infeasibility)."""
+    out = tmp_path / "rep"
+    result = CliRunner().invoke(main, ["report", str(demo_path), "--out", str(out), "--quiet",
+                                       "--set", "targets.service_level=0.9995"])
+    assert result.exit_code == 0, result.output
+    frontier = pd.read_csv(out / "frontier.csv")
+    assert (~frontier["feasible"]).any() and frontier["feasible"].iloc[-1]
+    assert frontier.loc[~frontier["feasible"], "expected_cost"].isna().all()
+    tornado = pd.read_csv(out / "tornado.csv")
+    assert tornado["expected_cost"].isna().any() and tornado["expected_cost"].notna().any()
+    targets = pd.read_csv(out / "targets.csv")
+    assert len(targets) == 5 and (targets.loc[targets["binding"], "cost_per_point"] > 0).all()
