@@ -26,6 +26,7 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 from formulations import two_stage
 from formulations.data import ModelData
 from formulations.two_stage.layout import Layout
+from formulations.two_stage.service import TARGET_FAMILIES
 from optplan.errors import EngineUnavailableError, InfeasibleError, NoSolutionError, OptionError, SolverError
 from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings, out_of_time
 from optplan.solvers.standard_form import build_standard_form, matrix_arrays, standard_form
@@ -268,7 +269,31 @@ def diagnose_infeasibility(data: ModelData, options: SolveOptions, deadline: Dea
         h.run()
         if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
             culprits.append(family)
-    return culprits
+    return [_name_target_rows(data, options, family, deadline) if family in TARGET_FAMILIES else family
+            for family in culprits]
+
+
+def _name_target_rows(data: ModelData, options: SolveOptions, family: str, deadline: Deadline) -> str:
+    """'service_target (depots D001, D003)': the target rows of ``family`` whose removal alone
+    makes the model feasible (one re-solve per row, while the time budget lasts); the family
+    name alone when no single row does or time runs out."""
+    highspy = import_highspy()
+    names = []
+    model = two_stage.build_model(data, recourse=options.recourse)
+    keys = list(model.component(family).keys())
+    if len(keys) <= 1:
+        return family
+    for key in keys:
+        if deadline.expired():
+            return family
+        model = two_stage.build_model(data, recourse=options.recourse)
+        model.component(family)[key].deactivate()
+        h = compile_to_highs(model, SolveOptions()).highs
+        apply_options(highspy, h, SolveOptions(), deadline.remaining() if deadline.seconds is not None else None)
+        h.run()
+        if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+            names.append(str(key))
+    return f"{family} (depots {', '.join(names)})" if names else family
 
 
 class HighsEngine:

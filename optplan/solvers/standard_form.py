@@ -45,8 +45,9 @@ def standard_form(model) -> StandardForm:
             columns[comp.local_name] = np.fromiter((position.get(id(v), -1) for v in comp.values()), np.int64, len(comp))
     rows, start = {}, 0
     for con in model.component_objects(pyo.Constraint, active=True, descend_into=False):
-        rows[con.local_name] = slice(start, start + len(con))
-        start += len(con)
+        n = sum(1 for row in con.values() if row.active)  # a diagnosis may deactivate single rows
+        rows[con.local_name] = slice(start, start + n)
+        start += n
     if start != len(info.rows):
         raise SolverError(f"internal: expected {start} rows, the compiler produced {len(info.rows)}")
     return StandardForm(

@@ -104,3 +104,13 @@ def test_cost_of_a_target_is_the_slope_of_the_cost(path, value):
     slope_per_point = (up - down) / (2 * h) / 100
     assert t.loc[t["binding"], "cost_per_point"].sum() == pytest.approx(slope_per_point, rel=1e-4)
     assert (t["achieved_share"] >= t["target_share"] - TARGET_ATOL).all()
+
+
+def test_an_infeasible_target_names_its_depot():
+    """No money at all: D001 cannot reach 99.9 % (it reaches 98.0 % without spending) while
+    D003's 50 % is met; the message names D001's target row, not D003's."""
+    inst = optplan.generate_instance(depots=3, weeks=8, scenarios=4, seed=1)
+    with pytest.raises(InfeasibleError) as err:
+        optplan.solve(inst.with_changes({"budgets.total": 0.0,
+                                         "targets.service_level_by_depot": {"D001": 0.999, "D003": 0.5}}))
+    assert "service_target (depots D001)" in str(err.value)
