@@ -26,7 +26,7 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 from formulations import two_stage
 from formulations.data import ModelData
 from formulations.two_stage.layout import Layout
-from formulations.two_stage.service import TARGET_FAMILIES
+from formulations.two_stage.service import TARGET_FAMILIES, target_rows
 from optplan.errors import EngineUnavailableError, InfeasibleError, NoSolutionError, OptionError, SolverError
 from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings, out_of_time
 from optplan.solvers.standard_form import build_standard_form, matrix_arrays, standard_form
@@ -247,53 +247,54 @@ def run_compiled(
 
 
 def diagnose_infeasibility(data: ModelData, options: SolveOptions, deadline: Deadline | None = None) -> list[str]:
-    """Constraint families whose removal alone makes the model feasible.
+    """Constraint families whose removal alone makes the model feasible, and for a target
+    family (service.py) the depots whose row alone does: 'service_target (depots D001)'.
 
-    Re-solves the LP once per family with that family deactivated (only after HiGHS has
-    proven infeasibility, so this costs nothing on feasible instances); stops naming
-    families when the time budget runs out."""
+    The LP is built once (the same route as the solve: arrays or Pyomo); removing a family
+    is relaxing its rows' bounds to (-inf, inf) in HiGHS and re-solving from the current
+    state, then restoring them (only after HiGHS has proven infeasibility, so this costs
+    nothing on feasible instances). Stops when the time budget runs out."""
+    from optplan.solvers.standard_form import build_standard_form
+
     highspy = import_highspy()
     deadline = deadline or Deadline(options.time_limit)
+    try:
+        sf, _, _ = build_standard_form(data, options, deadline, "highs (diagnosis)")
+    except NoSolutionError:
+        return []
+    sf.integer = None  # the LP: which rows make it infeasible
+    h = highs_from_standard_form(sf, SolveOptions()).highs
+    inf = highspy.kHighsInf
+
+    def feasible_without(rows: np.ndarray) -> bool:
+        idx = rows.astype(np.int32)
+        h.changeRowsBounds(len(idx), idx, np.full(len(idx), -inf), np.full(len(idx), inf))
+        apply_options(highspy, h, SolveOptions(), deadline.remaining() if deadline.seconds is not None else None)
+        h.run()
+        ok = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+        h.changeRowsBounds(len(idx), idx, sf.row_lower[idx].astype(float), sf.row_upper[idx].astype(float))
+        return ok
+
     culprits = []
+    targets = target_rows(data)
     for family in two_stage.CONSTRAINT_FAMILIES:
+        sl = sf.rows.get(family)
+        if sl is None or sl.stop <= sl.start:
+            continue
         if deadline.expired():
             log.info("time budget spent: infeasibility diagnosis stopped before family %s", family)
             break
-        model = two_stage.build_model(data, recourse=options.recourse)
-        component = model.component(family)
-        if component is None or len(component) == 0:
+        if not feasible_without(np.arange(sl.start, sl.stop)):
             continue
-        component.deactivate()
-        h = compile_to_highs(model, SolveOptions()).highs
-        apply_options(highspy, h, SolveOptions(), deadline.remaining() if deadline.seconds is not None else None)
-        h.run()
-        if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
-            culprits.append(family)
-    return [_name_target_rows(data, options, family, deadline) if family in TARGET_FAMILIES else family
-            for family in culprits]
-
-
-def _name_target_rows(data: ModelData, options: SolveOptions, family: str, deadline: Deadline) -> str:
-    """'service_target (depots D001, D003)': the target rows of ``family`` whose removal alone
-    makes the model feasible (one re-solve per row, while the time budget lasts); the family
-    name alone when no single row does or time runs out."""
-    highspy = import_highspy()
-    names = []
-    model = two_stage.build_model(data, recourse=options.recourse)
-    keys = list(model.component(family).keys())
-    if len(keys) <= 1:
-        return family
-    for key in keys:
-        if deadline.expired():
-            return family
-        model = two_stage.build_model(data, recourse=options.recourse)
-        model.component(family)[key].deactivate()
-        h = compile_to_highs(model, SolveOptions()).highs
-        apply_options(highspy, h, SolveOptions(), deadline.remaining() if deadline.seconds is not None else None)
-        h.run()
-        if h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
-            names.append(str(key))
-    return f"{family} (depots {', '.join(names)})" if names else family
+        label = family
+        if family in TARGET_FAMILIES and sl.stop - sl.start > 1:
+            depots = targets[family][0]
+            names = [data.depots[d] if d >= 0 else "network" for d, row in zip(depots, range(sl.start, sl.stop), strict=True)
+                     if not deadline.expired() and feasible_without(np.array([row]))]
+            if names:
+                label = f"{family} (depots {', '.join(names)})"
+        culprits.append(label)
+    return culprits
 
 
 class HighsEngine:
