@@ -410,6 +410,12 @@ class Plan:
             price = (f"one more {cur} saves {row.shadow_price:,.4f} {cur} of expected cost" if np.isfinite(row.shadow_price)
                      else f"no shadow price from {self.engine.split()[0]} (an LP engine gives one)")
             lines.append(f"  {scope} binds at {row.cap:,.2f} {cur}: {price}")
+        tg = self.targets
+        for row in tg.loc[tg["binding"]].itertuples(index=False):
+            where = "the network" if row.scope == "network" else f"depot {row.depot}"
+            what = "service level" if row.target == "service_level" else "driver utilisation"
+            cost = (f": each point lower saves {row.cost_per_point:,.2f} {cur}" if np.isfinite(row.cost_per_point) else "")
+            lines.append(f"  {what} target of {where} binds at {row.target_share:.2%}{cost}")
         if not s.optimal:
             lines.append("  NOT PROVEN OPTIMAL: " + (f"gap to the bound {s.gap:.2%}" if s.gap is not None else "no bound"))
         if s.message:
