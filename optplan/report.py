@@ -31,7 +31,7 @@ from optplan.evaluation import evaluate_decisions
 from optplan.instance import Instance
 from optplan.plan import Plan
 from optplan.plots import figure_to_svg
-from optplan.sensitivity import SensitivityModel, TornadoResult, tornado
+from optplan.sensitivity import SensitivityModel, TornadoResult, service_frontier, tornado
 from optplan.solvers.base import SolveOptions
 
 #: z-value of a two-sided 95% normal confidence interval.
@@ -56,6 +56,7 @@ class Report:
     stochastic_values: dict[str, float]  # rp, ev, eev, ws, evpi, vss (currency); labels: stochastic.LABELS
     out_of_sample: dict[str, float]
     timings: dict[str, float] = field(default_factory=dict)
+    service_frontier: pd.DataFrame | None = None  # cost vs service for several utilisation floors
 
     def tables(self) -> dict[str, pd.DataFrame]:
         from optplan.stochastic import LABELS
@@ -69,6 +70,7 @@ class Report:
             "channel_reduced_costs.csv": self.channel_reduced_costs,
             "channel_cost_ranges.csv": self.channel_cost_ranges,
             "frontier.csv": self.frontier,
+            **({"service_frontier.csv": self.service_frontier} if self.service_frontier is not None else {}),
             "tornado.csv": self.tornado.table,
             "stochastic_values.csv": vss,
             "capacity.csv": self.plan.capacity,
@@ -171,6 +173,8 @@ def build_report(
     done("frontier")
     torn = tornado(data, change=tornado_change, options=options, workers=workers, progress=progress, backend=backend)
     done("tornado")
+    two_sided = service_frontier(data, options, backend=backend, progress=progress) if options.recourse == "aggregated" else None
+    done("service_frontier")
     values = optplan_values(data, options=options, backend=backend, rp=sm.base)
     stochastic = values.measures()
     done("stochastic_values")
@@ -179,7 +183,7 @@ def build_report(
     return Report(
         instance_name=instance.manifest.name, currency=data.currency, plan=plan, marginal_values=marginal,
         channel_reduced_costs=reduced, channel_cost_ranges=ranges, frontier=frontier, tornado=torn,
-        stochastic_values=stochastic, out_of_sample=oos, timings=timings,
+        stochastic_values=stochastic, out_of_sample=oos, timings=timings, service_frontier=two_sided,
     )
 
 
@@ -207,6 +211,20 @@ def _plots(r: Report) -> dict[str, str]:
     ax.set_title("Budget frontier")
     fig.tight_layout()
     plots["frontier"] = figure_to_svg(fig)
+
+    sf = r.service_frontier
+    if sf is not None and sf["feasible"].any():
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        for floor, part in sf.groupby(sf["utilisation_floor"].fillna(-1.0), sort=True):
+            label = "no utilisation floor" if floor < 0 else f"utilisation floor {floor:.1%}"
+            ok = part[part["feasible"]]
+            ax.plot(100 * ok["service_target"], ok["expected_cost"], marker="o", label=label)
+        ax.set_xlabel("every depot's service level target (%)")
+        ax.set_ylabel(f"expected cost ({cur})")
+        ax.legend(fontsize=8)
+        ax.set_title("Customers against drivers: cost of service for several utilisation floors")
+        fig.tight_layout()
+        plots["service_frontier"] = figure_to_svg(fig)
 
     t = r.tornado.table
     params = list(dict.fromkeys(t["parameter"]))
@@ -309,6 +327,12 @@ Cost range: the costs per applicant over which the plan keeps its shape
 <h2>Budget frontier</h2>
 <figure>{{ plots.frontier }}</figure>
 {{ frontier }}
+{% if plots.service_frontier %}<h2>Customers against drivers</h2>
+<p class="note">The least expected cost when every depot must serve at least the share of its demand on the
+x axis, with and without a floor on the share of drivers' offered blocks that get work (empty points: no plan
+meets both).</p>
+<figure>{{ plots.service_frontier }}</figure>
+{{ service_frontier }}{% endif %}
 <h2>Tornado (&plusmn;{{ change }} one at a time)</h2>
 <figure>{{ plots.tornado }}</figure>
 {{ tornado }}
@@ -397,6 +421,7 @@ def render_html(r: Report) -> str:
                                                    "blocks_per_driver_week", "demand_blocks", "unserved_blocks",
                                                    "idle_blocks"]])),
         frontier=Markup(_html_table(r.frontier)),
+        service_frontier=Markup(_html_table(r.service_frontier)) if r.service_frontier is not None else "",
         tornado=Markup(_html_table(r.tornado.table)),
         change=f"{r.tornado.table['change'].abs().max():.0%}",
         vss=Markup(_html_table(vss)),

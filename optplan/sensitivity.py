@@ -507,3 +507,63 @@ def tornado(
 
 
 __all__ = ["SensitivityModel", "tornado", "perturb", "TORNADO_PARAMETERS", "TornadoResult"]
+
+
+#: The two-sided frontier: depot service targets from the plain plan's lowest depot service
+#: level up this share of the way to 100 %, and the utilisation floors tried (None: none).
+SERVICE_FRONTIER_SPAN = 0.5
+
+
+def _service_point(args) -> dict:
+    """One point of the two-sided frontier (a backend task): the optimum with every depot's
+    service target tau and utilisation floor f (None: none); empty costs when no plan exists."""
+    data, options, tau, floor = args
+    from dataclasses import replace
+
+    from optplan.solvers import solve_data
+
+    D = len(data.depots)
+    changed = replace(data, service_target=np.full(D, tau),
+                      utilisation_floor=np.full(D, np.nan if floor is None else floor))
+    row = {"service_target": tau, "utilisation_floor": np.nan if floor is None else floor}
+    try:
+        result = solve_data(changed, options, "highs")
+    except InfeasibleError:
+        return {**row, "feasible": False}
+    from optplan.plan import Plan
+
+    plan = Plan.from_result(result, "service frontier", "2000-01-03")
+    svc = plan.service
+    return {**row, "feasible": True, "expected_cost": plan.cost["total"], "service_level": plan.kpis["service_level"],
+            "driver_utilisation": plan.kpis["driver_utilisation"],
+            "lowest_depot_utilisation": float(svc["driver_utilisation"].min()), "currency": data.currency}
+
+
+def service_frontier(data: ModelData, options: SolveOptions | None = None, points: int = 5, floors=None,
+                     backend=None, progress: bool = False) -> pd.DataFrame:
+    """Cost against customers' service for several floors on drivers' utilisation: for
+    every depot service target tau (``points`` levels from the plain plan's lowest depot
+    service level up SERVICE_FRONTIER_SPAN of the way to 100 %) and every utilisation floor
+    (default: none, the plain plan's median depot utilisation, and its best depot's),
+    the optimal expected cost (currency), the network service level and driver utilisation
+    achieved; ``feasible`` False (costs empty) where no plan meets both. The solves are
+    backend tasks."""
+    from optplan.plan import Plan
+    from optplan.solvers import solve_data
+    from optplan.solvers.backends import SerialBackend
+
+    options = options or SolveOptions()
+    if points < 2:
+        raise OptionError("points", "at least 2 service levels", points)
+    base = Plan.from_result(solve_data(data, options, "highs"), "base", "2000-01-03")
+    low = float(base.service["service_level"].min())
+    taus = np.linspace(low, low + SERVICE_FRONTIER_SPAN * (1.0 - low), points)
+    if floors is None:  # none, the plain plan's median and its best depot's utilisation
+        util = base.service["driver_utilisation"]
+        floors = [None, float(util.median()), float(util.max())]
+    tasks = [(data, options, float(tau), None if f is None else float(f)) for f in floors for tau in taus]
+    backend = backend or SerialBackend()
+    rows = list(_progress(backend.imap(_service_point, tasks), "service frontier", progress, total=len(tasks)))
+    out = pd.DataFrame(rows)
+    out["currency"] = data.currency
+    return out

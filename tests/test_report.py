@@ -18,7 +18,7 @@ from conftest import OBJ_RTOL
 from optplan.cli import main
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-PLOTS = ("frontier", "tornado", "capacity", "spend", "funnel")
+PLOTS = ("frontier", "service_frontier", "tornado", "capacity", "spend", "funnel")
 
 
 @pytest.fixture(scope="module")

@@ -261,3 +261,21 @@ def test_an_unused_channel_is_used_just_past_its_reported_cut_when_a_budget_bind
             costs[c] -= share * cut
             x = _solve(replace(data, cost_per_applicant=costs)).decisions.applicants[:, c, :]
             assert (x.sum() > 1e-6) == used, (channel, share)
+
+
+def test_service_frontier_cost_rises_with_service_and_with_the_utilisation_floor(demo_path):
+    """Two-sided frontier on the demo: along each utilisation floor the cost never falls as
+    the service target rises; at a given target a floor never makes the plan cheaper; every
+    feasible point keeps its targets in the evaluator."""
+    from optplan.sensitivity import service_frontier
+
+    f = service_frontier(optplan.load_instance(demo_path).model_data(), points=4)
+    assert len(f) == 12 and f["feasible"].sum() >= 8
+    for _floor, part in f.groupby(f["utilisation_floor"].fillna(-1.0)):
+        ok = part[part["feasible"]].sort_values("service_target")
+        assert np.all(np.diff(ok["expected_cost"]) >= -1e-7 * ok["expected_cost"].iloc[0])
+        assert (ok["lowest_depot_utilisation"] >= ok["utilisation_floor"].fillna(0.0) - 1e-9).all()
+    free = f[f["utilisation_floor"].isna()].set_index("service_target")["expected_cost"]
+    for floor, part in f[f["utilisation_floor"].notna() & f["feasible"]].groupby("utilisation_floor"):
+        floored = part.set_index("service_target")["expected_cost"]
+        assert (floored >= free.loc[floored.index] * (1 - 1e-9)).all(), floor
