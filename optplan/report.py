@@ -138,6 +138,7 @@ def out_of_sample(plan: Plan, n: int = 500, seed: int = 0) -> dict[str, float]:
 def build_report(
     instance: Instance,
     frontier_points: int = 10,
+    service_points: int = 5,
     tornado_change: float = 0.10,
     oos_paths: int = 500,
     seed: int = 0,
@@ -173,7 +174,8 @@ def build_report(
     done("frontier")
     torn = tornado(data, change=tornado_change, options=options, workers=workers, progress=progress, backend=backend)
     done("tornado")
-    two_sided = service_frontier(data, options, backend=backend, progress=progress) if options.recourse == "aggregated" else None
+    two_sided = (service_frontier(data, options, points=service_points, backend=backend, progress=progress)
+                 if service_points >= 2 and options.recourse == "aggregated" else None)
     done("service_frontier")
     values = optplan_values(data, options=options, backend=backend, rp=sm.base)
     stochastic = values.measures()

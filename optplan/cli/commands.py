@@ -126,6 +126,9 @@ def _save_mps(inst, path: Path, integer: bool, recourse: str) -> None:
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder for report.html and its tables.")
 @click.option("--frontier-points", type=click.IntRange(min=2), default=10, show_default=True,
               help="Total budgets on the frontier, from 0 to where the budget stops binding.")
+@click.option("--service-points", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Service levels on the customers-against-drivers frontier (x 3 utilisation floors, one LP each); "
+                   "0 (or 1) leaves it out.")
 @click.option("--tornado-change", type=click.FloatRange(min=0, max=1, min_open=True, max_open=True), default=0.10,
               show_default=True, help="One-at-a-time change for the tornado, as a share.")
 @click.option("--oos-paths", type=click.IntRange(min=2), default=500, show_default=True,
@@ -139,8 +142,8 @@ def _save_mps(inst, path: Path, integer: bool, recourse: str) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @set_option
 @guarded
-def report(instance: Path, out: Path, frontier_points, tornado_change, oos_paths, seed, workers, backend, scheduler,
-           quiet, sets) -> None:
+def report(instance: Path, out: Path, frontier_points, service_points, tornado_change, oos_paths, seed, workers, backend,
+           scheduler, quiet, sets) -> None:
     """Sensitivity report: shadow prices, ranging, budget frontier, tornado, VSS, as one
     self-contained HTML file plus CSV/JSON."""
     from optplan.report import build_report, write_report
@@ -152,7 +155,8 @@ def report(instance: Path, out: Path, frontier_points, tornado_change, oos_paths
 
     runner = get_backend(backend, scheduler, workers)
     try:
-        r = build_report(inst, frontier_points=frontier_points, tornado_change=tornado_change, oos_paths=oos_paths,
+        r = build_report(inst, frontier_points=frontier_points, service_points=service_points,
+                         tornado_change=tornado_change, oos_paths=oos_paths,
                          seed=seed, workers=workers, progress=not quiet, backend=runner)
     finally:
         runner.close()
