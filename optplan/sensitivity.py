@@ -77,6 +77,7 @@ class SensitivityModel:
         build_data = replace(data, budget_total=1.0) if self._budget_open else data
         sf, _, _ = build_standard_form(build_data, self.options, Deadline(None), "HiGHS")
         self.compiled = highs_from_standard_form(sf, self.options)
+        self.A = sf.A.tocsc()  # the base LP's matrix (the ranging changes HiGHS's copy and restores it)
         self.highspy = import_highspy()
         self.h = self.compiled.highs
         total = self.compiled.rows.get("budget_total", slice(0, 0))
@@ -202,21 +203,14 @@ class SensitivityModel:
         currency) of the budget rows its spend enters, read off the LP's matrix: each budget
         row holds the cost per applicant as the column's coefficient, so sum_r lambda_r a_rj /
         cost_j."""
-        from scipy.sparse import csc_matrix, csr_matrix
-
-        lp = self.h.getLp()
-        a = lp.a_matrix_
-        shape = (lp.num_row_, lp.num_col_)
-        kind = csr_matrix if int(a.format_) == int(self.highspy.MatrixFormat.kRowwise) else csc_matrix
-        A = kind((np.asarray(a.value_, float), np.asarray(a.index_), np.asarray(a.start_)), shape=shape)
-        lam = np.zeros(lp.num_row_)
+        lam = np.zeros(self.A.shape[0])
         for family in ("budget_total", "budget_week", "budget_region"):
-            sl = self.compiled.rows.get(family)
-            if sl is not None and sl.stop > sl.start:
-                lam[sl] = np.maximum(-np.asarray(self.base.duals[family], float), 0.0)
+            sl, duals = self.compiled.rows.get(family), self.base.duals.get(family)
+            if sl is not None and sl.stop > sl.start and duals is not None:  # no total budget: the row is open, dual 0
+                lam[sl] = np.maximum(-np.asarray(duals, float), 0.0)
         cols = self.compiled.columns["applicants"]
         _, cc, _ = self.layout.recruit
-        weight = np.asarray(A.T @ lam).ravel()
+        weight = np.asarray(self.A.T @ lam).ravel()
         cost = self.data.cost_per_applicant[cc]
         out = np.zeros(len(cols))
         ok = (cols >= 0) & (cost > 0)

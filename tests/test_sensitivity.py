@@ -279,3 +279,12 @@ def test_service_frontier_cost_rises_with_service_and_with_the_utilisation_floor
     for floor, part in f[f["utilisation_floor"].notna() & f["feasible"]].groupby("utilisation_floor"):
         floored = part.set_index("service_target")["expected_cost"]
         assert (floored >= free.loc[floored.index] * (1 - 1e-9)).all(), floor
+
+
+def test_reduced_costs_without_a_total_budget(demo_path):
+    """Without a total budget the model's total row is open (no dual): the cut of an unused
+    channel is its reduced cost over 1 + the weekly budgets' prices, and nothing fails."""
+    inst = optplan.load_instance(demo_path).with_changes({"budgets.total": None})
+    rc = SensitivityModel(inst.model_data()).channel_reduced_costs()
+    assert rc["cheaper_by_to_recruit_more"].notna().any()
+    assert (rc["cheaper_by_to_recruit_more"].dropna() >= 0).all()
