@@ -160,7 +160,7 @@ def compare(a, b, labels: tuple[str, str] = ("a", "b")) -> pd.DataFrame:
         rows.append(("decision", f"incentive spend at {name}", cur, float(za[d]), float(zb[d])))
     out = pd.DataFrame(rows, columns=["kind", "item", "unit", la, lb])
     out["difference"] = out[lb] - out[la]
-    out["relative"] = np.where(np.abs(out[la]) > 0, out["difference"] / np.abs(out[la]).where(out[la] != 0, 1.0), np.nan)
+    out["relative"] = out["difference"] / out[la].abs().where(out[la] != 0)  # NaN (an empty cell) where a is 0
     return out
 
 

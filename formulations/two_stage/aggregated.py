@@ -111,6 +111,8 @@ class RecourseCurve:
         object.__setattr__(self, "_xp", (self.points + offset[:, None]).ravel())
         object.__setattr__(self, "_fp", self.values.ravel())
         object.__setattr__(self, "_offset", offset)
+        K = self.slopes.shape[1]  # breakpoints between segments, shifted like _xp (for slopes_at)
+        object.__setattr__(self, "_interior", (self.points[:, 1:K] + offset[:, None]).ravel())
 
     def __call__(self, capacity, week) -> np.ndarray:
         """phi_week(capacity) (currency/week); ``week`` (int positions) broadcasts against
@@ -128,12 +130,10 @@ class RecourseCurve:
         q = np.asarray(capacity, float)
         week = np.broadcast_to(np.asarray(week, int), q.shape)
         K = self.slopes.shape[1]
-        interior = self.points[:, 1:K] + self._offset[:, None]  # (T, K-1) breakpoints between segments
-        flat = interior.ravel()
         shifted = np.clip(q, 0.0, None) + self._offset[week]
         base = week * (K - 1)
-        left = np.searchsorted(flat, shifted, side="left") - base
-        right = np.searchsorted(flat, shifted, side="right") - base
+        left = np.searchsorted(self._interior, shifted, side="left") - base
+        right = np.searchsorted(self._interior, shifted, side="right") - base
         below = q < 0
         sl, sr = self.slopes[week, np.clip(left, 0, K - 1)], self.slopes[week, np.clip(right, 0, K - 1)]
         return np.where(q <= 0, self.below_zero[week], sl), np.where(below, self.below_zero[week], sr)

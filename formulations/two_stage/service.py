@@ -94,34 +94,33 @@ def define_service_constraints(m: pyo.ConcreteModel, data: ModelData, seg) -> No
     """The target rows of the module docstring on the aggregated recourse's segments
     (``seg``: its RecourseSegments; ``m.recourse_segment`` and ``m.capacity_blocks``)."""
     rows = target_rows(data)
-    served = -seg.unserved_slope
+    served_per_block = -seg.unserved_slope
     idle = seg.idle_slope
     by_depot: dict[str, list] = {dep: [] for dep in data.depots}
     for d, t, k in m.RECOURSE_SEGMENTS:
         by_depot[d].append((t, k))
     pos = {dep: i for i, dep in enumerate(data.depots)}
 
-    def served_blocks(dep):
+    def blocks(dep, per_segment):  # sum_tk coefficient y_dtk of depot dep (a linear expression, blocks)
         i = pos[dep]
-        return sum(float(served[i, t - 1, k - 1]) * m.recourse_segment[dep, t, k] for t, k in by_depot[dep]
-                   if served[i, t - 1, k - 1] != 0)
+        return sum(float(per_segment[i, t - 1, k - 1]) * m.recourse_segment[dep, t, k] for t, k in by_depot[dep]
+                   if per_segment[i, t - 1, k - 1] != 0)
 
     d_idx, need = rows["service_target"]
-    m.service_target = pyo.Constraint(
-        pyo.Set(initialize=[data.depots[i] for i in d_idx], ordered=True),
-        rule=lambda _m, dep: served_blocks(dep) >= float(need[list(d_idx).index(pos[dep])]))
+    need_of = {data.depots[d]: float(v) for d, v in zip(d_idx, need, strict=True)}
     _, need_net = rows["network_service_target"]
+    # each depot's served blocks, built once for its own row and the network row
+    served = {dep: blocks(dep, served_per_block) for dep in data.depots} if need_of or len(need_net) else {}
+    m.service_target = pyo.Constraint(pyo.Set(initialize=list(need_of), ordered=True),
+                                      rule=lambda _m, dep: served[dep] >= need_of[dep])
     m.network_service_target = pyo.Constraint(
         pyo.Set(initialize=list(range(len(need_net))), ordered=True),
-        rule=lambda _m, _i: sum(served_blocks(dep) for dep in data.depots) >= float(need_net[0]))
+        rule=lambda _m, _i: sum(served.values()) >= float(need_net[0]))
     d_idx, share = rows["utilisation_floor"]
+    share_of = {data.depots[d]: float(v) for d, v in zip(d_idx, share, strict=True)}
 
     def utilisation(_m, dep):
-        i = pos[dep]
-        worked_share = float(share[list(d_idx).index(i)])
         offered = sum(m.capacity_blocks[dep, t] for t in range(1, data.n_weeks + 1))
-        idle_blocks = sum(float(idle[i, t - 1, k - 1]) * m.recourse_segment[dep, t, k] for t, k in by_depot[dep]
-                          if idle[i, t - 1, k - 1] != 0)
-        return worked_share * offered - idle_blocks >= 0
+        return share_of[dep] * offered - blocks(dep, idle) >= 0
 
-    m.utilisation_floor = pyo.Constraint(pyo.Set(initialize=[data.depots[i] for i in d_idx], ordered=True), rule=utilisation)
+    m.utilisation_floor = pyo.Constraint(pyo.Set(initialize=list(share_of), ordered=True), rule=utilisation)

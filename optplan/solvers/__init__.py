@@ -77,20 +77,7 @@ def solve_data(data: ModelData, options: SolveOptions | None = None, engine: str
         from dataclasses import replace
 
         data = replace(data, cvar_weight=float(options.cvar_weight), cvar_alpha=float(options.cvar_alpha))
-    if options.cvar_weight > 0 and getattr(eng, "name", engine) != "auto" and not eng.capabilities.risk:
-        from optplan.errors import OptionError
-
-        raise OptionError("engine", "highs, glop or auto with CVaR (engines that can state it)", getattr(eng, "name", engine))
-    if data.has_targets:
-        from optplan.errors import OptionError
-
-        if getattr(eng, "name", engine) != "auto" and not eng.capabilities.targets:
-            raise OptionError("engine", "highs, glop or auto with service or utilisation targets (engines that can "
-                              "state them)", getattr(eng, "name", engine))
-        if options.recourse != "aggregated":
-            raise OptionError("formulation", "aggregated or auto with service or utilisation targets (they are rows "
-                              "of the aggregated recourse; CVaR needs the extensive form, so the two do not combine "
-                              "yet)", options.formulation if options.cvar_weight == 0 else "extensive (for CVaR)")
+    _refuse_what_the_engine_cannot_state(data, options, eng, getattr(eng, "name", engine))
     if not isinstance(engine, str) or engine != "auto":
         why_not = eng.available()
         if why_not is not None:
@@ -98,6 +85,25 @@ def solve_data(data: ModelData, options: SolveOptions | None = None, engine: str
 
             raise EngineUnavailableError(why_not)
     return eng.solve(data, options, deadline)
+
+
+def _refuse_what_the_engine_cannot_state(data: ModelData, options: SolveOptions, eng, name) -> None:
+    """CVaR and targets need an engine that states them (``auto`` skips the others) and, for
+    targets, the aggregated recourse; OptionError otherwise."""
+    from optplan.errors import OptionError
+
+    picky = name != "auto"
+    if options.cvar_weight > 0 and picky and not eng.capabilities.risk:
+        raise OptionError("engine", "highs, glop or auto with CVaR (engines that can state it)", name)
+    if not data.has_targets:
+        return
+    if picky and not eng.capabilities.targets:
+        raise OptionError("engine", "highs, glop or auto with service or utilisation targets (engines that can "
+                          "state them)", name)
+    if options.recourse != "aggregated":
+        raise OptionError("formulation", "aggregated or auto with service or utilisation targets (they are rows "
+                          "of the aggregated recourse; CVaR needs the extensive form, so the two do not combine "
+                          "yet)", options.formulation if options.cvar_weight == 0 else "extensive (for CVaR)")
 
 
 __all__ = [

@@ -60,11 +60,6 @@ class Realizer:
         return out
 
 
-def realize(data: ModelData, d: int, arrivals: np.ndarray) -> np.ndarray:
-    """Realizer(data, d)(arrivals): applicants (C, T) for the DP's arrivals (C, T)."""
-    return Realizer(data, d)(arrivals)
-
-
 def trim_onboarding(data: ModelData, d: int, x: np.ndarray) -> np.ndarray:
     """Lower the latest cohorts until recruited arrivals + pipeline <= onboarding cap."""
     cap = float(data.onboarding_cap[d])
