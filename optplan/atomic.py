@@ -39,10 +39,27 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def write_files(folder: str | Path, files: dict[str, bytes | str]) -> None:
     """Write several files into ``folder``, each atomically, only after all are rendered
-    (callers render everything first so a failure writes nothing)."""
-    for name, content in files.items():
-        data = content.encode("utf-8") if isinstance(content, str) else content
-        atomic_write_bytes(Path(folder) / name, data)
+    (callers render everything first so a failure writes nothing). Names are checked before
+    the first write, and a write that fails midway removes the files this call created, so
+    no partial set of outputs is left behind."""
+    folder = Path(folder)
+    for name in files:
+        too_long = [p for p in Path(name).parts if len(os.fsencode(p)) > 255]
+        if too_long:
+            raise ValueError(f"output name {name[:80]!r}... has a part of more than 255 bytes")
+    created: list[Path] = []
+    try:
+        for name, content in files.items():
+            data = content.encode("utf-8") if isinstance(content, str) else content
+            path = folder / name
+            existed = path.exists()
+            atomic_write_bytes(path, data)
+            if not existed:
+                created.append(path)
+    except BaseException:
+        for path in created:
+            path.unlink(missing_ok=True)
+        raise
 
 
 # ---------------------------------------------------------------------------- renderers

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: A problem's 'found' is cut to this many characters when printed.
+MAX_FOUND_CHARS = 200
+
 
 @dataclass(frozen=True, order=True)
 class Problem:
@@ -32,7 +35,10 @@ class Problem:
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         what = f" field '{self.field}'" if self.field else ""
-        return f"{where}:{what} expected {self.expected}, found {self.found}"
+        found = str(self.found)
+        if len(found) > MAX_FOUND_CHARS:  # an oversized cell is named, not echoed
+            found = f"{found[:MAX_FOUND_CHARS]}... ({len(found):,} characters)"
+        return f"{where}:{what} expected {self.expected}, found {found}"
 
 
 class OptplanError(Exception):

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from formulations.data import ModelData
 from optplan.atomic import atomic_write_text
 from optplan.errors import InstanceError, Problem
+from optplan.inputs import MAX_ID_CHARS, file_problem, read_csv_strings, read_text
 from optplan.schema import (
     TABLE_BY_NAME,
     TABLES,
@@ -234,7 +235,8 @@ def load_instance(path: str | Path) -> Instance:
             raw[spec.name] = _empty_table(spec)
             continue
         raw[spec.name] = _read_table(file, name, spec, problems)
-    return validate_tables(manifest, raw, problems, folder=folder)
+    # a table that could not be read: the cross-table checks against it would only echo that
+    return validate_tables(manifest, raw, problems, folder=folder, cross_checks=not problems)
 
 
 def from_tables(manifest: Manifest | dict, tables: dict[str, pd.DataFrame]) -> Instance:
@@ -255,7 +257,7 @@ def from_tables(manifest: Manifest | dict, tables: dict[str, pd.DataFrame]) -> I
         df = df.copy()
         df.attrs["file"] = getattr(manifest.files, spec.name) or f"{spec.name}.csv"
         raw[spec.name] = df.astype(str).where(df.notna(), "")
-        raw[spec.name].attrs = df.attrs
+        raw[spec.name].attrs = {k: v for k, v in df.attrs.items() if k != "stripped"}
     return validate_tables(manifest, raw, problems)
 
 
@@ -265,20 +267,32 @@ def _empty_table(spec: TableSpec) -> pd.DataFrame:
     return df
 
 
+class _ManifestLoader(yaml.SafeLoader):
+    """YAML without implicit dates: ``start_date: 2027-02-29`` stays text, so pydantic reports
+    the field (PyYAML's own date constructor raises a bare 'day is out of range')."""
+
+
+_ManifestLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def _load_manifest(path: Path, problems: list[Problem]) -> Manifest | None:
     name = path.name
-    if not path.exists():
-        problems.append(Problem(str(path), None, None, "an instance manifest file", "no such file"))
+    problem = file_problem(path, "an instance manifest file")
+    if problem is not None:
+        problems.append(problem)
         return None
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        data = yaml.load(read_text(path, "an instance manifest file", name), Loader=_ManifestLoader)  # noqa: S506 - a SafeLoader
+    except InstanceError as exc:
+        problems.extend(exc.problems)
+        return None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problems.append(Problem(name, line, None, "valid YAML", str(getattr(exc, "problem", exc))))
-        return None
-    except UnicodeDecodeError as exc:
-        problems.append(Problem(name, None, None, "UTF-8 text", str(exc)))
         return None
     if not isinstance(data, dict):
         problems.append(Problem(name, None, None, "a mapping of fields", type(data).__name__))
@@ -307,21 +321,11 @@ def _pydantic_problems(exc: ValidationError, file: str) -> list[Problem]:
 
 def _read_table(file: Path, name: str, spec: TableSpec, problems: list[Problem]) -> pd.DataFrame:
     """Read a CSV as strings (every cell), with line numbers in ``attrs``."""
-    if not file.exists():
-        problems.append(Problem(name, None, None, f"the {spec.name} table (CSV file)", "no such file"))
-        return _empty_table(spec)
     try:
-        text = file.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        problems.append(Problem(name, None, None, "UTF-8 text", str(exc)))
+        df = read_csv_strings(file, f"the {spec.name} table (CSV file)", name)
+    except InstanceError as exc:
+        problems.extend(exc.problems)
         return _empty_table(spec)
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    try:
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        problems.append(Problem(name, None, None, "a CSV table with a header row", str(exc).strip()))
-        return _empty_table(spec)
-    df.columns = [str(c).strip() for c in df.columns]
     df.attrs["file"] = name
     return df
 
@@ -331,6 +335,7 @@ def validate_tables(
     raw: dict[str, pd.DataFrame],
     problems: list[Problem] | None = None,
     folder: Path | None = None,
+    cross_checks: bool = True,
 ) -> Instance:
     """Type, bound, key and cross-table checks; returns the typed instance or raises."""
     problems = [] if problems is None else problems
@@ -339,7 +344,8 @@ def validate_tables(
     ok: dict[str, pd.Series] = {}
     for spec in TABLES:
         typed[spec.name], ok[spec.name] = _check_table(raw[spec.name], spec, report)
-    _cross_checks(manifest, typed, ok, report)
+    if cross_checks:
+        _cross_checks(manifest, typed, ok, report)
     if report.problems or report.omitted:
         raise InstanceError(report.problems, report.omitted)
     tables = {name: df.drop(columns=["_line"]) for name, df in typed.items()}
@@ -401,10 +407,10 @@ def _check_table(df: pd.DataFrame, spec: TableSpec, report: _Reporter) -> tuple[
                 ", ".join(spec.key),
                 out.loc[repeat, "_line"],
                 f"a unique ({', '.join(spec.key)})",
-                [
+                [  # only the lines shown are worded (a table of millions of repeats stays fast)
                     f"a duplicate of line {first_line[i]}: "
-                    + ", ".join(f"{k}={out.at[i, k]!r}" for k in spec.key)
-                    for i in repeat
+                    + ", ".join(f"{k}={_plain(out.at[i, k])!r}" for k in spec.key)
+                    for i in repeat[:MAX_LINES_PER_CHECK]
                 ],
             )
             ok[repeat] = False
@@ -412,14 +418,24 @@ def _check_table(df: pd.DataFrame, spec: TableSpec, report: _Reporter) -> tuple[
     return out, ok
 
 
+def _plain(value):
+    """A cell value as Python shows it to a planner (1, not np.int64(1))."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _check_column(raw: pd.Series, col: ColumnSpec, file: str, lines: pd.Series, report: _Reporter):
-    text = raw.astype(str).str.strip()
+    text = raw if raw.attrs.get("stripped") else raw.astype(str).str.strip()
     empty = text.eq("")
     good = pd.Series(True, index=raw.index)
     if col.kind == "id":
         if empty.any():
             report.add_many(file, col.name, lines[empty], col.expectation(), ["an empty cell"] * int(empty.sum()))
             good &= ~empty
+        long = (text.str.len() > MAX_ID_CHARS) if raw.attrs.get("longest_line", np.inf) > MAX_ID_CHARS else None
+        if long is not None and long.any():
+            report.add_many(file, col.name, lines[long], f"an id of at most {MAX_ID_CHARS} characters",
+                            [f"{n} characters" for n in text[long].str.len()])
+            good &= ~long
         return text, good
     if col.required and empty.any():
         report.add_many(file, col.name, lines[empty], col.expectation(), ["an empty cell"] * int(empty.sum()))

@@ -33,13 +33,32 @@ def _f(description: str, unit: str, **kw: Any) -> Any:
 # --------------------------------------------------------------------------- manifest
 
 
+# Upper bounds on every number: far beyond any real depot network, they keep the model within
+# what an LP solver holds (HiGHS reads |x| >= 1e20 as infinite and loses accuracy well before)
+# and the DP's grids within memory. A value past them is almost surely a unit mistake.
+MAX_WEEKS = 520  # weeks: ten years of weekly periods
+MAX_SEGMENTS = 1_000  # incentive segments per depot
+MAX_DRIVERS = 1e7  # drivers, or drivers/week
+MAX_APPLICANTS = 1e7  # applicants/depot/week
+MAX_BLOCKS = 1e9  # blocks/week at one depot
+MAX_BLOCKS_PER_DRIVER = 1e4  # blocks/driver/week
+MAX_RATE = 1e7  # currency per block or per applicant
+MAX_SPEND = 1e12  # currency (per week or over the horizon)
+MAX_BLOCKS_PER_CURRENCY = 1e6  # blocks/currency
+EARLIEST_START = dt.date(1900, 1, 1)
+LATEST_START = dt.date(2200, 1, 1)
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: '.inf' and '.nan' in YAML are refused like 'inf' in a CSV cell
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Horizon(_Strict):
-    weeks: int = _f("Number of planning weeks.", "weeks", ge=1, le=520)
-    start_date: dt.date = _f("Date of the first day of week 1 (ISO 8601).", "date")
+    weeks: int = _f("Number of planning weeks.", "weeks", ge=1, le=MAX_WEEKS)
+    start_date: dt.date = _f(
+        f"Date of the first day of week 1 (ISO 8601), from {EARLIEST_START} to {LATEST_START}.", "date"
+    )
     currency: str = _f(
         "ISO 4217 code of every money figure in the instance.",
         "-",
@@ -48,11 +67,20 @@ class Horizon(_Strict):
     )
 
 
+    @field_validator("start_date")
+    @classmethod
+    def _start_in_range(cls, v):
+        if not (EARLIEST_START <= v <= LATEST_START):
+            raise ValueError(f"a date from {EARLIEST_START} to {LATEST_START}")
+        return v
+
+
 class Recourse(_Strict):
     surge_cost_per_block: float = _f(
         "Cost of one surge block: an incentive bought after demand is known.",
         f"{CURRENCY}/block",
         ge=0,
+        le=MAX_RATE,
         default=0.0,
     )
     surge_cap_share: float = _f(
@@ -66,12 +94,13 @@ class Recourse(_Strict):
 
 class Penalties(_Strict):
     unserved_cost_per_block: float = _f(
-        "Penalty for a block of demand that no driver covers.", f"{CURRENCY}/block", ge=0
+        "Penalty for a block of demand that no driver covers.", f"{CURRENCY}/block", ge=0, le=MAX_RATE
     )
     idle_cost_per_block: float = _f(
         "Penalty for a block of planned capacity beyond demand (drivers without work).",
         f"{CURRENCY}/block",
         ge=0,
+        le=MAX_RATE,
         default=0.0,
     )
 
@@ -81,6 +110,7 @@ class Budgets(_Strict):
         "Cap on recruiting plus planned-incentive spend over the horizon; null: no cap.",
         CURRENCY,
         ge=0,
+        le=MAX_SPEND,
         default=None,
     )
     weekly: float | list[float] | None = _f(
@@ -100,16 +130,16 @@ class Budgets(_Strict):
     def _weekly_non_negative(cls, v):
         values = v if isinstance(v, list) else [v] if v is not None else []
         for x in values:
-            if not (x >= 0 and math.isfinite(x)):
-                raise ValueError(f"expected finite numbers >= 0, found {x!r}")
+            if not (0 <= x <= MAX_SPEND and math.isfinite(x)):
+                raise ValueError(f"expected finite numbers in [0, {MAX_SPEND:g}], found {x!r}")
         return v
 
     @field_validator("regions")
     @classmethod
     def _regions_non_negative(cls, v):
         for key, x in v.items():
-            if not (x >= 0 and math.isfinite(x)):
-                raise ValueError(f"region {key!r}: expected a finite number >= 0, found {x!r}")
+            if not (0 <= x <= MAX_SPEND and math.isfinite(x)):
+                raise ValueError(f"region {key!r}: expected a finite number in [0, {MAX_SPEND:g}], found {x!r}")
         return v
 
 
@@ -176,7 +206,7 @@ class Manifest(_Strict):
     """instance.yaml."""
 
     format_version: Literal[1] = _f("Instance format version.", "-", default=1)
-    name: str = _f("Short instance name.", "-", min_length=1)
+    name: str = _f("Short instance name.", "-", min_length=1, max_length=200)
     description: str = _f("Free text: where the data comes from.", "-", default="")
     horizon: Horizon
     recourse: Recourse = Field(default_factory=Recourse)
@@ -194,9 +224,9 @@ Id = str
 class DepotRow(_Strict):
     depot: Id = _f("Depot id (unique).", "-")
     region: Id = _f("Region id; regional budgets refer to it.", "-")
-    active_drivers: float = _f("Drivers active at the start of week 1.", "drivers", ge=0)
+    active_drivers: float = _f("Drivers active at the start of week 1.", "drivers", ge=0, le=MAX_DRIVERS)
     blocks_per_driver: float = _f(
-        "Blocks an active driver works per week.", "blocks/driver/week", gt=0
+        "Blocks an active driver works per week.", "blocks/driver/week", gt=0, le=MAX_BLOCKS_PER_DRIVER
     )
     retention: float = _f(
         "Probability that an active driver is still active a week later.",
@@ -209,6 +239,7 @@ class DepotRow(_Strict):
         "week; empty: no cap.",
         "drivers/week",
         ge=0,
+        le=MAX_DRIVERS,
         default=None,
     )
 
@@ -220,20 +251,21 @@ class ScenarioRow(_Strict):
 
 class DemandRow(_Strict):
     depot: Id = _f("Depot id (in the depot table).", "-")
-    week: int = _f("Week number, 1..horizon.weeks.", "week", ge=1)
+    week: int = _f("Week number, 1..horizon.weeks.", "week", ge=1, le=MAX_WEEKS)
     scenario: Id = _f("Scenario id (in the scenario table).", "-")
-    blocks: float = _f("Blocks of work needed in that week.", "blocks/week", ge=0)
+    blocks: float = _f("Blocks of work needed in that week.", "blocks/week", ge=0, le=MAX_BLOCKS)
 
 
 class ChannelRow(_Strict):
     channel: Id = _f("Recruiting channel id (unique).", "-")
     cost_per_applicant: float = _f(
-        "Cost of recruiting one applicant.", f"{CURRENCY}/applicant", ge=0
+        "Cost of recruiting one applicant.", f"{CURRENCY}/applicant", ge=0, le=MAX_RATE
     )
     applicant_cap: float | None = _f(
         "Most applicants the channel brings per depot per week; empty: no cap.",
         "applicants/depot/week",
         ge=0,
+        le=MAX_APPLICANTS,
         default=None,
     )
 
@@ -252,26 +284,28 @@ class YieldRow(_Strict):
 
 class PipelineRow(_Strict):
     depot: Id = _f("Depot id (in the depot table).", "-")
-    week: int = _f("Week number, 1..horizon.weeks.", "week", ge=1)
+    week: int = _f("Week number, 1..horizon.weeks.", "week", ge=1, le=MAX_WEEKS)
     new_drivers: float = _f(
         "Expected new active drivers from applicants already in onboarding, first "
         "active that week.",
         "drivers/week",
         ge=0,
+        le=MAX_DRIVERS,
     )
 
 
 class IncentiveRow(_Strict):
     depot: Id = _f("Depot id (in the depot table).", "-")
-    segment: int = _f("Segment number 1, 2, ...: spend fills segments in order.", "-", ge=1)
+    segment: int = _f("Segment number 1, 2, ...: spend fills segments in order.", "-", ge=1, le=MAX_SEGMENTS)
     max_spend: float = _f(
-        "Width of the segment: spend per week it can take.", f"{CURRENCY}/week", ge=0
+        "Width of the segment: spend per week it can take.", f"{CURRENCY}/week", ge=0, le=MAX_SPEND
     )
     blocks_per_currency: float = _f(
         "Extra blocks per currency unit spent in this segment (block-price uplift paid to "
         "active drivers); non-increasing over segments (concave response).",
         f"blocks/{CURRENCY}",
         ge=0,
+        le=MAX_BLOCKS_PER_CURRENCY,
     )
 
 

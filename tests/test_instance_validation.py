@@ -42,7 +42,7 @@ def cli(*args):
 
 CASES = {
     # name: (file, line, column, value, expected fragments of the one message)
-    "negative cost": ("channels.csv", 2, "cost_per_applicant", "-3", ["channels.csv:2", "cost_per_applicant", ">= 0", "-3"]),
+    "negative cost": ("channels.csv", 2, "cost_per_applicant", "-3", ["channels.csv:2", "cost_per_applicant", "[0, 10000000]", "-3"]),
     "wrong type": ("depots.csv", 3, "active_drivers", "many", ["depots.csv:3", "active_drivers", "a number", "'many'"]),
     "probability above 1": ("depots.csv", 2, "retention", "1.3", ["depots.csv:2", "retention", "in [0, 1]", "1.3"]),
     "negative probability": ("yield.csv", 3, "probability", "-0.1", ["yield.csv:3", "probability", "in [0, 1]"]),

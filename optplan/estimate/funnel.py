@@ -145,8 +145,9 @@ class FunnelModel(BaseEstimator):
         for col in ["channel", *covariates]:
             values = log[col]
             if col != "channel" and pd.api.types.is_numeric_dtype(values):
-                std = float(values.std()) or 1.0
-                numeric[col] = (float(values.mean()), std)
+                std = float(values.std(ddof=0))
+                mean = float(values.mean())
+                numeric[col] = (mean if np.isfinite(mean) else 0.0, std if np.isfinite(std) and std > 0 else 1.0)
             else:
                 levels[col] = sorted(values.astype(str).unique())
         profiles, inverse = _unique_rows(log[["channel", *covariates]])
@@ -179,17 +180,27 @@ class FunnelModel(BaseEstimator):
         self.stage_models_ = []
         self.stage_rows_ = []
         self.stage_covariance_ = []
-        for applicant, key in prepared["stage_rows"]:
+        self.constant_stages_ = {}  # transition 'a -> b': its constant weekly hazard (no regression possible)
+        for j, (applicant, key) in enumerate(prepared["stage_rows"]):
             counts = np.bincount(key, weights=weight[applicant], minlength=(self.tau_buckets + 1) * P * 2)
             nz = np.flatnonzero(counts > 0)
             g_moved = nz % 2
             g_prof = (nz // 2) % P
             g_bucket = (nz // 2) // P
             X = self._design(g_bucket, px[g_prof])
-            model = LogisticRegression(C=self.C, max_iter=2000, tol=1e-8)
-            model.fit(X, g_moved, sample_weight=counts[nz])
+            if np.unique(g_moved).size < 2:
+                # nobody in the stage, or every applicant-week with the same outcome (nobody moved
+                # on / everyone moved on in their first week): no regression to fit, the hazard
+                # is that observed share, the same for everyone (0 with no data at all)
+                moved = float(counts[nz] @ g_moved) if nz.size else 0.0
+                model = ConstantHazard(moved / float(counts[nz].sum()) if nz.size else 0.0, X.shape[1])
+                self.constant_stages_[f"{self.stages[j]} -> {self.stages[j + 1]}"] = model.p
+                self.stage_covariance_.append(np.zeros((X.shape[1], X.shape[1])))
+            else:
+                model = LogisticRegression(C=self.C, max_iter=2000, tol=1e-8)
+                model.fit(X, g_moved, sample_weight=counts[nz])
+                self.stage_covariance_.append(_coef_covariance(model, X, counts[nz]))
             self.stage_models_.append(model)
-            self.stage_covariance_.append(_coef_covariance(model, X, counts[nz]))
             self.stage_rows_.append(int(len(applicant)))
         # the mix weighted like the fit, so that a bootstrap resamples the mix too (not only the hazards)
         sums = np.bincount(prepared["mix_group"], weights=weight, minlength=len(prepared["mix_index"]))
@@ -264,10 +275,14 @@ class FunnelModel(BaseEstimator):
         return pd.DataFrame(rows)
 
     def _channel_weights(self, channel: str) -> np.ndarray:
-        counts = self.profile_counts_.xs(channel, level="channel") if channel in self.channels_ else pd.Series(dtype=float)
+        """The channel's covariate mix as weights over profiles; all NaN when the fit gave the
+        channel no weight (a bootstrap resample without its applicants)."""
+        present = self.profile_counts_.index.get_level_values("channel")
+        counts = self.profile_counts_.xs(channel, level="channel") if channel in present else pd.Series(dtype=float)
         w = np.zeros(len(self.profiles_))
         w[counts.index.to_numpy()] = counts.to_numpy(float)
-        return w / w.sum()
+        total = w.sum()
+        return w / total if total > 0 else np.full(len(w), np.nan)
 
     def channel_summary(self) -> pd.DataFrame:
         """Per channel: conversion, mean and median weeks to first block among converts."""
@@ -283,6 +298,24 @@ class FunnelModel(BaseEstimator):
             rows.append({"channel": channel, "conversion": conv, "mean_weeks_to_first_block": mean,
                          "median_weeks_to_first_block": median})
         return pd.DataFrame(rows)
+
+
+class ConstantHazard:
+    """A stage whose data admits no regression (one outcome only): the same weekly hazard
+    ``p`` for every applicant and week in the stage; quacks like a fitted LogisticRegression
+    where the funnel uses one (``predict_proba``, ``coef_``)."""
+
+    def __init__(self, p: float, n_features: int):
+        self.p = float(p)
+        self.coef_ = np.zeros((1, n_features))
+        self.intercept_ = np.zeros(1)
+        self.classes_ = np.array([0, 1])
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        out = np.empty((len(X), 2))
+        out[:, 1] = self.p
+        out[:, 0] = 1.0 - self.p
+        return out
 
 
 def _coef_covariance(model: LogisticRegression, X: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -352,7 +385,8 @@ def conversion_standard_errors(model: FunnelModel) -> pd.Series:
         w = model._channel_weights(channel)
         var = 0.0
         for j, cov in enumerate(model.stage_covariance_):
-            d_eta = (w * conv * (1.0 - q[:, j]) / q[:, j])[:, None] * h[:, j, :]  # d conversion / d eta, (P, W)
+            ratio = np.divide(1.0 - q[:, j], q[:, j], out=np.zeros(P), where=q[:, j] > 0)  # q = 0: conv = 0 too
+            d_eta = (w * conv * ratio)[:, None] * h[:, j, :]  # d conversion / d eta, (P, W)
             g = d_eta.reshape(-1) @ X
             var += float(g @ cov @ g)
         n_c = float(model.profile_counts_.xs(channel, level="channel").sum())

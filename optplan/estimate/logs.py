@@ -15,7 +15,6 @@ was dropped, reordered or reinterpreted is counted in the returned notes.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -23,35 +22,53 @@ import pandas as pd
 
 from optplan.errors import InstanceError, OptionError, Problem
 from optplan.estimate.funnel import DEFAULT_STAGES
+from optplan.inputs import long_id_problems, parse_date_option, read_csv_strings
 from optplan.instance import MAX_LINES_PER_CHECK
+from optplan.schema import MAX_BLOCKS_PER_DRIVER
 
 NA_WORDS = {"", "na", "n/a", "null", "none", "nan", "nat", "-"}
 
 
 def read_text_csv(path: Path, what: str = "a CSV log file") -> pd.DataFrame:
     """A messy CSV as stripped strings: BOM, CRLF/CR line endings and blank lines tolerated;
-    a missing or unparseable file is an InstanceError naming it (``what`` says what was expected)."""
-    if not path.exists():
-        raise InstanceError([Problem(str(path), None, None, what, "no such file")])
-    text = path.read_bytes().decode("utf-8-sig", errors="replace").replace("\r\n", "\n").replace("\r", "\n")
-    try:
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InstanceError([Problem(path.name, None, None, "a CSV table with a header row", str(exc).strip())]) from None
-    df.columns = [str(c).strip() for c in df.columns]
-    return df.apply(lambda s: s.str.strip())
+    a missing, unreadable or malformed file is an InstanceError naming it (``what`` says what
+    was expected; see :mod:`optplan.inputs`)."""
+    return read_csv_strings(Path(path), what, Path(path).name)
+
+
+#: A time of day followed by a zone ('2010-02-05T00:00:00+02:00', '... 10:00Z'): the logs hold
+#: local calendar dates, and a zone would shift some of them to another day.
+_ZONED = r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|UTC|[+-]\d{2}:?\d{2})$"
+#: Dates outside these are refused (pandas' own range ends in 1677 and 2262).
+EARLIEST_DATE, LATEST_DATE = pd.Timestamp("1900-01-01"), pd.Timestamp("2200-12-31")
+
+
+def _refuse_empty_and_long_ids(raw: pd.DataFrame, name: str, id_columns: list[str], what: str) -> None:
+    """A log with no rows, or ids too long to be ids, is refused (exit 2) before any fit."""
+    if raw.empty:
+        raise InstanceError([Problem(name, None, None, f"at least one {what} row below the header", "no rows")])
+    problems = []
+    for col in id_columns:
+        problems += long_id_problems(raw[col], np.arange(len(raw)) + 2, name, col, MAX_LINES_PER_CHECK)
+    if problems:
+        raise InstanceError(problems)
 
 
 def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series, int]:
-    """(dates, unparseable mask, count of non-ISO cells that were parsed)."""
+    """(dates, unparseable mask, count of non-ISO cells that were parsed). Cells with a time
+    zone, or outside 1900-2200, are unparseable."""
     text = values.astype(str).str.strip()
+    zoned = text.str.contains(_ZONED, regex=True)
     missing = text.str.lower().isin(NA_WORDS)
+    if zoned.any():
+        text = text.where(~zoned, "\x00zoned")  # parses as nothing: reported as bad
     iso = pd.to_datetime(text.where(~missing), format="ISO8601", errors="coerce")
     retry = iso.isna() & ~missing
     other = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
     if retry.any():
         other[retry] = pd.to_datetime(text[retry], format="mixed", errors="coerce")
-    dates = iso.fillna(other)
+    dates = pd.to_datetime(iso.fillna(other), errors="coerce")
+    dates = dates.where((dates >= EARLIEST_DATE) & (dates <= LATEST_DATE))
     bad = dates.isna() & ~missing
     return dates.dt.normalize(), bad, int((retry & ~bad).sum())
 
@@ -89,6 +106,8 @@ def read_applicant_log(
     missing = [c for c in need if c not in raw.columns]
     if missing:
         raise InstanceError([Problem(name, 1, c, f"a column named '{c}'", f"columns {list(raw.columns)}") for c in missing])
+    _refuse_empty_and_long_ids(raw, name, ["applicant_id", "depot", "channel"], "applicant")
+    observed_until = parse_date_option("--observed-until", observed_until)
 
     if fmt == "long":
         unknown = ~raw["stage"].isin(stages)
@@ -191,15 +210,17 @@ def read_activity_log(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
     missing = [c for c in ("driver_id", "depot", "week", "blocks") if c not in raw.columns]
     if missing:
         raise InstanceError([Problem(name, 1, c, f"a column named '{c}'", f"columns {list(raw.columns)}") for c in missing])
+    _refuse_empty_and_long_ids(raw, name, ["driver_id", "depot"], "driver-week")
     lines = np.arange(len(raw)) + 2
     weeks, bad, non_iso = parse_dates(raw["week"])
     bad = bad | weeks.isna()
     for i in np.flatnonzero(bad.to_numpy())[:MAX_LINES_PER_CHECK]:
         problems.append(Problem(name, int(lines[i]), "week", "the Monday of the week as a date", repr(raw["week"].iloc[i])))
     blocks = pd.to_numeric(raw["blocks"], errors="coerce")
-    bad_blocks = blocks.isna() | (blocks < 0)
+    bad_blocks = ~blocks.between(0, MAX_BLOCKS_PER_DRIVER)  # NaN and inf included
     for i in np.flatnonzero(bad_blocks.to_numpy())[:MAX_LINES_PER_CHECK]:
-        problems.append(Problem(name, int(lines[i]), "blocks", "a number >= 0", repr(raw["blocks"].iloc[i])))
+        problems.append(Problem(name, int(lines[i]), "blocks", f"a number in [0, {MAX_BLOCKS_PER_DRIVER:g}] (blocks the "
+                                "driver worked that week)", repr(raw["blocks"].iloc[i])))
     dup = raw.duplicated(["driver_id", "week"], keep="first").to_numpy()
     for i in np.flatnonzero(dup)[:MAX_LINES_PER_CHECK]:
         problems.append(Problem(name, int(lines[i]), "week", "one row per driver and week",

@@ -23,6 +23,7 @@ from optplan.errors import InstanceError, Problem
 from optplan.estimate.funnel import FunnelModel, bootstrap, calibration, naive_conversion
 from optplan.estimate.logs import read_activity_log, read_applicant_log
 from optplan.estimate.retention import RetentionModel
+from optplan.inputs import parse_date_option
 
 
 def _csv(df: pd.DataFrame) -> str:
@@ -105,7 +106,11 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
     write_files(out, files)
     lines = [f"{row.channel}: conversion {row.conversion:.1%}, mean {row.mean_weeks_to_first_block:.1f} weeks to first block"
              for row in summary.itertuples()]
-    lines.append(f"Brier score on held-back applicant-weeks: {brier:.4f}")
+    for transition, p in model.constant_stages_.items():
+        lines.append(f"warning: stage {transition}: every applicant-week in the log has the same outcome, so no "
+                     f"regression was fitted; weekly hazard taken as {p:.3g} for everyone (check the log)")
+    lines.append(f"Brier score on held-back applicant-weeks: {brier:.4f}" if np.isfinite(brier)
+                 else "Brier score: none (no applicant held back)")
     lines += [f"note: {k} = {v}" for k, v in notes.items() if k != "applicants" and v]
     lines.append(f"wrote {len(files)} files to {out}")
     return lines
@@ -115,6 +120,7 @@ def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=5
     from optplan.estimate.retention import bootstrap_retention
 
     log, notes = read_activity_log(activity)
+    observed_until = parse_date_option("--observed-until", observed_until)
     model = RetentionModel(gap=gap).fit(log, observed_until=observed_until)
     table = model.depot_summary_
     if n_boot:

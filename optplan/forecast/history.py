@@ -38,6 +38,8 @@ import numpy as np
 import pandas as pd
 
 from optplan.errors import InstanceError, OptionError, Problem
+from optplan.inputs import MAX_ID_CHARS
+from optplan.schema import MAX_BLOCKS
 
 #: At most this many lines are reported per kind of problem; the rest are counted.
 MAX_LINES_PER_CHECK = 25
@@ -210,13 +212,17 @@ def history_from_frame(
     depot = raw[dc].to_numpy(str)
     no_depot = depot == ""
     add(no_depot, dc, "a depot id", ["an empty cell"] * int(no_depot.sum()))
+    long_id = np.char.str_len(depot) > MAX_ID_CHARS  # ids end up in file names (fan charts) and labels
+    add(long_id, dc, f"a depot id of at most {MAX_ID_CHARS} characters",
+        [f"{len(depot[i])} characters" for i in np.flatnonzero(long_id)])
 
     from optplan.estimate.logs import parse_dates
 
     dates, bad_date, _ = parse_dates(raw[tc])
     empty_date = dates.isna().to_numpy() & ~bad_date.to_numpy()
     bad = bad_date.to_numpy() | empty_date
-    add(bad, tc, "a date (ISO 8601 like 2012-02-03)", [f"depot {depot[i]}: {raw[tc].iloc[i]!r}" for i in np.flatnonzero(bad)])
+    add(bad, tc, "a date (ISO 8601 like 2012-02-03, no time zone, 1900 to 2200)",
+        [f"depot {depot[i]}: {raw[tc].iloc[i]!r}" for i in np.flatnonzero(bad)])
 
     text = raw[yc]
     is_na = text.str.lower().isin(NA_WORDS).to_numpy()
@@ -226,6 +232,9 @@ def history_from_frame(
     add(not_number, yc, "a finite number", [f"depot {depot[i]}, week {week_txt[i]}: {text.iloc[i]!r}" for i in np.flatnonzero(not_number)])
     negative = np.isfinite(value) & (value < 0)
     add(negative, yc, "demand >= 0", [f"depot {depot[i]}, week {week_txt[i]}: {text.iloc[i]}" for i in np.flatnonzero(negative)])
+    huge = np.isfinite(value) & (value * unit_factor > MAX_BLOCKS)
+    add(huge, yc, f"demand of at most {MAX_BLOCKS:g} blocks per depot and week (after --unit-factor {unit_factor:g})",
+        [f"depot {depot[i]}, week {week_txt[i]}: {text.iloc[i]}" for i in np.flatnonzero(huge)])
 
     hol = None
     if hc is not None:

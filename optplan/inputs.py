@@ -1,0 +1,180 @@
+"""Reading input files safely: the one place every reader (instance tables and manifest,
+demand history, applicant and activity logs, replan state) opens a file.
+
+What is refused here, each as one ``Problem`` naming the file (and line, field):
+
+* a path that is not a regular file (a directory, a FIFO that would block forever, a
+  device), does not exist, or has a name the operating system cannot hold;
+* text that is not UTF-8, or holds a NUL byte (pandas would cut the cell at it silently);
+* a header whose names repeat once surrounding spaces are trimmed (`` depot`` and ``depot``);
+* a cell longer than ``MAX_CELL_CHARS`` (no field of ours needs one; the message shows its
+  length, not its text).
+
+Every line ending (CRLF, old-Mac CR) and a UTF-8 byte-order mark are accepted.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from optplan.errors import InstanceError, Problem
+
+#: Longest cell any input table may hold, in characters (ids, dates and numbers are short).
+MAX_CELL_CHARS = 1_000
+#: Longest id (depot, region, channel, scenario, applicant, driver), in characters: ids end
+#: up in file names and chart labels.
+MAX_ID_CHARS = 100
+#: Largest input file read, in bytes (a national instance is a few hundred MB at most).
+MAX_FILE_BYTES = 4 * 1024**3
+
+
+def file_problem(path: Path, what: str, shown: str | None = None) -> Problem | None:
+    """Why ``path`` cannot be read as ``what`` (None when it can)."""
+    shown = shown or str(path)
+    too_long = [p for p in path.parts if len(os.fsencode(p)) > 255]
+    if too_long:
+        return Problem(_clip(shown), None, None, f"{what} whose name has at most 255 bytes per part",
+                       f"a name part of {len(os.fsencode(too_long[0]))} bytes")
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return Problem(shown, None, None, what, "no such file")
+    except OSError as exc:
+        return Problem(_clip(shown), None, None, what, exc.strerror or type(exc).__name__)
+    if stat.S_ISDIR(info.st_mode):
+        return Problem(shown, None, None, what, "a directory")
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else "not a regular file"
+        return Problem(shown, None, None, what, kind)
+    if info.st_size > MAX_FILE_BYTES:
+        return Problem(shown, None, None, f"{what} of at most {MAX_FILE_BYTES // 1024**3} GiB",
+                       f"{info.st_size / 1024**3:.1f} GiB")
+    return None
+
+
+def read_text(path: Path, what: str, shown: str | None = None) -> str:
+    """The file's text, UTF-8 (a BOM dropped), line endings as ``\\n``; raises InstanceError."""
+    shown = shown or str(path)
+    problem = file_problem(path, what, shown)
+    if problem is not None:
+        raise InstanceError([problem])
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InstanceError([Problem(shown, None, None, what, exc.strerror or type(exc).__name__)]) from None
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        raise InstanceError([Problem(shown, line, None, "text without NUL bytes", f"a NUL byte at byte {nul}")])
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InstanceError([Problem(shown, line, None, "UTF-8 text", f"byte 0x{data[exc.start]:02x} at byte {exc.start}")]) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def read_csv_strings(path: Path, what: str, shown: str | None = None) -> pd.DataFrame:
+    """A CSV as stripped strings (every cell; empty cells are ""), header names trimmed.
+
+    Raises InstanceError for the file-level problems in the module docstring."""
+    shown = shown or path.name
+    text = read_text(path, what, shown)
+    return csv_strings(text, shown)
+
+
+def csv_strings(text: str, shown: str) -> pd.DataFrame:
+    """Parse CSV text as in :func:`read_csv_strings`."""
+    try:
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InstanceError([Problem(shown, None, None, "a CSV table with a header row", _clip(str(exc).strip()))]) from None
+    problems = header_problems(list(df.columns), shown)
+    df.columns = [str(c).strip() for c in df.columns]
+    if problems:
+        raise InstanceError(problems)
+    longest = max(map(len, text.split("\n")))
+    if longest > MAX_CELL_CHARS:
+        problems = long_cell_problems(df, shown)  # only a long line can hold a long cell
+        if problems:
+            raise InstanceError(problems)
+    if len(df.columns) and (" " in text or "\t" in text):  # str.strip is the slow part of a big file
+        df = df.apply(lambda s: s.str.strip())
+    df.attrs["stripped"] = True
+    df.attrs["longest_line"] = longest  # no cell is longer (lets callers skip length checks)
+    return df
+
+
+def header_problems(columns: list, shown: str) -> list[Problem]:
+    """Header names that repeat after trimming (pandas renames the second 'x' to 'x.1', so a
+    raw duplicate shows up that way too)."""
+    raw = [str(c) for c in columns]
+    names = [c.strip() for c in raw]
+    out, seen = [], {}
+    for i, (r, n) in enumerate(zip(raw, names, strict=True)):
+        if len(n) > MAX_CELL_CHARS:
+            out.append(Problem(shown, 1, None, f"column names of at most {MAX_CELL_CHARS} characters",
+                               f"a name of {len(n)} characters"))
+            continue
+        if n == "":
+            out.append(Problem(shown, 1, None, "a name for every column", f"column {i + 1} unnamed"))
+            continue
+        if n in seen:
+            out.append(Problem(shown, 1, n, "each column name once (after trimming spaces)",
+                               f"{_clip(repr(r))} as column {i + 1}, as {raw[seen[n]]!r} already as column {seen[n] + 1}"))
+        else:
+            seen[n] = i
+    # pandas' own de-duplication: 'depot', 'depot.1'
+    for i, n in enumerate(names):
+        base, dot, num = n.rpartition(".")
+        if dot and num.isdigit() and base in seen and seen[base] < i and n not in names[:i]:
+            out.append(Problem(shown, 1, base, "each column name once", f"{base!r} again as column {i + 1}"))
+    return out
+
+
+def long_cell_problems(df: pd.DataFrame, shown: str, limit: int = 25) -> list[Problem]:
+    """Cells longer than MAX_CELL_CHARS (lines counted with the header as line 1)."""
+    out = []
+    for col in df.columns:
+        lengths = df[col].str.len().to_numpy()
+        for i in np.flatnonzero(lengths > MAX_CELL_CHARS)[:limit]:
+            out.append(Problem(shown, int(i) + 2, str(col), f"a cell of at most {MAX_CELL_CHARS} characters",
+                               f"{int(lengths[i]):,} characters"))
+    return out
+
+
+def long_id_problems(values: pd.Series, lines, shown: str, field: str, limit: int = 25) -> list[Problem]:
+    """Ids longer than MAX_ID_CHARS."""
+    lengths = values.astype(str).str.len().to_numpy()
+    lines = np.asarray(lines)
+    return [
+        Problem(shown, int(lines[i]), field, f"an id of at most {MAX_ID_CHARS} characters", f"{int(lengths[i])} characters")
+        for i in np.flatnonzero(lengths > MAX_ID_CHARS)[:limit]
+    ]
+
+
+def _clip(text: str, n: int = 120) -> str:
+    return text if len(text) <= n else f"{text[:n]}... ({len(text):,} characters)"
+
+
+def parse_date_option(name: str, value) -> pd.Timestamp | None:
+    """A date given on the command line (e.g. --observed-until), as a day; OptionError if not."""
+    from optplan.errors import OptionError
+
+    if value is None:
+        return None
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        raise OptionError(name, "a date like 2026-03-02", _clip(str(value))) from None
+    if ts is pd.NaT or pd.isna(ts):
+        raise OptionError(name, "a date like 2026-03-02", str(value))
+    if ts.tzinfo is not None:
+        raise OptionError(name, "a date without a time zone", str(value))
+    return ts.normalize()
