@@ -35,7 +35,7 @@ class Problem:
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         what = f" field '{self.field}'" if self.field else ""
-        found = str(self.found)
+        found = " ".join(str(self.found).splitlines())  # one line, whatever a library's message held
         if len(found) > MAX_FOUND_CHARS:  # an oversized cell is named, not echoed
             found = f"{found[:MAX_FOUND_CHARS]}... ({len(found):,} characters)"
         return f"{where}:{what} expected {self.expected}, found {found}"

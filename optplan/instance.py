@@ -292,7 +292,7 @@ def _load_manifest(path: Path, problems: list[Problem]) -> Manifest | None:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        problems.append(Problem(name, line, None, "valid YAML", str(getattr(exc, "problem", exc))))
+        problems.append(Problem(name, line, None, "valid YAML", str(getattr(exc, "problem", None) or exc).splitlines()[0]))
         return None
     if not isinstance(data, dict):
         problems.append(Problem(name, None, None, "a mapping of fields", type(data).__name__))

@@ -39,6 +39,7 @@ from formulations.two_stage.budgets import total_spend
 from formulations.two_stage.drivers import capacity, carry_over, cohort_arrivals
 from formulations.two_stage.recourse import optimal_recourse, recourse_cost
 from optplan.errors import OptionError
+from optplan.progress import progress
 from optplan.solvers.dp import DepotModel, DPOptions, solve_dp
 from optplan.solvers.dp.recursion import solve_depot
 
@@ -163,7 +164,7 @@ class _Sim:
 
 def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int = 0, sigma: float = 0.05,
              noise_ar: float = 0.5, options: DPOptions | None = None, dp_result=None,
-             stochastic_drivers: bool = True) -> pd.DataFrame:
+             stochastic_drivers: bool = True, show_progress: bool = False) -> pd.DataFrame:
     """Per path and policy: cost (currency), unserved, idle and surge blocks over the horizon.
 
     ``stochastic_drivers=False`` keeps the driver pool fluid (expected values, as the LP
@@ -186,7 +187,7 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
         unserved = np.zeros(n_paths)
         idle = np.zeros(n_paths)
         surge_b = np.zeros(n_paths)
-        for t in range(T):
+        for t in progress(range(T), f"simulating {policy} on {n_paths} paths", "week", show=show_progress):
             # -- decide (drivers active at the end of last week are known, demand is not)
             if policy == "static":
                 x = np.broadcast_to(static.applicants[:, :, t], (n_paths, D, C)).copy()

@@ -31,6 +31,7 @@ from optplan.evaluation import evaluate_decisions
 from optplan.instance import Instance
 from optplan.plan import Plan
 from optplan.plots import figure_to_svg
+from optplan.presentation import kpi_rows, planner_table, words
 from optplan.sensitivity import SensitivityModel, TornadoResult, service_frontier, tornado
 from optplan.solvers.base import SolveOptions
 
@@ -197,6 +198,8 @@ def _plots(r: Report) -> dict[str, str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
 
     plt.rcParams.update({"svg.hashsalt": "optplan", "svg.fonttype": "none", "font.size": 9})
     cur = r.currency
@@ -210,6 +213,8 @@ def _plots(r: Report) -> dict[str, str]:
     ax2 = ax.twinx()
     ax2.plot(f["budget_total"], 100 * f["service_level"], marker="s", color="#c55a11", label="service level")
     ax2.set_ylabel("service level (%)")
+    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="center right")
     ax.set_title("Budget frontier")
     fig.tight_layout()
     plots["frontier"] = figure_to_svg(fig)
@@ -236,9 +241,12 @@ def _plots(r: Report) -> dict[str, str]:
         for _, row in rows.iterrows():
             color = "#2e75b6" if row["change"] > 0 else "#c00000"
             ax.barh(i, row["cost_change"], color=color, height=0.6)
-    ax.set_yticks(range(len(params)), list(reversed(params)))
+    ax.set_yticks(range(len(params)), [words(p) for p in reversed(params)])
     ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_xlabel(f"change in expected cost ({cur}); blue +{r.tornado.table['change'].max():.0%}, red -")
+    step = r.tornado.table["change"].abs().max()
+    ax.legend(handles=[Patch(color="#2e75b6", label=f"parameter +{step:.0%}"),
+                       Patch(color="#c00000", label=f"parameter -{step:.0%}")], fontsize=8, loc="lower right")
+    ax.set_xlabel(f"change in expected cost ({cur})")
     ax.set_title("Tornado: one parameter at a time")
     fig.tight_layout()
     plots["tornado"] = figure_to_svg(fig)
@@ -256,6 +264,10 @@ def _plots(r: Report) -> dict[str, str]:
         ax.set_title(depot, fontsize=8)
     for ax in axes.ravel()[len(depots):]:
         ax.axis("off")
+    for ax in axes.ravel()[:len(depots)]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(labelbottom=True, labelsize=7)
+        ax.set_xlabel("week", fontsize=7)
     axes[0, 0].legend(fontsize=6, loc="lower left")
     fig.suptitle("Capacity against demand per depot (blocks/week)")
     fig.tight_layout()
@@ -272,6 +284,10 @@ def _plots(r: Report) -> dict[str, str]:
         bottom += spend
     inc = r.plan.decisions.incentive_spend.sum(axis=(0, 2))
     ax.bar(weeks, inc, bottom=bottom, label="planned incentives", color="#7f7f7f")
+    if np.isfinite(d.budget_weekly).any():
+        ax.step(weeks, np.where(np.isfinite(d.budget_weekly), d.budget_weekly, np.nan), where="mid", color="black",
+                linewidth=1.2, linestyle="--", label="weekly budget")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("week")
     ax.set_ylabel(f"spend ({cur})")
     ax.set_title("Spend by week and channel")
@@ -283,6 +299,7 @@ def _plots(r: Report) -> dict[str, str]:
     lags = np.arange(d.yield_kernel.shape[1])
     for c, name in enumerate(d.channels):
         ax.plot(lags, np.cumsum(d.yield_kernel[c]), marker="o", label=f"{name} (conversion {d.yield_kernel[c].sum():.0%})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("weeks after applying")
     ax.set_ylabel("share of applicants active")
     ax.set_title("Funnel yields (cumulative)")
@@ -302,6 +319,7 @@ body{font-family:system-ui,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;m
 h1{font-size:1.5em} h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0} td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}
 th{background:#f2f2f2} td.l,th.l{text-align:left} .note{color:#555;font-size:0.85em} figure{margin:1em 0}
+.wide{overflow-x:auto;max-width:100%} .wide th{white-space:normal;max-width:9em} figure svg{max-width:100%;height:auto}
 </style></head><body>
 <h1>optplan report: {{ name }}</h1>
 <p>{{ status }}. Money in {{ currency }}.</p>
@@ -354,12 +372,11 @@ meets both).</p>
 """
 
 
-def _html_table(df: pd.DataFrame) -> str:
-    fmt = df.copy()
-    for col in fmt.columns:
-        if pd.api.types.is_float_dtype(fmt[col]):
-            fmt[col] = fmt[col].map(lambda v: "" if pd.isna(v) else f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}")
-    return '<div style="overflow-x:auto">' + fmt.to_html(index=False, border=0, escape=True) + "</div>"
+def _html_table(df: pd.DataFrame, currency: str | None = None) -> str:
+    """A table in planner language (optplan.presentation), wrapped so a wide one scrolls
+    inside its box instead of running off the page."""
+    fmt = planner_table(df, currency)
+    return '<div class="wide">' + fmt.to_html(index=False, border=0, escape=True) + "</div>"
 
 
 def planner_sentences(r: Report) -> list[str]:
@@ -398,8 +415,9 @@ def render_html(r: Report) -> str:
         r.channel_cost_ranges.drop(columns=["cost_per_applicant", "currency"]), on="channel")
     from optplan.stochastic import LABELS
 
-    vss = pd.DataFrame({"measure": [LABELS[k] for k in r.stochastic_values], r.currency: list(r.stochastic_values.values())})
-    kpis = [(k, f"{v:,.4g}") for k, v in r.plan.kpis.items()]
+    vss = pd.DataFrame({"measure": [LABELS[k] for k in r.stochastic_values], "value": list(r.stochastic_values.values())})
+    kpis = kpi_rows(r.plan.kpis, r.currency)
+    cur = r.currency
     oos = r.out_of_sample
     data = {
         "kpis": r.plan.kpis,
@@ -415,18 +433,18 @@ def render_html(r: Report) -> str:
         status=f"Plan status: {r.plan.status.describe()} (engine {r.plan.status.engine}; its status: "
                f"{r.plan.status.native_status})",
         kpis=kpis,
-        marginal=Markup(_html_table(r.marginal_values[r.marginal_values["shadow_price"] != 0])
+        marginal=Markup(_html_table(r.marginal_values[r.marginal_values["shadow_price"] != 0], cur)
                         if (r.marginal_values["shadow_price"] != 0).any() else "<p>No budget or cap binds.</p>"),
-        channels=Markup(_html_table(channels)),
-        targets=Markup(_html_table(r.plan.targets)) if len(r.plan.targets) else "",
+        channels=Markup(_html_table(channels, cur)),
+        targets=Markup(_html_table(r.plan.targets, cur)) if len(r.plan.targets) else "",
         service=Markup(_html_table(r.plan.service[["depot", "region", "service_level", "driver_utilisation",
                                                    "blocks_per_driver_week", "demand_blocks", "unserved_blocks",
-                                                   "idle_blocks"]])),
-        frontier=Markup(_html_table(r.frontier)),
-        service_frontier=Markup(_html_table(r.service_frontier)) if r.service_frontier is not None else "",
-        tornado=Markup(_html_table(r.tornado.table)),
+                                                   "idle_blocks"]], cur)),
+        frontier=Markup(_html_table(r.frontier, cur)),
+        service_frontier=Markup(_html_table(r.service_frontier, cur)) if r.service_frontier is not None else "",
+        tornado=Markup(_html_table(r.tornado.table, cur)),
         change=f"{r.tornado.table['change'].abs().max():.0%}",
-        vss=Markup(_html_table(vss)),
+        vss=Markup(_html_table(vss, cur)),
         oos=oos,
         oos_cost=f"{oos['expected_cost']:,.2f}",
         oos_ci=f"{oos['ci95_low']:,.2f} to {oos['ci95_high']:,.2f}",

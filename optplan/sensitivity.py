@@ -400,11 +400,9 @@ def _frontier_row(d: ModelData, cap: float, plan, raw: SolveResult) -> dict:
 
 def _progress(items, desc: str, show: bool, total: int | None = None):
     """A progress bar with its total over ``items`` (shown on stderr when ``show``)."""
-    if not show:
-        return items
-    from tqdm import tqdm
+    from optplan.progress import progress
 
-    return tqdm(items, desc=desc, unit="solve", leave=False, total=total if total is not None else len(items))
+    return progress(items, desc, "solve", total=total, show=show)
 
 
 # ------------------------------------------------------------------ tornado

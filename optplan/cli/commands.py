@@ -337,6 +337,7 @@ def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
     data = inst.model_data()
     if depot not in data.depots:
         raise OptionError("--depot", f"one of {', '.join(data.depots)}", depot)
+    click.echo(f"[optplan] policy: solving the DP of depot {depot} over {data.n_weeks} weeks", err=True)
     table = depot_policy(data, depot, DPOptions(grid_points=grid_points))
     out.mkdir(parents=True, exist_ok=True)
     policy_plot(table, out / "policy.svg", data.currency)
@@ -365,9 +366,10 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, grid_points) -> No
 
     inst = optplan.load_instance(instance)
     data = inst.model_data()
+    click.echo("[optplan] simulate: solving the static plan (HiGHS), then the DP rule", err=True)
     plan = optplan.solve(inst, engine="highs")
     paths = run_simulation(data, plan.decisions, n_paths=n_paths, seed=seed, sigma=sigma,
-                           options=DPOptions(grid_points=grid_points))
+                           options=DPOptions(grid_points=grid_points), show_progress=True)
     summary = summarize(paths, data.currency)
     files = {}
     for name, df in (("simulation.csv", summary), ("paths.csv", paths)):

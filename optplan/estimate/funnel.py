@@ -39,6 +39,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
 from optplan.errors import OptionError
+from optplan.progress import progress
 
 DEFAULT_STAGES = ("applied", "background_check", "onboarding", "first_block")
 ID_COLUMNS = ("applicant_id", "depot", "channel")
@@ -396,7 +397,7 @@ def conversion_standard_errors(model: FunnelModel) -> pd.Series:
 
 
 def bootstrap(model: FunnelModel, log: pd.DataFrame, n: int = 50, seed: int = 0, observed_until=None,
-              level: float = 0.95) -> pd.DataFrame:
+              level: float = 0.95, show_progress: bool = False) -> pd.DataFrame:
     """Bootstrap confidence intervals of each channel's conversion and mean weeks to first block.
 
     Resampling: applicants (clusters of applicant-weeks, not single rows) with Poisson(1)
@@ -427,7 +428,7 @@ def bootstrap(model: FunnelModel, log: pd.DataFrame, n: int = 50, seed: int = 0,
     draws = []
     # the refits multiply small matrices: more BLAS threads only contend (badly on a busy machine)
     with threadpool_limits(limits=1, user_api="blas"):
-        for _ in range(n):
+        for _ in progress(range(n), "funnel bootstrap", "refit", show=show_progress):
             w = rng.poisson(1.0, size=prepared["n"]).astype(float)
             draws.append(clone(model)._fit_prepared(prepared, w).channel_summary())
     sd = pd.concat(draws).groupby("channel")[["conversion", "mean_weeks_to_first_block"]].std(ddof=1)

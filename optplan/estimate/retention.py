@@ -38,6 +38,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
 from optplan.estimate.funnel import person_weeks
+from optplan.progress import progress
 
 TENURE_EDGES = (0, 1, 2, 3, 4, 8, 16)  # bucket b holds tenure in [edge_b, edge_{b+1})
 ESTABLISHED_WEEKS = 4
@@ -206,7 +207,7 @@ def _profile_codes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bootstrap_retention(model: RetentionModel, log: pd.DataFrame, n: int = 50, seed: int = 0, observed_until=None,
-                        level: float = 0.95) -> pd.DataFrame:
+                        level: float = 0.95, show_progress: bool = False) -> pd.DataFrame:
     """Bootstrap confidence interval of each depot's weekly retention: drivers (with all their
     weeks) resampled with Poisson(1) weights and the model refitted; interval estimate +- t * s,
     s the standard deviation of the ``n`` resampled retentions and t the Student-t quantile with
@@ -222,7 +223,7 @@ def bootstrap_retention(model: RetentionModel, log: pd.DataFrame, n: int = 50, s
     draws = []
     # the refits multiply small matrices: more BLAS threads only contend (badly on a busy machine)
     with threadpool_limits(limits=1, user_api="blas"):
-        for _ in range(n):
+        for _ in progress(range(n), "retention bootstrap", "refit", show=show_progress):
             w = pd.Series(rng.poisson(1.0, size=len(ids)).astype(float), index=ids)
             m = RetentionModel(**model.get_params()).fit(log, observed_until=observed_until, driver_weight=w)
             draws.append(m.depot_summary_[["depot", "retention"]])

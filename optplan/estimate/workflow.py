@@ -78,7 +78,7 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
     model.fit(log.loc[~test], observed_until=observed)
     summary = model.channel_summary()
     if n_boot:
-        intervals = bootstrap(model, log.loc[~test], n=n_boot, seed=seed, observed_until=observed)
+        intervals = bootstrap(model, log.loc[~test], n=n_boot, seed=seed, observed_until=observed, show_progress=True)
         summary = summary.merge(intervals, on="channel", how="left")
     summary["naive_conversion"] = summary["channel"].map(naive_conversion(log, stages))
     summary["applicants"] = summary["channel"].map(log["channel"].value_counts())
@@ -124,7 +124,8 @@ def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=5
     model = RetentionModel(gap=gap).fit(log, observed_until=observed_until)
     table = model.depot_summary_
     if n_boot:
-        table = table.merge(bootstrap_retention(model, log, n=n_boot, seed=seed, observed_until=observed_until),
+        table = table.merge(bootstrap_retention(model, log, n=n_boot, seed=seed, observed_until=observed_until,
+                                                show_progress=True),
                             on="depot", how="left")
     curves = model.tenure_curves()
     plot = _svg_lines({d: (g["tenure_weeks"].to_numpy(), g["still_driving"].to_numpy()) for d, g in curves.groupby("depot")},

@@ -311,7 +311,7 @@ def test_degenerate_logs_fit_with_a_warning(tmp_path, kind, hazard):
     r = CliRunner().invoke(main, ["estimate", "funnel", str(applicant_log(tmp_path, degenerate(kind))),
                                   "--out", str(tmp_path / "est"), "--bootstrap", "5", "--observed-until", "2026-12-31"])
     assert r.exit_code == 0, r.output
-    assert f"onboarding -> first_block: every applicant-week in the log has the same outcome" in r.output
+    assert "onboarding -> first_block: every applicant-week in the log has the same outcome" in r.output
     assert f"weekly hazard taken as {hazard} for everyone" in r.output
     summary = pd.read_csv(tmp_path / "est" / "channel_summary.csv")
     expected = 0.0 if kind == "nobody_last" else 1.0

@@ -1,0 +1,323 @@
+"""Mutations of input files, and the invariant every reader must keep on them (issue #16).
+
+A mutation takes a ``random.Random`` and the files of one valid input (name -> bytes) and
+returns mutated files; its class (cell, header, row, bytes, manifest) is its name's prefix.
+Driven by hypothesis in tests/test_property_inputs.py (a few hundred per reader per CI run,
+shrinking to a minimal failing mutation) and by a plain seeded loop in
+benchmarks/bench_mutations.py (>= 10,000, tallied by class).
+
+The invariant (``check_*``): the reader either refuses cleanly (an InputError whose problems
+each print as one line naming the file) or accepts, and then what it produced is sound: for
+an instance, the solve either proves infeasibility or gives a plan whose independent
+evaluator agrees with the LP objective, every number finite; for a history, finite
+non-negative demand; for logs, dates in range and finite blocks. Anything else (another
+exception, a NaN, a disagreement) is a bug.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import random
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+#: The LP objective and the evaluator's expected cost agree to this relative tolerance.
+EVALUATOR_RTOL = 1e-6
+
+# ------------------------------------------------------------------ values a cell can become
+
+NASTY_CELLS = [
+    "", " ", "nan", "NaN", "NA", "null", "None", "inf", "-inf", "Infinity", "1e308", "-1e308", "1e-320",
+    "-1", "-0", "0", "1", "0.5", "2", "1.5", "99999999999999999999", "-99999999999999999999",
+    "9223372036854775808", "1e9", "1e15", "abc", "1,5", "1_000", "0x10", "١٢", "½", "\u00a01", "1 ",
+    "2027-02-29", "2262-03-01", "1600-01-01", "2026-01-05T00:00:00+02:00", "\x00", "2\x0027", "é", "D001",
+    "S001", "R01", "x" * 300, "7" * 5000, '"', "'", ",", "\t", "D001,D002", "true", "-", "1e",
+]
+NASTY_YAML = [
+    ".inf", "-.inf", ".nan", "-1", "0", "1e308", "1e-300", "2027-02-29", "'2027-02-30'", "2262-03-01", "null", "[]",
+    "{}", "[1, 2]", "abc", "''", "true", "99999999999999999999", "1000", "0.5", "3", "'USD'", "usd", "EURO",
+]
+
+
+def _lines(data: bytes) -> list[bytes]:
+    return data.split(b"\n")
+
+
+def _table_names(files: dict[str, bytes]) -> list[str]:
+    return sorted(n for n in files if n.endswith(".csv"))
+
+
+def cell_replace(rng: random.Random, files: dict[str, bytes]) -> dict[str, bytes]:
+    """One cell of one table becomes a nasty value."""
+    name = rng.choice(_table_names(files))
+    df = pd.read_csv(io.BytesIO(files[name]), dtype=str, keep_default_na=False)
+    if df.empty:
+        return files
+    df.iloc[rng.randrange(len(df)), rng.randrange(len(df.columns))] = rng.choice(NASTY_CELLS)
+    return {**files, name: df.to_csv(index=False).encode("utf-8", "surrogatepass")}
+
+
+def cell_perturb(rng: random.Random, files: dict[str, bytes]) -> dict[str, bytes]:
+    """One numeric cell scaled or shifted (plausible values: these usually stay valid and
+    exercise the solve rather than the reader)."""
+    name = rng.choice(_table_names(files))
+    df = pd.read_csv(io.BytesIO(files[name]), dtype=str, keep_default_na=False)
+    numeric = [c for c in df.columns if pd.to_numeric(df[c], errors="coerce").notna().all() and len(df)]
+    if not numeric:
+        return files
+    col = rng.choice(numeric)
+    i = rng.randrange(len(df))
+    x = float(df.at[i, col])
+    x = float(rng.choice([x * rng.choice([0, 0.5, 2, 10, 1000]), x + rng.choice([-1, 1, 0.001]), round(x)]))
+    df.at[i, col] = repr(x) if not x.is_integer() else str(int(x))
+    return {**files, name: df.to_csv(index=False).encode()}
+
+
+def header_mutate(rng: random.Random, files: dict[str, bytes]) -> dict[str, bytes]:
+    """The header: a name padded, duplicated, renamed, dropped, or a column added."""
+    name = rng.choice(_table_names(files))
+    lines = _lines(files[name])
+    cols = lines[0].split(b",")
+    j = rng.randrange(len(cols))
+    how = rng.choice(["pad", "dup", "rename", "drop", "add", "case"])
+    if how == "pad":
+        cols[j] = b" " + cols[j] + b" "
+    elif how == "dup":
+        cols.append(b" " + cols[j])
+        lines = [lines[0]] + [line + b",1" if line else line for line in lines[1:]]
+    elif how == "rename":
+        cols[j] = cols[j][:-1] if len(cols[j]) > 1 else b"x"
+    elif how == "drop":
+        cols.pop(j)
+        lines = [lines[0]] + [b",".join(line.split(b",")[:j] + line.split(b",")[j + 1:]) for line in lines[1:]]
+    elif how == "add":
+        cols.append(b"extra")
+    else:
+        cols[j] = cols[j].upper()
+    lines[0] = b",".join(cols)
+    return {**files, name: b"\n".join(lines)}
+
+
+def row_mutate(rng: random.Random, files: dict[str, bytes]) -> dict[str, bytes]:
+    """Rows: one deleted, duplicated, cut short, given an extra cell, blank lines, or all
+    rows dropped (header only)."""
+    name = rng.choice(_table_names(files))
+    lines = _lines(files[name])
+    body = [line for line in lines[1:] if line]
+    how = rng.choice(["delete", "duplicate", "truncate", "extra_cell", "blank", "header_only", "many_duplicates"])
+    if not body and how != "blank":
+        how = "blank"
+    i = rng.randrange(len(body)) if body else 0
+    if how == "delete":
+        body.pop(i)
+    elif how == "duplicate":
+        body.insert(rng.randrange(len(body) + 1), body[i])
+    elif how == "truncate":
+        body[i] = body[i][: rng.randrange(len(body[i]) + 1)]
+    elif how == "extra_cell":
+        body[i] += b",1"
+    elif how == "blank":
+        body.insert(rng.randrange(len(body) + 1) if body else 0, b"")
+    elif how == "header_only":
+        body = []
+    else:
+        body = body * 50
+    return {**files, name: b"\n".join([lines[0], *body]) + b"\n"}
+
+
+def bytes_mutate(rng: random.Random, files: dict[str, bytes]) -> dict[str, bytes]:
+    """Bytes: a random byte inserted or flipped, invalid UTF-8, CR or CRLF line endings, a
+    BOM, the file emptied or cut mid-way."""
+    name = rng.choice(sorted(files))
+    data = files[name]
+    how = rng.choice(["insert", "flip", "latin1", "cr", "crlf", "bom", "empty", "cut", "nul"])
+    pos = rng.randrange(len(data) + 1)
+    if how == "insert":
+        data = data[:pos] + bytes([rng.randrange(256)]) + data[pos:]
+    elif how == "flip" and data:
+        pos = min(pos, len(data) - 1)
+        data = data[:pos] + bytes([data[pos] ^ (1 << rng.randrange(8))]) + data[pos + 1:]
+    elif how == "latin1":
+        data = data[:pos] + b"\xe9" + data[pos:]
+    elif how == "cr":
+        data = data.replace(b"\n", b"\r")
+    elif how == "crlf":
+        data = data.replace(b"\n", b"\r\n")
+    elif how == "bom":
+        data = b"\xef\xbb\xbf" + data
+    elif how == "empty":
+        data = b""
+    elif how == "cut":
+        data = data[:pos]
+    else:
+        data = data[:pos] + b"\x00" + data[pos:]
+    return {**files, name: data}
+
+
+def manifest_mutate(rng: random.Random, files: dict[str, bytes]) -> dict[str, bytes]:
+    """instance.yaml: a value replaced by a nasty one, a field removed, an unknown field added."""
+    if "instance.yaml" not in files:
+        return bytes_mutate(rng, files)
+    lines = files["instance.yaml"].decode("utf-8", "replace").split("\n")
+    fields = [i for i, line in enumerate(lines) if ":" in line and not line.rstrip().endswith(":")]
+    i = rng.choice(fields)
+    how = rng.choice(["value", "value", "remove", "unknown"])
+    key = lines[i].split(":", 1)[0]
+    if how == "value":
+        lines[i] = f"{key}: {rng.choice(NASTY_YAML)}"
+    elif how == "remove":
+        lines.pop(i)
+    else:
+        lines.insert(i, f"{key.split(key.strip())[0]}surprise: 1")
+    return {**files, "instance.yaml": "\n".join(lines).encode()}
+
+
+MUTATIONS: dict[str, Callable[[random.Random, dict[str, bytes]], dict[str, bytes]]] = {
+    "cell": cell_replace,
+    "cell_plausible": cell_perturb,
+    "header": header_mutate,
+    "row": row_mutate,
+    "bytes": bytes_mutate,
+    "manifest": manifest_mutate,
+}
+
+
+def mutate(rng: random.Random, files: dict[str, bytes], kind: str | None = None, rounds: int = 1) -> tuple[str, dict]:
+    kind = kind or rng.choice(sorted(MUTATIONS))
+    for _ in range(rounds):
+        files = MUTATIONS[kind](rng, files)
+    return kind, files
+
+
+# ------------------------------------------------------------------ base inputs
+
+
+def folder_files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def history_files() -> dict[str, bytes]:
+    """Two depots, 60 weeks, with a holiday column."""
+    rows = ["depot,week_start,blocks,holiday"]
+    for d in ("D1", "D2"):
+        for i, day in enumerate(pd.date_range("2024-01-01", periods=60, freq="7D")):
+            rows.append(f"{d},{day.date()},{100 + 10 * math.sin(i / 4) + (5 if d == 'D2' else 0):.1f},{int(i % 13 == 0)}")
+    return {"history.csv": ("\n".join(rows) + "\n").encode()}
+
+
+def log_files() -> dict[str, bytes]:
+    from optplan.estimate.synthetic import generate_activity_log, generate_applicant_log
+
+    apps, _, _ = generate_applicant_log(300, seed=1, depots=2, weeks=52, censored_share=0.3)
+    act, _ = generate_activity_log(60, seed=1, depots=2, weeks=52)
+    return {"applicants.csv": apps.to_csv(index=False, lineterminator="\n").encode(),
+            "activity.csv": act.to_csv(index=False, lineterminator="\n").encode()}
+
+
+def write(folder: Path, files: dict[str, bytes]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+
+
+# ------------------------------------------------------------------ invariants
+
+
+def _assert_clean_refusal(exc, files: dict[str, bytes]) -> None:
+    from optplan.errors import InputError
+
+    assert isinstance(exc, InputError), f"{type(exc).__name__}: {exc}"
+    assert exc.problems, "a refusal must name at least one problem"
+    for p in exc.problems:
+        text = str(p)
+        assert "\n" not in text and len(text) < 1000, text
+        assert p.file, text
+
+
+def _refuse_constant(token: str):
+    raise AssertionError(f"a non-finite number in JSON output: {token}")
+
+
+def check_instance(files: dict[str, bytes], tmp: Path) -> str:
+    """'refused', 'infeasible' or 'solved' (after checking the plan against the evaluator)."""
+    import optplan
+    from optplan.errors import InfeasibleError, InputError
+
+    write(tmp, files)
+    try:
+        inst = optplan.load_instance(tmp)
+    except InputError as exc:
+        _assert_clean_refusal(exc, files)
+        return "refused"
+    try:
+        plan = optplan.solve(inst)
+    except InfeasibleError:
+        return "infeasible"
+    except InputError as exc:  # e.g. an option the instance cannot support
+        _assert_clean_refusal(exc, files)
+        return "refused"
+    assert plan.status.objective is not None and math.isfinite(plan.status.objective)
+    ev = optplan.evaluate(plan, inst)
+    assert math.isclose(ev.expected_cost, plan.status.objective, rel_tol=EVALUATOR_RTOL, abs_tol=1e-6), \
+        (ev.expected_cost, plan.status.objective)
+    for name, text in plan.render().items():  # what `solve` writes: no non-finite number, valid JSON
+        if name.endswith(".json"):
+            json.loads(text, parse_constant=_refuse_constant)
+        elif name.endswith(".csv"):
+            cells = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False).to_numpy().ravel()
+            assert not any(c.lower() in ("nan", "inf", "-inf", "infinity") for c in cells), name
+    return "solved"
+
+
+def check_history(files: dict[str, bytes], tmp: Path) -> str:
+    from optplan.errors import InputError
+    from optplan.forecast.history import read_history
+
+    write(tmp, files)
+    try:
+        h = read_history(tmp / "history.csv")
+    except InputError as exc:
+        _assert_clean_refusal(exc, files)
+        return "refused"
+    y = h.blocks[np.isfinite(h.blocks)]
+    assert (y >= 0).all() and y.size > 0
+    return "read"
+
+
+def check_applicant_log(files: dict[str, bytes], tmp: Path) -> str:
+    from optplan.errors import InputError
+    from optplan.estimate.logs import read_applicant_log
+
+    write(tmp, files)
+    try:
+        log, observed, _ = read_applicant_log(tmp / "applicants.csv", on_out_of_order="reorder")
+    except InputError as exc:
+        _assert_clean_refusal(exc, files)
+        return "refused"
+    assert pd.Timestamp("1900-01-01") <= observed <= pd.Timestamp("2201-01-01")
+    assert len(log) > 0
+    return "read"
+
+
+def check_activity_log(files: dict[str, bytes], tmp: Path) -> str:
+    from optplan.errors import InputError
+    from optplan.estimate.logs import read_activity_log
+
+    write(tmp, files)
+    try:
+        log, _ = read_activity_log(tmp / "activity.csv")
+    except InputError as exc:
+        _assert_clean_refusal(exc, files)
+        return "refused"
+    assert np.isfinite(log["blocks"].to_numpy(float)).all() and len(log) > 0
+    return "read"
+
+
+def fresh_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="optplan-mutation-"))
