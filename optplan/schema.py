@@ -466,3 +466,70 @@ def markdown_tables() -> str:
         )
     return "\n".join(out)
 
+
+
+# --------------------------------------------------------------------------- replan state
+# What is known at the start of week k (optplan replan; docs/replan.md). A folder with
+# state.yaml and CSV tables, checked like an instance (one line per problem, exit 2).
+
+
+class StateFiles(_Strict):
+    drivers: str = _f("Active drivers per depot at the start of the week.", "path", default="drivers.csv")
+    recruited: str | None = _f(
+        "Applicants recruited in earlier weeks (optional). Null: recruited.csv if the folder has "
+        "one, else none: their expected future arrivals come from the yield kernel.",
+        "path",
+        default=None,
+    )
+    pipeline: str | None = _f(
+        "Expected arrivals from everyone already in onboarding (optional). When given it replaces "
+        "both the instance's pipeline and the kernel's yield of the recruited table.",
+        "path",
+        default=None,
+    )
+
+
+class SpendToDate(_Strict):
+    total: float = _f(
+        "Recruiting plus planned-incentive spend in the weeks before `week`.", CURRENCY, ge=0, le=MAX_SPEND,
+        default=0.0,
+    )
+    regions: dict[str, float] = _f("That spend per region id (regions with a budget).", CURRENCY, default_factory=dict)
+
+    @field_validator("regions")
+    @classmethod
+    def _regions(cls, v):
+        for key, x in v.items():
+            if not (0 <= x <= MAX_SPEND and math.isfinite(x)):
+                raise ValueError(f"region {key!r}: expected a finite number in [0, {MAX_SPEND:g}], found {x!r}")
+        return v
+
+
+class StateManifest(_Strict):
+    """state.yaml."""
+
+    format_version: Literal[1] = _f("State format version.", "-", default=1)
+    week: int = _f("First week to plan (1..horizon.weeks); the weeks before it have happened.", "week",
+                   ge=1, le=MAX_WEEKS)
+    spend_to_date: SpendToDate = Field(default_factory=SpendToDate)
+    files: StateFiles = Field(default_factory=StateFiles)
+
+
+class StateDriversRow(_Strict):
+    depot: Id = _f("Depot id (in the instance's depot table).", "-")
+    active_drivers: float = _f("Drivers active at the start of the week (the end of the week before).", "drivers",
+                               ge=0, le=MAX_DRIVERS)
+
+
+class RecruitedRow(_Strict):
+    depot: Id = _f("Depot id.", "-")
+    channel: Id = _f("Channel id.", "-")
+    week: int = _f("Week the applicants were recruited (before the state's week).", "week", ge=1, le=MAX_WEEKS)
+    applicants: float = _f("Applicants recruited that week.", "applicants", ge=0, le=MAX_APPLICANTS)
+
+
+STATE_TABLES: tuple[TableSpec, ...] = (
+    TableSpec("drivers", StateDriversRow, ("depot",)),
+    TableSpec("recruited", RecruitedRow, ("depot", "channel", "week"), required=False),
+    TableSpec("pipeline", PipelineRow, ("depot", "week"), required=False),
+)

@@ -380,3 +380,78 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, grid_points) -> No
                    f"vs static {row.cost_minus_static:+12,.2f} +- {row.cost_minus_static_ci95:10,.2f}; "
                    f"unserved {row.unserved_blocks:8,.1f} idle {row.idle_blocks:8,.1f} blocks")
     click.echo(f"wrote simulation.csv and paths.csv to {out}")
+
+
+@click.command()
+@click.argument("instance", type=click.Path(path_type=Path))
+@click.option("--state", "state", type=click.Path(path_type=Path), required=True,
+              help="State folder (state.yaml, drivers.csv[, recruited.csv, pipeline.csv]): what is known at the start "
+                   "of the week to plan (docs/replan.md). `optplan state` writes a template.")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
+              help="Folder for this_week.csv, the plan of the remaining weeks and that instance (instance/).")
+@click.option("--engine", type=click.Choice(["auto", "highs", "glop", "dp"]), default="auto", show_default=True,
+              help="As for solve.")
+@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds for the whole command (loading included); as for solve.")
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@set_option
+@guarded
+def replan(instance: Path, state: Path, out: Path, engine, time_limit, quiet, sets) -> None:
+    """Re-plan INSTANCE from --state: solve weeks k..T again from the drivers, recruits and
+    spend actually seen, and say what to do in week k.
+
+    The window shrinks (the horizon end stays); week 1 of the written plan is week k of the
+    instance. Exit statuses as for solve."""
+    from optplan.replan import load_state
+    from optplan.replan import replan as run_replan
+    from optplan.solvers import Deadline
+
+    deadline = Deadline(time_limit)
+    progress_to_stderr(quiet)
+    inst = load_instance_with(instance, sets)
+    st = load_state(state, inst)
+    click.echo(f"instance {inst.summary()}; re-planning weeks {st.week}..{inst.n_weeks} from {state}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", RuntimeWarning)
+        result = run_replan(inst, st, engine=engine, deadline=deadline, time_limit=time_limit)
+    result.write(out)
+    week = result.this_week
+    cur = inst.currency
+    if week.empty:
+        click.echo(f"week {st.week}: recruit nobody and spend nothing on incentives")
+    for row in week.itertuples(index=False):
+        what = (f"recruit {row.applicants:,.1f} applicants through {row.channel}" if row.action == "recruit"
+                else "spend on incentives")
+        click.echo(f"week {st.week}, depot {row.depot}: {what} ({row.spend:,.2f} {cur})")
+    click.echo(result.plan.text_summary())
+    click.echo(f"wrote this_week.csv, the plan of weeks {st.week}..{inst.n_weeks} and instance/ to {out}")
+    for w in caught:
+        if "not proven optimal" not in str(w.message):
+            click.secho(f"warning: {w.message}", fg="yellow", err=True)
+    if not result.plan.status.complete:
+        click.secho(f"warning: {result.plan.status.describe()} (engine {result.plan.engine})", fg="yellow", err=True)
+        sys.exit(EXIT_NOT_OPTIMAL)
+
+
+@click.command("state")
+@click.argument("instance", type=click.Path(path_type=Path))
+@click.option("--week", type=click.IntRange(min=1), required=True, help="The week the state is for (1..weeks).")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder for the state files.")
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@set_option
+@guarded
+def state_template(instance: Path, week: int, out: Path, quiet, sets) -> None:
+    """Write the state INSTANCE's optimal plan expects at the start of --week: its drivers,
+    recruits and spend so far. Overwrite the numbers with what happened, then `optplan replan`."""
+    import optplan
+    from optplan.replan import expected_state, initial_state
+
+    progress_to_stderr(quiet)
+    inst = load_instance_with(instance, sets)
+    st = initial_state(inst) if week == 1 else expected_state(inst, optplan.solve(inst), week)
+    if week > inst.n_weeks:
+        from optplan.errors import OptionError
+
+        raise OptionError("--week", f"a week in 1..{inst.n_weeks}", week)
+    st.write(out)
+    click.echo(f"wrote the expected state at the start of week {week} to {out} (state.yaml, drivers.csv, recruited.csv)")

@@ -1,0 +1,348 @@
+"""Weekly re-planning (issue #13 part 1): from what is known at the start of week k, solve the
+rest of the horizon again.
+
+A *state* (a folder: state.yaml and CSV tables, schema in optplan.schema, docs/replan.md)
+holds the first week to plan ``k``, the drivers active at its start, the applicants recruited
+in earlier weeks, optionally the expected arrivals from everyone in onboarding, and the spend
+so far. ``remaining_instance`` turns instance + state into an ordinary, validated instance of
+weeks k..T (a *shrinking* window: the horizon end stays where it was; week 1 of the new
+instance is week k of the old one):
+
+* active drivers at the start: the state's (drivers/week stock at the end of week k-1);
+* pipeline (drivers/week, weeks k..T): the state's pipeline table when it has one; otherwise
+  the instance's pipeline for weeks >= k plus the expected yield of the recruited applicants,
+  by the same kernel the model uses (formulations.two_stage.drivers.recruited_arrivals);
+* budgets (currency): total and regional caps less the spend to date (never below 0), the
+  weekly list cut to weeks k..T; targets unchanged (they now cover weeks k..T);
+* demand scenarios: weeks k..T, probabilities unchanged.
+
+``replan`` solves it with any engine; ``this_week`` lists what to do in week k. Re-planning
+at week 1 from the instance's own state is the original solve; from the state a plan
+expects at week k (``expected_state``), the plan ahead costs what the original plan's
+remaining weeks cost (the principle of optimality; tests/test_replan.py). Warm starts: none
+yet (a basis of the T-week model does not map onto the shorter model's rows).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import ValidationError
+
+from formulations.two_stage.drivers import recruited_arrivals
+from optplan.atomic import atomic_write_text, csv_text
+from optplan.errors import InstanceError, Problem
+from optplan.instance import (
+    Instance,
+    _check_table,
+    _empty_table,
+    _ManifestLoader,
+    _pydantic_problems,
+    _Reporter,
+    from_tables,
+)
+from optplan.inputs import file_problem, read_csv_strings, read_text
+from optplan.plan import Plan
+from optplan.schema import STATE_TABLES, StateFiles, StateManifest
+
+STATE_NAME = "state.yaml"
+
+
+@dataclass
+class State:
+    """What is known at the start of week ``week`` (1-based, in the instance's weeks)."""
+
+    week: int
+    drivers: pd.DataFrame  # depot, active_drivers (drivers)
+    recruited: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["depot", "channel", "week", "applicants"]))
+    pipeline: pd.DataFrame | None = None  # depot, week, new_drivers (drivers/week); None: from the kernel
+    spend_total: float = 0.0  # currency, weeks before ``week``
+    spend_regions: dict[str, float] = field(default_factory=dict)  # currency per region
+
+    def write(self, folder: str | Path) -> Path:
+        """Write the state as a folder (state.yaml + CSVs), each file atomically."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {"drivers": "drivers.csv", "recruited": "recruited.csv",
+                 "pipeline": "pipeline.csv" if self.pipeline is not None else None}
+        manifest = {"format_version": 1, "week": int(self.week),
+                    "spend_to_date": {"total": float(self.spend_total),
+                                      "regions": {k: float(v) for k, v in self.spend_regions.items()}},
+                    "files": files}
+        atomic_write_text(folder / "drivers.csv", csv_text(self.drivers[["depot", "active_drivers"]]))
+        atomic_write_text(folder / "recruited.csv", csv_text(self.recruited[["depot", "channel", "week", "applicants"]]))
+        if self.pipeline is not None:
+            atomic_write_text(folder / "pipeline.csv", csv_text(self.pipeline[["depot", "week", "new_drivers"]]))
+        atomic_write_text(folder / STATE_NAME, yaml.safe_dump(manifest, sort_keys=False))
+        return folder
+
+
+# ------------------------------------------------------------------ reading and checking
+
+
+def load_state(path: str | Path, instance: Instance) -> State:
+    """Read and check a state folder (or its state.yaml) against ``instance``; raises
+    InstanceError listing every problem (file, line, field, expected, found)."""
+    path = Path(path)
+    folder = path.parent if path.suffix in (".yaml", ".yml") else path
+    manifest_path = path if path.suffix in (".yaml", ".yml") else path / STATE_NAME
+    problem = file_problem(manifest_path, "a replan state file (state.yaml)", STATE_NAME)
+    if problem is not None:
+        raise InstanceError([problem])
+    try:
+        raw = yaml.load(read_text(manifest_path, "a replan state file", STATE_NAME), Loader=_ManifestLoader)  # noqa: S506
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InstanceError([Problem(STATE_NAME, mark.line + 1 if mark else None, None, "valid YAML",
+                                     str(getattr(exc, "problem", None) or exc).splitlines()[0])]) from None
+    if not isinstance(raw, dict):
+        raise InstanceError([Problem(STATE_NAME, None, None, "a mapping of fields", type(raw).__name__)])
+    try:
+        manifest = StateManifest.model_validate(raw)
+    except ValidationError as exc:
+        raise InstanceError(_pydantic_problems(exc, STATE_NAME)) from None
+    problems: list[Problem] = []
+    tables = {}
+    for spec in STATE_TABLES:
+        explicit = getattr(manifest.files, spec.name)
+        name = explicit or StateFiles.model_fields[spec.name].default or f"{spec.name}.csv"
+        file = folder / name
+        if not spec.required and explicit is None and not file.exists():
+            tables[spec.name] = None
+            continue
+        try:
+            df = read_csv_strings(file, f"the state's {spec.name} table (CSV file)", name)
+            df.attrs["file"] = name
+            tables[spec.name] = df
+        except InstanceError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise InstanceError(problems)
+    return _check_state(manifest, tables, instance)
+
+
+def state_from_tables(manifest: StateManifest | dict, tables: dict[str, pd.DataFrame | None], instance: Instance) -> State:
+    """A state given in memory (the Python API), checked as files would be."""
+    if isinstance(manifest, dict):
+        try:
+            manifest = StateManifest.model_validate(manifest)
+        except ValidationError as exc:
+            raise InstanceError(_pydantic_problems(exc, STATE_NAME)) from None
+    raw = {}
+    for spec in STATE_TABLES:
+        df = tables.get(spec.name)
+        if df is None:
+            raw[spec.name] = None
+            continue
+        text = df.astype(str).where(df.notna(), "")
+        text.attrs["file"] = f"{spec.name}.csv"
+        raw[spec.name] = text
+    return _check_state(manifest, raw, instance)
+
+
+def _check_state(manifest: StateManifest, raw: dict, instance: Instance) -> State:
+    report = _Reporter([])
+    typed = {}
+    T = instance.n_weeks
+    k = manifest.week
+    if k > T:
+        report.add(STATE_NAME, None, "week", f"a week in 1..{T} (the instance's horizon.weeks)", str(k))
+    for spec in STATE_TABLES:
+        df = raw.get(spec.name)
+        if df is None:
+            if spec.required:
+                report.add(f"{spec.name}.csv", None, None, f"the state's {spec.name} table", "none")
+                df = _empty_table(spec)
+            else:
+                typed[spec.name] = None
+                continue
+        table, ok = _check_table(df, spec, report)
+        typed[spec.name] = table.loc[ok]
+    depots, channels = set(instance.depots), set(instance.channels)
+
+    def unknown(name: str, column: str, known: set, what: str) -> None:
+        df = typed.get(name)
+        if df is None or df.empty:
+            return
+        bad = ~df[column].isin(known)
+        report.add_many(df.attrs.get("file", f"{name}.csv"), column, df.loc[bad, "_line"],
+                        f"a {what} id of the instance", [f"unknown {what} '{x}'" for x in df.loc[bad, column]])
+
+    for name in ("drivers", "recruited", "pipeline"):
+        unknown(name, "depot", depots, "depot")
+    unknown("recruited", "channel", channels, "channel")
+    drivers = typed["drivers"]
+    missing = sorted(depots - set(drivers["depot"]))
+    if missing:
+        report.add(drivers.attrs.get("file", "drivers.csv"), None, "depot", "a row for every depot of the instance",
+                   f"no row for {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else ""))
+    rec = typed.get("recruited")
+    if rec is not None and len(rec):
+        late = rec["week"] >= k
+        report.add_many(rec.attrs.get("file", "recruited.csv"), "week", rec.loc[late, "_line"],
+                        f"a week before the state's week {k} (recruiting that has happened)", rec.loc[late, "week"].astype(str))
+    pip = typed.get("pipeline")
+    if pip is not None and len(pip):
+        out = (pip["week"] < k) | (pip["week"] > T)
+        report.add_many(pip.attrs.get("file", "pipeline.csv"), "week", pip.loc[out, "_line"],
+                        f"a week in {k}..{T} (arrivals still to come)", pip.loc[out, "week"].astype(str))
+    regions = set(instance.tables["depots"]["region"])
+    for region in manifest.spend_to_date.regions:
+        if region not in regions:
+            report.add(STATE_NAME, None, f"spend_to_date.regions.{region}", "a region of the instance's depots",
+                       f"unknown region '{region}'")
+    if report.problems or report.omitted:
+        raise InstanceError(report.problems, report.omitted)
+    recruited = (rec.drop(columns="_line") if rec is not None
+                 else pd.DataFrame(columns=["depot", "channel", "week", "applicants"]))
+    return State(
+        week=k,
+        drivers=drivers.drop(columns="_line").reset_index(drop=True),
+        recruited=recruited.reset_index(drop=True),
+        pipeline=None if pip is None else pip.drop(columns="_line").reset_index(drop=True),
+        spend_total=manifest.spend_to_date.total,
+        spend_regions=dict(manifest.spend_to_date.regions),
+    )
+
+
+# ------------------------------------------------------------------ the state a plan expects
+
+
+def initial_state(instance: Instance) -> State:
+    """The instance's own state at week 1: its drivers, nothing recruited or spent."""
+    dep = instance.tables["depots"]
+    return State(week=1, drivers=dep[["depot", "active_drivers"]].copy())
+
+
+def expected_state(instance: Instance, plan: Plan, week: int) -> State:
+    """The state ``plan`` expects at the start of ``week`` if everything goes as planned:
+    its expected drivers at the end of week-1, its applicants of weeks 1..week-1, its spend
+    (currency) in those weeks. A template for the planner to overwrite with what happened."""
+    T = instance.n_weeks
+    if not 1 <= week <= T:
+        from optplan.errors import OptionError
+
+        raise OptionError("--week", f"a week in 1..{T}", week)
+    d = plan.data
+    active = plan.evaluation.active_drivers  # (D, T) drivers at the end of each week
+    start = d.initial_active if week == 1 else active[:, week - 2]
+    drivers = pd.DataFrame({"depot": list(d.depots), "active_drivers": start})
+    x = plan.decisions.applicants[:, :, : week - 1]  # (D, C, k-1)
+    D, C, K = x.shape
+    dd, cc, tt = np.meshgrid(np.arange(D), np.arange(C), np.arange(K), indexing="ij")
+    recruited = pd.DataFrame({"depot": np.asarray(d.depots)[dd.ravel()], "channel": np.asarray(d.channels)[cc.ravel()],
+                              "week": tt.ravel() + 1, "applicants": x.ravel()})
+    recruited = recruited[recruited["applicants"] > 0].reset_index(drop=True)
+    spend_dw = (np.einsum("dct,c->dt", plan.decisions.applicants, d.cost_per_applicant)
+                + plan.decisions.incentive_spend.sum(axis=2))[:, : week - 1]  # (D, k-1) currency
+    by_region = pd.Series(spend_dw.sum(axis=1), index=list(d.regions)).groupby(level=0).sum()
+    return State(week=week, drivers=drivers, recruited=recruited, spend_total=float(spend_dw.sum()),
+                 spend_regions={r: float(by_region[r]) for r in d.budget_region if r in by_region.index})
+
+
+# ------------------------------------------------------------------ the remaining instance
+
+
+def remaining_instance(instance: Instance, state: State) -> Instance:
+    """Weeks ``state.week``..T of ``instance`` from ``state`` (module docstring), validated."""
+    k, T = state.week, instance.n_weeks
+    shift = k - 1
+    m = instance.manifest.model_dump(mode="json")
+    m["name"] = f"{instance.manifest.name} from week {k}"
+    m["description"] = (f"{instance.manifest.description} Re-planned from week {k} of {T} "
+                        f"(week 1 here is week {k} there).").strip()
+    m["horizon"]["weeks"] = T - shift
+    m["horizon"]["start_date"] = (instance.manifest.horizon.start_date + dt.timedelta(weeks=shift)).isoformat()
+    b = instance.manifest.budgets
+    if b.total is not None:
+        m["budgets"]["total"] = max(0.0, b.total - state.spend_total)
+    if isinstance(b.weekly, list):
+        m["budgets"]["weekly"] = list(b.weekly[shift:])
+    m["budgets"]["regions"] = {r: max(0.0, cap - state.spend_regions.get(r, 0.0)) for r, cap in b.regions.items()}
+    m["files"] = {}
+    tables = {name: df.copy() for name, df in instance.tables.items()}
+    dep = tables["depots"]
+    dep["active_drivers"] = dep["depot"].map(state.drivers.set_index("depot")["active_drivers"]).to_numpy(float)
+    dem = tables["demand"]
+    dem = dem[dem["week"] > shift].copy()
+    dem["week"] -= shift
+    tables["demand"] = dem
+    tables["pipeline"] = _remaining_pipeline(instance, state)
+    return from_tables(m, tables)
+
+
+def _remaining_pipeline(instance: Instance, state: State) -> pd.DataFrame:
+    """Expected arrivals (drivers/week) in weeks k..T from everyone already recruited,
+    renumbered so that week k is week 1."""
+    k, T = state.week, instance.n_weeks
+    depots = pd.Index(instance.depots)
+    if state.pipeline is not None:
+        arrivals = np.zeros((len(depots), T))
+        p = state.pipeline
+        np.add.at(arrivals, (depots.get_indexer(p["depot"]), p["week"].to_numpy(int) - 1), p["new_drivers"].to_numpy(float))
+    else:
+        data = instance.model_data()
+        arrivals = data.pipeline.copy()
+        r = state.recruited
+        if len(r):
+            x = np.zeros((len(depots), len(data.channels), T))
+            np.add.at(x, (depots.get_indexer(r["depot"]), pd.Index(data.channels).get_indexer(r["channel"]),
+                          r["week"].to_numpy(int) - 1), r["applicants"].to_numpy(float))
+            arrivals = arrivals + recruited_arrivals(data, x)  # the model's own kernel
+    tail = arrivals[:, k - 1:]
+    dd, tt = np.nonzero(tail > 0)
+    return pd.DataFrame({"depot": depots[dd].to_numpy(), "week": tt + 1, "new_drivers": tail[dd, tt]})
+
+
+# ------------------------------------------------------------------ re-planning
+
+
+@dataclass
+class Replan:
+    """A re-plan: the plan of the remaining weeks, that instance, and this week's actions."""
+
+    state: State
+    remaining: Instance
+    plan: Plan
+
+    @property
+    def this_week(self) -> pd.DataFrame:
+        """What to do in week k: applicants per depot and channel, incentive spend per depot
+        (rows with nothing to do left out), with the currency."""
+        p, d = self.plan, self.plan.data
+        x = p.decisions.applicants[:, :, 0]
+        z = p.decisions.incentive_spend[:, 0, :].sum(axis=1)
+        start = self.remaining.manifest.horizon.start_date.isoformat()
+        rows = []
+        for i, depot in enumerate(d.depots):
+            for c, channel in enumerate(d.channels):
+                if x[i, c] > 0:
+                    rows.append({"week": self.state.week, "week_start": start, "depot": depot, "action": "recruit",
+                                 "channel": channel, "applicants": x[i, c], "spend": x[i, c] * d.cost_per_applicant[c]})
+            if z[i] > 0:
+                rows.append({"week": self.state.week, "week_start": start, "depot": depot, "action": "incentive",
+                             "channel": "", "applicants": 0.0, "spend": z[i]})
+        out = pd.DataFrame(rows, columns=["week", "week_start", "depot", "action", "channel", "applicants", "spend"])
+        out["currency"] = d.currency
+        return out
+
+    def write(self, out: str | Path) -> list[Path]:
+        """The plan's files, this_week.csv, and the remaining instance in ``out/instance``."""
+        out = Path(out)
+        paths = self.plan.write(out)
+        atomic_write_text(out / "this_week.csv", csv_text(self.this_week))
+        self.remaining.write(out / "instance")
+        return [*paths, out / "this_week.csv", out / "instance"]
+
+
+def replan(instance: Instance, state: State, **solve_options) -> Replan:
+    """Solve weeks state.week..T again from ``state`` (``solve_options`` as optplan.solve)."""
+    from optplan.api import solve
+
+    remaining = remaining_instance(instance, state)
+    return Replan(state=state, remaining=remaining, plan=solve(remaining, **solve_options))

@@ -1,0 +1,173 @@
+"""Weekly re-planning (issue #13 part 1): the state format, the remaining instance, and the
+re-plan checked against the original solve two ways (week 1 equals it; from the state the
+plan expects at week k, the plan ahead costs exactly what the original plan's remaining
+weeks cost: the principle of optimality)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from conftest import OBJ_RTOL, X_ATOL, build, tiny_spec
+
+import optplan
+from formulations.data import Decisions
+from optplan.cli import main
+from optplan.errors import InstanceError
+from optplan.evaluation import evaluate_decisions
+from optplan.replan import State, expected_state, initial_state, load_state, remaining_instance, replan, state_from_tables
+
+
+@pytest.fixture(scope="module")
+def demo(demo_path):
+    inst = optplan.load_instance(demo_path)
+    return inst, optplan.solve(inst)
+
+
+def test_week_one_from_the_instances_own_state_is_the_original_solve(demo):
+    inst, plan = demo
+    r = replan(inst, initial_state(inst))
+    assert r.plan.status.objective == pytest.approx(plan.status.objective, rel=OBJ_RTOL)
+    np.testing.assert_allclose(r.plan.decisions.applicants, plan.decisions.applicants, atol=X_ATOL)
+    np.testing.assert_allclose(r.plan.decisions.incentive_spend, plan.decisions.incentive_spend, atol=X_ATOL)
+
+
+@pytest.mark.parametrize("week", [2, 5, 9, 12])
+def test_nothing_changed_the_plan_ahead_costs_the_original_remaining_weeks(demo, week):
+    """From the state the plan expects at week k, the re-plan's optimum equals the cost of the
+    original plan's weeks k..T evaluated on the remaining instance (feasible there, and no
+    cheaper tail exists: else the original would not have been optimal)."""
+    inst, plan = demo
+    r = replan(inst, expected_state(inst, plan, week))
+    tail = Decisions(plan.decisions.applicants[:, :, week - 1:], plan.decisions.incentive_spend[:, week - 1:, :])
+    ev = evaluate_decisions(r.remaining.model_data(), tail)
+    assert ev.violations == {}
+    assert r.plan.status.objective == pytest.approx(ev.expected_cost, rel=OBJ_RTOL)
+    # the evaluator of the remaining instance agrees with the re-plan's LP too
+    assert r.plan.evaluation.expected_cost == pytest.approx(r.plan.status.objective, rel=OBJ_RTOL)
+    assert r.remaining.n_weeks == inst.n_weeks - week + 1
+
+
+def test_remaining_instance_by_hand():
+    """Tiny instance (conftest.tiny_spec: yield 0.5 at lag 1, 2 weeks, cost 10 USD/applicant)
+    with a total budget of 100 USD. State at week 2: 7 drivers, 6 applicants recruited in week
+    1, 30 USD spent. Remaining: 1 week starting 2027-01-11, 7 drivers at the start, a pipeline
+    of 6 x 0.5 = 3 drivers in its week 1, a budget of 100 - 30 = 70 USD, week-2 demand only."""
+    spec = tiny_spec()
+    spec["manifest"]["budgets"] = {"total": 100.0}
+    inst = build(spec)
+    state = State(week=2, drivers=pd.DataFrame({"depot": ["A"], "active_drivers": [7.0]}),
+                  recruited=pd.DataFrame({"depot": ["A"], "channel": ["ads"], "week": [1], "applicants": [6.0]}),
+                  spend_total=30.0)
+    rem = remaining_instance(inst, state)
+    assert rem.n_weeks == 1
+    assert str(rem.manifest.horizon.start_date) == "2027-01-11"
+    assert rem.manifest.budgets.total == pytest.approx(70.0)
+    assert rem.tables["depots"]["active_drivers"].tolist() == [7.0]
+    pip = rem.tables["pipeline"]
+    assert pip[["depot", "week"]].values.tolist() == [["A", 1]]
+    assert pip["new_drivers"].iloc[0] == pytest.approx(3.0)
+    dem = rem.tables["demand"]
+    assert dem["week"].tolist() == [1] and dem["blocks"].tolist() == [30.0]
+    # week 2 by hand: drivers 0.9 x 7 + 3 = 9.3, capacity 18.6 blocks against 30: 11.4 unserved x 100 USD;
+    # recruiting in the last week cannot help (arrivals a week later, past the horizon)
+    r = replan(inst, state)
+    assert r.plan.status.objective == pytest.approx(11.4 * 100.0, rel=OBJ_RTOL)
+    assert r.this_week.empty
+
+
+def test_a_state_pipeline_replaces_the_kernel_and_the_instance_pipeline():
+    inst = build(tiny_spec())
+    state = State(week=2, drivers=pd.DataFrame({"depot": ["A"], "active_drivers": [7.0]}),
+                  recruited=pd.DataFrame({"depot": ["A"], "channel": ["ads"], "week": [1], "applicants": [6.0]}),
+                  pipeline=pd.DataFrame({"depot": ["A"], "week": [2], "new_drivers": [1.25]}))
+    pip = remaining_instance(inst, state).tables["pipeline"]
+    assert pip["new_drivers"].tolist() == [1.25]
+
+
+def test_spend_beyond_the_budget_leaves_nothing_to_spend(demo):
+    inst, plan = demo
+    state = expected_state(inst, plan, 3)
+    state.spend_total = 1e9
+    r = replan(inst, state)
+    assert r.remaining.manifest.budgets.total == 0.0
+    assert r.plan.decisions.applicants.sum() == pytest.approx(0.0, abs=X_ATOL)
+
+
+def test_cost_ahead_is_convex_in_the_drivers_on_hand(demo):
+    """The drivers on hand enter the LP's right-hand side linearly, so the optimal cost ahead
+    is a convex function of them (LP value functions are convex in the RHS): more drivers is
+    not always cheaper (idle blocks cost 25 USD each), but the midpoint never costs more than
+    the mean of the ends. Scaling all depots by 0.8, 1.0, 1.2."""
+    inst, plan = demo
+    costs = []
+    for f in (0.8, 1.0, 1.2):
+        st = expected_state(inst, plan, 4)
+        st.drivers["active_drivers"] *= f
+        costs.append(replan(inst, st).plan.status.objective)
+    assert costs[1] <= (costs[0] + costs[2]) / 2 + 1e-6
+    assert len({round(c, 6) for c in costs}) == 3  # the drivers on hand do move the cost
+
+
+def test_state_files_round_trip(demo, tmp_path):
+    inst, plan = demo
+    state = expected_state(inst, plan, 6)
+    back = load_state(state.write(tmp_path / "st"), inst)
+    assert back.week == 6 and back.spend_total == pytest.approx(state.spend_total, rel=1e-9)
+    np.testing.assert_allclose(back.drivers["active_drivers"], state.drivers["active_drivers"], rtol=1e-9)
+    a, b = replan(inst, state), replan(inst, back)
+    assert a.plan.status.objective == pytest.approx(b.plan.status.objective, rel=1e-8)
+
+
+BAD_STATES = {
+    "unknown depot": ("drivers", {"depot": ["D001", "D002", "D003", "D004", "D005", "D999"],
+                                  "active_drivers": [1, 1, 1, 1, 1, 1]}, ["drivers.csv:7", "depot", "D999"]),
+    "missing depot": ("drivers", {"depot": ["D001"], "active_drivers": [1]}, ["drivers.csv", "every depot", "D002"]),
+    "negative drivers": ("drivers", {"depot": ["D001", "D002", "D003", "D004", "D005"],
+                                     "active_drivers": [1, -1, 1, 1, 1]}, ["drivers.csv:3", "active_drivers", "-1"]),
+    "recruited in the future": ("recruited", {"depot": ["D001"], "channel": ["referral"], "week": [4], "applicants": [2]},
+                                ["recruited.csv:2", "week", "before the state's week 4"]),
+    "unknown channel": ("recruited", {"depot": ["D001"], "channel": ["tv"], "week": [1], "applicants": [2]},
+                        ["recruited.csv:2", "channel", "tv"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_STATES))
+def test_bad_state_files_give_one_line_per_problem_and_exit_2(demo, demo_path, tmp_path, case):
+    inst, plan = demo
+    table, content, fragments = BAD_STATES[case]
+    folder = expected_state(inst, plan, 4).write(tmp_path / "st")
+    pd.DataFrame(content).to_csv(folder / f"{table}.csv", index=False)
+    with pytest.raises(InstanceError) as err:
+        load_state(folder, inst)
+    assert any(all(f in str(p) for f in fragments) for p in err.value.problems), [str(p) for p in err.value.problems]
+    r = CliRunner().invoke(main, ["replan", str(demo_path), "--state", str(folder), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2, r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_state_week_beyond_the_horizon_and_bad_yaml(demo, tmp_path):
+    inst, _ = demo
+    with pytest.raises(InstanceError) as err:
+        state_from_tables({"week": 13}, {"drivers": inst.tables["depots"][["depot", "active_drivers"]]}, inst)
+    assert "a week in 1..12" in str(err.value.problems[0])
+    with pytest.raises(InstanceError) as err:
+        state_from_tables({"week": 3, "spend_to_date": {"total": float("inf")}},
+                          {"drivers": inst.tables["depots"][["depot", "active_drivers"]]}, inst)
+    assert "spend_to_date.total" in str(err.value.problems[0])
+
+
+def test_cli_state_template_then_replan(demo_path, tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(main, ["state", str(demo_path), "--week", "5", "--out", str(tmp_path / "st")])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["replan", str(demo_path), "--state", str(tmp_path / "st"), "--out", str(tmp_path / "rp")])
+    assert r.exit_code == 0, r.output
+    week = pd.read_csv(tmp_path / "rp" / "this_week.csv")
+    applicants = pd.read_csv(tmp_path / "rp" / "applicants.csv")
+    first = applicants[(applicants["week"] == 1) & (applicants["applicants"] > 0)]
+    assert set(week["week"]) <= {5}
+    assert week.loc[week["action"] == "recruit", "applicants"].sum() == pytest.approx(first["applicants"].sum(), rel=1e-6)
+    assert (tmp_path / "rp" / "instance" / "instance.yaml").exists()
+    assert optplan.load_instance(tmp_path / "rp" / "instance").n_weeks == 8
