@@ -103,17 +103,41 @@ def policy_plot(policy: PolicyTable, path, currency: str = "USD") -> None:
     from optplan.plots import figure_to_svg
 
     plt.rcParams.update({"svg.hashsalt": "optplan", "svg.fonttype": "none", "font.size": 9})
-    fig, ax = plt.subplots(figsize=(7, 4))
-    weeks = sorted(policy.table["arrival_week"].unique())
-    cmap = plt.get_cmap("viridis")
-    for i, w in enumerate(weeks):
-        g = policy.table[policy.table["arrival_week"] == w]
-        ax.plot(g["projected_drivers"], g["new_drivers"], color=cmap(i / max(1, len(weeks) - 1)), lw=1.2,
-                label=f"week {w}" if len(weeks) <= 12 or i % max(1, len(weeks) // 8) == 0 else None)
-    ax.set_xlabel("projected drivers at the end of the week before (drivers)")
-    ax.set_ylabel("new drivers to bring in (drivers/week)")
-    ax.set_title(f"DP recruiting rule, depot {policy.depot}")
-    ax.legend(fontsize=7, ncol=2)
+    from matplotlib.ticker import MaxNLocator
+
+    t = policy.table
+    weeks = sorted(t["arrival_week"].unique())
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8), gridspec_kw={"width_ratios": [1, 1.3]})
+    # left: the base-stock (order-up-to) level of each arrival week, the rule in one line
+    def base_stock(g):  # the level reached where the rule recruits but is not capped (its order-up-to level)
+        n = g["new_drivers"].to_numpy()
+        interior = (n > 1e-9) & (n < n.max() - 1e-9)
+        pick = interior if interior.any() else n > 1e-9
+        return float(g.loc[pick, "target_drivers"].median()) if pick.any() else float("nan")
+
+    level = t.groupby("arrival_week")[["new_drivers", "target_drivers"]].apply(base_stock)
+    left.step(level.index, level.to_numpy(), where="mid", color="#1f4e79", lw=1.6, label="base-stock level")
+    left.set_xlabel("arrival week")
+    left.set_ylabel("drivers to reach (drivers)")
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
+    left.legend(fontsize=8)
+    left.set_title("Bring the pool up to this level")
+    # right: the rule itself for at most four weeks, told apart by colour and line style
+    shown = sorted({weeks[0], weeks[len(weeks) // 3], weeks[2 * len(weeks) // 3], weeks[-1]})
+    styles = ["-", "--", "-.", ":"]
+    colors = ["#1f4e79", "#c55a11", "#548235", "#7030a0"]
+    for i, w in enumerate(shown):
+        g = t[t["arrival_week"] == w]
+        right.plot(g["projected_drivers"], g["new_drivers"], color=colors[i], linestyle=styles[i], lw=1.5,
+                   label=f"arrival week {w}")
+        stops = g.loc[g["new_drivers"] <= 1e-9, "projected_drivers"]
+        if len(stops):  # where recruiting stops: the base-stock level seen from the week before
+            right.axvline(float(stops.min()), color=colors[i], linestyle=styles[i], lw=0.8, alpha=0.7)
+    right.set_xlabel("projected drivers at the end of the week before (drivers)")
+    right.set_ylabel("new drivers to bring in (drivers/week)")
+    right.legend(fontsize=8, title="vertical lines: recruiting stops", title_fontsize=7)
+    right.set_title("The rule in selected weeks")
+    fig.suptitle(f"DP recruiting rule, depot {policy.depot} (costs in {currency})")
     fig.tight_layout()
     atomic_write_text(path, figure_to_svg(fig))
 
