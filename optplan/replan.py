@@ -37,6 +37,7 @@ from pydantic import ValidationError
 from formulations.two_stage.drivers import recruited_arrivals
 from optplan.atomic import atomic_write_text, csv_text
 from optplan.errors import InstanceError, Problem
+from optplan.inputs import file_problem, read_csv_strings, read_text
 from optplan.instance import (
     Instance,
     _check_table,
@@ -46,7 +47,6 @@ from optplan.instance import (
     _Reporter,
     from_tables,
 )
-from optplan.inputs import file_problem, read_csv_strings, read_text
 from optplan.plan import Plan
 from optplan.schema import STATE_TABLES, StateFiles, StateManifest
 
