@@ -73,6 +73,13 @@ class ModelData:
     service_target: np.ndarray | None = None  # (D,) each depot's expected service level at least this
     network_service_target: float = float("nan")  # the network's expected service level at least this
     utilisation_floor: np.ndarray | None = None  # (D,) each depot's expected driver utilisation at least this
+    # end of horizon (formulations/two_stage/objective.py): None: drivers left at week T are worth nothing
+    terminal_value: np.ndarray | None = None  # (D,) currency per driver active at the end of week T
+
+    @property
+    def has_terminal_value(self) -> bool:
+        """Drivers left at the end of the horizon are worth something."""
+        return self.terminal_value is not None and bool(np.any(self.terminal_value != 0))
 
     @property
     def has_targets(self) -> bool:

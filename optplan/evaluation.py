@@ -69,10 +69,10 @@ def evaluate_decisions(
     p = data.probability if probability is None else np.asarray(probability, float)
     arrivals, active, capacity = simulate_drivers(data, decisions)
     surge, unserved, idle = optimal_recourse(data, capacity, demand)
-    cost = cost_components(data, decisions, surge, unserved, idle, p)
+    cost = cost_components(data, decisions, surge, unserved, idle, p, active=active)
     exp = lambda a: float(np.einsum("dts,s->", a, p))  # noqa: E731 - expectation over scenarios (blocks)
     network = service_kpis(demand, unserved, idle, capacity, active, p, by_depot=False)
-    by_scenario = scenario_costs(cost["recruiting"] + cost["planned_incentives"],
+    by_scenario = scenario_costs(cost["recruiting"] + cost["planned_incentives"] + cost.get("terminal_value", 0.0),
                                  recourse_cost(data, surge, unserved, idle).sum(axis=(0, 1)))  # (S,) currency
     total_demand = exp(demand)
     kpis = {

@@ -30,6 +30,7 @@ from optplan.schema import (
     Manifest,
     TableSpec,
     Targets,
+    Terminal,
     column_specs,
 )
 
@@ -186,7 +187,17 @@ class Instance:
             service_target=service_target,
             network_service_target=np.nan if tg.network_service_level is None else float(tg.network_service_level),
             utilisation_floor=utilisation,
+            terminal_value=self._terminal_value(kernel, ch["cost_per_applicant"].to_numpy(float), D),
         )
+
+    def _terminal_value(self, kernel: np.ndarray, cost: np.ndarray, D: int) -> np.ndarray | None:
+        """(D,) currency per driver left at the end of week T, or None (manifest terminal)."""
+        v = self.manifest.terminal.value_per_driver
+        if v is None:
+            return None
+        if v == "replacement":
+            v = replacement_cost(kernel, cost)
+        return np.full(D, float(v))
 
     # ------------------------------------------------------------------ writing
     def write(self, folder: str | Path) -> Path:
@@ -196,6 +207,8 @@ class Instance:
         manifest = self.manifest.model_dump(mode="json", exclude_none=False)
         if self.manifest.targets == Targets():  # no targets: leave the section out (files as before targets existed)
             manifest.pop("targets")
+        if self.manifest.terminal == Terminal():
+            manifest.pop("terminal")
         files = Files().model_dump()
         for t in TABLES:
             name = getattr(self.manifest.files, t.name) or files[t.name] or f"{t.name}.csv"
@@ -209,6 +222,14 @@ class Instance:
             atomic_write_text(folder / name, buf.getvalue())
         atomic_write_text(folder / MANIFEST_NAME, yaml.safe_dump(manifest, sort_keys=False))
         return folder
+
+
+def replacement_cost(kernel: np.ndarray, cost_per_applicant: np.ndarray) -> float:
+    """Cost of recruiting one driver through the cheapest channel (currency/driver):
+    min over channels with a positive conversion of cost_per_applicant / conversion."""
+    conversion = kernel.sum(axis=1)
+    ok = conversion > 0
+    return float(np.min(cost_per_applicant[ok] / conversion[ok])) if ok.any() else 0.0
 
 
 # ====================================================================== loading
@@ -500,6 +521,19 @@ def _cross_checks(manifest: Manifest, t: dict[str, pd.DataFrame], ok: dict[str, 
         if late.any():
             report.add_many(df.attrs["file"], "week", df.loc[late, "_line"],
                             f"a week in 1..{T} (horizon.weeks)", df.loc[late, "week"].astype(str))
+
+    v = manifest.terminal.value_per_driver
+    yk, ch = t["yield_kernel"], t["channels"]
+    if isinstance(v, float) and v > 0 and ok["yield_kernel"].all() and ok["channels"].all() and len(ch):
+        conversion = yk.groupby("channel")["probability"].sum()
+        cost = ch.set_index("channel")["cost_per_applicant"]
+        both = conversion[conversion > 0].index.intersection(cost.index)
+        limit = float((cost[both] / conversion[both]).min()) if len(both) else 0.0
+        if v > limit * (1 + 1e-9):
+            report.add(MANIFEST_NAME, None, "terminal.value_per_driver",
+                       f"at most the cost of recruiting a driver, {limit:,.4f} {manifest.horizon.currency} (cheapest "
+                       "cost_per_applicant / conversion; more would make recruiting only to be credited at the end "
+                       "pay without limit)", f"{v:g}")
 
     sc = t["scenarios"]
     if len(sc) and ok["scenarios"].all():

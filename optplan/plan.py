@@ -398,7 +398,8 @@ class Plan:
             f"plan for {self.name}: {s.describe()} (engine {s.engine}; its status: {s.native_status})",
             f"  expected cost {c['total']:,.2f} {cur} = recruiting {c['recruiting']:,.2f} + incentives "
             f"{c['planned_incentives']:,.2f} + surge {c['surge']:,.2f} + unserved {c['unserved_penalty']:,.2f} "
-            f"+ idle {c['idle_penalty']:,.2f}",
+            f"+ idle {c['idle_penalty']:,.2f}"
+            + (f" - terminal credit {-c['terminal_value']:,.2f} (drivers left at the end)" if "terminal_value" in c else ""),
             f"  service level {k['service_level']:.2%}, expected unserved {k['expected_unserved_blocks']:,.1f} blocks, "
             f"idle {k['expected_idle_blocks']:,.1f} blocks; {k['applicants_total']:,.1f} applicants",
             f"  drivers: {k['driver_utilisation']:.2%} of offered blocks worked, {k['blocks_per_driver_week']:,.2f} blocks "

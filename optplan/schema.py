@@ -182,6 +182,24 @@ class Targets(_Strict):
         return v
 
 
+class Terminal(_Strict):
+    value_per_driver: float | Literal["replacement"] | None = _f(
+        "Value of a driver still active at the end of the last week: a number, or 'replacement' for "
+        "the cost of recruiting one through the cheapest channel (min over channels of "
+        "cost_per_applicant / conversion); at most that cost. Null: 0, drivers left after the "
+        "horizon are worth nothing (the plan may let the pool run down near the end).",
+        f"{CURRENCY}/driver",
+        default=None,
+    )
+
+    @field_validator("value_per_driver")
+    @classmethod
+    def _non_negative(cls, v):
+        if isinstance(v, float) and not (0 <= v <= MAX_RATE):
+            raise ValueError(f"a number in [0, {MAX_RATE:g}] or 'replacement'")
+        return v
+
+
 class Files(_Strict):
     depots: str = _f("Depot table.", "path", default="depots.csv")
     scenarios: str = _f("Scenario table.", "path", default="scenarios.csv")
@@ -213,6 +231,7 @@ class Manifest(_Strict):
     penalties: Penalties
     budgets: Budgets = Field(default_factory=Budgets)
     targets: Targets = Field(default_factory=Targets)
+    terminal: Terminal = Field(default_factory=Terminal)
     files: Files = Field(default_factory=Files)
 
 
@@ -454,6 +473,7 @@ def markdown_tables() -> str:
         ("penalties", Penalties),
         ("budgets", Budgets),
         ("targets", Targets),
+        ("terminal", Terminal),
         ("files", Files),
     ):
         table(f"instance.yaml: `{key}`", model, prefix=f"{key}.")

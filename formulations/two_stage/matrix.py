@@ -274,6 +274,8 @@ def aggregated_standard_form(data: ModelData, integer: bool = False) -> Standard
     c[cols.components["applicants"]] = data.cost_per_applicant[cc]
     c[cols.components["incentive_spend"]] = 1.0
     c[cols.components["recourse_segment"]] = seg.slope[seg.used]
+    if data.has_terminal_value:  # objective.terminal_credit: - value[d] a[d,T] (currency)
+        c[cols.a[:, -1]] -= data.terminal_value
     col_lower = np.zeros(n_cols)
     col_upper = np.full(n_cols, np.inf)
     col_upper[cols.components["applicants"]] = data.applicant_cap[dd, cc]

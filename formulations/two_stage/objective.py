@@ -1,7 +1,13 @@
 """The objective: expected total cost, in the instance currency.
 
-    first stage:  sum cost[c] x + sum z                                         currency
+    first stage:  sum cost[c] x + sum z - sum_d terminal_value[d] a[d,T]       currency
     second stage: sum_s weight_s sum_{d,t} (surge_cost u + unserved_cost v + idle_cost w)
+
+The terminal value (currency per driver, optional) credits the drivers still active at the
+end of week T, a[d,T] (the expected stock, the same in every scenario), so the plan does not
+let the pool run down because weeks after T are not modelled. It must not exceed the cost of
+recruiting a driver, min_c cost[c] / conversion[c] (else recruiting only to be credited at
+the end would pay without limit); the instance's validation enforces it.
 
 ``cost_components`` is the numpy kernel of the same sum, split by component; the evaluator
 and the plan call it.
@@ -21,9 +27,19 @@ from formulations.two_stage.risk import define_cvar
 COST_COMPONENTS = ("recruiting", "planned_incentives", "surge", "unserved_penalty", "idle_penalty")
 
 
-def cost_components(data: ModelData, decisions: Decisions, surge, unserved, idle, probability) -> dict[str, float]:
+def terminal_credit(data: ModelData, active) -> float:
+    """-sum_d terminal_value[d] a[d,T] (currency; <= 0): the value of the drivers active at
+    the end of the last week, ``active`` (D, T) drivers, as a negative cost."""
+    if not data.has_terminal_value:
+        return 0.0
+    return -float(np.dot(data.terminal_value, np.asarray(active)[:, -1]))
+
+
+def cost_components(data: ModelData, decisions: Decisions, surge, unserved, idle, probability,
+                    active=None) -> dict[str, float]:
     """Expected cost by component (currency) of first-stage decisions and per-scenario
-    recourse (D, T, S) with scenario probabilities (S,); "total" is their sum."""
+    recourse (D, T, S) with scenario probabilities (S,); "total" is their sum. With a
+    terminal value, ``active`` (D, T) drivers gives the "terminal_value" component (<= 0)."""
     recruiting, incentives = spend(data, decisions)
     exp = lambda a: float(np.einsum("dts,s->", a, probability))  # noqa: E731 - expectation over scenarios
     cost = {
@@ -33,6 +49,8 @@ def cost_components(data: ModelData, decisions: Decisions, surge, unserved, idle
         "unserved_penalty": exp(recourse_cost(data, 0.0, unserved, 0.0)),
         "idle_penalty": exp(recourse_cost(data, 0.0, 0.0, idle)),
     }
+    if data.has_terminal_value:
+        cost["terminal_value"] = terminal_credit(data, active)
     cost["total"] = sum(cost.values())
     return cost
 
@@ -45,7 +63,12 @@ def define_objective(m: pyo.ConcreteModel, data: ModelData, weights: dict[int, f
     mpi-sppy (and the reports) can read them; ``weights`` maps scenario positions to the
     weight of their second-stage cost (the probabilities in the extensive form). With the
     aggregated recourse the second stage is ``m.expected_recourse_cost`` (aggregated.py)."""
-    m.first_stage_cost = pyo.Expression(expr=m.first_stage_spend.expr)
+    credit = 0.0
+    if data.has_terminal_value:  # terminal_credit's rows: - sum_d value[d] a[d,T]
+        T = data.n_weeks
+        credit = -sum(float(v) * m.active_drivers[d, T] for d, v in zip(data.depots, data.terminal_value, strict=True)
+                      if v != 0)
+    m.first_stage_cost = pyo.Expression(expr=m.first_stage_spend.expr + credit)
     if getattr(m, "_optplan_recourse", "extensive") == "aggregated":
         m.expected_cost = pyo.Objective(expr=m.first_stage_cost + m.expected_recourse_cost, sense=pyo.minimize)
         return

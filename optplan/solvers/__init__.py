@@ -95,6 +95,9 @@ def _refuse_what_the_engine_cannot_state(data: ModelData, options: SolveOptions,
     picky = name != "auto"
     if options.cvar_weight > 0 and picky and not eng.capabilities.risk:
         raise OptionError("engine", "highs, glop or auto with CVaR (engines that can state it)", name)
+    if data.has_terminal_value and picky and not eng.capabilities.terminal:
+        raise OptionError("engine", "highs, glop or auto with a terminal value (terminal.value_per_driver; engines "
+                          "that can state it)", name)
     if not data.has_targets:
         return
     if picky and not eng.capabilities.targets:

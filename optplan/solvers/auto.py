@@ -67,6 +67,9 @@ class AutoEngine:
             if data.has_targets and not engine.capabilities.targets:
                 reasons.append(f"{name} skipped (cannot state service or utilisation targets)")
                 continue
+            if data.has_terminal_value and not engine.capabilities.terminal:
+                reasons.append(f"{name} skipped (cannot credit the drivers left at the end)")
+                continue
             if options.integer and not engine.capabilities.mip and engine.capabilities.lp:
                 reasons.append(f"{name} skipped (no integer applicants)")
                 continue

@@ -160,6 +160,7 @@ class Capabilities:
     exact: bool  # its optimum is the program's optimum (False: a heuristic)
     risk: bool = False  # states CVaR in its objective (options.cvar_weight > 0)
     targets: bool = False  # states service and utilisation targets (data.has_targets)
+    terminal: bool = False  # credits the drivers left at the end (data.has_terminal_value)
 
 
 @dataclass(frozen=True)

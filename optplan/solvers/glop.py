@@ -61,7 +61,8 @@ class GlopEngine:
     """The LP by GLOP: exact, with duals, honours the time limit; no integer applicants."""
 
     name = "glop"
-    capabilities = Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True, risk=True, targets=True)
+    capabilities = Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True, risk=True, targets=True,
+                                terminal=True)
 
     def available(self) -> str | None:
         try:

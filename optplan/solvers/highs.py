@@ -301,7 +301,8 @@ class HighsEngine:
     """The LP/MIP by HiGHS: exact, with duals (LP), honours the time limit (build included)."""
 
     name = "highs"
-    capabilities = Capabilities(lp=True, mip=True, duals=True, time_limit=True, exact=True, risk=True, targets=True)
+    capabilities = Capabilities(lp=True, mip=True, duals=True, time_limit=True, exact=True, risk=True, targets=True,
+                                terminal=True)
 
     def available(self) -> str | None:
         try:
