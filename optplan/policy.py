@@ -40,6 +40,7 @@ from formulations.two_stage.drivers import capacity, carry_over, cohort_arrivals
 from formulations.two_stage.recourse import optimal_recourse, recourse_cost
 from optplan.errors import OptionError
 from optplan.progress import progress
+from optplan.sampling import sample_demand
 from optplan.solvers.dp import DepotModel, DPOptions, solve_dp
 from optplan.solvers.dp.recursion import solve_depot
 
@@ -143,21 +144,6 @@ def policy_plot(policy: PolicyTable, path, currency: str = "USD") -> None:
 
 
 # ---------------------------------------------------------------------------- simulation
-def sample_demand(data: ModelData, n_paths: int, rng: np.random.Generator, sigma: float = 0.05,
-                  noise_ar: float = 0.5) -> np.ndarray:
-    """(N, D, T) fresh demand paths (blocks/week): a scenario by probability times AR(1)
-    log-normal noise with mean 1."""
-    D, C, T, S = data.shape
-    s = rng.choice(S, size=n_paths, p=data.probability)
-    e = np.empty((n_paths, D, T))
-    e[:, :, 0] = rng.standard_normal((n_paths, D))
-    scale = np.sqrt(1 - noise_ar**2)
-    for t in range(1, T):
-        e[:, :, t] = noise_ar * e[:, :, t - 1] + scale * rng.standard_normal((n_paths, D))
-    base = np.transpose(data.demand[:, :, s], (2, 0, 1))  # (N, D, T)
-    return base * np.exp(sigma * e - 0.5 * sigma**2)
-
-
 class _Sim:
     """State of N simulated paths: active drivers (N, D) and expected future arrivals."""
 

@@ -32,6 +32,7 @@ from optplan.instance import Instance
 from optplan.plan import Plan
 from optplan.plots import figure_to_svg
 from optplan.presentation import kpi_rows, planner_table, words
+from optplan.sampling import OutOfSample
 from optplan.sensitivity import SensitivityModel, TornadoResult, service_frontier, tornado
 from optplan.solvers.base import SolveOptions
 
@@ -106,33 +107,26 @@ def funnel_yields(d) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def resample_scenarios(demand: np.ndarray, probability: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """``n`` fresh demand paths (D, T, n): for every path and week, one of the instance's
-    scenarios is drawn by probability and taken for all depots together. This keeps the
-    correlation across depots and mixes weeks of different scenarios, so the paths are new
-    combinations the plan was not optimised on."""
-    rng = np.random.default_rng(seed)
-    D, T, S = demand.shape
-    pick = rng.choice(S, size=(T, n), p=probability / probability.sum())
-    return demand[:, np.arange(T)[:, None], pick]
-
-
-def out_of_sample(plan: Plan, n: int = 500, seed: int = 0) -> dict[str, float]:
-    """Expected cost of the plan on ``n`` fresh paths, with a 95% normal confidence interval
-    (currency), and its in-sample value for comparison."""
+def out_of_sample(plan: Plan, sampler: OutOfSample | None = None) -> dict:
+    """Expected cost of the plan on the sampler's fresh paths (optplan.sampling: the one
+    definition `simulate` uses too), with a 95% normal confidence interval (currency), its
+    in-sample value for comparison, and what was sampled."""
+    sampler = sampler or OutOfSample()
     d = plan.data
-    demand = resample_scenarios(d.demand, d.probability, n, seed)
+    n = sampler.paths
+    demand = np.transpose(sampler.demand(d), (1, 2, 0))  # (D, T, N)
     ev = evaluate_decisions(d, plan.decisions, demand, np.full(n, 1.0 / n))
-    first = ev.cost["recruiting"] + ev.cost["planned_incentives"]
+    first = ev.cost["recruiting"] + ev.cost["planned_incentives"] + ev.cost.get("terminal_value", 0.0)
     per_path = first + recourse_cost(d, ev.surge_blocks, ev.unserved_blocks, ev.idle_blocks).sum(axis=(0, 1))
     mean = float(per_path.mean())
     se = float(per_path.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
     served = 1.0 - ev.unserved_blocks.sum(axis=(0, 1)) / np.maximum(demand.sum(axis=(0, 1)), 1e-12)
     return {
-        "paths": n, "seed": seed, "expected_cost": mean, "standard_error": se,
+        "paths": n, "seed": sampler.seed, "expected_cost": mean, "standard_error": se,
         "ci95_low": mean - Z95 * se, "ci95_high": mean + Z95 * se,
         "in_sample_expected_cost": float(plan.cost["total"]),
         "service_level_mean": float(served.mean()),
+        "sampled": sampler.describe(), "sampler": sampler.to_dict(),
     }
 
 
@@ -181,7 +175,7 @@ def build_report(
     values = optplan_values(data, options=options, backend=backend, rp=sm.base)
     stochastic = values.measures()
     done("stochastic_values")
-    oos = out_of_sample(plan, n=oos_paths, seed=seed)
+    oos = out_of_sample(plan, OutOfSample(paths=oos_paths, seed=seed))
     done("out_of_sample")
     return Report(
         instance_name=instance.manifest.name, currency=data.currency, plan=plan, marginal_values=marginal,
@@ -358,8 +352,9 @@ meets both).</p>
 {{ tornado }}
 <h2>Value of the stochastic solution</h2>
 {{ vss }}
-<p>Out of sample, on {{ oos.paths }} freshly sampled demand paths: expected cost {{ oos_cost }}
-(95% CI {{ oos_ci }}), against {{ oos_in }} in sample; mean service level {{ oos_service }}.</p>
+<p>Out of sample: expected cost {{ oos_cost }} (95% CI {{ oos_ci }}), against {{ oos_in }} in sample;
+mean service level {{ oos_service }}. Sampled: {{ oos.sampled }} (the definition `optplan simulate` uses too;
+docs/sensitivity.md, "Out of sample").</p>
 <h2>Capacity against demand</h2>
 <figure>{{ plots.capacity }}</figure>
 <h2>Spend by week and channel</h2>

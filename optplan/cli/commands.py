@@ -351,35 +351,47 @@ def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
 @click.option("--paths", "n_paths", type=click.IntRange(min=2), default=200, show_default=True, help="Fresh demand paths.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--noise", "sigma", type=click.FloatRange(min=0), default=0.05, show_default=True,
-              help="Log-sd of the weekly demand noise on top of a drawn scenario.")
+              help="Log-sd of the weekly demand noise on top of a drawn scenario (optplan.sampling, the one "
+                   "out-of-sample definition; report uses the same).")
+@click.option("--noise-ar", type=click.FloatRange(min=0, max=1, max_open=True), default=0.5, show_default=True,
+              help="Week-to-week correlation of that noise.")
+@click.option("--drivers", "drivers", type=click.Choice(["random", "expected"]), default="random", show_default=True,
+              help="random: whole drivers (binomial stayers, Poisson arrivals), so the reacting policies see luck; "
+                   "expected: the model's expected counts (as report scores plans).")
 @click.option("--grid", "grid_points", type=click.IntRange(min=2), default=None, help="DP states per week (default: adaptive).")
 @guarded
-def simulate(instance: Path, out: Path, n_paths, seed, sigma, grid_points) -> None:
+def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers, grid_points) -> None:
     """Compare the static LP plan, the DP rule re-applied weekly and a myopic rule on fresh
     demand paths with a stochastic driver pool (common random numbers); 95% CIs."""
 
     import optplan
-    from optplan.atomic import csv_text, write_files
+    from optplan.atomic import csv_text, json_text, write_files
     from optplan.policy import simulate as run_simulation
     from optplan.policy import summarize
+    from optplan.sampling import OutOfSample
     from optplan.solvers.dp import DPOptions
 
     inst = optplan.load_instance(instance)
     data = inst.model_data()
     click.echo("[optplan] simulate: solving the static plan (HiGHS), then the DP rule", err=True)
     plan = optplan.solve(inst, engine="highs")
-    paths = run_simulation(data, plan.decisions, n_paths=n_paths, seed=seed, sigma=sigma,
-                           options=DPOptions(grid_points=grid_points), show_progress=True)
+    sampler = OutOfSample(paths=n_paths, seed=seed, noise_sd=sigma, noise_ar=noise_ar, random_drivers=drivers == "random")
+    click.echo(f"[optplan] simulate: sampling {sampler.describe()}", err=True)
+    paths = run_simulation(data, plan.decisions, n_paths=n_paths, seed=seed, sigma=sigma, noise_ar=noise_ar,
+                           options=DPOptions(grid_points=grid_points), show_progress=True,
+                           stochastic_drivers=sampler.random_drivers)
     summary = summarize(paths, data.currency)
     files = {}
     for name, df in (("simulation.csv", summary), ("paths.csv", paths)):
         files[name] = csv_text(df)
+    files["sampling.json"] = json_text(sampler.to_dict())
     write_files(out, files)
     for row in summary.itertuples(index=False):
         click.echo(f"{row.policy:7s} expected cost {row.cost:12,.2f} +- {row.cost_ci95:10,.2f} {data.currency}; "
                    f"vs static {row.cost_minus_static:+12,.2f} +- {row.cost_minus_static_ci95:10,.2f}; "
                    f"unserved {row.unserved_blocks:8,.1f} idle {row.idle_blocks:8,.1f} blocks")
-    click.echo(f"wrote simulation.csv and paths.csv to {out}")
+    click.echo(f"sampled: {sampler.describe()}")
+    click.echo(f"wrote simulation.csv, paths.csv and sampling.json to {out}")
 
 
 @click.command()

@@ -1,0 +1,73 @@
+"""The one out-of-sample definition (issue #13 part 4): how `report` and `simulate` draw
+fresh demand (and, for `simulate`, drivers) to score plans on paths they were not optimised
+on. Both outputs name what they sampled with :meth:`OutOfSample.describe` and write the
+settings (``to_dict``) next to their numbers, so two figures for the same plan differ only by
+settings that are written down.
+
+A path: one of the instance's scenarios drawn by its probability (the forecast's weekly
+shape and its correlation across depots and weeks kept), times log-normal weekly noise with
+mean 1, log-sd ``noise_sd`` and AR(1) correlation ``noise_ar`` from week to week, drawn per
+depot: blocks[d,t] = scenario[d,t] * exp(noise_sd e[d,t] - noise_sd^2 / 2), e[d,t] = noise_ar
+e[d,t-1] + sqrt(1 - noise_ar^2) eta[d,t], eta standard normal. ``noise_sd = 0`` gives the
+instance's own scenarios in proportion to their probabilities (the in-sample distribution).
+
+Drivers: ``random_drivers`` False keeps the expected driver counts of the model (the fluid
+stock-flow: what `report` scores); True makes them whole drivers: each stays a week with the
+depot's retention probability (binomial) and new ones arrive as a Poisson count with the
+yield kernel's expected arrivals as its mean (what `simulate` uses, for policies that react
+to the drivers actually seen).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from formulations.data import ModelData
+
+#: The default log-sd of the weekly demand noise on top of a drawn scenario (5%).
+DEFAULT_NOISE_SD = 0.05
+#: The default week-to-week correlation of that noise.
+DEFAULT_NOISE_AR = 0.5
+
+
+@dataclass(frozen=True)
+class OutOfSample:
+    """Named settings of the out-of-sample sampler (module docstring)."""
+
+    paths: int = 500
+    seed: int = 0
+    noise_sd: float = DEFAULT_NOISE_SD
+    noise_ar: float = DEFAULT_NOISE_AR
+    random_drivers: bool = False
+
+    def demand(self, data: ModelData) -> np.ndarray:
+        """(N, D, T) fresh demand paths (blocks/week) with this sampler's seed."""
+        return sample_demand(data, self.paths, np.random.default_rng(self.seed), self.noise_sd, self.noise_ar)
+
+    def describe(self) -> str:
+        noise = (f"weekly log-normal noise of {self.noise_sd:.0%} (AR(1) {self.noise_ar:g}) on top"
+                 if self.noise_sd > 0 else "no extra noise")
+        drivers = "random whole drivers (binomial stayers, Poisson arrivals)" if self.random_drivers \
+            else "expected driver counts (the model's stock-flow)"
+        return (f"{self.paths:,} paths (seed {self.seed}): a scenario drawn by probability per path, {noise}; "
+                f"{drivers}")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "description": self.describe()}
+
+
+def sample_demand(data: ModelData, n_paths: int, rng: np.random.Generator, sigma: float = DEFAULT_NOISE_SD,
+                  noise_ar: float = DEFAULT_NOISE_AR) -> np.ndarray:
+    """(N, D, T) fresh demand paths (blocks/week): a scenario by probability times AR(1)
+    log-normal noise with mean 1 (module docstring)."""
+    D, C, T, S = data.shape
+    s = rng.choice(S, size=n_paths, p=data.probability / data.probability.sum())
+    e = np.empty((n_paths, D, T))
+    e[:, :, 0] = rng.standard_normal((n_paths, D))
+    scale = np.sqrt(1 - noise_ar**2)
+    for t in range(1, T):
+        e[:, :, t] = noise_ar * e[:, :, t - 1] + scale * rng.standard_normal((n_paths, D))
+    base = np.transpose(data.demand[:, :, s], (2, 0, 1))  # (N, D, T)
+    return base * np.exp(sigma * e - 0.5 * sigma**2)
