@@ -37,11 +37,15 @@ READERS = {
 SHARE = {"instance": 0.4, "history": 0.2, "applicants": 0.2, "activity": 0.2}
 
 
+def effective(kind: str, files: dict[str, bytes]) -> str:
+    """Readers without a manifest get cell mutations in the manifest's turn."""
+    return "cell" if kind == "manifest" and "instance.yaml" not in files else kind
+
+
 def one(reader: str, kind: str, seed: int, files: dict[str, bytes]) -> tuple[str, str | None]:
     rng = random.Random(seed)
     rounds = rng.randint(1, 3)
-    if kind == "manifest" and "instance.yaml" not in files:
-        kind = "cell"
+    kind = effective(kind, files)
     _, mutated = mut.mutate(rng, files, kind, rounds)
     folder = mut.fresh_dir()
     try:
@@ -83,7 +87,7 @@ def main() -> None:
             kind = kinds[i % len(kinds)]
             i += 1
             outcome, error = one(reader, kind, seed, bases[reader])
-            tally[(reader, kind)][outcome] += 1
+            tally[(reader, effective(kind, bases[reader]))][outcome] += 1
             if error is not None:
                 key = error.split(":")[0] + " " + error.rsplit("@", 1)[-1].strip()
                 if len(bugs[key]) < 3:

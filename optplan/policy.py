@@ -22,8 +22,14 @@ measured with far less noise than their levels):
 
 Policies compared: ``static`` (the LP plan's applicants and incentives, whatever happens),
 ``dp`` (the DP rule re-applied each week to the realized drivers and funnel, incentives
-from the DP's week cost at the realized drivers), ``myopic`` (recruit, in the cheapest
-channel per driver, the drivers needed to cover the next 4 weeks' mean demand).
+from the DP's week cost at the realized drivers), ``rolling`` (the LP re-solved every
+``replan_every`` weeks on each path's realised state: drivers on hand, the funnel's expected
+arrivals, spend so far; optplan.replan.remaining_data), ``rolling_mean`` (the same with the
+mean demand as the one scenario: the deterministic plan re-planned), ``basestock`` (through
+the cheapest channel per driver, bring each depot's expected drivers at the arrival week up
+to a multiple of what its mean demand needs; the multiple per depot chosen by coordinate
+search on separate paths), ``myopic`` (the old strawman: the next 4 weeks' mean need, no
+tuning).
 """
 
 from __future__ import annotations
@@ -155,6 +161,7 @@ class _Sim:
         L = data.yield_kernel.shape[1]
         self.funnel = np.zeros((n, D, T + L))  # expected new drivers per future week from applicants so far
         self.spend_total = np.zeros(n)
+        self.spend_depot = np.zeros((n, D))  # currency per path and depot (regional budgets of re-plans)
 
     def recruit(self, t: int, x: np.ndarray, z: np.ndarray, cap_week: float, cap_left: np.ndarray):
         """Applicants x (N, D, C) and incentive spend z (N, D) of week t, scaled down per path
@@ -169,12 +176,15 @@ class _Sim:
         self.funnel[:, :, t : t + L] += cohort_arrivals(d, x)
         spent = spend * f
         self.spend_total += spent
+        self.spend_depot += np.einsum("ndc,c->nd", x, d.cost_per_applicant) + z
         return x, z, spent
 
 
 def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int = 0, sigma: float = 0.05,
              noise_ar: float = 0.5, options: DPOptions | None = None, dp_result=None,
-             stochastic_drivers: bool = True, show_progress: bool = False) -> pd.DataFrame:
+             stochastic_drivers: bool = True, show_progress: bool = False,
+             policies: tuple[str, ...] = ("static", "dp", "rolling", "rolling_mean", "basestock"), replan_every: int = 1,
+             tune_paths: int = 200) -> pd.DataFrame:
     """Per path and policy: cost (currency), unserved, idle and surge blocks over the horizon.
 
     ``stochastic_drivers=False`` keeps the driver pool fluid (expected values, as the LP
@@ -189,7 +199,12 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
     cheapest = int(np.argmin(unit))
     demand = sample_demand(data, n_paths, np.random.default_rng(seed), sigma, noise_ar)
     mask = data.recruit_mask()
+    levels = np.ones(D)  # base-stock multipliers (tuned below when the policy is asked for)
+    plans: list = [None]  # the last re-plan per path: (applicants (N, D, C, T'), spend (N, D, T'))
+    t_plan = [0]
+
     def run(policy, dp_pols, demand_paths, fluid, budgets=True):
+        plans[0] = None
         n_paths = demand_paths.shape[0]
         rng = np.random.default_rng([seed, 1])  # common random numbers: the same stream for every policy
         sim = _Sim(data, n_paths, fluid=fluid)
@@ -222,6 +237,17 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
                         x[:, d, c] = np.minimum(share / data.yield_kernel[c, modal[c]], data.applicant_cap[d, c])
                         extra[:, t : t + L] += x[:, d, c, None] * data.yield_kernel[c][None, :]
                 z = np.zeros((n_paths, D))  # decided below from the drivers of the week
+            elif policy in ("rolling", "rolling_mean"):
+                # re-solve weeks t..T on each path's realised state every replan_every weeks
+                # (optplan.replan.remaining_data; rolling_mean: the mean-demand deterministic plan)
+                if (t - t_plan[0]) % replan_every == 0 or plans[0] is None:
+                    plans[0] = _replan_paths(data, sim, t, mean_demand=policy == "rolling_mean")
+                    t_plan[0] = t
+                x = plans[0][0][:, :, :, t - t_plan[0]].copy()
+                z = plans[0][1][:, :, t - t_plan[0]].copy()
+            elif policy == "basestock":
+                x = _base_stock(data, sim, t, levels, cheapest, conv, modal, mask)
+                z = np.zeros((n_paths, D))
             else:
                 x = np.zeros((n_paths, D, C))
                 for d in range(D):
@@ -270,9 +296,80 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
                                  "unserved_blocks": unserved,
                                  "idle_blocks": idle, "surge_blocks": surge_b})
 
-    dp_pols = rule_policies(data, dp_result, demand, run)
-    out = [run(policy, dp_pols, demand, not stochastic_drivers)[1] for policy in ("static", "dp", "myopic")]
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown:
+        raise OptionError("--policies", f"some of {', '.join(POLICIES)}", ",".join(unknown))
+    dp_pols = rule_policies(data, dp_result, demand, run) if "dp" in policies else None
+    if "basestock" in policies:  # order-up-to levels chosen on separate paths (seed + 1), then fixed
+        tune = sample_demand(data, tune_paths, np.random.default_rng([seed, 2]), sigma, noise_ar)
+        levels[:] = _tune_base_stock(lambda: run("basestock", None, tune, not stochastic_drivers)[1]["cost"].mean(),
+                                     levels)
+    out = [run(policy, dp_pols, demand, not stochastic_drivers)[1] for policy in policies]
     return pd.concat(out, ignore_index=True)
+
+
+#: Policies ``simulate`` knows: the LP plan as it stands, the DP rule, re-solving the LP on
+#: the realised state (all scenarios, or their mean: the deterministic plan re-planned),
+#: a tuned base-stock rule per depot, and the old myopic rule.
+POLICIES = ("static", "dp", "rolling", "rolling_mean", "basestock", "myopic")
+#: Multipliers of mean need tried for each depot's base-stock level, and tuning passes.
+BASE_STOCK_GRID = np.round(np.arange(0.80, 1.51, 0.05), 2)
+BASE_STOCK_PASSES = 2
+
+
+def _replan_paths(data: ModelData, sim: _Sim, t: int, mean_demand: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Each path's re-plan of weeks t..T from its state (drivers on hand, expected arrivals
+    from its funnel, its spend so far): (applicants (N, D, C, T-t), incentive spend (N, D, T-t))."""
+    from optplan.replan import remaining_data
+    from optplan.solvers import SolveOptions, solve_data
+
+    N, D = sim.active.shape
+    C, T = len(data.channels), data.n_weeks
+    xs = np.zeros((N, D, C, T - t))
+    zs = np.zeros((N, D, T - t))
+    regions = np.asarray(data.regions)
+    for p in range(N):
+        spend_regions = {r: float(sim.spend_depot[p, regions == r].sum()) for r in data.budget_region}
+        rem = remaining_data(data, t + 1, sim.active[p], sim.funnel[p, :, :T], float(sim.spend_total[p]), spend_regions,
+                             mean_demand=mean_demand)
+        r = solve_data(rem, SolveOptions(), "highs")
+        xs[p] = r.decisions.applicants
+        zs[p] = r.decisions.incentive_spend.sum(axis=2)
+    return xs, zs
+
+
+def _base_stock(data: ModelData, sim: _Sim, t: int, levels: np.ndarray, cheapest: int, conv, modal, mask) -> np.ndarray:
+    """Applicants (N, D, C) of the base-stock rule: through the cheapest channel per driver,
+    recruit so that the drivers expected at the arrival week reach levels[d] x the drivers
+    its mean demand needs (blocks/week / blocks per driver), capped by the channel cap."""
+    N, D = sim.active.shape
+    T = data.n_weeks
+    x = np.zeros((N, D, len(data.channels)))
+    ta = min(T - 1, t + int(modal[cheapest]))
+    for d in range(D):
+        if not mask[d, cheapest, t] or conv[cheapest] <= 0:
+            continue
+        need = levels[d] * float(data.demand[d, ta] @ data.probability) / data.blocks_per_driver[d]
+        proj = carry_over(data.retention[d], _projected(sim, d, t, ta, data.retention[d]),
+                          sim.funnel[:, d, ta] + data.pipeline[d, ta])
+        x[:, d, cheapest] = np.clip((need - proj) / conv[cheapest], 0.0, data.applicant_cap[d, cheapest])
+    return x
+
+
+def _tune_base_stock(mean_cost, levels: np.ndarray) -> np.ndarray:
+    """Coordinate search of each depot's multiplier over BASE_STOCK_GRID (depots share the
+    budgets, so one at a time, BASE_STOCK_PASSES passes), minimising the mean simulated cost."""
+    best = mean_cost()
+    for _ in range(BASE_STOCK_PASSES):
+        for d in range(len(levels)):
+            keep = levels[d]
+            for m in BASE_STOCK_GRID:
+                levels[d] = m
+                c = mean_cost()
+                if c < best - 1e-9:
+                    best, keep = c, m
+            levels[d] = keep
+    return levels.copy()
 
 
 def rule_policies(data: ModelData, dp_result, demand: np.ndarray, run) -> dict:

@@ -259,11 +259,8 @@ def remaining_instance(instance: Instance, state: State) -> Instance:
     m["horizon"]["weeks"] = T - shift
     m["horizon"]["start_date"] = (instance.manifest.horizon.start_date + dt.timedelta(weeks=shift)).isoformat()
     b = instance.manifest.budgets
-    if b.total is not None:
-        m["budgets"]["total"] = max(0.0, b.total - state.spend_total)
-    if isinstance(b.weekly, list):
-        m["budgets"]["weekly"] = list(b.weekly[shift:])
-    m["budgets"]["regions"] = {r: max(0.0, cap - state.spend_regions.get(r, 0.0)) for r, cap in b.regions.items()}
+    total, weekly, regions = remaining_budgets(b.total, b.weekly, b.regions, state.spend_total, state.spend_regions, shift)
+    m["budgets"].update(total=total, weekly=weekly, regions=regions)
     m["files"] = {}
     tables = {name: df.copy() for name, df in instance.tables.items()}
     dep = tables["depots"]
@@ -297,6 +294,40 @@ def _remaining_pipeline(instance: Instance, state: State) -> pd.DataFrame:
     tail = arrivals[:, k - 1:]
     dd, tt = np.nonzero(tail > 0)
     return pd.DataFrame({"depot": depots[dd].to_numpy(), "week": tt + 1, "new_drivers": tail[dd, tt]})
+
+
+def remaining_budgets(total: float, weekly, regions: dict[str, float], spend_total: float,
+                      spend_regions: dict[str, float], shift: int):
+    """Budgets of weeks shift+1..T (currency): total and regional caps less the spend so far
+    (never below 0), weekly caps cut to the remaining weeks (a list, an array or a scalar)."""
+    total = max(0.0, total - spend_total) if total is not None else None
+    weekly = weekly[shift:] if isinstance(weekly, (list, np.ndarray)) else weekly
+    regions = {r: max(0.0, cap - spend_regions.get(r, 0.0)) for r, cap in regions.items()}
+    return total, weekly, regions
+
+
+def remaining_data(data, week: int, active: np.ndarray, arrivals: np.ndarray, spend_total: float,
+                   spend_regions: dict[str, float], mean_demand: bool = False):
+    """The ModelData of weeks ``week``..T (1-based) from a state in arrays, for re-planning
+    many times without tables (the simulation's rolling policy): drivers on hand ``active``
+    (D,), expected arrivals (D, T) from everyone recruited so far (only weeks >= ``week``
+    used) plus the data's pipeline, budgets by ``remaining_budgets``; ``mean_demand``: one
+    scenario, the mean demand (the deterministic plan re-planned)."""
+    import dataclasses
+
+    shift = week - 1
+    total, weekly, regions = remaining_budgets(data.budget_total, data.budget_weekly, data.budget_region,
+                                               spend_total, spend_regions, shift)
+    demand = data.demand[:, shift:, :]
+    scenarios, probability = data.scenarios, data.probability
+    if mean_demand:
+        demand = np.einsum("dts,s->dt", demand, probability)[:, :, None]
+        scenarios, probability = ("mean",), np.ones(1)
+    return dataclasses.replace(
+        data, n_weeks=data.n_weeks - shift, initial_active=np.asarray(active, float),
+        pipeline=data.pipeline[:, shift:] + np.asarray(arrivals, float)[:, shift:],
+        demand=demand, scenarios=scenarios, probability=probability,
+        applicant_cap=data.applicant_cap, budget_total=total, budget_weekly=weekly, budget_region=regions)
 
 
 # ------------------------------------------------------------------ re-planning

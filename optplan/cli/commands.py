@@ -359,10 +359,20 @@ def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
               help="random: whole drivers (binomial stayers, Poisson arrivals), so the reacting policies see luck; "
                    "expected: the model's expected counts (as report scores plans).")
 @click.option("--grid", "grid_points", type=click.IntRange(min=2), default=None, help="DP states per week (default: adaptive).")
+@click.option("--policies", default="static,dp,rolling,rolling_mean,basestock", show_default=True,
+              help="Comma-separated, of: static (the LP plan as it stands), dp (the DP rule), rolling (the LP "
+                   "re-solved on each path's realised state), rolling_mean (the mean-demand plan re-solved so), "
+                   "basestock (an order-up-to rule per depot tuned on separate paths), myopic (the old strawman).")
+@click.option("--replan-every", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Weeks between re-solves of the rolling policies.")
+@click.option("--tune-paths", type=click.IntRange(min=2), default=200, show_default=True,
+              help="Separate paths on which the base-stock levels are chosen.")
 @guarded
-def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers, grid_points) -> None:
-    """Compare the static LP plan, the DP rule re-applied weekly and a myopic rule on fresh
-    demand paths with a stochastic driver pool (common random numbers); 95% CIs."""
+def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers, grid_points, policies, replan_every,
+             tune_paths) -> None:
+    """Compare policies on fresh demand paths (the LP plan as it stands, the DP rule, the LP
+    re-planned on the realised state, the mean-demand plan re-planned, a tuned base-stock
+    rule) with common random numbers; 95% CIs and paired differences to the static plan."""
 
     import optplan
     from optplan.atomic import csv_text, json_text, write_files
@@ -379,7 +389,9 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers,
     click.echo(f"[optplan] simulate: sampling {sampler.describe()}", err=True)
     paths = run_simulation(data, plan.decisions, n_paths=n_paths, seed=seed, sigma=sigma, noise_ar=noise_ar,
                            options=DPOptions(grid_points=grid_points), show_progress=True,
-                           stochastic_drivers=sampler.random_drivers)
+                           stochastic_drivers=sampler.random_drivers,
+                           policies=tuple(p.strip() for p in policies.split(",") if p.strip()),
+                           replan_every=replan_every, tune_paths=tune_paths)
     summary = summarize(paths, data.currency)
     files = {}
     for name, df in (("simulation.csv", summary), ("paths.csv", paths)):
@@ -387,7 +399,7 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers,
     files["sampling.json"] = json_text(sampler.to_dict())
     write_files(out, files)
     for row in summary.itertuples(index=False):
-        click.echo(f"{row.policy:7s} expected cost {row.cost:12,.2f} +- {row.cost_ci95:10,.2f} {data.currency}; "
+        click.echo(f"{row.policy:12s} expected cost {row.cost:12,.2f} +- {row.cost_ci95:10,.2f} {data.currency}; "
                    f"vs static {row.cost_minus_static:+12,.2f} +- {row.cost_minus_static_ci95:10,.2f}; "
                    f"unserved {row.unserved_blocks:8,.1f} idle {row.idle_blocks:8,.1f} blocks")
     click.echo(f"sampled: {sampler.describe()}")
