@@ -149,6 +149,10 @@ def reduce_paths(paths: np.ndarray, n_scenarios: int, depots: list[str], seed: i
     if not 1 <= S <= N:
         raise OptionError("--scenarios", f"between 1 and the number of sampled paths ({N})", S)
     norm = np.maximum(paths.mean(axis=(0, 1)), 1e-12)  # (D,) blocks/week
+    distinct = np.unique((paths / norm).reshape(N, H * D).round(9), axis=0).shape[0]
+    fewer = distinct < S  # e.g. an all-zero history: every path the same, one scenario says it all
+    if fewer:
+        S = distinct
     if S == N:
         labels = np.arange(N)
     elif S == 1:
@@ -161,6 +165,8 @@ def reduce_paths(paths: np.ndarray, n_scenarios: int, depots: list[str], seed: i
     centers = np.stack([paths[labels == k].mean(axis=0) for k in range(S)])  # (S, H, D)
     prob = counts / N
     method = "k-means (cluster means, probability = cluster share)"
+    if fewer:
+        method += f"; only {distinct} distinct sampled path(s), so {distinct} scenario(s) instead of {int(n_scenarios)}"
     kmeans_check = reduction_check(paths, centers, prob, depots, tolerance)
     if S > 1:
         centers = map_totals(paths, centers, prob)

@@ -159,7 +159,10 @@ def forecast_files(history_path, out, *, horizon: int = 13, n_scenarios: int = 2
     files = _weekly_files(history, fc, red, paths, model, seed, n_paths, plots)
     write_files(out, files)
     c = red.check["max_relative_difference"]
-    lines.append(f"model {model}: {horizon} weeks from {fc.week_start[0].date()}; {n_scenarios} scenarios from {n_paths} paths")
+    lines.append(f"model {model}: {horizon} weeks from {fc.week_start[0].date()}; {len(red.probabilities)} scenarios "
+                 f"from {n_paths} paths")
+    if len(red.probabilities) < n_scenarios:
+        lines.append("note: " + next(part for part in red.method.split("; ") if "distinct" in part))
     lines.append(f"reduction check (per-depot totals over the horizon): mean {c['mean']:.3%}, P10 {c['p10']:.3%}, "
                  f"P90 {c['p90']:.3%} from the paths (tolerance {red.check['tolerance']:.0%}: "
                  f"{'ok' if red.check['within_tolerance'] else 'NOT MET'})")

@@ -322,3 +322,29 @@ def test_single_applicant_log(tmp_path):
     path = applicant_log(tmp_path, ["A1,D1,ads,2026-01-05,2026-01-12,2026-01-19,2026-01-26"])
     code, errors = funnel(path, tmp_path)
     assert code == 0, errors
+
+
+def test_all_zero_history_gives_valid_json(tmp_path):
+    """An all-zero history forecasts zero demand; forecast_summary.json stays valid JSON with
+    no NaN (it held NaN before)."""
+    import json
+
+    rows = ["depot,week_start,blocks"] + [f"{d},{day.date()},0" for d in ("D1", "D2")
+                                          for day in pd.date_range("2023-01-02", periods=120, freq="7D")]
+    path = tmp_path / "zero.csv"
+    path.write_text("\n".join(rows) + "\n")
+    code, errors = run("forecast", path, "--out", tmp_path / "fc", "--horizon", 4, "--no-plots", "--model", "seasonal_naive")
+    assert code == 0, errors
+    text = (tmp_path / "fc" / "forecast_summary.json").read_text()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"non-finite {c} in forecast_summary.json"))
+
+
+@pytest.mark.parametrize("log,header", [("applicants.csv", "applicant_id,depot,channel,applied,background_check,"
+                                                           "onboarding,first_block, depot"),
+                                        ("activity.csv", "driver_id,depot,week,blocks, blocks")])
+def test_log_header_duplicate_after_trimming(tmp_path, log, header):
+    path = tmp_path / log
+    path.write_text(header + "\n" + ",".join(["x"] * len(header.split(","))) + "\n")
+    command = ["estimate", "funnel" if log == "applicants.csv" else "retention", path, "--out", tmp_path / "o"]
+    code, errors = run(*command)
+    assert_refused(code, errors, f"{log}:1", "each column name once")
