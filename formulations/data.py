@@ -73,6 +73,7 @@ class ModelData:
     service_target: np.ndarray | None = None  # (D,) each depot's expected service level at least this
     network_service_target: float = float("nan")  # the network's expected service level at least this
     utilisation_floor: np.ndarray | None = None  # (D,) each depot's expected driver utilisation at least this
+    earnings_floor: np.ndarray | None = None  # (D,) blocks worked per active driver-week at least this (drivers' earnings)
     # end of horizon (formulations/two_stage/objective.py): None: drivers left at week T are worth nothing
     terminal_value: np.ndarray | None = None  # (D,) currency per driver active at the end of week T
 
@@ -84,7 +85,7 @@ class ModelData:
     @property
     def has_targets(self) -> bool:
         """Any service or utilisation target set."""
-        arrays = [a for a in (self.service_target, self.utilisation_floor) if a is not None]
+        arrays = [a for a in (self.service_target, self.utilisation_floor, self.earnings_floor) if a is not None]
         return any(np.isfinite(a).any() for a in arrays) or np.isfinite(self.network_service_target)
 
     @property

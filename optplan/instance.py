@@ -187,6 +187,7 @@ class Instance:
             service_target=service_target,
             network_service_target=np.nan if tg.network_service_level is None else float(tg.network_service_level),
             utilisation_floor=utilisation,
+            earnings_floor=np.full(D, np.nan if tg.blocks_per_driver is None else float(tg.blocks_per_driver)),
             terminal_value=self._terminal_value(kernel, ch["cost_per_applicant"].to_numpy(float), D),
         )
 

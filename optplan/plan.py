@@ -217,11 +217,13 @@ class Plan:
 
     @cached_property
     def targets(self) -> pd.DataFrame:
-        """Each service or utilisation target: the target and what the plan achieves (shares,
-        by the evaluator), whether it binds, and its cost: the expected cost saved per
-        percentage point the target is lowered (currency; the LP dual times the row's
-        sensitivity to the target, d cost / d target = dual x E[demand] for a service row and
-        dual x planned capacity for a utilisation row; empty without duals, e.g. DP or MIP)."""
+        """Each service, utilisation or earnings target: the target and what the plan achieves
+        (shares; for ``blocks_per_driver`` rows blocks per active driver-week, by the
+        evaluator), whether it binds, and its cost: the expected cost saved per percentage
+        point the target is lowered (for blocks per driver: per 1% of the floor) (currency; the
+        LP dual times the row's sensitivity to the target, d cost / d target = dual x E[demand]
+        for a service row, dual x planned capacity for a utilisation row, dual x driver-weeks
+        for an earnings row (envelope theorem); empty without duals, e.g. DP or MIP)."""
         rows = target_rows(self.data)
         svc = self.service
         cols = ["target", "scope", "depot", "target_share", "achieved_share", "binding", "cost_per_point", "currency"]
@@ -236,10 +238,15 @@ class Plan:
                 elif family == "service_target":
                     target, achieved = float(self.data.service_target[d]), float(svc["service_level"].iloc[d])
                     scale, scope, depot = float(svc["demand_blocks"].iloc[d]), "depot", self.data.depots[d]
-                else:
+                elif family == "utilisation_floor":
                     target, achieved = float(self.data.utilisation_floor[d]), float(svc["driver_utilisation"].iloc[d])
                     scale, scope, depot = float(svc["capacity_blocks"].iloc[d]), "depot", self.data.depots[d]
-                kind = "driver_utilisation" if family == "utilisation_floor" else "service_level"
+                else:  # earnings floor, blocks per driver-week: a 'point' is 1% of the floor
+                    target, achieved = float(self.data.earnings_floor[d]), float(svc["blocks_per_driver_week"].iloc[d])
+                    scale = float(svc["driver_weeks"].iloc[d]) * target
+                    scope, depot = "depot", self.data.depots[d]
+                kind = {"utilisation_floor": "driver_utilisation", "earnings_floor": "blocks_per_driver"}.get(
+                    family, "service_level")
                 price = abs(float(duals[i])) * scale / 100.0 if duals is not None and len(duals) > i else float("nan")
                 out.append((kind, scope, depot, target, achieved, bool(achieved <= target + 1e-7), price, self.currency))
         return pd.DataFrame(out, columns=cols)
@@ -414,9 +421,14 @@ class Plan:
         tg = self.targets
         for row in tg.loc[tg["binding"]].itertuples(index=False):
             where = "the network" if row.scope == "network" else f"depot {row.depot}"
-            what = "service level" if row.target == "service_level" else "driver utilisation"
-            cost = (f": each point lower saves {row.cost_per_point:,.2f} {cur}" if np.isfinite(row.cost_per_point) else "")
-            lines.append(f"  {what} target of {where} binds at {row.target_share:.2%}{cost}")
+            what = {"service_level": "service level", "driver_utilisation": "driver utilisation",
+                    "blocks_per_driver": "blocks-per-driver floor"}[row.target]
+            level = (f"{row.target_share:,.2f} blocks per driver-week" if row.target == "blocks_per_driver"
+                     else f"{row.target_share:.2%}")
+            point = "1% of it" if row.target == "blocks_per_driver" else "point"
+            cost = (f": each {point} lower saves {row.cost_per_point:,.2f} {cur}" if np.isfinite(row.cost_per_point)
+                    else "")
+            lines.append(f"  {what} target of {where} binds at {level}{cost}")
         if not s.optimal:
             lines.append("  NOT PROVEN OPTIMAL: " + (f"gap to the bound {s.gap:.2%}" if s.gap is not None else "no bound"))
         if s.message:

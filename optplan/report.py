@@ -374,6 +374,18 @@ def _html_table(df: pd.DataFrame, currency: str | None = None) -> str:
     return '<div class="wide">' + fmt.to_html(index=False, border=0, escape=True) + "</div>"
 
 
+def _targets_shown(targets: pd.DataFrame) -> pd.DataFrame:
+    """The targets table with each row's target and achievement in its own unit (shares in
+    %, the earnings floor in blocks per driver-week)."""
+    from optplan.presentation import fmt
+
+    out = targets.copy()
+    blocks = out["target"] == "blocks_per_driver"
+    for col in ("target_share", "achieved_share"):
+        out[col] = [f"{v:,.2f} blocks/driver-week" if b else fmt(v, "share") for v, b in zip(out[col], blocks, strict=True)]
+    return out
+
+
 def planner_sentences(r: Report) -> list[str]:
     """Each binding cap and each unused channel in one plain sentence."""
     cur = r.currency
@@ -431,7 +443,7 @@ def render_html(r: Report) -> str:
         marginal=Markup(_html_table(r.marginal_values[r.marginal_values["shadow_price"] != 0], cur)
                         if (r.marginal_values["shadow_price"] != 0).any() else "<p>No budget or cap binds.</p>"),
         channels=Markup(_html_table(channels, cur)),
-        targets=Markup(_html_table(r.plan.targets, cur)) if len(r.plan.targets) else "",
+        targets=Markup(_html_table(_targets_shown(r.plan.targets), cur)) if len(r.plan.targets) else "",
         service=Markup(_html_table(r.plan.service[["depot", "region", "service_level", "driver_utilisation",
                                                    "blocks_per_driver_week", "demand_blocks", "unserved_blocks",
                                                    "idle_blocks"]], cur)),

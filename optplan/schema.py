@@ -173,6 +173,15 @@ class Targets(_Strict):
         default=None,
     )
 
+    blocks_per_driver: float | None = _f(
+        "Drivers as customers, their earnings: each depot's expected blocks worked per active "
+        "driver-week at least this; null: no floor.",
+        "blocks/driver/week",
+        ge=0,
+        le=MAX_BLOCKS_PER_DRIVER,
+        default=None,
+    )
+
     @field_validator("service_level_by_depot")
     @classmethod
     def _shares(cls, v):

@@ -74,6 +74,7 @@ CONSTRAINT_FAMILIES = (
     "service_target",
     "network_service_target",
     "utilisation_floor",
+    "earnings_floor",
 )
 
 #: First-stage variable components (the same in every scenario; mpi-sppy "nonants").

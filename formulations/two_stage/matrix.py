@@ -238,6 +238,16 @@ def target_rows_block(data: ModelData, cols: _Columns, seg) -> dict[str, _Rows]:
     qt = np.tile(np.arange(T), len(depots))
     out["utilisation_floor"] = _block(len(depots), [(row_of[qd], cols.q[qd, qt], np.repeat(share, T)),
                                                     (r[keep], ycol[keep], -idle[keep])], 0.0, np.inf)
+    depots, floor = rows["earnings_floor"]
+    row_of = np.full(D, -1)
+    row_of[depots] = np.arange(len(depots))
+    r = row_of[dd]
+    keep = (r >= 0) & (idle != 0)
+    qd = np.repeat(depots, T)
+    qt = np.tile(np.arange(T), len(depots))
+    out["earnings_floor"] = _block(len(depots), [(row_of[qd], cols.q[qd, qt], 1.0),
+                                                 (r[keep], ycol[keep], -idle[keep]),
+                                                 (row_of[qd], cols.a[qd, qt], -np.repeat(floor, T))], 0.0, np.inf)
     return out
 
 

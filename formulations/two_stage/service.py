@@ -26,6 +26,8 @@ slopes ``RecourseSegments.unserved_slope`` / ``idle_slope``:
     network_service_target:   sum_dtk sv_dtk y_dtk >= tau sum_dt E[demand_dt]              blocks
     utilisation_floor[d]:     (1 - f_d) sum_t q_dt - sum_tk id_dtk y_dtk >= 0              blocks
                               (worked = offered - idle >= f_d x offered)
+    earnings_floor[d]:        sum_t q_dt - sum_tk id_dtk y_dtk - e_d sum_t a_dt >= 0       blocks
+                              (worked >= e_d blocks per active driver-week: drivers' earnings)
 
 Exact: E[unserved] and E[idle] are convex in q with slopes non-decreasing in k, so for a
 given q the segment fill that serves most and idles least is the in-order fill, which is
@@ -42,7 +44,7 @@ from formulations.data import ModelData
 from formulations.two_stage._pyomo import pyo
 
 #: Target row families, in build order (Pyomo component names).
-TARGET_FAMILIES = ("service_target", "network_service_target", "utilisation_floor")
+TARGET_FAMILIES = ("service_target", "network_service_target", "utilisation_floor", "earnings_floor")
 
 
 def service_kpis(demand, unserved, idle, capacity, active, probability, by_depot: bool = True) -> dict[str, np.ndarray]:
@@ -74,7 +76,8 @@ def service_kpis(demand, unserved, idle, capacity, active, probability, by_depot
 def target_rows(data: ModelData) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Which rows each target family has and their constants: family -> (depot positions
     (n,), -1 for the network row; constant (n,)): the blocks to serve (tau x expected demand
-    over the horizon) for the service rows, 1 - f_d for the utilisation rows."""
+    over the horizon) for the service rows, 1 - f_d for the utilisation rows, e_d (blocks per
+    active driver-week) for the earnings rows."""
     D = len(data.depots)
     demand = np.einsum("dts,s->d", data.demand, data.probability)  # (D,) expected blocks over the horizon
     out = {}
@@ -87,6 +90,9 @@ def target_rows(data: ModelData) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     f = np.full(D, np.nan) if data.utilisation_floor is None else np.asarray(data.utilisation_floor, float)
     d = np.flatnonzero(np.isfinite(f))
     out["utilisation_floor"] = (d, 1.0 - f[d])
+    e = np.full(D, np.nan) if data.earnings_floor is None else np.asarray(data.earnings_floor, float)
+    d = np.flatnonzero(np.isfinite(e))
+    out["earnings_floor"] = (d, e[d])
     return out
 
 
@@ -124,3 +130,12 @@ def define_service_constraints(m: pyo.ConcreteModel, data: ModelData, seg) -> No
         return share_of[dep] * offered - blocks(dep, idle) >= 0
 
     m.utilisation_floor = pyo.Constraint(pyo.Set(initialize=list(share_of), ordered=True), rule=utilisation)
+    d_idx, floor = rows["earnings_floor"]
+    floor_of = {data.depots[d]: float(v) for d, v in zip(d_idx, floor, strict=True)}
+
+    def earnings(_m, dep):
+        weeks = range(1, data.n_weeks + 1)
+        worked = sum(m.capacity_blocks[dep, t] for t in weeks) - blocks(dep, idle)
+        return worked - floor_of[dep] * sum(m.active_drivers[dep, t] for t in weeks) >= 0
+
+    m.earnings_floor = pyo.Constraint(pyo.Set(initialize=list(floor_of), ordered=True), rule=earnings)
