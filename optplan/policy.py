@@ -246,7 +246,7 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
                 x = plans[0][0][:, :, :, t - t_plan[0]].copy()
                 z = plans[0][1][:, :, t - t_plan[0]].copy()
             elif policy == "basestock":
-                x = _base_stock(data, sim, t, levels, cheapest, conv, modal, mask)
+                x = _base_stock(data, sim, t, levels, unit, conv, modal, mask)
                 z = np.zeros((n_paths, D))
             else:
                 x = np.zeros((n_paths, D, C))
@@ -338,21 +338,27 @@ def _replan_paths(data: ModelData, sim: _Sim, t: int, mean_demand: bool) -> tupl
     return xs, zs
 
 
-def _base_stock(data: ModelData, sim: _Sim, t: int, levels: np.ndarray, cheapest: int, conv, modal, mask) -> np.ndarray:
-    """Applicants (N, D, C) of the base-stock rule: through the cheapest channel per driver,
-    recruit so that the drivers expected at the arrival week reach levels[d] x the drivers
-    its mean demand needs (blocks/week / blocks per driver), capped by the channel cap."""
+def _base_stock(data: ModelData, sim: _Sim, t: int, levels: np.ndarray, unit: np.ndarray, conv, modal, mask) -> np.ndarray:
+    """Applicants (N, D, C) of the base-stock rule: bring the drivers expected at the arrival
+    week up to levels[d] x the drivers the depot's mean demand needs there (blocks/week /
+    blocks per driver), filling that need through the channels cheapest per driver first
+    (``unit``, currency/driver), each up to its applicant cap; a channel's arrival week is
+    its modal lag after t."""
     N, D = sim.active.shape
     T = data.n_weeks
     x = np.zeros((N, D, len(data.channels)))
-    ta = min(T - 1, t + int(modal[cheapest]))
     for d in range(D):
-        if not mask[d, cheapest, t] or conv[cheapest] <= 0:
-            continue
-        need = levels[d] * float(data.demand[d, ta] @ data.probability) / data.blocks_per_driver[d]
-        proj = carry_over(data.retention[d], _projected(sim, d, t, ta, data.retention[d]),
-                          sim.funnel[:, d, ta] + data.pipeline[d, ta])
-        x[:, d, cheapest] = np.clip((need - proj) / conv[cheapest], 0.0, data.applicant_cap[d, cheapest])
+        short = None
+        for c in np.argsort(unit, kind="stable"):
+            if not mask[d, c, t] or conv[c] <= 0 or not np.isfinite(unit[c]):
+                continue
+            ta = min(T - 1, t + int(modal[c]))
+            need = levels[d] * float(data.demand[d, ta] @ data.probability) / data.blocks_per_driver[d]
+            proj = carry_over(data.retention[d], _projected(sim, d, t, ta, data.retention[d]),
+                              sim.funnel[:, d, ta] + data.pipeline[d, ta])
+            gap = need - proj if short is None else short
+            x[:, d, c] = np.clip(gap / conv[c], 0.0, data.applicant_cap[d, c])
+            short = gap - x[:, d, c] * conv[c]  # drivers still missing after this channel
     return x
 
 
