@@ -74,6 +74,9 @@ class ModelData:
     network_service_target: float = float("nan")  # the network's expected service level at least this
     utilisation_floor: np.ndarray | None = None  # (D,) each depot's expected driver utilisation at least this
     earnings_floor: np.ndarray | None = None  # (D,) blocks worked per active driver-week at least this (drivers' earnings)
+    # bad-week form (service.py, extensive form): CVaR_q of each depot's service shortfall <= 0
+    scenario_service_level: np.ndarray | None = None  # (D,) service level y_d to meet in bad scenarios too; NaN: none
+    scenario_service_share: float = 0.9  # q in (0, 1): the share of scenarios (by probability) y_d must hold in
     # end of horizon (formulations/two_stage/objective.py): None: drivers left at week T are worth nothing
     terminal_value: np.ndarray | None = None  # (D,) currency per driver active at the end of week T
 
@@ -81,6 +84,11 @@ class ModelData:
     def has_terminal_value(self) -> bool:
         """Drivers left at the end of the horizon are worth something."""
         return self.terminal_value is not None and bool(np.any(self.terminal_value != 0))
+
+    @property
+    def has_scenario_targets(self) -> bool:
+        """A bad-week service target set (rows of the extensive form)."""
+        return self.scenario_service_level is not None and bool(np.isfinite(self.scenario_service_level).any())
 
     @property
     def has_targets(self) -> bool:

@@ -188,6 +188,9 @@ class Instance:
             network_service_target=np.nan if tg.network_service_level is None else float(tg.network_service_level),
             utilisation_floor=utilisation,
             earnings_floor=np.full(D, np.nan if tg.blocks_per_driver is None else float(tg.blocks_per_driver)),
+            scenario_service_level=np.full(D, np.nan if tg.scenario_service_level is None
+                                           else float(tg.scenario_service_level)),
+            scenario_service_share=float(tg.scenario_service_share),
             terminal_value=self._terminal_value(kernel, ch["cost_per_applicant"].to_numpy(float), D),
         )
 

@@ -19,7 +19,8 @@ import pandas as pd
 from formulations.data import Decisions, ModelData
 from formulations.two_stage.budgets import spend
 from formulations.two_stage.layout import BUDGET_FAMILIES, Layout
-from formulations.two_stage.service import TARGET_FAMILIES, service_kpis, target_rows
+from formulations.two_stage.risk import cvar
+from formulations.two_stage.service import TARGET_FAMILIES, scenario_shortfall, service_kpis, target_rows
 from optplan.atomic import csv_text, json_text, write_files
 from optplan.evaluation import Evaluation, evaluate_decisions
 from optplan.solvers.base import SolveResult, SolverStatus, Timings
@@ -241,14 +242,22 @@ class Plan:
                 elif family == "utilisation_floor":
                     target, achieved = float(self.data.utilisation_floor[d]), float(svc["driver_utilisation"].iloc[d])
                     scale, scope, depot = float(svc["capacity_blocks"].iloc[d]), "depot", self.data.depots[d]
+                elif family == "service_cvar_bound":  # bad weeks: the share of scenarios meeting y_d
+                    short = scenario_shortfall(self.data, self.data.demand, self.evaluation.unserved_blocks)[d]
+                    target = float(self.data.scenario_service_share)
+                    achieved = float(self.data.probability[short <= 1e-7].sum())
+                    scale, scope, depot = float("nan"), "depot", self.data.depots[d]
+                    binds = cvar(short, self.data.probability, target) >= -1e-6 * max(1.0, abs(short).max())
                 else:  # earnings floor, blocks per driver-week: a 'point' is 1% of the floor
                     target, achieved = float(self.data.earnings_floor[d]), float(svc["blocks_per_driver_week"].iloc[d])
                     scale = float(svc["driver_weeks"].iloc[d]) * target
                     scope, depot = "depot", self.data.depots[d]
-                kind = {"utilisation_floor": "driver_utilisation", "earnings_floor": "blocks_per_driver"}.get(
-                    family, "service_level")
+                kind = {"utilisation_floor": "driver_utilisation", "earnings_floor": "blocks_per_driver",
+                        "service_cvar_bound": "bad_week_service"}.get(family, "service_level")
                 price = abs(float(duals[i])) * scale / 100.0 if duals is not None and len(duals) > i else float("nan")
-                out.append((kind, scope, depot, target, achieved, bool(achieved <= target + 1e-7), price, self.currency))
+                if family != "service_cvar_bound":
+                    binds = achieved <= target + 1e-7
+                out.append((kind, scope, depot, target, achieved, bool(binds), price, self.currency))
         return pd.DataFrame(out, columns=cols)
 
     @cached_property
@@ -422,9 +431,14 @@ class Plan:
         for row in tg.loc[tg["binding"]].itertuples(index=False):
             where = "the network" if row.scope == "network" else f"depot {row.depot}"
             what = {"service_level": "service level", "driver_utilisation": "driver utilisation",
-                    "blocks_per_driver": "blocks-per-driver floor"}[row.target]
-            level = (f"{row.target_share:,.2f} blocks per driver-week" if row.target == "blocks_per_driver"
-                     else f"{row.target_share:.2%}")
+                    "blocks_per_driver": "blocks-per-driver floor", "bad_week_service": "bad-week service"}[row.target]
+            if row.target == "blocks_per_driver":
+                level = f"{row.target_share:,.2f} blocks per driver-week"
+            elif row.target == "bad_week_service":
+                y = float(self.data.scenario_service_level[self.data.depots.index(row.depot)])
+                level = f"{y:.2%} service in {row.target_share:.0%} of scenarios (CVaR form)"
+            else:
+                level = f"{row.target_share:.2%}"
             point = "1% of it" if row.target == "blocks_per_driver" else "point"
             cost = (f": each {point} lower saves {row.cost_per_point:,.2f} {cur}" if np.isfinite(row.cost_per_point)
                     else "")

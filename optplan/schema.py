@@ -182,6 +182,23 @@ class Targets(_Strict):
         default=None,
     )
 
+    scenario_service_level: float | None = _f(
+        "Bad weeks: each depot's service level over the horizon at least this in a share "
+        "scenario_service_share of the scenarios, stated as its CVaR approximation (an LP that "
+        "implies it; docs/formulation.md); null: none.",
+        "share",
+        ge=0,
+        le=1,
+        default=None,
+    )
+    scenario_service_share: float = _f(
+        "The share of scenarios (by probability) scenario_service_level must hold in; below 1.",
+        "share",
+        ge=0,
+        lt=1,
+        default=0.9,
+    )
+
     @field_validator("service_level_by_depot")
     @classmethod
     def _shares(cls, v):

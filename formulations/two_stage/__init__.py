@@ -56,7 +56,7 @@ from formulations.two_stage.recourse import (
     define_surge_cap_constraints,
 )
 from formulations.two_stage.risk import RISK_VARS
-from formulations.two_stage.service import define_service_constraints
+from formulations.two_stage.service import SERVICE_RISK_VARS, define_scenario_service_constraints, define_service_constraints
 from formulations.two_stage.sets import define_first_stage_variables, define_sets
 
 #: Constraint families in build order; the names are the Pyomo component names.
@@ -75,6 +75,8 @@ CONSTRAINT_FAMILIES = (
     "network_service_target",
     "utilisation_floor",
     "earnings_floor",
+    "service_cvar_excess_definition",
+    "service_cvar_bound",
 )
 
 #: First-stage variable components (the same in every scenario; mpi-sppy "nonants").
@@ -115,6 +117,8 @@ def build_model(
         raise ValueError("CVaR couples the scenarios: it needs the extensive form over all scenarios")
     if data.has_targets and recourse != "aggregated":
         raise ValueError("service and utilisation targets are rows of the aggregated recourse")
+    if data.has_scenario_targets and (recourse == "aggregated" or scenarios is not None or weights is not None):
+        raise ValueError("bad-week service targets couple the scenarios: they need the extensive form over all")
     check = checkpoint or (lambda: None)
     positions = list(range(len(data.scenarios))) if scenarios is None else list(scenarios)
     if weights is None:
@@ -141,6 +145,7 @@ def build_model(
         *second_stage,
         lambda: define_budget_constraints(m, data),
         *((lambda: define_service_constraints(m, data, m._optplan_segments),) if aggregated else ()),
+        *((lambda: define_scenario_service_constraints(m, data),) if data.has_scenario_targets else ()),
         lambda: define_objective(m, data, dict(zip(positions, weights, strict=True))),
     ):
         check()
@@ -152,7 +157,8 @@ def variable_components(m: pyo.ConcreteModel) -> list:
     """Every variable component of a built model, in column order (first stage, then recourse)."""
     second = AGGREGATED_VARS if getattr(m, "_optplan_recourse", "extensive") == "aggregated" else SECOND_STAGE_VARS
     risk = RISK_VARS if m.component("cvar_threshold") is not None else ()
-    return [m.component(name) for name in (*FIRST_STAGE_VARS, *second, *risk)]
+    bad_weeks = SERVICE_RISK_VARS if m.component("service_cvar_threshold") is not None else ()
+    return [m.component(name) for name in (*FIRST_STAGE_VARS, *second, *risk, *bad_weeks)]
 
 
 def first_stage_variables(m: pyo.ConcreteModel) -> list:

@@ -29,6 +29,22 @@ slopes ``RecourseSegments.unserved_slope`` / ``idle_slope``:
     earnings_floor[d]:        sum_t q_dt - sum_tk id_dtk y_dtk - e_d sum_t a_dt >= 0       blocks
                               (worked >= e_d blocks per active driver-week: drivers' earnings)
 
+Bad weeks (``scenario_service_level`` y_d, ``scenario_service_share`` q; rows of the
+extensive form, since they need every scenario's unserved blocks v_dts): a depot should
+serve at least y_d of its demand over the horizon in a share q of the scenarios. That
+chance constraint would need a binary per depot and scenario (a MIP, not built); optplan
+states its CVaR approximation instead, an LP that implies it:
+
+    shortfall_ds = sum_t v_dts - (1 - y_d) sum_t demand_dts                   blocks (<= 0: met)
+    CVaR_q(shortfall_d) <= 0:
+      service_cvar_excess_definition[d,s]:  xi_ds + eta_d - sum_t v_dts >= -(1 - y_d) sum_t demand_dts
+      service_cvar_bound[d]:                eta_d + 1/(1 - q) sum_s p_s xi_ds <= 0
+
+With eta_d free and xi_ds >= 0 (Rockafellar-Uryasev, as in risk.py). CVaR_q <= 0 makes the
+mean of the worst 1 - q of shortfalls non-positive, so every scenario outside the worst
+1 - q meets y_d and so does the q-quantile: P(shortfall <= 0) >= q (conservative: the
+worst scenarios must meet it on average too). ``scenario_shortfall`` is the kernel.
+
 Exact: E[unserved] and E[idle] are convex in q with slopes non-decreasing in k, so for a
 given q the segment fill that serves most and idles least is the in-order fill, which is
 also the cheapest (the cost slopes rise too); the LP gains nothing by filling out of order,
@@ -44,7 +60,10 @@ from formulations.data import ModelData
 from formulations.two_stage._pyomo import pyo
 
 #: Target row families, in build order (Pyomo component names).
-TARGET_FAMILIES = ("service_target", "network_service_target", "utilisation_floor", "earnings_floor")
+TARGET_FAMILIES = ("service_target", "network_service_target", "utilisation_floor", "earnings_floor",
+                   "service_cvar_bound")
+#: Variables of the bad-week rows (extensive form), in column order after the recourse.
+SERVICE_RISK_VARS = ("service_cvar_threshold", "service_cvar_excess")
 
 
 def service_kpis(demand, unserved, idle, capacity, active, probability, by_depot: bool = True) -> dict[str, np.ndarray]:
@@ -73,6 +92,15 @@ def service_kpis(demand, unserved, idle, capacity, active, probability, by_depot
         }
 
 
+def scenario_shortfall(data: ModelData, demand, unserved) -> np.ndarray:
+    """(D, S) blocks each depot falls short of its bad-week service level y_d over the
+    horizon in each scenario: sum_t v_dts - (1 - y_d) sum_t demand_dts (<= 0: met; NaN for
+    depots without the target), from demand and unserved blocks (D, T, S)."""
+    y = np.full(len(data.depots), np.nan) if data.scenario_service_level is None else \
+        np.asarray(data.scenario_service_level, float)
+    return np.asarray(unserved, float).sum(axis=1) - (1.0 - y)[:, None] * np.asarray(demand, float).sum(axis=1)
+
+
 def target_rows(data: ModelData) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Which rows each target family has and their constants: family -> (depot positions
     (n,), -1 for the network row; constant (n,)): the blocks to serve (tau x expected demand
@@ -93,6 +121,9 @@ def target_rows(data: ModelData) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     e = np.full(D, np.nan) if data.earnings_floor is None else np.asarray(data.earnings_floor, float)
     d = np.flatnonzero(np.isfinite(e))
     out["earnings_floor"] = (d, e[d])
+    y = np.full(D, np.nan) if data.scenario_service_level is None else np.asarray(data.scenario_service_level, float)
+    d = np.flatnonzero(np.isfinite(y))
+    out["service_cvar_bound"] = (d, y[d])
     return out
 
 
@@ -139,3 +170,32 @@ def define_service_constraints(m: pyo.ConcreteModel, data: ModelData, seg) -> No
         return worked - floor_of[dep] * sum(m.active_drivers[dep, t] for t in weeks) >= 0
 
     m.earnings_floor = pyo.Constraint(pyo.Set(initialize=list(floor_of), ordered=True), rule=earnings)
+
+
+def define_scenario_service_constraints(m: pyo.ConcreteModel, data: ModelData) -> None:
+    """The bad-week rows of the module docstring (extensive form: ``m.unserved_blocks``)."""
+    d_idx, level = target_rows(data)["service_cvar_bound"]
+    level_of = {data.depots[d]: float(v) for d, v in zip(d_idx, level, strict=True)}
+    depots = pyo.Set(initialize=list(level_of), ordered=True)
+    m.SERVICE_DEPOTS = depots
+    m.service_cvar_threshold = pyo.Var(m.SERVICE_DEPOTS, domain=pyo.Reals)
+    m.service_cvar_excess = pyo.Var(m.SERVICE_DEPOTS, m.SCENARIOS, domain=pyo.NonNegativeReals)
+    pos = {s: i for i, s in enumerate(data.scenarios)}
+    d_pos = {dep: i for i, dep in enumerate(data.depots)}
+    weeks = range(1, data.n_weeks + 1)
+    q = float(data.scenario_service_share)
+
+    def excess(_m, dep, s):
+        total = float(data.demand[d_pos[dep], :, pos[s]].sum())  # blocks over the horizon
+        unserved = sum(m.unserved_blocks[dep, t, s] for t in weeks)
+        return (m.service_cvar_excess[dep, s] + m.service_cvar_threshold[dep] - unserved
+                >= -(1.0 - level_of[dep]) * total)
+
+    m.service_cvar_excess_definition = pyo.Constraint(m.SERVICE_DEPOTS, m.SCENARIOS, rule=excess)
+    prob = {s: float(data.probability[pos[s]]) for s in m.SCENARIOS}
+
+    def bound(_m, dep):
+        return (m.service_cvar_threshold[dep]
+                + sum(prob[s] * m.service_cvar_excess[dep, s] for s in m.SCENARIOS) / (1.0 - q) <= 0)
+
+    m.service_cvar_bound = pyo.Constraint(m.SERVICE_DEPOTS, rule=bound)

@@ -60,9 +60,9 @@ def _auto():
 
 register_engine("auto", _auto)
 register_engine("highs", _highs, Capabilities(lp=True, mip=True, duals=True, time_limit=True, exact=True, risk=True,
-                                                   targets=True))
+                                                   targets=True, terminal=True))
 register_engine("glop", _glop, Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True, risk=True,
-                                                  targets=True))
+                                                  targets=True, terminal=True))
 register_engine("dp", _dp, Capabilities(lp=False, mip=False, duals=False, time_limit=True, exact=False))
 register_engine("decompose", _decompose, Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True))
 
@@ -77,6 +77,10 @@ def solve_data(data: ModelData, options: SolveOptions | None = None, engine: str
         from dataclasses import replace
 
         data = replace(data, cvar_weight=float(options.cvar_weight), cvar_alpha=float(options.cvar_alpha))
+    if data.has_scenario_targets and options.formulation == "auto":  # bad-week rows need every scenario
+        from dataclasses import replace
+
+        options = replace(options, formulation="extensive")
     _refuse_what_the_engine_cannot_state(data, options, eng, getattr(eng, "name", engine))
     if not isinstance(engine, str) or engine != "auto":
         why_not = eng.available()
@@ -98,6 +102,17 @@ def _refuse_what_the_engine_cannot_state(data: ModelData, options: SolveOptions,
     if data.has_terminal_value and picky and not eng.capabilities.terminal:
         raise OptionError("engine", "highs, glop or auto with a terminal value (terminal.value_per_driver; engines "
                           "that can state it)", name)
+    if data.has_scenario_targets:
+        if picky and not eng.capabilities.targets:
+            raise OptionError("engine", "highs, glop or auto with a bad-week service target (engines that can state "
+                              "it)", name)
+        if data.has_targets:
+            raise OptionError("targets", "expected-value targets or a bad-week service target, not both yet (the "
+                              "first are rows of the aggregated recourse, the second of the extensive form)",
+                              "both")
+        if options.recourse != "extensive":
+            raise OptionError("formulation", "extensive or auto with a bad-week service target (it needs every "
+                              "scenario's unserved blocks)", options.formulation)
     if not data.has_targets:
         return
     if picky and not eng.capabilities.targets:

@@ -64,7 +64,7 @@ class AutoEngine:
             if options.cvar_weight > 0 and not engine.capabilities.risk:
                 reasons.append(f"{name} skipped (cannot minimise CVaR)")
                 continue
-            if data.has_targets and not engine.capabilities.targets:
+            if (data.has_targets or data.has_scenario_targets) and not engine.capabilities.targets:
                 reasons.append(f"{name} skipped (cannot state service or utilisation targets)")
                 continue
             if data.has_terminal_value and not engine.capabilities.terminal:
