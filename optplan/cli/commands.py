@@ -274,8 +274,11 @@ def build_instance_cmd(yield_csv, retention_csv, depots_csv, channels_csv, deman
     """Assemble an instance from estimated parameters, demand scenarios and settings."""
     from optplan.estimate.workflow import build_instance
 
+    notes: list[str] = []
     inst = build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_csv, scenarios_csv, settings_yaml,
-                          out, pipeline_csv, incentives_csv)
+                          out, pipeline_csv, incentives_csv, notes=notes)
+    for note in notes:
+        click.echo(f"note: {note}")
     click.echo(f"wrote {inst.summary()} to {out}")
 
 

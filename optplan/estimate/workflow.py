@@ -144,30 +144,91 @@ def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=5
     return lines
 
 
+#: Columns each build-instance input must have, and those it may have (docs/estimation.md).
+BUILD_INPUTS = {
+    "yield": (("channel", "lag", "probability"), ()),
+    "retention": (("depot", "retention", "blocks_per_driver", "active_drivers"), None),  # None: extra columns ignored
+    "depots": (("depot", "region"), ("onboarding_cap", "active_drivers")),
+    "channels": (("channel", "cost_per_applicant"), ("applicant_cap",)),
+}
+
+
+def _read_input(path, role: str, problems: list) -> pd.DataFrame | None:
+    """One build-instance input as strings, its columns checked against BUILD_INPUTS."""
+    from optplan.inputs import read_csv_strings
+
+    path = Path(path)
+    try:
+        df = read_csv_strings(path, f"the {role} table (CSV file)", path.name)
+    except InstanceError as exc:
+        problems.extend(exc.problems)
+        return None
+    required, optional = BUILD_INPUTS.get(role, ((), None))
+    for col in required:
+        if col not in df.columns:
+            problems.append(Problem(path.name, 1, col, f"a column named '{col}'", f"columns {list(df.columns)}"))
+    if optional is not None:
+        for col in df.columns:
+            if col not in (*required, *optional):
+                problems.append(Problem(path.name, 1, col, f"only the columns {[*required, *optional]}",
+                                        f"unknown column '{col}'"))
+    return df
+
+
+def _read_settings(path, problems: list) -> dict | None:
+    from optplan.inputs import read_text
+    from optplan.instance import _ManifestLoader
+
+    path = Path(path)
+    try:
+        data = yaml.load(read_text(path, "a settings file (YAML)", path.name), Loader=_ManifestLoader)  # noqa: S506
+    except InstanceError as exc:
+        problems.extend(exc.problems)
+        return None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problems.append(Problem(path.name, mark.line + 1 if mark else None, None, "valid YAML",
+                                str(getattr(exc, "problem", None) or exc).splitlines()[0]))
+        return None
+    if not isinstance(data, dict):
+        problems.append(Problem(path.name, None, None, "a mapping of manifest fields (name, horizon, penalties, ...)",
+                                type(data).__name__))
+        return None
+    if "files" in data:
+        problems.append(Problem(path.name, None, "files", "no files section (build-instance names the files)",
+                                "a files section"))
+    return data
+
+
 def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_csv, scenarios_csv, settings_yaml, out,
-                   pipeline_csv=None, incentives_csv=None):
+                   pipeline_csv=None, incentives_csv=None, notes: list | None = None):
     """Assemble and validate an instance; returns the Instance written to ``out``.
 
     depots_csv: depot, region[, onboarding_cap][, active_drivers] (active drivers default to
-    the retention table's count of drivers still active). channels_csv: channel,
-    cost_per_applicant[, applicant_cap]. settings_yaml: the manifest's name, description,
-    horizon, recourse, penalties and budgets."""
+    the retention table's count of drivers still active; given, they replace it and ``notes``
+    says so). channels_csv: channel, cost_per_applicant[, applicant_cap]. settings_yaml: the
+    manifest's name, description, horizon, recourse, penalties, budgets and targets. Every
+    problem in any input is an InstanceError (one line each, exit 2)."""
     from optplan.instance import from_tables
 
-    def read(path):
-        return pd.read_csv(path, dtype=str, keep_default_na=False) if path is not None else None
-
-    settings = yaml.safe_load(Path(settings_yaml).read_text())
-    retention = pd.read_csv(retention_csv)
-    depots = read(depots_csv)
-    problems = []
-    est = retention.set_index("depot")
+    notes = [] if notes is None else notes
+    problems: list = []
+    settings = _read_settings(settings_yaml, problems)
+    retention = _read_input(retention_csv, "retention", problems)
+    depots = _read_input(depots_csv, "depots", problems)
+    yields = _read_input(yield_csv, "yield", problems)
+    channels = _read_input(channels_csv, "channels", problems)
+    demand = _read_input(demand_csv, "demand", problems)
+    scenarios = _read_input(scenarios_csv, "scenarios", problems)
+    pipeline = _read_input(pipeline_csv, "pipeline", problems) if pipeline_csv else None
+    incentives = _read_input(incentives_csv, "incentives", problems) if incentives_csv else None
+    if problems:
+        raise InstanceError(problems)
+    est = retention.drop_duplicates("depot").set_index("depot")
     for i, d in enumerate(depots["depot"]):
         if d not in est.index:
             problems.append(Problem(Path(depots_csv).name, i + 2, "depot", f"a depot estimated in {Path(retention_csv).name}",
                                     f"'{d}'"))
-    yields = pd.read_csv(yield_csv, dtype={"channel": str})
-    channels = read(channels_csv)
     known = set(channels["channel"])
     for i, c in enumerate(yields["channel"]):
         if c not in known:
@@ -179,22 +240,34 @@ def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_cs
     depots = depots.copy()
     depots["retention"] = depots["depot"].map(est["retention"])
     depots["blocks_per_driver"] = depots["depot"].map(est["blocks_per_driver"])
-    if "active_drivers" not in depots.columns:
+    if "active_drivers" in depots.columns:
+        notes.append(f"active drivers from {Path(depots_csv).name} replace the {Path(retention_csv).name} estimates")
+    else:
         depots["active_drivers"] = depots["depot"].map(est["active_drivers"])
     if "onboarding_cap" not in depots.columns:
         depots["onboarding_cap"] = ""
     tables = {
         "depots": depots[["depot", "region", "active_drivers", "blocks_per_driver", "retention", "onboarding_cap"]],
-        "scenarios": read(scenarios_csv),
-        "demand": read(demand_csv),
+        "scenarios": scenarios,
+        "demand": demand,
         "channels": channels,
         "yield_kernel": yields,
-        "pipeline": read(pipeline_csv) if pipeline_csv else pd.DataFrame(columns=["depot", "week", "new_drivers"]),
-        "incentives": read(incentives_csv) if incentives_csv else pd.DataFrame(
+        "pipeline": pipeline if pipeline is not None else pd.DataFrame(columns=["depot", "week", "new_drivers"]),
+        "incentives": incentives if incentives is not None else pd.DataFrame(
             columns=["depot", "segment", "max_spend", "blocks_per_currency"]),
     }
     files = {"pipeline": "pipeline.csv" if pipeline_csv else None, "incentives": "incentives.csv" if incentives_csv else None}
     manifest = {**settings, "files": files}
-    instance = from_tables(manifest, tables)
+    try:
+        instance = from_tables(manifest, tables)
+    except InstanceError as exc:  # the manifest's fields come from the settings file: name it
+        from dataclasses import replace
+
+        from optplan.instance import MANIFEST_NAME
+
+        named = {MANIFEST_NAME: Path(settings_yaml).name, "depots.csv": Path(depots_csv).name,
+                 "channels.csv": Path(channels_csv).name, "demand.csv": Path(demand_csv).name,
+                 "scenarios.csv": Path(scenarios_csv).name, "yield_kernel.csv": Path(yield_csv).name}
+        raise InstanceError([replace(p, file=named.get(p.file, p.file)) for p in exc.problems], exc.omitted) from None
     instance.write(out)
     return instance

@@ -178,14 +178,66 @@ def test_build_instance_rejects_a_channel_absent_from_the_instance(tmp_path):
     (tmp_path / "channels.csv").write_text("channel,cost_per_applicant\nreferral,40\n")
     (tmp_path / "retention.csv").write_text("depot,retention,blocks_per_driver,active_drivers\nD001,0.97,3,10\n")
     (tmp_path / "depots.csv").write_text("depot,region\nD001,R1\n")
-    for f in ("demand.csv", "scenarios.csv", "settings.yaml"):
+    for f in ("demand.csv", "scenarios.csv"):
         (tmp_path / f).write_text("x\n")
-    r = CliRunner().invoke(main, ["build-instance", "--yield", str(tmp_path / "yield.csv"), "--retention",
-                                  str(tmp_path / "retention.csv"), "--depots", str(tmp_path / "depots.csv"), "--channels",
-                                  str(tmp_path / "channels.csv"), "--demand", str(tmp_path / "demand.csv"), "--scenarios",
-                                  str(tmp_path / "scenarios.csv"), "--settings", str(tmp_path / "settings.yaml"), "--out",
-                                  str(tmp_path / "o")])
+    (tmp_path / "settings.yaml").write_text("name: t\n")
+    r = build_cli(tmp_path)
     assert r.exit_code == 2 and "yield.csv:2" in r.output and "tiktok" in r.output and "absent from the instance" in r.output
+
+
+def build_cli(d, **replace):
+    files = {"yield": "yield.csv", "retention": "retention.csv", "depots": "depots.csv", "channels": "channels.csv",
+             "demand": "demand.csv", "scenarios": "scenarios.csv", "settings": "settings.yaml", **replace}
+    args = ["build-instance"]
+    for option, name in files.items():
+        args += [f"--{option}", str(d / name)]
+    return CliRunner().invoke(main, [*args, "--out", str(d / "o")])
+
+
+@pytest.fixture
+def build_inputs(tmp_path):
+    """Valid build-instance inputs: one depot, one channel, two weeks, one scenario."""
+    (tmp_path / "yield.csv").write_text("channel,lag,probability\nreferral,1,0.3\n")
+    (tmp_path / "channels.csv").write_text("channel,cost_per_applicant\nreferral,40\n")
+    (tmp_path / "retention.csv").write_text("depot,retention,blocks_per_driver,active_drivers\nD001,0.97,3,10\n")
+    (tmp_path / "depots.csv").write_text("depot,region\nD001,R1\n")
+    (tmp_path / "demand.csv").write_text("depot,week,scenario,blocks\nD001,1,S1,30\nD001,2,S1,33\n")
+    (tmp_path / "scenarios.csv").write_text("scenario,probability\nS1,1\n")
+    (tmp_path / "settings.yaml").write_text("name: t\nhorizon: {weeks: 2, start_date: '2027-01-04'}\n"
+                                            "penalties: {unserved_cost_per_block: 100}\n")
+    return tmp_path
+
+
+def test_build_instance_inputs_are_checked_like_an_instance(build_inputs):
+    """Issue #16 escapes in build-instance: each bad input is one line naming its own file
+    (the settings file, not instance.yaml), exit 2; nothing written."""
+    d = build_inputs
+    assert build_cli(d).exit_code == 0
+    (d / "o").rename(d / "first")
+    cases = {
+        "bad.yaml": ("name: t\nhorizon: {weeks: 2, start_date: 2027-02-30}\npenalties: {unserved_cost_per_block: 1}\n",
+                     "settings", ["bad.yaml", "horizon.start_date", "2027-02-30"]),
+        "nodepot.csv": ("depot\nD001\n", "depots", ["nodepot.csv:1", "region"]),
+        "badret.csv": ("x\n1\n", "retention", ["badret.csv:1", "retention"]),
+        "badch.csv": ("channel,cost_per_applicant\nreferral,-4\n", "channels", ["badch.csv:2", "cost_per_applicant"]),
+        "list.yaml": ("- 1\n- 2\n", "settings", ["list.yaml", "a mapping"]),
+    }
+    for name, (text, option, fragments) in cases.items():
+        (d / name).write_text(text)
+        r = build_cli(d, **{option: name})
+        assert r.exit_code == 2, (name, r.output)
+        assert "internal error" not in r.output
+        assert any(all(f in line for f in fragments) for line in r.output.splitlines()), (name, r.output)
+        assert not (d / "o").exists()
+
+
+def test_build_instance_says_when_depots_csv_replaces_the_estimated_drivers(build_inputs):
+    d = build_inputs
+    (d / "depots.csv").write_text("depot,region,active_drivers\nD001,R1,12\n")
+    r = build_cli(d)
+    assert r.exit_code == 0, r.output
+    assert "note: active drivers from depots.csv replace the retention.csv estimates" in r.output
+    assert optplan.load_instance(d / "o").tables["depots"]["active_drivers"].tolist() == [12.0]
 
 
 
