@@ -24,7 +24,7 @@ def main() -> None:
 for _command in (
     commands.validate, commands.solve, commands.report, commands.estimate, commands.generate_logs,
     commands.build_instance_cmd, commands.generate, commands.schema, commands.policy, commands.simulate,
-    commands.replan, commands.state_template,
+    commands.replan, commands.state_template, commands.pipeline,
     forecast.forecast, forecast.backtest,
 ):
     main.add_command(_command)

@@ -482,3 +482,23 @@ def state_template(instance: Path, week: int, out: Path, quiet, sets) -> None:
         raise OptionError("--week", f"a week in 1..{inst.n_weeks}", week)
     st.write(out)
     click.echo(f"wrote the expected state at the start of week {week} to {out} (state.yaml, drivers.csv, recruited.csv)")
+
+
+@click.command("pipeline")
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Run every step, even those whose inputs did not change.")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default: the config's out, relative to the config file).")
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@guarded
+def pipeline(config: Path, force: bool, out: Path | None, quiet: bool) -> None:
+    """Run CONFIG (YAML) from raw data to report: estimate the funnel and retention, forecast
+    demand, build the instance, solve, report; each step into its own folder, with
+    pipeline.json recording what it read and wrote. A re-run skips the steps whose inputs and
+    settings did not change (docs/pipeline.md)."""
+    from optplan.pipeline import run_pipeline
+
+    progress_to_stderr(quiet)
+    result = run_pipeline(config, say=click.echo, force=force, out=out)
+    click.echo(f"ran {', '.join(result.ran) or 'nothing'}; skipped {', '.join(result.skipped) or 'nothing'}; "
+               f"outputs in {result.out} (manifest: {result.out / 'pipeline.json'})")

@@ -1,0 +1,359 @@
+"""One command from data to report (issue #14 part 4): ``optplan pipeline CONFIG``.
+
+CONFIG (YAML, schema ``PipelineConfig``; paths relative to the config file) names the raw
+inputs (demand history, applicant and activity logs, or settings to generate synthetic
+logs) and the planner's tables (depots, channels, settings), and the options of each step.
+The steps, each writing into its own folder under ``out``:
+
+    logs       generate synthetic logs (only when the config asks for them)      logs/
+    funnel     optplan estimate funnel on the applicant log                       funnel/
+    retention  optplan estimate retention on the activity log                     retention/
+    history    the history's series picked for the depots and renamed             history/
+    forecast   optplan forecast on that history                                   forecast/
+    instance   optplan build-instance from all of the above                       instance/
+    plan       optplan solve                                                      plan/
+    report     optplan report                                                     report/
+
+``out/pipeline.json`` (the run manifest) records per step its key (a SHA-256 over the step's
+settings and the bytes of every input file), the inputs with their hashes, the files it
+produced and the seconds it took. A re-run skips a step whose key is unchanged and whose
+outputs are all there; since a step's inputs include the files earlier steps produced, a
+change anywhere re-runs exactly what depends on it. Outputs of each step are written
+atomically by the step itself; the manifest is written after every step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from optplan.atomic import atomic_write_text, csv_text, json_text
+from optplan.errors import InstanceError, Problem
+
+MANIFEST = "pipeline.json"
+STEPS = ("logs", "funnel", "retention", "history", "forecast", "instance", "plan", "report")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Inputs(_Strict):
+    history: str = Field(description="Demand history CSV (optplan forecast's input).")
+    applicants: str | None = Field(None, description="Applicant log; null: generated (generate_logs).")
+    activity: str | None = Field(None, description="Activity log; null: generated (generate_logs).")
+    depots: str = Field(description="depots.csv: depot, region[, onboarding_cap][, active_drivers].")
+    channels: str = Field(description="channels.csv: channel, cost_per_applicant[, applicant_cap].")
+    settings: str = Field(description="settings.yaml: the manifest's name, horizon, penalties, budgets, ...")
+
+
+class GenerateLogs(_Strict):
+    depots: int = Field(5, ge=1, le=10_000, description="Depots D001.. (as in depots.csv).")
+    applicants: int = Field(20000, ge=1, le=10_000_000)
+    drivers: int = Field(5000, ge=1, le=10_000_000)
+    weeks: int = Field(52, ge=4, le=520)
+    censored_share: float = Field(0.3, ge=0, le=0.9)
+    seed: int = 0
+
+
+class HistoryOptions(_Strict):
+    depots: dict[str, str] | None = Field(
+        None, description="History series -> depot id (picks and renames series); null: all, names kept.")
+    depot_col: str | None = None
+    date_col: str | None = None
+    demand_col: str | None = None
+    usd_per_block: float | None = Field(None, gt=0)
+
+
+class ForecastOptions(_Strict):
+    horizon: int = Field(13, ge=1, le=520)
+    scenarios: int = Field(10, ge=1, le=1000)
+    paths: int = Field(1000, ge=2, le=100_000)
+    model: Literal["global", "ets", "seasonal_naive"] = "global"
+    plots: bool = False
+
+
+class EstimateOptions(_Strict):
+    bootstrap: int = Field(20, ge=0, le=10_000)
+    observed_until: str | None = None
+
+
+class SolveStep(_Strict):
+    engine: Literal["auto", "highs", "glop", "dp"] = "auto"
+    time_limit: float | None = Field(None, gt=0)
+
+
+class ReportStep(_Strict):
+    enabled: bool = True
+    frontier_points: int = Field(5, ge=2, le=200)
+    service_points: int = Field(3, ge=0, le=50)
+    oos_paths: int = Field(200, ge=2, le=100_000)
+
+
+class PipelineConfig(_Strict):
+    """The pipeline's YAML."""
+
+    name: str = Field(min_length=1, max_length=200)
+    out: str = Field("pipeline_out", description="Output folder (relative to the config file).")
+    seed: int = 0
+    inputs: Inputs
+    generate_logs: GenerateLogs | None = None
+    history: HistoryOptions = Field(default_factory=HistoryOptions)
+    estimate: EstimateOptions = Field(default_factory=EstimateOptions)
+    forecast: ForecastOptions = Field(default_factory=ForecastOptions)
+    solve: SolveStep = Field(default_factory=SolveStep)
+    report: ReportStep = Field(default_factory=ReportStep)
+
+
+def load_config(path: str | Path) -> tuple[PipelineConfig, Path]:
+    """The config and its folder (paths in it are relative to it); InstanceError if bad."""
+    from optplan.inputs import read_text
+    from optplan.instance import _ManifestLoader, _pydantic_problems
+
+    path = Path(path)
+    try:
+        raw = yaml.load(read_text(path, "a pipeline config (YAML)", path.name), Loader=_ManifestLoader)  # noqa: S506
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InstanceError([Problem(path.name, mark.line + 1 if mark else None, None, "valid YAML",
+                                     str(getattr(exc, "problem", None) or exc).splitlines()[0])]) from None
+    if not isinstance(raw, dict):
+        raise InstanceError([Problem(path.name, None, None, "a mapping of pipeline settings", type(raw).__name__)])
+    try:
+        config = PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise InstanceError(_pydantic_problems(exc, path.name)) from None
+    if (config.inputs.applicants is None or config.inputs.activity is None) and config.generate_logs is None:
+        raise InstanceError([Problem(path.name, None, "inputs.applicants", "the applicant and activity logs, or a "
+                                     "generate_logs section to make synthetic ones", "neither")])
+    base = path.resolve().parent
+    missing = [Problem(path.name, None, f"inputs.{k}", "an existing file", str(base / v))
+               for k, v in config.inputs.model_dump().items() if v is not None and not (base / v).is_file()]
+    if missing:
+        raise InstanceError(missing)
+    return config, base
+
+
+# ------------------------------------------------------------------ running
+
+
+def _sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _files_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+@dataclass
+class Step:
+    name: str
+    inputs: list[Path]
+    settings: dict[str, Any]
+    run: Callable[[Path], list[str]]  # writes into its folder, returns lines to print
+    folder: Path = field(default=Path())
+
+
+@dataclass
+class PipelineResult:
+    out: Path
+    ran: list[str]
+    skipped: list[str]
+    manifest: dict
+
+
+def run_pipeline(config_path: str | Path, say: Callable[[str], None] = print, force: bool = False,
+                 out: str | Path | None = None) -> PipelineResult:
+    """Run (or resume) the pipeline of ``config_path`` into ``out`` (default: the config's
+    ``out``, relative to the config file); see the module docstring."""
+    config, base = load_config(config_path)
+    out = Path(out).resolve() if out is not None else (base / config.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    previous = {}
+    if (out / MANIFEST).is_file():
+        try:
+            previous = json.loads((out / MANIFEST).read_text()).get("steps", {})
+        except (json.JSONDecodeError, OSError):
+            previous = {}
+    manifest = {"pipeline": config.name, "config": str(Path(config_path).resolve()), "steps": {}}
+    ran, skipped = [], []
+    steps = _steps(config, base, out)
+    for i, step in enumerate(steps, start=1):
+        step.folder = out / step.name
+        hashes = {str(p): _sha(p) for p in step.inputs}
+        key = hashlib.sha256(json.dumps({"step": step.name, "settings": step.settings,
+                                         "inputs": sorted(hashes.values())}, sort_keys=True,
+                                        default=str).encode()).hexdigest()
+        old = previous.get(step.name, {})
+        have = old.get("outputs", [])
+        if not force and old.get("key") == key and have and all((out / f).is_file() for f in have):
+            say(f"[{i}/{len(steps)}] {step.name}: unchanged, skipped")
+            manifest["steps"][step.name] = {**old, "status": "skipped"}
+            skipped.append(step.name)
+        else:
+            say(f"[{i}/{len(steps)}] {step.name}: running")
+            t0 = time.perf_counter()
+            lines = step.run(step.folder)
+            seconds = time.perf_counter() - t0
+            for line in lines:
+                say(f"    {line}")
+            outputs = [str(p.relative_to(out)) for p in _files_under(step.folder)]
+            manifest["steps"][step.name] = {"status": "ran", "key": key, "inputs": hashes, "settings": step.settings,
+                                            "outputs": outputs, "seconds": round(seconds, 3)}
+            ran.append(step.name)
+        atomic_write_text(out / MANIFEST, json_text(manifest))
+    return PipelineResult(out=out, ran=ran, skipped=skipped, manifest=manifest)
+
+
+def _steps(config: PipelineConfig, base: Path, out: Path) -> list[Step]:
+    """The steps of this config, in order, with their inputs and settings."""
+    inp = config.inputs
+    steps: list[Step] = []
+    if inp.applicants is None or inp.activity is None:
+        g = config.generate_logs
+        steps.append(Step("logs", [], g.model_dump(), lambda folder: _generate_logs(g, folder)))
+        applicants, activity = out / "logs" / "applicants.csv", out / "logs" / "activity.csv"
+    else:
+        applicants, activity = base / inp.applicants, base / inp.activity
+    est = config.estimate
+    steps.append(Step("funnel", [applicants], {**est.model_dump(), "seed": config.seed},
+                      lambda folder: _funnel(applicants, folder, est, config.seed)))
+    steps.append(Step("retention", [activity], {**est.model_dump(), "seed": config.seed},
+                      lambda folder: _retention(activity, folder, est, config.seed)))
+    history = base / inp.history
+    h = config.history
+    steps.append(Step("history", [history], h.model_dump(), lambda folder: _pick_history(history, folder, h)))
+    picked = out / "history" / "history.csv"
+    f = config.forecast
+    steps.append(Step("forecast", [picked], {**f.model_dump(), "seed": config.seed},
+                      lambda folder: _forecast(picked, folder, f, h, config.seed)))
+    parts = {"yield": out / "funnel" / "yield.csv", "retention": out / "retention" / "retention.csv",
+             "depots": base / inp.depots, "channels": base / inp.channels, "demand": out / "forecast" / "demand.csv",
+             "scenarios": out / "forecast" / "scenarios.csv", "settings": base / inp.settings}
+    summary = out / "forecast" / "forecast_summary.json"
+    steps.append(Step("instance", [*parts.values(), summary], {}, lambda folder: _build(parts, folder, summary)))
+    inst_files = [out / "instance" / n for n in ("instance.yaml", "depots.csv", "scenarios.csv", "demand.csv",
+                                                 "channels.csv", "yield.csv")]
+    s = config.solve
+    steps.append(Step("plan", inst_files, s.model_dump(), lambda folder: _solve(out / "instance", folder, s)))
+    if config.report.enabled:
+        r = config.report
+        steps.append(Step("report", inst_files, {**r.model_dump(), "seed": config.seed},
+                          lambda folder: _report(out / "instance", folder, r, config.seed)))
+    return steps
+
+
+# ------------------------------------------------------------------ the steps (the CLI's workflows)
+
+
+def _generate_logs(g: GenerateLogs, folder: Path) -> list[str]:
+    from optplan.atomic import write_files
+    from optplan.estimate.synthetic import generate_activity_log, generate_applicant_log
+
+    apps, _, _ = generate_applicant_log(g.applicants, seed=g.seed, depots=g.depots, weeks=g.weeks,
+                                        censored_share=g.censored_share)
+    act, _ = generate_activity_log(g.drivers, seed=g.seed, depots=g.depots, weeks=g.weeks)
+    write_files(folder, {"applicants.csv": apps.to_csv(index=False, lineterminator="\n"),
+                         "activity.csv": act.to_csv(index=False, lineterminator="\n")})
+    return [f"{len(apps):,} applicants and {act['driver_id'].nunique():,} drivers (synthetic, seed {g.seed})"]
+
+
+def _funnel(applicants: Path, folder: Path, est: EstimateOptions, seed: int) -> list[str]:
+    from optplan.estimate.workflow import estimate_funnel_files
+
+    return estimate_funnel_files(applicants, folder, observed_until=est.observed_until, n_boot=est.bootstrap, seed=seed)
+
+
+def _retention(activity: Path, folder: Path, est: EstimateOptions, seed: int) -> list[str]:
+    from optplan.estimate.workflow import estimate_retention_files
+
+    return estimate_retention_files(activity, folder, observed_until=est.observed_until, n_boot=est.bootstrap, seed=seed)
+
+
+def _pick_history(history: Path, folder: Path, h: HistoryOptions) -> list[str]:
+    """The history's columns as read by optplan forecast, the series in ``h.depots`` renamed
+    to their depot ids (the others dropped); written as depot, week_start, blocks[, holiday]."""
+    from optplan.forecast.history import read_history
+    from optplan.forecast.workflow import unit_factor_from
+
+    hist = read_history(history, depot_col=h.depot_col, date_col=h.date_col, demand_col=h.demand_col,
+                        unit_factor=unit_factor_from(h.usd_per_block, None))
+    df = hist.to_frame()
+    df["depot"] = df["depot"].astype(str)
+    if h.depots is not None:
+        unknown = sorted(set(h.depots) - set(df["depot"]))
+        if unknown:
+            raise InstanceError([Problem("pipeline config", None, "history.depots",
+                                         f"series of {history.name}", f"unknown series {', '.join(unknown[:5])}")])
+        df = df[df["depot"].isin(h.depots)].assign(depot=lambda x: x["depot"].map(h.depots))
+    df["week_start"] = pd.to_datetime(df["week_start"]).dt.strftime("%Y-%m-%d")
+    atomic_write_text(folder / "history.csv", csv_text(df))
+    return [f"{df['depot'].nunique()} depot series, {df['week_start'].nunique()} weeks, in blocks/week"]
+
+
+def _forecast(history: Path, folder: Path, f: ForecastOptions, h: HistoryOptions, seed: int) -> list[str]:
+    from optplan.forecast.workflow import forecast_files
+
+    return forecast_files(history, folder, horizon=f.horizon, n_scenarios=f.scenarios, model=f.model, seed=seed,
+                          n_paths=f.paths, plots=f.plots, depot_col="depot", date_col="week_start", demand_col="blocks",
+                          week_date="start")
+
+
+def _build(parts: dict[str, Path], folder: Path, summary: Path) -> list[str]:
+    """build-instance, with the horizon's weeks and start date taken from the forecast when
+    the settings leave them out (and refused when the settings say otherwise)."""
+    from optplan.estimate.workflow import _read_settings, build_instance
+
+    problems: list[Problem] = []
+    settings = _read_settings(parts["settings"], problems)
+    if problems:
+        raise InstanceError(problems)
+    fc = json.loads(summary.read_text())["horizon"]
+    horizon = dict(settings.get("horizon") or {})
+    name = parts["settings"].name
+    for key, value in (("weeks", int(fc["weeks"])), ("start_date", str(fc["start_date"]))):
+        given = horizon.get(key)
+        if given is not None and str(given) != str(value):
+            problems.append(Problem(name, None, f"horizon.{key}", f"{value} (the forecast's) or nothing",
+                                    str(given)))
+        horizon[key] = value
+    if problems:
+        raise InstanceError(problems)
+    folder.mkdir(parents=True, exist_ok=True)
+    used = folder / "settings_used.yaml"
+    atomic_write_text(used, yaml.safe_dump({**settings, "horizon": horizon}, sort_keys=False))
+    notes: list[str] = []
+    inst = build_instance(parts["yield"], parts["retention"], parts["depots"], parts["channels"], parts["demand"],
+                          parts["scenarios"], used, folder, notes=notes)
+    return [*(f"note: {n}" for n in notes), inst.summary()]
+
+
+def _solve(instance: Path, folder: Path, s: SolveStep) -> list[str]:
+    import optplan
+
+    plan = optplan.solve(optplan.load_instance(instance), engine=s.engine, time_limit=s.time_limit)
+    plan.write(folder)
+    return plan.text_summary().splitlines()[:2]
+
+
+def _report(instance: Path, folder: Path, r: ReportStep, seed: int) -> list[str]:
+    import optplan
+    from optplan.report import build_report, write_report
+
+    rep = build_report(optplan.load_instance(instance), frontier_points=r.frontier_points,
+                       service_points=r.service_points, oos_paths=r.oos_paths, seed=seed)
+    files = write_report(rep, folder)
+    return [f"{len(files)} files; open {folder / 'report.html'}"]

@@ -1,0 +1,105 @@
+"""One command from data to report (issue #14 part 4): the shipped example config runs end
+to end; a re-run skips every step; a change re-runs exactly the steps that depend on it;
+the same config gives the same files; a bad config is one line per problem, exit 2."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from conftest import REPO
+
+import optplan
+from optplan.cli import main
+
+EXAMPLE = REPO / "examples" / "pipeline"
+HISTORY = (EXAMPLE / "../../../shared/data/walmart_store_weekly_sales_30.csv").resolve()
+FAST = {"estimate": {"bootstrap": 2}, "generate_logs": {"depots": 5, "applicants": 4000, "drivers": 800, "seed": 1},
+        "report": {"enabled": True, "frontier_points": 2, "service_points": 0, "oos_paths": 20}}
+
+
+def run(*args):
+    r = CliRunner().invoke(main, ["pipeline", *map(str, args)])
+    return r.exit_code, r.output
+
+
+def test_the_shipped_example_runs_end_to_end_and_reruns_nothing(tmp_path):
+    """examples/pipeline/pipeline.yaml as shipped (synthetic logs, five shared stores)."""
+    assert HISTORY.is_file(), f"the shared store history is expected at {HISTORY} (../shared/data)"
+    code, out = run(EXAMPLE / "pipeline.yaml", "--out", tmp_path / "run")
+    assert code == 0, out
+    manifest = json.loads((tmp_path / "run" / "pipeline.json").read_text())
+    assert list(manifest["steps"]) == ["logs", "funnel", "retention", "history", "forecast", "instance", "plan", "report"]
+    assert all(s["status"] == "ran" for s in manifest["steps"].values())
+    inst = optplan.load_instance(tmp_path / "run" / "instance")
+    assert inst.depots == ["D001", "D002", "D003", "D004", "D005"] and inst.n_weeks == 13
+    assert str(inst.manifest.horizon.start_date) == "2012-10-27"  # the forecast's first week
+    assert (tmp_path / "run" / "report" / "report.html").is_file()
+    assert json.loads((tmp_path / "run" / "plan" / "summary.json").read_text())["status"]["solution"] == "optimal"
+    code, out = run(EXAMPLE / "pipeline.yaml", "--out", tmp_path / "run")
+    assert code == 0 and "ran nothing" in out, out
+
+
+@pytest.fixture
+def config(tmp_path) -> Path:
+    """A copy of the example, made fast, with the history by absolute path."""
+    folder = tmp_path / "cfg"
+    shutil.copytree(EXAMPLE, folder)
+    cfg = yaml.safe_load((folder / "pipeline.yaml").read_text())
+    cfg["inputs"]["history"] = str(HISTORY)
+    cfg["out"] = str(tmp_path / "out")
+    cfg.update(FAST)
+    (folder / "pipeline.yaml").write_text(yaml.safe_dump(cfg))
+    return folder / "pipeline.yaml"
+
+
+def hashes(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "pipeline.json"}
+
+
+def test_a_change_reruns_exactly_what_depends_on_it(config):
+    code, out = run(config)
+    assert code == 0, out
+    channels = config.parent / "channels.csv"
+    channels.write_text(channels.read_text().replace("referral,40,", "referral,45,"))
+    code, out = run(config)
+    assert code == 0, out
+    assert "ran instance, plan, report; skipped logs, funnel, retention, history, forecast" in out
+    cfg = yaml.safe_load(config.read_text())
+    cfg["forecast"]["scenarios"] = 5
+    config.write_text(yaml.safe_dump(cfg))
+    code, out = run(config)
+    assert "ran forecast, instance, plan, report; skipped logs, funnel, retention, history" in out
+
+
+def test_the_same_config_gives_the_same_files(config, tmp_path):
+    assert run(config)[0] == 0
+    first = hashes(tmp_path / "out")
+    assert run(config, "--force")[0] == 0
+    second = hashes(tmp_path / "out")
+    plan_files = {k: v for k, v in first.items() if k.startswith(("plan/", "instance/", "forecast/", "funnel/"))}
+    assert plan_files and all(second[k] == v for k, v in plan_files.items())
+
+
+def test_bad_configs_are_one_line_each(config, tmp_path):
+    cfg = yaml.safe_load(config.read_text())
+    bad = dict(cfg, surprise=1)
+    bad["inputs"] = dict(cfg["inputs"], depots="nowhere.csv")
+    (config.parent / "bad.yaml").write_text(yaml.safe_dump(bad))
+    code, out = run(config.parent / "bad.yaml")
+    assert code == 2, out
+    assert "bad.yaml" in out and "surprise" in out
+    cfg["history"]["depots"] = {"999": "D001"}
+    (config.parent / "bad2.yaml").write_text(yaml.safe_dump(cfg))
+    code, out = run(config.parent / "bad2.yaml")
+    assert code == 2 and "history.depots" in out and "999" in out, out
+    settings = config.parent / "settings.yaml"
+    settings.write_text(settings.read_text().replace("  currency: USD", "  currency: USD\n  weeks: 8"))
+    code, out = run(config)
+    assert code == 2 and "horizon.weeks" in out and "13 (the forecast's)" in out, out
