@@ -71,7 +71,7 @@ class HistoryOptions(_Strict):
     depot_col: str | None = None
     date_col: str | None = None
     demand_col: str | None = None
-    usd_per_block: float | None = Field(None, gt=0)
+    money_per_block: float | None = Field(None, gt=0)
 
 
 class ForecastOptions(_Strict):
@@ -290,7 +290,7 @@ def _pick_history(history: Path, folder: Path, h: HistoryOptions) -> list[str]:
     from optplan.forecast.workflow import unit_factor_from
 
     hist = read_history(history, depot_col=h.depot_col, date_col=h.date_col, demand_col=h.demand_col,
-                        unit_factor=unit_factor_from(h.usd_per_block, None))
+                        unit_factor=unit_factor_from(h.money_per_block, None))
     df = hist.to_frame()
     df["depot"] = df["depot"].astype(str)
     if h.depots is not None:

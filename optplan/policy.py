@@ -16,7 +16,7 @@ measured with far less noise than their levels):
 * drivers: each active driver stays with probability retention (binomial on whole
   drivers); new drivers arrive Poisson with the funnel's expected arrivals (drivers/week);
   both drawn by inverse CDF from uniforms shared by all policies (common random numbers);
-* every week: recruiting spend (USD/currency) stops at the weekly and total budgets; then
+* every week: recruiting spend (currency) stops at the weekly and total budgets; then
   demand is revealed and the recourse (surge, unserved, idle) is the closed form of
   optplan.evaluation.
 
@@ -99,7 +99,7 @@ def depot_policy(data: ModelData, depot: str, options: DPOptions | None = None, 
     return PolicyTable(depot, keep.reset_index(drop=True), pol.price)
 
 
-def policy_plot(policy: PolicyTable, path, currency: str = "USD") -> None:
+def policy_plot(policy: PolicyTable, path, currency: str) -> None:
     """New drivers to bring in against projected drivers, one line per arrival week (SVG)."""
     import matplotlib
 
@@ -425,7 +425,7 @@ def _projected(sim: _Sim, d: int, t: int, ta: int, rho: float, extra: np.ndarray
     return a
 
 
-def summarize(paths: pd.DataFrame, currency: str = "USD") -> pd.DataFrame:
+def summarize(paths: pd.DataFrame, currency: str) -> pd.DataFrame:
     """Mean and 95% CI per policy, and the paired difference to the static plan (CRN)."""
     rows = []
     base = paths[paths["policy"] == "static"].set_index("path")

@@ -71,7 +71,7 @@ def test_common_random_numbers_narrow_the_comparison(demo):
     tighter CI than the policies' own costs; all three policies are reported."""
     data, plan, result = demo
     summary = summarize(simulate(data, plan.decisions, n_paths=60, seed=1, dp_result=result,
-                                 policies=("static", "dp", "myopic"))).set_index("policy")
+                                 policies=("static", "dp", "myopic")), "USD").set_index("policy")
     assert list(summary.index) == ["static", "dp", "myopic"]
     # the DP rule moves with the static plan (same randomness, similar decisions): pairing helps
     assert summary.loc["dp", "cost_minus_static_ci95"] < summary.loc["dp", "cost_ci95"]
@@ -104,7 +104,7 @@ def test_rolling_reacts_to_driver_luck(demo):
     seen costs less than the static plan on the same 30 paths (seed fixed, so deterministic)."""
     data, plan, result = demo
     s = summarize(simulate(data, plan.decisions, n_paths=30, seed=0, dp_result=result,
-                           policies=("static", "rolling"))).set_index("policy")
+                           policies=("static", "rolling")), "USD").set_index("policy")
     assert s.loc["rolling", "cost_minus_static"] < 0
 
 

@@ -20,9 +20,10 @@ MODELS = ("global", "ets", "seasonal_naive")
 def _history_options(func):
     """Options shared by both commands: the history's columns, units and repairs."""
     options = [
-        click.option("--usd-per-block", type=click.FloatRange(min=0, min_open=True), default=None,
-                     help="Demand is money: this many currency units (e.g. USD) of demand make one block "
-                          "(Walmart sales: 2000)."),
+        click.option("--money-per-block", "--usd-per-block", "money_per_block",
+                     type=click.FloatRange(min=0, min_open=True), default=None,
+                     help="Demand is money: this many units of the history's currency make one block of work "
+                          "(Walmart sales in USD: 2000). --usd-per-block is the old name of the same option."),
         click.option("--unit-factor", type=click.FloatRange(min=0, min_open=True), default=None,
                      help="Blocks per demand unit: blocks = demand x factor. Default 1: demand is already in blocks."),
         click.option("--depot-col", default=None, help="Depot column (default: detect depot/store/...)."),
@@ -47,10 +48,10 @@ def _history_options(func):
     return func
 
 
-def _read_options(usd_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, week_date, fill_gaps):
+def _read_options(money_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, week_date, fill_gaps):
     from optplan.forecast.workflow import unit_factor_from
 
-    return {"unit_factor": unit_factor_from(usd_per_block, unit_factor), "depot_col": depot_col, "date_col": date_col,
+    return {"unit_factor": unit_factor_from(money_per_block, unit_factor), "depot_col": depot_col, "date_col": date_col,
             "demand_col": demand_col, "holiday_col": holiday_col, "use_holiday": not no_holiday, "week_date": week_date,
             "fill_gaps": fill_gaps}
 
@@ -81,7 +82,7 @@ def _progress(quiet: bool):
 @click.option("--no-plots", is_flag=True, help="Skip the fan charts.")
 @_history_options
 @guarded
-def forecast(history, out, horizon, resolution, n_scenarios, n_paths, model, seed, no_plots, usd_per_block, unit_factor,
+def forecast(history, out, horizon, resolution, n_scenarios, n_paths, model, seed, no_plots, money_per_block, unit_factor,
              depot_col, date_col, demand_col, holiday_col, no_holiday, week_date, fill_gaps, jobs, boosting_rounds,
              quiet) -> None:
     """Forecast weekly demand per depot from HISTORY.csv and write demand scenarios for an instance.
@@ -91,12 +92,12 @@ def forecast(history, out, horizon, resolution, n_scenarios, n_paths, model, see
     blocks/week), fan/<depot>.svg and forecast_summary.json. Example (Walmart sales in USD):
 
     \b
-        optplan forecast walmart.csv --usd-per-block 2000 --horizon 13 --scenarios 20 --out fc
+        optplan forecast walmart.csv --money-per-block 2000 --horizon 13 --scenarios 20 --out fc
     """
     from optplan.forecast.models import GlobalConfig
     from optplan.forecast.workflow import forecast_files
 
-    options = _read_options(usd_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, week_date,
+    options = _read_options(money_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, week_date,
                             fill_gaps)
     say = _progress(quiet)
     lines = forecast_files(history, out, horizon=horizon, n_scenarios=n_scenarios, resolution=resolution, model=model,
@@ -105,8 +106,8 @@ def forecast(history, out, horizon, resolution, n_scenarios, n_paths, model, see
     for line in lines:
         click.echo(line)
     if options["unit_factor"] == 1.0 and any(w in lines[0].lower() for w in ("sales", "usd", "revenue")):
-        click.secho("note: the demand column looks like money but was read as blocks; for sales in USD at 2,000 USD per "
-                    "block add --usd-per-block 2000", fg="yellow", err=True)
+        click.secho("note: the demand column looks like money but was read as blocks; for sales at 2,000 currency units "
+                    "per block add --money-per-block 2000", fg="yellow", err=True)
 
 
 def _int_list(ctx, param, value):
@@ -147,7 +148,7 @@ def _model_list(ctx, param, value):
 @_history_options
 @guarded
 def backtest(history, horizon, step, n_origins, at, models, seed, out, overall_only, backend, scheduler, workers,
-             usd_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, week_date, fill_gaps,
+             money_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, week_date, fill_gaps,
              jobs, boosting_rounds, quiet) -> None:
     """Rolling-origin backtest of the global model and the baselines on HISTORY.csv.
 
@@ -156,7 +157,7 @@ def backtest(history, horizon, step, n_origins, at, models, seed, out, overall_o
     from optplan.forecast.models import GlobalConfig
     from optplan.forecast.workflow import backtest_files, render_backtest
 
-    options = _read_options(usd_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, week_date,
+    options = _read_options(money_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, week_date,
                             fill_gaps)
     from optplan.solvers.backends import get_backend
 

@@ -7,8 +7,8 @@ marks the week, the demand of that week, and optionally a holiday flag (0/1). Ot
 ``holiday``/``Holiday_Flag``) or given explicitly.
 
 Units: demand is converted to blocks/week as ``blocks = demand x unit_factor`` (blocks per
-demand unit; 1 = the history is already in blocks). Sales in USD at 2,000 USD per block is
-``unit_factor = 1/2000`` (the CLI's ``--usd-per-block 2000``).
+demand unit; 1 = the history is already in blocks). Sales at 2,000 currency units per block
+is ``unit_factor = 1/2000`` (the CLI's ``--money-per-block 2000``, formerly ``--usd-per-block``).
 
 Week dates: ``week_date="start"`` means the date is the first day of the week,
 ``"end"`` the last day (Walmart's ``Date`` is the Friday that ends a Saturday-Friday week).

@@ -51,13 +51,14 @@ def _safe_name(depot: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", depot) or "_"
 
 
-def unit_factor_from(usd_per_block: float | None, unit_factor: float | None) -> float:
-    """Blocks per demand unit from the CLI options (at most one given; default 1)."""
-    if usd_per_block is not None and unit_factor is not None:
-        raise OptionError("--usd-per-block/--unit-factor", "at most one of the two",
-                          f"--usd-per-block {usd_per_block} and --unit-factor {unit_factor}")
-    if usd_per_block is not None:
-        return 1.0 / float(usd_per_block)
+def unit_factor_from(money_per_block: float | None, unit_factor: float | None) -> float:
+    """Blocks per demand unit from the CLI options (at most one given; default 1):
+    ``money_per_block`` currency units of demand (sales) per block of work."""
+    if money_per_block is not None and unit_factor is not None:
+        raise OptionError("--money-per-block/--unit-factor", "at most one of the two",
+                          f"--money-per-block {money_per_block} and --unit-factor {unit_factor}")
+    if money_per_block is not None:
+        return 1.0 / float(money_per_block)
     return 1.0 if unit_factor is None else float(unit_factor)
 
 
@@ -206,7 +207,7 @@ def _weekly_files(history: History, fc: QuantileForecast, red, paths: np.ndarray
         mean = (red.probabilities[:, None, None] * red.demand).sum(axis=0)
         files.update(fan_charts(history, fc.week_start, fc.values, fc.levels, f"{model} forecast", "blocks/week",
                                 scenario_mean=mean))
-    usd = 1.0 / history.unit_factor
+    per_block = 1.0 / history.unit_factor
     summary = {
         "what": "weekly demand forecast and demand scenarios (optplan forecast)",
         "model": model,
@@ -216,7 +217,7 @@ def _weekly_files(history: History, fc: QuantileForecast, red, paths: np.ndarray
             "first_week_start": str(history.week_start[0].date()), "last_week_start": str(history.week_start[-1].date()),
             "columns": history.columns, "repairs": history.repairs,
         },
-        "conversion": {"blocks_per_demand_unit": history.unit_factor, "demand_units_per_block": round(usd, 6),
+        "conversion": {"blocks_per_demand_unit": history.unit_factor, "demand_units_per_block": round(per_block, 6),
                        "formula": "blocks/week = demand x blocks_per_demand_unit"},
         "horizon": {"weeks": H, "start_date": str(fc.week_start[0].date()),
                     "note": "use as horizon.weeks and horizon.start_date of the instance"},

@@ -190,9 +190,9 @@ def test_option_errors_are_input_errors_and_bugs_are_exit_1(tmp_path, demo_path,
     traceback; a bad input path is exit 2 naming the path."""
     history = tmp_path / "h.csv"
     history.write_text("depot,week_start,demand\n" + "".join(f"A,2024-01-{d:02d},{d}\n" for d in (1, 8, 15)))
-    r = cli("forecast", history, "--usd-per-block", 2000, "--unit-factor", 0.5, "--out", tmp_path / "fc")
+    r = cli("forecast", history, "--money-per-block", 2000, "--unit-factor", 0.5, "--out", tmp_path / "fc")
     assert r.exit_code == 2, r.output
-    assert "--usd-per-block/--unit-factor" in r.output and "Traceback" not in r.output
+    assert "--money-per-block/--unit-factor" in r.output and "Traceback" not in r.output
     r = cli("policy", demo_path, "--depot", "NOPE", "--out", tmp_path / "p")
     assert r.exit_code == 2 and "--depot: expected one of D001" in r.output
 

@@ -415,6 +415,19 @@ def test_forecast_cli_baseline_model_and_long_lead(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_money_per_block_and_its_old_name_are_one_option(tmp_path):
+    """--money-per-block U and the old --usd-per-block U give the same forecast files."""
+    src = write_csv(synthetic_frame(n_depots=2, n_weeks=100).assign(demand=lambda d: d["demand"] * 2000), tmp_path / "h.csv")
+    outs = []
+    for name in ("--money-per-block", "--usd-per-block"):
+        out = tmp_path / name.strip("-")
+        r = CliRunner().invoke(forecast_cmd, [str(src), name, "2000", "--model", "seasonal_naive", "--horizon", "4",
+                                              "--no-plots", "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        outs.append((out / "demand.csv").read_text())
+    assert outs[0] == outs[1]
+
+
 def test_usd_per_block_converts_sales(tmp_path):
     df = synthetic_frame(n_depots=2, n_weeks=100).rename(columns={"demand": "sales_usd"})
     df["sales_usd"] = df["sales_usd"] * USD_PER_BLOCK
