@@ -190,17 +190,27 @@ def estimate() -> None:
 @click.option("--by-depot", is_flag=True, help="Depot effects in the hazards; also write yield_by_depot.csv.")
 @click.option("--min-group-applicants", type=click.IntRange(min=1), default=500, show_default=True,
               help="Depot-channel groups with fewer applicants get no kernel of their own.")
+@click.option("--map", "column_map", default=None, metavar="OURS=THEIRS,...",
+              help="The log's own column names: applied=signup_date,first_block=first_trip_date,applicant_id=id "
+                   "(ours: applicant_id, depot, channel, the stages; long format: stage, date too).")
+@click.option("--covariates", default=None, metavar="COL,...",
+              help="Covariate columns to use (default: every other column, less those known only after a stage, "
+                   "which are dropped with a note; listed here, such a column is refused). '' for none.")
 @guarded
 def estimate_funnel(applicants, out, observed_until, fmt, stages, on_out_of_order, max_weeks_in_stage, n_boot, holdout, seed,
-                    by_depot, min_group_applicants):
+                    by_depot, min_group_applicants, column_map, covariates):
     """Fit the funnel and write yield.csv (instance format), channel summaries with intervals
     and a calibration table."""
+    from optplan.estimate.logs import parse_column_map
     from optplan.estimate.workflow import estimate_funnel_files
 
-    notes = estimate_funnel_files(applicants, out, observed_until=observed_until, fmt=fmt, stages=stages.split(","),
+    stage_names = [s.strip() for s in stages.split(",") if s.strip()]
+    mapping = parse_column_map(column_map, ["applicant_id", "depot", "channel", "stage", "date", *stage_names])
+    chosen = None if covariates is None else [c.strip() for c in covariates.split(",") if c.strip()]
+    notes = estimate_funnel_files(applicants, out, observed_until=observed_until, fmt=fmt, stages=stage_names,
                                   on_out_of_order=on_out_of_order, max_weeks_in_stage=max_weeks_in_stage,
                                   n_boot=n_boot, holdout=holdout, seed=seed, by_depot=by_depot,
-                                  min_group_applicants=min_group_applicants)
+                                  min_group_applicants=min_group_applicants, column_map=mapping, covariates=chosen)
     for line in notes:
         click.echo(line)
 

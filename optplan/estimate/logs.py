@@ -54,6 +54,23 @@ def _refuse_empty_and_long_ids(raw: pd.DataFrame, name: str, id_columns: list[st
         raise InstanceError(problems)
 
 
+def _post_stage_columns(log: pd.DataFrame, columns: list[str], stages: list[str]) -> dict[str, str]:
+    """Columns filled (almost) only for applicants who reached some later stage: {column:
+    stage} (POST_STAGE_FILLED / POST_STAGE_OTHERS), like a vehicle model known only once
+    the vehicle check is done."""
+    out = {}
+    for col in columns:
+        filled = ~log[col].astype(str).str.strip().str.lower().isin(NA_WORDS)
+        if filled.all() or not filled.any():
+            continue
+        for stage in stages[1:]:
+            reached = log[stage].notna()
+            if reached[filled].mean() >= POST_STAGE_FILLED and reached[~filled].mean() <= POST_STAGE_OTHERS:
+                out[col] = stage
+                break
+    return out
+
+
 def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series, int]:
     """(dates, unparseable mask, count of non-ISO cells that were parsed). Cells with a time
     zone, or outside 1900-2200, are unparseable."""
@@ -73,20 +90,58 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series, int]:
     return dates.dt.normalize(), bad, int((retry & ~bad).sum())
 
 
+#: A covariate counts as known only after a stage (and is refused: it would leak the outcome)
+#: when at least this share of the applicants who have it filled reached that stage, against
+#: at most POST_STAGE_OTHERS of those who left it empty.
+POST_STAGE_FILLED = 0.99
+POST_STAGE_OTHERS = 0.5
+
+
+def parse_column_map(text: str | None, allowed) -> dict[str, str]:
+    """'applied=signup_date,depot=site' -> {source column: our name}; OptionError if bad."""
+    if not text:
+        return {}
+    out = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        ours, eq, theirs = part.partition("=")
+        ours, theirs = ours.strip(), theirs.strip()
+        if not eq or not ours or not theirs:
+            raise OptionError("--map", "OURS=THEIRS pairs separated by commas, e.g. applied=signup_date", part)
+        if ours not in allowed:
+            raise OptionError("--map", f"a name among {', '.join(allowed)} on the left", ours)
+        out[theirs] = ours
+    return out
+
+
 def read_applicant_log(
     path: str | Path,
     stages=DEFAULT_STAGES,
     fmt: str = "auto",
     observed_until=None,
     on_out_of_order: str = "error",
+    column_map: dict[str, str] | None = None,
+    covariates: list[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.Timestamp, dict[str, int]]:
     """Read and check an applicant log; returns (wide log with datetime stage columns,
-    observed_until, notes of what was dropped/reordered/reinterpreted)."""
+    observed_until, notes of what was dropped/reordered/reinterpreted/filled).
+
+    ``column_map`` renames the file's columns ({theirs: ours}) before anything else.
+    ``covariates``: the columns to use as covariates (None: every other column, less those
+    found to be known only after a stage, which are dropped with a note; listed explicitly,
+    such a column is refused). A later stage reached with an earlier one empty means the
+    earlier stage was passed on the later one's date (a first trip implies the checks
+    happened): the gap is filled, not treated as out of order."""
     if on_out_of_order not in ("error", "drop", "reorder"):
         raise OptionError("--on-out-of-order", "error, drop or reorder", on_out_of_order)
     path = Path(path)
     raw = read_text_csv(path)
     name = path.name
+    if column_map:
+        absent = [theirs for theirs in column_map if theirs not in raw.columns]
+        if absent:
+            raise InstanceError([Problem(name, 1, None, f"the columns named in --map ({', '.join(absent)})",
+                                         f"columns {list(raw.columns)}")])
+        raw = raw.rename(columns=column_map)
     stages = list(stages)
     if fmt == "auto":
         fmt = "long" if {"stage", "date"} <= set(raw.columns) else "wide"
@@ -104,8 +159,9 @@ def read_applicant_log(
 
     need = ["applicant_id", "depot", "channel"] + (["stage", "date"] if fmt == "long" else stages)
     missing = [c for c in need if c not in raw.columns]
-    if missing:
-        raise InstanceError([Problem(name, 1, c, f"a column named '{c}'", f"columns {list(raw.columns)}") for c in missing])
+    if missing:  # one line: the whole column list once, not once per missing column
+        raise InstanceError([Problem(name, 1, ", ".join(missing), f"columns named {', '.join(missing)} (or --map them)",
+                                     f"columns {list(raw.columns)}")])
     _refuse_empty_and_long_ids(raw, name, ["applicant_id", "depot", "channel"], "applicant")
     observed_until = parse_date_option("--observed-until", observed_until)
 
@@ -167,10 +223,16 @@ def read_applicant_log(
         both = ~np.isnat(prev) & ~np.isnat(cur)
         order_bad |= both & (cur < prev)
         prev = np.where(np.isnat(cur), prev, cur)
-    # a later stage reached while an earlier one is empty is also out of order
+    # a later stage reached while an earlier one is empty: the earlier stage was passed on the
+    # next reached stage's date (backward fill), so converters are kept, not dropped
     reached = ~np.isnat(filled)
-    gaps = (reached[:, 1:] & ~reached[:, :-1]).any(axis=1)
-    order_bad |= gaps
+    later = np.flip(np.maximum.accumulate(np.flip(reached, axis=1), axis=1), axis=1)  # some stage >= j reached
+    gaps = later & ~reached
+    if gaps.any():
+        back = pd.DataFrame(values).bfill(axis=1).to_numpy("datetime64[ns]")
+        values = np.where(gaps, back, values)
+        log[stages] = pd.DataFrame(values, columns=stages, index=log.index)
+        notes["skipped_stages_filled"] = int(gaps.any(axis=1).sum())
     if order_bad.any():
         if on_out_of_order == "error":
             for i in np.flatnonzero(order_bad)[:MAX_LINES_PER_CHECK]:
@@ -189,8 +251,28 @@ def read_applicant_log(
             log.loc[order_bad, stages] = pd.DataFrame(sorted_vals, columns=stages).to_numpy()
     if problems:
         raise InstanceError(problems)
+    extra = [c for c in log.columns if c not in ("applicant_id", "depot", "channel", *stages)]
+    if covariates is not None:
+        unknown = [c for c in covariates if c not in extra]
+        if unknown:
+            raise InstanceError([Problem(name, 1, ", ".join(unknown), f"covariate columns of the log ({', '.join(extra)})",
+                                         f"unknown column(s) {', '.join(unknown)}")])
+    leaky = _post_stage_columns(log, extra, stages)
+    if covariates is not None:
+        bad = [c for c in covariates if c in leaky]
+        if bad:
+            raise InstanceError([Problem(name, 1, c, "a covariate known when the applicant applies",
+                                         f"a column filled almost only for applicants who reached {leaky[c]} "
+                                         "(it would leak the outcome)") for c in bad])
+        keep = list(covariates)
+    else:
+        keep = [c for c in extra if c not in leaky]
+        for c in leaky:
+            notes[f"covariate_{c}_dropped_known_only_after_{leaky[c]}"] = 1
+    log = log.drop(columns=[c for c in extra if c not in keep])
+    notes["covariates_used"] = len(keep)
     # covariates whose every non-empty cell is a number are numeric (e.g. age), else categorical
-    for col in [c for c in log.columns if c not in ("applicant_id", "depot", "channel", *stages)]:
+    for col in keep:
         text = log[col].astype(str).str.strip()
         empty = text.str.lower().isin(NA_WORDS)
         number = pd.to_numeric(text.where(~empty), errors="coerce")

@@ -66,20 +66,31 @@ def _page(title: str, parts: list[str]) -> str:
 
 def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stages=None, on_out_of_order="error",
                           max_weeks_in_stage=26, n_boot=50, holdout=0.2, seed=0, by_depot=False,
-                          min_group_applicants=500) -> list[str]:
+                          min_group_applicants=500, column_map=None, covariates=None) -> list[str]:
+    import warnings
+
     from optplan.estimate.funnel import DEFAULT_STAGES
 
     stages = list(stages or DEFAULT_STAGES)
     log, observed, notes = read_applicant_log(applicants, stages=stages, fmt=fmt, observed_until=observed_until,
-                                              on_out_of_order=on_out_of_order)
+                                              on_out_of_order=on_out_of_order, column_map=column_map,
+                                              covariates=covariates)
     rng = np.random.default_rng(seed)
     test = rng.random(len(log)) < holdout
     model = FunnelModel(stages=tuple(stages), max_weeks_in_stage=max_weeks_in_stage, depot_effects=by_depot)
-    model.fit(log.loc[~test], observed_until=observed)
-    summary = model.channel_summary()
-    if n_boot:
-        intervals = bootstrap(model, log.loc[~test], n=n_boot, seed=seed, observed_until=observed, show_progress=True)
-        summary = summary.merge(intervals, on="channel", how="left")
+    with warnings.catch_warnings(record=True) as caught:  # the library's warnings, said once in our words
+        warnings.simplefilter("always")
+        model.fit(log.loc[~test], observed_until=observed)
+        summary = model.channel_summary()
+        if n_boot:
+            intervals = bootstrap(model, log.loc[~test], n=n_boot, seed=seed, observed_until=observed, show_progress=True)
+            summary = summary.merge(intervals, on="channel", how="left")
+    converge = [w for w in caught if w.category.__name__ == "ConvergenceWarning"]
+    if converge:  # sklearn's own text is about lbfgs iterations; say what it means here
+        notes["stage_regressions_stopped_before_converging"] = len(converge)
+    for w in caught:
+        if w.category.__name__ != "ConvergenceWarning":
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     summary["naive_conversion"] = summary["channel"].map(naive_conversion(log, stages))
     summary["applicants"] = summary["channel"].map(log["channel"].value_counts())
     kernels = model.yield_kernels()

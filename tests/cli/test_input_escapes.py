@@ -348,3 +348,21 @@ def test_log_header_duplicate_after_trimming(tmp_path, log, header):
     command = ["estimate", "funnel" if log == "applicants.csv" else "retention", path, "--out", tmp_path / "o"]
     code, errors = run(*command)
     assert_refused(code, errors, f"{log}:1", "each column name once")
+
+
+def test_funnel_map_and_covariates_through_the_cli(tmp_path):
+    header = "id,site,source,signup,bgc,onb,first_trip,vehicle"
+    rows = [header] + [f"A{i},D1,ads,2026-01-05,2026-01-07,{'2026-01-12' if i % 2 else ''},"
+                       f"{'2026-01-19' if i % 4 == 1 else ''},{'car' if i % 3 else 'bike'}" for i in range(60)]
+    path = tmp_path / "raw.csv"
+    path.write_text("\n".join(rows) + "\n")
+    mapping = "applicant_id=id,depot=site,channel=source,applied=signup,background_check=bgc,onboarding=onb," \
+              "first_block=first_trip"
+    r = CliRunner().invoke(main, ["estimate", "funnel", str(path), "--map", mapping, "--covariates", "vehicle",
+                                  "--bootstrap", "2", "--observed-until", "2026-03-01", "--out", str(tmp_path / "est")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "est" / "yield.csv").is_file()
+    code, errors = run("estimate", "funnel", path, "--map", "applied", "--out", tmp_path / "e2")
+    assert_refused(code, errors, "--map", "OURS=THEIRS")
+    code, errors = run("estimate", "funnel", path, "--map", mapping, "--covariates", "colour", "--out", tmp_path / "e3")
+    assert_refused(code, errors, "raw.csv:1", "colour")

@@ -42,13 +42,43 @@ def test_out_of_order_is_an_error_by_default_and_names_the_line(tmp_path):
 
 
 def test_out_of_order_drop_and_reorder_report_counts(tmp_path):
+    """A4's dates run backwards (out of order: dropped or reordered as asked); A5 skipped the
+    background check on its way to onboarding: a later stage implies the earlier one was
+    passed, on the later one's date, so A5 is kept either way (it was dropped before, which
+    biased conversion low)."""
     rows = GOOD + ["A4,D2,agency,2026-01-10,2026-01-05,,,car", "A5,D2,agency,2026-01-10,,2026-01-20,,car"]
     log, _, notes = read_applicant_log(write(tmp_path, rows), on_out_of_order="drop")
-    assert notes["out_of_order_dropped"] == 2 and len(log) == 3
+    assert notes["out_of_order_dropped"] == 1 and notes["skipped_stages_filled"] == 1 and len(log) == 4
+    a5 = log.set_index("applicant_id").loc["A5"]
+    assert str(a5["background_check"].date()) == "2026-01-20" and str(a5["onboarding"].date()) == "2026-01-20"
     log, _, notes = read_applicant_log(write(tmp_path, rows), on_out_of_order="reorder")
-    assert notes["out_of_order_reordered"] == 2 and len(log) == 5
+    assert notes["out_of_order_reordered"] == 1 and len(log) == 5
     a4 = log.set_index("applicant_id").loc["A4"]
     assert str(a4["applied"].date()) == "2026-01-05" and str(a4["background_check"].date()) == "2026-01-10"
+
+
+def test_column_map_and_covariates(tmp_path):
+    """--map renames the file's own columns; a column filled only for applicants who reached
+    a stage (a vehicle model known at onboarding) is dropped from the covariates with a note,
+    and refused when asked for explicitly; the missing-columns error is one line."""
+    header = "id,site,source,signup,bgc,onb,first_trip,vehicle,model"
+    rows = [header] + [f"A{i},D1,ads,2026-01-05,2026-01-07,{'2026-01-12' if i % 2 else ''},,car,"
+                       f"{'corolla' if i % 2 else ''}" for i in range(40)]
+    path = tmp_path / "raw.csv"
+    path.write_text("\n".join(rows) + "\n")
+    mapping = {"id": "applicant_id", "site": "depot", "source": "channel", "signup": "applied",
+               "bgc": "background_check", "onb": "onboarding", "first_trip": "first_block"}
+    log, _, notes = read_applicant_log(path, column_map=mapping)
+    assert "model" not in log.columns and "vehicle" in log.columns
+    assert notes["covariate_model_dropped_known_only_after_onboarding"] == 1 and notes["covariates_used"] == 1
+    with pytest.raises(optplan.InstanceError) as err:
+        read_applicant_log(path, column_map=mapping, covariates=["model"])
+    assert "leak the outcome" in str(err.value.problems[0]) and "onboarding" in str(err.value.problems[0])
+    log, _, notes = read_applicant_log(path, column_map=mapping, covariates=[])
+    assert notes["covariates_used"] == 0 and "vehicle" not in log.columns
+    with pytest.raises(optplan.InstanceError) as err:
+        read_applicant_log(path)
+    assert len(err.value.problems) == 1 and "or --map them" in str(err.value.problems[0])
 
 
 def test_duplicate_ids_unparseable_and_late_dates(tmp_path):
