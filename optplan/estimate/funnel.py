@@ -155,6 +155,7 @@ class FunnelModel(BaseEstimator):
         attrs = {"observed_until_": observed, "covariates_": covariates, "numeric_": numeric, "levels_": levels,
                  "channels_": levels["channel"], "profiles_": profiles}
         stage_rows = []
+        support = []  # per transition: the most weeks in stage seen (capped at tau_buckets; -1: none)
         for j in range(len(stages) - 1):
             entered, advanced = dates[stages[j]], dates[stages[j + 1]]
             # only applicants observed to enter the stage; later stages after observed_until are censored
@@ -164,11 +165,13 @@ class FunnelModel(BaseEstimator):
             idx, tau, moved = _expand_weeks(entered[rows], adv[rows], observed, self.max_weeks_in_stage)
             applicant = rows[idx]
             bucket = np.minimum(tau, self.tau_buckets)
+            support.append(int(bucket.max()) if len(bucket) else -1)
             # (bucket, profile, outcome) group of each applicant-week row
             stage_rows.append((applicant, (bucket * len(profiles) + inverse[applicant]) * 2 + moved))
         # the covariate mix each kernel is averaged over: (depot, channel, profile) groups
         mix = pd.DataFrame({"depot": log["depot"].astype(str), "channel": log["channel"].astype(str), "profile": inverse})
         grouped = mix.groupby(["depot", "channel", "profile"])
+        attrs["support_"] = support
         return {"n": len(log), "attrs": attrs, "stage_rows": stage_rows, "mix_group": grouped.ngroup().to_numpy(),
                 "mix_index": grouped.size().index}
 
@@ -227,7 +230,8 @@ class FunnelModel(BaseEstimator):
         return out
 
     def _hazards(self, px: np.ndarray) -> np.ndarray:
-        """(P, J, W) hazards per profile, stage transition and week in stage."""
+        """(P, J, W) hazards per profile, stage transition and week in stage; 0 beyond the
+        weeks in stage the log shows (``supported``)."""
         W = self.max_weeks_in_stage
         P = len(px)
         out = np.zeros((P, len(self.stage_models_), W))
@@ -235,7 +239,26 @@ class FunnelModel(BaseEstimator):
         X = self._design(tau, np.repeat(px, W, axis=0))
         for j, model in enumerate(self.stage_models_):
             out[:, j, :] = model.predict_proba(X)[:, 1].reshape(P, W)
-        return out
+        return out * self.supported(W)[None]
+
+    def supported(self, W: int) -> np.ndarray:
+        """(J, W) True for the weeks in stage whose hazard the log supports. Weeks in stage
+        are pooled from ``tau_buckets`` on; a stage seen for fewer weeks than that gives no
+        information on its later weeks, and a hazard there would be the regulariser's guess,
+        extrapolated to ``max_weeks_in_stage`` weeks (conversion 32-52% where the data showed
+        6-20%): it is taken as 0, so conversion and yields are lower bounds, and
+        ``unsupported_weeks`` says where."""
+        mask = np.ones((len(self.stage_models_), W), dtype=bool)
+        for j, last in enumerate(getattr(self, "support_", [])):
+            if last < self.tau_buckets:
+                mask[j, last + 1:] = False
+        return mask
+
+    def unsupported_weeks(self) -> dict[str, int]:
+        """{'a -> b': weeks in stage the log shows} for the transitions seen for fewer than
+        ``tau_buckets`` + 1 weeks (whose later hazards are taken as 0)."""
+        return {f"{self.stages[j]} -> {self.stages[j + 1]}": last + 1
+                for j, last in enumerate(getattr(self, "support_", [])) if last < self.tau_buckets}
 
     def _kernels_by_profile(self) -> np.ndarray:
         """(P, K) probability of first being active k weeks after applying, per profile."""
@@ -379,6 +402,7 @@ def conversion_standard_errors(model: FunnelModel) -> pd.Series:
     P = len(px)
     X = model._design(np.tile(np.arange(W), P), np.repeat(px, W, axis=0))
     h = np.stack([m.predict_proba(X)[:, 1].reshape(P, W) for m in model.stage_models_], axis=1)  # (P, J, W)
+    h = h * model.supported(W)[None]  # as in FunnelModel._hazards
     q = 1.0 - np.prod(1.0 - h, axis=2)  # (P, J)
     conv = q.prod(axis=1)
     out = {}

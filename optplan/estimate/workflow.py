@@ -98,7 +98,8 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
     plot = _svg_lines(
         {c: (g["lag"].to_numpy(), np.cumsum(g["probability"].to_numpy())) for c, g in kernels.groupby("channel")},
         "weeks after applying", "share first active by then", "Yield kernels (cumulative)")
-    meta = {"observed_until": str(observed.date()), "stages": stages, "applicants_fitted": int((~test).sum()),
+    meta = {"observed_until": str(observed.date()), "stages": stages,
+            "weeks_in_stage_seen_if_short": model.unsupported_weeks(), "applicants_fitted": int((~test).sum()),
             "applicants_held_back": int(test.sum()), "brier_score_held_back": brier, "notes": notes,
             "bootstrap_resamples": n_boot}
     files = {
@@ -117,6 +118,10 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
     write_files(out, files)
     lines = [f"{row.channel}: conversion {row.conversion:.1%}, mean {row.mean_weeks_to_first_block:.1f} weeks to first block"
              for row in summary.itertuples()]
+    for transition, weeks in model.unsupported_weeks().items():
+        lines.append(f"warning: stage {transition} is seen for only {weeks} week(s) in stage in this log; what happens "
+                     "later cannot be told from it, so later hazards are taken as 0: conversion and yields are lower "
+                     "bounds (a longer log tells more)")
     for transition, p in model.constant_stages_.items():
         lines.append(f"warning: stage {transition}: every applicant-week in the log has the same outcome, so no "
                      f"regression was fitted; weekly hazard taken as {p:.3g} for everyone (check the log)")
