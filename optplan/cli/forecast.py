@@ -94,9 +94,18 @@ def forecast(history, out, horizon, resolution, n_scenarios, n_paths, model, see
     \b
         optplan forecast walmart.csv --money-per-block 2000 --horizon 13 --scenarios 20 --out fc
     """
+    from optplan.errors import OptionError
     from optplan.forecast.models import GlobalConfig
     from optplan.forecast.workflow import forecast_files
 
+    if resolution != "week":  # long-lead output is quantiles only: say so rather than ignore the weekly options
+        ctx = click.get_current_context()
+        given = [f"--{name}" for name, param in (("scenarios", "n_scenarios"), ("paths", "n_paths"), ("model", "model"))
+                 if ctx.get_parameter_source(param) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise OptionError(", ".join(given), f"no {', '.join(given)} with --resolution {resolution}: long-lead "
+                              "forecasts are quantiles only (AutoETS with growth uncertainty); demand scenarios are "
+                              "weekly, as instances are (use --resolution week)", f"--resolution {resolution}")
     options = _read_options(money_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, week_date,
                             fill_gaps)
     say = _progress(quiet)

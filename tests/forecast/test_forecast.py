@@ -487,3 +487,12 @@ def test_backtest_fits_on_local_processes_give_the_same_scores():
         backend.close()
     pd.testing.assert_frame_equal(here.rows, there.rows)
     pd.testing.assert_frame_equal(here.overall, there.overall)
+
+
+def test_long_lead_refuses_weekly_options_instead_of_ignoring_them(tmp_path):
+    """--resolution quarter used to ignore --scenarios silently; now it says why it cannot."""
+    src = write_csv(synthetic_frame(n_depots=2, n_weeks=160), tmp_path / "h.csv")
+    r = CliRunner().invoke(forecast_cmd, [str(src), "--resolution", "quarter", "--horizon", "4", "--scenarios", "10",
+                                          "--out", str(tmp_path / "q")])
+    assert r.exit_code == 2 and "--scenarios" in r.output and "quantiles only" in r.output, r.output
+    assert not (tmp_path / "q").exists()
