@@ -196,9 +196,12 @@ def estimate() -> None:
 @click.option("--covariates", default=None, metavar="COL,...",
               help="Covariate columns to use (default: every other column, less those known only after a stage, "
                    "which are dropped with a note; listed here, such a column is refused). '' for none.")
+@click.option("--window-days", type=click.IntRange(min=1), default=None,
+              help="Each applicant is followed for this many days after applying (later events censored); a log "
+                   "column observed_until gives per-applicant ends instead or as well (the earlier wins).")
 @guarded
 def estimate_funnel(applicants, out, observed_until, fmt, stages, on_out_of_order, max_weeks_in_stage, n_boot, holdout, seed,
-                    by_depot, min_group_applicants, column_map, covariates):
+                    by_depot, min_group_applicants, column_map, covariates, window_days):
     """Fit the funnel and write yield.csv (instance format), channel summaries with intervals
     and a calibration table."""
     from optplan.estimate.logs import parse_column_map
@@ -210,7 +213,8 @@ def estimate_funnel(applicants, out, observed_until, fmt, stages, on_out_of_orde
     notes = estimate_funnel_files(applicants, out, observed_until=observed_until, fmt=fmt, stages=stage_names,
                                   on_out_of_order=on_out_of_order, max_weeks_in_stage=max_weeks_in_stage,
                                   n_boot=n_boot, holdout=holdout, seed=seed, by_depot=by_depot,
-                                  min_group_applicants=min_group_applicants, column_map=mapping, covariates=chosen)
+                                  min_group_applicants=min_group_applicants, column_map=mapping, covariates=chosen,
+                                  window_days=window_days)
     for line in notes:
         click.echo(line)
 

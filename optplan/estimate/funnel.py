@@ -42,7 +42,20 @@ from optplan.errors import OptionError
 from optplan.progress import progress
 
 DEFAULT_STAGES = ("applied", "background_check", "onboarding", "first_block")
-ID_COLUMNS = ("applicant_id", "depot", "channel")
+ID_COLUMNS = ("applicant_id", "depot", "channel", "observed_until")
+#: Optional column of a log: each applicant's own end of observation (a date; empty: the
+#: log's observed_until). Real logs often follow each applicant for a window after applying.
+WINDOW_COLUMN = "observed_until"
+
+
+def observation_ends(log: pd.DataFrame, observed) -> np.ndarray:
+    """(n,) datetime64[D]: each applicant's end of observation, the earlier of the log's
+    ``observed`` (datetime64[D]) and the applicant's own ``observed_until`` where given."""
+    ends = np.full(len(log), observed, dtype="datetime64[D]")
+    if WINDOW_COLUMN in log.columns:
+        own = pd.to_datetime(log[WINDOW_COLUMN], errors="coerce").to_numpy("datetime64[D]")
+        ends = np.where(~np.isnat(own) & (own < ends), own, ends)
+    return ends
 
 
 def person_weeks(n_rows: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -59,10 +72,11 @@ def person_weeks(n_rows: np.ndarray, event: np.ndarray) -> tuple[np.ndarray, np.
     return idx, week, outcome
 
 
-def _expand_weeks(entered: np.ndarray, advanced: np.ndarray, observed_until: np.datetime64, max_weeks: int):
+def _expand_weeks(entered: np.ndarray, advanced: np.ndarray, observed_until, max_weeks: int):
     """Applicant-week rows of one stage.
 
-    entered, advanced: datetime64[D] arrays (advanced NaT if not observed). Returns
+    entered, advanced: datetime64[D] arrays (advanced NaT if not observed); observed_until:
+    one date or one per applicant (their own window). Returns
     (row_applicant_index, tau, moved_on) arrays."""
     obs_days = (observed_until - entered).astype("timedelta64[D]").astype(np.int64)
     full_weeks = np.maximum(obs_days // 7, 0)  # weeks fully observed before observed_until
@@ -156,13 +170,14 @@ class FunnelModel(BaseEstimator):
                  "channels_": levels["channel"], "profiles_": profiles}
         stage_rows = []
         support = []  # per transition: the most weeks in stage seen (capped at tau_buckets; -1: none)
+        ends = observation_ends(log, observed)  # per applicant (their own window where the log has one)
         for j in range(len(stages) - 1):
             entered, advanced = dates[stages[j]], dates[stages[j + 1]]
-            # only applicants observed to enter the stage; later stages after observed_until are censored
-            ok = ~np.isnat(entered) & (entered <= observed)
-            adv = np.where(~np.isnat(advanced) & (advanced <= observed), advanced, np.datetime64("NaT"))
+            # only applicants observed to enter the stage; later stages after their end of observation are censored
+            ok = ~np.isnat(entered) & (entered <= ends)
+            adv = np.where(~np.isnat(advanced) & (advanced <= ends), advanced, np.datetime64("NaT"))
             rows = np.flatnonzero(ok)
-            idx, tau, moved = _expand_weeks(entered[rows], adv[rows], observed, self.max_weeks_in_stage)
+            idx, tau, moved = _expand_weeks(entered[rows], adv[rows], ends[rows], self.max_weeks_in_stage)
             applicant = rows[idx]
             bucket = np.minimum(tau, self.tau_buckets)
             support.append(int(bucket.max()) if len(bucket) else -1)
@@ -476,13 +491,14 @@ def calibration(model: FunnelModel, log: pd.DataFrame, observed_until=None, bins
     observed = model.observed_until_ if observed_until is None else np.datetime64(pd.Timestamp(observed_until).date(), "D")
     dates = {s: pd.to_datetime(log[s], errors="coerce").to_numpy("datetime64[D]") for s in stages}
     px = model._profile_matrix(log.reset_index(drop=True))
+    ends = observation_ends(log.reset_index(drop=True), observed)
     preds, outcomes, stage_of = [], [], []
     for j, m in enumerate(model.stage_models_):
         entered, advanced = dates[stages[j]], dates[stages[j + 1]]
-        ok = ~np.isnat(entered) & (entered <= observed)
-        adv = np.where(~np.isnat(advanced) & (advanced <= observed), advanced, np.datetime64("NaT"))
+        ok = ~np.isnat(entered) & (entered <= ends)
+        adv = np.where(~np.isnat(advanced) & (advanced <= ends), advanced, np.datetime64("NaT"))
         rows = np.flatnonzero(ok)
-        idx, tau, moved = _expand_weeks(entered[rows], adv[rows], observed, model.max_weeks_in_stage)
+        idx, tau, moved = _expand_weeks(entered[rows], adv[rows], ends[rows], model.max_weeks_in_stage)
         p = m.predict_proba(model._design(tau, px[rows[idx]]))[:, 1]
         preds.append(p)
         outcomes.append(moved)

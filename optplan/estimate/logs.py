@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from optplan.errors import InstanceError, OptionError, Problem
-from optplan.estimate.funnel import DEFAULT_STAGES
+from optplan.estimate.funnel import DEFAULT_STAGES, WINDOW_COLUMN
 from optplan.inputs import long_id_problems, parse_date_option, read_csv_strings
 from optplan.instance import MAX_LINES_PER_CHECK
 from optplan.schema import MAX_BLOCKS_PER_DRIVER
@@ -121,6 +121,7 @@ def read_applicant_log(
     on_out_of_order: str = "error",
     column_map: dict[str, str] | None = None,
     covariates: list[str] | None = None,
+    window_days: int | None = None,
 ) -> tuple[pd.DataFrame, pd.Timestamp, dict[str, int]]:
     """Read and check an applicant log; returns (wide log with datetime stage columns,
     observed_until, notes of what was dropped/reordered/reinterpreted/filled).
@@ -130,7 +131,12 @@ def read_applicant_log(
     found to be known only after a stage, which are dropped with a note; listed explicitly,
     such a column is refused). A later stage reached with an earlier one empty means the
     earlier stage was passed on the later one's date (a first trip implies the checks
-    happened): the gap is filled, not treated as out of order."""
+    happened): the gap is filled, not treated as out of order.
+
+    Observation windows: a column ``observed_until`` (a date per applicant; empty: the log's)
+    and/or ``window_days`` (each applicant followed for that many days after applying) give
+    each applicant their own end of observation; what happens after it is censored, not a
+    drop-out (optplan.estimate.funnel.observation_ends)."""
     if on_out_of_order not in ("error", "drop", "reorder"):
         raise OptionError("--on-out-of-order", "error, drop or reorder", on_out_of_order)
     path = Path(path)
@@ -251,7 +257,22 @@ def read_applicant_log(
             log.loc[order_bad, stages] = pd.DataFrame(sorted_vals, columns=stages).to_numpy()
     if problems:
         raise InstanceError(problems)
-    extra = [c for c in log.columns if c not in ("applicant_id", "depot", "channel", *stages)]
+    if WINDOW_COLUMN in log.columns:
+        own, bad, _ = parse_dates(log[WINDOW_COLUMN])
+        if bad.any():
+            raise InstanceError([Problem(name, None, WINDOW_COLUMN, "a date or an empty cell (the applicant's end of "
+                                         "observation)", f"{log['applicant_id'].iloc[i]}: {log[WINDOW_COLUMN].iloc[i]!r}")
+                                 for i in np.flatnonzero(bad.to_numpy())[:MAX_LINES_PER_CHECK]])
+        log[WINDOW_COLUMN] = own
+    if window_days is not None:
+        if not (isinstance(window_days, int) and window_days >= 1):
+            raise OptionError("--window-days", "a whole number of days >= 1", window_days)
+        window = log[stages[0]] + pd.Timedelta(days=int(window_days))
+        given = log[WINDOW_COLUMN] if WINDOW_COLUMN in log.columns else pd.Series(pd.NaT, index=log.index)
+        log[WINDOW_COLUMN] = given.where(given.notna() & (given < window), window)
+    if WINDOW_COLUMN in log.columns:
+        notes["applicants_with_own_window"] = int(log[WINDOW_COLUMN].notna().sum())
+    extra = [c for c in log.columns if c not in ("applicant_id", "depot", "channel", WINDOW_COLUMN, *stages)]
     if covariates is not None:
         unknown = [c for c in covariates if c not in extra]
         if unknown:

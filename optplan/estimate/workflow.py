@@ -66,7 +66,7 @@ def _page(title: str, parts: list[str]) -> str:
 
 def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stages=None, on_out_of_order="error",
                           max_weeks_in_stage=26, n_boot=50, holdout=0.2, seed=0, by_depot=False,
-                          min_group_applicants=500, column_map=None, covariates=None) -> list[str]:
+                          min_group_applicants=500, column_map=None, covariates=None, window_days=None) -> list[str]:
     import warnings
 
     from optplan.estimate.funnel import DEFAULT_STAGES
@@ -74,7 +74,7 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
     stages = list(stages or DEFAULT_STAGES)
     log, observed, notes = read_applicant_log(applicants, stages=stages, fmt=fmt, observed_until=observed_until,
                                               on_out_of_order=on_out_of_order, column_map=column_map,
-                                              covariates=covariates)
+                                              covariates=covariates, window_days=window_days)
     rng = np.random.default_rng(seed)
     test = rng.random(len(log)) < holdout
     model = FunnelModel(stages=tuple(stages), max_weeks_in_stage=max_weeks_in_stage, depot_effects=by_depot)
