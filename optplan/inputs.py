@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from optplan.errors import InstanceError, Problem
 
@@ -78,6 +79,32 @@ def read_text(path: Path, what: str, shown: str | None = None) -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         raise InstanceError([Problem(shown, line, None, "UTF-8 text", f"byte 0x{data[exc.start]:02x} at byte {exc.start}")]) from None
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+class _DatesAsText(yaml.SafeLoader):
+    """YAML without implicit dates: ``start_date: 2027-02-29`` stays text, so the schema
+    reports the field (PyYAML's own date constructor raises a bare 'day is out of range')."""
+
+
+_DatesAsText.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def read_yaml_mapping(path: Path, what: str, shown: str | None = None, mapping: str = "a mapping of fields") -> dict:
+    """A YAML file (manifest, settings, state, pipeline config) that must hold a mapping,
+    dates kept as text; InstanceError (one line) for a file, YAML or top-level problem."""
+    shown = shown or Path(path).name
+    try:
+        data = yaml.load(read_text(Path(path), what, shown), Loader=_DatesAsText)  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise InstanceError([Problem(shown, mark.line + 1 if mark is not None else None, None, "valid YAML",
+                                     str(getattr(exc, "problem", None) or exc).splitlines()[0])]) from None
+    if not isinstance(data, dict):
+        raise InstanceError([Problem(shown, None, None, mapping, type(data).__name__)])
+    return data
 
 
 def read_csv_strings(path: Path, what: str, shown: str | None = None) -> pd.DataFrame:

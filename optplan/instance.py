@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from formulations.data import ModelData
 from optplan.atomic import atomic_write_text
 from optplan.errors import InstanceError, Problem
-from optplan.inputs import MAX_ID_CHARS, file_problem, read_csv_strings, read_text
+from optplan.inputs import MAX_ID_CHARS, read_csv_strings, read_yaml_mapping
 from optplan.schema import (
     TABLE_BY_NAME,
     TABLES,
@@ -264,14 +264,28 @@ def load_instance(path: str | Path) -> Instance:
     return validate_tables(manifest, raw, problems, folder=folder, cross_checks=not problems)
 
 
+def validated_manifest(model, manifest, file: str):
+    """``manifest`` as the pydantic ``model`` (a dict is validated; problems name ``file``)."""
+    if not isinstance(manifest, dict):
+        return manifest
+    try:
+        return model.model_validate(manifest)
+    except ValidationError as exc:
+        raise InstanceError(_pydantic_problems(exc, file)) from None
+
+
+def table_as_text(df: pd.DataFrame, file: str) -> pd.DataFrame:
+    """An in-memory table as the readers give a file: every cell text, missing ones "",
+    ``attrs["file"]`` set (so the API's tables get the files' checks and messages)."""
+    text = df.astype(str).where(df.notna(), "")
+    text.attrs = {"file": file}
+    return text
+
+
 def from_tables(manifest: Manifest | dict, tables: dict[str, pd.DataFrame]) -> Instance:
     """Validate an instance given in memory (tables as DataFrames); same checks as files."""
     problems: list[Problem] = []
-    if isinstance(manifest, dict):
-        try:
-            manifest = Manifest.model_validate(manifest)
-        except ValidationError as exc:
-            raise InstanceError(_pydantic_problems(exc, MANIFEST_NAME)) from None
+    manifest = validated_manifest(Manifest, manifest, MANIFEST_NAME)
     raw = {}
     for spec in TABLES:
         df = tables.get(spec.name)
@@ -279,10 +293,7 @@ def from_tables(manifest: Manifest | dict, tables: dict[str, pd.DataFrame]) -> I
             if spec.required:
                 problems.append(Problem(f"{spec.name}.csv", None, None, "a table", "none"))
             df = _empty_table(spec)
-        df = df.copy()
-        df.attrs["file"] = getattr(manifest.files, spec.name) or f"{spec.name}.csv"
-        raw[spec.name] = df.astype(str).where(df.notna(), "")
-        raw[spec.name].attrs = {k: v for k, v in df.attrs.items() if k != "stripped"}
+        raw[spec.name] = table_as_text(df, getattr(manifest.files, spec.name) or f"{spec.name}.csv")
     return validate_tables(manifest, raw, problems)
 
 
@@ -292,40 +303,17 @@ def _empty_table(spec: TableSpec) -> pd.DataFrame:
     return df
 
 
-class _ManifestLoader(yaml.SafeLoader):
-    """YAML without implicit dates: ``start_date: 2027-02-29`` stays text, so pydantic reports
-    the field (PyYAML's own date constructor raises a bare 'day is out of range')."""
-
-
-_ManifestLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-
-
 def _load_manifest(path: Path, problems: list[Problem]) -> Manifest | None:
-    name = path.name
-    problem = file_problem(path, "an instance manifest file")
-    if problem is not None:
-        problems.append(problem)
-        return None
     try:
-        data = yaml.load(read_text(path, "an instance manifest file", name), Loader=_ManifestLoader)  # noqa: S506 - a SafeLoader
+        # a manifest that is not there is named by its whole path (a wrong folder shows)
+        data = read_yaml_mapping(path, "an instance manifest file", path.name if path.parent.is_dir() else str(path))
     except InstanceError as exc:
         problems.extend(exc.problems)
-        return None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problems.append(Problem(name, line, None, "valid YAML", str(getattr(exc, "problem", None) or exc).splitlines()[0]))
-        return None
-    if not isinstance(data, dict):
-        problems.append(Problem(name, None, None, "a mapping of fields", type(data).__name__))
         return None
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_pydantic_problems(exc, name))
+        problems.extend(_pydantic_problems(exc, path.name))
         return None
 
 

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from optplan.atomic import atomic_write_text, csv_text, json_text
 from optplan.errors import InstanceError, Problem
@@ -116,22 +116,12 @@ class PipelineConfig(_Strict):
 
 def load_config(path: str | Path) -> tuple[PipelineConfig, Path]:
     """The config and its folder (paths in it are relative to it); InstanceError if bad."""
-    from optplan.inputs import read_text
-    from optplan.instance import _ManifestLoader, _pydantic_problems
+    from optplan.inputs import read_yaml_mapping
+    from optplan.instance import validated_manifest
 
     path = Path(path)
-    try:
-        raw = yaml.load(read_text(path, "a pipeline config (YAML)", path.name), Loader=_ManifestLoader)  # noqa: S506
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InstanceError([Problem(path.name, mark.line + 1 if mark else None, None, "valid YAML",
-                                     str(getattr(exc, "problem", None) or exc).splitlines()[0])]) from None
-    if not isinstance(raw, dict):
-        raise InstanceError([Problem(path.name, None, None, "a mapping of pipeline settings", type(raw).__name__)])
-    try:
-        config = PipelineConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise InstanceError(_pydantic_problems(exc, path.name)) from None
+    raw = read_yaml_mapping(path, "a pipeline config (YAML)", path.name, "a mapping of pipeline settings")
+    config = validated_manifest(PipelineConfig, raw, path.name)
     if (config.inputs.applicants is None or config.inputs.activity is None) and config.generate_logs is None:
         raise InstanceError([Problem(path.name, None, "inputs.applicants", "the applicant and activity logs, or a "
                                      "generate_logs section to make synthetic ones", "neither")])

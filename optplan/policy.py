@@ -200,11 +200,8 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
     demand = sample_demand(data, n_paths, np.random.default_rng(seed), sigma, noise_ar)
     mask = data.recruit_mask()
     levels = np.ones(D)  # base-stock multipliers (tuned below when the policy is asked for)
-    plans: list = [None]  # the last re-plan per path: (applicants (N, D, C, T'), spend (N, D, T'))
-    t_plan = [0]
-
     def run(policy, dp_pols, demand_paths, fluid, budgets=True):
-        plans[0] = None
+        plan, t_plan = None, 0  # the last re-plan per path: (applicants (N, D, C, T'), spend (N, D, T')), its week
         n_paths = demand_paths.shape[0]
         rng = np.random.default_rng([seed, 1])  # common random numbers: the same stream for every policy
         sim = _Sim(data, n_paths, fluid=fluid)
@@ -240,11 +237,10 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
             elif policy in ("rolling", "rolling_mean"):
                 # re-solve weeks t..T on each path's realised state every replan_every weeks
                 # (optplan.replan.remaining_data; rolling_mean: the mean-demand deterministic plan)
-                if (t - t_plan[0]) % replan_every == 0 or plans[0] is None:
-                    plans[0] = _replan_paths(data, sim, t, mean_demand=policy == "rolling_mean")
-                    t_plan[0] = t
-                x = plans[0][0][:, :, :, t - t_plan[0]].copy()
-                z = plans[0][1][:, :, t - t_plan[0]].copy()
+                if plan is None or (t - t_plan) % replan_every == 0:
+                    plan, t_plan = _replan_paths(data, sim, t, mean_demand=policy == "rolling_mean"), t
+                x = plan[0][:, :, :, t - t_plan].copy()
+                z = plan[1][:, :, t - t_plan].copy()
             elif policy == "basestock":
                 x = _base_stock(data, sim, t, levels, unit, conv, modal, mask)
                 z = np.zeros((n_paths, D))

@@ -32,20 +32,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import ValidationError
 
 from formulations.two_stage.drivers import recruited_arrivals
 from optplan.atomic import atomic_write_text, csv_text
 from optplan.errors import InstanceError, Problem
-from optplan.inputs import file_problem, read_csv_strings, read_text
+from optplan.inputs import read_csv_strings, read_yaml_mapping
 from optplan.instance import (
     Instance,
     _check_table,
     _empty_table,
-    _ManifestLoader,
-    _pydantic_problems,
     _Reporter,
     from_tables,
+    table_as_text,
+    validated_manifest,
 )
 from optplan.plan import Plan
 from optplan.schema import STATE_TABLES, StateFiles, StateManifest
@@ -91,21 +90,8 @@ def load_state(path: str | Path, instance: Instance) -> State:
     path = Path(path)
     folder = path.parent if path.suffix in (".yaml", ".yml") else path
     manifest_path = path if path.suffix in (".yaml", ".yml") else path / STATE_NAME
-    problem = file_problem(manifest_path, "a replan state file (state.yaml)", STATE_NAME)
-    if problem is not None:
-        raise InstanceError([problem])
-    try:
-        raw = yaml.load(read_text(manifest_path, "a replan state file", STATE_NAME), Loader=_ManifestLoader)  # noqa: S506
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InstanceError([Problem(STATE_NAME, mark.line + 1 if mark else None, None, "valid YAML",
-                                     str(getattr(exc, "problem", None) or exc).splitlines()[0])]) from None
-    if not isinstance(raw, dict):
-        raise InstanceError([Problem(STATE_NAME, None, None, "a mapping of fields", type(raw).__name__)])
-    try:
-        manifest = StateManifest.model_validate(raw)
-    except ValidationError as exc:
-        raise InstanceError(_pydantic_problems(exc, STATE_NAME)) from None
+    raw = read_yaml_mapping(manifest_path, "a replan state file (state.yaml)", STATE_NAME)
+    manifest = validated_manifest(StateManifest, raw, STATE_NAME)
     problems: list[Problem] = []
     tables = {}
     for spec in STATE_TABLES:
@@ -128,20 +114,9 @@ def load_state(path: str | Path, instance: Instance) -> State:
 
 def state_from_tables(manifest: StateManifest | dict, tables: dict[str, pd.DataFrame | None], instance: Instance) -> State:
     """A state given in memory (the Python API), checked as files would be."""
-    if isinstance(manifest, dict):
-        try:
-            manifest = StateManifest.model_validate(manifest)
-        except ValidationError as exc:
-            raise InstanceError(_pydantic_problems(exc, STATE_NAME)) from None
-    raw = {}
-    for spec in STATE_TABLES:
-        df = tables.get(spec.name)
-        if df is None:
-            raw[spec.name] = None
-            continue
-        text = df.astype(str).where(df.notna(), "")
-        text.attrs["file"] = f"{spec.name}.csv"
-        raw[spec.name] = text
+    manifest = validated_manifest(StateManifest, manifest, STATE_NAME)
+    raw = {spec.name: None if tables.get(spec.name) is None else table_as_text(tables[spec.name], f"{spec.name}.csv")
+           for spec in STATE_TABLES}
     return _check_state(manifest, raw, instance)
 
 

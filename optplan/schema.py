@@ -49,6 +49,14 @@ EARLIEST_START = dt.date(1900, 1, 1)
 LATEST_START = dt.date(2200, 1, 1)
 
 
+def _region_amounts(v: dict[str, float]) -> dict[str, float]:
+    """Money per region id (budgets, spend so far): finite, in [0, MAX_SPEND]."""
+    for key, x in v.items():
+        if not (0 <= x <= MAX_SPEND and math.isfinite(x)):
+            raise ValueError(f"region {key!r}: expected a finite number in [0, {MAX_SPEND:g}], found {x!r}")
+    return v
+
+
 class _Strict(BaseModel):
     # allow_inf_nan=False: '.inf' and '.nan' in YAML are refused like 'inf' in a CSV cell
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -137,10 +145,7 @@ class Budgets(_Strict):
     @field_validator("regions")
     @classmethod
     def _regions_non_negative(cls, v):
-        for key, x in v.items():
-            if not (0 <= x <= MAX_SPEND and math.isfinite(x)):
-                raise ValueError(f"region {key!r}: expected a finite number in [0, {MAX_SPEND:g}], found {x!r}")
-        return v
+        return _region_amounts(v)
 
 
 class Targets(_Strict):
@@ -545,10 +550,7 @@ class SpendToDate(_Strict):
     @field_validator("regions")
     @classmethod
     def _regions(cls, v):
-        for key, x in v.items():
-            if not (0 <= x <= MAX_SPEND and math.isfinite(x)):
-                raise ValueError(f"region {key!r}: expected a finite number in [0, {MAX_SPEND:g}], found {x!r}")
-        return v
+        return _region_amounts(v)
 
 
 class StateManifest(_Strict):

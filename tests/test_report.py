@@ -85,14 +85,20 @@ def test_report_is_self_contained(report_dir):
     assert html.count("<svg") == len(PLOTS)
 
 
-def test_report_renders_its_plots_in_headless_chromium(report_dir, tmp_path):
+def chromium_flags(tmp_path) -> list[str]:
+    """Headless Chromium's flags on this machine (no network, a fresh profile); skips, or fails
+    where OPTPLAN_REQUIRE_BROWSER is set (CI), when there is no chromium."""
     if CHROMIUM is None:
         if os.environ.get("OPTPLAN_REQUIRE_BROWSER"):
             pytest.fail("chromium is required here (OPTPLAN_REQUIRE_BROWSER is set) but was not found")
         pytest.skip("needs Debian's chromium (.ci/run installs it)")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]
+    return ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+            f"--user-data-dir={tmp_path / 'profile'}"]
+
+
+def test_report_renders_its_plots_in_headless_chromium(report_dir, tmp_path):
+    flags = chromium_flags(tmp_path)
     url = (report_dir / "report.html").resolve().as_uri()
     dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]
@@ -135,13 +141,7 @@ def test_report_speaks_planner_language_in_the_browser(report_dir, tmp_path):
     inf, no snake_case key; money with thousands separators and the currency; shares in %;
     every plot with its legend and labelled axes; the page's right edge and bottom blank in a
     full-page screenshot (no table or chart cut off at the right, the whole page captured)."""
-    if CHROMIUM is None:
-        if os.environ.get("OPTPLAN_REQUIRE_BROWSER"):
-            pytest.fail("chromium is required here (OPTPLAN_REQUIRE_BROWSER is set) but was not found")
-        pytest.skip("needs Debian's chromium (.ci/run installs it)")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}"]
+    flags = chromium_flags(tmp_path)
     url = (report_dir / "report.html").resolve().as_uri()
     dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0, dom.stderr[-2000:]

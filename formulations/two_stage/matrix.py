@@ -229,25 +229,21 @@ def target_rows_block(data: ModelData, cols: _Columns, seg) -> dict[str, _Rows]:
         r = row_of[dd]
         keep = (r >= 0) & (served != 0)
         out[family] = _block(len(depots), [(r[keep], ycol[keep], served[keep])], need, np.inf)
+    def worked_rows(depots, q_coef):  # one row per depot: q_coef sum_t q_dt - sum_tk id_dtk y_dtk (+ more terms)
+        row_of = np.full(D, -1)
+        row_of[depots] = np.arange(len(depots))
+        r = row_of[dd]
+        keep = (r >= 0) & (idle != 0)
+        qd, qt = np.repeat(depots, T), np.tile(np.arange(T), len(depots))
+        return qd, qt, [(row_of[qd], cols.q[qd, qt], q_coef), (r[keep], ycol[keep], -idle[keep])], row_of
+
     depots, share = rows["utilisation_floor"]
-    row_of = np.full(D, -1)
-    row_of[depots] = np.arange(len(depots))
-    r = row_of[dd]
-    keep = (r >= 0) & (idle != 0)
-    qd = np.repeat(depots, T)
-    qt = np.tile(np.arange(T), len(depots))
-    out["utilisation_floor"] = _block(len(depots), [(row_of[qd], cols.q[qd, qt], np.repeat(share, T)),
-                                                    (r[keep], ycol[keep], -idle[keep])], 0.0, np.inf)
+    _, _, parts, _ = worked_rows(depots, np.repeat(share, T))
+    out["utilisation_floor"] = _block(len(depots), parts, 0.0, np.inf)
     depots, floor = rows["earnings_floor"]
-    row_of = np.full(D, -1)
-    row_of[depots] = np.arange(len(depots))
-    r = row_of[dd]
-    keep = (r >= 0) & (idle != 0)
-    qd = np.repeat(depots, T)
-    qt = np.tile(np.arange(T), len(depots))
-    out["earnings_floor"] = _block(len(depots), [(row_of[qd], cols.q[qd, qt], 1.0),
-                                                 (r[keep], ycol[keep], -idle[keep]),
-                                                 (row_of[qd], cols.a[qd, qt], -np.repeat(floor, T))], 0.0, np.inf)
+    qd, qt, parts, row_of = worked_rows(depots, 1.0)
+    parts.append((row_of[qd], cols.a[qd, qt], -np.repeat(floor, T)))  # - e_d sum_t a_dt
+    out["earnings_floor"] = _block(len(depots), parts, 0.0, np.inf)
     return out
 
 

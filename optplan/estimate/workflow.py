@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from optplan.atomic import csv_text, json_text, write_files
 from optplan.errors import InstanceError, Problem
@@ -192,23 +191,14 @@ def _read_input(path, role: str, problems: list) -> pd.DataFrame | None:
 
 
 def _read_settings(path, problems: list) -> dict | None:
-    from optplan.inputs import read_text
-    from optplan.instance import _ManifestLoader
+    from optplan.inputs import read_yaml_mapping
 
     path = Path(path)
     try:
-        data = yaml.load(read_text(path, "a settings file (YAML)", path.name), Loader=_ManifestLoader)  # noqa: S506
+        data = read_yaml_mapping(path, "a settings file (YAML)", path.name,
+                                 "a mapping of manifest fields (name, horizon, penalties, ...)")
     except InstanceError as exc:
         problems.extend(exc.problems)
-        return None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problems.append(Problem(path.name, mark.line + 1 if mark else None, None, "valid YAML",
-                                str(getattr(exc, "problem", None) or exc).splitlines()[0]))
-        return None
-    if not isinstance(data, dict):
-        problems.append(Problem(path.name, None, None, "a mapping of manifest fields (name, horizon, penalties, ...)",
-                                type(data).__name__))
         return None
     if "files" in data:
         problems.append(Problem(path.name, None, "files", "no files section (build-instance names the files)",
