@@ -229,6 +229,7 @@ class Plan:
         svc = self.service
         cols = ["target", "scope", "depot", "target_share", "achieved_share", "binding", "cost_per_point", "currency"]
         out = []
+        shortfall = scenario_shortfall(self.data, self.data.demand, self.evaluation.unserved_blocks)  # (D, S) blocks
         for family, (depots, _const) in rows.items():
             duals = self.target_duals.get(family)
             for i, d in enumerate(depots):
@@ -243,7 +244,7 @@ class Plan:
                     target, achieved = float(self.data.utilisation_floor[d]), float(svc["driver_utilisation"].iloc[d])
                     scale, scope, depot = float(svc["capacity_blocks"].iloc[d]), "depot", self.data.depots[d]
                 elif family == "service_cvar_bound":  # bad weeks: the share of scenarios meeting y_d
-                    short = scenario_shortfall(self.data, self.data.demand, self.evaluation.unserved_blocks)[d]
+                    short = shortfall[d]
                     target = float(self.data.scenario_service_share)
                     achieved = float(self.data.probability[short <= 1e-7].sum())
                     scale, scope, depot = float("nan"), "depot", self.data.depots[d]

@@ -324,13 +324,16 @@ def _replan_paths(data: ModelData, sim: _Sim, t: int, mean_demand: bool) -> tupl
     xs = np.zeros((N, D, C, T - t))
     zs = np.zeros((N, D, T - t))
     regions = np.asarray(data.regions)
+    solved: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # paths in the same state share one solve
     for p in range(N):
-        spend_regions = {r: float(sim.spend_depot[p, regions == r].sum()) for r in data.budget_region}
-        rem = remaining_data(data, t + 1, sim.active[p], sim.funnel[p, :, :T], float(sim.spend_total[p]), spend_regions,
-                             mean_demand=mean_demand)
-        r = solve_data(rem, SolveOptions(), "highs")
-        xs[p] = r.decisions.applicants
-        zs[p] = r.decisions.incentive_spend.sum(axis=2)
+        key = b"".join((sim.active[p].tobytes(), sim.funnel[p, :, t:T].tobytes(), sim.spend_depot[p].tobytes()))
+        if key not in solved:
+            spend_regions = {r: float(sim.spend_depot[p, regions == r].sum()) for r in data.budget_region}
+            rem = remaining_data(data, t + 1, sim.active[p], sim.funnel[p, :, :T], float(sim.spend_total[p]),
+                                 spend_regions, mean_demand=mean_demand)
+            r = solve_data(rem, SolveOptions(), "highs")
+            solved[key] = (r.decisions.applicants, r.decisions.incentive_spend.sum(axis=2))
+        xs[p], zs[p] = solved[key]
     return xs, zs
 
 
