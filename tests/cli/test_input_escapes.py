@@ -366,3 +366,13 @@ def test_funnel_map_and_covariates_through_the_cli(tmp_path):
     assert_refused(code, errors, "--map", "OURS=THEIRS")
     code, errors = run("estimate", "funnel", path, "--map", mapping, "--covariates", "colour", "--out", tmp_path / "e3")
     assert_refused(code, errors, "raw.csv:1", "colour")
+
+
+@pytest.mark.parametrize("engine", ["auto", "dp"])
+def test_incentive_segment_of_1e9_solves_within_memory(tmp_path, engine):
+    """The issue's segment of 1e9 (within the bounds now) died with a 179 GiB MemoryError;
+    it solves, by HiGHS and by the DP."""
+    inst = demo(tmp_path)
+    set_cell(inst / "incentives.csv", 0, "max_spend", "1e9")
+    r = CliRunner().invoke(main, ["solve", str(inst), "--out", str(tmp_path / "o"), "--engine", engine])
+    assert r.exit_code == 0, r.output
