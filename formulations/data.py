@@ -77,6 +77,7 @@ class ModelData:
     # bad-week form (service.py, extensive form): CVaR_q of each depot's service shortfall <= 0
     scenario_service_level: np.ndarray | None = None  # (D,) service level y_d to meet in bad scenarios too; NaN: none
     scenario_service_share: float = 0.9  # q in (0, 1): the share of scenarios (by probability) y_d must hold in
+    scenario_service_form: str = "cvar"  # "cvar": the CVaR approximation (LP); "chance": the chance constraint (MIP)
     # end of horizon (formulations/two_stage/objective.py): None: drivers left at week T are worth nothing
     terminal_value: np.ndarray | None = None  # (D,) currency per driver active at the end of week T
 
@@ -89,6 +90,11 @@ class ModelData:
     def has_scenario_targets(self) -> bool:
         """A bad-week service target set (rows of the extensive form)."""
         return self.scenario_service_level is not None and bool(np.isfinite(self.scenario_service_level).any())
+
+    @property
+    def has_chance_targets(self) -> bool:
+        """The bad-week target is stated as its chance constraint (a MIP)."""
+        return self.has_scenario_targets and self.scenario_service_form == "chance"
 
     @property
     def has_targets(self) -> bool:

@@ -191,6 +191,7 @@ class Instance:
             scenario_service_level=np.full(D, np.nan if tg.scenario_service_level is None
                                            else float(tg.scenario_service_level)),
             scenario_service_share=float(tg.scenario_service_share),
+            scenario_service_form=str(tg.scenario_service_form),
             terminal_value=self._terminal_value(kernel, ch["cost_per_applicant"].to_numpy(float), D),
         )
 

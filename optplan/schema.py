@@ -189,8 +189,8 @@ class Targets(_Strict):
 
     scenario_service_level: float | None = _f(
         "Bad weeks: each depot's service level over the horizon at least this in a share "
-        "scenario_service_share of the scenarios, stated as its CVaR approximation (an LP that "
-        "implies it; docs/formulation.md); null: none.",
+        "scenario_service_share of the scenarios, stated as scenario_service_form says "
+        "(docs/formulation.md); null: none.",
         "share",
         ge=0,
         le=1,
@@ -202,6 +202,13 @@ class Targets(_Strict):
         ge=0,
         lt=1,
         default=0.9,
+    )
+    scenario_service_form: Literal["cvar", "chance"] = _f(
+        "How the bad-week target is stated: 'cvar', its CVaR approximation (an LP; conservative: "
+        "it implies the target), or 'chance', the chance constraint itself (a MIP with a binary "
+        "per depot and scenario; exact, slower; HiGHS only).",
+        "-",
+        default="cvar",
     )
 
     @field_validator("service_level_by_depot")

@@ -55,8 +55,13 @@ from formulations.two_stage.recourse import (
     define_second_stage_variables,
     define_surge_cap_constraints,
 )
-from formulations.two_stage.risk import RISK_VARS
-from formulations.two_stage.service import SERVICE_RISK_VARS, define_scenario_service_constraints, define_service_constraints
+from formulations.two_stage.risk import CUT_RISK_VARS, RISK_VARS, define_cvar_cuts
+from formulations.two_stage.service import (
+    SERVICE_CHANCE_VARS,
+    SERVICE_RISK_VARS,
+    define_scenario_service_constraints,
+    define_service_constraints,
+)
 from formulations.two_stage.sets import define_first_stage_variables, define_sets
 
 #: Constraint families in build order; the names are the Pyomo component names.
@@ -71,12 +76,16 @@ CONSTRAINT_FAMILIES = (
     "budget_week",
     "budget_region",
     "cvar_excess_definition",
+    "cvar_cut_link",
+    "cvar_cut",
     "service_target",
     "network_service_target",
     "utilisation_floor",
     "earnings_floor",
     "service_cvar_excess_definition",
     "service_cvar_bound",
+    "service_chance",
+    "service_chance_share",
 )
 
 #: First-stage variable components (the same in every scenario; mpi-sppy "nonants").
@@ -99,6 +108,7 @@ def build_model(
     weights: Sequence[float] | None = None,
     checkpoint: Callable[[], None] | None = None,
     recourse: str = "extensive",
+    cvar_vertices: Sequence | None = None,
 ) -> pyo.ConcreteModel:
     """Build the program over the scenarios at positions ``scenarios`` (default: all).
 
@@ -107,14 +117,19 @@ def build_model(
     mpi-sppy uses weight 1). ``checkpoint`` is called between families (an engine passes
     its deadline's check, which may raise to stop a build that has run out of time).
     ``recourse="aggregated"`` replaces the per-scenario second stage by its expectation in
-    segment form (aggregated.py); it needs all scenarios with their probabilities.
+    segment form (aggregated.py); it needs all scenarios with their probabilities. With
+    CVaR in the objective the aggregated program states it by risk-envelope cuts, one per
+    vertex in ``cvar_vertices`` (risk.py; the engine chooses them), the extensive form by
+    its excess rows.
     """
     if recourse not in RECOURSE_FORMS:
         raise ValueError(f"recourse must be one of {RECOURSE_FORMS}, got {recourse!r}")
     if recourse == "aggregated" and (scenarios is not None or weights is not None):
         raise ValueError("the aggregated recourse is over all scenarios with their probabilities")
-    if data.cvar_weight > 0 and (recourse == "aggregated" or scenarios is not None or weights is not None):
-        raise ValueError("CVaR couples the scenarios: it needs the extensive form over all scenarios")
+    if data.cvar_weight > 0 and (scenarios is not None or weights is not None):
+        raise ValueError("CVaR couples the scenarios: it needs every scenario")
+    if (data.cvar_weight > 0 and recourse == "aggregated") != (cvar_vertices is not None):
+        raise ValueError("cvar_vertices go with CVaR on the aggregated recourse, and only there")
     if data.has_targets and recourse != "aggregated":
         raise ValueError("service and utilisation targets are rows of the aggregated recourse")
     if data.has_scenario_targets and (recourse == "aggregated" or scenarios is not None or weights is not None):
@@ -146,6 +161,7 @@ def build_model(
         lambda: define_budget_constraints(m, data),
         *((lambda: define_service_constraints(m, data, m._optplan_segments),) if aggregated else ()),
         *((lambda: define_scenario_service_constraints(m, data),) if data.has_scenario_targets else ()),
+        *((lambda: define_cvar_cuts(m, data, cvar_vertices),) if cvar_vertices is not None else ()),
         lambda: define_objective(m, data, dict(zip(positions, weights, strict=True))),
     ):
         check()
@@ -156,8 +172,10 @@ def build_model(
 def variable_components(m: pyo.ConcreteModel) -> list:
     """Every variable component of a built model, in column order (first stage, then recourse)."""
     second = AGGREGATED_VARS if getattr(m, "_optplan_recourse", "extensive") == "aggregated" else SECOND_STAGE_VARS
-    risk = RISK_VARS if m.component("cvar_threshold") is not None else ()
-    bad_weeks = SERVICE_RISK_VARS if m.component("service_cvar_threshold") is not None else ()
+    risk = () if m.component("cvar_threshold") is None else (
+        CUT_RISK_VARS if m.component("cvar_cut_segment") is not None else RISK_VARS)
+    bad_weeks = (SERVICE_RISK_VARS if m.component("service_cvar_threshold") is not None
+                 else SERVICE_CHANCE_VARS if m.component("service_met") is not None else ())
     return [m.component(name) for name in (*FIRST_STAGE_VARS, *second, *risk, *bad_weeks)]
 
 

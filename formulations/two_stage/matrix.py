@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from formulations.data import ModelData
 from formulations.two_stage.aggregated import recourse_segments
 from formulations.two_stage.layout import Layout
+from formulations.two_stage.risk import cut_segments
 from formulations.two_stage.service import target_rows
 
 
@@ -210,6 +211,18 @@ def budget_rows(data: ModelData, cols: _Columns, layout: Layout) -> dict[str, _R
     return out
 
 
+def _stack(blocks: list[_Rows]) -> _Rows:
+    """Blocks of rows one after another, as one block."""
+    offsets = np.cumsum([0] + [b.n for b in blocks])
+    parts = [(b.row + o, b.col, b.val) for b, o in zip(blocks, offsets, strict=False)]
+    n = int(offsets[-1])
+    if not n:
+        return _block(0, [], 0.0, 0.0)
+    return _Rows(n, np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                 np.concatenate([p[2] for p in parts]), np.concatenate([b.lower for b in blocks]),
+                 np.concatenate([b.upper for b in blocks]))
+
+
 def target_rows_block(data: ModelData, cols: _Columns, seg) -> dict[str, _Rows]:
     """The target rows of service.define_service_constraints (service.target_rows)."""
     out = {}
@@ -247,8 +260,42 @@ def target_rows_block(data: ModelData, cols: _Columns, seg) -> dict[str, _Rows]:
     return out
 
 
-def aggregated_standard_form(data: ModelData, integer: bool = False) -> StandardForm:
-    """The aggregated program (recourse="aggregated") as a StandardForm, without Pyomo."""
+@dataclass
+class CutBlock:
+    """One risk-envelope cut (risk.define_cvar_cuts) as arrays: its segment columns' upper
+    bounds (blocks/week; inf for each depot-week's last), its D*T link rows and its cut row
+    as COO entries with local row numbers (link rows 0..D*T-1; the cut row is row 0 of its
+    own block), and the cut row's lower bound (currency)."""
+
+    upper: np.ndarray
+    link: _Rows
+    cut: _Rows
+
+
+def cvar_cut_block(data: ModelData, weights, q_cols: np.ndarray, theta_col: int, first_col: int) -> CutBlock:
+    """The cut of vertex ``weights`` (S,) with its segment columns numbered from ``first_col``:
+
+    cvar_cut_link[d,t]:  q[d,t] - sum_j y[d,t,j] = 0
+    cvar_cut:            theta - sum slope[d,t,j] y[d,t,j] >= sum_dt phi^w_dt(0)
+
+    (``q_cols`` (D, T) capacity columns, ``theta_col`` theta's)."""
+    seg = cut_segments(data, weights)
+    D, T = q_cols.shape
+    dd, tt, kk = np.nonzero(seg.used)
+    y = first_col + np.arange(len(dd))
+    link = _block(D * T, [(np.arange(D * T), q_cols.ravel(), 1.0), (dd * T + tt, y, -1.0)], 0.0, 0.0)
+    slope = seg.slope[dd, tt, kk]
+    nz = slope != 0
+    cut = _block(1, [([0], [theta_col], 1.0), (np.zeros(int(nz.sum())), y[nz], -slope[nz])],
+                 float(seg.value_at_zero.sum()), np.inf)
+    return CutBlock(seg.length[dd, tt, kk], link, cut)
+
+
+def aggregated_standard_form(data: ModelData, integer: bool = False, cvar_vertices=None) -> StandardForm:
+    """The aggregated program (recourse="aggregated") as a StandardForm, without Pyomo; with
+    CVaR in the objective (data.cvar_weight > 0), its risk-envelope cuts for ``cvar_vertices``
+    (risk.define_cvar_cuts: theta, then each cut's segment columns; all link rows, then the
+    cut rows)."""
     layout = Layout(data)
     seg = recourse_segments(data)
     cols = _columns(data, layout, seg.used)
@@ -261,6 +308,19 @@ def aggregated_standard_form(data: ModelData, integer: bool = False) -> Standard
         **budget_rows(data, cols, layout),
         **target_rows_block(data, cols, seg),
     }
+    n_cols = cols.total
+    lam = float(data.cvar_weight)
+    cuts = []
+    if lam > 0:
+        if cvar_vertices is None:
+            raise ValueError("CVaR on the aggregated recourse needs cvar_vertices (possibly none)")
+        theta = n_cols
+        n_cols += 1
+        for w in cvar_vertices:
+            cuts.append(cvar_cut_block(data, w, cols.q, theta, n_cols))
+            n_cols += len(cuts[-1].upper)
+        blocks["cvar_cut_link"] = _stack([c.link for c in cuts])
+        blocks["cvar_cut"] = _stack([c.cut for c in cuts])
     rows, start = {}, 0
     coo_r, coo_c, coo_v, lower, upper = [], [], [], [], []
     for family, b in blocks.items():
@@ -271,7 +331,6 @@ def aggregated_standard_form(data: ModelData, integer: bool = False) -> Standard
         lower.append(b.lower)
         upper.append(b.upper)
         start += b.n
-    n_cols = cols.total
     A = sp.csc_matrix((np.concatenate(coo_v), (np.concatenate(coo_r), np.concatenate(coo_c))), shape=(start, n_cols))
     A.sum_duplicates()
     A.eliminate_zeros()
@@ -279,7 +338,7 @@ def aggregated_standard_form(data: ModelData, integer: bool = False) -> Standard
     c = np.zeros(n_cols)
     c[cols.components["applicants"]] = data.cost_per_applicant[cc]
     c[cols.components["incentive_spend"]] = 1.0
-    c[cols.components["recourse_segment"]] = seg.slope[seg.used]
+    c[cols.components["recourse_segment"]] = (1.0 - lam) * seg.slope[seg.used]
     if data.has_terminal_value:  # objective.terminal_credit: - value[d] a[d,T] (currency)
         c[cols.a[:, -1]] -= data.terminal_value
     col_lower = np.zeros(n_cols)
@@ -288,12 +347,19 @@ def aggregated_standard_form(data: ModelData, integer: bool = False) -> Standard
     sd, sg = layout.segment_pairs
     col_upper[cols.components["incentive_spend"]] = np.repeat(data.incentive_width[sd, sg], data.n_weeks)
     col_upper[cols.components["recourse_segment"]] = seg.length[seg.used]  # inf for the last segment
+    columns = dict(cols.components)
+    if lam > 0:  # F + (1 - lambda) phi^p(q) + lambda theta
+        c[cols.total] = lam
+        columns["cvar_threshold"] = np.array([cols.total])
+        columns["cvar_cut_segment"] = np.arange(cols.total + 1, n_cols)
+        if cuts:
+            col_upper[cols.total + 1:] = np.concatenate([cut.upper for cut in cuts])
     integer_cols = None
     if integer:
         integer_cols = np.zeros(n_cols, dtype=bool)
         integer_cols[cols.components["applicants"]] = True
     return StandardForm(
-        c=c, offset=float(seg.value_at_zero.sum()), A=A, col_lower=col_lower, col_upper=col_upper,
-        row_lower=np.concatenate(lower), row_upper=np.concatenate(upper), columns=cols.components, rows=rows,
+        c=c, offset=(1.0 - lam) * float(seg.value_at_zero.sum()), A=A, col_lower=col_lower, col_upper=col_upper,
+        row_lower=np.concatenate(lower), row_upper=np.concatenate(upper), columns=columns, rows=rows,
         layout=layout, integer=integer_cols,
     )

@@ -57,7 +57,9 @@ def cost_components(data: ModelData, decisions: Decisions, surge, unserved, idle
 
 def define_objective(m: pyo.ConcreteModel, data: ModelData, weights: dict[int, float]) -> None:
     """Minimise expected total cost (currency); with ``data.cvar_weight`` = lambda > 0,
-    (1 - lambda) E[cost] + lambda CVaR_alpha[cost] instead (risk.py; extensive form only).
+    (1 - lambda) E[cost] + lambda CVaR_alpha[cost] instead (risk.py: the excess rows of the
+    extensive form, or F + (1 - lambda) E[recourse] + lambda theta with theta above the
+    risk-envelope cuts on the aggregated recourse).
 
     ``first_stage_cost`` and ``second_stage_cost[s]`` are kept as named Expressions so that
     mpi-sppy (and the reports) can read them; ``weights`` maps scenario positions to the
@@ -69,7 +71,13 @@ def define_objective(m: pyo.ConcreteModel, data: ModelData, weights: dict[int, f
         credit = -sum(float(v) * m.active_drivers[d, T] for d, v in zip(data.depots, data.terminal_value, strict=True)
                       if v != 0)
     m.first_stage_cost = pyo.Expression(expr=m.first_stage_spend.expr + credit)
+    lam = float(data.cvar_weight)
     if getattr(m, "_optplan_recourse", "extensive") == "aggregated":
+        if lam > 0:  # F + (1 - lambda) phi^p(q) + lambda theta (risk.define_cvar_cuts: theta >= each cut)
+            m.cvar_cost = pyo.Expression(expr=m.first_stage_cost + m.cvar_threshold)
+            m.expected_cost = pyo.Objective(expr=m.first_stage_cost + (1.0 - lam) * m.expected_recourse_cost
+                                            + lam * m.cvar_threshold, sense=pyo.minimize)
+            return
         m.expected_cost = pyo.Objective(expr=m.first_stage_cost + m.expected_recourse_cost, sense=pyo.minimize)
         return
     cu, cv, cw = float(data.surge_cost), float(data.unserved_cost), float(data.idle_cost)
@@ -86,7 +94,6 @@ def define_objective(m: pyo.ConcreteModel, data: ModelData, weights: dict[int, f
     m.second_stage_cost = pyo.Expression(m.SCENARIOS, rule=second_stage)
     name_weight = {data.scenarios[i]: w for i, w in weights.items()}
     expected = m.first_stage_cost + sum(name_weight[s] * m.second_stage_cost[s] for s in m.SCENARIOS)
-    lam = float(data.cvar_weight)
     if lam > 0:  # (1 - lambda) E[cost] + lambda CVaR_alpha[cost] (risk.py)
         define_cvar(m, data)
         m.expected_cost = pyo.Objective(expr=(1.0 - lam) * expected + lam * m.cvar_cost, sense=pyo.minimize)

@@ -31,9 +31,16 @@ slopes ``RecourseSegments.unserved_slope`` / ``idle_slope``:
 
 Bad weeks (``scenario_service_level`` y_d, ``scenario_service_share`` q; rows of the
 extensive form, since they need every scenario's unserved blocks v_dts): a depot should
-serve at least y_d of its demand over the horizon in a share q of the scenarios. That
-chance constraint would need a binary per depot and scenario (a MIP, not built); optplan
-states its CVaR approximation instead, an LP that implies it:
+serve at least y_d of its demand over the horizon in a share q of the scenarios. Two forms
+(``scenario_service_form``). "chance", the chance constraint itself, a MIP with a binary
+b_ds per depot and scenario (b_ds = 1: scenario s must meet y_d at depot d):
+
+    service_chance[d,s]:        sum_t v_dts + y_d D_ds b_ds <= D_ds              blocks
+    service_chance_share[d]:    sum_s p_s b_ds >= q                               share
+
+with D_ds = sum_t demand_dts; b_ds = 1 gives sum_t v_dts <= (1 - y_d) D_ds, b_ds = 0 the
+bound v <= demand that holds anyway (big-M = y_d D_ds, the tightest valid one). "cvar"
+(default), its CVaR approximation, an LP that implies it:
 
     shortfall_ds = sum_t v_dts - (1 - y_d) sum_t demand_dts                   blocks (<= 0: met)
     CVaR_q(shortfall_d) <= 0:
@@ -62,8 +69,12 @@ from formulations.two_stage._pyomo import pyo
 #: Target row families, in build order (Pyomo component names).
 TARGET_FAMILIES = ("service_target", "network_service_target", "utilisation_floor", "earnings_floor",
                    "service_cvar_bound")
+#: The bad-week target's rows per form (target_rows names both "service_cvar_bound").
+BAD_WEEK_ROWS = {"cvar": "service_cvar_bound", "chance": "service_chance_share"}
 #: Variables of the bad-week rows (extensive form), in column order after the recourse.
 SERVICE_RISK_VARS = ("service_cvar_threshold", "service_cvar_excess")
+#: Variables of the chance form (binaries), in column order after the recourse.
+SERVICE_CHANCE_VARS = ("service_met",)
 
 
 def service_kpis(demand, unserved, idle, capacity, active, probability, by_depot: bool = True) -> dict[str, np.ndarray]:
@@ -178,6 +189,9 @@ def define_scenario_service_constraints(m: pyo.ConcreteModel, data: ModelData) -
     level_of = {data.depots[d]: float(v) for d, v in zip(d_idx, level, strict=True)}
     depots = pyo.Set(initialize=list(level_of), ordered=True)
     m.SERVICE_DEPOTS = depots
+    if data.scenario_service_form == "chance":
+        _define_chance_rows(m, data, level_of)
+        return
     m.service_cvar_threshold = pyo.Var(m.SERVICE_DEPOTS, domain=pyo.Reals)
     m.service_cvar_excess = pyo.Var(m.SERVICE_DEPOTS, m.SCENARIOS, domain=pyo.NonNegativeReals)
     pos = {s: i for i, s in enumerate(data.scenarios)}
@@ -199,3 +213,25 @@ def define_scenario_service_constraints(m: pyo.ConcreteModel, data: ModelData) -
                 + sum(prob[s] * m.service_cvar_excess[dep, s] for s in m.SCENARIOS) / (1.0 - q) <= 0)
 
     m.service_cvar_bound = pyo.Constraint(m.SERVICE_DEPOTS, rule=bound)
+
+
+def _define_chance_rows(m: pyo.ConcreteModel, data: ModelData, level_of: dict[str, float]) -> None:
+    """The chance form of the bad-week target (module docstring): binaries ``service_met[d,s]``
+    and the rows ``service_chance[d,s]`` (blocks) and ``service_chance_share[d]`` (share)."""
+    pos = {s: i for i, s in enumerate(data.scenarios)}
+    d_pos = {dep: i for i, dep in enumerate(data.depots)}
+    weeks = range(1, data.n_weeks + 1)
+    m.service_met = pyo.Var(m.SERVICE_DEPOTS, m.SCENARIOS, domain=pyo.Binary)
+
+    def met(_m, dep, s):
+        total = float(data.demand[d_pos[dep], :, pos[s]].sum())  # D_ds, blocks over the horizon
+        unserved = sum(m.unserved_blocks[dep, t, s] for t in weeks)
+        return unserved + level_of[dep] * total * m.service_met[dep, s] <= total
+
+    m.service_chance = pyo.Constraint(m.SERVICE_DEPOTS, m.SCENARIOS, rule=met)
+    prob = {s: float(data.probability[pos[s]]) for s in m.SCENARIOS}
+
+    def share(_m, dep):
+        return sum(prob[s] * m.service_met[dep, s] for s in m.SCENARIOS) >= float(data.scenario_service_share)
+
+    m.service_chance_share = pyo.Constraint(m.SERVICE_DEPOTS, rule=share)

@@ -103,6 +103,9 @@ def _refuse_what_the_engine_cannot_state(data: ModelData, options: SolveOptions,
         raise OptionError("engine", "highs, glop or auto with a terminal value (terminal.value_per_driver; engines "
                           "that can state it)", name)
     if data.has_scenario_targets:
+        if data.has_chance_targets and picky and not eng.capabilities.mip:
+            raise OptionError("engine", "highs or auto with the bad-week chance form (a MIP; or "
+                              "targets.scenario_service_form: cvar, an LP)", name)
         if picky and not eng.capabilities.targets:
             raise OptionError("engine", "highs, glop or auto with a bad-week service target (engines that can state "
                               "it)", name)
@@ -120,8 +123,7 @@ def _refuse_what_the_engine_cannot_state(data: ModelData, options: SolveOptions,
                           "state them)", name)
     if options.recourse != "aggregated":
         raise OptionError("formulation", "aggregated or auto with service or utilisation targets (they are rows "
-                          "of the aggregated recourse; CVaR needs the extensive form, so the two do not combine "
-                          "yet)", options.formulation if options.cvar_weight == 0 else "extensive (for CVaR)")
+                          "of the aggregated recourse; with CVaR too, HiGHS adds its cuts there)", options.formulation)
 
 
 __all__ = [

@@ -73,6 +73,9 @@ class AutoEngine:
             if options.integer and not engine.capabilities.mip and engine.capabilities.lp:
                 reasons.append(f"{name} skipped (no integer applicants)")
                 continue
+            if data.has_chance_targets and not engine.capabilities.mip:
+                reasons.append(f"{name} skipped (the bad-week chance form is a MIP)")
+                continue
             if out_of_time and engine.capabilities.exact:
                 # an exact engine cannot be expected to prove in less time what the one before
                 # could not: after a time-out only a heuristic with a quick first plan is tried

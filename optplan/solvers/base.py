@@ -50,8 +50,9 @@ class SolveOptions:
     formulation: auto | extensive | aggregated (LP engines; see FORMULATIONS).
     build: auto | pyomo | arrays (LP engines; see BUILDS).
     cvar_weight: lambda in [0, 1]: minimise (1 - lambda) E[cost] + lambda CVaR_alpha[cost]
-        (formulations/two_stage/risk.py); 0: expected cost. Needs the extensive form (auto
-        picks it) and an engine that can state CVaR (highs, glop).
+        (formulations/two_stage/risk.py); 0: expected cost. HiGHS states it on the aggregated
+        recourse by risk-envelope cuts (auto; optplan/solvers/cvar_cuts.py) or by the
+        extensive form (formulation="extensive"); GLOP by the extensive form.
     cvar_alpha: alpha in [0, 1): CVaR is the mean cost of the worst 1 - alpha of scenarios;
         also the level at which every plan's CVaR is reported.
     """
@@ -72,10 +73,10 @@ class SolveOptions:
 
     @property
     def recourse(self) -> str:
-        """The recourse formulation to build: "extensive" or "aggregated" (auto: aggregated,
-        or extensive when CVaR is in the objective: it couples the scenarios)."""
+        """The recourse formulation to build: "extensive" or "aggregated" (auto: aggregated;
+        with CVaR HiGHS adds risk-envelope cuts to it, GLOP builds the extensive form)."""
         if self.formulation == "auto":
-            return "extensive" if self.cvar_weight > 0 else "aggregated"
+            return "aggregated"
         return self.formulation
 
     @property
@@ -97,9 +98,6 @@ class SolveOptions:
             raise OptionError("cvar_weight", "a weight between 0 and 1", self.cvar_weight)
         if not (isinstance(self.cvar_alpha, int | float) and 0.0 <= self.cvar_alpha < 1.0):
             raise OptionError("cvar_alpha", "a confidence level in [0, 1), e.g. 0.9", self.cvar_alpha)
-        if self.cvar_weight > 0 and self.recourse == "aggregated":
-            raise OptionError("formulation", "extensive or auto with CVaR (the aggregated recourse keeps only each "
-                              "depot-week's expectation; CVaR needs every scenario's cost)", self.formulation)
         if self.method not in METHODS:
             raise OptionError("method", f"one of {', '.join(METHODS)}", self.method)
         if self.time_limit is not None and not (isinstance(self.time_limit, int | float) and self.time_limit > 0):

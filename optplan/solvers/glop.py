@@ -77,6 +77,17 @@ class GlopEngine:
 
         if options.integer:
             raise SolverError("GLOP solves LPs only: it cannot plan whole applicants (drop --integer or use highs)")
+        if data.cvar_weight > 0 and options.recourse == "aggregated":
+            # GLOP has no persistent model to add risk-envelope cuts to: it states CVaR by the extensive form
+            if options.formulation == "aggregated" or data.has_targets:
+                from optplan.errors import OptionError
+
+                raise OptionError("engine", "highs or auto for CVaR on the aggregated recourse (risk-envelope cuts; "
+                                  "with service or utilisation targets too); GLOP states CVaR by the extensive form",
+                                  "glop")
+            from dataclasses import replace
+
+            options = replace(options, formulation="extensive")
         S = mbh.SolveStatus
         engine = f"glop (or-tools {ortools_version})"
         sf, build_s, handoff_s = build_standard_form(data, options, deadline, "GLOP")

@@ -114,6 +114,7 @@ class CompiledModel:
     n_rows: int
     n_nonzeros: int
     layout: Layout
+    mip: bool = False  # integer columns (integer applicants, or the bad-week chance form's binaries)
 
     @property
     def size(self) -> dict[str, int]:
@@ -124,7 +125,7 @@ def compile_to_highs(model, options: SolveOptions) -> CompiledModel:
     """Compile a built two-stage ``model`` to sparse standard form and pass it to a new HiGHS."""
     sf = standard_form(model)
     if options.integer:
-        sf.integer = np.zeros(sf.A.shape[1], dtype=bool)
+        sf.integer = np.zeros(sf.A.shape[1], dtype=bool) if sf.integer is None else sf.integer
         used = sf.columns["applicants"]
         sf.integer[used[used >= 0]] = True
     compiled = highs_from_standard_form(sf, options)
@@ -139,7 +140,8 @@ def highs_from_standard_form(sf, options: SolveOptions) -> CompiledModel:
     integrality = sf.integer if sf.integer is not None else np.zeros(n_cols, dtype=bool)
     h = load_highs(highspy, sf.c, sf.offset, sf.A, sf.col_lower, sf.col_upper, sf.row_lower, sf.row_upper,
                    integrality, options.log)
-    return CompiledModel(None, h, sf.columns, sf.rows, n_cols, n_rows, int(sf.A.nnz), sf.layout)
+    return CompiledModel(None, h, sf.columns, sf.rows, n_cols, n_rows, int(sf.A.nnz), sf.layout,
+                         mip=bool(integrality.any()))
 
 
 def load_highs(highspy, c, offset, A, col_lower, col_upper, row_lower, row_upper, integrality, log: bool):
@@ -202,10 +204,11 @@ def run_compiled(
     log.info("HiGHS stopped after %.2f s: %s", t3 - t2, h.modelStatusToString(h.getModelStatus()))
     term, sol, name = map_status(highspy, h)
     info = h.getInfo()
-    engine = f"highs {h.version()} ({'mip' if options.integer else options.method})"
+    mip = options.integer or compiled.mip
+    engine = f"highs {h.version()} ({'mip' if mip else options.method})"
     has_solution = sol in (SolutionStatus.optimal, SolutionStatus.feasible)
     objective = float(info.objective_function_value) if has_solution else None
-    if options.integer:
+    if mip:
         bound = float(info.mip_dual_bound) if np.isfinite(info.mip_dual_bound) else None
     else:
         bound = objective if sol == SolutionStatus.optimal else None
@@ -235,7 +238,7 @@ def run_compiled(
     values = {comp: np.where(pos >= 0, col[pos], 0.0) for comp, pos in compiled.columns.items()}
     duals: dict[str, np.ndarray] = {}
     reduced_costs: dict[str, np.ndarray] = {}
-    if not options.integer and solution.dual_valid:
+    if not mip and solution.dual_valid:
         row_dual = np.asarray(solution.row_dual, float)
         duals = {fam: row_dual[sl] for fam, sl in compiled.rows.items()}
         col_dual = np.asarray(solution.col_dual, float)
@@ -287,8 +290,8 @@ def diagnose_infeasibility(data: ModelData, options: SolveOptions, deadline: Dea
         if not feasible_without(np.arange(sl.start, sl.stop)):
             continue
         label = family
-        if family in TARGET_FAMILIES and sl.stop - sl.start > 1:
-            depots = targets[family][0]
+        if (family in TARGET_FAMILIES or family == "service_chance_share") and sl.stop - sl.start > 1:
+            depots = targets["service_cvar_bound" if family == "service_chance_share" else family][0]
             names = [data.depots[d] if d >= 0 else "network" for d, row in zip(depots, range(sl.start, sl.stop), strict=True)
                      if not deadline.expired() and feasible_without(np.array([row]))]
             if names:
@@ -313,6 +316,10 @@ class HighsEngine:
 
     def solve(self, data: ModelData, options: SolveOptions, deadline: Deadline) -> SolveResult:
         import_highspy()
+        if data.cvar_weight > 0 and options.recourse == "aggregated":
+            from optplan.solvers.cvar_cuts import solve_by_cuts
+
+            return solve_by_cuts(data, options, deadline)
         sf, build_s, compile_s = build_standard_form(data, options, deadline, "HiGHS")
         t1 = time.perf_counter()
         compiled = highs_from_standard_form(sf, options)

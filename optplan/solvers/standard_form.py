@@ -50,11 +50,17 @@ def standard_form(model) -> StandardForm:
         start += n
     if start != len(info.rows):
         raise SolverError(f"internal: expected {start} rows, the compiler produced {len(info.rows)}")
+    integer = None
+    if "service_met" in columns:  # the bad-week chance form's binaries: a MIP
+        integer = np.zeros(len(info.columns), dtype=bool)
+        met = columns["service_met"]
+        integer[met[met >= 0]] = True
     return StandardForm(
         **matrix_arrays(info),
         columns=columns,
         rows=rows,
         layout=Layout(model._optplan_data),
+        integer=integer,
     )
 
 
@@ -99,11 +105,13 @@ def build_standard_form(data, options, deadline, engine: str):
              options.recourse, options.build_route, D, T, S, C)
     t0 = time.perf_counter()
     if options.build_route == "arrays":
-        sf = aggregated_standard_form(data, integer=options.integer)
+        sf = aggregated_standard_form(data, integer=options.integer, cvar_vertices=[] if data.cvar_weight > 0 else None)
         t1 = time.perf_counter()
         return sf, t1 - t0, 0.0
     try:
-        model = two_stage.build_model(data, checkpoint=deadline.check, recourse=options.recourse)
+        cut_form = data.cvar_weight > 0 and options.recourse == "aggregated"  # risk-envelope cuts, none yet
+        model = two_stage.build_model(data, checkpoint=deadline.check, recourse=options.recourse,
+                                      cvar_vertices=[] if cut_form else None)
     except DeadlinePassed:
         raise no_time(f"the time limit passed while building the model ({time.perf_counter() - t0:.1f} s)") from None
     t1 = time.perf_counter()
@@ -112,7 +120,7 @@ def build_standard_form(data, options, deadline, engine: str):
                           f"({t1 - t0:.1f} s), too little to compile it")
     sf = standard_form(model)
     if options.integer:
-        sf.integer = np.zeros(sf.A.shape[1], dtype=bool)
+        sf.integer = np.zeros(sf.A.shape[1], dtype=bool) if sf.integer is None else sf.integer
         used = sf.columns["applicants"]
         sf.integer[used[used >= 0]] = True
     # the solver gets its own copy: release the Pyomo model first (peak memory ~ max, not sum)

@@ -84,3 +84,71 @@ def test_refusals(gen):
         optplan.solve(bad.with_changes({"targets.service_level": 0.9}))
     with pytest.raises(InstanceError):
         gen.with_changes({"targets.scenario_service_share": 1.0})
+
+
+# ------------------------------------------------------------------ the chance form (a MIP)
+
+
+def test_chance_form_by_hand():
+    """The same two scenarios. With q = 0.5 the chance constraint only needs one scenario to
+    serve 90%: the plain plan (capacity 30) serves 'lo' 48 of 50 blocks (96%), so it already
+    holds and the optimum stays 278 USD, where the CVaR form (conservative) pays 293. With
+    q = 0.6 both scenarios must meet it (each has 0.5), so 'hi' must serve 54 of 60: 293 USD
+    again, x = 19.8."""
+    for share, cost, applicants in ((0.5, 278.0, 13.8), (0.6, 293.0, 19.8)):
+        inst = two_scenarios({"scenario_service_level": 0.9, "scenario_service_share": share,
+                              "scenario_service_form": "chance"})
+        plan = optplan.solve(inst)
+        assert plan.status.optimal and "mip" in plan.engine
+        assert plan.status.objective == pytest.approx(cost, rel=OBJ_RTOL)
+        assert plan.decisions.applicants.ravel() == pytest.approx([applicants, 0.0], abs=X_ATOL)
+        assert plan.targets.iloc[0]["achieved_share"] >= share
+    cvar_form = optplan.solve(two_scenarios({"scenario_service_level": 0.9, "scenario_service_share": 0.5}))
+    assert cvar_form.status.objective == pytest.approx(293.0, rel=OBJ_RTOL)
+
+
+def test_chance_form_equals_enumerating_the_met_scenarios():
+    """One depot, six scenarios: the MIP's optimum is the least cost over every set of
+    scenarios that must meet y (probability >= q), each an LP with those binaries fixed;
+    the plan meets y in >= q of the scenarios by the evaluator; and it costs no more than the
+    CVaR form, which implies the chance constraint."""
+    import itertools
+
+    from formulations import two_stage
+    from optplan.solvers.highs import solve_pyomo_model
+
+    inst = optplan.generate_instance(depots=1, weeks=6, scenarios=6, seed=7).with_changes(
+        {"budgets.total": None, "budgets.weekly": None})
+    base = optplan.solve(inst)
+    served = 1 - base.evaluation.unserved_blocks.sum(axis=1) / inst.model_data().demand.sum(axis=1)
+    y, q = float(served.min()) + 0.6 * (1 - float(served.min())), 0.6
+    chance = inst.with_changes({"targets.scenario_service_level": y, "targets.scenario_service_share": q,
+                                "targets.scenario_service_form": "chance"})
+    plan = optplan.solve(chance)
+    data = chance.model_data()
+    best = np.inf
+    S = len(data.scenarios)
+    for size in range(S + 1):
+        for keep in itertools.combinations(range(S), size):
+            if data.probability[list(keep)].sum() < q - 1e-12:
+                continue
+            m = two_stage.build_model(data)
+            for s, name in enumerate(data.scenarios):
+                m.service_met[data.depots[0], name].fix(1 if s in keep else 0)
+            status = solve_pyomo_model(m)
+            if status.optimal:
+                best = min(best, status.objective)
+    assert plan.status.objective == pytest.approx(best, rel=1e-6)
+    met = scenario_shortfall(data, data.demand, plan.evaluation.unserved_blocks) <= 1e-6
+    assert (met * data.probability).sum() >= q - 1e-9
+    cvar_form = optplan.solve(chance.with_changes({"targets.scenario_service_form": "cvar"}))
+    assert plan.status.objective <= cvar_form.status.objective * (1 + 1e-9)
+
+
+def test_chance_form_needs_a_mip_engine():
+    inst = two_scenarios({"scenario_service_level": 0.9, "scenario_service_share": 0.5,
+                          "scenario_service_form": "chance"})
+    with pytest.raises(OptionError, match="MIP"):
+        optplan.solve(inst, engine="glop")
+    with pytest.raises(InstanceError):
+        two_scenarios({"scenario_service_level": 0.9, "scenario_service_form": "mip"})

@@ -1,6 +1,8 @@
 """CVaR of a scenario's total cost: the kernel against hand-worked values, the model against
 a hand-worked instance, against the evaluator, against mpi-sppy's CVaR wrapper of our
-scenario_creator, and its special cases (lambda = 0, alpha = 0)."""
+scenario_creator, and its special cases (lambda = 0, alpha = 0); both statements (the
+extensive form's excess rows and the risk-envelope cuts on the aggregated recourse) against
+each other, with the same budget duals."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from conftest import OBJ_RTOL, build
 
 import optplan
 from formulations.two_stage import scenario_creator
-from formulations.two_stage.risk import cvar, value_at_risk
+from formulations.two_stage.risk import cvar, cvar_vertex, value_at_risk
 from optplan.errors import OptionError
 
 
@@ -24,6 +26,29 @@ def test_kernel_on_hand_worked_distributions():
     assert cvar([100, 200, 400], [0.5, 0.3, 0.2], 0.95) == pytest.approx(400)
     with pytest.raises(ValueError):
         cvar([1.0], [1.0], 1.0)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_worst_vertex_gives_cvar(seed):
+    """w = cvar_vertex(x) lies in the risk envelope and w @ x is the Rockafellar-Uryasev CVaR."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    S = int(rng.integers(1, 12))
+    x = rng.normal(size=S).round(1)  # ties too
+    p = rng.dirichlet(np.ones(S))
+    alpha = float(rng.choice([0.0, 0.5, 0.9, 0.99, rng.random()]))
+    w = cvar_vertex(x, p, alpha)
+    assert w.sum() == pytest.approx(1.0, abs=1e-12)
+    assert (w >= 0).all() and (w <= p / (1 - alpha) + 1e-15).all()
+    assert w @ x == pytest.approx(cvar(x, p, alpha), abs=1e-12)
+    # no other vertex is worse: any w' in the envelope has w' @ x <= w @ x (here: 200 random ones)
+    for _ in range(200):
+        v = rng.random(S) * p / (1 - alpha)
+        if v.sum() >= 1:
+            v = v / v.sum()
+            if (v <= p / (1 - alpha) + 1e-12).all():
+                assert v @ x <= w @ x + 1e-12
 
 
 def risky_spec(spec):
@@ -57,9 +82,10 @@ Q_STAR = 4150 / 105
     (0.04, 0.9, 13.8, 0.96 * 438 + 0.04 * 1338),  # below 1/21: still q = 30
     (0.06, 0.9, Q_STAR - 16.2, 15 * Q_STAR - 112),  # above 1/21: q*
 ])
-def test_hand_worked_cvar_plan(spec, weight, alpha, applicants, objective):
+@pytest.mark.parametrize("formulation", ["auto", "extensive"])  # risk-envelope cuts, excess rows
+def test_hand_worked_cvar_plan(spec, weight, alpha, applicants, objective, formulation):
     inst = risky_spec(spec)
-    plan = optplan.solve(inst, cvar_weight=weight, cvar_alpha=alpha)
+    plan = optplan.solve(inst, cvar_weight=weight, cvar_alpha=alpha, formulation=formulation)
     assert plan.decisions.applicants.sum() == pytest.approx(applicants, rel=1e-7)
     assert plan.status.objective == pytest.approx(objective, rel=1e-7)
     # the evaluator (numpy kernel) gives the same mix for the plan
@@ -74,8 +100,9 @@ def test_evaluator_reports_cvar_for_any_plan(spec):
     assert plan.kpis["worst_scenario_cost"] == pytest.approx(1338.0, rel=1e-9)
 
 
+@pytest.mark.parametrize("formulation", ["auto", "extensive"])
 @pytest.mark.parametrize(("weight", "alpha"), [(0.3, 0.8), (1.0, 0.9), (0.7, 0.5)])
-def test_our_cvar_equals_mpisppy_cvar_wrapper(weight, alpha):
+def test_our_cvar_equals_mpisppy_cvar_wrapper(weight, alpha, formulation):
     """mpi-sppy's cvar_scenario_creator wraps our scenario_creator (mean weight 1 - lambda,
     CVaR weight lambda); its extensive form, solved by HiGHS, has our optimum."""
     import pyomo.environ as pyo
@@ -87,7 +114,7 @@ def test_our_cvar_equals_mpisppy_cvar_wrapper(weight, alpha):
     wrapped = cvar_scenario_creator(scenario_creator, cvar_weight=weight, cvar_alpha=alpha, cvar_mean_weight=1 - weight)
     ef = sputils.create_EF(list(data.scenarios), wrapped, scenario_creator_kwargs={"data": data}, suppress_warnings=True)
     pyo.SolverFactory("appsi_highs").solve(ef)
-    ours = optplan.solve(inst, cvar_weight=weight, cvar_alpha=alpha).status.objective
+    ours = optplan.solve(inst, cvar_weight=weight, cvar_alpha=alpha, formulation=formulation).status.objective
     assert pyo.value(ef.EF_Obj) == pytest.approx(ours, rel=1e-6)
 
 
@@ -104,9 +131,66 @@ def test_weight_zero_is_todays_optimum_and_risk_raises_the_expected_cost():
 def test_bad_risk_options_are_refused():
     inst = optplan.generate_instance(depots=1, weeks=4, scenarios=2, seed=1)
     for kwargs in ({"cvar_weight": 1.5}, {"cvar_weight": -0.1}, {"cvar_alpha": 1.0}, {"cvar_alpha": -0.2},
-                   {"cvar_weight": 0.5, "formulation": "aggregated"}):
+                   {"cvar_weight": 0.5, "formulation": "aggregated", "engine": "glop"}):
         with pytest.raises(OptionError):
             optplan.solve(inst, **kwargs)
     for engine in ("dp", "decompose"):
         with pytest.raises(OptionError):
             optplan.solve(inst, engine=engine, cvar_weight=0.5)
+
+
+#: Cuts against excess rows: the same optimum (relative) and budget duals (currency per currency).
+CUTS_RTOL = 1e-6
+
+
+@pytest.mark.parametrize(("seed", "weight", "alpha"), [(0, 0.5, 0.9), (1, 1.0, 0.9), (2, 0.3, 0.75), (3, 0.8, 0.95),
+                                                       (4, 1.0, 0.0), (5, 0.6, 0.6)])
+def test_cuts_equal_the_extensive_form(seed, weight, alpha):
+    """The risk-envelope cuts on the aggregated recourse reach the extensive form's optimum,
+    with the plan's CVaR by the evaluator, and the same budget shadow prices."""
+    inst = optplan.generate_instance(depots=3, weeks=10, scenarios=7, seed=seed, budget_tightness=0.7)
+    cuts = optplan.solve(inst, cvar_weight=weight, cvar_alpha=alpha)
+    ext = optplan.solve(inst, cvar_weight=weight, cvar_alpha=alpha, formulation="extensive")
+    assert "CVaR cuts" in cuts.engine and cuts.status.optimal
+    assert cuts.status.objective == pytest.approx(ext.status.objective, rel=CUTS_RTOL)
+    k = cuts.kpis
+    assert (1 - weight) * k["expected_cost"] + weight * k["cvar_cost"] == pytest.approx(cuts.status.objective,
+                                                                                         rel=CUTS_RTOL)
+    import numpy as np
+
+    np.testing.assert_allclose(cuts.budgets["shadow_price"], ext.budgets["shadow_price"], rtol=CUTS_RTOL, atol=1e-7)
+
+
+def test_cuts_stopped_by_the_time_limit_return_a_feasible_plan_with_its_gap(monkeypatch):
+    """A budget that runs out after the first round (a stub deadline: no race with the
+    clock) gives that round's plan, feasible and not optimal, with the round's objective as
+    the bound and the plan's true objective above it."""
+    import optplan.solvers.highs as highs
+    from optplan.solvers import Deadline
+
+    rounds = []
+    real = highs.run_compiled
+
+    def counting(*args, **kwargs):
+        rounds.append(1)
+        return real(*args, **kwargs)
+
+    class AfterOneRound(Deadline):
+        def expired(self):
+            return len(rounds) >= 1
+
+        def remaining(self):
+            return 1e9
+
+    monkeypatch.setattr(highs, "run_compiled", counting)
+    inst = optplan.generate_instance(depots=3, weeks=10, scenarios=7, seed=1, budget_tightness=0.7)
+    with pytest.warns(RuntimeWarning, match="not proven optimal"):
+        plan = optplan.solve(inst, cvar_weight=1.0, cvar_alpha=0.9, deadline=AfterOneRound(None))
+    assert len(rounds) == 1
+    assert not plan.status.optimal and plan.status.has_solution
+    assert plan.status.termination.name == "maxTimeLimit"
+    assert plan.status.bound < plan.status.objective
+    assert plan.status.objective == pytest.approx(plan.kpis["cvar_cost"], rel=1e-9)  # lambda 1: the plan's CVaR
+    monkeypatch.undo()
+    best = optplan.solve(inst, cvar_weight=1.0, cvar_alpha=0.9).status.objective
+    assert plan.status.bound <= best * (1 + 1e-9) and best <= plan.status.objective * (1 + 1e-9)

@@ -74,10 +74,30 @@ def test_targets_hold_in_the_evaluator_and_cost_rises_with_them(inst):
     assert by_depot.service["service_level"].iloc[0] >= 0.999 - TARGET_ATOL
 
 
+def test_targets_combine_with_cvar(inst):
+    """Service targets and CVaR together (HiGHS: the cuts sit on the aggregated recourse
+    beside the target rows): the targets hold in the evaluator, the objective is the
+    evaluator's mix, no lower than the optimum of CVaR alone and no higher than the mix of
+    the targets-only plan (which keeps the targets too)."""
+    base = optplan.solve(inst)
+    level = float(base.service["service_level"].min()) + 0.2 * (1 - float(base.service["service_level"].min()))
+    with_target = inst.with_changes({"targets.service_level": level})
+    both = optplan.solve(with_target, cvar_weight=0.5, cvar_alpha=0.8)
+    assert (both.service["service_level"] >= level - TARGET_ATOL).all()
+    mix = 0.5 * both.kpis["expected_cost"] + 0.5 * both.kpis["cvar_cost"]
+    assert both.status.objective == pytest.approx(mix, rel=1e-7)
+    risk_only = optplan.solve(inst, cvar_weight=0.5, cvar_alpha=0.8).status.objective
+    target_only = optplan.solve(with_target)
+    assert both.status.objective >= risk_only * (1 - 1e-9)
+    # the targets-only plan keeps the targets too, so its mix is no better than the optimum
+    target_mix = 0.5 * target_only.kpis["expected_cost"] + 0.5 * target_only.kpis["cvar_cost"]
+    assert both.status.objective <= target_mix * (1 + 1e-9)
+
+
 def test_targets_are_refused_where_they_cannot_be_stated(inst):
     with_target = inst.with_changes({"targets.service_level": 0.9})
     with pytest.raises(OptionError):
-        optplan.solve(with_target, cvar_weight=0.5)
+        optplan.solve(with_target, cvar_weight=0.5, engine="glop")  # GLOP states CVaR by the extensive form
     with pytest.raises(OptionError):
         optplan.solve(with_target, formulation="extensive")
     with pytest.raises(OptionError):
