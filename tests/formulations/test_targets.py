@@ -133,3 +133,21 @@ def test_an_infeasible_target_names_its_depot():
         optplan.solve(inst.with_changes({"budgets.total": 0.0,
                                          "targets.service_level_by_depot": {"D001": 0.999, "D003": 0.5}}))
     assert "service_target (depots D001)" in str(err.value)
+
+
+def test_an_unreachable_service_target_names_its_reach_and_weeks():
+    """The same case: with no money the plan is forced (nothing recruited, nothing spent),
+    so D001's reach is the forced plan's service level and its least-served weeks are the
+    forced plan's, worked out by the evaluator on a solve without the target."""
+    inst = optplan.generate_instance(depots=3, weeks=8, scenarios=4, seed=1).with_changes({"budgets.total": 0.0})
+    forced = optplan.solve(inst)
+    level = float(forced.service["service_level"].iloc[0])
+    data = inst.model_data()
+    demand = np.einsum("dts,s->dt", data.demand, data.probability)[0]
+    weekly = 1 - np.einsum("ts,s->t", forced.evaluation.unserved_blocks[0], data.probability) / demand
+    worst = np.argsort(weekly, kind="stable")[:3]
+    with pytest.raises(InfeasibleError) as err:
+        optplan.solve(inst.with_changes({"targets.service_level_by_depot": {"D001": 0.999}}))
+    text = str(err.value)
+    assert f"D001 reaches at most {level:.1%} (target 99.9%)" in text
+    assert "least served at that plan: " + ", ".join(f"week {t + 1} {weekly[t]:.1%}" for t in worst) in text
