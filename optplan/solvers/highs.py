@@ -33,6 +33,10 @@ from optplan.solvers.standard_form import build_standard_form, matrix_arrays, st
 
 log = logging.getLogger("optplan")
 
+#: Each re-solve of the infeasibility diagnosis gets at most this many times the failed solve's
+#: time, and at least DIAGNOSIS_MIN_S seconds (diagnose_infeasibility).
+DIAGNOSIS_FACTOR = 5.0
+DIAGNOSIS_MIN_S = 5.0
 #: A row whose variables are all fixed counts as met within this share of its bound (at least 1 unit).
 FIXED_ROW_RTOL = 1e-6
 
@@ -219,7 +223,8 @@ def run_compiled(
     if term in (TerminationCondition.provenInfeasible, TerminationCondition.infeasibleOrUnbounded):
         from optplan.solvers.diagnose import infeasibility_message, infeasible_rows
 
-        families = diagnose_infeasibility(data, options, deadline) if diagnose else []
+        per_check = max(DIAGNOSIS_MIN_S, DIAGNOSIS_FACTOR * (t3 - t2))
+        families = diagnose_infeasibility(data, options, deadline, per_check) if diagnose else []
         rows = infeasible_rows(data)
         raise InfeasibleError(infeasibility_message(families, name, rows), families, status, rows)
     if term == TerminationCondition.error:
@@ -249,14 +254,20 @@ def run_compiled(
     return SolveResult(data, status, decisions, timings, compiled.size, values, duals, reduced_costs)
 
 
-def diagnose_infeasibility(data: ModelData, options: SolveOptions, deadline: Deadline | None = None) -> list[str]:
+def diagnose_infeasibility(data: ModelData, options: SolveOptions, deadline: Deadline | None = None,
+                           per_check_s: float | None = None) -> list[str]:
     """Constraint families whose removal alone makes the model feasible, and for a target
     family (service.py) the depots whose row alone does: 'service_target (depots D001)'.
 
     The LP is built once (the same route as the solve: arrays or Pyomo); removing a family
-    is relaxing its rows' bounds to (-inf, inf) in HiGHS and re-solving from the current
-    state, then restoring them (only after HiGHS has proven infeasibility, so this costs
-    nothing on feasible instances). Stops when the time budget runs out."""
+    is relaxing its rows' bounds to (-inf, inf) in HiGHS and re-solving (cold, with
+    presolve), then restoring them (only after HiGHS has proven infeasibility, so this costs
+    nothing on feasible instances). Targets are tried first, then budgets and caps (what a
+    planner can change); the rows that only define quantities last, and only when none of
+    the others explains it. Each try gets at most ``per_check_s`` seconds: a try that is
+    still infeasible can take HiGHS far longer to prove so than the first solve did (28 s
+    against 1.4 s at 50x52x20), and one that stops undecided counts as not explaining it.
+    Stops when the time budget runs out."""
     from optplan.solvers.standard_form import build_standard_form
 
     highspy = import_highspy()
@@ -272,7 +283,11 @@ def diagnose_infeasibility(data: ModelData, options: SolveOptions, deadline: Dea
     def feasible_without(rows: np.ndarray) -> bool:
         idx = rows.astype(np.int32)
         h.changeRowsBounds(len(idx), idx, np.full(len(idx), -inf), np.full(len(idx), inf))
-        apply_options(highspy, h, SolveOptions(), deadline.remaining() if deadline.seconds is not None else None)
+        left = deadline.remaining() if deadline.seconds is not None else np.inf
+        apply_options(highspy, h, SolveOptions(), min(left, per_check_s or np.inf))
+        # cold, so that presolve runs: from the last (infeasible) basis the dual simplex took
+        # minutes to prove infeasibility again where presolve and a fresh start take ~1 s (50x52x20)
+        h.clearSolver()
         h.run()
         ok = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
         h.changeRowsBounds(len(idx), idx, sf.row_lower[idx].astype(float), sf.row_upper[idx].astype(float))
@@ -280,7 +295,14 @@ def diagnose_infeasibility(data: ModelData, options: SolveOptions, deadline: Dea
 
     culprits = []
     targets = target_rows(data)
-    for family in two_stage.CONSTRAINT_FAMILIES:
+    # what a planner can change first (targets, budgets, the onboarding cap); the rows that only
+    # define drivers, capacity and costs are tried when none of those explains it (removing one
+    # "explains" almost anything, and each try is a re-solve of the time budget)
+    first = [f for f in two_stage.CONSTRAINT_FAMILIES if f in TARGET_FAMILIES or f == "service_chance_share"]
+    actionable = first + [f for f in two_stage.CONSTRAINT_FAMILIES if f not in DEFINITIONAL_FAMILIES and f not in first]
+    for family in actionable + [f for f in two_stage.CONSTRAINT_FAMILIES if f in DEFINITIONAL_FAMILIES]:
+        if family in DEFINITIONAL_FAMILIES and culprits:
+            break
         sl = sf.rows.get(family)
         if sl is None or sl.stop <= sl.start:
             continue
@@ -306,6 +328,12 @@ def diagnose_infeasibility(data: ModelData, options: SolveOptions, deadline: Dea
     return culprits
 
 
+#: Rows that define quantities (drivers, capacity, recourse, risk terms) rather than limit them:
+#: the infeasibility diagnosis tries them only when no target, budget or cap explains it.
+DEFINITIONAL_FAMILIES = frozenset({
+    "arrivals_definition", "driver_stock", "capacity_definition", "demand_balance", "recourse_link",
+    "cvar_excess_definition", "cvar_cut_link", "cvar_cut", "service_cvar_excess_definition", "service_chance",
+})
 #: Target rows whose reach an infeasibility message spells out at most.
 MAX_REACH = 5
 #: Weeks named per unreachable service target (the worst first).

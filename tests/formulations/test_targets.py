@@ -151,3 +151,17 @@ def test_an_unreachable_service_target_names_its_reach_and_weeks():
     text = str(err.value)
     assert f"D001 reaches at most {level:.1%} (target 99.9%)" in text
     assert "least served at that plan: " + ", ".join(f"week {t + 1} {weekly[t]:.1%}" for t in worst) in text
+
+
+def test_an_unreachable_network_target_is_named_alone_with_its_reach():
+    """No money: the network's reach is the forced plan's service level. The diagnosis names
+    the network target (tried first) and not the rows that only define drivers or capacity
+    (removing one of those 'explains' any infeasibility)."""
+    inst = optplan.generate_instance(depots=3, weeks=8, scenarios=4, seed=1).with_changes({"budgets.total": 0.0})
+    level = optplan.solve(inst).kpis["service_level"]
+    with pytest.raises(InfeasibleError) as err:
+        optplan.solve(inst.with_changes({"targets.network_service_level": 0.999}))
+    families = err.value.families
+    assert families[0].startswith(f"network_service_target: the network reaches at most {level:.1%} (target 99.9%)")
+    assert not any(f.split(" ")[0].split(":")[0] in ("arrivals_definition", "driver_stock", "capacity_definition",
+                                                     "recourse_link") for f in families)
