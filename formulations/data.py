@@ -72,6 +72,7 @@ class ModelData:
     # targets (formulations/two_stage/service.py), shares; NaN / None: none
     service_target: np.ndarray | None = None  # (D,) each depot's expected service level at least this
     network_service_target: float = float("nan")  # the network's expected service level at least this
+    region_service_target: dict | None = None  # region id -> the region's expected service level at least this
     utilisation_floor: np.ndarray | None = None  # (D,) each depot's expected driver utilisation at least this
     earnings_floor: np.ndarray | None = None  # (D,) blocks worked per active driver-week at least this (drivers' earnings)
     # bad-week form (service.py, extensive form): CVaR_q of each depot's service shortfall <= 0
@@ -100,7 +101,8 @@ class ModelData:
     def has_targets(self) -> bool:
         """Any service or utilisation target set."""
         arrays = [a for a in (self.service_target, self.utilisation_floor, self.earnings_floor) if a is not None]
-        return any(np.isfinite(a).any() for a in arrays) or np.isfinite(self.network_service_target)
+        return (any(np.isfinite(a).any() for a in arrays) or bool(np.isfinite(self.network_service_target))
+                or bool(self.region_service_target))
 
     @property
     def shape(self) -> tuple[int, int, int, int]:

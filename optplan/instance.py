@@ -186,6 +186,7 @@ class Instance:
             integer_applicants=integer_applicants,
             service_target=service_target,
             network_service_target=np.nan if tg.network_service_level is None else float(tg.network_service_level),
+            region_service_target={str(k): float(v) for k, v in sorted(tg.service_level_by_region.items())} or None,
             utilisation_floor=utilisation,
             earnings_floor=np.full(D, np.nan if tg.blocks_per_driver is None else float(tg.blocks_per_driver)),
             scenario_service_level=np.full(D, np.nan if tg.scenario_service_level is None
@@ -585,6 +586,9 @@ def _cross_checks(manifest: Manifest, t: dict[str, pd.DataFrame], ok: dict[str, 
     regions = set(t["depots"]["region"])
     for region in sorted(set(b.regions) - regions):
         report.add(MANIFEST_NAME, None, f"budgets.regions.{region}",
+                   f"a region id used in {t['depots'].attrs['file']} ({sorted(regions)})", f"unknown region '{region}'")
+    for region in sorted(set(manifest.targets.service_level_by_region) - regions):
+        report.add(MANIFEST_NAME, None, f"targets.service_level_by_region.{region}",
                    f"a region id used in {t['depots'].attrs['file']} ({sorted(regions)})", f"unknown region '{region}'")
     depots = set(t["depots"]["depot"])
     for depot in sorted(set(manifest.targets.service_level_by_depot) - depots):

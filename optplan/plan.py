@@ -20,7 +20,13 @@ from formulations.data import Decisions, ModelData
 from formulations.two_stage.budgets import spend
 from formulations.two_stage.layout import BUDGET_FAMILIES, Layout
 from formulations.two_stage.risk import cvar
-from formulations.two_stage.service import TARGET_FAMILIES, scenario_shortfall, service_kpis, target_rows
+from formulations.two_stage.service import (
+    TARGET_FAMILIES,
+    region_targets,
+    scenario_shortfall,
+    service_kpis,
+    target_rows,
+)
 from optplan.atomic import csv_text, json_text, write_files
 from optplan.evaluation import Evaluation, evaluate_decisions
 from optplan.solvers.base import SolveResult, SolverStatus, Timings
@@ -237,6 +243,12 @@ class Plan:
                     target, achieved, scale = float(self.data.network_service_target), self.kpis["service_level"], \
                         float(svc["demand_blocks"].sum())
                     scope, depot = "network", ""
+                elif family == "region_service_target":
+                    name, share, members = (v[d] for v in region_targets(self.data))
+                    demand = float(svc["demand_blocks"].iloc[members].sum())
+                    served = float((svc["demand_blocks"] * svc["service_level"]).iloc[members].sum())
+                    target, achieved, scale = float(share), served / demand if demand > 0 else 1.0, demand
+                    scope, depot = "region", name
                 elif family == "service_target":
                     target, achieved = float(self.data.service_target[d]), float(svc["service_level"].iloc[d])
                     scale, scope, depot = float(svc["demand_blocks"].iloc[d]), "depot", self.data.depots[d]
@@ -434,7 +446,7 @@ class Plan:
             lines.append(f"  {scope} binds at {row.cap:,.2f} {cur}: {price}")
         tg = self.targets
         for row in tg.loc[tg["binding"]].itertuples(index=False):
-            where = "the network" if row.scope == "network" else f"depot {row.depot}"
+            where = {"network": "the network", "region": f"region {row.depot}"}.get(row.scope, f"depot {row.depot}")
             what = {"service_level": "service level", "driver_utilisation": "driver utilisation",
                     "blocks_per_driver": "blocks-per-driver floor", "bad_week_service": "bad-week service"}[row.target]
             if row.target == "blocks_per_driver":

@@ -162,6 +162,12 @@ class Targets(_Strict):
         "share",
         default_factory=dict,
     )
+    service_level_by_region: dict[str, float] = _f(
+        "Per region targets (region id -> share): each region's expected service level (its "
+        "depots' demand together) at least this.",
+        "share",
+        default_factory=dict,
+    )
     network_service_level: float | None = _f(
         "The network's expected service level (all depots' demand together) at least this.",
         "share",
@@ -211,7 +217,7 @@ class Targets(_Strict):
         default="cvar",
     )
 
-    @field_validator("service_level_by_depot")
+    @field_validator("service_level_by_depot", "service_level_by_region")
     @classmethod
     def _shares(cls, v):
         for key, x in v.items():

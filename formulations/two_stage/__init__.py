@@ -80,6 +80,7 @@ CONSTRAINT_FAMILIES = (
     "cvar_cut",
     "service_target",
     "network_service_target",
+    "region_service_target",
     "utilisation_floor",
     "earnings_floor",
     "service_cvar_excess_definition",

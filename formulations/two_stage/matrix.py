@@ -27,7 +27,7 @@ from formulations.data import ModelData
 from formulations.two_stage.aggregated import recourse_segments
 from formulations.two_stage.layout import Layout
 from formulations.two_stage.risk import cut_segments
-from formulations.two_stage.service import target_rows
+from formulations.two_stage.service import region_targets, target_rows
 
 
 @dataclass
@@ -232,11 +232,14 @@ def target_rows_block(data: ModelData, cols: _Columns, seg) -> dict[str, _Rows]:
     served = -seg.unserved_slope[dd, tt, kk]
     idle = seg.idle_slope[dd, tt, kk]
     ycol = cols.y[dd, tt, kk]
-    for family in ("service_target", "network_service_target"):
+    for family in ("service_target", "network_service_target", "region_service_target"):
         depots, need = rows[family]
         row_of = np.full(D, -1)
         if family == "service_target":
             row_of[depots] = np.arange(len(depots))
+        elif family == "region_service_target":
+            for i, members in enumerate(region_targets(data)[2]):
+                row_of[members] = i
         elif len(depots):
             row_of[:] = 0
         r = row_of[dd]

@@ -24,6 +24,7 @@ slopes ``RecourseSegments.unserved_slope`` / ``idle_slope``:
 
     service_target[d]:        sum_tk sv_dtk y_dtk >= tau_d sum_t E[demand_dt]              blocks
     network_service_target:   sum_dtk sv_dtk y_dtk >= tau sum_dt E[demand_dt]              blocks
+    region_service_target[r]: sum_{d in r} sum_tk sv_dtk y_dtk >= tau_r sum_{d in r} sum_t E[demand_dt]   blocks
     utilisation_floor[d]:     (1 - f_d) sum_t q_dt - sum_tk id_dtk y_dtk >= 0              blocks
                               (worked = offered - idle >= f_d x offered)
     earnings_floor[d]:        sum_t q_dt - sum_tk id_dtk y_dtk - e_d sum_t a_dt >= 0       blocks
@@ -67,8 +68,8 @@ from formulations.data import ModelData
 from formulations.two_stage._pyomo import pyo
 
 #: Target row families, in build order (Pyomo component names).
-TARGET_FAMILIES = ("service_target", "network_service_target", "utilisation_floor", "earnings_floor",
-                   "service_cvar_bound")
+TARGET_FAMILIES = ("service_target", "network_service_target", "region_service_target", "utilisation_floor",
+                   "earnings_floor", "service_cvar_bound")
 #: The bad-week target's rows per form (target_rows names both "service_cvar_bound").
 BAD_WEEK_ROWS = {"cvar": "service_cvar_bound", "chance": "service_chance_share"}
 #: Variables of the bad-week rows (extensive form), in column order after the recourse.
@@ -112,11 +113,21 @@ def scenario_shortfall(data: ModelData, demand, unserved) -> np.ndarray:
     return np.asarray(unserved, float).sum(axis=1) - (1.0 - y)[:, None] * np.asarray(demand, float).sum(axis=1)
 
 
+def region_targets(data: ModelData) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
+    """The regions with a service target, sorted by id: (ids, targets (n,) shares, each
+    region's depot positions)."""
+    targets = data.region_service_target or {}
+    names = sorted(targets)
+    regions = np.asarray(data.regions)
+    return names, np.array([targets[r] for r in names], float), [np.flatnonzero(regions == r) for r in names]
+
+
 def target_rows(data: ModelData) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Which rows each target family has and their constants: family -> (depot positions
-    (n,), -1 for the network row; constant (n,)): the blocks to serve (tau x expected demand
-    over the horizon) for the service rows, 1 - f_d for the utilisation rows, e_d (blocks per
-    active driver-week) for the earnings rows."""
+    (n,), -1 for the network row, for region rows the region's position in
+    ``region_targets``; constant (n,)): the blocks to serve (tau x expected demand over the
+    horizon) for the service rows, 1 - f_d for the utilisation rows, e_d (blocks per active
+    driver-week) for the earnings rows."""
     D = len(data.depots)
     demand = np.einsum("dts,s->d", data.demand, data.probability)  # (D,) expected blocks over the horizon
     out = {}
@@ -126,6 +137,9 @@ def target_rows(data: ModelData) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     net = float(data.network_service_target)
     has = bool(np.isfinite(net))
     out["network_service_target"] = (np.array([-1] if has else [], int), np.array([net * demand.sum()] if has else [], float))
+    names, share, members = region_targets(data)
+    out["region_service_target"] = (np.arange(len(names)), np.array([s * demand[m].sum() for s, m in zip(share, members,
+                                                                                                      strict=True)]))
     f = np.full(D, np.nan) if data.utilisation_floor is None else np.asarray(data.utilisation_floor, float)
     d = np.flatnonzero(np.isfinite(f))
     out["utilisation_floor"] = (d, 1.0 - f[d])
@@ -164,6 +178,13 @@ def define_service_constraints(m: pyo.ConcreteModel, data: ModelData, seg) -> No
     m.network_service_target = pyo.Constraint(
         pyo.Set(initialize=list(range(len(need_net))), ordered=True),
         rule=lambda _m, _i: sum(served.values()) >= float(need_net[0]))
+    names, _, members = region_targets(data)
+    _, need_region = rows["region_service_target"]
+    region_served = {r: sum(blocks(data.depots[d], served_per_block) for d in mem) for r, mem in zip(names, members,
+                                                                                                   strict=True)}
+    need_of_region = dict(zip(names, need_region, strict=True))
+    m.region_service_target = pyo.Constraint(pyo.Set(initialize=names, ordered=True),
+                                             rule=lambda _m, r: region_served[r] >= float(need_of_region[r]))
     d_idx, share = rows["utilisation_floor"]
     share_of = {data.depots[d]: float(v) for d, v in zip(d_idx, share, strict=True)}
 

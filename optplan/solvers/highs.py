@@ -26,7 +26,7 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 from formulations import two_stage
 from formulations.data import ModelData
 from formulations.two_stage.layout import Layout
-from formulations.two_stage.service import TARGET_FAMILIES, target_rows
+from formulations.two_stage.service import TARGET_FAMILIES, region_targets, target_rows
 from optplan.errors import EngineUnavailableError, InfeasibleError, NoSolutionError, OptionError, SolverError
 from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings, out_of_time
 from optplan.solvers.standard_form import build_standard_form, matrix_arrays, standard_form
@@ -314,11 +314,14 @@ def diagnose_infeasibility(data: ModelData, options: SolveOptions, deadline: Dea
         label = family
         if (family in TARGET_FAMILIES or family == "service_chance_share") and sl.stop - sl.start > 1:
             depots = targets["service_cvar_bound" if family == "service_chance_share" else family][0]
-            names = [data.depots[d] if d >= 0 else "network" for d, row in zip(depots, range(sl.start, sl.stop), strict=True)
+            regions = region_targets(data)[0]
+            name_of = (lambda d: regions[d]) if family == "region_service_target" else (
+                lambda d: data.depots[d] if d >= 0 else "network")
+            names = [name_of(d) for d, row in zip(depots, range(sl.start, sl.stop), strict=True)
                      if not deadline.expired() and feasible_without(np.array([row]))]
             if names:
-                label = f"{family} (depots {', '.join(names)})"
-        if family in ("service_target", "network_service_target"):
+                label = f"{family} ({'regions' if family == 'region_service_target' else 'depots'} {', '.join(names)})"
+        if family in ("service_target", "network_service_target", "region_service_target"):
             reach = [_service_reach(h, highspy, sf, data, family, int(d), row, deadline)
                      for d, row in zip(targets[family][0], range(sl.start, sl.stop), strict=True)]
             reach = [r for r in reach if r]
@@ -372,18 +375,21 @@ def _service_reach(h, highspy, sf, data: ModelData, family: str, d: int, row: in
     best = float(coef @ col[cols])  # blocks served over the horizon, in expectation
     D, T = data.shape[0], data.n_weeks
     q = col[sf.columns["capacity_blocks"]].reshape(D, T)
-    depots = [d] if d >= 0 else list(range(D))
+    region = family == "region_service_target"
+    depots = list(region_targets(data)[2][d]) if region else [d] if d >= 0 else list(range(D))
     demand = np.einsum("dts,s->dt", data.demand, data.probability)[depots]  # (n, T) expected blocks
     _, unserved, _ = optimal_recourse(data, q[depots], data.demand[depots])
     served_week = 1.0 - np.einsum("dts,s->dt", unserved, data.probability) / np.where(demand > 0, demand, 1.0)
-    target = float(data.service_target[d]) if d >= 0 else float(data.network_service_target)
+    target = (float(region_targets(data)[1][d]) if region else float(data.service_target[d]) if d >= 0
+              else float(data.network_service_target))
     level = best / max(float(demand.sum()), 1e-12)
     if level >= target - 1e-9:
         return ""
     order = np.argsort(served_week, axis=None, kind="stable")[:WORST_WEEKS]
-    where = (lambda i: f"week {i % T + 1}") if d >= 0 else (lambda i: f"{data.depots[depots[i // T]]} week {i % T + 1}")
+    where = (lambda i: f"week {i % T + 1}") if d >= 0 and not region else (
+        lambda i: f"{data.depots[depots[i // T]]} week {i % T + 1}")
     weeks = ", ".join(f"{where(i)} {served_week.flat[i]:.1%}" for i in order)
-    name = data.depots[d] if d >= 0 else "the network"
+    name = f"region {region_targets(data)[0][d]}" if region else data.depots[d] if d >= 0 else "the network"
     return f"{name} reaches at most {level:.1%} (target {target:.1%}); least served at that plan: {weeks}"
 
 

@@ -55,7 +55,9 @@ def test_array_build_is_the_pyomo_lp_with_targets(seed):
     D = len(data.depots)
     tau = np.full(D, np.nan)
     tau[0] = 0.6
-    data = replace(data, service_target=tau, network_service_target=0.5, utilisation_floor=np.full(D, 0.4))
+    regions = sorted(set(data.regions))
+    data = replace(data, service_target=tau, network_service_target=0.5, utilisation_floor=np.full(D, 0.4),
+                   region_service_target={regions[-1]: 0.7, regions[0]: 0.55})
     pyomo = standard_form(two_stage.build_model(data, recourse="aggregated"))
     arrays = aggregated_standard_form(data)
     assert arrays.rows == pyomo.rows

@@ -165,3 +165,43 @@ def test_an_unreachable_network_target_is_named_alone_with_its_reach():
     assert families[0].startswith(f"network_service_target: the network reaches at most {level:.1%} (target 99.9%)")
     assert not any(f.split(" ")[0].split(":")[0] in ("arrivals_definition", "driver_stock", "capacity_definition",
                                                      "recourse_link") for f in families)
+
+
+def test_a_region_holding_every_depot_is_the_network(inst):
+    """Every depot of the generated instance is in region R01: a target on that region is
+    the network target by another row (region_service_target), with the same optimum, the
+    same cost per point, and the target held in the evaluator."""
+    assert set(inst.tables["depots"]["region"]) == {"R01"}
+    base = optplan.solve(inst)
+    level = float(base.kpis["service_level"] + 0.3 * (1 - base.kpis["service_level"]))
+    net = optplan.solve(inst.with_changes({"targets.network_service_level": level}))
+    region = optplan.solve(inst.with_changes({"targets.service_level_by_region": {"R01": level}}))
+    assert region.status.objective == pytest.approx(net.status.objective, rel=1e-9)
+    assert region.status.objective > base.status.objective
+    row = region.targets.iloc[0]
+    assert (row["scope"], row["depot"], row["binding"]) == ("region", "R01", True)
+    assert row["achieved_share"] == pytest.approx(net.kpis["service_level"], abs=TARGET_ATOL)
+    assert row["achieved_share"] >= level - TARGET_ATOL
+    assert row["cost_per_point"] == pytest.approx(net.targets.iloc[0]["cost_per_point"], rel=1e-6)
+
+
+def test_region_targets_hold_and_name_their_region():
+    """Two regions: each target holds in the evaluator over its own depots; an unknown
+    region is refused; one that no money can reach is named with its reach."""
+    inst = optplan.generate_instance(depots=4, weeks=8, scenarios=4, seed=2)
+    depots = inst.tables["depots"].copy()
+    depots["region"] = ["N", "N", "S", "S"]
+    inst = optplan.from_tables(inst.manifest, {**inst.tables, "depots": depots})
+    assert set(inst.tables["depots"]["region"]) == {"N", "S"}
+    base = optplan.solve(inst)
+    svc = base.service
+    south = svc[svc["region"] == "S"]
+    s_level = float((south["demand_blocks"] * south["service_level"]).sum() / south["demand_blocks"].sum())
+    target = s_level + 0.3 * (1 - s_level)
+    plan = optplan.solve(inst.with_changes({"targets.service_level_by_region": {"S": target}}))
+    got = plan.service[plan.service["region"] == "S"]
+    assert (got["demand_blocks"] * got["service_level"]).sum() / got["demand_blocks"].sum() >= target - TARGET_ATOL
+    with pytest.raises(InstanceError, match="unknown region 'W'"):
+        inst.with_changes({"targets.service_level_by_region": {"W": 0.9}})
+    with pytest.raises(InfeasibleError, match=r"region_service_target: region S reaches at most"):
+        optplan.solve(inst.with_changes({"budgets.total": 0.0, "targets.service_level_by_region": {"S": 0.9999}}))
