@@ -81,6 +81,8 @@ class ModelData:
     scenario_service_form: str = "cvar"  # "cvar": the CVaR approximation (LP); "chance": the chance constraint (MIP)
     # end of horizon (formulations/two_stage/objective.py): None: drivers left at week T are worth nothing
     terminal_value: np.ndarray | None = None  # (D,) currency per driver active at the end of week T
+    # driver supply by week (optplan: supply.csv): None: blocks_per_driver[d] every week
+    supply_by_week: np.ndarray | None = None  # (D, T) blocks offered per active driver in week t
 
     @property
     def has_terminal_value(self) -> bool:
@@ -91,6 +93,20 @@ class ModelData:
     def has_scenario_targets(self) -> bool:
         """A bad-week service target set (rows of the extensive form)."""
         return self.scenario_service_level is not None and bool(np.isfinite(self.scenario_service_level).any())
+
+    @property
+    def supply(self) -> np.ndarray:
+        """(D, T) blocks offered per active driver in each week: b[d,t] (blocks/driver/week);
+        the depot's constant blocks_per_driver where no weekly supply is given."""
+        if self.supply_by_week is not None:
+            return self.supply_by_week
+        return np.repeat(self.blocks_per_driver[:, None], self.n_weeks, axis=1)
+
+    @property
+    def has_weekly_supply(self) -> bool:
+        """Driver supply varies by week somewhere (b[d,t] differs from b[d])."""
+        return self.supply_by_week is not None and bool(
+            (self.supply_by_week != self.blocks_per_driver[:, None]).any())
 
     @property
     def has_chance_targets(self) -> bool:
@@ -151,6 +167,7 @@ class ModelData:
             initial_active=self.initial_active[keep],
             retention=self.retention[keep],
             blocks_per_driver=self.blocks_per_driver[keep],
+            supply_by_week=None if self.supply_by_week is None else self.supply_by_week[keep],
             onboarding_cap=self.onboarding_cap[keep],
             applicant_cap=self.applicant_cap[keep],
             pipeline=self.pipeline[keep],

@@ -132,6 +132,12 @@ class Instance:
         if len(pip):
             pipeline[d_idx.get_indexer(pip["depot"]), pip["week"].to_numpy() - 1] = pip["new_drivers"].to_numpy(float)
 
+        supply = None  # (D, T) blocks per active driver by week, where supply.csv gives some
+        sup = self.tables["supply"]
+        if len(sup):
+            supply = np.repeat(dep["blocks_per_driver"].to_numpy(float)[:, None], T, axis=1)
+            supply[d_idx.get_indexer(sup["depot"]), sup["week"].to_numpy() - 1] = sup["blocks_per_driver"].to_numpy(float)
+
         inc = self.tables["incentives"]
         G = int(inc["segment"].max()) if len(inc) else 0
         width = np.zeros((D, G))
@@ -173,6 +179,7 @@ class Instance:
             applicant_cap=applicant_cap,
             yield_kernel=kernel,
             pipeline=pipeline,
+            supply_by_week=supply,
             demand=demand,
             incentive_width=width,
             incentive_rate=rate,
@@ -220,7 +227,10 @@ class Instance:
             name = getattr(self.manifest.files, t.name) or files[t.name] or f"{t.name}.csv"
             table = self.tables[t.name]
             if not t.required and table.empty:
-                manifest["files"][t.name] = None
+                if t.name == "supply":  # newer than the format's first files: left out when absent
+                    manifest["files"].pop(t.name)
+                else:
+                    manifest["files"][t.name] = None
                 continue
             manifest["files"][t.name] = name
             buf = io.StringIO()
@@ -504,12 +514,12 @@ def _cross_checks(manifest: Manifest, t: dict[str, pd.DataFrame], ok: dict[str, 
                 [f"unknown {what} '{x}'" for x in df.loc[mask, column]],
             )
 
-    for table in ("demand", "pipeline", "incentives"):
+    for table in ("demand", "pipeline", "incentives", "supply"):
         unknown(table, "depot", depots, "depot")
     unknown("demand", "scenario", scenarios, "scenario")
     unknown("yield_kernel", "channel", channels, "channel")
 
-    for table in ("demand", "pipeline"):
+    for table in ("demand", "pipeline", "supply"):
         df = t[table]
         late = df["week"].notna() & (df["week"].astype(float) > T)
         if late.any():

@@ -191,7 +191,11 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
     and the evaluator model it); with ``sigma=0`` too, the static plan's mean cost over
     paths is then the evaluator's expected cost up to the sampling of scenarios."""
     D, C, T, S = data.shape
-    dp_result = dp_result or solve_dp(data, options, policies=True)
+    if "dp" in policies and dp_result is None:
+        if data.has_weekly_supply:
+            raise OptionError("--policies", "policies without dp (the DP rule assumes the same blocks per driver "
+                              "every week; this instance has supply by week)", ",".join(policies))
+        dp_result = solve_dp(data, options, policies=True)
     deps = [DepotModel(data, d) for d in range(D)]
     conv = data.yield_kernel.sum(axis=1)
     modal = data.modal_lag()
@@ -251,7 +255,7 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
                     if not mask[d, cheapest, t]:
                         continue
                     horizon = slice(ta, min(T, ta + MYOPIC_WEEKS))
-                    need = (data.demand[d, horizon] @ data.probability).mean() / data.blocks_per_driver[d]
+                    need = ((data.demand[d, horizon] @ data.probability) / data.supply[d, horizon]).mean()
                     proj = _projected(sim, d, t, ta, data.retention[d])
                     x[:, d, cheapest] = np.clip((need - proj) / conv[cheapest], 0.0, data.applicant_cap[d, cheapest])
                 z = np.zeros((n_paths, D))
@@ -282,7 +286,7 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
                 sim.spend_total += z.sum(axis=1)
                 spent = spent + z.sum(axis=1)
             inc = np.stack([deps[d].curve.blocks(z[:, d]) for d in range(D)], axis=1)
-            q = capacity(data.blocks_per_driver[None, :], sim.active, inc)
+            q = capacity(data.supply[None, :, t], sim.active, inc)
             su, un, idl = (a[..., 0] for a in optimal_recourse(data, q, demand_paths[:, :, t, None]))
             cost += spent + recourse_cost(data, su, un, idl).sum(axis=1)
             unserved += un.sum(axis=1)
@@ -352,7 +356,7 @@ def _base_stock(data: ModelData, sim: _Sim, t: int, levels: np.ndarray, unit: np
             if not mask[d, c, t] or conv[c] <= 0 or not np.isfinite(unit[c]):
                 continue
             ta = min(T - 1, t + int(modal[c]))
-            need = levels[d] * float(data.demand[d, ta] @ data.probability) / data.blocks_per_driver[d]
+            need = levels[d] * float(data.demand[d, ta] @ data.probability) / data.supply[d, ta]
             proj = carry_over(data.retention[d], _projected(sim, d, t, ta, data.retention[d]),
                               sim.funnel[:, d, ta] + data.pipeline[d, ta])
             gap = need - proj if short is None else short

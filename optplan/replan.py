@@ -245,6 +245,11 @@ def remaining_instance(instance: Instance, state: State) -> Instance:
     dem["week"] -= shift
     tables["demand"] = dem
     tables["pipeline"] = _remaining_pipeline(instance, state)
+    sup = tables["supply"]
+    if len(sup):
+        sup = sup[sup["week"] > shift].copy()
+        sup["week"] -= shift
+        tables["supply"] = sup
     return from_tables(m, tables)
 
 
@@ -302,6 +307,7 @@ def remaining_data(data, week: int, active: np.ndarray, arrivals: np.ndarray, sp
         data, n_weeks=data.n_weeks - shift, initial_active=np.asarray(active, float),
         pipeline=data.pipeline[:, shift:] + np.asarray(arrivals, float)[:, shift:],
         demand=demand, scenarios=scenarios, probability=probability,
+        supply_by_week=None if data.supply_by_week is None else data.supply_by_week[:, shift:],
         applicant_cap=data.applicant_cap, budget_total=total, budget_weekly=weekly, budget_region=regions)
 
 

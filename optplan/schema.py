@@ -262,6 +262,13 @@ class Files(_Strict):
         "path",
         default=None,
     )
+    supply: str | None = _f(
+        "Driver supply by week (optional): blocks an active driver offers in a given depot and "
+        "week, overriding the depot's constant blocks_per_driver there (seasonal availability). "
+        "Null: supply.csv if the folder has one, else the constant every week.",
+        "path",
+        default=None,
+    )
 
 
 class Manifest(_Strict):
@@ -357,6 +364,18 @@ class PipelineRow(_Strict):
     )
 
 
+class SupplyRow(_Strict):
+    depot: Id = _f("Depot id (in the depot table).", "-")
+    week: int = _f("Week number, 1..horizon.weeks.", "week", ge=1, le=MAX_WEEKS)
+    blocks_per_driver: float = _f(
+        "Blocks an active driver of this depot offers in this week (replaces the depot's "
+        "blocks_per_driver for the week).",
+        "blocks/driver/week",
+        gt=0,
+        le=MAX_BLOCKS_PER_DRIVER,
+    )
+
+
 class IncentiveRow(_Strict):
     depot: Id = _f("Depot id (in the depot table).", "-")
     segment: int = _f("Segment number 1, 2, ...: spend fills segments in order.", "-", ge=1, le=MAX_SEGMENTS)
@@ -390,6 +409,7 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("yield_kernel", YieldRow, ("channel", "lag")),
     TableSpec("pipeline", PipelineRow, ("depot", "week"), required=False),
     TableSpec("incentives", IncentiveRow, ("depot", "segment"), required=False),
+    TableSpec("supply", SupplyRow, ("depot", "week"), required=False),
 )
 TABLE_BY_NAME = {t.name: t for t in TABLES}
 

@@ -426,7 +426,8 @@ def perturb(data: ModelData, parameter: str, factor: float) -> ModelData:
     if parameter == "demand_level":
         return replace(data, demand=data.demand * factor)
     if parameter == "blocks_per_driver":
-        return replace(data, blocks_per_driver=data.blocks_per_driver * factor)
+        return replace(data, blocks_per_driver=data.blocks_per_driver * factor,
+                       supply_by_week=None if data.supply_by_week is None else data.supply_by_week * factor)
     if parameter == "cost_per_applicant":
         return replace(data, cost_per_applicant=data.cost_per_applicant * factor)
     if parameter == "unserved_penalty":

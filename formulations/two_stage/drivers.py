@@ -7,7 +7,9 @@ Pyomo rows (``define_*_constraints``) and the numpy kernels of the same math sid
     n[d,t] = sum_c sum_k yield[c,k] x[d,c,t-k]                       drivers/week
     a[d,t] = retention[d] a[d,t-1] + n[d,t] + pipeline[d,t]         drivers, a[d,0] = initial
     n[d,t] + pipeline[d,t] <= onboarding_cap[d]                     drivers/week
-    q[d,t] = blocks_per_driver[d] a[d,t] + sum_g rate[d,g] z[d,t,g]   blocks/week
+    q[d,t] = b[d,t] a[d,t] + sum_g rate[d,g] z[d,t,g]   blocks/week
+    (b[d,t] = data.supply: blocks an active driver offers in week t; blocks_per_driver[d]
+    every week unless the instance gives supply by week)
 """
 
 from __future__ import annotations
@@ -105,8 +107,8 @@ def capacity(blocks_per_driver, active, extra_blocks):
 
 
 def planned_capacity(data: ModelData, active: np.ndarray, incentive_spend: np.ndarray) -> np.ndarray:
-    """(D, T) planned capacity (blocks/week): blocks_per_driver * active drivers + incentive blocks."""
-    return capacity(data.blocks_per_driver[:, None], active, incentive_blocks(data, incentive_spend))
+    """(D, T) planned capacity (blocks/week): b[d,t] (data.supply) * active drivers + incentive blocks."""
+    return capacity(data.supply, active, incentive_blocks(data, incentive_spend))
 
 
 def simulate_drivers(data: ModelData, decisions: Decisions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -230,11 +232,12 @@ def define_onboarding_cap_constraints(m: pyo.ConcreteModel, data: ModelData) -> 
 def define_capacity_definition_constraints(m: pyo.ConcreteModel, data: ModelData) -> None:
     """Planned capacity: drivers' blocks plus blocks bought by planned incentives.
 
-    q[d,t] = blocks_per_driver[d] * a[d,t] + sum_g rate[d,g] * z[d,t,g]   blocks/week
-    (rate: extra blocks per currency unit; segments fill in order because rates are
+    q[d,t] = b[d,t] * a[d,t] + sum_g rate[d,g] * z[d,t,g]   blocks/week
+    (b = data.supply, blocks/driver/week; rate: extra blocks per currency unit; segments fill in order because rates are
     non-increasing, i.e. the response is concave).
     """
     d_pos = {d: i for i, d in enumerate(data.depots)}
+    b = data.supply
     segments: dict[tuple[str, int], list[int]] = {}
     for d, t, g in m.SEGMENTS:
         segments.setdefault((d, t), []).append(g)
@@ -242,7 +245,7 @@ def define_capacity_definition_constraints(m: pyo.ConcreteModel, data: ModelData
     def rule(_m, d, t):
         i = d_pos[d]
         bought = sum(float(data.incentive_rate[i, g - 1]) * m.incentive_spend[d, t, g] for g in segments.get((d, t), ()))
-        return m.capacity_blocks[d, t] - float(data.blocks_per_driver[i]) * m.active_drivers[d, t] - bought == 0
+        return m.capacity_blocks[d, t] - float(b[i, t - 1]) * m.active_drivers[d, t] - bought == 0
 
     m.capacity_definition = pyo.Constraint(m.DEPOT_WEEK, rule=rule)
 

@@ -152,11 +152,11 @@ def onboarding_cap_rows(data: ModelData, cols: _Columns, layout: Layout) -> _Row
 
 
 def capacity_definition_rows(data: ModelData, cols: _Columns, layout: Layout) -> _Rows:
-    """q[d,t] - blocks_per_driver[d] a[d,t] - sum_g rate[d,g] z[d,t,g] = 0
+    """q[d,t] - b[d,t] a[d,t] - sum_g rate[d,g] z[d,t,g] = 0 (b = data.supply)
     (drivers.define_capacity_definition_constraints)."""
     D, _, T, _ = data.shape
     r = np.arange(D * T).reshape(D, T)
-    b = np.broadcast_to(-data.blocks_per_driver[:, None], (D, T))
+    b = -data.supply
     keep = b != 0
     parts = [(r.ravel(), cols.q.ravel(), 1.0), (r[keep], cols.a[keep], b[keep])]
     sd, sg = layout.segment_pairs

@@ -404,10 +404,15 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers,
     plan = optplan.solve(inst, engine="highs")
     sampler = OutOfSample(paths=n_paths, seed=seed, noise_sd=sigma, noise_ar=noise_ar, random_drivers=drivers == "random")
     click.echo(f"[optplan] simulate: sampling {sampler.describe()}", err=True)
+    chosen = tuple(p.strip() for p in policies.split(",") if p.strip())
+    if data.has_weekly_supply and "dp" in chosen:
+        click.secho("warning: the dp policy is left out: the DP assumes the same blocks per driver every week and "
+                    "this instance has supply by week (supply.csv)", fg="yellow", err=True)
+        chosen = tuple(p for p in chosen if p != "dp")
     paths = run_simulation(data, plan.decisions, n_paths=n_paths, seed=seed, sigma=sigma, noise_ar=noise_ar,
                            options=DPOptions(grid_points=grid_points), show_progress=True,
                            stochastic_drivers=sampler.random_drivers,
-                           policies=tuple(p.strip() for p in policies.split(",") if p.strip()),
+                           policies=chosen,
                            replan_every=replan_every, tune_paths=tune_paths)
     summary = summarize(paths, data.currency)
     files = {}

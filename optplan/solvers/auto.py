@@ -67,6 +67,9 @@ class AutoEngine:
             if (data.has_targets or data.has_scenario_targets) and not engine.capabilities.targets:
                 reasons.append(f"{name} skipped (cannot state service or utilisation targets)")
                 continue
+            if data.has_weekly_supply and not engine.capabilities.weekly_supply:
+                reasons.append(f"{name} skipped (cannot state driver supply by week)")
+                continue
             if data.has_terminal_value and not engine.capabilities.terminal:
                 reasons.append(f"{name} skipped (cannot credit the drivers left at the end)")
                 continue

@@ -159,6 +159,7 @@ class Capabilities:
     risk: bool = False  # states CVaR in its objective (options.cvar_weight > 0)
     targets: bool = False  # states service and utilisation targets (data.has_targets)
     terminal: bool = False  # credits the drivers left at the end (data.has_terminal_value)
+    weekly_supply: bool = False  # driver supply b[d,t] that varies by week (data.has_weekly_supply)
 
 
 @dataclass(frozen=True)

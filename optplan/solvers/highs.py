@@ -398,7 +398,7 @@ class HighsEngine:
 
     name = "highs"
     capabilities = Capabilities(lp=True, mip=True, duals=True, time_limit=True, exact=True, risk=True, targets=True,
-                                terminal=True)
+                                terminal=True, weekly_supply=True)
 
     def available(self) -> str | None:
         try:

@@ -136,6 +136,11 @@ def solve_dp(data: ModelData, options: DPOptions | None = None, policies: bool =
     options = options or DPOptions()
     deadline = deadline or Deadline(None)
     t0 = time.perf_counter()
+    if data.has_weekly_supply:  # the depot model's capacity is b[d] a with one b per depot
+        from optplan.errors import OptionError
+
+        raise OptionError("engine", "highs, glop or auto with driver supply that varies by week (supply.csv): the DP "
+                          "assumes the same blocks per driver every week", "dp")
     _refuse_infeasible(data)
     if data.integer_applicants:
         log.warning("the DP engine plans fractional applicants; --integer is ignored by it")
