@@ -234,7 +234,8 @@ def _steps(config: PipelineConfig, base: Path, out: Path) -> list[Step]:
              "depots": base / inp.depots, "channels": base / inp.channels, "demand": out / "forecast" / "demand.csv",
              "scenarios": out / "forecast" / "scenarios.csv", "settings": base / inp.settings}
     summary = out / "forecast" / "forecast_summary.json"
-    steps.append(Step("instance", [*parts.values(), summary], {}, lambda folder: _build(parts, folder, summary)))
+    season = out / "retention" / "supply_season.csv"  # written by the retention step: driver supply by week of year
+    steps.append(Step("instance", [*parts.values(), summary, season], {}, lambda folder: _build(parts, folder, summary)))
     inst_files = [out / "instance" / n for n in ("instance.yaml", "depots.csv", "scenarios.csv", "demand.csv",
                                                  "channels.csv", "yield.csv")]
     s = config.solve
@@ -326,8 +327,10 @@ def _build(parts: dict[str, Path], folder: Path, summary: Path) -> list[str]:
     used = folder / "settings_used.yaml"
     atomic_write_text(used, yaml.safe_dump({**settings, "horizon": horizon}, sort_keys=False))
     notes: list[str] = []
+    season = parts["retention"].parent / "supply_season.csv"
     inst = build_instance(parts["yield"], parts["retention"], parts["depots"], parts["channels"], parts["demand"],
-                          parts["scenarios"], used, folder, notes=notes)
+                          parts["scenarios"], used, folder, notes=notes,
+                          supply_csv=season if season.exists() else None)
     return [*(f"note: {n}" for n in notes), inst.summary()]
 
 

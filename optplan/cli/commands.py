@@ -281,16 +281,18 @@ def generate_logs(n_applicants, n_drivers, depots, weeks, censored_share, seed, 
               help="YAML with name, horizon, recourse, penalties and budgets (as in instance.yaml).")
 @click.option("--pipeline", "pipeline_csv", type=click.Path(path_type=Path, exists=True), default=None)
 @click.option("--incentives", "incentives_csv", type=click.Path(path_type=Path, exists=True), default=None)
+@click.option("--supply", "supply_csv", type=click.Path(path_type=Path, exists=True), default=None,
+              help="supply_season.csv from `optplan estimate retention`: driver supply by week of year (supply.csv).")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True)
 @guarded
 def build_instance_cmd(yield_csv, retention_csv, depots_csv, channels_csv, demand_csv, scenarios_csv, settings_yaml,
-                       pipeline_csv, incentives_csv, out):
+                       pipeline_csv, incentives_csv, supply_csv, out):
     """Assemble an instance from estimated parameters, demand scenarios and settings."""
     from optplan.estimate.workflow import build_instance
 
     notes: list[str] = []
     inst = build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_csv, scenarios_csv, settings_yaml,
-                          out, pipeline_csv, incentives_csv, notes=notes)
+                          out, pipeline_csv, incentives_csv, notes=notes, supply_csv=supply_csv)
     for note in notes:
         click.echo(f"note: {note}")
     click.echo(f"wrote {inst.summary()} to {out}")

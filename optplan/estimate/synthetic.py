@@ -531,6 +531,7 @@ class ActivityTruth:
     zero_week_prob: dict[str, float]
     first_week: dt.date
     last_week: dt.date
+    season: dict[int, float] | None = None  # ISO week of year -> true index of blocks per active driver-week
 
 
 def activity_params(depots: int = 5) -> dict[str, np.ndarray]:
@@ -555,12 +556,15 @@ def generate_activity_log(
     depots: int = 5,
     weeks: int = 52,
     start: dt.date = dt.date(2026, 1, 5),
+    seasonal_amplitude: float = 0.0,
 ) -> tuple[pd.DataFrame, ActivityTruth]:
     """A driver-activity log from the true process and its truth.
 
     ``n_drivers``: drivers simulated (drivers who never worked a block in the log have no
     rows); ``seed``: sampling seed; ``depots``: number of depots; ``weeks``: weeks in the log;
-    ``start``: a date in the first week (moved back to its Monday)."""
+    ``start``: a date in the first week (moved back to its Monday); ``seasonal_amplitude`` A:
+    a driver's mean blocks in a week of ISO week of year k are blocks_lambda x
+    ``supply_season(k, A)`` (0: none; the truth's ``season`` holds the index by week of year)."""
     if n_drivers < 0 or weeks < 1:
         raise ValueError("n_drivers must be >= 0 and weeks >= 1")
     ids = _depot_ids(depots)
@@ -573,7 +577,8 @@ def generate_activity_log(
     first = np.where(initial, 0, rng.integers(0, W, n))
     tenure0 = np.where(initial, rng.integers(0, 104, n), 0)
     churn_u = rng.random((n, W))
-    blocks = rng.poisson(p["blocks_lambda"][depot][:, None], (n, W))
+    woy = np.array([(monday + dt.timedelta(weeks=w)).isocalendar()[1] for w in range(W)])
+    blocks = rng.poisson(p["blocks_lambda"][depot][:, None] * supply_season(woy, seasonal_amplitude)[None, :], (n, W))
     skip = rng.random((n, W)) < p["skip_prob"][depot][:, None]
 
     alive = np.zeros((n, W), dtype=bool)
@@ -603,5 +608,12 @@ def generate_activity_log(
         zero_week_prob={d: float(sk[i] + (1.0 - sk[i]) * np.exp(-lam[i])) for i, d in enumerate(ids)},
         first_week=monday,
         last_week=monday + dt.timedelta(weeks=W - 1),
+        season={k: float(supply_season(np.array([k]), seasonal_amplitude)[0]) for k in range(1, 54)},
     )
     return log, truth
+
+
+def supply_season(week_of_year: np.ndarray, amplitude: float) -> np.ndarray:
+    """The true seasonal index of blocks per active driver by ISO week of year:
+    1 + A sin(2 pi (k - 1) / 52) (unitless; mean 1 over a year's 52 weeks)."""
+    return 1.0 + amplitude * np.sin(2 * np.pi * (np.asarray(week_of_year, float) - 1) / 52.0)

@@ -142,12 +142,17 @@ def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=5
         table = table.merge(bootstrap_retention(model, log, n=n_boot, seed=seed, observed_until=observed_until,
                                                 show_progress=True),
                             on="depot", how="left")
+    from optplan.estimate.supply import supply_indices
+
+    season, tenure = supply_indices(log, gap=gap, observed_until=observed_until)
     curves = model.tenure_curves()
     plot = _svg_lines({d: (g["tenure_weeks"].to_numpy(), g["still_driving"].to_numpy()) for d, g in curves.groupby("depot")},
                       "weeks since first block", "share still driving", "Tenure curves")
     files = {
         "retention.csv": _csv(table),
         "tenure_curves.csv": _csv(curves),
+        "supply_season.csv": _csv(season),
+        "supply_tenure.csv": _csv(tenure),
         "retention_summary.json": json_text({"gap_weeks": gap, "driver_weeks_scored": model.n_driver_weeks_, "notes": notes}),
         "retention_report.html": _page("Driver retention", [f"<figure>{plot}</figure>",
                                                             table.to_html(index=False, float_format=lambda v: f"{v:.4g}")]),
@@ -155,6 +160,9 @@ def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=5
     write_files(out, files)
     lines = [f"{r.depot}: weekly retention {r.retention:.4f} (first 4 weeks {r.retention_new:.4f}), "
              f"{r.blocks_per_driver:.2f} blocks/driver/week, {r.active_drivers} active" for r in table.itertuples()]
+    peak = season.loc[season["driver_weeks"] > 0].groupby("depot")["index"].agg(["min", "max"])
+    lines += [f"{d}: blocks per active driver by week of year {r['min']:.2f}-{r['max']:.2f} x the average "
+              "(supply_season.csv; build-instance --supply)" for d, r in peak.iterrows()]
     lines.append(f"wrote {len(files)} files to {out}")
     return lines
 
@@ -165,6 +173,7 @@ BUILD_INPUTS = {
     "retention": (("depot", "retention", "blocks_per_driver", "active_drivers"), None),  # None: extra columns ignored
     "depots": (("depot", "region"), ("onboarding_cap", "active_drivers")),
     "channels": (("channel", "cost_per_applicant"), ("applicant_cap",)),
+    "supply": (("depot", "week_of_year", "index"), None),
 }
 
 
@@ -207,13 +216,16 @@ def _read_settings(path, problems: list) -> dict | None:
 
 
 def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_csv, scenarios_csv, settings_yaml, out,
-                   pipeline_csv=None, incentives_csv=None, notes: list | None = None):
+                   pipeline_csv=None, incentives_csv=None, notes: list | None = None, supply_csv=None):
     """Assemble and validate an instance; returns the Instance written to ``out``.
 
     depots_csv: depot, region[, onboarding_cap][, active_drivers] (active drivers default to
     the retention table's count of drivers still active; given, they replace it and ``notes``
     says so). channels_csv: channel, cost_per_applicant[, applicant_cap]. settings_yaml: the
-    manifest's name, description, horizon, recourse, penalties, budgets and targets. Every
+    manifest's name, description, horizon, recourse, penalties, budgets and targets.
+    supply_csv: supply_season.csv from `optplan estimate retention` (depot, week_of_year,
+    index): the instance gets supply.csv, each depot's blocks_per_driver times the index of
+    each horizon week's ISO week of year (optplan.estimate.supply.supply_table). Every
     problem in any input is an InstanceError (one line each, exit 2)."""
     from optplan.instance import from_tables
 
@@ -228,6 +240,17 @@ def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_cs
     scenarios = _read_input(scenarios_csv, "scenarios", problems)
     pipeline = _read_input(pipeline_csv, "pipeline", problems) if pipeline_csv else None
     incentives = _read_input(incentives_csv, "incentives", problems) if incentives_csv else None
+    season = _read_input(supply_csv, "supply", problems) if supply_csv else None
+    if season is not None and not problems:
+        season = season.copy()
+        for col in ("week_of_year", "index"):
+            values = pd.to_numeric(season[col], errors="coerce")
+            bad = ~np.isfinite(values) | (values <= 0) | ((col == "week_of_year") & ((values > 53) | (values % 1 != 0)))
+            for i in np.flatnonzero(bad.to_numpy())[:5]:
+                problems.append(Problem(Path(supply_csv).name, int(i) + 2, col,
+                                        "an ISO week of year 1..53" if col == "week_of_year" else "an index > 0",
+                                        f"'{season[col].iloc[i]}'"))
+            season[col] = values
     if problems:
         raise InstanceError(problems)
     est = retention.drop_duplicates("depot").set_index("depot")
@@ -263,6 +286,18 @@ def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_cs
             columns=["depot", "segment", "max_spend", "blocks_per_currency"]),
     }
     files = {"pipeline": "pipeline.csv" if pipeline_csv else None, "incentives": "incentives.csv" if incentives_csv else None}
+    if season is not None:
+        from optplan.estimate.supply import supply_table
+
+        horizon = settings.get("horizon", {}) if isinstance(settings, dict) else {}
+        try:  # a bad horizon is reported by the manifest's validation below, with the settings file's name
+            start, weeks = pd.Timestamp(str(horizon.get("start_date"))), int(horizon.get("weeks"))
+        except (TypeError, ValueError):
+            start, weeks = None, 0
+        if start is not None and not pd.isna(start) and 0 < weeks <= 520:
+            tables["supply"] = supply_table(season, dict(zip(depots["depot"], depots["blocks_per_driver"], strict=True)),
+                                            start, weeks)
+            files["supply"] = "supply.csv"
     manifest = {**settings, "files": files}
     try:
         instance = from_tables(manifest, tables)
