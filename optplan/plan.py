@@ -439,10 +439,13 @@ class Plan:
             f"per active driver-week; CVaR_{k['cvar_alpha']:g} of cost {k['cvar_cost']:,.2f} {cur}",
         ]
         b = self.budgets
+        lam = float(self.data.cvar_weight)
+        of = "of expected cost" if lam == 0 else f"of the objective ({1 - lam:g} x expected cost + {lam:g} x CVaR)"
         for row in b.loc[b["binding"]].itertuples(index=False):
             scope = "total budget" if row.scope == "total" else f"budget of {row.scope} {row.key}"
-            price = (f"one more {cur} saves {row.shadow_price:,.4f} {cur} of expected cost" if np.isfinite(row.shadow_price)
-                     else f"no shadow price from {self.engine.split()[0]} (an LP engine gives one)")
+            price = (f"one more {cur} saves {row.shadow_price:,.4f} {cur} {of}" if np.isfinite(row.shadow_price)
+                     else "no shadow price (a MIP has none: integer applicants or the bad-week chance form)"
+                     if "(mip)" in self.engine else f"no shadow price from {self.engine.split()[0]} (an LP engine gives one)")
             lines.append(f"  {scope} binds at {row.cap:,.2f} {cur}: {price}")
         tg = self.targets
         for row in tg.loc[tg["binding"]].itertuples(index=False):
