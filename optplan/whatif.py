@@ -10,6 +10,8 @@ path                               changes
 ``channels.cost_per_applicant``    a table column, every row
 ``channels[referral].applicant_cap``  one row, picked by its key (``depots[D001]``,
                                    ``demand[D001,3,base]``: the table's key columns in order)
+``targets.service_level_by_region.R01``  one entry of a mapping field (``budgets.regions.R01``,
+                                   ``targets.service_level_by_depot.D001``); ``None`` removes it
 =================================  ================================================================
 
 A value may be a number, a string, ``None``, or ``Scale(f)`` (the CLI's ``*f``): the current
@@ -32,6 +34,8 @@ from optplan.errors import InstanceError, Problem
 
 _ROW = re.compile(r"^(?P<table>[a-z_]+)\[(?P<key>[^\]]*)\]\.(?P<column>[a-z_]+)$")
 _COLUMN = re.compile(r"^(?P<head>[a-z_]+)\.(?P<tail>[a-z_]+)$")
+#: SECTION.FIELD.KEY: one entry of a mapping field, e.g. targets.service_level_by_region.R01
+_ENTRY = re.compile(r"^(?P<head>[a-z_]+)\.(?P<field>[a-z_]+)\.(?P<key>[^.=]+)$")
 SOURCE = "--set"  # the 'file' named in problems with a change itself
 
 
@@ -74,7 +78,20 @@ def apply_changes(instance, changes: dict[str, object]):
     for path, value in changes.items():
         row = _ROW.match(path)
         col = _COLUMN.match(path)
-        if row and row["table"] in TABLE_BY_NAME:
+        entry = _ENTRY.match(path)
+        if entry and isinstance(manifest.get(entry["head"]), dict) and isinstance(
+                manifest[entry["head"]].get(entry["field"]), dict):
+            mapping = manifest[entry["head"]][entry["field"]]
+            if value is None:
+                mapping.pop(entry["key"], None)
+            elif isinstance(value, Scale):
+                if isinstance(mapping.get(entry["key"]), (int, float)):
+                    mapping[entry["key"]] = mapping[entry["key"]] * value.factor
+                else:
+                    problems.append(Problem(SOURCE, None, path, "a number to scale", repr(mapping.get(entry["key"]))))
+            else:
+                mapping[entry["key"]] = value
+        elif row and row["table"] in TABLE_BY_NAME:
             _set_cells(tables, TABLE_BY_NAME[row["table"]], row["column"], value, path, problems, key=row["key"])
         elif col and col["head"] in TABLE_BY_NAME:
             _set_cells(tables, TABLE_BY_NAME[col["head"]], col["tail"], value, path, problems)

@@ -135,3 +135,17 @@ def test_cli_set_changes_the_instance_and_bad_values_exit_2(tmp_path):
     assert bad.exit_code == 2
     assert "budgets.total" in bad.output and "nope.x" in bad.output
     assert not (tmp_path / "b").exists()
+
+
+def test_one_entry_of_a_mapping_field():
+    """SECTION.FIELD.KEY sets (or with None removes) one entry of a mapping; an unknown key is
+    the same one-line error as in a file."""
+    import optplan as op
+
+    demo = op.load_instance(REPO / "instances" / "demo")
+    changed = demo.with_changes({"targets.service_level_by_region.R01": 0.95, "budgets.regions.R01": 20000.0})
+    assert changed.manifest.targets.service_level_by_region == {"R01": 0.95}
+    assert changed.manifest.budgets.regions == {"R01": 20000.0}
+    assert changed.with_changes({"targets.service_level_by_region.R01": None}).manifest.targets.service_level_by_region == {}
+    with pytest.raises(InstanceError, match="unknown region 'NOPE'"):
+        demo.with_changes({"targets.service_level_by_region.NOPE": 0.9})
