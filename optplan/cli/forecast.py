@@ -14,7 +14,7 @@ import click
 
 from optplan.cli.common import guarded
 
-MODELS = ("global", "ets", "seasonal_naive")
+MODELS = ("global", "ets", "seasonal_naive", "rnn")  # rnn: with the deep extra (PyTorch)
 
 
 def _history_options(func):
@@ -144,8 +144,8 @@ def _model_list(ctx, param, value):
               help="Number of origins; the last forecast ends with the history.")
 @click.option("--at", "at", default=None, callback=_int_list,
               help="Origins as weeks of history, comma-separated (instead of --step/--origins), e.g. 104,117,130.")
-@click.option("--models", default=",".join(MODELS), show_default=True, callback=_model_list,
-              help="Comma-separated models to compare.")
+@click.option("--models", default="global,ets,seasonal_naive", show_default=True, callback=_model_list,
+              help="Comma-separated models to compare (rnn: with the deep extra, PyTorch).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="Also write backtest_rows.csv, backtest_by_depot.csv, backtest_overall.csv, backtest_summary.json here.")

@@ -75,6 +75,8 @@ LEVELS = (0.1, 0.25, 0.5, 0.75, 0.9)
 #: statsforecast interval level (percent) -> (lower quantile, upper quantile)
 SF_LEVELS = {50: (0.25, 0.75), 80: (0.1, 0.9)}
 MODELS = ("global", "ets", "seasonal_naive")
+#: Models of optional extras: "rnn" needs PyTorch (pip install optplan[deep]; optplan.forecast.rnn).
+OPTIONAL_MODELS = ("rnn",)
 MAX_HORIZON = 52  # weeks
 GROWTH_WEEKS = 13  # weeks in the year-over-year growth of the base
 MIN_ORIGIN = WEEKS_PER_YEAR + GROWTH_WEEKS  # first training origin of the global model (weeks of history)
@@ -89,6 +91,10 @@ def min_history_weeks(model: str, horizon: int) -> int:
     """Weeks of history (up to the origin) a model needs for a ``horizon``-week forecast."""
     if model == "global":
         return MIN_ORIGIN + horizon + MIN_TRAIN_ORIGINS
+    if model == "rnn":
+        from optplan.forecast.rnn import min_history_weeks as rnn_weeks
+
+        return rnn_weeks(horizon)
     return WEEKS_PER_YEAR + GROWTH_WEEKS  # seasonal lag plus a few weeks for the in-sample errors
 
 
@@ -469,11 +475,16 @@ def _oof_template(o, h, d, resid, W: int, H: int, D: int) -> np.ndarray:
 
 def forecast(history: History, horizon: int, model: str = "global", config: GlobalConfig | None = None,
              progress=None, n_jobs: int = 1) -> QuantileForecast:
-    """Quantile forecast of ``model`` (global, ets or seasonal_naive) for the next ``horizon`` weeks."""
+    """Quantile forecast of ``model`` (global, ets, seasonal_naive, or rnn with the deep extra)
+    for the next ``horizon`` weeks."""
     if model == "global":
         return global_quantiles(history, horizon, config, progress)
+    if model == "rnn":
+        from optplan.forecast.rnn import rnn_quantiles
+
+        return rnn_quantiles(history, horizon, seed=config.seed if config is not None else 0, progress=progress)
     if model in ("ets", "seasonal_naive"):
         if progress:
             progress(f"{model}: fitting statsforecast on {len(history.depots)} depots")
         return statsforecast_quantiles(history, horizon, model, n_jobs=n_jobs)
-    raise OptionError("--model", f"one of {', '.join(MODELS)}", model)
+    raise OptionError("--model", f"one of {', '.join(MODELS + OPTIONAL_MODELS)}", model)

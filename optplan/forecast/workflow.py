@@ -23,7 +23,16 @@ import pandas as pd
 from optplan.atomic import csv_text, json_text, write_files
 from optplan.errors import InstanceError, OptionError, Problem
 from optplan.forecast.history import History, read_history
-from optplan.forecast.models import LEVELS, MAX_HORIZON, MODELS, GlobalConfig, QuantileForecast, forecast, min_history_weeks
+from optplan.forecast.models import (
+    LEVELS,
+    MAX_HORIZON,
+    MODELS,
+    OPTIONAL_MODELS,
+    GlobalConfig,
+    QuantileForecast,
+    forecast,
+    min_history_weeks,
+)
 from optplan.forecast.scenarios import BLOCKS_DECIMALS, reduce_paths, sample_paths, scenario_ids
 
 QUANTILE_DECIMALS = 2  # blocks in quantiles.csv rounded to 0.01
@@ -137,8 +146,8 @@ def forecast_files(history_path, out, *, horizon: int = 13, n_scenarios: int = 2
     """Forecast, sample, reduce and write; returns the lines to print (see the module docstring)."""
     say = progress or (lambda msg: None)
     _check_horizon(horizon, resolution)
-    if model not in MODELS:
-        raise OptionError("--model", f"one of {', '.join(MODELS)}", model)
+    if model not in MODELS + OPTIONAL_MODELS:
+        raise OptionError("--model", f"one of {', '.join(MODELS + OPTIONAL_MODELS)}", model)
     if resolution == "week" and not 1 <= n_scenarios <= n_paths:
         raise InstanceError([Problem("options", None, "--scenarios", f"1 to --paths ({n_paths}) scenarios", str(n_scenarios))])
     history = load_history(history_path, model=model, horizon=horizon, resolution=resolution, **read_options)
@@ -294,8 +303,8 @@ def backtest_files(history_path, out=None, *, horizon: int = 13, step: int = 13,
 
     _check_horizon(horizon, "week")
     for m in models:
-        if m not in MODELS:
-            raise OptionError("--models", f"models among {', '.join(MODELS)}", m)
+        if m not in MODELS + OPTIONAL_MODELS:
+            raise OptionError("--models", f"models among {', '.join(MODELS + OPTIONAL_MODELS)}", m)
     history = read_history(history_path, min_weeks=1, **read_options)
     origins = sorted(origins) if origins else default_origins(history.n_weeks, horizon, step, n_origins)
     need = max(min_history_weeks(m, horizon) for m in models)
