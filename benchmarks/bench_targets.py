@@ -31,17 +31,14 @@ def network_reach(inst) -> float:
     """The highest expected network service level the instance's budgets allow (share)."""
     from formulations.two_stage.matrix import aggregated_standard_form
     from optplan.solvers.base import Deadline, SolveOptions
-    from optplan.solvers.highs import _service_reach, highs_from_standard_form, import_highspy
+    from optplan.solvers.highs import highs_from_standard_form, import_highspy, service_reach
 
     data = inst.with_changes({"targets.network_service_level": 1.0}).model_data()
     sf = aggregated_standard_form(data)
     h = highs_from_standard_form(sf, SolveOptions()).highs
-    text = _service_reach(h, import_highspy(), sf, data, "network_service_target", -1,
+    reach = service_reach(h, import_highspy(), sf, sf.A.tocsr(), data, "network_service_target", -1,
                           sf.rows["network_service_target"].start, Deadline(None))
-    return float(text.split("reaches at most ")[1].split("%")[0]) / 100 if text else 1.0
-
-
-METHOD = {"method": "choose"}
+    return min(reach.level, 1.0) if reach is not None else 1.0
 
 
 def timed(inst, **kw):

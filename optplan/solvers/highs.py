@@ -295,6 +295,7 @@ def diagnose_infeasibility(data: ModelData, options: SolveOptions, deadline: Dea
 
     culprits = []
     targets = target_rows(data)
+    A_csr = None  # the matrix by rows, for the service reach (converted once, when first needed)
     # what a planner can change first (targets, budgets, the onboarding cap); the rows that only
     # define drivers, capacity and costs are tried when none of those explains it (removing one
     # "explains" almost anything, and each try is a re-solve of the time budget)
@@ -322,7 +323,9 @@ def diagnose_infeasibility(data: ModelData, options: SolveOptions, deadline: Dea
             if names:
                 label = f"{family} ({'regions' if family == 'region_service_target' else 'depots'} {', '.join(names)})"
         if family in ("service_target", "network_service_target", "region_service_target"):
-            reach = [_service_reach(h, highspy, sf, data, family, int(d), row, deadline)
+            A_csr = A_csr if A_csr is not None else sf.A.tocsr()
+            reach = [_reach_text(service_reach(h, highspy, sf, A_csr, data, family, int(d), row, deadline),
+                                 data, family, int(d))
                      for d, row in zip(targets[family][0], range(sl.start, sl.stop), strict=True)]
             reach = [r for r in reach if r]
             if reach:
@@ -343,21 +346,31 @@ MAX_REACH = 5
 WORST_WEEKS = 3
 
 
-def _service_reach(h, highspy, sf, data: ModelData, family: str, d: int, row: int, deadline: Deadline) -> str:
-    """For a service target row that cannot be met: the highest service level the budgets
-    and every other row allow (an LP maximising the row's served blocks with the row
-    relaxed), and the weeks that serve least at that plan (the evaluator's recourse on its
-    capacity), e.g. "D001 reaches at most 98.0 % (target 99.9 %); least served: week 1
-    91.2 %, week 2 95.0 %, week 3 97.1 %". Empty when the row can be met or time is out."""
+@dataclass
+class ServiceReach:
+    """The most a service target row can reach: ``level`` (share) against ``target`` (share),
+    and each week's service (D', T) of the depots in the row at that plan."""
+
+    level: float
+    target: float
+    depots: list[int]
+    served_week: np.ndarray
+
+
+def service_reach(h, highspy, sf, A_csr, data: ModelData, family: str, d: int, row: int,
+                  deadline: Deadline) -> ServiceReach | None:
+    """The highest service level the budgets and every other row allow for the service
+    target ``row`` (an LP maximising the row's served blocks with the row relaxed, on the
+    built HiGHS model ``h``; costs and bounds restored), and each week's service at that plan
+    by the evaluator's recourse on its capacity. None when time is out or the LP fails."""
     from formulations.two_stage.recourse import optimal_recourse
 
     if deadline.expired():
-        return ""
-    A = sf.A.tocsr()
-    start, stop = A.indptr[row], A.indptr[row + 1]
-    cols, coef = A.indices[start:stop], A.data[start:stop]
+        return None
+    start, stop = A_csr.indptr[row], A_csr.indptr[row + 1]
+    cols, coef = A_csr.indices[start:stop], A_csr.data[start:stop]
     inf = highspy.kHighsInf
-    n = sf.A.shape[1]
+    n = A_csr.shape[1]
     h.changeRowsBounds(1, np.array([row], np.int32), np.array([-inf]), np.array([inf]))
     cost = np.zeros(n)
     cost[cols] = -coef  # maximise the served blocks of the row
@@ -366,7 +379,7 @@ def _service_reach(h, highspy, sf, data: ModelData, family: str, d: int, row: in
         apply_options(highspy, h, SolveOptions(), deadline.remaining() if deadline.seconds is not None else None)
         h.run()
         if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-            return ""
+            return None
         col = np.asarray(h.getSolution().col_value, float)
     finally:
         h.changeColsCost(n, np.arange(n, dtype=np.int32), sf.c.astype(float))
@@ -375,22 +388,34 @@ def _service_reach(h, highspy, sf, data: ModelData, family: str, d: int, row: in
     best = float(coef @ col[cols])  # blocks served over the horizon, in expectation
     D, T = data.shape[0], data.n_weeks
     q = col[sf.columns["capacity_blocks"]].reshape(D, T)
-    region = family == "region_service_target"
-    depots = list(region_targets(data)[2][d]) if region else [d] if d >= 0 else list(range(D))
+    if family == "region_service_target":
+        _, shares, members = region_targets(data)
+        depots, target = list(members[d]), float(shares[d])
+    elif d >= 0:
+        depots, target = [d], float(data.service_target[d])
+    else:
+        depots, target = list(range(D)), float(data.network_service_target)
     demand = np.einsum("dts,s->dt", data.demand, data.probability)[depots]  # (n, T) expected blocks
     _, unserved, _ = optimal_recourse(data, q[depots], data.demand[depots])
     served_week = 1.0 - np.einsum("dts,s->dt", unserved, data.probability) / np.where(demand > 0, demand, 1.0)
-    target = (float(region_targets(data)[1][d]) if region else float(data.service_target[d]) if d >= 0
-              else float(data.network_service_target))
-    level = best / max(float(demand.sum()), 1e-12)
-    if level >= target - 1e-9:
+    return ServiceReach(best / max(float(demand.sum()), 1e-12), target, depots, served_week)
+
+
+def _reach_text(reach: ServiceReach | None, data: ModelData, family: str, d: int) -> str:
+    """An unreachable target in words, e.g. "D001 reaches at most 98.0% (target 99.9%);
+    least served at that plan: week 1 91.2%, week 2 95.0%, week 3 97.1%" (empty when the
+    row can be met or there is no reach)."""
+    if reach is None or reach.level >= reach.target - 1e-9:
         return ""
-    order = np.argsort(served_week, axis=None, kind="stable")[:WORST_WEEKS]
-    where = (lambda i: f"week {i % T + 1}") if d >= 0 and not region else (
-        lambda i: f"{data.depots[depots[i // T]]} week {i % T + 1}")
-    weeks = ", ".join(f"{where(i)} {served_week.flat[i]:.1%}" for i in order)
-    name = f"region {region_targets(data)[0][d]}" if region else data.depots[d] if d >= 0 else "the network"
-    return f"{name} reaches at most {level:.1%} (target {target:.1%}); least served at that plan: {weeks}"
+    T = data.n_weeks
+    single = family == "service_target"
+    order = np.argsort(reach.served_week, axis=None, kind="stable")[:WORST_WEEKS]
+    where = (lambda i: f"week {i % T + 1}") if single else (
+        lambda i: f"{data.depots[reach.depots[i // T]]} week {i % T + 1}")
+    weeks = ", ".join(f"{where(i)} {reach.served_week.flat[i]:.1%}" for i in order)
+    name = (f"region {region_targets(data)[0][d]}" if family == "region_service_target"
+            else data.depots[d] if single else "the network")
+    return f"{name} reaches at most {reach.level:.1%} (target {reach.target:.1%}); least served at that plan: {weeks}"
 
 
 class HighsEngine:
