@@ -41,6 +41,9 @@ def network_reach(inst) -> float:
     return min(reach.level, 1.0) if reach is not None else 1.0
 
 
+METHOD = {"method": "choose"}
+
+
 def timed(inst, **kw):
     import optplan
 

@@ -315,10 +315,9 @@ def diagnose_infeasibility(data: ModelData, options: SolveOptions, deadline: Dea
         label = family
         if (family in TARGET_FAMILIES or family == "service_chance_share") and sl.stop - sl.start > 1:
             depots = targets["service_cvar_bound" if family == "service_chance_share" else family][0]
-            regions = region_targets(data)[0]
-            name_of = (lambda d: regions[d]) if family == "region_service_target" else (
-                lambda d: data.depots[d] if d >= 0 else "network")
-            names = [name_of(d) for d, row in zip(depots, range(sl.start, sl.stop), strict=True)
+            labels = (region_targets(data)[0] if family == "region_service_target"
+                      else [data.depots[d] if d >= 0 else "network" for d in depots])
+            names = [labels[i] for i, row in enumerate(range(sl.start, sl.stop))
                      if not deadline.expired() and feasible_without(np.array([row]))]
             if names:
                 label = f"{family} ({'regions' if family == 'region_service_target' else 'depots'} {', '.join(names)})"
