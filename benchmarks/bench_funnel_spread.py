@@ -11,7 +11,13 @@ whether the bootstrap interval (``bootstrap``, level 95%) covers the truth. Prin
 mean error (with its standard error), the standard deviation of the error across seeds (with a
 95% chi-square interval), the mean standard errors, and the coverages. JSON to ``--out``.
 
+With ``--speed-shift S`` the logs have dependent stage durations (a latent speed: half the
+applicants +S on every stage's logit, half -S; the model then fits two latent classes) and
+the table adds the mean-weeks-to-first-block error and, for comparison, the errors of the
+independent-stages model (``latent_classes=1``).
+
     python benchmarks/bench_funnel_spread.py [--seeds 400] [--first-seed 0] [--bootstrap 0] [--workers 2]
+        [--speed-shift 0] [--applicants 50000]
 """
 
 from __future__ import annotations
@@ -34,16 +40,26 @@ def _one_thread() -> None:
 
 
 def one_seed(args) -> dict:
-    seed, n_boot = args
+    seed, n_boot, shift, applicants = args
     from optplan.estimate.funnel import FunnelModel, bootstrap, conversion_standard_errors
     from optplan.estimate.synthetic import generate_applicant_log
 
-    log, truth, observed = generate_applicant_log(50_000, seed=seed, censored_share=0.3)
+    log, truth, observed = generate_applicant_log(applicants, seed=seed, censored_share=0.3, speed_shift=shift)
     model = FunnelModel().fit(log, observed_until=observed)
-    est = model.channel_summary().set_index("channel")["conversion"]
+    summary = model.channel_summary().set_index("channel")
+    est = summary["conversion"]
     se = conversion_standard_errors(model)
-    out = {"seed": seed, "channels": {c: {"error": float(est[c] - p), "se_delta": float(se[c])}
-                                      for c, p in truth.conversion.items()}}
+    out = {"seed": seed, "classes": model.n_classes_,
+           "channels": {c: {"error": float(est[c] - p), "se_delta": float(se[c]),
+                            "mean_weeks_error": float(summary.loc[c, "mean_weeks_to_first_block"]
+                                                      - truth.mean_weeks_to_first_block[c])}
+                        for c, p in truth.conversion.items()}}
+    if shift:
+        one = FunnelModel(latent_classes=1).fit(log, observed_until=observed).channel_summary().set_index("channel")
+        for c, p in truth.conversion.items():
+            out["channels"][c]["independent_error"] = float(one.loc[c, "conversion"] - p)
+            out["channels"][c]["independent_mean_weeks_error"] = float(
+                one.loc[c, "mean_weeks_to_first_block"] - truth.mean_weeks_to_first_block[c])
     if n_boot:
         ci = bootstrap(model, log, n=n_boot, seed=seed, observed_until=observed).set_index("channel")
         for c, p in truth.conversion.items():
@@ -60,10 +76,13 @@ def main() -> int:
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--bootstrap", type=int, default=0, help="resamples per seed (0: delta method only)")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--speed-shift", type=float, default=0.0, help="latent speed (logit units; 0: independent stages)")
+    parser.add_argument("--applicants", type=int, default=50_000)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     start = time.perf_counter()
-    jobs = [(s, args.bootstrap) for s in range(args.first_seed, args.first_seed + args.seeds)]
+    jobs = [(s, args.bootstrap, args.speed_shift, args.applicants)
+            for s in range(args.first_seed, args.first_seed + args.seeds)]
     with ProcessPoolExecutor(max_workers=args.workers, initializer=_one_thread) as pool:
         runs = list(pool.map(one_seed, jobs, chunksize=4))
     wall = time.perf_counter() - start
@@ -79,11 +98,19 @@ def main() -> int:
         row = {"channel": c, "mean_error": float(e.mean()), "se_of_mean_error": sd / np.sqrt(S), "sd_across_seeds": sd,
                "sd_across_seeds_95": [float(lo), float(hi)], "mean_se_delta": float(se_d.mean()),
                "coverage_delta": float(np.mean(np.abs(e) <= z * se_d))}
+        row["max_abs_error"] = float(np.abs(e).max())
+        row["max_abs_mean_weeks_error"] = float(np.max([abs(x["mean_weeks_error"]) for x in rec]))
+        if args.speed_shift:
+            row["independent_max_abs_error"] = float(np.max([abs(x["independent_error"]) for x in rec]))
+            row["independent_max_abs_mean_weeks_error"] = float(
+                np.max([abs(x["independent_mean_weeks_error"]) for x in rec]))
         if args.bootstrap:
             row["mean_se_bootstrap"] = float(np.mean([x["se_bootstrap"] for x in rec]))
             row["coverage_bootstrap"] = float(np.mean([x["covered_bootstrap"] for x in rec]))
         rows.append(row)
-    print(f"{S} seeds from {args.first_seed}, bootstrap {args.bootstrap}, {wall / 60:.1f} min")
+    print(f"{S} seeds from {args.first_seed}, {args.applicants} applicants, speed shift {args.speed_shift}, "
+          f"bootstrap {args.bootstrap}, {wall / 60:.1f} min; two latent classes kept in "
+          f"{sum(r['classes'] == 2 for r in runs)} of {S} fits")
     print(f"{'channel':<11}{'mean error':>18}{'sd across seeds':>26}{'delta se':>10}{'cov':>6}"
           + (f"{'boot se':>9}{'cov':>6}" if args.bootstrap else ""))
     for r in rows:
@@ -92,9 +119,14 @@ def main() -> int:
                 f"{r['sd_across_seeds']:>10.5f} [{lo:.5f},{hi:.5f}]{r['mean_se_delta']:>10.5f}{r['coverage_delta']:>6.1%}")
         if args.bootstrap:
             line += f"{r['mean_se_bootstrap']:>9.5f}{r['coverage_bootstrap']:>6.1%}"
+        line += f"  max|err| {r['max_abs_error']:.4f}, mean weeks {r['max_abs_mean_weeks_error']:.3f}"
+        if args.speed_shift:
+            line += (f" (independent stages: {r['independent_max_abs_error']:.4f}, "
+                     f"{r['independent_max_abs_mean_weeks_error']:.3f})")
         print(line)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"seeds": S, "first_seed": args.first_seed, "bootstrap": args.bootstrap,
+                                    "speed_shift": args.speed_shift, "applicants": args.applicants,
                                     "wall_seconds": wall, "rows": rows, "runs": runs}, indent=2))
     print(f"wrote {args.out}")
     return 0

@@ -199,9 +199,12 @@ def estimate() -> None:
 @click.option("--window-days", type=click.IntRange(min=1), default=None,
               help="Each applicant is followed for this many days after applying (later events censored); a log "
                    "column observed_until gives per-applicant ends instead or as well (the earlier wins).")
+@click.option("--latent-classes", type=click.IntRange(min=1, max=4), default=2, show_default=True,
+              help="Latent speed classes shared by every stage, so that stage durations can be dependent "
+                   "(fast applicants are fast throughout); kept only when BIC prefers it. 1: independent stages.")
 @guarded
 def estimate_funnel(applicants, out, observed_until, fmt, stages, on_out_of_order, max_weeks_in_stage, n_boot, holdout, seed,
-                    by_depot, min_group_applicants, column_map, covariates, window_days):
+                    by_depot, min_group_applicants, column_map, covariates, window_days, latent_classes):
     """Fit the funnel and write yield.csv (instance format), channel summaries with intervals
     and a calibration table."""
     from optplan.estimate.logs import parse_column_map
@@ -214,7 +217,7 @@ def estimate_funnel(applicants, out, observed_until, fmt, stages, on_out_of_orde
                                   on_out_of_order=on_out_of_order, max_weeks_in_stage=max_weeks_in_stage,
                                   n_boot=n_boot, holdout=holdout, seed=seed, by_depot=by_depot,
                                   min_group_applicants=min_group_applicants, column_map=mapping, covariates=chosen,
-                                  window_days=window_days)
+                                  window_days=window_days, latent_classes=latent_classes)
     for line in notes:
         click.echo(line)
 

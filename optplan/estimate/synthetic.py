@@ -31,7 +31,11 @@ probability (the hazard)
 (the tables below; BASE_HAZARD = sigmoid(BASE_LOGIT) is the hazard of the reference profile
 job_board / car / android / age 35: low in week 0, a peak in weeks 1-3, then a decline, so
 the time in a stage is far from geometric). The hazards depend on the covariates only, not
-on the past, so given x the weeks spent in the three stages are independent. An applicant
+on the past, so given x the weeks spent in the three stages are independent. Optionally
+(``speed_shift`` s > 0) each applicant also has a latent speed type, fast or slow with
+probability 1/2 each, adding +s or -s to every stage's logit: then, given x alone, the stage
+durations are dependent (whoever was fast through one stage is likely fast through the next,
+and converters are faster than independent stages would make them). An applicant
 who has not advanced in weeks 0..25 (``MAX_WEEKS_IN_STAGE`` = 26 weeks) has dropped out and
 never advances.
 
@@ -200,20 +204,32 @@ class FunnelParams:
     vehicle_mix: np.ndarray
     device_mix: np.ndarray
     age_pmf: np.ndarray
+    #: Latent speed (logit units): half the applicants are fast (+speed_shift on every
+    #: stage's logit), half slow (-speed_shift); 0 = no latent type.
+    speed_shift: float = 0.0
+
+    def types(self) -> tuple[tuple[float, float], ...]:
+        """((population share, logit shift), ...) of the latent speed types."""
+        s = float(self.speed_shift)
+        return ((1.0, 0.0),) if s == 0.0 else ((0.5, s), (0.5, -s))
 
     def linear_predictor(self, j: int, channel, vehicle, device, age) -> np.ndarray:
         """Covariate part of the stage-j logit (channel, vehicle, device as indices)."""
         return (self.channel_effect[j][channel] + self.vehicle_effect[j][vehicle] + self.device_effect[j][device]
                 + self.age_coef[j] * (np.asarray(age, dtype=float) - 35.0) / 10.0)
 
-    def hazard(self, j: int, tau, channel, vehicle, device, age) -> np.ndarray:
-        """h_j(tau, x): probability of advancing out of stage j during stage-week tau."""
+    def hazard(self, j: int, tau, channel, vehicle, device, age, shift=0.0) -> np.ndarray:
+        """h_j(tau, x): probability of advancing out of stage j during stage-week tau (for the
+        latent type whose logit is shifted by ``shift``)."""
         bucket = np.minimum(np.asarray(tau), N_BUCKETS - 1)
-        return _sigmoid(self.base_logit[j][bucket] + self.linear_predictor(j, channel, vehicle, device, age))
+        return _sigmoid(self.base_logit[j][bucket] + self.linear_predictor(j, channel, vehicle, device, age) + shift)
 
 
-def funnel_params(depots: int = 5) -> FunnelParams:
-    """The true funnel parameters for ``depots`` depots (fixed functions of the depot index)."""
+def funnel_params(depots: int = 5, speed_shift: float = 0.0) -> FunnelParams:
+    """The true funnel parameters for ``depots`` depots (fixed functions of the depot index)
+    and the latent speed shift (logit units, >= 0)."""
+    if not (np.isfinite(speed_shift) and speed_shift >= 0):
+        raise ValueError(f"speed_shift must be a finite number >= 0, got {speed_shift}")
     ids = _depot_ids(depots)
     t = _spread(depots)[:, None]  # (D, 1)
     idx = np.arange(depots)[:, None]
@@ -226,7 +242,7 @@ def funnel_params(depots: int = 5) -> FunnelParams:
     age_mean = 28.0 + 10.0 * ((0.618034 * np.arange(depots) + 0.3) % 1.0)
     age_pmf = _normalise(np.exp(-0.5 * ((AGES[None, :] - age_mean[:, None]) / 10.0) ** 2))
     return FunnelParams(ids, BASE_LOGIT.copy(), CHANNEL_EFFECT.copy(), VEHICLE_EFFECT.copy(), DEVICE_EFFECT.copy(),
-                        AGE_COEF.copy(), depot_weight, channel_mix, vehicle_mix, device_mix, age_pmf)
+                        AGE_COEF.copy(), depot_weight, channel_mix, vehicle_mix, device_mix, age_pmf, float(speed_shift))
 
 
 @dataclass(frozen=True)
@@ -275,14 +291,15 @@ def _summaries(kernel: np.ndarray) -> tuple[float, float, int]:
     return conv, mean, median
 
 
-def _profile_stage_pmfs(params: FunnelParams) -> np.ndarray:
+def _profile_stage_pmfs(params: FunnelParams, shift: float = 0.0) -> np.ndarray:
     """(3, C, V, E, A, 26): probability of advancing out of stage j first in stage-week tau,
-    per covariate profile (channel, vehicle, device, age)."""
+    per covariate profile (channel, vehicle, device, age), for the latent type whose logits
+    are shifted by ``shift``."""
     c, v, e, a = np.ix_(np.arange(len(CHANNELS)), np.arange(len(VEHICLES)), np.arange(len(DEVICES)), AGES)
     tau = np.arange(MAX_WEEKS_IN_STAGE)
     out = []
     for j in range(3):
-        h = params.hazard(j, tau, c[..., None], v[..., None], e[..., None], a[..., None])
+        h = params.hazard(j, tau, c[..., None], v[..., None], e[..., None], a[..., None], shift)
         stay = np.cumprod(1.0 - h, axis=-1)
         before = np.concatenate([np.ones(stay.shape[:-1] + (1,)), stay[..., :-1]], axis=-1)
         out.append(h * before)
@@ -296,12 +313,18 @@ def _profile_weights(params: FunnelParams) -> np.ndarray:
 
 
 def exact_funnel_truth(params: FunnelParams) -> FunnelTruth:
-    """Truth by convolution: per profile, the weeks to first block are tau_0 + tau_1 + tau_2
-    (independent given the profile), averaged over each channel's population covariate mix."""
-    f = _profile_stage_pmfs(params)
+    """Truth by convolution: per profile and latent speed type, the weeks to first block are
+    tau_0 + tau_1 + tau_2 (independent given both), averaged over the types and each
+    channel's population covariate mix. With a speed shift the stage durations are dependent
+    given the profile alone: a fast applicant is fast at every stage."""
     w = _profile_weights(params)
-    k3 = _conv(_conv(f[0], f[1]), f[2])  # (C, V, E, A, 76)
-    q = f.sum(axis=-1)  # (3, C, V, E, A) probability of advancing at all
+    k3 = 0.0
+    reach = np.zeros((4,) + w.shape)  # probability of reaching stage 0..3, per profile
+    for share, shift in params.types():
+        f = _profile_stage_pmfs(params, shift)
+        k3 = k3 + share * _conv(_conv(f[0], f[1]), f[2])  # (C, V, E, A, 76)
+        q = f.sum(axis=-1)  # (3, C, V, E, A) probability of advancing at all
+        reach += share * np.stack([np.ones(w.shape), q[0], q[0] * q[1], q[0] * q[1] * q[2]])
     kernel, conv, mean, median, stages = {}, {}, {}, {}, {}
     for ci, ch in enumerate(CHANNELS):
         wc = w[ci] / w[ci].sum()
@@ -309,15 +332,14 @@ def exact_funnel_truth(params: FunnelParams) -> FunnelTruth:
         full[: k3.shape[-1]] = np.einsum("vea,veak->k", wc, k3[ci])
         kernel[ch] = _trim(full)
         conv[ch], mean[ch], median[ch] = _summaries(kernel[ch])
-        reach = [1.0, float((wc * q[0, ci]).sum()), float((wc * q[0, ci] * q[1, ci]).sum()),
-                 float((wc * q[0, ci] * q[1, ci] * q[2, ci]).sum())]
-        stages[ch] = tuple(reach[j + 1] / reach[j] for j in range(3))
+        r = [float((wc * reach[j, ci]).sum()) for j in range(4)]
+        stages[ch] = tuple(r[j + 1] / r[j] for j in range(3))
     return FunnelTruth(kernel, conv, mean, median, stages)
 
 
 @lru_cache(maxsize=16)
-def _cached(depots: int) -> tuple[FunnelParams, FunnelTruth, np.ndarray]:
-    params = funnel_params(depots)
+def _cached(depots: int, speed_shift: float = 0.0) -> tuple[FunnelParams, FunnelTruth, np.ndarray]:
+    params = funnel_params(depots, speed_shift)
     return params, exact_funnel_truth(params), _still_in_funnel_by_week(params)
 
 
@@ -327,20 +349,23 @@ def _still_in_funnel_by_week(params: FunnelParams) -> np.ndarray:
     With S_j the week (since applying) stage j is entered and T_j the weeks spent in it:
     active by then iff S_3 <= m; a known drop-out iff for some stage j, S_j <= m - 25 and
     T_j never happens (the last possible advance date has passed)."""
-    f = _profile_stage_pmfs(params)
     w = _profile_weights(params)
     last = MAX_WEEKS_IN_STAGE - 1
     m = np.arange(3 * last + MAX_WEEKS_IN_STAGE + 1)
-    s = [np.zeros(f.shape[1:-1] + (1,)) + 1.0, f[0], _conv(f[0], f[1]), _conv(_conv(f[0], f[1]), f[2])]
 
     def cdf(p, x):  # P(S <= x) for integer x (array), S with sub-pmf p on 0..len-1
         c = np.concatenate([np.zeros(p.shape[:-1] + (1,)), np.cumsum(p, axis=-1)], axis=-1)
         return c[..., np.clip(x + 1, 0, p.shape[-1])]
 
-    resolved = cdf(s[3], m)
-    for j in range(3):
-        resolved = resolved + (1.0 - f[j].sum(axis=-1))[..., None] * cdf(s[j], m - last)
-    return np.einsum("cvea,cveam->m", w, 1.0 - resolved)
+    out = 0.0
+    for share, shift in params.types():
+        f = _profile_stage_pmfs(params, shift)
+        s = [np.zeros(f.shape[1:-1] + (1,)) + 1.0, f[0], _conv(f[0], f[1]), _conv(_conv(f[0], f[1]), f[2])]
+        resolved = cdf(s[3], m)
+        for j in range(3):
+            resolved = resolved + (1.0 - f[j].sum(axis=-1))[..., None] * cdf(s[j], m - last)
+        out = out + share * np.einsum("cvea,cveam->m", w, 1.0 - resolved)
+    return out
 
 
 def _application_window(cbar: np.ndarray, days: int, target: float) -> tuple[int, int]:
@@ -393,11 +418,15 @@ def _draw_population(params: FunnelParams, n: int, rng: np.random.Generator) -> 
 
 def _simulate_stage_weeks(params: FunnelParams, pop: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
     """(3, n) whole weeks spent in each stage before advancing, -1 = never advances (drop-out),
-    drawn week by week from the hazards (one uniform per applicant, stage and week)."""
+    drawn week by week from the hazards (one uniform per applicant, stage and week). With a
+    speed shift, each applicant's latent type is drawn first (one uniform each: fast below
+    the first type's share); without, no draw, so logs without a shift are unchanged."""
     n = len(pop["depot"])
     out = np.full((3, n), -1, dtype=np.int16)
+    types = params.types()
+    shift = 0.0 if len(types) == 1 else np.where(rng.random(n) < types[0][0], types[0][1], types[1][1])
     for j in range(3):
-        eta = params.linear_predictor(j, pop["channel"], pop["vehicle"], pop["device"], pop["age"])
+        eta = params.linear_predictor(j, pop["channel"], pop["vehicle"], pop["device"], pop["age"]) + shift
         t = out[j]
         for tau in range(MAX_WEEKS_IN_STAGE):
             u = rng.random(n)
@@ -406,10 +435,11 @@ def _simulate_stage_weeks(params: FunnelParams, pop: dict[str, np.ndarray], rng:
     return out
 
 
-def monte_carlo_funnel_truth(n_applicants: int = 1_000_000, seed: int = 0, depots: int = 5) -> FunnelTruth:
+def monte_carlo_funnel_truth(n_applicants: int = 1_000_000, seed: int = 0, depots: int = 5,
+                             speed_shift: float = 0.0) -> FunnelTruth:
     """Truth by simulation of ``n_applicants`` uncensored applicants from the population
     (the second route to ``exact_funnel_truth``; per-channel sample sizes in ``n_applicants``)."""
-    params = funnel_params(depots)
+    params = funnel_params(depots, speed_shift)
     rng = np.random.default_rng(seed)
     pop = _draw_population(params, n_applicants, rng)
     t = _simulate_stage_weeks(params, pop, rng)
@@ -436,6 +466,7 @@ def generate_applicant_log(
     start: dt.date = dt.date(2026, 1, 5),
     weeks: int = 52,
     observed_until: dt.date | None = None,
+    speed_shift: float = 0.0,
 ) -> tuple[pd.DataFrame, FunnelTruth, dt.date]:
     """A wide applicant log from the true process, its truth and ``observed_until``.
 
@@ -443,7 +474,9 @@ def generate_applicant_log(
     ``censored_share``: target expected share of applicants still in the funnel at
     ``observed_until`` (probability, 0..1); ``start``: first possible application date;
     ``weeks``: length of the period in weeks, ``observed_until`` defaults to
-    ``start + 7 * weeks`` days (applications are in [start, observed_until))."""
+    ``start + 7 * weeks`` days (applications are in [start, observed_until)); ``speed_shift``:
+    latent speed (logit units; half the applicants +shift at every stage, half -shift), so
+    that stage durations are dependent: converters are fast at every stage."""
     if n_applicants < 0:
         raise ValueError(f"n_applicants must be >= 0, got {n_applicants}")
     if not 0.0 < censored_share < 1.0:
@@ -453,7 +486,7 @@ def generate_applicant_log(
     days = (observed_until - start).days
     if days < 7:
         raise ValueError(f"observed_until ({observed_until}) must be at least a week after start ({start})")
-    params, truth, cbar = _cached(depots)
+    params, truth, cbar = _cached(depots, float(speed_shift))
     lo, hi = _application_window(cbar, days, censored_share)
 
     rng = np.random.default_rng(seed)

@@ -65,7 +65,8 @@ def _page(title: str, parts: list[str]) -> str:
 
 def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stages=None, on_out_of_order="error",
                           max_weeks_in_stage=26, n_boot=50, holdout=0.2, seed=0, by_depot=False,
-                          min_group_applicants=500, column_map=None, covariates=None, window_days=None) -> list[str]:
+                          min_group_applicants=500, column_map=None, covariates=None, window_days=None,
+                          latent_classes=2) -> list[str]:
     import warnings
 
     from optplan.estimate.funnel import DEFAULT_STAGES
@@ -76,7 +77,8 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
                                               covariates=covariates, window_days=window_days)
     rng = np.random.default_rng(seed)
     test = rng.random(len(log)) < holdout
-    model = FunnelModel(stages=tuple(stages), max_weeks_in_stage=max_weeks_in_stage, depot_effects=by_depot)
+    model = FunnelModel(stages=tuple(stages), max_weeks_in_stage=max_weeks_in_stage, depot_effects=by_depot,
+                        latent_classes=latent_classes)
     with warnings.catch_warnings(record=True) as caught:  # the library's warnings, said once in our words
         warnings.simplefilter("always")
         model.fit(log.loc[~test], observed_until=observed)
@@ -100,7 +102,7 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
     meta = {"observed_until": str(observed.date()), "stages": stages,
             "weeks_in_stage_seen_if_short": model.unsupported_weeks(), "applicants_fitted": int((~test).sum()),
             "applicants_held_back": int(test.sum()), "brier_score_held_back": brier, "notes": notes,
-            "bootstrap_resamples": n_boot}
+            "bootstrap_resamples": n_boot, "stage_dependence": model.mixture_}
     files = {
         "yield.csv": _csv(kernels),
         **({"yield_by_depot.csv": _csv(model.yield_kernels(by="depot", min_applicants=min_group_applicants))}
@@ -117,6 +119,7 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
     write_files(out, files)
     lines = [f"{row.channel}: conversion {row.conversion:.1%}, mean {row.mean_weeks_to_first_block:.1f} weeks to first block"
              for row in summary.itertuples()]
+    lines.append(_dependence_line(model.mixture_))
     for transition, weeks in model.unsupported_weeks().items():
         lines.append(f"warning: stage {transition} is seen for only {weeks} week(s) in stage in this log; what happens "
                      "later cannot be told from it, so later hazards are taken as 0: conversion and yields are lower "
@@ -129,6 +132,22 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
     lines += [f"note: {k} = {v}" for k, v in notes.items() if k != "applicants" and v]
     lines.append(f"wrote {len(files)} files to {out}")
     return lines
+
+
+def _dependence_line(mixture: dict) -> str:
+    """One line on whether stage durations were found dependent (the latent-class fit)."""
+    if mixture["classes"] > 1:
+        shares = mixture["class_shares"]
+        shifts = ", ".join(f"{row[-1]:+.2f}" for row in mixture["class_logit_shifts"])
+        return (f"stage durations: dependent; {mixture['classes']} latent speed classes, fast share {shares[0]:.0%}, "
+                f"the slow class's logit shift by stage {shifts} (log-likelihood gain {mixture['log_likelihood_gain']:.1f}"
+                f" over independent stages, BIC threshold {mixture['bic_threshold']:.1f})"
+                + ("" if mixture["converged"] else f"; warning: the fit stopped before converging ({mixture['message']})"))
+    if "log_likelihood_gain" in mixture:
+        return (f"stage durations: independent given the covariates (latent classes gained "
+                f"{mixture['log_likelihood_gain']:.1f} in log-likelihood, under the BIC threshold "
+                f"{mixture['bic_threshold']:.1f})")
+    return f"stage durations: independent given the covariates ({mixture['reason']})"
 
 
 def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=50, seed=0) -> list[str]:
