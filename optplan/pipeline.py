@@ -85,6 +85,7 @@ class ForecastOptions(_Strict):
 class EstimateOptions(_Strict):
     bootstrap: int = Field(20, ge=0, le=10_000)
     observed_until: str | None = None
+    latent_classes: int = Field(2, ge=1, le=4)  # the funnel's latent speed classes (1: independent stages)
 
 
 class SolveStep(_Strict):
@@ -265,7 +266,8 @@ def _generate_logs(g: GenerateLogs, folder: Path) -> list[str]:
 def _funnel(applicants: Path, folder: Path, est: EstimateOptions, seed: int) -> list[str]:
     from optplan.estimate.workflow import estimate_funnel_files
 
-    return estimate_funnel_files(applicants, folder, observed_until=est.observed_until, n_boot=est.bootstrap, seed=seed)
+    return estimate_funnel_files(applicants, folder, observed_until=est.observed_until, n_boot=est.bootstrap, seed=seed,
+                                 latent_classes=est.latent_classes)
 
 
 def _retention(activity: Path, folder: Path, est: EstimateOptions, seed: int) -> list[str]:

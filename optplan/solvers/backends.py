@@ -79,6 +79,10 @@ class LocalBackend:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+#: How long to try reaching a given Dask scheduler before calling its address wrong.
+CONNECT_TIMEOUT = "20s"
+
+
 class DaskBackend:
     """A dask.distributed client: to ``scheduler``, or to a local cluster it starts."""
 
@@ -96,7 +100,7 @@ class DaskBackend:
             self.client = Client(self._cluster)
         else:
             try:
-                self.client = Client(scheduler, timeout="20s")
+                self.client = Client(scheduler, timeout=CONNECT_TIMEOUT)
             except OSError as exc:
                 raise OptionError("--scheduler", "the address of a running Dask scheduler (tcp://host:port)",
                                   f"{scheduler} ({exc})") from None

@@ -40,7 +40,8 @@ def windowed(tmp_path_factory):
 def fit(log, observed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return FunnelModel().fit(log, observed_until=observed).channel_summary().set_index("channel")["conversion"]
+        # independent stages: the generator has none here (test_dependent_stages.py covers windows with both)
+        return FunnelModel(latent_classes=1).fit(log, observed_until=observed).channel_summary().set_index("channel")["conversion"]
 
 
 def test_windows_recover_conversion_and_ignoring_them_does_not(windowed):
@@ -62,6 +63,6 @@ def test_window_days_option_censors_like_the_column(windowed, tmp_path):
     ends = pd.to_datetime(log["observed_until"])
     assert (ends <= log["applied"] + pd.Timedelta(days=60)).all()
     assert notes["covariates_used"] == 3  # vehicle, device, age: not observed_until
-    r = CliRunner().invoke(main, ["estimate", "funnel", str(path), "--window-days", "90", "--bootstrap", "2",
+    r = CliRunner().invoke(main, ["estimate", "funnel", str(path), "--window-days", "90", "--bootstrap", "0", "--latent-classes", "1",
                                   "--observed-until", str(observed), "--out", str(tmp_path / "est")])
     assert r.exit_code == 0, r.output

@@ -89,7 +89,10 @@ def test_decomposition_stops_at_the_deadline_with_a_feasible_plan():
     assert result.status.bound <= result.status.objective
 
 
-def test_an_unreachable_scheduler_is_an_option_error():
+def test_an_unreachable_scheduler_is_an_option_error(monkeypatch):
+    from optplan.solvers import backends
+
+    monkeypatch.setattr(backends, "CONNECT_TIMEOUT", "2s")  # nothing listens there: no need to wait 20 s
     with pytest.raises(optplan.OptionError, match="--scheduler"):
         DecomposeEngine(backend="dask", scheduler="tcp://127.0.0.1:9").solve(
             budgeted(0), SolveOptions(), Deadline(None))

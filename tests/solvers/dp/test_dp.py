@@ -113,11 +113,15 @@ def test_auto_falls_back_to_glop_then_the_dp_when_solvers_cannot_be_imported(tmp
     `--engine dp`."""
     import json
 
-    inst = tmp_path / "inst"
-    assert _run_cli(["generate", "--depots", "2", "--weeks", "6", "--scenarios", "3", "--seed", "3", "--out", str(inst)],
-                    tmp_path).returncode == 0
-    highs = _run_cli(["solve", str(inst), "--out", str(tmp_path / "highs"), "--engine", "highs"], tmp_path)
-    assert highs.returncode == 0, highs.stderr
+    from click.testing import CliRunner
+
+    from optplan.cli import main
+
+    inst = tmp_path / "inst"  # the steps that block nothing run in this interpreter (a fresh one costs seconds)
+    assert CliRunner().invoke(main, ["generate", "--depots", "2", "--weeks", "6", "--scenarios", "3", "--seed", "3",
+                                     "--out", str(inst)]).exit_code == 0
+    highs = CliRunner().invoke(main, ["solve", str(inst), "--out", str(tmp_path / "highs"), "--engine", "highs"])
+    assert highs.exit_code == 0, highs.output
     lp = json.loads((tmp_path / "highs" / "summary.json").read_text())["expected_cost"]["total"]
     glop = _run_cli(["solve", str(inst), "--out", str(tmp_path / "glop")], tmp_path, block="highspy")
     assert glop.returncode == 0, glop.stderr
