@@ -13,6 +13,11 @@ Metrics, per depot (over its origins and weeks) and overall (over all depots):
 * wQL = 2 sum_{q in P10,P50,P90} sum pinball_q / (3 sum |y|) (sums over the depot's, or all
   depots', origins and weeks).
 * coverage = share of (origin, week) with P10 <= y <= P90.
+
+Also per origin (``by_origin``: the three metrics over the depots' weeks at that origin), and
+the margins (``margins``): each model's overall MASE relative to a reference model's, with a
+95% interval from resampling depots (the depots' errors are what varies between stores a
+planner did not score; the interval says whether a gain could be the luck of the sample).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ class BacktestResult:
     rows: pd.DataFrame
     by_depot: pd.DataFrame
     overall: pd.DataFrame
+    by_origin: pd.DataFrame
     origins: list[int]
     horizon: int
     seconds: dict[str, float] = field(default_factory=dict)
@@ -93,11 +99,13 @@ def backtest(history: History, horizon: int = 13, origins: list[int] | None = No
     rows = pd.concat(parts, ignore_index=True)
     rows = rows[np.isfinite(rows["y"].to_numpy())].reset_index(drop=True)
     by_depot = _score(rows, ["model", "depot"])
+    by_origin = _score(rows, ["model", "origin"])
     overall = _score(rows, ["model"])
     overall["MASE"] = by_depot.groupby("model", sort=False)["MASE"].mean().reindex(overall["model"]).to_numpy()
     order = {m: i for i, m in enumerate(models)}
     overall = overall.sort_values("model", key=lambda s: s.map(order)).reset_index(drop=True)
-    return BacktestResult(rows=rows, by_depot=by_depot, overall=overall, origins=origins, horizon=horizon,
+    return BacktestResult(rows=rows, by_depot=by_depot, overall=overall, by_origin=by_origin, origins=origins,
+                          horizon=horizon,
                           seconds={k: round(v, 2) for k, v in seconds.items()}, info=info)
 
 
@@ -114,6 +122,30 @@ def _score(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
             "n": len(g),
         })
         out.append(rec)
+    return pd.DataFrame(out)
+
+
+#: Depot resamples behind the margins' intervals.
+MARGIN_RESAMPLES = 2000
+
+
+def margins(result: BacktestResult, reference: str = "seasonal_naive", level: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Each other model's overall MASE relative to ``reference``'s (ratio - 1: negative is
+    better), with a ``level`` interval from resampling the depots with replacement
+    (``MARGIN_RESAMPLES`` resamples, ``seed``): one row per model."""
+    piv = result.by_depot.pivot(index="depot", columns="model", values="MASE")
+    if reference not in piv.columns:
+        return pd.DataFrame(columns=["model", "reference", "MASE_vs_reference", "low", "high"])
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(piv), size=(MARGIN_RESAMPLES, len(piv)))
+    ref = piv[reference].to_numpy()
+    out = []
+    for m in [c for c in result.overall["model"] if c != reference]:
+        x = piv[m].to_numpy()
+        draws = x[idx].mean(axis=1) / ref[idx].mean(axis=1) - 1.0
+        lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+        out.append({"model": m, "reference": reference, "MASE_vs_reference": float(x.mean() / ref.mean() - 1.0),
+                    "low": float(lo), "high": float(hi)})
     return pd.DataFrame(out)
 
 

@@ -297,7 +297,7 @@ def backtest_files(history_path, out=None, *, horizon: int = 13, step: int = 13,
                    n_jobs: int = 1, progress=None, backend=None, **read_options):
     """Run the rolling-origin backtest; returns (result, lines to print). With ``out``, also
     write the tables (see the module docstring). The fits run on ``backend`` (default: here)."""
-    from optplan.forecast.backtest import backtest, default_origins
+    from optplan.forecast.backtest import backtest, default_origins, margins
     from optplan.forecast.calendar import WEEKS_PER_YEAR
     from optplan.forecast.models import GROWTH_WEEKS
 
@@ -334,6 +334,7 @@ def backtest_files(history_path, out=None, *, horizon: int = 13, step: int = 13,
             "backtest_rows.csv": _csv(_round(result.rows)),
             "backtest_by_depot.csv": _csv(_round(result.by_depot)),
             "backtest_overall.csv": _csv(_round(result.overall)),
+            "backtest_by_origin.csv": _csv(_round(result.by_origin)),
             "backtest_summary.json": _json({
                 "what": "rolling-origin backtest (optplan backtest)", "history": history.source,
                 "depots": len(history.depots), "weeks": history.n_weeks, "horizon_weeks": horizon,
@@ -341,6 +342,8 @@ def backtest_files(history_path, out=None, *, horizon: int = 13, step: int = 13,
                 "origin_last_week_start": [str(history.week_start[n - 1].date()) for n in result.origins],
                 "models": list(models), "unit": "blocks/week", "blocks_per_demand_unit": history.unit_factor,
                 "overall": _round(result.overall).to_dict(orient="records"),
+                "by_origin": _round(result.by_origin).to_dict(orient="records"),
+                "margins_vs_seasonal_naive": _round(margins(result)).to_dict(orient="records"),
                 "metrics": {
                     "MASE": "mean |y - P50| / in-sample seasonal-naive MAE (per origin and depot); overall = mean over depots",
                     "wQL": "2 sum_q pinball_q / (3 sum |y|), q in P10, P50, P90",
@@ -373,6 +376,17 @@ def render_backtest(result, per_depot: bool = True) -> list[str]:
              "", f"{'model':<16}{'MASE':>8}{'wQL':>9}{'P10-P90 coverage':>19}"]
     for _, r in o.iterrows():
         lines.append(f"{r['model']:<16}{r['MASE']:>8.3f}{r['wQL']:>9.4f}{r['coverage_p10_p90']:>19.1%}")
+    from optplan.forecast.backtest import margins
+
+    mg = margins(result)
+    if len(mg) and len(result.by_depot["depot"].unique()) > 1:
+        lines.append("")
+        lines += [f"MASE {r.model} vs {r.reference}: {r.MASE_vs_reference:+.1%} (95% interval {r.low:+.1%} to "
+                  f"{r.high:+.1%}, depots resampled)" for r in mg.itertuples()]
+    if len(result.origins) > 1:
+        cov = result.by_origin.pivot(index="model", columns="origin", values="coverage_p10_p90")
+        lines += ["", "P10-P90 coverage by origin (weeks of history): " + " ".join(f"{n:>6}" for n in cov.columns)]
+        lines += [f"  {m:<46}" + " ".join(f"{cov.loc[m, n]:>6.0%}" for n in cov.columns) for m in o["model"]]
     if per_depot:
         models = list(o["model"])
         piv = result.by_depot.pivot(index="depot", columns="model")

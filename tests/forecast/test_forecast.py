@@ -447,6 +447,18 @@ def test_backtest_cli_prints_and_writes_the_tables(tmp_path):
     assert list(overall["model"]) == ["global", "seasonal_naive"]
     rows = pd.read_csv(tmp_path / "bt" / "backtest_rows.csv")
     assert len(rows) == 2 * 2 * 8 * 3
+    # per origin: coverage of each origin's 8 weeks x 3 depots, recomputed from the rows
+    by_origin = pd.read_csv(tmp_path / "bt" / "backtest_by_origin.csv").set_index(["model", "origin"])
+    for (m, n), g in rows.groupby(["model", "origin"]):
+        assert by_origin.loc[(m, n), "coverage_p10_p90"] == pytest.approx(((g.p10 <= g.y) & (g.y <= g.p90)).mean(), abs=1e-6)
+    assert "P10-P90 coverage by origin" in r.output
+    # the margin: the ratio of the overall MASEs, inside its own interval
+    summary = json.loads((tmp_path / "bt" / "backtest_summary.json").read_text())
+    (mg,) = summary["margins_vs_seasonal_naive"]
+    mase = overall.set_index("model")["MASE"]
+    assert mg["MASE_vs_reference"] == pytest.approx(mase["global"] / mase["seasonal_naive"] - 1, abs=1e-5)
+    assert mg["low"] <= mg["MASE_vs_reference"] <= mg["high"]
+    assert "MASE global vs seasonal_naive:" in r.output and "depots resampled" in r.output
     r = CliRunner().invoke(backtest_cmd, [str(src), "--at", "40", "--models", "seasonal_naive", "--quiet"])
     assert r.exit_code == 2 and "origins with at least 65 weeks of history" in r.output
     r = CliRunner().invoke(backtest_cmd, [str(src), "--models", "prophet"])

@@ -1,0 +1,211 @@
+"""Forecasts that generalise: every choice by nested rolling-origin validation on stores and
+origins that are not scored (issue #15 part 2).
+
+The 30 shared Walmart stores (sales at 2,000 USD per block). The global gradient-boosting
+model, AutoETS and seasonal naive are backtested at many origins (every ``--step`` weeks
+from ``--first-origin`` to the last, 13-week horizon; ``optplan.forecast.backtest``). Then, for
+each split of the stores (``--splits``; split 0 is the acceptance), ``--held-out`` stores are
+drawn at random and never seen by any choice. At each scored origin n (those with at least
+``--min-validation-origins`` earlier origins whose 13 target weeks all end before n), the
+combination of the global model and AutoETS (``optplan.forecast.combine``: its weight and
+interval scale) is chosen on the other stores at those earlier origins only, and applied to
+the held-out stores at n. The last origin is therefore unseen by every choice, and so is
+every held-out store.
+
+Scores on the held-out stores, pooled over the scored origins: MASE of the P50 and P10-P90
+coverage by utilsforecast's losses (``mase`` with seasonality 52 against each origin's own
+history, ``coverage`` at level 80), wQL (optplan.forecast.metrics.wql); the margins (MASE of
+the chosen combination relative to seasonal naive and to AutoETS) with 95% intervals from
+resampling the held-out stores (2,000 resamples). Acceptance (split 0): the chosen model's
+MASE at least 8% below seasonal naive's and below AutoETS's; P10-P90 coverage within 72-88%
+at every scored origin.
+
+Prints the tables and writes JSON to benchmarks/results/forecast_nested.json.
+
+    python benchmarks/bench_forecast_nested.py [--first-origin 91] [--step 3] [--held-out 10] [--splits 3]
+        [--rows-cache /tmp/forecast_nested_rows.csv]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results" / "forecast_nested.json"
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "walmart_store_weekly_sales_30.csv"
+USD_PER_BLOCK = 2000.0
+MASE_GAIN_VS_SNAIVE = 0.08
+COVERAGE_RANGE = (0.72, 0.88)
+MODELS = ("global", "ets", "seasonal_naive")
+RESAMPLES = 2000
+
+
+def backtest_rows(history, horizon: int, origins: list[int], cache: Path | None) -> pd.DataFrame:
+    from optplan.forecast.backtest import backtest
+
+    if cache is not None and cache.is_file():
+        rows = pd.read_csv(cache, dtype={"depot": str})
+        if sorted(rows["origin"].unique().tolist()) == origins:
+            print(f"backtest rows from {cache}", file=sys.stderr)
+            return rows
+    t0 = time.perf_counter()
+    result = backtest(history, horizon, origins, models=MODELS,
+                      progress=lambda m: print(f"  [{time.perf_counter() - t0:6.1f}s] {m}", file=sys.stderr))
+    if cache is not None:
+        result.rows.to_csv(cache, index=False)
+    return result.rows
+
+
+def utils_scores(rows: pd.DataFrame, history, names: list[str]) -> dict:
+    """MASE and P10-P90 coverage of each model column (p50_<m>, p10_<m>, p90_<m>) by
+    utilsforecast, per depot (MASE: mean over origins of each origin's MASE against the
+    history before it) and per origin (coverage)."""
+    from utilsforecast.losses import coverage, mase
+
+    mase_parts, cov_parts = [], []
+    for n, g in rows.groupby("origin"):
+        df = pd.DataFrame({"unique_id": g["depot"].astype(str), "ds": pd.to_datetime(g["week_start"]), "y": g["y"]})
+        for m in names:
+            df[m] = g[f"p50_{m}"].to_numpy()
+            df[f"{m}-lo-80"] = g[f"p10_{m}"].to_numpy()
+            df[f"{m}-hi-80"] = g[f"p90_{m}"].to_numpy()
+        past = history.subset(int(n))
+        depots = sorted(df["unique_id"].unique())
+        cols = [list(history.depots).index(d) for d in depots]
+        train = pd.DataFrame({
+            "unique_id": np.repeat(depots, past.n_weeks),
+            "ds": np.tile(past.week_start, len(depots)),
+            "y": past.blocks[:, cols].T.ravel(),
+        }).dropna()
+        mase_parts.append(mase(df, names, seasonality=52, train_df=train).assign(origin=int(n)))
+        cov_parts.append(coverage(df, names, level=80).assign(origin=int(n)))
+    m = pd.concat(mase_parts).groupby("unique_id")[names].mean()  # per depot, over origins
+    c = pd.concat(cov_parts)  # per depot and origin (13 weeks each): means are pooled shares
+    return {"mase_by_depot": m, "coverage_by_origin": c.groupby("origin")[names].mean(), "coverage_rows": c}
+
+
+def margin(by_depot: pd.DataFrame, a: str, b: str, rng: np.random.Generator) -> dict:
+    """MASE of a relative to b (mean over depots of each, ratio - 1) with a 95% interval from
+    resampling depots."""
+    x, y = by_depot[a].to_numpy(), by_depot[b].to_numpy()
+    point = x.mean() / y.mean() - 1.0
+    idx = rng.integers(0, len(x), size=(RESAMPLES, len(x)))
+    draws = x[idx].mean(axis=1) / y[idx].mean(axis=1) - 1.0
+    lo, hi = np.quantile(draws, [0.025, 0.975])
+    return {"value": round(float(point), 4), "interval_95": [round(float(lo), 4), round(float(hi), 4)]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--horizon", type=int, default=13)
+    parser.add_argument("--first-origin", type=int, default=91)
+    parser.add_argument("--step", type=int, default=3)
+    parser.add_argument("--held-out", type=int, default=10)
+    parser.add_argument("--splits", type=int, default=3)
+    parser.add_argument("--min-validation-origins", type=int, default=3)
+    parser.add_argument("--rows-cache", type=Path, default=Path("/tmp/forecast_nested_rows.csv"))
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if not args.data.is_file():
+        print(f"bench_forecast_nested: data not found: {args.data}", file=sys.stderr)
+        return 2
+
+    from optplan.forecast.combine import apply, choose, pair
+    from optplan.forecast.history import read_history
+    from optplan.forecast.metrics import wql
+
+    history = read_history(args.data, unit_factor=1.0 / USD_PER_BLOCK)
+    H = args.horizon
+    last = history.n_weeks - H
+    origins = sorted(set(range(args.first_origin, last + 1, args.step)) | {last})
+    t0 = time.perf_counter()
+    load = os.getloadavg()[0]
+    rows = backtest_rows(history, H, origins, args.rows_cache)
+    backtest_seconds = time.perf_counter() - t0
+    paired = pair(rows)
+    snaive = rows[rows["model"] == "seasonal_naive"].set_index(["origin", "depot", "h"])[["p10", "p50", "p90"]]
+    scored = [n for n in origins if sum(o <= n - H for o in origins) >= args.min_validation_origins]
+    depots = list(history.depots)
+    report = {"data": str(args.data), "origins": origins, "scored_origins": scored, "horizon": H,
+              "backtest_seconds": round(backtest_seconds, 1), "load_at_start": round(load, 2), "splits": []}
+    for split in range(args.splits):
+        rng = np.random.default_rng(split)
+        held = sorted(rng.choice(depots, size=args.held_out, replace=False).tolist())
+        chosen_parts, choices = [], []
+        for n in scored:
+            validation = paired[(paired["origin"] <= n - H) & ~paired["depot"].isin(held)]
+            choice = choose(validation)
+            choices.append({"origin": n, "weight_global": choice.weight_global, "interval_scale": choice.interval_scale,
+                            "validation_origins": list(choice.validation_origins), "validation_rows": choice.validation_rows,
+                            "validation_coverage": round(choice.validation_coverage, 4)})
+            target = paired[(paired["origin"] == n) & paired["depot"].isin(held)]
+            chosen_parts.append(apply(target, choice.weight_global, choice.interval_scale))
+        chosen = pd.concat(chosen_parts, ignore_index=True)
+        key = ["origin", "depot", "h"]
+        scored_rows = paired[paired["origin"].isin(scored) & paired["depot"].isin(held)].merge(
+            chosen[key + ["p10", "p50", "p90"]].rename(columns=lambda c: f"{c}_chosen" if c.startswith("p") else c), on=key)
+        sn = snaive.add_suffix("_seasonal_naive").reset_index()
+        scored_rows = scored_rows.merge(sn, on=key)
+        names = ["chosen", "global", "ets", "seasonal_naive"]
+        scores = utils_scores(scored_rows, history, names)
+        by_depot = scores["mase_by_depot"]
+        mase_overall = by_depot.mean()
+        cov_origin = scores["coverage_by_origin"]
+        y = scored_rows["y"].to_numpy()
+        table = pd.DataFrame({
+            "model": names,
+            "MASE": [float(mase_overall[m]) for m in names],
+            "wQL": [wql(y, {0.1: scored_rows[f"p10_{m}"].to_numpy(), 0.5: scored_rows[f"p50_{m}"].to_numpy(),
+                            0.9: scored_rows[f"p90_{m}"].to_numpy()}) for m in names],
+            "coverage_p10_p90": [float(scores["coverage_rows"][m].mean()) for m in names],
+        })
+        mrng = np.random.default_rng(1000 + split)
+        margins = {"vs_seasonal_naive": margin(by_depot, "chosen", "seasonal_naive", mrng),
+                   "vs_ets": margin(by_depot, "chosen", "ets", mrng),
+                   "global_vs_ets": margin(by_depot, "global", "ets", mrng)}
+        per_origin = {int(n): round(float(cov_origin.loc[n, "chosen"]), 4) for n in cov_origin.index}
+        checks = {
+            "MASE_at_least_8pct_below_seasonal_naive": {
+                "value": margins["vs_seasonal_naive"]["value"], "target": f"<= -{MASE_GAIN_VS_SNAIVE}",
+                "met": margins["vs_seasonal_naive"]["value"] <= -MASE_GAIN_VS_SNAIVE},
+            "MASE_below_ets": {"value": margins["vs_ets"]["value"], "target": "< 0", "met": margins["vs_ets"]["value"] < 0},
+            "coverage_per_origin_in_range": {"value": per_origin, "target": list(COVERAGE_RANGE),
+                                             "met": all(COVERAGE_RANGE[0] <= v <= COVERAGE_RANGE[1] for v in per_origin.values())},
+        }
+        report["splits"].append({"split": split, "held_out_stores": held, "choices": choices,
+                                 "table": table.round(4).to_dict(orient="records"), "margins": margins,
+                                 "coverage_by_origin": {m: {int(n): round(float(v), 4) for n, v in cov_origin[m].items()}
+                                                        for m in names},
+                                 "checks": checks})
+        print(f"\nsplit {split}: held-out stores {', '.join(held)}; scored origins {scored}")
+        print("  choices (origin: weight of global, interval scale, validation coverage): " + "; ".join(
+            f"{c['origin']}: {c['weight_global']:.2f}, {c['interval_scale']:.2f}, {c['validation_coverage']:.1%}"
+            for c in choices))
+        print(f"  {'model':<16}{'MASE':>8}{'wQL':>8}{'P10-P90 cov':>13}  coverage by origin")
+        for r in table.itertuples():
+            by_o = " ".join(f"{cov_origin.loc[n, r.model]:.0%}" for n in cov_origin.index)
+            print(f"  {r.model:<16}{r.MASE:>8.3f}{r.wQL:>8.4f}{r.coverage_p10_p90:>12.1%}  {by_o}")
+        for name, mg in margins.items():
+            print(f"  MASE {name.replace('_', ' ')}: {mg['value']:+.1%} (95% interval {mg['interval_95'][0]:+.1%} to "
+                  f"{mg['interval_95'][1]:+.1%})")
+        for name, c in checks.items():
+            print(f"  {'met ' if c['met'] else 'MISS'} {name}")
+    report["acceptance_split"] = 0
+    report["acceptance_met"] = all(c["met"] for c in report["splits"][0]["checks"].values())
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, default=float))
+    print(f"\nbacktest {backtest_seconds:.0f} s at load {load:.1f}; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
