@@ -72,13 +72,15 @@ class HistoryOptions(_Strict):
     date_col: str | None = None
     demand_col: str | None = None
     money_per_block: float | None = Field(None, gt=0)
+    country: str | dict[str, str] | None = Field(
+        None, description="Holiday calendar of the forecasts (ISO 3166): one code, or depot id -> code; null: US.")
 
 
 class ForecastOptions(_Strict):
     horizon: int = Field(13, ge=1, le=520)
     scenarios: int = Field(10, ge=1, le=1000)
     paths: int = Field(1000, ge=2, le=100_000)
-    model: Literal["global", "ets", "seasonal_naive"] = "global"
+    model: Literal["global", "ets", "seasonal_naive", "combined"] = "global"
     plots: bool = False
 
 
@@ -229,7 +231,7 @@ def _steps(config: PipelineConfig, base: Path, out: Path) -> list[Step]:
     steps.append(Step("history", [history], h.model_dump(), lambda folder: _pick_history(history, folder, h)))
     picked = out / "history" / "history.csv"
     f = config.forecast
-    steps.append(Step("forecast", [picked], {**f.model_dump(), "seed": config.seed},
+    steps.append(Step("forecast", [picked], {**f.model_dump(), "seed": config.seed, "country": h.country},
                       lambda folder: _forecast(picked, folder, f, h, config.seed)))
     parts = {"yield": out / "funnel" / "yield.csv", "retention": out / "retention" / "retention.csv",
              "depots": base / inp.depots, "channels": base / inp.channels, "demand": out / "forecast" / "demand.csv",
@@ -302,7 +304,7 @@ def _forecast(history: Path, folder: Path, f: ForecastOptions, h: HistoryOptions
 
     return forecast_files(history, folder, horizon=f.horizon, n_scenarios=f.scenarios, model=f.model, seed=seed,
                           n_paths=f.paths, plots=f.plots, depot_col="depot", date_col="week_start", demand_col="blocks",
-                          week_date="start")
+                          week_date="start", country=h.country)
 
 
 def _build(parts: dict[str, Path], folder: Path, summary: Path) -> list[str]:

@@ -31,6 +31,9 @@ def _history_options(func):
         click.option("--demand-col", default=None, help="Demand column (default: detect demand/blocks/Weekly_Sales/...)."),
         click.option("--holiday-col", default=None, help="0/1 holiday flag column (default: detect holiday/Holiday_Flag)."),
         click.option("--no-holiday", is_flag=True, help="Ignore any holiday column."),
+        click.option("--country", default=None, metavar="CODE|DEPOT=CODE,...",
+                     help="Holiday calendar the forecasts align on (holidays library, ISO 3166): one code for every "
+                          "depot, or depot=code pairs (others: US). Default: US."),
         click.option("--week-date", type=click.Choice(["auto", "start", "end"]), default="auto", show_default=True,
                      help="The date marks the first or the last day of the week (auto: 'end' for the Walmart "
                           "layout Date/Weekly_Sales, else 'start')."),
@@ -48,12 +51,28 @@ def _history_options(func):
     return func
 
 
-def _read_options(money_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, week_date, fill_gaps):
+def _read_options(money_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, week_date, fill_gaps,
+                  country=None):
     from optplan.forecast.workflow import unit_factor_from
 
     return {"unit_factor": unit_factor_from(money_per_block, unit_factor), "depot_col": depot_col, "date_col": date_col,
             "demand_col": demand_col, "holiday_col": holiday_col, "use_holiday": not no_holiday, "week_date": week_date,
-            "fill_gaps": fill_gaps}
+            "fill_gaps": fill_gaps, "country": parse_country(country)}
+
+
+def parse_country(text: str | None):
+    """--country: None, one code ("DE"), or depot=code pairs ({"D001": "US", "D002": "DE"})."""
+    from optplan.errors import OptionError
+
+    if text is None or "=" not in text:
+        return text
+    out = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        depot, sep, code = part.partition("=")
+        if not sep or not depot.strip() or not code.strip():
+            raise OptionError("--country", "a code, or depot=code pairs separated by commas", part)
+        out[depot.strip()] = code.strip()
+    return out
 
 
 def _progress(quiet: bool):
@@ -85,7 +104,7 @@ def _progress(quiet: bool):
 @_history_options
 @guarded
 def forecast(history, out, horizon, resolution, n_scenarios, n_paths, model, seed, no_plots, money_per_block, unit_factor,
-             depot_col, date_col, demand_col, holiday_col, no_holiday, week_date, fill_gaps, jobs, boosting_rounds,
+             depot_col, date_col, demand_col, holiday_col, no_holiday, country, week_date, fill_gaps, jobs, boosting_rounds,
              quiet) -> None:
     """Forecast weekly demand per depot from HISTORY.csv and write demand scenarios for an instance.
 
@@ -109,7 +128,7 @@ def forecast(history, out, horizon, resolution, n_scenarios, n_paths, model, see
                               "forecasts are quantiles only (AutoETS with growth uncertainty); demand scenarios are "
                               "weekly, as instances are (use --resolution week)", f"--resolution {resolution}")
     options = _read_options(money_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, week_date,
-                            fill_gaps)
+                            fill_gaps, country)
     say = _progress(quiet)
     lines = forecast_files(history, out, horizon=horizon, n_scenarios=n_scenarios, resolution=resolution, model=model,
                            seed=seed, n_paths=n_paths, n_jobs=jobs, plots=not no_plots, progress=say,
@@ -159,8 +178,8 @@ def _model_list(ctx, param, value):
 @_history_options
 @guarded
 def backtest(history, horizon, step, n_origins, at, models, seed, out, overall_only, backend, scheduler, workers,
-             money_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, week_date, fill_gaps,
-             jobs, boosting_rounds, quiet) -> None:
+             money_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, country, week_date,
+             fill_gaps, jobs, boosting_rounds, quiet) -> None:
     """Rolling-origin backtest of the global model and the baselines on HISTORY.csv.
 
     Prints MASE of the P50 (scaled by the in-sample seasonal-naive error), weighted quantile
@@ -169,7 +188,7 @@ def backtest(history, horizon, step, n_origins, at, models, seed, out, overall_o
     from optplan.forecast.workflow import backtest_files, render_backtest
 
     options = _read_options(money_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, week_date,
-                            fill_gaps)
+                            fill_gaps, country)
     from optplan.solvers.backends import get_backend
 
     t0 = time.perf_counter()

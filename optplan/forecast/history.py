@@ -73,6 +73,7 @@ class History:
     columns: dict[str, str | None] = field(default_factory=dict)
     repairs: list[str] = field(default_factory=list)
     first_line: dict[str, int] = field(default_factory=dict)  # depot -> line of its first row
+    countries: tuple[str, ...] | None = None  # per depot: ISO 3166 code of its holiday calendar (None: all US)
 
     @property
     def n_weeks(self) -> int:
@@ -86,6 +87,29 @@ class History:
     def first_week(self, d: int) -> pd.Timestamp:
         return self.week_start[self.n_weeks - self.weeks_of(d)]
 
+    def country_of_depots(self) -> tuple[str, ...]:
+        """Per depot: the country whose holiday calendar its forecasts align on."""
+        from optplan.forecast.calendar import DEFAULT_COUNTRY
+
+        return self.countries if self.countries is not None else (DEFAULT_COUNTRY,) * len(self.depots)
+
+    def with_countries(self, countries) -> History:
+        """The same history with each depot's holiday country: one code for all depots, or a
+        mapping depot -> code (depots not listed: the default); codes checked against the
+        holidays library."""
+        from dataclasses import replace
+
+        from optplan.forecast.calendar import DEFAULT_COUNTRY, check_country
+
+        if isinstance(countries, str):
+            codes = (check_country(countries),) * len(self.depots)
+        else:
+            unknown = sorted(set(countries) - set(self.depots))
+            if unknown:
+                raise OptionError("--country", "depot ids of the history", ", ".join(unknown))
+            codes = tuple(check_country(countries.get(d, DEFAULT_COUNTRY)) for d in self.depots)
+        return replace(self, countries=codes)
+
     def subset(self, n_weeks: int | None = None, depots: list[str] | None = None) -> History:
         """The first ``n_weeks`` weeks (a backtest origin) of the listed depots."""
         idx = list(range(len(self.depots))) if depots is None else [self.depots.index(d) for d in depots]
@@ -95,6 +119,7 @@ class History:
             holiday=None if self.holiday is None else self.holiday[:n, idx].copy(), unit_factor=self.unit_factor,
             source=self.source, columns=dict(self.columns), repairs=list(self.repairs),
             first_line={d: self.first_line[d] for d in (self.depots[i] for i in idx) if d in self.first_line},
+            countries=None if self.countries is None else tuple(self.countries[i] for i in idx),
         )
 
     def to_frame(self) -> pd.DataFrame:
@@ -165,12 +190,14 @@ def history_from_frame(
     fill_gaps: int = 2,
     min_weeks: int = 1,
     use_holiday: bool = True,
+    country=None,
 ) -> History:
     """Check a raw table (all cells as text, as read) and build a :class:`History`.
 
     ``unit_factor``: blocks per demand unit (blocks = demand x unit_factor). ``min_weeks``:
     the least weeks of history each depot must have. ``fill_gaps``: the longest run of
-    missing weeks filled by interpolation (0: none)."""
+    missing weeks filled by interpolation (0: none). ``country``: the holiday calendar the
+    forecasts align on, one ISO 3166 code for every depot or {depot: code} (None: US)."""
     if not (np.isfinite(unit_factor) and unit_factor > 0):
         raise OptionError("--unit-factor", "a positive number of blocks per demand unit", unit_factor)
     if week_date not in ("auto", "start", "end"):
@@ -311,9 +338,10 @@ def history_from_frame(
         raise InstanceError(problems, omitted)
     if Hh is not None:
         Hh[~np.isfinite(Y)] = 0.0
-    return History(depots=depots, week_start=week_start, blocks=Y, holiday=Hh, unit_factor=float(unit_factor),
-                   source=source, columns={"depot": dc, "date": tc, "demand": yc, "holiday": hc, "week_date": week_date},
-                   repairs=repairs, first_line=first_line)
+    history = History(depots=depots, week_start=week_start, blocks=Y, holiday=Hh, unit_factor=float(unit_factor),
+                      source=source, columns={"depot": dc, "date": tc, "demand": yc, "holiday": hc, "week_date": week_date},
+                      repairs=repairs, first_line=first_line)
+    return history if country is None else history.with_countries(country)
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

@@ -255,7 +255,10 @@ class _Design:
         ok = np.isfinite(Y)
         self.C = np.vstack([np.zeros(self.D), np.cumsum(np.where(ok, Y, 0.0), axis=0)])
         self.N = np.vstack([np.zeros(self.D), np.cumsum(ok, axis=0)])
-        self.cal = Calendar(history.week_start[0], self.W + horizon + 1)
+        # one holiday calendar per country; each depot's rows use its country's
+        countries = history.country_of_depots()
+        self.calendars = {c: Calendar(history.week_start[0], self.W + horizon + 1, c) for c in sorted(set(countries))}
+        self.country = np.array([sorted(self.calendars).index(c) for c in countries])
         self.hol = history.holiday
 
     def _mean(self, a: np.ndarray, b: np.ndarray, d: np.ndarray, strict: bool = True) -> np.ndarray:
@@ -266,9 +269,31 @@ class _Design:
         bad = (n <= 0) | ((a < 0) if strict else False)
         return np.where(bad, np.nan, m)
 
-    def peak_group(self, t: np.ndarray) -> np.ndarray:
-        """1 for target weeks within 3 weeks of Thanksgiving's or Christmas's week, else 0."""
-        dist = self.cal.holiday_distance(t)
+    def _by_country(self, method: str, t: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """``Calendar.<method>(t)`` with each row's week t evaluated in the calendar of its
+        depot d's country."""
+        t, d = np.atleast_1d(np.asarray(t, dtype=int)), np.broadcast_to(np.asarray(d, dtype=int), np.shape(t))
+        out = None
+        for k, cal in enumerate(self.calendars.values()):
+            rows = self.country[d] == k
+            if not rows.any():
+                continue
+            part = getattr(cal, method)(t[rows])
+            if out is None:
+                out = np.empty((len(t),) + part.shape[1:], dtype=part.dtype)
+            out[rows] = part
+        return out if out is not None else getattr(next(iter(self.calendars.values())), method)(t)
+
+    def lag(self, t: np.ndarray, d: np.ndarray) -> np.ndarray:
+        return self._by_country("last_year_lag", t, d)
+
+    def holiday_distance(self, t: np.ndarray, d: np.ndarray) -> np.ndarray:
+        return self._by_country("holiday_distance", t, d)
+
+    def peak_group(self, t: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """1 for target weeks within 3 weeks of Thanksgiving's or Christmas's week (in the
+        depot's country), else 0."""
+        dist = self.holiday_distance(t, d)
         names = list(FEATURE_HOLIDAYS)
         near = np.zeros(len(dist), bool)
         for name in ("thanksgiving", "christmas"):
@@ -286,10 +311,10 @@ class _Design:
         tau = n - 1 + h
         s = self._mean(n - WEEKS_PER_YEAR, n, d, strict=False)
         s = np.maximum(np.nan_to_num(s, nan=0.0), 1e-9)
-        lag = self.cal.last_year_lag(tau)
+        lag = self.lag(tau, d)
         ly = tau - lag
         ly = np.where(ly > n - 1, tau - WEEKS_PER_YEAR, ly)
-        ly2 = ly - self.cal.last_year_lag(ly)
+        ly2 = ly - self.lag(ly, d)
 
         def growth(k):
             return self._log(self._mean(n - k, n, d), self._mean(n - k - WEEKS_PER_YEAR, n - WEEKS_PER_YEAR, d), s)
@@ -310,7 +335,7 @@ class _Design:
             self._log(self._mean(n - 4, n, d), base, s),
             self._log(mean13, base, s),
             hol,
-            self.cal.holiday_distance(tau),
+            self.holiday_distance(tau, d),
         ])
         target = self._log(self._at(tau, d), base, s)
         return X, base, s, target
@@ -399,7 +424,7 @@ def global_quantiles(history: History, horizon: int, config: GlobalConfig | None
     # --- Mondrian conformal shifts per level, horizon and group (holiday peak or regular week),
     # in units of the model's own P10-P90 width (locally adaptive)
     have = np.isfinite(val[:, j_lo]) & np.isfinite(val[:, j_hi])
-    group, group_p = design.peak_group(tau), design.peak_group(W - 1 + ph)
+    group, group_p = design.peak_group(tau, d), design.peak_group(W - 1 + ph, pd_)
     shift, n_cal = _conformal_shifts(z, val, h, group, have, H, cfg)
     width = np.maximum(pred[:, j_hi] - pred[:, j_lo], MIN_WIDTH)
     adj = pred + shift[group_p, ph - 1] * width[:, None]
