@@ -83,6 +83,34 @@ class ModelData:
     terminal_value: np.ndarray | None = None  # (D,) currency per driver active at the end of week T
     # driver supply by week (optplan: supply.csv): None: blocks_per_driver[d] every week
     supply_by_week: np.ndarray | None = None  # (D, T) blocks offered per active driver in week t
+    # per-depot recourse prices (optplan: countries with their own currency and penalties,
+    # converted at loading): None: the scalar above for every depot
+    surge_by_depot: np.ndarray | None = None  # (D,) currency per surge block
+    unserved_by_depot: np.ndarray | None = None  # (D,) currency per unserved block
+    idle_by_depot: np.ndarray | None = None  # (D,) currency per idle block
+
+    def recourse_prices(self, depots=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(surge, unserved, idle) currency per block, each (D,) (or the ``depots`` rows):
+        the per-depot prices where given, else the scalar for every depot."""
+        idx = np.arange(len(self.depots)) if depots is None else np.atleast_1d(np.asarray(depots, dtype=int))
+        out = []
+        for arr, scalar in ((self.surge_by_depot, self.surge_cost), (self.unserved_by_depot, self.unserved_cost),
+                            (self.idle_by_depot, self.idle_cost)):
+            out.append(np.asarray(arr, float)[idx] if arr is not None else np.full(len(idx), float(scalar)))
+        return tuple(out)
+
+    def uniform_prices(self) -> tuple[float, float, float] | None:
+        """(surge, unserved, idle) currency per block when every depot has the same, else None."""
+        prices = self.recourse_prices()
+        if len(self.depots) and any(np.ptp(a) > 0 for a in prices):
+            return None
+        return tuple(float(a[0]) if len(a) else float(s) for a, s in zip(
+            prices, (self.surge_cost, self.unserved_cost, self.idle_cost), strict=True))
+
+    @property
+    def has_depot_prices(self) -> bool:
+        """Recourse prices differ between depots (several countries)."""
+        return self.uniform_prices() is None
 
     @property
     def has_terminal_value(self) -> bool:
@@ -177,6 +205,9 @@ class ModelData:
             budget_total=np.inf,
             budget_weekly=np.full(self.n_weeks, np.inf),
             budget_region={},
+            surge_by_depot=None if self.surge_by_depot is None else self.surge_by_depot[keep],
+            unserved_by_depot=None if self.unserved_by_depot is None else self.unserved_by_depot[keep],
+            idle_by_depot=None if self.idle_by_depot is None else self.idle_by_depot[keep],
         )
 
     def with_scenarios(self, keep: list[int] | np.ndarray, probability=None) -> ModelData:

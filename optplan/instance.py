@@ -151,6 +151,10 @@ class Instance:
         cap = ch["applicant_cap"].to_numpy(float)
         applicant_cap = np.tile(np.where(np.isnan(cap), np.inf, cap), (D, 1))
         onboarding = dep["onboarding_cap"].to_numpy(float)
+        cost = ch["cost_per_applicant"].to_numpy(float)
+        money = self._countries(dep, kernel, cost, applicant_cap, width, rate)
+        channels, kernel, cost, applicant_cap, width, rate = (money[k] for k in (
+            "channels", "kernel", "cost", "applicant_cap", "width", "rate"))
 
         tg = m.targets
         service_target = np.array([tg.service_level_by_depot.get(d, np.nan if tg.service_level is None else tg.service_level)
@@ -175,7 +179,7 @@ class Instance:
             retention=dep["retention"].to_numpy(float),
             blocks_per_driver=dep["blocks_per_driver"].to_numpy(float),
             onboarding_cap=np.where(np.isnan(onboarding), np.inf, onboarding),
-            cost_per_applicant=ch["cost_per_applicant"].to_numpy(float),
+            cost_per_applicant=cost,
             applicant_cap=applicant_cap,
             yield_kernel=kernel,
             pipeline=pipeline,
@@ -189,7 +193,7 @@ class Instance:
             idle_cost=m.penalties.idle_cost_per_block,
             budget_total=math.inf if m.budgets.total is None else float(m.budgets.total),
             budget_weekly=budget_weekly,
-            budget_region={k: float(v) for k, v in m.budgets.regions.items()},
+            budget_region={k: float(v) * money["region_fx"].get(k, 1.0) for k, v in m.budgets.regions.items()},
             integer_applicants=integer_applicants,
             service_target=service_target,
             network_service_target=np.nan if tg.network_service_level is None else float(tg.network_service_level),
@@ -200,16 +204,75 @@ class Instance:
                                            else float(tg.scenario_service_level)),
             scenario_service_share=float(tg.scenario_service_share),
             scenario_service_form=str(tg.scenario_service_form),
-            terminal_value=self._terminal_value(kernel, ch["cost_per_applicant"].to_numpy(float), D),
+            terminal_value=self._terminal_value(kernel, cost, D, money["open"]),
+            surge_by_depot=money["surge"],
+            unserved_by_depot=money["unserved"],
+            idle_by_depot=money["idle"],
         )
 
-    def _terminal_value(self, kernel: np.ndarray, cost: np.ndarray, D: int) -> np.ndarray | None:
-        """(D,) currency per driver left at the end of week T, or None (manifest terminal)."""
+    def _countries(self, dep: pd.DataFrame, kernel, cost, applicant_cap, width, rate) -> dict:
+        """Several countries (the country table): every local money figure converted once to
+        horizon.currency, so the formulation never sees a currency. With fx the value of one
+        local unit in the reporting currency (reporting currency/local currency):
+
+            incentive max_spend (currency/week)         local x fx
+            blocks_per_currency (blocks/currency)       local / fx
+            penalties, surge cost (currency/block)      local x fx per depot (else the manifest's)
+            regional budget (currency)                  local x fx of the region's country
+            cost_per_applicant (currency/applicant)     with channel_costs.csv: each channel c
+                                                        becomes c@country (its local cost x fx,
+                                                        its applicant cap at that country's depots
+                                                        only, the same yield kernel)
+
+        Without a country table everything is as given."""
+        out = {"channels": tuple(self.channels), "kernel": kernel, "cost": cost, "applicant_cap": applicant_cap,
+               "width": width, "rate": rate, "surge": None, "unserved": None, "idle": None, "region_fx": {},
+               "open": None}
+        countries = self.tables["countries"]
+        if not len(countries):
+            return out
+        m = self.manifest
+        table = countries.set_index("country")
+        country = dep["country"].to_numpy()
+        fx = table.loc[country, "fx_rate"].to_numpy(float)  # (D,) reporting currency per local unit
+        out["width"] = width * fx[:, None]
+        out["rate"] = rate / fx[:, None]
+        for key, column, default in (("surge", "surge_cost_per_block", m.recourse.surge_cost_per_block),
+                                     ("unserved", "unserved_cost_per_block", m.penalties.unserved_cost_per_block),
+                                     ("idle", "idle_cost_per_block", m.penalties.idle_cost_per_block)):
+            local = table.loc[country, column].to_numpy(float)
+            out[key] = np.where(np.isnan(local), float(default), local * fx)
+        out["region_fx"] = {str(r): float(fx[i]) for i, r in enumerate(dep["region"])}
+        cc = self.tables["channel_costs"]
+        if len(cc):
+            names = list(self.channels)
+            local = cc.set_index(["country", "channel"])["cost_per_applicant"]
+            new_channels, new_cost, caps, open_to = [], [], [], []
+            for k in table.index:
+                rate_k = float(table.at[k, "fx_rate"])
+                for c, name in enumerate(names):
+                    new_channels.append(f"{name}@{k}")
+                    new_cost.append(float(local[(k, name)]) * rate_k if (k, name) in local.index else float(cost[c]))
+                    caps.append(np.where(country == k, applicant_cap[:, c], 0.0))
+                    open_to.append(country == k)
+            out["open"] = np.stack(open_to, axis=1)
+            out["channels"] = tuple(new_channels)
+            out["cost"] = np.asarray(new_cost)
+            out["applicant_cap"] = np.stack(caps, axis=1)
+            out["kernel"] = np.tile(kernel, (len(table.index), 1))
+        return out
+
+    def _terminal_value(self, kernel: np.ndarray, cost: np.ndarray, D: int, open_to: np.ndarray | None) -> np.ndarray | None:
+        """(D,) currency per driver left at the end of week T, or None (manifest terminal);
+        'replacement': through the cheapest channel (per country: open_to (D, C) the channels of
+        each depot's country)."""
         v = self.manifest.terminal.value_per_driver
         if v is None:
             return None
         if v == "replacement":
-            v = replacement_cost(kernel, cost)
+            if open_to is None:
+                return np.full(D, replacement_cost(kernel, cost))
+            return np.array([replacement_cost(kernel[open_to[d]], cost[open_to[d]]) for d in range(D)])
         return np.full(D, float(v))
 
     # ------------------------------------------------------------------ writing
@@ -222,12 +285,16 @@ class Instance:
             manifest.pop("targets")
         if self.manifest.terminal == Terminal():
             manifest.pop("terminal")
+        if manifest["horizon"].get("fx_date") is None:  # one currency: no exchange-rate date (files as before countries)
+            manifest["horizon"].pop("fx_date", None)
         files = Files().model_dump()
         for t in TABLES:
             name = getattr(self.manifest.files, t.name) or files[t.name] or f"{t.name}.csv"
             table = self.tables[t.name]
+            if t.name == "depots" and "country" in table and not table["country"].astype(str).ne("").any():
+                table = table.drop(columns=["country"])  # one country: no column (as before countries)
             if not t.required and table.empty:
-                if t.name == "supply":  # newer than the format's first files: left out when absent
+                if t.name in ("supply", "countries", "channel_costs"):  # newer than the format's first files
                     manifest["files"].pop(t.name)
                 else:
                     manifest["files"][t.name] = None
@@ -407,7 +474,9 @@ def _check_table(df: pd.DataFrame, spec: TableSpec, report: _Reporter) -> tuple[
         report.add(file, 1, extra, f"only the columns {sorted(known)}", f"unknown column '{extra}'{hint}")
     ok = pd.Series(True, index=df.index)
     for col in cols:
-        if col.name not in df.columns:
+        blank = (not col.required and col.kind == "id" and col.name in df.columns
+                 and not df[col.name].astype(str).str.strip().ne("").any())  # an optional id column left empty: absent
+        if col.name not in df.columns or blank:
             if col.required:
                 report.add(file, 1, col.name, f"a column named '{col.name}'", f"columns {list(df.columns)}")
                 ok[:] = False
@@ -589,6 +658,8 @@ def _cross_checks(manifest: Manifest, t: dict[str, pd.DataFrame], ok: dict[str, 
                             "blocks_per_currency non-increasing over a depot's segments (a concave response)",
                             ordered.loc[rising, "blocks_per_currency"].astype(str))
 
+    _country_checks(manifest, t, channels, report)
+
     b = manifest.budgets
     if isinstance(b.weekly, list) and len(b.weekly) != T:
         report.add(MANIFEST_NAME, None, "budgets.weekly",
@@ -604,6 +675,46 @@ def _cross_checks(manifest: Manifest, t: dict[str, pd.DataFrame], ok: dict[str, 
     for depot in sorted(set(manifest.targets.service_level_by_depot) - depots):
         report.add(MANIFEST_NAME, None, f"targets.service_level_by_depot.{depot}",
                    f"a depot id in {t['depots'].attrs['file']}", f"unknown depot '{depot}'")
+
+
+def _country_checks(manifest: Manifest, t: dict[str, pd.DataFrame], channels: set, report: _Reporter) -> None:
+    """Countries: every depot has a known one (only with a country table), currencies are ISO
+    codes, channel costs name known countries and channels, a regional budget's depots share
+    a country (its currency)."""
+    dep, co, cc = t["depots"], t["countries"], t["channel_costs"]
+    known = set(co["country"])
+    given = dep["country"].astype(str).ne("")
+    if not len(co):
+        if given.any():
+            report.add(dep.attrs["file"], int(dep.loc[given, "_line"].iloc[0]), "country",
+                       "no country column without a country table (countries.csv)", "a country column")
+        if len(cc):
+            report.add(cc.attrs["file"], None, None, "a country table (countries.csv) for the channel costs", "none")
+        return
+    missing = ~given
+    if missing.any():
+        report.add_many(dep.attrs["file"], "country", dep.loc[missing, "_line"],
+                        f"a country id listed in {co.attrs['file']} for every depot", ["an empty cell"] * int(missing.sum()))
+    unknown = given & ~dep["country"].isin(known)
+    if unknown.any():
+        report.add_many(dep.attrs["file"], "country", dep.loc[unknown, "_line"], f"a country id listed in {co.attrs['file']}",
+                        [f"unknown country '{x}'" for x in dep.loc[unknown, "country"]])
+    bad = ~co["currency"].astype(str).str.fullmatch(r"[A-Z]{3}")
+    if bad.any():
+        report.add_many(co.attrs["file"], "currency", co.loc[bad, "_line"], "an ISO 4217 code (3 capital letters)",
+                        co.loc[bad, "currency"].astype(str))
+    for column, allowed, what in (("country", known, "country"), ("channel", channels, "channel")):
+        wrong = cc[column].ne("") & ~cc[column].isin(allowed)
+        if wrong.any():
+            report.add_many(cc.attrs["file"], column, cc.loc[wrong, "_line"],
+                            f"a {what} id listed in {(co if what == 'country' else t['channels']).attrs['file']}",
+                            [f"unknown {what} '{x}'" for x in cc.loc[wrong, column]])
+    for region in sorted(manifest.budgets.regions):
+        spread = sorted(set(dep.loc[dep["region"] == region, "country"]))
+        if len(spread) > 1:
+            report.add(MANIFEST_NAME, None, f"budgets.regions.{region}",
+                       "a region within one country (its budget is in that country's currency)",
+                       f"depots in {', '.join(spread)}")
 
 
 def _source_of(what: str) -> str:

@@ -73,6 +73,10 @@ class Horizon(_Strict):
         default="USD",
         pattern=r"^[A-Z]{3}$",
     )
+    fx_date: dt.date | None = _f(
+        "Date of the exchange rates in the country table (its fx_rate column); null: not stated.", "date",
+        default=None,
+    )
 
 
     @field_validator("start_date")
@@ -269,6 +273,19 @@ class Files(_Strict):
         "path",
         default=None,
     )
+    countries: str | None = _f(
+        "Country table (optional): each country's currency, exchange rate to horizon.currency and "
+        "local penalties. Null: countries.csv if the folder has one, else one country whose "
+        "currency is horizon.currency.",
+        "path",
+        default=None,
+    )
+    channel_costs: str | None = _f(
+        "Recruiting cost per country and channel in the country's currency (optional; needs the "
+        "country table). Null: channel_costs.csv if the folder has one.",
+        "path",
+        default=None,
+    )
 
 
 class Manifest(_Strict):
@@ -294,6 +311,10 @@ Id = str
 class DepotRow(_Strict):
     depot: Id = _f("Depot id (unique).", "-")
     region: Id = _f("Region id; regional budgets refer to it.", "-")
+    country: Id | None = _f(
+        "Country id (in the country table; then every depot has one): the depot's money figures "
+        "(incentives, its region's budget) are in that country's currency. Without a country table: "
+        "leave the column out.", "-", default=None)
     active_drivers: float = _f("Drivers active at the start of week 1.", "drivers", ge=0, le=MAX_DRIVERS)
     blocks_per_driver: float = _f(
         "Blocks an active driver works per week.", "blocks/driver/week", gt=0, le=MAX_BLOCKS_PER_DRIVER
@@ -391,6 +412,31 @@ class IncentiveRow(_Strict):
     )
 
 
+class CountryRow(_Strict):
+    country: Id = _f("Country id (unique); depots refer to it.", "-")
+    currency: Id = _f("ISO 4217 code of the country's money figures (3 capital letters).", "-")
+    fx_rate: float = _f(
+        "Value of one unit of the country's currency in horizon.currency (as of horizon.fx_date).",
+        f"{CURRENCY}/local currency", gt=0, le=1e6)
+    unserved_cost_per_block: float | None = _f(
+        "Penalty for an unserved block at this country's depots, local currency; empty: "
+        "penalties.unserved_cost_per_block.", "local currency/block", ge=0, le=MAX_RATE, default=None)
+    idle_cost_per_block: float | None = _f(
+        "Penalty for an idle block at this country's depots, local currency; empty: "
+        "penalties.idle_cost_per_block.", "local currency/block", ge=0, le=MAX_RATE, default=None)
+    surge_cost_per_block: float | None = _f(
+        "Cost of a surge block at this country's depots, local currency; empty: "
+        "recourse.surge_cost_per_block.", "local currency/block", ge=0, le=MAX_RATE, default=None)
+
+
+class ChannelCostRow(_Strict):
+    country: Id = _f("Country id (in the country table).", "-")
+    channel: Id = _f("Channel id (in the channel table).", "-")
+    cost_per_applicant: float = _f(
+        "Cost of recruiting one applicant through this channel in this country, local currency "
+        "(replaces the channel table's cost there).", "local currency/applicant", ge=0, le=MAX_RATE)
+
+
 @dataclass(frozen=True)
 class TableSpec:
     """One CSV table: its manifest key, row model and key columns (unique together)."""
@@ -410,6 +456,8 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("pipeline", PipelineRow, ("depot", "week"), required=False),
     TableSpec("incentives", IncentiveRow, ("depot", "segment"), required=False),
     TableSpec("supply", SupplyRow, ("depot", "week"), required=False),
+    TableSpec("countries", CountryRow, ("country",), required=False),
+    TableSpec("channel_costs", ChannelCostRow, ("country", "channel"), required=False),
 )
 TABLE_BY_NAME = {t.name: t for t in TABLES}
 

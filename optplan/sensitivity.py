@@ -431,7 +431,8 @@ def perturb(data: ModelData, parameter: str, factor: float) -> ModelData:
     if parameter == "cost_per_applicant":
         return replace(data, cost_per_applicant=data.cost_per_applicant * factor)
     if parameter == "unserved_penalty":
-        return replace(data, unserved_cost=data.unserved_cost * factor)
+        return replace(data, unserved_cost=data.unserved_cost * factor,
+                       unserved_by_depot=None if data.unserved_by_depot is None else data.unserved_by_depot * factor)
     raise ValueError(f"unknown tornado parameter {parameter!r}; expected one of {TORNADO_PARAMETERS}")
 
 

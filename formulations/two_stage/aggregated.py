@@ -39,7 +39,7 @@ import numpy as np
 
 from formulations.data import ModelData
 from formulations.two_stage._pyomo import pyo
-from formulations.two_stage.recourse import surge_pays
+from formulations.two_stage.recourse import surge_pays, surge_pays_by_depot
 
 #: Segments shorter than this (blocks/week) are dropped (coinciding breakpoints).
 SEGMENT_ATOL = 1e-9
@@ -59,14 +59,15 @@ class RecourseSegments:
     idle_slope:    (D, T, K) expected idle blocks per block of capacity (>= 0, non-decreasing:
                    the probability of the scenarios already covered there); E[idle](0) = 0
     slope_below_zero: currency per block for capacity < 0 (no surge there: -unserved cost);
-                   no plan has negative capacity, but line searches may probe it
+                   no plan has negative capacity, but line searches may probe it; (D,) when
+                   the unserved price differs by depot
     """
 
     value_at_zero: np.ndarray
     slope: np.ndarray
     length: np.ndarray
     used: np.ndarray
-    slope_below_zero: float = 0.0
+    slope_below_zero: float | np.ndarray = 0.0
     unserved_slope: np.ndarray | None = None
     idle_slope: np.ndarray | None = None
 
@@ -84,7 +85,8 @@ class RecourseSegments:
         starts = np.concatenate([np.zeros((slope.shape[0], 1)), np.cumsum(finite, axis=1)], axis=1)  # (T, K+1)
         values = self.value_at_zero[d][:, None] + np.concatenate(
             [np.zeros((slope.shape[0], 1)), np.cumsum(slope * finite, axis=1)], axis=1)
-        return RecourseCurve(starts, values, slope, np.full(slope.shape[0], self.slope_below_zero))
+        below = self.slope_below_zero[d] if np.ndim(self.slope_below_zero) else self.slope_below_zero
+        return RecourseCurve(starts, values, slope, np.full(slope.shape[0], below))
 
 
 @dataclass(frozen=True)
@@ -145,18 +147,25 @@ class RecourseCurve:
 
 
 def recourse_segments(data: ModelData, demand: np.ndarray | None = None,
-                      probability: np.ndarray | None = None) -> RecourseSegments:
+                      probability: np.ndarray | None = None, depots=None) -> RecourseSegments:
     """Segment form of phi_dt (see the module docstring) for demand (D, T, S) with scenario
-    probabilities (S,); defaults: the data's own scenarios."""
+    probabilities (S,); defaults: the data's own scenarios. ``depots``: the depots whose rows
+    ``demand`` holds (their recourse prices; default all), when prices differ by depot."""
     demand = data.demand if demand is None else np.asarray(demand, float)
     p = data.probability if probability is None else np.asarray(probability, float)
-    cs, cu, ci, sigma = float(data.surge_cost), float(data.unserved_cost), float(data.idle_cost), float(data.surge_cap_share)
     D, T, S = demand.shape
-    if surge_pays(data):
-        first = cs * sigma - cu * (1.0 + sigma)  # slope below the surge kink
+    sigma = float(data.surge_cap_share)
+    if depots is None and D != len(data.depots):  # a caller's own demand rows: they need naming unless prices are uniform
+        if data.uniform_prices() is None:
+            raise ValueError("recourse_segments: name the depots of the demand rows (their prices differ)")
+        depots = np.zeros(D, dtype=int)
+    cs, cu, ci = (a[:, None, None] for a in data.recourse_prices(depots))  # (D, 1, 1) currency/block
+    pays = surge_pays_by_depot(data, depots)[:, None, None]  # (D, 1, 1)
+    if surge_pays(data):  # where surge does not pay at a depot, its kink at demand / (1 + share) has no jump
+        first = np.where(pays, cs * sigma - cu * (1.0 + sigma), -cu)  # slope below the surge kink
         points = np.concatenate([demand / (1.0 + sigma), demand], axis=2)  # (D, T, 2S)
-        jumps = np.concatenate([np.broadcast_to(p * (1.0 + sigma) * (cu - cs), (D, T, S)),
-                                np.broadcast_to(p * (ci + cs), (D, T, S))], axis=2)
+        jumps = np.concatenate([np.broadcast_to(np.where(pays, p * (1.0 + sigma) * (cu - cs), 0.0), (D, T, S)),
+                                np.broadcast_to(np.where(pays, p * (ci + cs), p * (ci + cu)), (D, T, S))], axis=2)
     else:
         first = -cu
         points, jumps = demand, np.broadcast_to(p * (ci + cu), (D, T, S))
@@ -169,17 +178,20 @@ def recourse_segments(data: ModelData, demand: np.ndarray | None = None,
     slope = first * float(p.sum()) + np.concatenate([np.zeros((D, T, 1)), np.cumsum(jumps, axis=2)], axis=2)
     length = ends - starts
     used = length > SEGMENT_ATOL
-    value_at_zero = cu * np.einsum("dts,s->dt", demand, p)
+    value_at_zero = cu[:, :, 0] * np.einsum("dts,s->dt", demand, p)
     # the expected unserved and idle blocks are piecewise linear on the same segments: each
     # segment lies in one regime per scenario (its breakpoints are all of them), read at its middle
     mid = starts + np.where(np.isfinite(length), 0.5 * np.where(np.isfinite(length), length, 0.0), 1.0)  # (D, T, K)
+    below = mid[..., None] < demand[:, :, None, :]  # (D, T, K, S)
+    unserved_slope = -(below * p).sum(axis=3)
     if surge_pays(data):
-        short = mid[..., None] < (demand / (1.0 + sigma))[:, :, None, :]  # (D, T, K, S)
-        unserved_slope = -(1.0 + sigma) * (short * p).sum(axis=3)
-    else:
-        unserved_slope = -((mid[..., None] < demand[:, :, None, :]) * p).sum(axis=3)
+        short = mid[..., None] < (demand / (1.0 + sigma))[:, :, None, :]
+        unserved_slope = np.where(pays, -(1.0 + sigma) * (short * p).sum(axis=3), unserved_slope)
     idle_slope = ((mid[..., None] > demand[:, :, None, :]) * p).sum(axis=3)
-    return RecourseSegments(value_at_zero, slope, np.where(used, length, 0.0), used, -cu * float(p.sum()),
+    below_zero = -cu[:, 0, 0] * float(p.sum())  # (D,) currency per block: no surge below 0
+    return RecourseSegments(value_at_zero, np.broadcast_to(slope, (D, T, slope.shape[2])).copy(),
+                            np.where(used, length, 0.0), used,
+                            float(below_zero[0]) if D and np.ptp(below_zero) == 0 else below_zero,
                             unserved_slope, idle_slope)
 
 

@@ -80,14 +80,16 @@ def define_objective(m: pyo.ConcreteModel, data: ModelData, weights: dict[int, f
             return
         m.expected_cost = pyo.Objective(expr=m.first_stage_cost + m.expected_recourse_cost, sense=pyo.minimize)
         return
-    cu, cv, cw = float(data.surge_cost), float(data.unserved_cost), float(data.idle_cost)
+    # currency per block, per depot (the same for every depot unless prices differ by country)
+    price = {d: tuple(float(a[i]) for a in data.recourse_prices()) for i, d in enumerate(data.depots)}
     by_scenario: dict[str, list] = {s: [] for s in m.SCENARIOS}
     for d, t, s in m.DEPOT_WEEK_SCENARIO:
         by_scenario[s].append((d, t))
 
     def second_stage(_m, s):
         return sum(
-            cu * m.surge_blocks[d, t, s] + cv * m.unserved_blocks[d, t, s] + cw * m.idle_blocks[d, t, s]
+            price[d][0] * m.surge_blocks[d, t, s] + price[d][1] * m.unserved_blocks[d, t, s]
+            + price[d][2] * m.idle_blocks[d, t, s]
             for d, t in by_scenario[s]
         )
 

@@ -13,6 +13,7 @@ Closed form for fixed capacity q (the LP's second-stage optimum; docs/formulatio
 
     shortfall = max(0, demand - q)
     surge     = min(shortfall, share * q)   if surge pays (share > 0 and surge_cost < unserved_cost), else 0
+                                            (per depot, with its own prices, when prices differ by depot)
     unserved  = shortfall - surge
     idle      = max(0, q - demand)
 
@@ -31,32 +32,59 @@ from formulations.two_stage._pyomo import pyo
 
 
 def surge_pays(data: ModelData) -> bool:
-    """Surge is used at all: it is allowed (cap share > 0) and cheaper than an unserved block."""
-    return data.surge_cap_share > 0 and data.surge_cost < data.unserved_cost
+    """Surge is used at all: it is allowed (cap share > 0) and cheaper than an unserved block
+    at some depot."""
+    return bool(surge_pays_by_depot(data).any())
 
 
-def optimal_recourse(data: ModelData, capacity, demand):
+def surge_pays_by_depot(data: ModelData, depots=None) -> np.ndarray:
+    """(D,) (or the ``depots`` rows) True where surge is allowed and cheaper than an unserved block."""
+    cs, cu, _ = data.recourse_prices(depots)
+    return (data.surge_cap_share > 0) & (cs < cu)
+
+
+def _at_depots(values: np.ndarray, ndim: int, depot_axis: int) -> np.ndarray:
+    """Per-depot values (D',) shaped to broadcast along ``depot_axis`` of an ndim-array."""
+    shape = [1] * ndim
+    shape[depot_axis] = len(values)
+    return np.asarray(values).reshape(shape)
+
+
+def optimal_recourse(data: ModelData, capacity, demand, depots=None, depot_axis: int = 0):
     """Closed-form second stage (blocks/week) for capacity (...) and demand (..., S), e.g.
-    (D, T) and (D, T, S); returns (surge, unserved, idle), each shaped like demand."""
+    (D, T) and (D, T, S); returns (surge, unserved, idle), each shaped like demand. With
+    prices that differ by depot, the arrays' axis ``depot_axis`` runs over ``depots`` (all
+    depots by default) and each depot buys surge only where it pays there."""
     q = np.asarray(capacity, float)[..., None]
     shortfall = np.maximum(demand - q, 0.0)
-    if surge_pays(data):
+    if data.uniform_prices() is None:
+        pays = _at_depots(surge_pays_by_depot(data, depots), shortfall.ndim, depot_axis)
+        surge = np.where(pays, np.minimum(shortfall, data.surge_cap_share * np.maximum(q, 0.0)), 0.0)
+    elif surge_pays(data):
         surge = np.minimum(shortfall, data.surge_cap_share * np.maximum(q, 0.0))
     else:
         surge = np.zeros_like(shortfall)
     return surge, shortfall - surge, np.maximum(q - demand, 0.0)
 
 
-def recourse_cost(data: ModelData, surge, unserved, idle):
+def recourse_cost(data: ModelData, surge, unserved, idle, depots=None, depot_axis: int = 0):
     """Second-stage cost (currency) of surge, unserved and idle blocks, elementwise:
-    surge_cost * u + unserved_cost * v + idle_cost * w."""
-    return data.surge_cost * surge + data.unserved_cost * unserved + data.idle_cost * idle
+    surge_cost * u + unserved_cost * v + idle_cost * w (each depot's own prices along
+    ``depot_axis`` when they differ; see ``optimal_recourse``)."""
+    uniform = data.uniform_prices()
+    if uniform is not None:
+        cs, cu, ci = uniform
+        return cs * surge + cu * unserved + ci * idle
+    ndim = max(np.ndim(surge), np.ndim(unserved), np.ndim(idle))
+    cs, cu, ci = (_at_depots(a, ndim, depot_axis) for a in data.recourse_prices(depots))
+    return cs * surge + cu * unserved + ci * idle
 
 
-def expected_recourse(data: ModelData, capacity, demand, probability):
+def expected_recourse(data: ModelData, capacity, demand, probability, depots=None, depot_axis: int = 0):
     """Expected optimal second-stage cost (currency/week) for capacities (...) against demand
     (..., S) with scenario probabilities (S,)."""
-    return recourse_cost(data, *optimal_recourse(data, capacity, demand)) @ probability
+    return recourse_cost(data, *optimal_recourse(data, capacity, demand, depots, depot_axis), depots,
+                         depot_axis) @ probability
 
 
 def recourse_kinks(data: ModelData, demand) -> np.ndarray:

@@ -221,7 +221,9 @@ def _token(data: ModelData) -> str:
                 data.retention, data.initial_active, data.incentive_width, data.incentive_rate, data.probability):
         h.update(np.ascontiguousarray(arr, float).tobytes())
     h.update(repr((data.depots, data.channels, data.surge_cost, data.surge_cap_share, data.unserved_cost,
-                   data.idle_cost, data.onboarding_cap.tolist(), data.blocks_per_driver.tolist())).encode())
+                   data.idle_cost, data.onboarding_cap.tolist(), data.blocks_per_driver.tolist(),
+                   [None if a is None else a.tolist() for a in (data.surge_by_depot, data.unserved_by_depot,
+                                                                 data.idle_by_depot)])).encode())
     return h.hexdigest()
 
 

@@ -395,7 +395,7 @@ def service_reach(h, highspy, sf, A_csr, data: ModelData, family: str, d: int, r
     else:
         depots, target = list(range(D)), float(data.network_service_target)
     demand = np.einsum("dts,s->dt", data.demand, data.probability)[depots]  # (n, T) expected blocks
-    _, unserved, _ = optimal_recourse(data, q[depots], data.demand[depots])
+    _, unserved, _ = optimal_recourse(data, q[depots], data.demand[depots], depots=depots)
     served_week = 1.0 - np.einsum("dts,s->dt", unserved, data.probability) / np.where(demand > 0, demand, 1.0)
     return ServiceReach(best / max(float(demand.sum()), 1e-12), target, depots, served_week)
 

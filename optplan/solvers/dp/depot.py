@@ -44,7 +44,7 @@ class DepotModel:
         self._polish_tables = None
         self._realizer = None
         self._grids: dict[int, list[np.ndarray]] = {}
-        self.phi = (segments or recourse_segments(data, data.demand[d : d + 1])).curve(0 if segments is None else d)
+        self.phi = (segments or recourse_segments(data, data.demand[d : d + 1], depots=[d])).curve(0 if segments is None else d)
         # an uncapped channel is capped at more applicants than could ever be useful:
         # enough for every driver needed at the highest demand, 10 times over (applicants/week)
         min_conv = max(float(conv[conv > 0].min(initial=1.0)), 1e-6)
