@@ -88,6 +88,11 @@ class ModelData:
     surge_by_depot: np.ndarray | None = None  # (D,) currency per surge block
     unserved_by_depot: np.ndarray | None = None  # (D,) currency per unserved block
     idle_by_depot: np.ndarray | None = None  # (D,) currency per idle block
+    # outputs only (no row or kernel reads them): each depot's country, its currency and the
+    # value of one local unit in ``currency``, so plans can show spend in both; None: one country
+    depot_country: tuple[str, ...] | None = None
+    depot_currency: tuple[str, ...] | None = None
+    depot_fx: np.ndarray | None = None  # (D,) currency per local currency unit
 
     def recourse_prices(self, depots=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(surge, unserved, idle) currency per block, each (D,) (or the ``depots`` rows):
@@ -208,6 +213,9 @@ class ModelData:
             surge_by_depot=None if self.surge_by_depot is None else self.surge_by_depot[keep],
             unserved_by_depot=None if self.unserved_by_depot is None else self.unserved_by_depot[keep],
             idle_by_depot=None if self.idle_by_depot is None else self.idle_by_depot[keep],
+            depot_country=None if self.depot_country is None else (self.depot_country[d],),
+            depot_currency=None if self.depot_currency is None else (self.depot_currency[d],),
+            depot_fx=None if self.depot_fx is None else self.depot_fx[keep],
         )
 
     def with_scenarios(self, keep: list[int] | np.ndarray, probability=None) -> ModelData:

@@ -208,6 +208,9 @@ class Instance:
             surge_by_depot=money["surge"],
             unserved_by_depot=money["unserved"],
             idle_by_depot=money["idle"],
+            depot_country=money["country"],
+            depot_currency=money["currency"],
+            depot_fx=money["fx"],
         )
 
     def _countries(self, dep: pd.DataFrame, kernel, cost, applicant_cap, width, rate) -> dict:
@@ -227,7 +230,7 @@ class Instance:
         Without a country table everything is as given."""
         out = {"channels": tuple(self.channels), "kernel": kernel, "cost": cost, "applicant_cap": applicant_cap,
                "width": width, "rate": rate, "surge": None, "unserved": None, "idle": None, "region_fx": {},
-               "open": None}
+               "open": None, "country": None, "currency": None, "fx": None}
         countries = self.tables["countries"]
         if not len(countries):
             return out
@@ -235,6 +238,9 @@ class Instance:
         table = countries.set_index("country")
         country = dep["country"].to_numpy()
         fx = table.loc[country, "fx_rate"].to_numpy(float)  # (D,) reporting currency per local unit
+        out["country"] = tuple(str(c) for c in country)
+        out["currency"] = tuple(str(c) for c in table.loc[country, "currency"])
+        out["fx"] = fx
         out["width"] = width * fx[:, None]
         out["rate"] = rate / fx[:, None]
         for key, column, default in (("surge", "surge_cost_per_block", m.recourse.surge_cost_per_block),

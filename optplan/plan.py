@@ -332,6 +332,24 @@ class Plan:
         return out
 
     @cached_property
+    def spend_by_country(self) -> pd.DataFrame:
+        """Planned spend per country in the reporting currency and in the country's own
+        (spend / fx_rate); empty for an instance of one country."""
+        d = self.data
+        cols = ["country", "local_currency", "fx_rate", "recruiting", "planned_incentives", "total", "total_local",
+                "currency"]
+        if d.depot_country is None:
+            return pd.DataFrame(columns=cols)
+        r, i = self._spend_arrays()
+        frame = pd.DataFrame({"country": d.depot_country, "local_currency": d.depot_currency, "fx_rate": d.depot_fx,
+                              "recruiting": r.sum(axis=1), "planned_incentives": i.sum(axis=1)})
+        out = frame.groupby(["country", "local_currency", "fx_rate"], sort=True, as_index=False).sum()
+        out["total"] = out["recruiting"] + out["planned_incentives"]
+        out["total_local"] = out["total"] / out["fx_rate"]
+        out["currency"] = d.currency
+        return out[cols]
+
+    @cached_property
     def budgets(self) -> pd.DataFrame:
         """Every budget cap: used, slack, binding, and its shadow price (currency of expected
         cost saved per extra currency unit of budget; NaN where duals are unavailable)."""
@@ -406,6 +424,7 @@ class Plan:
             "targets.csv": self.targets,
             "spend_by_week.csv": self.spend_by_week,
             "spend_by_region.csv": self.spend_by_region,
+            **({"spend_by_country.csv": self.spend_by_country} if self.data.depot_country is not None else {}),
             "budgets.csv": self.budgets,
             "cost.csv": self.cost_table(),
         }
@@ -438,6 +457,9 @@ class Plan:
             f"  drivers: {k['driver_utilisation']:.2%} of offered blocks worked, {k['blocks_per_driver_week']:,.2f} blocks "
             f"per active driver-week; CVaR_{k['cvar_alpha']:g} of cost {k['cvar_cost']:,.2f} {cur}",
         ]
+        for row in self.spend_by_country.itertuples(index=False):
+            lines.append(f"  {row.country}: spend {row.total:,.2f} {cur} = {row.total_local:,.2f} {row.local_currency} "
+                         f"(1 {row.local_currency} = {row.fx_rate:g} {cur})")
         b = self.budgets
         lam = float(self.data.cvar_weight)
         of = "of expected cost" if lam == 0 else f"of the objective ({1 - lam:g} x expected cost + {lam:g} x CVaR)"

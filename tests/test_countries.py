@@ -138,3 +138,19 @@ def test_every_engine_takes_each_depots_prices(demo):
     assert optplan.evaluate(dp, inst).expected_cost == pytest.approx(lp, rel=0.02)
     r = DecomposeEngine(backend="serial").solve(inst.model_data(), SolveOptions(), Deadline(None))
     assert r.status.bound <= lp * (1 + OBJ_RTOL) and r.status.objective >= lp * (1 - OBJ_RTOL)
+
+
+def test_plans_show_spend_in_both_currencies(demo, tmp_path):
+    """spend_by_country: reporting-currency spend of each country's depots, and the same
+    divided by the rate in the local currency; the summary says both."""
+    inst = two_countries(demo)
+    plan = optplan.solve(inst)
+    table = plan.spend_by_country.set_index("country")
+    region = plan.spend_by_region.set_index("region")
+    assert table.loc["EU", "total"] == pytest.approx(region.loc["R02", "total"])  # EU depots are region R02
+    assert table.loc["EU", "total_local"] == pytest.approx(table.loc["EU", "total"] / EUR_IN_USD)
+    assert table.loc["EU", "local_currency"] == "EUR" and table.loc["US", "total_local"] == pytest.approx(table.loc["US", "total"])
+    assert "EU: spend" in plan.text_summary() and "EUR (1 EUR = 1.1 USD)" in plan.text_summary()
+    plan.write(tmp_path / "p")
+    assert (tmp_path / "p" / "spend_by_country.csv").is_file()
+    assert "spend_by_country.csv" not in optplan.solve(demo).tables()
