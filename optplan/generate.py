@@ -47,14 +47,29 @@ def _kernel(first_lag: int, spread: int, conversion: float) -> np.ndarray:
     return np.round(out, 6)
 
 
-def holiday_multiplier(week_starts: pd.DatetimeIndex) -> np.ndarray:
-    """Demand multiplier for holiday weeks: 1.3 for Thanksgiving week, 1.2-1.45 in the
-    three weeks before Christmas, 0.85 between Christmas and New Year, else 1."""
+#: Countries the generator knows: currency and an illustrative exchange rate (USD per unit,
+#: as of FX_DATE), and a factor on local prices (labour costs differ).
+COUNTRY_MONEY = {"US": ("USD", 1.0, 1.0), "CA": ("CAD", 0.73, 0.95), "MX": ("MXN", 0.058, 0.45),
+                 "GB": ("GBP", 1.27, 0.95), "DE": ("EUR", 1.08, 0.9), "FR": ("EUR", 1.08, 0.9),
+                 "ES": ("EUR", 1.08, 0.7), "NL": ("EUR", 1.08, 0.95)}
+FX_DATE = dt.date(2026, 12, 1)
+
+
+def holiday_multiplier(week_starts: pd.DatetimeIndex, country: str = "US") -> np.ndarray:
+    """Demand multiplier for holiday weeks: 1.3 for Thanksgiving week (US only), 1.2-1.45 in
+    the three weeks before Christmas, 0.85 between Christmas and New Year; outside the US
+    1.25 in the week of Easter Sunday (the holiday weekend's orders) instead of Thanksgiving;
+    else 1."""
+    from dateutil.easter import easter
+
     mult = np.ones(len(week_starts))
     for i, start in enumerate(week_starts):
         days = pd.date_range(start, periods=7, freq="D")
         md = {(d.month, d.day) for d in days}
-        if any(m == 11 and 22 <= d <= 28 for m, d in md) and any(x.weekday() == 3 for x in days if x.month == 11 and 22 <= x.day <= 28):
+        if country != "US" and any(d.date() == easter(d.year) for d in days):
+            mult[i] = 1.25
+        elif country == "US" and any(m == 11 and 22 <= d <= 28 for m, d in md) and any(
+                x.weekday() == 3 for x in days if x.month == 11 and 22 <= x.day <= 28):
             mult[i] = 1.30
         elif any(m == 12 and 1 <= d <= 7 for m, d in md):
             mult[i] = 1.20
@@ -78,6 +93,7 @@ def generate_instance(
     budget_tightness: float = 1.0,
     demand_cv: float = 0.12,
     name: str | None = None,
+    countries: tuple[str, ...] | None = None,
 ) -> Instance:
     """A valid synthetic instance (see the module docstring for what it contains).
 
@@ -85,9 +101,19 @@ def generate_instance(
     drivers at mean demand (replacing churn, closing the initial gap, following growth);
     below about 1 the budget binds.
     ``demand_cv``: coefficient of variation of weekly demand across scenarios.
+    ``countries``: ISO codes (keys of ``COUNTRY_MONEY``): depots split over them in blocks, each
+    country with its holiday peaks (``holiday_multiplier``), currency, exchange rate to
+    ``currency`` (USD) as of ``FX_DATE``, local penalties, incentives and channel costs
+    (the US figures times the country's price factor, in local currency); regions are
+    prefixed with the country. None: one country, as before.
     """
     if min(depots, weeks, scenarios, channels) < 1:
         raise ValueError("depots, weeks, scenarios and channels must each be at least 1")
+    if countries is not None:
+        unknown = [c for c in countries if c not in COUNTRY_MONEY]
+        if unknown or not countries or len(set(countries)) != len(countries) or len(countries) > depots:
+            raise ValueError(f"countries: distinct codes among {', '.join(COUNTRY_MONEY)}, at most one per depot; "
+                             f"got {', '.join(countries) or 'none'}")
     rng = np.random.default_rng(seed)
     D, T, S, C = depots, weeks, scenarios, channels
     depot_ids = [f"D{i + 1:03d}" for i in range(D)]
@@ -108,9 +134,11 @@ def generate_instance(
     doy = week_starts.day_of_year.to_numpy()
     season = 1.0 + 0.10 * np.sin(2 * np.pi * (doy - 120) / 365.25)
     trend = 1.0 + rng.uniform(0.0, 0.15) * np.arange(T) / 52.0
-    profile = season * trend * holiday_multiplier(week_starts)  # (T,)
+    country_of = ["US"] * D if countries is None else [countries[i * len(countries) // D] for i in range(D)]
+    profiles = {c: season * trend * holiday_multiplier(week_starts, c) for c in sorted(set(country_of))}  # (T,) each
     depot_growth = 1.0 + rng.normal(0.0, 0.05, D)[:, None] * np.arange(T)[None, :] / 52.0
-    mean = base_blocks[:, None] * profile[None, :] * depot_growth  # (D, T)
+    profile = np.stack([profiles[c] for c in country_of])  # (D, T)
+    mean = base_blocks[:, None] * profile * depot_growth  # (D, T)
 
     # --- scenario noise: AR(1) in time; network + regional + depot components
     phi = 0.6
@@ -212,4 +240,35 @@ def generate_instance(
         "budgets": {"total": total_budget, "weekly": float(np.round(3.0 * total_budget / T, 0)), "regions": {}},
         "files": {"pipeline": "pipeline.csv", "incentives": "incentives.csv"},
     })
+    if countries is not None:
+        manifest, tables = _in_countries(manifest, tables, country_of, countries)
     return from_tables(manifest, tables)
+
+
+def _in_countries(manifest: Manifest, tables: dict, country_of: list[str], countries) -> tuple[dict, dict]:
+    """The single-currency instance restated with several countries: each depot's figures in
+    its country's currency (US value x price factor / rate), a country table, per-country
+    channel costs; regions prefixed with the country."""
+    m = manifest.model_dump(mode="json")
+    m["horizon"]["fx_date"] = FX_DATE.isoformat()
+    dep = tables["depots"]
+    dep["region"] = [f"{c}-{r}" for c, r in zip(country_of, dep["region"], strict=True)]
+    dep["country"] = country_of
+    to_local = {c: COUNTRY_MONEY[c][2] / COUNTRY_MONEY[c][1] for c in countries}  # local units per USD of US value
+    rows = []
+    for c in countries:
+        cur, rate, _ = COUNTRY_MONEY[c]
+        rows.append({"country": c, "currency": cur, "fx_rate": rate,
+                     "unserved_cost_per_block": round(m["penalties"]["unserved_cost_per_block"] * to_local[c], 2),
+                     "idle_cost_per_block": round(m["penalties"]["idle_cost_per_block"] * to_local[c], 2),
+                     "surge_cost_per_block": round(m["recourse"]["surge_cost_per_block"] * to_local[c], 2)})
+    tables["countries"] = pd.DataFrame(rows)
+    ch = tables["channels"]
+    tables["channel_costs"] = pd.DataFrame([{"country": c, "channel": name, "cost_per_applicant": round(cost * to_local[c], 2)}
+                                            for c in countries for name, cost in zip(ch["channel"], ch["cost_per_applicant"],
+                                                                                     strict=True)])
+    inc = tables["incentives"]
+    k = inc["depot"].map(dict(zip(dep["depot"], country_of, strict=True))).map(to_local)
+    inc["max_spend"] = np.round(inc["max_spend"] * k, 2)
+    inc["blocks_per_currency"] = np.round(inc["blocks_per_currency"] / k, 6)
+    return m, tables

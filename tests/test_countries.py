@@ -154,3 +154,34 @@ def test_plans_show_spend_in_both_currencies(demo, tmp_path):
     plan.write(tmp_path / "p")
     assert (tmp_path / "p" / "spend_by_country.csv").is_file()
     assert "spend_by_country.csv" not in optplan.solve(demo).tables()
+
+
+def test_the_generator_makes_countries_with_their_own_peaks(tmp_path):
+    """`generate --countries US,DE`: German depots peak in Easter week (28 March 2027), US
+    depots in Thanksgiving week (25 November 2027), relative to the week before; ratios
+    between the countries cancel the network-wide shock. Money in EUR at the German
+    depots, converted at the generator's rate."""
+    from click.testing import CliRunner
+
+    from optplan.cli import main
+    from optplan.generate import COUNTRY_MONEY
+
+    inst = optplan.generate_instance(depots=6, weeks=52, scenarios=20, seed=3, countries=("US", "DE"))
+    data = inst.model_data()
+    weekly = data.demand.mean(axis=2)  # (D, T) expected blocks
+    de = np.array(data.depot_country) == "DE"
+    starts = pd.date_range("2027-01-04", periods=52, freq="7D")
+    easter, thanksgiving = starts.get_loc(pd.Timestamp("2027-03-22")), starts.get_loc(pd.Timestamp("2027-11-22"))
+
+    def jump(mask, t):
+        return weekly[mask, t].sum() / weekly[mask, t - 1].sum()
+
+    assert jump(de, easter) / jump(~de, easter) > 1.15
+    assert jump(~de, thanksgiving) / jump(de, thanksgiving) > 1.2
+    assert set(data.depot_currency) == {"USD", "EUR"} and data.depot_fx[de][0] == COUNTRY_MONEY["DE"][1]
+    assert optplan.solve(inst).status.optimal
+    r = CliRunner().invoke(main, ["generate", "--countries", "US,XX", "--out", str(tmp_path / "g")])
+    assert r.exit_code == 2 and "--countries" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(main, ["generate", "--countries", "US,GB", "--depots", "4", "--out", str(tmp_path / "g")])
+    assert r.exit_code == 0, r.output
+    assert optplan.load_instance(tmp_path / "g").tables["countries"]["currency"].tolist() == ["USD", "GBP"]

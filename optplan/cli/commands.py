@@ -310,14 +310,22 @@ def build_instance_cmd(yield_csv, retention_csv, depots_csv, channels_csv, deman
 @click.option("--budget-tightness", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Total budget as a share of the rough cost of keeping drivers at mean demand (below ~1 it binds).")
 @click.option("--name", default=None, help="Instance name (default: synthetic_DxTxS_seedK).")
+@click.option("--countries", default=None, metavar="US,DE,...",
+              help="Several countries: depots split over them, each with its holiday peaks, currency and exchange "
+                   "rate (the money of each in its own currency; USD reports). Known: US, CA, MX, GB, DE, FR, ES, NL.")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder to write the instance to.")
 @guarded
-def generate(depots, weeks, scenarios, channels, seed, budget_tightness, name, out: Path) -> None:
+def generate(depots, weeks, scenarios, channels, seed, budget_tightness, name, countries, out: Path) -> None:
     """Write a valid, realistic synthetic instance of any size."""
     from optplan import generate_instance
+    from optplan.errors import OptionError
 
-    inst = generate_instance(depots=depots, weeks=weeks, scenarios=scenarios, channels=channels, seed=seed,
-                             budget_tightness=budget_tightness, name=name)
+    codes = None if countries is None else tuple(c.strip().upper() for c in countries.split(",") if c.strip())
+    try:
+        inst = generate_instance(depots=depots, weeks=weeks, scenarios=scenarios, channels=channels, seed=seed,
+                                 budget_tightness=budget_tightness, name=name, countries=codes)
+    except ValueError as exc:
+        raise OptionError("--countries", str(exc).split(": ", 1)[1].split("; got")[0], countries) from None
     inst.write(out)
     click.echo(f"wrote {inst.summary()} to {out}")
 
