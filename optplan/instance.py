@@ -99,7 +99,16 @@ class Instance:
         return (
             f"{self.manifest.name}: {d} depots, {c} channels, {t} weeks from "
             f"{self.manifest.horizon.start_date}, {s} scenarios, money in {self.currency}"
+            + self._countries_text()
         )
+
+    def _countries_text(self) -> str:
+        co = self.tables["countries"]
+        if not len(co):
+            return ""
+        parts = [f"{r.country} in {r.currency}" + (f" at {r.fx_rate:g}" if r.currency != self.currency else "")
+                 for r in co.itertuples(index=False)]
+        return f" (reporting; {', '.join(parts)})"
 
     # ------------------------------------------------------------------ to arrays
     def model_data(self, integer_applicants: bool = False) -> ModelData:

@@ -14,7 +14,7 @@ import optplan
 SHARED_DATA = REPO.parent / "shared" / "data" / "walmart_store_weekly_sales_30.csv"
 
 
-@pytest.mark.parametrize("name", ["demo", "walmart30"])
+@pytest.mark.parametrize("name", ["demo", "walmart30", "world"])
 def test_shipped_instance_solves_and_matches_the_evaluator(name):
     inst = optplan.load_instance(REPO / "instances" / name)
     plan = optplan.solve(inst)
@@ -35,6 +35,16 @@ def test_demo_instance_is_the_generator_output(tmp_path):
     shipped = optplan.load_instance(REPO / "instances" / "demo")
     for name, table in fresh.tables.items():
         assert table.reset_index(drop=True).equals(shipped.tables[name].reset_index(drop=True)), name
+
+
+def test_world_instance_is_the_generator_output(tmp_path):
+    """instances/world is `optplan generate --depots 6 --weeks 26 --scenarios 10 --seed 7
+    --budget-tightness 0.8 --countries US,DE --name world` (two countries, USD and EUR)."""
+    folder = optplan.generate_instance(depots=6, weeks=26, scenarios=10, seed=7, budget_tightness=0.8,
+                                       countries=("US", "DE"), name="world").write(tmp_path / "w")
+    assert sorted(f.name for f in folder.iterdir()) == sorted(f.name for f in (REPO / "instances" / "world").iterdir())
+    for f in folder.iterdir():
+        assert f.read_bytes() == (REPO / "instances" / "world" / f.name).read_bytes(), f.name
 
 
 @pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data (present in CI and on developer machines)")
