@@ -49,19 +49,25 @@ RESAMPLES = 2000
 
 
 def backtest_rows(history, horizon: int, origins: list[int], cache: Path | None) -> pd.DataFrame:
+    """Backtest rows of MODELS at ``origins``; origins already in ``cache`` are read from it,
+    the others computed (and the cache rewritten with all of them)."""
     from optplan.forecast.backtest import backtest
 
-    if cache is not None and cache.is_file():
-        rows = pd.read_csv(cache, dtype={"depot": str})
-        if sorted(rows["origin"].unique().tolist()) == origins:
-            print(f"backtest rows from {cache}", file=sys.stderr)
-            return rows
-    t0 = time.perf_counter()
-    result = backtest(history, horizon, origins, models=MODELS,
-                      progress=lambda m: print(f"  [{time.perf_counter() - t0:6.1f}s] {m}", file=sys.stderr))
-    if cache is not None:
-        result.rows.to_csv(cache, index=False)
-    return result.rows
+    have = pd.read_csv(cache, dtype={"depot": str}) if cache is not None and cache.is_file() else None
+    done = set() if have is None else set(have["origin"].unique().tolist())
+    todo = [n for n in origins if n not in done]
+    parts = [] if have is None else [have[have["origin"].isin(origins)]]
+    if todo:
+        t0 = time.perf_counter()
+        parts.append(backtest(history, horizon, todo, models=MODELS,
+                              progress=lambda m: print(f"  [{time.perf_counter() - t0:6.1f}s] {m}", file=sys.stderr)).rows)
+    else:
+        print(f"backtest rows from {cache}", file=sys.stderr)
+    rows = pd.concat(parts, ignore_index=True).sort_values(["model", "origin", "h", "depot"], kind="stable")
+    if cache is not None and todo:
+        pd.concat([have, rows] if have is not None else [rows]).drop_duplicates(
+            ["model", "origin", "depot", "h"]).to_csv(cache, index=False)
+    return rows.reset_index(drop=True)
 
 
 def utils_scores(rows: pd.DataFrame, history, names: list[str]) -> dict:
@@ -112,6 +118,8 @@ def main() -> int:
     parser.add_argument("--held-out", type=int, default=10)
     parser.add_argument("--splits", type=int, default=3)
     parser.add_argument("--min-validation-origins", type=int, default=3)
+    parser.add_argument("--scored", default=None,
+                        help="scored origins, e.g. 104,117,130 (default: every origin with enough validation origins)")
     parser.add_argument("--rows-cache", type=Path, default=Path("/tmp/forecast_nested_rows.csv"))
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -126,14 +134,19 @@ def main() -> int:
     history = read_history(args.data, unit_factor=1.0 / USD_PER_BLOCK)
     H = args.horizon
     last = history.n_weeks - H
-    origins = sorted(set(range(args.first_origin, last + 1, args.step)) | {last})
+    scored_given = None if args.scored is None else sorted(int(x) for x in args.scored.split(","))
+    origins = sorted(set(range(args.first_origin, last + 1, args.step)) | {last} | set(scored_given or []))
     t0 = time.perf_counter()
     load = os.getloadavg()[0]
     rows = backtest_rows(history, H, origins, args.rows_cache)
     backtest_seconds = time.perf_counter() - t0
     paired = pair(rows)
     snaive = rows[rows["model"] == "seasonal_naive"].set_index(["origin", "depot", "h"])[["p10", "p50", "p90"]]
-    scored = [n for n in origins if sum(o <= n - H for o in origins) >= args.min_validation_origins]
+    scored = scored_given or [n for n in origins if sum(o <= n - H for o in origins) >= args.min_validation_origins]
+    for n in scored:
+        if not any(o <= n - H for o in origins):
+            print(f"bench_forecast_nested: origin {n} has no earlier origin whose targets end before it", file=sys.stderr)
+            return 2
     depots = list(history.depots)
     report = {"data": str(args.data), "origins": origins, "scored_origins": scored, "horizon": H,
               "backtest_seconds": round(backtest_seconds, 1), "load_at_start": round(load, 2), "splits": []}

@@ -109,6 +109,8 @@ def generate_instance(
     """
     if min(depots, weeks, scenarios, channels) < 1:
         raise ValueError("depots, weeks, scenarios and channels must each be at least 1")
+    if countries is not None and currency != "USD":
+        raise ValueError(f"countries: the generator's exchange rates are in USD; got currency {currency}")
     if countries is not None:
         unknown = [c for c in countries if c not in COUNTRY_MONEY]
         if unknown or not countries or len(set(countries)) != len(countries) or len(countries) > depots:

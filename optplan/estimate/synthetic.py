@@ -519,6 +519,19 @@ def generate_applicant_log(
     return log, truth, observed_until
 
 
+def with_windows(wide: pd.DataFrame, rng: np.random.Generator, days: tuple[int, int] = (21, 120)) -> pd.DataFrame:
+    """The log as a per-applicant window would record it: each applicant followed for a whole
+    number of days drawn uniformly from [days[0], days[1]) after applying; stage dates after
+    the window blanked, the window's end in the column ``observed_until`` (ISO dates)."""
+    out = wide.copy()
+    window = pd.to_datetime(out["applied"]) + pd.to_timedelta(rng.integers(days[0], days[1], len(out)), unit="D")
+    for s in STAGES[1:]:
+        d = pd.to_datetime(out[s])
+        out[s] = d.where(d <= window).dt.strftime("%Y-%m-%d").fillna("")
+    out["observed_until"] = window.dt.strftime("%Y-%m-%d")
+    return out
+
+
 def still_in_funnel(wide: pd.DataFrame, observed_until: dt.date) -> np.ndarray:
     """Boolean mask: applicants not active by ``observed_until`` whose last reached stage
     (entered on date e) may still be left, e + 7 * 25 days > observed_until (censored)."""

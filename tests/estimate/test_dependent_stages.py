@@ -18,7 +18,7 @@ from scipy.optimize import approx_fprime
 from optplan.cli import main
 from optplan.estimate.funnel import FunnelModel, _mixture_objective, _with_classes, calibration
 from optplan.estimate.logs import read_applicant_log
-from optplan.estimate.synthetic import exact_funnel_truth, funnel_params, generate_applicant_log, monte_carlo_funnel_truth
+from optplan.estimate.synthetic import exact_funnel_truth, funnel_params, generate_applicant_log, monte_carlo_funnel_truth, with_windows
 
 #: Issue #15's acceptance: conversion within 0.015 (probability), mean weeks to first block within 0.3 (weeks).
 CONVERSION_ATOL = 0.015
@@ -32,11 +32,7 @@ def dependent_log(tmp_path_factory):
     apps, truth, observed = generate_applicant_log(40000, seed=5, depots=3, weeks=52, censored_share=0.3,
                                                    speed_shift=SHIFT)
     rng = np.random.default_rng(5)
-    window = pd.to_datetime(apps["applied"]) + pd.to_timedelta(rng.integers(21, 120, len(apps)), unit="D")
-    for s in STAGES[1:]:
-        d = pd.to_datetime(apps[s])
-        apps[s] = d.where(d <= window).dt.strftime("%Y-%m-%d").fillna("")
-    apps["observed_until"] = window.dt.strftime("%Y-%m-%d")
+    apps = with_windows(apps, rng)  # each applicant followed 21-119 days
     skipped = (apps["first_block"] != "") & (rng.random(len(apps)) < 0.15)
     apps.loc[skipped, "onboarding"] = ""
     path = tmp_path_factory.mktemp("dependent") / "applicants.csv"

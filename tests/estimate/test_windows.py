@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from optplan.cli import main
 from optplan.estimate.funnel import FunnelModel
 from optplan.estimate.logs import read_applicant_log
-from optplan.estimate.synthetic import generate_applicant_log
+from optplan.estimate.synthetic import generate_applicant_log, with_windows
 
 #: Conversion error allowed with windows (issue #15's acceptance).
 CONVERSION_ATOL = 0.015
@@ -27,11 +27,7 @@ STAGES = ["applied", "background_check", "onboarding", "first_block"]
 def windowed(tmp_path_factory):
     apps, truth, observed = generate_applicant_log(30000, seed=5, depots=3, weeks=52, censored_share=0.3)
     rng = np.random.default_rng(0)
-    window = pd.to_datetime(apps["applied"]) + pd.to_timedelta(rng.integers(21, 120, len(apps)), unit="D")
-    for s in STAGES[1:]:
-        d = pd.to_datetime(apps[s])
-        apps[s] = d.where(d <= window).dt.strftime("%Y-%m-%d").fillna("")
-    apps["observed_until"] = window.dt.strftime("%Y-%m-%d")
+    apps = with_windows(apps, rng)  # each applicant followed 21-119 days
     path = tmp_path_factory.mktemp("win") / "applicants.csv"
     apps.to_csv(path, index=False)
     return path, truth, observed
