@@ -120,6 +120,23 @@ def state_from_tables(manifest: StateManifest | dict, tables: dict[str, pd.DataF
     return _check_state(manifest, raw, instance)
 
 
+def instance_channel(model_channel: str) -> str:
+    """The instance's channel id of a model channel ("job_board@DE" -> "job_board"; several
+    countries with their own channel costs split a channel per country at loading)."""
+    return model_channel.rsplit("@", 1)[0] if "@" in model_channel else model_channel
+
+
+def model_channels(data, depot_rows: np.ndarray, channels) -> np.ndarray:
+    """Positions in ``data.channels`` of instance channel ids at the given depot rows (the
+    country's split channel where channels are split per country)."""
+    names = list(data.channels)
+    if data.depot_country is not None and any("@" in c for c in names):
+        wanted = [f"{c}@{data.depot_country[d]}" for d, c in zip(depot_rows, channels, strict=True)]
+    else:
+        wanted = list(channels)
+    return pd.Index(names).get_indexer(wanted)
+
+
 def _check_state(manifest: StateManifest, raw: dict, instance: Instance) -> State:
     report = _Reporter([])
     typed = {}
@@ -210,7 +227,8 @@ def expected_state(instance: Instance, plan: Plan, week: int) -> State:
     x = plan.decisions.applicants[:, :, : week - 1]  # (D, C, k-1)
     D, C, K = x.shape
     dd, cc, tt = np.meshgrid(np.arange(D), np.arange(C), np.arange(K), indexing="ij")
-    recruited = pd.DataFrame({"depot": np.asarray(d.depots)[dd.ravel()], "channel": np.asarray(d.channels)[cc.ravel()],
+    recruited = pd.DataFrame({"depot": np.asarray(d.depots)[dd.ravel()],
+                              "channel": np.asarray([instance_channel(c) for c in d.channels])[cc.ravel()],
                               "week": tt.ravel() + 1, "applicants": x.ravel()})
     recruited = recruited[recruited["applicants"] > 0].reset_index(drop=True)
     spend_dw = (np.einsum("dct,c->dt", plan.decisions.applicants, d.cost_per_applicant)
@@ -268,8 +286,9 @@ def _remaining_pipeline(instance: Instance, state: State) -> pd.DataFrame:
         r = state.recruited
         if len(r):
             x = np.zeros((len(depots), len(data.channels), T))
-            np.add.at(x, (depots.get_indexer(r["depot"]), pd.Index(data.channels).get_indexer(r["channel"]),
-                          r["week"].to_numpy(int) - 1), r["applicants"].to_numpy(float))
+            rows = depots.get_indexer(r["depot"])
+            np.add.at(x, (rows, model_channels(data, rows, r["channel"]), r["week"].to_numpy(int) - 1),
+                      r["applicants"].to_numpy(float))
             arrivals = arrivals + recruited_arrivals(data, x)  # the model's own kernel
     tail = arrivals[:, k - 1:]
     dd, tt = np.nonzero(tail > 0)

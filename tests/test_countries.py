@@ -185,3 +185,25 @@ def test_the_generator_makes_countries_with_their_own_peaks(tmp_path):
     r = CliRunner().invoke(main, ["generate", "--countries", "US,GB", "--depots", "4", "--out", str(tmp_path / "g")])
     assert r.exit_code == 0, r.output
     assert optplan.load_instance(tmp_path / "g").tables["countries"]["currency"].tolist() == ["USD", "GBP"]
+
+
+@pytest.mark.parametrize("week", [1, 6])
+def test_replanning_several_countries(week):
+    """instances/world re-planned from the state its plan expects at week k: the plan ahead
+    costs what the original plan's remaining weeks cost there (principle of optimality), the
+    state naming the instance's channels (job_board, not the model's job_board@DE)."""
+    from conftest import REPO
+
+    from formulations.data import Decisions
+    from optplan.evaluation import evaluate_decisions
+    from optplan.replan import expected_state, replan
+
+    inst = optplan.load_instance(REPO / "instances" / "world")
+    plan = optplan.solve(inst)
+    state = expected_state(inst, plan, week)
+    assert set(state.recruited["channel"]) <= set(inst.channels)
+    r = replan(inst, state)
+    tail = Decisions(plan.decisions.applicants[:, :, week - 1:], plan.decisions.incentive_spend[:, week - 1:, :])
+    ev = evaluate_decisions(r.remaining.model_data(), tail)
+    assert ev.violations == {}
+    assert r.plan.status.objective == pytest.approx(ev.expected_cost, rel=OBJ_RTOL)
