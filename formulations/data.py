@@ -65,6 +65,7 @@ class ModelData:
     budget_total: float  # currency over the horizon (inf: none)
     budget_weekly: np.ndarray  # (T,) currency per week (inf: none)
     budget_region: dict[str, float] = field(default_factory=dict)  # currency over the horizon
+    budget_country: dict[str, float] = field(default_factory=dict)  # currency over the horizon, per depot_country id
     integer_applicants: bool = False
     # risk (formulations/two_stage/risk.py): minimise (1 - cvar_weight) E[cost] + cvar_weight CVaR
     cvar_alpha: float = 0.9  # CVaR confidence level in [0, 1): the mean of the worst 1 - alpha of scenarios
@@ -88,8 +89,8 @@ class ModelData:
     surge_by_depot: np.ndarray | None = None  # (D,) currency per surge block
     unserved_by_depot: np.ndarray | None = None  # (D,) currency per unserved block
     idle_by_depot: np.ndarray | None = None  # (D,) currency per idle block
-    # outputs only (no row or kernel reads them): each depot's country, its currency and the
-    # value of one local unit in ``currency``, so plans can show spend in both; None: one country
+    # each depot's country (the members of budget_country's rows), its currency and the value
+    # of one local unit in ``currency`` (outputs only: plans show spend in both); None: one country
     depot_country: tuple[str, ...] | None = None
     depot_currency: tuple[str, ...] | None = None
     depot_fx: np.ndarray | None = None  # (D,) currency per local currency unit
@@ -103,6 +104,24 @@ class ModelData:
                             (self.idle_by_depot, self.idle_cost)):
             out.append(np.asarray(arr, float)[idx] if arr is not None else np.full(len(idx), float(scalar)))
         return tuple(out)
+
+    def budget_groups(self, family: str) -> np.ndarray:
+        """(D,) each depot's group id for a grouped budget family: its region
+        ("budget_region") or country ("budget_country"; "" without countries)."""
+        if family == "budget_region":
+            return np.asarray(self.regions)
+        if family == "budget_country":
+            return np.asarray(self.depot_country if self.depot_country is not None else ("",) * len(self.depots))
+        raise ValueError(f"no grouped budget family {family!r}")
+
+    @property
+    def has_country_budgets(self) -> bool:
+        """A finite budget on some country's spend."""
+        return any(np.isfinite(v) for v in self.budget_country.values())
+
+    def group_caps(self, family: str) -> dict[str, float]:
+        """{group id: cap (currency)} of a grouped budget family."""
+        return self.budget_region if family == "budget_region" else self.budget_country
 
     def uniform_prices(self) -> tuple[float, float, float] | None:
         """(surge, unserved, idle) currency per block when every depot has the same, else None."""
@@ -210,6 +229,7 @@ class ModelData:
             budget_total=np.inf,
             budget_weekly=np.full(self.n_weeks, np.inf),
             budget_region={},
+            budget_country={},
             surge_by_depot=None if self.surge_by_depot is None else self.surge_by_depot[keep],
             unserved_by_depot=None if self.unserved_by_depot is None else self.unserved_by_depot[keep],
             idle_by_depot=None if self.idle_by_depot is None else self.idle_by_depot[keep],

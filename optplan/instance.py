@@ -203,6 +203,7 @@ class Instance:
             budget_total=math.inf if m.budgets.total is None else float(m.budgets.total),
             budget_weekly=budget_weekly,
             budget_region={k: float(v) * money["region_fx"].get(k, 1.0) for k, v in m.budgets.regions.items()},
+            budget_country={k: float(v) * money["country_fx"][k] for k, v in m.budgets.countries.items()},
             integer_applicants=integer_applicants,
             service_target=service_target,
             network_service_target=np.nan if tg.network_service_level is None else float(tg.network_service_level),
@@ -239,7 +240,7 @@ class Instance:
         Without a country table everything is as given."""
         out = {"channels": tuple(self.channels), "kernel": kernel, "cost": cost, "applicant_cap": applicant_cap,
                "width": width, "rate": rate, "surge": None, "unserved": None, "idle": None, "region_fx": {},
-               "open": None, "country": None, "currency": None, "fx": None}
+               "open": None, "country": None, "currency": None, "fx": None, "country_fx": {}}
         countries = self.tables["countries"]
         if not len(countries):
             return out
@@ -258,6 +259,7 @@ class Instance:
             local = table.loc[country, column].to_numpy(float)
             out[key] = np.where(np.isnan(local), float(default), local * fx)
         out["region_fx"] = {str(r): float(fx[i]) for i, r in enumerate(dep["region"])}
+        out["country_fx"] = {str(k): float(table.at[k, "fx_rate"]) for k in table.index}
         cc = self.tables["channel_costs"]
         if len(cc):
             names = list(self.channels)
@@ -302,6 +304,8 @@ class Instance:
             manifest.pop("terminal")
         if manifest["horizon"].get("fx_date") is None:  # one currency: no exchange-rate date (files as before countries)
             manifest["horizon"].pop("fx_date", None)
+        if not manifest["budgets"].get("countries"):
+            manifest["budgets"].pop("countries", None)
         files = Files().model_dump()
         for t in TABLES:
             name = getattr(self.manifest.files, t.name) or files[t.name] or f"{t.name}.csv"
@@ -705,6 +709,9 @@ def _country_checks(manifest: Manifest, t: dict[str, pd.DataFrame], channels: se
                        "no country column without a country table (countries.csv)", "a country column")
         if len(cc):
             report.add(cc.attrs["file"], None, None, "a country table (countries.csv) for the channel costs", "none")
+        if manifest.budgets.countries:
+            report.add(MANIFEST_NAME, None, "budgets.countries", "a country table (countries.csv) for country budgets",
+                       "none")
         return
     missing = ~given
     if missing.any():
@@ -724,6 +731,9 @@ def _country_checks(manifest: Manifest, t: dict[str, pd.DataFrame], channels: se
             report.add_many(cc.attrs["file"], column, cc.loc[wrong, "_line"],
                             f"a {what} id listed in {(co if what == 'country' else t['channels']).attrs['file']}",
                             [f"unknown {what} '{x}'" for x in cc.loc[wrong, column]])
+    for country in sorted(set(manifest.budgets.countries) - known):
+        report.add(MANIFEST_NAME, None, f"budgets.countries.{country}", f"a country id listed in {co.attrs['file']}",
+                   f"unknown country '{country}'")
     for region in sorted(manifest.budgets.regions):
         spread = sorted(set(dep.loc[dep["region"] == region, "country"]))
         if len(spread) > 1:

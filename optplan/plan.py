@@ -337,7 +337,7 @@ class Plan:
         (spend / fx_rate); empty for an instance of one country."""
         d = self.data
         cols = ["country", "local_currency", "fx_rate", "recruiting", "planned_incentives", "total", "total_local",
-                "currency"]
+                "budget_country", "currency"]
         if d.depot_country is None:
             return pd.DataFrame(columns=cols)
         r, i = self._spend_arrays()
@@ -346,6 +346,7 @@ class Plan:
         out = frame.groupby(["country", "local_currency", "fx_rate"], sort=True, as_index=False).sum()
         out["total"] = out["recruiting"] + out["planned_incentives"]
         out["total_local"] = out["total"] / out["fx_rate"]
+        out["budget_country"] = out["country"].map(d.budget_country).astype(float)
         out["currency"] = d.currency
         return out[cols]
 
@@ -357,6 +358,7 @@ class Plan:
         rows = []
         week_used = self.spend_by_week["total"].to_numpy()
         region_used = dict(zip(self.spend_by_region["region"], self.spend_by_region["total"], strict=False))
+        country_used = dict(zip(self.spend_by_country["country"], self.spend_by_country["total"], strict=False))
 
         def dual_of(scope: str, key) -> float:
             # the LP minimises, so a <= budget row's dual is <= 0: saved cost per unit is -dual
@@ -365,10 +367,11 @@ class Plan:
 
         caps = {"total": {"total": d.budget_total},
                 "week": {str(t + 1): d.budget_weekly[t] for t in range(d.n_weeks)},
-                "region": dict(d.budget_region)}
+                "region": dict(d.budget_region), "country": dict(d.budget_country)}
         used = {"total": {"total": week_used.sum()},
                 "week": {str(t + 1): week_used[t] for t in range(d.n_weeks)},
-                "region": {r: region_used.get(r, 0.0) for r in d.budget_region}}
+                "region": {r: region_used.get(r, 0.0) for r in d.budget_region},
+                "country": {k: country_used.get(k, 0.0) for k in d.budget_country}}
         for scope in BUDGET_FAMILIES.values():
             for key, cap in caps[scope].items():
                 if np.isfinite(cap):

@@ -195,6 +195,9 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
         if data.has_weekly_supply:
             raise OptionError("--policies", "policies without dp (the DP rule assumes the same blocks per driver "
                               "every week; this instance has supply by week)", ",".join(policies))
+        if data.has_country_budgets:
+            raise OptionError("--policies", "policies without dp (the DP holds each depot to one capped budget "
+                              "group; this instance has country budgets)", ",".join(policies))
         dp_result = solve_dp(data, options, policies=True)
     deps = [DepotModel(data, d) for d in range(D)]
     conv = data.yield_kernel.sum(axis=1)
@@ -333,8 +336,10 @@ def _replan_paths(data: ModelData, sim: _Sim, t: int, mean_demand: bool) -> tupl
         key = b"".join((sim.active[p].tobytes(), sim.funnel[p, :, t:T].tobytes(), sim.spend_depot[p].tobytes()))
         if key not in solved:
             spend_regions = {r: float(sim.spend_depot[p, regions == r].sum()) for r in data.budget_region}
+            countries = data.budget_groups("budget_country")
+            spend_countries = {k: float(sim.spend_depot[p, countries == k].sum()) for k in data.budget_country}
             rem = remaining_data(data, t + 1, sim.active[p], sim.funnel[p, :, :T], float(sim.spend_total[p]),
-                                 spend_regions, mean_demand=mean_demand)
+                                 spend_regions, mean_demand=mean_demand, spend_countries=spend_countries)
             r = solve_data(rem, SolveOptions(), "highs")
             solved[key] = (r.decisions.applicants, r.decisions.incentive_spend.sum(axis=2))
         xs[p], zs[p] = solved[key]

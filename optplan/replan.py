@@ -61,7 +61,8 @@ class State:
     recruited: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["depot", "channel", "week", "applicants"]))
     pipeline: pd.DataFrame | None = None  # depot, week, new_drivers (drivers/week); None: from the kernel
     spend_total: float = 0.0  # currency, weeks before ``week``
-    spend_regions: dict[str, float] = field(default_factory=dict)  # currency per region
+    spend_regions: dict[str, float] = field(default_factory=dict)  # per region, in its budget's currency
+    spend_countries: dict[str, float] = field(default_factory=dict)  # per country, in its currency
 
     def write(self, folder: str | Path) -> Path:
         """Write the state as a folder (state.yaml + CSVs), each file atomically."""
@@ -71,7 +72,9 @@ class State:
                  "pipeline": "pipeline.csv" if self.pipeline is not None else None}
         manifest = {"format_version": 1, "week": int(self.week),
                     "spend_to_date": {"total": float(self.spend_total),
-                                      "regions": {k: float(v) for k, v in self.spend_regions.items()}},
+                                      "regions": {k: float(v) for k, v in self.spend_regions.items()},
+                                      **({"countries": {k: float(v) for k, v in self.spend_countries.items()}}
+                                         if self.spend_countries else {})},
                     "files": files}
         atomic_write_text(folder / "drivers.csv", csv_text(self.drivers[["depot", "active_drivers"]]))
         atomic_write_text(folder / "recruited.csv", csv_text(self.recruited[["depot", "channel", "week", "applicants"]]))
@@ -188,6 +191,11 @@ def _check_state(manifest: StateManifest, raw: dict, instance: Instance) -> Stat
         if region not in regions:
             report.add(STATE_NAME, None, f"spend_to_date.regions.{region}", "a region of the instance's depots",
                        f"unknown region '{region}'")
+    countries = set(instance.tables["countries"]["country"])
+    for country in manifest.spend_to_date.countries:
+        if country not in countries:
+            report.add(STATE_NAME, None, f"spend_to_date.countries.{country}", "a country of the instance's country table",
+                       f"unknown country '{country}'")
     if report.problems or report.omitted:
         raise InstanceError(report.problems, report.omitted)
     recruited = (rec.drop(columns="_line") if rec is not None
@@ -199,6 +207,7 @@ def _check_state(manifest: StateManifest, raw: dict, instance: Instance) -> Stat
         pipeline=None if pip is None else pip.drop(columns="_line").reset_index(drop=True),
         spend_total=manifest.spend_to_date.total,
         spend_regions=dict(manifest.spend_to_date.regions),
+        spend_countries=dict(manifest.spend_to_date.countries),
     )
 
 
@@ -233,9 +242,14 @@ def expected_state(instance: Instance, plan: Plan, week: int) -> State:
     recruited = recruited[recruited["applicants"] > 0].reset_index(drop=True)
     spend_dw = (np.einsum("dct,c->dt", plan.decisions.applicants, d.cost_per_applicant)
                 + plan.decisions.incentive_spend.sum(axis=2))[:, : week - 1]  # (D, k-1) currency
-    by_region = pd.Series(spend_dw.sum(axis=1), index=list(d.regions)).groupby(level=0).sum()
+    # spend so far in each budget's own currency: a region's or country's local one (spend / fx)
+    fx = d.depot_fx if d.depot_fx is not None else np.ones(len(d.depots))
+    local = spend_dw.sum(axis=1) / fx
+    by_region = pd.Series(local, index=list(d.regions)).groupby(level=0).sum()
+    by_country = pd.Series(local, index=list(d.budget_groups("budget_country"))).groupby(level=0).sum()
     return State(week=week, drivers=drivers, recruited=recruited, spend_total=float(spend_dw.sum()),
-                 spend_regions={r: float(by_region[r]) for r in d.budget_region if r in by_region.index})
+                 spend_regions={r: float(by_region[r]) for r in d.budget_region if r in by_region.index},
+                 spend_countries={k: float(by_country[k]) for k in d.budget_country if k in by_country.index})
 
 
 # ------------------------------------------------------------------ the remaining instance
@@ -253,7 +267,8 @@ def remaining_instance(instance: Instance, state: State) -> Instance:
     m["horizon"]["start_date"] = (instance.manifest.horizon.start_date + dt.timedelta(weeks=shift)).isoformat()
     b = instance.manifest.budgets
     total, weekly, regions = remaining_budgets(b.total, b.weekly, b.regions, state.spend_total, state.spend_regions, shift)
-    m["budgets"].update(total=total, weekly=weekly, regions=regions)
+    _, _, countries = remaining_budgets(None, None, b.countries, 0.0, state.spend_countries, shift)
+    m["budgets"].update(total=total, weekly=weekly, regions=regions, countries=countries)
     m["files"] = {}
     tables = {name: df.copy() for name, df in instance.tables.items()}
     dep = tables["depots"]
@@ -306,7 +321,7 @@ def remaining_budgets(total: float, weekly, regions: dict[str, float], spend_tot
 
 
 def remaining_data(data, week: int, active: np.ndarray, arrivals: np.ndarray, spend_total: float,
-                   spend_regions: dict[str, float], mean_demand: bool = False):
+                   spend_regions: dict[str, float], mean_demand: bool = False, spend_countries=None):
     """The ModelData of weeks ``week``..T (1-based) from a state in arrays, for re-planning
     many times without tables (the simulation's rolling policy): drivers on hand ``active``
     (D,), expected arrivals (D, T) from everyone recruited so far (only weeks >= ``week``
@@ -317,6 +332,7 @@ def remaining_data(data, week: int, active: np.ndarray, arrivals: np.ndarray, sp
     shift = week - 1
     total, weekly, regions = remaining_budgets(data.budget_total, data.budget_weekly, data.budget_region,
                                                spend_total, spend_regions, shift)
+    _, _, countries = remaining_budgets(None, None, data.budget_country, 0.0, spend_countries or {}, shift)
     demand = data.demand[:, shift:, :]
     scenarios, probability = data.scenarios, data.probability
     if mean_demand:
@@ -327,7 +343,8 @@ def remaining_data(data, week: int, active: np.ndarray, arrivals: np.ndarray, sp
         pipeline=data.pipeline[:, shift:] + np.asarray(arrivals, float)[:, shift:],
         demand=demand, scenarios=scenarios, probability=probability,
         supply_by_week=None if data.supply_by_week is None else data.supply_by_week[:, shift:],
-        applicant_cap=data.applicant_cap, budget_total=total, budget_weekly=weekly, budget_region=regions)
+        applicant_cap=data.applicant_cap, budget_total=total, budget_weekly=weekly, budget_region=regions,
+        budget_country=countries)
 
 
 # ------------------------------------------------------------------ re-planning

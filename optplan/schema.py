@@ -132,8 +132,15 @@ class Budgets(_Strict):
         default=None,
     )
     regions: dict[str, float] = _f(
-        "Cap on that spend over the horizon per region id (regions not listed: no cap).",
+        "Cap on that spend over the horizon per region id (regions not listed: no cap); with a "
+        "country table, in the currency of the region's country.",
         CURRENCY,
+        default_factory=dict,
+    )
+    countries: dict[str, float] = _f(
+        "Cap on that spend over the horizon per country id of the country table, in that "
+        "country's currency (countries not listed: no cap).",
+        "local currency",
         default_factory=dict,
     )
 
@@ -146,7 +153,7 @@ class Budgets(_Strict):
                 raise ValueError(f"expected finite numbers in [0, {MAX_SPEND:g}], found {x!r}")
         return v
 
-    @field_validator("regions")
+    @field_validator("regions", "countries")
     @classmethod
     def _regions_non_negative(cls, v):
         return _region_amounts(v)
@@ -626,9 +633,12 @@ class SpendToDate(_Strict):
         "Recruiting plus planned-incentive spend in the weeks before `week`.", CURRENCY, ge=0, le=MAX_SPEND,
         default=0.0,
     )
-    regions: dict[str, float] = _f("That spend per region id (regions with a budget).", CURRENCY, default_factory=dict)
+    regions: dict[str, float] = _f("That spend per region id (regions with a budget), in the currency of the "
+                                   "region's budget.", CURRENCY, default_factory=dict)
+    countries: dict[str, float] = _f("That spend per country id (countries with a budget), in the country's currency.",
+                                     "local currency", default_factory=dict)
 
-    @field_validator("regions")
+    @field_validator("regions", "countries")
     @classmethod
     def _regions(cls, v):
         return _region_amounts(v)

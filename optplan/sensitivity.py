@@ -137,6 +137,7 @@ class SensitivityModel:
             "budget_total": lambda k: ("budget", "total", "total"),
             "budget_week": lambda k: ("budget", "week", str(int(self._weeks_with_cap()[k]))),
             "budget_region": lambda k: ("budget", "region", self._regions_with_cap()[k]),
+            "budget_country": lambda k: ("budget", "country", self.layout.budget_rows()["budget_country"][k]),
             "onboarding_cap": lambda k: ("onboarding_cap", *self._onboarding_key(k)),
         }
         units = {"budget": f"{d.currency} per {d.currency}", "onboarding_cap": f"{d.currency} per driver/week"}
@@ -204,7 +205,7 @@ class SensitivityModel:
         row holds the cost per applicant as the column's coefficient, so sum_r lambda_r a_rj /
         cost_j."""
         lam = np.zeros(self.A.shape[0])
-        for family in ("budget_total", "budget_week", "budget_region"):
+        for family in ("budget_total", "budget_week", "budget_region", "budget_country"):
             sl, duals = self.compiled.rows.get(family), self.base.duals.get(family)
             if sl is not None and sl.stop > sl.start and duals is not None:  # no total budget: the row is open, dual 0
                 lam[sl] = np.maximum(-np.asarray(duals, float), 0.0)
@@ -225,7 +226,7 @@ class SensitivityModel:
         mine = cols[(cc == c) & (cols >= 0)]
         cost = float(self.data.cost_per_applicant[c]) * factor
         self.h.changeColsCost(len(mine), mine.astype(np.int32), np.full(len(mine), cost))
-        for family in ("budget_total", "budget_week", "budget_region"):
+        for family in ("budget_total", "budget_week", "budget_region", "budget_country"):
             sl = self.compiled.rows.get(family)
             if sl is None:
                 continue

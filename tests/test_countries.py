@@ -207,3 +207,62 @@ def test_replanning_several_countries(week):
     ev = evaluate_decisions(r.remaining.model_data(), tail)
     assert ev.violations == {}
     assert r.plan.status.objective == pytest.approx(ev.expected_cost, rel=OBJ_RTOL)
+
+
+def with_country_budget(demo, eur: float):
+    inst = two_countries(demo)
+    manifest = inst.manifest.model_dump(mode="json")
+    manifest["budgets"]["countries"] = {"EU": eur}
+    return from_tables(manifest, dict(inst.tables))
+
+
+def test_country_budgets_in_local_currency(demo):
+    """budgets.countries: EU 500 EUR = 550 USD over the horizon caps the EU depots' spend (a
+    row of its own, binding, with a shadow price); the arrays route and the Pyomo rows give
+    the same optimum and duals; the evaluator agrees; the decomposition brackets it; the DP
+    says it cannot hold it."""
+    from optplan.errors import OptionError
+    from optplan.solvers.base import Deadline, SolveOptions
+    from optplan.solvers.decompose import DecomposeEngine
+
+    loose = optplan.solve(two_countries(demo))
+    inst = with_country_budget(demo, 500.0)
+    data = inst.model_data()
+    assert data.budget_country == {"EU": pytest.approx(550.0)}
+    plan = optplan.solve(inst)
+    eu = plan.spend_by_country.set_index("country").loc["EU"]
+    assert loose.spend_by_country.set_index("country").loc["EU", "total"] > 560.0  # the cap cuts
+    assert eu["total"] == pytest.approx(550.0, rel=1e-6) and eu["total_local"] == pytest.approx(500.0, rel=1e-6)
+    row = plan.budgets.set_index(["scope", "key"]).loc[("country", "EU")]
+    assert row["binding"] and row["shadow_price"] > 0
+    assert optplan.evaluate(plan, inst).expected_cost == pytest.approx(plan.status.objective, rel=OBJ_RTOL)
+    pyomo = optplan.solve(inst, build="pyomo")
+    assert pyomo.status.objective == pytest.approx(plan.status.objective, rel=OBJ_RTOL)
+    assert pyomo.budgets.set_index(["scope", "key"]).loc[("country", "EU"), "shadow_price"] == pytest.approx(
+        row["shadow_price"], rel=1e-6)
+    r = DecomposeEngine(backend="serial").solve(data, SolveOptions(), Deadline(None))
+    assert r.status.bound <= plan.status.objective * (1 + OBJ_RTOL) <= r.status.objective * (1 + 2 * OBJ_RTOL)
+    with pytest.raises(OptionError, match="country budgets"):
+        optplan.solve(inst, engine="dp")
+    assert "dp" not in optplan.solve(inst, engine="auto").status.engine
+
+
+@pytest.mark.parametrize("week", [4, 9])
+def test_replanning_with_budgets_in_euros(demo, week):
+    """Region R02's budget (3,000 EUR) and the EU's (900 EUR, binding) are in euros: a state's
+    spend to date is counted in euros against them (in dollars the remaining cap would be
+    too small and the original tail would break it), and the plan ahead from the state the
+    plan expects costs the original plan's remaining weeks."""
+    from formulations.data import Decisions
+    from optplan.evaluation import evaluate_decisions
+    from optplan.replan import expected_state, replan
+
+    inst = with_country_budget(demo, 900.0)
+    plan = optplan.solve(inst)
+    assert plan.budgets.set_index(["scope", "key"]).loc[("country", "EU"), "binding"]
+    state = expected_state(inst, plan, week)
+    r = replan(inst, state)
+    tail = Decisions(plan.decisions.applicants[:, :, week - 1:], plan.decisions.incentive_spend[:, week - 1:, :])
+    ev = evaluate_decisions(r.remaining.model_data(), tail)
+    assert ev.violations == {}
+    assert r.plan.status.objective == pytest.approx(ev.expected_cost, rel=OBJ_RTOL)

@@ -75,6 +75,7 @@ CONSTRAINT_FAMILIES = (
     "budget_total",
     "budget_week",
     "budget_region",
+    "budget_country",
     "cvar_excess_definition",
     "cvar_cut_link",
     "cvar_cut",

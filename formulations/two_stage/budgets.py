@@ -6,6 +6,7 @@ is given and something can be spent under it (``Layout.budget_rows``):
     total:      sum_{d,c,t} cost[c] x[d,c,t] + sum_{d,t,g} z[d,t,g] <= B           currency
     per week:   sum_{d,c}   cost[c] x[d,c,t] + sum_{d,g}   z[d,t,g] <= B_t         currency
     per region: sum_{d in r,c,t} cost[c] x[d,c,t] + sum_{d in r,t,g} z <= B_r     currency
+    per country: the same over the depots of country k               <= B_k     currency
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 
 from formulations.data import Decisions, ModelData
 from formulations.two_stage._pyomo import pyo
-from formulations.two_stage.layout import Layout
+from formulations.two_stage.layout import GROUP_BUDGETS, Layout
 
 # ---------------------------------------------------------------------------- numpy kernels
 
@@ -42,7 +43,6 @@ def budget_usage(data: ModelData, decisions: Decisions) -> dict[str, tuple[list,
     (currency). The left-hand sides of the budget rows."""
     recruiting, incentives = spend(data, decisions)
     by_dt = recruiting + incentives
-    regions = np.asarray(data.regions)
     rows = Layout(data).budget_rows()
     week = by_dt.sum(axis=0)
     out = {
@@ -50,9 +50,11 @@ def budget_usage(data: ModelData, decisions: Decisions) -> dict[str, tuple[list,
                          np.array([data.budget_total] * len(rows["budget_total"]))),
         "budget_week": (rows["budget_week"], np.array([week[t - 1] for t in rows["budget_week"]]),
                         np.array([data.budget_weekly[t - 1] for t in rows["budget_week"]])),
-        "budget_region": (rows["budget_region"], np.array([by_dt[regions == r].sum() for r in rows["budget_region"]]),
-                          np.array([data.budget_region[r] for r in rows["budget_region"]])),
     }
+    for family in GROUP_BUDGETS:
+        groups, caps = data.budget_groups(family), data.group_caps(family)
+        out[family] = (rows[family], np.array([by_dt[groups == g].sum() for g in rows[family]]),
+                       np.array([caps[g] for g in rows[family]]))
     return out
 
 
@@ -72,19 +74,21 @@ def define_budget_constraints(m: pyo.ConcreteModel, data: ModelData) -> None:
     ``budget_region``), keyed as ``Layout.budget_rows``; ``first_stage_spend`` is the total
     spend as an Expression (currency)."""
     c_pos = {c: i for i, c in enumerate(data.channels)}
-    region_of = dict(zip(data.depots, data.regions, strict=True))
+    group_of = {f: dict(zip(data.depots, data.budget_groups(f), strict=True)) for f in GROUP_BUDGETS}
     by_week: dict[int, list] = {t: [] for t in m.WEEKS}
-    by_region: dict[str, list] = {}
+    by_group: dict[str, dict[str, list]] = {f: {} for f in GROUP_BUDGETS}
     everything: list = []
     for d, c, t in m.RECRUIT:
         term = (float(data.cost_per_applicant[c_pos[c]]), m.applicants[d, c, t])
         by_week[t].append(term)
-        by_region.setdefault(region_of[d], []).append(term)
+        for f in GROUP_BUDGETS:
+            by_group[f].setdefault(group_of[f][d], []).append(term)
         everything.append(term)
     for d, t, g in m.SEGMENTS:
         term = (1.0, m.incentive_spend[d, t, g])
         by_week[t].append(term)
-        by_region.setdefault(region_of[d], []).append(term)
+        for f in GROUP_BUDGETS:
+            by_group[f].setdefault(group_of[f][d], []).append(term)
         everything.append(term)
 
     def total(terms):
@@ -101,5 +105,9 @@ def define_budget_constraints(m: pyo.ConcreteModel, data: ModelData) -> None:
     )
     m.budget_region = pyo.Constraint(
         pyo.Set(initialize=rows["budget_region"], ordered=True),
-        rule=lambda _m, r: total(by_region[r]) <= float(data.budget_region[r]),
+        rule=lambda _m, r: total(by_group["budget_region"][r]) <= float(data.budget_region[r]),
+    )
+    m.budget_country = pyo.Constraint(
+        pyo.Set(initialize=rows["budget_country"], ordered=True),
+        rule=lambda _m, k: total(by_group["budget_country"][k]) <= float(data.budget_country[k]),
     )

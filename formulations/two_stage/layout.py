@@ -28,7 +28,9 @@ import numpy as np
 from formulations.data import Decisions, ModelData
 
 #: Budget families in row order, each with the scope name a report shows.
-BUDGET_FAMILIES = {"budget_total": "total", "budget_week": "week", "budget_region": "region"}
+BUDGET_FAMILIES = {"budget_total": "total", "budget_week": "week", "budget_region": "region", "budget_country": "country"}
+#: Budget families over groups of depots (a region, a country): one row per capped group.
+GROUP_BUDGETS = ("budget_region", "budget_country")
 
 
 @dataclass(frozen=True)
@@ -83,14 +85,16 @@ class Layout:
 
     def budget_rows(self) -> dict[str, list]:
         """Budget family -> the keys of its rows, in row order: ["total"], weeks (1-based),
-        region ids. A cap with nothing to spend under it has no row."""
+        region ids, country ids. A cap with nothing to spend under it has no row."""
         data = self.data
         weeks, depots = self._spend_weeks_and_depots
-        regions = np.asarray(data.regions)
         total = ["total"] if np.isfinite(data.budget_total) and weeks.any() else []
         week_keys = [t + 1 for t in range(data.n_weeks) if np.isfinite(data.budget_weekly[t]) and weeks[t]]
-        region_keys = [r for r, cap in data.budget_region.items() if np.isfinite(cap) and depots[regions == r].any()]
-        return {"budget_total": total, "budget_week": week_keys, "budget_region": region_keys}
+        out = {"budget_total": total, "budget_week": week_keys}
+        for family in GROUP_BUDGETS:
+            groups = data.budget_groups(family)
+            out[family] = [g for g, cap in data.group_caps(family).items() if np.isfinite(cap) and depots[groups == g].any()]
+        return out
 
     # ------------------------------------------------------------------ vectors <-> arrays
     def decisions(self, applicants: np.ndarray, incentive_spend: np.ndarray) -> Decisions:

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from formulations.data import ModelData
 from formulations.two_stage.aggregated import recourse_segments
-from formulations.two_stage.layout import Layout
+from formulations.two_stage.layout import GROUP_BUDGETS, Layout
 from formulations.two_stage.risk import cut_segments
 from formulations.two_stage.service import region_targets, target_rows
 
@@ -185,7 +185,6 @@ def budget_rows(data: ModelData, cols: _Columns, layout: Layout) -> dict[str, _R
     zt = np.tile(np.arange(T), len(sd))
     zc = cols.z[zd, zt, np.repeat(sg, T)] if len(sd) else np.zeros(0, np.int64)
     keys = layout.budget_rows()
-    regions = np.asarray(data.regions)
     out = {}
     # total
     n = len(keys["budget_total"])
@@ -199,15 +198,16 @@ def budget_rows(data: ModelData, cols: _Columns, layout: Layout) -> dict[str, _R
              (zr[zr >= 0], zc[zr >= 0], 1.0)]
     out["budget_week"] = _block(len(keys["budget_week"]), parts, -np.inf,
                                 [data.budget_weekly[t - 1] for t in keys["budget_week"]])
-    # regions
-    region_row = {r: i for i, r in enumerate(keys["budget_region"])}
-    depot_row = np.array([region_row.get(r, -1) for r in regions], dtype=np.int64)
-    xr = depot_row[dd]
-    zr = depot_row[zd] if len(zd) else np.zeros(0, np.int64)
-    parts = [(xr[xk & (xr >= 0)], cols.x[dd, cc, tt][xk & (xr >= 0)], cost[xk & (xr >= 0)]),
-             (zr[zr >= 0], zc[zr >= 0], 1.0)]
-    out["budget_region"] = _block(len(keys["budget_region"]), parts, -np.inf,
-                                  [data.budget_region[r] for r in keys["budget_region"]])
+    # regions, countries: one row per capped group of depots
+    for family in GROUP_BUDGETS:
+        group_row = {g: i for i, g in enumerate(keys[family])}
+        depot_row = np.array([group_row.get(g, -1) for g in data.budget_groups(family)], dtype=np.int64)
+        xr = depot_row[dd]
+        zr = depot_row[zd] if len(zd) else np.zeros(0, np.int64)
+        parts = [(xr[xk & (xr >= 0)], cols.x[dd, cc, tt][xk & (xr >= 0)], cost[xk & (xr >= 0)]),
+                 (zr[zr >= 0], zc[zr >= 0], 1.0)]
+        caps = data.group_caps(family)
+        out[family] = _block(len(keys[family]), parts, -np.inf, [caps[g] for g in keys[family]])
     return out
 
 

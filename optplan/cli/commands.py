@@ -418,6 +418,10 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers,
     sampler = OutOfSample(paths=n_paths, seed=seed, noise_sd=sigma, noise_ar=noise_ar, random_drivers=drivers == "random")
     click.echo(f"[optplan] simulate: sampling {sampler.describe()}", err=True)
     chosen = tuple(p.strip() for p in policies.split(",") if p.strip())
+    if data.has_country_budgets and "dp" in chosen:
+        click.secho("warning: the dp policy is left out: the DP holds each depot to one capped budget group and this "
+                    "instance has country budgets", fg="yellow", err=True)
+        chosen = tuple(p for p in chosen if p != "dp")
     if data.has_weekly_supply and "dp" in chosen:
         click.secho("warning: the dp policy is left out: the DP assumes the same blocks per driver every week and "
                     "this instance has supply by week (supply.csv)", fg="yellow", err=True)

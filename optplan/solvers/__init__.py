@@ -65,7 +65,8 @@ register_engine("highs", _highs, Capabilities(lp=True, mip=True, duals=True, tim
 register_engine("glop", _glop, Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True, risk=True,
                                                   targets=True, terminal=True,
                                 weekly_supply=True))
-register_engine("dp", _dp, Capabilities(lp=False, mip=False, duals=False, time_limit=True, exact=False))
+register_engine("dp", _dp, Capabilities(lp=False, mip=False, duals=False, time_limit=True, exact=False,
+                                        country_budgets=False))
 register_engine("decompose", _decompose, Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True))
 
 
@@ -101,6 +102,9 @@ def _refuse_what_the_engine_cannot_state(data: ModelData, options: SolveOptions,
     picky = name != "auto"
     if options.cvar_weight > 0 and picky and not eng.capabilities.risk:
         raise OptionError("engine", "highs, glop or auto with CVaR (engines that can state it)", name)
+    if data.has_country_budgets and picky and not eng.capabilities.country_budgets:
+        raise OptionError("engine", "highs, glop, decompose or auto with country budgets (budgets.countries; the DP's "
+                          "budget repair holds a depot to one capped group)", name)
     if data.has_weekly_supply and picky and not eng.capabilities.weekly_supply:
         raise OptionError("engine", "highs, glop or auto with driver supply that varies by week (supply.csv; "
                           "engines that can state it)", name)

@@ -67,6 +67,9 @@ class AutoEngine:
             if (data.has_targets or data.has_scenario_targets) and not engine.capabilities.targets:
                 reasons.append(f"{name} skipped (cannot state service or utilisation targets)")
                 continue
+            if data.has_country_budgets and not engine.capabilities.country_budgets:
+                reasons.append(f"{name} skipped (cannot hold country budgets besides regional ones)")
+                continue
             if data.has_weekly_supply and not engine.capabilities.weekly_supply:
                 reasons.append(f"{name} skipped (cannot state driver supply by week)")
                 continue

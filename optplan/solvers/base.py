@@ -160,6 +160,7 @@ class Capabilities:
     targets: bool = False  # states service and utilisation targets (data.has_targets)
     terminal: bool = False  # credits the drivers left at the end (data.has_terminal_value)
     weekly_supply: bool = False  # driver supply b[d,t] that varies by week (data.has_weekly_supply)
+    country_budgets: bool = True  # caps on a country's spend besides its regions' (data.has_country_budgets)
 
 
 @dataclass(frozen=True)

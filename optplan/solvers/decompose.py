@@ -44,7 +44,7 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 
 from formulations.data import Decisions, ModelData
 from formulations.two_stage.budgets import total_spend
-from formulations.two_stage.layout import Layout
+from formulations.two_stage.layout import GROUP_BUDGETS, Layout
 from optplan.errors import SolverError
 from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings, out_of_time
 
@@ -137,17 +137,18 @@ class Master:
         self.data = data
         D, _, T, _ = data.shape
         rows = Layout(data).budget_rows()
-        self.keys = [(family, key) for family in ("budget_total", "budget_week", "budget_region") for key in rows[family]]
+        self.keys = [(family, key) for family in ("budget_total", "budget_week", *GROUP_BUDGETS) for key in rows[family]]
         caps = {"budget_total": lambda k: data.budget_total, "budget_week": lambda t: data.budget_weekly[t - 1],
-                "budget_region": lambda r: data.budget_region[r]}
+                "budget_region": lambda r: data.budget_region[r], "budget_country": lambda k: data.budget_country[k]}
         self.B = np.array([caps[f](k) for f, k in self.keys], float)
         self.nb = len(self.keys)
-        regions = np.asarray(data.regions)
         # row coefficients of a column of depot d: spend (T,) -> budget rows
         self.week_row = {t: i for i, (f, t) in enumerate(self.keys) if f == "budget_week"}
         self.total_row = next((i for i, (f, _) in enumerate(self.keys) if f == "budget_total"), None)
-        self.region_row = {d: next((i for i, (f, r) in enumerate(self.keys) if f == "budget_region" and r == regions[d]),
-                                   None) for d in range(D)}
+        # each depot's rows of the grouped budgets (its region's, its country's), where capped
+        groups = {f: data.budget_groups(f) for f in GROUP_BUDGETS}
+        self.group_rows = {d: [i for i, (f, g) in enumerate(self.keys) if f in groups and g == groups[f][d]]
+                           for d in range(D)}
         h = self.hs.Highs()
         h.setOptionValue("output_flag", False)
         inf = self.hs.kHighsInf
@@ -166,8 +167,8 @@ class Master:
         for t, row in self.week_row.items():
             idx.append(row)
             val.append(float(col.spend[t - 1]))
-        if self.region_row[col.d] is not None:
-            idx.append(self.region_row[col.d])
+        for row in self.group_rows[col.d]:
+            idx.append(row)
             val.append(float(col.spend.sum()))
         idx.append(self.nb + col.d)
         val.append(1.0)
@@ -183,15 +184,16 @@ class Master:
         return float(self.h.getInfo().objective_function_value), np.maximum(-dual[: self.nb], 0.0), dual[self.nb:]
 
     def multipliers(self, lam: np.ndarray) -> np.ndarray:
-        """(D, T) spend price per depot and week: 1 + lambda_total + lambda_week[t] + lambda_region(d)."""
+        """(D, T) spend price per depot and week: 1 + lambda_total + lambda_week[t] + lambda_region(d)
+        + lambda_country(d)."""
         D, _, T, _ = self.data.shape
         m = np.ones((D, T))
         if self.total_row is not None:
             m += lam[self.total_row]
         for t, row in self.week_row.items():
             m[:, t - 1] += lam[row]
-        for d, row in self.region_row.items():
-            if row is not None:
+        for d, rows in self.group_rows.items():
+            for row in rows:
                 m[d] += lam[row]
         return m
 

@@ -136,6 +136,11 @@ def solve_dp(data: ModelData, options: DPOptions | None = None, policies: bool =
     options = options or DPOptions()
     deadline = deadline or Deadline(None)
     t0 = time.perf_counter()
+    if data.has_country_budgets:  # the budget repair and polish hold each depot to one capped group (its region)
+        from optplan.errors import OptionError
+
+        raise OptionError("engine", "highs, glop, decompose or auto with country budgets (budgets.countries): the "
+                          "DP's budget repair holds a depot to one capped group", "dp")
     if data.has_weekly_supply:  # the depot model's capacity is b[d] a with one b per depot
         from optplan.errors import OptionError
 
@@ -218,7 +223,7 @@ class DPEngine:
     a heuristic (no proven bound, no duals, fractional applicants)."""
 
     name = "dp"
-    capabilities = Capabilities(lp=False, mip=False, duals=False, time_limit=True, exact=False)
+    capabilities = Capabilities(lp=False, mip=False, duals=False, time_limit=True, exact=False, country_budgets=False)
 
     def __init__(self, options: DPOptions | None = None):
         self.options = options
