@@ -207,7 +207,7 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
     demand = sample_demand(data, n_paths, np.random.default_rng(seed), sigma, noise_ar)
     mask = data.recruit_mask()
     levels = np.ones(D)  # base-stock multipliers (tuned below when the policy is asked for)
-    def run(policy, dp_pols, demand_paths, fluid, budgets=True):
+    def run(policy, dp_pols, demand_paths, fluid, budgets=True, show=True):
         plan, t_plan = None, 0  # the last re-plan per path: (applicants (N, D, C, T'), spend (N, D, T')), its week
         n_paths = demand_paths.shape[0]
         rng = np.random.default_rng([seed, 1])  # common random numbers: the same stream for every policy
@@ -216,7 +216,7 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
         unserved = np.zeros(n_paths)
         idle = np.zeros(n_paths)
         surge_b = np.zeros(n_paths)
-        for t in progress(range(T), f"simulating {policy} on {n_paths} paths", "week", show=show_progress):
+        for t in progress(range(T), f"simulating {policy} on {n_paths} paths", "week", show=show_progress and show):
             # -- decide (drivers active at the end of last week are known, demand is not)
             if policy == "static":
                 x = np.broadcast_to(static.applicants[:, :, t], (n_paths, D, C)).copy()
@@ -305,8 +305,9 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
     dp_pols = rule_policies(data, dp_result, demand, run) if "dp" in policies else None
     if "basestock" in policies:  # order-up-to levels chosen on separate paths (seed + 1), then fixed
         tune = sample_demand(data, tune_paths, np.random.default_rng([seed, 2]), sigma, noise_ar)
-        levels[:] = _tune_base_stock(lambda: run("basestock", None, tune, not stochastic_drivers)[1]["cost"].mean(),
-                                     levels)
+        levels[:] = _tune_base_stock(
+            lambda: run("basestock", None, tune, not stochastic_drivers, show=False)[1]["cost"].mean(), levels,
+            show=show_progress)
     out = [run(policy, dp_pols, demand, not stochastic_drivers)[1] for policy in policies]
     return pd.concat(out, ignore_index=True)
 
@@ -370,12 +371,13 @@ def _base_stock(data: ModelData, sim: _Sim, t: int, levels: np.ndarray, unit: np
     return x
 
 
-def _tune_base_stock(mean_cost, levels: np.ndarray) -> np.ndarray:
+def _tune_base_stock(mean_cost, levels: np.ndarray, show: bool = False) -> np.ndarray:
     """Coordinate search of each depot's multiplier over BASE_STOCK_GRID (depots share the
-    budgets, so one at a time, BASE_STOCK_PASSES passes), minimising the mean simulated cost."""
+    budgets, so one at a time, BASE_STOCK_PASSES passes), minimising the mean simulated cost;
+    ``show``: one progress bar over the depot passes (not one per simulation)."""
     best = mean_cost()
     for _ in range(BASE_STOCK_PASSES):
-        for d in range(len(levels)):
+        for d in progress(range(len(levels)), "tuning base-stock levels", "depot", show=show):
             keep = levels[d]
             for m in BASE_STOCK_GRID:
                 levels[d] = m
@@ -401,7 +403,7 @@ def rule_policies(data: ModelData, dp_result, demand: np.ndarray, run) -> dict:
 
     def at(lam):
         pols = {data.depots[dep.d]: solve_depot(dep, 1.0 + lam + mu, n, keep_policy=True).policy for dep in deps}
-        return pols, float(run("dp", pols, one, True, budgets=False)[0][0])  # what the rule wants to spend
+        return pols, float(run("dp", pols, one, True, budgets=False, show=False)[0][0])  # what the rule wants to spend
 
     lam = float(dp_result.prices.get("total", 0.0))
     pols, spend = at(lam)
