@@ -79,6 +79,23 @@ def country_holidays(country: str, first_year: int, last_year: int) -> dict[str,
     return {k: tuple(v) for k, v in out.items()}
 
 
+def public_holiday_flags(week_start: pd.DatetimeIndex, countries) -> np.ndarray:
+    """(W, D) 1.0 where the week (7 days from ``week_start``) holds a public holiday of depot
+    d's country (``countries`` per depot; holidays library, observed days included: they are
+    days off), else 0.0: the holiday flag for a history that has none."""
+    import holidays
+
+    days = np.asarray(week_start.values.astype("datetime64[D]"))
+    years = range(pd.Timestamp(week_start[0]).year, pd.Timestamp(week_start[-1]).year + 2)
+    out = np.zeros((len(days), len(countries)))
+    for code in sorted(set(countries)):
+        dates = np.array(sorted(holidays.country_holidays(code, years=years)), dtype="datetime64[D]")
+        first = np.searchsorted(dates, days)  # the first holiday on or after each week's start
+        hit = (first < len(dates)) & (dates[np.minimum(first, len(dates) - 1)] < days + 7)
+        out[:, [i for i, c in enumerate(countries) if c == code]] = hit[:, None]
+    return out
+
+
 def holiday_date(name: str, year: int) -> pd.Timestamp:
     """Date of a US holiday in ``year`` (the hand-written rules; the calendar itself reads
     the holidays library, which a test checks against these)."""

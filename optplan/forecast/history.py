@@ -197,7 +197,9 @@ def history_from_frame(
     ``unit_factor``: blocks per demand unit (blocks = demand x unit_factor). ``min_weeks``:
     the least weeks of history each depot must have. ``fill_gaps``: the longest run of
     missing weeks filled by interpolation (0: none). ``country``: the holiday calendar the
-    forecasts align on, one ISO 3166 code for every depot or {depot: code} (None: US)."""
+    forecasts align on, one ISO 3166 code for every depot or {depot: code} (None: US); given,
+    and the history has no holiday column, the holiday flag is each depot's country's public
+    holidays (``calendar.public_holiday_flags``)."""
     if not (np.isfinite(unit_factor) and unit_factor > 0):
         raise OptionError("--unit-factor", "a positive number of blocks per demand unit", unit_factor)
     if week_date not in ("auto", "start", "end"):
@@ -341,7 +343,18 @@ def history_from_frame(
     history = History(depots=depots, week_start=week_start, blocks=Y, holiday=Hh, unit_factor=float(unit_factor),
                       source=source, columns={"depot": dc, "date": tc, "demand": yc, "holiday": hc, "week_date": week_date},
                       repairs=repairs, first_line=first_line)
-    return history if country is None else history.with_countries(country)
+    if country is None:
+        return history
+    history = history.with_countries(country)
+    if history.holiday is None and use_holiday:  # no flag column: each depot's country's public holidays
+        from dataclasses import replace
+
+        from optplan.forecast.calendar import public_holiday_flags
+
+        flags = public_holiday_flags(history.week_start, history.country_of_depots())
+        flags[~np.isfinite(Y)] = 0.0
+        history = replace(history, holiday=flags, columns={**history.columns, "holiday": "holidays library (by country)"})
+    return history
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:

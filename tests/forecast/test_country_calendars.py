@@ -76,3 +76,27 @@ def test_unknown_countries_are_option_errors(tmp_path):
     r = CliRunner().invoke(forecast_cmd, [str(tmp_path / "h.csv"), "--country", "DE", "--model", "seasonal_naive",
                                           "--quiet", "--no-plots", "--out", str(tmp_path / "ok")])
     assert r.exit_code == 0, r.output
+
+
+def test_without_a_flag_column_the_country_gives_the_holiday_flags():
+    """A German history without a holiday column, read with --country DE: weeks holding a
+    German public holiday are flagged (German Unity Day, 3 October 2016; Christmas), weeks
+    without are not (1 September 2016); without a country there is no flag at all."""
+    from optplan.forecast.calendar import public_holiday_flags
+
+    weeks = pd.date_range(ORIGIN, periods=160, freq="7D")
+    frame = pd.DataFrame({"depot": "D1", "week_start": weeks.strftime("%Y-%m-%d"), "demand": "100"})
+    h = history_from_frame(frame, demand_col="demand", country="DE")
+    flag = pd.Series(h.holiday[:, 0], index=weeks)
+    week_of = lambda day: weeks[weeks <= pd.Timestamp(day)][-1]  # noqa: E731
+    assert flag[week_of("2016-10-03")] == 1 and flag[week_of("2016-12-25")] == 1
+    assert flag[week_of("2016-09-01")] == 0
+    assert h.columns["holiday"] == "holidays library (by country)"
+    assert history_from_frame(frame, demand_col="demand").holiday is None
+    # by hand: of the 52 weeks of 2015 (from 3 January), those holding a German public holiday
+    import holidays
+
+    days = sorted(holidays.country_holidays("DE", years=[2015, 2016]))
+    w2015 = pd.date_range("2015-01-03", periods=52, freq="7D")
+    expected = [any(w <= pd.Timestamp(d) < w + pd.Timedelta(days=7) for d in days) for w in w2015]
+    np.testing.assert_array_equal(public_holiday_flags(w2015, ("DE",))[:, 0], np.array(expected, float))
