@@ -94,6 +94,9 @@ class ModelData:
     depot_country: tuple[str, ...] | None = None
     depot_currency: tuple[str, ...] | None = None
     depot_fx: np.ndarray | None = None  # (D,) currency per local currency unit
+    # the instance's channel id of each model channel, where channels are split per country
+    # (optplan.instance.split_channel); None: the model's channels are the instance's
+    channel_source: tuple[str, ...] | None = None
 
     def recourse_prices(self, depots=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(surge, unserved, idle) currency per block, each (D,) (or the ``depots`` rows):
@@ -121,7 +124,10 @@ class ModelData:
 
     def group_caps(self, family: str) -> dict[str, float]:
         """{group id: cap (currency)} of a grouped budget family."""
-        return self.budget_region if family == "budget_region" else self.budget_country
+        caps = {"budget_region": self.budget_region, "budget_country": self.budget_country}
+        if family not in caps:
+            raise ValueError(f"no grouped budget family {family!r}")
+        return caps[family]
 
     def uniform_prices(self) -> tuple[float, float, float] | None:
         """(surge, unserved, idle) currency per block when every depot has the same, else None."""

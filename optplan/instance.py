@@ -221,6 +221,7 @@ class Instance:
             depot_country=money["country"],
             depot_currency=money["currency"],
             depot_fx=money["fx"],
+            channel_source=money["channel_source"],
         )
 
     def _countries(self, dep: pd.DataFrame, kernel, cost, applicant_cap, width, rate) -> dict:
@@ -240,7 +241,7 @@ class Instance:
         Without a country table everything is as given."""
         out = {"channels": tuple(self.channels), "kernel": kernel, "cost": cost, "applicant_cap": applicant_cap,
                "width": width, "rate": rate, "surge": None, "unserved": None, "idle": None, "region_fx": {},
-               "open": None, "country": None, "currency": None, "fx": None, "country_fx": {}}
+               "open": None, "country": None, "currency": None, "fx": None, "country_fx": {}, "channel_source": None}
         countries = self.tables["countries"]
         if not len(countries):
             return out
@@ -268,11 +269,12 @@ class Instance:
             for k in table.index:
                 rate_k = float(table.at[k, "fx_rate"])
                 for c, name in enumerate(names):
-                    new_channels.append(f"{name}@{k}")
+                    new_channels.append(split_channel(name, k))
                     new_cost.append(float(local[(k, name)]) * rate_k if (k, name) in local.index else float(cost[c]))
                     caps.append(np.where(country == k, applicant_cap[:, c], 0.0))
                     open_to.append(country == k)
             out["open"] = np.stack(open_to, axis=1)
+            out["channel_source"] = tuple(names) * len(table.index)
             out["channels"] = tuple(new_channels)
             out["cost"] = np.asarray(new_cost)
             out["applicant_cap"] = np.stack(caps, axis=1)
@@ -324,6 +326,12 @@ class Instance:
             atomic_write_text(folder / name, buf.getvalue())
         atomic_write_text(folder / MANIFEST_NAME, yaml.safe_dump(manifest, sort_keys=False))
         return folder
+
+
+def split_channel(channel: str, country: str) -> str:
+    """The model's id of an instance channel in one country, when channel costs differ by
+    country (channel_costs.csv): "job_board@DE"."""
+    return f"{channel}@{country}"
 
 
 def replacement_cost(kernel: np.ndarray, cost_per_applicant: np.ndarray) -> float:

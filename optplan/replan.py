@@ -43,6 +43,7 @@ from optplan.instance import (
     _empty_table,
     _Reporter,
     from_tables,
+    split_channel,
     table_as_text,
     validated_manifest,
 )
@@ -123,21 +124,14 @@ def state_from_tables(manifest: StateManifest | dict, tables: dict[str, pd.DataF
     return _check_state(manifest, raw, instance)
 
 
-def instance_channel(model_channel: str) -> str:
-    """The instance's channel id of a model channel ("job_board@DE" -> "job_board"; several
-    countries with their own channel costs split a channel per country at loading)."""
-    return model_channel.rsplit("@", 1)[0] if "@" in model_channel else model_channel
-
-
 def model_channels(data, depot_rows: np.ndarray, channels) -> np.ndarray:
     """Positions in ``data.channels`` of instance channel ids at the given depot rows (the
     country's split channel where channels are split per country)."""
-    names = list(data.channels)
-    if data.depot_country is not None and any("@" in c for c in names):
-        wanted = [f"{c}@{data.depot_country[d]}" for d, c in zip(depot_rows, channels, strict=True)]
-    else:
+    if data.channel_source is None:
         wanted = list(channels)
-    return pd.Index(names).get_indexer(wanted)
+    else:
+        wanted = [split_channel(c, data.depot_country[d]) for d, c in zip(depot_rows, channels, strict=True)]
+    return pd.Index(list(data.channels)).get_indexer(wanted)
 
 
 def _check_state(manifest: StateManifest, raw: dict, instance: Instance) -> State:
@@ -237,7 +231,7 @@ def expected_state(instance: Instance, plan: Plan, week: int) -> State:
     D, C, K = x.shape
     dd, cc, tt = np.meshgrid(np.arange(D), np.arange(C), np.arange(K), indexing="ij")
     recruited = pd.DataFrame({"depot": np.asarray(d.depots)[dd.ravel()],
-                              "channel": np.asarray([instance_channel(c) for c in d.channels])[cc.ravel()],
+                              "channel": np.asarray(d.channel_source or d.channels)[cc.ravel()],
                               "week": tt.ravel() + 1, "applicants": x.ravel()})
     recruited = recruited[recruited["applicants"] > 0].reset_index(drop=True)
     spend_dw = (np.einsum("dct,c->dt", plan.decisions.applicants, d.cost_per_applicant)

@@ -48,8 +48,11 @@ weight-independent part of the fit (dates, design, applicant-week rows), about 0
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
@@ -271,23 +274,20 @@ class FunnelModel(BaseEstimator):
         if cells is None:  # weight-independent: built once, reused by bootstrap refits
             cells = prepared["cells"] = self._stage_cells(prepared)
         independent = self._independent_theta()
-        if start is None:
-            J = len(self.stage_models_)
-            theta0 = _with_classes(independent, J, K)
-        else:
-            theta0 = start
+        theta0 = _with_classes(independent, len(self.stage_models_), K) if start is None else start
         res = minimize(_mixture_objective, theta0, args=(cells, weight, K, self.C), jac=True, method="L-BFGS-B",
                        options={"maxiter": MIXTURE_MAX_ITER, "ftol": MIXTURE_FTOL, "gtol": 1e-6})
         theta = _sorted_classes(res.x, len(self.stage_models_), K)
-        ll_mix = -_mixture_objective(theta, cells, weight, K, self.C, penalty=False)[0]
-        ll_ind = -_mixture_objective(independent, cells, weight, 1, self.C, penalty=False)[0]
-        extra = (len(self.stage_models_) + 1) * (K - 1)  # class shifts per stage and shares
-        threshold = 0.5 * extra * np.log(max(float(weight.sum()), 2.0))  # BIC, in log-likelihood units
-        info = {"classes": K, "log_likelihood_gain": ll_mix - ll_ind, "bic_threshold": threshold,
-                "iterations": int(res.nit), "converged": bool(res.success), "message": str(res.message)}
-        if start is None and ll_mix - ll_ind <= threshold:
-            self.mixture_ = {**info, "classes": 1, "reason": "BIC prefers independent stages"}
-            return
+        info = {"classes": K, "iterations": int(res.nit), "converged": bool(res.success), "message": str(res.message)}
+        if start is None:  # the point fit chooses by BIC; a bootstrap refit keeps the point fit's choice
+            ll_mix = -_mixture_objective(theta, cells, weight, K, self.C, penalty=False)[0]
+            ll_ind = -_mixture_objective(independent, cells, weight, 1, self.C, penalty=False)[0]
+            extra = (len(self.stage_models_) + 1) * (K - 1)  # class shifts per stage and shares
+            threshold = 0.5 * extra * np.log(max(float(weight.sum()), 2.0))  # BIC, in log-likelihood units
+            info.update(log_likelihood_gain=ll_mix - ll_ind, bic_threshold=threshold)
+            if ll_mix - ll_ind <= threshold:
+                self.mixture_ = {**info, "classes": 1, "reason": "BIC prefers independent stages"}
+                return
         self.n_classes_ = K
         self.mixture_theta_ = theta
         self.mixture_cells_, self.mixture_weight_ = cells, weight  # for the delta-method errors
@@ -320,15 +320,11 @@ class FunnelModel(BaseEstimator):
 
     def _class_hazards(self, px: np.ndarray) -> np.ndarray:
         """(K, P, J, W) hazards per latent class, profile, stage transition and week in stage
-        (K = 1 without a mixture); 0 beyond the weeks in stage the log shows."""
-        if self.n_classes_ == 1:
-            return self._hazards(px)[None]
-        W = self.max_weeks_in_stage
-        P = len(px)
-        X = self._design(np.tile(np.arange(W), P), np.repeat(px, W, axis=0))
-        eta = (X @ self.mixture_coef_[:, 1:].T + self.mixture_coef_[:, 0]).T.reshape(-1, P, W)  # (J, P, W)
-        h = _sigmoid(eta[None] + self.class_shifts_.T[:, :, None, None])  # (K, J, P, W)
-        return h.transpose(0, 2, 1, 3) * self.supported(W)[None, None]
+        (K = 1 without a mixture); 0 beyond the weeks in stage the log shows (``supported``)."""
+        W, P = self.max_weeks_in_stage, len(px)
+        X = self._design(np.tile(np.arange(W), P), np.repeat(px, W, axis=0))  # rows (profile, week in stage)
+        h = np.stack([self._row_hazards(j, X).reshape(P, W, -1) for j in range(len(self.stage_models_))], axis=1)
+        return h.transpose(3, 0, 1, 2) * self.supported(W)[None, None]  # (P, J, W, K) -> (K, P, J, W)
 
     # ------------------------------------------------------------------ predictions
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
@@ -353,19 +349,7 @@ class FunnelModel(BaseEstimator):
         if self.n_classes_ == 1:
             return self.stage_models_[j].predict_proba(X)[:, 1:]
         coef = self.mixture_coef_[j]
-        return _sigmoid((X @ coef[1:] + coef[0])[:, None] + self.class_shifts_[j][None, :])
-
-    def _hazards(self, px: np.ndarray) -> np.ndarray:
-        """(P, J, W) hazards per profile, stage transition and week in stage; 0 beyond the
-        weeks in stage the log shows (``supported``)."""
-        W = self.max_weeks_in_stage
-        P = len(px)
-        out = np.zeros((P, len(self.stage_models_), W))
-        tau = np.tile(np.arange(W), P)
-        X = self._design(tau, np.repeat(px, W, axis=0))
-        for j, model in enumerate(self.stage_models_):
-            out[:, j, :] = model.predict_proba(X)[:, 1].reshape(P, W)
-        return out * self.supported(W)[None]
+        return expit((X @ coef[1:] + coef[0])[:, None] + self.class_shifts_[j][None, :])
 
     def supported(self, W: int) -> np.ndarray:
         """(J, W) True for the weeks in stage whose hazard the log supports. Weeks in stage
@@ -457,12 +441,6 @@ MIXTURE_FTOL = 1e-9
 MIXTURE_MAX_ITER = 1000
 
 
-def _sigmoid(z):
-    from scipy.special import expit
-
-    return expit(z)
-
-
 def _first_advance(h: np.ndarray) -> np.ndarray:
     """h (..., W) weekly hazards -> probability of first advancing in week tau (..., W)."""
     survive = np.cumprod(1.0 - h, axis=-1)
@@ -537,7 +515,7 @@ def _mixture_objective(theta: np.ndarray, cells: list[dict], weight: np.ndarray,
     for cell, c, a in zip(cells, coef, shifts, strict=True):
         eta = (cell["X"] @ c)[:, None] + a[None, :]
         ll += cell["M"] @ np.concatenate([-np.logaddexp(0.0, -eta), -np.logaddexp(0.0, eta)])  # [M1 M0] @ [log h; log(1-h)]
-        hazards.append(_sigmoid(eta))
+        hazards.append(expit(eta))
     ll = ll.T + np.log(shares)[:, None]  # (K, n): row-wise sums below are fast
     top = np.max(ll, axis=0)
     total = top + np.log(np.exp(ll - top).sum(axis=0))
@@ -640,9 +618,8 @@ def conversion_standard_errors(model: FunnelModel) -> pd.Series:
     px = model._profile_matrix(model.profiles_)
     W = model.max_weeks_in_stage
     P = len(px)
-    X = model._design(np.tile(np.arange(W), P), np.repeat(px, W, axis=0))
-    h = np.stack([m.predict_proba(X)[:, 1].reshape(P, W) for m in model.stage_models_], axis=1)  # (P, J, W)
-    h = h * model.supported(W)[None]  # as in FunnelModel._hazards
+    X = model._design(np.tile(np.arange(W), P), np.repeat(px, W, axis=0))  # the rows of FunnelModel._class_hazards
+    h = model._class_hazards(px)[0]  # (P, J, W)
     q = 1.0 - np.prod(1.0 - h, axis=2)  # (P, J)
     conv = q.prod(axis=1)
     out = {}
@@ -676,8 +653,7 @@ def _mixture_conversion_standard_errors(model: FunnelModel, step: float = 1e-5) 
     mixes = {c: model._channel_weights(c) for c in model.channels_}
 
     def conversions(t: np.ndarray) -> np.ndarray:
-        probe = clone(model)
-        probe.__dict__.update({k: v for k, v in model.__dict__.items() if k.endswith("_")})
+        probe = copy.copy(model)  # the fitted model with the mixture's parameters replaced
         probe.mixture_coef_, probe.class_shifts_, probe.class_shares_ = _unpack(t, J, K)
         conv_p = probe._kernels_by_profile_from(px).sum(axis=1)
         return np.array([mixes[c] @ conv_p for c in model.channels_])

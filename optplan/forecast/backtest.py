@@ -136,17 +136,22 @@ def margins(result: BacktestResult, reference: str = "seasonal_naive", level: fl
     piv = result.by_depot.pivot(index="depot", columns="model", values="MASE")
     if reference not in piv.columns:
         return pd.DataFrame(columns=["model", "reference", "MASE_vs_reference", "low", "high"])
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(piv), size=(MARGIN_RESAMPLES, len(piv)))
-    ref = piv[reference].to_numpy()
     out = []
     for m in [c for c in result.overall["model"] if c != reference]:
-        x = piv[m].to_numpy()
-        draws = x[idx].mean(axis=1) / ref[idx].mean(axis=1) - 1.0
-        lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
-        out.append({"model": m, "reference": reference, "MASE_vs_reference": float(x.mean() / ref.mean() - 1.0),
-                    "low": float(lo), "high": float(hi)})
+        point, lo, hi = mase_ratio(piv[m].to_numpy(), piv[reference].to_numpy(), level, seed)
+        out.append({"model": m, "reference": reference, "MASE_vs_reference": point, "low": lo, "high": hi})
     return pd.DataFrame(out)
+
+
+def mase_ratio(mase: np.ndarray, reference: np.ndarray, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """(point, low, high): the mean over depots of one model's MASE relative to another's
+    (ratio - 1), per-depot MASE arrays in the same depot order, with a ``level`` interval from
+    resampling the depots with replacement (``MARGIN_RESAMPLES`` resamples, ``seed``)."""
+    x, ref = np.asarray(mase, float), np.asarray(reference, float)
+    idx = np.random.default_rng(seed).integers(0, len(x), size=(MARGIN_RESAMPLES, len(x)))
+    draws = x[idx].mean(axis=1) / ref[idx].mean(axis=1) - 1.0
+    lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    return float(x.mean() / ref.mean() - 1.0), float(lo), float(hi)
 
 
 def comparison(result: BacktestResult, reference: str = "seasonal_naive") -> dict:

@@ -96,33 +96,6 @@ def public_holiday_flags(week_start: pd.DatetimeIndex, countries) -> np.ndarray:
     return out
 
 
-def holiday_date(name: str, year: int) -> pd.Timestamp:
-    """Date of a US holiday in ``year`` (the hand-written rules; the calendar itself reads
-    the holidays library, which a test checks against these)."""
-    if name == "easter":
-        return pd.Timestamp(easter(year))
-    if name == "christmas":
-        return pd.Timestamp(year, 12, 25)
-    if name == "independence_day":
-        return pd.Timestamp(year, 7, 4)
-    if name == "thanksgiving":  # 4th Thursday of November
-        first = pd.Timestamp(year, 11, 1)
-        return first + pd.Timedelta(days=(3 - first.weekday()) % 7 + 21)
-    if name == "labor_day":  # 1st Monday of September
-        first = pd.Timestamp(year, 9, 1)
-        return first + pd.Timedelta(days=(0 - first.weekday()) % 7)
-    if name == "memorial_day":  # last Monday of May
-        last = pd.Timestamp(year, 5, 31)
-        return last - pd.Timedelta(days=last.weekday())
-    raise OptionError("holiday", "a known holiday name", name)
-
-
-@lru_cache(maxsize=64)
-def holiday_weeks(origin: pd.Timestamp, name: str, first_year: int, last_year: int) -> np.ndarray:
-    """Week numbers (relative to the week starting ``origin``) containing the US holiday, one per year."""
-    return np.array([(holiday_date(name, y) - origin).days // 7 for y in range(first_year, last_year + 1)], dtype=int)
-
-
 class Calendar:
     """Holiday weeks of ``country`` for week numbers relative to ``origin`` (the first history
     week's start)."""

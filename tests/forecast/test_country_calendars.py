@@ -10,11 +10,46 @@ from click.testing import CliRunner
 
 from optplan.cli.forecast import forecast as forecast_cmd
 from optplan.errors import OptionError
-from optplan.forecast.calendar import ALIGN_HOLIDAYS, FAR, Calendar, holiday_weeks
+from optplan.forecast.calendar import ALIGN_HOLIDAYS, FAR, Calendar
 from optplan.forecast.history import history_from_frame
 from optplan.forecast.models import _Design
 
 ORIGIN = pd.Timestamp("2014-01-04")  # a Saturday: weeks run Saturday to Friday
+
+
+def holiday_date(name: str, year: int) -> pd.Timestamp:
+    """The US holidays by the rules written out by hand (the independent route to the library)."""
+    from dateutil.easter import easter
+
+    if name == "easter":
+        return pd.Timestamp(easter(year))
+    if name == "christmas":
+        return pd.Timestamp(year, 12, 25)
+    if name == "independence_day":
+        return pd.Timestamp(year, 7, 4)
+    if name == "thanksgiving":  # 4th Thursday of November
+        first = pd.Timestamp(year, 11, 1)
+        return first + pd.Timedelta(days=(3 - first.weekday()) % 7 + 21)
+    if name == "labor_day":  # 1st Monday of September
+        first = pd.Timestamp(year, 9, 1)
+        return first + pd.Timedelta(days=(0 - first.weekday()) % 7)
+    if name == "memorial_day":  # last Monday of May
+        last = pd.Timestamp(year, 5, 31)
+        return last - pd.Timedelta(days=last.weekday())
+    raise ValueError(name)
+
+
+def holiday_weeks(origin: pd.Timestamp, name: str, first_year: int, last_year: int) -> np.ndarray:
+    """Week numbers (from the week starting ``origin``) holding the holiday, one per year."""
+    return np.array([(holiday_date(name, y) - origin).days // 7 for y in range(first_year, last_year + 1)], dtype=int)
+
+
+def test_hand_written_rules_by_example():
+    assert holiday_date("thanksgiving", 2012) == pd.Timestamp("2012-11-22")
+    assert holiday_date("thanksgiving", 2013) == pd.Timestamp("2013-11-28")
+    assert holiday_date("easter", 2012) == pd.Timestamp("2012-04-08")
+    assert holiday_date("labor_day", 2012) == pd.Timestamp("2012-09-03")
+    assert holiday_date("memorial_day", 2012) == pd.Timestamp("2012-05-28")
 
 
 def test_us_calendar_from_the_library_equals_the_hand_written_rules():

@@ -19,7 +19,7 @@ from optplan.cli.forecast import backtest as backtest_cmd
 from optplan.cli.forecast import forecast as forecast_cmd
 from optplan.errors import InstanceError
 from optplan.forecast.backtest import _score, backtest
-from optplan.forecast.calendar import Calendar, holiday_date
+from optplan.forecast.calendar import Calendar, country_holidays
 from optplan.forecast.history import history_from_frame, read_history
 from optplan.forecast.longlead import long_lead_quantiles
 from optplan.forecast.metrics import coverage, mase, mase_scale, pinball, weighted_quantile, wql
@@ -126,11 +126,11 @@ def test_weighted_quantile_equals_hazen_for_equal_weights():
 
 
 def test_holiday_dates_and_aligned_lags():
-    assert holiday_date("thanksgiving", 2012) == pd.Timestamp("2012-11-22")
-    assert holiday_date("thanksgiving", 2013) == pd.Timestamp("2013-11-28")
-    assert holiday_date("easter", 2012) == pd.Timestamp("2012-04-08")
-    assert holiday_date("labor_day", 2012) == pd.Timestamp("2012-09-03")
-    assert holiday_date("memorial_day", 2012) == pd.Timestamp("2012-05-28")
+    us = country_holidays("US", 2012, 2013)
+    assert us["thanksgiving"] == (pd.Timestamp("2012-11-22"), pd.Timestamp("2013-11-28"))
+    assert us["easter"][0] == pd.Timestamp("2012-04-08")
+    assert us["labor_day"][0] == pd.Timestamp("2012-09-03")
+    assert us["memorial_day"][0] == pd.Timestamp("2012-05-28")
     cal = Calendar(pd.Timestamp("2010-01-30"), 400)  # Saturday-Friday weeks, as the Walmart data
     week_of = lambda day: (pd.Timestamp(day) - cal.origin).days // 7  # noqa: E731
     # Thanksgiving 2013 is 53 weeks after Thanksgiving 2012's week (Nov 22 -> Nov 28)
