@@ -7,6 +7,11 @@ about files; `optplan.instance.Instance.model_data()` builds it from an instance
 Index conventions (all 0-based positions into the id lists):
     d: depot, c: channel, t: week (position 0 is week 1), s: scenario, k: lag in weeks,
     g: incentive spend segment.
+Periods (long-lead instances, ``period_weeks``): t is then a period of L_t whole weeks and
+every "per week" array indexed by t holds that period's total (demand blocks, pipeline
+drivers, budget_weekly currency); rates stay weekly (retention, yield_kernel, supply, caps per
+week: formulations/two_stage/drivers.py converts them, docs/formulation.md "Long-lead
+periods"). Without ``period_weeks`` every period is one week and nothing changes.
 Money is in the instance currency (``currency``), drivers are expected headcounts
 (fractional), blocks are delivery shifts.
 """
@@ -63,7 +68,7 @@ class ModelData:
     unserved_cost: float  # currency per unserved block
     idle_cost: float  # currency per idle block (capacity beyond demand)
     budget_total: float  # currency over the horizon (inf: none)
-    budget_weekly: np.ndarray  # (T,) currency per week (inf: none)
+    budget_weekly: np.ndarray  # (T,) currency per week (per period with period_weeks; inf: none)
     budget_region: dict[str, float] = field(default_factory=dict)  # currency over the horizon
     budget_country: dict[str, float] = field(default_factory=dict)  # currency over the horizon, per depot_country id
     integer_applicants: bool = False
@@ -97,6 +102,24 @@ class ModelData:
     # the instance's channel id of each model channel, where channels are split per country
     # (optplan.instance.split_channel); None: the model's channels are the instance's
     channel_source: tuple[str, ...] | None = None
+    # long-lead periods: weeks in each period t (whole weeks >= 1); None: every period is one week
+    period_weeks: np.ndarray | None = None  # (T,) weeks
+
+    @property
+    def period_length(self) -> np.ndarray:
+        """(T,) weeks in each period L_t (ones for a weekly instance)."""
+        if self.period_weeks is None:
+            return np.ones(self.n_weeks)
+        return np.asarray(self.period_weeks, float)
+
+    @property
+    def has_periods(self) -> bool:
+        """Some period is longer than one week (a long-lead instance)."""
+        return self.period_weeks is not None and bool(np.any(np.asarray(self.period_weeks) != 1))
+
+    def period_starts(self) -> np.ndarray:
+        """(T,) first week (1-based) of each period: 1, 2, ... for a weekly instance."""
+        return (np.concatenate([[0], np.cumsum(self.period_length)[:-1]]) + 1).astype(int)
 
     def recourse_prices(self, depots=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(surge, unserved, idle) currency per block, each (D,) (or the ``depots`` rows):
@@ -203,6 +226,11 @@ class ModelData:
         costs money and adds no driver inside the horizon, so no variable is created.
         """
         D, C, T, _ = self.shape
+        if self.has_periods:  # period t's applicants matter if some of them land in a period of the horizon
+            from formulations.two_stage.drivers import period_yield_kernel
+
+            lands = period_yield_kernel(self).sum(axis=2) > 0  # (C, T)
+            return lands[None, :, :] & (self.applicant_cap[:, :, None] > 0)
         first_lag = np.array(
             [np.flatnonzero(row > 0)[0] if (row > 0).any() else T for row in self.yield_kernel]
         )
@@ -242,6 +270,32 @@ class ModelData:
             depot_country=None if self.depot_country is None else (self.depot_country[d],),
             depot_currency=None if self.depot_currency is None else (self.depot_currency[d],),
             depot_fx=None if self.depot_fx is None else self.depot_fx[keep],
+        )
+
+    def with_periods(self, period_weeks) -> ModelData:
+        """This weekly data in long-lead periods of ``period_weeks`` (T',) whole weeks that add
+        up to n_weeks: per-period totals of demand (blocks), pipeline (drivers) and the weekly
+        budgets (currency); driver supply (blocks/driver/week) averaged over each period's weeks.
+        Rates per week (retention, yield, caps per week) stay weekly: the formulation converts
+        them (formulations/two_stage/drivers.py)."""
+        if self.period_weeks is not None:
+            raise ValueError("the data is already in periods")
+        lengths = np.asarray(period_weeks, dtype=int)
+        if lengths.ndim != 1 or (lengths < 1).any() or lengths.sum() != self.n_weeks:
+            raise ValueError(f"period lengths must be whole weeks >= 1 adding up to {self.n_weeks}, got {lengths.tolist()}")
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+
+        def total(a, axis):  # sum of each period's weeks along ``axis``
+            return np.add.reduceat(np.asarray(a, float), starts, axis=axis)
+
+        return _replace(
+            self,
+            n_weeks=len(lengths),
+            period_weeks=lengths,
+            demand=total(self.demand, 1),
+            pipeline=total(self.pipeline, 1),
+            budget_weekly=total(self.budget_weekly, 0),
+            supply_by_week=None if self.supply_by_week is None else total(self.supply_by_week, 1) / lengths[None, :],
         )
 
     def with_scenarios(self, keep: list[int] | np.ndarray, probability=None) -> ModelData:

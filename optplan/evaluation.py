@@ -18,7 +18,7 @@ import pandas as pd
 
 from formulations.data import Decisions, ModelData
 from formulations.two_stage.budgets import budget_violations
-from formulations.two_stage.drivers import onboarding_excess, simulate_drivers
+from formulations.two_stage.drivers import driver_weeks, onboarding_excess, simulate_drivers
 from formulations.two_stage.objective import cost_components
 from formulations.two_stage.recourse import optimal_recourse, recourse_cost
 from formulations.two_stage.risk import cvar, scenario_costs
@@ -71,7 +71,7 @@ def evaluate_decisions(
     surge, unserved, idle = optimal_recourse(data, capacity, demand)
     cost = cost_components(data, decisions, surge, unserved, idle, p, active=active)
     exp = lambda a: float(np.einsum("dts,s->", a, p))  # noqa: E731 - expectation over scenarios (blocks)
-    network = service_kpis(demand, unserved, idle, capacity, active, p, by_depot=False)
+    network = service_kpis(demand, unserved, idle, capacity, driver_weeks(data, active), p, by_depot=False)
     by_scenario = scenario_costs(cost["recruiting"] + cost["planned_incentives"] + cost.get("terminal_value", 0.0),
                                  recourse_cost(data, surge, unserved, idle).sum(axis=(0, 1)))  # (S,) currency
     total_demand = exp(demand)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from formulations.data import Decisions, ModelData
 from formulations.two_stage.budgets import spend
+from formulations.two_stage.drivers import driver_weeks
 from formulations.two_stage.layout import BUDGET_FAMILIES, Layout
 from formulations.two_stage.risk import cvar
 from formulations.two_stage.service import (
@@ -153,7 +154,15 @@ class Plan:
 
     # ------------------------------------------------------------------ helpers
     def _weeks(self) -> np.ndarray:
-        return np.arange(1, self.data.n_weeks + 1)
+        """(T,) week number of each period: 1..T, or each long-lead period's first week."""
+        return self.data.period_starts()
+
+    def _lengths(self, repeat: int = 1) -> dict:
+        """{"weeks": weeks in each period} for tables of a long-lead instance (each period
+        repeated ``repeat`` times, depot by depot), else nothing."""
+        if not self.data.has_periods:
+            return {}
+        return {"weeks": np.tile(self.data.period_length.astype(int), repeat)}
 
     def _week_start(self, week) -> pd.Series:
         return (self.start_date + pd.to_timedelta((np.asarray(week) - 1) * 7, unit="D")).strftime("%Y-%m-%d")
@@ -173,8 +182,9 @@ class Plan:
         return pd.DataFrame({
             "depot": np.asarray(d.depots)[dd],
             "channel": np.asarray(d.channels)[cc],
-            "week": tt + 1,
-            "week_start": self._week_start(tt + 1),
+            "week": self._weeks()[tt],
+            "week_start": self._week_start(self._weeks()[tt]),
+            **({"weeks": d.period_length.astype(int)[tt]} if d.has_periods else {}),
             "applicants": x[dd, cc, tt],
             "cost": x[dd, cc, tt] * d.cost_per_applicant[cc],
             "currency": d.currency,
@@ -189,8 +199,9 @@ class Plan:
         dd, tt, gg = np.nonzero(z > 0)
         return pd.DataFrame({
             "depot": np.asarray(d.depots)[dd],
-            "week": tt + 1,
-            "week_start": self._week_start(tt + 1),
+            "week": self._weeks()[tt],
+            "week_start": self._week_start(self._weeks()[tt]),
+            **({"weeks": d.period_length.astype(int)[tt]} if d.has_periods else {}),
             "segment": gg + 1,
             "spend": z[dd, tt, gg],
             "currency": d.currency,
@@ -207,6 +218,7 @@ class Plan:
             "region": np.repeat(d.regions, T),
             "week": np.tile(self._weeks(), D),
             "week_start": np.tile(self._week_start(self._weeks()), D),
+            **self._lengths(D),
             "new_drivers_recruited": self.recruited_arrivals.ravel(),
             "new_drivers_pipeline": d.pipeline.ravel(),
             "active_drivers": self.active_drivers.ravel(),
@@ -218,8 +230,8 @@ class Plan:
         (share of demand served) and drivers' utilisation (share of offered blocks worked) and
         blocks worked per active driver-week (formulations/two_stage/service.py)."""
         e = self.evaluation
-        k = service_kpis(self.data.demand, e.unserved_blocks, e.idle_blocks, e.capacity_blocks, e.active_drivers,
-                         self.data.probability)
+        k = service_kpis(self.data.demand, e.unserved_blocks, e.idle_blocks, e.capacity_blocks,
+                         driver_weeks(self.data, e.active_drivers), self.data.probability)
         return pd.DataFrame({"depot": list(self.data.depots), "region": list(self.data.regions), **k})
 
     @cached_property
@@ -289,6 +301,7 @@ class Plan:
             "depot": np.repeat(d.depots, T),
             "week": np.tile(self._weeks(), D),
             "week_start": np.tile(self._week_start(self._weeks()), D),
+            **self._lengths(D),
             "capacity_blocks": self.capacity_blocks.ravel(),
             "demand_mean": self._expect(demand).ravel(),
         }
@@ -313,6 +326,7 @@ class Plan:
         return pd.DataFrame({
             "week": self._weeks(),
             "week_start": self._week_start(self._weeks()),
+            **self._lengths(),
             "recruiting": r.sum(axis=0),
             "planned_incentives": i.sum(axis=0),
             "total": r.sum(axis=0) + i.sum(axis=0),
@@ -375,7 +389,8 @@ class Plan:
         for scope in BUDGET_FAMILIES.values():
             for key, cap in caps[scope].items():
                 if np.isfinite(cap):
-                    rows.append((scope, key, cap, used[scope][key], dual_of(scope, key)))
+                    shown = str(self._weeks()[int(key) - 1]) if scope == "week" else key  # a period by its first week
+                    rows.append((scope, shown, cap, used[scope][key], dual_of(scope, key)))
         df = pd.DataFrame(rows, columns=["scope", "key", "cap", "used", "shadow_price"])
         df["slack"] = df["cap"] - df["used"]
         df["binding"] = df["slack"] <= BINDING_RTOL * np.maximum(1.0, df["cap"].abs())
@@ -460,6 +475,11 @@ class Plan:
             f"  drivers: {k['driver_utilisation']:.2%} of offered blocks worked, {k['blocks_per_driver_week']:,.2f} blocks "
             f"per active driver-week; CVaR_{k['cvar_alpha']:g} of cost {k['cvar_cost']:,.2f} {cur}",
         ]
+        if self.data.has_periods:
+            L = self.data.period_length
+            lines.append(f"  long-lead periods ({len(L)} of {int(L.min())}-{int(L.max())} weeks): costs take demand and "
+                         "capacity as even within a period, so weeks inside a period net out and the cost reads below "
+                         "a weekly model's; act on the weekly periods (docs/formulation.md, \"Long-lead periods\")")
         for row in self.spend_by_country.itertuples(index=False):
             lines.append(f"  {row.country}: spend {row.total:,.2f} {cur} = {row.total_local:,.2f} {row.local_currency} "
                          f"(1 {row.local_currency} = {row.fx_rate:g} {cur})")

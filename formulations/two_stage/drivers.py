@@ -10,6 +10,21 @@ Pyomo rows (``define_*_constraints``) and the numpy kernels of the same math sid
     q[d,t] = b[d,t] a[d,t] + sum_g rate[d,g] z[d,t,g]   blocks/week
     (b[d,t] = data.supply: blocks an active driver offers in week t; blocks_per_driver[d]
     every week unless the instance gives supply by week)
+
+Long-lead periods (data.period_weeks: period t is L_t whole weeks; docs/formulation.md
+"Long-lead periods"). Applicants of a period and the drivers arriving in one are taken as
+spread evenly over its weeks; the weekly rates are converted per period, and with every
+L_t = 1 each factor below is the weekly one (1, rho, 1, 1, 0), so the rows are the weekly rows:
+
+    n[d,t] = sum_c sum_s Y[c,s,t] x[d,c,s]                     drivers/period
+       Y[c,s,t] = 1/L_s sum_{w in s} sum_k yield[c,k] [w+k in t]   (not shift-invariant)
+    a[d,t] = rho^L_t a[d,t-1] + phi_t (n[d,t] + pipeline[d,t])  drivers (end of period)
+       phi_t = 1/L_t sum_{m<L_t} rho^m                            (arrivals churn within it)
+    H[d,t] = alpha_t a[d,t] + beta_t a[d,t-1]                   driver-weeks in period t
+       alpha_t = psi_t / phi_t, beta_t = sigma_t - alpha_t rho^L_t,
+       sigma_t = sum_{j=1..L_t} rho^j, psi_t = 1/L_t sum_{m<L_t} (L_t - m) rho^m
+    q[d,t] = b[d,t] H[d,t] + sum_g rate[d,g] z[d,t,g]           blocks/period
+    n[d,t] + pipeline[d,t] <= L_t onboarding_cap[d]; x <= L_t applicant_cap; z <= L_t width
 """
 
 from __future__ import annotations
@@ -23,11 +38,58 @@ from formulations.two_stage.layout import Layout
 # ---------------------------------------------------------------------------- numpy kernels
 
 
+def period_yield_kernel(data: ModelData) -> np.ndarray:
+    """(C, T, T) Y[c,s,t]: expected drivers newly active in period t per applicant recruited
+    in period s (drivers/applicant), applicants of period s spread evenly over its L_s weeks:
+    Y[c,s,t] = 1/L_s sum_{w in s} sum_k yield[c,k] [week w+k lies in period t]; arrivals
+    after the horizon are lost. For weekly periods Y[c,s,t] = yield[c,t-s]."""
+    C, K = data.yield_kernel.shape
+    T = data.n_weeks
+    length = data.period_length.astype(int)
+    period_of = np.repeat(np.arange(T), length)  # (W,) period of each week
+    W = len(period_of)
+    w, k = np.meshgrid(np.arange(W), np.arange(K), indexing="ij")  # (W, K)
+    inside = w + k < W
+    s_idx, t_idx, k_idx = period_of[w[inside]], period_of[(w + k)[inside]], k[inside]
+    Y = np.zeros((C, T, T))
+    for c in range(C):
+        np.add.at(Y[c], (s_idx, t_idx), data.yield_kernel[c, k_idx])
+    return Y / length[None, :, None]
+
+
+def period_factors(data: ModelData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Weekly retention rho[d] converted to each period of L_t weeks, each (D, T):
+    (rho^L_t: a driver of the period's start still active at its end;
+     phi_t = 1/L_t sum_{m<L_t} rho^m: an arrival of the period still active at its end;
+     alpha_t, beta_t: driver-weeks H = alpha_t a[t] + beta_t a[t-1], from
+     H = sigma_t a[t-1] + psi_t (arrivals), a[t] = rho^L a[t-1] + phi_t (arrivals),
+     sigma_t = sum_{j=1..L} rho^j, psi_t = 1/L sum_{m<L} (L - m) rho^m).
+    Every factor is the weekly one (rho, 1, 1, 0) where L_t = 1 (units: shares; alpha, beta in weeks)."""
+    rho = np.asarray(data.retention, float)[:, None, None]  # (D, 1, 1)
+    length = data.period_length
+    L_max = int(length.max()) if len(length) else 1
+    m = np.arange(L_max)[None, None, :]  # (1, 1, M) weeks 0..L_max-1
+    inside = m < length[None, :, None]  # (1, T, M)
+    powers = np.where(inside, rho ** m, 0.0)  # rho^m for m < L_t
+    keep = rho[:, :, 0] ** length[None, :]  # (D, T)
+    phi = powers.sum(axis=2) / length[None, :]
+    sigma = np.where(inside, rho ** (m + 1), 0.0).sum(axis=2)
+    psi = np.where(inside, (length[None, :, None] - m) * rho ** m, 0.0).sum(axis=2) / length[None, :]
+    alpha = psi / phi
+    beta = sigma - alpha * keep
+    weekly = length[None, :] == 1  # exact weekly factors (no rounding) where L_t = 1
+    return (np.where(weekly, rho[:, :, 0], keep), np.where(weekly, 1.0, phi), np.where(weekly, 1.0, alpha),
+            np.where(weekly, 0.0, beta))
+
+
 def recruited_arrivals(data: ModelData, applicants: np.ndarray) -> np.ndarray:
     """(D, T) new active drivers from recruiting (drivers/week) for applicants (D, C, T):
     n[d,t] = sum_c sum_k yield[c,k] x[d,c,t-k] (applicants of week t-k reach week t with
-    probability yield[c,k]; lags beyond the horizon are lost)."""
+    probability yield[c,k]; lags beyond the horizon are lost). With long-lead periods,
+    n[d,t] = sum_c sum_s Y[c,s,t] x[d,c,s] (drivers/period; ``period_yield_kernel``)."""
     D, C, T = applicants.shape
+    if data.has_periods:
+        return np.einsum("dcs,cst->dt", applicants, period_yield_kernel(data))
     L = min(data.n_lags, T)
     if D == 1:  # one depot (the DP's polish calls this per move): a convolution per channel is ~3x faster
         out = np.zeros(T)
@@ -56,14 +118,32 @@ def carry_over(retention, previous, inflow):
 
 def active_drivers(data: ModelData, arrivals: np.ndarray) -> np.ndarray:
     """(D, T) expected active drivers at the end of each week (drivers), from recruited
-    arrivals (D, T) plus the pipeline, starting from the initial drivers."""
+    arrivals (D, T) plus the pipeline, starting from the initial drivers. With long-lead
+    periods: a[t] = rho^L_t a[t-1] + phi_t (n[t] + pipeline[t]) (``period_factors``)."""
     D, _, T, _ = data.shape
     active = np.zeros((D, T))
     previous = data.initial_active.astype(float)
+    if data.has_periods:
+        keep, arrive, _, _ = period_factors(data)
+        for t in range(T):
+            previous = carry_over(keep[:, t], previous, arrive[:, t] * (arrivals[:, t] + data.pipeline[:, t]))
+            active[:, t] = previous
+        return active
     for t in range(T):
         previous = carry_over(data.retention, previous, arrivals[:, t] + data.pipeline[:, t])
         active[:, t] = previous
     return active
+
+
+def driver_weeks(data: ModelData, active: np.ndarray) -> np.ndarray:
+    """(D, T) active driver-weeks in each period, from the drivers active at the end of each
+    period (D, T): H[t] = alpha_t a[t] + beta_t a[t-1] with a[0] the initial drivers
+    (``period_factors``); for a weekly instance the week's active drivers themselves."""
+    if not data.has_periods:
+        return active
+    _, _, alpha, beta = period_factors(data)
+    previous = np.concatenate([data.initial_active.astype(float)[:, None], active[:, :-1]], axis=1)
+    return alpha * active + beta * previous
 
 
 def drivers_without_recruiting(data: ModelData, d: int) -> np.ndarray:
@@ -107,8 +187,9 @@ def capacity(blocks_per_driver, active, extra_blocks):
 
 
 def planned_capacity(data: ModelData, active: np.ndarray, incentive_spend: np.ndarray) -> np.ndarray:
-    """(D, T) planned capacity (blocks/week): b[d,t] (data.supply) * active drivers + incentive blocks."""
-    return capacity(data.supply, active, incentive_blocks(data, incentive_spend))
+    """(D, T) planned capacity (blocks/week): b[d,t] (data.supply) * active drivers + incentive blocks
+    (with long-lead periods, blocks/period: b[d,t] * driver-weeks H[d,t] + incentive blocks)."""
+    return capacity(data.supply, driver_weeks(data, active), incentive_blocks(data, incentive_spend))
 
 
 def simulate_drivers(data: ModelData, decisions: Decisions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -121,8 +202,9 @@ def simulate_drivers(data: ModelData, decisions: Decisions) -> tuple[np.ndarray,
 
 def onboarding_excess(data: ModelData, arrivals: np.ndarray) -> np.ndarray:
     """(D, T) new drivers beyond the onboarding cap (drivers/week; <= 0 where it holds):
-    n[d,t] + pipeline[d,t] - onboarding_cap[d] (-inf for depots without a cap)."""
-    return arrivals + data.pipeline - data.onboarding_cap[:, None]
+    n[d,t] + pipeline[d,t] - L_t onboarding_cap[d] (-inf for depots without a cap; L_t = 1
+    for weekly periods)."""
+    return arrivals + data.pipeline - data.onboarding_cap[:, None] * data.period_length[None, :]
 
 
 class IncentiveCurve:
@@ -180,12 +262,19 @@ def define_arrivals_definition_constraints(m: pyo.ConcreteModel, data: ModelData
     kernel = data.yield_kernel
     c_pos = {c: i for i, c in enumerate(data.channels)}
     T = data.n_weeks
-    for d, c, t in m.RECRUIT:
-        row = kernel[c_pos[c]]
-        var = m.applicants[d, c, t]
-        for k in np.flatnonzero(row):
-            if t + k <= T:
-                terms[d, t + int(k)].append((float(row[k]), var))
+    if data.has_periods:  # long-lead periods: n[d,t] = sum_c sum_s Y[c,s,t] x[d,c,s] (drivers/period)
+        Y = period_yield_kernel(data)
+        for d, c, s in m.RECRUIT:
+            row = Y[c_pos[c], s - 1]
+            for t in np.flatnonzero(row):
+                terms[d, int(t) + 1].append((float(row[t]), m.applicants[d, c, s]))
+    else:
+        for d, c, t in m.RECRUIT:
+            row = kernel[c_pos[c]]
+            var = m.applicants[d, c, t]
+            for k in np.flatnonzero(row):
+                if t + k <= T:
+                    terms[d, t + int(k)].append((float(row[k]), var))
 
     def rule(_m, d, t):
         return m.recruited_arrivals[d, t] - sum(coef * var for coef, var in terms[d, t]) == 0
@@ -200,6 +289,19 @@ def define_driver_stock_constraints(m: pyo.ConcreteModel, data: ModelData) -> No
     with a[d,0] = initial active drivers (constant).
     """
     d_pos = {d: i for i, d in enumerate(data.depots)}
+    if data.has_periods:  # a[d,t] = rho^L_t a[d,t-1] + phi_t (n[d,t] + pipeline[d,t])   drivers
+        keep, arrive, _, _ = period_factors(data)
+
+        def rule(_m, d, t):
+            i = d_pos[d]
+            r, f = float(keep[i, t - 1]), float(arrive[i, t - 1])
+            inflow = f * float(data.pipeline[i, t - 1])
+            if t == 1:
+                return m.active_drivers[d, t] - f * m.recruited_arrivals[d, t] == r * float(data.initial_active[i]) + inflow
+            return m.active_drivers[d, t] - r * m.active_drivers[d, t - 1] - f * m.recruited_arrivals[d, t] == inflow
+
+        m.driver_stock = pyo.Constraint(m.DEPOT_WEEK, rule=rule)
+        return
 
     def rule(_m, d, t):
         i = d_pos[d]
@@ -217,13 +319,15 @@ def define_onboarding_cap_constraints(m: pyo.ConcreteModel, data: ModelData) -> 
     """Onboarding throughput, where a depot has a cap (rows in ``Layout.onboarding_rows`` order).
 
     n[d,t] + pipeline[d,t] <= onboarding_cap[d]                drivers/week
+    (L_t onboarding_cap[d] with long-lead periods: drivers/period)
     """
     rows = [(data.depots[d], t + 1) for d, t in Layout(data).onboarding_rows()]
     d_pos = {d: i for i, d in enumerate(data.depots)}
+    length = data.period_length
 
     def rule(_m, d, t):
         i = d_pos[d]
-        room = float(data.onboarding_cap[i]) - float(data.pipeline[i, t - 1])
+        room = float(data.onboarding_cap[i]) * float(length[t - 1]) - float(data.pipeline[i, t - 1])
         return m.recruited_arrivals[d, t] <= room
 
     m.onboarding_cap = pyo.Constraint(pyo.Set(initialize=rows, dimen=2, ordered=True), rule=rule)
@@ -234,13 +338,30 @@ def define_capacity_definition_constraints(m: pyo.ConcreteModel, data: ModelData
 
     q[d,t] = b[d,t] * a[d,t] + sum_g rate[d,g] * z[d,t,g]   blocks/week
     (b = data.supply, blocks/driver/week; rate: extra blocks per currency unit; segments fill in order because rates are
-    non-increasing, i.e. the response is concave).
+    non-increasing, i.e. the response is concave). With long-lead periods a[d,t] becomes the
+    period's driver-weeks alpha_t a[d,t] + beta_t a[d,t-1] (blocks/period; a[d,0] constant).
     """
     d_pos = {d: i for i, d in enumerate(data.depots)}
     b = data.supply
     segments: dict[tuple[str, int], list[int]] = {}
     for d, t, g in m.SEGMENTS:
         segments.setdefault((d, t), []).append(g)
+    if data.has_periods:
+        _, _, alpha, beta = period_factors(data)
+
+        def rule(_m, d, t):
+            i = d_pos[d]
+            bought = sum(float(data.incentive_rate[i, g - 1]) * m.incentive_spend[d, t, g]
+                         for g in segments.get((d, t), ()))
+            bt, al, be = float(b[i, t - 1]), float(alpha[i, t - 1]), float(beta[i, t - 1])
+            if t == 1:
+                return (m.capacity_blocks[d, t] - bt * al * m.active_drivers[d, t] - bought
+                        == bt * be * float(data.initial_active[i]))
+            return (m.capacity_blocks[d, t] - bt * al * m.active_drivers[d, t] - bt * be * m.active_drivers[d, t - 1]
+                    - bought == 0)
+
+        m.capacity_definition = pyo.Constraint(m.DEPOT_WEEK, rule=rule)
+        return
 
     def rule(_m, d, t):
         i = d_pos[d]

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from formulations.data import ModelData
 from formulations.two_stage.aggregated import recourse_segments
+from formulations.two_stage.drivers import period_factors, period_yield_kernel
 from formulations.two_stage.layout import GROUP_BUDGETS, Layout
 from formulations.two_stage.risk import cut_segments
 from formulations.two_stage.service import region_targets, target_rows
@@ -120,6 +121,11 @@ def arrivals_definition_rows(data: ModelData, cols: _Columns, layout: Layout) ->
     D, C, T, _ = data.shape
     dd, cc, tt = layout.recruit
     parts = [(np.arange(D * T), cols.n.ravel(), 1.0)]
+    if data.has_periods:  # n[d,t] - sum_c sum_s Y[c,s,t] x[d,c,s] = 0 (drivers.period_yield_kernel)
+        Y = period_yield_kernel(data)[cc, tt]  # (R, T) each applicant column's arrivals by period
+        r, t = np.nonzero(Y)
+        parts.append((dd[r] * T + t, cols.x[dd[r], cc[r], tt[r]], -Y[r, t]))
+        return _block(D * T, parts, 0.0, 0.0)
     for k in range(data.n_lags):
         coef = data.yield_kernel[cc, k]
         keep = (coef != 0) & (tt + k < T)
@@ -132,13 +138,17 @@ def driver_stock_rows(data: ModelData, cols: _Columns) -> _Rows:
     (drivers.define_driver_stock_constraints)."""
     D, _, T, _ = data.shape
     r = np.arange(D * T).reshape(D, T)
-    rhs = data.pipeline.astype(float).copy()
-    rhs[:, 0] = data.retention * data.initial_active.astype(float) + data.pipeline[:, 0]
-    previous = np.broadcast_to(-data.retention[:, None], (D, T - 1))
+    if data.has_periods:  # a[t] - rho^L_t a[t-1] - phi_t n[t] = phi_t pipeline[t] (+ rho^L_1 a0 in period 1)
+        retained, arrive, _, _ = period_factors(data)
+    else:
+        retained, arrive = np.broadcast_to(data.retention[:, None], (D, T)), np.ones((D, T))
+    rhs = arrive * data.pipeline.astype(float)
+    rhs[:, 0] = retained[:, 0] * data.initial_active.astype(float) + arrive[:, 0] * data.pipeline[:, 0]
+    previous = -retained[:, 1:]
     keep = previous != 0
     parts = [(r.ravel(), cols.a.ravel(), 1.0),
              (r[:, 1:][keep], cols.a[:, :-1][keep], previous[keep]),
-             (r.ravel(), cols.n.ravel(), -1.0)]
+             (r.ravel(), cols.n.ravel(), -arrive.ravel())]
     return _block(D * T, parts, rhs.ravel(), rhs.ravel())
 
 
@@ -147,7 +157,7 @@ def onboarding_cap_rows(data: ModelData, cols: _Columns, layout: Layout) -> _Row
     rows = layout.onboarding_rows()
     d = np.array([r[0] for r in rows], dtype=np.int64)
     t = np.array([r[1] for r in rows], dtype=np.int64)
-    room = data.onboarding_cap[d] - data.pipeline[d, t] if len(rows) else np.zeros(0)
+    room = data.onboarding_cap[d] * data.period_length[t] - data.pipeline[d, t] if len(rows) else np.zeros(0)
     return _block(len(rows), [(np.arange(len(rows)), cols.n[d, t] if len(rows) else [], 1.0)], -np.inf, room)
 
 
@@ -156,15 +166,27 @@ def capacity_definition_rows(data: ModelData, cols: _Columns, layout: Layout) ->
     (drivers.define_capacity_definition_constraints)."""
     D, _, T, _ = data.shape
     r = np.arange(D * T).reshape(D, T)
-    b = -data.supply
+    rhs = 0.0
+    if data.has_periods:  # q[t] - b alpha_t a[t] - b beta_t a[t-1] - ... = b beta_1 a0 in period 1 (driver_weeks)
+        _, _, alpha, beta = period_factors(data)
+        b = -data.supply * alpha
+        prev = -data.supply[:, 1:] * beta[:, 1:]
+        pk = prev != 0
+        parts_prev = [(r[:, 1:][pk], cols.a[:, :-1][pk], prev[pk])]
+        rhs = np.zeros((D, T))
+        rhs[:, 0] = data.supply[:, 0] * beta[:, 0] * data.initial_active.astype(float)
+        rhs = rhs.ravel()
+    else:
+        b = -data.supply
+        parts_prev = []
     keep = b != 0
-    parts = [(r.ravel(), cols.q.ravel(), 1.0), (r[keep], cols.a[keep], b[keep])]
+    parts = [(r.ravel(), cols.q.ravel(), 1.0), (r[keep], cols.a[keep], b[keep]), *parts_prev]
     sd, sg = layout.segment_pairs
     if len(sd):
         rows = (sd[:, None] * T + np.arange(T)[None, :]).ravel()
         parts.append((rows, cols.z[sd[:, None], np.arange(T)[None, :], sg[:, None]].ravel(),
                       np.repeat(-data.incentive_rate[sd, sg], T)))
-    return _block(D * T, parts, 0.0, 0.0)
+    return _block(D * T, parts, rhs, rhs)
 
 
 def recourse_link_rows(data: ModelData, cols: _Columns, used: np.ndarray) -> _Rows:
@@ -258,8 +280,16 @@ def target_rows_block(data: ModelData, cols: _Columns, seg) -> dict[str, _Rows]:
     out["utilisation_floor"] = _block(len(depots), parts, 0.0, np.inf)
     depots, floor = rows["earnings_floor"]
     qd, qt, parts, row_of = worked_rows(depots, 1.0)
-    parts.append((row_of[qd], cols.a[qd, qt], -np.repeat(floor, T)))  # - e_d sum_t a_dt
-    out["earnings_floor"] = _block(len(depots), parts, 0.0, np.inf)
+    lower = 0.0
+    if data.has_periods:  # - e_d sum_t (alpha_t a_dt + beta_t a_d,t-1) (driver-weeks; a_d0 to the bound)
+        _, _, alpha, beta = period_factors(data)
+        w = alpha.copy()
+        w[:, :-1] += beta[:, 1:]  # a[d,t] also counts in period t+1's driver-weeks
+        parts.append((row_of[qd], cols.a[qd, qt], -np.repeat(floor, T) * w[qd, qt]))
+        lower = floor * beta[depots, 0] * data.initial_active[depots]
+    else:
+        parts.append((row_of[qd], cols.a[qd, qt], -np.repeat(floor, T)))  # - e_d sum_t a_dt
+    out["earnings_floor"] = _block(len(depots), parts, lower, np.inf)
     return out
 
 
@@ -346,9 +376,11 @@ def aggregated_standard_form(data: ModelData, integer: bool = False, cvar_vertic
         c[cols.a[:, -1]] -= data.terminal_value
     col_lower = np.zeros(n_cols)
     col_upper = np.full(n_cols, np.inf)
-    col_upper[cols.components["applicants"]] = data.applicant_cap[dd, cc]
+    length = data.period_length  # caps per week x L_t (long-lead periods)
+    col_upper[cols.components["applicants"]] = data.applicant_cap[dd, cc] * length[tt]
     sd, sg = layout.segment_pairs
-    col_upper[cols.components["incentive_spend"]] = np.repeat(data.incentive_width[sd, sg], data.n_weeks)
+    col_upper[cols.components["incentive_spend"]] = (np.repeat(data.incentive_width[sd, sg], data.n_weeks)
+                                                     * np.tile(length, len(sd)))
     col_upper[cols.components["recourse_segment"]] = seg.length[seg.used]  # inf for the last segment
     columns = dict(cols.components)
     if lam > 0:  # F + (1 - lambda) phi^p(q) + lambda theta

@@ -28,7 +28,9 @@ slopes ``RecourseSegments.unserved_slope`` / ``idle_slope``:
     utilisation_floor[d]:     (1 - f_d) sum_t q_dt - sum_tk id_dtk y_dtk >= 0              blocks
                               (worked = offered - idle >= f_d x offered)
     earnings_floor[d]:        sum_t q_dt - sum_tk id_dtk y_dtk - e_d sum_t a_dt >= 0       blocks
-                              (worked >= e_d blocks per active driver-week: drivers' earnings)
+                              (worked >= e_d blocks per active driver-week: drivers' earnings;
+                              with long-lead periods a_dt is the period's driver-weeks
+                              alpha_t a_dt + beta_t a_d,t-1, drivers.driver_weeks)
 
 Bad weeks (``scenario_service_level`` y_d, ``scenario_service_share`` q; rows of the
 extensive form, since they need every scenario's unserved blocks v_dts): a depot should
@@ -196,9 +198,21 @@ def define_service_constraints(m: pyo.ConcreteModel, data: ModelData, seg) -> No
     d_idx, floor = rows["earnings_floor"]
     floor_of = {data.depots[d]: float(v) for d, v in zip(d_idx, floor, strict=True)}
 
+    if data.has_periods:  # driver-weeks of a period: alpha_t a[t] + beta_t a[t-1] (drivers.driver_weeks)
+        from formulations.two_stage.drivers import period_factors
+
+        _, _, alpha, beta = period_factors(data)
+
     def earnings(_m, dep):
         weeks = range(1, data.n_weeks + 1)
         worked = sum(m.capacity_blocks[dep, t] for t in weeks) - blocks(dep, idle)
+        if data.has_periods:
+            i = pos[dep]
+            w = alpha[i].copy()
+            w[:-1] += beta[i, 1:]
+            start = float(beta[i, 0]) * float(data.initial_active[i])  # driver-weeks of the initial drivers in period 1
+            return worked - floor_of[dep] * sum(float(w[t - 1]) * m.active_drivers[dep, t] for t in weeks) \
+                >= floor_of[dep] * start
         return worked - floor_of[dep] * sum(m.active_drivers[dep, t] for t in weeks) >= 0
 
     m.earnings_floor = pyo.Constraint(pyo.Set(initialize=list(floor_of), ordered=True), rule=earnings)

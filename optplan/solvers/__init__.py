@@ -61,13 +61,14 @@ def _auto():
 register_engine("auto", _auto)
 register_engine("highs", _highs, Capabilities(lp=True, mip=True, duals=True, time_limit=True, exact=True, risk=True,
                                                    targets=True, terminal=True,
-                                weekly_supply=True))
+                                weekly_supply=True, periods=True))
 register_engine("glop", _glop, Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True, risk=True,
                                                   targets=True, terminal=True,
-                                weekly_supply=True))
+                                weekly_supply=True, periods=True))
 register_engine("dp", _dp, Capabilities(lp=False, mip=False, duals=False, time_limit=True, exact=False,
                                         country_budgets=False))
-register_engine("decompose", _decompose, Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True))
+register_engine("decompose", _decompose, Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True,
+                                                                      periods=True))
 
 
 def solve_data(data: ModelData, options: SolveOptions | None = None, engine: str | Engine = "auto",
@@ -108,6 +109,9 @@ def _refuse_what_the_engine_cannot_state(data: ModelData, options: SolveOptions,
     if data.has_weekly_supply and picky and not eng.capabilities.weekly_supply:
         raise OptionError("engine", "highs, glop or auto with driver supply that varies by week (supply.csv; "
                           "engines that can state it)", name)
+    if data.has_periods and picky and not eng.capabilities.periods:
+        raise OptionError("engine", "highs, glop, decompose or auto with long-lead periods (horizon.periods; the DP "
+                          "steps week by week)", name)
     if data.has_terminal_value and picky and not eng.capabilities.terminal:
         raise OptionError("engine", "highs, glop or auto with a terminal value (terminal.value_per_driver; engines "
                           "that can state it)", name)

@@ -73,6 +73,9 @@ class AutoEngine:
             if data.has_weekly_supply and not engine.capabilities.weekly_supply:
                 reasons.append(f"{name} skipped (cannot state driver supply by week)")
                 continue
+            if data.has_periods and not engine.capabilities.periods:
+                reasons.append(f"{name} skipped (steps week by week; the instance has long-lead periods)")
+                continue
             if data.has_terminal_value and not engine.capabilities.terminal:
                 reasons.append(f"{name} skipped (cannot credit the drivers left at the end)")
                 continue

@@ -161,6 +161,7 @@ class Capabilities:
     terminal: bool = False  # credits the drivers left at the end (data.has_terminal_value)
     weekly_supply: bool = False  # driver supply b[d,t] that varies by week (data.has_weekly_supply)
     country_budgets: bool = True  # caps on a country's spend besides its regions' (data.has_country_budgets)
+    periods: bool = False  # long-lead periods longer than a week (data.has_periods)
 
 
 @dataclass(frozen=True)

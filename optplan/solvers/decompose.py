@@ -220,7 +220,8 @@ class Master:
 def _token(data: ModelData) -> str:
     h = hashlib.sha1()
     for arr in (data.demand, data.yield_kernel, data.cost_per_applicant, data.applicant_cap, data.pipeline,
-                data.retention, data.initial_active, data.incentive_width, data.incentive_rate, data.probability):
+                data.retention, data.initial_active, data.incentive_width, data.incentive_rate, data.probability,
+                data.period_length, data.supply):
         h.update(np.ascontiguousarray(arr, float).tobytes())
     h.update(repr((data.depots, data.channels, data.surge_cost, data.surge_cap_share, data.unserved_cost,
                    data.idle_cost, data.onboarding_cap.tolist(), data.blocks_per_driver.tolist(),
@@ -235,7 +236,7 @@ class DecomposeEngine:
     to within ``gap`` with its bound; honours the time limit with the master's plan so far."""
 
     name = "decompose"
-    capabilities = Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True)
+    capabilities = Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True, periods=True)
 
     def __init__(self, backend: str = "local", scheduler: str | None = None, workers: int | None = None,
                  gap: float = DECOMPOSITION_GAP, max_rounds: int = MAX_ROUNDS, backend_object=None):

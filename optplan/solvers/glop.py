@@ -62,7 +62,7 @@ class GlopEngine:
 
     name = "glop"
     capabilities = Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True, risk=True, targets=True,
-                                terminal=True, weekly_supply=True)
+                                terminal=True, weekly_supply=True, periods=True)
 
     def available(self) -> str | None:
         try:

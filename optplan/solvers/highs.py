@@ -422,7 +422,7 @@ class HighsEngine:
 
     name = "highs"
     capabilities = Capabilities(lp=True, mip=True, duals=True, time_limit=True, exact=True, risk=True, targets=True,
-                                terminal=True, weekly_supply=True)
+                                terminal=True, weekly_supply=True, periods=True)
 
     def available(self) -> str | None:
         try:

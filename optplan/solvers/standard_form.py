@@ -101,8 +101,8 @@ def build_standard_form(data, options, deadline, engine: str):
         return out_of_time(engine, f"{why} before {engine} could run", f"not run: {why}")
 
     D, C, T, S = data.shape
-    log.info("building the model (%s recourse, %s build): %d depots x %d weeks x %d scenarios, %d channels",
-             options.recourse, options.build_route, D, T, S, C)
+    log.info("building the model (%s recourse, %s build): %d depots x %d %s x %d scenarios, %d channels",
+             options.recourse, options.build_route, D, T, "periods" if data.has_periods else "weeks", S, C)
     t0 = time.perf_counter()
     if options.build_route == "arrays":
         sf = aggregated_standard_form(data, integer=options.integer, cvar_vertices=[] if data.cvar_weight > 0 else None)

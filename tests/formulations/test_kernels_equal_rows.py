@@ -85,7 +85,11 @@ def residuals(con) -> np.ndarray:
 def test_drivers_kernel_equals_rows(seed):
     """arrivals_definition, driver_stock, capacity_definition: zero residual at the kernels'
     values; onboarding_cap: the row's slack is the kernel's onboarding excess."""
-    data, dec = random_case(seed)
+    assert_drivers_rows_equal_kernels(*random_case(seed))
+
+
+def assert_drivers_rows_equal_kernels(data, dec) -> None:
+    """The drivers families' Pyomo rows at the kernels' values (test_drivers_kernel_equals_rows)."""
     m = two_stage.build_model(data)
     load(m, data, dec)
     for family in ("arrivals_definition", "driver_stock", "capacity_definition"):

@@ -141,6 +141,11 @@ def solve_dp(data: ModelData, options: DPOptions | None = None, policies: bool =
 
         raise OptionError("engine", "highs, glop, decompose or auto with country budgets (budgets.countries): the "
                           "DP's budget repair holds a depot to one capped group", "dp")
+    if data.has_periods:  # the recursion steps week by week
+        from optplan.errors import OptionError
+
+        raise OptionError("engine", "highs, glop, decompose or auto with long-lead periods (horizon.periods): the DP "
+                          "steps week by week", "dp")
     if data.has_weekly_supply:  # the depot model's capacity is b[d] a with one b per depot
         from optplan.errors import OptionError
 

@@ -1,0 +1,195 @@
+"""Long-lead periods (formulations/two_stage/drivers.py, docs/formulation.md "Long-lead periods").
+
+Three routes to the same numbers:
+- hand-worked factors for one period length (rho = 0.9, L = 2 and L = 4);
+- a weekly simulation: applicants spread evenly over each period's weeks, a kernel that
+  lands at lag 0 (so arrivals are even within a period too) and a constant pipeline per
+  period; the weekly kernels then give exactly what the period kernels give per period
+  (arrivals, drivers at each period's end, capacity = the sum of the weeks' capacity);
+- the period kernels against the Pyomo rows, and the array build against Pyomo's matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from test_kernels_equal_rows import assert_drivers_rows_equal_kernels, random_case
+from test_matrix_equals_pyomo import assert_same_lp
+
+from formulations import two_stage
+from formulations.data import Decisions
+from formulations.two_stage.drivers import (
+    driver_weeks,
+    period_factors,
+    period_yield_kernel,
+    simulate_drivers,
+)
+from formulations.two_stage.matrix import aggregated_standard_form
+from optplan.evaluation import evaluate_decisions
+from optplan.solvers import SolveOptions, solve_data
+from optplan.solvers.standard_form import standard_form
+
+#: Kernels against each other (sums of a few hundred terms of order 1e2).
+KERNEL_ATOL = 1e-9
+#: LP objective against the evaluator's expected cost (HiGHS feasibility ~1e-7 relative).
+LP_RTOL = 1e-7
+
+
+def random_periods(T: int, rng) -> np.ndarray:
+    """Period lengths of 1-4 weeks adding up to T, at least one longer than a week when T > 1."""
+    out, left = [], T
+    while left:
+        L = int(rng.integers(1, min(4, left) + 1))
+        out.append(L)
+        left -= L
+    if all(L == 1 for L in out) and T > 1:
+        out = [2] + [1] * (T - 2)
+    return np.array(out)
+
+
+def period_case(seed: int):
+    """A random case (test_kernels_equal_rows.random_case) in random periods, with decisions
+    within the period bounds (caps per week x L_t)."""
+    data, _ = random_case(seed)
+    rng = np.random.default_rng(1000 + seed)
+    data = replace(data, n_weeks=data.n_weeks)  # a copy
+    T = max(data.n_weeks, 3)
+    if T != data.n_weeks:  # at least three weeks so that some period is longer than one week
+        import optplan
+
+        data = optplan.generate_instance(depots=2, weeks=T, scenarios=2, seed=seed).model_data()
+    data = data.with_periods(random_periods(data.n_weeks, rng))
+    D, C, Tp, _ = data.shape
+    L = data.period_length
+    cap = np.where(np.isfinite(data.applicant_cap), data.applicant_cap, 50.0)[:, :, None] * L[None, None, :]
+    x = rng.uniform(0, 1, (D, C, Tp)) * cap * data.recruit_mask()
+    z = rng.uniform(0, 1, (D, Tp, data.incentive_width.shape[1])) * data.incentive_width[:, None, :] * L[None, :, None]
+    return data, Decisions(x, z)
+
+
+def test_factors_by_hand():
+    """rho = 0.9: L = 1 is the weekly step; L = 2: rho^2 = 0.81, phi = (1 + 0.9)/2 = 0.95,
+    sigma = 0.9 + 0.81 = 1.71, psi = (2 + 0.9)/2 = 1.45, alpha = psi/phi, beta = sigma - alpha rho^2;
+    L = 4 with rho = 1: phi = 1, alpha = (L+1)/2 = 2.5, beta = (L-1)/2 = 1.5."""
+    import optplan
+
+    data = optplan.generate_instance(depots=2, weeks=7, scenarios=1, seed=1).model_data()
+    data = replace(data, retention=np.array([0.9, 1.0])).with_periods([1, 2, 4])
+    keep, phi, alpha, beta = period_factors(data)
+    np.testing.assert_allclose(keep[0], [0.9, 0.81, 0.9 ** 4])
+    np.testing.assert_allclose(phi[0, :2], [1.0, 0.95])
+    np.testing.assert_allclose(alpha[0, :2], [1.0, 1.45 / 0.95])
+    np.testing.assert_allclose(beta[0, :2], [0.0, 1.71 - 1.45 / 0.95 * 0.81])
+    np.testing.assert_allclose([keep[1, 2], phi[1, 2], alpha[1, 2], beta[1, 2]], [1.0, 1.0, 2.5, 1.5])
+
+
+def test_period_yield_kernel_of_weekly_periods_is_the_shifted_weekly_kernel():
+    import optplan
+
+    data = optplan.generate_instance(depots=1, weeks=12, scenarios=1, channels=3, seed=2).model_data()
+    Y = period_yield_kernel(replace(data, period_weeks=np.ones(12, int)))
+    K = data.n_lags
+    for s in range(12):
+        for t in range(12):
+            want = data.yield_kernel[:, t - s] if 0 <= t - s < K else 0.0
+            np.testing.assert_array_equal(Y[:, s, t], want)
+
+
+def test_period_yield_kernel_keeps_the_conversion_and_loses_only_what_lands_after_the_horizon():
+    import optplan
+
+    data = optplan.generate_instance(depots=1, weeks=60, scenarios=1, channels=2, seed=3).model_data()
+    data = data.with_periods([1] * 8 + [4] * 5 + [13] * 2 + [6])
+    Y = period_yield_kernel(data)
+    conv = data.conversion()
+    # applicants of period 1 land within the horizon: the whole conversion
+    np.testing.assert_allclose(Y[:, 0].sum(axis=1), conv, atol=KERNEL_ATOL)
+    # the last period's applicants land at most in the last period: less than the conversion
+    assert (Y[:, -1, :-1] == 0).all() and (Y[:, -1, -1] < conv).all()
+    assert (np.triu(np.ones((16, 16)), 0)[None] >= (Y > 0)).all()  # no arrival before its period
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_period_kernels_equal_a_weekly_simulation_with_even_weeks(seed):
+    """Even applicants and arrivals within periods: the period model is exact."""
+    import optplan
+
+    rng = np.random.default_rng(seed)
+    weekly = optplan.generate_instance(depots=2, weeks=20, scenarios=2, channels=2, seed=seed).model_data()
+    kernel = np.zeros((2, 1))
+    kernel[:, 0] = [0.3, 0.5]  # lag 0 only: arrivals even within a period when applicants are
+    lengths = np.array([1, 2, 4, 4, 1, 8])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    pipeline_period = rng.uniform(0, 3, (2, len(lengths)))  # drivers per week, constant within a period
+    supply_period = rng.uniform(8, 12, (2, len(lengths)))  # blocks per driver-week, constant within a period
+    weekly = replace(weekly, yield_kernel=kernel, retention=np.array([0.97, 0.9]),
+                     pipeline=np.repeat(pipeline_period, lengths, axis=1),
+                     supply_by_week=np.repeat(supply_period, lengths, axis=1),
+                     applicant_cap=np.full((2, 2), np.inf))
+    period = weekly.with_periods(lengths)
+    X = rng.uniform(0, 20, (2, 2, len(lengths)))  # applicants per period
+    Z = rng.uniform(0, 1, (2, len(lengths), weekly.incentive_width.shape[1])) * weekly.incentive_width[:, None, :]
+    x_week = np.repeat(X / lengths, lengths, axis=2)  # spread evenly
+    z_week = np.repeat(Z, lengths, axis=1)  # Z currency/week in each week of the period
+    arr_w, act_w, cap_w = simulate_drivers(weekly, Decisions(x_week, z_week))
+    arr_p, act_p, cap_p = simulate_drivers(period, Decisions(X, Z * lengths[None, :, None]))
+    np.testing.assert_allclose(arr_p, np.add.reduceat(arr_w, starts, axis=1), atol=KERNEL_ATOL)
+    np.testing.assert_allclose(act_p, act_w[:, starts + lengths - 1], atol=KERNEL_ATOL)
+    np.testing.assert_allclose(cap_p, np.add.reduceat(cap_w, starts, axis=1), atol=KERNEL_ATOL)
+    np.testing.assert_allclose(driver_weeks(period, act_p), np.add.reduceat(act_w, starts, axis=1), atol=KERNEL_ATOL)
+    # first-stage spend: the same money either way
+    assert evaluate_decisions(period, Decisions(X, Z * lengths[None, :, None])).cost["recruiting"] == pytest.approx(
+        evaluate_decisions(weekly, Decisions(x_week, z_week)).cost["recruiting"], rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_period_kernels_equal_rows(seed):
+    data, dec = period_case(seed)
+    assert data.has_periods
+    assert_drivers_rows_equal_kernels(data, dec)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_period_array_build_is_the_pyomo_lp(seed):
+    data, _ = period_case(seed)
+    D = len(data.depots)
+    data = replace(data, earnings_floor=np.full(D, 5.0), utilisation_floor=np.full(D, 0.3))
+    assert_same_lp(aggregated_standard_form(data), standard_form(two_stage.build_model(data, recourse="aggregated")))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_period_lp_equals_the_evaluator(seed):
+    """HiGHS on the period program: its objective is the evaluator's expected cost of its plan,
+    and the plan keeps every period cap (caps per week x L_t)."""
+    data, _ = period_case(seed)
+    result = solve_data(data, SolveOptions(), engine="highs")
+    ev = evaluate_decisions(data, result.decisions)
+    assert result.status.optimal
+    assert ev.expected_cost == pytest.approx(result.status.objective, rel=LP_RTOL)
+    assert ev.violations == {}
+
+
+def test_weekly_periods_are_the_weekly_program():
+    """Periods of one week each: the same data, the same LP, the same optimum."""
+    import optplan
+
+    data = optplan.generate_instance(depots=3, weeks=10, scenarios=3, seed=5, budget_tightness=0.7).model_data()
+    same = data.with_periods(np.ones(10, int))
+    assert not same.has_periods
+    a = solve_data(data, SolveOptions(), engine="highs")
+    b = solve_data(same, SolveOptions(), engine="highs")
+    assert b.status.objective == pytest.approx(a.status.objective, rel=1e-12)
+    np.testing.assert_allclose(b.decisions.applicants, a.decisions.applicants, atol=1e-9)
+
+
+def test_the_dp_refuses_periods_and_auto_skips_it():
+    import optplan
+    from optplan.errors import OptionError
+
+    data = optplan.generate_instance(depots=2, weeks=8, scenarios=2, seed=6).model_data().with_periods([2, 2, 4])
+    with pytest.raises(OptionError, match="long-lead periods"):
+        solve_data(data, SolveOptions(), engine="dp")
+    result = solve_data(data, SolveOptions(), engine="auto")
+    assert result.status.optimal and "highs" in result.status.engine.lower()
