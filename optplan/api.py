@@ -73,19 +73,20 @@ def scenario_arrays(instance: Instance, scenarios: pd.DataFrame) -> tuple[np.nda
     d_idx = pd.Index(instance.depots)
     names = pd.unique(scenarios["scenario"])
     s_idx = pd.Index(names)
-    D, T, S = len(d_idx), instance.n_weeks, len(names)
+    D, T, S = len(d_idx), instance.n_periods, len(names)
     di = d_idx.get_indexer(scenarios["depot"])
-    wk = scenarios["week"].to_numpy()
+    wk = pd.Index(instance.period_starts).get_indexer(scenarios["week"])  # period position of each row
     if (di < 0).any():
         problems.append(Problem("scenarios", None, "depot", "depots of the instance", f"{scenarios['depot'][di < 0].iloc[0]!r}"))
-    if ((wk < 1) | (wk > T)).any():
-        problems.append(Problem("scenarios", None, "week", f"weeks 1..{T}", "weeks outside"))
+    if (wk < 0).any():
+        what = f"weeks 1..{T}" if instance.period_weeks is None else "the first weeks of the instance's periods"
+        problems.append(Problem("scenarios", None, "week", what, "weeks outside"))
     if len(scenarios) != D * T * S or scenarios.duplicated(["depot", "week", "scenario"]).any():
         problems.append(Problem("scenarios", None, None, f"one row per depot, week and scenario ({D * T * S})", f"{len(scenarios)} rows"))
     if problems:
         raise InstanceError(problems)
     demand = np.zeros((D, T, S))
-    demand[di, wk - 1, s_idx.get_indexer(scenarios["scenario"])] = scenarios["blocks"].to_numpy(float)
+    demand[di, wk, s_idx.get_indexer(scenarios["scenario"])] = scenarios["blocks"].to_numpy(float)
     if "probability" in scenarios.columns:
         prob = scenarios.groupby("scenario", sort=False)["probability"].first().reindex(names).to_numpy(float)
     else:

@@ -66,6 +66,28 @@ class Instance:
         return self.manifest.horizon.weeks
 
     @property
+    def period_weeks(self) -> np.ndarray | None:
+        """(T,) weeks in each period of a long-lead instance (horizon.periods), else None."""
+        runs = self.manifest.horizon.periods
+        if not runs:
+            return None
+        return np.concatenate([np.full(r.count, r.weeks, dtype=int) for r in runs])
+
+    @property
+    def n_periods(self) -> int:
+        """Planning periods: horizon.weeks, or the number of long-lead periods."""
+        weeks = self.period_weeks
+        return self.n_weeks if weeks is None else len(weeks)
+
+    @property
+    def period_starts(self) -> np.ndarray:
+        """(T,) first week (1-based) of each period (1..weeks for a weekly instance)."""
+        weeks = self.period_weeks
+        if weeks is None:
+            return np.arange(1, self.n_weeks + 1)
+        return np.concatenate([[0], np.cumsum(weeks)[:-1]]).astype(int) + 1
+
+    @property
     def depots(self) -> list[str]:
         return self.tables["depots"]["depot"].tolist()
 
@@ -97,10 +119,16 @@ class Instance:
     def summary(self) -> str:
         d, c, t, s = len(self.depots), len(self.channels), self.n_weeks, len(self.scenarios)
         return (
-            f"{self.manifest.name}: {d} depots, {c} channels, {t} weeks from "
+            f"{self.manifest.name}: {d} depots, {c} channels, {t} weeks{self._periods_text()} from "
             f"{self.manifest.horizon.start_date}, {s} scenarios, money in {self.currency}"
             + self._countries_text()
         )
+
+    def _periods_text(self) -> str:
+        runs = self.manifest.horizon.periods
+        if not runs:
+            return ""
+        return f" in {self.n_periods} periods ({', '.join(f'{r.count} x {r.weeks}' for r in runs)} weeks)"
 
     def _countries_text(self) -> str:
         co = self.tables["countries"]
@@ -118,16 +146,18 @@ class Instance:
         depots = dep["depot"].tolist()
         channels = self.channels
         scenarios = self.scenarios
-        D, C, T, S = len(depots), len(channels), self.n_weeks, len(scenarios)
+        D, C, T, S = len(depots), len(channels), self.n_periods, len(scenarios)
         d_idx = pd.Index(depots)
         c_idx = pd.Index(channels)
         s_idx = pd.Index(scenarios)
+        p_idx = pd.Index(self.period_starts)  # week -> period position (week - 1 for a weekly instance)
+        lengths = self.period_weeks
 
         demand = np.zeros((D, T, S))
         dem = self.tables["demand"]
         demand[
             d_idx.get_indexer(dem["depot"]),
-            dem["week"].to_numpy() - 1,
+            p_idx.get_indexer(dem["week"]),
             s_idx.get_indexer(dem["scenario"]),
         ] = dem["blocks"].to_numpy(float)
 
@@ -139,13 +169,13 @@ class Instance:
         pipeline = np.zeros((D, T))
         pip = self.tables["pipeline"]
         if len(pip):
-            pipeline[d_idx.get_indexer(pip["depot"]), pip["week"].to_numpy() - 1] = pip["new_drivers"].to_numpy(float)
+            pipeline[d_idx.get_indexer(pip["depot"]), p_idx.get_indexer(pip["week"])] = pip["new_drivers"].to_numpy(float)
 
         supply = None  # (D, T) blocks per active driver by week, where supply.csv gives some
         sup = self.tables["supply"]
         if len(sup):
             supply = np.repeat(dep["blocks_per_driver"].to_numpy(float)[:, None], T, axis=1)
-            supply[d_idx.get_indexer(sup["depot"]), sup["week"].to_numpy() - 1] = sup["blocks_per_driver"].to_numpy(float)
+            supply[d_idx.get_indexer(sup["depot"]), p_idx.get_indexer(sup["week"])] = sup["blocks_per_driver"].to_numpy(float)
 
         inc = self.tables["incentives"]
         G = int(inc["segment"].max()) if len(inc) else 0
@@ -170,12 +200,15 @@ class Instance:
                                    for d in depots], float)
         utilisation = np.full(D, np.nan if tg.driver_utilisation is None else float(tg.driver_utilisation))
         weekly = m.budgets.weekly
+        W = self.n_weeks
         if weekly is None:
-            budget_weekly = np.full(T, np.inf)
+            budget_weekly = np.full(W, np.inf)
         elif isinstance(weekly, list):
             budget_weekly = np.asarray(weekly, float)
         else:
-            budget_weekly = np.full(T, float(weekly))
+            budget_weekly = np.full(W, float(weekly))
+        if lengths is not None:  # a period's cap is the sum of its weeks' caps (currency per period)
+            budget_weekly = np.add.reduceat(budget_weekly, self.period_starts - 1)
         return ModelData(
             depots=tuple(depots),
             regions=tuple(dep["region"].tolist()),
@@ -222,6 +255,7 @@ class Instance:
             depot_currency=money["currency"],
             depot_fx=money["fx"],
             channel_source=money["channel_source"],
+            period_weeks=lengths,
         )
 
     def _countries(self, dep: pd.DataFrame, kernel, cost, applicant_cap, width, rate) -> dict:
@@ -304,6 +338,8 @@ class Instance:
             manifest.pop("targets")
         if self.manifest.terminal == Terminal():
             manifest.pop("terminal")
+        if manifest["horizon"].get("periods") is None:  # weekly: no periods (files as before long-lead periods)
+            manifest["horizon"].pop("periods", None)
         if manifest["horizon"].get("fx_date") is None:  # one currency: no exchange-rate date (files as before countries)
             manifest["horizon"].pop("fx_date", None)
         if not manifest["budgets"].get("countries"):
@@ -615,12 +651,30 @@ def _cross_checks(manifest: Manifest, t: dict[str, pd.DataFrame], ok: dict[str, 
     unknown("demand", "scenario", scenarios, "scenario")
     unknown("yield_kernel", "channel", channels, "channel")
 
+    runs = manifest.horizon.periods or []
+    period_total = sum(r.weeks * r.count for r in runs)
+    if runs and period_total != T:
+        report.add(MANIFEST_NAME, None, "horizon.periods",
+                   f"periods adding up to horizon.weeks ({T} weeks)",
+                   f"{' + '.join(f'{r.count} x {r.weeks}' for r in runs)} = {period_total} weeks")
+    starts = None
+    if runs and period_total == T:
+        lengths = np.concatenate([np.full(r.count, r.weeks, dtype=int) for r in runs])
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int) + 1
+
     for table in ("demand", "pipeline", "supply"):
         df = t[table]
         late = df["week"].notna() & (df["week"].astype(float) > T)
         if late.any():
             report.add_many(df.attrs["file"], "week", df.loc[late, "_line"],
                             f"a week in 1..{T} (horizon.weeks)", df.loc[late, "week"].astype(str))
+        if starts is not None:
+            inside = df["week"].notna() & ~late & ok[table]
+            off = inside & ~df["week"].astype(float).isin(starts.astype(float))
+            if off.any():
+                shown = ", ".join(str(w) for w in starts[:6]) + (", ..." if len(starts) > 6 else "")
+                report.add_many(df.attrs["file"], "week", df.loc[off, "_line"],
+                                f"the first week of a period (horizon.periods: {shown})", df.loc[off, "week"].astype(str))
 
     v = manifest.terminal.value_per_driver
     yk, ch = t["yield_kernel"], t["channels"]
@@ -664,16 +718,17 @@ def _cross_checks(manifest: Manifest, t: dict[str, pd.DataFrame], ok: dict[str, 
 
     # Demand must cover every depot x week x scenario.
     dem = t["demand"]
-    if depots and scenarios and ok["demand"].all():
+    if depots and scenarios and ok["demand"].all() and not (runs and starts is None):
         have = pd.MultiIndex.from_frame(dem[["depot", "week", "scenario"]].astype({"week": int}))
         want = pd.MultiIndex.from_product(
-            [t["depots"]["depot"], range(1, T + 1), t["scenarios"]["scenario"]],
+            [t["depots"]["depot"], range(1, T + 1) if starts is None else starts.tolist(), t["scenarios"]["scenario"]],
             names=["depot", "week", "scenario"],
         )
         missing = want.difference(have, sort=False)
         if len(missing):
             report.add_many(dem.attrs["file"], "blocks", [None] * len(missing),
-                            "a demand row for every depot, week 1..horizon.weeks and scenario",
+                            "a demand row for every depot, week 1..horizon.weeks and scenario" if starts is None else
+                            "a demand row for every depot, period (its first week) and scenario",
                             [f"no row for depot={d!r}, week={w}, scenario={s!r}" for d, w, s in missing])
 
     inc = t["incentives"]

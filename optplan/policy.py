@@ -191,6 +191,9 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
     and the evaluator model it); with ``sigma=0`` too, the static plan's mean cost over
     paths is then the evaluator's expected cost up to the sampling of scenarios."""
     D, C, T, S = data.shape
+    if data.has_periods:
+        raise OptionError("instance", "a weekly instance to simulate (the simulation decides week by week; this one "
+                          "has long-lead periods, horizon.periods: simulate its weekly version)", "horizon.periods")
     if "dp" in policies and dp_result is None:
         if data.has_weekly_supply:
             raise OptionError("--policies", "policies without dp (the DP rule assumes the same blocks per driver "

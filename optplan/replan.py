@@ -88,12 +88,22 @@ class State:
 # ------------------------------------------------------------------ reading and checking
 
 
+def refuse_periods(instance: Instance) -> None:
+    """Re-planning steps week by week: an instance in long-lead periods raises OptionError."""
+    if instance.period_weeks is not None:
+        from optplan.errors import OptionError
+
+        raise OptionError("instance", "a weekly instance to re-plan (re-planning steps week by week; this one has "
+                          "long-lead periods, horizon.periods: re-plan its weekly version)", "horizon.periods")
+
+
 def load_state(path: str | Path, instance: Instance) -> State:
     """Read and check a state folder (or its state.yaml) against ``instance``; raises
     InstanceError listing every problem (file, line, field, expected, found)."""
     path = Path(path)
     folder = path.parent if path.suffix in (".yaml", ".yml") else path
     manifest_path = path if path.suffix in (".yaml", ".yml") else path / STATE_NAME
+    refuse_periods(instance)
     raw = read_yaml_mapping(manifest_path, "a replan state file (state.yaml)", STATE_NAME)
     manifest = validated_manifest(StateManifest, raw, STATE_NAME)
     problems: list[Problem] = []
@@ -251,6 +261,7 @@ def expected_state(instance: Instance, plan: Plan, week: int) -> State:
 
 def remaining_instance(instance: Instance, state: State) -> Instance:
     """Weeks ``state.week``..T of ``instance`` from ``state`` (module docstring), validated."""
+    refuse_periods(instance)
     k, T = state.week, instance.n_weeks
     shift = k - 1
     m = instance.manifest.model_dump(mode="json")

@@ -89,7 +89,7 @@ def spend_by_week_channel(plan: Plan) -> pd.DataFrame:
     """Spend per week by recruiting channel and on planned incentives (the spend plot's data)."""
     d = plan.data
     x = plan.decisions.applicants
-    out = {"week": np.arange(1, d.n_weeks + 1)}
+    out = {"week": d.period_starts(), **({"weeks": d.period_length.astype(int)} if d.has_periods else {})}
     for c, name in enumerate(d.channels):
         out[f"recruiting_{name}"] = x[:, c, :].sum(axis=0) * d.cost_per_applicant[c]
     out["planned_incentives"] = plan.decisions.incentive_spend.sum(axis=(0, 2))

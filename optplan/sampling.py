@@ -10,6 +10,7 @@ mean 1, log-sd ``noise_sd`` and AR(1) correlation ``noise_ar`` from week to week
 depot: blocks[d,t] = scenario[d,t] * exp(noise_sd e[d,t] - noise_sd^2 / 2), e[d,t] = noise_ar
 e[d,t-1] + sqrt(1 - noise_ar^2) eta[d,t], eta standard normal. ``noise_sd = 0`` gives the
 instance's own scenarios in proportion to their probabilities (the in-sample distribution).
+With long-lead periods the noise stays weekly, on each week's even share of its period's demand.
 
 Drivers: ``random_drivers`` False keeps the expected driver counts of the model (the fluid
 stock-flow: what `report` scores); True makes them whole drivers: each stays a week with the
@@ -61,13 +62,21 @@ class OutOfSample:
 def sample_demand(data: ModelData, n_paths: int, rng: np.random.Generator, sigma: float = DEFAULT_NOISE_SD,
                   noise_ar: float = DEFAULT_NOISE_AR) -> np.ndarray:
     """(N, D, T) fresh demand paths (blocks/week): a scenario by probability times AR(1)
-    log-normal noise with mean 1 (module docstring)."""
+    log-normal noise with mean 1 (module docstring). With long-lead periods the noise is still
+    weekly: each week of a period carries an even share of the period's demand times its own
+    noise, so a period's path is its demand times the mean of its weeks' noise."""
     D, C, T, S = data.shape
     s = rng.choice(S, size=n_paths, p=data.probability / data.probability.sum())
-    e = np.empty((n_paths, D, T))
+    length = data.period_length.astype(int)
+    W = int(length.sum())  # weeks (= T without long-lead periods)
+    e = np.empty((n_paths, D, W))
     e[:, :, 0] = rng.standard_normal((n_paths, D))
     scale = np.sqrt(1 - noise_ar**2)
-    for t in range(1, T):
+    for t in range(1, W):
         e[:, :, t] = noise_ar * e[:, :, t - 1] + scale * rng.standard_normal((n_paths, D))
     base = np.transpose(data.demand[:, :, s], (2, 0, 1))  # (N, D, T)
-    return base * np.exp(sigma * e - 0.5 * sigma**2)
+    factor = np.exp(sigma * e - 0.5 * sigma**2)  # (N, D, W) weekly noise, mean 1
+    if data.has_periods:  # a period's demand spread evenly over its weeks, each week with its own noise
+        starts = np.concatenate([[0], np.cumsum(length)[:-1]])
+        factor = np.add.reduceat(factor, starts, axis=2) / length[None, None, :]
+    return base * factor

@@ -37,6 +37,7 @@ def _f(description: str, unit: str, **kw: Any) -> Any:
 # what an LP solver holds (HiGHS reads |x| >= 1e20 as infinite and loses accuracy well before)
 # and the DP's grids within memory. A value past them is almost surely a unit mistake.
 MAX_WEEKS = 520  # weeks: ten years of weekly periods
+MAX_PERIOD_WEEKS = 52  # weeks in one long-lead period: a year
 MAX_SEGMENTS = 1_000  # incentive segments per depot
 MAX_DRIVERS = 1e7  # drivers, or drivers/week
 MAX_APPLICANTS = 1e7  # applicants/depot/week
@@ -62,8 +63,20 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+class PeriodRun(_Strict):
+    weeks: int = _f("Weeks in each of these periods.", "weeks", ge=1, le=MAX_PERIOD_WEEKS)
+    count: int = _f("How many such periods follow one another.", "periods", ge=1, le=MAX_WEEKS)
+
+
 class Horizon(_Strict):
     weeks: int = _f("Number of planning weeks.", "weeks", ge=1, le=MAX_WEEKS)
+    periods: list[PeriodRun] | None = _f(
+        "Long-lead periods: runs of periods, in order, e.g. [{weeks: 1, count: 13}, {weeks: 13, count: 11}] "
+        "(a quarter of weeks, then quarters), adding up to `weeks`; week-numbered tables then have one row per "
+        "period, numbered by its first week, with the period's total (docs/formulation.md, \"Long-lead periods\"). "
+        "null: every period is one week.",
+        "-", default=None,
+    )
     start_date: dt.date = _f(
         f"Date of the first day of week 1 (ISO 8601), from {EARLIEST_START} to {LATEST_START}.", "date"
     )
@@ -127,7 +140,7 @@ class Budgets(_Strict):
     )
     weekly: float | list[float] | None = _f(
         "Cap on that spend in each week: one number for every week, or a list with one "
-        "number per week; null: no cap.",
+        "number per week; null: no cap. With horizon.periods a period's cap is the sum of its weeks' caps.",
         f"{CURRENCY}/week",
         default=None,
     )
@@ -347,11 +360,15 @@ class ScenarioRow(_Strict):
     probability: float = _f("Scenario probability; all sum to 1.", "probability", ge=0, le=1)
 
 
+PERIOD_WEEK = "Week number, 1..horizon.weeks (with horizon.periods: the first week of a period)."
+
+
 class DemandRow(_Strict):
     depot: Id = _f("Depot id (in the depot table).", "-")
-    week: int = _f("Week number, 1..horizon.weeks.", "week", ge=1, le=MAX_WEEKS)
+    week: int = _f(PERIOD_WEEK, "week", ge=1, le=MAX_WEEKS)
     scenario: Id = _f("Scenario id (in the scenario table).", "-")
-    blocks: float = _f("Blocks of work needed in that week.", "blocks/week", ge=0, le=MAX_BLOCKS)
+    blocks: float = _f("Blocks of work needed in that week (with horizon.periods: over the period).", "blocks/week",
+                       ge=0, le=MAX_BLOCKS)
 
 
 class ChannelRow(_Strict):
@@ -382,10 +399,10 @@ class YieldRow(_Strict):
 
 class PipelineRow(_Strict):
     depot: Id = _f("Depot id (in the depot table).", "-")
-    week: int = _f("Week number, 1..horizon.weeks.", "week", ge=1, le=MAX_WEEKS)
+    week: int = _f(PERIOD_WEEK, "week", ge=1, le=MAX_WEEKS)
     new_drivers: float = _f(
         "Expected new active drivers from applicants already in onboarding, first "
-        "active that week.",
+        "active that week (with horizon.periods: over the period).",
         "drivers/week",
         ge=0,
         le=MAX_DRIVERS,
@@ -394,10 +411,10 @@ class PipelineRow(_Strict):
 
 class SupplyRow(_Strict):
     depot: Id = _f("Depot id (in the depot table).", "-")
-    week: int = _f("Week number, 1..horizon.weeks.", "week", ge=1, le=MAX_WEEKS)
+    week: int = _f(PERIOD_WEEK, "week", ge=1, le=MAX_WEEKS)
     blocks_per_driver: float = _f(
         "Blocks an active driver of this depot offers in this week (replaces the depot's "
-        "blocks_per_driver for the week).",
+        "blocks_per_driver for the week; with horizon.periods: per week of the period, on average).",
         "blocks/driver/week",
         gt=0,
         le=MAX_BLOCKS_PER_DRIVER,
@@ -568,7 +585,7 @@ def markdown_tables() -> str:
             ann = info.annotation
             if isinstance(ann, type) and issubclass(ann, BaseModel):
                 continue
-            type_name = getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+            type_name = (getattr(ann, "__name__", None) or str(ann).replace("typing.", "")).replace("optplan.schema.", "")
             if info.is_required():
                 default = "required"
             elif info.default_factory is not None:
@@ -588,6 +605,7 @@ def markdown_tables() -> str:
     table("instance.yaml (top level)", Manifest)
     for key, model in (
         ("horizon", Horizon),
+        ("horizon.periods[]", PeriodRun),
         ("recourse", Recourse),
         ("penalties", Penalties),
         ("budgets", Budgets),

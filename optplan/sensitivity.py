@@ -135,11 +135,13 @@ class SensitivityModel:
         rows = []
         labels = {
             "budget_total": lambda k: ("budget", "total", "total"),
-            "budget_week": lambda k: ("budget", "week", str(int(self._weeks_with_cap()[k]))),
+            "budget_week": lambda k: ("budget", "week", str(int(starts[int(self._weeks_with_cap()[k]) - 1]))),
             "budget_region": lambda k: ("budget", "region", self._regions_with_cap()[k]),
             "budget_country": lambda k: ("budget", "country", self.layout.budget_rows()["budget_country"][k]),
             "onboarding_cap": lambda k: ("onboarding_cap", *self._onboarding_key(k)),
         }
+        starts = d.period_starts()  # a period (long-lead instances) is named by its first week
+        length = d.period_length
         units = {"budget": f"{d.currency} per {d.currency}", "onboarding_cap": f"{d.currency} per driver/week"}
         for family, label in labels.items():
             sl = self.compiled.rows.get(family)
@@ -151,11 +153,13 @@ class SensitivityModel:
             for k, row in enumerate(range(sl.start, sl.stop)):
                 kind, scope, key = label(k)
                 shift = float(d.pipeline[onboarding[k]]) if family == "onboarding_cap" else 0.0  # row bound -> cap
-                price = float(-duals[k]) + 0.0
+                # an onboarding row bounds L_t x the weekly cap (long-lead periods): per unit of weekly cap
+                per = float(length[onboarding[k][1]]) if family == "onboarding_cap" else 1.0
+                price = float(-duals[k]) * per + 0.0
                 if abs(price) <= SHADOW_ATOL:
-                    price, lo, hi = 0.0, float(activity[row]) + shift, math.inf
+                    price, lo, hi = 0.0, (float(activity[row]) + shift) / per, math.inf
                 else:
-                    lo, hi = float(dn[row]) + shift, float(up[row]) + shift
+                    lo, hi = (float(dn[row]) + shift) / per, (float(up[row]) + shift) / per
                 rows.append({"kind": kind, "scope": scope, "key": key, "shadow_price": price, "unit": units[kind],
                              "holds_from": lo, "holds_to": hi})
         return pd.DataFrame(rows, columns=["kind", "scope", "key", "shadow_price", "unit", "holds_from", "holds_to"])
@@ -168,7 +172,7 @@ class SensitivityModel:
 
     def _onboarding_key(self, k: int) -> tuple[str, str]:
         d, t = self.layout.onboarding_rows()[k]
-        return self.data.depots[d], str(t + 1)
+        return self.data.depots[d], str(int(self.data.period_starts()[t]))
 
     def channel_reduced_costs(self) -> pd.DataFrame:
         """Per channel: applicants recruited, and how much cheaper an applicant would have to

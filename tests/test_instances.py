@@ -14,7 +14,7 @@ import optplan
 SHARED_DATA = REPO.parent / "shared" / "data" / "walmart_store_weekly_sales_30.csv"
 
 
-@pytest.mark.parametrize("name", ["demo", "walmart30", "world"])
+@pytest.mark.parametrize("name", ["demo", "walmart30", "world", "longlead"])
 def test_shipped_instance_solves_and_matches_the_evaluator(name):
     inst = optplan.load_instance(REPO / "instances" / name)
     plan = optplan.solve(inst)

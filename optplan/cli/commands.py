@@ -313,19 +313,27 @@ def build_instance_cmd(yield_csv, retention_csv, depots_csv, channels_csv, deman
 @click.option("--countries", default=None, metavar="US,DE,...",
               help="Several countries: depots split over them, each with its holiday peaks, currency and exchange "
                    "rate (the money of each in its own currency; USD reports). Known: US, CA, MX, GB, DE, FR, ES, NL.")
+@click.option("--periods", default=None, metavar="long-lead|COUNTxWEEKS,...",
+              help="Long-lead periods: 'long-lead' (weekly for 13 weeks, 4-4-5 months to week 52, then 13-week "
+                   "quarters) or runs such as 13x1,9x4,8x13 adding up to --weeks; demand scenarios are summed per "
+                   "period (docs/formulation.md, \"Long-lead periods\").")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder to write the instance to.")
 @guarded
-def generate(depots, weeks, scenarios, channels, seed, budget_tightness, name, countries, out: Path) -> None:
+def generate(depots, weeks, scenarios, channels, seed, budget_tightness, name, countries, periods, out: Path) -> None:
     """Write a valid, realistic synthetic instance of any size."""
     from optplan import generate_instance
     from optplan.errors import OptionError
+    from optplan.periods import in_periods, parse_periods
 
     codes = None if countries is None else tuple(c.strip().upper() for c in countries.split(",") if c.strip())
+    runs = None if periods is None else parse_periods(periods, weeks)
     try:
         inst = generate_instance(depots=depots, weeks=weeks, scenarios=scenarios, channels=channels, seed=seed,
                                  budget_tightness=budget_tightness, name=name, countries=codes)
     except ValueError as exc:
         raise OptionError("--countries", str(exc).split(": ", 1)[1].split("; got")[0], countries) from None
+    if runs is not None:
+        inst = in_periods(inst, runs)
     inst.write(out)
     click.echo(f"wrote {inst.summary()} to {out}")
 

@@ -1,0 +1,167 @@
+"""Long-lead instances (issue #14 part 3): horizon.periods in the instance format, the
+generator's long-lead layout, a hand-worked two-period instance, periods of one week that
+are the weekly instance, and the commands that step week by week refusing cleanly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from conftest import OBJ_RTOL, REPO, build, tiny_spec
+
+import optplan
+from optplan.cli import main
+from optplan.errors import InstanceError, OptionError
+from optplan.instance import from_tables
+from optplan.periods import in_periods, long_lead_runs, parse_periods, period_lengths
+
+#: The issue's bound for "equals the weekly instance".
+SAME_RTOL = 1e-9
+
+
+def cli(*args):
+    return CliRunner().invoke(main, list(map(str, args)))
+
+
+def two_period_spec() -> dict:
+    """The tiny instance (conftest.tiny_spec) over 3 weeks in periods of 1 and 2 weeks:
+    demand 20 blocks in period 1 (week 1) and 60 over period 2 (weeks 2-3)."""
+    spec = tiny_spec()
+    spec["manifest"]["horizon"].update({"weeks": 3, "periods": [{"weeks": 1, "count": 1}, {"weeks": 2, "count": 1}]})
+    spec["demand"] = {("A", 1, "base"): 20.0, ("A", 2, "base"): 60.0}
+    return spec
+
+
+def test_two_periods_by_hand():
+    """rho = 0.9, 10 drivers, 2 blocks per driver-week, yield 0.5 at lag 1, 10 USD per applicant,
+    unserved 100 USD/block, idle 5 USD/block.
+
+    Period 1 (week 1): 9 drivers, 18 blocks: 2 unserved (200 USD); nothing recruited lands in it.
+    Period 2 (weeks 2-3): the 9 drivers give sigma = 0.9 + 0.81 = 1.71 driver-weeks each
+    (30.78 blocks). An applicant of period 1 arrives in week 2 with probability 0.5: Y = 0.5,
+    psi = (2 + 0.9)/2 = 1.45 driver-weeks per arrival (arrivals even over the period), so
+    1.45 blocks per applicant (6.90 USD/block); one of period 2 lands inside it only from
+    week 2: Y = 0.5 x 0.5 = 0.25 (0.725 blocks, 13.79 USD/block). The LP recruits
+    (60 - 30.78) / 1.45 applicants in period 1: cost 200 + 10 x 20.1517 = 401.517 USD."""
+    inst = build(two_period_spec())
+    data = inst.model_data()
+    assert data.has_periods and data.n_weeks == 2
+    plan = optplan.solve(inst, engine="highs")
+    x1 = (60.0 - 1.71 * 9.0 * 2.0) / 1.45
+    assert plan.decisions.applicants[0, 0, 0] == pytest.approx(x1, rel=OBJ_RTOL)
+    assert plan.decisions.applicants[0, 0, 1] == pytest.approx(0.0, abs=1e-9)
+    assert plan.status.objective == pytest.approx(200.0 + 10.0 * x1, rel=OBJ_RTOL)
+    np.testing.assert_allclose(plan.active_drivers[0], [9.0, 0.81 * 9.0 + 0.95 * 0.5 * x1], rtol=OBJ_RTOL)
+    ev = optplan.evaluate(plan, inst)
+    assert ev.expected_cost == pytest.approx(plan.status.objective, rel=OBJ_RTOL)
+    # the plan's tables name a period by its first week and say how long it is
+    drivers = plan.drivers
+    assert drivers["week"].tolist() == [1, 2] and drivers["weeks"].tolist() == [1, 2]
+    assert plan.applicants["week"].tolist() == [1]
+
+
+def test_weekly_periods_are_the_weekly_instance(demo_path):
+    """horizon.periods of twelve one-week periods: the same arrays, plan and cost as the demo."""
+    demo = optplan.load_instance(demo_path)
+    manifest = demo.manifest.model_dump(mode="json")
+    manifest["horizon"]["periods"] = [{"weeks": 1, "count": demo.n_weeks}]
+    same = from_tables(manifest, demo.tables)
+    a, b = demo.model_data(), same.model_data()
+    assert not b.has_periods
+    for field in ("demand", "pipeline", "budget_weekly", "yield_kernel", "retention"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
+    pa, pb = optplan.solve(demo, engine="highs"), optplan.solve(same, engine="highs")
+    assert pb.status.objective == pytest.approx(pa.status.objective, rel=SAME_RTOL)
+    np.testing.assert_allclose(pb.decisions.applicants, pa.decisions.applicants, atol=1e-9)
+
+
+def test_long_lead_layout_and_period_sums():
+    runs = long_lead_runs(156)
+    L = period_lengths(runs)
+    assert L.sum() == 156 and len(L) == 30
+    assert (L[:13] == 1).all() and list(L[13:22]) == [4, 4, 5] * 3 and (L[22:] == 13).all()
+    assert period_lengths(long_lead_runs(60))[-1] == 8  # what is left after week 52: one shorter period
+    inst = optplan.generate_instance(depots=2, weeks=30, scenarios=3, seed=4)
+    long = in_periods(inst, parse_periods("10x1,5x4", 30))
+    weekly, period = inst.model_data(), long.model_data()
+    starts = np.concatenate([[0], np.cumsum(period.period_length.astype(int))[:-1]])
+    np.testing.assert_allclose(period.demand, np.add.reduceat(weekly.demand, starts, axis=1), atol=1e-6)
+    np.testing.assert_allclose(period.pipeline, np.add.reduceat(weekly.pipeline, starts, axis=1), atol=1e-6)
+    # a weekly budget of B per week caps a 4-week period at 4B
+    np.testing.assert_allclose(period.budget_weekly, np.add.reduceat(weekly.budget_weekly, starts), rtol=1e-12)
+
+
+def test_supply_by_week_is_averaged_over_each_period():
+    inst = optplan.generate_instance(depots=2, weeks=8, scenarios=2, seed=3)
+    tables = {k: v.copy() for k, v in inst.tables.items()}
+    tables["supply"] = pd.DataFrame({"depot": ["D001", "D001"], "week": [5, 6], "blocks_per_driver": [1.0, 2.0]})
+    manifest = inst.manifest.model_dump(mode="json")
+    manifest["files"]["supply"] = "supply.csv"
+    with_supply = from_tables(manifest, tables)
+    long = in_periods(with_supply, parse_periods("4x1,1x4", 8))
+    b = long.model_data().supply
+    base = float(inst.tables["depots"]["blocks_per_driver"].iloc[0])
+    assert b[0, 4] == pytest.approx((1.0 + 2.0 + 2 * base) / 4)  # weeks 5-8: two given, two the constant
+    assert b[1, 4] == pytest.approx(float(inst.tables["depots"]["blocks_per_driver"].iloc[1]))
+
+
+def test_bad_periods_are_one_line_each():
+    spec = two_period_spec()
+    spec["manifest"]["horizon"]["periods"] = [{"weeks": 1, "count": 1}, {"weeks": 3, "count": 1}]
+    with pytest.raises(InstanceError) as err:
+        build(spec)
+    assert "field 'horizon.periods'" in str(err.value) and "1 x 1 + 1 x 3 = 4 weeks" in str(err.value)
+    spec = two_period_spec()
+    spec["demand"] = {("A", 1, "base"): 20.0, ("A", 3, "base"): 60.0}  # week 3 is inside period 2
+    with pytest.raises(InstanceError) as err:
+        build(spec)
+    text = str(err.value)
+    assert "demand.csv:3: field 'week'" in text and "the first week of a period" in text
+    assert "a demand row for every depot, period (its first week) and scenario" in text
+    assert "Traceback" not in text
+    with pytest.raises(OptionError, match="COUNTxWEEKS"):
+        parse_periods("13 weeks", 13)
+    with pytest.raises(OptionError, match="adding up to the horizon"):
+        parse_periods("12x1", 13)
+
+
+def test_shipped_long_lead_instance_is_the_generator_output(tmp_path):
+    """instances/longlead is `optplan generate --depots 8 --weeks 156 --scenarios 10 --seed 11
+    --budget-tightness 0.8 --periods long-lead --name longlead` (3 years in 30 periods)."""
+    r = cli("generate", "--depots", 8, "--weeks", 156, "--scenarios", 10, "--seed", 11, "--budget-tightness", 0.8,
+            "--periods", "long-lead", "--name", "longlead", "--out", tmp_path / "ll")
+    assert r.exit_code == 0, r.output
+    shipped = REPO / "instances" / "longlead"
+    assert sorted(f.name for f in (tmp_path / "ll").iterdir()) == sorted(f.name for f in shipped.iterdir())
+    for f in (tmp_path / "ll").iterdir():
+        assert f.read_bytes() == (shipped / f.name).read_bytes(), f.name
+    assert cli("generate", "--weeks", 10, "--periods", "3x4", "--out", tmp_path / "bad").exit_code == 2
+
+
+def test_the_commands_that_step_week_by_week_refuse_periods(tmp_path):
+    folder = REPO / "instances" / "longlead"
+    r = cli("simulate", folder, "--out", tmp_path / "sim", "--paths", 2)
+    assert r.exit_code == 2 and "long-lead periods" in r.output and "Traceback" not in r.output
+    r = cli("solve", folder, "--engine", "dp", "--out", tmp_path / "dp")
+    assert r.exit_code == 2 and "long-lead periods" in r.output
+    from optplan.replan import initial_state, replan
+
+    inst = optplan.load_instance(folder)
+    with pytest.raises(OptionError, match="long-lead periods"):
+        replan(inst, initial_state(inst))
+
+
+def test_out_of_sample_noise_stays_weekly_inside_periods():
+    """A period's sampled demand is its scenario demand times the mean of its weeks' noise:
+    with no correlation between weeks, a 13-week period's relative spread is about
+    1/sqrt(13) of a week's (5% weekly: ~1.4%)."""
+    from optplan.sampling import sample_demand
+
+    inst = optplan.load_instance(REPO / "instances" / "longlead")
+    data = inst.model_data().with_scenarios([0])
+    paths = sample_demand(data, 4000, np.random.default_rng(0), sigma=0.05, noise_ar=0.0)
+    rel = paths / data.demand[None, :, :, 0]
+    assert rel[:, :, :13].std() == pytest.approx(0.05, rel=0.05)
+    assert rel[:, :, -1].std() == pytest.approx(0.05 / np.sqrt(13), rel=0.1)
+    assert rel.mean() == pytest.approx(1.0, abs=2e-3)
