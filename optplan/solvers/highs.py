@@ -169,6 +169,10 @@ def load_highs(highspy, c, offset, A, col_lower, col_upper, row_lower, row_upper
     return h
 
 
+#: HiGHS method of the one retry after a status Unknown without a plan (numerical trouble).
+UNKNOWN_RETRY_METHOD = "ipm"
+
+
 def apply_options(highspy, h, options: SolveOptions, time_limit: float | None) -> None:
     """Set HiGHS's options from ``options``; ``time_limit`` is what is left of the budget (s)."""
     settings: dict[str, Any] = {
@@ -207,9 +211,27 @@ def run_compiled(
     t3 = time.perf_counter()
     log.info("HiGHS stopped after %.2f s: %s", t3 - t2, h.modelStatusToString(h.getModelStatus()))
     term, sol, name = map_status(highspy, h)
-    info = h.getInfo()
     mip = options.integer or compiled.mip
-    engine = f"highs {h.version()} ({'mip' if mip else options.method})"
+    method = "mip" if mip else options.method
+    if (term == TerminationCondition.unknown and sol == SolutionStatus.noSolution and not mip
+            and options.method != UNKNOWN_RETRY_METHOD and not deadline.expired()):
+        # numerical trouble (e.g. the dual simplex's cleanup after presolve on a nearly infeasible
+        # LP): once more from scratch by the interior-point method, which proves what it finds
+        log.warning("HiGHS stopped with status %s and no plan (%s); solving again from scratch by %s",
+                    name, options.method, UNKNOWN_RETRY_METHOD)
+        h.clearSolver()
+        h.setOptionValue("solver", UNKNOWN_RETRY_METHOD)
+        if deadline.seconds is not None:
+            h.setOptionValue("time_limit", max(0.0, float(deadline.remaining())))
+        run_status = h.run()
+        h.setOptionValue("solver", options.method)  # a persistent model keeps the caller's method
+        t3 = time.perf_counter()
+        log.info("HiGHS (%s) stopped after %.2f s: %s", UNKNOWN_RETRY_METHOD, t3 - t2,
+                 h.modelStatusToString(h.getModelStatus()))
+        term, sol, name = map_status(highspy, h)
+        method = f"{UNKNOWN_RETRY_METHOD} after {options.method} stopped with status Unknown"
+    info = h.getInfo()
+    engine = f"highs {h.version()} ({method})"
     has_solution = sol in (SolutionStatus.optimal, SolutionStatus.feasible)
     objective = float(info.objective_function_value) if has_solution else None
     if mip:

@@ -195,3 +195,47 @@ def test_after_a_time_out_auto_goes_to_the_heuristic_not_another_exact_engine(de
         demo_data, SolveOptions(), Deadline(100.0, FakeClock()))
     assert glop.calls == 0 and dp.calls == 1
     assert "glop skipped (exact, and the engine before ran out of time)" in result.status.fallback
+
+
+class _UnknownOnce:
+    """A HiGHS whose first run() stops with status Unknown and no plan (numerical trouble,
+    as HiGHS 1.16's dual simplex did on a nearly infeasible target LP); every later run is real."""
+
+    def __init__(self, h):
+        self._h, self.runs, self.solvers = h, 0, []
+
+    def __getattr__(self, name):
+        return getattr(self._h, name)
+
+    def run(self):
+        self.runs += 1
+        self.solvers.append(self._h.getOptionValue("solver")[1])
+        return self._h.run() if self.runs > 1 else None
+
+    def getModelStatus(self):
+        import highspy
+
+        return self._h.getModelStatus() if self.runs > 1 else highspy.HighsModelStatus.kUnknown
+
+    def getInfo(self):
+        info = self._h.getInfo()
+        if self.runs == 1:
+            info.primal_solution_status = 0
+        return info
+
+
+def test_status_unknown_without_a_plan_is_solved_again_by_ipm_and_says_so(demo_path):
+    from formulations.two_stage.matrix import aggregated_standard_form
+    from optplan.solvers.highs import UNKNOWN_RETRY_METHOD, highs_from_standard_form, run_compiled
+
+    data = optplan.load_instance(demo_path).model_data()
+    options = SolveOptions(method="simplex")
+    compiled = highs_from_standard_form(aggregated_standard_form(data), options)
+    compiled.highs = stub = _UnknownOnce(compiled.highs)
+    result = run_compiled(data, compiled, options)
+    assert stub.runs == 2 and stub.solvers == ["simplex", UNKNOWN_RETRY_METHOD]
+    assert result.status.optimal and f"{UNKNOWN_RETRY_METHOD} after simplex stopped with status Unknown" in \
+        result.status.engine
+    assert result.status.objective == pytest.approx(optplan.solve(optplan.load_instance(demo_path)).status.objective,
+                                                    rel=1e-7)
+    assert stub.getOptionValue("solver")[1] == "simplex"  # the persistent model keeps the caller's method
