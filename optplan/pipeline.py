@@ -82,6 +82,8 @@ class ForecastOptions(_Strict):
     paths: int = Field(1000, ge=2, le=100_000)
     model: Literal["global", "ets", "seasonal_naive", "combined"] = "global"
     plots: bool = False
+    periods: str | None = Field(None, description="Long-lead periods over `horizon` weeks (up to 156): 'long-lead' "
+                                "or runs 'COUNTxWEEKS,...' (optplan forecast --periods); null: weekly.")
 
 
 class EstimateOptions(_Strict):
@@ -304,7 +306,7 @@ def _forecast(history: Path, folder: Path, f: ForecastOptions, h: HistoryOptions
 
     return forecast_files(history, folder, horizon=f.horizon, n_scenarios=f.scenarios, model=f.model, seed=seed,
                           n_paths=f.paths, plots=f.plots, depot_col="depot", date_col="week_start", demand_col="blocks",
-                          week_date="start", country=h.country)
+                          week_date="start", country=h.country, periods=f.periods)
 
 
 def _build(parts: dict[str, Path], folder: Path, summary: Path) -> list[str]:
@@ -319,12 +321,14 @@ def _build(parts: dict[str, Path], folder: Path, summary: Path) -> list[str]:
     fc = json.loads(summary.read_text())["horizon"]
     horizon = dict(settings.get("horizon") or {})
     name = parts["settings"].name
-    for key, value in (("weeks", int(fc["weeks"])), ("start_date", str(fc["start_date"]))):
+    for key, value in (("weeks", int(fc["weeks"])), ("start_date", str(fc["start_date"])),
+                       ("periods", fc.get("periods"))):
         given = horizon.get(key)
         if given is not None and str(given) != str(value):
             problems.append(Problem(name, None, f"horizon.{key}", f"{value} (the forecast's) or nothing",
                                     str(given)))
-        horizon[key] = value
+        if value is not None:
+            horizon[key] = value
     if problems:
         raise InstanceError(problems)
     folder.mkdir(parents=True, exist_ok=True)

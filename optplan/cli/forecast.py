@@ -88,7 +88,8 @@ def _progress(quiet: bool):
 @click.argument("history", type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder for the forecast files.")
 @click.option("--horizon", type=click.IntRange(min=1), default=13, show_default=True,
-              help="Periods ahead: weeks (1-52), or months (1-36) / quarters (1-12) with --resolution.")
+              help="Periods ahead: weeks (1-52; up to 156 with --periods), or months (1-36) / quarters (1-12) with "
+                   "--resolution.")
 @click.option("--resolution", type=click.Choice(["week", "month", "quarter"]), default="week", show_default=True,
               help="week: quantiles and demand scenarios for an instance; month/quarter: long-lead quantiles only.")
 @click.option("--scenarios", "n_scenarios", type=click.IntRange(min=1), default=20, show_default=True,
@@ -100,12 +101,16 @@ def _progress(quiet: bool):
                    "AutoETS averaged, the weight and interval width chosen by its own backtest on the history's last "
                    "4 origins (about 5x the time of the global model).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the models, the sampling and k-means.")
+@click.option("--periods", default=None, metavar="long-lead|COUNTxWEEKS,...",
+              help="Demand scenarios over long-lead periods adding up to --horizon weeks (up to 156): 'long-lead' "
+                   "(weekly for 13 weeks, 4-4-5 months to week 52, then 13-week quarters) or runs such as "
+                   "13x1,9x4,8x13; --model for the first 52 weeks, the long-lead monthly model after.")
 @click.option("--no-plots", is_flag=True, help="Skip the fan charts.")
 @_history_options
 @guarded
-def forecast(history, out, horizon, resolution, n_scenarios, n_paths, model, seed, no_plots, money_per_block, unit_factor,
-             depot_col, date_col, demand_col, holiday_col, no_holiday, country, week_date, fill_gaps, jobs, boosting_rounds,
-             quiet) -> None:
+def forecast(history, out, horizon, resolution, n_scenarios, n_paths, model, seed, periods, no_plots, money_per_block,
+             unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, country, week_date, fill_gaps, jobs,
+             boosting_rounds, quiet) -> None:
     """Forecast weekly demand per depot from HISTORY.csv and write demand scenarios for an instance.
 
     Writes to --out: demand.csv and scenarios.csv (instance format: give them to
@@ -132,7 +137,7 @@ def forecast(history, out, horizon, resolution, n_scenarios, n_paths, model, see
     say = _progress(quiet)
     lines = forecast_files(history, out, horizon=horizon, n_scenarios=n_scenarios, resolution=resolution, model=model,
                            seed=seed, n_paths=n_paths, n_jobs=jobs, plots=not no_plots, progress=say,
-                           config=GlobalConfig(max_iter=boosting_rounds, seed=seed), **options)
+                           config=GlobalConfig(max_iter=boosting_rounds, seed=seed), periods=periods, **options)
     for line in lines:
         click.echo(line)
     if options["unit_factor"] == 1.0 and any(w in lines[0].lower() for w in ("sales", "usd", "revenue")):

@@ -317,6 +317,15 @@ def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_cs
             tables["supply"] = supply_table(season, dict(zip(depots["depot"], depots["blocks_per_driver"], strict=True)),
                                             start, weeks)
             files["supply"] = "supply.csv"
+            runs = horizon.get("periods")
+            if runs:  # long-lead periods: one row per period, the mean of its weeks (blocks/driver/week)
+                from optplan.periods import period_lengths, regroup_weekly
+
+                try:
+                    tables["supply"] = regroup_weekly(tables["supply"], period_lengths(runs), ["depot", "week"],
+                                                      "blocks_per_driver", "mean")
+                except (TypeError, KeyError, ValueError):
+                    pass  # malformed periods are reported by the manifest's validation below
     manifest = {**settings, "files": files}
     try:
         instance = from_tables(manifest, tables)

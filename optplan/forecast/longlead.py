@@ -29,7 +29,9 @@ a quarter is the sum of its months' quantiles q (months moving together: exact f
 growth term, slightly wide for the monthly noise). A quarter whose first month is not a
 forecast month is skipped.
 
-The instance's weekly demand-scenario table is produced at weekly resolution only.
+Demand scenarios over long-lead periods (``optplan forecast --periods``): weekly paths from
+the weekly model for its horizon (up to 52 weeks), then from this model month by month
+(``long_lead_weekly_paths``), summed per period and reduced to scenarios like weekly paths.
 """
 
 from __future__ import annotations
@@ -86,12 +88,10 @@ def long_lead_quantiles(history: History, periods: int, resolution: str = "month
     """Quantiles of demand per depot and period; returns a dict with ``table`` (a DataFrame:
     depot, period, period_start, period_end, p10..p90 in blocks per period, unit), ``sigma_g``,
     ``models`` (the ETS picked per depot) and ``months_used``."""
-    from statsforecast import StatsForecast
-    from statsforecast.models import AutoETS
 
     if resolution not in MAX_PERIODS:
         raise OptionError("--resolution", "month or quarter", resolution)
-    months, M = monthly_totals(history)
+    months, _ = monthly_totals(history)
     last = months[-1]
     if resolution == "quarter":
         first_q = (last + 1).asfreq("Q")
@@ -100,6 +100,41 @@ def long_lead_quantiles(history: History, periods: int, resolution: str = "month
         n_months = int(((first_q.asfreq("M", how="start") - (last + 1)).n) + 3 * periods)
     else:
         n_months = periods
+    lf = monthly_log_forecast(history, n_months, n_jobs)
+    z = ndtri(np.array(LEVELS))
+    future = lf["future"]
+    out = []
+    for j, d in enumerate(history.depots):
+        m = lf["mean"][j]
+        sigma = np.sqrt(lf["sigma_ets"][j] ** 2 + lf["sigma_growth"] ** 2)
+        q = np.exp(m[:, None] + z[None, :] * sigma[:, None])  # (months, Q) blocks/month
+        if resolution == "month":
+            starts, ends, vals = future.to_timestamp(how="start"), future.to_timestamp(how="end"), q
+        else:
+            skip = n_months - 3 * periods
+            vals = q[skip:].reshape(periods, 3, -1).sum(axis=1)
+            quarters = pd.period_range(future[skip].asfreq("Q"), periods=periods, freq="Q")
+            starts, ends = quarters.to_timestamp(how="start"), quarters.to_timestamp(how="end")
+        for p in range(len(vals)):
+            row = {"depot": d, "period": p + 1, "period_start": starts[p].date().isoformat(),
+                   "period_end": ends[p].date().isoformat()}
+            row.update({f"p{round(lv * 100)}": float(vals[p, i]) for i, lv in enumerate(LEVELS)})
+            row["unit"] = f"blocks/{resolution}"
+            out.append(row)
+    return {"table": pd.DataFrame(out), "sigma_g": lf["sigma_g"], "models": lf["models"], "months_used": len(months),
+            "first_month": str(months[0]), "last_month": str(last), "season_length": lf["season_length"]}
+
+
+def monthly_log_forecast(history: History, n_months: int, n_jobs: int = 1) -> dict:
+    """The long-lead model (module docstring) for the ``n_months`` months after the last
+    complete month of the history: ``future`` (PeriodIndex), ``mean`` (D, K) log blocks/month
+    m_k, ``sigma_ets`` (D, K) and ``sigma_growth`` (K,) log standard deviations (ETS part,
+    growth part sigma_g k/12), ``sigma_g`` (per year), ``models``, ``season_length``."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoETS
+
+    months, M = monthly_totals(history)
+    last = months[-1]
     season = MONTHS_PER_YEAR if len(months) >= 2 * MONTHS_PER_YEAR + 2 else 1
     ds = months.to_timestamp(how="start")
     rows = []
@@ -120,28 +155,46 @@ def long_lead_quantiles(history: History, periods: int, resolution: str = "month
     fc["unique_id"] = fc["unique_id"].astype(str)
     sigma_g = growth_sigma(history)
     sg = 0.0 if not np.isfinite(sigma_g) else sigma_g
-    z = ndtri(np.array(LEVELS))
-    future = pd.period_range(last + 1, periods=n_months, freq="M")
-    out = []
+    mean, s_ets = [], []
     for d in history.depots:
         g = fc[fc["unique_id"] == d].sort_values("ds")
-        m = g["AutoETS"].to_numpy(float)
-        s_ets = (g[f"AutoETS-hi-{ETS_LEVEL}"].to_numpy(float) - g[f"AutoETS-lo-{ETS_LEVEL}"].to_numpy(float)) / (2 * Z80)
-        k = np.arange(1, n_months + 1)
-        sigma = np.sqrt(np.maximum(s_ets, 0.0) ** 2 + (sg * k / MONTHS_PER_YEAR) ** 2)
-        q = np.exp(m[:, None] + z[None, :] * sigma[:, None])  # (months, Q) blocks/month
-        if resolution == "month":
-            starts, ends, vals = future.to_timestamp(how="start"), future.to_timestamp(how="end"), q
-        else:
-            skip = n_months - 3 * periods
-            vals = q[skip:].reshape(periods, 3, -1).sum(axis=1)
-            quarters = pd.period_range(future[skip].asfreq("Q"), periods=periods, freq="Q")
-            starts, ends = quarters.to_timestamp(how="start"), quarters.to_timestamp(how="end")
-        for p in range(len(vals)):
-            row = {"depot": d, "period": p + 1, "period_start": starts[p].date().isoformat(),
-                   "period_end": ends[p].date().isoformat()}
-            row.update({f"p{round(lv * 100)}": float(vals[p, i]) for i, lv in enumerate(LEVELS)})
-            row["unit"] = f"blocks/{resolution}"
-            out.append(row)
-    return {"table": pd.DataFrame(out), "sigma_g": sigma_g, "models": methods, "months_used": len(months),
-            "first_month": str(months[0]), "last_month": str(last), "season_length": season}
+        mean.append(g["AutoETS"].to_numpy(float))
+        s = (g[f"AutoETS-hi-{ETS_LEVEL}"].to_numpy(float) - g[f"AutoETS-lo-{ETS_LEVEL}"].to_numpy(float)) / (2 * Z80)
+        s_ets.append(np.maximum(s, 0.0))
+    k = np.arange(1, n_months + 1)
+    return {"future": pd.period_range(last + 1, periods=n_months, freq="M"), "mean": np.array(mean),
+            "sigma_ets": np.array(s_ets), "sigma_growth": sg * k / MONTHS_PER_YEAR, "sigma_g": sigma_g,
+            "models": methods, "season_length": season}
+
+
+def long_lead_weekly_paths(history: History, near: np.ndarray, week_start: pd.DatetimeIndex, n_weeks: int,
+                           seed: int = 0, n_jobs: int = 1) -> tuple[np.ndarray, dict]:
+    """(N, n_weeks, D) weekly demand paths (blocks/week) over a long horizon: the near-term
+    weekly paths ``near`` (N, H, D) of the weekly model for weeks 1..H (week 1 starts on
+    ``week_start[0]``), then the long-lead monthly model for weeks H+1..n_weeks, each month's
+    draw spread evenly over its days and summed per week. A path's month k at depot d is
+
+        log M = m_k + sigma_ets,k eps_k + sigma_g (k/12) z_d,   eps_k ~ N(0, 1) independent,
+
+    with the growth shock z_d comonotone with the path's near-term total at that depot
+    (z_d = Phi^-1((rank + 1/2) / N)): a path that runs high in the first H weeks keeps
+    growing from there. Returns the paths and what was used (models, sigma_g)."""
+    N, H, D = near.shape
+    if n_weeks <= H:
+        return near[:, :n_weeks], {}
+    first = pd.Timestamp(week_start[0])
+    days = pd.date_range(first + pd.Timedelta(days=7 * H), first + pd.Timedelta(days=7 * n_weeks - 1), freq="D")
+    months, _ = monthly_totals(history)
+    need = int((days[-1].to_period("M") - months[-1]).n)
+    lf = monthly_log_forecast(history, need, n_jobs)
+    rng = np.random.default_rng(seed)
+    ranks = np.argsort(np.argsort(near.sum(axis=1), axis=0), axis=0)  # (N, D) rank of each path's near total
+    z = ndtri((ranks + 0.5) / N)  # (N, D)
+    eps = rng.standard_normal((N, D, need))
+    log_m = lf["mean"][None] + lf["sigma_ets"][None] * eps + lf["sigma_growth"][None, None, :] * z[:, :, None]
+    month_of_day = np.asarray((days.to_period("M") - (months[-1] + 1)).map(lambda off: off.n), dtype=int)
+    per_day = np.exp(log_m) / np.array([p.days_in_month for p in lf["future"]])[None, None, :]  # blocks/day
+    daily = per_day[:, :, month_of_day]  # (N, D, days)
+    far = daily.reshape(N, D, n_weeks - H, 7).sum(axis=3).transpose(0, 2, 1)  # (N, weeks, D) blocks/week
+    return np.concatenate([near, far], axis=1), {"models": lf["models"], "sigma_g": lf["sigma_g"],
+                                                  "months": [str(lf["future"][0]), str(lf["future"][-1])]}

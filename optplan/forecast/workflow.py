@@ -80,8 +80,11 @@ def load_history(path, *, model: str, horizon: int, resolution: str = "week", **
     per_depot = WEEKS_PER_YEAR + GROWTH_WEEKS
     history = read_history(path, min_weeks=per_depot, **read_options)
     need = min_history_weeks(model, horizon) if resolution == "week" else 2 * WEEKS_PER_YEAR
+    if resolution == "long-lead":  # the weekly model for its weeks, the monthly one after
+        need = max(min_history_weeks(model, horizon), 2 * WEEKS_PER_YEAR)
     if history.n_weeks < need:
-        what = f"the {model} model at a {horizon}-week horizon" if resolution == "week" else f"{resolution}ly forecasts"
+        what = f"the {model} model at a {horizon}-week horizon" if resolution == "week" else (
+            f"the {model} model and the long-lead model" if resolution == "long-lead" else f"{resolution}ly forecasts")
         raise InstanceError([Problem(history.source, None, None, f"at least {need} weeks of history for {what}",
                                      f"{history.n_weeks} weeks ({history.week_start[0].date()} to "
                                      f"{history.week_start[-1].date()})")])
@@ -142,9 +145,16 @@ def fan_charts(history: History, x_future: pd.DatetimeIndex, quantiles: np.ndarr
 
 def forecast_files(history_path, out, *, horizon: int = 13, n_scenarios: int = 20, resolution: str = "week",
                    model: str = "global", seed: int = 0, n_paths: int = DEFAULT_PATHS, config: GlobalConfig | None = None,
-                   n_jobs: int = 1, plots: bool = True, progress=None, **read_options) -> list[str]:
-    """Forecast, sample, reduce and write; returns the lines to print (see the module docstring)."""
+                   n_jobs: int = 1, plots: bool = True, progress=None, periods: str | None = None,
+                   **read_options) -> list[str]:
+    """Forecast, sample, reduce and write; returns the lines to print (see the module docstring).
+    ``periods`` (long-lead periods, optplan.periods.parse_periods: 'long-lead' or runs
+    'COUNTxWEEKS,...' adding up to ``horizon`` weeks): demand scenarios per period."""
     say = progress or (lambda msg: None)
+    if periods is not None:
+        return _period_forecast(history_path, out, horizon=horizon, n_scenarios=n_scenarios, resolution=resolution,
+                                model=model, seed=seed, n_paths=n_paths, config=config, n_jobs=n_jobs, plots=plots,
+                                say=say, periods=periods, **read_options)
     _check_horizon(horizon, resolution)
     if model not in MODELS + OPTIONAL_MODELS:
         raise OptionError("--model", f"one of {', '.join(MODELS + OPTIONAL_MODELS)}", model)
@@ -175,6 +185,105 @@ def forecast_files(history_path, out, *, horizon: int = 13, n_scenarios: int = 2
         lines.append("note: " + next(part for part in red.method.split("; ") if "distinct" in part))
     lines.append(f"reduction check (per-depot totals over the horizon): mean {c['mean']:.3%}, P10 {c['p10']:.3%}, "
                  f"P90 {c['p90']:.3%} from the paths (tolerance {red.check['tolerance']:.0%}: "
+                 f"{'ok' if red.check['within_tolerance'] else 'NOT MET'})")
+    lines.append(f"wrote {len(files)} files to {out}")
+    return lines
+
+
+#: Weeks a long-lead forecast reaches (three years: the long-lead model's 36 months).
+MAX_LONG_LEAD_WEEKS = 156
+
+
+def _period_forecast(history_path, out, *, horizon: int, n_scenarios: int, resolution: str, model: str, seed: int,
+                     n_paths: int, config, n_jobs: int, plots: bool, say, periods: str, **read_options) -> list[str]:
+    """Demand scenarios over long-lead periods (optplan.forecast.longlead.long_lead_weekly_paths):
+    weekly paths of ``model`` for up to MAX_HORIZON weeks, the long-lead monthly model after,
+    summed per period; k-means on each period's weekly rate (its total / its weeks, so a quarter
+    counts as one coordinate like a week), scenarios as period totals."""
+    from optplan.forecast.longlead import long_lead_weekly_paths
+    from optplan.periods import parse_periods, period_lengths
+
+    if resolution != "week":
+        raise OptionError("--periods", f"periods with --resolution week (the periods set the resolution), not with "
+                          f"--resolution {resolution}", periods)
+    if not 1 <= horizon <= MAX_LONG_LEAD_WEEKS:
+        raise InstanceError([Problem("options", None, "--horizon", f"1 to {MAX_LONG_LEAD_WEEKS} weeks with --periods",
+                                     str(horizon))])
+    if model not in MODELS + OPTIONAL_MODELS:
+        raise OptionError("--model", f"one of {', '.join(MODELS + OPTIONAL_MODELS)}", model)
+    if not 1 <= n_scenarios <= n_paths:
+        raise InstanceError([Problem("options", None, "--scenarios", f"1 to --paths ({n_paths}) scenarios", str(n_scenarios))])
+    runs = parse_periods(periods, horizon)
+    L = period_lengths(runs)
+    near_weeks = min(horizon, MAX_HORIZON)
+    history = load_history(history_path, model=model, horizon=near_weeks,
+                           resolution="week" if horizon <= MAX_HORIZON else "long-lead", **read_options)
+    lines = [f"history: {len(history.depots)} depots x {history.n_weeks} weeks "
+             f"({history.week_start[0].date()} to {history.week_start[-1].date()}, week starts), "
+             f"demand column '{history.columns['demand']}' x {history.unit_factor:.10g} = blocks/week"]
+    lines += [f"repaired: {r}" for r in history.repairs]
+    say(f"forecasting {near_weeks} weeks with the {model} model")
+    cfg = config if config is not None else GlobalConfig(seed=seed)
+    fc = forecast(history, near_weeks, model, config=cfg, progress=say, n_jobs=n_jobs)
+    near = sample_paths(fc, n_paths, seed=seed)
+    if horizon > near_weeks:
+        say(f"weeks {near_weeks + 1}-{horizon}: the long-lead monthly model (AutoETS + growth uncertainty)")
+    paths, far = long_lead_weekly_paths(history, near, fc.week_start, horizon, seed=seed, n_jobs=n_jobs)
+    starts = np.concatenate([[0], np.cumsum(L)[:-1]])
+    totals = np.add.reduceat(paths, starts, axis=1)  # (N, T, D) blocks per period
+    say(f"reducing {n_paths} paths over {len(L)} periods to {n_scenarios} scenarios")
+    red = reduce_paths(totals / L[None, :, None], n_scenarios, history.depots, seed=seed)
+    demand_pt = np.round(red.demand * L[None, :, None], BLOCKS_DECIMALS)  # (S, T, D) blocks per period
+    S, T, D = demand_pt.shape
+    ids = scenario_ids(S)
+    depots = history.depots
+    week_of = (starts + 1).astype(int)
+    period_start = pd.DatetimeIndex(fc.week_start[0] + pd.to_timedelta(7 * starts, unit="D"))
+    demand = pd.DataFrame({
+        "depot": np.repeat(depots, T * S),
+        "week": np.tile(np.repeat(week_of, S), D),
+        "scenario": np.tile(ids, D * T),
+        "blocks": demand_pt.transpose(2, 1, 0).ravel(),
+    })
+    scen = pd.DataFrame({"scenario": ids, "probability": red.probabilities})
+    q = np.quantile(totals, LEVELS, axis=0)  # (Q, T, D) blocks per period
+    qt = pd.DataFrame({"depot": np.repeat(depots, T), "week": np.tile(week_of, D), "weeks": np.tile(L, D),
+                       "week_start": np.tile(period_start.strftime("%Y-%m-%d"), D)})
+    for k, lv in enumerate(LEVELS):
+        qt[f"p{round(lv * 100)}"] = np.round(q[k].T.ravel(), QUANTILE_DECIMALS)
+    qt["unit"] = "blocks/period"
+    files = {"demand.csv": _csv(demand), "scenarios.csv": _csv(scen), "quantiles.csv": _csv(qt)}
+    if plots:  # per period in blocks/week (its total / its weeks), so periods of any length share an axis
+        mean = (red.probabilities[:, None, None] * red.demand).sum(axis=0)
+        files.update(fan_charts(history, period_start, np.transpose(q, (1, 2, 0)) / L[:, None, None], LEVELS,
+                                f"{model} forecast, then long-lead, in periods", "blocks/week (period mean)",
+                                scenario_mean=mean))
+    summary = {
+        "what": "demand forecast and demand scenarios over long-lead periods (optplan forecast --periods)",
+        "model": model, "model_info": fc.info, "long_lead": far or None,
+        "history": {"file": history.source, "depots": len(depots), "weeks": history.n_weeks,
+                    "first_week_start": str(history.week_start[0].date()),
+                    "last_week_start": str(history.week_start[-1].date()), "columns": history.columns,
+                    "repairs": history.repairs},
+        "conversion": {"blocks_per_demand_unit": history.unit_factor, "formula": "blocks/week = demand x blocks_per_demand_unit"},
+        "horizon": {"weeks": horizon, "start_date": str(fc.week_start[0].date()), "periods": runs,
+                    "note": "use as horizon.weeks, horizon.start_date and horizon.periods of the instance"},
+        "quantiles": {"levels": list(LEVELS), "unit": "blocks/period", "file": "quantiles.csv"},
+        "scenarios": {"count": S, "paths": n_paths, "seed": seed, "reduction": red.method + "; on each period's "
+                      "weekly rate, scenarios written as period totals", "files": ["demand.csv", "scenarios.csv"],
+                      "unit": "blocks/period"},
+        "reduction_check": red.check,
+        "files": sorted([*files.keys(), "forecast_summary.json"]),
+    }
+    files["forecast_summary.json"] = _json(summary)
+    write_files(out, files)
+    c = red.check["max_relative_difference"]
+    layout = ", ".join(f"{r['count']} x {r['weeks']}" for r in runs)
+    lines.append(f"model {model} for weeks 1-{near_weeks}" + (f", long-lead to week {horizon}" if horizon > near_weeks
+                                                               else "") +
+                 f": {len(L)} periods ({layout} weeks) from {fc.week_start[0].date()}; {S} scenarios from {n_paths} paths")
+    lines.append(f"reduction check (per-depot sums of period weekly rates): mean {c['mean']:.3%}, P10 {c['p10']:.3%}, "
+                 f"P90 {c['p90']:.3%} (tolerance {red.check['tolerance']:.0%}: "
                  f"{'ok' if red.check['within_tolerance'] else 'NOT MET'})")
     lines.append(f"wrote {len(files)} files to {out}")
     return lines
