@@ -1,6 +1,8 @@
 """Policies out of sample (issue #13 part 3): the static LP plan, the DP rule, the LP re-planned
-on the realised state (rolling), the mean-demand plan re-planned (rolling_mean) and a tuned
-base-stock rule, on the demo and generated instances, with common random numbers.
+on the realised state (rolling), the mean-demand plan re-planned (rolling_mean), the LP
+re-planned with the scenarios weighted by the demand seen so far (rolling_bayes), and a tuned
+base-stock rule (and the same rule on the weighted scenarios' mean, basestock_bayes), on the
+demo and generated instances, with common random numbers.
 
     python benchmarks/bench_policies.py [--paths 1000] [--seeds 1,2,3] [--replan-every 1]
 
@@ -31,7 +33,7 @@ from optplan.policy import simulate
 
 REPO = Path(__file__).resolve().parents[1]
 Z95 = 1.959963984540054
-POLICIES = ("static", "dp", "rolling", "rolling_mean", "basestock")
+POLICIES = ("static", "dp", "rolling", "rolling_mean", "rolling_bayes", "basestock", "basestock_bayes")
 #: Generated instances: depots x weeks x scenarios.
 GENERATED = (4, 16, 8)
 
@@ -57,12 +59,16 @@ def one(label: str, inst, paths: int, seed: int, every: int) -> dict:
         rows[p] = {"cost": m, "cost_ci95": float(Z95 * cost[p].std(ddof=1) / np.sqrt(paths)),
                    "minus_static": d_static[0], "minus_static_ci95": d_static[1],
                    "minus_rolling": d_rolling[0], "minus_rolling_ci95": d_rolling[1]}
-    best_lp = min(rows["rolling"]["cost"], rows["static"]["cost"], rows["rolling_mean"]["cost"])
+    best_lp = min(rows[p]["cost"] for p in ("rolling", "static", "rolling_mean", "rolling_bayes"))
+    bayes_vs_base = paired(cost["rolling_bayes"], cost["basestock"])
     checks = {
         "rolling_below_static_ci": rows["rolling"]["minus_static"] + rows["rolling"]["minus_static_ci95"] < 0,
         "rolling_le_dp": rows["rolling"]["cost"] <= rows["dp"]["cost"],
         "lp_10pct_below_basestock": best_lp <= 0.9 * rows["basestock"]["cost"],
         "rolling_vs_basestock": rows["rolling"]["cost"] / rows["basestock"]["cost"] - 1.0,
+        "rolling_bayes_vs_basestock": rows["rolling_bayes"]["cost"] / rows["basestock"]["cost"] - 1.0,
+        "rolling_bayes_minus_basestock_ci95": [bayes_vs_base[0] - bayes_vs_base[1], bayes_vs_base[0] + bayes_vs_base[1]],
+        "rolling_bayes_vs_basestock_bayes": rows["rolling_bayes"]["cost"] / rows["basestock_bayes"]["cost"] - 1.0,
     }
     return {"instance": label, "paths": paths, "seconds": seconds, "currency": data.currency, "policies": rows,
             "checks": checks}
@@ -92,7 +98,8 @@ def main() -> None:
         c = r["checks"]
         print(f"rolling < static (paired CI below 0): {c['rolling_below_static_ci']}; rolling <= dp: {c['rolling_le_dp']}; "
               f"best LP policy >= 10% below base-stock: {c['lp_10pct_below_basestock']} "
-              f"(rolling vs base-stock {c['rolling_vs_basestock']:+.1%})")
+              f"(rolling vs base-stock {c['rolling_vs_basestock']:+.1%}, rolling_bayes {c['rolling_bayes_vs_basestock']:+.1%}; "
+              f"rolling_bayes vs basestock_bayes {c['rolling_bayes_vs_basestock_bayes']:+.1%})")
     load = os.getloadavg()
     print(f"\nload average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

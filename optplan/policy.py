@@ -46,7 +46,7 @@ from formulations.two_stage.drivers import capacity, carry_over, cohort_arrivals
 from formulations.two_stage.recourse import optimal_recourse, recourse_cost
 from optplan.errors import OptionError
 from optplan.progress import progress
-from optplan.sampling import sample_demand
+from optplan.sampling import sample_demand, scenario_posterior
 from optplan.solvers.dp import DepotModel, DPOptions, solve_dp
 from optplan.solvers.dp.recursion import solve_depot
 
@@ -183,7 +183,8 @@ class _Sim:
 def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int = 0, sigma: float = 0.05,
              noise_ar: float = 0.5, options: DPOptions | None = None, dp_result=None,
              stochastic_drivers: bool = True, show_progress: bool = False,
-             policies: tuple[str, ...] = ("static", "dp", "rolling", "rolling_mean", "basestock"), replan_every: int = 1,
+             policies: tuple[str, ...] = ("static", "dp", "rolling", "rolling_mean", "rolling_bayes", "basestock"),
+             replan_every: int = 1,
              tune_paths: int = 200) -> pd.DataFrame:
     """Per path and policy: cost (currency), unserved, idle and surge blocks over the horizon.
 
@@ -209,7 +210,7 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
     cheapest = int(np.argmin(unit))
     demand = sample_demand(data, n_paths, np.random.default_rng(seed), sigma, noise_ar)
     mask = data.recruit_mask()
-    levels = np.ones(D)  # base-stock multipliers (tuned below when the policy is asked for)
+    levels_of = {"basestock": np.ones(D), "basestock_bayes": np.ones(D)}  # multipliers, tuned below when asked for
     def run(policy, dp_pols, demand_paths, fluid, budgets=True, show=True):
         plan, t_plan = None, 0  # the last re-plan per path: (applicants (N, D, C, T'), spend (N, D, T')), its week
         n_paths = demand_paths.shape[0]
@@ -244,15 +245,22 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
                         x[:, d, c] = np.minimum(share / data.yield_kernel[c, modal[c]], data.applicant_cap[d, c])
                         extra[:, t : t + L] += x[:, d, c, None] * data.yield_kernel[c][None, :]
                 z = np.zeros((n_paths, D))  # decided below from the drivers of the week
-            elif policy in ("rolling", "rolling_mean"):
+            elif policy in ("rolling", "rolling_mean", "rolling_bayes"):
                 # re-solve weeks t..T on each path's realised state every replan_every weeks
-                # (optplan.replan.remaining_data; rolling_mean: the mean-demand deterministic plan)
+                # (optplan.replan.remaining_data; rolling_mean: the mean-demand deterministic plan;
+                # rolling_bayes: the scenarios weighted by the demand seen so far on the path)
                 if plan is None or (t - t_plan) % replan_every == 0:
-                    plan, t_plan = _replan_paths(data, sim, t, mean_demand=policy == "rolling_mean"), t
+                    post = (scenario_posterior(data, demand_paths[:, :, :t], sigma, noise_ar)
+                            if policy == "rolling_bayes" else None)
+                    plan, t_plan = _replan_paths(data, sim, t, mean_demand=policy == "rolling_mean",
+                                                 probability=post), t
                 x = plan[0][:, :, :, t - t_plan].copy()
                 z = plan[1][:, :, t - t_plan].copy()
-            elif policy == "basestock":
-                x = _base_stock(data, sim, t, levels, unit, conv, modal, mask)
+            elif policy in ("basestock", "basestock_bayes"):
+                # basestock_bayes: the need from the scenarios weighted by the demand seen so far
+                post = (scenario_posterior(data, demand_paths[:, :, :t], sigma, noise_ar)
+                        if policy == "basestock_bayes" else None)
+                x = _base_stock(data, sim, t, levels_of[policy], unit, conv, modal, mask, probability=post)
                 z = np.zeros((n_paths, D))
             else:
                 x = np.zeros((n_paths, D, C))
@@ -306,11 +314,12 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
     if unknown:
         raise OptionError("--policies", f"some of {', '.join(POLICIES)}", ",".join(unknown))
     dp_pols = rule_policies(data, dp_result, demand, run) if "dp" in policies else None
-    if "basestock" in policies:  # order-up-to levels chosen on separate paths (seed + 1), then fixed
-        tune = sample_demand(data, tune_paths, np.random.default_rng([seed, 2]), sigma, noise_ar)
-        levels[:] = _tune_base_stock(
-            lambda: run("basestock", None, tune, not stochastic_drivers, show=False)[1]["cost"].mean(), levels,
-            show=show_progress)
+    for rule in ("basestock", "basestock_bayes"):  # order-up-to levels chosen on separate paths (seed + 1), then fixed
+        if rule in policies:
+            tune = sample_demand(data, tune_paths, np.random.default_rng([seed, 2]), sigma, noise_ar)
+            levels_of[rule] = _tune_base_stock(
+                lambda rule=rule, tune=tune: run(rule, None, tune, not stochastic_drivers, show=False)[1]["cost"].mean(),
+                levels_of[rule], show=show_progress)
     out = [run(policy, dp_pols, demand, not stochastic_drivers)[1] for policy in policies]
     return pd.concat(out, ignore_index=True)
 
@@ -318,15 +327,17 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
 #: Policies ``simulate`` knows: the LP plan as it stands, the DP rule, re-solving the LP on
 #: the realised state (all scenarios, or their mean: the deterministic plan re-planned),
 #: a tuned base-stock rule per depot, and the old myopic rule.
-POLICIES = ("static", "dp", "rolling", "rolling_mean", "basestock", "myopic")
+POLICIES = ("static", "dp", "rolling", "rolling_mean", "rolling_bayes", "basestock", "basestock_bayes", "myopic")
 #: Multipliers of mean need tried for each depot's base-stock level, and tuning passes.
 BASE_STOCK_GRID = np.round(np.arange(0.80, 1.51, 0.05), 2)
 BASE_STOCK_PASSES = 2
 
 
-def _replan_paths(data: ModelData, sim: _Sim, t: int, mean_demand: bool) -> tuple[np.ndarray, np.ndarray]:
+def _replan_paths(data: ModelData, sim: _Sim, t: int, mean_demand: bool,
+                  probability: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each path's re-plan of weeks t..T from its state (drivers on hand, expected arrivals
-    from its funnel, its spend so far): (applicants (N, D, C, T-t), incentive spend (N, D, T-t))."""
+    from its funnel, its spend so far): (applicants (N, D, C, T-t), incentive spend (N, D, T-t));
+    ``probability`` (N, S): each path's own scenario probabilities (default: the data's)."""
     from optplan.replan import remaining_data
     from optplan.solvers import SolveOptions, solve_data
 
@@ -337,25 +348,29 @@ def _replan_paths(data: ModelData, sim: _Sim, t: int, mean_demand: bool) -> tupl
     regions = np.asarray(data.regions)
     solved: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # paths in the same state share one solve
     for p in range(N):
-        key = b"".join((sim.active[p].tobytes(), sim.funnel[p, :, t:T].tobytes(), sim.spend_depot[p].tobytes()))
+        key = b"".join((sim.active[p].tobytes(), sim.funnel[p, :, t:T].tobytes(), sim.spend_depot[p].tobytes(),
+                        b"" if probability is None else probability[p].tobytes()))
         if key not in solved:
             spend_regions = {r: float(sim.spend_depot[p, regions == r].sum()) for r in data.budget_region}
             countries = data.budget_groups("budget_country")
             spend_countries = {k: float(sim.spend_depot[p, countries == k].sum()) for k in data.budget_country}
             rem = remaining_data(data, t + 1, sim.active[p], sim.funnel[p, :, :T], float(sim.spend_total[p]),
-                                 spend_regions, mean_demand=mean_demand, spend_countries=spend_countries)
+                                 spend_regions, mean_demand=mean_demand, spend_countries=spend_countries,
+                                 probability=None if probability is None else probability[p])
             r = solve_data(rem, SolveOptions(), "highs")
             solved[key] = (r.decisions.applicants, r.decisions.incentive_spend.sum(axis=2))
         xs[p], zs[p] = solved[key]
     return xs, zs
 
 
-def _base_stock(data: ModelData, sim: _Sim, t: int, levels: np.ndarray, unit: np.ndarray, conv, modal, mask) -> np.ndarray:
+def _base_stock(data: ModelData, sim: _Sim, t: int, levels: np.ndarray, unit: np.ndarray, conv, modal, mask,
+                probability: np.ndarray | None = None) -> np.ndarray:
     """Applicants (N, D, C) of the base-stock rule: bring the drivers expected at the arrival
     week up to levels[d] x the drivers the depot's mean demand needs there (blocks/week /
     blocks per driver), filling that need through the channels cheapest per driver first
     (``unit``, currency/driver), each up to its applicant cap; a channel's arrival week is
-    its modal lag after t."""
+    its modal lag after t. ``probability`` (N, S): each path's scenario probabilities for
+    that mean (default: the data's)."""
     N, D = sim.active.shape
     T = data.n_weeks
     x = np.zeros((N, D, len(data.channels)))
@@ -365,7 +380,9 @@ def _base_stock(data: ModelData, sim: _Sim, t: int, levels: np.ndarray, unit: np
             if not mask[d, c, t] or conv[c] <= 0 or not np.isfinite(unit[c]):
                 continue
             ta = min(T - 1, t + int(modal[c]))
-            need = levels[d] * float(data.demand[d, ta] @ data.probability) / data.supply[d, ta]
+            mean = (data.demand[d, ta] @ data.probability if probability is None
+                    else probability @ data.demand[d, ta])  # blocks/week, a scalar or (N,)
+            need = levels[d] * mean / data.supply[d, ta]
             proj = carry_over(data.retention[d], _projected(sim, d, t, ta, data.retention[d]),
                               sim.funnel[:, d, ta] + data.pipeline[d, ta])
             gap = need - proj if short is None else short

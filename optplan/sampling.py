@@ -80,3 +80,48 @@ def sample_demand(data: ModelData, n_paths: int, rng: np.random.Generator, sigma
         starts = np.concatenate([[0], np.cumsum(length)[:-1]])
         factor = np.add.reduceat(factor, starts, axis=2) / length[None, None, :]
     return base * factor
+
+
+def scenario_posterior(data: ModelData, observed: np.ndarray, sigma: float = DEFAULT_NOISE_SD,
+                       noise_ar: float = DEFAULT_NOISE_AR, prior: np.ndarray | None = None) -> np.ndarray:
+    """(N, S) probability of each scenario given the demand seen so far on each path,
+    ``observed`` (N, D, t) blocks/week of weeks 1..t, under this module's path model (a
+    scenario s, times AR(1) log-normal noise): the noise a scenario implies,
+
+        e[d,w](s) = (log(observed[d,w] / demand[d,w,s]) + sigma^2 / 2) / sigma,
+
+    has log-likelihood -1/2 (e[d,0]^2 + sum_{w>=1} (e[d,w] - a e[d,w-1])^2 / (1 - a^2)) per
+    depot (a = noise_ar; terms the same for every s dropped), so the posterior is
+    prior[s] x exp(sum over depots of it), normalised. Weeks where a scenario or the
+    observation has no demand say nothing (left out for every scenario); no weeks (t = 0) give
+    the prior. sigma = 0 (no noise): the prior over the scenarios that match what was seen
+    (relative 1e-9), the prior if none does."""
+    p = np.asarray(data.probability if prior is None else prior, float)
+    N, D, t = observed.shape
+    if t == 0:
+        return np.broadcast_to(p / p.sum(), (N, len(p))).copy()
+    if sigma <= 0:
+        obs = np.asarray(observed, float)[..., None]
+        match = (np.isclose(obs, data.demand[None, :, :t, :], rtol=1e-9, atol=0.0) | np.isnan(obs)).all(axis=(1, 2))
+        w = np.where(match.any(axis=1, keepdims=True), match * p[None, :], p[None, :])
+        return w / w.sum(axis=1, keepdims=True)
+    dem = data.demand[:, :t, :]  # (D, t, S)
+    y = np.asarray(observed, float)[..., None]  # (N, D, t, 1)
+    ok = (y > 0) & (dem[None] > 0)
+    known = ok.all(axis=3, keepdims=True)  # a week counts only where every scenario can explain it
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e = np.where(known, (np.log(np.where(known, y, 1.0) / np.where(known, dem[None], 1.0)) + 0.5 * sigma**2) / sigma,
+                     0.0)  # (N, D, t, S)
+    a = float(noise_ar)
+    ll = -0.5 * np.where(known[:, :, :1], e[:, :, :1] ** 2, 0.0).sum(axis=(1, 2))  # (N, S)
+    if t > 1:
+        pair = known[:, :, 1:] & known[:, :, :-1]
+        innov = (e[:, :, 1:] - a * e[:, :, :-1]) ** 2 / max(1.0 - a * a, 1e-12)
+        # a week after an unexplained one starts afresh (its own stationary term)
+        fresh = known[:, :, 1:] & ~known[:, :, :-1]
+        ll += -0.5 * (np.where(pair, innov, 0.0) + np.where(fresh, e[:, :, 1:] ** 2, 0.0)).sum(axis=(1, 2))
+    with np.errstate(divide="ignore"):
+        log_post = np.log(p)[None, :] + ll
+    log_post -= log_post.max(axis=1, keepdims=True)
+    post = np.exp(log_post)
+    return post / post.sum(axis=1, keepdims=True)

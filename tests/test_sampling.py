@@ -73,3 +73,49 @@ def test_both_commands_say_what_they_sampled(demo_path, tmp_path):
     report = json.loads((tmp_path / "rep" / "report.json").read_text())["out_of_sample"]
     assert report["sampler"]["noise_sd"] == settings["noise_sd"] and report["sampler"]["paths"] == 50
     assert report["sampled"] in (tmp_path / "rep" / "report.html").read_text()
+
+
+def _two_scenarios(levels=(100.0, 120.0), weeks=4):
+    """One depot, two equally likely scenarios of constant weekly demand ``levels``."""
+    from dataclasses import replace
+
+    data = optplan.generate_instance(depots=1, weeks=weeks, scenarios=2, seed=0).model_data()
+    demand = np.stack([np.full(weeks, levels[0]), np.full(weeks, levels[1])], axis=1)[None]  # (1, T, 2)
+    return replace(data, demand=demand, probability=np.array([0.5, 0.5]))
+
+
+def test_scenario_posterior_by_hand():
+    """sigma = 0.05, no correlation (a = 0): one week of 100 blocks. The noise each scenario
+    implies is e1 = (log(100/100) + 0.00125)/0.05 = 0.025 and e2 = (log(100/120) + 0.00125)/0.05
+    = -3.62143; the posterior of scenario 1 is 1 / (1 + exp(-(13.11476 - 0.00063)/2)) = 0.998582.
+    Two weeks of 100 with a = 0.5: each scenario's log-likelihood is -(e^2 + (e - 0.5 e)^2 / 0.75)/2."""
+    from optplan.sampling import scenario_posterior
+
+    data = _two_scenarios()
+    e1, e2 = 0.025, (np.log(100 / 120) + 0.00125) / 0.05
+    post = scenario_posterior(data, np.full((1, 1, 1), 100.0), sigma=0.05, noise_ar=0.0)
+    assert post[0, 0] == pytest.approx(1 / (1 + np.exp(-(e2**2 - e1**2) / 2)), rel=1e-12)
+    assert post[0, 0] == pytest.approx(0.998582, abs=1e-6)
+    post = scenario_posterior(data, np.full((1, 1, 2), 100.0), sigma=0.05, noise_ar=0.5)
+    ll = [-0.5 * (e**2 + (e - 0.5 * e) ** 2 / 0.75) for e in (e1, e2)]
+    assert post[0, 0] == pytest.approx(1 / (1 + np.exp(ll[1] - ll[0])), rel=1e-12)
+    # no weeks seen: the prior; no noise: the scenario that matches
+    np.testing.assert_allclose(scenario_posterior(data, np.zeros((3, 1, 0))), np.full((3, 2), 0.5))
+    np.testing.assert_allclose(scenario_posterior(data, np.full((1, 1, 2), 120.0), sigma=0.0), [[0.0, 1.0]])
+
+
+def test_scenario_posterior_is_calibrated_on_the_samplers_own_paths(demo):
+    """Bayes: over paths drawn from the prior, the mean posterior is the prior (a wrong
+    likelihood would tilt it), and after 8 weeks it sits on the scenario drawn."""
+    from optplan.sampling import sample_demand, scenario_posterior
+
+    inst, _ = demo
+    data = inst.model_data()
+    rng = np.random.default_rng(5)
+    paths = sample_demand(data, 3000, rng, 0.05, 0.5)
+    post = scenario_posterior(data, paths[:, :, :3], 0.05, 0.5)
+    np.testing.assert_allclose(post.mean(axis=0), data.probability, atol=0.02)
+    drawn = sample_demand(data, 300, np.random.default_rng(6), 0.05, 0.5)
+    scen = np.random.default_rng(6).choice(len(data.probability), size=300, p=data.probability)
+    late = scenario_posterior(data, drawn[:, :, :8], 0.05, 0.5)
+    assert (late[np.arange(300), scen] > 0.5).mean() > 0.9

@@ -397,10 +397,12 @@ def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
               help="random: whole drivers (binomial stayers, Poisson arrivals), so the reacting policies see luck; "
                    "expected: the model's expected counts (as report scores plans).")
 @click.option("--grid", "grid_points", type=click.IntRange(min=2), default=None, help="DP states per week (default: adaptive).")
-@click.option("--policies", default="static,dp,rolling,rolling_mean,basestock", show_default=True,
+@click.option("--policies", default="static,dp,rolling,rolling_mean,rolling_bayes,basestock", show_default=True,
               help="Comma-separated, of: static (the LP plan as it stands), dp (the DP rule), rolling (the LP "
                    "re-solved on each path's realised state), rolling_mean (the mean-demand plan re-solved so), "
-                   "basestock (an order-up-to rule per depot tuned on separate paths), myopic (the old strawman).")
+                   "rolling_bayes (rolling with the scenarios weighted by the demand seen so far on the path), "
+                   "basestock (an order-up-to rule per depot tuned on separate paths), basestock_bayes (the same rule "
+                   "on the weighted scenarios' mean), myopic (the old strawman).")
 @click.option("--replan-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Weeks between re-solves of the rolling policies.")
 @click.option("--tune-paths", type=click.IntRange(min=2), default=200, show_default=True,
@@ -482,6 +484,16 @@ def replan(instance: Path, state: Path, out: Path, engine, time_limit, quiet, se
     inst = load_instance_with(instance, sets)
     st = load_state(state, inst)
     click.echo(f"instance {inst.summary()}; re-planning weeks {st.week}..{inst.n_weeks} from {state}")
+    if st.demand_seen is not None and len(st.demand_seen):
+        import numpy as np
+
+        from optplan.replan import scenario_probabilities
+
+        prob = scenario_probabilities(inst, st)
+        top = np.argsort(-prob, kind="stable")[:5]
+        click.echo(f"scenarios given the demand seen in weeks before {st.week} (noise sd {st.noise_sd:g}, AR "
+                   f"{st.noise_ar:g}): " + ", ".join(f"{inst.scenarios[i]} {prob[i]:.3f}" for i in top)
+                   + (f" (of {len(prob)}; was {', '.join(f'{p:.3f}' for p in inst.model_data().probability[top])})"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
         result = run_replan(inst, st, engine=engine, deadline=deadline, time_limit=time_limit)
