@@ -14,7 +14,11 @@ instance is week k of the old one):
   by the same kernel the model uses (formulations.two_stage.drivers.recruited_arrivals);
 * budgets (currency): total and regional caps less the spend to date (never below 0), the
   weekly list cut to weeks k..T; targets unchanged (they now cover weeks k..T);
-* demand scenarios: weeks k..T, probabilities unchanged.
+* demand scenarios: weeks k..T, probabilities unchanged, or, with a demand_seen table (the
+  blocks each depot had in weeks before k), weighted by how likely each scenario makes what
+  was seen (``scenario_probabilities``: optplan.sampling.scenario_posterior with the state's
+  demand_noise; scenarios below POSTERIOR_FLOOR dropped): the re-forecast a planner makes
+  from realised demand, the simulation's ``rolling_bayes`` policy.
 
 ``replan`` solves it with any engine; ``this_week`` lists what to do in week k. Re-planning
 at week 1 from the instance's own state is the original solve; from the state a plan
@@ -48,6 +52,7 @@ from optplan.instance import (
     validated_manifest,
 )
 from optplan.plan import Plan
+from optplan.sampling import DEFAULT_NOISE_AR, DEFAULT_NOISE_SD, scenario_posterior
 from optplan.schema import STATE_TABLES, StateFiles, StateManifest
 
 STATE_NAME = "state.yaml"
@@ -64,23 +69,31 @@ class State:
     spend_total: float = 0.0  # currency, weeks before ``week``
     spend_regions: dict[str, float] = field(default_factory=dict)  # per region, in its budget's currency
     spend_countries: dict[str, float] = field(default_factory=dict)  # per country, in its currency
+    demand_seen: pd.DataFrame | None = None  # depot, week, blocks (blocks/week) of weeks before ``week``
+    noise_sd: float = DEFAULT_NOISE_SD  # log-sd of demand around its scenario (weighting by demand_seen)
+    noise_ar: float = DEFAULT_NOISE_AR  # its week-to-week correlation
 
     def write(self, folder: str | Path) -> Path:
         """Write the state as a folder (state.yaml + CSVs), each file atomically."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         files = {"drivers": "drivers.csv", "recruited": "recruited.csv",
-                 "pipeline": "pipeline.csv" if self.pipeline is not None else None}
+                 "pipeline": "pipeline.csv" if self.pipeline is not None else None,
+                 **({"demand_seen": "demand_seen.csv"} if self.demand_seen is not None else {})}
         manifest = {"format_version": 1, "week": int(self.week),
                     "spend_to_date": {"total": float(self.spend_total),
                                       "regions": {k: float(v) for k, v in self.spend_regions.items()},
                                       **({"countries": {k: float(v) for k, v in self.spend_countries.items()}}
                                          if self.spend_countries else {})},
+                    **({"demand_noise": {"sd": float(self.noise_sd), "ar": float(self.noise_ar)}}
+                       if self.demand_seen is not None else {}),
                     "files": files}
         atomic_write_text(folder / "drivers.csv", csv_text(self.drivers[["depot", "active_drivers"]]))
         atomic_write_text(folder / "recruited.csv", csv_text(self.recruited[["depot", "channel", "week", "applicants"]]))
         if self.pipeline is not None:
             atomic_write_text(folder / "pipeline.csv", csv_text(self.pipeline[["depot", "week", "new_drivers"]]))
+        if self.demand_seen is not None:
+            atomic_write_text(folder / "demand_seen.csv", csv_text(self.demand_seen[["depot", "week", "blocks"]]))
         atomic_write_text(folder / STATE_NAME, yaml.safe_dump(manifest, sort_keys=False))
         return folder
 
@@ -172,8 +185,13 @@ def _check_state(manifest: StateManifest, raw: dict, instance: Instance) -> Stat
         report.add_many(df.attrs.get("file", f"{name}.csv"), column, df.loc[bad, "_line"],
                         f"a {what} id of the instance", [f"unknown {what} '{x}'" for x in df.loc[bad, column]])
 
-    for name in ("drivers", "recruited", "pipeline"):
+    for name in ("drivers", "recruited", "pipeline", "demand_seen"):
         unknown(name, "depot", depots, "depot")
+    seen = typed.get("demand_seen")
+    if seen is not None and len(seen):
+        late = seen["week"] >= k
+        report.add_many(seen.attrs.get("file", "demand_seen.csv"), "week", seen.loc[late, "_line"],
+                        f"a week before the state's week {k} (demand that has been seen)", seen.loc[late, "week"].astype(str))
     unknown("recruited", "channel", channels, "channel")
     drivers = typed["drivers"]
     missing = sorted(depots - set(drivers["depot"]))
@@ -212,6 +230,9 @@ def _check_state(manifest: StateManifest, raw: dict, instance: Instance) -> Stat
         spend_total=manifest.spend_to_date.total,
         spend_regions=dict(manifest.spend_to_date.regions),
         spend_countries=dict(manifest.spend_to_date.countries),
+        demand_seen=None if seen is None else seen.drop(columns="_line").reset_index(drop=True),
+        noise_sd=manifest.demand_noise.sd,
+        noise_ar=manifest.demand_noise.ar,
     )
 
 
@@ -282,6 +303,14 @@ def remaining_instance(instance: Instance, state: State) -> Instance:
     dem = dem[dem["week"] > shift].copy()
     dem["week"] -= shift
     tables["demand"] = dem
+    if state.demand_seen is not None and len(state.demand_seen):  # the scenarios weighted by the demand seen
+        prob = scenario_probabilities(instance, state)
+        keep = prob > POSTERIOR_FLOOR
+        names = np.asarray(instance.scenarios)
+        tables["scenarios"] = pd.DataFrame({"scenario": names[keep], "probability": prob[keep] / prob[keep].sum()})
+        tables["demand"] = dem[dem["scenario"].isin(set(names[keep]))]
+        m["description"] += (f" Scenario probabilities given the demand of weeks 1..{shift} "
+                             f"(noise sd {state.noise_sd:g}, AR {state.noise_ar:g}).")
     tables["pipeline"] = _remaining_pipeline(instance, state)
     sup = tables["supply"]
     if len(sup):
@@ -289,6 +318,21 @@ def remaining_instance(instance: Instance, state: State) -> Instance:
         sup["week"] -= shift
         tables["supply"] = sup
     return from_tables(m, tables)
+
+
+def scenario_probabilities(instance: Instance, state: State) -> np.ndarray:
+    """(S,) the instance's scenario probabilities given the state's demand_seen (weeks
+    1..k-1; weeks or depots without a row say nothing): optplan.sampling.scenario_posterior
+    with the state's noise settings. Without demand_seen, the instance's own."""
+    data = instance.model_data()
+    if state.demand_seen is None or not len(state.demand_seen):
+        return data.probability.copy()
+    t = state.week - 1
+    observed = np.full((1, len(data.depots), t), np.nan)
+    seen = state.demand_seen
+    observed[0, pd.Index(data.depots).get_indexer(seen["depot"]), seen["week"].to_numpy(int) - 1] = \
+        seen["blocks"].to_numpy(float)
+    return scenario_posterior(data, observed, state.noise_sd, state.noise_ar)[0]
 
 
 def _remaining_pipeline(instance: Instance, state: State) -> pd.DataFrame:
@@ -325,13 +369,20 @@ def remaining_budgets(total: float, weekly, regions: dict[str, float], spend_tot
     return total, weekly, regions
 
 
+#: Scenarios less likely than this (given what was seen) are left out of a re-plan.
+POSTERIOR_FLOOR = 1e-9
+
+
 def remaining_data(data, week: int, active: np.ndarray, arrivals: np.ndarray, spend_total: float,
-                   spend_regions: dict[str, float], mean_demand: bool = False, spend_countries=None):
+                   spend_regions: dict[str, float], mean_demand: bool = False, spend_countries=None,
+                   probability: np.ndarray | None = None):
     """The ModelData of weeks ``week``..T (1-based) from a state in arrays, for re-planning
     many times without tables (the simulation's rolling policy): drivers on hand ``active``
     (D,), expected arrivals (D, T) from everyone recruited so far (only weeks >= ``week``
     used) plus the data's pipeline, budgets by ``remaining_budgets``; ``mean_demand``: one
-    scenario, the mean demand (the deterministic plan re-planned)."""
+    scenario, the mean demand (the deterministic plan re-planned); ``probability`` (S,): the
+    scenarios' probabilities now (e.g. given the demand seen so far; those below
+    POSTERIOR_FLOOR are left out), default the data's."""
     import dataclasses
 
     shift = week - 1
@@ -339,7 +390,13 @@ def remaining_data(data, week: int, active: np.ndarray, arrivals: np.ndarray, sp
                                                spend_total, spend_regions, shift)
     _, _, countries = remaining_budgets(None, None, data.budget_country, 0.0, spend_countries or {}, shift)
     demand = data.demand[:, shift:, :]
-    scenarios, probability = data.scenarios, data.probability
+    if probability is None:
+        scenarios, probability = data.scenarios, data.probability
+    else:
+        keep = np.flatnonzero(np.asarray(probability) > POSTERIOR_FLOOR)
+        scenarios = tuple(data.scenarios[i] for i in keep)
+        demand, probability = demand[:, :, keep], np.asarray(probability, float)[keep]
+        probability = probability / probability.sum()
     if mean_demand:
         demand = np.einsum("dts,s->dt", demand, probability)[:, :, None]
         scenarios, probability = ("mean",), np.ones(1)

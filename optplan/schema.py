@@ -644,6 +644,18 @@ class StateFiles(_Strict):
         "path",
         default=None,
     )
+    demand_seen: str | None = _f(
+        "Demand seen in earlier weeks (optional). Null: demand_seen.csv if the folder has one. When given, the "
+        "scenarios' probabilities are updated by it (state.yaml: demand_noise).",
+        "path",
+        default=None,
+    )
+
+
+class DemandNoise(_Strict):
+    sd: float = _f("Log-sd of weekly demand around its scenario (the out-of-sample sampler's noise).", "log blocks",
+                   ge=0, le=2, default=0.05)
+    ar: float = _f("Week-to-week correlation of that noise.", "-", ge=0, lt=1, default=0.5)
 
 
 class SpendToDate(_Strict):
@@ -669,6 +681,9 @@ class StateManifest(_Strict):
     week: int = _f("First week to plan (1..horizon.weeks); the weeks before it have happened.", "week",
                    ge=1, le=MAX_WEEKS)
     spend_to_date: SpendToDate = Field(default_factory=SpendToDate)
+    demand_noise: DemandNoise = Field(default_factory=DemandNoise, description=(
+        "How demand strays from its scenario, for weighting the scenarios by the demand seen (optplan.sampling."
+        "scenario_posterior); used only with a demand_seen table."))
     files: StateFiles = Field(default_factory=StateFiles)
 
 
@@ -685,8 +700,15 @@ class RecruitedRow(_Strict):
     applicants: float = _f("Applicants recruited that week.", "applicants", ge=0, le=MAX_APPLICANTS)
 
 
+class DemandSeenRow(_Strict):
+    depot: Id = _f("Depot id.", "-")
+    week: int = _f("A week before the state's week.", "week", ge=1, le=MAX_WEEKS)
+    blocks: float = _f("Blocks of work that depot had that week.", "blocks/week", ge=0, le=MAX_BLOCKS)
+
+
 STATE_TABLES: tuple[TableSpec, ...] = (
     TableSpec("drivers", StateDriversRow, ("depot",)),
     TableSpec("recruited", RecruitedRow, ("depot", "channel", "week"), required=False),
     TableSpec("pipeline", PipelineRow, ("depot", "week"), required=False),
+    TableSpec("demand_seen", DemandSeenRow, ("depot", "week"), required=False),
 )

@@ -171,3 +171,51 @@ def test_cli_state_template_then_replan(demo_path, tmp_path):
     assert week.loc[week["action"] == "recruit", "applicants"].sum() == pytest.approx(first["applicants"].sum(), rel=1e-6)
     assert (tmp_path / "rp" / "instance" / "instance.yaml").exists()
     assert optplan.load_instance(tmp_path / "rp" / "instance").n_weeks == 8
+
+
+def two_scenario_tiny():
+    """conftest.tiny_spec over 3 weeks with two equally likely scenarios: 'low' (20, 30, 30
+    blocks) and 'high' (24, 36, 36)."""
+    spec = tiny_spec()
+    spec["manifest"]["horizon"]["weeks"] = 3
+    spec["scenarios"] = [{"scenario": "low", "probability": 0.5}, {"scenario": "high", "probability": 0.5}]
+    spec["demand"] = {("A", w, s): b * (1.2 if s == "high" else 1.0) for s in ("low", "high")
+                      for w, b in ((1, 20.0), (2, 30.0), (3, 30.0))}
+    return build(spec)
+
+
+def test_demand_seen_reweights_the_scenarios_by_hand(tmp_path):
+    """Week 1 saw 20 blocks (sd 0.05, no correlation). The noise each scenario implies:
+    (log(20/20) + 0.00125)/0.05 = 0.025 for 'low', (log(20/24) + 0.00125)/0.05 = -3.62143 for
+    'high'; P(low) = 1 / (1 + exp(-(3.62143^2 - 0.025^2)/2)) = 0.998582. The remaining
+    instance carries those probabilities, read from state files, and replan says them."""
+    inst = two_scenario_tiny()
+    folder = tmp_path / "st"
+    State(week=2, drivers=pd.DataFrame({"depot": ["A"], "active_drivers": [9.0]}),
+          demand_seen=pd.DataFrame({"depot": ["A"], "week": [1], "blocks": [20.0]}), noise_sd=0.05,
+          noise_ar=0.0).write(folder)
+    state = load_state(folder, inst)
+    assert state.noise_ar == 0.0 and len(state.demand_seen) == 1
+    rem = remaining_instance(inst, state)
+    sc = rem.tables["scenarios"].set_index("scenario")["probability"]
+    assert sc["low"] == pytest.approx(0.998582, abs=1e-6) and sc["high"] == pytest.approx(0.001418, abs=1e-6)
+    assert "given the demand of weeks 1..1" in rem.manifest.description
+    inst.write(tmp_path / "inst")
+    r = CliRunner().invoke(main, ["replan", str(tmp_path / "inst"), "--state", str(folder), "--out", str(tmp_path / "rp")])
+    assert r.exit_code == 0, r.output
+    assert "low 0.999, high 0.001 (of 2; was 0.500, 0.500)" in r.output
+    # without demand_seen: the instance's own probabilities
+    plain = remaining_instance(inst, State(week=2, drivers=pd.DataFrame({"depot": ["A"], "active_drivers": [9.0]})))
+    assert plain.tables["scenarios"]["probability"].tolist() == [0.5, 0.5]
+
+
+def test_demand_seen_from_the_future_is_one_line(tmp_path):
+    inst = two_scenario_tiny()
+    folder = tmp_path / "st"
+    State(week=2, drivers=pd.DataFrame({"depot": ["A"], "active_drivers": [9.0]}),
+          demand_seen=pd.DataFrame({"depot": ["A", "B"], "week": [2, 1], "blocks": [20.0, 5.0]})).write(folder)
+    with pytest.raises(InstanceError) as err:
+        load_state(folder, inst)
+    text = str(err.value)
+    assert "demand_seen.csv:2: field 'week'" in text and "a week before the state's week 2" in text
+    assert "demand_seen.csv:3: field 'depot'" in text and "unknown depot 'B'" in text
