@@ -309,6 +309,17 @@ def _forecast(history: Path, folder: Path, f: ForecastOptions, h: HistoryOptions
                           week_date="start", country=h.country, periods=f.periods)
 
 
+def _plain_horizon(key: str, value) -> str:
+    """A horizon field as text for comparison; periods as their (weeks, count) runs, whatever
+    the order of each run's keys."""
+    if key == "periods" and isinstance(value, list):
+        try:
+            return str([(int(r["weeks"]), int(r["count"])) for r in value])
+        except (TypeError, KeyError, ValueError):
+            return str(value)
+    return str(value)
+
+
 def _build(parts: dict[str, Path], folder: Path, summary: Path) -> list[str]:
     """build-instance, with the horizon's weeks and start date taken from the forecast when
     the settings leave them out (and refused when the settings say otherwise)."""
@@ -324,7 +335,7 @@ def _build(parts: dict[str, Path], folder: Path, summary: Path) -> list[str]:
     for key, value in (("weeks", int(fc["weeks"])), ("start_date", str(fc["start_date"])),
                        ("periods", fc.get("periods"))):
         given = horizon.get(key)
-        if given is not None and str(given) != str(value):
+        if given is not None and _plain_horizon(key, given) != _plain_horizon(key, value):
             problems.append(Problem(name, None, f"horizon.{key}", f"{value} (the forecast's) or nothing",
                                     str(given)))
         if value is not None:

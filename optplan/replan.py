@@ -249,6 +249,7 @@ def expected_state(instance: Instance, plan: Plan, week: int) -> State:
     """The state ``plan`` expects at the start of ``week`` if everything goes as planned:
     its expected drivers at the end of week-1, its applicants of weeks 1..week-1, its spend
     (currency) in those weeks. A template for the planner to overwrite with what happened."""
+    refuse_periods(instance)
     T = instance.n_weeks
     if not 1 <= week <= T:
         from optplan.errors import OptionError

@@ -246,6 +246,9 @@ def _plots(r: Report) -> dict[str, str]:
     plots["tornado"] = figure_to_svg(fig)
 
     cap = r.plan.capacity
+    if "weeks" in cap:  # long-lead periods: each period's weekly average, so periods of any length share an axis
+        per = ["demand_p10", "demand_p50", "demand_p90", "capacity_blocks"]
+        cap = cap.assign(**{c: cap[c] / cap["weeks"] for c in per})
     depots = list(dict.fromkeys(cap["depot"]))
     cols = min(4, len(depots))
     nrows = math.ceil(len(depots) / cols)
@@ -263,23 +266,25 @@ def _plots(r: Report) -> dict[str, str]:
         ax.tick_params(labelbottom=True, labelsize=7)
         ax.set_xlabel("week", fontsize=7)
     axes[0, 0].legend(fontsize=6, loc="lower left")
-    fig.suptitle("Capacity against demand per depot (blocks/week)")
+    fig.suptitle("Capacity against demand per depot (blocks/week" + ("; a long-lead period's weekly average)"
+                                                                      if "weeks" in cap else ")"))
     fig.tight_layout()
     plots["capacity"] = figure_to_svg(fig)
 
     d = r.plan.data
     x = r.plan.decisions.applicants
-    weeks = np.arange(1, d.n_weeks + 1)
+    L = d.period_length  # weeks per period: a long-lead period's bar spans its weeks at its weekly average
+    weeks = d.period_starts() - 0.5 + L / 2 if d.has_periods else np.arange(1, d.n_weeks + 1)
     fig, ax = plt.subplots(figsize=(7, 3))
     bottom = np.zeros(d.n_weeks)
     for c, name in enumerate(d.channels):
-        spend = x[:, c, :].sum(axis=0) * d.cost_per_applicant[c]
-        ax.bar(weeks, spend, bottom=bottom, label=name)
+        spend = x[:, c, :].sum(axis=0) * d.cost_per_applicant[c] / L
+        ax.bar(weeks, spend, bottom=bottom, label=name, width=0.8 * L if d.has_periods else 0.8)
         bottom += spend
-    inc = r.plan.decisions.incentive_spend.sum(axis=(0, 2))
-    ax.bar(weeks, inc, bottom=bottom, label="planned incentives", color="#7f7f7f")
+    inc = r.plan.decisions.incentive_spend.sum(axis=(0, 2)) / L
+    ax.bar(weeks, inc, bottom=bottom, label="planned incentives", color="#7f7f7f", width=0.8 * L if d.has_periods else 0.8)
     if np.isfinite(d.budget_weekly).any():
-        ax.step(weeks, np.where(np.isfinite(d.budget_weekly), d.budget_weekly, np.nan), where="mid", color="black",
+        ax.step(weeks, np.where(np.isfinite(d.budget_weekly), d.budget_weekly / L, np.nan), where="mid", color="black",
                 linewidth=1.2, linestyle="--", label="weekly budget")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("week")

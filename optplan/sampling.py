@@ -85,43 +85,56 @@ def sample_demand(data: ModelData, n_paths: int, rng: np.random.Generator, sigma
 def scenario_posterior(data: ModelData, observed: np.ndarray, sigma: float = DEFAULT_NOISE_SD,
                        noise_ar: float = DEFAULT_NOISE_AR, prior: np.ndarray | None = None) -> np.ndarray:
     """(N, S) probability of each scenario given the demand seen so far on each path,
-    ``observed`` (N, D, t) blocks/week of weeks 1..t, under this module's path model (a
-    scenario s, times AR(1) log-normal noise): the noise a scenario implies,
+    ``observed`` (N, D, t) blocks/week of weeks 1..t (NaN: not seen), under this module's path
+    model (a scenario s, times AR(1) log-normal noise). A week with demand implies the noise
 
         e[d,w](s) = (log(observed[d,w] / demand[d,w,s]) + sigma^2 / 2) / sigma,
 
-    has log-likelihood -1/2 (e[d,0]^2 + sum_{w>=1} (e[d,w] - a e[d,w-1])^2 / (1 - a^2)) per
-    depot (a = noise_ar; terms the same for every s dropped), so the posterior is
-    prior[s] x exp(sum over depots of it), normalised. Weeks where a scenario or the
-    observation has no demand say nothing (left out for every scenario); no weeks (t = 0) give
-    the prior. sigma = 0 (no noise): the prior over the scenarios that match what was seen
-    (relative 1e-9), the prior if none does."""
+    and the weeks seen at a depot have the AR(1) log-likelihood -1/2 e[d,w1]^2 for the first,
+    then -1/2 (e[d,w] - a^g e[d,w'])^2 / (1 - a^(2g)) for each next one, w' the week seen
+    before it and g = w - w' (a = noise_ar; g > 1 across weeks not seen); terms the same for
+    every s dropped. Demand seen where a scenario has none, or none seen where it has some,
+    rules that scenario out (the model's demand is positive exactly where the scenario's is).
+    The posterior is prior[s] x exp(sum over depots), normalised; the prior where nothing was
+    seen (t = 0) or every scenario is ruled out. sigma = 0 (no noise): the prior over the
+    scenarios that match what was seen (relative 1e-9), the prior if none does."""
     p = np.asarray(data.probability if prior is None else prior, float)
     N, D, t = observed.shape
+    S = len(p)
     if t == 0:
-        return np.broadcast_to(p / p.sum(), (N, len(p))).copy()
+        return np.broadcast_to(p / p.sum(), (N, S)).copy()
+    obs = np.asarray(observed, float)
     if sigma <= 0:
-        obs = np.asarray(observed, float)[..., None]
-        match = (np.isclose(obs, data.demand[None, :, :t, :], rtol=1e-9, atol=0.0) | np.isnan(obs)).all(axis=(1, 2))
+        o = obs[..., None]
+        match = (np.isclose(o, data.demand[None, :, :t, :], rtol=1e-9, atol=0.0) | np.isnan(o)).all(axis=(1, 2))
         w = np.where(match.any(axis=1, keepdims=True), match * p[None, :], p[None, :])
         return w / w.sum(axis=1, keepdims=True)
     dem = data.demand[:, :t, :]  # (D, t, S)
-    y = np.asarray(observed, float)[..., None]  # (N, D, t, 1)
-    ok = (y > 0) & (dem[None] > 0)
-    known = ok.all(axis=3, keepdims=True)  # a week counts only where every scenario can explain it
+    seen = ~np.isnan(obs)  # (N, D, t)
+    positive = seen & (obs > 0)
+    # ruled out: demand where the scenario has none, or none where it has some
+    ruled_out = ((positive[..., None] & (dem[None] <= 0)) | ((seen & (obs <= 0))[..., None] & (dem[None] > 0))).any(
+        axis=(1, 2))  # (N, S)
     with np.errstate(divide="ignore", invalid="ignore"):
-        e = np.where(known, (np.log(np.where(known, y, 1.0) / np.where(known, dem[None], 1.0)) + 0.5 * sigma**2) / sigma,
-                     0.0)  # (N, D, t, S)
+        e = (np.log(np.where(positive, obs, 1.0)[..., None] / np.where(dem > 0, dem, 1.0)[None]) + 0.5 * sigma**2) / sigma
     a = float(noise_ar)
-    ll = -0.5 * np.where(known[:, :, :1], e[:, :, :1] ** 2, 0.0).sum(axis=(1, 2))  # (N, S)
-    if t > 1:
-        pair = known[:, :, 1:] & known[:, :, :-1]
-        innov = (e[:, :, 1:] - a * e[:, :, :-1]) ** 2 / max(1.0 - a * a, 1e-12)
-        # a week after an unexplained one starts afresh (its own stationary term)
-        fresh = known[:, :, 1:] & ~known[:, :, :-1]
-        ll += -0.5 * (np.where(pair, innov, 0.0) + np.where(fresh, e[:, :, 1:] ** 2, 0.0)).sum(axis=(1, 2))
+    ll = np.zeros((N, S))
+    last_e = np.zeros((N, D, S))
+    last_w = np.full((N, D), -1)  # the last week with demand seen at each depot (-1: none yet)
+    for w in range(t):
+        k = positive[:, :, w]  # (N, D)
+        first = k & (last_w < 0)
+        gap = w - last_w  # weeks since the last one seen
+        rho = np.where(first, 0.0, a ** np.where(first, 1, gap))[..., None]  # (N, D, 1)
+        var = np.where(first[..., None], 1.0, np.maximum(1.0 - rho**2, 1e-12))
+        term = -0.5 * (e[:, :, w] - rho * last_e) ** 2 / var  # (N, D, S)
+        ll += np.where(k[..., None], term, 0.0).sum(axis=1)
+        last_e = np.where(k[..., None], e[:, :, w], last_e)
+        last_w = np.where(k, w, last_w)
     with np.errstate(divide="ignore"):
-        log_post = np.log(p)[None, :] + ll
+        log_post = np.where(ruled_out, -np.inf, np.log(p)[None, :] + ll)
+    none_left = ~np.isfinite(log_post).any(axis=1)
+    log_post[none_left] = np.log(p)[None, :]
     log_post -= log_post.max(axis=1, keepdims=True)
     post = np.exp(log_post)
     return post / post.sum(axis=1, keepdims=True)

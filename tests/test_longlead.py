@@ -165,3 +165,32 @@ def test_out_of_sample_noise_stays_weekly_inside_periods():
     assert rel[:, :, :13].std() == pytest.approx(0.05, rel=0.05)
     assert rel[:, :, -1].std() == pytest.approx(0.05 / np.sqrt(13), rel=0.1)
     assert rel.mean() == pytest.approx(1.0, abs=2e-3)
+
+
+def test_state_templates_and_messages_name_periods_by_their_first_week(tmp_path):
+    """optplan state refuses a long-lead instance (its arrays are per period); an onboarding
+    conflict names the period by its first week and the cap over the period."""
+    from dataclasses import replace
+
+    from formulations.two_stage.drivers import onboarding_conflicts
+    from optplan.replan import expected_state
+
+    inst = optplan.load_instance(REPO / "instances" / "longlead")
+    plan = optplan.solve(inst, engine="highs")
+    with pytest.raises(OptionError, match="long-lead periods"):
+        expected_state(inst, plan, 4)
+    r = cli("state", REPO / "instances" / "longlead", "--week", 20, "--out", tmp_path / "st")
+    assert r.exit_code == 2 and "long-lead periods" in r.output and not (tmp_path / "st").exists()
+    data = inst.model_data()
+    pipeline = np.zeros_like(data.pipeline)
+    pipeline[0, 13] = 50.0  # period 14: weeks 14-17
+    data = replace(data, pipeline=pipeline, onboarding_cap=np.full(len(data.depots), 10.0))
+    assert onboarding_conflicts(data) == ["depot D001 week 14 (4 weeks): pipeline 50 > cap 40 drivers"]
+
+
+def test_pipeline_compares_periods_as_runs():
+    """Settings that write a run's keys in another order agree with the forecast's periods."""
+    from optplan.pipeline import _plain_horizon
+
+    assert _plain_horizon("periods", [{"count": 13, "weeks": 1}]) == _plain_horizon("periods", [{"weeks": 1, "count": 13}])
+    assert _plain_horizon("periods", [{"count": 13, "weeks": 1}]) != _plain_horizon("periods", [{"weeks": 13, "count": 1}])

@@ -119,3 +119,35 @@ def test_scenario_posterior_is_calibrated_on_the_samplers_own_paths(demo):
     scen = np.random.default_rng(6).choice(len(data.probability), size=300, p=data.probability)
     late = scenario_posterior(data, drawn[:, :, :8], 0.05, 0.5)
     assert (late[np.arange(300), scen] > 0.5).mean() > 0.9
+
+
+def test_scenario_posterior_with_gaps_is_the_exact_gaussian_likelihood():
+    """Weeks not seen (NaN): the AR(1) noise of the weeks seen is jointly normal with
+    covariance a^|i-j|; the posterior equals the one from that multivariate density (an
+    independent route: numpy's solve of the covariance, not the recursion)."""
+    from optplan.sampling import scenario_posterior
+
+    data = _two_scenarios(levels=(100.0, 110.0), weeks=5)
+    sigma, a = 0.05, 0.5
+    obs = np.array([[[104.0, np.nan, 108.0, np.nan, np.nan]]])
+    weeks = np.array([0, 2])
+    cov = a ** np.abs(weeks[:, None] - weeks[None, :])
+    ll = []
+    for level in (100.0, 110.0):
+        e = (np.log(obs[0, 0, weeks] / level) + sigma**2 / 2) / sigma
+        ll.append(-0.5 * e @ np.linalg.solve(cov, e))
+    want = 1 / (1 + np.exp(ll[1] - ll[0]))
+    got = scenario_posterior(data, obs, sigma, a)[0, 0]
+    assert got == pytest.approx(want, rel=1e-12)
+
+
+def test_demand_where_a_scenario_has_none_rules_it_out():
+    from optplan.sampling import scenario_posterior
+
+    data = _two_scenarios(levels=(0.0, 100.0), weeks=3)
+    np.testing.assert_allclose(scenario_posterior(data, np.full((1, 1, 2), 100.0)), [[0.0, 1.0]])
+    np.testing.assert_allclose(scenario_posterior(data, np.zeros((1, 1, 1))), [[1.0, 0.0]])
+    # nothing seen, or nothing any scenario explains: the prior
+    np.testing.assert_allclose(scenario_posterior(data, np.full((1, 1, 2), np.nan)), [[0.5, 0.5]])
+    np.testing.assert_allclose(scenario_posterior(_two_scenarios(levels=(0.0, 0.0)), np.full((1, 1, 1), 5.0)),
+                               [[0.5, 0.5]])

@@ -14,7 +14,8 @@ Pyomo rows (``define_*_constraints``) and the numpy kernels of the same math sid
 Long-lead periods (data.period_weeks: period t is L_t whole weeks; docs/formulation.md
 "Long-lead periods"). Applicants of a period and the drivers arriving in one are taken as
 spread evenly over its weeks; the weekly rates are converted per period, and with every
-L_t = 1 each factor below is the weekly one (1, rho, 1, 1, 0), so the rows are the weekly rows:
+L_t = 1 each factor below is the weekly one (Y_cst = yield[c,t-s], rho^L = rho, phi = 1, alpha = 1,
+beta = 0), so the rows are the weekly rows:
 
     n[d,t] = sum_c sum_s Y[c,s,t] x[d,c,s]                     drivers/period
        Y[c,s,t] = 1/L_s sum_{w in s} sum_k yield[c,k] [w+k in t]   (not shift-invariant)
@@ -373,9 +374,19 @@ def define_capacity_definition_constraints(m: pyo.ConcreteModel, data: ModelData
 
 def onboarding_conflicts(data: ModelData) -> list[str]:
     """Rows of the onboarding cap that no plan can meet: the pipeline alone exceeds the cap
-    (drivers/week), one phrase each, e.g. "depot D001 week 3: pipeline 12 > cap 10 drivers/week"."""
+    (drivers/week), one phrase each, e.g. "depot D001 week 3: pipeline 12 > cap 10 drivers/week"
+    (a long-lead period by its first week: "... week 14 (4 weeks): pipeline 50 > cap 40 drivers")."""
     excess = onboarding_excess(data, np.zeros_like(data.pipeline))
+    starts, length = data.period_starts(), data.period_length
+
+    def where(t):
+        return f"week {starts[t]}" + (f" ({int(length[t])} weeks)" if length[t] != 1 else "")
+
+    def cap(d, t):
+        return (f"{data.onboarding_cap[d]:g} drivers/week" if length[t] == 1
+                else f"{data.onboarding_cap[d] * length[t]:g} drivers")
+
     return [
-        f"depot {data.depots[d]} week {t + 1}: pipeline {data.pipeline[d, t]:g} > cap {data.onboarding_cap[d]:g} drivers/week"
+        f"depot {data.depots[d]} {where(t)}: pipeline {data.pipeline[d, t]:g} > cap {cap(d, t)}"
         for d, t in zip(*np.nonzero(excess > 1e-9), strict=True)
     ]

@@ -322,10 +322,12 @@ def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_cs
                 from optplan.periods import period_lengths, regroup_weekly
 
                 try:
-                    tables["supply"] = regroup_weekly(tables["supply"], period_lengths(runs), ["depot", "week"],
+                    lengths = period_lengths(runs)
+                except (TypeError, KeyError, ValueError, AttributeError):
+                    lengths = None  # malformed periods are reported by the manifest's validation below
+                if lengths is not None and int(lengths.sum()) == weeks:  # else: the validation's one line
+                    tables["supply"] = regroup_weekly(tables["supply"], lengths, ["depot", "week"],
                                                       "blocks_per_driver", "mean")
-                except (TypeError, KeyError, ValueError):
-                    pass  # malformed periods are reported by the manifest's validation below
     manifest = {**settings, "files": files}
     try:
         instance = from_tables(manifest, tables)

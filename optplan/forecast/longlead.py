@@ -187,7 +187,7 @@ def long_lead_weekly_paths(history: History, near: np.ndarray, week_start: pd.Da
     months, _ = monthly_totals(history)
     need = int((days[-1].to_period("M") - months[-1]).n)
     lf = monthly_log_forecast(history, need, n_jobs)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, 1])  # a stream of its own (sample_paths uses default_rng(seed))
     ranks = np.argsort(np.argsort(near.sum(axis=1), axis=0), axis=0)  # (N, D) rank of each path's near total
     z = ndtri((ranks + 0.5) / N)  # (N, D)
     eps = rng.standard_normal((N, D, need))

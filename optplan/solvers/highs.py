@@ -17,7 +17,7 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -169,8 +169,10 @@ def load_highs(highspy, c, offset, A, col_lower, col_upper, row_lower, row_upper
     return h
 
 
-#: HiGHS method of the one retry after a status Unknown without a plan (numerical trouble).
-UNKNOWN_RETRY_METHOD = "ipm"
+#: Re-solves, in order, after HiGHS stops with status Unknown and no plan (numerical trouble):
+#: a new HiGHS without presolve by these methods (name, HiGHS solver and options).
+UNKNOWN_RETRIES = (("ipm", {"solver": "ipm", "options": {}}),
+                   ("the primal simplex", {"solver": "simplex", "options": {"simplex_strategy": 4}}))
 
 
 def apply_options(highspy, h, options: SolveOptions, time_limit: float | None) -> None:
@@ -213,23 +215,29 @@ def run_compiled(
     term, sol, name = map_status(highspy, h)
     mip = options.integer or compiled.mip
     method = "mip" if mip else options.method
-    if (term == TerminationCondition.unknown and sol == SolutionStatus.noSolution and not mip
-            and options.method != UNKNOWN_RETRY_METHOD and not deadline.expired()):
-        # numerical trouble (e.g. the dual simplex's cleanup after presolve on a nearly infeasible
-        # LP): once more from scratch by the interior-point method, which proves what it finds
-        log.warning("HiGHS stopped with status %s and no plan (%s); solving again from scratch by %s",
-                    name, options.method, UNKNOWN_RETRY_METHOD)
-        h.clearSolver()
-        h.setOptionValue("solver", UNKNOWN_RETRY_METHOD)
-        if deadline.seconds is not None:
-            h.setOptionValue("time_limit", max(0.0, float(deadline.remaining())))
+    retries = iter(UNKNOWN_RETRIES)
+    while term == TerminationCondition.unknown and sol == SolutionStatus.noSolution and not mip \
+            and not deadline.expired() and (retry := next(retries, None)) is not None:
+        # numerical trouble: HiGHS 1.16 ends a nearly infeasible target LP Unknown by the dual
+        # simplex with or without presolve and by ipm after presolve (tests/solvers: the long-lead
+        # service frontier); a new HiGHS without presolve, by ipm and then by the primal simplex,
+        # proves what it finds. The caller's HiGHS (a persistent model) is left as it was.
+        how, extra = retry
+        log.warning("HiGHS stopped with status %s and no plan (%s); solving again from scratch by %s without "
+                    "presolve", name, method, how)
+        fresh = highspy.Highs()
+        fresh.setOptionValue("output_flag", bool(options.log))
+        fresh.passModel(h.getModel())
+        apply_options(highspy, fresh, replace(options, presolve=False, method=extra["solver"],
+                                              highs_options={**options.highs_options, **extra["options"]}),
+                      deadline.remaining() if deadline.seconds is not None else None)
+        h = fresh
         run_status = h.run()
-        h.setOptionValue("solver", options.method)  # a persistent model keeps the caller's method
         t3 = time.perf_counter()
-        log.info("HiGHS (%s) stopped after %.2f s: %s", UNKNOWN_RETRY_METHOD, t3 - t2,
+        log.info("HiGHS (%s, no presolve) stopped after %.2f s: %s", how, t3 - t2,
                  h.modelStatusToString(h.getModelStatus()))
         term, sol, name = map_status(highspy, h)
-        method = f"{UNKNOWN_RETRY_METHOD} after {options.method} stopped with status Unknown"
+        method = f"{how} without presolve after {options.method} stopped with status Unknown"
     info = h.getInfo()
     engine = f"highs {h.version()} ({method})"
     has_solution = sol in (SolutionStatus.optimal, SolutionStatus.feasible)
@@ -429,10 +437,11 @@ def _reach_text(reach: ServiceReach | None, data: ModelData, family: str, d: int
     if reach is None or reach.level >= reach.target - 1e-9:
         return ""
     T = data.n_weeks
+    starts = data.period_starts()  # a long-lead period is named by its first week
     single = family == "service_target"
     order = np.argsort(reach.served_week, axis=None, kind="stable")[:WORST_WEEKS]
-    where = (lambda i: f"week {i % T + 1}") if single else (
-        lambda i: f"{data.depots[reach.depots[i // T]]} week {i % T + 1}")
+    where = (lambda i: f"week {starts[i % T]}") if single else (
+        lambda i: f"{data.depots[reach.depots[i // T]]} week {starts[i % T]}")
     weeks = ", ".join(f"{where(i)} {reach.served_week.flat[i]:.1%}" for i in order)
     name = (f"region {region_targets(data)[0][d]}" if family == "region_service_target"
             else data.depots[d] if single else "the network")

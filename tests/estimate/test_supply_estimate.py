@@ -91,3 +91,24 @@ def test_estimate_retention_writes_the_supply_tables(tmp_path):
     assert len(season) == 2 * 53
     assert (tmp_path / "est" / "supply_tenure.csv").exists()
     assert "by week of year" in r.output
+
+
+def test_build_instance_with_supply_in_long_lead_periods(build_inputs):  # noqa: F811 - the fixture
+    """Settings with horizon.periods: the seasonal supply is averaged over each period; periods
+    that do not add up to the weeks are one line naming the settings file (no traceback)."""
+    d = build_inputs
+    (d / "season.csv").write_text("depot,week_of_year,index\nD001,1,1.2\nD001,2,0.8\n")
+    (d / "p.yaml").write_text("name: t\nhorizon: {weeks: 2, start_date: '2027-01-04', periods: [{weeks: 2, count: 1}]}\n"
+                              "penalties: {unserved_cost_per_block: 100}\n")
+    (d / "dem.csv").write_text("depot,week,scenario,blocks\nD001,1,S1,63\n")
+    r = build_cli(d, supply="season.csv", settings="p.yaml", demand="dem.csv")
+    assert r.exit_code == 0, r.output
+    inst = optplan.load_instance(d / "o")
+    assert inst.model_data().supply[0].tolist() == pytest.approx([3.0 * (1.2 + 0.8) / 2])
+    import shutil
+
+    shutil.rmtree(d / "o")
+    (d / "bad.yaml").write_text("name: t\nhorizon: {weeks: 2, start_date: '2027-01-04', periods: [{weeks: 1, count: 1}]}\n"
+                                "penalties: {unserved_cost_per_block: 100}\n")
+    r = build_cli(d, supply="season.csv", settings="bad.yaml", demand="dem.csv")
+    assert r.exit_code == 2 and "horizon.periods" in r.output and "Traceback" not in r.output, r.output

@@ -202,14 +202,14 @@ class _UnknownOnce:
     as HiGHS 1.16's dual simplex did on a nearly infeasible target LP); every later run is real."""
 
     def __init__(self, h):
-        self._h, self.runs, self.solvers = h, 0, []
+        self._h, self.runs, self.presolve = h, 0, []
 
     def __getattr__(self, name):
         return getattr(self._h, name)
 
     def run(self):
         self.runs += 1
-        self.solvers.append(self._h.getOptionValue("solver")[1])
+        self.presolve.append(self._h.getOptionValue("presolve")[1])
         return self._h.run() if self.runs > 1 else None
 
     def getModelStatus(self):
@@ -224,18 +224,39 @@ class _UnknownOnce:
         return info
 
 
-def test_status_unknown_without_a_plan_is_solved_again_by_ipm_and_says_so(demo_path):
+def test_status_unknown_without_a_plan_is_solved_again_without_presolve_and_says_so(demo_path):
     from formulations.two_stage.matrix import aggregated_standard_form
-    from optplan.solvers.highs import UNKNOWN_RETRY_METHOD, highs_from_standard_form, run_compiled
+    from optplan.solvers.highs import highs_from_standard_form, run_compiled
 
     data = optplan.load_instance(demo_path).model_data()
     options = SolveOptions(method="simplex")
     compiled = highs_from_standard_form(aggregated_standard_form(data), options)
-    compiled.highs = stub = _UnknownOnce(compiled.highs)
+    compiled.highs = stub = _UnknownOnce(compiled.highs)  # its first run() ends Unknown
     result = run_compiled(data, compiled, options)
-    assert stub.runs == 2 and stub.solvers == ["simplex", UNKNOWN_RETRY_METHOD]
-    assert result.status.optimal and f"{UNKNOWN_RETRY_METHOD} after simplex stopped with status Unknown" in \
+    assert stub.runs == 1  # the retry runs in a new HiGHS: the caller's is left as it was
+    assert result.status.optimal and "ipm without presolve after simplex stopped with status Unknown" in \
         result.status.engine
     assert result.status.objective == pytest.approx(optplan.solve(optplan.load_instance(demo_path)).status.objective,
                                                     rel=1e-7)
-    assert stub.getOptionValue("solver")[1] == "simplex"  # the persistent model keeps the caller's method
+    assert stub.getOptionValue("presolve")[1] == "on" and stub.getOptionValue("solver")[1] == "simplex"
+
+
+def test_the_long_lead_frontier_lp_that_ends_unknown_is_proven_infeasible():
+    """A real case: the service-frontier LP of instances/longlead at its last point (every
+    depot's service >= 99.81% and utilisation >= 97.36%) ends Unknown in HiGHS 1.16 by the
+    dual simplex and by ipm after presolve; the retries prove it infeasible (exit 5, with the
+    diagnosis), never a NoSolutionError."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from optplan.plan import Plan
+
+    data = optplan.load_instance(__import__("conftest").REPO / "instances" / "longlead").model_data()
+    base = Plan.from_result(solve_data(data, SolveOptions(), "highs"), "base", "2000-01-03")
+    low = float(base.service["service_level"].min())
+    tau, floor = low + 0.5 * (1.0 - low), float(base.service["driver_utilisation"].max())
+    D = len(data.depots)
+    hard = replace(data, service_target=np.full(D, tau), utilisation_floor=np.full(D, floor))
+    with pytest.raises(InfeasibleError):
+        solve_data(hard, SolveOptions(), "highs")
