@@ -104,6 +104,15 @@ class ModelData:
     channel_source: tuple[str, ...] | None = None
     # long-lead periods: weeks in each period t (whole weeks >= 1); None: every period is one week
     period_weeks: np.ndarray | None = None  # (T,) weeks
+    # long-lead periods with their weekly demand: the share of each period's demand in each of
+    # its weeks, per scenario (j < L_t; the rest 0; each (d, t, s) sums to 1); None: demand even
+    # within a period (formulations/two_stage/recourse.py "Weeks inside a period")
+    demand_share: np.ndarray | None = None  # (D, T, S, J) shares, J = the longest period's weeks
+
+    @property
+    def has_week_profile(self) -> bool:
+        """Long-lead periods whose recourse is stated week by week (demand_share given)."""
+        return self.demand_share is not None and self.has_periods
 
     @property
     def period_length(self) -> np.ndarray:
@@ -270,14 +279,16 @@ class ModelData:
             depot_country=None if self.depot_country is None else (self.depot_country[d],),
             depot_currency=None if self.depot_currency is None else (self.depot_currency[d],),
             depot_fx=None if self.depot_fx is None else self.depot_fx[keep],
+            demand_share=None if self.demand_share is None else self.demand_share[keep],
         )
 
-    def with_periods(self, period_weeks) -> ModelData:
+    def with_periods(self, period_weeks, week_profile: bool = False) -> ModelData:
         """This weekly data in long-lead periods of ``period_weeks`` (T',) whole weeks that add
         up to n_weeks: per-period totals of demand (blocks), pipeline (drivers) and the weekly
         budgets (currency); driver supply (blocks/driver/week) averaged over each period's weeks.
         Rates per week (retention, yield, caps per week) stay weekly: the formulation converts
-        them (formulations/two_stage/drivers.py)."""
+        them (formulations/two_stage/drivers.py). ``week_profile``: keep each period's weekly
+        demand as ``demand_share`` (the recourse then stated week by week inside a period)."""
         if self.period_weeks is not None:
             raise ValueError("the data is already in periods")
         lengths = np.asarray(period_weeks, dtype=int)
@@ -288,15 +299,29 @@ class ModelData:
         def total(a, axis):  # sum of each period's weeks along ``axis``
             return np.add.reduceat(np.asarray(a, float), starts, axis=axis)
 
+        share = week_shares(self.demand, lengths) if week_profile else None
         return _replace(
             self,
             n_weeks=len(lengths),
             period_weeks=lengths,
+            demand_share=share,
             demand=total(self.demand, 1),
             pipeline=total(self.pipeline, 1),
             budget_weekly=total(self.budget_weekly, 0),
             supply_by_week=None if self.supply_by_week is None else total(self.supply_by_week, 1) / lengths[None, :],
         )
+
+    def with_mean_demand(self) -> ModelData:
+        """One scenario, "mean": the probability-weighted mean demand (the expected-value
+        problem); with weekly demand in long-lead periods, the mean of each week too."""
+        mean = np.einsum("dts,s->dt", self.demand, self.probability)
+        share = None
+        if self.demand_share is not None:
+            weekly = np.einsum("dtsj,dts,s->dtj", self.demand_share, self.demand, self.probability)
+            share = np.where(mean[..., None] > 0, weekly / np.where(mean > 0, mean, 1.0)[..., None],
+                             self.demand_share[:, :, 0, :])[:, :, None, :]
+        return _replace(self, scenarios=("mean",), probability=np.array([1.0]), demand=mean[:, :, None],
+                        demand_share=share)
 
     def with_scenarios(self, keep: list[int] | np.ndarray, probability=None) -> ModelData:
         """A copy restricted to the scenarios at positions ``keep`` (probabilities renormalised
@@ -310,7 +335,24 @@ class ModelData:
             scenarios=tuple(self.scenarios[i] for i in keep),
             probability=p,
             demand=self.demand[:, :, keep],
+            demand_share=None if self.demand_share is None else self.demand_share[:, :, keep],
         )
+
+
+def week_shares(weekly: np.ndarray, lengths) -> np.ndarray:
+    """(D, T, S, J) each week's share of its period's demand, from weekly demand (D, W, S) and
+    period lengths (T,) adding up to W (J = the longest period; a period without demand gets
+    even shares)."""
+    lengths = np.asarray(lengths, dtype=int)
+    D, W, S = weekly.shape
+    T, J = len(lengths), int(lengths.max())
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    out = np.zeros((D, T, S, J))
+    for t, (a, L) in enumerate(zip(starts, lengths, strict=True)):
+        block = np.asarray(weekly[:, a:a + L, :], float).transpose(0, 2, 1)  # (D, S, L)
+        total = block.sum(axis=2, keepdims=True)
+        out[:, t, :, :L] = np.where(total > 0, block / np.where(total > 0, total, 1.0), 1.0 / L)
+    return out
 
 
 def _replace(data: ModelData, **changes) -> ModelData:

@@ -104,5 +104,26 @@ def evaluate(plan: Plan, instance: Instance, scenarios: pd.DataFrame | None = No
                           f"a plan for {len(plan.data.depots)} depots, {len(plan.data.channels)} channels, {plan.data.n_weeks} weeks")
     if scenarios is None:
         return evaluate_decisions(data, plan.decisions)
+    if instance.period_weeks is not None and not scenarios["week"].isin(instance.period_starts).all():
+        # weekly demand for a long-lead instance: period totals, each period settled week by week
+        from formulations.data import week_shares
+
+        starts = pd.Series(np.repeat(instance.period_starts, instance.period_weeks), index=np.arange(1, instance.n_weeks + 1))
+        by_period = scenarios.assign(week=scenarios["week"].map(starts))
+        keys = ["depot", "week", "scenario"]
+        totals = by_period.groupby(keys, sort=False, as_index=False).agg(
+            {"blocks": "sum", **({"probability": "first"} if "probability" in scenarios else {})})
+        demand, prob = scenario_arrays(instance, totals)
+        weekly, _ = scenario_arrays(_weekly_view(instance), scenarios)  # (D, W, S) blocks/week
+        return evaluate_decisions(data, plan.decisions, demand, prob, share=week_shares(weekly, instance.period_weeks))
     demand, prob = scenario_arrays(instance, scenarios)
     return evaluate_decisions(data, plan.decisions, demand, prob)
+
+
+def _weekly_view(instance: Instance):
+    """The instance's depots and weeks without its periods, for reading a weekly demand table
+    (scenario_arrays only reads depots, weeks and scenarios)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(depots=instance.depots, n_periods=instance.n_weeks, period_weeks=None,
+                           period_starts=np.arange(1, instance.n_weeks + 1))

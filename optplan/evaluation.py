@@ -20,7 +20,7 @@ from formulations.data import Decisions, ModelData
 from formulations.two_stage.budgets import budget_violations
 from formulations.two_stage.drivers import driver_weeks, onboarding_excess, simulate_drivers
 from formulations.two_stage.objective import cost_components
-from formulations.two_stage.recourse import optimal_recourse, recourse_cost
+from formulations.two_stage.recourse import period_recourse, recourse_cost
 from formulations.two_stage.risk import cvar, scenario_costs
 from formulations.two_stage.service import service_kpis
 from formulations.two_stage.sets import bound_violations
@@ -62,13 +62,18 @@ def evaluate_decisions(
     decisions: Decisions,
     demand: np.ndarray | None = None,
     probability: np.ndarray | None = None,
+    share: np.ndarray | None = None,
 ) -> Evaluation:
     """Expected cost and KPIs of ``decisions`` on ``demand`` (D, T, S) with ``probability``
-    (S,); defaults: the data's own scenarios."""
+    (S,); defaults: the data's own scenarios. Long-lead periods are settled week by week with
+    ``share`` (D, T, S, J), each week's share of its period's demand (default: the data's
+    demand_share with its own demand; even weeks with a caller's demand and no share)."""
+    if demand is None and share is None:
+        share = data.demand_share
     demand = data.demand if demand is None else np.asarray(demand, float)
     p = data.probability if probability is None else np.asarray(probability, float)
     arrivals, active, capacity = simulate_drivers(data, decisions)
-    surge, unserved, idle = optimal_recourse(data, capacity, demand)
+    surge, unserved, idle = period_recourse(data, capacity, demand, share)
     cost = cost_components(data, decisions, surge, unserved, idle, p, active=active)
     exp = lambda a: float(np.einsum("dts,s->", a, p))  # noqa: E731 - expectation over scenarios (blocks)
     network = service_kpis(demand, unserved, idle, capacity, driver_weeks(data, active), p, by_depot=False)

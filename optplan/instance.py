@@ -80,6 +80,15 @@ class Instance:
         return self.n_weeks if weeks is None else len(weeks)
 
     @property
+    def demand_by_week(self) -> bool:
+        """A long-lead instance whose demand.csv gives every week (not one row per period): the
+        model settles each period's recourse week by week (ModelData.demand_share)."""
+        if self.period_weeks is None:
+            return False
+        weeks = self.tables["demand"]["week"]
+        return bool(len(weeks)) and not weeks.isin(self.period_starts).all()
+
+    @property
     def period_starts(self) -> np.ndarray:
         """(T,) first week (1-based) of each period (1..weeks for a weekly instance)."""
         weeks = self.period_weeks
@@ -155,11 +164,21 @@ class Instance:
 
         demand = np.zeros((D, T, S))
         dem = self.tables["demand"]
-        demand[
-            d_idx.get_indexer(dem["depot"]),
-            p_idx.get_indexer(dem["week"]),
-            s_idx.get_indexer(dem["scenario"]),
-        ] = dem["blocks"].to_numpy(float)
+        share = None
+        if self.demand_by_week:  # weekly demand in a long-lead instance: period totals and week shares
+            from formulations.data import week_shares
+
+            weekly = np.zeros((D, self.n_weeks, S))
+            weekly[d_idx.get_indexer(dem["depot"]), dem["week"].to_numpy() - 1,
+                   s_idx.get_indexer(dem["scenario"])] = dem["blocks"].to_numpy(float)
+            demand = np.add.reduceat(weekly, self.period_starts - 1, axis=1)
+            share = week_shares(weekly, lengths)
+        else:
+            demand[
+                d_idx.get_indexer(dem["depot"]),
+                p_idx.get_indexer(dem["week"]),
+                s_idx.get_indexer(dem["scenario"]),
+            ] = dem["blocks"].to_numpy(float)
 
         yk = self.tables["yield_kernel"]
         n_lags = int(yk["lag"].max()) + 1 if len(yk) else 1
@@ -256,6 +275,7 @@ class Instance:
             depot_fx=money["fx"],
             channel_source=money["channel_source"],
             period_weeks=lengths,
+            demand_share=share,
         )
 
     def _countries(self, dep: pd.DataFrame, kernel, cost, applicant_cap, width, rate) -> dict:
@@ -662,13 +682,18 @@ def _cross_checks(manifest: Manifest, t: dict[str, pd.DataFrame], ok: dict[str, 
         lengths = np.concatenate([np.full(r.count, r.weeks, dtype=int) for r in runs])
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int) + 1
 
+    # with periods, demand.csv is either one row per period (its first week, the total) or
+    # weekly (every week; each period's recourse then settled week by week)
+    dem = t["demand"]
+    demand_weekly = starts is not None and bool(
+        (dem["week"].notna() & ok["demand"] & ~dem["week"].astype(float).isin(starts.astype(float))).any())
     for table in ("demand", "pipeline", "supply"):
         df = t[table]
         late = df["week"].notna() & (df["week"].astype(float) > T)
         if late.any():
             report.add_many(df.attrs["file"], "week", df.loc[late, "_line"],
                             f"a week in 1..{T} (horizon.weeks)", df.loc[late, "week"].astype(str))
-        if starts is not None:
+        if starts is not None and not (table == "demand" and demand_weekly):
             inside = df["week"].notna() & ~late & ok[table]
             off = inside & ~df["week"].astype(float).isin(starts.astype(float))
             if off.any():
@@ -720,15 +745,19 @@ def _cross_checks(manifest: Manifest, t: dict[str, pd.DataFrame], ok: dict[str, 
     dem = t["demand"]
     if depots and scenarios and ok["demand"].all() and not (runs and starts is None):
         have = pd.MultiIndex.from_frame(dem[["depot", "week", "scenario"]].astype({"week": int}))
+        by_period = starts is not None and not demand_weekly
         want = pd.MultiIndex.from_product(
-            [t["depots"]["depot"], range(1, T + 1) if starts is None else starts.tolist(), t["scenarios"]["scenario"]],
+            [t["depots"]["depot"], starts.tolist() if by_period else range(1, T + 1), t["scenarios"]["scenario"]],
             names=["depot", "week", "scenario"],
         )
         missing = want.difference(have, sort=False)
         if len(missing):
             report.add_many(dem.attrs["file"], "blocks", [None] * len(missing),
-                            "a demand row for every depot, week 1..horizon.weeks and scenario" if starts is None else
-                            "a demand row for every depot, period (its first week) and scenario",
+                            "a demand row for every depot, period (its first week) and scenario" if by_period else
+                            "a demand row for every depot, week 1..horizon.weeks and scenario" + (
+                                " (weekly demand), or one per period at its first week ("
+                                + ", ".join(str(w) for w in starts[:6]) + (", ...)" if len(starts) > 6 else ")")
+                                if demand_weekly else ""),
                             [f"no row for depot={d!r}, week={w}, scenario={s!r}" for d, w, s in missing])
 
     inc = t["incentives"]

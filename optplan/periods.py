@@ -6,7 +6,8 @@ quarters). The formulation converts the weekly rates per period
 (formulations/two_stage/drivers.py; docs/formulation.md "Long-lead periods"); this module
 only says which periods there are and turns a weekly instance's tables into per-period ones:
 
-    demand     blocks over the period (sum of its weeks), per scenario
+    demand     kept weekly (each period's recourse is then settled week by week), or blocks
+               over the period (sum of its weeks) with week_profile=False
     pipeline   new drivers over the period (sum)
     supply     blocks per driver-week (mean of its weeks)
     everything else as it is (rates per week, caps per week, budgets per week)
@@ -104,9 +105,12 @@ def regroup_weekly(df: pd.DataFrame, lengths, keys: list[str], value: str, how: 
     return out
 
 
-def in_periods(instance, runs):
+def in_periods(instance, runs, week_profile: bool = True):
     """A weekly instance restated in long-lead periods ``runs`` (module docstring), validated
-    like a file (an ``Instance``). The weekly instance is not modified."""
+    like a file (an ``Instance``). The weekly instance is not modified. ``week_profile``
+    (default): demand.csv keeps every week, so the model settles each period's recourse week
+    by week (ModelData.demand_share); False: one row per period with its total (demand even
+    within a period)."""
     from optplan.instance import from_tables
 
     if instance.period_weeks is not None:
@@ -120,7 +124,8 @@ def in_periods(instance, runs):
         return regroup_weekly(df, lengths, keys, value, how)
 
     tables = {k: v.drop(columns=[c for c in v.columns if c.startswith("_")]) for k, v in instance.tables.items()}
-    tables["demand"] = regroup(tables["demand"], ["depot", "week", "scenario"], "blocks", "sum")
+    if not week_profile:  # else demand stays weekly: each period's recourse settled week by week
+        tables["demand"] = regroup(tables["demand"], ["depot", "week", "scenario"], "blocks", "sum")
     tables["pipeline"] = regroup(tables["pipeline"], ["depot", "week"], "new_drivers", "sum")
     sup = tables["supply"]
     if len(sup):  # weeks without a supply row offer the depot's constant: fill them before averaging

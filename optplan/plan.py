@@ -477,9 +477,12 @@ class Plan:
         ]
         if self.data.has_periods:
             L = self.data.period_length
-            lines.append(f"  long-lead periods ({len(L)} of {int(L.min())}-{int(L.max())} weeks): costs take demand and "
-                         "capacity as even within a period, so weeks inside a period net out and the cost reads below "
-                         "a weekly model's; act on the weekly periods (docs/formulation.md, \"Long-lead periods\")")
+            how = ("each period's recourse settled week by week against its weekly demand, capacity even within it"
+                   if self.data.has_week_profile else
+                   "demand and capacity taken as even within a period, so weeks inside a period net out and the "
+                   "cost reads below a weekly model's (give demand.csv by week to settle it week by week)")
+            lines.append(f"  long-lead periods ({len(L)} of {int(L.min())}-{int(L.max())} weeks): {how}; act on the "
+                         "weekly periods (docs/formulation.md, \"Long-lead periods\")")
         for row in self.spend_by_country.itertuples(index=False):
             lines.append(f"  {row.country}: spend {row.total:,.2f} {cur} = {row.total_local:,.2f} {row.local_currency} "
                          f"(1 {row.local_currency} = {row.fx_rate:g} {cur})")

@@ -114,8 +114,10 @@ def out_of_sample(plan: Plan, sampler: OutOfSample | None = None) -> dict:
     sampler = sampler or OutOfSample()
     d = plan.data
     n = sampler.paths
-    demand = np.transpose(sampler.demand(d), (1, 2, 0))  # (D, T, N)
-    ev = evaluate_decisions(d, plan.decisions, demand, np.full(n, 1.0 / n))
+    paths, share = sampler.demand_and_share(d)
+    demand = np.transpose(paths, (1, 2, 0))  # (D, T, N)
+    ev = evaluate_decisions(d, plan.decisions, demand, np.full(n, 1.0 / n),
+                            share=None if share is None else np.transpose(share, (1, 2, 0, 3)))
     first = ev.cost["recruiting"] + ev.cost["planned_incentives"] + ev.cost.get("terminal_value", 0.0)
     per_path = first + recourse_cost(d, ev.surge_blocks, ev.unserved_blocks, ev.idle_blocks).sum(axis=(0, 1))
     mean = float(per_path.mean())

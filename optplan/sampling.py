@@ -47,6 +47,12 @@ class OutOfSample:
         """(N, D, T) fresh demand paths (blocks/week) with this sampler's seed."""
         return sample_demand(data, self.paths, np.random.default_rng(self.seed), self.noise_sd, self.noise_ar)
 
+    def demand_and_share(self, data: ModelData) -> tuple[np.ndarray, np.ndarray | None]:
+        """The same paths (N, D, T) and, for long-lead periods with their weekly demand, each
+        path's week shares (N, D, T, J) (sample_demand); None otherwise."""
+        return sample_demand(data, self.paths, np.random.default_rng(self.seed), self.noise_sd, self.noise_ar,
+                             return_share=True)
+
     def describe(self) -> str:
         noise = (f"weekly log-normal noise of {self.noise_sd:.0%} (AR(1) {self.noise_ar:g}) on top"
                  if self.noise_sd > 0 else "no extra noise")
@@ -60,11 +66,15 @@ class OutOfSample:
 
 
 def sample_demand(data: ModelData, n_paths: int, rng: np.random.Generator, sigma: float = DEFAULT_NOISE_SD,
-                  noise_ar: float = DEFAULT_NOISE_AR) -> np.ndarray:
+                  noise_ar: float = DEFAULT_NOISE_AR, return_share: bool = False):
     """(N, D, T) fresh demand paths (blocks/week): a scenario by probability times AR(1)
     log-normal noise with mean 1 (module docstring). With long-lead periods the noise is still
     weekly: each week of a period carries an even share of the period's demand times its own
-    noise, so a period's path is its demand times the mean of its weeks' noise."""
+    noise, so a period's path is its demand times the mean of its weeks' noise (with the data's
+    weekly demand, demand_share, each week carries its own share and the mean is weighted by
+    the shares). ``return_share``: also each path's week shares (N, D, T, J) of its periods'
+    demand after the noise (None without demand_share), for the evaluator's week-by-week
+    recourse."""
     D, C, T, S = data.shape
     s = rng.choice(S, size=n_paths, p=data.probability / data.probability.sum())
     length = data.period_length.astype(int)
@@ -76,10 +86,22 @@ def sample_demand(data: ModelData, n_paths: int, rng: np.random.Generator, sigma
         e[:, :, t] = noise_ar * e[:, :, t - 1] + scale * rng.standard_normal((n_paths, D))
     base = np.transpose(data.demand[:, :, s], (2, 0, 1))  # (N, D, T)
     factor = np.exp(sigma * e - 0.5 * sigma**2)  # (N, D, W) weekly noise, mean 1
-    if data.has_periods:  # a period's demand spread evenly over its weeks, each week with its own noise
+    share = None
+    if data.has_periods:  # a period's demand over its weeks (evenly, or by its week shares), each week with its noise
         starts = np.concatenate([[0], np.cumsum(length)[:-1]])
-        factor = np.add.reduceat(factor, starts, axis=2) / length[None, None, :]
-    return base * factor
+        if data.demand_share is not None:
+            J = data.demand_share.shape[3]
+            inside = np.arange(J)[None, :] < length[:, None]  # (T, J)
+            week = np.clip(starts[:, None] + np.arange(J)[None, :], 0, W - 1)  # (T, J) week of each share
+            weighted = np.transpose(data.demand_share[:, :, s, :], (2, 0, 1, 3)) * np.where(
+                inside, factor[:, :, week], 0.0)  # (N, D, T, J)
+            total = weighted.sum(axis=3)
+            share = weighted / np.where(total > 0, total, 1.0)[..., None]
+            factor = total
+        else:
+            factor = np.add.reduceat(factor, starts, axis=2) / length[None, None, :]
+    paths = base * factor
+    return (paths, share) if return_share else paths
 
 
 def scenario_posterior(data: ModelData, observed: np.ndarray, sigma: float = DEFAULT_NOISE_SD,

@@ -365,10 +365,11 @@ PERIOD_WEEK = "Week number, 1..horizon.weeks (with horizon.periods: the first we
 
 class DemandRow(_Strict):
     depot: Id = _f("Depot id (in the depot table).", "-")
-    week: int = _f(PERIOD_WEEK, "week", ge=1, le=MAX_WEEKS)
+    week: int = _f("Week number, 1..horizon.weeks (with horizon.periods: every week, or the first week of each "
+                   "period).", "week", ge=1, le=MAX_WEEKS)
     scenario: Id = _f("Scenario id (in the scenario table).", "-")
-    blocks: float = _f("Blocks of work needed in that week (with horizon.periods: over the period).", "blocks/week",
-                       ge=0, le=MAX_BLOCKS)
+    blocks: float = _f("Blocks of work needed in that week (with horizon.periods and one row per period: over the "
+                       "period).", "blocks/week", ge=0, le=MAX_BLOCKS)
 
 
 class ChannelRow(_Strict):

@@ -37,10 +37,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyomo.environ as pyo
 from pyomo.opt import TerminationCondition
 
@@ -392,12 +391,7 @@ def optplan_values(data: ModelData, solver: str = "highs", route: str = "engines
     from formulations import two_stage
     from optplan.instance import PROBABILITY_SUM_ATOL
 
-    mean_data = replace(
-        data,
-        scenarios=("mean",),
-        probability=np.array([1.0]),
-        demand=(data.demand @ data.probability)[:, :, None],
-    )
+    mean_data = data.with_mean_demand()
 
     def mean_scenario_creator() -> pyo.ConcreteModel:
         m = two_stage.build_model(mean_data, weights=[1.0])
@@ -432,8 +426,7 @@ def _values_by_engines(data: ModelData, options=None, backend=None, rp=None) -> 
 
     options = options or SolveOptions()
     backend = backend or SerialBackend()
-    mean_data = replace(data, scenarios=("mean",), probability=np.array([1.0]),
-                        demand=(data.demand @ data.probability)[:, :, None])
+    mean_data = data.with_mean_demand()
     rp = rp or solve_data(data, options, "highs")
     alone = [data.with_scenarios([i], probability=[1.0]) for i in range(len(data.scenarios))]
     solved = backend.map(_solve_task, [(mean_data, options)] + [(a, options) for a in alone])

@@ -116,9 +116,14 @@ def test_bad_periods_are_one_line_each():
     spec["demand"] = {("A", 1, "base"): 20.0, ("A", 3, "base"): 60.0}  # week 3 is inside period 2
     with pytest.raises(InstanceError) as err:
         build(spec)
+    text = str(err.value)  # read as weekly demand (a week inside a period): week 2 is missing
+    assert "no row for depot='A', week=2, scenario='base'" in text and "or one per period at its first week (1, 2)" in text
+    spec["pipeline"] = [{"depot": "A", "week": 3, "new_drivers": 1.0}]  # pipeline rows are per period
+    spec["demand"] = {("A", 1, "base"): 20.0, ("A", 2, "base"): 60.0}
+    with pytest.raises(InstanceError) as err:
+        build(spec)
     text = str(err.value)
-    assert "demand.csv:3: field 'week'" in text and "the first week of a period" in text
-    assert "a demand row for every depot, period (its first week) and scenario" in text
+    assert "pipeline.csv:2: field 'week'" in text and "the first week of a period" in text
     assert "Traceback" not in text
     with pytest.raises(OptionError, match="COUNTxWEEKS"):
         parse_periods("13 weeks", 13)
@@ -194,3 +199,32 @@ def test_pipeline_compares_periods_as_runs():
 
     assert _plain_horizon("periods", [{"count": 13, "weeks": 1}]) == _plain_horizon("periods", [{"weeks": 1, "count": 13}])
     assert _plain_horizon("periods", [{"count": 13, "weeks": 1}]) != _plain_horizon("periods", [{"weeks": 13, "count": 1}])
+
+
+def test_weekly_demand_in_a_long_lead_instance_is_settled_week_by_week():
+    """instances/longlead gives demand.csv by week: the model holds period totals and each
+    week's share; its out-of-sample evaluation without noise is its in-sample cost, and
+    evaluating on its own weekly demand table by the API gives the same cost. Stated with
+    period totals only, the same plan reads cheaper (weeks net out)."""
+    from optplan.report import out_of_sample
+    from optplan.sampling import OutOfSample
+
+    inst = optplan.load_instance(REPO / "instances" / "longlead")
+    assert inst.demand_by_week
+    data = inst.model_data()
+    assert data.has_week_profile and data.demand_share.shape == (8, 30, 10, 13)
+    np.testing.assert_allclose(data.demand_share.sum(axis=3), 1.0, atol=1e-12)
+    plan = optplan.solve(inst, engine="highs")
+    cost = plan.cost["total"]
+    oos = out_of_sample(plan, OutOfSample(paths=400, seed=1, noise_sd=0.0))
+    assert oos["expected_cost"] == pytest.approx(cost, rel=0.03)  # 400 scenario draws: sampling error only
+    table = inst.tables["demand"].assign(probability=lambda t: t["scenario"].map(
+        inst.tables["scenarios"].set_index("scenario")["probability"]))
+    again = optplan.evaluate(plan, inst, table.drop(columns=["_line"], errors="ignore"))
+    assert again.expected_cost == pytest.approx(cost, rel=1e-9)
+    from dataclasses import replace
+
+    from optplan.evaluation import evaluate_decisions
+
+    even = evaluate_decisions(replace(data, demand_share=None), plan.decisions)  # period totals only
+    assert even.expected_cost < 0.9 * cost

@@ -132,6 +132,9 @@ def build_model(
         raise ValueError("CVaR couples the scenarios: it needs every scenario")
     if (data.cvar_weight > 0 and recourse == "aggregated") != (cvar_vertices is not None):
         raise ValueError("cvar_vertices go with CVaR on the aggregated recourse, and only there")
+    if data.has_week_profile and recourse != "aggregated":
+        raise ValueError("long-lead periods with their weekly demand are settled week by week on the aggregated "
+                         "recourse only")
     if data.has_targets and recourse != "aggregated":
         raise ValueError("service and utilisation targets are rows of the aggregated recourse")
     if data.has_scenario_targets and (recourse == "aggregated" or scenarios is not None or weights is not None):

@@ -39,7 +39,7 @@ import numpy as np
 
 from formulations.data import ModelData
 from formulations.two_stage._pyomo import pyo
-from formulations.two_stage.recourse import surge_pays, surge_pays_by_depot
+from formulations.two_stage.recourse import surge_pays, surge_pays_by_depot, week_points
 
 #: Segments shorter than this (blocks/week) are dropped (coinciding breakpoints).
 SEGMENT_ATOL = 1e-9
@@ -151,8 +151,13 @@ def recourse_segments(data: ModelData, demand: np.ndarray | None = None,
     """Segment form of phi_dt (see the module docstring) for demand (D, T, S) with scenario
     probabilities (S,); defaults: the data's own scenarios. ``depots``: the depots whose rows
     ``demand`` holds (their recourse prices; default all), when prices differ by depot."""
+    if demand is None and probability is None and data.has_week_profile:
+        # long-lead periods settled week by week: their week points are the scenarios here
+        # (recourse.week_points), with weights per period
+        demand, probability = week_points(data)
     demand = data.demand if demand is None else np.asarray(demand, float)
     p = data.probability if probability is None else np.asarray(probability, float)
+    P = p[None, :] if p.ndim == 1 else p  # (1 or T, S) weights of the demand points
     D, T, S = demand.shape
     sigma = float(data.surge_cap_share)
     if depots is None and D != len(data.depots):  # a caller's own demand rows: they need naming unless prices are uniform
@@ -161,34 +166,37 @@ def recourse_segments(data: ModelData, demand: np.ndarray | None = None,
         depots = np.zeros(D, dtype=int)
     cs, cu, ci = (a[:, None, None] for a in data.recourse_prices(depots))  # (D, 1, 1) currency/block
     pays = surge_pays_by_depot(data, depots)[:, None, None]  # (D, 1, 1)
+    Pw = P[None]  # (1, 1 or T, S)
     if surge_pays(data):  # where surge does not pay at a depot, its kink at demand / (1 + share) has no jump
         first = np.where(pays, cs * sigma - cu * (1.0 + sigma), -cu)  # slope below the surge kink
         points = np.concatenate([demand / (1.0 + sigma), demand], axis=2)  # (D, T, 2S)
-        jumps = np.concatenate([np.broadcast_to(np.where(pays, p * (1.0 + sigma) * (cu - cs), 0.0), (D, T, S)),
-                                np.broadcast_to(np.where(pays, p * (ci + cs), p * (ci + cu)), (D, T, S))], axis=2)
+        jumps = np.concatenate([np.broadcast_to(np.where(pays, Pw * (1.0 + sigma) * (cu - cs), 0.0), (D, T, S)),
+                                np.broadcast_to(np.where(pays, Pw * (ci + cs), Pw * (ci + cu)), (D, T, S))], axis=2)
     else:
         first = -cu
-        points, jumps = demand, np.broadcast_to(p * (ci + cu), (D, T, S))
+        points, jumps = demand, np.broadcast_to(Pw * (ci + cu), (D, T, S))
     order = np.argsort(points, axis=2, kind="stable")
     points = np.take_along_axis(points, order, axis=2)
     jumps = np.take_along_axis(np.asarray(jumps, float), order, axis=2)
     # segment k runs from breakpoint k-1 (0 for k = 0) to breakpoint k; the last beyond all
     starts = np.concatenate([np.zeros((D, T, 1)), points], axis=2)  # (D, T, K) with K = breakpoints + 1
     ends = np.concatenate([points, np.full((D, T, 1), np.inf)], axis=2)
-    slope = first * float(p.sum()) + np.concatenate([np.zeros((D, T, 1)), np.cumsum(jumps, axis=2)], axis=2)
+    mass = float(p.sum()) if p.ndim == 1 else P.sum(axis=1)[None, :, None]  # the weights' total (1: probabilities)
+    slope = first * mass + np.concatenate([np.zeros((D, T, 1)), np.cumsum(jumps, axis=2)], axis=2)
     length = ends - starts
     used = length > SEGMENT_ATOL
-    value_at_zero = cu[:, :, 0] * np.einsum("dts,s->dt", demand, p)
+    value_at_zero = cu[:, :, 0] * (np.einsum("dts,s->dt", demand, p) if p.ndim == 1 else (demand * Pw).sum(axis=2))
     # the expected unserved and idle blocks are piecewise linear on the same segments: each
     # segment lies in one regime per scenario (its breakpoints are all of them), read at its middle
     mid = starts + np.where(np.isfinite(length), 0.5 * np.where(np.isfinite(length), length, 0.0), 1.0)  # (D, T, K)
+    Pk = P[None, :, None, :]  # (1, 1 or T, 1, S)
     below = mid[..., None] < demand[:, :, None, :]  # (D, T, K, S)
-    unserved_slope = -(below * p).sum(axis=3)
+    unserved_slope = -(below * Pk).sum(axis=3)
     if surge_pays(data):
         short = mid[..., None] < (demand / (1.0 + sigma))[:, :, None, :]
-        unserved_slope = np.where(pays, -(1.0 + sigma) * (short * p).sum(axis=3), unserved_slope)
-    idle_slope = ((mid[..., None] > demand[:, :, None, :]) * p).sum(axis=3)
-    below_zero = -cu[:, 0, 0] * float(p.sum())  # (D,) currency per block: no surge below 0
+        unserved_slope = np.where(pays, -(1.0 + sigma) * (short * Pk).sum(axis=3), unserved_slope)
+    idle_slope = ((mid[..., None] > demand[:, :, None, :]) * Pk).sum(axis=3)
+    below_zero = -cu[:, 0, 0] * float(P.sum(axis=1)[0])  # (D,) currency per block: no surge below 0
     return RecourseSegments(value_at_zero, np.broadcast_to(slope, (D, T, slope.shape[2])).copy(),
                             np.where(used, length, 0.0), used,
                             float(below_zero[0]) if D and np.ptp(below_zero) == 0 else below_zero,

@@ -19,6 +19,18 @@ Closed form for fixed capacity q (the LP's second-stage optimum; docs/formulatio
 
 Each block short is covered by the cheaper of surge and going unserved (surge only up to its
 cap); with all costs >= 0 an optimal recourse never buys surge while blocks sit idle.
+
+Weeks inside a long-lead period (ModelData.demand_share, the share s_j of the period's demand
+D in its week j < L): the period's capacity q is taken as even over its weeks (q/L each) and
+the recourse is settled week by week. The closed form is positively homogeneous (phi(k q, k D)
+= k phi(q, D): the surge cap is a share of capacity), so
+
+    sum_j phi(q / L, s_j D) = sum_j 1/L phi(q, L s_j D)
+
+is the recourse of L "week points" per scenario at the period's own capacity, with demand
+L s_j D (blocks per period) and weight 1/L (``week_points``): the segment form and the
+evaluator take them like scenarios (``period_recourse``). Without demand_share every week
+of a period has demand D/L, and this is phi(q, D).
 """
 
 from __future__ import annotations
@@ -65,6 +77,46 @@ def optimal_recourse(data: ModelData, capacity, demand, depots=None, depot_axis:
     else:
         surge = np.zeros_like(shortfall)
     return surge, shortfall - surge, np.maximum(q - demand, 0.0)
+
+
+def week_points(data: ModelData, demand=None, probability=None, share=None) -> tuple[np.ndarray, np.ndarray]:
+    """The week points of long-lead periods (module docstring): demand (D, T, S*J) blocks per
+    period, L_t s_j D_dts, and weights (T, S*J), p_s / L_t for j < L_t and 0 for the padding
+    (whose demand repeats week 0's, so it adds no breakpoint). Defaults: the data's demand,
+    probabilities and demand_share."""
+    demand = data.demand if demand is None else np.asarray(demand, float)
+    p = data.probability if probability is None else np.asarray(probability, float)
+    share = data.demand_share if share is None else np.asarray(share, float)
+    D, T, S = demand.shape
+    J = share.shape[3]
+    L = data.period_length  # (T,)
+    inside = np.arange(J)[None, :] < L[:, None]  # (T, J)
+    points = L[None, :, None, None] * share * demand[..., None]  # (D, T, S, J)
+    points = np.where(inside[None, :, None, :], points, points[..., :1])
+    weight = p[None, :, None] * np.where(inside, 1.0 / L[:, None], 0.0)[:, None, :]  # (T, S, J)
+    return points.reshape(D, T, S * J), weight.reshape(T, S * J)
+
+
+def period_recourse(data: ModelData, capacity, demand=None, share=None, depots=None):
+    """(surge, unserved, idle) blocks per period and scenario, each (D, T, S), for capacity
+    (D, T) against demand (D, T, S) (default: the data's): ``optimal_recourse``, settled week by
+    week inside long-lead periods when a weekly profile ``share`` (D, T, S, J) is given
+    (default: the data's demand_share with its own demand; none with a caller's demand).
+    ``depots``: the depots whose rows the arrays hold (as optimal_recourse)."""
+    if share is None and demand is None:
+        share = data.demand_share
+        if depots is not None and share is not None:
+            share = share[np.atleast_1d(np.asarray(depots, dtype=int))]
+    demand = data.demand if demand is None else np.asarray(demand, float)
+    if share is None or not data.has_periods:
+        return optimal_recourse(data, capacity, demand, depots)
+    D, T, S = demand.shape
+    J = np.asarray(share).shape[3]
+    points, _ = week_points(data, demand, np.ones(S), share)
+    L = data.period_length
+    w = np.where(np.arange(J)[None, :] < L[:, None], 1.0 / L[:, None], 0.0)  # (T, J) 1/L_t inside the period
+    return tuple((a.reshape(D, T, S, J) * w[None, :, None, :]).sum(axis=3)
+                 for a in optimal_recourse(data, capacity, points, depots))
 
 
 def recourse_cost(data: ModelData, surge, unserved, idle, depots=None, depot_axis: int = 0):

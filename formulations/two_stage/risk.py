@@ -177,4 +177,8 @@ def cut_segments(data: ModelData, weights):
 
     w = np.asarray(weights, float)
     keep = w > 0
+    if data.has_week_profile:  # long-lead periods settled week by week (recourse.week_points)
+        from formulations.two_stage.recourse import week_points
+
+        return recourse_segments(data, *week_points(data, data.demand[..., keep], w[keep], data.demand_share[:, :, keep]))
     return recourse_segments(data, data.demand[..., keep], w[keep])

@@ -315,8 +315,8 @@ def build_instance_cmd(yield_csv, retention_csv, depots_csv, channels_csv, deman
                    "rate (the money of each in its own currency; USD reports). Known: US, CA, MX, GB, DE, FR, ES, NL.")
 @click.option("--periods", default=None, metavar="long-lead|COUNTxWEEKS,...",
               help="Long-lead periods: 'long-lead' (weekly for 13 weeks, 4-4-5 months to week 52, then 13-week "
-                   "quarters) or runs such as 13x1,9x4,8x13 adding up to --weeks; demand scenarios are summed per "
-                   "period (docs/formulation.md, \"Long-lead periods\").")
+                   "quarters) or runs such as 13x1,9x4,8x13 adding up to --weeks; demand stays weekly, so each period's "
+                   "recourse is settled week by week (docs/formulation.md, \"Long-lead periods\").")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder to write the instance to.")
 @guarded
 def generate(depots, weeks, scenarios, channels, seed, budget_tightness, name, countries, periods, out: Path) -> None:

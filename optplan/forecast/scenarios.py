@@ -136,11 +136,13 @@ def reduction_check(paths: np.ndarray, demand: np.ndarray, probabilities: np.nda
 
 
 def reduce_paths(paths: np.ndarray, n_scenarios: int, depots: list[str], seed: int = 0, n_init: int = 10,
-                 tolerance: float = CHECK_TOLERANCE) -> Reduction:
+                 tolerance: float = CHECK_TOLERANCE, week_weight: np.ndarray | None = None) -> Reduction:
     """k-means reduction of (N, H, D) paths to ``n_scenarios`` scenarios, moment-matched
     spread of per-depot totals, blocks rounded to BLOCKS_DECIMALS and probabilities to
     PROBABILITY_DECIMALS (the last absorbs the rounding so they sum to 1); scenarios sorted
-    by total demand (S001 lowest)."""
+    by total demand (S001 lowest). ``week_weight`` (H,): each week's weight in the k-means
+    distance (default 1; long-lead periods: 1/sqrt(weeks in the week's period), so that each
+    period counts alike)."""
     from sklearn.cluster import KMeans
     from threadpoolctl import threadpool_limits
 
@@ -158,7 +160,10 @@ def reduce_paths(paths: np.ndarray, n_scenarios: int, depots: list[str], seed: i
     elif S == 1:
         labels = np.zeros(N, dtype=int)
     else:
-        X = (paths / norm).reshape(N, H * D)
+        X = (paths / norm)
+        if week_weight is not None:
+            X = X * np.asarray(week_weight, float)[None, :, None]
+        X = X.reshape(N, H * D)
         with threadpool_limits(1):
             labels = KMeans(n_clusters=S, n_init=n_init, random_state=seed).fit(X).labels_
     counts = np.bincount(labels, minlength=S)

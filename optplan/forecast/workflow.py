@@ -197,9 +197,10 @@ MAX_LONG_LEAD_WEEKS = 156
 def _period_forecast(history_path, out, *, horizon: int, n_scenarios: int, resolution: str, model: str, seed: int,
                      n_paths: int, config, n_jobs: int, plots: bool, say, periods: str, **read_options) -> list[str]:
     """Demand scenarios over long-lead periods (optplan.forecast.longlead.long_lead_weekly_paths):
-    weekly paths of ``model`` for up to MAX_HORIZON weeks, the long-lead monthly model after,
-    summed per period; k-means on each period's weekly rate (its total / its weeks, so a quarter
-    counts as one coordinate like a week), scenarios as period totals."""
+    weekly paths of ``model`` for up to MAX_HORIZON weeks, the long-lead monthly model after;
+    k-means on the weekly paths with each week weighted 1/sqrt(its period's weeks) (each period
+    counts alike), scenarios written week by week (the instance settles each period's recourse
+    week by week); quantiles per period."""
     from optplan.forecast.longlead import long_lead_weekly_paths
     from optplan.periods import parse_periods, period_lengths
 
@@ -231,19 +232,19 @@ def _period_forecast(history_path, out, *, horizon: int, n_scenarios: int, resol
     paths, far = long_lead_weekly_paths(history, near, fc.week_start, horizon, seed=seed, n_jobs=n_jobs)
     starts = np.concatenate([[0], np.cumsum(L)[:-1]])
     totals = np.add.reduceat(paths, starts, axis=1)  # (N, T, D) blocks per period
-    say(f"reducing {n_paths} paths over {len(L)} periods to {n_scenarios} scenarios")
-    red = reduce_paths(totals / L[None, :, None], n_scenarios, history.depots, seed=seed)
-    demand_pt = np.round(red.demand * L[None, :, None], BLOCKS_DECIMALS)  # (S, T, D) blocks per period
-    S, T, D = demand_pt.shape
+    say(f"reducing {n_paths} paths of {horizon} weeks ({len(L)} periods) to {n_scenarios} scenarios")
+    red = reduce_paths(paths, n_scenarios, history.depots, seed=seed, week_weight=np.repeat(1.0 / np.sqrt(L), L))
+    S, W, D = red.demand.shape
+    T = len(L)
     ids = scenario_ids(S)
     depots = history.depots
     week_of = (starts + 1).astype(int)
     period_start = pd.DatetimeIndex(fc.week_start[0] + pd.to_timedelta(7 * starts, unit="D"))
-    demand = pd.DataFrame({
-        "depot": np.repeat(depots, T * S),
-        "week": np.tile(np.repeat(week_of, S), D),
-        "scenario": np.tile(ids, D * T),
-        "blocks": demand_pt.transpose(2, 1, 0).ravel(),
+    demand = pd.DataFrame({  # by week: the instance settles each period's recourse week by week
+        "depot": np.repeat(depots, W * S),
+        "week": np.tile(np.repeat(np.arange(1, W + 1), S), D),
+        "scenario": np.tile(ids, D * W),
+        "blocks": red.demand.transpose(2, 1, 0).ravel(),
     })
     scen = pd.DataFrame({"scenario": ids, "probability": red.probabilities})
     q = np.quantile(totals, LEVELS, axis=0)  # (Q, T, D) blocks per period
@@ -254,7 +255,7 @@ def _period_forecast(history_path, out, *, horizon: int, n_scenarios: int, resol
     qt["unit"] = "blocks/period"
     files = {"demand.csv": _csv(demand), "scenarios.csv": _csv(scen), "quantiles.csv": _csv(qt)}
     if plots:  # per period in blocks/week (its total / its weeks), so periods of any length share an axis
-        mean = (red.probabilities[:, None, None] * red.demand).sum(axis=0)
+        mean = (red.probabilities[:, None, None] * np.add.reduceat(red.demand, starts, axis=1)).sum(axis=0) / L[:, None]
         files.update(fan_charts(history, period_start, np.transpose(q, (1, 2, 0)) / L[:, None, None], LEVELS,
                                 f"{model} forecast, then long-lead, in periods", "blocks/week (period mean)",
                                 scenario_mean=mean))
@@ -269,9 +270,9 @@ def _period_forecast(history_path, out, *, horizon: int, n_scenarios: int, resol
         "horizon": {"weeks": horizon, "start_date": str(fc.week_start[0].date()), "periods": runs,
                     "note": "use as horizon.weeks, horizon.start_date and horizon.periods of the instance"},
         "quantiles": {"levels": list(LEVELS), "unit": "blocks/period", "file": "quantiles.csv"},
-        "scenarios": {"count": S, "paths": n_paths, "seed": seed, "reduction": red.method + "; on each period's "
-                      "weekly rate, scenarios written as period totals", "files": ["demand.csv", "scenarios.csv"],
-                      "unit": "blocks/period"},
+        "scenarios": {"count": S, "paths": n_paths, "seed": seed, "reduction": red.method + "; each week weighted "
+                      "1/sqrt(weeks in its period)", "files": ["demand.csv", "scenarios.csv"],
+                      "unit": "blocks/week (every week: the instance settles each period's recourse week by week)"},
         "reduction_check": red.check,
         "files": sorted([*files.keys(), "forecast_summary.json"]),
     }
@@ -282,7 +283,7 @@ def _period_forecast(history_path, out, *, horizon: int, n_scenarios: int, resol
     lines.append(f"model {model} for weeks 1-{near_weeks}" + (f", long-lead to week {horizon}" if horizon > near_weeks
                                                                else "") +
                  f": {len(L)} periods ({layout} weeks) from {fc.week_start[0].date()}; {S} scenarios from {n_paths} paths")
-    lines.append(f"reduction check (per-depot sums of period weekly rates): mean {c['mean']:.3%}, P10 {c['p10']:.3%}, "
+    lines.append(f"reduction check (per-depot totals over the horizon): mean {c['mean']:.3%}, P10 {c['p10']:.3%}, "
                  f"P90 {c['p90']:.3%} (tolerance {red.check['tolerance']:.0%}: "
                  f"{'ok' if red.check['within_tolerance'] else 'NOT MET'})")
     lines.append(f"wrote {len(files)} files to {out}")

@@ -109,6 +109,10 @@ def _refuse_what_the_engine_cannot_state(data: ModelData, options: SolveOptions,
     if data.has_weekly_supply and picky and not eng.capabilities.weekly_supply:
         raise OptionError("engine", "highs, glop or auto with driver supply that varies by week (supply.csv; "
                           "engines that can state it)", name)
+    if data.has_week_profile and options.recourse == "extensive":
+        raise OptionError("formulation", "aggregated or auto for long-lead periods with their weekly demand (their "
+                          "week-by-week recourse is stated on the aggregated recourse only; no CVaR by the extensive "
+                          "form, no bad-week targets)", options.formulation)
     if data.has_periods and picky and not eng.capabilities.periods:
         raise OptionError("engine", "highs, glop, decompose or auto with long-lead periods (horizon.periods; the DP "
                           "steps week by week)", name)

@@ -7,7 +7,7 @@ cuts"). The loop:
 2. solve (each round warm-starts from the last basis: the HiGHS object is persistent and
    only grows);
 3. from the plan's capacity q, every scenario's recourse cost R_s (currency) by the
-   closed-form kernel (recourse.optimal_recourse), its worst vertex w = cvar_vertex(R) and
+   closed-form kernel (recourse.period_recourse), its worst vertex w = cvar_vertex(R) and
    CVaR(R) = w @ R;
 4. stop when lambda (CVaR(R) - theta) <= CUT_RTOL x max(1, |objective|) or w is already a cut
    (the gap is then the LP's own tolerance); else add w's cut and go to 2.
@@ -30,7 +30,7 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 
 from formulations.data import ModelData
 from formulations.two_stage.matrix import aggregated_standard_form, cvar_cut_block
-from formulations.two_stage.recourse import optimal_recourse, recourse_cost
+from formulations.two_stage.recourse import period_recourse, recourse_cost
 from formulations.two_stage.risk import cvar_vertex
 from optplan.solvers.base import Deadline, SolveOptions, SolveResult, Timings, out_of_time
 
@@ -47,7 +47,7 @@ MAX_ROUNDS = 500
 def scenario_recourse(data: ModelData, capacity: np.ndarray) -> np.ndarray:
     """R_s (S,): each scenario's recourse cost (currency) summed over depots and weeks, for
     capacity (D, T) blocks/week, by the closed-form kernel."""
-    return recourse_cost(data, *optimal_recourse(data, capacity, data.demand)).sum(axis=(0, 1))
+    return recourse_cost(data, *period_recourse(data, capacity)).sum(axis=(0, 1))
 
 
 def solve_by_cuts(data: ModelData, options: SolveOptions, deadline: Deadline) -> SolveResult:

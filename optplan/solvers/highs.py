@@ -392,7 +392,7 @@ def service_reach(h, highspy, sf, A_csr, data: ModelData, family: str, d: int, r
     target ``row`` (an LP maximising the row's served blocks with the row relaxed, on the
     built HiGHS model ``h``; costs and bounds restored), and each week's service at that plan
     by the evaluator's recourse on its capacity. None when time is out or the LP fails."""
-    from formulations.two_stage.recourse import optimal_recourse
+    from formulations.two_stage.recourse import optimal_recourse, period_recourse
 
     if deadline.expired():
         return None
@@ -425,7 +425,8 @@ def service_reach(h, highspy, sf, A_csr, data: ModelData, family: str, d: int, r
     else:
         depots, target = list(range(D)), float(data.network_service_target)
     demand = np.einsum("dts,s->dt", data.demand, data.probability)[depots]  # (n, T) expected blocks
-    _, unserved, _ = optimal_recourse(data, q[depots], data.demand[depots], depots=depots)
+    _, unserved, _ = period_recourse(data, q[depots], depots=depots) if data.has_week_profile else \
+        optimal_recourse(data, q[depots], data.demand[depots], depots=depots)
     served_week = 1.0 - np.einsum("dts,s->dt", unserved, data.probability) / np.where(demand > 0, demand, 1.0)
     return ServiceReach(best / max(float(demand.sum()), 1e-12), target, depots, served_week)
 

@@ -73,15 +73,14 @@ def test_period_scenarios_make_a_long_lead_instance(tmp_path):
                                           "--out", str(tmp_path / "fc")])
     assert r.exit_code == 0, r.output
     dem = pd.read_csv(tmp_path / "fc" / "demand.csv")
-    starts = [*range(1, 14), 14, 27, 40, 53]
-    assert sorted(dem["week"].unique()) == starts and len(dem) == 3 * len(starts) * 5
+    assert sorted(dem["week"].unique()) == list(range(1, 79)) and len(dem) == 3 * 78 * 5  # every week
     q = pd.read_csv(tmp_path / "fc" / "quantiles.csv")
     assert q["weeks"].tolist()[:17] == [1] * 13 + [13, 13, 13, 26] and (q["unit"] == "blocks/period").all()
-    # a 13-week period holds about 13 weeks of demand: its mean weekly rate is near the weekly periods'
-    mean = dem.groupby(["depot", "week"])["blocks"].mean().unstack()
-    rate_q = mean[14] / 13
-    rate_w = mean[list(range(1, 14))].mean(axis=1)
-    np.testing.assert_allclose(rate_q, rate_w, rtol=0.25)
+    # a 13-week period's quantiles hold about 13 weeks of demand: near 13 x the scenarios' weekly mean there
+    sc0 = pd.read_csv(tmp_path / "fc" / "scenarios.csv").set_index("scenario")["probability"]
+    weekly_mean = dem.assign(p=dem["scenario"].map(sc0)).eval("b = blocks * p").groupby(["depot", "week"])["b"].sum()
+    first_quarter = weekly_mean.unstack().loc[:, 14:26].sum(axis=1)
+    np.testing.assert_allclose(q[q["week"] == 14].set_index("depot")["p50"], first_quarter, rtol=0.05)
     summary = json.loads((tmp_path / "fc" / "forecast_summary.json").read_text())
     horizon = summary["horizon"]
     assert horizon["weeks"] == 78 and horizon["periods"] == [{"weeks": 1, "count": 13}, {"weeks": 13, "count": 3},
@@ -98,7 +97,7 @@ def test_period_scenarios_make_a_long_lead_instance(tmp_path):
                        dict(zip(base.tables["depots"]["depot"], depots["depot"], strict=True))))})
     inst = from_tables(manifest, tables)
     plan = optplan.solve(inst)
-    assert plan.status.optimal and inst.model_data().has_periods
+    assert plan.status.optimal and inst.model_data().has_week_profile
     r = CliRunner().invoke(forecast_cmd, [str(src), "--horizon", "78", "--periods", "13x1", "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "adding up to the horizon (78 weeks)" in r.output
 

@@ -193,3 +193,94 @@ def test_the_dp_refuses_periods_and_auto_skips_it():
         solve_data(data, SolveOptions(), engine="dp")
     result = solve_data(data, SolveOptions(), engine="auto")
     assert result.status.optimal and "highs" in result.status.engine.lower()
+
+
+# ---------------------------------------------------------------------- weeks inside a period
+
+
+def test_week_profile_settles_the_recourse_week_by_week():
+    """One period of 2 weeks with demand 10 and 30 (shares 1/4, 3/4) and capacity c per week
+    (2c over the period): week by week, c - 10 idle and 30 - c unserved; the period total
+    alone (40 against 2c) would net them. recourse.period_recourse gives the weekly numbers."""
+    import optplan
+    from formulations.two_stage.recourse import period_recourse
+
+    weekly = optplan.generate_instance(depots=1, weeks=2, scenarios=1, seed=1).model_data()
+    weekly = replace(weekly, demand=np.array([[[10.0], [30.0]]]), surge_cap_share=0.0)
+    period = weekly.with_periods([2], week_profile=True)
+    np.testing.assert_allclose(period.demand_share[0, 0, 0], [0.25, 0.75])
+    c = 18.0
+    surge, unserved, idle = period_recourse(period, np.array([[2 * c]]))
+    assert unserved[0, 0, 0] == pytest.approx(30 - c) and idle[0, 0, 0] == pytest.approx(c - 10)
+    _, unserved_even, idle_even = period_recourse(replace(period, demand_share=None), np.array([[2 * c]]))
+    assert unserved_even[0, 0, 0] == pytest.approx(40 - 2 * c) and idle_even[0, 0, 0] == 0.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_week_profile_equals_the_weekly_evaluator_when_capacity_is_even_within_periods(seed):
+    """Retention 1, recruiting (lag 0) only in the one-week periods, no pipeline, incentives
+    even within a period: capacity is the same every week of a long period, so settling the
+    recourse week by week is exact: the period evaluator's cost equals the weekly evaluator's
+    (1e-9) on every component; without the profile it reads lower (weeks net out)."""
+    import optplan
+
+    rng = np.random.default_rng(seed)
+    weekly = optplan.generate_instance(depots=2, weeks=20, scenarios=3, channels=2, seed=seed).model_data()
+    kernel = np.zeros((2, 1))
+    kernel[:, 0] = [0.4, 0.6]
+    at_mean = weekly.demand.mean(axis=(1, 2)) / weekly.blocks_per_driver  # drivers for mean demand: weeks short and long
+    weekly = replace(weekly, yield_kernel=kernel, retention=np.ones(2), pipeline=np.zeros((2, 20)),
+                     applicant_cap=np.full((2, 2), np.inf), initial_active=0.95 * at_mean)
+    lengths = np.array([1, 1, 1, 1, 4, 4, 8])
+    period = weekly.with_periods(lengths, week_profile=True)
+    X = np.zeros((2, 2, len(lengths)))
+    X[:, :, :4] = rng.uniform(0, 3, (2, 2, 4))
+    Z = rng.uniform(0, 1, (2, len(lengths), weekly.incentive_width.shape[1])) * weekly.incentive_width[:, None, :]
+    x_week = np.repeat(X / lengths, lengths, axis=2)
+    z_week = np.repeat(Z, lengths, axis=1)
+    ev_w = evaluate_decisions(weekly, Decisions(x_week, z_week))
+    ev_p = evaluate_decisions(period, Decisions(X, Z * lengths[None, :, None]))
+    for part in ("recruiting", "planned_incentives", "surge", "unserved_penalty", "idle_penalty", "total"):
+        assert ev_p.cost[part] == pytest.approx(ev_w.cost[part], rel=1e-9, abs=1e-9), part
+    even = evaluate_decisions(replace(period, demand_share=None), Decisions(X, Z * lengths[None, :, None]))
+    assert even.cost["total"] < ev_p.cost["total"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_week_profile_lp_equals_the_evaluator_and_the_pyomo_lp(seed):
+    """The segment form over the week points: HiGHS's objective is the evaluator's expected
+    cost (settled week by week), the array build is Pyomo's matrix, and with CVaR the cuts'
+    objective is (1 - lambda) E + lambda CVaR by the evaluator."""
+    import optplan
+
+    weekly = optplan.generate_instance(depots=2, weeks=18, scenarios=3, seed=seed, budget_tightness=0.8).model_data()
+    data = weekly.with_periods(random_periods(18, np.random.default_rng(seed)), week_profile=True)
+    assert data.has_week_profile
+    result = solve_data(data, SolveOptions(), engine="highs")
+    ev = evaluate_decisions(data, result.decisions)
+    assert ev.expected_cost == pytest.approx(result.status.objective, rel=LP_RTOL)
+    assert_same_lp(aggregated_standard_form(data), standard_form(two_stage.build_model(data, recourse="aggregated")))
+    lam = 0.5
+    risky = solve_data(data, SolveOptions(cvar_weight=lam, cvar_alpha=0.8), engine="highs")
+    ev = evaluate_decisions(replace(data, cvar_weight=lam, cvar_alpha=0.8), risky.decisions)
+    assert (1 - lam) * ev.expected_cost + lam * ev.kpis["cvar_cost"] == pytest.approx(risky.status.objective, rel=LP_RTOL)
+    from optplan.errors import OptionError
+
+    with pytest.raises(OptionError, match="weekly demand"):
+        solve_data(data, SolveOptions(formulation="extensive"), engine="highs")
+
+
+def test_mean_demand_keeps_the_mean_of_every_week():
+    """The expected-value problem of weekly demand in periods: each week's mean demand is the
+    mean scenario's share of the mean period total (the stochastic values' EV and EEV use it)."""
+    import optplan
+
+    weekly = optplan.generate_instance(depots=2, weeks=9, scenarios=4, seed=8).model_data()
+    data = weekly.with_periods([1, 4, 4], week_profile=True)
+    mean = data.with_mean_demand()
+    assert mean.scenarios == ("mean",) and mean.demand_share.shape == (2, 3, 1, 4)
+    want = np.einsum("dws,s->dw", weekly.demand, weekly.probability)  # (D, W) mean blocks per week
+    got = (mean.demand_share[:, :, 0, :] * mean.demand[:, :, 0, None])  # (D, T, J)
+    np.testing.assert_allclose(got[:, 0, 0], want[:, 0])
+    np.testing.assert_allclose(got[:, 1, :], want[:, 1:5])
+    np.testing.assert_allclose(got[:, 2, :], want[:, 5:9])
