@@ -242,17 +242,20 @@ def test_status_unknown_without_a_plan_is_solved_again_without_presolve_and_says
 
 
 def test_the_long_lead_frontier_lp_that_ends_unknown_is_proven_infeasible():
-    """A real case: the service-frontier LP of instances/longlead at its last point (every
+    """A real case: the service-frontier LP of the long-lead instance stated with period totals
+    (`generate --periods long-lead` before demand stayed weekly) at its last point (every
     depot's service >= 99.81% and utilisation >= 97.36%) ends Unknown in HiGHS 1.16 by the
-    dual simplex and by ipm after presolve; the retries prove it infeasible (exit 5, with the
-    diagnosis), never a NoSolutionError."""
+    dual simplex and by ipm after presolve (a NoSolutionError without the retries); the
+    retries prove it infeasible (exit 5, with the diagnosis)."""
     from dataclasses import replace
 
     import numpy as np
 
+    from optplan.periods import in_periods, long_lead_runs
     from optplan.plan import Plan
 
-    data = optplan.load_instance(__import__("conftest").REPO / "instances" / "longlead").model_data()
+    weekly = optplan.generate_instance(depots=8, weeks=156, scenarios=10, seed=11, budget_tightness=0.8)
+    data = in_periods(weekly, long_lead_runs(156), week_profile=False).model_data()
     base = Plan.from_result(solve_data(data, SolveOptions(), "highs"), "base", "2000-01-03")
     low = float(base.service["service_level"].min())
     tau, floor = low + 0.5 * (1.0 - low), float(base.service["driver_utilisation"].max())
