@@ -103,11 +103,14 @@ def period_recourse(data: ModelData, capacity, demand=None, share=None, depots=N
     week inside long-lead periods when a weekly profile ``share`` (D, T, S, J) is given
     (default: the data's demand_share with its own demand; none with a caller's demand).
     ``depots``: the depots whose rows the arrays hold (as optimal_recourse)."""
+    rows = None if depots is None else np.atleast_1d(np.asarray(depots, dtype=int))
     if share is None and demand is None:
         share = data.demand_share
-        if depots is not None and share is not None:
-            share = share[np.atleast_1d(np.asarray(depots, dtype=int))]
-    demand = data.demand if demand is None else np.asarray(demand, float)
+        if rows is not None and share is not None:
+            share = share[rows]
+    if demand is None:
+        demand = data.demand if rows is None else data.demand[rows]
+    demand = np.asarray(demand, float)
     if share is None or not data.has_periods:
         return optimal_recourse(data, capacity, demand, depots)
     D, T, S = demand.shape

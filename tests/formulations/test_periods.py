@@ -284,3 +284,19 @@ def test_mean_demand_keeps_the_mean_of_every_week():
     np.testing.assert_allclose(got[:, 0, 0], want[:, 0])
     np.testing.assert_allclose(got[:, 1, :], want[:, 1:5])
     np.testing.assert_allclose(got[:, 2, :], want[:, 5:9])
+
+
+def test_period_recourse_of_some_depots_is_their_rows():
+    """period_recourse(..., depots=[d]) with the data's own demand: depot d's rows of the full
+    computation (the unreachable-target message reads it per depot)."""
+    import optplan
+    from formulations.two_stage.recourse import period_recourse
+
+    weekly = optplan.generate_instance(depots=3, weeks=9, scenarios=2, seed=2).model_data()
+    data = weekly.with_periods([1, 4, 4], week_profile=True)
+    q = np.random.default_rng(0).uniform(50, 400, (3, 3))
+    full = period_recourse(data, q)
+    for d in range(3):
+        part = period_recourse(data, q[[d]], depots=[d])
+        for a, b in zip(part, full, strict=True):
+            np.testing.assert_allclose(a[0], b[d])
