@@ -85,8 +85,7 @@ class Instance:
         model settles each period's recourse week by week (ModelData.demand_share)."""
         if self.period_weeks is None:
             return False
-        weeks = self.tables["demand"]["week"]
-        return bool(len(weeks)) and not weeks.isin(self.period_starts).all()
+        return demand_is_weekly(self.tables["demand"]["week"], self.period_starts, self.n_weeks)
 
     @property
     def period_starts(self) -> np.ndarray:
@@ -382,6 +381,17 @@ class Instance:
             atomic_write_text(folder / name, buf.getvalue())
         atomic_write_text(folder / MANIFEST_NAME, yaml.safe_dump(manifest, sort_keys=False))
         return folder
+
+
+def demand_is_weekly(weeks: pd.Series, starts: np.ndarray, n_weeks: int) -> bool:
+    """A long-lead demand table given by week rather than one row per period: its rows name
+    at least half of the weeks that start no period (a per-period table with a week typed
+    wrong names one or two, and is checked row by row as per-period)."""
+    inside = np.setdiff1d(np.arange(1, n_weeks + 1), starts)
+    if not len(inside):
+        return False
+    seen = np.intersect1d(pd.to_numeric(weeks, errors="coerce").dropna().astype(int).unique(), inside)
+    return len(seen) >= 0.5 * len(inside)
 
 
 def split_channel(channel: str, country: str) -> str:
@@ -685,8 +695,7 @@ def _cross_checks(manifest: Manifest, t: dict[str, pd.DataFrame], ok: dict[str, 
     # with periods, demand.csv is either one row per period (its first week, the total) or
     # weekly (every week; each period's recourse then settled week by week)
     dem = t["demand"]
-    demand_weekly = starts is not None and bool(
-        (dem["week"].notna() & ok["demand"] & ~dem["week"].astype(float).isin(starts.astype(float))).any())
+    demand_weekly = starts is not None and demand_is_weekly(dem.loc[dem["week"].notna() & ok["demand"], "week"], starts, T)
     for table in ("demand", "pipeline", "supply"):
         df = t[table]
         late = df["week"].notna() & (df["week"].astype(float) > T)

@@ -72,9 +72,10 @@ class Horizon(_Strict):
     weeks: int = _f("Number of planning weeks.", "weeks", ge=1, le=MAX_WEEKS)
     periods: list[PeriodRun] | None = _f(
         "Long-lead periods: runs of periods, in order, e.g. [{weeks: 1, count: 13}, {weeks: 13, count: 11}] "
-        "(a quarter of weeks, then quarters), adding up to `weeks`; week-numbered tables then have one row per "
-        "period, numbered by its first week, with the period's total (docs/formulation.md, \"Long-lead periods\"). "
-        "null: every period is one week.",
+        "(a quarter of weeks, then quarters), adding up to `weeks`; pipeline.csv and supply.csv then have one row "
+        "per period, numbered by its first week, with the period's total (supply: its mean), demand.csv either so "
+        "or one row per week (each period's recourse then settled week by week) (docs/formulation.md, \"Long-lead "
+        "periods\"). null: every period is one week.",
         "-", default=None,
     )
     start_date: dt.date = _f(

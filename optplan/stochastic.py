@@ -384,10 +384,12 @@ def optplan_values(data: ModelData, solver: str = "highs", route: str = "engines
     """
     if route == "engines":
         return _values_by_engines(data, options, backend, rp)
-    if route != "scenario_models":
+    if route != "scenario_models" or data.has_week_profile:
         from optplan.errors import OptionError
 
-        raise OptionError("route", "engines or scenario_models", route)
+        raise OptionError("route", "engines or scenario_models" + (" (engines for long-lead weekly demand: its "
+                          "per-scenario models are extensive forms, which cannot settle periods week by week)"
+                          if data.has_week_profile else ""), route)
     from formulations import two_stage
     from optplan.instance import PROBABILITY_SUM_ATOL
 

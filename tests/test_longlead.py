@@ -228,3 +228,48 @@ def test_weekly_demand_in_a_long_lead_instance_is_settled_week_by_week():
 
     even = evaluate_decisions(replace(data, demand_share=None), plan.decisions)  # period totals only
     assert even.expected_cost < 0.9 * cost
+
+
+def test_a_week_typed_wrong_in_a_per_period_demand_table_is_one_line():
+    """A per-period demand.csv with one row at a week inside a period is read per period (not
+    as weekly demand with thousands of rows missing): the bad row is named."""
+    weekly = optplan.generate_instance(depots=2, weeks=30, scenarios=2, seed=1)
+    long = in_periods(weekly, parse_periods("10x1,5x4", 30), week_profile=False)
+    tables = {k: v.drop(columns=[c for c in v.columns if c.startswith("_")]) for k, v in long.tables.items()}
+    dem = tables["demand"].copy()
+    dem.loc[dem.index[-1], "week"] = 28  # inside the last period (weeks 27-30)
+    tables["demand"] = dem
+    with pytest.raises(InstanceError) as err:
+        from_tables(long.manifest.model_dump(mode="json"), tables)
+    problems = err.value.problems
+    assert any(p.field == "week" and "the first week of a period" in str(p) and "28" in str(p) for p in problems)
+    assert len(problems) <= 3, [str(p) for p in problems]
+
+
+def test_engines_that_cannot_settle_weeks_refuse_and_caches_tell_the_profiles_apart():
+    """GLOP with CVaR (the extensive form) refuses weekly demand in periods with an OptionError
+    and auto leaves it out; the decomposition's model cache tells data with and without week
+    shares apart (it used to reuse the models of one for the other); the stochastic values'
+    scenario-models route refuses."""
+    from dataclasses import replace
+
+    from optplan.solvers import SolveOptions, solve_data
+    from optplan.solvers.auto import AutoEngine
+    from optplan.solvers.decompose import DecomposeEngine
+    from optplan.stochastic import optplan_values
+
+    weekly = optplan.generate_instance(depots=2, weeks=16, scenarios=3, seed=2, budget_tightness=0.7)
+    data = in_periods(weekly, parse_periods("4x1,3x4", 16)).model_data()
+    assert data.has_week_profile
+    with pytest.raises(OptionError, match="weekly demand"):
+        solve_data(data, SolveOptions(cvar_weight=0.5), "glop")
+    r = solve_data(data, SolveOptions(cvar_weight=0.5), AutoEngine(chain=("glop", "highs")))
+    assert "highs" in r.status.engine
+    even = replace(data, demand_share=None)
+    engine = DecomposeEngine(backend="serial")
+    a = solve_data(data, SolveOptions(), engine).status.objective
+    b = solve_data(even, SolveOptions(), engine).status.objective
+    assert a == pytest.approx(solve_data(data, SolveOptions(), "highs").status.objective, rel=1e-3)
+    assert b == pytest.approx(solve_data(even, SolveOptions(), "highs").status.objective, rel=1e-3)
+    with pytest.raises(OptionError, match="engines for long-lead weekly demand"):
+        optplan_values(data, route="scenario_models")

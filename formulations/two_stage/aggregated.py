@@ -189,18 +189,46 @@ def recourse_segments(data: ModelData, demand: np.ndarray | None = None,
     # the expected unserved and idle blocks are piecewise linear on the same segments: each
     # segment lies in one regime per scenario (its breakpoints are all of them), read at its middle
     mid = starts + np.where(np.isfinite(length), 0.5 * np.where(np.isfinite(length), length, 0.0), 1.0)  # (D, T, K)
-    Pk = P[None, :, None, :]  # (1, 1 or T, 1, S)
-    below = mid[..., None] < demand[:, :, None, :]  # (D, T, K, S)
-    unserved_slope = -(below * Pk).sum(axis=3)
-    if surge_pays(data):
-        short = mid[..., None] < (demand / (1.0 + sigma))[:, :, None, :]
-        unserved_slope = np.where(pays, -(1.0 + sigma) * (short * Pk).sum(axis=3), unserved_slope)
-    idle_slope = ((mid[..., None] > demand[:, :, None, :]) * Pk).sum(axis=3)
+    if p.ndim == 1:  # scenarios: (D, T, K, S) comparisons, small enough
+        Pk = P[None, :, None, :]  # (1, 1, 1, S)
+        below = mid[..., None] < demand[:, :, None, :]  # (D, T, K, S)
+        unserved_slope = -(below * Pk).sum(axis=3)
+        if surge_pays(data):
+            short = mid[..., None] < (demand / (1.0 + sigma))[:, :, None, :]
+            unserved_slope = np.where(pays, -(1.0 + sigma) * (short * Pk).sum(axis=3), unserved_slope)
+        idle_slope = ((mid[..., None] > demand[:, :, None, :]) * Pk).sum(axis=3)
+    else:  # week points (S x J of them, K ~ 2 S J segments): weights above/below each midpoint by sorting
+        weights = np.broadcast_to(P, (T, S))
+        unserved_slope = -_weight_beyond(demand, weights, mid, above=True)
+        if surge_pays(data):
+            short = _weight_beyond(demand / (1.0 + sigma), weights, mid, above=True)
+            unserved_slope = np.where(pays, -(1.0 + sigma) * short, unserved_slope)
+        idle_slope = _weight_beyond(demand, weights, mid, above=False)
     below_zero = -cu[:, 0, 0] * float(P.sum(axis=1)[0])  # (D,) currency per block: no surge below 0
     return RecourseSegments(value_at_zero, np.broadcast_to(slope, (D, T, slope.shape[2])).copy(),
                             np.where(used, length, 0.0), used,
                             float(below_zero[0]) if D and np.ptp(below_zero) == 0 else below_zero,
                             unserved_slope, idle_slope)
+
+
+def _weight_beyond(values: np.ndarray, weights: np.ndarray, queries: np.ndarray, above: bool) -> np.ndarray:
+    """(D, T, K) the total weight of the points ``values`` (D, T, S) with weights (T, S) that lie
+    strictly above (``above``) or strictly below each query (D, T, K): sorted per depot-week and
+    read by binary search, O(S log S + K log S) memory-light (the week points' comparisons as one
+    (D, T, K, S) array would take gigabytes at national size)."""
+    D, T, S = values.shape
+    out = np.zeros(queries.shape)
+    for d in range(D):
+        for t in range(T):
+            order = np.argsort(values[d, t], kind="stable")
+            v, w = values[d, t][order], weights[t][order]
+            if above:  # weight of v > q: the suffix after the last v <= q
+                suffix = np.concatenate([np.cumsum(w[::-1])[::-1], [0.0]])
+                out[d, t] = suffix[np.searchsorted(v, queries[d, t], side="right")]
+            else:  # weight of v < q: the prefix before the first v >= q
+                prefix = np.concatenate([[0.0], np.cumsum(w)])
+                out[d, t] = prefix[np.searchsorted(v, queries[d, t], side="left")]
+    return out
 
 
 def define_aggregated_recourse(m: pyo.ConcreteModel, data: ModelData) -> None:

@@ -31,7 +31,7 @@ forecast month is skipped.
 
 Demand scenarios over long-lead periods (``optplan forecast --periods``): weekly paths from
 the weekly model for its horizon (up to 52 weeks), then from this model month by month
-(``long_lead_weekly_paths``), summed per period and reduced to scenarios like weekly paths.
+(``long_lead_weekly_paths``), reduced to weekly scenarios with each week weighted by its period.
 """
 
 from __future__ import annotations

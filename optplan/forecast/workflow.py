@@ -149,7 +149,7 @@ def forecast_files(history_path, out, *, horizon: int = 13, n_scenarios: int = 2
                    **read_options) -> list[str]:
     """Forecast, sample, reduce and write; returns the lines to print (see the module docstring).
     ``periods`` (long-lead periods, optplan.periods.parse_periods: 'long-lead' or runs
-    'COUNTxWEEKS,...' adding up to ``horizon`` weeks): demand scenarios per period."""
+    'COUNTxWEEKS,...' adding up to ``horizon`` weeks): weekly demand scenarios for a long-lead instance."""
     say = progress or (lambda msg: None)
     if periods is not None:
         return _period_forecast(history_path, out, horizon=horizon, n_scenarios=n_scenarios, resolution=resolution,

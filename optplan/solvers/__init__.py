@@ -109,7 +109,8 @@ def _refuse_what_the_engine_cannot_state(data: ModelData, options: SolveOptions,
     if data.has_weekly_supply and picky and not eng.capabilities.weekly_supply:
         raise OptionError("engine", "highs, glop or auto with driver supply that varies by week (supply.csv; "
                           "engines that can state it)", name)
-    if data.has_week_profile and options.recourse == "extensive":
+    if data.has_week_profile and (options.recourse == "extensive" or (
+            getattr(eng, "name", name) == "glop" and options.cvar_weight > 0)):
         raise OptionError("formulation", "aggregated or auto for long-lead periods with their weekly demand (their "
                           "week-by-week recourse is stated on the aggregated recourse only; no CVaR by the extensive "
                           "form, no bad-week targets)", options.formulation)

@@ -73,6 +73,10 @@ class AutoEngine:
             if data.has_weekly_supply and not engine.capabilities.weekly_supply:
                 reasons.append(f"{name} skipped (cannot state driver supply by week)")
                 continue
+            if data.has_week_profile and options.cvar_weight > 0 and name == "glop":
+                reasons.append(f"{name} skipped (states CVaR by the extensive form; long-lead weekly demand needs the "
+                               "aggregated recourse)")
+                continue
             if data.has_periods and not engine.capabilities.periods:
                 reasons.append(f"{name} skipped (steps week by week; the instance has long-lead periods)")
                 continue

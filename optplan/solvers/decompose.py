@@ -221,8 +221,10 @@ def _token(data: ModelData) -> str:
     h = hashlib.sha1()
     for arr in (data.demand, data.yield_kernel, data.cost_per_applicant, data.applicant_cap, data.pipeline,
                 data.retention, data.initial_active, data.incentive_width, data.incentive_rate, data.probability,
-                data.period_length, data.supply):
+                data.period_length, data.supply,
+                np.zeros(0) if data.demand_share is None else data.demand_share):
         h.update(np.ascontiguousarray(arr, float).tobytes())
+    h.update(b"shares" if data.demand_share is not None else b"even")
     h.update(repr((data.depots, data.channels, data.surge_cost, data.surge_cap_share, data.unserved_cost,
                    data.idle_cost, data.onboarding_cap.tolist(), data.blocks_per_driver.tolist(),
                    [None if a is None else a.tolist() for a in (data.surge_by_depot, data.unserved_by_depot,

@@ -300,3 +300,25 @@ def test_period_recourse_of_some_depots_is_their_rows():
         part = period_recourse(data, q[[d]], depots=[d])
         for a, b in zip(part, full, strict=True):
             np.testing.assert_allclose(a[0], b[d])
+
+
+def test_week_point_slopes_by_sorting_equal_the_direct_comparison():
+    """The unserved and idle slopes of the week points are read by sorting
+    (aggregated._weight_beyond); the direct (D, T, K, S') comparison gives the same."""
+    import optplan
+    from formulations.two_stage.aggregated import recourse_segments
+    from formulations.two_stage.recourse import week_points
+
+    weekly = optplan.generate_instance(depots=2, weeks=10, scenarios=3, seed=4).model_data()
+    data = weekly.with_periods([2, 4, 4], week_profile=True)
+    seg = recourse_segments(data)
+    demand, w = week_points(data)
+    starts = np.concatenate([np.zeros(seg.length.shape[:-1] + (1,)), np.cumsum(seg.length, axis=-1)[..., :-1]], axis=-1)
+    mid = starts + np.where(np.isinf(seg.length) | ~seg.used, 1.0, 0.5 * seg.length)
+    above = ((mid[..., None] < demand[:, :, None, :]) * w[None, :, None, :]).sum(axis=3)
+    below = ((mid[..., None] > demand[:, :, None, :]) * w[None, :, None, :]).sum(axis=3)
+    sigma = data.surge_cap_share
+    short = ((mid[..., None] < demand[:, :, None, :] / (1 + sigma)) * w[None, :, None, :]).sum(axis=3)
+    want = -(1 + sigma) * short if sigma > 0 and data.surge_cost < data.unserved_cost else -above
+    np.testing.assert_allclose(np.where(seg.used, seg.unserved_slope, 0), np.where(seg.used, want, 0), atol=1e-12)
+    np.testing.assert_allclose(np.where(seg.used, seg.idle_slope, 0), np.where(seg.used, below, 0), atol=1e-12)
