@@ -128,7 +128,7 @@ class ModelData:
 
     def period_starts(self) -> np.ndarray:
         """(T,) first week (1-based) of each period: 1, 2, ... for a weekly instance."""
-        return (np.concatenate([[0], np.cumsum(self.period_length)[:-1]]) + 1).astype(int)
+        return period_offsets(self.period_length) + 1
 
     def recourse_prices(self, depots=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(surge, unserved, idle) currency per block, each (D,) (or the ``depots`` rows):
@@ -294,18 +294,18 @@ class ModelData:
         lengths = np.asarray(period_weeks, dtype=int)
         if lengths.ndim != 1 or (lengths < 1).any() or lengths.sum() != self.n_weeks:
             raise ValueError(f"period lengths must be whole weeks >= 1 adding up to {self.n_weeks}, got {lengths.tolist()}")
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        starts = period_offsets(lengths)
 
         def total(a, axis):  # sum of each period's weeks along ``axis``
             return np.add.reduceat(np.asarray(a, float), starts, axis=axis)
 
-        share = week_shares(self.demand, lengths) if week_profile else None
+        demand, share = weekly_demand_in_periods(self.demand, lengths)
         return _replace(
             self,
             n_weeks=len(lengths),
             period_weeks=lengths,
-            demand_share=share,
-            demand=total(self.demand, 1),
+            demand_share=share if week_profile else None,
+            demand=demand,
             pipeline=total(self.pipeline, 1),
             budget_weekly=total(self.budget_weekly, 0),
             supply_by_week=None if self.supply_by_week is None else total(self.supply_by_week, 1) / lengths[None, :],
@@ -339,6 +339,19 @@ class ModelData:
         )
 
 
+def period_offsets(lengths) -> np.ndarray:
+    """(T,) 0-based first week of each period of ``lengths`` (T,) weeks: 0, L_1, L_1 + L_2, ..."""
+    lengths = np.asarray(lengths, dtype=int)
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
+
+
+def weekly_demand_in_periods(weekly: np.ndarray, lengths) -> tuple[np.ndarray, np.ndarray]:
+    """Weekly demand (D, W, S) in periods of ``lengths`` weeks: (period totals (D, T, S),
+    each week's share of its period (D, T, S, J), ``week_shares``)."""
+    weekly = np.asarray(weekly, float)
+    return np.add.reduceat(weekly, period_offsets(lengths), axis=1), week_shares(weekly, lengths)
+
+
 def week_shares(weekly: np.ndarray, lengths) -> np.ndarray:
     """(D, T, S, J) each week's share of its period's demand, from weekly demand (D, W, S) and
     period lengths (T,) adding up to W (J = the longest period; a period without demand gets
@@ -346,7 +359,7 @@ def week_shares(weekly: np.ndarray, lengths) -> np.ndarray:
     lengths = np.asarray(lengths, dtype=int)
     D, W, S = weekly.shape
     T, J = len(lengths), int(lengths.max())
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    starts = period_offsets(lengths)
     out = np.zeros((D, T, S, J))
     for t, (a, L) in enumerate(zip(starts, lengths, strict=True)):
         block = np.asarray(weekly[:, a:a + L, :], float).transpose(0, 2, 1)  # (D, S, L)

@@ -106,16 +106,11 @@ def evaluate(plan: Plan, instance: Instance, scenarios: pd.DataFrame | None = No
         return evaluate_decisions(data, plan.decisions)
     if instance.period_weeks is not None and not scenarios["week"].isin(instance.period_starts).all():
         # weekly demand for a long-lead instance: period totals, each period settled week by week
-        from formulations.data import week_shares
+        from formulations.data import weekly_demand_in_periods
 
-        starts = pd.Series(np.repeat(instance.period_starts, instance.period_weeks), index=np.arange(1, instance.n_weeks + 1))
-        by_period = scenarios.assign(week=scenarios["week"].map(starts))
-        keys = ["depot", "week", "scenario"]
-        totals = by_period.groupby(keys, sort=False, as_index=False).agg(
-            {"blocks": "sum", **({"probability": "first"} if "probability" in scenarios else {})})
-        demand, prob = scenario_arrays(instance, totals)
-        weekly, _ = scenario_arrays(_weekly_view(instance), scenarios)  # (D, W, S) blocks/week
-        return evaluate_decisions(data, plan.decisions, demand, prob, share=week_shares(weekly, instance.period_weeks))
+        weekly, prob = scenario_arrays(_weekly_view(instance), scenarios)  # (D, W, S) blocks/week
+        demand, share = weekly_demand_in_periods(weekly, instance.period_weeks)
+        return evaluate_decisions(data, plan.decisions, demand, prob, share=share)
     demand, prob = scenario_arrays(instance, scenarios)
     return evaluate_decisions(data, plan.decisions, demand, prob)
 

@@ -18,7 +18,7 @@ import pandas as pd
 import yaml
 from pydantic import ValidationError
 
-from formulations.data import ModelData
+from formulations.data import ModelData, period_offsets, weekly_demand_in_periods
 from optplan.atomic import atomic_write_text
 from optplan.errors import InstanceError, Problem
 from optplan.inputs import MAX_ID_CHARS, read_csv_strings, read_yaml_mapping
@@ -93,7 +93,7 @@ class Instance:
         weeks = self.period_weeks
         if weeks is None:
             return np.arange(1, self.n_weeks + 1)
-        return np.concatenate([[0], np.cumsum(weeks)[:-1]]).astype(int) + 1
+        return period_offsets(weeks) + 1
 
     @property
     def depots(self) -> list[str]:
@@ -165,13 +165,10 @@ class Instance:
         dem = self.tables["demand"]
         share = None
         if self.demand_by_week:  # weekly demand in a long-lead instance: period totals and week shares
-            from formulations.data import week_shares
-
             weekly = np.zeros((D, self.n_weeks, S))
             weekly[d_idx.get_indexer(dem["depot"]), dem["week"].to_numpy() - 1,
                    s_idx.get_indexer(dem["scenario"])] = dem["blocks"].to_numpy(float)
-            demand = np.add.reduceat(weekly, self.period_starts - 1, axis=1)
-            share = week_shares(weekly, lengths)
+            demand, share = weekly_demand_in_periods(weekly, lengths)
         else:
             demand[
                 d_idx.get_indexer(dem["depot"]),
@@ -690,7 +687,7 @@ def _cross_checks(manifest: Manifest, t: dict[str, pd.DataFrame], ok: dict[str, 
     starts = None
     if runs and period_total == T:
         lengths = np.concatenate([np.full(r.count, r.weeks, dtype=int) for r in runs])
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int) + 1
+        starts = period_offsets(lengths) + 1
 
     # with periods, demand.csv is either one row per period (its first week, the total) or
     # weekly (every week; each period's recourse then settled week by week)

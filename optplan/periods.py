@@ -23,6 +23,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from formulations.data import period_offsets
 from optplan.errors import OptionError
 
 #: Weeks of one quarter: weekly periods for the first quarter of a long-lead layout, and the
@@ -97,8 +98,7 @@ def regroup_weekly(df: pd.DataFrame, lengths, keys: list[str], value: str, how: 
     if not len(df):
         return df
     lengths = np.asarray(lengths, dtype=int)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) + 1
-    start_of = np.repeat(starts, lengths)  # (W,) first week of each week's period
+    start_of = np.repeat(period_offsets(lengths) + 1, lengths)  # (W,) first week of each week's period
     out = df.assign(week=start_of[df["week"].to_numpy(int) - 1])
     out = out.groupby(keys, sort=False, as_index=False)[value].agg(how)
     out[value] = out[value].round(PERIOD_DECIMALS)  # no float noise (2410.3999999999996) in the files
@@ -120,13 +120,10 @@ def in_periods(instance, runs, week_profile: bool = True):
         raise OptionError("--periods", f"periods adding up to the horizon ({instance.n_weeks} weeks)",
                           f"{int(lengths.sum())} weeks")
 
-    def regroup(df: pd.DataFrame, keys: list[str], value: str, how: str) -> pd.DataFrame:
-        return regroup_weekly(df, lengths, keys, value, how)
-
     tables = {k: v.drop(columns=[c for c in v.columns if c.startswith("_")]) for k, v in instance.tables.items()}
     if not week_profile:  # else demand stays weekly: each period's recourse settled week by week
-        tables["demand"] = regroup(tables["demand"], ["depot", "week", "scenario"], "blocks", "sum")
-    tables["pipeline"] = regroup(tables["pipeline"], ["depot", "week"], "new_drivers", "sum")
+        tables["demand"] = regroup_weekly(tables["demand"], lengths, ["depot", "week", "scenario"], "blocks", "sum")
+    tables["pipeline"] = regroup_weekly(tables["pipeline"], lengths, ["depot", "week"], "new_drivers", "sum")
     sup = tables["supply"]
     if len(sup):  # weeks without a supply row offer the depot's constant: fill them before averaging
         base = instance.tables["depots"].set_index("depot")["blocks_per_driver"]
@@ -134,7 +131,7 @@ def in_periods(instance, runs, week_profile: bool = True):
         given = sup.set_index(["depot", "week"])["blocks_per_driver"]
         filled = given.reindex(full)
         filled = filled.fillna(pd.Series(base.reindex(full.get_level_values("depot")).to_numpy(), index=full))
-        tables["supply"] = regroup(filled.reset_index(), ["depot", "week"], "blocks_per_driver", "mean")
+        tables["supply"] = regroup_weekly(filled.reset_index(), lengths, ["depot", "week"], "blocks_per_driver", "mean")
     manifest = instance.manifest.model_dump(mode="json", exclude_none=False)
     manifest["horizon"]["periods"] = [dict(r) for r in runs] if isinstance(runs[0], dict) else [
         {"weeks": r.weeks, "count": r.count} for r in runs]

@@ -157,6 +157,12 @@ class Plan:
         """(T,) week number of each period: 1..T, or each long-lead period's first week."""
         return self.data.period_starts()
 
+    def _period_columns(self, tt: np.ndarray) -> dict:
+        """week, week_start (and weeks, for long-lead periods) of period positions ``tt``."""
+        week = self._weeks()[tt]
+        return {"week": week, "week_start": self._week_start(week),
+                **({"weeks": self.data.period_length.astype(int)[tt]} if self.data.has_periods else {})}
+
     def _lengths(self, repeat: int = 1) -> dict:
         """{"weeks": weeks in each period} for tables of a long-lead instance (each period
         repeated ``repeat`` times, depot by depot), else nothing."""
@@ -182,9 +188,7 @@ class Plan:
         return pd.DataFrame({
             "depot": np.asarray(d.depots)[dd],
             "channel": np.asarray(d.channels)[cc],
-            "week": self._weeks()[tt],
-            "week_start": self._week_start(self._weeks()[tt]),
-            **({"weeks": d.period_length.astype(int)[tt]} if d.has_periods else {}),
+            **self._period_columns(tt),
             "applicants": x[dd, cc, tt],
             "cost": x[dd, cc, tt] * d.cost_per_applicant[cc],
             "currency": d.currency,
@@ -199,9 +203,7 @@ class Plan:
         dd, tt, gg = np.nonzero(z > 0)
         return pd.DataFrame({
             "depot": np.asarray(d.depots)[dd],
-            "week": self._weeks()[tt],
-            "week_start": self._week_start(self._weeks()[tt]),
-            **({"weeks": d.period_length.astype(int)[tt]} if d.has_periods else {}),
+            **self._period_columns(tt),
             "segment": gg + 1,
             "spend": z[dd, tt, gg],
             "currency": d.currency,

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from formulations.data import ModelData
+from formulations.data import ModelData, period_offsets
 
 #: The default log-sd of the weekly demand noise on top of a drawn scenario (5%).
 DEFAULT_NOISE_SD = 0.05
@@ -88,7 +88,7 @@ def sample_demand(data: ModelData, n_paths: int, rng: np.random.Generator, sigma
     factor = np.exp(sigma * e - 0.5 * sigma**2)  # (N, D, W) weekly noise, mean 1
     share = None
     if data.has_periods:  # a period's demand over its weeks (evenly, or by its week shares), each week with its noise
-        starts = np.concatenate([[0], np.cumsum(length)[:-1]])
+        starts = period_offsets(length)
         if data.demand_share is not None:
             J = data.demand_share.shape[3]
             inside = np.arange(J)[None, :] < length[:, None]  # (T, J)

@@ -201,6 +201,7 @@ def _period_forecast(history_path, out, *, horizon: int, n_scenarios: int, resol
     k-means on the weekly paths with each week weighted 1/sqrt(its period's weeks) (each period
     counts alike), scenarios written week by week (the instance settles each period's recourse
     week by week); quantiles per period."""
+    from formulations.data import period_offsets
     from optplan.forecast.longlead import long_lead_weekly_paths
     from optplan.periods import parse_periods, period_lengths
 
@@ -230,7 +231,7 @@ def _period_forecast(history_path, out, *, horizon: int, n_scenarios: int, resol
     if horizon > near_weeks:
         say(f"weeks {near_weeks + 1}-{horizon}: the long-lead monthly model (AutoETS + growth uncertainty)")
     paths, far = long_lead_weekly_paths(history, near, fc.week_start, horizon, seed=seed, n_jobs=n_jobs)
-    starts = np.concatenate([[0], np.cumsum(L)[:-1]])
+    starts = period_offsets(L)
     totals = np.add.reduceat(paths, starts, axis=1)  # (N, T, D) blocks per period
     say(f"reducing {n_paths} paths of {horizon} weeks ({len(L)} periods) to {n_scenarios} scenarios")
     red = reduce_paths(paths, n_scenarios, history.depots, seed=seed, week_weight=np.repeat(1.0 / np.sqrt(L), L))
