@@ -13,16 +13,27 @@ The choice (``choose``), on validation rows of both models (``backtest`` rows: d
 h, y, p10, p50, p90, scale): for each weight w in ``WEIGHTS`` the scale c in ``SCALES`` whose
 P10-P90 coverage is closest to the nominal 80% (ties: the smaller c), then the w with the
 smallest wQL (pinball losses of P10, P50 and P90, a proper score of the whole interval) at
-its c. One scale for all weeks: a scale per calibration group (holiday-peak weeks
-or not, the global model's own Mondrian groups) was tried and over-covered the held-out
-stores (92% pooled; docs/forecast.md). The caller decides which rows the choice sees: in ``benchmarks/bench_forecast_nested.py``
-only origins whose target weeks all end before the scored origin, and only stores that are
-not scored.
+its c. One scale for all weeks: a scale per calibration group (holiday-peak weeks or not,
+the global model's own Mondrian groups) was tried and over-covered the held-out stores (92%
+pooled; docs/forecast.md). The caller decides which rows the choice sees: the combined
+model (``models.combined_quantiles``) and ``benchmarks/bench_forecast_nested.py`` pass whole
+earlier origins whose targets all end before the forecast origin, weighted equally.
+
+A variant, measured and not the default (docs/forecast.md, "Recent cells"): given the
+forecast origin n, ``choose`` keeps every row whose target week precedes n (target week
+origin + h - 1 < n: the recent origins' first horizons included) and may weight them by
+recency, 0.5 ** (age / half_life) with age = n - 1 - target week (weeks), since coverage
+drifts with the season and all depots share each week's shocks. ``choose_nested`` chooses
+the half-life (``HALF_LIVES``, equal weights first) by rolling origins inside those rows: at
+each earlier origin m whose targets are all observed before n (and which has a whole
+validation origin before it), the choice made on the cells observed before m is applied at
+m; the half-life whose coverage at those origins is nearest 80% on average
+(mean |coverage_m - 0.8|) wins.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -37,6 +48,10 @@ NOMINAL_COVERAGE = 0.8  # P10-P90
 LEVEL_COLUMNS = ("p10", "p50", "p90")
 
 
+#: Candidate half-lives (weeks) of the recency weights of validation cells; None: equal weights.
+HALF_LIVES = (None, 26.0, 13.0, 6.0)
+
+
 @dataclass(frozen=True)
 class Combination:
     """The chosen weight of the global model, interval scale and what the choice saw."""
@@ -47,6 +62,22 @@ class Combination:
     validation_origins: tuple[int, ...]
     validation_wql: float
     validation_coverage: float
+    half_life: float | None = None  # weeks; None: validation cells weighted equally
+    #: per candidate half-life ("equal" for None): mean |coverage - 0.8| at the inner origins
+    half_life_scores: tuple[tuple[str, float], ...] = ()
+    inner_origins: tuple[int, ...] = ()
+
+
+def target_week(paired: pd.DataFrame) -> np.ndarray:
+    """Week index (weeks since the history's first) of each row's target: origin + h - 1."""
+    return paired["origin"].to_numpy(int) + paired["h"].to_numpy(int) - 1
+
+
+def recency_weights(paired: pd.DataFrame, origin: int, half_life: float | None) -> np.ndarray | None:
+    """0.5 ** ((origin - 1 - target week) / half_life) per row (None for equal weights)."""
+    if half_life is None:
+        return None
+    return 0.5 ** ((origin - 1 - target_week(paired)) / float(half_life))
 
 
 def pair(rows: pd.DataFrame, first: str = "global", second: str = "ets") -> pd.DataFrame:
@@ -79,23 +110,68 @@ def apply(paired: pd.DataFrame, weight_global: float, interval_scale: float, fir
     return out
 
 
-def choose(paired: pd.DataFrame, first: str = "global", second: str = "ets") -> Combination:
-    """Weight and interval scale chosen on ``paired`` validation rows (module docstring)."""
+def _stack(paired: pd.DataFrame, model: str) -> np.ndarray:
+    return np.column_stack([paired[f"{c}_{model}"].to_numpy(float) for c in LEVEL_COLUMNS])
+
+
+def choose(paired: pd.DataFrame, first: str = "global", second: str = "ets", origin: int | None = None,
+           half_life: float | None = None) -> Combination:
+    """Weight and interval scale chosen on ``paired`` validation rows (module docstring): with
+    ``origin``, only rows whose target week precedes it, weighted by recency with ``half_life``
+    (weeks; None: equally)."""
+    if origin is not None:
+        paired = paired[target_week(paired) < origin]
     if paired.empty:
         raise ValueError("no validation rows to choose a combination on")
-    y = paired["y"].to_numpy()
+    if half_life is not None and origin is None:
+        raise ValueError("recency weights need the forecast origin")
+    weights = recency_weights(paired, origin, half_life) if origin is not None else None
+    y = paired["y"].to_numpy(float)
+    a, b = _stack(paired, first), _stack(paired, second)
+    mid = LEVEL_COLUMNS.index("p50")
     best = None
     for w in WEIGHTS:
         cover = []
         for c in SCALES:
-            r = apply(paired, w, c, first, second)
-            cover.append(coverage(y, r["p10"].to_numpy(), r["p90"].to_numpy()))
+            q = combine_quantiles(a, b, w, c, mid)
+            cover.append(coverage(y, q[:, 0], q[:, -1], weights))
         k = int(np.argmin(np.abs(np.asarray(cover) - NOMINAL_COVERAGE)))  # first minimum: the smaller scale on ties
-        r = apply(paired, w, SCALES[k], first, second)
-        score = wql(y, {0.1: r["p10"].to_numpy(), 0.5: r["p50"].to_numpy(), 0.9: r["p90"].to_numpy()})
+        q = combine_quantiles(a, b, w, SCALES[k], mid)
+        score = wql(y, {0.1: q[:, 0], 0.5: q[:, mid], 0.9: q[:, -1]}, weights)
         if best is None or score < best[0] - 1e-12:
             best = (score, w, SCALES[k], cover[k])
     score, w, c, cov = best
     return Combination(weight_global=w, interval_scale=c, validation_rows=len(paired),
                        validation_origins=tuple(int(o) for o in sorted(paired["origin"].unique())),
-                       validation_wql=float(score), validation_coverage=float(cov))
+                       validation_wql=float(score), validation_coverage=float(cov), half_life=half_life)
+
+
+def inner_origins(paired: pd.DataFrame, origin: int) -> list[int]:
+    """The origins m of ``paired`` at which ``choose_nested`` tries each half-life: all m's
+    targets observed before ``origin`` (m + H <= origin, H the longest horizon) and some
+    origin's targets all observed before m."""
+    H = int(paired["h"].max())
+    origins = sorted(int(o) for o in paired["origin"].unique())
+    return [m for m in origins if m + H <= origin and any(o + H <= m for o in origins)]
+
+
+def choose_nested(paired: pd.DataFrame, origin: int, first: str = "global", second: str = "ets",
+                  candidates=HALF_LIVES) -> Combination:
+    """The choice at forecast ``origin`` with the recency half-life chosen by rolling origins
+    inside the rows observed before it (module docstring). Without inner origins
+    (``inner_origins``) the cells are weighted equally."""
+    inner = inner_origins(paired, origin)
+    if not inner:
+        return choose(paired, first, second, origin=origin)
+    scores = []
+    for hl in candidates:
+        dev = []
+        for m in inner:
+            c = choose(paired, first, second, origin=m, half_life=hl)
+            at = apply(paired[paired["origin"] == m], c.weight_global, c.interval_scale, first, second)
+            dev.append(abs(coverage(at["y"].to_numpy(), at["p10"].to_numpy(), at["p90"].to_numpy()) - NOMINAL_COVERAGE))
+        scores.append(float(np.mean(dev)))
+    k = int(np.argmin(np.round(scores, 12)))  # ties: the earlier candidate (equal weights first)
+    final = choose(paired, first, second, origin=origin, half_life=candidates[k])
+    named = tuple(("equal" if hl is None else f"{hl:g}", round(v, 6)) for hl, v in zip(candidates, scores))
+    return replace(final, half_life_scores=named, inner_origins=tuple(inner))

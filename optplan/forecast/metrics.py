@@ -35,17 +35,20 @@ def mase(y: np.ndarray, p50: np.ndarray, scale: np.ndarray | float) -> float:
     return float(np.mean(np.abs(np.asarray(y) - np.asarray(p50)) / scale))
 
 
-def wql(y: np.ndarray, quantiles: dict[float, np.ndarray]) -> float:
-    """Weighted quantile loss over the quantile levels given: 2 sum pinball / (|Q| sum |y|)."""
+def wql(y: np.ndarray, quantiles: dict[float, np.ndarray], weights: np.ndarray | None = None) -> float:
+    """Weighted quantile loss over the quantile levels given: 2 sum pinball / (|Q| sum |y|);
+    with ``weights`` (one per outcome, >= 0) both sums are weighted."""
     y = np.asarray(y, float)
-    total = sum(float(pinball(y, f, q).sum()) for q, f in quantiles.items())
-    return 2.0 * total / (len(quantiles) * float(np.abs(y).sum()))
+    w = np.ones_like(y) if weights is None else np.asarray(weights, float)
+    total = sum(float((w * pinball(y, f, q)).sum()) for q, f in quantiles.items())
+    return 2.0 * total / (len(quantiles) * float((w * np.abs(y)).sum()))
 
 
-def coverage(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
-    """Share of outcomes inside [lo, hi]."""
+def coverage(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Share of outcomes inside [lo, hi] (with ``weights``: their weighted share)."""
     y = np.asarray(y)
-    return float(np.mean((np.asarray(lo) <= y) & (y <= np.asarray(hi))))
+    inside = (np.asarray(lo) <= y) & (y <= np.asarray(hi))
+    return float(np.average(inside, weights=weights))
 
 
 def weighted_quantile(values: np.ndarray, weights: np.ndarray | None, q: float | np.ndarray) -> np.ndarray:

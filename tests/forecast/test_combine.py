@@ -98,3 +98,69 @@ def test_the_combined_model_is_its_two_models_combined_and_sees_no_future():
     np.testing.assert_allclose(combined.values, combine_quantiles(g.values, e.values, w, c, LEVELS.index(0.5)), rtol=1e-12)
     # by hand at one cell: the P50 is the weighted mean of the two P50s
     assert combined.quantile(0.5)[0, 0] == pytest.approx(w * g.quantile(0.5)[0, 0] + (1 - w) * e.quantile(0.5)[0, 0])
+
+
+def drifting_table(origins, H=4, depots=6, seed=5, growth=0.06):
+    """Paired-style backtest rows: the global model's P50 equals the outcome's centre, its P10/P90
+    at -+1.2816 (a unit normal's 10/90% points); the outcome's spread is exp(growth * target week)
+    around the centre (in units of 1.2816 ... so with growth > 0 the later weeks need wider
+    intervals). AutoETS is worse (its P50 off by 3) so the weight of global is 1."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for o in origins:
+        h = np.repeat(np.arange(1, H + 1), depots)
+        t = o + h - 1
+        spread = np.exp(growth * (t - origins[0]))
+        y = 100 + spread * rng.normal(0, 1, len(h))
+        base = dict(origin=o, depot=np.tile([f"S{d}" for d in range(depots)], H), h=h, week_start="2012-01-07", y=y, scale=1.0)
+        parts.append(pd.DataFrame({**base, "model": "global", "p10": 100 - 1.2816, "p50": 100.0, "p90": 100 + 1.2816}))
+        parts.append(pd.DataFrame({**base, "model": "ets", "p10": 103 - 1.2816, "p50": 103.0, "p90": 103 + 1.2816}))
+    return pair(pd.concat(parts, ignore_index=True))
+
+
+def test_choose_sees_only_cells_observed_before_the_origin_and_weights_them_by_recency():
+    """At origin 110 with H = 4, the rows of origins 106..109 count only at horizons h with
+    origin + h - 1 <= 109 (by hand: 4+3+2+1 = 10 of 16 horizon-rows); outcomes of later cells
+    can be anything without changing the choice. Recency weight of a cell: 0.5 ** (age / half-life)."""
+    from optplan.forecast.combine import choose, recency_weights, target_week
+
+    table = drifting_table(list(range(100, 110)))
+    seen = table[table["origin"] + table["h"] <= 110]
+    assert seen.groupby("origin").size().loc[106:109].tolist() == [6 * 4, 6 * 3, 6 * 2, 6 * 1]
+    a = choose(table, origin=110)
+    b = choose(seen)  # the independent route: the rows filtered by hand, no origin given
+    assert (a.weight_global, a.interval_scale, a.validation_rows) == (b.weight_global, b.interval_scale, b.validation_rows)
+    spoiled = table.copy()
+    spoiled.loc[spoiled["origin"] + spoiled["h"] > 110, "y"] = 1e6  # unobserved at 110
+    assert choose(spoiled, origin=110) == a
+    # weights by hand: the newest target (week 109) weighs 1, week 103 half at half-life 6
+    tw = target_week(table)
+    w = recency_weights(table, 110, 6.0)
+    assert w[tw == 109][0] == pytest.approx(1.0) and w[tw == 103][0] == pytest.approx(0.5)
+    assert recency_weights(table, 110, None) is None
+    with pytest.raises(ValueError, match="need the forecast origin"):
+        choose(table, half_life=6.0)
+
+
+def test_choose_nested_picks_the_short_half_life_when_the_spread_drifts():
+    """The outcome's spread grows 3% a week, so an interval scale fitted to all past cells
+    equally is too narrow at the next origin, and one fitted to the latest cells nearer right.
+    Inner origins by hand (H = 4, origins 100..129 every 1, forecast origin 130): m + 4 <= 130
+    and some o + 4 <= m, i.e. 104..126. The half-life with the least inner deviation wins, and
+    its scale exceeds the equal-weights scale."""
+    from optplan.forecast.combine import HALF_LIVES, choose, choose_nested, inner_origins
+
+    table = drifting_table(list(range(100, 130)), depots=20, growth=0.03)
+    assert inner_origins(table, 130) == list(range(104, 127))
+    nested = choose_nested(table, origin=130)
+    scores = dict(nested.half_life_scores)
+    assert list(scores) == ["equal" if h is None else f"{h:g}" for h in HALF_LIVES]
+    assert nested.half_life == 6.0 and scores["6"] == min(scores.values())
+    assert scores["6"] < scores["equal"] - 0.02  # by a margin, not by a tie
+    assert scores["equal"] > scores["26"] > scores["13"] > scores["6"]  # the shorter, the better here
+    equal = choose(table, origin=130)
+    assert nested.weight_global == equal.weight_global == 1.0
+    assert nested.interval_scale > equal.interval_scale
+    # with no inner origin, equal weights (the plain choice)
+    short = table[table["origin"] < 104]
+    assert choose_nested(short, origin=104) == choose(short, origin=104)
