@@ -150,10 +150,11 @@ def main() -> int:
     parser.add_argument("--min-validation-origins", type=int, default=3)
     parser.add_argument("--scored", default=None,
                         help="scored origins, e.g. 104,117,130 (default: every origin with enough validation origins)")
-    parser.add_argument("--calibration", choices=("whole", "recent"), default="whole",
+    parser.add_argument("--calibration", choices=("whole", "recent", "band"), default="whole",
                         help="whole: the choice sees whole earlier origins, weighted equally (the acceptance design); "
                              "recent: every cell observed before the origin, weighted by a recency half-life chosen "
-                             "by inner rolling origins (combine.choose_nested)")
+                             "by inner rolling origins (combine.choose_nested); band: whole origins, the weight and scale "
+                             "that put the most validation origins' coverage in the acceptance range first")
     parser.add_argument("--rows-cache", type=Path, default=Path("/tmp/forecast_nested_rows.csv"))
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
@@ -191,6 +192,8 @@ def main() -> int:
         for n in scored:
             if args.calibration == "whole":  # the design fixed before the first run: whole earlier origins, equal weights
                 choice = choose(paired[(paired["origin"] <= n - H) & ~paired["depot"].isin(held)])
+            elif args.calibration == "band":  # whole origins; most validation origins in COVERAGE_RANGE first
+                choice = choose(paired[(paired["origin"] <= n - H) & ~paired["depot"].isin(held)], band=COVERAGE_RANGE)
             else:  # every cell whose target week precedes n, the recency half-life chosen by inner origins
                 choice = choose_nested(paired[(paired["origin"] < n) & ~paired["depot"].isin(held)], origin=n)
             choices.append({"origin": n, "weight_global": choice.weight_global, "interval_scale": choice.interval_scale,

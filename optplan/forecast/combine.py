@@ -115,10 +115,12 @@ def _stack(paired: pd.DataFrame, model: str) -> np.ndarray:
 
 
 def choose(paired: pd.DataFrame, first: str = "global", second: str = "ets", origin: int | None = None,
-           half_life: float | None = None) -> Combination:
+           half_life: float | None = None, band: tuple[float, float] | None = None) -> Combination:
     """Weight and interval scale chosen on ``paired`` validation rows (module docstring): with
     ``origin``, only rows whose target week precedes it, weighted by recency with ``half_life``
-    (weeks; None: equally)."""
+    (weeks; None: equally). With ``band`` (lo, hi), the choice first maximises the number of
+    validation origins whose own P10-P90 coverage lies in [lo, hi] (for each w the c with the
+    most, then the nearest 80% pooled; then the w with the most, then the least wQL)."""
     if origin is not None:
         paired = paired[target_week(paired) < origin]
     if paired.empty:
@@ -129,18 +131,31 @@ def choose(paired: pd.DataFrame, first: str = "global", second: str = "ets", ori
     y = paired["y"].to_numpy(float)
     a, b = _stack(paired, first), _stack(paired, second)
     mid = LEVEL_COLUMNS.index("p50")
+    codes, _ = pd.factorize(paired["origin"].to_numpy(), sort=True)
+    per_origin_rows = np.bincount(codes)
+
+    def in_band(q) -> int:
+        """Validation origins whose P10-P90 coverage lies in ``band`` (0 without a band)."""
+        if band is None:
+            return 0
+        inside = (q[:, 0] <= y) & (y <= q[:, -1])
+        share = np.bincount(codes, weights=inside.astype(float)) / per_origin_rows
+        return int(((share >= band[0]) & (share <= band[1])).sum())
+
     best = None
     for w in WEIGHTS:
-        cover = []
+        keys = []
         for c in SCALES:
             q = combine_quantiles(a, b, w, c, mid)
-            cover.append(coverage(y, q[:, 0], q[:, -1], weights))
-        k = int(np.argmin(np.abs(np.asarray(cover) - NOMINAL_COVERAGE)))  # first minimum: the smaller scale on ties
+            cov = coverage(y, q[:, 0], q[:, -1], weights)
+            keys.append((-in_band(q), abs(cov - NOMINAL_COVERAGE), cov))
+        k = min(range(len(SCALES)), key=lambda i: keys[i][:2])  # first minimum: the smaller scale on ties
         q = combine_quantiles(a, b, w, SCALES[k], mid)
         score = wql(y, {0.1: q[:, 0], 0.5: q[:, mid], 0.9: q[:, -1]}, weights)
-        if best is None or score < best[0] - 1e-12:
-            best = (score, w, SCALES[k], cover[k])
-    score, w, c, cov = best
+        key = (keys[k][0], score)
+        if best is None or key[0] < best[0][0] or (key[0] == best[0][0] and score < best[0][1] - 1e-12):
+            best = (key, w, SCALES[k], keys[k][2])
+    (_, score), w, c, cov = best
     return Combination(weight_global=w, interval_scale=c, validation_rows=len(paired),
                        validation_origins=tuple(int(o) for o in sorted(paired["origin"].unique())),
                        validation_wql=float(score), validation_coverage=float(cov), half_life=half_life)
