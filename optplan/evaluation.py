@@ -109,14 +109,16 @@ def evaluate_decisions(
         surge_blocks=surge,
         unserved_blocks=unserved,
         idle_blocks=idle,
-        violations=check_feasibility(data, decisions),
+        violations=check_feasibility(data, decisions, arrivals=arrivals),
     )
 
 
-def check_feasibility(data: ModelData, decisions: Decisions) -> dict[str, float]:
+def check_feasibility(data: ModelData, decisions: Decisions, arrivals: np.ndarray | None = None) -> dict[str, float]:
     """Largest violation of each first-stage constraint family (only those > tolerance),
-    from the numpy kernels of each family."""
-    arrivals, _, _ = simulate_drivers(data, decisions)
+    from the numpy kernels of each family; ``arrivals`` (D, T drivers/week) if the caller has
+    already simulated them (``simulate_drivers``), else simulated here."""
+    if arrivals is None:
+        arrivals, _, _ = simulate_drivers(data, decisions)
     finite_cap = np.where(np.isfinite(data.onboarding_cap), data.onboarding_cap, 0.0)
     checks = {  # family -> (largest violation, scale of its right-hand side)
         **bound_violations(data, decisions.applicants, decisions.incentive_spend),
