@@ -46,7 +46,7 @@ from formulations.two_stage.drivers import capacity, carry_over, cohort_arrivals
 from formulations.two_stage.recourse import optimal_recourse, recourse_cost
 from optplan.errors import OptionError
 from optplan.progress import progress
-from optplan.sampling import sample_demand, scenario_posterior
+from optplan.sampling import ScenarioPosterior, sample_demand
 from optplan.solvers.dp import DepotModel, DPOptions, solve_dp
 from optplan.solvers.dp.recursion import solve_depot
 
@@ -220,7 +220,11 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
         unserved = np.zeros(n_paths)
         idle = np.zeros(n_paths)
         surge_b = np.zeros(n_paths)
+        # the scenarios' probabilities given the demand seen so far on each path, kept week by week
+        seen = ScenarioPosterior(data, n_paths, sigma, noise_ar) if policy.endswith("_bayes") else None
         for t in progress(range(T), f"simulating {policy} on {n_paths} paths", "week", show=show_progress and show):
+            if seen is not None and t > 0:
+                seen.update(demand_paths[:, :, t - 1])  # last week's demand is known now
             # -- decide (drivers active at the end of last week are known, demand is not)
             if policy == "static":
                 x = np.broadcast_to(static.applicants[:, :, t], (n_paths, D, C)).copy()
@@ -250,16 +254,14 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
                 # (optplan.replan.remaining_data; rolling_mean: the mean-demand deterministic plan;
                 # rolling_bayes: the scenarios weighted by the demand seen so far on the path)
                 if plan is None or (t - t_plan) % replan_every == 0:
-                    post = (scenario_posterior(data, demand_paths[:, :, :t], sigma, noise_ar)
-                            if policy == "rolling_bayes" else None)
+                    post = seen.probabilities() if policy == "rolling_bayes" else None
                     plan, t_plan = _replan_paths(data, sim, t, mean_demand=policy == "rolling_mean",
                                                  probability=post), t
                 x = plan[0][:, :, :, t - t_plan].copy()
                 z = plan[1][:, :, t - t_plan].copy()
             elif policy in ("basestock", "basestock_bayes"):
                 # basestock_bayes: the need from the scenarios weighted by the demand seen so far
-                post = (scenario_posterior(data, demand_paths[:, :, :t], sigma, noise_ar)
-                        if policy == "basestock_bayes" else None)
+                post = seen.probabilities() if policy == "basestock_bayes" else None
                 x = _base_stock(data, sim, t, levels_of[policy], unit, conv, modal, mask, probability=post)
                 z = np.zeros((n_paths, D))
             else:

@@ -119,44 +119,78 @@ def scenario_posterior(data: ModelData, observed: np.ndarray, sigma: float = DEF
     rules that scenario out (the model's demand is positive exactly where the scenario's is).
     The posterior is prior[s] x exp(sum over depots), normalised; the prior where nothing was
     seen (t = 0) or every scenario is ruled out. sigma = 0 (no noise): the prior over the
-    scenarios that match what was seen (relative 1e-9), the prior if none does."""
-    p = np.asarray(data.probability if prior is None else prior, float)
-    N, D, t = observed.shape
-    S = len(p)
-    if t == 0:
-        return np.broadcast_to(p / p.sum(), (N, S)).copy()
+    scenarios that match what was seen (relative 1e-9), the prior if none does.
+
+    ``ScenarioPosterior`` keeps the same sums week by week (O(t) over a simulation, where this
+    function from scratch at every week is O(t^2)); this function is one pass of it."""
     obs = np.asarray(observed, float)
-    if sigma <= 0:
-        o = obs[..., None]
-        match = (np.isclose(o, data.demand[None, :, :t, :], rtol=1e-9, atol=0.0) | np.isnan(o)).all(axis=(1, 2))
-        w = np.where(match.any(axis=1, keepdims=True), match * p[None, :], p[None, :])
-        return w / w.sum(axis=1, keepdims=True)
-    dem = data.demand[:, :t, :]  # (D, t, S)
-    seen = ~np.isnan(obs)  # (N, D, t)
-    positive = seen & (obs > 0)
-    # ruled out: demand where the scenario has none, or none where it has some
-    ruled_out = ((positive[..., None] & (dem[None] <= 0)) | ((seen & (obs <= 0))[..., None] & (dem[None] > 0))).any(
-        axis=(1, 2))  # (N, S)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        e = (np.log(np.where(positive, obs, 1.0)[..., None] / np.where(dem > 0, dem, 1.0)[None]) + 0.5 * sigma**2) / sigma
-    a = float(noise_ar)
-    ll = np.zeros((N, S))
-    last_e = np.zeros((N, D, S))
-    last_w = np.full((N, D), -1)  # the last week with demand seen at each depot (-1: none yet)
+    N, D, t = obs.shape
+    post = ScenarioPosterior(data, N, sigma, noise_ar, prior)
     for w in range(t):
-        k = positive[:, :, w]  # (N, D)
-        first = k & (last_w < 0)
-        gap = w - last_w  # weeks since the last one seen
-        rho = np.where(first, 0.0, a ** np.where(first, 1, gap))[..., None]  # (N, D, 1)
+        post.update(obs[:, :, w])
+    return post.probabilities()
+
+
+class ScenarioPosterior:
+    """``scenario_posterior`` kept week by week for ``n_paths`` paths: ``update`` with each
+    next week's demand seen (N, D) blocks/week (NaN: not seen), ``probabilities`` (N, S) at any
+    time. State per path, depot and scenario: the log-likelihood, the last noise seen and its
+    week (the AR(1) terms need only the previous week seen at each depot)."""
+
+    def __init__(self, data: ModelData, n_paths: int, sigma: float = DEFAULT_NOISE_SD,
+                 noise_ar: float = DEFAULT_NOISE_AR, prior: np.ndarray | None = None):
+        self.data = data
+        self.p = np.asarray(data.probability if prior is None else prior, float)
+        self.sigma, self.a = float(sigma), float(noise_ar)
+        S, D = len(self.p), data.demand.shape[0]
+        self.week = 0  # weeks seen so far
+        self.ll = np.zeros((n_paths, S))
+        self.ruled_out = np.zeros((n_paths, S), bool)
+        self.match = np.ones((n_paths, S), bool)  # sigma = 0: scenarios equal to all seen so far
+        self.last_e = np.zeros((n_paths, D, S))
+        self.last_w = np.full((n_paths, D), -1)  # the last week with demand seen at each depot (-1: none yet)
+
+    def update(self, observed_week: np.ndarray) -> None:
+        """Add the next week's demand seen, (N, D) blocks/week (NaN: not seen)."""
+        w = self.week
+        if w >= self.data.demand.shape[1]:
+            raise ValueError(f"all {self.data.demand.shape[1]} weeks of the horizon have been seen")
+        obs = np.asarray(observed_week, float)
+        dem = self.data.demand[:, w, :]  # (D, S)
+        seen = ~np.isnan(obs)  # (N, D)
+        self.week += 1
+        if self.sigma <= 0:
+            o = obs[..., None]
+            self.match &= (np.isclose(o, dem[None], rtol=1e-9, atol=0.0) | np.isnan(o)).all(axis=1)
+            return
+        positive = seen & (obs > 0)
+        # ruled out: demand where the scenario has none, or none where it has some
+        self.ruled_out |= ((positive[..., None] & (dem[None] <= 0)) | ((seen & (obs <= 0))[..., None] & (dem[None] > 0))).any(
+            axis=1)
+        sigma = self.sigma
+        e = (np.log(np.where(positive, obs, 1.0)[..., None] / np.where(dem > 0, dem, 1.0)[None]) + 0.5 * sigma**2) / sigma
+        first = positive & (self.last_w < 0)
+        gap = w - self.last_w  # weeks since the last one seen
+        rho = np.where(first, 0.0, self.a ** np.where(first, 1, gap))[..., None]  # (N, D, 1)
         var = np.where(first[..., None], 1.0, np.maximum(1.0 - rho**2, 1e-12))
-        term = -0.5 * (e[:, :, w] - rho * last_e) ** 2 / var  # (N, D, S)
-        ll += np.where(k[..., None], term, 0.0).sum(axis=1)
-        last_e = np.where(k[..., None], e[:, :, w], last_e)
-        last_w = np.where(k, w, last_w)
-    with np.errstate(divide="ignore"):
-        log_post = np.where(ruled_out, -np.inf, np.log(p)[None, :] + ll)
-    none_left = ~np.isfinite(log_post).any(axis=1)
-    log_post[none_left] = np.log(p)[None, :]
-    log_post -= log_post.max(axis=1, keepdims=True)
-    post = np.exp(log_post)
-    return post / post.sum(axis=1, keepdims=True)
+        term = -0.5 * (e - rho * self.last_e) ** 2 / var  # (N, D, S)
+        self.ll += np.where(positive[..., None], term, 0.0).sum(axis=1)
+        self.last_e = np.where(positive[..., None], e, self.last_e)
+        self.last_w = np.where(positive, w, self.last_w)
+
+    def probabilities(self) -> np.ndarray:
+        """(N, S) probability of each scenario given the weeks seen so far."""
+        p = self.p
+        N = self.ll.shape[0]
+        if self.week == 0:
+            return np.broadcast_to(p / p.sum(), (N, len(p))).copy()
+        if self.sigma <= 0:
+            w = np.where(self.match.any(axis=1, keepdims=True), self.match * p[None, :], p[None, :])
+            return w / w.sum(axis=1, keepdims=True)
+        with np.errstate(divide="ignore"):
+            log_post = np.where(self.ruled_out, -np.inf, np.log(p)[None, :] + self.ll)
+        none_left = ~np.isfinite(log_post).any(axis=1)
+        log_post[none_left] = np.log(p)[None, :]
+        log_post -= log_post.max(axis=1, keepdims=True)
+        post = np.exp(log_post)
+        return post / post.sum(axis=1, keepdims=True)

@@ -151,3 +151,38 @@ def test_demand_where_a_scenario_has_none_rules_it_out():
     np.testing.assert_allclose(scenario_posterior(data, np.full((1, 1, 2), np.nan)), [[0.5, 0.5]])
     np.testing.assert_allclose(scenario_posterior(_two_scenarios(levels=(0.0, 0.0)), np.full((1, 1, 1), 5.0)),
                                [[0.5, 0.5]])
+
+
+def test_scenario_posterior_kept_week_by_week_is_the_exact_likelihood_at_every_week():
+    """``ScenarioPosterior`` updated week by week (as the simulation does) on two depots with
+    weeks not seen: after each week its probabilities equal the multivariate-normal route
+    (each depot's seen noises jointly normal with covariance a^|i-j|, depots independent),
+    and the one-shot function agrees at the end."""
+    from dataclasses import replace
+
+    from optplan.sampling import ScenarioPosterior, scenario_posterior
+
+    T, sigma, a = 6, 0.05, 0.6
+    base = optplan.generate_instance(depots=2, weeks=T, scenarios=3, seed=0).model_data()
+    levels = np.array([[100.0, 104.0, 110.0], [50.0, 47.0, 53.0]])  # (D, S)
+    data = replace(base, demand=np.repeat(levels[:, None, :], T, axis=1), probability=np.array([0.2, 0.3, 0.5]))
+    obs = np.array([[[103.0, np.nan, 106.0, 101.0, np.nan, 108.0],
+                     [np.nan, 49.0, 51.0, np.nan, np.nan, 50.0]]])  # (N=1, D, T)
+    tracker = ScenarioPosterior(data, 1, sigma, a)
+    np.testing.assert_allclose(tracker.probabilities(), [data.probability])
+    for t in range(1, T + 1):
+        tracker.update(obs[:, :, t - 1])
+        ll = np.log(data.probability).copy()
+        for d in range(2):
+            weeks = np.flatnonzero(np.isfinite(obs[0, d, :t]))
+            if len(weeks) == 0:
+                continue
+            cov = a ** np.abs(weeks[:, None] - weeks[None, :])
+            for s in range(3):
+                e = (np.log(obs[0, d, weeks] / levels[d, s]) + sigma**2 / 2) / sigma
+                ll[s] += -0.5 * e @ np.linalg.solve(cov, e)
+        want = np.exp(ll - ll.max()) / np.exp(ll - ll.max()).sum()
+        np.testing.assert_allclose(tracker.probabilities()[0], want, rtol=1e-10)
+    np.testing.assert_allclose(scenario_posterior(data, obs, sigma, a), tracker.probabilities(), rtol=1e-12)
+    with pytest.raises(ValueError, match="have been seen"):
+        tracker.update(obs[:, :, 0])
