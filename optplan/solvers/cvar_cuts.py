@@ -10,7 +10,9 @@ cuts"). The loop:
    closed-form kernel (recourse.period_recourse), its worst vertex w = cvar_vertex(R) and
    CVaR(R) = w @ R;
 4. stop when lambda (CVaR(R) - theta) <= CUT_RTOL x max(1, |objective|) or w is already a cut
-   (the gap is then the LP's own tolerance); else add w's cut and go to 2.
+   (the gap is then the LP's own tolerance; a repeated cut with a gap above STALL_RTOL means the
+   cut does not reproduce the kernel, and the plan is returned as feasible, not optimal, with
+   the gap); else add w's cut and go to 2.
 
 Every round's objective is a lower bound on the optimum (a relaxation) and the plan's true
 objective, F + (1 - lambda) E[R] + lambda CVaR(R), an upper bound; when the time budget runs
@@ -38,6 +40,8 @@ log = logging.getLogger("optplan")
 
 #: The loop stops when lambda (CVaR(R) - theta) is at most this share of the objective (at least 1 currency unit).
 CUT_RTOL = 1e-9
+#: A repeated vertex with a gap above this share of the objective is a stall, not convergence.
+STALL_RTOL = 1e-6
 #: Weights closer than this are the same vertex.
 VERTEX_ATOL = 1e-12
 #: At most this many rounds (a safeguard: the vertex set is finite, and 2-6 rounds were measured).
@@ -91,6 +95,12 @@ def solve_by_cuts(data: ModelData, options: SolveOptions, deadline: Deadline) ->
         log.info("CVaR round %d: objective %.6g, CVaR(R) %.6g, theta %.6g, gap %.3g (%d cuts)", round_, lower,
                  float(w @ R), theta, gap, len(vertices))
         converged = gap <= CUT_RTOL * max(1.0, abs(upper)) or repeated
+        if status.optimal and repeated and gap > STALL_RTOL * max(1.0, abs(upper)):
+            status = replace(status, termination=TerminationCondition.unknown, solution=SolutionStatus.feasible,
+                             objective=upper, bound=lower,
+                             message=f"the CVaR cuts stalled after {round_} rounds: the worst-case weights repeat with "
+                                     f"a gap of {gap:,.2f} {data.currency} between the plan and the bound")
+            break
         if not status.optimal or converged:
             break
         if deadline.expired():

@@ -264,6 +264,9 @@ def test_week_profile_lp_equals_the_evaluator_and_the_pyomo_lp(seed):
     risky = solve_data(data, SolveOptions(cvar_weight=lam, cvar_alpha=0.8), engine="highs")
     ev = evaluate_decisions(replace(data, cvar_weight=lam, cvar_alpha=0.8), risky.decisions)
     assert (1 - lam) * ev.expected_cost + lam * ev.kpis["cvar_cost"] == pytest.approx(risky.status.objective, rel=LP_RTOL)
+    # the cuts' own LP value (the bound) meets the plan's cost: the objective above is the
+    # evaluator's kernel by construction, the bound is what the cut rows say
+    assert risky.status.optimal and risky.status.bound == pytest.approx(risky.status.objective, rel=LP_RTOL)
     from optplan.errors import OptionError
 
     with pytest.raises(OptionError, match="weekly demand"):
@@ -322,3 +325,87 @@ def test_week_point_slopes_by_sorting_equal_the_direct_comparison():
     want = -(1 + sigma) * short if sigma > 0 and data.surge_cost < data.unserved_cost else -above
     np.testing.assert_allclose(np.where(seg.used, seg.unserved_slope, 0), np.where(seg.used, want, 0), atol=1e-12)
     np.testing.assert_allclose(np.where(seg.used, seg.idle_slope, 0), np.where(seg.used, below, 0), atol=1e-12)
+
+
+@pytest.mark.parametrize("lengths,profile", [([2, 2, 4, 8], False), ([2, 2, 4, 8], True), ([13, 3], False),
+                                             ([13, 3], True)])
+def test_a_binding_earnings_floor_holds_exactly_in_driver_weeks(lengths, profile):
+    """The earnings floor (blocks per driver-week >= 4.3 at each depot, formulations/two_stage/
+    service.py) in period models: the LP's plan gives, by the evaluator's driver-weeks
+    (drivers.driver_weeks, itself checked against a weekly simulation above), at least 4.3
+    blocks per driver-week at every depot and exactly 4.3 at one (the floor binds: the plan
+    costs more than without it)."""
+    from formulations.two_stage.service import service_kpis
+
+    import optplan
+
+    weekly = optplan.generate_instance(depots=2, weeks=16, scenarios=3, seed=3, budget_tightness=3.0).model_data()
+    data = weekly.with_periods(lengths, week_profile=profile)
+    floor = 4.3
+    bound = replace(data, earnings_floor=np.full(len(data.depots), floor))
+    free, held = solve_data(data, SolveOptions(), engine="highs"), solve_data(bound, SolveOptions(), engine="highs")
+    assert held.status.objective > free.status.objective * (1 + 1e-6)
+    ev = evaluate_decisions(bound, held.decisions)
+    assert ev.expected_cost == pytest.approx(held.status.objective, rel=LP_RTOL)
+    k = service_kpis(bound.demand, ev.unserved_blocks, ev.idle_blocks, ev.capacity_blocks,
+                     driver_weeks(bound, ev.active_drivers), bound.probability)
+    per_depot = np.asarray(k["blocks_per_driver_week"], float)
+    assert per_depot.min() >= floor * (1 - 1e-7)
+    assert per_depot.min() == pytest.approx(floor, rel=1e-6)
+
+
+def test_period_caps_are_the_weekly_caps_times_the_weeks():
+    """Applicant caps and incentive-segment widths are per week; a period of L weeks allows L
+    times as much, by hand, in the Pyomo bounds, the array build's column bounds and the
+    bounds kernel (which flags 1% more than that and not the cap itself)."""
+    from formulations.two_stage.sets import bound_violations
+
+    import optplan
+
+    weekly = optplan.generate_instance(depots=2, weeks=12, scenarios=2, seed=1).model_data()
+    lengths = np.array([1, 3, 8])
+    data = weekly.with_periods(lengths)
+    D, C, T, G = len(data.depots), len(data.channels), len(lengths), data.incentive_width.shape[1]
+    x_cap = np.where(np.isfinite(data.applicant_cap), data.applicant_cap, 0.0)[:, :, None] * lengths[None, None, :]
+    z_cap = data.incentive_width[:, None, :] * lengths[None, :, None]  # (D, T, G) currency per period
+    m = two_stage.build_model(data, recourse="aggregated")
+    for (d, c, t), var in m.applicants.items():
+        i, j = data.depots.index(d), data.channels.index(c)
+        if np.isfinite(data.applicant_cap[i, j]):
+            assert var.ub == pytest.approx(x_cap[i, j, t - 1], rel=1e-12)
+    for (d, t, g), var in m.incentive_spend.items():
+        assert var.ub == pytest.approx(z_cap[data.depots.index(d), t - 1, g - 1], rel=1e-12)
+    sf = aggregated_standard_form(data)
+    ub = np.sort(sf.col_upper[sf.columns["incentive_spend"]])
+    np.testing.assert_allclose(ub, np.sort(z_cap.ravel()), rtol=1e-12)
+    at_cap = bound_violations(data, np.zeros((D, C, T)), z_cap)
+    over = bound_violations(data, np.zeros((D, C, T)), z_cap * 1.01)
+    assert at_cap["incentive_bounds"][0] == 0.0
+    assert over["incentive_bounds"][0] == pytest.approx(0.01 * z_cap.max(), rel=1e-9)
+
+
+def test_with_periods_sums_weekly_budgets_and_demand_and_averages_supply():
+    """``ModelData.with_periods`` by hand on one period of 3 weeks: the weekly budget is the
+    sum of the three weeks' budgets (currency per period), demand the sum of the weeks'
+    (blocks per period), supply the mean (blocks per driver-week), and it agrees with the
+    instance file route (optplan.periods.in_periods) field by field."""
+    from dataclasses import fields
+
+    import optplan
+    from optplan.periods import in_periods, runs_of
+
+    inst = optplan.generate_instance(depots=2, weeks=6, scenarios=2, seed=4, budget_tightness=0.8)
+    weekly = inst.model_data()
+    lengths = [1, 1, 1, 3]
+    data = weekly.with_periods(lengths)
+    assert data.budget_weekly[3] == pytest.approx(weekly.budget_weekly[3:6].sum(), rel=1e-12)
+    np.testing.assert_allclose(data.demand[:, 3], weekly.demand[:, 3:6].sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(data.demand[:, :3], weekly.demand[:, :3], rtol=1e-12)
+    varied = replace(weekly, supply_by_week=weekly.supply * np.array([1.0, 1.0, 1.0, 0.9, 1.0, 1.4])[None, :])
+    np.testing.assert_allclose(varied.with_periods(lengths).supply[:, 3], weekly.supply[:, 3] * 1.1, rtol=1e-12)
+    other = in_periods(inst, runs_of(lengths)).model_data()
+    for f in fields(data):
+        a, b = getattr(data, f.name), getattr(other, f.name)
+        if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+            np.testing.assert_allclose(np.asarray(a, float), np.asarray(b, float), rtol=1e-6, atol=1e-6,
+                                       equal_nan=True, err_msg=f.name)

@@ -194,3 +194,20 @@ def test_cuts_stopped_by_the_time_limit_return_a_feasible_plan_with_its_gap(monk
     monkeypatch.undo()
     best = optplan.solve(inst, cvar_weight=1.0, cvar_alpha=0.9).status.objective
     assert plan.status.bound <= best * (1 + 1e-9) and best <= plan.status.objective * (1 + 1e-9)
+
+
+def test_cuts_that_do_not_reproduce_the_kernel_stall_and_are_not_called_optimal(monkeypatch):
+    """If the kernel's recourse costs (what the plan really costs) exceed what the cut rows
+    can express, the worst-case weights repeat with a gap: the loop must say it stalled and
+    return the plan as feasible, not optimal, with the gap between objective and bound
+    (a stub: the kernel's costs inflated by 50% + 1,000 currency per scenario)."""
+    import optplan.solvers.cvar_cuts as cuts
+
+    real = cuts.scenario_recourse
+    monkeypatch.setattr(cuts, "scenario_recourse", lambda data, q: real(data, q) * 1.5 + 1000.0)
+    inst = optplan.generate_instance(depots=3, weeks=10, scenarios=7, seed=1, budget_tightness=0.7)
+    with pytest.warns(RuntimeWarning, match="not proven optimal"):
+        plan = optplan.solve(inst, cvar_weight=1.0, cvar_alpha=0.9)
+    assert not plan.status.optimal and plan.status.has_solution
+    assert "stalled" in plan.status.message
+    assert plan.status.bound < plan.status.objective - 1000.0 * 0.5  # lambda 1: the gap is at least the +1,000
