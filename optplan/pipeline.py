@@ -62,7 +62,7 @@ class GenerateLogs(_Strict):
     drivers: int = Field(5000, ge=1, le=10_000_000)
     weeks: int = Field(52, ge=4, le=520)
     censored_share: float = Field(0.3, ge=0, le=0.9)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
 
 
 class HistoryOptions(_Strict):
@@ -109,7 +109,7 @@ class PipelineConfig(_Strict):
 
     name: str = Field(min_length=1, max_length=200)
     out: str = Field("pipeline_out", description="Output folder (relative to the config file).")
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of every random step (numpy, scikit-learn).")
     inputs: Inputs
     generate_logs: GenerateLogs | None = None
     history: HistoryOptions = Field(default_factory=HistoryOptions)
@@ -127,6 +127,11 @@ def load_config(path: str | Path) -> tuple[PipelineConfig, Path]:
     path = Path(path)
     raw = read_yaml_mapping(path, "a pipeline config (YAML)", path.name, "a mapping of pipeline settings")
     config = validated_manifest(PipelineConfig, raw, path.name)
+    given = {k: v for k, v in (("applicants", config.inputs.applicants), ("activity", config.inputs.activity))}
+    if (given["applicants"] is None) != (given["activity"] is None):  # one log alone would be ignored for synthetic ones
+        have, lack = ("applicants", "activity") if given["activity"] is None else ("activity", "applicants")
+        raise InstanceError([Problem(path.name, None, f"inputs.{lack}", f"the {lack} log beside inputs.{have} (both "
+                                     "logs, or neither with a generate_logs section)", "none")])
     if (config.inputs.applicants is None or config.inputs.activity is None) and config.generate_logs is None:
         raise InstanceError([Problem(path.name, None, "inputs.applicants", "the applicant and activity logs, or a "
                                      "generate_logs section to make synthetic ones", "neither")])

@@ -443,7 +443,7 @@ class CountryRow(_Strict):
     currency: Id = _f("ISO 4217 code of the country's money figures (3 capital letters).", "-")
     fx_rate: float = _f(
         "Value of one unit of the country's currency in horizon.currency (as of horizon.fx_date).",
-        f"{CURRENCY}/local currency", gt=0, le=1e6)
+        f"{CURRENCY}/local currency", ge=1e-6, le=1e6)  # real rates lie within 1e-5 .. 1e4; smaller underflow
     unserved_cost_per_block: float | None = _f(
         "Penalty for an unserved block at this country's depots, local currency; empty: "
         "penalties.unserved_cost_per_block.", "local currency/block", ge=0, le=MAX_RATE, default=None)

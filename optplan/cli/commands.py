@@ -34,7 +34,7 @@ def validate(instance: Path) -> None:
 @click.option("--time-limit", type=float, default=None, help="HiGHS time limit, seconds.")
 @click.option("--integer", is_flag=True, help="Whole applicants (solves a MIP).")
 @click.option("--mip-gap", type=float, default=None, help="Relative MIP gap to stop at (with --integer).")
-@click.option("--threads", type=int, default=None, help="HiGHS threads.")
+@click.option("--threads", type=click.IntRange(min=1, max=256), default=None, help="HiGHS threads.")
 @click.option("--method", type=click.Choice(["choose", "simplex", "ipm", "pdlp"]), default="choose", show_default=True,
               help="LP algorithm.")
 @click.option("--seed", type=int, default=0, show_default=True, help="HiGHS random seed.")
@@ -52,9 +52,9 @@ def validate(instance: Path) -> None:
               help="Where --engine decompose runs its depot subproblems: this process, local processes, or Dask.")
 @click.option("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786) for --backend dask "
                                                  "(default: start a local cluster).")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
+@click.option("--workers", type=click.IntRange(min=1, max=256), default=None,
               help="Processes for --backend local, or for the local Dask cluster (default: cores).")
-@click.option("--grid", "grid_points", type=click.IntRange(min=2), default=None,
+@click.option("--grid", "grid_points", type=click.IntRange(min=2, max=100_000), default=None,
               help="DP states per week (default: adaptive, doubling from 101 until the value settles).")
 @click.option("--formulation", type=click.Choice(["auto", "extensive", "aggregated"]), default="auto", show_default=True,
               help="How LP engines state the second stage: per scenario (extensive) or its expectation per depot-week "
@@ -134,7 +134,7 @@ def _save_mps(inst, path: Path, integer: bool, recourse: str) -> None:
 @click.option("--oos-paths", type=click.IntRange(min=2), default=500, show_default=True,
               help="Freshly sampled demand paths for the out-of-sample evaluation.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--workers", type=click.IntRange(min=1), default=None,
+@click.option("--workers", type=click.IntRange(min=1, max=256), default=None,
               help="Processes for the tornado's solves, or the local Dask cluster's (default: cores).")
 @click.option("--backend", type=click.Choice(["serial", "local", "dask"]), default="local", show_default=True,
               help="Where the tornado's solves run: this process, local processes, or Dask (docs/scale.md).")
@@ -182,7 +182,7 @@ def estimate() -> None:
 @click.option("--on-out-of-order", type=click.Choice(["error", "drop", "reorder"]), default="error", show_default=True,
               help="What to do with applicants whose stage dates are out of order.")
 @click.option("--max-weeks-in-stage", type=click.IntRange(min=1), default=26, show_default=True)
-@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=50, show_default=True,
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0, max=10_000), default=50, show_default=True,
               help="Bootstrap resamples for the confidence intervals (0: none).")
 @click.option("--holdout", type=click.FloatRange(min=0, max=0.9), default=0.2, show_default=True,
               help="Share of applicants held back for the calibration check.")
@@ -228,7 +228,7 @@ def estimate_funnel(applicants, out, observed_until, fmt, stages, on_out_of_orde
 @click.option("--gap", type=click.IntRange(min=1), default=4, show_default=True,
               help="Weeks without work after which a driver counts as churned.")
 @click.option("--observed-until", default=None, help="Date the log was taken (default: its latest week).")
-@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=50, show_default=True)
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0, max=10_000), default=50, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @guarded
 def estimate_retention(activity, out, gap, observed_until, n_boot, seed):
@@ -240,11 +240,11 @@ def estimate_retention(activity, out, gap, observed_until, n_boot, seed):
 
 
 @click.command("generate-logs")
-@click.option("--applicants", "n_applicants", type=click.IntRange(min=1), default=5000, show_default=True)
-@click.option("--drivers", "n_drivers", type=click.IntRange(min=1), default=2000, show_default=True)
-@click.option("--depots", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--applicants", "n_applicants", type=click.IntRange(min=1, max=10_000_000), default=5000, show_default=True)
+@click.option("--drivers", "n_drivers", type=click.IntRange(min=1, max=10_000_000), default=2000, show_default=True)
+@click.option("--depots", type=click.IntRange(min=1, max=10_000), default=5, show_default=True)
 @click.option("--weeks", type=click.IntRange(min=4), default=52, show_default=True)
-@click.option("--censored-share", type=click.FloatRange(min=0, max=0.9), default=0.3, show_default=True)
+@click.option("--censored-share", type=click.FloatRange(min=0, max=0.9, min_open=True), default=0.3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True)
 @guarded
@@ -302,12 +302,12 @@ def build_instance_cmd(yield_csv, retention_csv, depots_csv, channels_csv, deman
 
 
 @click.command()
-@click.option("--depots", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--depots", type=click.IntRange(min=1, max=10_000), default=5, show_default=True)
 @click.option("--weeks", type=click.IntRange(min=1, max=520), default=12, show_default=True)
-@click.option("--scenarios", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--channels", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--scenarios", type=click.IntRange(min=1, max=1_000), default=10, show_default=True)
+@click.option("--channels", type=click.IntRange(min=1, max=100), default=3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--budget-tightness", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--budget-tightness", type=click.FloatRange(min=0, max=1_000), default=1.0, show_default=True,
               help="Total budget as a share of the rough cost of keeping drivers at mean demand (below ~1 it binds).")
 @click.option("--name", default=None, help="Instance name (default: synthetic_DxTxS_seedK).")
 @click.option("--countries", default=None, metavar="US,DE,...",
@@ -325,12 +325,16 @@ def generate(depots, weeks, scenarios, channels, seed, budget_tightness, name, c
     from optplan.errors import OptionError
     from optplan.periods import in_periods, parse_periods
 
+    if name is not None and not 1 <= len(name) <= 200:
+        raise OptionError("--name", "an instance name of 1 to 200 characters", f"{len(name)} characters")
     codes = None if countries is None else tuple(c.strip().upper() for c in countries.split(",") if c.strip())
     runs = None if periods is None else parse_periods(periods, weeks)
     try:
         inst = generate_instance(depots=depots, weeks=weeks, scenarios=scenarios, channels=channels, seed=seed,
                                  budget_tightness=budget_tightness, name=name, countries=codes)
     except ValueError as exc:
+        if not str(exc).startswith("countries: "):
+            raise
         raise OptionError("--countries", str(exc).split(": ", 1)[1].split("; got")[0], countries) from None
     if runs is not None:
         inst = in_periods(inst, runs)
@@ -359,7 +363,7 @@ def schema(out: Path | None, markdown: bool) -> None:
 @click.argument("instance", type=click.Path(path_type=Path))
 @click.option("--depot", required=True, help="Depot id (as in depots.csv).")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder for policy.csv and policy.svg.")
-@click.option("--grid", "grid_points", type=click.IntRange(min=2), default=None, help="DP states per week (default: adaptive).")
+@click.option("--grid", "grid_points", type=click.IntRange(min=2, max=100_000), default=None, help="DP states per week (default: adaptive).")
 @guarded
 def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
     """The DP's recruiting rule for one depot: new drivers (and applicants per channel) to
@@ -386,7 +390,7 @@ def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
 @click.command()
 @click.argument("instance", type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder for simulation.csv and paths.csv.")
-@click.option("--paths", "n_paths", type=click.IntRange(min=2), default=200, show_default=True, help="Fresh demand paths.")
+@click.option("--paths", "n_paths", type=click.IntRange(min=2, max=100_000), default=200, show_default=True, help="Fresh demand paths.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--noise", "sigma", type=click.FloatRange(min=0), default=0.05, show_default=True,
               help="Log-sd of the weekly demand noise on top of a drawn scenario (optplan.sampling, the one "
@@ -396,7 +400,7 @@ def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
 @click.option("--drivers", "drivers", type=click.Choice(["random", "expected"]), default="random", show_default=True,
               help="random: whole drivers (binomial stayers, Poisson arrivals), so the reacting policies see luck; "
                    "expected: the model's expected counts (as report scores plans).")
-@click.option("--grid", "grid_points", type=click.IntRange(min=2), default=None, help="DP states per week (default: adaptive).")
+@click.option("--grid", "grid_points", type=click.IntRange(min=2, max=100_000), default=None, help="DP states per week (default: adaptive).")
 @click.option("--policies", default="static,dp,rolling,rolling_mean,rolling_bayes,basestock", show_default=True,
               help="Comma-separated, of: static (the LP plan as it stands), dp (the DP rule), rolling (the LP "
                    "re-solved on each path's realised state), rolling_mean (the mean-demand plan re-solved so), "
@@ -405,7 +409,7 @@ def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
                    "on the weighted scenarios' mean), myopic (the old strawman).")
 @click.option("--replan-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Weeks between re-solves of the rolling policies.")
-@click.option("--tune-paths", type=click.IntRange(min=2), default=200, show_default=True,
+@click.option("--tune-paths", type=click.IntRange(min=2, max=100_000), default=200, show_default=True,
               help="Separate paths on which the base-stock levels are chosen.")
 @guarded
 def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers, grid_points, policies, replan_every,
@@ -419,15 +423,20 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers,
     from optplan.policy import simulate as run_simulation
     from optplan.policy import summarize
     from optplan.sampling import OutOfSample
+    from optplan.errors import OptionError
+    from optplan.policy import POLICIES
     from optplan.solvers.dp import DPOptions
 
+    chosen = tuple(p.strip() for p in policies.split(",") if p.strip())
+    unknown = [p for p in chosen if p not in POLICIES]
+    if not chosen or unknown:
+        raise OptionError("--policies", f"a comma-separated list of {', '.join(POLICIES)}", policies.strip() or "nothing")
     inst = optplan.load_instance(instance)
     data = inst.model_data()
     click.echo("[optplan] simulate: solving the static plan (HiGHS), then the DP rule", err=True)
     plan = optplan.solve(inst, engine="highs")
     sampler = OutOfSample(paths=n_paths, seed=seed, noise_sd=sigma, noise_ar=noise_ar, random_drivers=drivers == "random")
     click.echo(f"[optplan] simulate: sampling {sampler.describe()}", err=True)
-    chosen = tuple(p.strip() for p in policies.split(",") if p.strip())
     if data.has_country_budgets and "dp" in chosen:
         click.secho("warning: the dp policy is left out: the DP holds each depot to one capped budget group and this "
                     "instance has country budgets", fg="yellow", err=True)

@@ -30,9 +30,40 @@ def _fail(lines: list[str], status: int) -> None:
 OUTPUT_ARGS = ("out", "save_mps")
 
 
+#: Seeds go to numpy and scikit-learn, which take 0 .. 2^32 - 1.
+SEED_MAX = 2**32 - 1
+
+
+def _option_name(key: str) -> str:
+    """The option as the user typed it (the command's own flag for parameter ``key``)."""
+    ctx = click.get_current_context(silent=True)
+    for param in ctx.command.params if ctx is not None else ():
+        if param.name == key and param.opts:
+            return max(param.opts, key=len)
+    return f"--{key.replace('_', '-')}"
+
+
+def _check_numbers(kwargs: dict) -> None:
+    """Every number option is finite (nan and inf pass click's ranges: comparisons with nan
+    are false) and every seed within 0 .. SEED_MAX; the first offender is an OptionError."""
+    import math
+
+    from optplan.errors import OptionError
+
+    for key, value in kwargs.items():
+        values = value if isinstance(value, (tuple, list)) else (value,)
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise OptionError(_option_name(key), "a finite number", str(v))
+        if key == "seed" and isinstance(value, int) and not 0 <= value <= SEED_MAX:
+            raise OptionError("--seed", f"a whole number from 0 to {SEED_MAX:,}", str(value))
+
+
 def _refuse_out_over_inputs(kwargs: dict) -> None:
     """--out may not be, or contain, an input (inputs are never modified or overwritten):
-    writing a plan into the instance's folder would replace its CSVs."""
+    writing a plan into the instance's folder would replace its CSVs. --out names a folder:
+    an existing file there is refused (nothing is overwritten); --save-mps names a file:
+    an existing folder there, or a file where its folder should be, is refused."""
     from pathlib import Path
 
     from optplan.errors import OptionError
@@ -42,6 +73,13 @@ def _refuse_out_over_inputs(kwargs: dict) -> None:
         out = kwargs.get(name)
         if not isinstance(out, Path):
             continue
+        if name == "out" and out.exists() and not out.is_dir():
+            raise OptionError("--out", "a folder, or a path where one can be made", f"{out} (an existing file)")
+        if name == "save_mps" and out.is_dir():
+            raise OptionError("--save-mps", "a file path", f"{out} (an existing folder)")
+        blocking = next((a for a in out.parents if a.exists() and not a.is_dir()), None)
+        if blocking is not None:
+            raise OptionError(_option_name(name), "a path whose parents are folders", f"{out} ({blocking} is a file)")
         target = out.resolve()
         for source in inputs:
             src = source.resolve()
@@ -60,6 +98,7 @@ def guarded(func):
         from optplan.errors import InputError, OptplanError
 
         try:
+            _check_numbers(kwargs)
             _refuse_out_over_inputs(kwargs)
             return func(*args, **kwargs)
         except InputError as exc:

@@ -92,9 +92,9 @@ def _progress(quiet: bool):
                    "--resolution.")
 @click.option("--resolution", type=click.Choice(["week", "month", "quarter"]), default="week", show_default=True,
               help="week: quantiles and demand scenarios for an instance; month/quarter: long-lead quantiles only.")
-@click.option("--scenarios", "n_scenarios", type=click.IntRange(min=1), default=20, show_default=True,
+@click.option("--scenarios", "n_scenarios", type=click.IntRange(min=1, max=1_000), default=20, show_default=True,
               help="Demand scenarios S written to demand.csv/scenarios.csv.")
-@click.option("--paths", "n_paths", type=click.IntRange(min=10), default=2000, show_default=True,
+@click.option("--paths", "n_paths", type=click.IntRange(min=10, max=200_000), default=2000, show_default=True,
               help="Joint demand paths sampled before the reduction to S scenarios.")
 @click.option("--model", type=click.Choice(MODELS), default="global", show_default=True,
               help="Model behind the quantiles and scenarios (weekly resolution). combined: the global model and "
@@ -179,7 +179,7 @@ def _model_list(ctx, param, value):
 @click.option("--backend", type=click.Choice(["serial", "local", "dask"]), default="serial", show_default=True,
               help="Where the fits (origins x models) run: this process, local processes, or Dask (docs/scale.md).")
 @click.option("--scheduler", default=None, help="Dask scheduler address for --backend dask (default: a local cluster).")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Processes for --backend local or a local Dask cluster.")
+@click.option("--workers", type=click.IntRange(min=1, max=256), default=None, help="Processes for --backend local or a local Dask cluster.")
 @_history_options
 @guarded
 def backtest(history, horizon, step, n_origins, at, models, seed, out, overall_only, backend, scheduler, workers,

@@ -740,6 +740,8 @@ def calibration(model: FunnelModel, log: pd.DataFrame, observed_until=None, bins
         rows = np.flatnonzero(ok)
         idx, tau, moved = _expand_weeks(entered[rows], adv[rows], ends[rows], model.max_weeks_in_stage)
         applicant = rows[idx]
+        if len(applicant) == 0:  # nobody held back reached this stage: nothing to score here
+            continue
         h = model._row_hazards(j, model._design(tau, px[applicant]))  # (n_rows, K)
         h_safe = np.clip(h, 1e-300, 1.0 - 1e-16)
         row_ll = np.where(moved[:, None] == 1, np.log(h_safe), np.log1p(-h_safe))
@@ -751,6 +753,8 @@ def calibration(model: FunnelModel, log: pd.DataFrame, observed_until=None, bins
         preds.append((post * h).sum(axis=1) / post.sum(axis=1))
         outcomes.append(moved)
         np.add.at(history, applicant, row_ll)
+    if not preds:  # no applicant-week to score: no Brier score (null in the summary), no table
+        return float("nan"), pd.DataFrame(columns=["bin", "rows", "mean_predicted", "observed_rate"])
     p = np.concatenate(preds)
     y = np.concatenate(outcomes).astype(float)
     brier = float(np.mean((p - y) ** 2))

@@ -43,6 +43,11 @@ _ZONED = r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|UTC|[+-]\d{2}:?\d{2})$"
 EARLIEST_DATE, LATEST_DATE = pd.Timestamp("1900-01-01"), pd.Timestamp("2200-12-31")
 
 
+#: A covariate whose non-empty cells are numbers except at most this share is numeric (the
+#: others are reported as typos); above it, categorical.
+NUMERIC_STRAY_SHARE = 0.05
+
+
 def _refuse_empty_and_long_ids(raw: pd.DataFrame, name: str, id_columns: list[str], what: str) -> None:
     """A log with no rows, or ids too long to be ids, is refused (exit 2) before any fit."""
     if raw.empty:
@@ -50,6 +55,9 @@ def _refuse_empty_and_long_ids(raw: pd.DataFrame, name: str, id_columns: list[st
     problems = []
     for col in id_columns:
         problems += long_id_problems(raw[col], np.arange(len(raw)) + 2, name, col, MAX_LINES_PER_CHECK)
+        empty = raw[col].isna() | (raw[col].astype(str).str.strip() == "")
+        problems += [Problem(name, int(i) + 2, col, f"a {col} (the {what} row names one)", "an empty cell")
+                     for i in np.flatnonzero(empty.to_numpy())[:MAX_LINES_PER_CHECK]]
     if problems:
         raise InstanceError(problems)
 
@@ -292,14 +300,23 @@ def read_applicant_log(
             notes[f"covariate_{c}_dropped_known_only_after_{leaky[c]}"] = 1
     log = log.drop(columns=[c for c in extra if c not in keep])
     notes["covariates_used"] = len(keep)
-    # covariates whose every non-empty cell is a number are numeric (e.g. age), else categorical
+    # covariates whose non-empty cells are numbers are numeric (e.g. age), else categorical; a
+    # column of numbers with a few cells that are not (text, inf) is a typo, refused: read as
+    # categories it would make every distinct number a category
     for col in keep:
         text = log[col].astype(str).str.strip()
         empty = text.str.lower().isin(NA_WORDS)
         number = pd.to_numeric(text.where(~empty), errors="coerce")
-        if (number.notna() | empty).all() and number.notna().any():
-            log[col] = number.fillna(number.median())
+        finite = number.notna() & np.isfinite(number.to_numpy(float))
+        stray = ~empty & ~finite
+        if finite.any() and stray.sum() <= NUMERIC_STRAY_SHARE * (~empty).sum():
+            problems += [Problem(name, None, col, "a finite number or an empty cell (the column's other cells are numbers)",
+                                 f"{log['applicant_id'].iloc[i]}: {log[col].iloc[i]!r}")
+                         for i in np.flatnonzero(stray.to_numpy())[:MAX_LINES_PER_CHECK]]
+            log[col] = number.where(finite).fillna(number[finite].median())
             notes[f"numeric_covariate_{col}_empty_filled"] = int(empty.sum())
+    if problems:
+        raise InstanceError(problems)
     notes["applicants"] = int(len(log))
     return log, observed, notes
 

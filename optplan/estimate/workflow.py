@@ -157,6 +157,16 @@ def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=5
     observed_until = parse_date_option("--observed-until", observed_until)
     model = RetentionModel(gap=gap).fit(log, observed_until=observed_until)
     table = model.depot_summary_
+    short = table[~np.isfinite(table[["retention", "retention_new", "blocks_per_driver"]].to_numpy(float)).all(axis=1)]
+    if len(short):  # nothing to estimate from: refused rather than written as NaN
+        from optplan.estimate.retention import ESTABLISHED_WEEKS
+
+        raise InstanceError([
+            Problem(Path(activity).name, None, "week",
+                    f"at depot {r.depot}, drivers seen over more than {ESTABLISHED_WEEKS + gap} weeks before the "
+                    f"observation end (retention is scored on weeks at least {gap} weeks before it)",
+                    f"{r.drivers} driver(s), {r.churn_events} churned, too few weeks to score retention")
+            for r in short.itertuples()])
     if n_boot:
         table = table.merge(bootstrap_retention(model, log, n=n_boot, seed=seed, observed_until=observed_until,
                                                 show_progress=True),

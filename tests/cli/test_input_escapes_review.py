@@ -1,0 +1,123 @@
+"""Escapes found by a second review that tried to break the CLI (session 23): each exits 2 with
+a one-line message naming the option, file or field, writes nothing, and is no 'internal
+error' (exit 1) or NaN in an output. One test per escape."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_input_escapes import DEMO, applicant_log, assert_refused, funnel, run, set_cell
+
+
+@pytest.mark.parametrize("args,option", [
+    (["simulate", DEMO, "--paths", "2", "--policies", "static", "--noise", "nan"], "--noise"),
+    (["simulate", DEMO, "--paths", "2", "--policies", "static", "--noise-ar", "nan"], "--noise-ar"),
+    (["solve", DEMO, "--time-limit", "inf"], "--time-limit"),
+    (["generate", "--budget-tightness", "nan"], "--budget-tightness"),
+    (["report", DEMO, "--tornado-change", "nan"], "--tornado-change"),
+])
+def test_non_finite_numbers_are_refused_naming_the_option(tmp_path, args, option):
+    code, errors = run(*args, "--out", tmp_path / "out")
+    assert_refused(code, errors, option, "a finite number", "found")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args", [["generate"], ["generate-logs"], ["simulate", DEMO, "--paths", "2", "--policies", "static"]])
+@pytest.mark.parametrize("seed", ["-1", str(2**32)])
+def test_seeds_outside_what_numpy_takes_are_refused(tmp_path, args, seed):
+    code, errors = run(*args, "--seed", seed, "--out", tmp_path / "out")
+    assert_refused(code, errors, "--seed", "0 to 4,294,967,295", seed)
+
+
+def test_out_that_is_a_file_or_under_a_file_is_refused_before_any_work(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("keep me\n")
+    for out in (afile, afile / "plan"):
+        code, errors = run("solve", DEMO, "--out", out)
+        assert_refused(code, errors, "--out", "afile")
+    code, errors = run("solve", DEMO, "--out", tmp_path / "o", "--save-mps", tmp_path)
+    assert_refused(code, errors, "--save-mps", "an existing folder")
+    assert afile.read_text() == "keep me\n"
+
+
+def test_generate_name_too_long_and_simulate_without_policies(tmp_path):
+    code, errors = run("generate", "--name", "x" * 300, "--out", tmp_path / "g")
+    assert_refused(code, errors, "--name", "300 characters")
+    code, errors = run("simulate", DEMO, "--paths", "2", "--policies", "", "--out", tmp_path / "s")
+    assert_refused(code, errors, "--policies", "nothing")
+    code, errors = run("simulate", DEMO, "--paths", "2", "--policies", "static,foo", "--out", tmp_path / "s")
+    assert_refused(code, errors, "--policies", "static,foo")
+
+
+def test_an_exchange_rate_that_underflows_is_refused(tmp_path):
+    """fx_rate 1e-310 (a subnormal: the money converted by it is NaN/inf downstream) is
+    refused by the schema's lower bound 1e-6."""
+    import optplan
+
+    inst = tmp_path / "world"
+    optplan.generate_instance(depots=4, weeks=6, scenarios=2, seed=0, countries=("US", "DE")).write(inst)
+    table = pd.read_csv(inst / "countries.csv", dtype=str, keep_default_na=False)
+    row = int(table.index[table["currency"] != "USD"][0])
+    set_cell(inst / "countries.csv", row, "fx_rate", "1e-310")
+    code, errors = run("solve", inst, "--out", tmp_path / "out")
+    assert_refused(code, errors, "countries.csv", "fx_rate")
+    assert not (tmp_path / "out").exists()
+
+
+def test_retention_from_a_log_too_short_to_score_is_refused_not_nan(tmp_path):
+    path = tmp_path / "activity.csv"
+    path.write_text("driver_id,depot,week,blocks\nR1,D1,2026-01-05,4\nR1,D1,2026-01-12,3\n")
+    code, errors = run("estimate", "retention", path, "--out", tmp_path / "ret")
+    assert_refused(code, errors, "activity.csv", "week", "depot D1", "too few weeks")
+    assert not (tmp_path / "ret").exists()
+
+
+ROWS = [f"A{i},D1,ads,2026-01-05,2026-01-12,2026-01-19,{'2026-01-26' if i % 3 else ''},{30 + i % 20}" for i in range(60)]
+
+
+def log_with(tmp_path: Path, row: int, column: str, value: str) -> Path:
+    path = applicant_log(tmp_path, ROWS)
+    text = path.read_text().replace("first_block\n", "first_block,age\n", 1)
+    path.write_text(text)
+    set_cell(path, row, column, value)
+    return path
+
+
+@pytest.mark.parametrize("column,value,fragments", [
+    ("age", "inf", ("age", "a finite number", "'inf'")),
+    ("age", "abc", ("age", "a finite number", "'abc'")),
+    ("channel", "", ("applicants.csv:2", "channel", "an empty cell")),
+])
+def test_applicant_log_typos_are_refused(tmp_path, column, value, fragments):
+    code, errors = funnel(log_with(tmp_path, 0, column, value), tmp_path)
+    assert_refused(code, errors, *fragments)
+
+
+def test_a_log_where_nobody_passes_two_stages_fits_with_warnings(tmp_path):
+    """onboarding and first_block empty for everyone: both stages get hazard 0 with the
+    command's warning, and the held-back calibration (nothing to score there) no longer
+    crashes."""
+    rows = [f"A{i},D1,ads,2026-01-05,2026-01-12,," for i in range(60)]
+    code, errors = funnel(applicant_log(tmp_path, rows), tmp_path, "--observed-until", "2026-06-30")
+    assert code == 0, errors
+    summary = pd.read_csv(tmp_path / "est" / "channel_summary.csv")
+    assert summary.loc[0, "conversion"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_pipeline_with_one_log_given_is_refused(tmp_path):
+    """inputs.applicants without inputs.activity used to be ignored for synthetic logs."""
+    import shutil
+
+    from conftest import REPO
+
+    for f in ("depots.csv", "channels.csv", "settings.yaml"):
+        shutil.copy(REPO / "examples" / "pipeline" / f, tmp_path / f)
+    (tmp_path / "history.csv").write_text("depot,week_start,blocks\n")
+    (tmp_path / "applicants.csv").write_text("applicant_id,depot,channel,applied\n")
+    (tmp_path / "p.yaml").write_text("name: p\ninputs:\n  applicants: applicants.csv\n  history: history.csv\n"
+                                     "  depots: depots.csv\n  channels: channels.csv\n  settings: settings.yaml\n"
+                                     "generate_logs: {depots: 2}\n")
+    code, errors = run("pipeline", tmp_path / "p.yaml", "--out", tmp_path / "out")
+    assert_refused(code, errors, "p.yaml", "inputs.activity", "beside inputs.applicants")
