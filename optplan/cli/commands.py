@@ -363,7 +363,8 @@ def schema(out: Path | None, markdown: bool) -> None:
 @click.argument("instance", type=click.Path(path_type=Path))
 @click.option("--depot", required=True, help="Depot id (as in depots.csv).")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder for policy.csv and policy.svg.")
-@click.option("--grid", "grid_points", type=click.IntRange(min=2, max=100_000), default=None, help="DP states per week (default: adaptive).")
+@click.option("--grid", "grid_points", type=click.IntRange(min=2, max=100_000), default=None,
+              help="DP states per week (default: adaptive).")
 @guarded
 def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
     """The DP's recruiting rule for one depot: new drivers (and applicants per channel) to
@@ -400,7 +401,8 @@ def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
 @click.option("--drivers", "drivers", type=click.Choice(["random", "expected"]), default="random", show_default=True,
               help="random: whole drivers (binomial stayers, Poisson arrivals), so the reacting policies see luck; "
                    "expected: the model's expected counts (as report scores plans).")
-@click.option("--grid", "grid_points", type=click.IntRange(min=2, max=100_000), default=None, help="DP states per week (default: adaptive).")
+@click.option("--grid", "grid_points", type=click.IntRange(min=2, max=100_000), default=None,
+              help="DP states per week (default: adaptive).")
 @click.option("--policies", default="static,dp,rolling,rolling_mean,rolling_bayes,basestock", show_default=True,
               help="Comma-separated, of: static (the LP plan as it stands), dp (the DP rule), rolling (the LP "
                    "re-solved on each path's realised state), rolling_mean (the mean-demand plan re-solved so), "
@@ -420,11 +422,10 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers,
 
     import optplan
     from optplan.atomic import csv_text, json_text, write_files
-    from optplan.policy import simulate as run_simulation
-    from optplan.policy import summarize
-    from optplan.sampling import OutOfSample
     from optplan.errors import OptionError
-    from optplan.policy import POLICIES
+    from optplan.policy import POLICIES, summarize
+    from optplan.policy import simulate as run_simulation
+    from optplan.sampling import OutOfSample
     from optplan.solvers.dp import DPOptions
 
     chosen = tuple(p.strip() for p in policies.split(",") if p.strip())

@@ -188,5 +188,5 @@ def choose_nested(paired: pd.DataFrame, origin: int, first: str = "global", seco
         scores.append(float(np.mean(dev)))
     k = int(np.argmin(np.round(scores, 12)))  # ties: the earlier candidate (equal weights first)
     final = choose(paired, first, second, origin=origin, half_life=candidates[k])
-    named = tuple(("equal" if hl is None else f"{hl:g}", round(v, 6)) for hl, v in zip(candidates, scores))
+    named = tuple(("equal" if hl is None else f"{hl:g}", round(v, 6)) for hl, v in zip(candidates, scores, strict=True))
     return replace(final, half_life_scores=named, inner_origins=tuple(inner))

@@ -335,9 +335,8 @@ def test_a_binding_earnings_floor_holds_exactly_in_driver_weeks(lengths, profile
     (drivers.driver_weeks, itself checked against a weekly simulation above), at least 4.3
     blocks per driver-week at every depot and exactly 4.3 at one (the floor binds: the plan
     costs more than without it)."""
-    from formulations.two_stage.service import service_kpis
-
     import optplan
+    from formulations.two_stage.service import service_kpis
 
     weekly = optplan.generate_instance(depots=2, weeks=16, scenarios=3, seed=3, budget_tightness=3.0).model_data()
     data = weekly.with_periods(lengths, week_profile=profile)
@@ -358,14 +357,13 @@ def test_period_caps_are_the_weekly_caps_times_the_weeks():
     """Applicant caps and incentive-segment widths are per week; a period of L weeks allows L
     times as much, by hand, in the Pyomo bounds, the array build's column bounds and the
     bounds kernel (which flags 1% more than that and not the cap itself)."""
-    from formulations.two_stage.sets import bound_violations
-
     import optplan
+    from formulations.two_stage.sets import bound_violations
 
     weekly = optplan.generate_instance(depots=2, weeks=12, scenarios=2, seed=1).model_data()
     lengths = np.array([1, 3, 8])
     data = weekly.with_periods(lengths)
-    D, C, T, G = len(data.depots), len(data.channels), len(lengths), data.incentive_width.shape[1]
+    D, C, T = len(data.depots), len(data.channels), len(lengths)
     x_cap = np.where(np.isfinite(data.applicant_cap), data.applicant_cap, 0.0)[:, :, None] * lengths[None, None, :]
     z_cap = data.incentive_width[:, None, :] * lengths[None, :, None]  # (D, T, G) currency per period
     m = two_stage.build_model(data, recourse="aggregated")
