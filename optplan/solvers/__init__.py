@@ -92,7 +92,32 @@ def solve_data(data: ModelData, options: SolveOptions | None = None, engine: str
             from optplan.errors import EngineUnavailableError
 
             raise EngineUnavailableError(why_not)
-    return eng.solve(data, options, deadline)
+    return _plan_cost_as_objective(data, eng.solve(data, options, deadline))
+
+
+def _plan_cost_as_objective(data: ModelData, result: SolveResult) -> SolveResult:
+    """A plan that is feasible but not optimal (a MIP stopped by its gap or the time limit) may
+    come with recourse columns that are not optimal for its own first stage, so the solver's
+    objective can exceed what the plan costs. The plan's cost is its first stage with the optimal
+    recourse (the evaluator's kernel; with CVaR, (1 - lambda) E + lambda CVaR), an upper bound as
+    valid as the solver's and never above it: the status reports it, and says so. Not with
+    targets (their rows bind the recourse, which the closed form ignores) or a violated row."""
+    from dataclasses import replace
+
+    from optplan.evaluation import evaluate_decisions
+
+    st = result.status
+    if (st.optimal or not st.has_solution or st.objective is None or result.decisions is None
+            or data.has_targets or data.has_scenario_targets):
+        return result
+    ev = evaluate_decisions(data, result.decisions)
+    lam = float(data.cvar_weight)
+    value = ev.expected_cost if lam == 0 else (1 - lam) * ev.expected_cost + lam * ev.kpis["cvar_cost"]
+    if ev.violations or not value < st.objective - 1e-9 * max(1.0, abs(st.objective)):
+        return result
+    note = (f"objective: the plan's first stage with its recourse re-optimised (the solver's incumbent: "
+            f"{st.objective:,.2f} {data.currency})")
+    return replace(result, status=replace(st, objective=float(value), message="; ".join(m for m in (st.message, note) if m)))
 
 
 def _refuse_what_the_engine_cannot_state(data: ModelData, options: SolveOptions, eng, name) -> None:

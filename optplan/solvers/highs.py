@@ -33,6 +33,8 @@ from optplan.solvers.standard_form import build_standard_form, matrix_arrays, st
 
 log = logging.getLogger("optplan")
 
+#: HiGHS's default mip_rel_gap: a MIP plan whose gap is within it is optimal; wider, it is feasible
+MIP_OPTIMAL_GAP = 1e-4
 #: Each re-solve of the infeasibility diagnosis gets at most this many times the failed solve's
 #: time, and at least DIAGNOSIS_MIN_S seconds (diagnose_infeasibility).
 DIAGNOSIS_FACTOR = 5.0
@@ -248,6 +250,11 @@ def run_compiled(
         bound = objective if sol == SolutionStatus.optimal else None
     message = "HiGHS returned an error status from run()" if (
         run_status == highspy.HighsStatus.kError and term != TerminationCondition.error) else ""
+    if mip and sol == SolutionStatus.optimal and np.isfinite(info.mip_gap) and info.mip_gap > MIP_OPTIMAL_GAP:
+        # HiGHS says Optimal once the gap is within mip_rel_gap; a gap wider than its default is a
+        # feasible plan stopped by the gap, not a proven optimum
+        sol = SolutionStatus.feasible
+        message = f"stopped by the MIP gap: relative gap {info.mip_gap:.3g} (mip_rel_gap {options.mip_rel_gap:g})"
     status = SolverStatus(term, sol, engine, name, objective, bound, message)
 
     if term in (TerminationCondition.provenInfeasible, TerminationCondition.infeasibleOrUnbounded):

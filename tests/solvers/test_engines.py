@@ -263,3 +263,23 @@ def test_the_long_lead_frontier_lp_that_ends_unknown_is_proven_infeasible():
     hard = replace(data, service_target=np.full(D, tau), utilisation_floor=np.full(D, floor))
     with pytest.raises(InfeasibleError):
         solve_data(hard, SolveOptions(), "highs")
+
+
+def test_a_mip_stopped_by_a_wide_gap_is_feasible_not_complete_and_reports_the_plans_cost():
+    """--mip-gap 1e9: HiGHS stops at its first incumbent and calls it Optimal. The status says
+    feasible, not complete (exit 3 in the CLI), with the gap; the objective is the plan's cost
+    with its recourse re-optimised (the evaluator's), never above the incumbent's."""
+    from conftest import REPO
+
+    inst = optplan.load_instance(REPO / "instances" / "demo")
+    with pytest.warns(RuntimeWarning, match="not proven optimal"):
+        plan = optplan.solve(inst, integer=True, mip_rel_gap=1e9)
+    st = plan.status
+    assert not st.optimal and not st.complete and st.has_solution
+    assert "stopped by the MIP gap" in st.message
+    ev = evaluate_decisions(inst.model_data(integer_applicants=True), plan.decisions)
+    assert st.objective == pytest.approx(ev.expected_cost, rel=1e-9)
+    assert st.bound <= st.objective
+    exact = optplan.solve(inst, integer=True)
+    assert exact.status.optimal and exact.status.complete
+    assert exact.status.objective <= st.objective * (1 + 1e-9)
