@@ -321,19 +321,39 @@ def remaining_instance(instance: Instance, state: State) -> Instance:
     return from_tables(m, tables)
 
 
-def scenario_probabilities(instance: Instance, state: State) -> np.ndarray:
+def scenario_probabilities(instance: Instance, state: State, notes: list[str] | None = None) -> np.ndarray:
     """(S,) the instance's scenario probabilities given the state's demand_seen (weeks
     1..k-1; weeks or depots without a row say nothing): optplan.sampling.scenario_posterior
-    with the state's noise settings. Without demand_seen, the instance's own."""
+    with the state's noise settings. Without demand_seen, the instance's own.
+
+    A row no scenario can explain (demand seen where every scenario has none, or none where
+    every scenario has some) would rule out every scenario and so wipe out the other rows'
+    evidence: it is left out, and ``notes`` (if given) says so; likewise when nothing seen
+    matches any scenario (sd 0) and the instance's probabilities are kept."""
     data = instance.model_data()
     if state.demand_seen is None or not len(state.demand_seen):
         return data.probability.copy()
     t = state.week - 1
     observed = np.full((1, len(data.depots), t), np.nan)
     seen = state.demand_seen
-    observed[0, pd.Index(data.depots).get_indexer(seen["depot"]), seen["week"].to_numpy(int) - 1] = \
-        seen["blocks"].to_numpy(float)
-    return scenario_posterior(data, observed, state.noise_sd, state.noise_ar)[0]
+    d_idx, w_idx = pd.Index(data.depots).get_indexer(seen["depot"]), seen["week"].to_numpy(int) - 1
+    blocks = seen["blocks"].to_numpy(float)
+    scen = data.demand[d_idx, w_idx, :]  # (rows, S) blocks/week
+    unexplained = ((blocks > 0) & (scen <= 0).all(axis=1)) | ((blocks <= 0) & (scen > 0).all(axis=1))
+    for i in np.flatnonzero(unexplained)[:5]:
+        if notes is not None:
+            notes.append(f"demand_seen: {seen['depot'].iloc[i]} week {w_idx[i] + 1}: {blocks[i]:g} blocks where every "
+                         f"scenario has {'none' if blocks[i] > 0 else 'some'}; no scenario explains it, so it is left out")
+    if notes is not None and unexplained.sum() > 5:
+        notes.append(f"demand_seen: ... and {int(unexplained.sum()) - 5} more rows like that")
+    keep = ~unexplained
+    observed[0, d_idx[keep], w_idx[keep]] = blocks[keep]
+    prob = scenario_posterior(data, observed, state.noise_sd, state.noise_ar)[0]
+    if notes is not None and state.noise_sd == 0 and keep.any() and not np.isclose(
+            blocks[keep, None], scen[keep], rtol=1e-9, atol=0.0).all(axis=0).any():
+        notes.append("demand_seen: no scenario equals what was seen (demand_noise.sd 0 asks for an exact match); "
+                     "the instance's probabilities are kept")
+    return prob
 
 
 def _remaining_pipeline(instance: Instance, state: State) -> pd.DataFrame:

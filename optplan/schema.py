@@ -655,9 +655,17 @@ class StateFiles(_Strict):
 
 
 class DemandNoise(_Strict):
-    sd: float = _f("Log-sd of weekly demand around its scenario (the out-of-sample sampler's noise).", "log blocks",
-                   ge=0, le=2, default=0.05)
+    sd: float = _f("Log-sd of weekly demand around its scenario (the out-of-sample sampler's noise); 0: the demand "
+                   "seen must equal a scenario's exactly; else at least 0.001 (smaller overflows the likelihood).",
+                   "log blocks", ge=0, le=2, default=0.05)
     ar: float = _f("Week-to-week correlation of that noise.", "-", ge=0, lt=1, default=0.5)
+
+    @field_validator("sd")
+    @classmethod
+    def _zero_or_resolvable(cls, v: float) -> float:
+        if 0 < v < 1e-3:
+            raise ValueError("0 (an exact match) or at least 0.001")
+        return v
 
 
 class SpendToDate(_Strict):

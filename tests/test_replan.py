@@ -219,3 +219,40 @@ def test_demand_seen_from_the_future_is_one_line(tmp_path):
     text = str(err.value)
     assert "demand_seen.csv:2: field 'week'" in text and "a week before the state's week 2" in text
     assert "demand_seen.csv:3: field 'depot'" in text and "unknown depot 'B'" in text
+
+
+def test_a_demand_seen_row_no_scenario_explains_is_left_out_not_wiping_the_rest(tmp_path):
+    """Week 1 saw 20 blocks (the 'low' scenario's, as above: P(low) = 0.998582) and week 2 saw 0
+    where both scenarios have demand: that row would rule out every scenario and fall back to
+    the prior; it is left out with a warning, and week 1's evidence stands. With sd 0 and
+    nothing equal to a scenario, the prior is kept and replan says why."""
+    from optplan.replan import scenario_probabilities
+
+    inst = two_scenario_tiny()
+    state = State(week=3, drivers=pd.DataFrame({"depot": ["A"], "active_drivers": [9.0]}),
+                  demand_seen=pd.DataFrame({"depot": ["A", "A"], "week": [1, 2], "blocks": [20.0, 0.0]}),
+                  noise_sd=0.05, noise_ar=0.0)
+    notes: list[str] = []
+    prob = scenario_probabilities(inst, state, notes)
+    assert prob[inst.scenarios.index("low")] == pytest.approx(0.998582, abs=1e-6)
+    assert len(notes) == 1 and "A week 2: 0 blocks where every scenario has some" in notes[0]
+    exact = State(week=2, drivers=state.drivers, demand_seen=pd.DataFrame({"depot": ["A"], "week": [1], "blocks": [21.0]}),
+                  noise_sd=0.0, noise_ar=0.0)
+    notes = []
+    np.testing.assert_allclose(scenario_probabilities(inst, exact, notes), [0.5, 0.5])
+    assert len(notes) == 1 and "no scenario equals what was seen" in notes[0]
+    exact.write(tmp_path / "st")
+    inst.write(tmp_path / "inst")
+    r = CliRunner().invoke(main, ["replan", str(tmp_path / "inst"), "--state", str(tmp_path / "st"),
+                                  "--out", str(tmp_path / "rp")])
+    assert r.exit_code == 0 and "warning: demand_seen: no scenario equals" in r.output
+
+
+def test_a_noise_sd_too_small_to_compute_is_refused(tmp_path):
+    inst = two_scenario_tiny()
+    State(week=2, drivers=pd.DataFrame({"depot": ["A"], "active_drivers": [9.0]}),
+          demand_seen=pd.DataFrame({"depot": ["A"], "week": [1], "blocks": [20.0]}), noise_sd=1e-300,
+          noise_ar=0.0).write(tmp_path / "st")
+    with pytest.raises(InstanceError) as err:
+        load_state(tmp_path / "st", inst)
+    assert "demand_noise.sd" in str(err.value) and "at least 0.001" in str(err.value)

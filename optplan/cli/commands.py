@@ -499,7 +499,10 @@ def replan(instance: Path, state: Path, out: Path, engine, time_limit, quiet, se
 
         from optplan.replan import scenario_probabilities
 
-        prob = scenario_probabilities(inst, st)
+        notes: list[str] = []
+        prob = scenario_probabilities(inst, st, notes)
+        for note in notes:
+            click.secho(f"warning: {note}", fg="yellow", err=True)
         top = np.argsort(-prob, kind="stable")[:5]
         click.echo(f"scenarios given the demand seen in weeks before {st.week} (noise sd {st.noise_sd:g}, AR "
                    f"{st.noise_ar:g}): " + ", ".join(f"{inst.scenarios[i]} {prob[i]:.3f}" for i in top)
