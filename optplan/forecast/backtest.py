@@ -115,9 +115,12 @@ def _score(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         y = g["y"].to_numpy()
         loss = sum(pinball(y, g[f"p{round(q * 100)}"].to_numpy(), q).sum() for q in SCORED_LEVELS)
         rec = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
+        scale = g["scale"].to_numpy(float)
+        ok = scale > 0  # a history that repeats itself a year on (seasonal-naive error 0) has no MASE
+        total = float(np.abs(y).sum())
         rec.update({
-            "MASE": float(np.mean(np.abs(y - g["p50"].to_numpy()) / g["scale"].to_numpy())),
-            "wQL": float(2.0 * loss / (len(SCORED_LEVELS) * np.abs(y).sum())),
+            "MASE": float(np.mean(np.abs(y - g["p50"].to_numpy())[ok] / scale[ok])) if ok.any() else float("nan"),
+            "wQL": float(2.0 * loss / (len(SCORED_LEVELS) * total)) if total > 0 else float("nan"),
             "coverage_p10_p90": coverage(y, g["p10"].to_numpy(), g["p90"].to_numpy()),
             "n": len(g),
         })
@@ -146,8 +149,13 @@ def margins(result: BacktestResult, reference: str = "seasonal_naive", level: fl
 def mase_ratio(mase: np.ndarray, reference: np.ndarray, level: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
     """(point, low, high): the mean over depots of one model's MASE relative to another's
     (ratio - 1), per-depot MASE arrays in the same depot order, with a ``level`` interval from
-    resampling the depots with replacement (``MARGIN_RESAMPLES`` resamples, ``seed``)."""
+    resampling the depots with replacement (``MARGIN_RESAMPLES`` resamples, ``seed``); depots
+    where either has no MASE (NaN) are left out (all NaN: NaN)."""
     x, ref = np.asarray(mase, float), np.asarray(reference, float)
+    both = np.isfinite(x) & np.isfinite(ref)
+    if not both.any():
+        return float("nan"), float("nan"), float("nan")
+    x, ref = x[both], ref[both]
     idx = np.random.default_rng(seed).integers(0, len(x), size=(MARGIN_RESAMPLES, len(x)))
     draws = x[idx].mean(axis=1) / ref[idx].mean(axis=1) - 1.0
     lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])

@@ -137,7 +137,7 @@ def rnn_quantiles(history: History, horizon: int, seed: int = 0, epochs: int = E
                 loss.backward()
                 opt.step()
             if progress and (epoch + 1) % 20 == 0:
-                progress(f"rnn: epoch {epoch + 1}/{epochs}, pinball loss {float(loss):.4f}")
+                progress(f"rnn: epoch {epoch + 1}/{epochs}, pinball loss {loss.item():.4f}")
         delta = np.zeros(len(LEVELS))
         if held.any():
             cal = torch.tensor(np.flatnonzero(held))

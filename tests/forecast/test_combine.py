@@ -190,3 +190,33 @@ def test_choose_with_a_band_first_maximises_the_validation_origins_in_it():
     r = apply(table, chosen.weight_global, chosen.interval_scale)
     assert chosen.validation_wql == pytest.approx(wql(r["y"].to_numpy(), {0.1: r["p10"].to_numpy(), 0.5: r["p50"].to_numpy(),
                                                                            0.9: r["p90"].to_numpy()}), rel=METRIC_RTOL)
+
+
+def test_a_depot_whose_history_repeats_has_no_mase_and_does_not_poison_the_rest(tmp_path):
+    """A depot with the same demand every week has a seasonal-naive error of 0, so no MASE (an
+    empty cell and a note, no RuntimeWarning); the overall MASE and the margins come from the
+    other depot alone."""
+    import warnings
+
+    from optplan.forecast.workflow import backtest_files
+
+    rng = np.random.default_rng(0)
+    W = 150
+    weeks = pd.date_range("2019-01-07", periods=W, freq="7D").strftime("%Y-%m-%d")
+    varied = 100 * (1 + 0.2 * np.sin(2 * np.pi * np.arange(W) / 52)) * np.exp(rng.normal(0, 0.05, W))
+    frame = pd.concat([pd.DataFrame({"depot": "V", "week_start": weeks, "blocks": varied}),
+                       pd.DataFrame({"depot": "C", "week_start": weeks, "blocks": 50.0})])
+    path = tmp_path / "history.csv"
+    frame.to_csv(path, index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        result, lines = backtest_files(path, tmp_path / "bt", horizon=4, step=4, n_origins=2,
+                                       models=("seasonal_naive", "ets"))
+    by = result.by_depot.set_index(["model", "depot"])["MASE"]
+    assert np.isnan(by[("ets", "C")]) and np.isfinite(by[("ets", "V")])
+    assert result.overall.set_index("model").loc["ets", "MASE"] == pytest.approx(by[("ets", "V")], rel=1e-12)
+    assert any(line.startswith("note: no MASE at C") for line in lines)
+    from optplan.forecast.backtest import margins
+
+    m = margins(result).set_index("model").loc["ets"]
+    assert m["MASE_vs_reference"] == pytest.approx(by[("ets", "V")] / by[("seasonal_naive", "V")] - 1, rel=1e-12)
