@@ -336,6 +336,14 @@ def read_activity_log(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
     bad = bad | weeks.isna()
     for i in np.flatnonzero(bad.to_numpy())[:MAX_LINES_PER_CHECK]:
         problems.append(Problem(name, int(lines[i]), "week", "the Monday of the week as a date", repr(raw["week"].iloc[i])))
+    # whole weeks are counted between rows, so every row must name its week by the same day
+    off_day = (~bad & (weeks.dt.dayofweek != 0)).to_numpy()
+    for i in np.flatnonzero(off_day)[:MAX_LINES_PER_CHECK]:
+        problems.append(Problem(name, int(lines[i]), "week", "the Monday of the week as a date",
+                                f"{raw['week'].iloc[i]!r} (a {weeks.iloc[i].day_name()})"))
+    if off_day.sum() > MAX_LINES_PER_CHECK:
+        problems.append(Problem(name, None, "week", "the Monday of the week as a date",
+                                f"{int(off_day.sum()) - MAX_LINES_PER_CHECK} more rows like the above"))
     blocks = pd.to_numeric(raw["blocks"], errors="coerce")
     bad_blocks = ~blocks.between(0, MAX_BLOCKS_PER_DRIVER)  # NaN and inf included
     for i in np.flatnonzero(bad_blocks.to_numpy())[:MAX_LINES_PER_CHECK]:

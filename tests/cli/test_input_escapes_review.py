@@ -121,3 +121,10 @@ def test_pipeline_with_one_log_given_is_refused(tmp_path):
                                      "generate_logs: {depots: 2}\n")
     code, errors = run("pipeline", tmp_path / "p.yaml", "--out", tmp_path / "out")
     assert_refused(code, errors, "p.yaml", "inputs.activity", "beside inputs.applicants")
+
+
+def test_an_activity_week_that_is_not_a_monday_is_refused(tmp_path):
+    path = tmp_path / "activity.csv"
+    path.write_text("driver_id,depot,week,blocks\nR1,D1,2026-01-05,4\nR1,D1,2026-01-13,3\n")
+    code, errors = run("estimate", "retention", path, "--out", tmp_path / "ret")
+    assert_refused(code, errors, "activity.csv:3", "week", "Monday", "a Tuesday")
