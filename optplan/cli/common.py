@@ -59,6 +59,15 @@ def _check_numbers(kwargs: dict) -> None:
             raise OptionError("--seed", f"a whole number from 0 to {SEED_MAX:,}", str(value))
 
 
+#: Commands whose --out names a file (every other command's names a folder).
+FILE_OUT_COMMANDS = ("schema",)
+
+
+def _command_name() -> str | None:
+    ctx = click.get_current_context(silent=True)
+    return None if ctx is None else ctx.command.name
+
+
 def _refuse_out_over_inputs(kwargs: dict) -> None:
     """--out may not be, or contain, an input (inputs are never modified or overwritten):
     writing a plan into the instance's folder would replace its CSVs. --out names a folder:
@@ -73,10 +82,11 @@ def _refuse_out_over_inputs(kwargs: dict) -> None:
         out = kwargs.get(name)
         if not isinstance(out, Path):
             continue
-        if name == "out" and out.exists() and not out.is_dir():
+        names_file = name == "save_mps" or _command_name() in FILE_OUT_COMMANDS
+        if not names_file and out.exists() and not out.is_dir():
             raise OptionError("--out", "a folder, or a path where one can be made", f"{out} (an existing file)")
-        if name == "save_mps" and out.is_dir():
-            raise OptionError("--save-mps", "a file path", f"{out} (an existing folder)")
+        if names_file and out.is_dir():
+            raise OptionError(_option_name(name), "a file path", f"{out} (an existing folder)")
         blocking = next((a for a in out.parents if a.exists() and not a.is_dir()), None)
         if blocking is not None:
             raise OptionError(_option_name(name), "a path whose parents are folders", f"{out} ({blocking} is a file)")

@@ -40,6 +40,12 @@ def test_out_that_is_a_file_or_under_a_file_is_refused_before_any_work(tmp_path)
     code, errors = run("solve", DEMO, "--out", tmp_path / "o", "--save-mps", tmp_path)
     assert_refused(code, errors, "--save-mps", "an existing folder")
     assert afile.read_text() == "keep me\n"
+    # schema's --out names a file: writing it again is fine, a folder there is not
+    for _ in range(2):
+        code, errors = run("schema", "--out", tmp_path / "schema.json")
+        assert code == 0, errors
+    code, errors = run("schema", "--out", tmp_path)
+    assert_refused(code, errors, "--out", "a file path")
 
 
 def test_generate_name_too_long_and_simulate_without_policies(tmp_path):
