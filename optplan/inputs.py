@@ -83,7 +83,22 @@ def read_text(path: Path, what: str, shown: str | None = None) -> str:
 
 class _DatesAsText(yaml.SafeLoader):
     """YAML without implicit dates: ``start_date: 2027-02-29`` stays text, so the schema
-    reports the field (PyYAML's own date constructor raises a bare 'day is out of range')."""
+    reports the field (PyYAML's own date constructor raises a bare 'day is out of range').
+    A key given twice in one mapping is an error (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # the base constructor reports unhashable keys
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} given twice (first on line {seen[key] + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 _DatesAsText.yaml_implicit_resolvers = {

@@ -269,42 +269,46 @@ class Terminal(_Strict):
         return v
 
 
+#: A file name in files: not empty (which silently meant the default), no NUL byte, not huge.
+PATH_RULES = {"min_length": 1, "max_length": 1000, "pattern": r"^[^\x00]+$"}
+
+
 class Files(_Strict):
-    depots: str = _f("Depot table.", "path", default="depots.csv")
-    scenarios: str = _f("Scenario table.", "path", default="scenarios.csv")
-    demand: str = _f("Demand scenario table.", "path", default="demand.csv")
-    channels: str = _f("Recruiting channel table.", "path", default="channels.csv")
-    yield_kernel: str = _f("Yield kernel table.", "path", default="yield.csv")
+    depots: str = _f("Depot table.", "path", **PATH_RULES, default="depots.csv")
+    scenarios: str = _f("Scenario table.", "path", **PATH_RULES, default="scenarios.csv")
+    demand: str = _f("Demand scenario table.", "path", **PATH_RULES, default="demand.csv")
+    channels: str = _f("Recruiting channel table.", "path", **PATH_RULES, default="channels.csv")
+    yield_kernel: str = _f("Yield kernel table.", "path", **PATH_RULES, default="yield.csv")
     pipeline: str | None = _f(
         "Pipeline table (optional). Null: pipeline.csv if the folder has one, else no "
         "one is in onboarding.",
-        "path",
+        "path", **PATH_RULES,
         default=None,
     )
     incentives: str | None = _f(
         "Planned incentive response table (optional). Null: incentives.csv if the folder "
         "has one, else no planned incentives.",
-        "path",
+        "path", **PATH_RULES,
         default=None,
     )
     supply: str | None = _f(
         "Driver supply by week (optional): blocks an active driver offers in a given depot and "
         "week, overriding the depot's constant blocks_per_driver there (seasonal availability). "
         "Null: supply.csv if the folder has one, else the constant every week.",
-        "path",
+        "path", **PATH_RULES,
         default=None,
     )
     countries: str | None = _f(
         "Country table (optional): each country's currency, exchange rate to horizon.currency and "
         "local penalties. Null: countries.csv if the folder has one, else one country whose "
         "currency is horizon.currency.",
-        "path",
+        "path", **PATH_RULES,
         default=None,
     )
     channel_costs: str | None = _f(
         "Recruiting cost per country and channel in the country's currency (optional; needs the "
         "country table). Null: channel_costs.csv if the folder has one.",
-        "path",
+        "path", **PATH_RULES,
         default=None,
     )
 

@@ -134,3 +134,22 @@ def test_an_activity_week_that_is_not_a_monday_is_refused(tmp_path):
     path.write_text("driver_id,depot,week,blocks\nR1,D1,2026-01-05,4\nR1,D1,2026-01-13,3\n")
     code, errors = run("estimate", "retention", path, "--out", tmp_path / "ret")
     assert_refused(code, errors, "activity.csv:3", "week", "Monday", "a Tuesday")
+
+
+def test_a_yaml_key_given_twice_and_an_empty_file_name_are_refused(tmp_path):
+    """PyYAML keeps the last of two equal keys silently; an empty files entry silently meant
+    the default file; a NUL byte in a file name was an internal error."""
+    from test_input_escapes import demo, set_manifest_line
+
+    inst = demo(tmp_path)
+    with open(inst / "instance.yaml", "a") as f:
+        f.write("name: again\n")
+    code, errors = run("validate", inst)
+    assert_refused(code, errors, "instance.yaml", "'name' given twice", "first on line")
+    inst = demo(tmp_path / "b")
+    set_manifest_line(inst, "  depots: depots.csv", '  depots: ""')
+    code, errors = run("validate", inst)
+    assert_refused(code, errors, "instance.yaml", "files.depots")
+    set_manifest_line(inst, '  depots: ""', '  depots: "dep\\0ots.csv"')
+    code, errors = run("validate", inst)
+    assert_refused(code, errors, "instance.yaml", "files.depots")
