@@ -62,6 +62,22 @@ class _Strict(BaseModel):
     # allow_inf_nan=False: '.inf' and '.nan' in YAML are refused like 'inf' in a CSV cell
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_true_false_for_numbers(cls, v: Any, info) -> Any:
+        """YAML's true/false where a number is due (pydantic would read true as 1)."""
+        if isinstance(v, bool) and _takes_number_not_bool(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"a number, not {str(v).lower()}")
+        return v
+
+
+def _takes_number_not_bool(annotation: Any) -> bool:
+    import types
+    import typing
+
+    args = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
+    return bool not in args and any(a in (int, float) for a in args)
+
 
 class PeriodRun(_Strict):
     weeks: int = _f("Weeks in each of these periods.", "weeks", ge=1, le=MAX_PERIOD_WEEKS)

@@ -153,3 +153,16 @@ def test_a_yaml_key_given_twice_and_an_empty_file_name_are_refused(tmp_path):
     set_manifest_line(inst, '  depots: ""', '  depots: "dep\\0ots.csv"')
     code, errors = run("validate", inst)
     assert_refused(code, errors, "instance.yaml", "files.depots")
+
+
+def test_true_where_a_number_is_due_is_refused(tmp_path):
+    """budgets.total: true was read as a budget of 1.0."""
+    from test_input_escapes import demo
+
+    inst = demo(tmp_path)
+    text = (inst / "instance.yaml").read_text()
+    import re
+
+    (inst / "instance.yaml").write_text(re.sub(r"\n  total: [0-9.]+\n", "\n  total: true\n", text, count=1))
+    code, errors = run("validate", inst)
+    assert_refused(code, errors, "instance.yaml", "budgets.total", "a number, not true")
