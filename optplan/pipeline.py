@@ -180,7 +180,16 @@ def run_pipeline(config_path: str | Path, say: Callable[[str], None] = print, fo
     """Run (or resume) the pipeline of ``config_path`` into ``out`` (default: the config's
     ``out``, relative to the config file); see the module docstring."""
     config, base = load_config(config_path)
-    out = Path(out).resolve() if out is not None else (base / config.out).resolve()
+    given = out is not None
+    out = Path(out).resolve() if given else (base / config.out).resolve()
+    inputs = [Path(config_path).resolve()] + [(base / v).resolve() for v in config.inputs.model_dump().values()
+                                              if v is not None]
+    for source in inputs:  # as for every command's --out: not an input, nor a folder holding one
+        if out == source or out in source.parents:
+            field = "--out" if given else "out"
+            raise InstanceError([Problem("command line" if given else Path(config_path).name, None, field,
+                                         "an output folder that is not, and does not contain, an input",
+                                         f"{out} (holds {source.name})")])
     out.mkdir(parents=True, exist_ok=True)
     previous = {}
     if (out / MANIFEST).is_file():

@@ -166,3 +166,23 @@ def test_true_where_a_number_is_due_is_refused(tmp_path):
     (inst / "instance.yaml").write_text(re.sub(r"\n  total: [0-9.]+\n", "\n  total: true\n", text, count=1))
     code, errors = run("validate", inst)
     assert_refused(code, errors, "instance.yaml", "budgets.total", "a number, not true")
+
+
+def test_a_pipeline_out_that_holds_its_inputs_is_refused(tmp_path):
+    """out: . would write the step folders among the config's own inputs."""
+    import shutil
+
+    from conftest import REPO
+
+    src = REPO / "examples" / "pipeline"
+    for f in ("pipeline.yaml", "depots.csv", "channels.csv", "settings.yaml"):
+        shutil.copy(src / f, tmp_path / f)
+    shutil.copy(REPO.parent / "shared" / "data" / "walmart_store_weekly_sales_30.csv", tmp_path / "history.csv")
+    text = (tmp_path / "pipeline.yaml").read_text()
+    text = text.replace("out: ../../out/pipeline_example", "out: .").replace(
+        "history: ../../../shared/data/walmart_store_weekly_sales_30.csv", "history: history.csv")
+    (tmp_path / "pipeline.yaml").write_text(text)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, errors = run("pipeline", tmp_path / "pipeline.yaml")
+    assert_refused(code, errors, "pipeline.yaml", "'out'", "does not contain, an input")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
