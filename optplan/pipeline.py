@@ -119,6 +119,31 @@ class PipelineConfig(_Strict):
     report: ReportStep = Field(default_factory=ReportStep)
 
 
+def _check_settings_early(config: PipelineConfig, shown: str) -> None:
+    """The settings the steps parse themselves (a date, holiday countries, a period layout),
+    checked before any step writes, each named by its config field (the steps would name
+    their command-line flags)."""
+    from optplan.errors import OptionError
+    from optplan.forecast.calendar import check_country
+    from optplan.inputs import parse_date_option
+    from optplan.periods import parse_periods
+
+    problems = []
+    checks = [("estimate.observed_until", lambda: parse_date_option("--observed-until", config.estimate.observed_until))]
+    country = config.history.country
+    for code in ([] if country is None else [country] if isinstance(country, str) else list(country.values())):
+        checks.append(("history.country", lambda code=code: check_country(code)))
+    if config.forecast.periods is not None:
+        checks.append(("forecast.periods", lambda: parse_periods(config.forecast.periods, config.forecast.horizon)))
+    for field, check in checks:
+        try:
+            check()
+        except OptionError as exc:
+            problems += [Problem(shown, None, field, pr.expected, pr.found) for pr in exc.problems]
+    if problems:
+        raise InstanceError(problems)
+
+
 def load_config(path: str | Path) -> tuple[PipelineConfig, Path]:
     """The config and its folder (paths in it are relative to it); InstanceError if bad."""
     from optplan.inputs import read_yaml_mapping
@@ -135,6 +160,7 @@ def load_config(path: str | Path) -> tuple[PipelineConfig, Path]:
     if (config.inputs.applicants is None or config.inputs.activity is None) and config.generate_logs is None:
         raise InstanceError([Problem(path.name, None, "inputs.applicants", "the applicant and activity logs, or a "
                                      "generate_logs section to make synthetic ones", "neither")])
+    _check_settings_early(config, path.name)
     base = path.resolve().parent
     missing = [Problem(path.name, None, f"inputs.{k}", "an existing file", str(base / v))
                for k, v in config.inputs.model_dump().items() if v is not None and not (base / v).is_file()]

@@ -544,11 +544,11 @@ def state_template(instance: Path, week: int, out: Path, quiet, sets) -> None:
 
     progress_to_stderr(quiet)
     inst = load_instance_with(instance, sets)
-    st = initial_state(inst) if week == 1 else expected_state(inst, optplan.solve(inst), week)
-    if week > inst.n_weeks:
+    if week > inst.n_weeks:  # before the solve
         from optplan.errors import OptionError
 
         raise OptionError("--week", f"a week in 1..{inst.n_weeks}", week)
+    st = initial_state(inst) if week == 1 else expected_state(inst, optplan.solve(inst), week)
     st.write(out)
     click.echo(f"wrote the expected state at the start of week {week} to {out} (state.yaml, drivers.csv, recruited.csv)")
 

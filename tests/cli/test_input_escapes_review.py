@@ -186,3 +186,38 @@ def test_a_pipeline_out_that_holds_its_inputs_is_refused(tmp_path):
     code, errors = run("pipeline", tmp_path / "pipeline.yaml")
     assert_refused(code, errors, "pipeline.yaml", "'out'", "does not contain, an input")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("section,line,field", [
+    ("estimate:", "  observed_until: 2026-13-01", "estimate.observed_until"),
+    ("history:", "  country: XX", "history.country"),
+    ("forecast:", "  periods: 5x3", "forecast.periods"),
+])
+def test_pipeline_settings_are_checked_before_any_step_and_named_by_their_field(tmp_path, section, line, field):
+    import shutil
+
+    from conftest import REPO
+
+    src = REPO / "examples" / "pipeline"
+    for f in ("pipeline.yaml", "depots.csv", "channels.csv", "settings.yaml"):
+        shutil.copy(src / f, tmp_path / f)
+    shutil.copy(REPO.parent / "shared" / "data" / "walmart_store_weekly_sales_30.csv", tmp_path / "history.csv")
+    text = (tmp_path / "pipeline.yaml").read_text().replace(
+        "history: ../../../shared/data/walmart_store_weekly_sales_30.csv", "history: history.csv")
+    text = text.replace(f"\n{section}\n", f"\n{section}\n{line}\n", 1)
+    (tmp_path / "pipeline.yaml").write_text(text)
+    code, errors = run("pipeline", tmp_path / "pipeline.yaml", "--out", tmp_path / "out")
+    assert_refused(code, errors, "pipeline.yaml", f"'{field}'")
+    assert not any("--" in e.split("expected")[0] for e in errors)  # no command-line flag named
+    assert not (tmp_path / "out").exists()
+
+
+def test_state_week_beyond_the_horizon_is_refused_before_solving(tmp_path, monkeypatch):
+    import optplan
+
+    def no_solve(*a, **k):
+        raise AssertionError("solved before checking --week")
+
+    monkeypatch.setattr(optplan, "solve", no_solve)
+    code, errors = run("state", DEMO, "--week", "13", "--out", tmp_path / "st")
+    assert_refused(code, errors, "--week", "1..12", "13")
