@@ -135,11 +135,11 @@ def _check_settings_early(config: PipelineConfig, shown: str) -> None:
         checks.append(("history.country", lambda code=code: check_country(code)))
     if config.forecast.periods is not None:
         checks.append(("forecast.periods", lambda: parse_periods(config.forecast.periods, config.forecast.horizon)))
-    for field, check in checks:
+    for where, check in checks:
         try:
             check()
         except OptionError as exc:
-            problems += [Problem(shown, None, field, pr.expected, pr.found) for pr in exc.problems]
+            problems += [Problem(shown, None, where, pr.expected, pr.found) for pr in exc.problems]
     if problems:
         raise InstanceError(problems)
 
