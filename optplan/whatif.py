@@ -23,6 +23,7 @@ the CLI); an unknown path or row key is reported the same way, naming the path.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -55,9 +56,12 @@ def parse_assignment(text: str) -> tuple[str, object]:
         raise InstanceError([Problem(SOURCE, None, text, "PATH=VALUE, e.g. budgets.total=5000", repr(text))])
     if raw.startswith("*"):
         try:
-            return path, Scale(float(raw[1:]))
+            factor = float(raw[1:])
         except ValueError:
-            raise InstanceError([Problem(SOURCE, None, path, "*FACTOR with a number, e.g. *1.1", repr(raw))]) from None
+            factor = float("nan")
+        if not math.isfinite(factor):  # *nan would empty every cell it scales, one message per cell
+            raise InstanceError([Problem(SOURCE, None, path, "*FACTOR with a finite number, e.g. *1.1", repr(raw))])
+        return path, Scale(factor)
     try:
         value = yaml.safe_load(raw) if raw else None
     except yaml.YAMLError:

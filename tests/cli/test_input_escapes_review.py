@@ -221,3 +221,9 @@ def test_state_week_beyond_the_horizon_is_refused_before_solving(tmp_path, monke
     monkeypatch.setattr(optplan, "solve", no_solve)
     code, errors = run("state", DEMO, "--week", "13", "--out", tmp_path / "st")
     assert_refused(code, errors, "--week", "1..12", "13")
+
+
+def test_a_non_finite_scale_in_set_is_one_line(tmp_path):
+    code, errors = run("solve", DEMO, "--out", tmp_path / "o", "--set", "demand.blocks=*nan")
+    assert_refused(code, errors, "--set", "demand.blocks", "finite", "*nan")
+    assert len(errors) == 1
