@@ -129,6 +129,11 @@ def _check_settings_early(config: PipelineConfig, shown: str) -> None:
     from optplan.periods import parse_periods
 
     problems = []
+    mapping = config.history.depots or {}
+    twice = sorted({d for d in mapping.values() if list(mapping.values()).count(d) > 1})
+    if twice:  # two series into one depot: the forecast step would report its own intermediate file
+        problems.append(Problem(shown, None, "history.depots", "one history series per depot id",
+                                f"{', '.join(twice)} given for {', '.join(k for k, v in mapping.items() if v in twice)}"))
     checks = [("estimate.observed_until", lambda: parse_date_option("--observed-until", config.estimate.observed_until))]
     country = config.history.country
     for code in ([] if country is None else [country] if isinstance(country, str) else list(country.values())):

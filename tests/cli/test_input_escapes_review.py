@@ -192,6 +192,7 @@ def test_a_pipeline_out_that_holds_its_inputs_is_refused(tmp_path):
     ("estimate:", "  observed_until: 2026-13-01", "estimate.observed_until"),
     ("history:", "  country: XX", "history.country"),
     ("forecast:", "  periods: 5x3", "forecast.periods"),
+    ("history:", "  depots: {\"1\": D001, \"2\": D001}", "history.depots"),
 ])
 def test_pipeline_settings_are_checked_before_any_step_and_named_by_their_field(tmp_path, section, line, field):
     import shutil
@@ -204,7 +205,10 @@ def test_pipeline_settings_are_checked_before_any_step_and_named_by_their_field(
     shutil.copy(REPO.parent / "shared" / "data" / "walmart_store_weekly_sales_30.csv", tmp_path / "history.csv")
     text = (tmp_path / "pipeline.yaml").read_text().replace(
         "history: ../../../shared/data/walmart_store_weekly_sales_30.csv", "history: history.csv")
-    text = text.replace(f"\n{section}\n", f"\n{section}\n{line}\n", 1)
+    if line.startswith("  depots:"):  # the example has a depots mapping: replace it
+        text = text.replace('  depots: {"1": D001, "2": D002, "3": D003, "4": D004, "5": D005}', line, 1)
+    else:
+        text = text.replace(f"\n{section}\n", f"\n{section}\n{line}\n", 1)
     (tmp_path / "pipeline.yaml").write_text(text)
     code, errors = run("pipeline", tmp_path / "pipeline.yaml", "--out", tmp_path / "out")
     assert_refused(code, errors, "pipeline.yaml", f"'{field}'")
