@@ -89,6 +89,8 @@ class _DatesAsText(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen = {}
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<': merged keys may be overridden locally
+                continue
             key = self.construct_object(key_node, deep=deep)
             try:
                 hash(key)

@@ -66,17 +66,32 @@ class _Strict(BaseModel):
     @classmethod
     def _no_true_false_for_numbers(cls, v: Any, info) -> Any:
         """YAML's true/false where a number is due (pydantic would read true as 1)."""
-        if isinstance(v, bool) and _takes_number_not_bool(cls.model_fields[info.field_name].annotation):
-            raise ValueError(f"a number, not {str(v).lower()}")
+        bad = _true_false_for_number(v, cls.model_fields[info.field_name].annotation)
+        if bad is not None:
+            raise ValueError(f"a number, not {str(bad).lower()}")
         return v
 
 
-def _takes_number_not_bool(annotation: Any) -> bool:
+def _true_false_for_number(value: Any, annotation: Any) -> bool | None:
+    """The first true/false in ``value`` where ``annotation`` wants a number (looking into
+    dict values and list items, e.g. budgets.regions: {R01: true}), else None."""
     import types
     import typing
 
-    args = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
-    return bool not in args and any(a in (int, float) for a in args)
+    origin = typing.get_origin(annotation)
+    options = typing.get_args(annotation) if origin in (typing.Union, types.UnionType) else (annotation,)
+    if isinstance(value, bool):
+        return value if bool not in options and any(a in (int, float) for a in options) else None
+    for a in options:
+        inner = typing.get_origin(a)
+        if isinstance(value, dict) and inner is dict and len(typing.get_args(a)) == 2:
+            found = [_true_false_for_number(x, typing.get_args(a)[1]) for x in value.values()]
+        elif isinstance(value, list) and inner is list and typing.get_args(a):
+            found = [_true_false_for_number(x, typing.get_args(a)[0]) for x in value]
+        else:
+            continue
+        return next((f for f in found if f is not None), None)
+    return None
 
 
 class PeriodRun(_Strict):

@@ -300,21 +300,30 @@ def read_applicant_log(
             notes[f"covariate_{c}_dropped_known_only_after_{leaky[c]}"] = 1
     log = log.drop(columns=[c for c in extra if c not in keep])
     notes["covariates_used"] = len(keep)
-    # covariates whose non-empty cells are numbers are numeric (e.g. age), else categorical; a
-    # column of numbers with a few cells that are not (text, inf) is a typo, refused: read as
-    # categories it would make every distinct number a category
+    # covariates whose non-empty cells are numbers are numeric (e.g. age), else categorical. An
+    # infinite number among them is an error (no covariate value is infinite); a few text cells
+    # in a column of numbers may be a typo ('abc' among ages) or a real category (a foreign
+    # postcode): the column is read as categories, and a note says so
     for col in keep:
         text = log[col].astype(str).str.strip()
         empty = text.str.lower().isin(NA_WORDS)
         number = pd.to_numeric(text.where(~empty), errors="coerce")
-        finite = number.notna() & np.isfinite(number.to_numpy(float))
-        stray = ~empty & ~finite
-        if finite.any() and stray.sum() <= NUMERIC_STRAY_SHARE * (~empty).sum():
-            problems += [Problem(name, None, col, "a finite number or an empty cell (the column's other cells are numbers)",
-                                 f"{log['applicant_id'].iloc[i]}: {log[col].iloc[i]!r}")
-                         for i in np.flatnonzero(stray.to_numpy())[:MAX_LINES_PER_CHECK]]
+        infinite = (number.notna() & ~np.isfinite(number.to_numpy(float))).to_numpy()
+        idx = np.flatnonzero(infinite)
+        problems += [Problem(name, None, col, "a finite number or an empty cell", f"{log['applicant_id'].iloc[i]}: "
+                             f"{log[col].iloc[i]!r}") for i in idx[:MAX_LINES_PER_CHECK]]
+        if len(idx) > MAX_LINES_PER_CHECK:
+            problems.append(Problem(name, None, col, "a finite number or an empty cell",
+                                    f"{len(idx) - MAX_LINES_PER_CHECK} more rows like the above"))
+        finite = number.notna() & ~pd.Series(infinite, index=number.index)
+        stray = ~empty & ~finite & ~pd.Series(infinite, index=number.index)
+        if finite.any() and not stray.any():
             log[col] = number.where(finite).fillna(number[finite].median())
             notes[f"numeric_covariate_{col}_empty_filled"] = int(empty.sum())
+        elif finite.sum() >= (1 - NUMERIC_STRAY_SHARE) * (~empty).sum() and stray.any():
+            first = log[col][stray.to_numpy()].iloc[0]
+            notes[f"covariate_{col}_read_as_categories_for_{int(stray.sum())}_cells_that_are_not_numbers_like_"
+                  f"{str(first)[:20]}"] = 1
     if problems:
         raise InstanceError(problems)
     notes["applicants"] = int(len(log))
@@ -336,13 +345,17 @@ def read_activity_log(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
     bad = bad | weeks.isna()
     for i in np.flatnonzero(bad.to_numpy())[:MAX_LINES_PER_CHECK]:
         problems.append(Problem(name, int(lines[i]), "week", "the Monday of the week as a date", repr(raw["week"].iloc[i])))
-    # whole weeks are counted between rows, so every row must name its week by the same day
-    off_day = (~bad & (weeks.dt.dayofweek != 0)).to_numpy()
+    # whole weeks are counted between rows, so every row must name its week by the same weekday
+    # (the log's most common one: Mondays usually, Sundays for retail weeks)
+    day = weeks.dt.dayofweek
+    usual = int(day[~bad].mode().min()) if (~bad).any() else 0
+    off_day = (~bad & (day != usual)).to_numpy()
+    usual_name = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")[usual]
     for i in np.flatnonzero(off_day)[:MAX_LINES_PER_CHECK]:
-        problems.append(Problem(name, int(lines[i]), "week", "the Monday of the week as a date",
-                                f"{raw['week'].iloc[i]!r} (a {weeks.iloc[i].day_name()})"))
+        problems.append(Problem(name, int(lines[i]), "week", f"the week's first day, a {usual_name} like the log's "
+                                "other weeks", f"{raw['week'].iloc[i]!r} (a {weeks.iloc[i].day_name()})"))
     if off_day.sum() > MAX_LINES_PER_CHECK:
-        problems.append(Problem(name, None, "week", "the Monday of the week as a date",
+        problems.append(Problem(name, None, "week", f"the week's first day, a {usual_name}",
                                 f"{int(off_day.sum()) - MAX_LINES_PER_CHECK} more rows like the above"))
     blocks = pd.to_numeric(raw["blocks"], errors="coerce")
     bad_blocks = ~blocks.between(0, MAX_BLOCKS_PER_DRIVER)  # NaN and inf included

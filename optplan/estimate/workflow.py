@@ -157,16 +157,19 @@ def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=5
     observed_until = parse_date_option("--observed-until", observed_until)
     model = RetentionModel(gap=gap).fit(log, observed_until=observed_until)
     table = model.depot_summary_
-    short = table[~np.isfinite(table[["retention", "retention_new", "blocks_per_driver"]].to_numpy(float)).all(axis=1)]
-    if len(short):  # nothing to estimate from: refused rather than written as NaN
+    scored = np.isfinite(table[["retention", "retention_new", "blocks_per_driver"]].to_numpy(float)).all(axis=1)
+    short = table[~scored]
+    if len(short):  # nothing to estimate from at these depots: left out (all of them: refused), never NaN
         from optplan.estimate.retention import ESTABLISHED_WEEKS
 
-        raise InstanceError([
-            Problem(Path(activity).name, None, "week",
-                    f"at depot {r.depot}, drivers seen over more than {ESTABLISHED_WEEKS + gap} weeks before the "
-                    f"observation end (retention is scored on weeks at least {gap} weeks before it)",
-                    f"{r.drivers} driver(s), {r.churn_events} churned, too few weeks to score retention")
-            for r in short.itertuples()])
+        need = (f"drivers seen over more than {ESTABLISHED_WEEKS + gap} weeks before the observation end "
+                f"(retention is scored on weeks at least {gap} weeks before it)")
+        if not scored.any():
+            raise InstanceError([Problem(Path(activity).name, None, "week", f"at depot {r.depot}, {need}",
+                                         f"{r.drivers} driver(s), {r.churn_events} churned, too few weeks to score "
+                                         "retention") for r in short.itertuples()])
+        notes["depots_left_out_too_few_weeks"] = ", ".join(map(str, short["depot"]))
+        table = table[scored].reset_index(drop=True)
     if n_boot:
         table = table.merge(bootstrap_retention(model, log, n=n_boot, seed=seed, observed_until=observed_until,
                                                 show_progress=True),
@@ -192,6 +195,8 @@ def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=5
     peak = season.loc[season["driver_weeks"] > 0].groupby("depot")["index"].agg(["min", "max"])
     lines += [f"{d}: blocks per active driver by week of year {r['min']:.2f}-{r['max']:.2f} x the average "
               "(supply_season.csv; build-instance --supply)" for d, r in peak.iterrows()]
+    if "depots_left_out_too_few_weeks" in notes:
+        lines.append(f"note: left out (too few weeks to score retention): {notes['depots_left_out_too_few_weeks']}")
     lines.append(f"wrote {len(files)} files to {out}")
     return lines
 

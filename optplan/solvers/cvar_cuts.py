@@ -95,17 +95,20 @@ def solve_by_cuts(data: ModelData, options: SolveOptions, deadline: Deadline) ->
         log.info("CVaR round %d: objective %.6g, CVaR(R) %.6g, theta %.6g, gap %.3g (%d cuts)", round_, lower,
                  float(w @ R), theta, gap, len(vertices))
         converged = gap <= CUT_RTOL * max(1.0, abs(upper)) or repeated
-        if status.optimal and repeated and gap > STALL_RTOL * max(1.0, abs(upper)):
+        # the round's lower bound on the full program: its LP optimum, or a MIP's dual bound (a MIP
+        # stopped by its gap has an incumbent whose objective is no bound); the loop goes on from
+        # an LP optimum or such an incumbent, and stops on any other status
+        bound = status.bound
+        usable = status.has_solution and status.termination == TerminationCondition.convergenceCriteriaSatisfied
+        if usable and repeated and gap > STALL_RTOL * max(1.0, abs(upper)):
             status = replace(status, termination=TerminationCondition.unknown, solution=SolutionStatus.feasible,
-                             objective=upper, bound=lower,
                              message=f"the CVaR cuts stalled after {round_} rounds: the worst-case weights repeat with "
                                      f"a gap of {gap:,.2f} {data.currency} between the plan and the bound")
             break
-        if not status.optimal or converged:
+        if not usable or converged:
             break
         if deadline.expired():
             status = replace(status, termination=TerminationCondition.maxTimeLimit, solution=SolutionStatus.feasible,
-                             objective=upper, bound=lower,
                              message=f"the time limit passed after {round_} CVaR cut rounds; "
                                      f"gap {gap:,.2f} {data.currency} between the plan and the bound")
             break
@@ -124,9 +127,9 @@ def solve_by_cuts(data: ModelData, options: SolveOptions, deadline: Deadline) ->
         compiled.n_nonzeros = h.getNumNz()
     else:  # pragma: no cover - a safeguard
         status = replace(status, termination=TerminationCondition.iterationLimit, solution=SolutionStatus.feasible,
-                         objective=upper, bound=lower, message=f"stopped after {MAX_ROUNDS} CVaR cut rounds")
-    if status.optimal:
-        status = replace(status, objective=upper, bound=lower)
+                         message=f"stopped after {MAX_ROUNDS} CVaR cut rounds")
+    if status.has_solution:  # the plan's own objective F + (1 - lambda) E + lambda CVaR(R) and the round's bound
+        status = replace(status, objective=upper, bound=bound)
     status = replace(status, engine=f"{status.engine} with {len(vertices)} CVaR cuts",
                      message=status.message or f"CVaR by {len(vertices)} risk-envelope cuts in {round_} rounds")
     timings = Timings(build_s=t1 - t0, handoff_s=handoff_s, solve_s=solve_s, extract_s=result.timings.extract_s)

@@ -254,7 +254,8 @@ def run_compiled(
         # HiGHS says Optimal once the gap is within mip_rel_gap; a gap wider than its default is a
         # feasible plan stopped by the gap, not a proven optimum
         sol = SolutionStatus.feasible
-        message = f"stopped by the MIP gap: relative gap {info.mip_gap:.3g} (mip_rel_gap {options.mip_rel_gap:g})"
+        asked = "" if options.mip_rel_gap is None else f"; mip_rel_gap {options.mip_rel_gap:g}"
+        message = f"stopped by the MIP gap (HiGHS's relative gap on its incumbent {info.mip_gap:.3g}{asked})"
     status = SolverStatus(term, sol, engine, name, objective, bound, message)
 
     if term in (TerminationCondition.provenInfeasible, TerminationCondition.infeasibleOrUnbounded):

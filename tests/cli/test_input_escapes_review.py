@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from test_input_escapes import DEMO, applicant_log, assert_refused, funnel, run, set_cell
+
+from optplan.cli import main
 
 
 @pytest.mark.parametrize("args,option", [
@@ -93,7 +97,6 @@ def log_with(tmp_path: Path, row: int, column: str, value: str) -> Path:
 
 @pytest.mark.parametrize("column,value,fragments", [
     ("age", "inf", ("age", "a finite number", "'inf'")),
-    ("age", "abc", ("age", "a finite number", "'abc'")),
     ("channel", "", ("applicants.csv:2", "channel", "an empty cell")),
 ])
 def test_applicant_log_typos_are_refused(tmp_path, column, value, fragments):
@@ -129,11 +132,11 @@ def test_pipeline_with_one_log_given_is_refused(tmp_path):
     assert_refused(code, errors, "p.yaml", "inputs.activity", "beside inputs.applicants")
 
 
-def test_an_activity_week_that_is_not_a_monday_is_refused(tmp_path):
+def test_an_activity_week_on_another_weekday_than_the_rest_is_refused(tmp_path):
     path = tmp_path / "activity.csv"
-    path.write_text("driver_id,depot,week,blocks\nR1,D1,2026-01-05,4\nR1,D1,2026-01-13,3\n")
+    path.write_text("driver_id,depot,week,blocks\nR1,D1,2026-01-05,4\nR1,D1,2026-01-12,3\nR1,D1,2026-01-20,3\n")
     code, errors = run("estimate", "retention", path, "--out", tmp_path / "ret")
-    assert_refused(code, errors, "activity.csv:3", "week", "Monday", "a Tuesday")
+    assert_refused(code, errors, "activity.csv:4", "week", "a Monday like the log's other weeks", "a Tuesday")
 
 
 def test_a_yaml_key_given_twice_and_an_empty_file_name_are_refused(tmp_path):
@@ -231,3 +234,59 @@ def test_a_non_finite_scale_in_set_is_one_line(tmp_path):
     code, errors = run("solve", DEMO, "--out", tmp_path / "o", "--set", "demand.blocks=*nan")
     assert_refused(code, errors, "--set", "demand.blocks", "finite", "*nan")
     assert len(errors) == 1
+
+
+def test_a_mostly_numeric_covariate_with_text_is_read_as_categories_with_a_note(tmp_path):
+    """'abc' among ages may be a typo, 'K1A 0B6' among zip codes a real category: the column
+    is read as categories (as before the review) and the command says so."""
+    from optplan.estimate.logs import read_applicant_log
+
+    _, _, notes = read_applicant_log(log_with(tmp_path, 0, "age", "abc"))
+    assert any(k.startswith("covariate_age_read_as_categories_for_1_cells") for k in notes), notes
+
+
+def test_activity_weeks_on_one_weekday_other_than_monday_are_accepted(tmp_path):
+    """Retail weeks named by their Sunday: the same retention as the Monday log (whole weeks
+    between rows); a row on another weekday than the rest is refused."""
+    rows = ["driver_id,depot,week,blocks"] + [f"R{d},D1,{(pd.Timestamp('2026-01-05') + pd.Timedelta(weeks=w)).date()},4"
+                                               for d in range(30) for w in range(d % 7 + 10)]
+    (tmp_path / "mon.csv").write_text("\n".join(rows) + "\n")
+    sun = [r if r.startswith("driver") else r.replace(r.split(",")[2], str((pd.Timestamp(r.split(",")[2])
+                                                                            - pd.Timedelta(days=1)).date()))
+           for r in rows]
+    (tmp_path / "sun.csv").write_text("\n".join(sun) + "\n")
+    a = run("estimate", "retention", tmp_path / "mon.csv", "--out", tmp_path / "m", "--bootstrap", "0")
+    b = run("estimate", "retention", tmp_path / "sun.csv", "--out", tmp_path / "s", "--bootstrap", "0")
+    assert a[0] == 0 and b[0] == 0, (a, b)
+    ra = pd.read_csv(tmp_path / "m" / "retention.csv")
+    rb = pd.read_csv(tmp_path / "s" / "retention.csv")
+    np.testing.assert_allclose(ra["retention"], rb["retention"], rtol=1e-12)
+
+
+def test_a_depot_too_new_to_score_is_left_out_with_a_note(tmp_path):
+    rows = ["driver_id,depot,week,blocks"] + [f"R{d},D1,{(pd.Timestamp('2026-01-05') + pd.Timedelta(weeks=w)).date()},4"
+                                               for d in range(30) for w in range(d % 7 + 10)]
+    rows += [f"N1,D2,{(pd.Timestamp('2026-03-09') + pd.Timedelta(weeks=w)).date()},4" for w in range(3)]
+    (tmp_path / "act.csv").write_text("\n".join(rows) + "\n")
+    r = CliRunner().invoke(main, ["estimate", "retention", str(tmp_path / "act.csv"), "--out", str(tmp_path / "o"),
+                                  "--bootstrap", "0"])
+    assert r.exit_code == 0, r.output
+    assert "note: left out (too few weeks to score retention): D2" in r.output
+    table = pd.read_csv(tmp_path / "o" / "retention.csv")
+    assert table["depot"].tolist() == ["D1"] and np.isfinite(table["retention"]).all()
+
+
+def test_yaml_merge_keys_still_merge_and_true_inside_a_mapping_is_refused(tmp_path):
+    from test_input_escapes import demo
+
+    from optplan.inputs import read_yaml_mapping
+
+    path = tmp_path / "a.yaml"
+    path.write_text("base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  y: 3\n")
+    assert read_yaml_mapping(path, "x")["c"] == {"x": 1, "y": 3}
+    inst = demo(tmp_path)
+    text = (inst / "instance.yaml").read_text()
+    assert "  regions: {}" in text
+    (inst / "instance.yaml").write_text(text.replace("  regions: {}", "  regions: {R01: true}"))
+    code, errors = run("validate", inst)
+    assert_refused(code, errors, "budgets.regions", "a number, not true")

@@ -214,3 +214,26 @@ def test_cuts_that_do_not_reproduce_the_kernel_stall_and_are_not_called_optimal(
     # the status reports the plan's cost by the real kernel instead, and says so
     assert "incumbent" in plan.status.message
     assert plan.status.objective == pytest.approx(plan.kpis["cvar_cost"], rel=1e-9)
+
+
+def test_integer_cvar_stopped_by_a_mip_gap_keeps_cutting_and_reports_the_plans_cvar_objective():
+    """A MIP round stopped by its gap (--mip-gap 0.02) is an incumbent, not an optimum: the
+    loop still adds cuts from it, and the objective reported is the plan's own
+    (1 - lambda) E + lambda CVaR by the evaluator (it was the first round's, with theta = 0:
+    about half the plan's cost), with a bound below it and the exact optimum in between.
+    highs_options' mip_rel_gap (no SolveOptions gap) goes the same way."""
+    import warnings
+
+    inst = optplan.generate_instance(depots=2, weeks=6, scenarios=4, seed=2, budget_tightness=0.8)
+    lam = 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        gapped = optplan.solve(inst, integer=True, mip_rel_gap=0.02, cvar_weight=lam, cvar_alpha=0.9)
+        via_options = optplan.solve(inst, integer=True, highs_options={"mip_rel_gap": 0.5}, cvar_weight=lam,
+                                    cvar_alpha=0.9)
+    exact = optplan.solve(inst, integer=True, cvar_weight=lam, cvar_alpha=0.9)
+    assert "0 CVaR cuts" not in gapped.engine
+    k = gapped.kpis
+    assert gapped.status.objective == pytest.approx((1 - lam) * k["expected_cost"] + lam * k["cvar_cost"], rel=1e-9)
+    assert gapped.status.bound <= exact.status.objective * (1 + 1e-9) <= gapped.status.objective * (1 + 2e-9)
+    assert via_options.status.has_solution
