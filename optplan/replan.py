@@ -16,7 +16,7 @@ instance is week k of the old one):
   weekly list cut to weeks k..T; targets unchanged (they now cover weeks k..T);
 * demand scenarios: weeks k..T, probabilities unchanged, or, with a demand_seen table (the
   blocks each depot had in weeks before k), weighted by how likely each scenario makes what
-  was seen (``scenario_probabilities``: optplan.sampling.scenario_posterior with the state's
+  was seen (``scenario_probabilities``: optplan.sampling.ScenarioPosterior with the state's
   demand_noise; scenarios below POSTERIOR_FLOOR dropped): the re-forecast a planner makes
   from realised demand, the simulation's ``rolling_bayes`` policy.
 
@@ -52,7 +52,7 @@ from optplan.instance import (
     validated_manifest,
 )
 from optplan.plan import Plan
-from optplan.sampling import DEFAULT_NOISE_AR, DEFAULT_NOISE_SD, scenario_posterior
+from optplan.sampling import DEFAULT_NOISE_AR, DEFAULT_NOISE_SD, ScenarioPosterior
 from optplan.schema import STATE_TABLES, StateFiles, StateManifest
 
 STATE_NAME = "state.yaml"
@@ -323,37 +323,33 @@ def remaining_instance(instance: Instance, state: State) -> Instance:
 
 def scenario_probabilities(instance: Instance, state: State, notes: list[str] | None = None) -> np.ndarray:
     """(S,) the instance's scenario probabilities given the state's demand_seen (weeks
-    1..k-1; weeks or depots without a row say nothing): optplan.sampling.scenario_posterior
-    with the state's noise settings. Without demand_seen, the instance's own.
-
-    A row no scenario can explain (demand seen where every scenario has none, or none where
-    every scenario has some) would rule out every scenario and so wipe out the other rows'
-    evidence: it is left out, and ``notes`` (if given) says so; likewise when nothing seen
-    matches any scenario (sd 0) and the instance's probabilities are kept."""
+    1..k-1; weeks or depots without a row say nothing): optplan.sampling.ScenarioPosterior
+    with the state's noise settings. Without demand_seen, the instance's own. ``notes`` (if
+    given) gets a line per row the posterior skips (no scenario explains it: 0 blocks where
+    every scenario has demand, or the reverse), and one when sd 0 finds no scenario equal to
+    what was seen (the instance's probabilities are then kept)."""
     data = instance.model_data()
     if state.demand_seen is None or not len(state.demand_seen):
         return data.probability.copy()
     t = state.week - 1
     observed = np.full((1, len(data.depots), t), np.nan)
     seen = state.demand_seen
-    d_idx, w_idx = pd.Index(data.depots).get_indexer(seen["depot"]), seen["week"].to_numpy(int) - 1
-    blocks = seen["blocks"].to_numpy(float)
-    scen = data.demand[d_idx, w_idx, :]  # (rows, S) blocks/week
-    unexplained = ((blocks > 0) & (scen <= 0).all(axis=1)) | ((blocks <= 0) & (scen > 0).all(axis=1))
-    for i in np.flatnonzero(unexplained)[:5]:
-        if notes is not None:
-            notes.append(f"demand_seen: {seen['depot'].iloc[i]} week {w_idx[i] + 1}: {blocks[i]:g} blocks where every "
-                         f"scenario has {'none' if blocks[i] > 0 else 'some'}; no scenario explains it, so it is left out")
-    if notes is not None and unexplained.sum() > 5:
-        notes.append(f"demand_seen: ... and {int(unexplained.sum()) - 5} more rows like that")
-    keep = ~unexplained
-    observed[0, d_idx[keep], w_idx[keep]] = blocks[keep]
-    prob = scenario_posterior(data, observed, state.noise_sd, state.noise_ar)[0]
-    if notes is not None and state.noise_sd == 0 and keep.any() and not np.isclose(
-            blocks[keep, None], scen[keep], rtol=1e-9, atol=0.0).all(axis=0).any():
-        notes.append("demand_seen: no scenario equals what was seen (demand_noise.sd 0 asks for an exact match); "
-                     "the instance's probabilities are kept")
-    return prob
+    observed[0, pd.Index(data.depots).get_indexer(seen["depot"]), seen["week"].to_numpy(int) - 1] = \
+        seen["blocks"].to_numpy(float)
+    post = ScenarioPosterior(data, 1, state.noise_sd, state.noise_ar)
+    for w in range(t):
+        post.update(observed[:, :, w])
+    if notes is not None:
+        for _, d, w in post.skipped[:5]:
+            blocks = observed[0, d, w]
+            notes.append(f"demand_seen: {data.depots[d]} week {w + 1}: {blocks:g} blocks where every scenario has "
+                         f"{'none' if blocks > 0 else 'some'}; no scenario explains it, so it is left out")
+        if len(post.skipped) > 5:
+            notes.append(f"demand_seen: ... and {len(post.skipped) - 5} more rows like that")
+        if state.noise_sd == 0 and len(post.skipped) < len(seen) and not post.matched[0]:
+            notes.append("demand_seen: no scenario equals what was seen (demand_noise.sd 0 asks for an exact match); "
+                         "the instance's probabilities are kept")
+    return post.probabilities()[0]
 
 
 def _remaining_pipeline(instance: Instance, state: State) -> pd.DataFrame:

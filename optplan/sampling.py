@@ -116,10 +116,12 @@ def scenario_posterior(data: ModelData, observed: np.ndarray, sigma: float = DEF
     then -1/2 (e[d,w] - a^g e[d,w'])^2 / (1 - a^(2g)) for each next one, w' the week seen
     before it and g = w - w' (a = noise_ar; g > 1 across weeks not seen); terms the same for
     every s dropped. Demand seen where a scenario has none, or none seen where it has some,
-    rules that scenario out (the model's demand is positive exactly where the scenario's is).
-    The posterior is prior[s] x exp(sum over depots), normalised; the prior where nothing was
-    seen (t = 0) or every scenario is ruled out. sigma = 0 (no noise): the prior over the
-    scenarios that match what was seen (relative 1e-9), the prior if none does.
+    rules that scenario out (the model's demand is positive exactly where the scenario's is);
+    a week seen that would rule out every scenario at once explains nothing and is skipped
+    (``ScenarioPosterior.skipped``), so it cannot wipe out the other weeks' evidence. The
+    posterior is prior[s] x exp(sum over depots), normalised; the prior where nothing was seen
+    (t = 0) or every scenario is ruled out. sigma = 0 (no noise): the prior over the scenarios
+    that match what was seen (relative 1e-9), the prior if none does.
 
     ``ScenarioPosterior`` keeps the same sums week by week (O(t) over a simulation, where this
     function from scratch at every week is O(t^2)); this function is one pass of it."""
@@ -149,6 +151,12 @@ class ScenarioPosterior:
         self.match = np.ones((n_paths, S), bool)  # sigma = 0: scenarios equal to all seen so far
         self.last_e = np.zeros((n_paths, D, S))
         self.last_w = np.full((n_paths, D), -1)  # the last week with demand seen at each depot (-1: none yet)
+        self.skipped: list[tuple[int, int, int]] = []  # (path, depot, week) seen but explained by no scenario
+
+    @property
+    def matched(self) -> np.ndarray:
+        """(N,) sigma = 0: some scenario equals everything seen on the path so far."""
+        return self.match.any(axis=1)
 
     def update(self, observed_week: np.ndarray) -> None:
         """Add the next week's demand seen, (N, D) blocks/week (NaN: not seen)."""
@@ -157,6 +165,11 @@ class ScenarioPosterior:
             raise ValueError(f"all {self.data.demand.shape[1]} weeks of the horizon have been seen")
         obs = np.asarray(observed_week, float)
         dem = self.data.demand[:, w, :]  # (D, S)
+        # demand where every scenario has none, or none where every one has some: skipped
+        unexplained = ((obs > 0) & (dem <= 0).all(axis=1)[None]) | ((obs <= 0) & (dem > 0).all(axis=1)[None])
+        if unexplained.any():
+            self.skipped += [(int(n), int(d), w) for n, d in zip(*np.nonzero(unexplained), strict=True)]
+            obs = np.where(unexplained, np.nan, obs)
         seen = ~np.isnan(obs)  # (N, D)
         self.week += 1
         if self.sigma <= 0:
