@@ -81,6 +81,17 @@ def read_text(path: Path, what: str, shown: str | None = None) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def input_under(out: Path, inputs) -> Path | None:
+    """The first of ``inputs`` that the output path ``out`` is or holds, else None: outputs
+    may not be, or contain, an input (inputs are never modified or overwritten)."""
+    target = Path(out).resolve()
+    for source in inputs:
+        src = Path(source).resolve()
+        if src == target or target in src.parents:
+            return Path(source)
+    return None
+
+
 class _DatesAsText(yaml.SafeLoader):
     """YAML without implicit dates: ``start_date: 2027-02-29`` stays text, so the schema
     reports the field (PyYAML's own date constructor raises a bare 'day is out of range').

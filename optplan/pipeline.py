@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from optplan.atomic import atomic_write_text, csv_text, json_text
 from optplan.errors import InstanceError, Problem
+from optplan.inputs import input_under
 
 MANIFEST = "pipeline.json"
 STEPS = ("logs", "funnel", "retention", "history", "forecast", "instance", "plan", "report")
@@ -157,9 +158,8 @@ def load_config(path: str | Path) -> tuple[PipelineConfig, Path]:
     path = Path(path)
     raw = read_yaml_mapping(path, "a pipeline config (YAML)", path.name, "a mapping of pipeline settings")
     config = validated_manifest(PipelineConfig, raw, path.name)
-    given = {k: v for k, v in (("applicants", config.inputs.applicants), ("activity", config.inputs.activity))}
-    if (given["applicants"] is None) != (given["activity"] is None):  # one log alone would be ignored for synthetic ones
-        have, lack = ("applicants", "activity") if given["activity"] is None else ("activity", "applicants")
+    if (config.inputs.applicants is None) != (config.inputs.activity is None):  # one log alone would be ignored
+        have, lack = ("applicants", "activity") if config.inputs.activity is None else ("activity", "applicants")
         raise InstanceError([Problem(path.name, None, f"inputs.{lack}", f"the {lack} log beside inputs.{have} (both "
                                      "logs, or neither with a generate_logs section)", "none")])
     if (config.inputs.applicants is None or config.inputs.activity is None) and config.generate_logs is None:
@@ -215,12 +215,12 @@ def run_pipeline(config_path: str | Path, say: Callable[[str], None] = print, fo
     out = Path(out).resolve() if given else (base / config.out).resolve()
     inputs = [Path(config_path).resolve()] + [(base / v).resolve() for v in config.inputs.model_dump().values()
                                               if v is not None]
-    for source in inputs:  # as for every command's --out: not an input, nor a folder holding one
-        if out == source or out in source.parents:
-            field = "--out" if given else "out"
-            raise InstanceError([Problem("command line" if given else Path(config_path).name, None, field,
-                                         "an output folder that is not, and does not contain, an input",
-                                         f"{out} (holds {source.name})")])
+    source = input_under(out, inputs)  # as for every command's --out
+    if source is not None:
+        raise InstanceError([Problem("command line" if given else Path(config_path).name, None,
+                                     "--out" if given else "out",
+                                     "an output folder that is not, and does not contain, an input",
+                                     f"{out} (holds {source.name})")])
     out.mkdir(parents=True, exist_ok=True)
     previous = {}
     if (out / MANIFEST).is_file():

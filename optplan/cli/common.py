@@ -76,6 +76,7 @@ def _refuse_out_over_inputs(kwargs: dict) -> None:
     from pathlib import Path
 
     from optplan.errors import OptionError
+    from optplan.inputs import input_under
 
     inputs = [v for k, v in kwargs.items() if k not in OUTPUT_ARGS and isinstance(v, Path) and v.exists()]
     for name in OUTPUT_ARGS:
@@ -90,12 +91,10 @@ def _refuse_out_over_inputs(kwargs: dict) -> None:
         blocking = next((a for a in out.parents if a.exists() and not a.is_dir()), None)
         if blocking is not None:
             raise OptionError(_option_name(name), "a path whose parents are folders", f"{out} ({blocking} is a file)")
-        target = out.resolve()
-        for source in inputs:
-            src = source.resolve()
-            if src == target or target in src.parents:
-                raise OptionError(f"--{name.replace('_', '-')}",
-                                  f"a path that is not, and does not contain, an input ({source})", str(out))
+        source = input_under(out, inputs)
+        if source is not None:
+            raise OptionError(f"--{name.replace('_', '-')}",
+                              f"a path that is not, and does not contain, an input ({source})", str(out))
 
 
 def guarded(func):
