@@ -33,9 +33,10 @@ FORMULATIONS = ("auto", "extensive", "aggregated")
 BUILDS = ("auto", "pyomo", "arrays")
 
 
-#: A converged plan whose gap to its bound is within this is complete (HiGHS's default mip_rel_gap and
-#: the decomposition's tolerance are both 1e-4); a wider gap (asked for, e.g. --mip-gap 0.05) is not.
-COMPLETE_GAP = 1e-4 + 1e-9
+#: The relative gap at which a plan counts as converged: HiGHS's default mip_rel_gap, the
+#: decomposition's stopping gap. A converged plan within it is complete; a wider gap (asked for,
+#: e.g. --mip-gap 0.05) is a feasible plan, not complete.
+GAP_TOLERANCE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -194,12 +195,12 @@ class SolverStatus:
     def complete(self) -> bool:
         """The engine that was asked for ran its algorithm to the end (a DP plan asked for
         with engine="dp" is complete; one stopped by the time limit, or one made after a
-        fallback, is not; nor is a plan stopped at a gap wider than COMPLETE_GAP, e.g. a MIP
-        asked for --mip-gap 0.05: the decomposition's and HiGHS's own tolerances are 1e-4)."""
+        fallback, is not; nor is a plan stopped at a gap wider than GAP_TOLERANCE, e.g. a MIP
+        asked for --mip-gap 0.05)."""
         gap = self.gap
         return self.optimal or (
             self.termination == TerminationCondition.convergenceCriteriaSatisfied and self.fallback is None
-            and (gap is None or gap <= COMPLETE_GAP)
+            and (gap is None or gap <= GAP_TOLERANCE * (1 + 1e-6))
         )
 
     @property

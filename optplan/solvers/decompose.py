@@ -46,12 +46,13 @@ from formulations.data import Decisions, ModelData
 from formulations.two_stage.budgets import total_spend
 from formulations.two_stage.layout import GROUP_BUDGETS, Layout
 from optplan.errors import SolverError
-from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings, out_of_time
+from optplan.solvers.base import GAP_TOLERANCE, Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings, out_of_time
 
 log = logging.getLogger("optplan")
 
-#: Relative gap (master objective against the Lagrangian bound) at which the loop stops.
-DECOMPOSITION_GAP = 1e-4
+#: Relative gap (master objective against the Lagrangian bound) at which the loop stops: the
+#: solvers' shared tolerance, so a converged decomposition counts as complete.
+DECOMPOSITION_GAP = GAP_TOLERANCE
 #: A column enters the master when its reduced cost is below -this x (1 + |cost|).
 REDUCED_COST_RTOL = 1e-9
 MAX_ROUNDS = 500

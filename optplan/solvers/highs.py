@@ -28,13 +28,11 @@ from formulations.data import ModelData
 from formulations.two_stage.layout import Layout
 from formulations.two_stage.service import TARGET_FAMILIES, region_targets, target_rows
 from optplan.errors import EngineUnavailableError, InfeasibleError, NoSolutionError, OptionError, SolverError
-from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings, out_of_time
+from optplan.solvers.base import GAP_TOLERANCE, Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings, out_of_time
 from optplan.solvers.standard_form import build_standard_form, matrix_arrays, standard_form
 
 log = logging.getLogger("optplan")
 
-#: HiGHS's default mip_rel_gap: a MIP plan whose gap is within it is optimal; wider, it is feasible
-MIP_OPTIMAL_GAP = 1e-4
 #: Each re-solve of the infeasibility diagnosis gets at most this many times the failed solve's
 #: time, and at least DIAGNOSIS_MIN_S seconds (diagnose_infeasibility).
 DIAGNOSIS_FACTOR = 5.0
@@ -250,7 +248,7 @@ def run_compiled(
         bound = objective if sol == SolutionStatus.optimal else None
     message = "HiGHS returned an error status from run()" if (
         run_status == highspy.HighsStatus.kError and term != TerminationCondition.error) else ""
-    if mip and sol == SolutionStatus.optimal and np.isfinite(info.mip_gap) and info.mip_gap > MIP_OPTIMAL_GAP:
+    if mip and sol == SolutionStatus.optimal and np.isfinite(info.mip_gap) and info.mip_gap > GAP_TOLERANCE:
         # HiGHS says Optimal once the gap is within mip_rel_gap; a gap wider than its default is a
         # feasible plan stopped by the gap, not a proven optimum
         sol = SolutionStatus.feasible
