@@ -115,6 +115,14 @@ def scenario_costs(first_stage_spend: float, recourse_by_scenario) -> np.ndarray
     return float(first_stage_spend) + np.asarray(recourse_by_scenario, float)
 
 
+def risk_objective(expected_cost: float, cvar_cost: float, weight: float) -> float:
+    """(1 - lambda) E[cost] + lambda CVaR_alpha[cost] (currency), lambda = ``weight``: the
+    objective every risk formulation minimises (define_cvar's excess rows, the cuts), its
+    value for a plan from the evaluator's expected cost and CVaR; E[cost] alone at weight 0."""
+    lam = float(weight)
+    return float(expected_cost) if lam == 0 else (1.0 - lam) * float(expected_cost) + lam * float(cvar_cost)
+
+
 def define_cvar(m: pyo.ConcreteModel, data: ModelData) -> None:
     """eta (``cvar_threshold``, currency, free), e_s (``cvar_excess``, currency, >= 0) and
 

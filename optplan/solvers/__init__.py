@@ -104,6 +104,7 @@ def _plan_cost_as_objective(data: ModelData, result: SolveResult) -> SolveResult
     targets (their rows bind the recourse, which the closed form ignores) or a violated row."""
     from dataclasses import replace
 
+    from formulations.two_stage.risk import risk_objective
     from optplan.evaluation import evaluate_decisions
 
     st = result.status
@@ -111,8 +112,7 @@ def _plan_cost_as_objective(data: ModelData, result: SolveResult) -> SolveResult
             or data.has_targets or data.has_scenario_targets):
         return result
     ev = evaluate_decisions(data, result.decisions)
-    lam = float(data.cvar_weight)
-    value = ev.expected_cost if lam == 0 else (1 - lam) * ev.expected_cost + lam * ev.kpis["cvar_cost"]
+    value = risk_objective(ev.expected_cost, ev.kpis["cvar_cost"], data.cvar_weight)
     if ev.violations or not value < st.objective - 1e-9 * max(1.0, abs(st.objective)):
         return result
     note = (f"objective: the plan's first stage with its recourse re-optimised (the solver's incumbent: "
