@@ -43,8 +43,8 @@ _ZONED = r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|UTC|[+-]\d{2}:?\d{2})$"
 EARLIEST_DATE, LATEST_DATE = pd.Timestamp("1900-01-01"), pd.Timestamp("2200-12-31")
 
 
-#: A covariate whose non-empty cells are numbers except at most this share is numeric (the
-#: others are reported as typos); above it, categorical.
+#: A covariate whose non-empty cells are numbers except at most this share of text cells is read
+#: as categories with a note naming the text (a typo, or a real category); more text: no note.
 NUMERIC_STRAY_SHARE = 0.05
 
 
@@ -307,21 +307,20 @@ def read_applicant_log(
     for col in keep:
         text = log[col].astype(str).str.strip()
         empty = text.str.lower().isin(NA_WORDS)
-        number = pd.to_numeric(text.where(~empty), errors="coerce")
-        infinite = (number.notna() & ~np.isfinite(number.to_numpy(float))).to_numpy()
+        number = pd.to_numeric(text.where(~empty), errors="coerce").to_numpy(float)
+        finite, infinite = np.isfinite(number), np.isinf(number)
+        stray = ~empty.to_numpy() & np.isnan(number)  # text
         idx = np.flatnonzero(infinite)
         problems += [Problem(name, None, col, "a finite number or an empty cell", f"{log['applicant_id'].iloc[i]}: "
                              f"{log[col].iloc[i]!r}") for i in idx[:MAX_LINES_PER_CHECK]]
         if len(idx) > MAX_LINES_PER_CHECK:
             problems.append(Problem(name, None, col, "a finite number or an empty cell",
                                     f"{len(idx) - MAX_LINES_PER_CHECK} more rows like the above"))
-        finite = number.notna() & ~pd.Series(infinite, index=number.index)
-        stray = ~empty & ~finite & ~pd.Series(infinite, index=number.index)
         if finite.any() and not stray.any():
-            log[col] = number.where(finite).fillna(number[finite].median())
+            log[col] = np.where(finite, number, np.median(number[finite]))
             notes[f"numeric_covariate_{col}_empty_filled"] = int(empty.sum())
-        elif finite.sum() >= (1 - NUMERIC_STRAY_SHARE) * (~empty).sum() and stray.any():
-            first = log[col][stray.to_numpy()].iloc[0]
+        elif stray.any() and finite.sum() >= (1 - NUMERIC_STRAY_SHARE) * (finite.sum() + stray.sum()):
+            first = log[col].to_numpy()[stray][0]
             notes[f"covariate_{col}_read_as_categories_for_{int(stray.sum())}_cells_that_are_not_numbers_like_"
                   f"{str(first)[:20]}"] = 1
     if problems:
@@ -344,7 +343,8 @@ def read_activity_log(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
     weeks, bad, non_iso = parse_dates(raw["week"])
     bad = bad | weeks.isna()
     for i in np.flatnonzero(bad.to_numpy())[:MAX_LINES_PER_CHECK]:
-        problems.append(Problem(name, int(lines[i]), "week", "the Monday of the week as a date", repr(raw["week"].iloc[i])))
+        problems.append(Problem(name, int(lines[i]), "week", "the week's first day as a date (e.g. its Monday)",
+                                repr(raw["week"].iloc[i])))
     # whole weeks are counted between rows, so every row must name its week by the same weekday
     # (the log's most common one: Mondays usually, Sundays for retail weeks)
     day = weeks.dt.dayofweek

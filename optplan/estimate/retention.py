@@ -1,6 +1,6 @@
 """Driver retention and capacity per driver from an activity log.
 
-Input: one row per driver and week worked (driver_id, depot, week = Monday of the week,
+Input: one row per driver and week worked (driver_id, depot, week = the first day of the week (one weekday for all rows, e.g. Monday),
 blocks; optional constant covariates such as vehicle). A week without a row is a week with
 0 blocks.
 

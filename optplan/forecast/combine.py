@@ -99,19 +99,20 @@ def combine_quantiles(first: np.ndarray, second: np.ndarray, weight_first: float
     return np.sort(np.maximum(p50 + interval_scale * (comb - p50), 0.0), axis=-1)
 
 
+def _stack(paired: pd.DataFrame, model: str) -> np.ndarray:
+    """(rows, 3) one model's p10/p50/p90 columns of paired rows (blocks/week)."""
+    return np.column_stack([paired[f"{c}_{model}"].to_numpy(float) for c in LEVEL_COLUMNS])
+
+
 def apply(paired: pd.DataFrame, weight_global: float, interval_scale: float, first: str = "global",
           second: str = "ets") -> pd.DataFrame:
     """The combination's p10/p50/p90 (blocks/week) for paired rows (``pair``)."""
-    stack = {m: np.column_stack([paired[f"{c}_{m}"].to_numpy(float) for c in LEVEL_COLUMNS]) for m in (first, second)}
-    comb = combine_quantiles(stack[first], stack[second], weight_global, interval_scale, LEVEL_COLUMNS.index("p50"))
+    comb = combine_quantiles(_stack(paired, first), _stack(paired, second), weight_global, interval_scale,
+                             LEVEL_COLUMNS.index("p50"))
     out = paired[["origin", "depot", "h", "week_start", "y", "scale"]].copy()
     for k, c in enumerate(LEVEL_COLUMNS):
         out[c] = comb[:, k]
     return out
-
-
-def _stack(paired: pd.DataFrame, model: str) -> np.ndarray:
-    return np.column_stack([paired[f"{c}_{model}"].to_numpy(float) for c in LEVEL_COLUMNS])
 
 
 def choose(paired: pd.DataFrame, first: str = "global", second: str = "ets", origin: int | None = None,

@@ -440,15 +440,13 @@ def backtest_files(history_path, out=None, *, horizon: int = 13, step: int = 13,
                       backend=backend)
     lines = render_backtest(result)
     lines += [f"repaired: {r}" for r in history.repairs]
-    undefined = sorted(set(result.by_depot.loc[~np.isfinite(result.by_depot["MASE"].to_numpy(float)), "depot"]))
-    if undefined:
-        lines.append(f"note: no MASE at {', '.join(map(str, undefined[:10]))}{' ...' if len(undefined) > 10 else ''} "
-                     "(the history repeats itself a year on, so the seasonal-naive error that scales it is 0; empty "
-                     "cells, left out of the overall MASE)")
-    no_demand = sorted(set(result.by_depot.loc[~np.isfinite(result.by_depot["wQL"].to_numpy(float)), "depot"]))
-    if no_demand:
-        lines.append(f"note: no wQL at {', '.join(map(str, no_demand[:10]))}{' ...' if len(no_demand) > 10 else ''} "
-                     "(no demand in the scored weeks; empty cells)")
+    for metric, why in (("MASE", "the history repeats itself a year on, so the seasonal-naive error that scales it "
+                                  "is 0; empty cells, left out of the overall MASE"),
+                        ("wQL", "no demand in the scored weeks; empty cells")):
+        missing = sorted(set(result.by_depot.loc[~np.isfinite(result.by_depot[metric].to_numpy(float)), "depot"]))
+        if missing:
+            lines.append(f"note: no {metric} at {', '.join(map(str, missing[:10]))}{' ...' if len(missing) > 10 else ''}"
+                         f" ({why})")
     if out is not None:
         files = {
             "backtest_rows.csv": _csv(_round(result.rows)),
