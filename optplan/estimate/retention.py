@@ -1,7 +1,7 @@
 """Driver retention and capacity per driver from an activity log.
 
-Input: one row per driver and week worked (driver_id, depot, week = the first day of the week (one weekday for all rows, e.g. Monday),
-blocks; optional constant covariates such as vehicle). A week without a row is a week with
+Input: one row per driver and week worked (driver_id, depot, week = the week's first day,
+one weekday for all rows, e.g. Monday; blocks; optional constant covariates such as vehicle). A week without a row is a week with
 0 blocks.
 
 Churn: a driver churns after the last week they work. Whether someone has churned is only
