@@ -116,11 +116,13 @@ def hindsight_bound(scored_rows: pd.DataFrame) -> dict:
     MASE is below AutoETS's ("with_MASE_below_ets"). A bound on what any one weight and scale,
     however chosen, could do on these stores and origins."""
     from optplan.forecast.combine import SCALES, WEIGHTS, apply
+    from optplan.forecast.metrics import mase as depot_mase
 
     y, origin, depot, scale = (scored_rows[c].to_numpy() for c in ("y", "origin", "depot", "scale"))
+    rows_of = [depot == d for d in np.unique(depot)]
 
-    def mase(p50):
-        return float(pd.Series(np.abs(y - p50) / scale).groupby(depot).mean().mean())
+    def mase(p50):  # mean over depots of each depot's MASE
+        return float(np.mean([depot_mase(y[r], p50[r], scale[r]) for r in rows_of]))
 
     ets = mase(scored_rows["p50_ets"].to_numpy())
     best = {"any": None, "with_MASE_below_ets": None}
