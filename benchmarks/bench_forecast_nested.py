@@ -42,7 +42,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "forecast_nested.json"
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "walmart_store_weekly_sales_30.csv"
+DEFAULT_DATA = REPO / "examples" / "data" / "walmart_store_weekly_sales_30.csv"
 USD_PER_BLOCK = 2000.0
 MASE_GAIN_VS_SNAIVE = 0.08
 COVERAGE_RANGE = (0.72, 0.88)

@@ -14,7 +14,7 @@ and sells beets: up to the quota at the quota price, the rest at the lower price
               0 <= w_beets_quota <= beet_quota                                   T
               x, y, w >= 0
 
-Data and published optimum: ``/work/shared/benchmarks/birge_louveaux_farmer.json``
+Data and published optimum: ``tests/data/birge_louveaux_farmer.json`` (a copy of the textbook figures)
 (``load_farmer_data``). Use with ``optplan.stochastic``:
 
     data = load_farmer_data(path)
@@ -31,8 +31,8 @@ from typing import Any
 
 import pyomo.environ as pyo
 
-#: Where the shared benchmark file sits relative to this repository's root.
-DEFAULT_DATA_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "benchmarks" / "birge_louveaux_farmer.json"
+#: The textbook data and published optima, shipped with the tests (a copy of Birge & Louveaux's figures).
+DEFAULT_DATA_PATH = Path(__file__).resolve().parents[1] / "tests" / "data" / "birge_louveaux_farmer.json"
 
 CROPS = ("wheat", "corn", "beets")
 TRADED = ("wheat", "corn")  # bought and sold at market prices, with a cattle-feed requirement

@@ -40,7 +40,7 @@ from optplan.atomic import atomic_write_text
 from optplan.instance import Instance, from_tables
 
 REPO_ROOT = Path(__file__).resolve().parent.parent  # the folder holding pyproject.toml
-DEFAULT_DATA = Path("../shared/data/walmart_store_weekly_sales_30.csv")  # relative to REPO_ROOT
+DEFAULT_DATA = Path("examples/data/walmart_store_weekly_sales_30.csv")  # relative to REPO_ROOT
 DEFAULT_OUT = Path("instances/walmart30")  # relative to REPO_ROOT
 SOURCE_COLUMNS = ("Store", "Date", "Weekly_Sales")
 

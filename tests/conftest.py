@@ -21,6 +21,10 @@ if str(REPO) not in sys.path:  # examples/ (outside the package) is imported by 
 OBJ_RTOL = 1e-6
 #: Absolute tolerance for decisions (applicants, currency) derived by hand.
 X_ATOL = 1e-6
+#: Real weekly sales of 30 stores, shipped with the repository (examples/data/README.md: source, licence).
+WALMART_CSV = REPO / "examples" / "data" / "walmart_store_weekly_sales_30.csv"
+#: Birge & Louveaux's farmer problem with its published optima (a copy shipped with the tests).
+FARMER_JSON = REPO / "tests" / "data" / "birge_louveaux_farmer.json"
 
 
 def tiny_spec() -> dict:

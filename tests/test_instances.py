@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import OBJ_RTOL, REPO
+from conftest import OBJ_RTOL, REPO, WALMART_CSV
 
 import optplan
 
-SHARED_DATA = REPO.parent / "shared" / "data" / "walmart_store_weekly_sales_30.csv"
+SHARED_DATA = WALMART_CSV
 
 
 @pytest.mark.parametrize("name", ["demo", "walmart30", "world", "longlead"])
@@ -47,7 +47,6 @@ def test_world_instance_is_the_generator_output(tmp_path):
         assert f.read_bytes() == (REPO / "instances" / "world" / f.name).read_bytes(), f.name
 
 
-@pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data (present in CI and on developer machines)")
 def test_walmart_script_rebuilds_the_shipped_instance(tmp_path):
     out = tmp_path / "walmart30"
     result = subprocess.run(

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import REPO
+from conftest import REPO, WALMART_CSV
 
 import optplan
 from optplan.cli import main
 
 EXAMPLE = REPO / "examples" / "pipeline"
-HISTORY = (EXAMPLE / "../../../shared/data/walmart_store_weekly_sales_30.csv").resolve()
+HISTORY = WALMART_CSV
 FAST = {"estimate": {"bootstrap": 2}, "generate_logs": {"depots": 5, "applicants": 4000, "drivers": 800, "seed": 1},
         "report": {"enabled": True, "frontier_points": 2, "service_points": 0, "oos_paths": 20}}
 
@@ -29,8 +29,8 @@ def run(*args):
 
 
 def test_the_shipped_example_runs_end_to_end_and_reruns_nothing(tmp_path):
-    """examples/pipeline/pipeline.yaml as shipped (synthetic logs, five shared stores)."""
-    assert HISTORY.is_file(), f"the shared store history is expected at {HISTORY} (../shared/data)"
+    """examples/pipeline/pipeline.yaml as shipped (synthetic logs, five of the shipped stores)."""
+    assert HISTORY.is_file(), f"the shipped store history is expected at {HISTORY}"
     code, out = run(EXAMPLE / "pipeline.yaml", "--out", tmp_path / "run")
     assert code == 0, out
     manifest = json.loads((tmp_path / "run" / "pipeline.json").read_text())

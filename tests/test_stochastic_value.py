@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pyomo.environ as pyo
 import pytest
-from conftest import REPO
+from conftest import FARMER_JSON
 
 import optplan
 from examples import farmer
@@ -18,11 +18,6 @@ from formulations import two_stage
 from optplan.evaluation import Decisions, evaluate_decisions
 from optplan.instance import from_tables
 from optplan.stochastic import build_extensive_form, optplan_values, value_of_stochastic_solution
-
-FARMER_JSON = REPO.parent / "shared" / "benchmarks" / "birge_louveaux_farmer.json"
-needs_farmer = pytest.mark.skipif(
-    not FARMER_JSON.exists(), reason=f"shared benchmark file not found: {FARMER_JSON} (present in CI)"
-)
 
 #: Relative tolerance against published values that are exact (RP, EV, EEV, VSS, acres are
 #: whole numbers in the source and the LP optimum is exactly those numbers).
@@ -45,8 +40,6 @@ def _sanity_atol(value: float) -> float:
 
 @pytest.fixture(scope="module")
 def farmer_data():
-    if not FARMER_JSON.exists():
-        pytest.skip(f"shared benchmark file not found: {FARMER_JSON} (present in CI)")
     return farmer.load_farmer_data(FARMER_JSON)
 
 
@@ -62,7 +55,6 @@ def farmer_values(farmer_data):
 # ----------------------------------------------------------------------- 1. farmer, published
 
 
-@needs_farmer
 @pytest.mark.parametrize(
     "field,key", [("rp", "RP_extensive_form"), ("ev", "EV_expected_value_problem"), ("eev", "EEV"), ("vss", "VSS")]
 )
@@ -71,14 +63,12 @@ def test_farmer_exact_published_values(farmer_values, farmer_data, field, key):
     assert getattr(farmer_values, field) == pytest.approx(published, rel=PUBLISHED_RTOL)
 
 
-@needs_farmer
 @pytest.mark.parametrize("field,key", [("ws", "WS_wait_and_see"), ("evpi", "EVPI")])
 def test_farmer_cent_rounded_published_values(farmer_values, farmer_data, field, key):
     published = float(farmer_data.published[key])
     assert getattr(farmer_values, field) == pytest.approx(published, abs=PUBLISHED_CENT_ATOL)
 
 
-@needs_farmer
 def test_farmer_definitions_and_first_stage(farmer_values, farmer_data):
     v = farmer_values
     assert v.evpi == pytest.approx(v.rp - v.ws, rel=1e-12)
@@ -91,7 +81,6 @@ def test_farmer_definitions_and_first_stage(farmer_values, farmer_data):
     assert [v.ev_first_stage[f"acres[{c}]"] for c in farmer.CROPS] == pytest.approx([120, 80, 300], abs=ACRES_ATOL)
 
 
-@needs_farmer
 def test_farmer_first_stage_from_mpisppy_root_node_gives_same_values(farmer_values, farmer_data):
     """first_stage=None reads mpi-sppy's _mpisppy_node_list (attached by the creator)."""
     pytest.importorskip("mpisppy")
@@ -107,7 +96,6 @@ def test_farmer_first_stage_from_mpisppy_root_node_gives_same_values(farmer_valu
 # ----------------------------------------------------------------------- 2. farmer, mpi-sppy EF
 
 
-@needs_farmer
 def test_farmer_extensive_form_equals_mpisppy_create_ef(farmer_data):
     pytest.importorskip("mpisppy")
     from mpisppy.utils import sputils

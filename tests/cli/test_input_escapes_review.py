@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import REPO, WALMART_CSV
 from test_input_escapes import DEMO, applicant_log, assert_refused, funnel, run, set_cell
 
 from optplan.cli import main
@@ -119,7 +120,7 @@ def test_pipeline_with_one_log_given_is_refused(tmp_path):
     """inputs.applicants without inputs.activity used to be ignored for synthetic logs."""
     import shutil
 
-    from conftest import REPO
+
 
     for f in ("depots.csv", "channels.csv", "settings.yaml"):
         shutil.copy(REPO / "examples" / "pipeline" / f, tmp_path / f)
@@ -175,15 +176,15 @@ def test_a_pipeline_out_that_holds_its_inputs_is_refused(tmp_path):
     """out: . would write the step folders among the config's own inputs."""
     import shutil
 
-    from conftest import REPO
+
 
     src = REPO / "examples" / "pipeline"
     for f in ("pipeline.yaml", "depots.csv", "channels.csv", "settings.yaml"):
         shutil.copy(src / f, tmp_path / f)
-    shutil.copy(REPO.parent / "shared" / "data" / "walmart_store_weekly_sales_30.csv", tmp_path / "history.csv")
+    shutil.copy(WALMART_CSV, tmp_path / "history.csv")
     text = (tmp_path / "pipeline.yaml").read_text()
     text = text.replace("out: ../../out/pipeline_example", "out: .").replace(
-        "history: ../../../shared/data/walmart_store_weekly_sales_30.csv", "history: history.csv")
+        "history: ../data/walmart_store_weekly_sales_30.csv", "history: history.csv")
     (tmp_path / "pipeline.yaml").write_text(text)
     before = sorted(p.name for p in tmp_path.iterdir())
     code, errors = run("pipeline", tmp_path / "pipeline.yaml")
@@ -200,14 +201,14 @@ def test_a_pipeline_out_that_holds_its_inputs_is_refused(tmp_path):
 def test_pipeline_settings_are_checked_before_any_step_and_named_by_their_field(tmp_path, section, line, field):
     import shutil
 
-    from conftest import REPO
+
 
     src = REPO / "examples" / "pipeline"
     for f in ("pipeline.yaml", "depots.csv", "channels.csv", "settings.yaml"):
         shutil.copy(src / f, tmp_path / f)
-    shutil.copy(REPO.parent / "shared" / "data" / "walmart_store_weekly_sales_30.csv", tmp_path / "history.csv")
+    shutil.copy(WALMART_CSV, tmp_path / "history.csv")
     text = (tmp_path / "pipeline.yaml").read_text().replace(
-        "history: ../../../shared/data/walmart_store_weekly_sales_30.csv", "history: history.csv")
+        "history: ../data/walmart_store_weekly_sales_30.csv", "history: history.csv")
     if line.startswith("  depots:"):  # the example has a depots mapping: replace it
         text = text.replace('  depots: {"1": D001, "2": D002, "3": D003, "4": D004, "5": D005}', line, 1)
     else:

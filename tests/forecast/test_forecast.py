@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import REPO
+from conftest import WALMART_CSV
 
 from optplan.cli.forecast import backtest as backtest_cmd
 from optplan.cli.forecast import forecast as forecast_cmd
@@ -26,9 +26,8 @@ from optplan.forecast.metrics import coverage, mase, mase_scale, pinball, weight
 from optplan.forecast.models import LEVELS, GlobalConfig, QuantileForecast, forecast
 from optplan.forecast.scenarios import quantile_function, reduce_paths, sample_paths, template_ranks
 
-SHARED_DATA = REPO.parent / "shared" / "data" / "walmart_store_weekly_sales_30.csv"
+SHARED_DATA = WALMART_CSV
 USD_PER_BLOCK = 2000.0
-needs_walmart = pytest.mark.skipif(not SHARED_DATA.exists(), reason="needs ../shared/data (present in CI and on developer machines)")
 
 #: Exact-arithmetic checks (sums of a few floats).
 EXACT = 1e-9
@@ -148,7 +147,6 @@ def test_holiday_dates_and_aligned_lags():
 # ---------------------------------------------------------------------- history: reading, conversion, bad input
 
 
-@needs_walmart
 def test_walmart_layout_is_detected_and_converted():
     h = read_history(SHARED_DATA, unit_factor=1 / USD_PER_BLOCK)
     assert h.columns["depot"] == "Store" and h.columns["demand"] == "Weekly_Sales" and h.columns["week_date"] == "end"
@@ -324,7 +322,6 @@ def test_global_quantiles_are_ordered_and_positive():
     assert fc.info["calibration"]["validation_rows"] > 0
 
 
-@needs_walmart
 def test_long_lead_intervals_widen_and_have_the_right_periods():
     h = read_history(SHARED_DATA, unit_factor=1 / USD_PER_BLOCK).subset(depots=["1", "2", "3"])
     for resolution, periods, unit in (("month", 36, "blocks/month"), ("quarter", 12, "blocks/quarter")):
@@ -469,7 +466,6 @@ def test_backtest_cli_prints_and_writes_the_tables(tmp_path):
 
 
 @pytest.mark.slow
-@needs_walmart
 def test_backtest_acceptance_on_a_subset_of_the_walmart_stores():
     """The issue's acceptance on 5 stores and the last two origins (the full run, 30 stores
     and 3 origins, is benchmarks/bench_forecast.py)."""
@@ -484,7 +480,6 @@ def test_backtest_acceptance_on_a_subset_of_the_walmart_stores():
     assert set(res.by_depot["depot"]) == set(h.depots) and len(res.by_depot) == 15
 
 
-@needs_walmart
 def test_backtest_fits_on_local_processes_give_the_same_scores():
     """The backtest's fits (origins x models) are backend tasks: on two local processes the
     rows and scores are the ones computed in this process."""

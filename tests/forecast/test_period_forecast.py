@@ -9,10 +9,9 @@ import shutil
 
 import numpy as np
 import pandas as pd
-import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import REPO
+from conftest import REPO, WALMART_CSV
 from test_forecast import synthetic_frame, write_csv
 
 import optplan
@@ -21,7 +20,7 @@ from optplan.forecast.history import read_history
 from optplan.forecast.longlead import long_lead_weekly_paths, monthly_log_forecast, monthly_totals
 from optplan.instance import from_tables
 
-HISTORY = REPO.parent / "shared" / "data" / "walmart_store_weekly_sales_30.csv"
+HISTORY = WALMART_CSV
 #: Sampling error of a median over 4,000 draws of a log-normal with sigma <= 0.3 (relative).
 MEDIAN_RTOL = 0.03
 
@@ -102,7 +101,6 @@ def test_period_scenarios_make_a_long_lead_instance(tmp_path):
     assert r.exit_code == 2 and "adding up to the horizon (78 weeks)" in r.output
 
 
-@pytest.mark.skipif(not HISTORY.exists(), reason="needs ../shared/data (present in CI and on developer machines)")
 def test_the_long_lead_pipeline_example_runs(tmp_path):
     """examples/pipeline/pipeline_longlead.yaml (3 years in 30 periods), without its report."""
     from optplan.cli import main
