@@ -30,6 +30,7 @@ from formulations.two_stage.service import (
 )
 from optplan.atomic import csv_text, json_text, write_files
 from optplan.evaluation import Evaluation, evaluate_decisions
+from optplan.presentation import engine_words, term
 from optplan.solvers.base import SolveResult, SolverStatus, Timings
 
 #: Quantiles of demand over scenarios reported per depot and week (probability-weighted).
@@ -467,15 +468,18 @@ class Plan:
         c, k, s = self.cost, self.kpis, self.status
         cur = self.currency
         lines = [
-            f"plan for {self.name}: {s.describe()} (engine {s.engine}; its status: {s.native_status})",
-            f"  expected cost {c['total']:,.2f} {cur} = recruiting {c['recruiting']:,.2f} + incentives "
+            f"plan for {self.name}: {s.describe()}; solved by {engine_words(s.engine)}",
+            f"  expected cost over the plan's {len(self.data.scenarios)} demand scenarios (in-sample) {c['total']:,.2f} {cur}"
+            f" = recruiting {c['recruiting']:,.2f} + incentives "
             f"{c['planned_incentives']:,.2f} + surge {c['surge']:,.2f} + unserved {c['unserved_penalty']:,.2f} "
             f"+ idle {c['idle_penalty']:,.2f}"
             + (f" - terminal credit {-c['terminal_value']:,.2f} (drivers left at the end)" if "terminal_value" in c else ""),
             f"  service level {k['service_level']:.2%}, expected unserved {k['expected_unserved_blocks']:,.1f} blocks, "
             f"idle {k['expected_idle_blocks']:,.1f} blocks; {k['applicants_total']:,.1f} applicants",
             f"  drivers: {k['driver_utilisation']:.2%} of offered blocks worked, {k['blocks_per_driver_week']:,.2f} blocks "
-            f"per active driver-week; CVaR_{k['cvar_alpha']:g} of cost {k['cvar_cost']:,.2f} {cur}",
+            f"per active driver-week",
+            f"  {term('CVaR')}: {k['cvar_cost']:,.2f} {cur} on average over the worst {1 - k['cvar_alpha']:.0%} of "
+            "scenarios",
         ]
         if self.data.has_periods:
             L = self.data.period_length
@@ -496,7 +500,7 @@ class Plan:
             price = (f"one more {cur} saves {row.shadow_price:,.4f} {cur} {of}" if np.isfinite(row.shadow_price)
                      else "no shadow price (a MIP has none: integer applicants or the bad-week chance form)"
                      if "(mip)" in self.engine else f"no shadow price from {self.engine.split()[0]} (an LP engine gives one)")
-            lines.append(f"  {scope} binds at {row.cap:,.2f} {cur}: {price}")
+            lines.append(f"  {scope} of {row.cap:,.2f} {cur} is fully used: {price}")
         tg = self.targets
         for row in tg.loc[tg["binding"]].itertuples(index=False):
             where = {"network": "the network", "region": f"region {row.depot}"}.get(row.scope, f"depot {row.depot}")
@@ -513,19 +517,12 @@ class Plan:
             point = "1% of it" if row.target == "blocks_per_driver" else "point"
             cost = (f": each {point} lower saves {row.cost_per_point:,.2f} {cur}" if np.isfinite(row.cost_per_point)
                     else "")
-            lines.append(f"  {what} target of {where} binds at {level}{cost}")
-        if not s.optimal:
-            lines.append("  NOT PROVEN OPTIMAL: " + (f"gap to the bound {s.gap:.2%}" if s.gap is not None else "no bound"))
+            lines.append(f"  {what} target of {where} is met exactly at {level} (binding){cost}")
         if s.message:
             lines.append(f"  {s.message}")
         t = self.timings
-        if "variables" in self.size:
-            lines.append(
-                f"  {self.size['variables']:,} variables, {self.size['constraints']:,} constraints; build {t.build_s:.2f}s, "
-                f"hand-off {t.handoff_s:.2f}s, solve {t.solve_s:.2f}s"
-            )
-        else:
-            lines.append(f"  {', '.join(f'{k} {v:,}' for k, v in self.size.items())}; solve {t.solve_s:.2f}s")
+        lines.append(f"  solved in {t.solve_s:.2f} s (model built in {t.build_s + t.handoff_s:.2f} s; its size is in "
+                     "summary.json)")
         return "\n".join(lines)
 
 

@@ -30,8 +30,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "applicants_total": ("Applicants recruited", "applicants"),
     "expected_new_drivers_recruited": ("New drivers expected from recruiting", "drivers"),
     "first_stage_spend": ("Recruiting and incentive spend", "money"),
-    "cvar_alpha": ("CVaR level", "share"),
-    "cvar_cost": ("CVaR of cost", "money"),
+    "cvar_alpha": ("Bad-weeks level (CVaR)", "share"),
+    "cvar_cost": ("Cost of the bad weeks (CVaR)", "money"),
     "worst_scenario_cost": ("Worst scenario's cost", "money"),
     "budget_total_used_share": ("Share of the total budget used", "share"),
     # service by depot
@@ -47,13 +47,13 @@ LABELS: dict[str, tuple[str, str]] = {
     "scope": ("Scope", "text"),
     "target_share": ("Target", "share"),
     "achieved_share": ("Achieved", "share"),
-    "binding": ("Binds", "text"),
+    "binding": ("Fully used", "text"),
     "cost_per_point": ("Saved per point lower", "money"),
     "currency": ("Currency", "text"),
     # marginal values
     "kind": ("Kind", "text"),
     "key": ("Which", "text"),
-    "shadow_price": ("Shadow price", "rate"),
+    "shadow_price": ("Saving per extra unit", "rate"),
     "unit": ("Per", "text"),
     "holds_from": ("Holds from", "number"),
     "holds_to": ("Holds to", "number"),
@@ -61,7 +61,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "channel": ("Channel", "text"),
     "applicants": ("Applicants", "applicants"),
     "cost_per_applicant": ("Cost per applicant", "money"),
-    "reduced_cost": ("Reduced cost", "money"),
+    "reduced_cost": ("Price cut to be used more", "money"),
     "cheaper_by_to_recruit_more": ("Cheaper by, to recruit more", "money"),
     "cost_from": ("Cost range from", "money"),
     "cost_to": ("Cost range to", "money"),
@@ -77,8 +77,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "cost_change": ("Change in expected cost", "money"),
     "applicants_change": ("Change in applicants", "applicants"),
     "measure": ("Measure", "text"),
-    "highs_one_column_from": ("HiGHS one-column range from", "money"),
-    "highs_one_column_to": ("HiGHS one-column range to", "money"),
+    "highs_one_column_from": ("Shape kept, one channel alone, from", "money"),
+    "highs_one_column_to": ("Shape kept, one channel alone, to", "money"),
     "incentive_spend": ("Incentive spend", "money"),
     "lowest_depot_utilisation": ("Lowest depot's utilisation", "share"),
     "value": ("Value", "money"),
@@ -184,3 +184,84 @@ def kpi_rows(kpis: dict[str, float], currency: str) -> list[tuple[str, str]]:
         if text:
             rows.append((label(key), text))
     return rows
+
+
+# ------------------------------------------------------------------ glossary
+#: Planner words for the terms of the trade: (plain name, one-line meaning). The CLI summary,
+#: the report and `optplan simulate` use the plain name and put the technical term in small
+#: print beside it; the report's glossary lists every entry.
+GLOSSARY: dict[str, tuple[str, str]] = {
+    "expected cost": ("expected cost", "the cost averaged over the demand scenarios, each weighted by its probability"),
+    "CVaR": ("cost of the bad weeks", "the average cost of the worst scenarios that together have the given probability "
+             "(e.g. the worst 10 %): conditional value at risk, CVaR"),
+    "binding": ("fully used", "a budget or target the plan runs up against: loosening it would lower the cost"),
+    "shadow price": ("saving per extra unit", "how much expected cost one more unit of a budget (or target) would save: "
+                     "the shadow price, valid within the range shown"),
+    "reduced cost": ("price cut to be used more", "how much cheaper a channel's applicant would have to be before the "
+                     "plan recruits more through it: its reduced cost"),
+    "cost ranging": ("range where the plan keeps its shape", "how far a channel's cost can move before the plan "
+                     "changes which channels it uses (HiGHS's one-column ranging)"),
+    "RP": ("cost of the plan for uncertainty", "expected cost of the plan made for all scenarios at once "
+           "(the recourse problem, RP)"),
+    "EV": ("cost of the average-demand plan, as it thinks", "cost the average-demand plan expects, if demand were "
+           "always its average (the expected-value problem, EV)"),
+    "EEV": ("cost of the average-demand plan, in reality", "expected cost of the plan made for average demand when "
+            "the scenarios happen (EEV)"),
+    "WS": ("cost with perfect foresight", "expected cost if each scenario were known in advance and planned for "
+           "(wait-and-see, WS)"),
+    "VSS": ("value of planning for uncertainty", "how much the plan made for all scenarios saves against the plan made "
+            "for average demand: EEV - RP (value of the stochastic solution, VSS)"),
+    "EVPI": ("value of perfect foresight", "how much knowing the future demand in advance would be worth: RP - WS "
+             "(expected value of perfect information, EVPI)"),
+    "in-sample": ("over the plan's own scenarios", "the expected cost over the demand scenarios the plan was made "
+                  "for (what `optplan solve` reports)"),
+    "out of sample": ("over new simulated demand", "the expected cost over demand paths drawn afresh around the "
+                      "scenarios, with week-to-week correlated noise (an AR(1) process): a fairer test than the "
+                      "plan's own scenarios"),
+    "AR(1)": ("week-to-week correlated noise", "noise in which a week above the scenario tends to be followed by "
+              "another week above it (autoregressive of order 1)"),
+    "gap": ("gap", "how far the plan's cost may at most be above the best possible cost, as a share"),
+    "service level": ("service level", "the share of demanded blocks that drivers deliver"),
+    "driver utilisation": ("driver utilisation", "the share of the blocks drivers offer that they get to work"),
+}
+
+#: What each simulated policy does, in one line (optplan simulate, the report).
+POLICIES: dict[str, str] = {
+    "static": "follow the plan made today for the whole horizon, whatever demand does",
+    "dp": "the dynamic-programming rule: each week, recruit by a rule computed for every number of drivers",
+    "rolling": "re-plan every week from the drivers actually there, with the original scenario weights",
+    "rolling_mean": "re-plan every week from the drivers actually there, for average demand only",
+    "rolling_bayes": "re-plan every week from the drivers there, re-weighting the scenarios by the demand seen so far",
+    "basestock": "a simple rule tuned by simulation: recruit up to a target number of drivers each week",
+    "basestock_bayes": "the simple target rule, its target moved by the demand seen so far",
+    "myopic": "each week, recruit for the next 4 weeks' average need only, ignoring what comes later",
+}
+
+
+def term(key: str) -> str:
+    """A term as a planner reads it, the technical name in brackets: "value of planning for
+    uncertainty (VSS)"; a key not in the glossary is returned as it is."""
+    if key not in GLOSSARY:
+        return key
+    plain = GLOSSARY[key][0]
+    return plain if plain.lower() == key.lower() else f"{plain} ({key})"
+
+
+def policy_words(name: str) -> str:
+    """ "rolling_bayes: re-plan every week ..." (the name kept: it is what --policies takes)."""
+    return f"{name}: {POLICIES[name]}" if name in POLICIES else name
+
+
+def engine_words(engine: str) -> str:
+    """The engine string of a status ("highs 1.16.0 (choose)") in words: what solved the plan."""
+    name = engine.split()[0] if engine else ""
+    version = engine.split()[1] if len(engine.split()) > 1 and engine.split()[1][:1].isdigit() else ""
+    described = {
+        "highs": f"HiGHS {version}".strip() + " (exact solver)",
+        "glop": "OR-tools GLOP (exact linear program)",
+        "dp": "the dynamic-programming heuristic (no bound)",
+        "decompose": "the depot decomposition (exact, depots solved separately)",
+    }.get(name, engine)
+    if " with " in engine and "CVaR cuts" in engine:
+        described += ", risk cuts"
+    return described

@@ -18,6 +18,9 @@ def progress(items: Iterable, desc: str, unit: str, total: int | None = None, sh
         return items
     from tqdm import tqdm
 
+    if items is None:  # a bar to update by hand (bar.update(1)), e.g. from an optimiser's callback
+        return tqdm(desc=desc, unit=unit, leave=False, total=total, dynamic_ncols=True)
+
     if total is None:
         try:
             total = len(items)  # type: ignore[arg-type]

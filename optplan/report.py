@@ -31,10 +31,10 @@ from optplan.evaluation import evaluate_decisions
 from optplan.instance import Instance
 from optplan.plan import Plan
 from optplan.plots import figure_to_svg
-from optplan.presentation import kpi_rows, planner_table, words
+from optplan.presentation import GLOSSARY, engine_words, kpi_rows, planner_table, words
 from optplan.sampling import OutOfSample
 from optplan.sensitivity import SensitivityModel, TornadoResult, service_frontier, tornado
-from optplan.solvers.base import SolveOptions
+from optplan.solvers.base import SolveOptions, quiet_engines
 
 #: z-value of a two-sided 95% normal confidence interval.
 Z95 = 1.959963984540054
@@ -162,23 +162,24 @@ def build_report(
     sm = SensitivityModel(data, options)
     plan = Plan.from_result(sm.base, instance.manifest.name, instance.manifest.horizon.start_date)
     done("solve")
-    marginal = sm.marginal_values()
-    reduced = sm.channel_reduced_costs()
-    done("marginal_values")
-    ranges = sm.channel_cost_ranges()
-    done("channel_cost_ranging")
-    frontier = sm.budget_frontier(points=frontier_points, progress=progress, backend=backend)
-    done("frontier")
-    torn = tornado(data, change=tornado_change, options=options, workers=workers, progress=progress, backend=backend)
-    done("tornado")
-    two_sided = (service_frontier(data, options, points=service_points, backend=backend, progress=progress)
-                 if service_points >= 2 and options.recourse == "aggregated" else None)
-    done("service_frontier")
-    values = optplan_values(data, options=options, backend=backend, rp=sm.base)
-    stochastic = values.measures()
-    done("stochastic_values")
-    oos = out_of_sample(plan, OutOfSample(paths=oos_paths, seed=seed))
-    done("out_of_sample")
+    with quiet_engines():  # the sweeps' hundreds of small solves: the stage lines and bars say enough
+        marginal = sm.marginal_values()
+        reduced = sm.channel_reduced_costs()
+        done("marginal_values")
+        ranges = sm.channel_cost_ranges()
+        done("channel_cost_ranging")
+        frontier = sm.budget_frontier(points=frontier_points, progress=progress, backend=backend)
+        done("frontier")
+        torn = tornado(data, change=tornado_change, options=options, workers=workers, progress=progress, backend=backend)
+        done("tornado")
+        two_sided = (service_frontier(data, options, points=service_points, backend=backend, progress=progress)
+                     if service_points >= 2 and options.recourse == "aggregated" else None)
+        done("service_frontier")
+        values = optplan_values(data, options=options, backend=backend, rp=sm.base)
+        stochastic = values.measures()
+        done("stochastic_values")
+        oos = out_of_sample(plan, OutOfSample(paths=oos_paths, seed=seed))
+        done("out_of_sample")
     return Report(
         instance_name=instance.manifest.name, currency=data.currency, plan=plan, marginal_values=marginal,
         channel_reduced_costs=reduced, channel_cost_ranges=ranges, frontier=frontier, tornado=torn,
@@ -337,13 +338,13 @@ percentage point it is lowered (LP dual times the row's sensitivity to the targe
 {{ targets }}{% endif %}
 <h2>What another {{ currency }} buys</h2>
 <ul>{% for line in sentences %}<li>{{ line }}</li>{% endfor %}</ul>
-<p class="note">Shadow price: expected cost saved per extra unit of the cap,
-valid while the cap stays in the range shown (HiGHS ranging).</p>
+<p class="note">Saving per extra unit (the <i>shadow price</i>): expected cost saved per extra unit of the cap,
+valid while the cap stays in the range shown.</p>
 {{ marginal }}
 <h3>Channels</h3>
-<p class="note">Reduced cost: how much cheaper an applicant must be before the channel is used more.
-Cost range: the costs per applicant over which the plan keeps its shape
-(same decisions in use, same constraints binding).</p>
+<p class="note">Price cut to be used more (the <i>reduced cost</i>): how much cheaper an applicant must be
+before the channel is used more. Range where the plan keeps its shape: the costs per applicant over which the
+plan uses the same channels and runs up against the same caps.</p>
 {{ channels }}
 <h2>Budget frontier</h2>
 <figure>{{ plots.frontier }}</figure>
@@ -357,17 +358,27 @@ meets both).</p>
 <h2>Tornado (&plusmn;{{ change }} one at a time)</h2>
 <figure>{{ plots.tornado }}</figure>
 {{ tornado }}
-<h2>Value of the stochastic solution</h2>
+<h2>Value of planning for uncertainty</h2>
+<p class="note">What the plan made for all demand scenarios at once saves against a plan made for average
+demand, and what knowing the future would be worth (textbook names in brackets; glossary below).</p>
 {{ vss }}
-<p>Out of sample: expected cost {{ oos_cost }} (95% CI {{ oos_ci }}), against {{ oos_in }} in sample;
-mean service level {{ oos_service }}. Sampled: {{ oos.sampled }} (the definition `optplan simulate` uses too;
-docs/sensitivity.md, "Out of sample").</p>
+<h3>Two expected costs of this plan</h3>
+<p>Over the plan's own {{ n_scenarios }} demand scenarios (in-sample, what <code>optplan solve</code> reports):
+{{ oos_in }} {{ currency }}. Over {{ oos.paths }} new demand paths drawn around them (out of sample, the same
+plan followed whatever happens): {{ oos_cost }} {{ currency }} (95 % interval {{ oos_ci }}), mean service level
+{{ oos_service }}. The second is the fairer test: the plan was not made for those paths. <code>optplan simulate</code>
+draws paths the same way and also re-plans each week, so its costs differ again (docs/sensitivity.md,
+"Three expected costs").</p>
+<p class="note">Paths sampled: {{ oos.sampled }}.</p>
 <h2>Capacity against demand</h2>
 <figure>{{ plots.capacity }}</figure>
 <h2>Spend by week and channel</h2>
 <figure>{{ plots.spend }}</figure>
 <h2>Funnel yields</h2>
 <figure>{{ plots.funnel }}</figure>
+<h2>Glossary</h2>
+<dl>{% for name, plain, meaning in glossary %}<dt><b>{{ plain }}</b>
+{%- if name != plain %} <span class="note">({{ name }})</span>{% endif %}</dt><dd>{{ meaning }}</dd>{% endfor %}</dl>
 <p class="note">Every number above is also in the CSV and JSON files next to this page.</p>
 <script type="application/json" id="report-data">{{ data_json }}</script>
 </body></html>
@@ -444,8 +455,9 @@ def render_html(r: Report) -> str:
         sentences=planner_sentences(r),
         name=r.instance_name,
         currency=r.currency,
-        status=f"Plan status: {r.plan.status.describe()} (engine {r.plan.status.engine}; its status: "
-               f"{r.plan.status.native_status})",
+        status=f"Plan status: {r.plan.status.describe()}; solved by {engine_words(r.plan.status.engine)}",
+        n_scenarios=len(r.plan.data.scenarios),
+        glossary=[(name, plain, meaning) for name, (plain, meaning) in GLOSSARY.items()],
         kpis=kpis,
         marginal=Markup(_html_table(r.marginal_values[r.marginal_values["shadow_price"] != 0], cur)
                         if (r.marginal_values["shadow_price"] != 0).any() else "<p>No budget or cap binds.</p>"),

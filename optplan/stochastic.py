@@ -56,13 +56,14 @@ FirstStage = Callable[[pyo.ConcreteModel], Iterable[Any]]
 
 
 #: Display label of each measure (reports show these; code keys by the short name).
+#: Each measure in a planner's words, the textbook name after it (optplan.presentation.GLOSSARY).
 LABELS = {
-    "rp": "RP (stochastic plan, expected cost)",
-    "ev": "EV (mean-demand problem)",
-    "eev": "EEV (mean-demand plan, expected cost)",
-    "ws": "WS (wait-and-see)",
-    "evpi": "EVPI = RP - WS",
-    "vss": "VSS = EEV - RP",
+    "rp": "Cost of the plan for uncertainty (RP)",
+    "ev": "Cost the average-demand plan expects (EV)",
+    "eev": "Cost of the average-demand plan when the scenarios happen (EEV)",
+    "ws": "Cost with perfect foresight (WS)",
+    "evpi": "Value of perfect foresight (EVPI = RP - WS)",
+    "vss": "Value of planning for uncertainty (VSS = EEV - RP)",
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 import sys
 
 import click
@@ -109,7 +110,10 @@ def guarded(func):
         try:
             _check_numbers(kwargs)
             _refuse_out_over_inputs(kwargs)
-            return func(*args, **kwargs)
+            try:
+                return func(*args, **kwargs)
+            finally:
+                flush_progress()
         except InputError as exc:
             if debug:
                 raise
@@ -135,11 +139,54 @@ def guarded(func):
     return click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")(wrapper)
 
 
+class FoldingHandler(logging.StreamHandler):
+    """Progress lines on stderr, a run of lines alike but for their numbers folded into one.
+
+    A sweep solves dozens of nearly identical LPs ("HiGHS stopped after 0.00 s: Optimal", 84
+    times in one report): the first line of a run is shown, the rest are counted and said once
+    ("... and 83 more like it") when a different line comes or the command ends."""
+
+    _NUMBER = re.compile(r"[-+]?\d[\d,.]*(e[-+]?\d+)?")
+
+    def __init__(self, stream=None):
+        super().__init__(stream)
+        self._key: str | None = None
+        self._folded = 0
+        self._last = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        key = self._NUMBER.sub("#", record.getMessage())
+        if key == self._key:
+            self._folded += 1
+            self._last = self.format(record)
+            return
+        self.flush_folded()
+        self._key = key
+        super().emit(record)
+
+    def flush_folded(self) -> None:
+        if self._folded == 1:
+            self.stream.write(self._last + "\n")
+        elif self._folded:
+            self.stream.write(f"[optplan]   ... {self._folded - 1} more like it, the last:\n{self._last}\n")
+        self.stream.flush()
+        self._folded, self._key = 0, None
+
+
+
+def flush_progress() -> None:
+    """Say what the progress handler folded (at the end of every command)."""
+    for handler in logging.getLogger("optplan").handlers:
+        if isinstance(handler, FoldingHandler):
+            handler.flush_folded()
+
+
 def progress_to_stderr(quiet: bool) -> None:
-    """Progress lines of the optplan logger on stderr as "[optplan] ..." (none if quiet)."""
+    """Progress lines of the optplan logger on stderr as "[optplan] ..." (none if quiet);
+    runs of lines alike but for their numbers are folded (FoldingHandler)."""
     if quiet:
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = FoldingHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("[optplan] %(message)s"))
     logger = logging.getLogger("optplan")
     logger.handlers[:] = [handler]

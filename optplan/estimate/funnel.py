@@ -123,10 +123,13 @@ class FunnelModel(BaseEstimator):
         latent_classes: latent speed classes shared by every stage (1: stage durations
             independent given the covariates; 2: fast and slow applicants, kept when BIC
             prefers it).
+        verbose: show a progress bar of the latent-class fit (L-BFGS iterations) on stderr;
+            it is the slow part of a fit (seconds to a minute on 50,000 applicants).
     """
 
     def __init__(self, *, stages=DEFAULT_STAGES, max_weeks_in_stage: int = 26, tau_buckets: int = 9,
-                 covariates=None, C: float = 1e3, depot_effects: bool = False, latent_classes: int = 2):
+                 covariates=None, C: float = 1e3, depot_effects: bool = False, latent_classes: int = 2,
+                 verbose: bool = False):
         self.stages = stages
         self.max_weeks_in_stage = max_weeks_in_stage
         self.tau_buckets = tau_buckets
@@ -134,6 +137,7 @@ class FunnelModel(BaseEstimator):
         self.C = C
         self.depot_effects = depot_effects
         self.latent_classes = latent_classes
+        self.verbose = verbose
 
     # ------------------------------------------------------------------ design
     def _profile_matrix(self, profiles: pd.DataFrame) -> np.ndarray:
@@ -275,8 +279,13 @@ class FunnelModel(BaseEstimator):
             cells = prepared["cells"] = self._stage_cells(prepared)
         independent = self._independent_theta()
         theta0 = _with_classes(independent, len(self.stage_models_), K) if start is None else start
+        bar = progress(None, f"funnel: {K} latent speed classes (at most {MIXTURE_MAX_ITER} iterations)", "iteration",
+                       total=MIXTURE_MAX_ITER, show=bool(self.verbose))
         res = minimize(_mixture_objective, theta0, args=(cells, weight, K, self.C), jac=True, method="L-BFGS-B",
-                       options={"maxiter": MIXTURE_MAX_ITER, "ftol": MIXTURE_FTOL, "gtol": 1e-6})
+                       options={"maxiter": MIXTURE_MAX_ITER, "ftol": MIXTURE_FTOL, "gtol": 1e-6},
+                       callback=(lambda *_: bar.update(1)) if self.verbose else None)
+        if self.verbose:
+            bar.close()
         theta = _sorted_classes(res.x, len(self.stage_models_), K)
         info = {"classes": K, "iterations": int(res.nit), "converged": bool(res.success), "message": str(res.message)}
         if start is None:  # the point fit chooses by BIC; a bootstrap refit keeps the point fit's choice
@@ -700,7 +709,7 @@ def bootstrap(model: FunnelModel, log: pd.DataFrame, n: int = 50, seed: int = 0,
     prepared = clone(model)._prepare(log, model.observed_until_ if observed_until is None else observed_until)
     # latent classes: every refit keeps the point fit's number of classes and starts from it
     start = getattr(model, "mixture_theta_", None) if model.n_classes_ > 1 else None
-    refit = clone(model).set_params(latent_classes=model.n_classes_)
+    refit = clone(model).set_params(latent_classes=model.n_classes_, verbose=False)
     draws = []
     # the refits multiply small matrices: more BLAS threads only contend (badly on a busy machine)
     with threadpool_limits(limits=1, user_api="blas"):

@@ -12,6 +12,7 @@ Every output is rendered in memory first and written atomically.
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,9 @@ from optplan.estimate.funnel import FunnelModel, bootstrap, calibration, naive_c
 from optplan.estimate.logs import read_activity_log, read_applicant_log
 from optplan.estimate.retention import RetentionModel
 from optplan.inputs import parse_date_option
+
+#: Progress lines ("[optplan] funnel: ..." on stderr in the CLI).
+log_progress = logging.getLogger("optplan")
 
 
 def _csv(df: pd.DataFrame) -> str:
@@ -66,25 +70,30 @@ def _page(title: str, parts: list[str]) -> str:
 def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stages=None, on_out_of_order="error",
                           max_weeks_in_stage=26, n_boot=50, holdout=0.2, seed=0, by_depot=False,
                           min_group_applicants=500, column_map=None, covariates=None, window_days=None,
-                          latent_classes=2) -> list[str]:
+                          latent_classes=2, show_progress=True) -> list[str]:
     import warnings
 
     from optplan.estimate.funnel import DEFAULT_STAGES
 
     stages = list(stages or DEFAULT_STAGES)
+    log_progress.info("funnel: reading the applicant log %s", Path(applicants).name)
     log, observed, notes = read_applicant_log(applicants, stages=stages, fmt=fmt, observed_until=observed_until,
                                               on_out_of_order=on_out_of_order, column_map=column_map,
                                               covariates=covariates, window_days=window_days)
     rng = np.random.default_rng(seed)
     test = rng.random(len(log)) < holdout
     model = FunnelModel(stages=tuple(stages), max_weeks_in_stage=max_weeks_in_stage, depot_effects=by_depot,
-                        latent_classes=latent_classes)
+                        latent_classes=latent_classes, verbose=show_progress)
+    log_progress.info("funnel: fitting %d stage transitions on %s applicants (%s held back for the calibration "
+                      "check)%s", len(stages) - 1, f"{int((~test).sum()):,}", f"{int(test.sum()):,}",
+                      f", then {latent_classes} latent speed classes" if latent_classes > 1 else "")
     with warnings.catch_warnings(record=True) as caught:  # the library's warnings, said once in our words
         warnings.simplefilter("always")
         model.fit(log.loc[~test], observed_until=observed)
         summary = model.channel_summary()
         if n_boot:
-            intervals = bootstrap(model, log.loc[~test], n=n_boot, seed=seed, observed_until=observed, show_progress=True)
+            intervals = bootstrap(model, log.loc[~test], n=n_boot, seed=seed, observed_until=observed,
+                                  show_progress=show_progress)
             summary = summary.merge(intervals, on="channel", how="left")
     converge = [w for w in caught if w.category.__name__ == "ConvergenceWarning"]
     if converge:  # sklearn's own text is about lbfgs iterations; say what it means here
@@ -150,11 +159,13 @@ def _dependence_line(mixture: dict) -> str:
     return f"stage durations: independent given the covariates ({mixture['reason']})"
 
 
-def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=50, seed=0) -> list[str]:
+def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=50, seed=0, show_progress=True) -> list[str]:
     from optplan.estimate.retention import bootstrap_retention
 
+    log_progress.info("retention: reading the activity log %s", Path(activity).name)
     log, notes = read_activity_log(activity)
     observed_until = parse_date_option("--observed-until", observed_until)
+    log_progress.info("retention: fitting weekly churn on %s activity rows", f"{len(log):,}")
     model = RetentionModel(gap=gap).fit(log, observed_until=observed_until)
     table = model.depot_summary_
     scored = np.isfinite(table[["retention", "retention_new", "blocks_per_driver"]].to_numpy(float)).all(axis=1)
@@ -172,7 +183,7 @@ def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=5
         table = table[scored].reset_index(drop=True)
     if n_boot:
         table = table.merge(bootstrap_retention(model, log, n=n_boot, seed=seed, observed_until=observed_until,
-                                                show_progress=True),
+                                                show_progress=show_progress),
                             on="depot", how="left")
     from optplan.estimate.supply import supply_indices
 

@@ -18,9 +18,9 @@ import logging
 
 from formulations.data import ModelData
 from optplan.errors import EngineUnavailableError, NoSolutionError, SolverError
-from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, engine_capabilities, get_engine
+from optplan.solvers.base import ENGINE_LOGGER, Capabilities, Deadline, SolveOptions, SolveResult, engine_capabilities, get_engine
 
-log = logging.getLogger("optplan")
+log = logging.getLogger(ENGINE_LOGGER)
 
 #: The default chain: the exact LP/MIP by HiGHS, the exact LP by GLOP when HiGHS is missing
 #: or fails, then the DP heuristic.

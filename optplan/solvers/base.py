@@ -10,6 +10,8 @@ own native status verbatim and a sentence in a planner's words (``SolverStatus.d
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -37,6 +39,10 @@ BUILDS = ("auto", "pyomo", "arrays")
 #: decomposition's stopping gap. A converged plan within it is complete; a wider gap (asked for,
 #: e.g. --mip-gap 0.05) is a feasible plan, not complete.
 GAP_TOLERANCE = 1e-4
+#: The logger of the engines' progress lines ("building the model", "HiGHS stopped after ..."),
+#: a child of "optplan": a caller that runs many small solves (the report's sweeps) quiets it
+#: with ``quiet_engines()`` and keeps its own lines.
+ENGINE_LOGGER = "optplan.engine"
 
 
 @dataclass(frozen=True)
@@ -182,6 +188,7 @@ class SolverStatus:
     bound: float | None  # best proven lower bound on the optimum (currency)
     message: str = ""  # engine details (DP estimate, grid) in plain words
     fallback: str | None = None  # why the requested engine did not make the plan (auto)
+    requested_gap: float | None = None  # the relative gap the caller allowed (--mip-gap), if any
 
     @property
     def optimal(self) -> bool:
@@ -193,14 +200,15 @@ class SolverStatus:
 
     @property
     def complete(self) -> bool:
-        """The engine that was asked for ran its algorithm to the end (a DP plan asked for
-        with engine="dp" is complete; one stopped by the time limit, or one made after a
-        fallback, is not; nor is a plan stopped at a gap wider than GAP_TOLERANCE, e.g. a MIP
-        asked for --mip-gap 0.05)."""
+        """The engine that was asked for ran its algorithm to the end, as asked: a proven
+        optimum; a plan within the engine's stopping tolerance (GAP_TOLERANCE); a MIP stopped
+        at the gap the caller asked for (``requested_gap``, --mip-gap 0.05); a DP plan asked
+        for with engine="dp". Not: a plan stopped by the time limit, or made after a fallback."""
         gap = self.gap
+        allowed = max(GAP_TOLERANCE, self.requested_gap or 0.0) * (1 + 1e-6)
         return self.optimal or (
             self.termination == TerminationCondition.convergenceCriteriaSatisfied and self.fallback is None
-            and (gap is None or gap <= GAP_TOLERANCE * (1 + 1e-6))
+            and (gap is None or gap <= allowed)
         )
 
     @property
@@ -211,11 +219,13 @@ class SolverStatus:
         return abs(self.objective - self.bound) / max(1.0, abs(self.objective))
 
     def describe(self) -> str:
-        """The status in a planner's words, e.g. "stopped at the time limit with a feasible
-        plan, gap 1.2 %" (the engine and its native status are beside it in ``to_dict``)."""
+        """The status in a planner's words, one phrase that never contradicts itself: "optimal",
+        "optimal within the requested gap: at most 0.37 % above the best possible cost",
+        "NOT PROVEN OPTIMAL: stopped at the time limit with a feasible plan, gap 1.2 %" (the
+        engine and its own status are beside it in ``to_dict``)."""
         TC = TerminationCondition
         gap = self.gap
-        gap_words = f"gap {100 * gap:.2g} %" if gap is not None else "gap to the optimum unknown"
+        gap_words = f"gap {_percent(gap)}" if gap is not None else "gap to the optimum unknown"
         why = {
             TC.maxTimeLimit: "stopped at the time limit",
             TC.iterationLimit: "stopped at an iteration or solution limit",
@@ -227,9 +237,15 @@ class SolverStatus:
         if self.optimal:
             text = "optimal"
         elif self.has_solution and self.termination == TC.convergenceCriteriaSatisfied and self.bound is None:
-            text = "feasible plan from a heuristic (not proven optimal, no bound)"
+            text = "feasible plan from a heuristic (no bound, so not proven optimal)"
+        elif self.has_solution and self.complete:
+            if gap > GAP_TOLERANCE and self.requested_gap is not None:
+                text = (f"optimal within the requested gap: at most {_percent(gap)} above the best possible cost "
+                        f"(allowed {_percent(self.requested_gap)})")
+            else:
+                text = f"optimal within the engine's tolerance of {_percent(GAP_TOLERANCE)} (gap {_percent(gap)})"
         elif self.has_solution:
-            text = f"{why} with a feasible plan, {gap_words}"
+            text = f"NOT PROVEN OPTIMAL: {why} with a feasible plan, {gap_words}"
         else:
             text = f"no plan: {why} before any feasible plan was found"
         if self.fallback:
@@ -247,8 +263,15 @@ class SolverStatus:
             "bound": self.bound,
             "gap": self.gap,
             "fallback": self.fallback,
+            "requested_gap": self.requested_gap,
             "message": self.message,
         }
+
+
+def _percent(share: float) -> str:
+    """A relative gap as a percentage with two significant digits, never e-notation."""
+    pct = 100.0 * share
+    return f"{pct:.2g} %" if 1e-3 <= pct < 1e4 else ("0 %" if pct < 1e-3 else f"{pct:,.0f} %")
 
 
 @dataclass(frozen=True)
@@ -339,3 +362,15 @@ def get_engine(name: str) -> Engine:
     if name not in _REGISTRY:
         raise OptionError("engine", f"one of {', '.join(_REGISTRY)}", name)
     return _REGISTRY[name]()
+
+
+@contextlib.contextmanager
+def quiet_engines():
+    """Within the block, the engines' per-solve progress lines are not shown (warnings are)."""
+    logger = logging.getLogger(ENGINE_LOGGER)
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

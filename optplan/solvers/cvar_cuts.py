@@ -34,9 +34,9 @@ from formulations.data import ModelData
 from formulations.two_stage.matrix import aggregated_standard_form, cvar_cut_block
 from formulations.two_stage.recourse import period_recourse, recourse_cost
 from formulations.two_stage.risk import cvar_vertex
-from optplan.solvers.base import Deadline, SolveOptions, SolveResult, Timings, out_of_time
+from optplan.solvers.base import ENGINE_LOGGER, Deadline, SolveOptions, SolveResult, Timings, out_of_time
 
-log = logging.getLogger("optplan")
+log = logging.getLogger(ENGINE_LOGGER)
 
 #: The loop stops when lambda (CVaR(R) - theta) is at most this share of the objective (at least 1 currency unit).
 CUT_RTOL = 1e-9

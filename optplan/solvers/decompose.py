@@ -46,9 +46,19 @@ from formulations.data import Decisions, ModelData
 from formulations.two_stage.budgets import total_spend
 from formulations.two_stage.layout import GROUP_BUDGETS, Layout
 from optplan.errors import SolverError
-from optplan.solvers.base import GAP_TOLERANCE, Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings, out_of_time
+from optplan.solvers.base import (
+    ENGINE_LOGGER,
+    GAP_TOLERANCE,
+    Capabilities,
+    Deadline,
+    SolveOptions,
+    SolveResult,
+    SolverStatus,
+    Timings,
+    out_of_time,
+)
 
-log = logging.getLogger("optplan")
+log = logging.getLogger(ENGINE_LOGGER)
 
 #: Relative gap (master objective against the Lagrangian bound) at which the loop stops: the
 #: solvers' shared tolerance, so a converged decomposition counts as complete.

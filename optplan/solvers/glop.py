@@ -24,10 +24,10 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 
 from formulations.data import ModelData
 from optplan.errors import EngineUnavailableError, InfeasibleError, NoSolutionError, SolverError
-from optplan.solvers.base import Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings, out_of_time
+from optplan.solvers.base import ENGINE_LOGGER, Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings, out_of_time
 from optplan.solvers.standard_form import StandardForm, build_standard_form
 
-log = logging.getLogger("optplan")
+log = logging.getLogger(ENGINE_LOGGER)
 
 
 def import_glop():

@@ -28,10 +28,20 @@ from formulations.data import ModelData
 from formulations.two_stage.layout import Layout
 from formulations.two_stage.service import TARGET_FAMILIES, region_targets, target_rows
 from optplan.errors import EngineUnavailableError, InfeasibleError, NoSolutionError, OptionError, SolverError
-from optplan.solvers.base import GAP_TOLERANCE, Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings, out_of_time
+from optplan.solvers.base import (
+    ENGINE_LOGGER,
+    GAP_TOLERANCE,
+    Capabilities,
+    Deadline,
+    SolveOptions,
+    SolveResult,
+    SolverStatus,
+    Timings,
+    out_of_time,
+)
 from optplan.solvers.standard_form import build_standard_form, matrix_arrays, standard_form
 
-log = logging.getLogger("optplan")
+log = logging.getLogger(ENGINE_LOGGER)
 
 #: Each re-solve of the infeasibility diagnosis gets at most this many times the failed solve's
 #: time, and at least DIAGNOSIS_MIN_S seconds (diagnose_infeasibility).
@@ -252,9 +262,9 @@ def run_compiled(
         # HiGHS says Optimal once the gap is within mip_rel_gap; a gap wider than its default is a
         # feasible plan stopped by the gap, not a proven optimum
         sol = SolutionStatus.feasible
-        asked = "" if options.mip_rel_gap is None else f"; mip_rel_gap {options.mip_rel_gap:g}"
-        message = f"stopped by the MIP gap (HiGHS's relative gap on its incumbent {info.mip_gap:.3g}{asked})"
-    status = SolverStatus(term, sol, engine, name, objective, bound, message)
+        message = f"HiGHS stopped at the requested MIP gap (its own measure of the gap: {100 * info.mip_gap:.2g} %)"
+    status = SolverStatus(term, sol, engine, name, objective, bound, message,
+                          requested_gap=options.mip_rel_gap if mip else None)
 
     if term in (TerminationCondition.provenInfeasible, TerminationCondition.infeasibleOrUnbounded):
         from optplan.solvers.diagnose import infeasibility_message, infeasible_rows

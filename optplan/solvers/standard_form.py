@@ -93,9 +93,9 @@ def build_standard_form(data, options, deadline, engine: str):
     import time
 
     from formulations.two_stage.matrix import aggregated_standard_form
-    from optplan.solvers.base import DeadlinePassed, out_of_time
+    from optplan.solvers.base import ENGINE_LOGGER, DeadlinePassed, out_of_time
 
-    log = logging.getLogger("optplan")
+    log = logging.getLogger(ENGINE_LOGGER)
 
     def no_time(why: str):
         return out_of_time(engine, f"{why} before {engine} could run", f"not run: {why}")

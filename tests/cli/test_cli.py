@@ -167,7 +167,7 @@ def test_engine_stopped_at_the_time_limit_with_a_plan_writes_it_and_exits_3(tmp_
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["status"]["termination"] == "maxTimeLimit"
     assert summary["status"]["solution"] == "feasible"
-    assert summary["status"]["summary"].startswith("stopped at the time limit with a feasible plan")
+    assert summary["status"]["summary"].startswith("NOT PROVEN OPTIMAL: stopped at the time limit with a feasible plan")
     assert "stopped at the time limit" in r.output
 
 

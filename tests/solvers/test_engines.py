@@ -152,11 +152,12 @@ def test_status_in_planner_words():
     TC, SS = TerminationCondition, SolutionStatus
     assert SolverStatus(TC.convergenceCriteriaSatisfied, SS.optimal, "highs", "Optimal", 10.0, 10.0).describe() == "optimal"
     s = SolverStatus(TC.maxTimeLimit, SS.feasible, "highs", "Time limit reached", 101.0, 100.0)
-    assert s.describe() == "stopped at the time limit with a feasible plan, gap 0.99 %"
+    assert s.describe() == "NOT PROVEN OPTIMAL: stopped at the time limit with a feasible plan, gap 0.99 %"
     s = SolverStatus(TC.maxTimeLimit, SS.feasible, "dp", "time limit", 101.0, None)
-    assert s.describe() == "stopped at the time limit with a feasible plan, gap to the optimum unknown"
+    assert s.describe() == "NOT PROVEN OPTIMAL: stopped at the time limit with a feasible plan, gap to the optimum unknown"
     s = SolverStatus(TC.convergenceCriteriaSatisfied, SS.feasible, "dp", "finished", 101.0, None, fallback="highs failed")
-    assert s.describe() == "feasible plan from a heuristic (not proven optimal, no bound); made by the fallback engine because highs failed"
+    assert s.describe() == ("feasible plan from a heuristic (no bound, so not proven optimal); made by the fallback engine "
+                            "because highs failed")
     assert not s.complete
 
 
@@ -265,21 +266,44 @@ def test_the_long_lead_frontier_lp_that_ends_unknown_is_proven_infeasible():
         solve_data(hard, SolveOptions(), "highs")
 
 
-def test_a_mip_stopped_by_a_wide_gap_is_feasible_not_complete_and_reports_the_plans_cost():
-    """--mip-gap 1e9: HiGHS stops at its first incumbent and calls it Optimal. The status says
-    feasible, not complete (exit 3 in the CLI), with the gap; the objective is the plan's cost
-    with its recourse re-optimised (the evaluator's), never above the incumbent's."""
+def test_a_mip_stopped_at_the_requested_gap_is_complete_not_optimal_and_reports_the_plans_cost():
+    """--mip-gap 1e9: HiGHS stops at its first incumbent and calls it Optimal. The plan is what
+    was asked for (complete: exit 0, no warning) but not a proven optimum: one status phrase
+    says so with the gap, never "optimal" beside "not proven optimal"; the objective is the
+    plan's cost with its recourse re-optimised (the evaluator's), never above the incumbent's."""
+    import warnings
+
     from conftest import REPO
 
     inst = optplan.load_instance(REPO / "instances" / "demo")
-    with pytest.warns(RuntimeWarning, match="not proven optimal"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "not proven optimal" warning: the gap was asked for
         plan = optplan.solve(inst, integer=True, mip_rel_gap=1e9)
     st = plan.status
-    assert not st.optimal and not st.complete and st.has_solution
-    assert "stopped by the MIP gap" in st.message
+    assert not st.optimal and st.complete and st.has_solution
+    assert st.requested_gap == 1e9
+    assert st.describe().startswith("optimal within the requested gap: at most ")
+    assert "NOT PROVEN" not in plan.text_summary() and "its status" not in plan.text_summary()
+    assert "requested MIP gap" in st.message
     ev = evaluate_decisions(inst.model_data(integer_applicants=True), plan.decisions)
     assert st.objective == pytest.approx(ev.expected_cost, rel=1e-9)
     assert st.bound <= st.objective
     exact = optplan.solve(inst, integer=True)
     assert exact.status.optimal and exact.status.complete
     assert exact.status.objective <= st.objective * (1 + 1e-9)
+
+
+def test_a_gap_wider_than_the_tolerance_without_a_request_is_not_complete():
+    """The same stop without a requested gap (an engine that ends early) is NOT PROVEN OPTIMAL."""
+    from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
+
+    from optplan.solvers.base import SolverStatus
+
+    ok = TerminationCondition.convergenceCriteriaSatisfied
+    asked = SolverStatus(ok, SolutionStatus.feasible, "highs 1.16.0 (choose)", "Optimal", 101.0, 100.0, requested_gap=0.02)
+    unasked = SolverStatus(ok, SolutionStatus.feasible, "highs 1.16.0 (choose)", "Optimal", 101.0, 100.0)
+    tight = SolverStatus(ok, SolutionStatus.feasible, "decompose (local, 2 workers)", "converged", 100.005, 100.0)
+    assert asked.complete and not unasked.complete and tight.complete
+    assert asked.describe() == "optimal within the requested gap: at most 0.99 % above the best possible cost (allowed 2 %)"
+    assert unasked.describe() == "NOT PROVEN OPTIMAL: finished with a feasible plan, gap 0.99 %"
+    assert tight.describe() == "optimal within the engine's tolerance of 0.01 % (gap 0.005 %)"

@@ -55,7 +55,17 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 from formulations.data import Decisions, ModelData
 from optplan.errors import InfeasibleError
 from optplan.evaluation import check_feasibility, evaluate_decisions
-from optplan.solvers.base import Capabilities, Deadline, DeadlinePassed, SolveOptions, SolveResult, SolverStatus, Timings, out_of_time
+from optplan.solvers.base import (
+    ENGINE_LOGGER,
+    Capabilities,
+    Deadline,
+    DeadlinePassed,
+    SolveOptions,
+    SolveResult,
+    SolverStatus,
+    Timings,
+    out_of_time,
+)
 from optplan.solvers.diagnose import infeasibility_message, infeasible_rows
 from optplan.solvers.dp.depot import DepotModel
 from optplan.solvers.dp.polish import global_polish
@@ -63,7 +73,7 @@ from optplan.solvers.dp.prices import PriceSearch
 from optplan.solvers.dp.recursion import DepotPolicy, solve_depot, solve_depots
 from optplan.solvers.dp.repair import repair_budgets
 
-log = logging.getLogger("optplan")
+log = logging.getLogger(ENGINE_LOGGER)
 
 #: Grid refinement stops when the DP value changes by less than this share between grids.
 GRID_RTOL = 2e-3
