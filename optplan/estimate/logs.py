@@ -196,11 +196,12 @@ def read_applicant_log(
         wide = raw.pivot(index="applicant_id", columns="stage", values="_date").reindex(columns=stages)
         static = raw.drop(columns=["stage", "date", "_date"]).groupby("applicant_id", sort=False).first()
         log = static.join(wide).reset_index()
-        line_of = raw.groupby("applicant_id", sort=False).apply(lambda g: int(lines[g.index].min()), include_groups=False)
+        line_of = lines.groupby(raw["applicant_id"], sort=False).min()  # each applicant's first line
         log_lines = log["applicant_id"].map(line_of)
     else:
         dup = raw["applicant_id"].duplicated(keep="first")
-        first_line = raw.groupby("applicant_id")["applicant_id"].transform(lambda s: int(lines[s.index].min()))
+        # each id's first line, vectorised (a per-group lambda took 13 s on 30,000 applicants)
+        first_line = lines.groupby(raw["applicant_id"]).transform("min")
         add(dup, "applicant_id", "a unique applicant_id",
             [f"a duplicate of line {first_line[i]}: {raw.at[i, 'applicant_id']!r}" for i in raw.index[dup]])
         log = raw.copy()
