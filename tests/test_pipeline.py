@@ -19,7 +19,7 @@ from optplan.cli import main
 
 EXAMPLE = REPO / "examples" / "pipeline"
 HISTORY = WALMART_CSV
-FAST = {"estimate": {"bootstrap": 2}, "generate_logs": {"depots": 5, "applicants": 4000, "drivers": 800, "seed": 1},
+FAST = {"estimate": {"bootstrap": 2, "latent_classes": 1}, "generate_logs": {"depots": 5, "applicants": 4000, "drivers": 800, "seed": 1},
         "report": {"enabled": True, "frontier_points": 2, "service_points": 0, "oos_paths": 20}}
 
 
@@ -28,6 +28,7 @@ def run(*args):
     return r.exit_code, r.output
 
 
+@pytest.mark.slow  # the whole shipped example (about 20 s); tests/test_docs_commands.py runs it too
 def test_the_shipped_example_runs_end_to_end_and_reruns_nothing(tmp_path):
     """examples/pipeline/pipeline.yaml as shipped (synthetic logs, five of the shipped stores)."""
     assert HISTORY.is_file(), f"the shipped store history is expected at {HISTORY}"

@@ -5,7 +5,8 @@ invariant "a clean refusal (every problem one line naming its file), or a sound 
 whose files hold no non-finite number). A failure shrinks to a minimal mutation. The
 benchmark benchmarks/bench_mutations.py runs >= 10,000 of them and tallies by class.
 
-Examples per reader per run: ``MUTATION_EXAMPLES`` (default 200, so 800 mutations per CI run)."""
+Examples per reader: ``MUTATION_EXAMPLES`` (default 60 in the quick suite, 240 in the slow
+step, so CI runs 1,200 mutations over both steps)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from conftest import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-EXAMPLES = int(os.environ.get("MUTATION_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("MUTATION_EXAMPLES", "60"))
 PROFILE = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -50,11 +51,7 @@ def test_the_unmutated_base_is_accepted(reader, tmp_path):
     assert CHECKS[reader](base(reader), tmp_path) in ("solved", "read")
 
 
-@pytest.mark.parametrize("reader", sorted(CHECKS))
-@PROFILE
-@given(kind=st.sampled_from(sorted(mut.MUTATIONS)), rng=st.randoms(use_true_random=False),
-       rounds=st.integers(1, 3))
-def test_any_mutation_is_refused_cleanly_or_read_soundly(reader, kind, rng: random.Random, rounds):
+def _mutate_and_check(reader: str, kind: str, rng: random.Random, rounds: int) -> None:
     files = base(reader)
     if kind == "manifest" and "instance.yaml" not in files:
         kind = "cell"
@@ -64,3 +61,22 @@ def test_any_mutation_is_refused_cleanly_or_read_soundly(reader, kind, rng: rand
         CHECKS[reader](mutated, folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+MUTATION = {"kind": st.sampled_from(sorted(mut.MUTATIONS)), "rng": st.randoms(use_true_random=False),
+            "rounds": st.integers(1, 3)}
+
+
+@pytest.mark.parametrize("reader", sorted(CHECKS))
+@PROFILE
+@given(**MUTATION)
+def test_any_mutation_is_refused_cleanly_or_read_soundly(reader, kind, rng: random.Random, rounds):
+    _mutate_and_check(reader, kind, rng, rounds)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("reader", sorted(CHECKS))
+@settings(PROFILE, max_examples=4 * EXAMPLES)
+@given(**MUTATION)
+def test_many_more_mutations_are_refused_cleanly_or_read_soundly(reader, kind, rng: random.Random, rounds):
+    _mutate_and_check(reader, kind, rng, rounds)

@@ -31,7 +31,7 @@ def test_report_and_simulate_score_the_static_plan_alike(demo):
     sampler = OutOfSample(paths=120, seed=3, noise_sd=0.07, noise_ar=0.4, random_drivers=False)
     oos = out_of_sample(plan, sampler)
     paths = simulate(inst.model_data(), plan.decisions, n_paths=120, seed=3, sigma=0.07, noise_ar=0.4,
-                     stochastic_drivers=False)
+                     stochastic_drivers=False, policies=("static",))
     static = paths[paths["policy"] == "static"]["cost"].mean()
     assert static == pytest.approx(oos["expected_cost"], rel=SAME_PATHS_RTOL)
     assert oos["sampled"] == sampler.describe() and "120 paths (seed 3)" in oos["sampled"]
@@ -62,7 +62,7 @@ def test_noise_has_mean_one(demo):
 def test_both_commands_say_what_they_sampled(demo_path, tmp_path):
     runner = CliRunner()
     r = runner.invoke(main, ["simulate", str(demo_path), "--out", str(tmp_path / "sim"), "--paths", "50",
-                             "--drivers", "expected"])
+                             "--drivers", "expected", "--policies", "static,rolling"])
     assert r.exit_code == 0, r.output
     settings = json.loads((tmp_path / "sim" / "sampling.json").read_text())
     assert settings["paths"] == 50 and settings["random_drivers"] is False

@@ -261,7 +261,8 @@ def test_kernels_by_depot_where_the_data_supports_it(funnel_fit):
     limited = model.yield_kernels(by="depot", min_applicants=threshold)
     kept = set(map(tuple, limited[["depot", "channel"]].drop_duplicates().to_numpy()))
     assert kept == {k for k, n in counts.items() if n >= threshold}
-    with_effects = FunnelModel(depot_effects=True).fit(log, observed_until=observed)
+    # independent stages: the depot effects are what is tested (latent classes: test_dependent_stages.py)
+    with_effects = FunnelModel(depot_effects=True, latent_classes=1).fit(log, observed_until=observed)
     assert "depot" in with_effects.covariates_
     conv = with_effects.yield_kernels(by="depot").groupby(["depot", "channel"])["probability"].sum()
     assert conv.between(0, 1).all()
