@@ -101,6 +101,7 @@ def test_period_scenarios_make_a_long_lead_instance(tmp_path):
     assert r.exit_code == 2 and "adding up to the horizon (78 weeks)" in r.output
 
 
+@pytest.mark.slow  # 26 s; docs/pipeline.md's commands run this example too (test_docs_commands.py)
 def test_the_long_lead_pipeline_example_runs(tmp_path):
     """examples/pipeline/pipeline_longlead.yaml (3 years in 30 periods), without its report."""
     from optplan.cli import main
