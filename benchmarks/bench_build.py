@@ -56,7 +56,7 @@ if str(HERE) not in sys.path:  # direct_highspy lives next to this script, not i
     sys.path.insert(0, str(HERE))
 
 DEFAULT_SIZES = "10x26x10,50x52x20,200x52x50"
-DEFAULT_OUT = HERE / "results" / "build_vs_solve.json"
+DEFAULT_OUT = HERE.parent / "out" / "benchmarks" / "build_vs_solve.json"
 SEED = 0
 ROUTES = ("pyomo", "direct")
 #: (pyomo build + hand-off) / (pyomo solve) must be at most this ...

@@ -42,7 +42,7 @@ def main(argv=None) -> None:
     ap.add_argument("--sizes", default="50x52x20,200x52x50", help="sizes DxTxS solved by the cuts (auto)")
     ap.add_argument("--weight", type=float, default=0.5)
     ap.add_argument("--alpha", type=float, default=0.9)
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "cvar.json")
+    ap.add_argument("--out", type=Path, default=REPO / "out" / "benchmarks" / "cvar.json")
     args = ap.parse_args(argv)
     load_before = os.getloadavg()[0]
     rows = []

@@ -55,7 +55,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=20, help="generated small instances (3 depots x 10 weeks x 5 scenarios)")
     ap.add_argument("--sizes", default="10x26x10,20x52x10", help="larger sizes DxTxS, one seed each ('' for none)")
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "dp_vs_highs.json")
+    ap.add_argument("--out", type=Path, default=REPO / "out" / "benchmarks" / "dp_vs_highs.json")
     args = ap.parse_args(argv)
     rows = [one("demo", load_instance(REPO / "instances" / "demo").model_data())]
     for seed in range(args.seeds):

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results" / "estimation_coverage.json"
+RESULTS = Path(__file__).resolve().parents[1] / "out" / "benchmarks" / "estimation_coverage.json"
 LEVEL = 0.95
 
 

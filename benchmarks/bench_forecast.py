@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "results" / "forecast_backtest.json"
+RESULTS = REPO / "out" / "benchmarks" / "forecast_backtest.json"
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "walmart_store_weekly_sales_30.csv"
 USD_PER_BLOCK = 2000.0
 MASE_GAIN_VS_SNAIVE = 0.08  # the global model's MASE at least 8% below seasonal naive's
@@ -44,6 +44,7 @@ def main() -> int:
     parser.add_argument("--origins", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=1, help="processes for statsforecast")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON file (benchmarks/results/... to record a run)")
     args = parser.parse_args()
     if not args.data.is_file():
         print(f"bench_forecast: data not found: {args.data}", file=sys.stderr)
@@ -109,13 +110,14 @@ def main() -> int:
                     "optplan_forecast_30_stores_h13_s20": round(forecast_seconds, 1)},
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=RESULTS.parent, suffix=".tmp")
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         json.dump(out, fh, indent=2)
         fh.write("\n")
-    os.replace(tmp, RESULTS)
-    print(f"wrote {RESULTS}")
+    os.replace(tmp, out)
+    print(f"wrote {out}")
     return 0 if out["all_met"] else 1
 
 

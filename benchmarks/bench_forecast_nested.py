@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "benchmarks" / "results" / "forecast_nested.json"
+RESULTS = REPO / "out" / "benchmarks" / "forecast_nested.json"
 DEFAULT_DATA = REPO / "examples" / "data" / "walmart_store_weekly_sales_30.csv"
 USD_PER_BLOCK = 2000.0
 MASE_GAIN_VS_SNAIVE = 0.08

@@ -25,7 +25,7 @@ import optplan
 from optplan.report import build_report
 from optplan.sensitivity import SensitivityModel
 
-RESULTS = Path(__file__).resolve().parent / "results" / "frontier_warm_vs_cold.json"
+RESULTS = Path(__file__).resolve().parents[1] / "out" / "benchmarks" / "frontier_warm_vs_cold.json"
 
 
 def measure(depots: int, weeks: int, scenarios: int, points: int) -> dict:
@@ -47,6 +47,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, default=10)
     parser.add_argument("--sizes", default="5x12x10,20x26x10,50x52x10")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="JSON file (benchmarks/results/... to record a run)")
     args = parser.parse_args()
     rows = []
     for size in args.sizes.split(","):
@@ -61,12 +62,13 @@ def main() -> int:
     print(f"report on instances/demo with a 10-point frontier: {report_s:.1f} s (target: under 60 s)")
     payload = {"benchmark": "frontier_warm_vs_cold", "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                "results": rows, "report_demo_s": report_s, "report_target_s": 60}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=RESULTS.parent, suffix=".tmp")
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         json.dump(payload, fh, indent=2)
-    os.replace(tmp, RESULTS)
-    print(f"wrote {RESULTS}")
+    os.replace(tmp, out)
+    print(f"wrote {out}")
     return 0
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results" / "funnel_spread.json"
+RESULTS = Path(__file__).resolve().parents[1] / "out" / "benchmarks" / "funnel_spread.json"
 
 
 def _one_thread() -> None:

@@ -72,7 +72,7 @@ def main(argv=None) -> None:
     ap.add_argument("--scenarios", type=int, default=10)
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--tightness", default="0.8,1.2")
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "longlead.json")
+    ap.add_argument("--out", type=Path, default=REPO / "out" / "benchmarks" / "longlead.json")
     args = ap.parse_args(argv)
     runs = long_lead_runs(WEEKS)
     rows = []

@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--replay", default=None, help="READER:CLASS:SEED of one mutation to re-run with its traceback")
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "mutations.json")
+    ap.add_argument("--out", type=Path, default=REPO / "out" / "benchmarks" / "mutations.json")
     args = ap.parse_args()
     import warnings
 

@@ -79,7 +79,7 @@ def main() -> None:
     ap.add_argument("--paths", type=int, default=1000)
     ap.add_argument("--seeds", default="1,2,3", help="Seeds of the generated instances.")
     ap.add_argument("--replan-every", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "policies.json")
+    ap.add_argument("--out", type=Path, default=REPO / "out" / "benchmarks" / "policies.json")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     cases = [("demo", optplan.load_instance(REPO / "instances" / "demo"))]

@@ -95,7 +95,7 @@ def main(argv=None) -> None:
     ap.add_argument("--report", action="store_true", help="also `optplan report` at the first of --sizes")
     ap.add_argument("--decompose", action="store_true",
                     help="also the depot decomposition at the first of --sizes on 1 and 2 local and Dask workers")
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "scale.json")
+    ap.add_argument("--out", type=Path, default=REPO / "out" / "benchmarks" / "scale.json")
     args = ap.parse_args(argv)
     load_before = os.getloadavg()[0]
     rows = []

@@ -32,7 +32,7 @@ COMMANDS = {
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "startup.json")
+    ap.add_argument("--out", type=Path, default=REPO / "out" / "benchmarks" / "startup.json")
     args = ap.parse_args(argv)
     times: dict[str, list[float]] = {k: [] for k in COMMANDS}
     load_before = os.getloadavg()

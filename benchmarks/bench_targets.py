@@ -64,7 +64,7 @@ def main(argv=None) -> None:
     ap.add_argument("--infeasible-limit", type=float, default=120.0,
                     help="time limit (s) for the network target past its reach")
     ap.add_argument("--method", default="choose", help="HiGHS method for every solve (choose | simplex | ipm)")
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "targets.json")
+    ap.add_argument("--out", type=Path, default=REPO / "out" / "benchmarks" / "targets.json")
     args = ap.parse_args(argv)
     METHOD["method"] = args.method
     load_before = os.getloadavg()[0]

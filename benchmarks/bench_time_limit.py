@@ -37,7 +37,7 @@ CASES = [
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=float, default=5.0, help="--time-limit in seconds")
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "time_limit.json")
+    ap.add_argument("--out", type=Path, default=REPO / "out" / "benchmarks" / "time_limit.json")
     args = ap.parse_args(argv)
     rows = []
     load_before = os.getloadavg()[0]

@@ -60,7 +60,7 @@ def timed(folder: Path) -> tuple[float, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mb", type=float, default=50.0)
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "validation.json")
+    ap.add_argument("--out", type=Path, default=REPO / "out" / "benchmarks" / "validation.json")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -82,6 +82,8 @@ def backtest(history: History, horizon: int = 13, origins: list[int] | None = No
     parts, seconds, info = [], {m: 0.0 for m in models}, {}
     jobs = [(n, m) for n in origins for m in models]
     tasks = [(history.subset(n), horizon, m, config, n_jobs) for n, m in jobs]
+    say(f"backtest: {len(jobs)} fits ({len(origins)} origins x {len(models)} models: {', '.join(models)}) of "
+        f"{len(history.depots)} depots, {horizon} weeks ahead each; a line per fit as it ends")
     for (n, m), (quantiles, fitted, fit_s) in zip(jobs, backend.imap(_fit_task, tasks), strict=True):
         say(f"origin {n} ({history.week_start[n - 1].date()}): {m} fitted in {fit_s:.1f} s")
         seconds[m] += fit_s

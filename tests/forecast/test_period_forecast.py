@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 from click.testing import CliRunner
 from conftest import REPO, WALMART_CSV
