@@ -230,21 +230,21 @@ class ModelData:
     def recruit_mask(self) -> np.ndarray:
         """(D, C, T) True where recruiting can change the plan.
 
-        Applicants of week t only matter if some lag k with yield > 0 lands inside the
-        horizon (t + k <= T) and the channel's cap there is positive; elsewhere recruiting
-        costs money and adds no driver inside the horizon, so no variable is created.
+        Applicants of period t only matter if some lag k with yield > 0 lands inside the
+        horizon and the channel's cap there is positive: the period's first week w_t (0-based)
+        plus the channel's first lag with yield is before the horizon's last week W
+        (w_t + k_min < W; weekly: t + k_min < T). Elsewhere recruiting costs money and adds no
+        driver inside the horizon, so no variable is created. (For periods this is where the
+        period yield kernel Y[c,t,:] of formulations.two_stage.drivers is nonzero, stated
+        without it so that the index sets need no driver math.)
         """
-        D, C, T, _ = self.shape
-        if self.has_periods:  # period t's applicants matter if some of them land in a period of the horizon
-            from formulations.two_stage.drivers import period_yield_kernel
-
-            lands = period_yield_kernel(self).sum(axis=2) > 0  # (C, T)
-            return lands[None, :, :] & (self.applicant_cap[:, :, None] > 0)
+        lengths = self.period_length.astype(int)
+        total_weeks = int(lengths.sum())
         first_lag = np.array(
-            [np.flatnonzero(row > 0)[0] if (row > 0).any() else T for row in self.yield_kernel]
+            [np.flatnonzero(row > 0)[0] if (row > 0).any() else total_weeks for row in self.yield_kernel]
         )
-        weeks = np.arange(T)
-        lands = weeks[None, :] + first_lag[:, None] < T  # (C, T)
+        starts = period_offsets(lengths)  # (T,) 0-based first week of each period
+        lands = starts[None, :] + first_lag[:, None] < total_weeks  # (C, T)
         return lands[None, :, :] & (self.applicant_cap[:, :, None] > 0)
 
     def segment_mask(self) -> np.ndarray:

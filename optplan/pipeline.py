@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from optplan.atomic import atomic_write_text, csv_text, json_text
 from optplan.errors import InstanceError, Problem
@@ -94,8 +94,17 @@ class EstimateOptions(_Strict):
 
 
 class SolveStep(_Strict):
-    engine: Literal["auto", "highs", "glop", "dp"] = "auto"
+    engine: str = Field("auto", description="An engine of the registry (optplan.solvers.engine_names), as solve --engine.")
     time_limit: float | None = Field(None, gt=0)
+
+    @field_validator("engine")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        from optplan.solvers import engine_names  # lazy: the registry loads Pyomo's status types
+
+        if value not in engine_names():
+            raise ValueError(f"one of {', '.join(engine_names())}, not {value!r}")
+        return value
 
 
 class ReportStep(_Strict):

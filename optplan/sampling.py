@@ -54,7 +54,8 @@ class OutOfSample:
                              return_share=True)
 
     def describe(self) -> str:
-        noise = (f"weekly log-normal noise of {self.noise_sd:.0%} (AR(1) {self.noise_ar:g}) on top"
+        noise = (f"weekly noise of {self.noise_sd:.0%} on top, correlated from week to week "
+                 f"({self.noise_ar:g}: log-normal AR(1))"
                  if self.noise_sd > 0 else "no extra noise")
         drivers = "random whole drivers (binomial stayers, Poisson arrivals)" if self.random_drivers \
             else "expected driver counts (the model's stock-flow)"

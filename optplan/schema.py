@@ -4,7 +4,7 @@ Pydantic models describe the manifest (``instance.yaml``) and one row of each CS
 From them come:
 
 * validation: the manifest is validated by pydantic directly; the CSV tables are checked
-  column-wise (vectorised, see ``optplan.validation``) against the same field constraints,
+  column-wise (vectorised, see ``optplan.instance``) against the same field constraints,
   read from these models by ``column_specs``;
 * the JSON Schema (``json_schema()``, ``optplan schema``);
 * the field tables of docs/instance-format.md (``markdown_tables()``, kept in sync by a test).

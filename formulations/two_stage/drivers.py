@@ -1,7 +1,7 @@
 """Drivers: arrivals through the funnel, the driver stock, onboarding, planned capacity.
 
 Pyomo rows (``define_*_constraints``) and the numpy kernels of the same math side by side;
-``tests/formulations/test_drivers.py`` checks them against each other. Everything else
+``tests/formulations/test_kernels_equal_rows.py`` checks them against each other. Everything else
 (evaluator, DP, policy simulation, plan) calls the kernels here.
 
     n[d,t] = sum_c sum_k yield[c,k] x[d,c,t-k]                       drivers/week

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from optplan.cli.common import EXIT_NOT_OPTIMAL, guarded, load_instance_with, progress_to_stderr, set_option
+from optplan.cli.common import EXIT_NOT_OPTIMAL, EngineChoice, guarded, load_instance_with, progress_to_stderr, set_option
 
 
 @click.command()
@@ -31,7 +31,8 @@ def validate(instance: Path) -> None:
 @click.command()
 @click.argument("instance", type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder for the plan's files.")
-@click.option("--time-limit", type=float, default=None, help="HiGHS time limit, seconds.")
+@click.option("--time-limit", type=float, default=None,
+              help="Wall-clock seconds for the whole solve: model building and every engine auto tries included.")
 @click.option("--integer", is_flag=True, help="Whole applicants (solves a MIP).")
 @click.option("--mip-gap", type=float, default=None, help="Relative MIP gap to stop at (with --integer).")
 @click.option("--threads", type=click.IntRange(min=1, max=256), default=None, help="HiGHS threads.")
@@ -42,8 +43,7 @@ def validate(instance: Path) -> None:
               help="Also write the model as MPS (readable names) to this file.")
 @click.option("--log", "show_log", is_flag=True, help="Show the HiGHS log.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
-@click.option("--engine", type=click.Choice(["auto", "highs", "glop", "dp", "decompose"]), default="auto",
-              show_default=True,
+@click.option("--engine", type=EngineChoice(), default="auto", show_default=True,
               help="highs: the LP/MIP by HiGHS; glop: the LP by OR-tools GLOP; dp: the numpy dynamic program "
                    "(docs/dp.md); decompose: Dantzig-Wolfe over depots, subproblems on --backend (docs/scale.md); "
                    "auto: HiGHS, then GLOP, then the DP when the one before is missing, fails, or stops with no plan "
@@ -61,7 +61,8 @@ def validate(instance: Path) -> None:
                    "(aggregated: the same optimum, far smaller); auto: aggregated.")
 @click.option("--cvar-weight", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Risk: minimise (1 - w) x expected cost + w x CVaR of a scenario's total cost (0: expected cost "
-                   "only). Uses the extensive formulation and HiGHS or GLOP (docs/formulation.md, 'Risk').")
+                   "only). HiGHS adds risk-envelope cuts to the aggregated model; GLOP states it in the extensive form "
+                   "(docs/formulation.md, 'Risk').")
 @click.option("--cvar-alpha", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True,
               help="CVaR level: the mean cost of the worst 1 - alpha of scenarios; every plan reports its CVaR at it.")
 @set_option
@@ -490,8 +491,7 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers,
                    "of the week to plan (docs/replan.md). `optplan state` writes a template.")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True,
               help="Folder for this_week.csv, the plan of the remaining weeks and that instance (instance/).")
-@click.option("--engine", type=click.Choice(["auto", "highs", "glop", "dp"]), default="auto", show_default=True,
-              help="As for solve.")
+@click.option("--engine", type=EngineChoice(), default="auto", show_default=True, help="As for solve.")
 @click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds for the whole command (loading included); as for solve.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")

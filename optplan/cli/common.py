@@ -227,3 +227,26 @@ def load_instance_with(instance, sets: tuple[str, ...]):
         raise InstanceError(problems)
     click.echo(f"changed: {', '.join(sets)}", err=True)
     return changed
+
+
+class EngineChoice(click.ParamType):
+    """--engine: a name in the engine registry (optplan.solvers.engine_names), read when the
+    option is parsed, so that an engine registered by a plug-in or a test can be chosen like
+    the shipped ones. The registry is imported here, not at the top: it loads Pyomo's status
+    types, and commands that never solve (validate, --help) should not pay for that."""
+
+    name = "engine"
+
+    def _names(self) -> tuple[str, ...]:
+        from optplan.solvers import engine_names  # lazy: see the class docstring
+
+        return engine_names()
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "[" + "|".join(self._names()) + "]"
+
+    def convert(self, value, param, ctx):
+        names = self._names()
+        if value in names:
+            return value
+        self.fail(f"{value!r} is not an engine: one of {', '.join(names)}", param, ctx)

@@ -25,6 +25,7 @@ from optplan.solvers.base import (
     engine_names,
     get_engine,
     register_engine,
+    unregister_engine,
 )
 
 
@@ -171,5 +172,5 @@ def _refuse_what_the_engine_cannot_state(data: ModelData, options: SolveOptions,
 
 __all__ = [
     "Capabilities", "Deadline", "DeadlinePassed", "Engine", "SolveOptions", "SolveResult", "SolverStatus", "Timings",
-    "engine_names", "get_engine", "register_engine", "solve_data",
+    "engine_names", "get_engine", "register_engine", "solve_data", "unregister_engine",
 ]

@@ -347,6 +347,12 @@ def register_engine(name: str, factory: Callable[[], Engine], capabilities: Capa
         _CAPABILITIES.pop(name, None)
 
 
+def unregister_engine(name: str) -> None:
+    """Remove engine ``name`` from the registry (a plug-in unloading, a test cleaning up)."""
+    _REGISTRY.pop(name, None)
+    _CAPABILITIES.pop(name, None)
+
+
 def engine_capabilities(name: str) -> Capabilities:
     """What engine ``name`` can do (from the registry, or by constructing it)."""
     if name in _CAPABILITIES:

@@ -111,6 +111,16 @@ def test_period_yield_kernel_keeps_the_conversion_and_loses_only_what_lands_afte
     assert (np.triu(np.ones((16, 16)), 0)[None] >= (Y > 0)).all()  # no arrival before its period
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_recruit_mask_is_where_the_period_yield_kernel_lands_inside_the_horizon(seed):
+    """ModelData.recruit_mask states the index set without the drivers module (no import
+    cycle): its twin is the period yield kernel, nonzero somewhere in the horizon."""
+    data, _ = period_case(seed)
+    lands = period_yield_kernel(data).sum(axis=2) > 0  # (C, T)
+    expected = lands[None] & (data.applicant_cap[:, :, None] > 0)
+    assert data.has_periods and (data.recruit_mask() == expected).all()
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_period_kernels_equal_a_weekly_simulation_with_even_weeks(seed):
     """Even applicants and arrivals within periods: the period model is exact."""
