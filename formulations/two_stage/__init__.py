@@ -48,6 +48,7 @@ from formulations.two_stage.drivers import (
     define_driver_stock_constraints,
     define_onboarding_cap_constraints,
 )
+from formulations.two_stage.families import CONSTRAINT_FAMILIES, DEFINITIONAL_FAMILIES
 from formulations.two_stage.layout import Layout
 from formulations.two_stage.objective import define_objective
 from formulations.two_stage.recourse import (
@@ -64,32 +65,6 @@ from formulations.two_stage.service import (
 )
 from formulations.two_stage.sets import define_first_stage_variables, define_sets
 
-#: Constraint families in build order; the names are the Pyomo component names.
-CONSTRAINT_FAMILIES = (
-    "arrivals_definition",
-    "driver_stock",
-    "onboarding_cap",
-    "capacity_definition",
-    "demand_balance",
-    "surge_cap",
-    "budget_total",
-    "budget_week",
-    "budget_region",
-    "budget_country",
-    "cvar_excess_definition",
-    "cvar_cut_link",
-    "cvar_cut",
-    "service_target",
-    "network_service_target",
-    "region_service_target",
-    "utilisation_floor",
-    "earnings_floor",
-    "service_cvar_excess_definition",
-    "service_cvar_bound",
-    "service_chance",
-    "service_chance_share",
-)
-
 #: First-stage variable components (the same in every scenario; mpi-sppy "nonants").
 FIRST_STAGE_VARS = ("applicants", "incentive_spend", "recruited_arrivals", "active_drivers", "capacity_blocks")
 SECOND_STAGE_VARS = ("surge_blocks", "unserved_blocks", "idle_blocks")
@@ -98,7 +73,8 @@ AGGREGATED_VARS = ("recourse_segment",)
 RECOURSE_FORMS = ("extensive", "aggregated")
 
 __all__ = [
-    "AGGREGATED_VARS", "CONSTRAINT_FAMILIES", "FIRST_STAGE_VARS", "RECOURSE_FORMS", "RISK_VARS", "SECOND_STAGE_VARS",
+    "AGGREGATED_VARS", "CONSTRAINT_FAMILIES", "DEFINITIONAL_FAMILIES", "FIRST_STAGE_VARS", "RECOURSE_FORMS", "RISK_VARS",
+    "SECOND_STAGE_VARS",
     "Layout",
     "build_model", "first_stage_variables", "scenario_creator", "variable_components",
 ]

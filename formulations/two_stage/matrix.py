@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from formulations.data import ModelData
 from formulations.two_stage.aggregated import recourse_segments
 from formulations.two_stage.drivers import period_factors, period_yield_kernel
+from formulations.two_stage.families import CONSTRAINT_FAMILIES
 from formulations.two_stage.layout import GROUP_BUDGETS, Layout
 from formulations.two_stage.risk import cut_segments
 from formulations.two_stage.service import region_targets, target_rows
@@ -354,6 +355,10 @@ def aggregated_standard_form(data: ModelData, integer: bool = False, cvar_vertic
             n_cols += len(cuts[-1].upper)
         blocks["cvar_cut_link"] = _stack([c.link for c in cuts])
         blocks["cvar_cut"] = _stack([c.cut for c in cuts])
+    unknown = set(blocks) - set(CONSTRAINT_FAMILIES)
+    if unknown:  # every block is a family of the one list (formulations.two_stage.CONSTRAINT_FAMILIES)
+        raise ValueError(f"row blocks not in CONSTRAINT_FAMILIES: {sorted(unknown)}")
+    blocks = {family: blocks[family] for family in CONSTRAINT_FAMILIES if family in blocks}  # the list's order
     rows, start = {}, 0
     coo_r, coo_c, coo_v, lower, upper = [], [], [], [], []
     for family, b in blocks.items():

@@ -300,6 +300,16 @@ def run_compiled(
     return SolveResult(data, status, decisions, timings, compiled.size, values, duals, reduced_costs)
 
 
+def diagnosis_order() -> list[str]:
+    """Every constraint family (formulations.two_stage.CONSTRAINT_FAMILIES), in the order the
+    diagnosis tries them: targets, then the other rows a planner can change (budgets, caps),
+    then the rows that only define quantities (DEFINITIONAL_FAMILIES)."""
+    families, definitional = two_stage.CONSTRAINT_FAMILIES, two_stage.DEFINITIONAL_FAMILIES
+    first = [f for f in families if f in TARGET_FAMILIES or f == "service_chance_share"]
+    actionable = first + [f for f in families if f not in definitional and f not in first]
+    return actionable + [f for f in families if f in definitional]
+
+
 def diagnose_infeasibility(data: ModelData, options: SolveOptions, deadline: Deadline | None = None,
                            per_check_s: float | None = None) -> list[str]:
     """Constraint families whose removal alone makes the model feasible, and for a target
@@ -345,10 +355,8 @@ def diagnose_infeasibility(data: ModelData, options: SolveOptions, deadline: Dea
     # what a planner can change first (targets, budgets, the onboarding cap); the rows that only
     # define drivers, capacity and costs are tried when none of those explains it (removing one
     # "explains" almost anything, and each try is a re-solve of the time budget)
-    first = [f for f in two_stage.CONSTRAINT_FAMILIES if f in TARGET_FAMILIES or f == "service_chance_share"]
-    actionable = first + [f for f in two_stage.CONSTRAINT_FAMILIES if f not in DEFINITIONAL_FAMILIES and f not in first]
-    for family in actionable + [f for f in two_stage.CONSTRAINT_FAMILIES if f in DEFINITIONAL_FAMILIES]:
-        if family in DEFINITIONAL_FAMILIES and culprits:
+    for family in diagnosis_order():
+        if family in two_stage.DEFINITIONAL_FAMILIES and culprits:
             break
         sl = sf.rows.get(family)
         if sl is None or sl.stop <= sl.start:
@@ -379,12 +387,6 @@ def diagnose_infeasibility(data: ModelData, options: SolveOptions, deadline: Dea
     return culprits
 
 
-#: Rows that define quantities (drivers, capacity, recourse, risk terms) rather than limit them:
-#: the infeasibility diagnosis tries them only when no target, budget or cap explains it.
-DEFINITIONAL_FAMILIES = frozenset({
-    "arrivals_definition", "driver_stock", "capacity_definition", "demand_balance", "recourse_link",
-    "cvar_excess_definition", "cvar_cut_link", "cvar_cut", "service_cvar_excess_definition", "service_chance",
-})
 #: Target rows whose reach an infeasibility message spells out at most.
 MAX_REACH = 5
 #: Weeks named per unreachable service target (the worst first).
