@@ -7,13 +7,16 @@
     auto    highs -> glop -> dp under one deadline                    auto.py
 
 ``solve_data(data, options, engine="auto")`` is the one entry point; ``register_engine``
-adds an engine (tests register stubs).
+adds an engine (tests register stubs). Each shipped engine's Capabilities are declared once,
+here, and its class reads them (``engine_capabilities(name)``): ``auto`` plans its chain
+from them without importing the engines, and ``FEATURES`` (base.py) words every refusal.
 """
 
 from __future__ import annotations
 
 from formulations.data import ModelData
 from optplan.solvers.base import (
+    FEATURES,
     Capabilities,
     Deadline,
     DeadlinePassed,
@@ -23,6 +26,7 @@ from optplan.solvers.base import (
     SolverStatus,
     Timings,
     engine_names,
+    engines_that,
     get_engine,
     register_engine,
     unregister_engine,
@@ -69,7 +73,7 @@ register_engine("glop", _glop, Capabilities(lp=True, mip=False, duals=True, time
 register_engine("dp", _dp, Capabilities(lp=False, mip=False, duals=False, time_limit=True, exact=False,
                                         country_budgets=False))
 register_engine("decompose", _decompose, Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True,
-                                                                      periods=True))
+                                                      weekly_supply=True, periods=True))
 
 
 def solve_data(data: ModelData, options: SolveOptions | None = None, engine: str | Engine = "auto",
@@ -127,32 +131,16 @@ def _refuse_what_the_engine_cannot_state(data: ModelData, options: SolveOptions,
     from optplan.errors import OptionError
 
     picky = name != "auto"
-    if options.cvar_weight > 0 and picky and not eng.capabilities.risk:
-        raise OptionError("engine", "highs, glop or auto with CVaR (engines that can state it)", name)
-    if data.has_country_budgets and picky and not eng.capabilities.country_budgets:
-        raise OptionError("engine", "highs, glop, decompose or auto with country budgets (budgets.countries; the DP's "
-                          "budget repair holds a depot to one capped group)", name)
-    if data.has_weekly_supply and picky and not eng.capabilities.weekly_supply:
-        raise OptionError("engine", "highs, glop or auto with driver supply that varies by week (supply.csv; "
-                          "engines that can state it)", name)
+    if picky:
+        for asked, capability, words in FEATURES:
+            if asked(data, options) and not getattr(eng.capabilities, capability):
+                raise OptionError("engine", f"{engines_that(capability)} for {words}", name)
     if data.has_week_profile and (options.recourse == "extensive" or (
             getattr(eng, "name", name) == "glop" and options.cvar_weight > 0)):
         raise OptionError("formulation", "aggregated or auto for long-lead periods with their weekly demand (their "
                           "week-by-week recourse is stated on the aggregated recourse only; no CVaR by the extensive "
                           "form, no bad-week targets)", options.formulation)
-    if data.has_periods and picky and not eng.capabilities.periods:
-        raise OptionError("engine", "highs, glop, decompose or auto with long-lead periods (horizon.periods; the DP "
-                          "steps week by week)", name)
-    if data.has_terminal_value and picky and not eng.capabilities.terminal:
-        raise OptionError("engine", "highs, glop or auto with a terminal value (terminal.value_per_driver; engines "
-                          "that can state it)", name)
     if data.has_scenario_targets:
-        if data.has_chance_targets and picky and not eng.capabilities.mip:
-            raise OptionError("engine", "highs or auto with the bad-week chance form (a MIP; or "
-                              "targets.scenario_service_form: cvar, an LP)", name)
-        if picky and not eng.capabilities.targets:
-            raise OptionError("engine", "highs, glop or auto with a bad-week service target (engines that can state "
-                              "it)", name)
         if data.has_targets:
             raise OptionError("targets", "expected-value targets or a bad-week service target, not both yet (the "
                               "first are rows of the aggregated recourse, the second of the extensive form)",
@@ -162,9 +150,6 @@ def _refuse_what_the_engine_cannot_state(data: ModelData, options: SolveOptions,
                               "scenario's unserved blocks)", options.formulation)
     if not data.has_targets:
         return
-    if picky and not eng.capabilities.targets:
-        raise OptionError("engine", "highs, glop or auto with service or utilisation targets (engines that can "
-                          "state them)", name)
     if options.recourse != "aggregated":
         raise OptionError("formulation", "aggregated or auto with service or utilisation targets (they are rows "
                           "of the aggregated recourse; with CVaR too, HiGHS adds its cuts there)", options.formulation)

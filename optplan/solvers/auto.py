@@ -18,7 +18,16 @@ import logging
 
 from formulations.data import ModelData
 from optplan.errors import EngineUnavailableError, NoSolutionError, SolverError
-from optplan.solvers.base import ENGINE_LOGGER, Capabilities, Deadline, SolveOptions, SolveResult, engine_capabilities, get_engine
+from optplan.solvers.base import (
+    ENGINE_LOGGER,
+    Capabilities,
+    Deadline,
+    SolveOptions,
+    SolveResult,
+    engine_capabilities,
+    get_engine,
+    refusal,
+)
 
 log = logging.getLogger(ENGINE_LOGGER)
 
@@ -61,33 +70,16 @@ class AutoEngine:
         out_of_time = False
         for name in self.chain:
             engine = self._engine(name)
-            if options.cvar_weight > 0 and not engine.capabilities.risk:
-                reasons.append(f"{name} skipped (cannot minimise CVaR)")
-                continue
-            if (data.has_targets or data.has_scenario_targets) and not engine.capabilities.targets:
-                reasons.append(f"{name} skipped (cannot state service or utilisation targets)")
-                continue
-            if data.has_country_budgets and not engine.capabilities.country_budgets:
-                reasons.append(f"{name} skipped (cannot hold country budgets besides regional ones)")
-                continue
-            if data.has_weekly_supply and not engine.capabilities.weekly_supply:
-                reasons.append(f"{name} skipped (cannot state driver supply by week)")
+            missing = refusal(data, options, engine.capabilities)
+            if missing is not None:  # the one table of what an engine must state (solvers.FEATURES)
+                reasons.append(f"{name} skipped (cannot state {missing})")
                 continue
             if data.has_week_profile and options.cvar_weight > 0 and name == "glop":
                 reasons.append(f"{name} skipped (states CVaR by the extensive form; long-lead weekly demand needs the "
                                "aggregated recourse)")
                 continue
-            if data.has_periods and not engine.capabilities.periods:
-                reasons.append(f"{name} skipped (steps week by week; the instance has long-lead periods)")
-                continue
-            if data.has_terminal_value and not engine.capabilities.terminal:
-                reasons.append(f"{name} skipped (cannot credit the drivers left at the end)")
-                continue
             if options.integer and not engine.capabilities.mip and engine.capabilities.lp:
                 reasons.append(f"{name} skipped (no integer applicants)")
-                continue
-            if data.has_chance_targets and not engine.capabilities.mip:
-                reasons.append(f"{name} skipped (the bad-week chance form is a MIP)")
                 continue
             if out_of_time and engine.capabilities.exact:
                 # an exact engine cannot be expected to prove in less time what the one before

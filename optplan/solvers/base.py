@@ -370,6 +370,38 @@ def get_engine(name: str) -> Engine:
     return _REGISTRY[name]()
 
 
+#: What an instance or its options ask of an engine: (asked?, the Capabilities field that can
+#: state it, the feature in words). The one table behind every engine refusal; auto skips an
+#: engine whose capabilities lack a feature that is asked.
+FEATURES = (
+    (lambda data, options: options.cvar_weight > 0, "risk", "CVaR in the objective (--cvar-weight)"),
+    (lambda data, options: data.has_country_budgets, "country_budgets", "country budgets (budgets.countries)"),
+    (lambda data, options: data.has_weekly_supply, "weekly_supply", "driver supply that varies by week (supply.csv)"),
+    (lambda data, options: data.has_periods, "periods", "long-lead periods (horizon.periods)"),
+    (lambda data, options: data.has_terminal_value, "terminal", "a terminal value (terminal.value_per_driver)"),
+    (lambda data, options: data.has_chance_targets, "mip",
+     "the bad-week chance form (a MIP; or targets.scenario_service_form: cvar, an LP)"),
+    (lambda data, options: data.has_targets or data.has_scenario_targets, "targets",
+     "service or utilisation targets"),
+)
+
+
+def engines_that(capability: str) -> str:
+    """The registered engines whose Capabilities have ``capability``, in words: "highs, glop,
+    decompose or auto" (auto picks among them)."""
+    names = [n for n in engine_names() if n != "auto" and getattr(engine_capabilities(n), capability)]
+    return ", ".join(names) + (" or auto" if "auto" in engine_names() else "")
+
+
+def refusal(data: ModelData, options: SolveOptions, capabilities: Capabilities) -> str | None:
+    """The first feature the instance or options ask for that ``capabilities`` cannot state, in
+    words; None when the engine can state everything asked (what auto asks before trying one)."""
+    for asked, capability, words in FEATURES:
+        if asked(data, options) and not getattr(capabilities, capability):
+            return words
+    return None
+
+
 @contextlib.contextmanager
 def quiet_engines():
     """Within the block, the engines' per-solve progress lines are not shown (warnings are)."""

@@ -49,12 +49,12 @@ from optplan.errors import SolverError
 from optplan.solvers.base import (
     ENGINE_LOGGER,
     GAP_TOLERANCE,
-    Capabilities,
     Deadline,
     SolveOptions,
     SolveResult,
     SolverStatus,
     Timings,
+    engine_capabilities,
     out_of_time,
 )
 
@@ -249,7 +249,7 @@ class DecomposeEngine:
     to within ``gap`` with its bound; honours the time limit with the master's plan so far."""
 
     name = "decompose"
-    capabilities = Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True, periods=True)
+    capabilities = engine_capabilities("decompose")  # declared once, in the registry (optplan/solvers/__init__.py)
 
     def __init__(self, backend: str = "local", scheduler: str | None = None, workers: int | None = None,
                  gap: float = DECOMPOSITION_GAP, max_rounds: int = MAX_ROUNDS, backend_object=None):

@@ -24,7 +24,16 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 
 from formulations.data import ModelData
 from optplan.errors import EngineUnavailableError, InfeasibleError, NoSolutionError, SolverError
-from optplan.solvers.base import ENGINE_LOGGER, Capabilities, Deadline, SolveOptions, SolveResult, SolverStatus, Timings, out_of_time
+from optplan.solvers.base import (
+    ENGINE_LOGGER,
+    Deadline,
+    SolveOptions,
+    SolveResult,
+    SolverStatus,
+    Timings,
+    engine_capabilities,
+    out_of_time,
+)
 from optplan.solvers.standard_form import StandardForm, build_standard_form
 
 log = logging.getLogger(ENGINE_LOGGER)
@@ -61,8 +70,7 @@ class GlopEngine:
     """The LP by GLOP: exact, with duals, honours the time limit; no integer applicants."""
 
     name = "glop"
-    capabilities = Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True, risk=True, targets=True,
-                                terminal=True, weekly_supply=True, periods=True)
+    capabilities = engine_capabilities("glop")  # declared once, in the registry (optplan/solvers/__init__.py)
 
     def available(self) -> str | None:
         try:

@@ -31,12 +31,12 @@ from optplan.errors import EngineUnavailableError, InfeasibleError, NoSolutionEr
 from optplan.solvers.base import (
     ENGINE_LOGGER,
     GAP_TOLERANCE,
-    Capabilities,
     Deadline,
     SolveOptions,
     SolveResult,
     SolverStatus,
     Timings,
+    engine_capabilities,
     out_of_time,
 )
 from optplan.solvers.standard_form import build_standard_form, matrix_arrays, standard_form
@@ -471,8 +471,7 @@ class HighsEngine:
     """The LP/MIP by HiGHS: exact, with duals (LP), honours the time limit (build included)."""
 
     name = "highs"
-    capabilities = Capabilities(lp=True, mip=True, duals=True, time_limit=True, exact=True, risk=True, targets=True,
-                                terminal=True, weekly_supply=True, periods=True)
+    capabilities = engine_capabilities("highs")  # declared once, in the registry (optplan/solvers/__init__.py)
 
     def available(self) -> str | None:
         try:

@@ -57,13 +57,13 @@ from optplan.errors import InfeasibleError
 from optplan.evaluation import check_feasibility, evaluate_decisions
 from optplan.solvers.base import (
     ENGINE_LOGGER,
-    Capabilities,
     Deadline,
     DeadlinePassed,
     SolveOptions,
     SolveResult,
     SolverStatus,
     Timings,
+    engine_capabilities,
     out_of_time,
 )
 from optplan.solvers.diagnose import infeasibility_message, infeasible_rows
@@ -238,7 +238,7 @@ class DPEngine:
     a heuristic (no proven bound, no duals, fractional applicants)."""
 
     name = "dp"
-    capabilities = Capabilities(lp=False, mip=False, duals=False, time_limit=True, exact=False, country_budgets=False)
+    capabilities = engine_capabilities("dp")  # declared once, in the registry (optplan/solvers/__init__.py)
 
     def __init__(self, options: DPOptions | None = None):
         self.options = options
