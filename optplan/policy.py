@@ -167,16 +167,18 @@ class _Sim:
         """Applicants x (N, D, C) and incentive spend z (N, D) of week t, scaled down per path
         to the weekly and remaining total budget (currency)."""
         d = self.data
-        spend = total_spend(d, x[..., None], z[..., None, None]).sum(axis=(1, 2))  # currency per path
+        by_depot = total_spend(d, x[..., None], z[..., None, None])[..., 0]  # (N, D) currency
+        spend = by_depot.sum(axis=1)  # currency per path
         room = np.minimum(cap_week, cap_left)
         f = np.where(spend > room, np.where(spend > 0, np.maximum(room, 0) / np.where(spend > 0, spend, 1), 0.0), 1.0)
         x = x * f[:, None, None]
         z = z * f[:, None]
+        spend_by_depot = by_depot * f[:, None]
         L = d.yield_kernel.shape[1]
         self.funnel[:, :, t : t + L] += cohort_arrivals(d, x)
         spent = spend * f
         self.spend_total += spent
-        self.spend_depot += np.einsum("ndc,c->nd", x, d.cost_per_applicant) + z
+        self.spend_depot += spend_by_depot  # the budgets kernel's, scaled like x and z
         return x, z, spent
 
 

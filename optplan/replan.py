@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from formulations.two_stage.budgets import total_spend
 from formulations.two_stage.drivers import recruited_arrivals
 from optplan.atomic import atomic_write_text, csv_text
 from optplan.errors import InstanceError, Problem
@@ -266,8 +267,7 @@ def expected_state(instance: Instance, plan: Plan, week: int) -> State:
                               "channel": np.asarray(d.channel_source or d.channels)[cc.ravel()],
                               "week": tt.ravel() + 1, "applicants": x.ravel()})
     recruited = recruited[recruited["applicants"] > 0].reset_index(drop=True)
-    spend_dw = (np.einsum("dct,c->dt", plan.decisions.applicants, d.cost_per_applicant)
-                + plan.decisions.incentive_spend.sum(axis=2))[:, : week - 1]  # (D, k-1) currency
+    spend_dw = total_spend(d, plan.decisions.applicants, plan.decisions.incentive_spend)[:, : week - 1]  # (D, k-1) currency
     # spend so far in each budget's own currency: a region's or country's local one (spend / fx)
     fx = d.depot_fx if d.depot_fx is not None else np.ones(len(d.depots))
     local = spend_dw.sum(axis=1) / fx

@@ -172,6 +172,20 @@ def impulse_response(data: ModelData, d: int) -> np.ndarray:
     return R
 
 
+def active_drivers_by_impulse(base: np.ndarray, response: np.ndarray, applicants: np.ndarray) -> np.ndarray:
+    """(T,) one depot's active drivers (drivers) as the linear response to its applicants
+    (C, T): a[t] = base[t] + sum_c sum_{tau<=t} R[c, t-tau] x[c, tau], with ``base`` the drivers
+    without recruiting (``drivers_without_recruiting``) and ``response`` R its
+    ``impulse_response`` (drivers per applicant). Equal to ``active_drivers`` of the
+    ``recruited_arrivals`` (a weekly instance; tested), cheaper for many one-depot calls."""
+    T = len(base)
+    out = np.array(base, dtype=float, copy=True)
+    for c in range(applicants.shape[0]):
+        if applicants[c].any():
+            out += np.convolve(applicants[c], response[c])[:T]
+    return out
+
+
 def incentive_blocks(data: ModelData, incentive_spend: np.ndarray) -> np.ndarray:
     """(D, T) extra blocks bought by planned incentives (blocks/week) for spend (D, T, G)
     (currency/week): sum_g rate[d,g] z[d,t,g]."""

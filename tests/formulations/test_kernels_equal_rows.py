@@ -193,3 +193,22 @@ def test_recourse_cost_prices_each_block_once():
     assert recourse_cost(data, 1.0, 0.0, 0.0) == data.surge_cost
     assert recourse_cost(data, 0.0, 2.0, 0.0) == 2 * data.unserved_cost
     assert recourse_cost(data, 0.0, 0.0, 3.0) == 3 * data.idle_cost
+
+
+@pytest.mark.parametrize("seed", CASES)
+def test_drivers_by_impulse_response_equal_the_stock_flow(seed):
+    """The DP's linear form of the driver stock (drivers.active_drivers_by_impulse: base plus
+    each channel's applicants convolved with the impulse response) is the stock-flow kernel's
+    active drivers, depot by depot (drivers; 1e-9)."""
+    from formulations.two_stage.drivers import (
+        active_drivers_by_impulse,
+        drivers_without_recruiting,
+        impulse_response,
+    )
+
+    data, dec = random_case(seed)
+    _, active, _ = simulate_drivers(data, dec)
+    for d in range(len(data.depots)):
+        linear = active_drivers_by_impulse(drivers_without_recruiting(data, d), impulse_response(data, d),
+                                           dec.applicants[d])
+        np.testing.assert_allclose(linear, active[d], rtol=0, atol=1e-9 * max(1.0, float(np.abs(active[d]).max())))

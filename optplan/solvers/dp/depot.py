@@ -10,7 +10,13 @@ import numpy as np
 
 from formulations.data import ModelData
 from formulations.two_stage.aggregated import RecourseSegments, recourse_segments
-from formulations.two_stage.drivers import IncentiveCurve, carry_over, drivers_without_recruiting, impulse_response
+from formulations.two_stage.drivers import (
+    IncentiveCurve,
+    active_drivers_by_impulse,
+    carry_over,
+    drivers_without_recruiting,
+    impulse_response,
+)
 
 
 @dataclass
@@ -159,12 +165,7 @@ class DepotModel:
         """(T,) active drivers for applicants x (C, T): the stock-flow of drivers.active_drivers
         written with its impulse response (drivers.impulse_response), which is linear in x."""
         tab = self.polish_tables()
-        a = tab["base"].copy()
-        T = self.data.n_weeks
-        for c in range(x.shape[0]):
-            if x[c].any():
-                a += np.convolve(x[c], tab["R"][c])[:T]
-        return a
+        return active_drivers_by_impulse(tab["base"], tab["R"], x)
 
     # -- priced pieces
     def split_arrivals(self, t: int, n: float, price: np.ndarray) -> np.ndarray:
