@@ -97,13 +97,11 @@ def test_every_documented_block_is_bash_or_text():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("doc", DOCUMENTS)
+@pytest.mark.parametrize("doc", [d for d in DOCUMENTS if bash_commands(REPO / d)])
 def test_documented_commands_run_as_written(doc, tmp_path):
     commands = bash_commands(REPO / doc)
     if doc == "README.md":  # the set-up block: the package is installed already; run what it runs
         commands = [c.split(" && ", 1)[1] for c in commands[:2] if "pytest" not in c] + commands[2:]
-    if not commands:
-        pytest.skip(f"{doc} shows no command")
     root = _copy_of_repository(tmp_path / "repo")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     for command in commands:
