@@ -79,15 +79,13 @@ def evaluate_decisions(
     network = service_kpis(demand, unserved, idle, capacity, driver_weeks(data, active), p, by_depot=False)
     by_scenario = scenario_costs(cost["recruiting"] + cost["planned_incentives"] + cost.get("terminal_value", 0.0),
                                  recourse_cost(data, surge, unserved, idle).sum(axis=(0, 1)))  # (S,) currency
-    total_demand = exp(demand)
-    kpis = {
+    kpis = {  # both customers' KPIs from the service kernel (formulations/two_stage/service.py)
         "expected_cost": cost["total"],
-        "expected_demand_blocks": total_demand,
-        "expected_unserved_blocks": exp(unserved),
+        "expected_demand_blocks": float(network["demand_blocks"]),
+        "expected_unserved_blocks": float(network["unserved_blocks"]),
         "expected_surge_blocks": exp(surge),
-        "expected_idle_blocks": exp(idle),
-        "service_level": 1.0 - exp(unserved) / total_demand if total_demand > 0 else 1.0,
-        # drivers are customers too (formulations/two_stage/service.py)
+        "expected_idle_blocks": float(network["idle_blocks"]),
+        "service_level": float(network["service_level"]),
         "driver_utilisation": float(network["driver_utilisation"]),
         "blocks_per_driver_week": float(network["blocks_per_driver_week"]),
         "planned_capacity_blocks": float(capacity.sum()),
