@@ -198,9 +198,6 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
         raise OptionError("instance", "a weekly instance to simulate (the simulation decides week by week; this one "
                           "has long-lead periods, horizon.periods: simulate its weekly version)", "horizon.periods")
     if "dp" in policies and dp_result is None:
-        if data.has_weekly_supply:
-            raise OptionError("--policies", "policies without dp (the DP rule assumes the same blocks per driver "
-                              "every week; this instance has supply by week)", ",".join(policies))
         if data.has_country_budgets:
             raise OptionError("--policies", "policies without dp (the DP holds each depot to one capped budget "
                               "group; this instance has country budgets)", ",".join(policies))

@@ -453,10 +453,6 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers,
         click.secho("warning: the dp policy is left out: the DP holds each depot to one capped budget group and this "
                     "instance has country budgets", fg="yellow", err=True)
         chosen = tuple(p for p in chosen if p != "dp")
-    if data.has_weekly_supply and "dp" in chosen:
-        click.secho("warning: the dp policy is left out: the DP assumes the same blocks per driver every week and "
-                    "this instance has supply by week (supply.csv)", fg="yellow", err=True)
-        chosen = tuple(p for p in chosen if p != "dp")
     paths = run_simulation(data, plan.decisions, n_paths=n_paths, seed=seed, sigma=sigma, noise_ar=noise_ar,
                            options=DPOptions(grid_points=grid_points), show_progress=True,
                            stochastic_drivers=sampler.random_drivers,

@@ -71,7 +71,7 @@ register_engine("glop", _glop, Capabilities(lp=True, mip=False, duals=True, time
                                                   targets=True, terminal=True,
                                 weekly_supply=True, periods=True))
 register_engine("dp", _dp, Capabilities(lp=False, mip=False, duals=False, time_limit=True, exact=False,
-                                        country_budgets=False))
+                                        weekly_supply=True, country_budgets=False))
 register_engine("decompose", _decompose, Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True,
                                                       weekly_supply=True, periods=True))
 

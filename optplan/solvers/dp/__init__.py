@@ -156,11 +156,6 @@ def solve_dp(data: ModelData, options: DPOptions | None = None, policies: bool =
 
         raise OptionError("engine", "highs, glop, decompose or auto with long-lead periods (horizon.periods): the DP "
                           "steps week by week", "dp")
-    if data.has_weekly_supply:  # the depot model's capacity is b[d] a with one b per depot
-        from optplan.errors import OptionError
-
-        raise OptionError("engine", "highs, glop or auto with driver supply that varies by week (supply.csv): the DP "
-                          "assumes the same blocks per driver every week", "dp")
     _refuse_infeasible(data)
     if data.integer_applicants:
         log.warning("the DP engine plans fractional applicants; --integer is ignored by it")

@@ -40,7 +40,7 @@ class DepotModel:
         y = data.yield_kernel  # (C, L+1)
         conv = y.sum(axis=1)
         self.rho = float(data.retention[d])
-        self.b = float(data.blocks_per_driver[d])
+        self.b = np.asarray(data.supply[d], float)  # (T,) blocks per active driver in each week: b[d,t]
         self.pipeline = data.pipeline[d].astype(float)
         self.demand = data.demand[d]  # (T, S)
         self.p = data.probability
@@ -54,7 +54,7 @@ class DepotModel:
         # an uncapped channel is capped at more applicants than could ever be useful:
         # enough for every driver needed at the highest demand, 10 times over (applicants/week)
         min_conv = max(float(conv[conv > 0].min(initial=1.0)), 1e-6)
-        big = 10.0 * (float(self.demand.max()) / self.b + float(data.initial_active[d]) + 1.0) / min_conv
+        big = 10.0 * (float(self.demand.max()) / float(self.b.min()) + float(data.initial_active[d]) + 1.0) / min_conv
         self.weeks: list[DepotWeek] = []
         for t in range(T):
             caps = np.zeros(C)
@@ -123,7 +123,7 @@ class DepotModel:
                 if hi - lo <= 1e-9:
                     out.append(np.array([lo]))
                     continue
-                kinks = ((self.phi.kinks(t)[:, None] - self.cum_inc[None, :]) / self.b).ravel()
+                kinks = ((self.phi.kinks(t)[:, None] - self.cum_inc[None, :]) / self.b[t]).ravel()
                 kinks = kinks[(kinks > lo) & (kinks < hi)]
                 out.append(np.unique(np.concatenate([np.linspace(lo, hi, n_points), kinks])))
             self._grids[n_points] = out
@@ -202,7 +202,7 @@ class DepotModel:
         segments are bought best rate first up to their ``incentive_levels``."""
         a = np.asarray(a, float)
         weeks = np.broadcast_to(np.asarray(weeks, int), a.shape)
-        q = self.b * a  # blocks/week from drivers
+        q = self.b[weeks] * a  # blocks/week from drivers (b[d,t] of each week)
         z = np.zeros_like(q)
         if len(self.seg_rate):
             levels = self.incentive_levels(price) if levels is None else levels

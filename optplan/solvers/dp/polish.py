@@ -189,7 +189,7 @@ class Polisher:
                 lo = max(lo, float(np.max(top[neg] / vec[neg])))
         if not hi > lo + 1e-12:
             return 0.0
-        q = self.dep.b * a + self.inc(Z)
+        q = capacity_of(self.dep.b, a, self.inc(Z))
         d, gain = self.exact_line(q, self.dep.b * da, dc, lo, hi)
         if gain < 0:
             for (cc, tt), ww in zip(coords, weights, strict=True):
@@ -400,8 +400,8 @@ def transfers(data: ModelData, pols: list[Polisher], x: np.ndarray, Z: np.ndarra
         if not hi > 1e-12:
             continue
         dq_d, dq_e = np.zeros(T), np.zeros(T)
-        dq_d[t:] = pd_.dep.b * pd_.R[c, : T - t]
-        dq_e[t:] = pe.dep.b * pe.R[c, : T - t]
+        dq_d[t:] = pd_.dep.b[t:] * pd_.R[c, : T - t]
+        dq_e[t:] = pe.dep.b[t:] * pe.R[c, : T - t]
         q_d, q_e = pd_.capacity(x[d], Z[d]), pe.capacity(x[e], Z[e])
         base = pd_.f(q_d) + pe.f(q_e)
         delta, gain = pd_._line(0.0, hi, lambda s, q_d=q_d, q_e=q_e, dq_d=dq_d, dq_e=dq_e, pe=pe, pd_=pd_, base=base:

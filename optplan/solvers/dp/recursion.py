@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from formulations.two_stage.drivers import capacity as capacity_of
 from formulations.two_stage.drivers import carry_over
 from optplan.solvers.dp.depot import DepotModel
 
@@ -145,7 +146,7 @@ def solve_depots(batch: DepotBatch, price: np.ndarray, keep_policy: bool = False
     for i, dep in enumerate(deps):
         Z = dep.week_costs(active[i], price, weeks)[1]
         spend = dep.split_incentive(Z)
-        capacity = dep.b * active[i] + dep.curve.blocks(Z)
+        capacity = capacity_of(dep.b, active[i], dep.curve.blocks(Z))  # the drivers kernel, b[d,t] per week
         unpriced = float((arrivals[i] * batch.unit[:, None]).sum() + Z.sum() + dep.recourse(capacity, weeks).sum())
         policy = None
         if keep_policy:
