@@ -119,8 +119,9 @@ class Plan:
         by the kernels, its budget duals keyed through ``Layout``."""
         data = result.data
         applicants = result.decisions.applicants
-        if data.integer_applicants and result.engine.startswith("highs"):
-            applicants = np.round(applicants)  # whole applicants, without the MIP's integrality tolerance (~1e-9)
+        whole = np.round(applicants)
+        if data.integer_applicants and np.allclose(applicants, whole, rtol=0.0, atol=INTEGRALITY_ATOL):
+            applicants = whole  # a MIP's whole applicants, without its integrality tolerance (~1e-9)
         decisions = Decisions(_clean(applicants), _clean(result.decisions.incentive_spend))
         return cls(
             name=name,
@@ -497,9 +498,10 @@ class Plan:
         of = "of expected cost" if lam == 0 else f"of the objective ({1 - lam:g} x expected cost + {lam:g} x CVaR)"
         for row in b.loc[b["binding"]].itertuples(index=False):
             scope = "total budget" if row.scope == "total" else f"budget of {row.scope} {row.key}"
+            mip = self.data.integer_applicants or self.data.has_chance_targets
             price = (f"one more {cur} saves {row.shadow_price:,.4f} {cur} {of}" if np.isfinite(row.shadow_price)
-                     else "no shadow price (a MIP has none: integer applicants or the bad-week chance form)"
-                     if "(mip)" in self.engine else f"no shadow price from {self.engine.split()[0]} (an LP engine gives one)")
+                     else "no shadow price (a MIP has none: integer applicants or the bad-week chance form)" if mip
+                     else f"no shadow price from {engine_words(self.engine)} (an LP engine gives one)")
             lines.append(f"  {scope} of {row.cap:,.2f} {cur} is fully used: {price}")
         tg = self.targets
         for row in tg.loc[tg["binding"]].itertuples(index=False):
@@ -524,6 +526,11 @@ class Plan:
         lines.append(f"  solved in {t.solve_s:.2f} s (model built in {t.build_s + t.handoff_s:.2f} s; its size is in "
                      "summary.json)")
         return "\n".join(lines)
+
+
+#: Applicants within this of whole numbers are a MIP's whole applicants (HiGHS's integrality
+#: tolerance is 1e-6 at most); a heuristic's fractional applicants are left as they are.
+INTEGRALITY_ATOL = 1e-6
 
 
 def _round(x: float) -> float | None:

@@ -106,11 +106,11 @@ def test_dp_week_cost_is_the_least_incentive_plus_recourse():
             for price in (1.0, 3.0, 40.0):
                 cost, z = dep.week_cost(t, a, price)
                 brute = (price * spends[None, :] + expected_recourse(
-                    data, dep.b * a[:, None] + blocks[None, :], data.demand[d, t], data.probability)).min(axis=1)
+                    data, dep.b[t] * a[:, None] + blocks[None, :], data.demand[d, t], data.probability)).min(axis=1)
                 assert (cost <= brute + 1e-6).all()
                 np.testing.assert_allclose(cost, brute, atol=0.2)  # the grid's spacing costs at most this
                 np.testing.assert_allclose(cost, price * z + expected_recourse(
-                    data, dep.b * a + dep.curve.blocks(z), data.demand[d, t], data.probability), rtol=1e-12)
+                    data, dep.b[t] * a + dep.curve.blocks(z), data.demand[d, t], data.probability), rtol=1e-12)
 
 
 def variants():
