@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from formulations.two_stage.recourse import recourse_cost
+from formulations.two_stage.risk import scenario_costs
 from optplan.atomic import csv_text, json_text, write_files
 from optplan.evaluation import evaluate_decisions
 from optplan.instance import Instance
@@ -119,7 +120,7 @@ def out_of_sample(plan: Plan, sampler: OutOfSample | None = None) -> dict:
     ev = evaluate_decisions(d, plan.decisions, demand, np.full(n, 1.0 / n),
                             share=None if share is None else np.transpose(share, (1, 2, 0, 3)))
     first = ev.cost["recruiting"] + ev.cost["planned_incentives"] + ev.cost.get("terminal_value", 0.0)
-    per_path = first + recourse_cost(d, ev.surge_blocks, ev.unserved_blocks, ev.idle_blocks).sum(axis=(0, 1))
+    per_path = scenario_costs(first, recourse_cost(d, ev.surge_blocks, ev.unserved_blocks, ev.idle_blocks).sum(axis=(0, 1)))
     mean = float(per_path.mean())
     se = float(per_path.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
     served = 1.0 - ev.unserved_blocks.sum(axis=(0, 1)) / np.maximum(demand.sum(axis=(0, 1)), 1e-12)
