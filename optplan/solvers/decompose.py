@@ -43,8 +43,8 @@ import numpy as np
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 
 from formulations.data import Decisions, ModelData
-from formulations.two_stage.budgets import total_spend
-from formulations.two_stage.layout import GROUP_BUDGETS, Layout
+from formulations.two_stage.budgets import budget_usage, total_spend
+from formulations.two_stage.layout import GROUP_BUDGETS
 from optplan.errors import SolverError
 from optplan.solvers.base import (
     ENGINE_LOGGER,
@@ -147,11 +147,10 @@ class Master:
         self.hs = import_highspy()
         self.data = data
         D, _, T, _ = data.shape
-        rows = Layout(data).budget_rows()
-        self.keys = [(family, key) for family in ("budget_total", "budget_week", *GROUP_BUDGETS) for key in rows[family]]
-        caps = {"budget_total": lambda k: data.budget_total, "budget_week": lambda t: data.budget_weekly[t - 1],
-                "budget_region": lambda r: data.budget_region[r], "budget_country": lambda k: data.budget_country[k]}
-        self.B = np.array([caps[f](k) for f, k in self.keys], float)
+        usage = budget_usage(data, Decisions.zeros(data))  # the budgets kernel: each row's key and cap, in row order
+        families = ("budget_total", "budget_week", *GROUP_BUDGETS)
+        self.keys = [(family, key) for family in families for key in usage[family][0]]
+        self.B = np.concatenate([np.asarray(usage[family][2], float) for family in families])
         self.nb = len(self.keys)
         # row coefficients of a column of depot d: spend (T,) -> budget rows
         self.week_row = {t: i for i, (f, t) in enumerate(self.keys) if f == "budget_week"}
