@@ -28,6 +28,7 @@ from optplan.solvers.base import (
     engine_names,
     engines_that,
     get_engine,
+    refuse,
     register_engine,
     unregister_engine,
 )
@@ -132,9 +133,7 @@ def _refuse_what_the_engine_cannot_state(data: ModelData, options: SolveOptions,
 
     picky = name != "auto"
     if picky:
-        for asked, capability, words in FEATURES:
-            if asked(data, options) and not getattr(eng.capabilities, capability):
-                raise OptionError("engine", f"{engines_that(capability)} for {words}", name)
+        refuse(data, options, eng.capabilities, name)
     if data.has_week_profile and (options.recourse == "extensive" or (
             getattr(eng, "name", name) == "glop" and options.cvar_weight > 0)):
         raise OptionError("formulation", "aggregated or auto for long-lead periods with their weekly demand (their "
@@ -157,5 +156,5 @@ def _refuse_what_the_engine_cannot_state(data: ModelData, options: SolveOptions,
 
 __all__ = [
     "Capabilities", "Deadline", "DeadlinePassed", "Engine", "SolveOptions", "SolveResult", "SolverStatus", "Timings",
-    "engine_names", "get_engine", "register_engine", "solve_data", "unregister_engine",
+    "FEATURES", "engine_names", "engines_that", "get_engine", "register_engine", "solve_data", "unregister_engine",
 ]

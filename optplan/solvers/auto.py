@@ -71,8 +71,8 @@ class AutoEngine:
         for name in self.chain:
             engine = self._engine(name)
             missing = refusal(data, options, engine.capabilities)
-            if missing is not None:  # the one table of what an engine must state (solvers.FEATURES)
-                reasons.append(f"{name} skipped (cannot state {missing})")
+            if missing is not None:  # the one table of what an engine must state (base.FEATURES)
+                reasons.append(f"{name} skipped (cannot state {missing[1]})")
                 continue
             if data.has_week_profile and options.cvar_weight > 0 and name == "glop":
                 reasons.append(f"{name} skipped (states CVaR by the extensive form; long-lead weekly demand needs the "

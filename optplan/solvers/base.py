@@ -393,13 +393,23 @@ def engines_that(capability: str) -> str:
     return ", ".join(names) + (" or auto" if "auto" in engine_names() else "")
 
 
-def refusal(data: ModelData, options: SolveOptions, capabilities: Capabilities) -> str | None:
-    """The first feature the instance or options ask for that ``capabilities`` cannot state, in
-    words; None when the engine can state everything asked (what auto asks before trying one)."""
+def refusal(data: ModelData, options: SolveOptions, capabilities: Capabilities) -> tuple[str, str] | None:
+    """The first feature the instance or options ask for that ``capabilities`` cannot state,
+    as (its Capabilities field, the feature in words); None when the engine can state
+    everything asked (what auto asks before trying an engine)."""
     for asked, capability, words in FEATURES:
         if asked(data, options) and not getattr(capabilities, capability):
-            return words
+            return capability, words
     return None
+
+
+def refuse(data: ModelData, options: SolveOptions, capabilities: Capabilities, name: str) -> None:
+    """Raise the OptionError of engine ``name`` for the first feature it cannot state, naming
+    the engines that can ("highs, glop, decompose or auto for country budgets ...")."""
+    missing = refusal(data, options, capabilities)
+    if missing is not None:
+        capability, words = missing
+        raise OptionError("engine", f"{engines_that(capability)} for {words}", name)
 
 
 @contextlib.contextmanager

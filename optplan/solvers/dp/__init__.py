@@ -65,6 +65,7 @@ from optplan.solvers.base import (
     Timings,
     engine_capabilities,
     out_of_time,
+    refuse,
 )
 from optplan.solvers.diagnose import infeasibility_message, infeasible_rows
 from optplan.solvers.dp.depot import DepotModel
@@ -146,16 +147,9 @@ def solve_dp(data: ModelData, options: DPOptions | None = None, policies: bool =
     options = options or DPOptions()
     deadline = deadline or Deadline(None)
     t0 = time.perf_counter()
-    if data.has_country_budgets:  # the budget repair and polish hold each depot to one capped group (its region)
-        from optplan.errors import OptionError
-
-        raise OptionError("engine", "highs, glop, decompose or auto with country budgets (budgets.countries): the "
-                          "DP's budget repair holds a depot to one capped group", "dp")
-    if data.has_periods:  # the recursion steps week by week
-        from optplan.errors import OptionError
-
-        raise OptionError("engine", "highs, glop, decompose or auto with long-lead periods (horizon.periods): the DP "
-                          "steps week by week", "dp")
+    # what the DP cannot state (its budget repair holds a depot to one capped group; its recursion
+    # steps week by week): the one table of refusals, also when solve_dp is called directly
+    refuse(data, SolveOptions(), engine_capabilities("dp"), "dp")
     _refuse_infeasible(data)
     if data.integer_applicants:
         log.warning("the DP engine plans fractional applicants; --integer is ignored by it")
