@@ -118,9 +118,9 @@ def rel_diff(a: float | None, b: float | None) -> float:
 
 
 def atomic_write_json(path: Path, payload: Any) -> None:
-    """Write JSON atomically: ``optplan.atomic`` writes a temporary file in the same folder
+    """Write JSON atomically: ``optplan.io.atomic`` writes a temporary file in the same folder
     (with the usual permissions), fsyncs it, then os.replace()s it into place."""
-    from optplan.atomic import atomic_write_text
+    from optplan.io.atomic import atomic_write_text
 
     atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
 

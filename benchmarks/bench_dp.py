@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from optplan import load_instance
-from optplan.generate import generate_instance
+from optplan.io.generate import generate_instance
 from optplan.solvers import SolveOptions, solve_data
 from optplan.solvers.dp import solve_dp
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 import optplan
-from optplan.report import build_report
-from optplan.sensitivity import SensitivityModel
+from optplan.explain.report import build_report
+from optplan.explain.sensitivity import SensitivityModel
 
 RESULTS = Path(__file__).resolve().parents[1] / "out" / "benchmarks" / "frontier_warm_vs_cold.json"
 

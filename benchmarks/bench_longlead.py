@@ -3,7 +3,7 @@
     python benchmarks/bench_longlead.py [--depots 8] [--seeds 1,2,3] [--tightness 0.8,1.2]
 
 For each generated weekly instance of 156 weeks and its long-lead version (weekly for 13
-weeks, 4-4-5 months to week 52, then 13-week quarters: 30 periods; ``optplan.periods``):
+weeks, 4-4-5 months to week 52, then 13-week quarters: 30 periods; ``optplan.io.periods``):
 
 - size and time: columns, rows, build and solve seconds of each (arrays build, HiGHS);
 - the decisions that a rolling planner acts on: the long-lead plan's first 13 weeks fixed in
@@ -64,8 +64,8 @@ def solve_arrays(data, fix=None):
 def main(argv=None) -> None:
     import optplan
     from formulations.data import Decisions
-    from optplan.evaluation import evaluate_decisions
-    from optplan.periods import in_periods, long_lead_runs
+    from optplan.evaluation.evaluator import evaluate_decisions
+    from optplan.io.periods import in_periods, long_lead_runs
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--depots", type=int, default=8)

@@ -6,7 +6,7 @@ demo and generated instances, with common random numbers.
 
     python benchmarks/bench_policies.py [--paths 1000] [--seeds 1,2,3] [--replan-every 1]
 
-Paths: the one out-of-sample sampler (optplan.sampling: a scenario per path, 5% AR(1) weekly
+Paths: the one out-of-sample sampler (optplan.evaluation.sampling: a scenario per path, 5% AR(1) weekly
 noise) with whole random drivers, so that reacting has something to react to. The base-stock
 levels are tuned on 200 separate paths. Prints per instance and policy the mean cost with
 its 95% CI and the paired difference to the static plan and to the rolling policy with its
@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 import optplan
-from optplan.generate import generate_instance
-from optplan.policy import simulate
+from optplan.evaluation.policy import simulate
+from optplan.io.generate import generate_instance
 
 REPO = Path(__file__).resolve().parents[1]
 Z95 = 1.959963984540054

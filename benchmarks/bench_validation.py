@@ -25,7 +25,7 @@ from pathlib import Path
 
 from optplan import load_instance
 from optplan.errors import InstanceError
-from optplan.generate import generate_instance
+from optplan.io.generate import generate_instance
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_SECONDS = 15.0

@@ -15,7 +15,7 @@ and sells beets: up to the quota at the quota price, the rest at the lower price
               x, y, w >= 0
 
 Data and published optimum: ``tests/data/birge_louveaux_farmer.json`` (a copy of the textbook figures)
-(``load_farmer_data``). Use with ``optplan.stochastic``:
+(``load_farmer_data``). Use with ``optplan.explain.stochastic``:
 
     data = load_farmer_data(path)
     value_of_stochastic_solution(data.scenarios, scenario_creator, lambda: mean_scenario_creator(data),

@@ -2,7 +2,7 @@
 
 `ModelData` is what every engine reads: the Pyomo formulation, the plan evaluator and
 (later) the dynamic-programming fallback. It holds numpy arrays only, so it knows nothing
-about files; `optplan.instance.Instance.model_data()` builds it from an instance.
+about files; `optplan.io.instance.Instance.model_data()` builds it from an instance.
 
 Index conventions (all 0-based positions into the id lists):
     d: depot, c: channel, t: week (position 0 is week 1), s: scenario, k: lag in weeks,
@@ -100,7 +100,7 @@ class ModelData:
     depot_currency: tuple[str, ...] | None = None
     depot_fx: np.ndarray | None = None  # (D,) currency per local currency unit
     # the instance's channel id of each model channel, where channels are split per country
-    # (optplan.instance.split_channel); None: the model's channels are the instance's
+    # (optplan.io.instance.split_channel); None: the model's channels are the instance's
     channel_source: tuple[str, ...] | None = None
     # long-lead periods: weeks in each period t (whole weeks >= 1); None: every period is one week
     period_weeks: np.ndarray | None = None  # (T,) weeks

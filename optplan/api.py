@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from optplan.errors import InstanceError, OptionError, Problem
-from optplan.evaluation import Evaluation, evaluate_decisions
-from optplan.instance import Instance
-from optplan.plan import Plan
+from optplan.evaluation.evaluator import Evaluation, evaluate_decisions
+from optplan.io.instance import Instance
+from optplan.planning.plan import Plan
 
 log = logging.getLogger("optplan")
 
@@ -97,7 +97,7 @@ def scenario_arrays(instance: Instance, scenarios: pd.DataFrame) -> tuple[np.nda
 def evaluate(plan: Plan, instance: Instance, scenarios: pd.DataFrame | None = None) -> Evaluation:
     """Expected cost and KPIs of ``plan`` on ``instance``'s scenarios, or on ``scenarios``
     (a table like demand.csv, optionally with a 'probability' column), computed without
-    Pyomo or a solver (see optplan.evaluation)."""
+    Pyomo or a solver (see optplan.evaluation.evaluator)."""
     data = instance.model_data()
     if (plan.data.depots, plan.data.channels, plan.data.n_weeks) != (data.depots, data.channels, data.n_weeks):
         raise OptionError("plan", "a plan made for this instance's depots, channels and weeks",

@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optplan.atomic import atomic_write_text
-from optplan.instance import Instance, from_tables
+from optplan.io.atomic import atomic_write_text
+from optplan.io.instance import Instance, from_tables
 
 REPO_ROOT = Path(__file__).resolve().parent.parent  # the folder holding pyproject.toml
 DEFAULT_DATA = Path("examples/data/walmart_store_weekly_sales_30.csv")  # relative to REPO_ROOT

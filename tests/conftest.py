@@ -11,7 +11,7 @@ import pytest
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 
 from formulations.data import Decisions
-from optplan.instance import from_tables
+from optplan.io.instance import from_tables
 from optplan.solvers import Capabilities, SolveResult, SolverStatus, Timings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,9 +18,9 @@ import optplan
 from formulations.data import Decisions
 from formulations.two_stage.budgets import budget_usage, total_spend
 from formulations.two_stage.drivers import incentive_blocks, simulate_drivers
-from optplan.evaluation import evaluate_decisions
-from optplan.plan import Plan
-from optplan.replan import expected_state
+from optplan.evaluation.evaluator import evaluate_decisions
+from optplan.planning.plan import Plan
+from optplan.planning.replan import expected_state
 from optplan.solvers import SolveResult, SolverStatus, Timings
 
 #: Kernel against consumer: the same arithmetic, summed in another order at most.

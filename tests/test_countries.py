@@ -11,7 +11,7 @@ from conftest import OBJ_RTOL
 
 import optplan
 from optplan.errors import InstanceError
-from optplan.instance import from_tables
+from optplan.io.instance import from_tables
 
 #: The issue's bound on "the same plan and cost" two ways.
 SAME_ATOL = 1e-9
@@ -164,7 +164,7 @@ def test_the_generator_makes_countries_with_their_own_peaks(tmp_path):
     from click.testing import CliRunner
 
     from optplan.cli import main
-    from optplan.generate import COUNTRY_MONEY
+    from optplan.io.generate import COUNTRY_MONEY
 
     inst = optplan.generate_instance(depots=6, weeks=52, scenarios=20, seed=3, countries=("US", "DE"))
     data = inst.model_data()
@@ -195,8 +195,8 @@ def test_replanning_several_countries(week):
     from conftest import REPO
 
     from formulations.data import Decisions
-    from optplan.evaluation import evaluate_decisions
-    from optplan.replan import expected_state, replan
+    from optplan.evaluation.evaluator import evaluate_decisions
+    from optplan.planning.replan import expected_state, replan
 
     inst = optplan.load_instance(REPO / "instances" / "world")
     plan = optplan.solve(inst)
@@ -254,8 +254,8 @@ def test_replanning_with_budgets_in_euros(demo, week):
     too small and the original tail would break it), and the plan ahead from the state the
     plan expects costs the original plan's remaining weeks."""
     from formulations.data import Decisions
-    from optplan.evaluation import evaluate_decisions
-    from optplan.replan import expected_state, replan
+    from optplan.evaluation.evaluator import evaluate_decisions
+    from optplan.planning.replan import expected_state, replan
 
     inst = with_country_budget(demo, 900.0)
     plan = optplan.solve(inst)

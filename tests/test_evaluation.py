@@ -10,7 +10,7 @@ from conftest import OBJ_RTOL, build
 
 import optplan
 from formulations.two_stage import FIRST_STAGE_VARS, scenario_creator
-from optplan.instance import from_tables
+from optplan.io.instance import from_tables
 from optplan.solvers.base import SolveOptions
 from optplan.solvers.highs import compile_to_highs
 
@@ -139,7 +139,7 @@ def test_evaluator_on_other_scenarios_and_a_perturbed_plan():
     oos = optplan.evaluate(plan, inst, scenarios=fresh)
     assert oos.kpis["expected_demand_blocks"] == pytest.approx(
         other.tables["demand"]["blocks"].sum() / 20, rel=1e-9)
-    from optplan.evaluation import Decisions, evaluate_decisions
+    from optplan.evaluation.evaluator import Decisions, evaluate_decisions
 
     half = Decisions(plan.decisions.applicants * 0.5, plan.decisions.incentive_spend)
     assert evaluate_decisions(inst.model_data(), half).expected_cost > plan.status.objective
@@ -177,7 +177,7 @@ def test_both_customers_kpis_by_hand(spec):
 
     from formulations.data import Decisions
     from formulations.two_stage.service import service_kpis
-    from optplan.evaluation import evaluate_decisions
+    from optplan.evaluation.evaluator import evaluate_decisions
 
     data = build(spec).model_data()
     nothing = Decisions(np.zeros_like(data.recruit_mask(), dtype=float),

@@ -13,8 +13,8 @@ from conftest import OBJ_RTOL, REPO, build, tiny_spec
 import optplan
 from optplan.cli import main
 from optplan.errors import InstanceError, OptionError
-from optplan.instance import from_tables
-from optplan.periods import in_periods, long_lead_runs, parse_periods, period_lengths
+from optplan.io.instance import from_tables
+from optplan.io.periods import in_periods, long_lead_runs, parse_periods, period_lengths
 
 #: The issue's bound for "equals the weekly instance".
 SAME_RTOL = 1e-9
@@ -150,7 +150,7 @@ def test_the_commands_that_step_week_by_week_refuse_periods(tmp_path):
     assert r.exit_code == 2 and "long-lead periods" in r.output and "Traceback" not in r.output
     r = cli("solve", folder, "--engine", "dp", "--out", tmp_path / "dp")
     assert r.exit_code == 2 and "long-lead periods" in r.output
-    from optplan.replan import initial_state, replan
+    from optplan.planning.replan import initial_state, replan
 
     inst = optplan.load_instance(folder)
     with pytest.raises(OptionError, match="long-lead periods"):
@@ -161,7 +161,7 @@ def test_out_of_sample_noise_stays_weekly_inside_periods():
     """A period's sampled demand is its scenario demand times the mean of its weeks' noise:
     with no correlation between weeks, a 13-week period's relative spread is about
     1/sqrt(13) of a week's (5% weekly: ~1.4%)."""
-    from optplan.sampling import sample_demand
+    from optplan.evaluation.sampling import sample_demand
 
     inst = optplan.load_instance(REPO / "instances" / "longlead")
     data = inst.model_data().with_scenarios([0])
@@ -178,7 +178,7 @@ def test_state_templates_and_messages_name_periods_by_their_first_week(tmp_path)
     from dataclasses import replace
 
     from formulations.two_stage.drivers import onboarding_conflicts
-    from optplan.replan import expected_state
+    from optplan.planning.replan import expected_state
 
     inst = optplan.load_instance(REPO / "instances" / "longlead")
     plan = optplan.solve(inst, engine="highs")
@@ -195,7 +195,7 @@ def test_state_templates_and_messages_name_periods_by_their_first_week(tmp_path)
 
 def test_pipeline_compares_periods_as_runs():
     """Settings that write a run's keys in another order agree with the forecast's periods."""
-    from optplan.pipeline import _plain_horizon
+    from optplan.planning.pipeline import _plain_horizon
 
     assert _plain_horizon("periods", [{"count": 13, "weeks": 1}]) == _plain_horizon("periods", [{"weeks": 1, "count": 13}])
     assert _plain_horizon("periods", [{"count": 13, "weeks": 1}]) != _plain_horizon("periods", [{"weeks": 13, "count": 1}])
@@ -206,8 +206,8 @@ def test_weekly_demand_in_a_long_lead_instance_is_settled_week_by_week():
     week's share; its out-of-sample evaluation without noise is its in-sample cost, and
     evaluating on its own weekly demand table by the API gives the same cost. Stated with
     period totals only, the same plan reads cheaper (weeks net out)."""
-    from optplan.report import out_of_sample
-    from optplan.sampling import OutOfSample
+    from optplan.evaluation.sampling import OutOfSample
+    from optplan.explain.report import out_of_sample
 
     inst = optplan.load_instance(REPO / "instances" / "longlead")
     assert inst.demand_by_week
@@ -224,7 +224,7 @@ def test_weekly_demand_in_a_long_lead_instance_is_settled_week_by_week():
     assert again.expected_cost == pytest.approx(cost, rel=1e-9)
     from dataclasses import replace
 
-    from optplan.evaluation import evaluate_decisions
+    from optplan.evaluation.evaluator import evaluate_decisions
 
     even = evaluate_decisions(replace(data, demand_share=None), plan.decisions)  # period totals only
     assert even.expected_cost < 0.9 * cost
@@ -253,10 +253,10 @@ def test_engines_that_cannot_settle_weeks_refuse_and_caches_tell_the_profiles_ap
     scenario-models route refuses."""
     from dataclasses import replace
 
+    from optplan.explain.stochastic import optplan_values
     from optplan.solvers import SolveOptions, solve_data
     from optplan.solvers.auto import AutoEngine
     from optplan.solvers.decompose import DecomposeEngine
-    from optplan.stochastic import optplan_values
 
     weekly = optplan.generate_instance(depots=2, weeks=16, scenarios=3, seed=2, budget_tightness=0.7)
     data = in_periods(weekly, parse_periods("4x1,3x4", 16)).model_data()

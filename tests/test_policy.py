@@ -1,4 +1,4 @@
-"""DP recruiting rule and the policy simulation (optplan/policy.py)."""
+"""DP recruiting rule and the policy simulation (optplan/evaluation/policy.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from conftest import build
 
 import optplan
 from optplan import load_instance
-from optplan.evaluation import evaluate_decisions
-from optplan.plan import Plan
-from optplan.policy import depot_policy, simulate, summarize
+from optplan.evaluation.evaluator import evaluate_decisions
+from optplan.evaluation.policy import depot_policy, simulate, summarize
+from optplan.planning.plan import Plan
 from optplan.solvers import SolveOptions, solve_data
 from optplan.solvers.dp import DPOptions, solve_dp
 
@@ -112,7 +112,7 @@ def test_rolling_reacts_to_driver_luck(demo):
 def test_rolling_mean_is_rolling_with_one_scenario():
     """With one scenario the mean demand is that scenario: both rolling policies re-solve
     the same program and cost the same on every path."""
-    from optplan.generate import generate_instance
+    from optplan.io.generate import generate_instance
 
     inst = generate_instance(depots=2, weeks=6, scenarios=1, seed=4)
     data = inst.model_data()
@@ -126,7 +126,7 @@ def test_rolling_mean_is_rolling_with_one_scenario():
 def test_base_stock_tuning_finds_the_grid_minimum():
     """Coordinate search over BASE_STOCK_GRID on a separable convex cost finds each depot's
     best grid multiplier (1.10 and 0.90 here) and never ends worse than it started."""
-    from optplan.policy import _tune_base_stock
+    from optplan.evaluation.policy import _tune_base_stock
 
     levels = np.ones(2)
     best = np.array([1.1, 0.9])

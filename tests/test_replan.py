@@ -15,8 +15,8 @@ import optplan
 from formulations.data import Decisions
 from optplan.cli import main
 from optplan.errors import InstanceError
-from optplan.evaluation import evaluate_decisions
-from optplan.replan import State, expected_state, initial_state, load_state, remaining_instance, replan, state_from_tables
+from optplan.evaluation.evaluator import evaluate_decisions
+from optplan.planning.replan import State, expected_state, initial_state, load_state, remaining_instance, replan, state_from_tables
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +226,7 @@ def test_a_demand_seen_row_no_scenario_explains_is_left_out_not_wiping_the_rest(
     where both scenarios have demand: that row would rule out every scenario and fall back to
     the prior; it is left out with a warning, and week 1's evidence stands. With sd 0 and
     nothing equal to a scenario, the prior is kept and replan says why."""
-    from optplan.replan import scenario_probabilities
+    from optplan.planning.replan import scenario_probabilities
 
     inst = two_scenario_tiny()
     state = State(week=3, drivers=pd.DataFrame({"depot": ["A"], "active_drivers": [9.0]}),

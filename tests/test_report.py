@@ -47,7 +47,7 @@ def test_report_files_and_embedded_numbers_match_the_csv(report_dir):
     for k, v in data["stochastic_values"].items():
         assert vss[k] == pytest.approx(v, rel=1e-9)
     # the table shown in the page carries the same (formatted) VSS figure
-    assert f"{vss['vss']:,.2f}" in html  # money as a planner reads it (optplan.presentation)
+    assert f"{vss['vss']:,.2f}" in html  # money as a planner reads it (optplan.explain.presentation)
     # identities between the figures
     assert vss["evpi"] == pytest.approx(vss["rp"] - vss["ws"], rel=1e-9)
     assert vss["vss"] >= -1e-6 and vss["evpi"] >= -1e-6

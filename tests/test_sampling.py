@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 import optplan
 from optplan.cli import main
-from optplan.policy import simulate
-from optplan.report import out_of_sample
-from optplan.sampling import OutOfSample
+from optplan.evaluation.policy import simulate
+from optplan.evaluation.sampling import OutOfSample
+from optplan.explain.report import out_of_sample
 
 #: Relative tolerance between two routes that evaluate the same plan on the same paths.
 SAME_PATHS_RTOL = 1e-9
@@ -89,7 +89,7 @@ def test_scenario_posterior_by_hand():
     implies is e1 = (log(100/100) + 0.00125)/0.05 = 0.025 and e2 = (log(100/120) + 0.00125)/0.05
     = -3.62143; the posterior of scenario 1 is 1 / (1 + exp(-(13.11476 - 0.00063)/2)) = 0.998582.
     Two weeks of 100 with a = 0.5: each scenario's log-likelihood is -(e^2 + (e - 0.5 e)^2 / 0.75)/2."""
-    from optplan.sampling import scenario_posterior
+    from optplan.evaluation.sampling import scenario_posterior
 
     data = _two_scenarios()
     e1, e2 = 0.025, (np.log(100 / 120) + 0.00125) / 0.05
@@ -107,7 +107,7 @@ def test_scenario_posterior_by_hand():
 def test_scenario_posterior_is_calibrated_on_the_samplers_own_paths(demo):
     """Bayes: over paths drawn from the prior, the mean posterior is the prior (a wrong
     likelihood would tilt it), and after 8 weeks it sits on the scenario drawn."""
-    from optplan.sampling import sample_demand, scenario_posterior
+    from optplan.evaluation.sampling import sample_demand, scenario_posterior
 
     inst, _ = demo
     data = inst.model_data()
@@ -125,7 +125,7 @@ def test_scenario_posterior_with_gaps_is_the_exact_gaussian_likelihood():
     """Weeks not seen (NaN): the AR(1) noise of the weeks seen is jointly normal with
     covariance a^|i-j|; the posterior equals the one from that multivariate density (an
     independent route: numpy's solve of the covariance, not the recursion)."""
-    from optplan.sampling import scenario_posterior
+    from optplan.evaluation.sampling import scenario_posterior
 
     data = _two_scenarios(levels=(100.0, 110.0), weeks=5)
     sigma, a = 0.05, 0.5
@@ -142,7 +142,7 @@ def test_scenario_posterior_with_gaps_is_the_exact_gaussian_likelihood():
 
 
 def test_demand_where_a_scenario_has_none_rules_it_out():
-    from optplan.sampling import scenario_posterior
+    from optplan.evaluation.sampling import scenario_posterior
 
     data = _two_scenarios(levels=(0.0, 100.0), weeks=3)
     np.testing.assert_allclose(scenario_posterior(data, np.full((1, 1, 2), 100.0)), [[0.0, 1.0]])
@@ -160,7 +160,7 @@ def test_scenario_posterior_kept_week_by_week_is_the_exact_likelihood_at_every_w
     and the one-shot function agrees at the end."""
     from dataclasses import replace
 
-    from optplan.sampling import ScenarioPosterior, scenario_posterior
+    from optplan.evaluation.sampling import ScenarioPosterior, scenario_posterior
 
     T, sigma, a = 6, 0.05, 0.6
     base = optplan.generate_instance(depots=2, weeks=T, scenarios=3, seed=0).model_data()

@@ -9,8 +9,8 @@ import pytest
 from conftest import OBJ_RTOL, REPO, build
 
 import optplan
-from optplan.instance import from_tables
-from optplan.sensitivity import SensitivityModel, perturb, tornado
+from optplan.explain.sensitivity import SensitivityModel, perturb, tornado
+from optplan.io.instance import from_tables
 
 #: Shadow price vs a central finite difference of the frontier (step 1e-4 of the budget,
 #: no breakpoint in between): agreement to this relative tolerance.
@@ -267,7 +267,7 @@ def test_service_frontier_cost_rises_with_service_and_with_the_utilisation_floor
     """Two-sided frontier on the demo: along each utilisation floor the cost never falls as
     the service target rises; at a given target a floor never makes the plan cheaper; every
     feasible point keeps its targets in the evaluator."""
-    from optplan.sensitivity import service_frontier
+    from optplan.explain.sensitivity import service_frontier
 
     f = service_frontier(optplan.load_instance(demo_path).model_data(), points=4)
     assert len(f) == 12 and f["feasible"].sum() >= 8

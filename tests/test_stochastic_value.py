@@ -1,4 +1,4 @@
-"""RP, EV, EEV, WS, EVPI and VSS (optplan.stochastic) against published values (the
+"""RP, EV, EEV, WS, EVPI and VSS (optplan.explain.stochastic) against published values (the
 Birge & Louveaux farmer), against mpi-sppy's own extensive form, and against the repo's
 model (RP = optplan.solve's optimum; WS <= RP <= EEV)."""
 
@@ -15,9 +15,9 @@ from conftest import FARMER_JSON
 import optplan
 from examples import farmer
 from formulations import two_stage
-from optplan.evaluation import Decisions, evaluate_decisions
-from optplan.instance import from_tables
-from optplan.stochastic import build_extensive_form, optplan_values, value_of_stochastic_solution
+from optplan.evaluation.evaluator import Decisions, evaluate_decisions
+from optplan.explain.stochastic import build_extensive_form, optplan_values, value_of_stochastic_solution
+from optplan.io.instance import from_tables
 
 #: Relative tolerance against published values that are exact (RP, EV, EEV, VSS, acres are
 #: whole numbers in the source and the LP optimum is exactly those numbers).

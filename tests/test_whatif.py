@@ -13,7 +13,7 @@ from conftest import OBJ_RTOL, REPO
 import optplan
 from optplan.cli import main
 from optplan.errors import InstanceError
-from optplan.whatif import Scale, parse_assignment
+from optplan.io.whatif import Scale, parse_assignment
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def _file_problems(demo, tmp_path, path, value):
         table, key = head[:-1].split("[")
         file = tmp_path / f"{table}.csv"
         df = pd.read_csv(file, dtype=str, keep_default_na=False)
-        keys = optplan.instance.TABLE_BY_NAME[table].key
+        keys = optplan.io.instance.TABLE_BY_NAME[table].key
         mask = np.ones(len(df), bool)
         for k, v in zip(keys, key.split(","), strict=True):
             mask &= (df[k] == v).to_numpy()

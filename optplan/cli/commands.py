@@ -147,7 +147,7 @@ def report(instance: Path, out: Path, frontier_points, service_points, tornado_c
            scheduler, quiet, sets) -> None:
     """Sensitivity report: shadow prices, ranging, budget frontier, tornado, VSS, as one
     self-contained HTML file plus CSV/JSON."""
-    from optplan.report import build_report, write_report
+    from optplan.explain.report import build_report, write_report
 
     progress_to_stderr(quiet)
     inst = load_instance_with(instance, sets)
@@ -262,8 +262,8 @@ def estimate_retention(activity, out, gap, observed_until, n_boot, seed, quiet):
 def generate_logs(n_applicants, n_drivers, depots, weeks, censored_share, seed, out):
     """Write synthetic applicant and activity logs from known parameters, with the truth."""
 
-    from optplan.atomic import json_text, write_files
     from optplan.estimate.synthetic import generate_activity_log, generate_applicant_log
+    from optplan.io.atomic import json_text, write_files
 
     apps, truth, observed = generate_applicant_log(n_applicants, seed=seed, depots=depots, censored_share=censored_share,
                                                    weeks=weeks)
@@ -334,7 +334,7 @@ def generate(depots, weeks, scenarios, channels, seed, budget_tightness, name, c
     """Write a valid, realistic synthetic instance of any size."""
     from optplan import generate_instance
     from optplan.errors import OptionError
-    from optplan.periods import in_periods, parse_periods
+    from optplan.io.periods import in_periods, parse_periods
 
     if name is not None and not 1 <= len(name) <= 200:
         raise OptionError("--name", "an instance name of 1 to 200 characters", f"{len(name)} characters")
@@ -359,8 +359,8 @@ def generate(depots, weeks, scenarios, channels, seed, budget_tightness, name, c
 @guarded
 def schema(out: Path | None, markdown: bool) -> None:
     """Print the JSON Schema of the instance format (generated from the validator's models)."""
-    from optplan.atomic import atomic_write_text
-    from optplan.schema import json_schema, markdown_tables
+    from optplan.io.atomic import atomic_write_text
+    from optplan.io.schema import json_schema, markdown_tables
 
     text = markdown_tables() + "\n" if markdown else json.dumps(json_schema(), indent=2) + "\n"
     if out is None:
@@ -382,9 +382,9 @@ def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
     bring in for each arrival week as a function of the projected driver count."""
 
     import optplan
-    from optplan.atomic import csv_text, write_files
     from optplan.errors import OptionError
-    from optplan.policy import depot_policy, policy_plot
+    from optplan.evaluation.policy import depot_policy, policy_plot
+    from optplan.io.atomic import csv_text, write_files
     from optplan.solvers.dp import DPOptions
 
     inst = optplan.load_instance(instance)
@@ -405,7 +405,7 @@ def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
 @click.option("--paths", "n_paths", type=click.IntRange(min=2, max=100_000), default=200, show_default=True, help="Fresh demand paths.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--noise", "sigma", type=click.FloatRange(min=0), default=0.05, show_default=True,
-              help="Log-sd of the weekly demand noise on top of a drawn scenario (optplan.sampling, the one "
+              help="Log-sd of the weekly demand noise on top of a drawn scenario (optplan.evaluation.sampling, the one "
                    "out-of-sample definition; report uses the same).")
 @click.option("--noise-ar", type=click.FloatRange(min=0, max=1, max_open=True), default=0.5, show_default=True,
               help="Week-to-week correlation of that noise.")
@@ -432,11 +432,11 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers,
     rule) with common random numbers; 95% CIs and paired differences to the static plan."""
 
     import optplan
-    from optplan.atomic import csv_text, json_text, write_files
     from optplan.errors import OptionError
-    from optplan.policy import POLICIES, summarize
-    from optplan.policy import simulate as run_simulation
-    from optplan.sampling import OutOfSample
+    from optplan.evaluation.policy import POLICIES, summarize
+    from optplan.evaluation.policy import simulate as run_simulation
+    from optplan.evaluation.sampling import OutOfSample
+    from optplan.io.atomic import csv_text, json_text, write_files
     from optplan.solvers.dp import DPOptions
 
     chosen = tuple(p.strip() for p in policies.split(",") if p.strip())
@@ -464,7 +464,7 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers,
         files[name] = csv_text(df)
     files["sampling.json"] = json_text(sampler.to_dict())
     write_files(out, files)
-    from optplan.presentation import policy_words
+    from optplan.explain.presentation import policy_words
 
     click.echo(f"expected cost of each policy over the same {n_paths:,} simulated demand paths (out of sample; the "
                f"plan's own {len(data.scenarios)} scenarios give {plan.cost['total']:,.2f} {data.currency}, in-sample), "
@@ -499,8 +499,8 @@ def replan(instance: Path, state: Path, out: Path, engine, time_limit, quiet, se
 
     The window shrinks (the horizon end stays); week 1 of the written plan is week k of the
     instance. Exit statuses as for solve."""
-    from optplan.replan import load_state
-    from optplan.replan import replan as run_replan
+    from optplan.planning.replan import load_state
+    from optplan.planning.replan import replan as run_replan
     from optplan.solvers import Deadline
 
     deadline = Deadline(time_limit)
@@ -511,7 +511,7 @@ def replan(instance: Path, state: Path, out: Path, engine, time_limit, quiet, se
     if st.demand_seen is not None and len(st.demand_seen):
         import numpy as np
 
-        from optplan.replan import scenario_probabilities
+        from optplan.planning.replan import scenario_probabilities
 
         notes: list[str] = []
         prob = scenario_probabilities(inst, st, notes)
@@ -554,7 +554,7 @@ def state_template(instance: Path, week: int, out: Path, quiet, sets) -> None:
     """Write the state INSTANCE's optimal plan expects at the start of --week: its drivers,
     recruits and spend so far. Overwrite the numbers with what happened, then `optplan replan`."""
     import optplan
-    from optplan.replan import expected_state, initial_state
+    from optplan.planning.replan import expected_state, initial_state
 
     progress_to_stderr(quiet)
     inst = load_instance_with(instance, sets)
@@ -579,7 +579,7 @@ def pipeline(config: Path, force: bool, out: Path | None, quiet: bool) -> None:
     demand, build the instance, solve, report; each step into its own folder, with
     pipeline.json recording what it read and wrote. A re-run skips the steps whose inputs and
     settings did not change (docs/pipeline.md)."""
-    from optplan.pipeline import run_pipeline
+    from optplan.planning.pipeline import run_pipeline
 
     progress_to_stderr(quiet)
     result = run_pipeline(config, say=click.echo, force=force, out=out)

@@ -77,7 +77,7 @@ def _refuse_out_over_inputs(kwargs: dict) -> None:
     from pathlib import Path
 
     from optplan.errors import OptionError
-    from optplan.inputs import input_under
+    from optplan.io.inputs import input_under
 
     inputs = [v for k, v in kwargs.items() if k not in OUTPUT_ARGS and isinstance(v, Path) and v.exists()]
     for name in OUTPUT_ARGS:
@@ -203,11 +203,11 @@ set_option = click.option(
 
 
 def load_instance_with(instance, sets: tuple[str, ...]):
-    """Load INSTANCE and apply the --set changes (optplan.whatif); every problem is an
+    """Load INSTANCE and apply the --set changes (optplan.io.whatif); every problem is an
     InstanceError (exit 2, one line each)."""
     import optplan
     from optplan.errors import InstanceError
-    from optplan.whatif import parse_assignment
+    from optplan.io.whatif import parse_assignment
 
     inst = optplan.load_instance(instance)
     if not sets:

@@ -22,9 +22,9 @@ import pandas as pd
 
 from optplan.errors import InstanceError, OptionError, Problem
 from optplan.estimate.funnel import DEFAULT_STAGES, WINDOW_COLUMN
-from optplan.inputs import long_id_problems, parse_date_option, read_csv_strings
-from optplan.instance import MAX_LINES_PER_CHECK
-from optplan.schema import MAX_BLOCKS_PER_DRIVER
+from optplan.io.inputs import long_id_problems, parse_date_option, read_csv_strings
+from optplan.io.instance import MAX_LINES_PER_CHECK
+from optplan.io.schema import MAX_BLOCKS_PER_DRIVER
 
 NA_WORDS = {"", "na", "n/a", "null", "none", "nan", "nat", "-"}
 
@@ -32,7 +32,7 @@ NA_WORDS = {"", "na", "n/a", "null", "none", "nan", "nat", "-"}
 def read_text_csv(path: Path, what: str = "a CSV log file") -> pd.DataFrame:
     """A messy CSV as stripped strings: BOM, CRLF/CR line endings and blank lines tolerated;
     a missing, unreadable or malformed file is an InstanceError naming it (``what`` says what
-    was expected; see :mod:`optplan.inputs`)."""
+    was expected; see :mod:`optplan.io.inputs`)."""
     return read_csv_strings(Path(path), what, Path(path).name)
 
 

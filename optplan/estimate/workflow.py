@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optplan.atomic import csv_text, json_text, write_files
 from optplan.errors import InstanceError, Problem
 from optplan.estimate.funnel import FunnelModel, bootstrap, calibration, naive_conversion
 from optplan.estimate.logs import read_activity_log, read_applicant_log
 from optplan.estimate.retention import RetentionModel
-from optplan.inputs import parse_date_option
+from optplan.io.atomic import csv_text, json_text, write_files
+from optplan.io.inputs import parse_date_option
 
 #: Progress lines ("[optplan] funnel: ..." on stderr in the CLI).
 log_progress = logging.getLogger("optplan")
@@ -224,7 +224,7 @@ BUILD_INPUTS = {
 
 def _read_input(path, role: str, problems: list) -> pd.DataFrame | None:
     """One build-instance input as strings, its columns checked against BUILD_INPUTS."""
-    from optplan.inputs import read_csv_strings
+    from optplan.io.inputs import read_csv_strings
 
     path = Path(path)
     try:
@@ -245,7 +245,7 @@ def _read_input(path, role: str, problems: list) -> pd.DataFrame | None:
 
 
 def _read_settings(path, problems: list) -> dict | None:
-    from optplan.inputs import read_yaml_mapping
+    from optplan.io.inputs import read_yaml_mapping
 
     path = Path(path)
     try:
@@ -272,7 +272,7 @@ def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_cs
     index): the instance gets supply.csv, each depot's blocks_per_driver times the index of
     each horizon week's ISO week of year (optplan.estimate.supply.supply_table). Every
     problem in any input is an InstanceError (one line each, exit 2)."""
-    from optplan.instance import from_tables
+    from optplan.io.instance import from_tables
 
     notes = [] if notes is None else notes
     problems: list = []
@@ -345,7 +345,7 @@ def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_cs
             files["supply"] = "supply.csv"
             runs = horizon.get("periods")
             if runs:  # long-lead periods: one row per period, the mean of its weeks (blocks/driver/week)
-                from optplan.periods import period_lengths, regroup_weekly
+                from optplan.io.periods import period_lengths, regroup_weekly
 
                 try:
                     lengths = period_lengths(runs)
@@ -360,7 +360,7 @@ def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_cs
     except InstanceError as exc:  # the manifest's fields come from the settings file: name it
         from dataclasses import replace
 
-        from optplan.instance import MANIFEST_NAME
+        from optplan.io.instance import MANIFEST_NAME
 
         named = {MANIFEST_NAME: Path(settings_yaml).name, "depots.csv": Path(depots_csv).name,
                  "channels.csv": Path(channels_csv).name, "demand.csv": Path(demand_csv).name,

@@ -38,8 +38,8 @@ import numpy as np
 import pandas as pd
 
 from optplan.errors import InstanceError, OptionError, Problem
-from optplan.inputs import MAX_ID_CHARS
-from optplan.schema import MAX_BLOCKS
+from optplan.io.inputs import MAX_ID_CHARS
+from optplan.io.schema import MAX_BLOCKS
 
 #: At most this many lines are reported per kind of problem; the rest are counted.
 MAX_LINES_PER_CHECK = 25

@@ -20,7 +20,6 @@ import re
 import numpy as np
 import pandas as pd
 
-from optplan.atomic import csv_text, json_text, write_files
 from optplan.errors import InstanceError, OptionError, Problem
 from optplan.forecast.history import History, read_history
 from optplan.forecast.models import (
@@ -34,6 +33,7 @@ from optplan.forecast.models import (
     min_history_weeks,
 )
 from optplan.forecast.scenarios import BLOCKS_DECIMALS, reduce_paths, sample_paths, scenario_ids
+from optplan.io.atomic import csv_text, json_text, write_files
 
 QUANTILE_DECIMALS = 2  # blocks in quantiles.csv rounded to 0.01
 HISTORY_WEEKS_PLOTTED = 104  # weeks of history drawn before the forecast in fan charts
@@ -148,7 +148,7 @@ def forecast_files(history_path, out, *, horizon: int = 13, n_scenarios: int = 2
                    n_jobs: int = 1, plots: bool = True, progress=None, periods: str | None = None,
                    **read_options) -> list[str]:
     """Forecast, sample, reduce and write; returns the lines to print (see the module docstring).
-    ``periods`` (long-lead periods, optplan.periods.parse_periods: 'long-lead' or runs
+    ``periods`` (long-lead periods, optplan.io.periods.parse_periods: 'long-lead' or runs
     'COUNTxWEEKS,...' adding up to ``horizon`` weeks): weekly demand scenarios for a long-lead instance."""
     say = progress or (lambda msg: None)
     if periods is not None:
@@ -203,7 +203,7 @@ def _period_forecast(history_path, out, *, horizon: int, n_scenarios: int, resol
     week by week); quantiles per period."""
     from formulations.data import period_offsets
     from optplan.forecast.longlead import long_lead_weekly_paths
-    from optplan.periods import parse_periods, period_lengths
+    from optplan.io.periods import parse_periods, period_lengths
 
     if resolution != "week":
         raise OptionError("--periods", f"periods with --resolution week (the periods set the resolution), not with "

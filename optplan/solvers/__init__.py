@@ -111,7 +111,7 @@ def _plan_cost_as_objective(data: ModelData, result: SolveResult) -> SolveResult
     from dataclasses import replace
 
     from formulations.two_stage.risk import risk_objective
-    from optplan.evaluation import evaluate_decisions
+    from optplan.evaluation.evaluator import evaluate_decisions
 
     st = result.status
     if (st.optimal or not st.has_solution or st.objective is None or result.decisions is None

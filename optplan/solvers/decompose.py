@@ -327,7 +327,7 @@ class DecomposeEngine:
             if gap <= self.gap or added == 0:
                 break
         decisions = master.plan()
-        from optplan.evaluation import evaluate_decisions
+        from optplan.evaluation.evaluator import evaluate_decisions
 
         evaluated = evaluate_decisions(data, decisions).expected_cost
         converged = gap <= self.gap or (not timed_out and rounds < self.max_rounds)
@@ -345,6 +345,6 @@ class DecomposeEngine:
 
 
 def _zero_plan_cost(depot: ModelData) -> float:
-    from optplan.evaluation import evaluate_decisions
+    from optplan.evaluation.evaluator import evaluate_decisions
 
     return evaluate_decisions(depot, Decisions.zeros(depot)).expected_cost

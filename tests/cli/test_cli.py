@@ -125,7 +125,7 @@ def test_schema_validates_a_real_instance_row(demo_path):
     """The generated JSON Schema accepts the demo's rows and rejects a bad one (checked with
     jsonschema, an independent validator)."""
     jsonschema = pytest.importorskip("jsonschema")
-    from optplan.schema import json_schema
+    from optplan.io.schema import json_schema
 
     item = json_schema()["properties"]["tables"]["properties"]["depots"]["items"]
     inst = optplan.load_instance(demo_path)
@@ -136,7 +136,7 @@ def test_schema_validates_a_real_instance_row(demo_path):
 
 
 def test_docs_field_tables_match_the_schema():
-    from optplan.schema import markdown_tables
+    from optplan.io.schema import markdown_tables
 
     doc = (REPO / "docs" / "instance-format.md").read_text()
     assert markdown_tables().strip() in doc, "regenerate with: optplan schema --markdown"

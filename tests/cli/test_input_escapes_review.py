@@ -280,7 +280,7 @@ def test_a_depot_too_new_to_score_is_left_out_with_a_note(tmp_path):
 def test_yaml_merge_keys_still_merge_and_true_inside_a_mapping_is_refused(tmp_path):
     from test_input_escapes import demo
 
-    from optplan.inputs import read_yaml_mapping
+    from optplan.io.inputs import read_yaml_mapping
 
     path = tmp_path / "a.yaml"
     path.write_text("base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  y: 3\n")

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import REPO
 
-from optplan.atomic import csv_text, json_text
 from optplan.cli import main
+from optplan.io.atomic import csv_text, json_text
 
 NON_FINITE = {"inf", "+inf", "-inf", "nan", "-nan", "infinity", "-infinity", "+infinity"}
 

@@ -19,7 +19,7 @@ import optplan
 from optplan.cli.forecast import forecast as forecast_cmd
 from optplan.forecast.history import read_history
 from optplan.forecast.longlead import long_lead_weekly_paths, monthly_log_forecast, monthly_totals
-from optplan.instance import from_tables
+from optplan.io.instance import from_tables
 
 HISTORY = WALMART_CSV
 #: Sampling error of a median over 4,000 draws of a log-normal with sigma <= 0.3 (relative).

@@ -18,8 +18,8 @@ from test_kernels_equal_rows import random_case
 import optplan
 from formulations.two_stage.aggregated import recourse_segments
 from formulations.two_stage.recourse import expected_recourse
-from optplan.evaluation import evaluate_decisions
-from optplan.plan import Plan
+from optplan.evaluation.evaluator import evaluate_decisions
+from optplan.planning.plan import Plan
 from optplan.solvers import SolveOptions, solve_data
 
 OBJ_RTOL = 1e-7

@@ -26,7 +26,7 @@ from formulations.two_stage.drivers import IncentiveCurve, onboarding_excess, si
 from formulations.two_stage.layout import Layout
 from formulations.two_stage.objective import cost_components
 from formulations.two_stage.recourse import expected_recourse, optimal_recourse, recourse_cost
-from optplan.evaluation import evaluate_decisions
+from optplan.evaluation.evaluator import evaluate_decisions
 
 #: Residual of a row evaluated by Pyomo against the kernel (values of order 1e2-1e4).
 ROW_ATOL = 1e-7

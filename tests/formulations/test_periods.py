@@ -27,7 +27,7 @@ from formulations.two_stage.drivers import (
     simulate_drivers,
 )
 from formulations.two_stage.matrix import aggregated_standard_form
-from optplan.evaluation import evaluate_decisions
+from optplan.evaluation.evaluator import evaluate_decisions
 from optplan.solvers import SolveOptions, solve_data
 from optplan.solvers.standard_form import standard_form
 
@@ -396,11 +396,11 @@ def test_with_periods_sums_weekly_budgets_and_demand_and_averages_supply():
     """``ModelData.with_periods`` by hand on one period of 3 weeks: the weekly budget is the
     sum of the three weeks' budgets (currency per period), demand the sum of the weeks'
     (blocks per period), supply the mean (blocks per driver-week), and it agrees with the
-    instance file route (optplan.periods.in_periods) field by field."""
+    instance file route (optplan.io.periods.in_periods) field by field."""
     from dataclasses import fields
 
     import optplan
-    from optplan.periods import in_periods, runs_of
+    from optplan.io.periods import in_periods, runs_of
 
     inst = optplan.generate_instance(depots=2, weeks=6, scenarios=2, seed=4, budget_tightness=0.8)
     weekly = inst.model_data()

@@ -108,7 +108,7 @@ def test_supply_is_written_and_read_back(gen, tmp_path):
 def test_replanning_keeps_the_weeks_supply(gen):
     """From the plan's expected state at week 4, the plan ahead costs what the original plan's
     remaining weeks cost (the remaining instance's supply is weeks 4..T of the original)."""
-    from optplan.replan import expected_state, remaining_instance
+    from optplan.planning.replan import expected_state, remaining_instance
 
     inst = seasonal(gen)
     plan = optplan.solve(inst)
@@ -127,7 +127,7 @@ def test_every_engine_plans_it(gen):
         exact.status.objective, rel=1e-3)
     dp = optplan.solve(inst, engine="dp")
     assert exact.status.objective <= dp.status.objective <= exact.status.objective * 1.02
-    from optplan.policy import simulate
+    from optplan.evaluation.policy import simulate
 
     table = simulate(inst.model_data(), exact.decisions, n_paths=5, policies=("static", "dp", "basestock"),
                      tune_paths=4)

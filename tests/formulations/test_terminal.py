@@ -68,10 +68,10 @@ def test_drivers_at_the_end_grow_with_the_credit():
     credit on every a[d,T] by delta gives delta * (sum a2[T] - sum a1[T]) >= 0: the drivers
     left at the end never fall as the terminal value rises (0, half, all of the replacement
     cost) on a generated 52-week instance; and the plan recruits more in its last weeks."""
-    from optplan.generate import generate_instance
+    from optplan.io.generate import generate_instance
 
     inst = generate_instance(depots=4, weeks=30, scenarios=5, seed=2)
-    from optplan.instance import replacement_cost
+    from optplan.io.instance import replacement_cost
 
     full = replacement_cost(inst.model_data().yield_kernel, inst.model_data().cost_per_applicant)
     ends, late = [], []
@@ -92,7 +92,7 @@ def test_engines_that_cannot_state_it_are_refused_or_skipped():
 
 
 def test_replan_keeps_the_terminal_value():
-    from optplan.replan import initial_state, replan
+    from optplan.planning.replan import initial_state, replan
 
     inst = tiny(10.0)
     r = replan(inst, initial_state(inst))

@@ -15,7 +15,7 @@ from pyomo.contrib.solver.common.results import TerminationCondition
 
 import optplan
 from optplan.cli import main
-from optplan.evaluation import check_feasibility, evaluate_decisions
+from optplan.evaluation.evaluator import check_feasibility, evaluate_decisions
 from optplan.solvers import Deadline, SolveOptions, solve_data
 from optplan.solvers.decompose import DecomposeEngine
 

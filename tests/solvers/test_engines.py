@@ -14,7 +14,7 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 
 import optplan
 from optplan.errors import InfeasibleError, NoSolutionError, SolverError
-from optplan.evaluation import check_feasibility, evaluate_decisions
+from optplan.evaluation.evaluator import check_feasibility, evaluate_decisions
 from optplan.solvers import Deadline, SolveOptions, SolverStatus, solve_data
 from optplan.solvers.auto import AutoEngine
 from optplan.solvers.dp import DPEngine, DPOptions, solve_dp
@@ -252,8 +252,8 @@ def test_the_long_lead_frontier_lp_that_ends_unknown_is_proven_infeasible():
 
     import numpy as np
 
-    from optplan.periods import in_periods, long_lead_runs
-    from optplan.plan import Plan
+    from optplan.io.periods import in_periods, long_lead_runs
+    from optplan.planning.plan import Plan
 
     weekly = optplan.generate_instance(depots=8, weeks=156, scenarios=10, seed=11, budget_tightness=0.8)
     data = in_periods(weekly, long_lead_runs(156), week_profile=False).model_data()

@@ -55,7 +55,7 @@ def test_every_engine_the_cli_accepts_is_the_registrys(demo_path, tmp_path):
 def test_a_pipeline_config_names_an_engine_of_the_registry(stub):
     from pydantic import ValidationError
 
-    from optplan.pipeline import SolveStep
+    from optplan.planning.pipeline import SolveStep
 
     assert SolveStep(engine="stub").engine == "stub"
     with pytest.raises(ValidationError, match="one of auto, highs, glop, dp, decompose, stub, not 'gurobi'"):

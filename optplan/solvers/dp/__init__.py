@@ -54,7 +54,7 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 
 from formulations.data import Decisions, ModelData
 from optplan.errors import InfeasibleError
-from optplan.evaluation import check_feasibility, evaluate_decisions
+from optplan.evaluation.evaluator import check_feasibility, evaluate_decisions
 from optplan.solvers.base import (
     ENGINE_LOGGER,
     Deadline,

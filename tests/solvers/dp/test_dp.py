@@ -1,6 +1,6 @@
 """The DP engine (optplan/dp.py) against HiGHS: the same instance solved two ways.
 
-The DP's plans are scored by the independent evaluator (optplan.evaluation), so the DP's
+The DP's plans are scored by the independent evaluator (optplan.evaluation.evaluator), so the DP's
 own estimate never enters a comparison with HiGHS."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from conftest import OBJ_RTOL, build
 
 from optplan import load_instance
-from optplan.evaluation import check_feasibility, evaluate_decisions
+from optplan.evaluation.evaluator import check_feasibility, evaluate_decisions
 from optplan.solvers import SolveOptions, solve_data
 from optplan.solvers.dp import DPOptions, solve_dp
 
@@ -71,7 +71,7 @@ def test_dp_on_the_demo_is_within_two_percent_of_highs(demo_path):
 def test_dp_within_two_percent_when_weekly_budgets_bind(seed):
     """Generated instances whose weekly budgets bind (the hardest of benchmarks/bench_dp.py's
     20: 1.3% and 0.9% there): the DP plan is within 2% of HiGHS and never below it."""
-    from optplan.generate import generate_instance
+    from optplan.io.generate import generate_instance
 
     data = generate_instance(depots=3, weeks=10, scenarios=5, seed=seed, budget_tightness=0.8).model_data()
     lp, result = _both(data)
@@ -95,7 +95,7 @@ def test_dp_within_two_percent_with_supply_by_week(seed):
     """Generated instances with +-30 % weekly supply (issue #26's acceptance): the DP plan is
     within 2 % of HiGHS and never below it; the flat-supply optimum is far off, so a DP that
     ignored b[d,t] would be caught."""
-    from optplan.generate import generate_instance
+    from optplan.io.generate import generate_instance
 
     data = generate_instance(depots=3, weeks=12, scenarios=5, seed=seed).model_data()
     rng = np.random.default_rng(seed)
@@ -190,7 +190,7 @@ def test_engine_highs_does_not_fall_back(tmp_path):
 def test_a_batch_of_depots_solves_each_as_if_alone():
     """DepotBatch stacks depots with different grids, caps and kink states into one array per
     week; each depot's DP value and plan are those of its own DP (offsets keep them apart)."""
-    from optplan.generate import generate_instance
+    from optplan.io.generate import generate_instance
     from optplan.solvers.dp.depot import DepotModel
     from optplan.solvers.dp.recursion import DepotBatch, solve_depot, solve_depots
 

@@ -9,8 +9,8 @@ import pytest
 
 from formulations.data import Decisions
 from formulations.two_stage.drivers import active_drivers, recruited_arrivals
-from optplan.evaluation import check_feasibility, evaluate_decisions
-from optplan.generate import generate_instance
+from optplan.evaluation.evaluator import check_feasibility, evaluate_decisions
+from optplan.io.generate import generate_instance
 from optplan.solvers.dp.depot import DepotModel
 from optplan.solvers.dp.polish import Polisher, global_polish
 

@@ -28,9 +28,9 @@ from formulations.two_stage.service import (
     service_kpis,
     target_rows,
 )
-from optplan.atomic import csv_text, json_text, write_files
-from optplan.evaluation import Evaluation, evaluate_decisions
-from optplan.presentation import engine_words, term
+from optplan.evaluation.evaluator import Evaluation, evaluate_decisions
+from optplan.explain.presentation import engine_words, term
+from optplan.io.atomic import csv_text, json_text, write_files
 from optplan.solvers.base import SolveResult, SolverStatus, Timings
 
 #: Quantiles of demand over scenarios reported per depot and week (probability-weighted).

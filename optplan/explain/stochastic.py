@@ -56,7 +56,7 @@ FirstStage = Callable[[pyo.ConcreteModel], Iterable[Any]]
 
 
 #: Display label of each measure (reports show these; code keys by the short name).
-#: Each measure in a planner's words, the textbook name after it (optplan.presentation.GLOSSARY).
+#: Each measure in a planner's words, the textbook name after it (optplan.explain.presentation.GLOSSARY).
 LABELS = {
     "rp": "Cost of the plan for uncertainty (RP)",
     "ev": "Cost the average-demand plan expects (EV)",
@@ -379,7 +379,7 @@ def optplan_values(data: ModelData, solver: str = "highs", route: str = "engines
     for cross-checks on small instances. Both routes give the same values (a test checks it).
 
     Probabilities are used as stored in ``data`` (not renormalised) and, on the scenario
-    route, checked with the instance tolerance ``optplan.instance.PROBABILITY_SUM_ATOL``
+    route, checked with the instance tolerance ``optplan.io.instance.PROBABILITY_SUM_ATOL``
     (1e-6) rather than 1e-9: a valid instance may sum to 1 +- 1e-6, and using the same
     weights as ``build_model`` keeps RP equal to ``optplan.solve``'s objective.
     """
@@ -392,7 +392,7 @@ def optplan_values(data: ModelData, solver: str = "highs", route: str = "engines
                           "per-scenario models are extensive forms, which cannot settle periods week by week)"
                           if data.has_week_profile else ""), route)
     from formulations import two_stage
-    from optplan.instance import PROBABILITY_SUM_ATOL
+    from optplan.io.instance import PROBABILITY_SUM_ATOL
 
     mean_data = data.with_mean_demand()
 
@@ -423,7 +423,7 @@ def _solve_task(args):
 
 def _values_by_engines(data: ModelData, options=None, backend=None, rp=None) -> StochasticValues:
     from formulations.two_stage.layout import Layout
-    from optplan.evaluation import evaluate_decisions
+    from optplan.evaluation.evaluator import evaluate_decisions
     from optplan.solvers import SolveOptions, solve_data
     from optplan.solvers.backends import SerialBackend
 

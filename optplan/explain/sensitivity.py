@@ -318,7 +318,7 @@ class SensitivityModel:
     # ---------------------------------------------------------------- frontier
     def unconstrained_spend(self) -> float:
         """First-stage spend of the plan with no total budget: where the total stops binding."""
-        from optplan.plan import Plan
+        from optplan.planning.plan import Plan
 
         self.set_total_budget(math.inf)
         spend = Plan.from_result(self.solve(), "frontier", "2000-01-03").kpis["first_stage_spend"]
@@ -337,7 +337,7 @@ class SensitivityModel:
         HiGHS's solver state first, for comparison). With a ``backend`` of several workers
         the budgets are split into one contiguous, warm-started chain per worker (each
         worker builds and solves its own model first)."""
-        from optplan.plan import Plan
+        from optplan.planning.plan import Plan
 
         if budgets is None:
             if points < 2:
@@ -529,7 +529,7 @@ def _service_point(args) -> dict:
         result = solve_data(changed, options, "highs")
     except InfeasibleError:
         return {**row, "feasible": False}
-    from optplan.plan import Plan
+    from optplan.planning.plan import Plan
 
     plan = Plan.from_result(result, "service frontier", "2000-01-03")
     svc = plan.service
@@ -547,7 +547,7 @@ def service_frontier(data: ModelData, options: SolveOptions | None = None, point
     the optimal expected cost (currency), the network service level and driver utilisation
     achieved; ``feasible`` False (costs empty) where no plan meets both. The solves are
     backend tasks."""
-    from optplan.plan import Plan
+    from optplan.planning.plan import Plan
     from optplan.solvers import solve_data
     from optplan.solvers.backends import SerialBackend
 

@@ -74,7 +74,7 @@ def parse_assignment(text: str) -> tuple[str, object]:
 def apply_changes(instance, changes: dict[str, object]):
     """A new validated Instance with ``changes`` applied (module docstring); the instance
     given is not modified. Raises InstanceError listing every problem."""
-    from optplan.instance import TABLE_BY_NAME, from_tables
+    from optplan.io.instance import TABLE_BY_NAME, from_tables
 
     manifest = instance.manifest.model_dump(mode="json")
     tables = {name: df.copy() for name, df in instance.tables.items()}

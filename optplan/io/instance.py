@@ -2,7 +2,7 @@
 
 Validation collects every problem (file, line, field, expected, found) and raises one
 ``InstanceError``. Table checks are vectorised over columns and read their domains from
-the row models in ``optplan.schema``, so the schema stays the single source of truth.
+the row models in ``optplan.io.schema``, so the schema stays the single source of truth.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import yaml
 from pydantic import ValidationError
 
 from formulations.data import ModelData, period_offsets, weekly_demand_in_periods
-from optplan.atomic import atomic_write_text
 from optplan.errors import InstanceError, Problem
-from optplan.inputs import MAX_ID_CHARS, read_csv_strings, read_yaml_mapping
-from optplan.schema import (
+from optplan.io.atomic import atomic_write_text
+from optplan.io.inputs import MAX_ID_CHARS, read_csv_strings, read_yaml_mapping
+from optplan.io.schema import (
     TABLE_BY_NAME,
     TABLES,
     ColumnSpec,
@@ -114,11 +114,11 @@ class Instance:
 
     def with_changes(self, changes: dict[str, object] | None = None, **kwargs) -> Instance:
         """A new, validated instance with ``changes`` applied ({path: value}; see
-        optplan.whatif: 'budgets.total', 'channels.cost_per_applicant',
+        optplan.io.whatif: 'budgets.total', 'channels.cost_per_applicant',
         'depots[D001].onboarding_cap', values or whatif.Scale(f)); keyword arguments are
         manifest paths with '__' for '.', e.g. ``budgets__total=5000``. This instance is not
         modified. Raises InstanceError with the same one-line messages as a file."""
-        from optplan.whatif import apply_changes
+        from optplan.io.whatif import apply_changes
 
         merged = dict(changes or {})
         merged.update({k.replace("__", "."): v for k, v in kwargs.items()})

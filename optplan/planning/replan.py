@@ -1,7 +1,7 @@
 """Weekly re-planning (issue #13 part 1): from what is known at the start of week k, solve the
 rest of the horizon again.
 
-A *state* (a folder: state.yaml and CSV tables, schema in optplan.schema, docs/replan.md)
+A *state* (a folder: state.yaml and CSV tables, schema in optplan.io.schema, docs/replan.md)
 holds the first week to plan ``k``, the drivers active at its start, the applicants recruited
 in earlier weeks, optionally the expected arrivals from everyone in onboarding, and the spend
 so far. ``remaining_instance`` turns instance + state into an ordinary, validated instance of
@@ -16,7 +16,7 @@ instance is week k of the old one):
   weekly list cut to weeks k..T; targets unchanged (they now cover weeks k..T);
 * demand scenarios: weeks k..T, probabilities unchanged, or, with a demand_seen table (the
   blocks each depot had in weeks before k), weighted by how likely each scenario makes what
-  was seen (``scenario_probabilities``: optplan.sampling.ScenarioPosterior with the state's
+  was seen (``scenario_probabilities``: optplan.evaluation.sampling.ScenarioPosterior with the state's
   demand_noise; scenarios below POSTERIOR_FLOOR dropped): the re-forecast a planner makes
   from realised demand, the simulation's ``rolling_bayes`` policy.
 
@@ -39,10 +39,11 @@ import yaml
 
 from formulations.two_stage.budgets import total_spend
 from formulations.two_stage.drivers import recruited_arrivals
-from optplan.atomic import atomic_write_text, csv_text
 from optplan.errors import InstanceError, Problem
-from optplan.inputs import read_csv_strings, read_yaml_mapping
-from optplan.instance import (
+from optplan.evaluation.sampling import DEFAULT_NOISE_AR, DEFAULT_NOISE_SD, ScenarioPosterior
+from optplan.io.atomic import atomic_write_text, csv_text
+from optplan.io.inputs import read_csv_strings, read_yaml_mapping
+from optplan.io.instance import (
     Instance,
     _check_table,
     _empty_table,
@@ -52,9 +53,8 @@ from optplan.instance import (
     table_as_text,
     validated_manifest,
 )
-from optplan.plan import Plan
-from optplan.sampling import DEFAULT_NOISE_AR, DEFAULT_NOISE_SD, ScenarioPosterior
-from optplan.schema import STATE_TABLES, StateFiles, StateManifest
+from optplan.io.schema import STATE_TABLES, StateFiles, StateManifest
+from optplan.planning.plan import Plan
 
 STATE_NAME = "state.yaml"
 
@@ -323,7 +323,7 @@ def remaining_instance(instance: Instance, state: State) -> Instance:
 
 def scenario_probabilities(instance: Instance, state: State, notes: list[str] | None = None) -> np.ndarray:
     """(S,) the instance's scenario probabilities given the state's demand_seen (weeks
-    1..k-1; weeks or depots without a row say nothing): optplan.sampling.ScenarioPosterior
+    1..k-1; weeks or depots without a row say nothing): optplan.evaluation.sampling.ScenarioPosterior
     with the state's noise settings. Without demand_seen, the instance's own. ``notes`` (if
     given) gets a line per row the posterior skips (no scenario explains it: 0 blocks where
     every scenario has demand, or the reverse), and one when sd 0 finds no scenario equal to

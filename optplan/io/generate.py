@@ -21,8 +21,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from optplan.instance import Instance, from_tables
-from optplan.schema import Manifest
+from optplan.io.instance import Instance, from_tables
+from optplan.io.schema import Manifest
 
 #: Planning calendar default: weeks start on Monday.
 DEFAULT_START = dt.date(2027, 1, 4)
@@ -233,7 +233,7 @@ def generate_instance(
     manifest = Manifest.model_validate({
         "name": name or f"synthetic_{D}x{T}x{S}_seed{seed}",
         "description": (
-            f"Synthetic instance from optplan.generate (depots={D}, weeks={T}, scenarios={S}, "
+            f"Synthetic instance from optplan.io.generate (depots={D}, weeks={T}, scenarios={S}, "
             f"channels={C}, seed={seed})."
         ),
         "horizon": {"weeks": T, "start_date": start_date.isoformat(), "currency": currency},

@@ -4,7 +4,7 @@ Pydantic models describe the manifest (``instance.yaml``) and one row of each CS
 From them come:
 
 * validation: the manifest is validated by pydantic directly; the CSV tables are checked
-  column-wise (vectorised, see ``optplan.instance``) against the same field constraints,
+  column-wise (vectorised, see ``optplan.io.instance``) against the same field constraints,
   read from these models by ``column_specs``;
 * the JSON Schema (``json_schema()``, ``optplan schema``);
 * the field tables of docs/instance-format.md (``markdown_tables()``, kept in sync by a test).
@@ -622,7 +622,7 @@ def markdown_tables() -> str:
             ann = info.annotation
             if isinstance(ann, type) and issubclass(ann, BaseModel):
                 continue
-            type_name = (getattr(ann, "__name__", None) or str(ann).replace("typing.", "")).replace("optplan.schema.", "")
+            type_name = (getattr(ann, "__name__", None) or str(ann).replace("typing.", "")).replace("optplan.io.schema.", "")
             if info.is_required():
                 default = "required"
             elif info.default_factory is not None:
@@ -727,7 +727,7 @@ class StateManifest(_Strict):
                    ge=1, le=MAX_WEEKS)
     spend_to_date: SpendToDate = Field(default_factory=SpendToDate)
     demand_noise: DemandNoise = Field(default_factory=DemandNoise, description=(
-        "How demand strays from its scenario, for weighting the scenarios by the demand seen (optplan.sampling."
+        "How demand strays from its scenario, for weighting the scenarios by the demand seen (optplan.evaluation.sampling."
         "scenario_posterior); used only with a demand_seen table."))
     files: StateFiles = Field(default_factory=StateFiles)
 

@@ -27,14 +27,14 @@ import pandas as pd
 
 from formulations.two_stage.recourse import recourse_cost
 from formulations.two_stage.risk import scenario_costs
-from optplan.atomic import csv_text, json_text, write_files
-from optplan.evaluation import evaluate_decisions
-from optplan.instance import Instance
-from optplan.plan import Plan
-from optplan.plots import figure_to_svg
-from optplan.presentation import GLOSSARY, engine_words, kpi_rows, planner_table, words
-from optplan.sampling import OutOfSample
-from optplan.sensitivity import SensitivityModel, TornadoResult, service_frontier, tornado
+from optplan.evaluation.evaluator import evaluate_decisions
+from optplan.evaluation.sampling import OutOfSample
+from optplan.explain.plots import figure_to_svg
+from optplan.explain.presentation import GLOSSARY, engine_words, kpi_rows, planner_table, words
+from optplan.explain.sensitivity import SensitivityModel, TornadoResult, service_frontier, tornado
+from optplan.io.atomic import csv_text, json_text, write_files
+from optplan.io.instance import Instance
+from optplan.planning.plan import Plan
 from optplan.solvers.base import SolveOptions, quiet_engines
 
 #: z-value of a two-sided 95% normal confidence interval.
@@ -62,7 +62,7 @@ class Report:
     service_frontier: pd.DataFrame | None = None  # cost vs service for several utilisation floors
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        from optplan.stochastic import LABELS
+        from optplan.explain.stochastic import LABELS
 
         vss = pd.DataFrame({"measure": list(self.stochastic_values),
                             "label": [LABELS[k] for k in self.stochastic_values],
@@ -109,7 +109,7 @@ def funnel_yields(d) -> pd.DataFrame:
 
 
 def out_of_sample(plan: Plan, sampler: OutOfSample | None = None) -> dict:
-    """Expected cost of the plan on the sampler's fresh paths (optplan.sampling: the one
+    """Expected cost of the plan on the sampler's fresh paths (optplan.evaluation.sampling: the one
     definition `simulate` uses too), with a 95% normal confidence interval (currency), its
     in-sample value for comparison, and what was sampled."""
     sampler = sampler or OutOfSample()
@@ -147,7 +147,7 @@ def build_report(
 ) -> Report:
     """Compute the whole report for ``instance`` (LP plans only); the tornado's solves run on
     ``backend`` (optplan.solvers.backends; default: ``workers`` local processes)."""
-    from optplan.stochastic import optplan_values
+    from optplan.explain.stochastic import optplan_values
 
     options = options or SolveOptions(seed=seed)
     data = instance.model_data()
@@ -387,7 +387,7 @@ draws paths the same way and also re-plans each week, so its costs differ again 
 
 
 def _html_table(df: pd.DataFrame, currency: str | None = None) -> str:
-    """A table in planner language (optplan.presentation), wrapped so a wide one scrolls
+    """A table in planner language (optplan.explain.presentation), wrapped so a wide one scrolls
     inside its box instead of running off the page."""
     fmt = planner_table(df, currency)
     return '<div class="wide">' + fmt.to_html(index=False, border=0, escape=True) + "</div>"
@@ -396,7 +396,7 @@ def _html_table(df: pd.DataFrame, currency: str | None = None) -> str:
 def _targets_shown(targets: pd.DataFrame) -> pd.DataFrame:
     """The targets table with each row's target and achievement in its own unit (shares in
     %, the earnings floor in blocks per driver-week)."""
-    from optplan.presentation import fmt
+    from optplan.explain.presentation import fmt
 
     out = targets.copy()
     blocks = out["target"] == "blocks_per_driver"
@@ -439,7 +439,7 @@ def render_html(r: Report) -> str:
     plots = {k: Markup(v) for k, v in _plots(r).items()}
     channels = r.channel_reduced_costs.merge(
         r.channel_cost_ranges.drop(columns=["cost_per_applicant", "currency"]), on="channel")
-    from optplan.stochastic import LABELS
+    from optplan.explain.stochastic import LABELS
 
     vss = pd.DataFrame({"measure": [LABELS[k] for k in r.stochastic_values], "value": list(r.stochastic_values.values())})
     kpis = kpi_rows(r.plan.kpis, r.currency)

@@ -18,13 +18,13 @@ measured with far less noise than their levels):
   both drawn by inverse CDF from uniforms shared by all policies (common random numbers);
 * every week: recruiting spend (currency) stops at the weekly and total budgets; then
   demand is revealed and the recourse (surge, unserved, idle) is the closed form of
-  optplan.evaluation.
+  optplan.evaluation.evaluator.
 
 Policies compared: ``static`` (the LP plan's applicants and incentives, whatever happens),
 ``dp`` (the DP rule re-applied each week to the realized drivers and funnel, incentives
 from the DP's week cost at the realized drivers), ``rolling`` (the LP re-solved every
 ``replan_every`` weeks on each path's realised state: drivers on hand, the funnel's expected
-arrivals, spend so far; optplan.replan.remaining_data), ``rolling_mean`` (the same with the
+arrivals, spend so far; optplan.planning.replan.remaining_data), ``rolling_mean`` (the same with the
 mean demand as the one scenario: the deterministic plan re-planned), ``basestock`` (through
 the cheapest channel per driver, bring each depot's expected drivers at the arrival week up
 to a multiple of what its mean demand needs; the multiple per depot chosen by coordinate
@@ -45,8 +45,8 @@ from formulations.two_stage.budgets import total_spend
 from formulations.two_stage.drivers import capacity, carry_over, cohort_arrivals
 from formulations.two_stage.recourse import optimal_recourse, recourse_cost
 from optplan.errors import OptionError
+from optplan.evaluation.sampling import ScenarioPosterior, sample_demand
 from optplan.progress import progress
-from optplan.sampling import ScenarioPosterior, sample_demand
 from optplan.solvers.dp import DepotModel, DPOptions, solve_dp
 from optplan.solvers.dp.recursion import solve_depot
 
@@ -106,8 +106,8 @@ def policy_plot(policy: PolicyTable, path, currency: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from optplan.atomic import atomic_write_text
-    from optplan.plots import figure_to_svg
+    from optplan.explain.plots import figure_to_svg
+    from optplan.io.atomic import atomic_write_text
 
     plt.rcParams.update({"svg.hashsalt": "optplan", "svg.fonttype": "none", "font.size": 9})
     from matplotlib.ticker import MaxNLocator
@@ -250,7 +250,7 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
                 z = np.zeros((n_paths, D))  # decided below from the drivers of the week
             elif policy in ("rolling", "rolling_mean", "rolling_bayes"):
                 # re-solve weeks t..T on each path's realised state every replan_every weeks
-                # (optplan.replan.remaining_data; rolling_mean: the mean-demand deterministic plan;
+                # (optplan.planning.replan.remaining_data; rolling_mean: the mean-demand deterministic plan;
                 # rolling_bayes: the scenarios weighted by the demand seen so far on the path)
                 if plan is None or (t - t_plan) % replan_every == 0:
                     post = seen.probabilities() if policy == "rolling_bayes" else None
@@ -339,7 +339,7 @@ def _replan_paths(data: ModelData, sim: _Sim, t: int, mean_demand: bool,
     """Each path's re-plan of weeks t..T from its state (drivers on hand, expected arrivals
     from its funnel, its spend so far): (applicants (N, D, C, T-t), incentive spend (N, D, T-t));
     ``probability`` (N, S): each path's own scenario probabilities (default: the data's)."""
-    from optplan.replan import remaining_data
+    from optplan.planning.replan import remaining_data
     from optplan.solvers import SolveOptions, solve_data
 
     N, D = sim.active.shape

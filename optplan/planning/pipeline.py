@@ -36,9 +36,9 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from optplan.atomic import atomic_write_text, csv_text, json_text
 from optplan.errors import InstanceError, Problem
-from optplan.inputs import input_under
+from optplan.io.atomic import atomic_write_text, csv_text, json_text
+from optplan.io.inputs import input_under
 
 MANIFEST = "pipeline.json"
 STEPS = ("logs", "funnel", "retention", "history", "forecast", "instance", "plan", "report")
@@ -135,8 +135,8 @@ def _check_settings_early(config: PipelineConfig, shown: str) -> None:
     their command-line flags)."""
     from optplan.errors import OptionError
     from optplan.forecast.calendar import check_country
-    from optplan.inputs import parse_date_option
-    from optplan.periods import parse_periods
+    from optplan.io.inputs import parse_date_option
+    from optplan.io.periods import parse_periods
 
     problems = []
     mapping = config.history.depots or {}
@@ -161,8 +161,8 @@ def _check_settings_early(config: PipelineConfig, shown: str) -> None:
 
 def load_config(path: str | Path) -> tuple[PipelineConfig, Path]:
     """The config and its folder (paths in it are relative to it); InstanceError if bad."""
-    from optplan.inputs import read_yaml_mapping
-    from optplan.instance import validated_manifest
+    from optplan.io.inputs import read_yaml_mapping
+    from optplan.io.instance import validated_manifest
 
     path = Path(path)
     raw = read_yaml_mapping(path, "a pipeline config (YAML)", path.name, "a mapping of pipeline settings")
@@ -310,8 +310,8 @@ def _steps(config: PipelineConfig, base: Path, out: Path) -> list[Step]:
 
 
 def _generate_logs(g: GenerateLogs, folder: Path) -> list[str]:
-    from optplan.atomic import write_files
     from optplan.estimate.synthetic import generate_activity_log, generate_applicant_log
+    from optplan.io.atomic import write_files
 
     apps, _, _ = generate_applicant_log(g.applicants, seed=g.seed, depots=g.depots, weeks=g.weeks,
                                         censored_share=g.censored_share)
@@ -417,7 +417,7 @@ def _solve(instance: Path, folder: Path, s: SolveStep) -> list[str]:
 
 def _report(instance: Path, folder: Path, r: ReportStep, seed: int) -> list[str]:
     import optplan
-    from optplan.report import build_report, write_report
+    from optplan.explain.report import build_report, write_report
 
     rep = build_report(optplan.load_instance(instance), frontier_points=r.frontier_points,
                        service_points=r.service_points, oos_paths=r.oos_paths, seed=seed)

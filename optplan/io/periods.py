@@ -111,7 +111,7 @@ def in_periods(instance, runs, week_profile: bool = True):
     (default): demand.csv keeps every week, so the model settles each period's recourse week
     by week (ModelData.demand_share); False: one row per period with its total (demand even
     within a period)."""
-    from optplan.instance import from_tables
+    from optplan.io.instance import from_tables
 
     if instance.period_weeks is not None:
         raise OptionError("--periods", "a weekly instance (this one has horizon.periods already)", "periods")
