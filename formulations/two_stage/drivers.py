@@ -103,6 +103,17 @@ def recruited_arrivals(data: ModelData, applicants: np.ndarray) -> np.ndarray:
     return arrivals
 
 
+def arrivals_matrix(data: ModelData, c: int) -> np.ndarray:
+    """(T, T) the linear map of ``recruited_arrivals`` for one channel of a weekly instance:
+    M[t, tau] = yield[c, t - tau] for 0 <= t - tau <= L (new drivers in week t per applicant of
+    week tau, drivers/applicant), so that arrivals = M @ applicants (tested against it). The
+    DP's deconvolution inverts it."""
+    T = data.n_weeks
+    y = data.yield_kernel[c]
+    lag = np.arange(T)[:, None] - np.arange(T)[None, :]
+    return np.where((lag >= 0) & (lag < len(y)), y[np.clip(lag, 0, len(y) - 1)], 0.0)
+
+
 def cohort_arrivals(data: ModelData, applicants: np.ndarray) -> np.ndarray:
     """Expected new drivers (drivers/week) at lags 0..L of one week's applicants (..., C):
     sum_c x[..., c] yield[c, k] -> (..., L+1). The same kernel as recruited_arrivals, for

@@ -212,3 +212,15 @@ def test_drivers_by_impulse_response_equal_the_stock_flow(seed):
         linear = active_drivers_by_impulse(drivers_without_recruiting(data, d), impulse_response(data, d),
                                            dec.applicants[d])
         np.testing.assert_allclose(linear, active[d], rtol=0, atol=1e-9 * max(1.0, float(np.abs(active[d]).max())))
+
+
+@pytest.mark.parametrize("seed", CASES)
+def test_the_arrivals_matrix_is_the_arrivals_kernel(seed):
+    """drivers.arrivals_matrix (the DP's deconvolution operator) applied to each depot's
+    applicants of each channel gives recruited_arrivals (drivers/week; 1e-9)."""
+    from formulations.two_stage.drivers import arrivals_matrix, recruited_arrivals
+
+    data, dec = random_case(seed)
+    want = recruited_arrivals(data, dec.applicants)
+    got = sum(dec.applicants[:, c, :] @ arrivals_matrix(data, c).T for c in range(len(data.channels)))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9 * max(1.0, float(np.abs(want).max())))

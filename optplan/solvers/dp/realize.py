@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from formulations.data import ModelData
+from formulations.two_stage.drivers import arrivals_matrix
 
 #: Projected-gradient iterations of the deconvolution (T <= a few hundred weeks).
 DECONV_ITERATIONS = 400
@@ -26,11 +27,9 @@ class Realizer:
         y = data.yield_kernel
         mask = data.recruit_mask()[d]
         self.T, self.C, self.y = T, C, y
-        lag = np.arange(T)[:, None] - np.arange(T)[None, :]
-        L = y.shape[1]
         self.Y, self.ub, self.step, self.modal = [], [], [], []
         for c in range(C):
-            Y = np.where((lag >= 0) & (lag < L), y[c, np.clip(lag, 0, L - 1)], 0.0) * mask[c][None, :]
+            Y = arrivals_matrix(data, c) * mask[c][None, :]  # the drivers kernel's map, weeks without a variable zeroed
             self.Y.append(Y)
             self.ub.append(np.where(mask[c], float(data.applicant_cap[d, c]), 0.0))
             self.step.append(1.0 / max(np.linalg.norm(Y, 2) ** 2, 1e-12))
