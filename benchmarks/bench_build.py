@@ -4,7 +4,7 @@ For each instance size (depots x weeks x scenarios) the instance is generated on
 seed) and then each route runs in a FRESH spawned process, so peak memory is per route:
 
     pyomo:  formulations.two_stage.build_model -> optplan.solvers.highs.compile_to_highs -> Highs.run
-    direct: benchmarks/direct_highspy.lp_arrays -> highs_from_arrays (one passModel) -> Highs.run
+    direct: direct_highspy.lp_arrays (benchmarks/direct_highspy.py) -> highs_from_arrays (one passModel) -> Highs.run
 
 Both routes solve the same LP (same columns, rows and order) with the same HiGHS options:
 defaults, output off, default threads. Reported per route: variables, constraints,
@@ -18,7 +18,7 @@ imports; the RSS before the build is reported too). Per size, the ratios
     pyomo build + hand-off / direct build + hand-off   (no target)
 
 are printed with met / not met and written, with machine information, to
-``benchmarks/results/build_vs_solve.json`` (atomically: temporary file, then os.replace).
+``out/benchmarks/build_vs_solve.json (recorded: benchmarks/results/build_vs_solve.json)`` (atomically: temporary file, then os.replace).
 
 ``--check`` instead verifies the baseline: on generated instances (3x6x4 and 10x26x10,
 several seeds, plus data variants that switch on the optional rows) the direct LP must

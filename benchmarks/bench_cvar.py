@@ -3,7 +3,7 @@ against the extensive form's excess rows, each command in a fresh process as a p
 
     python benchmarks/bench_cvar.py [--compare 50x52x20] [--sizes 50x52x20,200x52x50] [--weight 0.5 --alpha 0.9]
 
-Prints a table and writes benchmarks/results/cvar.json: per case the wall-clock seconds of
+Prints a table and writes out/benchmarks/cvar.json (recorded: benchmarks/results/cvar.json): per case the wall-clock seconds of
 ``optplan solve --cvar-weight W --cvar-alpha A`` end to end, peak resident memory, the
 objective and CVaR from summary.json and the engine (with its number of cuts). Targets
 (issue #12): 50x52x20 <= 60 s, 200x52x50 <= 10 min. The --compare size is also solved by

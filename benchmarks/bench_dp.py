@@ -3,7 +3,7 @@ evaluator) and time, on the demo, generated small instances, and larger sizes.
 
     python benchmarks/bench_dp.py [--seeds 20] [--sizes 10x26x10,20x52x10]
 
-Prints a table and writes benchmarks/results/dp_vs_highs.json. Gap = (DP - HiGHS) / HiGHS
+Prints a table and writes out/benchmarks/dp_vs_highs.json (recorded: benchmarks/results/dp_vs_highs.json). Gap = (DP - HiGHS) / HiGHS
 expected cost (USD); the targets: gap <= 2% on every instance of the small suite and never
 below HiGHS's optimum (issue #5); at 20x52x10 gap <= 2% at <= 20x HiGHS's time (issue #11).
 HiGHS is timed end to end (build + solve, `solve_data`) after one warm-up solve of the same

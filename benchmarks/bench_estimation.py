@@ -9,7 +9,7 @@ retention error, whether the true value lies inside its interval, and the standa
 the bootstrap's and, for conversion, the delta method's (``conversion_standard_errors``, a
 cross-check without resampling noise, with its own interval coverage). Prints a coverage and
 error table and a standard-error table, and writes JSON to
-benchmarks/results/estimation_coverage.json.
+out/benchmarks/estimation_coverage.json (recorded: benchmarks/results/estimation_coverage.json).
 
 Coverage over 20 seeds is a noisy check: an interval that covers exactly 95% of the time
 covers in at most 17 of 20 seeds (below the 90% target) with probability 7.5%, so the table

@@ -11,7 +11,7 @@ below seasonal naive's and below AutoETS's; its coverage between 72% and 88%.
 Then times `optplan forecast` on the same history (H = 13, S = 20 scenarios) and records
 its scenario-reduction check (mean, P10 and P90 of per-depot totals within 2% of the paths).
 
-Prints the tables and writes JSON to benchmarks/results/forecast_backtest.json.
+Prints the tables and writes JSON to out/benchmarks/forecast_backtest.json (recorded: benchmarks/results/forecast_backtest.json).
 
     python benchmarks/bench_forecast.py [--data PATH] [--horizon 13] [--step 13] [--origins 3] [--jobs 1]
 """

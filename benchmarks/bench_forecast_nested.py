@@ -22,7 +22,7 @@ resampling the held-out stores (2,000 resamples). Acceptance (split 0): the chos
 MASE at least 8% below seasonal naive's and below AutoETS's; P10-P90 coverage within 72-88%
 at every scored origin.
 
-Prints the tables and writes JSON to benchmarks/results/forecast_nested.json.
+Prints the tables and writes JSON to out/benchmarks/forecast_nested.json (recorded: benchmarks/results/forecast_nested.json).
 
     python benchmarks/bench_forecast_nested.py [--first-origin 91] [--step 3] [--held-out 10] [--splits 3]
         [--calibration whole|recent] [--rows-cache /tmp/forecast_nested_rows.csv]

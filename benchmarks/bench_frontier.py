@@ -3,8 +3,8 @@
 For each instance, the same K-point frontier is computed twice on one persistent HiGHS model:
 warm (each re-solve starts from the previous point's basis) and cold (HiGHS's solver state is
 cleared before each point). Prints a table and writes JSON (atomically) to
-benchmarks/results/frontier_warm_vs_cold.json. Ratios are measured within one run; absolute
-seconds on a shared 2-core machine are indicative only.
+out/benchmarks/frontier_warm_vs_cold.json (recorded: benchmarks/results/frontier_warm_vs_cold.json).
+Ratios are measured within one run; absolute seconds on a shared 2-core machine are indicative only.
 
     python benchmarks/bench_frontier.py [--points 10] [--sizes 5x12x10,20x26x10,50x52x10]
 """

@@ -15,7 +15,7 @@ weeks, 4-4-5 months to week 52, then 13-week quarters: 30 periods; ``optplan.io.
   period's recourse settled week by week, capacity even within it: the default of
   ``in_periods``) and with period totals only (weeks inside a period net out: it reads lower).
 
-Prints a table and writes benchmarks/results/longlead.json with the load average. Times are
+Prints a table and writes out/benchmarks/longlead.json (recorded: benchmarks/results/longlead.json) with the load average. Times are
 one run on a shared machine: read the ratios.
 """
 

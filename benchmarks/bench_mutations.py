@@ -4,7 +4,7 @@ invariant of tests/mutations.py checked on each, tallied by reader and mutation 
     python benchmarks/bench_mutations.py [--n 10000] [--seed 0]
 
 Prints a table (reader x class: refused / solved or read / infeasible / BUG) and writes
-benchmarks/results/mutations.json with the first few bugs of each kind (reader, class, seed,
+out/benchmarks/mutations.json (recorded: benchmarks/results/mutations.json) with the first few bugs of each kind (reader, class, seed,
 error) so that any one can be replayed with ``--replay READER:CLASS:SEED``. Deterministic:
 mutation i uses random.Random(seed * 1_000_003 + i). Time is wall-clock of one run.
 """

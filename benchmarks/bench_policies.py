@@ -10,7 +10,7 @@ Paths: the one out-of-sample sampler (optplan.evaluation.sampling: a scenario pe
 noise) with whole random drivers, so that reacting has something to react to. The base-stock
 levels are tuned on 200 separate paths. Prints per instance and policy the mean cost with
 its 95% CI and the paired difference to the static plan and to the rolling policy with its
-95% CI, and writes benchmarks/results/policies.json. Targets (issue #13): rolling below
+95% CI, and writes out/benchmarks/policies.json (recorded: benchmarks/results/policies.json). Targets (issue #13): rolling below
 static with a paired 95% interval below zero, rolling <= the DP rule, and the LP-based
 policies >= 10% below the tuned base-stock rule. Wall-clock of one run on a shared machine
 (load average recorded).

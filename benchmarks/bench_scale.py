@@ -3,7 +3,7 @@
 
     python benchmarks/bench_scale.py [--sizes 50x52x20,200x52x50] [--big] [--report]
 
-Prints a table and writes benchmarks/results/scale.json: per case the wall-clock seconds of
+Prints a table and writes out/benchmarks/scale.json (recorded: benchmarks/results/scale.json): per case the wall-clock seconds of
 the whole command, the peak resident memory of its process, the expected cost and the
 total-budget shadow price from summary.json. Targets (issue #11): 50x52x20 aggregated
 >= 20x faster than the extensive form end to end with the same objective (1e-7) and budget

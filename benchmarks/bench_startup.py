@@ -5,7 +5,7 @@
 Times, in interleaved rounds (so a load spike hits every command alike), `python -c pass`,
 `optplan --version`, `optplan --help` and `optplan validate instances/demo`; prints the
 median wall-clock seconds of each, its ratio to `python -c pass`, and the machine's load
-average; writes benchmarks/results/startup.json. Target (issue #10): --version, --help and
+average; writes out/benchmarks/startup.json (recorded: benchmarks/results/startup.json). Target (issue #10): --version, --help and
 validate start in well under a second.
 """
 

@@ -10,7 +10,7 @@ network's service level halfway from the plain plan's to the most the budgets al
 maximising the network's served blocks; a level beyond it is infeasible, and HiGHS can take
 minutes to prove that, so it is measured apart with a time limit). In process
 (``optplan.solve`` on ``with_changes``), after one warm-up solve; prints a table and writes
-benchmarks/results/targets.json with the load average. Times are one run on a shared
+out/benchmarks/targets.json (recorded: benchmarks/results/targets.json) with the load average. Times are one run on a shared
 machine: read the ratios.
 """
 

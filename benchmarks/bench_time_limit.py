@@ -7,7 +7,8 @@ engine on an instance it needs much longer than L for, and records the wall-cloc
 the whole command (interpreter start, loading, model building and solving), the exit
 status and the status line. Target (issue #10): every run returns within L + 10% + 2 s and
 says in its status that the time limit stopped it (exit 3 with a plan, 4 without).
-Prints a table and writes benchmarks/results/time_limit.json, with the load average.
+Prints a table and writes out/benchmarks/time_limit.json (benchmarks/results/time_limit_5s.json and
+_20s.json are the recorded runs), with the load average.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Builds, from the demo instance, a demand.csv of about ``--mb`` megabytes in two 
 of valid distinct rows (a generated instance with many depots and scenarios) and one of the
 demo's rows repeated (millions of duplicate keys), and times ``load_instance`` on each (the
 valid one to the typed instance, the duplicated one to its InstanceError). Prints a table and
-writes benchmarks/results/validation.json. Target: each within seconds (< 15 s here), peak
+writes out/benchmarks/validation.json (recorded: benchmarks/results/validation.json). Target: each within seconds (< 15 s here), peak
 memory well under the 1.2 GB measured before. Wall-clock of one run on a shared machine (the
 load average is recorded).
 """

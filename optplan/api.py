@@ -33,10 +33,11 @@ def solve(instance: Instance, engine: str = "auto", dp_options=None, deadline=No
     the instance was loaded (the CLI starts it when the command starts).
 
     Raises ``InfeasibleError`` (naming the constraint family and rows; never falls back),
-    ``NoSolutionError`` (stopped before any plan) or ``SolverError``. A plan that is
-    feasible but not proven optimal (time limit, gap, a heuristic, a fallback) is returned
-    with a RuntimeWarning and ``plan.status.optimal == False``; ``plan.status.describe()``
-    says why in a planner's words.
+    ``NoSolutionError`` (stopped before any plan) or ``SolverError``. A plan that is not
+    what was asked for (``plan.status.complete == False``: a time or iteration limit, a
+    stalled cut loop, a heuristic after a fallback) is returned with a RuntimeWarning; a MIP
+    stopped within the ``mip_rel_gap`` asked for is complete but ``plan.status.optimal`` is
+    False. ``plan.status.describe()`` says which in a planner's words.
     """
     import warnings
 

@@ -112,16 +112,20 @@ def test_budgets_through_every_consumer(case):
         _close(state.spend_total, spend_dt[:, : week - 1].sum())
 
 
-def test_the_decompositions_columns_spend_what_the_budgets_kernel_says():
-    """Each depot column the decomposition keeps reports spend by week; the plan it returns
-    spends, per week, what the budgets kernel says of its decisions."""
-    from optplan.solvers import Deadline, SolveOptions
-    from optplan.solvers.decompose import DecomposeEngine
+@pytest.mark.parametrize("name", ["demo", "world"])
+def test_the_decompositions_columns_spend_and_cost_what_the_kernels_say(name):
+    """Each depot's pricing problem (solve_depot_task, at budget prices > 1 in some weeks)
+    returns a column whose spend by week is the budgets kernel's of its decisions and whose
+    cost is the evaluator's expected cost of them (first stage plus the aggregated recourse)."""
+    from optplan.solvers.decompose import DepotTask, solve_depot_task
 
-    inst = optplan.load_instance(REPO / "instances" / "demo")
-    data = inst.model_data()
-    result = DecomposeEngine(backend="serial").solve(data, SolveOptions(), Deadline(None))
-    used = budget_usage(data, result.decisions)
-    spend_dt = total_spend(data, result.decisions.applicants, result.decisions.incentive_spend)
-    _close(used["budget_total"][1], [spend_dt.sum()] * len(used["budget_total"][1]))
-    assert (spend_dt.sum() <= data.budget_total * (1 + 1e-9))
+    data = optplan.load_instance(REPO / "instances" / name).model_data()
+    T = data.n_weeks
+    multiplier = 1.0 + 0.5 * (np.arange(T) % 3 == 0)  # every third week's spend priced 1.5x
+    for d in range(len(data.depots)):
+        depot = data.for_depot(d)
+        col = solve_depot_task(DepotTask(f"test-{name}", d, depot, multiplier))
+        decisions = Decisions(col.applicants[None], col.incentive_spend[None])
+        _close(col.spend, total_spend(depot, decisions.applicants, decisions.incentive_spend)[0])
+        _close(col.cost, evaluate_decisions(depot, decisions).expected_cost)
+        _close(col.priced, col.cost + float(((multiplier - 1.0) * col.spend).sum()))

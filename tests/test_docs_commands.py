@@ -57,7 +57,7 @@ def bash_commands(path: Path) -> list[str]:
 
 
 def _copy_of_repository(dest: Path) -> Path:
-    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+    files = subprocess.run(["git", "ls-files", "-z", "--cached"], cwd=REPO,  # tracked files only, as a clone has
                            check=True, capture_output=True).stdout.decode().split("\0")
     for name in filter(None, files):
         src = REPO / name

@@ -14,7 +14,15 @@ from pathlib import Path
 
 import click
 
-from optplan.cli.common import EXIT_NOT_OPTIMAL, EngineChoice, guarded, load_instance_with, progress_to_stderr, set_option
+from optplan.cli.common import (
+    EXIT_NOT_OPTIMAL,
+    EngineChoice,
+    flush_progress,
+    guarded,
+    load_instance_with,
+    progress_to_stderr,
+    set_option,
+)
 
 
 @click.command()
@@ -72,10 +80,11 @@ def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, meth
     """Solve INSTANCE and write the plan's CSV tables and summary.json to --out.
 
     Progress (build, hand-off, solve) is printed to stderr; --log adds the solver's own log.
-    Exit 0 for a proven optimum (or a finished DP plan asked for with --engine dp); exit 3
-    when the plan is feasible but not proven optimal: the time limit or gap stopped the
-    engine, or auto fell back to another engine (summary.json's status says why, and which
-    engine made it); 4 no plan; 5 infeasible; 6 solver failure."""
+    Exit 0 for the plan asked for: a proven optimum, a MIP within the --mip-gap allowed, or a
+    finished DP plan asked for with --engine dp; exit 3 when the plan is NOT PROVEN OPTIMAL: a
+    time or iteration limit stopped the engine, or auto fell back to the DP heuristic
+    (summary.json's status says why, and which engine made it); 4 no plan; 5 infeasible;
+    6 solver failure."""
     import optplan
     from optplan.solvers import Deadline
     from optplan.solvers.dp import DPOptions
@@ -97,6 +106,7 @@ def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, meth
             cvar_weight=cvar_weight, cvar_alpha=cvar_alpha,
         )
     paths = plan.write(out)
+    flush_progress()  # what the progress handler folded, before the summary and any warning
     click.echo(plan.text_summary())
     click.echo(f"wrote {len(paths)} files to {out}")
     for w in caught:
@@ -533,6 +543,7 @@ def replan(instance: Path, state: Path, out: Path, engine, time_limit, quiet, se
         what = (f"recruit {row.applicants:,.1f} applicants through {row.channel}" if row.action == "recruit"
                 else "spend on incentives")
         click.echo(f"week {st.week}, depot {row.depot}: {what} ({row.spend:,.2f} {cur})")
+    flush_progress()
     click.echo(result.plan.text_summary())
     click.echo(f"wrote this_week.csv, the plan of weeks {st.week}..{inst.n_weeks} and instance/ to {out}")
     for w in caught:

@@ -1,8 +1,9 @@
 """What every command shares: one-line errors with distinct exit statuses, progress lines.
 
-Exit status: 0 success; 2 bad input or options (every problem listed, one line each;
-nothing written); 3 a plan was written but not proven optimal (time limit, gap, the DP
-heuristic after a fallback); 4 no plan (e.g. the time limit passed before any feasible
+Exit status: 0 success (for solve: the plan asked for, optimal or within the --mip-gap
+allowed); 2 bad input or options (every problem listed, one line each; nothing written); 3 a
+plan was written but NOT PROVEN OPTIMAL (a time or iteration limit, a stalled CVaR cut loop,
+the DP heuristic after a fallback); 4 no plan (e.g. the time limit passed before any feasible
 plan); 5 infeasible instance (the constraint family and rows are named); 6 solver failure;
 1 an unexpected error (a bug: one line, and the traceback with --debug).
 """
@@ -155,6 +156,10 @@ class FoldingHandler(logging.StreamHandler):
         self._last = ""
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:  # a warning is never folded away: said as it comes
+            self.flush_folded()
+            super().emit(record)
+            return
         key = self._NUMBER.sub("#", record.getMessage())
         if key == self._key:
             self._folded += 1
@@ -232,8 +237,9 @@ def load_instance_with(instance, sets: tuple[str, ...]):
 class EngineChoice(click.ParamType):
     """--engine: a name in the engine registry (optplan.solvers.engine_names), read when the
     option is parsed, so that an engine registered by a plug-in or a test can be chosen like
-    the shipped ones. The registry is imported here, not at the top: it loads Pyomo's status
-    types, and commands that never solve (validate, --help) should not pay for that."""
+    the shipped ones. The registry is imported when a value is parsed or completed, not at the
+    top nor for --help: it loads Pyomo's status types, and commands that never solve (validate,
+    --help) should not pay for that."""
 
     name = "engine"
 
@@ -243,7 +249,12 @@ class EngineChoice(click.ParamType):
         return engine_names()
 
     def get_metavar(self, param, ctx=None) -> str:
-        return "[" + "|".join(self._names()) + "]"
+        return "ENGINE"  # --help stays free of the registry (and Pyomo); the option's help names the engines
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(name) for name in self._names() if name.startswith(incomplete)]
 
     def convert(self, value, param, ctx):
         names = self._names()

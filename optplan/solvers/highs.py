@@ -264,7 +264,7 @@ def run_compiled(
         sol = SolutionStatus.feasible
         message = f"HiGHS stopped at the requested MIP gap (its own measure of the gap: {100 * info.mip_gap:.2g} %)"
     status = SolverStatus(term, sol, engine, name, objective, bound, message,
-                          requested_gap=options.mip_rel_gap if mip else None)
+                          requested_gap=options.highs_options.get("mip_rel_gap", options.mip_rel_gap) if mip else None)
 
     if term in (TerminationCondition.provenInfeasible, TerminationCondition.infeasibleOrUnbounded):
         from optplan.solvers.diagnose import infeasibility_message, infeasible_rows

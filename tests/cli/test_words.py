@@ -24,7 +24,7 @@ def test_a_mip_within_the_requested_gap_says_so_once_and_exits_0(tmp_path):
     assert r.exit_code == 0, r.output
     first = r.stdout.splitlines()[1]  # after the instance line
     assert first.startswith("plan for demo: optimal within the requested gap: at most ")
-    assert "(allowed 1 %)" in first and "HiGHS" in first
+    assert "(allowed gap 1 %)" in first and "HiGHS" in first
     for contradiction in ("its status", "NOT PROVEN", "Optimal"):
         assert contradiction not in r.stdout, contradiction
     status = json.loads((tmp_path / "o" / "summary.json").read_text())["status"]
@@ -116,3 +116,19 @@ def test_runs_of_alike_progress_lines_fold_into_one():
         "[optplan] HiGHS stopped after 0.83 s: Optimal",
         "[optplan] report: frontier in 2.9 s",
     ]
+
+
+def test_a_command_that_repeats_progress_lines_folds_them_before_its_summary(tmp_path):
+    """The decomposition logs a line per round: the run's first and last are shown with a
+    count between them, and that count comes before the plan's summary (the handler is
+    flushed when the solve ends, not only when the command exits). Click's runner keeps
+    stdout and stderr interleaved in ``output`` in the order they were written."""
+    r = run("solve", REPO / "instances" / "world", "--out", tmp_path / "w", "--engine", "decompose",
+            "--backend", "serial")
+    assert r.exit_code == 0, r.output
+    rounds = [line for line in r.stderr.splitlines() if "decomposition round" in line]
+    assert len(rounds) == 2 and rounds[0].startswith("[optplan] decomposition round 1:")
+    lines = r.output.splitlines()
+    folded = next(i for i, line in enumerate(lines) if "more like it, the last:" in line)
+    summary = next(i for i, line in enumerate(lines) if line.startswith("plan for world"))
+    assert folded < summary

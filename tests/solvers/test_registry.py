@@ -45,7 +45,9 @@ def test_every_engine_the_cli_accepts_is_the_registrys(demo_path, tmp_path):
     for command in (commands.solve, commands.replan):
         option = next(p for p in command.params if p.name == "engine")
         assert isinstance(option.type, EngineChoice), command.name
-        assert option.type.get_metavar(option) == "[" + "|".join(engine_names()) + "]"
+        assert option.type.get_metavar(option) == "ENGINE"
+        completions = [c.value for c in option.type.shell_complete(None, option, "")]
+        assert completions == list(engine_names())
     assert set(engine_names()) == {"auto", "highs", "glop", "dp", "decompose"}
     r = CliRunner().invoke(main, ["solve", str(demo_path), "--out", str(tmp_path / "o"), "--engine", "gurobi"])
     assert r.exit_code == 2 and "'gurobi' is not an engine: one of auto, highs, glop, dp, decompose" in r.output

@@ -1,4 +1,4 @@
-"""The DP engine (optplan/dp.py) against HiGHS: the same instance solved two ways.
+"""The DP engine (optplan/solvers/dp/) against HiGHS: the same instance solved two ways.
 
 The DP's plans are scored by the independent evaluator (optplan.evaluation.evaluator), so the DP's
 own estimate never enters a comparison with HiGHS."""
