@@ -24,7 +24,6 @@ PACKAGES = ("optplan", "formulations")
 #: Cycles through imports inside functions still to be untied (sorted module names).
 KNOWN_CYCLES = {
     ("optplan.solvers.cvar_cuts", "optplan.solvers.highs"),  # the HiGHS engine runs the cut loop, which runs HiGHS
-    ("optplan.io.instance", "optplan.io.whatif"),  # Instance.with_changes applies what-ifs, which rebuild an Instance
     ("optplan.forecast.backtest", "optplan.forecast.models", "optplan.forecast.rnn"),  # combined backtests models
 }
 

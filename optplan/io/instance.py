@@ -33,6 +33,7 @@ from optplan.io.schema import (
     Terminal,
     column_specs,
 )
+from optplan.io.whatif import apply_changes
 
 MANIFEST_NAME = "instance.yaml"
 #: Scenario probabilities must sum to 1 within this absolute tolerance.
@@ -118,11 +119,14 @@ class Instance:
         'depots[D001].onboarding_cap', values or whatif.Scale(f)); keyword arguments are
         manifest paths with '__' for '.', e.g. ``budgets__total=5000``. This instance is not
         modified. Raises InstanceError with the same one-line messages as a file."""
-        from optplan.io.whatif import apply_changes
-
         merged = dict(changes or {})
         merged.update({k.replace("__", "."): v for k, v in kwargs.items()})
         return apply_changes(self, merged)
+
+    def rebuilt(self, manifest: dict, tables: dict[str, pd.DataFrame]) -> Instance:
+        """A new instance from a manifest and tables, validated like a file (``from_tables``):
+        what a what-if (optplan.io.whatif) hands back, without importing this module."""
+        return from_tables(manifest, tables)
 
     def summary(self) -> str:
         d, c, t, s = len(self.depots), len(self.channels), self.n_weeks, len(self.scenarios)

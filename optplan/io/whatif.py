@@ -32,6 +32,7 @@ import pandas as pd
 import yaml
 
 from optplan.errors import InstanceError, Problem
+from optplan.io.schema import TABLE_BY_NAME
 
 _ROW = re.compile(r"^(?P<table>[a-z_]+)\[(?P<key>[^\]]*)\]\.(?P<column>[a-z_]+)$")
 _COLUMN = re.compile(r"^(?P<head>[a-z_]+)\.(?P<tail>[a-z_]+)$")
@@ -74,8 +75,6 @@ def parse_assignment(text: str) -> tuple[str, object]:
 def apply_changes(instance, changes: dict[str, object]):
     """A new validated Instance with ``changes`` applied (module docstring); the instance
     given is not modified. Raises InstanceError listing every problem."""
-    from optplan.io.instance import TABLE_BY_NAME, from_tables
-
     manifest = instance.manifest.model_dump(mode="json")
     tables = {name: df.copy() for name, df in instance.tables.items()}
     problems: list[Problem] = []
@@ -120,7 +119,7 @@ def apply_changes(instance, changes: dict[str, object]):
                                     f"SECTION.FIELD ({', '.join(sections)}), TABLE.COLUMN or TABLE[KEY].COLUMN "
                                     f"({', '.join(TABLE_BY_NAME)})", path))
     try:
-        changed = from_tables(manifest, tables)
+        changed = instance.rebuilt(manifest, tables)  # validated like a file (instance.from_tables)
     except InstanceError as exc:
         raise InstanceError(problems + list(exc.problems), getattr(exc, "omitted", 0)) from None
     if problems:
