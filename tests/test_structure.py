@@ -23,7 +23,6 @@ from conftest import REPO
 PACKAGES = ("optplan", "formulations")
 #: Cycles through imports inside functions still to be untied (sorted module names).
 KNOWN_CYCLES = {
-    ("optplan.solvers.cvar_cuts", "optplan.solvers.highs"),  # the HiGHS engine runs the cut loop, which runs HiGHS
     ("optplan.forecast.backtest", "optplan.forecast.models", "optplan.forecast.rnn"),  # combined backtests models
 }
 

@@ -1,6 +1,6 @@
 """Engines behind one protocol (``base.Engine``), one time budget and a registry.
 
-    highs   the LP/MIP by HiGHS (exact, duals)                       highs.py
+    highs   the LP/MIP by HiGHS (exact, duals)                       highs_engine.py, highs.py, cvar_cuts.py
     glop    the LP by OR-tools GLOP (exact, duals; no integer)         glop.py
     dp      the numpy dynamic program (heuristic, no solver)          dp/
     decompose  Dantzig-Wolfe over depots, subproblems on a backend     decompose.py, backends.py
@@ -35,7 +35,7 @@ from optplan.solvers.base import (
 
 
 def _highs():
-    from optplan.solvers.highs import HighsEngine
+    from optplan.solvers.highs_engine import HighsEngine
 
     return HighsEngine()
 

@@ -35,6 +35,7 @@ from formulations.two_stage.matrix import aggregated_standard_form, cvar_cut_blo
 from formulations.two_stage.recourse import period_recourse, recourse_cost
 from formulations.two_stage.risk import cvar_vertex
 from optplan.solvers.base import ENGINE_LOGGER, Deadline, SolveOptions, SolveResult, Timings, out_of_time
+from optplan.solvers.highs import highs_from_standard_form, import_highspy, run_compiled
 
 log = logging.getLogger(ENGINE_LOGGER)
 
@@ -58,7 +59,6 @@ def solve_by_cuts(data: ModelData, options: SolveOptions, deadline: Deadline) ->
     """Minimise F + (1 - lambda) E[R] + lambda CVaR_alpha(R) on the aggregated recourse by
     HiGHS with risk-envelope cuts (module docstring). Raises like the HiGHS engine (an
     infeasible instance is infeasible in the first round, which has no cut)."""
-    from optplan.solvers.highs import highs_from_standard_form, import_highspy, run_compiled
 
     highspy = import_highspy()
     lam, alpha = float(data.cvar_weight), float(data.cvar_alpha)

@@ -36,8 +36,6 @@ from optplan.solvers.base import (
     SolveResult,
     SolverStatus,
     Timings,
-    engine_capabilities,
-    out_of_time,
 )
 from optplan.solvers.standard_form import build_standard_form, matrix_arrays, standard_form
 
@@ -324,7 +322,6 @@ def diagnose_infeasibility(data: ModelData, options: SolveOptions, deadline: Dea
     still infeasible can take HiGHS far longer to prove so than the first solve did (28 s
     against 1.4 s at 50x52x20), and one that stops undecided counts as not explaining it.
     Stops when the time budget runs out."""
-    from optplan.solvers.standard_form import build_standard_form
 
     highspy = import_highspy()
     deadline = deadline or Deadline(options.time_limit)
@@ -465,39 +462,6 @@ def _reach_text(reach: ServiceReach | None, data: ModelData, family: str, d: int
     name = (f"region {region_targets(data)[0][d]}" if family == "region_service_target"
             else data.depots[d] if single else "the network")
     return f"{name} reaches at most {reach.level:.1%} (target {reach.target:.1%}); least served at that plan: {weeks}"
-
-
-class HighsEngine:
-    """The LP/MIP by HiGHS: exact, with duals (LP), honours the time limit (build included)."""
-
-    name = "highs"
-    capabilities = engine_capabilities("highs")  # declared once, in the registry (optplan/solvers/__init__.py)
-
-    def available(self) -> str | None:
-        try:
-            import_highspy()
-        except EngineUnavailableError as exc:
-            return str(exc)
-        return None
-
-    def solve(self, data: ModelData, options: SolveOptions, deadline: Deadline) -> SolveResult:
-        import_highspy()
-        if data.cvar_weight > 0 and options.recourse == "aggregated":
-            from optplan.solvers.cvar_cuts import solve_by_cuts
-
-            return solve_by_cuts(data, options, deadline)
-        sf, build_s, compile_s = build_standard_form(data, options, deadline, "HiGHS")
-        t1 = time.perf_counter()
-        compiled = highs_from_standard_form(sf, options)
-        del sf
-        handoff_s = compile_s + time.perf_counter() - t1
-        log.info("built in %.2f s, handed off in %.2f s: %d variables, %d constraints, %d nonzeros; HiGHS is solving%s",
-                 build_s, handoff_s, compiled.n_cols, compiled.n_rows, compiled.n_nonzeros,
-                 "" if options.log else " (--log shows its progress)")
-        if deadline.expired():
-            raise out_of_time("highs", f"the time limit passed while building the model ({build_s + handoff_s:.1f} s) "
-                                       "before HiGHS could run", "not run: time budget spent building the model")
-        return run_compiled(data, compiled, options, deadline, build_s=build_s, handoff_s=handoff_s)
 
 
 def solve_pyomo_model(model, options: SolveOptions | None = None) -> SolverStatus:
