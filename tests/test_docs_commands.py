@@ -1,7 +1,7 @@
 """Every command the README and docs/ show in a ```bash block runs as written (issue #25).
 
 Each document's commands run in order, from the root of a fresh copy of the repository (the
-files git tracks, nothing beside them: no ../shared), as a newcomer would paste them. Each must
+files git tracks, nothing beside them: no shared folder), as a newcomer would paste them. Each must
 exit 0; every folder or file a command names with ``--out`` must exist afterwards and hold no
 non-finite number in its CSV files; and the copy's ``git status --porcelain`` must be empty
 afterwards: examples write under ``out/`` (ignored), never over shipped files.
