@@ -22,9 +22,7 @@ from conftest import REPO
 
 PACKAGES = ("optplan", "formulations")
 #: Cycles through imports inside functions still to be untied (sorted module names).
-KNOWN_CYCLES = {
-    ("optplan.forecast.backtest", "optplan.forecast.models", "optplan.forecast.rnn"),  # combined backtests models
-}
+KNOWN_CYCLES: set[tuple[str, ...]] = set()
 
 
 def module_files() -> dict[str, Path]:
@@ -128,3 +126,43 @@ def test_the_cycle_check_finds_a_cycle():
     """It can fail: a graph with a loop a -> b -> c -> a and a tail d -> a."""
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
     assert cycles(graph) == {("a", "b", "c")}
+
+
+#: Libraries loaded inside functions on purpose: heavy or optional, and only some paths need them.
+LAZY_LIBRARIES = {
+    "matplotlib": "plots only", "scipy": "a few estimators", "threadpoolctl": "around a fit",
+    "torch": "the optional deep extra", "statsforecast": "ETS and seasonal naive only (slow to import)",
+    "sklearn": "fits only", "holidays": "country calendars only", "jinja2": "the HTML report",
+    "markupsafe": "the HTML report", "pyomo": "the Pyomo hand-off only", "highspy": "the HiGHS engine",
+    "ortools": "the GLOP engine", "mpisppy": "the optional mpi-sppy bridge", "distributed": "a Dask cluster",
+    "concurrent": "process backends", "multiprocessing": "process backends", "dateutil": "Easter dates",
+    "tqdm": "progress bars in a terminal",
+}
+#: Modules whose imports of optplan inside functions are deliberate (and say why in their docstring).
+LAZY_MODULES = {
+    "optplan.cli": "so that `optplan --help` starts without pandas, Pyomo or scikit-learn",
+    "optplan.solvers": "an engine class is imported when the engine is first chosen",
+}
+
+
+def test_imports_inside_functions_load_only_heavy_libraries():
+    """Issue #26, part 4: an import inside a function is a heavy or optional library loaded
+    lazily (LAZY_LIBRARIES), or in a module that lazy-loads on purpose (LAZY_MODULES)."""
+    bad = []
+    for name, path in module_files().items():
+        if any(name == m or name.startswith(m + ".") and m == "optplan.cli" for m in LAZY_MODULES):
+            continue
+        tree = ast.parse(path.read_text())
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Import):
+                    roots = [a.name.split(".")[0] for a in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    roots = ["." if node.level else (node.module or "").split(".")[0]]
+                else:
+                    continue
+                bad += [f"{path.relative_to(REPO)}:{node.lineno} imports {r} inside {fn.name}()"
+                        for r in roots if r not in LAZY_LIBRARIES]
+    assert sorted(set(bad)) == []

@@ -31,7 +31,8 @@ import pandas as pd
 from optplan.errors import OptionError
 from optplan.forecast.history import History
 from optplan.forecast.metrics import coverage, mase_scale, pinball
-from optplan.forecast.models import MODELS, GlobalConfig, forecast
+from optplan.forecast.models import MODELS, GlobalConfig, base_forecast
+from optplan.solvers.backends import SerialBackend
 
 SCORED_LEVELS = (0.1, 0.5, 0.9)
 
@@ -60,18 +61,21 @@ class BacktestResult:
 def _fit_task(args):
     """One model at one origin (a backend task): (quantiles P10, P50, P90 (H, D), fitted-model
     info or None, fit seconds)."""
-    past, horizon, model, config, n_jobs = args
+    fit, past, horizon, model, config, n_jobs = args
     t0 = time.perf_counter()
-    fc = forecast(past, horizon, model, config=config, n_jobs=n_jobs)
+    fc = fit(past, horizon, model, config=config, n_jobs=n_jobs)
     return (fc.quantile(0.1), fc.quantile(0.5), fc.quantile(0.9)), fc.info.get("fitted_models"), time.perf_counter() - t0
 
 
 def backtest(history: History, horizon: int = 13, origins: list[int] | None = None, models=MODELS,
-             config: GlobalConfig | None = None, progress=None, n_jobs: int = 1, backend=None) -> BacktestResult:
+             config: GlobalConfig | None = None, progress=None, n_jobs: int = 1, backend=None,
+             fit=base_forecast) -> BacktestResult:
     """Run every model at every origin and score it (see the module docstring). The fits
     (origins x models) are tasks on ``backend`` (optplan.solvers.backends; default: this
-    process); the result does not depend on where they run."""
-    from optplan.solvers.backends import SerialBackend
+    process); the result does not depend on where they run. ``fit(history, horizon, model,
+    config=, n_jobs=)`` makes one forecast: the base models by default, every model with
+    ``optplan.forecast.dispatch.forecast`` (passed in, so that the combined model, which runs a
+    backtest, and this module do not import each other)."""
     origins = sorted(origins or default_origins(history.n_weeks, horizon))
     for n in origins:
         if n + horizon > history.n_weeks:
@@ -81,7 +85,7 @@ def backtest(history: History, horizon: int = 13, origins: list[int] | None = No
     backend = backend or SerialBackend()
     parts, seconds, info = [], {m: 0.0 for m in models}, {}
     jobs = [(n, m) for n in origins for m in models]
-    tasks = [(history.subset(n), horizon, m, config, n_jobs) for n, m in jobs]
+    tasks = [(fit, history.subset(n), horizon, m, config, n_jobs) for n, m in jobs]
     say(f"backtest: {len(jobs)} fits ({len(origins)} origins x {len(models)} models: {', '.join(models)}) of "
         f"{len(history.depots)} depots, {horizon} weeks ahead each; a line per fit as it ends")
     for (n, m), (quantiles, fitted, fit_s) in zip(jobs, backend.imap(_fit_task, tasks), strict=True):

@@ -16,7 +16,7 @@ smallest wQL (pinball losses of P10, P50 and P90, a proper score of the whole in
 its c. One scale for all weeks: a scale per calibration group (holiday-peak weeks or not,
 the global model's own Mondrian groups) was tried and over-covered the held-out stores (92%
 pooled; docs/forecast.md). The caller decides which rows the choice sees: the combined
-model (``models.combined_quantiles``) and ``benchmarks/bench_forecast_nested.py`` pass whole
+model (``dispatch.combined_quantiles``) and ``benchmarks/bench_forecast_nested.py`` pass whole
 earlier origins whose targets all end before the forecast origin, weighted equally.
 
 A variant, measured and not the default (docs/forecast.md, "Recent cells"): given the

@@ -31,13 +31,15 @@ week is 0 unless given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from optplan.errors import InstanceError, OptionError, Problem
+from optplan.estimate.logs import parse_dates, read_text_csv
+from optplan.forecast.calendar import DEFAULT_COUNTRY, check_country, public_holiday_flags
 from optplan.io.inputs import MAX_ID_CHARS
 from optplan.io.schema import MAX_BLOCKS
 
@@ -89,7 +91,6 @@ class History:
 
     def country_of_depots(self) -> tuple[str, ...]:
         """Per depot: the country whose holiday calendar its forecasts align on."""
-        from optplan.forecast.calendar import DEFAULT_COUNTRY
 
         return self.countries if self.countries is not None else (DEFAULT_COUNTRY,) * len(self.depots)
 
@@ -97,9 +98,7 @@ class History:
         """The same history with each depot's holiday country: one code for all depots, or a
         mapping depot -> code (depots not listed: the default); codes checked against the
         holidays library."""
-        from dataclasses import replace
 
-        from optplan.forecast.calendar import DEFAULT_COUNTRY, check_country
 
         if isinstance(countries, str):
             codes = (check_country(countries),) * len(self.depots)
@@ -136,8 +135,6 @@ class History:
 
 
 def _read_text_csv(path: Path) -> pd.DataFrame:
-    from optplan.estimate.logs import read_text_csv
-
     return read_text_csv(path, "a CSV history file")
 
 
@@ -245,7 +242,6 @@ def history_from_frame(
     add(long_id, dc, f"a depot id of at most {MAX_ID_CHARS} characters",
         [f"{len(depot[i])} characters" for i in np.flatnonzero(long_id)])
 
-    from optplan.estimate.logs import parse_dates
 
     dates, bad_date, _ = parse_dates(raw[tc])
     empty_date = dates.isna().to_numpy() & ~bad_date.to_numpy()
@@ -347,9 +343,7 @@ def history_from_frame(
         return history
     history = history.with_countries(country)
     if history.holiday is None and use_holiday:  # no flag column: each depot's country's public holidays
-        from dataclasses import replace
 
-        from optplan.forecast.calendar import public_holiday_flags
 
         flags = public_holiday_flags(history.week_start, history.country_of_depots())
         flags[~np.isfinite(Y)] = 0.0

@@ -44,7 +44,7 @@ from scipy.special import ndtri
 
 from optplan.errors import OptionError
 from optplan.forecast.history import History
-from optplan.forecast.models import LEVELS
+from optplan.forecast.models import LEVELS, _ets_methods
 
 MONTHS_PER_YEAR = 12
 MAX_PERIODS = {"month": 36, "quarter": 12}  # three years
@@ -148,7 +148,6 @@ def monthly_log_forecast(history: History, n_months: int, n_jobs: int = 1) -> di
         warnings.simplefilter("ignore", RuntimeWarning)
         fc = sf.forecast(h=n_months, df=df, level=[ETS_LEVEL], fitted=False)
         sf.fit(df=df)
-    from optplan.forecast.models import _ets_methods
 
     methods = _ets_methods(sf, history.depots)
     fc = fc.reset_index() if "unique_id" not in fc.columns else fc

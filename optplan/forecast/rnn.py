@@ -33,6 +33,7 @@ import numpy as np
 from optplan.errors import OptionError
 from optplan.forecast.calendar import WEEKS_PER_YEAR
 from optplan.forecast.history import History
+from optplan.forecast.models import EPS, LEVELS, QuantileForecast, future_weeks, seasonal_naive_template
 
 #: Weeks the encoder reads; hidden units; training epochs; Adam learning rate; batch size.
 CONTEXT = 52
@@ -73,8 +74,6 @@ def rnn_quantiles(history: History, horizon: int, seed: int = 0, epochs: int = E
     if why:
         raise OptionError("--model", "global, ets or seasonal_naive (or install the deep extra)", f"rnn: {why}")
     import torch
-
-    from optplan.forecast.models import EPS, LEVELS, QuantileForecast, future_weeks, seasonal_naive_template
 
     if history.n_weeks < min_history_weeks(horizon):
         raise OptionError("--horizon", f"a history of at least {min_history_weeks(horizon)} weeks for the rnn model",

@@ -20,20 +20,25 @@ import re
 import numpy as np
 import pandas as pd
 
+from formulations.data import period_offsets
 from optplan.errors import InstanceError, OptionError, Problem
+from optplan.forecast.backtest import backtest, default_origins, margins
+from optplan.forecast.calendar import WEEKS_PER_YEAR
+from optplan.forecast.dispatch import forecast, min_history_weeks
 from optplan.forecast.history import History, read_history
+from optplan.forecast.longlead import MAX_PERIODS, long_lead_quantiles, long_lead_weekly_paths, monthly_totals
 from optplan.forecast.models import (
+    GROWTH_WEEKS,
     LEVELS,
     MAX_HORIZON,
     MODELS,
     OPTIONAL_MODELS,
     GlobalConfig,
     QuantileForecast,
-    forecast,
-    min_history_weeks,
 )
 from optplan.forecast.scenarios import BLOCKS_DECIMALS, reduce_paths, sample_paths, scenario_ids
 from optplan.io.atomic import csv_text, json_text, write_files
+from optplan.io.periods import parse_periods, period_lengths
 
 QUANTILE_DECIMALS = 2  # blocks in quantiles.csv rounded to 0.01
 HISTORY_WEEKS_PLOTTED = 104  # weeks of history drawn before the forecast in fan charts
@@ -74,9 +79,6 @@ def unit_factor_from(money_per_block: float | None, unit_factor: float | None) -
 def load_history(path, *, model: str, horizon: int, resolution: str = "week", **read_options) -> History:
     """Read the history and check it is long enough for ``model`` at ``horizon`` (one
     problem per short depot; one for the whole file if the history is too short)."""
-    from optplan.forecast.calendar import WEEKS_PER_YEAR
-    from optplan.forecast.models import GROWTH_WEEKS
-
     per_depot = WEEKS_PER_YEAR + GROWTH_WEEKS
     history = read_history(path, min_weeks=per_depot, **read_options)
     need = min_history_weeks(model, horizon) if resolution == "week" else 2 * WEEKS_PER_YEAR
@@ -201,10 +203,6 @@ def _period_forecast(history_path, out, *, horizon: int, n_scenarios: int, resol
     k-means on the weekly paths with each week weighted 1/sqrt(its period's weeks) (each period
     counts alike), scenarios written week by week (the instance settles each period's recourse
     week by week); quantiles per period."""
-    from formulations.data import period_offsets
-    from optplan.forecast.longlead import long_lead_weekly_paths
-    from optplan.io.periods import parse_periods, period_lengths
-
     if resolution != "week":
         raise OptionError("--periods", f"periods with --resolution week (the periods set the resolution), not with "
                           f"--resolution {resolution}", periods)
@@ -292,8 +290,6 @@ def _period_forecast(history_path, out, *, horizon: int, n_scenarios: int, resol
 
 
 def _check_horizon(horizon: int, resolution: str) -> None:
-    from optplan.forecast.longlead import MAX_PERIODS
-
     limit = MAX_HORIZON if resolution == "week" else MAX_PERIODS.get(resolution)
     if limit is None:
         raise OptionError("--resolution", "week, month or quarter", resolution)
@@ -355,8 +351,6 @@ def _weekly_files(history: History, fc: QuantileForecast, red, paths: np.ndarray
 
 
 def _long_lead_files(history: History, periods: int, resolution: str, n_jobs: int, plots: bool, say) -> tuple[dict, list[str]]:
-    from optplan.forecast.longlead import long_lead_quantiles, monthly_totals
-
     say(f"long-lead: AutoETS on monthly log demand, {periods} {resolution}s")
     r = long_lead_quantiles(history, periods, resolution, n_jobs=n_jobs)
     table = r["table"]
@@ -408,10 +402,6 @@ def backtest_files(history_path, out=None, *, horizon: int = 13, step: int = 13,
                    n_jobs: int = 1, progress=None, backend=None, **read_options):
     """Run the rolling-origin backtest; returns (result, lines to print). With ``out``, also
     write the tables (see the module docstring). The fits run on ``backend`` (default: here)."""
-    from optplan.forecast.backtest import backtest, default_origins, margins
-    from optplan.forecast.calendar import WEEKS_PER_YEAR
-    from optplan.forecast.models import GROWTH_WEEKS
-
     _check_horizon(horizon, "week")
     for m in models:
         if m not in MODELS + OPTIONAL_MODELS:
@@ -437,7 +427,7 @@ def backtest_files(history_path, out=None, *, horizon: int = 13, step: int = 13,
         raise InstanceError(problems)
     cfg = config if config is not None else GlobalConfig(seed=seed)
     result = backtest(history, horizon, origins, models=models, config=cfg, progress=progress, n_jobs=n_jobs,
-                      backend=backend)
+                      backend=backend, fit=forecast)
     lines = render_backtest(result)
     lines += [f"repaired: {r}" for r in history.repairs]
     for metric, why in (("MASE", "the history repeats itself a year on, so the seasonal-naive error that scales it "
@@ -494,7 +484,6 @@ def render_backtest(result, per_depot: bool = True) -> list[str]:
              "", f"{'model':<16}{'MASE':>8}{'wQL':>9}{'P10-P90 coverage':>19}"]
     for _, r in o.iterrows():
         lines.append(f"{r['model']:<16}{r['MASE']:>8.3f}{r['wQL']:>9.4f}{r['coverage_p10_p90']:>19.1%}")
-    from optplan.forecast.backtest import margins
 
     mg = margins(result)
     if len(mg) and len(result.by_depot["depot"].unique()) > 1:

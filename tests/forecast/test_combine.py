@@ -78,8 +78,9 @@ def test_the_combined_model_is_its_two_models_combined_and_sees_no_future():
     here from the two models' own forecasts), and its validation origins' target weeks all
     lie inside the history."""
     from optplan.forecast.combine import combine_quantiles
+    from optplan.forecast.dispatch import COMBINED_ORIGINS, forecast
     from optplan.forecast.history import history_from_frame
-    from optplan.forecast.models import COMBINED_ORIGINS, LEVELS, GlobalConfig, forecast
+    from optplan.forecast.models import LEVELS, GlobalConfig
 
     rng = np.random.default_rng(1)
     W, H = 150, 8

@@ -20,10 +20,11 @@ from optplan.cli.forecast import forecast as forecast_cmd
 from optplan.errors import InstanceError
 from optplan.forecast.backtest import _score, backtest
 from optplan.forecast.calendar import Calendar, country_holidays
+from optplan.forecast.dispatch import forecast
 from optplan.forecast.history import history_from_frame, read_history
 from optplan.forecast.longlead import long_lead_quantiles
 from optplan.forecast.metrics import coverage, mase, mase_scale, pinball, weighted_quantile, wql
-from optplan.forecast.models import LEVELS, GlobalConfig, QuantileForecast, forecast
+from optplan.forecast.models import LEVELS, GlobalConfig, QuantileForecast
 from optplan.forecast.scenarios import quantile_function, reduce_paths, sample_paths, template_ranks
 
 SHARED_DATA = WALMART_CSV

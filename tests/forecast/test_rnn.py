@@ -46,7 +46,7 @@ def test_rnn_is_deterministic_sane_and_close_to_the_truth():
 
 def test_without_torch_the_rnn_says_how_to_install_it(monkeypatch):
     from optplan.forecast import rnn
-    from optplan.forecast.models import forecast
+    from optplan.forecast.dispatch import forecast
 
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
     assert "pip install 'optplan[deep]'" in rnn.available()
