@@ -18,7 +18,7 @@ Money is in the instance currency (``currency``), drivers are expected headcount
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -369,6 +369,4 @@ def week_shares(weekly: np.ndarray, lengths) -> np.ndarray:
 
 
 def _replace(data: ModelData, **changes) -> ModelData:
-    from dataclasses import replace
-
     return replace(data, **changes)

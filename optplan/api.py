@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import logging
+import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
+from formulations.data import weekly_demand_in_periods
 from optplan.errors import InstanceError, OptionError, Problem
 from optplan.evaluation.evaluator import Evaluation, evaluate_decisions
 from optplan.io.instance import Instance
 from optplan.planning.plan import Plan
+from optplan.solvers import SolveOptions, get_engine, solve_data
+from optplan.solvers.auto import AutoEngine
+from optplan.solvers.decompose import DecomposeEngine
+from optplan.solvers.dp import DPEngine
 
 log = logging.getLogger("optplan")
 
@@ -39,23 +46,16 @@ def solve(instance: Instance, engine: str = "auto", dp_options=None, deadline=No
     stopped within the ``mip_rel_gap`` asked for is complete but ``plan.status.optimal`` is
     False. ``plan.status.describe()`` says which in a planner's words.
     """
-    import warnings
 
-    from optplan.solvers import SolveOptions, get_engine, solve_data
 
     opts = SolveOptions(**options)
     eng = get_engine(engine)
     if dp_options is not None:
-        from optplan.solvers.auto import AutoEngine
-        from optplan.solvers.dp import DPEngine
-
         if engine == "dp":
             eng = DPEngine(dp_options)
         elif engine == "auto":
             eng = AutoEngine(engines={"dp": DPEngine(dp_options)})
     if engine == "decompose":
-        from optplan.solvers.decompose import DecomposeEngine
-
         eng = DecomposeEngine(backend=backend, scheduler=scheduler, workers=workers)
     data = instance.model_data(integer_applicants=opts.integer)
     result = solve_data(data, opts, eng, deadline=deadline)
@@ -107,7 +107,6 @@ def evaluate(plan: Plan, instance: Instance, scenarios: pd.DataFrame | None = No
         return evaluate_decisions(data, plan.decisions)
     if instance.period_weeks is not None and not scenarios["week"].isin(instance.period_starts).all():
         # weekly demand for a long-lead instance: period totals, each period settled week by week
-        from formulations.data import weekly_demand_in_periods
 
         weekly, prob = scenario_arrays(_weekly_view(instance), scenarios)  # (D, W, S) blocks/week
         demand, share = weekly_demand_in_periods(weekly, instance.period_weeks)
@@ -119,7 +118,6 @@ def evaluate(plan: Plan, instance: Instance, scenarios: pd.DataFrame | None = No
 def _weekly_view(instance: Instance):
     """The instance's depots and weeks without its periods, for reading a weekly demand table
     (scenario_arrays only reads depots, weeks and scenarios)."""
-    from types import SimpleNamespace
 
     return SimpleNamespace(depots=instance.depots, n_periods=instance.n_weeks, period_weeks=None,
                            period_starts=np.arange(1, instance.n_weeks + 1))

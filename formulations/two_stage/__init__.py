@@ -37,6 +37,7 @@ duals). Nothing here knows about files or solvers.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from formulations.data import ModelData
 from formulations.two_stage._pyomo import pyo
@@ -175,7 +176,6 @@ def scenario_creator(scenario_name: str, data: ModelData) -> pyo.ConcreteModel:
     """
     position = data.scenarios.index(scenario_name)
     if data.cvar_weight > 0:  # risk belongs to the wrapper (mpi-sppy's cvar_scenario_creator), not one scenario
-        from dataclasses import replace
 
         data = replace(data, cvar_weight=0.0)
     m = build_model(data, scenarios=[position], weights=[1.0])

@@ -38,12 +38,14 @@ def total_spend(data: ModelData, applicants: np.ndarray, incentive_spend: np.nda
     return recruiting_spend(data, applicants) + incentive_spend.sum(axis=-1)
 
 
-def budget_usage(data: ModelData, decisions: Decisions) -> dict[str, tuple[list, np.ndarray, np.ndarray]]:
+def budget_usage(data: ModelData, decisions: Decisions, every_cap: bool = False,
+                 ) -> dict[str, tuple[list, np.ndarray, np.ndarray]]:
     """Budget family -> (row keys, spend under each cap, cap), in ``Layout.budget_rows`` order
-    (currency). The left-hand sides of the budget rows."""
+    (currency). The left-hand sides of the budget rows; with ``every_cap`` also the finite caps
+    with nothing to spend under them (no row in the model; a plan's budget table lists them)."""
     recruiting, incentives = spend(data, decisions)
     by_dt = recruiting + incentives
-    rows = Layout(data).budget_rows()
+    rows = Layout(data).budget_rows(every_cap)
     week = by_dt.sum(axis=0)
     out = {
         "budget_total": (rows["budget_total"], np.array([by_dt.sum()] * len(rows["budget_total"])),

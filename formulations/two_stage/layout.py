@@ -83,11 +83,14 @@ class Layout:
             depots[sd] = True
         return weeks, depots
 
-    def budget_rows(self) -> dict[str, list]:
+    def budget_rows(self, every_cap: bool = False) -> dict[str, list]:
         """Budget family -> the keys of its rows, in row order: ["total"], weeks (1-based),
-        region ids, country ids. A cap with nothing to spend under it has no row."""
+        region ids, country ids. A cap with nothing to spend under it has no row, unless
+        ``every_cap`` (a plan's budget table lists every finite cap, used or not)."""
         data = self.data
         weeks, depots = self._spend_weeks_and_depots
+        if every_cap:
+            weeks, depots = np.ones_like(weeks, bool), np.ones_like(depots, bool)
         total = ["total"] if np.isfinite(data.budget_total) and weeks.any() else []
         week_keys = [t + 1 for t in range(data.n_weeks) if np.isfinite(data.budget_weekly[t]) and weeks[t]]
         out = {"budget_total": total, "budget_week": week_keys}

@@ -62,6 +62,8 @@ import numpy as np
 
 from formulations.data import ModelData
 from formulations.two_stage._pyomo import pyo
+from formulations.two_stage.aggregated import recourse_segments
+from formulations.two_stage.recourse import week_points
 
 #: Variable components of the CVaR (in column order, after the recourse): extensive form,
 #: and risk-envelope cuts on the aggregated recourse.
@@ -181,12 +183,10 @@ def define_cvar_cuts(m: pyo.ConcreteModel, data: ModelData, vertices) -> None:
 def cut_segments(data: ModelData, weights):
     """The segment form (aggregated.RecourseSegments) of sum_s w_s Q_dts(q) for the vertex
     ``weights`` (S,), over the scenarios with w_s > 0 only."""
-    from formulations.two_stage.aggregated import recourse_segments
 
     w = np.asarray(weights, float)
     keep = w > 0
     if data.has_week_profile:  # long-lead periods settled week by week (recourse.week_points)
-        from formulations.two_stage.recourse import week_points
 
         return recourse_segments(data, *week_points(data, data.demand[..., keep], w[keep], data.demand_share[:, :, keep]))
     return recourse_segments(data, data.demand[..., keep], w[keep])

@@ -68,6 +68,7 @@ import numpy as np
 
 from formulations.data import ModelData
 from formulations.two_stage._pyomo import pyo
+from formulations.two_stage.drivers import period_factors
 
 #: Target row families, in build order (Pyomo component names).
 TARGET_FAMILIES = ("service_target", "network_service_target", "region_service_target", "utilisation_floor",
@@ -104,6 +105,13 @@ def service_kpis(demand, unserved, idle, capacity, active, probability, by_depot
             "driver_utilisation": np.where(cap > 0, 1.0 - idl / np.where(cap > 0, cap, 1.0), np.nan),
             "blocks_per_driver_week": np.where(drivers > 0, (cap - idl) / np.where(drivers > 0, drivers, 1.0), np.nan),
         }
+
+
+def scenario_service_level(demand, unserved) -> np.ndarray:
+    """(S,) network service level of each scenario (share of its demand served, 1 without
+    demand) from demand and unserved blocks (D, T, S)."""
+    dem = np.asarray(demand, float).sum(axis=(0, 1))
+    return 1.0 - np.asarray(unserved, float).sum(axis=(0, 1)) / np.maximum(dem, 1e-12)
 
 
 def scenario_shortfall(data: ModelData, demand, unserved) -> np.ndarray:
@@ -199,7 +207,6 @@ def define_service_constraints(m: pyo.ConcreteModel, data: ModelData, seg) -> No
     floor_of = {data.depots[d]: float(v) for d, v in zip(d_idx, floor, strict=True)}
 
     if data.has_periods:  # driver-weeks of a period: alpha_t a[t] + beta_t a[t-1] (drivers.driver_weeks)
-        from formulations.two_stage.drivers import period_factors
 
         _, _, alpha, beta = period_factors(data)
 

@@ -13,17 +13,24 @@ from __future__ import annotations
 
 import io
 import logging
+import re
+import warnings
+from dataclasses import replace
+from html import escape
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from optplan.errors import InstanceError, Problem
-from optplan.estimate.funnel import FunnelModel, bootstrap, calibration, naive_conversion
+from optplan.estimate.funnel import DEFAULT_STAGES, FunnelModel, bootstrap, calibration, naive_conversion
 from optplan.estimate.logs import read_activity_log, read_applicant_log
-from optplan.estimate.retention import RetentionModel
+from optplan.estimate.retention import ESTABLISHED_WEEKS, RetentionModel, bootstrap_retention
+from optplan.estimate.supply import supply_indices, supply_table
 from optplan.io.atomic import csv_text, json_text, write_files
-from optplan.io.inputs import parse_date_option
+from optplan.io.inputs import parse_date_option, read_csv_strings, read_yaml_mapping
+from optplan.io.instance import MANIFEST_NAME, from_tables
+from optplan.io.periods import period_lengths, regroup_weekly
 
 #: Progress lines ("[optplan] funnel: ..." on stderr in the CLI).
 log_progress = logging.getLogger("optplan")
@@ -37,7 +44,6 @@ def _svg_lines(series: dict[str, tuple[np.ndarray, np.ndarray]], xlabel: str, yl
     import matplotlib
 
     matplotlib.use("Agg")
-    import re
 
     import matplotlib.pyplot as plt
 
@@ -58,8 +64,6 @@ def _svg_lines(series: dict[str, tuple[np.ndarray, np.ndarray]], xlabel: str, yl
 
 
 def _page(title: str, parts: list[str]) -> str:
-    from html import escape
-
     body = "\n".join(parts)
     return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title>"
             "<style>body{font-family:system-ui,Arial,sans-serif;max-width:1000px;margin:2em auto}"
@@ -71,9 +75,6 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
                           max_weeks_in_stage=26, n_boot=50, holdout=0.2, seed=0, by_depot=False,
                           min_group_applicants=500, column_map=None, covariates=None, window_days=None,
                           latent_classes=2, show_progress=True) -> list[str]:
-    import warnings
-
-    from optplan.estimate.funnel import DEFAULT_STAGES
 
     stages = list(stages or DEFAULT_STAGES)
     log_progress.info("funnel: reading the applicant log %s", Path(applicants).name)
@@ -160,8 +161,6 @@ def _dependence_line(mixture: dict) -> str:
 
 
 def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=50, seed=0, show_progress=True) -> list[str]:
-    from optplan.estimate.retention import bootstrap_retention
-
     log_progress.info("retention: reading the activity log %s", Path(activity).name)
     log, notes = read_activity_log(activity)
     observed_until = parse_date_option("--observed-until", observed_until)
@@ -171,7 +170,6 @@ def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=5
     scored = np.isfinite(table[["retention", "retention_new", "blocks_per_driver"]].to_numpy(float)).all(axis=1)
     short = table[~scored]
     if len(short):  # nothing to estimate from at these depots: left out (all of them: refused), never NaN
-        from optplan.estimate.retention import ESTABLISHED_WEEKS
 
         need = (f"drivers seen over more than {ESTABLISHED_WEEKS + gap} weeks before the observation end "
                 f"(retention is scored on weeks at least {gap} weeks before it)")
@@ -185,7 +183,6 @@ def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=5
         table = table.merge(bootstrap_retention(model, log, n=n_boot, seed=seed, observed_until=observed_until,
                                                 show_progress=show_progress),
                             on="depot", how="left")
-    from optplan.estimate.supply import supply_indices
 
     season, tenure = supply_indices(log, gap=gap, observed_until=observed_until)
     curves = model.tenure_curves()
@@ -224,7 +221,6 @@ BUILD_INPUTS = {
 
 def _read_input(path, role: str, problems: list) -> pd.DataFrame | None:
     """One build-instance input as strings, its columns checked against BUILD_INPUTS."""
-    from optplan.io.inputs import read_csv_strings
 
     path = Path(path)
     try:
@@ -245,8 +241,6 @@ def _read_input(path, role: str, problems: list) -> pd.DataFrame | None:
 
 
 def _read_settings(path, problems: list) -> dict | None:
-    from optplan.io.inputs import read_yaml_mapping
-
     path = Path(path)
     try:
         data = read_yaml_mapping(path, "a settings file (YAML)", path.name,
@@ -272,7 +266,6 @@ def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_cs
     index): the instance gets supply.csv, each depot's blocks_per_driver times the index of
     each horizon week's ISO week of year (optplan.estimate.supply.supply_table). Every
     problem in any input is an InstanceError (one line each, exit 2)."""
-    from optplan.io.instance import from_tables
 
     notes = [] if notes is None else notes
     problems: list = []
@@ -332,8 +325,6 @@ def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_cs
     }
     files = {"pipeline": "pipeline.csv" if pipeline_csv else None, "incentives": "incentives.csv" if incentives_csv else None}
     if season is not None:
-        from optplan.estimate.supply import supply_table
-
         horizon = settings.get("horizon", {}) if isinstance(settings, dict) else {}
         try:  # a bad horizon is reported by the manifest's validation below, with the settings file's name
             start, weeks = pd.Timestamp(str(horizon.get("start_date"))), int(horizon.get("weeks"))
@@ -345,7 +336,6 @@ def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_cs
             files["supply"] = "supply.csv"
             runs = horizon.get("periods")
             if runs:  # long-lead periods: one row per period, the mean of its weeks (blocks/driver/week)
-                from optplan.io.periods import period_lengths, regroup_weekly
 
                 try:
                     lengths = period_lengths(runs)
@@ -358,10 +348,6 @@ def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_cs
     try:
         instance = from_tables(manifest, tables)
     except InstanceError as exc:  # the manifest's fields come from the settings file: name it
-        from dataclasses import replace
-
-        from optplan.io.instance import MANIFEST_NAME
-
         named = {MANIFEST_NAME: Path(settings_yaml).name, "depots.csv": Path(depots_csv).name,
                  "channels.csv": Path(channels_csv).name, "demand.csv": Path(demand_csv).name,
                  "scenarios.csv": Path(scenarios_csv).name, "yield_kernel.csv": Path(yield_csv).name}

@@ -46,6 +46,8 @@ class Evaluation:
     unserved_blocks: np.ndarray  # (D, T, S)
     idle_blocks: np.ndarray  # (D, T, S)
     violations: dict[str, float] = field(default_factory=dict)  # family -> largest violation
+    #: (S,) currency: each scenario's cost, first stage plus its recourse (risk.scenario_costs)
+    scenario_cost: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def expected_cost(self) -> float:
@@ -108,6 +110,7 @@ def evaluate_decisions(
         unserved_blocks=unserved,
         idle_blocks=idle,
         violations=check_feasibility(data, decisions, arrivals=arrivals),
+        scenario_cost=by_scenario,
     )
 
 

@@ -46,7 +46,11 @@ from formulations.two_stage.drivers import capacity, carry_over, cohort_arrivals
 from formulations.two_stage.recourse import optimal_recourse, recourse_cost
 from optplan.errors import OptionError
 from optplan.evaluation.sampling import ScenarioPosterior, sample_demand
+from optplan.explain.plots import figure_to_svg
+from optplan.io.atomic import atomic_write_text
+from optplan.planning.replan import remaining_data
 from optplan.progress import progress
+from optplan.solvers import SolveOptions, solve_data
 from optplan.solvers.dp import DepotModel, DPOptions, solve_dp
 from optplan.solvers.dp.recursion import solve_depot
 
@@ -105,9 +109,6 @@ def policy_plot(policy: PolicyTable, path, currency: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from optplan.explain.plots import figure_to_svg
-    from optplan.io.atomic import atomic_write_text
 
     plt.rcParams.update({"svg.hashsalt": "optplan", "svg.fonttype": "none", "font.size": 9})
     from matplotlib.ticker import MaxNLocator
@@ -339,9 +340,6 @@ def _replan_paths(data: ModelData, sim: _Sim, t: int, mean_demand: bool,
     """Each path's re-plan of weeks t..T from its state (drivers on hand, expected arrivals
     from its funnel, its spend so far): (applicants (N, D, C, T-t), incentive spend (N, D, T-t));
     ``probability`` (N, S): each path's own scenario probabilities (default: the data's)."""
-    from optplan.planning.replan import remaining_data
-    from optplan.solvers import SolveOptions, solve_data
-
     N, D = sim.active.shape
     C, T = len(data.channels), data.n_weeks
     xs = np.zeros((N, D, C, T - t))

@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from formulations.two_stage.recourse import recourse_cost
-from formulations.two_stage.risk import scenario_costs
+from formulations.two_stage.service import scenario_service_level
 from optplan.evaluation.evaluator import evaluate_decisions
 from optplan.evaluation.sampling import OutOfSample
 from optplan.explain.plots import figure_to_svg
-from optplan.explain.presentation import GLOSSARY, engine_words, kpi_rows, planner_table, words
+from optplan.explain.presentation import GLOSSARY, engine_words, fmt, kpi_rows, planner_table, words
 from optplan.explain.sensitivity import SensitivityModel, TornadoResult, service_frontier, tornado
+from optplan.explain.stochastic import LABELS, optplan_values
 from optplan.io.atomic import csv_text, json_text, write_files
 from optplan.io.instance import Instance
 from optplan.planning.plan import Plan
@@ -62,8 +62,6 @@ class Report:
     service_frontier: pd.DataFrame | None = None  # cost vs service for several utilisation floors
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        from optplan.explain.stochastic import LABELS
-
         vss = pd.DataFrame({"measure": list(self.stochastic_values),
                             "label": [LABELS[k] for k in self.stochastic_values],
                             "value": list(self.stochastic_values.values())})
@@ -119,11 +117,10 @@ def out_of_sample(plan: Plan, sampler: OutOfSample | None = None) -> dict:
     demand = np.transpose(paths, (1, 2, 0))  # (D, T, N)
     ev = evaluate_decisions(d, plan.decisions, demand, np.full(n, 1.0 / n),
                             share=None if share is None else np.transpose(share, (1, 2, 0, 3)))
-    first = ev.cost["recruiting"] + ev.cost["planned_incentives"] + ev.cost.get("terminal_value", 0.0)
-    per_path = scenario_costs(first, recourse_cost(d, ev.surge_blocks, ev.unserved_blocks, ev.idle_blocks).sum(axis=(0, 1)))
+    per_path = ev.scenario_cost  # (N,) currency: first stage plus each path's recourse (risk.scenario_costs)
     mean = float(per_path.mean())
     se = float(per_path.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
-    served = 1.0 - ev.unserved_blocks.sum(axis=(0, 1)) / np.maximum(demand.sum(axis=(0, 1)), 1e-12)
+    served = scenario_service_level(demand, ev.unserved_blocks)  # (N,) shares
     return {
         "paths": n, "seed": sampler.seed, "expected_cost": mean, "standard_error": se,
         "ci95_low": mean - Z95 * se, "ci95_high": mean + Z95 * se,
@@ -147,7 +144,6 @@ def build_report(
 ) -> Report:
     """Compute the whole report for ``instance`` (LP plans only); the tornado's solves run on
     ``backend`` (optplan.solvers.backends; default: ``workers`` local processes)."""
-    from optplan.explain.stochastic import optplan_values
 
     options = options or SolveOptions(seed=seed)
     data = instance.model_data()
@@ -396,7 +392,6 @@ def _html_table(df: pd.DataFrame, currency: str | None = None) -> str:
 def _targets_shown(targets: pd.DataFrame) -> pd.DataFrame:
     """The targets table with each row's target and achievement in its own unit (shares in
     %, the earnings floor in blocks per driver-week)."""
-    from optplan.explain.presentation import fmt
 
     out = targets.copy()
     blocks = out["target"] == "blocks_per_driver"
@@ -439,7 +434,6 @@ def render_html(r: Report) -> str:
     plots = {k: Markup(v) for k, v in _plots(r).items()}
     channels = r.channel_reduced_costs.merge(
         r.channel_cost_ranges.drop(columns=["cost_per_applicant", "currency"]), on="channel")
-    from optplan.explain.stochastic import LABELS
 
     vss = pd.DataFrame({"measure": [LABELS[k] for k in r.stochastic_values], "value": list(r.stochastic_values.values())})
     kpis = kpi_rows(r.plan.kpis, r.currency)

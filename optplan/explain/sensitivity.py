@@ -37,6 +37,10 @@ import pandas as pd
 from formulations.data import ModelData
 from formulations.two_stage.layout import Layout
 from optplan.errors import InfeasibleError, NoSolutionError, OptionError
+from optplan.planning.plan import Plan
+from optplan.progress import progress
+from optplan.solvers import solve_data
+from optplan.solvers.backends import SerialBackend, get_backend
 from optplan.solvers.base import Deadline, SolveOptions, SolveResult
 from optplan.solvers.highs import highs_from_standard_form, import_highspy, run_compiled
 from optplan.solvers.standard_form import build_standard_form
@@ -318,7 +322,6 @@ class SensitivityModel:
     # ---------------------------------------------------------------- frontier
     def unconstrained_spend(self) -> float:
         """First-stage spend of the plan with no total budget: where the total stops binding."""
-        from optplan.planning.plan import Plan
 
         self.set_total_budget(math.inf)
         spend = Plan.from_result(self.solve(), "frontier", "2000-01-03").kpis["first_stage_spend"]
@@ -337,7 +340,6 @@ class SensitivityModel:
         HiGHS's solver state first, for comparison). With a ``backend`` of several workers
         the budgets are split into one contiguous, warm-started chain per worker (each
         worker builds and solves its own model first)."""
-        from optplan.planning.plan import Plan
 
         if budgets is None:
             if points < 2:
@@ -405,7 +407,6 @@ def _frontier_row(d: ModelData, cap: float, plan, raw: SolveResult) -> dict:
 
 def _progress(items, desc: str, show: bool, total: int | None = None):
     """A progress bar with its total over ``items`` (shown on stderr when ``show``)."""
-    from optplan.progress import progress
 
     return progress(items, desc, "solve", total=total, show=show)
 
@@ -445,7 +446,6 @@ def _solve_summary(args) -> tuple[float, float]:
     """(optimal cost, applicants) of one tornado case; (NaN, NaN) when the changed instance
     has no plan (e.g. 10 % more demand breaks a service target): reported as an empty cell."""
     data, options = args
-    from optplan.solvers import solve_data
 
     try:
         result = solve_data(data, options, "highs")
@@ -481,7 +481,6 @@ def tornado(
         for sign in (-1.0, +1.0):
             jobs.append((perturb(data, p, 1.0 + sign * change), options))
             labels.append((p, sign * change))
-    from optplan.solvers.backends import get_backend
 
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     own = backend is None
@@ -517,10 +516,6 @@ def _service_point(args) -> dict:
     """One point of the two-sided frontier (a backend task): the optimum with every depot's
     service target tau and utilisation floor f (None: none); empty costs when no plan exists."""
     data, options, tau, floor = args
-    from dataclasses import replace
-
-    from optplan.solvers import solve_data
-
     D = len(data.depots)
     changed = replace(data, service_target=np.full(D, tau),
                       utilisation_floor=np.full(D, np.nan if floor is None else floor))
@@ -529,7 +524,6 @@ def _service_point(args) -> dict:
         result = solve_data(changed, options, "highs")
     except InfeasibleError:
         return {**row, "feasible": False}
-    from optplan.planning.plan import Plan
 
     plan = Plan.from_result(result, "service frontier", "2000-01-03")
     svc = plan.service
@@ -547,10 +541,6 @@ def service_frontier(data: ModelData, options: SolveOptions | None = None, point
     the optimal expected cost (currency), the network service level and driver utilisation
     achieved; ``feasible`` False (costs empty) where no plan meets both. The solves are
     backend tasks."""
-    from optplan.planning.plan import Plan
-    from optplan.solvers import solve_data
-    from optplan.solvers.backends import SerialBackend
-
     options = options or SolveOptions()
     if points < 2:
         raise OptionError("points", "at least 2 service levels", points)

@@ -41,7 +41,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pyomo.environ as pyo
+from pyomo.contrib.solver.common.results import TerminationCondition as TC
 from pyomo.opt import TerminationCondition
+
+from formulations import two_stage
+from formulations.two_stage.layout import Layout
+from optplan.errors import OptionError
+from optplan.evaluation.evaluator import evaluate_decisions
+from optplan.io.instance import PROBABILITY_SUM_ATOL
+from optplan.solvers import SolveOptions, solve_data
+from optplan.solvers.backends import SerialBackend
+from optplan.solvers.highs import solve_pyomo_model
 
 if TYPE_CHECKING:  # pragma: no cover
     from formulations.data import ModelData
@@ -169,24 +179,27 @@ def _probabilities(models: Mapping[str, pyo.ConcreteModel], atol: float = PROBAB
     return probs
 
 
-def _solve(model: pyo.ConcreteModel, solver: str, label: str) -> tuple[Any, Any]:
-    """Solve ``model``; load the solution if optimal. Returns (termination, details).
+@dataclass(frozen=True)
+class _Outcome:
+    """How one solve ended: ``optimal`` (the solution is loaded), ``infeasible`` (proven),
+    and the words for a message."""
+
+    optimal: bool
+    infeasible: bool
+    words: str
+
+
+def _solve(model: pyo.ConcreteModel, solver: str, label: str) -> _Outcome:
+    """Solve ``model``; load the solution if optimal.
 
     ``solver="highs"`` (the default) is optplan's own HiGHS engine
-    (``optplan.solvers.highs.solve_pyomo_model``: the same hand-off and status mapping as
-    every plan); any other name goes through ``pyo.SolverFactory``."""
+    (``optplan.solvers.highs.solve_pyomo_model``: the same hand-off and the same status
+    (``SolverStatus``) as every plan); any other name goes through ``pyo.SolverFactory`` and
+    Pyomo's own termination conditions."""
     if solver == "highs":
-        from pyomo.contrib.solver.common.results import SolutionStatus
-        from pyomo.contrib.solver.common.results import TerminationCondition as TC
-
-        from optplan.solvers.highs import solve_pyomo_model
-
         status = solve_pyomo_model(model)
-        if status.solution == SolutionStatus.optimal:
-            return TerminationCondition.optimal, status
-        if status.termination in (TC.provenInfeasible, TC.infeasibleOrUnbounded):
-            return TerminationCondition.infeasible, status
-        return TerminationCondition.other, status
+        return _Outcome(status.optimal, status.termination in (TC.provenInfeasible, TC.infeasibleOrUnbounded),
+                        status.describe())
     opt = pyo.SolverFactory(solver)
     if not opt.available(exception_flag=False):
         raise RuntimeError(f"solver {solver!r} is not available (needed for {label})")
@@ -194,15 +207,15 @@ def _solve(model: pyo.ConcreteModel, solver: str, label: str) -> tuple[Any, Any]
     term = results.solver.termination_condition
     if term == TerminationCondition.optimal:
         model.solutions.load_from(results)
-    return term, results
+    return _Outcome(term == TerminationCondition.optimal, term in _INFEASIBLE, f"termination: {term}")
 
 
 def _solve_optimal(model: pyo.ConcreteModel, solver: str, label: str) -> float:
     """Solve and return the objective value; RuntimeError naming ``label`` unless optimal."""
     obj = _objective(model, label)
-    term, _ = _solve(model, solver, label)
-    if term != TerminationCondition.optimal:
-        raise RuntimeError(f"{label}: solver {solver!r} did not prove optimality (termination: {term})")
+    outcome = _solve(model, solver, label)
+    if not outcome.optimal:
+        raise RuntimeError(f"{label}: solver {solver!r} did not prove optimality ({outcome.words})")
     return float(pyo.value(obj))
 
 
@@ -337,16 +350,16 @@ def value_of_stochastic_solution(
         obj = _objective(model, f"scenario {name!r}")
         for v, vd in first_stage_vardata(model, first_stage, f"scenario {name!r}").items():
             vd.fix(ev_first[v])
-        term, _ = _solve(model, solver, f"scenario {name!r} (EEV)")
-        if term in _INFEASIBLE:
+        outcome = _solve(model, solver, f"scenario {name!r} (EEV)")
+        if outcome.infeasible:
             raise ValueError(
-                f"the EV first stage is infeasible in scenario {name!r} (termination: {term}): "
+                f"the EV first stage is infeasible in scenario {name!r} ({outcome.words}): "
                 "EEV is +infinity there and VSS is undefined"
             )
-        if term != TerminationCondition.optimal:
+        if not outcome.optimal:
             raise RuntimeError(
                 f"scenario {name!r} (EEV, first stage fixed at the EV solution): solver {solver!r} "
-                f"did not prove optimality (termination: {term})"
+                f"did not prove optimality ({outcome.words})"
             )
         eev_by[name] = float(pyo.value(obj))
 
@@ -386,14 +399,9 @@ def optplan_values(data: ModelData, solver: str = "highs", route: str = "engines
     if route == "engines":
         return _values_by_engines(data, options, backend, rp)
     if route != "scenario_models" or data.has_week_profile:
-        from optplan.errors import OptionError
-
         raise OptionError("route", "engines or scenario_models" + (" (engines for long-lead weekly demand: its "
                           "per-scenario models are extensive forms, which cannot settle periods week by week)"
                           if data.has_week_profile else ""), route)
-    from formulations import two_stage
-    from optplan.io.instance import PROBABILITY_SUM_ATOL
-
     mean_data = data.with_mean_demand()
 
     def mean_scenario_creator() -> pyo.ConcreteModel:
@@ -414,7 +422,6 @@ def optplan_values(data: ModelData, solver: str = "highs", route: str = "engines
 
 def _solve_task(args):
     """(objective, decisions) of one instance's HiGHS solve (a backend task)."""
-    from optplan.solvers import solve_data
 
     data, options = args
     result = solve_data(data, options, "highs")
@@ -422,11 +429,6 @@ def _solve_task(args):
 
 
 def _values_by_engines(data: ModelData, options=None, backend=None, rp=None) -> StochasticValues:
-    from formulations.two_stage.layout import Layout
-    from optplan.evaluation.evaluator import evaluate_decisions
-    from optplan.solvers import SolveOptions, solve_data
-    from optplan.solvers.backends import SerialBackend
-
     options = options or SolveOptions()
     backend = backend or SerialBackend()
     mean_data = data.with_mean_demand()

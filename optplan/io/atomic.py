@@ -6,9 +6,14 @@ leaves at most a hidden ``.*.tmp`` file behind.
 
 from __future__ import annotations
 
+import io
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -71,9 +76,7 @@ def write_files(folder: str | Path, files: dict[str, bytes | str]) -> None:
 def csv_text(df) -> str:
     """A DataFrame as CSV text: floats to 10 significant digits, '\\n' line ends, no index;
     NaN and +-inf as empty cells."""
-    import io
 
-    import numpy as np
 
     out = df.copy()
     for col in out.columns:
@@ -87,9 +90,7 @@ def csv_text(df) -> str:
 def finite_json(obj):
     """``obj`` with numpy scalars made Python numbers and NaN/+-inf made None (JSON null),
     recursively through dicts, lists and tuples."""
-    import math
 
-    import numpy as np
 
     if isinstance(obj, dict):
         return {str(k): finite_json(v) for k, v in obj.items()}
@@ -109,7 +110,6 @@ def finite_json(obj):
 def json_text(obj, indent: int | None = 2, sort_keys: bool = False, default=None) -> str:
     """``obj`` as JSON text ending in a newline: valid JSON always (non-finite numbers are
     null; ``allow_nan=False`` makes any that slipped through an error, not 'Infinity')."""
-    import json
 
     text = json.dumps(finite_json(obj), indent=indent, sort_keys=sort_keys, allow_nan=False, default=default)
     return text + "\n"

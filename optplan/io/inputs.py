@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from optplan.errors import InstanceError, Problem
+from optplan.errors import InstanceError, OptionError, Problem
 
 #: Longest cell any input table may hold, in characters (ids, dates and numbers are short).
 MAX_CELL_CHARS = 1_000
@@ -220,7 +220,6 @@ def _clip(text: str, n: int = 120) -> str:
 
 def parse_date_option(name: str, value) -> pd.Timestamp | None:
     """A date given on the command line (e.g. --observed-until), as a day; OptionError if not."""
-    from optplan.errors import OptionError
 
     if value is None:
         return None

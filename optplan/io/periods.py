@@ -25,6 +25,7 @@ import pandas as pd
 
 from formulations.data import period_offsets
 from optplan.errors import OptionError
+from optplan.io.instance import from_tables
 
 #: Weeks of one quarter: weekly periods for the first quarter of a long-lead layout, and the
 #: length of its quarters.
@@ -111,7 +112,6 @@ def in_periods(instance, runs, week_profile: bool = True):
     (default): demand.csv keeps every week, so the model settles each period's recourse week
     by week (ModelData.demand_share); False: one row per period with its total (demand even
     within a period)."""
-    from optplan.io.instance import from_tables
 
     if instance.period_weeks is not None:
         raise OptionError("--periods", "a weekly instance (this one has horizon.periods already)", "periods")

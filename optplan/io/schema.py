@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import types
+import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -75,9 +77,6 @@ class _Strict(BaseModel):
 def _true_false_for_number(value: Any, annotation: Any) -> bool | None:
     """The first true/false in ``value`` where ``annotation`` wants a number (looking into
     dict values and list items, e.g. budgets.regions: {R01: true}), else None."""
-    import types
-    import typing
-
     origin = typing.get_origin(annotation)
     options = typing.get_args(annotation) if origin in (typing.Union, types.UnionType) else (annotation,)
     if isinstance(value, bool):

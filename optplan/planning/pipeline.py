@@ -36,9 +36,19 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from optplan.errors import InstanceError, Problem
-from optplan.io.atomic import atomic_write_text, csv_text, json_text
-from optplan.io.inputs import input_under
+from optplan import api
+from optplan.errors import InstanceError, OptionError, Problem
+from optplan.estimate.synthetic import generate_activity_log, generate_applicant_log
+from optplan.estimate.workflow import _read_settings, build_instance, estimate_funnel_files, estimate_retention_files
+from optplan.explain.report import build_report, write_report
+from optplan.forecast.calendar import check_country
+from optplan.forecast.history import read_history
+from optplan.forecast.workflow import forecast_files, unit_factor_from
+from optplan.io.atomic import atomic_write_text, csv_text, json_text, write_files
+from optplan.io.inputs import input_under, parse_date_option, read_yaml_mapping
+from optplan.io.instance import load_instance, validated_manifest
+from optplan.io.periods import parse_periods
+from optplan.solvers import engine_names
 
 MANIFEST = "pipeline.json"
 STEPS = ("logs", "funnel", "retention", "history", "forecast", "instance", "plan", "report")
@@ -100,8 +110,6 @@ class SolveStep(_Strict):
     @field_validator("engine")
     @classmethod
     def _registered(cls, value: str) -> str:
-        from optplan.solvers import engine_names  # lazy: the registry loads Pyomo's status types
-
         if value not in engine_names():
             raise ValueError(f"one of {', '.join(engine_names())}, not {value!r}")
         return value
@@ -133,11 +141,6 @@ def _check_settings_early(config: PipelineConfig, shown: str) -> None:
     """The settings the steps parse themselves (a date, holiday countries, a period layout),
     checked before any step writes, each named by its config field (the steps would name
     their command-line flags)."""
-    from optplan.errors import OptionError
-    from optplan.forecast.calendar import check_country
-    from optplan.io.inputs import parse_date_option
-    from optplan.io.periods import parse_periods
-
     problems = []
     mapping = config.history.depots or {}
     twice = sorted({d for d in mapping.values() if list(mapping.values()).count(d) > 1})
@@ -161,9 +164,6 @@ def _check_settings_early(config: PipelineConfig, shown: str) -> None:
 
 def load_config(path: str | Path) -> tuple[PipelineConfig, Path]:
     """The config and its folder (paths in it are relative to it); InstanceError if bad."""
-    from optplan.io.inputs import read_yaml_mapping
-    from optplan.io.instance import validated_manifest
-
     path = Path(path)
     raw = read_yaml_mapping(path, "a pipeline config (YAML)", path.name, "a mapping of pipeline settings")
     config = validated_manifest(PipelineConfig, raw, path.name)
@@ -310,9 +310,6 @@ def _steps(config: PipelineConfig, base: Path, out: Path) -> list[Step]:
 
 
 def _generate_logs(g: GenerateLogs, folder: Path) -> list[str]:
-    from optplan.estimate.synthetic import generate_activity_log, generate_applicant_log
-    from optplan.io.atomic import write_files
-
     apps, _, _ = generate_applicant_log(g.applicants, seed=g.seed, depots=g.depots, weeks=g.weeks,
                                         censored_share=g.censored_share)
     act, _ = generate_activity_log(g.drivers, seed=g.seed, depots=g.depots, weeks=g.weeks)
@@ -322,24 +319,17 @@ def _generate_logs(g: GenerateLogs, folder: Path) -> list[str]:
 
 
 def _funnel(applicants: Path, folder: Path, est: EstimateOptions, seed: int) -> list[str]:
-    from optplan.estimate.workflow import estimate_funnel_files
-
     return estimate_funnel_files(applicants, folder, observed_until=est.observed_until, n_boot=est.bootstrap, seed=seed,
                                  latent_classes=est.latent_classes)
 
 
 def _retention(activity: Path, folder: Path, est: EstimateOptions, seed: int) -> list[str]:
-    from optplan.estimate.workflow import estimate_retention_files
-
     return estimate_retention_files(activity, folder, observed_until=est.observed_until, n_boot=est.bootstrap, seed=seed)
 
 
 def _pick_history(history: Path, folder: Path, h: HistoryOptions) -> list[str]:
     """The history's columns as read by optplan forecast, the series in ``h.depots`` renamed
     to their depot ids (the others dropped); written as depot, week_start, blocks[, holiday]."""
-    from optplan.forecast.history import read_history
-    from optplan.forecast.workflow import unit_factor_from
-
     hist = read_history(history, depot_col=h.depot_col, date_col=h.date_col, demand_col=h.demand_col,
                         unit_factor=unit_factor_from(h.money_per_block, None))
     df = hist.to_frame()
@@ -356,8 +346,6 @@ def _pick_history(history: Path, folder: Path, h: HistoryOptions) -> list[str]:
 
 
 def _forecast(history: Path, folder: Path, f: ForecastOptions, h: HistoryOptions, seed: int) -> list[str]:
-    from optplan.forecast.workflow import forecast_files
-
     return forecast_files(history, folder, horizon=f.horizon, n_scenarios=f.scenarios, model=f.model, seed=seed,
                           n_paths=f.paths, plots=f.plots, depot_col="depot", date_col="week_start", demand_col="blocks",
                           week_date="start", country=h.country, periods=f.periods)
@@ -377,7 +365,6 @@ def _plain_horizon(key: str, value) -> str:
 def _build(parts: dict[str, Path], folder: Path, summary: Path) -> list[str]:
     """build-instance, with the horizon's weeks and start date taken from the forecast when
     the settings leave them out (and refused when the settings say otherwise)."""
-    from optplan.estimate.workflow import _read_settings, build_instance
 
     problems: list[Problem] = []
     settings = _read_settings(parts["settings"], problems)
@@ -408,18 +395,13 @@ def _build(parts: dict[str, Path], folder: Path, summary: Path) -> list[str]:
 
 
 def _solve(instance: Path, folder: Path, s: SolveStep) -> list[str]:
-    import optplan
-
-    plan = optplan.solve(optplan.load_instance(instance), engine=s.engine, time_limit=s.time_limit)
+    plan = api.solve(load_instance(instance), engine=s.engine, time_limit=s.time_limit)
     plan.write(folder)
     return plan.text_summary().splitlines()[:2]
 
 
 def _report(instance: Path, folder: Path, r: ReportStep, seed: int) -> list[str]:
-    import optplan
-    from optplan.explain.report import build_report, write_report
-
-    rep = build_report(optplan.load_instance(instance), frontier_points=r.frontier_points,
+    rep = build_report(load_instance(instance), frontier_points=r.frontier_points,
                        service_points=r.service_points, oos_paths=r.oos_paths, seed=seed)
     files = write_report(rep, folder)
     return [f"{len(files)} files; open {folder / 'report.html'}"]

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from html import escape
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from formulations.data import Decisions, ModelData
-from formulations.two_stage.budgets import spend
+from formulations.two_stage.budgets import budget_usage, spend
 from formulations.two_stage.drivers import driver_weeks
 from formulations.two_stage.layout import BUDGET_FAMILIES, Layout
 from formulations.two_stage.risk import cvar
@@ -31,14 +32,13 @@ from formulations.two_stage.service import (
 from optplan.evaluation.evaluator import Evaluation, evaluate_decisions
 from optplan.explain.presentation import engine_words, term
 from optplan.io.atomic import csv_text, json_text, write_files
-from optplan.solvers.base import SolveResult, SolverStatus, Timings
+from optplan.solvers.base import CLEAN_ATOL, SolveResult, SolverStatus, Timings, clean_array, clean_decisions
 
 #: Quantiles of demand over scenarios reported per depot and week (probability-weighted).
 QUANTILES = (0.1, 0.5, 0.9)
 #: Relative tolerance under which a budget counts as binding (used = cap).
 BINDING_RTOL = 1e-7
 #: Values of magnitude below this are written as 0 (solver noise, e.g. 1e-13 applicants).
-CLEAN_ATOL = 1e-9
 
 
 def weighted_quantile(values: np.ndarray, probability: np.ndarray, q: float) -> np.ndarray:
@@ -51,14 +51,9 @@ def weighted_quantile(values: np.ndarray, probability: np.ndarray, q: float) -> 
     return np.take_along_axis(sorted_values, idx[..., None], axis=-1)[..., 0]
 
 
-def _clean(a: np.ndarray) -> np.ndarray:
-    a = np.where(np.abs(a) < CLEAN_ATOL, 0.0, a)
-    return a + 0.0  # turns -0.0 into 0.0 so files do not depend on the sign of zero
-
-
 def _clean_evaluation(ev: Evaluation) -> Evaluation:
     arrays = ("recruited_arrivals", "active_drivers", "capacity_blocks", "surge_blocks", "unserved_blocks", "idle_blocks")
-    return replace(ev, **{k: _clean(getattr(ev, k)) for k in arrays})
+    return replace(ev, **{k: clean_array(getattr(ev, k)) for k in arrays})
 
 
 @dataclass
@@ -118,11 +113,11 @@ class Plan:
         """The plan of an engine's result: its decisions (cleaned of solver noise) evaluated
         by the kernels, its budget duals keyed through ``Layout``."""
         data = result.data
-        applicants = result.decisions.applicants
-        whole = np.round(applicants)
-        if data.integer_applicants and np.allclose(applicants, whole, rtol=0.0, atol=INTEGRALITY_ATOL):
-            applicants = whole  # a MIP's whole applicants, without its integrality tolerance (~1e-9)
-        decisions = Decisions(_clean(applicants), _clean(result.decisions.incentive_spend))
+        decisions = clean_decisions(data, result.decisions)
+        known = result.extra.get("evaluation")  # solve_data's, when it evaluated the plan to cost it
+        same = known is not None and all(np.array_equal(a, b) for a, b in zip(
+            (known[0].applicants, known[0].incentive_spend), (decisions.applicants, decisions.incentive_spend), strict=True))
+        evaluation = known[1] if same else evaluate_decisions(data, decisions)
         return cls(
             name=name,
             start_date=pd.Timestamp(start_date),
@@ -131,7 +126,7 @@ class Plan:
             timings=result.timings,
             size=dict(result.size),
             decisions=decisions,
-            evaluation=_clean_evaluation(evaluate_decisions(data, decisions)),
+            evaluation=_clean_evaluation(evaluation),
             budget_duals=Layout(data).budget_duals(result.duals),
             target_duals={f: np.asarray(result.duals[f], float) for f in TARGET_FAMILIES if f in (result.duals or {})},
         )
@@ -142,7 +137,6 @@ class Plan:
 
     def _repr_html_(self) -> str:
         """Notebook display: the status line, the cost by component and the KPIs."""
-        from html import escape
 
         def table(rows):
             return "<table>" + "".join(f"<tr><td>{escape(k)}</td><td style='text-align:right'>{v}</td></tr>"
@@ -373,32 +367,24 @@ class Plan:
         """Every budget cap: used, slack, binding, and its shadow price (currency of expected
         cost saved per extra currency unit of budget; NaN where duals are unavailable)."""
         d = self.data
-        rows = []
-        week_used = self.spend_by_week["total"].to_numpy()
-        region_used = dict(zip(self.spend_by_region["region"], self.spend_by_region["total"], strict=False))
-        country_used = dict(zip(self.spend_by_country["country"], self.spend_by_country["total"], strict=False))
 
         def dual_of(scope: str, key) -> float:
             # the LP minimises, so a <= budget row's dual is <= 0: saved cost per unit is -dual
             dual = self.budget_duals.get((scope, str(key)))
             return float("nan") if dual is None else -dual + 0.0
 
-        caps = {"total": {"total": d.budget_total},
-                "week": {str(t + 1): d.budget_weekly[t] for t in range(d.n_weeks)},
-                "region": dict(d.budget_region), "country": dict(d.budget_country)}
-        used = {"total": {"total": week_used.sum()},
-                "week": {str(t + 1): week_used[t] for t in range(d.n_weeks)},
-                "region": {r: region_used.get(r, 0.0) for r in d.budget_region},
-                "country": {k: country_used.get(k, 0.0) for k in d.budget_country}}
-        for scope in BUDGET_FAMILIES.values():
-            for key, cap in caps[scope].items():
-                if np.isfinite(cap):
-                    shown = str(self._weeks()[int(key) - 1]) if scope == "week" else key  # a period by its first week
-                    rows.append((scope, shown, cap, used[scope][key], dual_of(scope, key)))
+        rows = []
+        for family, (keys, used, caps) in budget_usage(d, self.decisions, every_cap=True).items():
+            scope = BUDGET_FAMILIES[family]
+            for key, u, cap in zip(keys, used, caps, strict=True):
+                shown = str(self._weeks()[int(key) - 1]) if scope == "week" else key  # a period by its first week
+                rows.append((scope, shown, float(cap), float(u), dual_of(scope, key)))
         df = pd.DataFrame(rows, columns=["scope", "key", "cap", "used", "shadow_price"])
-        df["slack"] = df["cap"] - df["used"]
+        slack = (df["cap"] - df["used"]).to_numpy(float)
+        # summation-order noise (|slack| below CLEAN_ATOL of the cap) is written as 0
+        df["slack"] = np.where(np.abs(slack) < CLEAN_ATOL * np.maximum(1.0, df["cap"].abs().to_numpy()), 0.0, slack)
         df["binding"] = df["slack"] <= BINDING_RTOL * np.maximum(1.0, df["cap"].abs())
-        df["shadow_price"] = _clean(df["shadow_price"].to_numpy(float))
+        df["shadow_price"] = clean_array(df["shadow_price"].to_numpy(float))
         df["currency"] = d.currency
         return df[["scope", "key", "cap", "used", "slack", "binding", "shadow_price", "currency"]]
 
@@ -530,7 +516,6 @@ class Plan:
 
 #: Applicants within this of whole numbers are a MIP's whole applicants (HiGHS's integrality
 #: tolerance is 1e-6 at most); a heuristic's fractional applicants are left as they are.
-INTEGRALITY_ATOL = 1e-6
 
 
 def _round(x: float) -> float | None:

@@ -29,6 +29,7 @@ yet (a basis of the T-week model does not map onto the shorter model's rows).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,8 @@ import yaml
 
 from formulations.two_stage.budgets import total_spend
 from formulations.two_stage.drivers import recruited_arrivals
-from optplan.errors import InstanceError, Problem
+from optplan.api import solve
+from optplan.errors import InstanceError, OptionError, Problem
 from optplan.evaluation.sampling import DEFAULT_NOISE_AR, DEFAULT_NOISE_SD, ScenarioPosterior
 from optplan.io.atomic import atomic_write_text, csv_text
 from optplan.io.inputs import read_csv_strings, read_yaml_mapping
@@ -105,8 +107,6 @@ class State:
 def refuse_periods(instance: Instance) -> None:
     """Re-planning steps week by week: an instance in long-lead periods raises OptionError."""
     if instance.period_weeks is not None:
-        from optplan.errors import OptionError
-
         raise OptionError("instance", "a weekly instance to re-plan (re-planning steps week by week; this one has "
                           "long-lead periods, horizon.periods: re-plan its weekly version)", "horizon.periods")
 
@@ -253,8 +253,6 @@ def expected_state(instance: Instance, plan: Plan, week: int) -> State:
     refuse_periods(instance)
     T = instance.n_weeks
     if not 1 <= week <= T:
-        from optplan.errors import OptionError
-
         raise OptionError("--week", f"a week in 1..{T}", week)
     d = plan.data
     active = plan.evaluation.active_drivers  # (D, T) drivers at the end of each week
@@ -400,7 +398,6 @@ def remaining_data(data, week: int, active: np.ndarray, arrivals: np.ndarray, sp
     scenario, the mean demand (the deterministic plan re-planned); ``probability`` (S,): the
     scenarios' probabilities now (e.g. given the demand seen so far; those below
     POSTERIOR_FLOOR are left out), default the data's."""
-    import dataclasses
 
     shift = week - 1
     total, weekly, regions = remaining_budgets(data.budget_total, data.budget_weekly, data.budget_region,
@@ -469,7 +466,6 @@ class Replan:
 
 def replan(instance: Instance, state: State, **solve_options) -> Replan:
     """Solve weeks state.week..T again from ``state`` (``solve_options`` as optplan.solve)."""
-    from optplan.api import solve
 
     remaining = remaining_instance(instance, state)
     return Replan(state=state, remaining=remaining, plan=solve(remaining, **solve_options))

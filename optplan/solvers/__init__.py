@@ -14,7 +14,12 @@ from them without importing the engines, and ``FEATURES`` (base.py) words every 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from formulations.data import ModelData
+from formulations.two_stage.risk import risk_objective
+from optplan.errors import EngineUnavailableError, OptionError
+from optplan.evaluation.evaluator import evaluate_decisions
 from optplan.solvers.base import (
     FEATURES,
     Capabilities,
@@ -25,6 +30,7 @@ from optplan.solvers.base import (
     SolveResult,
     SolverStatus,
     Timings,
+    clean_decisions,
     engine_names,
     engines_that,
     get_engine,
@@ -34,6 +40,9 @@ from optplan.solvers.base import (
 )
 
 
+# The engine classes are imported when an engine is first chosen: GLOP loads OR-tools, the
+# decomposition Dask's backends, HiGHS highspy; ``auto`` plans its chain from the
+# capabilities below without loading any of them.
 def _highs():
     from optplan.solvers.highs_engine import HighsEngine
 
@@ -84,19 +93,13 @@ def solve_data(data: ModelData, options: SolveOptions | None = None, engine: str
     eng = get_engine(engine) if isinstance(engine, str) else engine
     deadline = deadline or Deadline(options.time_limit)
     if (options.cvar_weight, options.cvar_alpha) != (data.cvar_weight, data.cvar_alpha):
-        from dataclasses import replace
-
         data = replace(data, cvar_weight=float(options.cvar_weight), cvar_alpha=float(options.cvar_alpha))
     if data.has_scenario_targets and options.formulation == "auto":  # bad-week rows need every scenario
-        from dataclasses import replace
-
         options = replace(options, formulation="extensive")
     _refuse_what_the_engine_cannot_state(data, options, eng, getattr(eng, "name", engine))
     if not isinstance(engine, str) or engine != "auto":
         why_not = eng.available()
         if why_not is not None:
-            from optplan.errors import EngineUnavailableError
-
             raise EngineUnavailableError(why_not)
     return _plan_cost_as_objective(data, eng.solve(data, options, deadline))
 
@@ -108,16 +111,13 @@ def _plan_cost_as_objective(data: ModelData, result: SolveResult) -> SolveResult
     recourse (the evaluator's kernel; with CVaR, (1 - lambda) E + lambda CVaR), an upper bound as
     valid as the solver's and never above it: the status reports it, and says so. Not with
     targets (their rows bind the recourse, which the closed form ignores) or a violated row."""
-    from dataclasses import replace
-
-    from formulations.two_stage.risk import risk_objective
-    from optplan.evaluation.evaluator import evaluate_decisions
-
     st = result.status
     if (st.optimal or not st.has_solution or st.objective is None or result.decisions is None
             or data.has_targets or data.has_scenario_targets):
         return result
-    ev = evaluate_decisions(data, result.decisions)
+    decisions = clean_decisions(data, result.decisions)
+    ev = evaluate_decisions(data, decisions)
+    result.extra["evaluation"] = (decisions, ev)  # Plan.from_result reads it: the evaluator runs once per solve
     value = risk_objective(ev.expected_cost, ev.kpis["cvar_cost"], data.cvar_weight)
     if ev.violations or not value < st.objective - 1e-9 * max(1.0, abs(st.objective)):
         return result
@@ -129,8 +129,6 @@ def _plan_cost_as_objective(data: ModelData, result: SolveResult) -> SolveResult
 def _refuse_what_the_engine_cannot_state(data: ModelData, options: SolveOptions, eng, name) -> None:
     """CVaR and targets need an engine that states them (``auto`` skips the others) and, for
     targets, the aggregated recourse; OptionError otherwise."""
-    from optplan.errors import OptionError
-
     picky = name != "auto"
     if picky:
         refuse(data, options, eng.capabilities, name)

@@ -15,6 +15,7 @@ engine that made it and, in ``fallback``, why the ones before it did not.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from formulations.data import ModelData
 from optplan.errors import EngineUnavailableError, NoSolutionError, SolverError
@@ -110,8 +111,6 @@ class AutoEngine:
                 log.warning("%s gave no plan (%s); trying the next engine", name, exc)
                 continue
             if reasons:
-                from dataclasses import replace
-
                 result.status = replace(result.status, fallback="; ".join(reasons))
             return result
         detail = "; ".join(reasons) or "no engine in the chain"

@@ -22,7 +22,7 @@ import numpy as np
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 
 from formulations.data import Decisions, ModelData
-from optplan.errors import OptionError
+from optplan.errors import NoSolutionError, OptionError
 
 METHODS = ("choose", "simplex", "ipm", "pdlp")
 #: How an LP engine states the second stage: "extensive" (per scenario), "aggregated" (its
@@ -321,6 +321,30 @@ class SolveResult:
         return self.status.engine
 
 
+#: Decision values below this (applicants, money) are solver noise, written as 0.
+CLEAN_ATOL = 1e-9
+#: A MIP's applicants within this of whole numbers are the whole numbers (HiGHS's integrality
+#: tolerance is 1e-6).
+INTEGRALITY_ATOL = 1e-6
+
+
+def clean_array(a: np.ndarray) -> np.ndarray:
+    """``a`` with solver noise (|x| < CLEAN_ATOL) set to 0 and -0.0 turned into 0.0 (files do
+    not depend on the sign of zero)."""
+    a = np.where(np.abs(a) < CLEAN_ATOL, 0.0, a)
+    return a + 0.0
+
+
+def clean_decisions(data: ModelData, decisions: Decisions) -> Decisions:
+    """An engine's decisions as a plan states them: whole applicants where the instance asks
+    for them and the engine's values are whole within INTEGRALITY_ATOL, noise set to 0."""
+    applicants = decisions.applicants
+    whole = np.round(applicants)
+    if data.integer_applicants and np.allclose(applicants, whole, rtol=0.0, atol=INTEGRALITY_ATOL):
+        applicants = whole  # a MIP's whole applicants, without its integrality tolerance (~1e-9)
+    return Decisions(clean_array(applicants), clean_array(decisions.incentive_spend))
+
+
 class Engine(Protocol):
     """An engine: a name, what it can do, whether it can run here, and a solve under a deadline."""
 
@@ -338,7 +362,6 @@ class Engine(Protocol):
 def out_of_time(engine: str, why: str, native: str):
     """The NoSolutionError of an engine that the time limit stopped before any plan:
     "no plan: <why>", with a status that says so (termination maxTimeLimit, no solution)."""
-    from optplan.errors import NoSolutionError
 
     status = SolverStatus(TerminationCondition.maxTimeLimit, SolutionStatus.noSolution, engine, native, None, None)
     return NoSolutionError(f"no plan: {why}", status)

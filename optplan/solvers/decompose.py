@@ -45,7 +45,10 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 from formulations.data import Decisions, ModelData
 from formulations.two_stage.budgets import budget_usage, total_spend
 from formulations.two_stage.layout import GROUP_BUDGETS
-from optplan.errors import SolverError
+from formulations.two_stage.matrix import aggregated_standard_form
+from optplan.errors import InfeasibleError, SolverError
+from optplan.evaluation.evaluator import evaluate_decisions
+from optplan.solvers.backends import get_backend
 from optplan.solvers.base import (
     ENGINE_LOGGER,
     GAP_TOLERANCE,
@@ -57,6 +60,8 @@ from optplan.solvers.base import (
     engine_capabilities,
     out_of_time,
 )
+from optplan.solvers.diagnose import infeasibility_message, infeasible_rows
+from optplan.solvers.highs import import_highspy, load_highs
 
 log = logging.getLogger(ENGINE_LOGGER)
 
@@ -104,9 +109,6 @@ def solve_depot_group(tasks: list[DepotTask]) -> list[DepotColumn]:
 
 def solve_depot_task(task: DepotTask) -> DepotColumn:
     """Solve one depot's pricing problem (module level: runs in any backend's worker)."""
-    from formulations.two_stage.matrix import aggregated_standard_form
-    from optplan.solvers.highs import import_highspy, load_highs
-
     highspy = import_highspy()
     key = (task.token, task.d)
     if key not in _MODELS and task.data is None:
@@ -142,8 +144,6 @@ class Master:
     """The restricted master LP in a persistent HiGHS (columns are added, re-solves warm-start)."""
 
     def __init__(self, data: ModelData):
-        from optplan.solvers.highs import import_highspy
-
         self.hs = import_highspy()
         self.data = data
         D, _, T, _ = data.shape
@@ -260,16 +260,11 @@ class DecomposeEngine:
         return None
 
     def solve(self, data: ModelData, options: SolveOptions, deadline: Deadline) -> SolveResult:
-        from optplan.solvers.backends import get_backend
-
         if options.integer:
             raise SolverError("the depot decomposition solves the LP only: drop --integer or use highs")
-        from optplan.solvers.diagnose import infeasibility_message, infeasible_rows
 
         rows = infeasible_rows(data)
         if rows:
-            from optplan.errors import InfeasibleError
-
             raise InfeasibleError(infeasibility_message(["onboarding_cap"], "decompose: pipeline above the cap", rows),
                                   ["onboarding_cap"], None, rows)
         backend = self.backend_object or get_backend(self.backend_name, self.scheduler, self.workers)
@@ -327,7 +322,6 @@ class DecomposeEngine:
             if gap <= self.gap or added == 0:
                 break
         decisions = master.plan()
-        from optplan.evaluation.evaluator import evaluate_decisions
 
         evaluated = evaluate_decisions(data, decisions).expected_cost
         converged = gap <= self.gap or (not timed_out and rounds < self.max_rounds)
@@ -345,6 +339,4 @@ class DecomposeEngine:
 
 
 def _zero_plan_cost(depot: ModelData) -> float:
-    from optplan.evaluation.evaluator import evaluate_decisions
-
     return evaluate_decisions(depot, Decisions.zeros(depot)).expected_cost

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 import numpy as np
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 
 from formulations.data import ModelData
-from optplan.errors import EngineUnavailableError, InfeasibleError, NoSolutionError, SolverError
+from optplan.errors import EngineUnavailableError, InfeasibleError, NoSolutionError, OptionError, SolverError
 from optplan.solvers.base import (
     ENGINE_LOGGER,
     Deadline,
@@ -34,6 +35,7 @@ from optplan.solvers.base import (
     engine_capabilities,
     out_of_time,
 )
+from optplan.solvers.diagnose import infeasibility_message, infeasible_rows
 from optplan.solvers.standard_form import StandardForm, build_standard_form
 
 log = logging.getLogger(ENGINE_LOGGER)
@@ -88,12 +90,9 @@ class GlopEngine:
         if data.cvar_weight > 0 and options.recourse == "aggregated":
             # GLOP has no persistent model to add risk-envelope cuts to: it states CVaR by the extensive form
             if options.formulation == "aggregated" or data.has_targets:
-                from optplan.errors import OptionError
-
                 raise OptionError("engine", "highs or auto for CVaR on the aggregated recourse (risk-envelope cuts; "
                                   "with service or utilisation targets too); GLOP states CVaR by the extensive form",
                                   "glop")
-            from dataclasses import replace
 
             options = replace(options, formulation="extensive")
         S = mbh.SolveStatus
@@ -132,8 +131,6 @@ class GlopEngine:
         status = SolverStatus(term, sol if has or sol == SS.infeasible else SS.noSolution, engine, native, objective,
                               objective if sol == SS.optimal else None)
         if sol == SS.infeasible:
-            from optplan.solvers.diagnose import infeasibility_message, infeasible_rows
-
             rows = infeasible_rows(data)
             families = ["onboarding_cap"] if rows else []
             raise InfeasibleError(infeasibility_message(families, native, rows), families, status, rows)

@@ -26,6 +26,7 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 from formulations import two_stage
 from formulations.data import ModelData
 from formulations.two_stage.layout import Layout
+from formulations.two_stage.recourse import optimal_recourse, period_recourse
 from formulations.two_stage.service import TARGET_FAMILIES, region_targets, target_rows
 from optplan.errors import EngineUnavailableError, InfeasibleError, NoSolutionError, OptionError, SolverError
 from optplan.solvers.base import (
@@ -37,6 +38,7 @@ from optplan.solvers.base import (
     SolverStatus,
     Timings,
 )
+from optplan.solvers.diagnose import infeasibility_message, infeasible_rows
 from optplan.solvers.standard_form import build_standard_form, matrix_arrays, standard_form
 
 log = logging.getLogger(ENGINE_LOGGER)
@@ -265,8 +267,6 @@ def run_compiled(
                           requested_gap=options.highs_options.get("mip_rel_gap", options.mip_rel_gap) if mip else None)
 
     if term in (TerminationCondition.provenInfeasible, TerminationCondition.infeasibleOrUnbounded):
-        from optplan.solvers.diagnose import infeasibility_message, infeasible_rows
-
         per_check = max(DIAGNOSIS_MIN_S, DIAGNOSIS_FACTOR * (t3 - t2))
         families = diagnose_infeasibility(data, options, deadline, per_check) if diagnose else []
         rows = infeasible_rows(data)
@@ -407,7 +407,6 @@ def service_reach(h, highspy, sf, A_csr, data: ModelData, family: str, d: int, r
     target ``row`` (an LP maximising the row's served blocks with the row relaxed, on the
     built HiGHS model ``h``; costs and bounds restored), and each week's service at that plan
     by the evaluator's recourse on its capacity. None when time is out or the LP fails."""
-    from formulations.two_stage.recourse import optimal_recourse, period_recourse
 
     if deadline.expired():
         return None

@@ -7,14 +7,18 @@ by slicing."""
 
 from __future__ import annotations
 
+import gc
+import logging
+import time
 from typing import Any
 
 import numpy as np
 
 from formulations import two_stage
 from formulations.two_stage.layout import Layout
-from formulations.two_stage.matrix import StandardForm
+from formulations.two_stage.matrix import StandardForm, aggregated_standard_form
 from optplan.errors import SolverError
+from optplan.solvers.base import ENGINE_LOGGER, DeadlinePassed, out_of_time
 
 #: The compile is skipped when less time is left than this share of the build's time (the
 #: standard-form compile measured 0.7-1.1x the Pyomo build, and cannot be interrupted).
@@ -88,13 +92,6 @@ def build_standard_form(data, options, deadline, engine: str):
     raises NoSolutionError naming ``engine`` when the budget runs out first (the Pyomo build
     checks it between constraint families; the compile is skipped when less time is left
     than the build took, since it takes about as long and cannot be interrupted)."""
-    import gc
-    import logging
-    import time
-
-    from formulations.two_stage.matrix import aggregated_standard_form
-    from optplan.solvers.base import ENGINE_LOGGER, DeadlinePassed, out_of_time
-
     log = logging.getLogger(ENGINE_LOGGER)
 
     def no_time(why: str):

@@ -62,3 +62,24 @@ def test_a_pipeline_config_names_an_engine_of_the_registry(stub):
     assert SolveStep(engine="stub").engine == "stub"
     with pytest.raises(ValidationError, match="one of auto, highs, glop, dp, decompose, stub, not 'gurobi'"):
         SolveStep(engine="gurobi")
+
+
+def test_the_evaluator_runs_once_per_solve(stub, demo_path, monkeypatch):
+    """A plan that is not optimal is costed by the evaluator in solve_data; the Plan reuses
+    that evaluation instead of running the evaluator again (issue #26, part 4)."""
+    import optplan.planning.plan as plan_module
+    import optplan.solvers as solvers
+
+    calls = []
+    real = solvers.evaluate_decisions
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(solvers, "evaluate_decisions", counting)
+    monkeypatch.setattr(plan_module, "evaluate_decisions", counting)
+    with pytest.warns(RuntimeWarning, match="not proven optimal"):
+        plan = optplan.solve(optplan.load_instance(demo_path), engine="stub")
+    assert len(calls) == 1
+    assert plan.kpis["applicants_total"] == 0.0 and plan.evaluation.expected_cost > 0

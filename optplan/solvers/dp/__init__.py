@@ -53,7 +53,7 @@ import numpy as np
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 
 from formulations.data import Decisions, ModelData
-from optplan.errors import InfeasibleError
+from optplan.errors import InfeasibleError, OptionError
 from optplan.evaluation.evaluator import check_feasibility, evaluate_decisions
 from optplan.solvers.base import (
     ENGINE_LOGGER,
@@ -100,8 +100,6 @@ class DPOptions:
     polish: bool = True
 
     def __post_init__(self):
-        from optplan.errors import OptionError
-
         if self.grid_points is not None and self.grid_points < 2:
             raise OptionError("grid_points", "at least 2 states per week", self.grid_points)
         if not 2 <= self.min_grid_points <= self.max_grid_points:

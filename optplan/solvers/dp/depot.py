@@ -17,6 +17,7 @@ from formulations.two_stage.drivers import (
     drivers_without_recruiting,
     impulse_response,
 )
+from optplan.solvers.dp.realize import Realizer
 
 
 @dataclass
@@ -156,8 +157,6 @@ class DepotModel:
     def realizer(self):
         """The depot's deconvolution operators (realize.Realizer), built on first use."""
         if self._realizer is None:
-            from optplan.solvers.dp.realize import Realizer
-
             self._realizer = Realizer(self.data, self.d)
         return self._realizer
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from formulations.data import ModelData
-from formulations.two_stage.drivers import arrivals_matrix
+from formulations.two_stage.drivers import arrivals_matrix, cohort_arrivals
 
 #: Projected-gradient iterations of the deconvolution (T <= a few hundred weeks).
 DECONV_ITERATIONS = 400
@@ -60,10 +60,28 @@ class Realizer:
 
 
 def trim_onboarding(data: ModelData, d: int, x: np.ndarray) -> np.ndarray:
-    """Lower the latest cohorts until recruited arrivals + pipeline <= onboarding cap."""
+    """Lower the latest cohorts until recruited arrivals + pipeline <= onboarding cap, week by
+    week (applicants x (C, T) of depot d). Week t's arrivals are the cohorts' new drivers at
+    their lags (drivers.cohort_arrivals: the kernel of recruited_arrivals), so the excess is
+    drivers.onboarding_excess's n[d,t] + pipeline[d,t] - cap."""
     cap = float(data.onboarding_cap[d])
     if not np.isfinite(cap):
         return x
+    L = data.yield_kernel.shape[1]
+    x = x.copy()
+    for t in range(data.n_weeks):
+        ks = np.arange(0, min(t, L - 1) + 1)
+        contrib = cohort_arrivals(data, x[:, t - ks].T)[np.arange(len(ks)), ks]  # cohort t-k's drivers in week t
+        excess = float(contrib.sum()) + data.pipeline[d, t] - cap
+        for k, tot in zip(ks, contrib, strict=True):  # latest cohort first (k = 0, 1, ...)
+            if excess <= 1e-12:
+                break
+            if tot <= 0:
+                continue
+            cut = min(1.0, excess / tot)
+            x[:, t - k] *= 1.0 - cut
+            excess -= cut * tot
+    return x
     y = data.yield_kernel
     T = data.n_weeks
     x = x.copy()
