@@ -166,3 +166,30 @@ def test_imports_inside_functions_load_only_heavy_libraries():
                 bad += [f"{path.relative_to(REPO)}:{node.lineno} imports {r} inside {fn.name}()"
                         for r in roots if r not in LAZY_LIBRARIES]
     assert sorted(set(bad)) == []
+
+
+#: Lines that touch the yield kernel without computing arrivals, and why.
+FUNNEL_LINES_ALLOWED = {
+    "kernel = data.yield_kernel * factor": "the tornado's what-if scales the conversion (a parameter)",
+}
+
+
+def test_no_funnel_arithmetic_outside_formulations():
+    """Issue #26, part 1 (grep level): arrivals through the funnel are the drivers kernel's
+    (recruited_arrivals, cohort_arrivals, arrivals_matrix). Outside formulations/ no line that
+    names the yield kernel multiplies, convolves or einsums with it, and every einsum or
+    convolution in the planning, evaluation, explanation and engine code is an expectation
+    over scenarios (a subscript ending "s->" of an array and the probabilities)."""
+    bad = []
+    for name, path in module_files().items():
+        if not name.startswith("optplan.") or name.startswith(("optplan.estimate", "optplan.forecast")):
+            continue  # the estimators fit the funnel and the forecasts smooth history: not the plan's math
+        for no, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#")[0]
+            if line.strip() in FUNNEL_LINES_ALLOWED:
+                continue
+            if "yield_kernel" in code and any(op in code for op in ("einsum", "convolve", " * ", "@", "*=")):
+                bad.append(f"{path.relative_to(REPO)}:{no}: {line.strip()}")
+            if ("einsum(" in code or "convolve(" in code) and "s->" not in code:
+                bad.append(f"{path.relative_to(REPO)}:{no}: {line.strip()}")
+    assert bad == []

@@ -247,7 +247,9 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
                         # the part of the rest that this channel supplies at the prices in force
                         share = np.array([deps[d].split_arrivals(ta, float(v), pol.price)[c] for v in n_star])
                         x[:, d, c] = np.minimum(share / data.yield_kernel[c, modal[c]], data.applicant_cap[d, c])
-                        extra[:, t : t + L] += x[:, d, c, None] * data.yield_kernel[c][None, :]
+                        one = np.zeros((n_paths, C))
+                        one[:, c] = x[:, d, c]
+                        extra[:, t : t + L] += cohort_arrivals(data, one)  # this channel's cohort at lags 0..L-1
                 z = np.zeros((n_paths, D))  # decided below from the drivers of the week
             elif policy in ("rolling", "rolling_mean", "rolling_bayes"):
                 # re-solve weeks t..T on each path's realised state every replan_every weeks
