@@ -29,6 +29,8 @@ def module_files() -> dict[str, Path]:
     out = {}
     for package in PACKAGES:
         for path in sorted((REPO / package).rglob("*.py")):
+            if "migrations" in path.parts:  # Alembic's scripts: run by Alembic, not imported
+                continue
             parts = list(path.relative_to(REPO).with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts = parts[:-1]

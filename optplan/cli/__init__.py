@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from optplan.cli import commands, forecast
+from optplan.cli import commands, forecast, service
 from optplan.cli.common import guarded
 
 __all__ = ["guarded", "main"]
@@ -19,6 +19,13 @@ __all__ = ["guarded", "main"]
 @click.version_option(package_name="optplan")
 def main() -> None:
     """optplan: plan driver recruiting and incentives for delivery depots under uncertain demand."""
+    from optplan.errors import OptionError
+    from optplan.plugins import load_plugins
+
+    try:
+        load_plugins()  # $OPTPLAN_PLUGINS: modules that register engines (docs/engines.md)
+    except OptionError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 for _command in (
@@ -26,6 +33,7 @@ for _command in (
     commands.build_instance_cmd, commands.generate, commands.schema, commands.policy, commands.simulate,
     commands.replan, commands.state_template, commands.pipeline,
     forecast.forecast, forecast.backtest,
+    service.serve, service.tokens, service.datasets, service.runs,
 ):
     main.add_command(_command)
 

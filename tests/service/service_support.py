@@ -1,0 +1,148 @@
+"""Helpers of the service tests: a real ``optplan serve`` process on 127.0.0.1 with a real database (issue #27).
+
+``Server`` starts the CLI's ``optplan serve`` in a subprocess (its own data dir, a free port,
+short leases so that a lost worker's run is retried within seconds), waits for its health
+endpoint and reads the admin token it writes on first start. The database is a SQLite file in
+the data dir, or the PostgreSQL at $OPTPLAN_TEST_PG_URL (.ci/run starts one and sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import REPO
+
+HERE = Path(__file__).resolve().parent
+#: Seconds a worker's lease lasts in these tests (a killed worker's run is retried after it).
+TEST_LEASE = 3.0
+#: Seconds the server gets to answer its health endpoint after starting.
+START_TIMEOUT = 90.0
+#: Seconds a test waits for a run to end (the demo solves in about 2 s; this is the bound).
+RUN_TIMEOUT = 180.0
+PG_ENV = "OPTPLAN_TEST_PG_URL"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pg_database() -> str | None:
+    """A fresh PostgreSQL database for one server, or None without $OPTPLAN_TEST_PG_URL."""
+    base = os.environ.get(PG_ENV)
+    if not base:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must test against PostgreSQL: set {PG_ENV} (.ci/run starts one)")
+        return None
+    import sqlalchemy as sa
+
+    name = f"optplan_test_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+class Server:
+    def __init__(self, data_dir: Path, db_url: str | None = None, workers: int = 2, port: int | None = None):
+        self.data_dir, self.db_url, self.workers = Path(data_dir), db_url, workers
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.hold = self.data_dir.parent / f"{self.data_dir.name}-hold"
+        self.hold.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen | None = None
+        self.admin: str | None = None
+        self.clients: list = []
+
+    def start(self) -> Server:
+        argv = [sys.executable, "-m", "optplan", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
+                "--workers", str(self.workers), "--lease", str(TEST_LEASE), "--schedule-tick", "0.5"]
+        if self.db_url:
+            argv += ["--db", self.db_url]
+        env = dict(os.environ, OPTPLAN_PLUGINS="service_plugins", OPTPLAN_HOLD_DIR=str(self.hold),
+                   PYTHONPATH=os.pathsep.join([str(HERE), str(REPO), os.environ.get("PYTHONPATH", "")]))
+        self.log = open(self.data_dir.parent / f"{self.data_dir.name}-server.log", "ab")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        t0 = time.monotonic()
+        while True:
+            try:
+                if httpx.get(f"{self.url}/api/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() - t0 > START_TIMEOUT:
+                raise RuntimeError(f"the server did not start: {self.server_log()[-3000:]}")
+            time.sleep(0.2)
+        token_file = self.data_dir / "admin-token"
+        if token_file.exists():
+            self.admin = token_file.read_text().strip()
+        return self
+
+    def server_log(self) -> str:
+        self.log.flush()
+        return (self.data_dir.parent / f"{self.data_dir.name}-server.log").read_text(errors="replace")
+
+    def client(self, token: str | None = None):
+        from optplan.client import Client
+
+        c = Client(self.url, token if token is not None else self.admin)
+        self.clients.append(c)  # closed at stop()
+        return c
+
+    def kill(self) -> None:
+        """SIGKILL the server process (the supervisor); its workers notice and exit."""
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        for c in self.clients:
+            c.close()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    def release(self) -> None:
+        (self.hold / "release").write_text("go")
+
+    def started(self, run_id: str) -> list[Path]:
+        return sorted(self.hold.glob(f"started-{run_id}-*"))
+
+
+def wait_for(predicate, timeout: float, what: str, every: float = 0.1):
+    t0 = time.monotonic()
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(every)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def server(request, tmp_path_factory):
+    if request.param == "postgresql":
+        url = pg_database()
+        if url is None:
+            pytest.skip(f"no PostgreSQL here (set {PG_ENV}; CI always does)")
+    else:
+        url = None
+    s = Server(tmp_path_factory.mktemp("svc") / "data", url).start()
+    yield s
+    s.stop()
