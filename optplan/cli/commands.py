@@ -39,7 +39,7 @@ def validate(instance: Path) -> None:
 @click.command()
 @click.argument("instance", type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder for the plan's files.")
-@click.option("--time-limit", type=float, default=None,
+@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Wall-clock seconds for the whole solve: model building and every engine auto tries included.")
 @click.option("--integer", is_flag=True, help="Whole applicants (solves a MIP).")
 @click.option("--mip-gap", type=float, default=None, help="Relative MIP gap to stop at (with --integer).")

@@ -45,7 +45,7 @@ def _option_name(key: str) -> str:
     return f"--{key.replace('_', '-')}"
 
 
-def _check_numbers(kwargs: dict) -> None:
+def check_numbers(kwargs: dict) -> None:
     """Every number option is finite (nan and inf pass click's ranges: comparisons with nan
     are false) and every seed within 0 .. SEED_MAX; the first offender is an OptionError."""
     import math
@@ -109,7 +109,7 @@ def guarded(func):
         from optplan.errors import InputError, OptplanError
 
         try:
-            _check_numbers(kwargs)
+            check_numbers(kwargs)
             _refuse_out_over_inputs(kwargs)
             try:
                 return func(*args, **kwargs)

@@ -22,7 +22,8 @@ import click
 
 from optplan.cli import commands
 from optplan.cli import forecast as cli_forecast
-from optplan.errors import InputError, Problem
+from optplan.cli.common import check_numbers
+from optplan.errors import InputError, OptionError, Problem
 from optplan.io.instance import load_instance
 from optplan.planning.pipeline import load_config
 
@@ -77,9 +78,12 @@ def check_options(kind: str, options: dict) -> list[str]:
                 problems.append(f"options.{name}: expected a single value, found {v!r}")
                 continue
             try:
-                param.type.convert(str(v) if not isinstance(v, str) else v, param, None)
+                converted = param.type.convert(str(v) if not isinstance(v, str) else v, param, None)
+                check_numbers({name: converted})  # finite, seeds in range: as the CLI checks them
             except click.BadParameter as exc:
                 problems.append(f"options.{name}: {exc.format_message()}")
+            except OptionError as exc:
+                problems.append(f"options.{name}: {exc}")
     return problems
 
 

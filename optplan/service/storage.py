@@ -111,7 +111,8 @@ def unpack(data: bytes, filename: str, dest: Path, limits: Limits) -> None:
                     safe_name(info.filename, limits)
                     continue
                 rel = safe_name(info.filename, limits)
-                if mode and not stat.S_ISREG(mode):
+                kind = stat.S_IFMT(mode)  # 0: no type recorded (a plain file, as most zip tools write)
+                if kind and kind != stat.S_IFREG:
                     raise UploadError([f"{info.filename}: only regular files are accepted (a link or device is refused)"])
                 budget.file(info.filename)
                 with archive.open(info) as src:

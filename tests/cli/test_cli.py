@@ -109,7 +109,7 @@ def test_a_limit_no_engine_can_meet_exits_4_under_auto(tmp_path):
 
 def test_bad_option_is_a_clean_error(demo_path, tmp_path):
     r = cli("solve", demo_path, "--out", tmp_path / "o", "--time-limit", -1)
-    assert r.exit_code == 2 and "time_limit" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 2 and "--time-limit" in r.output and "Traceback" not in r.output  # named as typed
 
 
 def test_schema_command_writes_json_schema(tmp_path):

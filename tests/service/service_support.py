@@ -104,6 +104,9 @@ class Server:
         """SIGKILL the server process (the supervisor); its workers notice and exit."""
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
+        for c in self.clients:
+            c.close()
+        self.log.close()
 
     def stop(self) -> None:
         for c in self.clients:
@@ -146,3 +149,15 @@ def server(request, tmp_path_factory):
     s = Server(tmp_path_factory.mktemp("svc") / "data", url).start()
     yield s
     s.stop()
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
+    except FileNotFoundError:
+        return False

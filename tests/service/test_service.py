@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from conftest import REPO
-from service_support import RUN_TIMEOUT, server, wait_for  # noqa: F401
+from service_support import RUN_TIMEOUT, alive, server, wait_for  # noqa: F401
 
 from optplan.cli import main
 from optplan.client import ServiceError, zip_folder
@@ -268,23 +268,10 @@ def test_cancel_stops_a_running_solve(server, demo_id):
     c.cancel(run["id"])
     done = c.wait(run["id"], timeout=RUN_TIMEOUT)
     assert done["state"] == "cancelled" and done["attempts"] == 1
-    wait_for(lambda: not _alive(child), 30, "the solve's process to end")
+    wait_for(lambda: not alive(child), 30, "the solve's process to end")
     with pytest.raises(ServiceError) as err:
         c.cancel(run["id"])
     assert err.value.status == 409
-
-
-def _alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is dead
-        return "zombie" not in open(f"/proc/{pid}/status").read().lower()
-    except FileNotFoundError:
-        return False
 
 
 def test_the_zip_of_a_folder_is_deterministic():
