@@ -64,7 +64,7 @@ def _pairs(items: tuple[str, ...], what: str) -> dict:
 @click.option("--data-dir", type=click.Path(path_type=Path), default=Path("optplan-data"), show_default=True,
               help="Where datasets, run outputs and the default SQLite database live.")
 @click.option("--db", "db_url", default=None,
-              help="A SQLAlchemy URL (default: sqlite:///<data-dir>/optplan.db), e.g. postgresql+psycopg://u@host/db.")
+              help="A SQLAlchemy URL (default: sqlite:///<data-dir>/service.sqlite), e.g. postgresql+psycopg://u@host/db.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
 @click.option("--workers", type=click.IntRange(0, 64), default=2, show_default=True,

@@ -11,10 +11,13 @@ a traceback. Lists take ``limit`` (at most 500) and ``offset`` and return ``tota
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
 import shutil
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,26 +25,21 @@ from typing import Any
 import anyio
 import numpy as np
 import pandas as pd
-from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select, text, update
-from sqlalchemy.exc import IntegrityError
 from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from optplan.errors import InputError
-from optplan.io.instance import load_instance
-from optplan.io.whatif import parse_assignment
-from optplan.service import auth
+from optplan.service import auth, ops
 from optplan.service.auth import Principal
 from optplan.service.db import Database
-from optplan.service.jobs import DATASET_KINDS, KINDS, check_dataset, check_options
+from optplan.service.jobs import DATASET_KINDS, KINDS, check_options
 from optplan.service.models import Audit, Dataset, Decision, Run, Schedule, Token, Worker, utcnow
-from optplan.service.plans import plan_of_outputs, table
 from optplan.service.scheduler import check_cron, next_after
-from optplan.service.storage import Limits, Store, UploadError, strip_single_folder, tree_files, tree_hash, unpack
+from optplan.service.storage import Limits, Store, UploadError
 
 log = logging.getLogger("optplan.service.app")
 
@@ -52,13 +50,7 @@ EVENT_POLL = 0.5
 MAX_LIMIT = 500
 
 
-class Problems(HTTPException):
-    def __init__(self, status: int, problems: list[str]):
-        super().__init__(status_code=status, detail=problems)
-
-
-def _not_found(what: str) -> Problems:
-    return Problems(404, [f"{what}: not found"])
+Problems, _not_found = ops.Problems, ops.not_found
 
 
 @dataclass
@@ -156,6 +148,87 @@ def records(df: pd.DataFrame) -> list[dict]:
             for row in df.to_dict(orient="records")]
 
 
+@functools.lru_cache(maxsize=256)
+def _csv_as_json(path: str, name: str, mtime_ns: int, size: int) -> bytes:
+    """An output CSV as JSON rows, cached by file and version (outputs are written once)."""
+    return json.dumps({"file": name, "rows": records(pd.read_csv(path, keep_default_na=True))}).encode()
+
+
+#: Seconds a token check is remembered (a revoked token stops working on other server
+#: processes within this; on the one that revoked it at once).
+TOKEN_CACHE_SECONDS = 5.0
+
+
+class TokenCache:
+    def __init__(self):
+        self._seen: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, secret: str | None) -> Principal | None:
+        if not secret:
+            return None
+        with self._lock:
+            hit = self._seen.get(secret)
+        if hit is None or hit[1] < time.monotonic():
+            return None
+        return hit[0]
+
+    def put(self, secret: str, who: Principal) -> None:
+        with self._lock:
+            if len(self._seen) > 10_000:
+                self._seen.clear()
+            self._seen[secret] = (who, time.monotonic() + TOKEN_CACHE_SECONDS)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._seen.clear()
+
+
+#: Largest body of a request other than an upload (JSON), bytes.
+JSON_BODY_BYTES = 2 * 1024 * 1024
+#: Room for the multipart framing of an upload beyond its files, bytes.
+UPLOAD_FRAMING_BYTES = 1024 * 1024
+
+
+class BodyLimit:
+    """ASGI middleware: a request must declare its length (Content-Length) and stay within the
+    limit (uploads: the upload limit; anything else: JSON_BODY_BYTES) before any of it is read,
+    so an oversized upload is refused (413) without being spooled to disk; a body longer than
+    it declared is cut off (the parser then fails it)."""
+
+    def __init__(self, app, upload_bytes: int):
+        self.app, self.upload_bytes = app, upload_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            return await self.app(scope, receive, send)
+        limit = self.upload_bytes + UPLOAD_FRAMING_BYTES if scope["path"].endswith("/datasets") else JSON_BODY_BYTES
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is None or not declared.isdigit():
+            return await _problem(send, 411, "a request body needs a Content-Length header")
+        if int(declared) > limit:
+            return await _problem(send, 413, f"the request body is larger than {limit:,} bytes")
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > int(declared):  # more than it said: stop reading
+                    return {"type": "http.disconnect"}
+            return message
+
+        return await self.app(scope, counted, send)
+
+
+async def _problem(send, status: int, line: str) -> None:
+    body = json.dumps({"problems": [line]}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
 # ---------------------------------------------------------------------------- the app
 
 
@@ -165,6 +238,8 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="optplan service", version="1", openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs",
                   redoc_url=None)
     app.state.db, app.state.store, app.state.settings = db, store, settings
+    tokens = TokenCache()
+    app.add_middleware(BodyLimit, upload_bytes=settings.limits.bytes)
 
     # -- errors: JSON lines, never a traceback
     @app.exception_handler(StarletteHTTPException)
@@ -190,8 +265,12 @@ def create_app(settings: Settings) -> FastAPI:
         secret = None
         if authorization and authorization.lower().startswith("bearer "):
             secret = authorization[7:].strip()
-        with db.session() as s:
-            who = auth.principal_of(s, secret)
+        who = tokens.get(secret)
+        if who is None:
+            with db.session() as s:
+                who = auth.principal_of(s, secret)
+            if who is not None:
+                tokens.put(secret, who)
         if who is None:
             raise Problems(401, ["a valid token is needed: Authorization: Bearer <token>"])
         return who
@@ -204,23 +283,9 @@ def create_app(settings: Settings) -> FastAPI:
         return check
 
     def audit(s, who: Principal, request: Request, action: str, kind: str, obj_id: str, countries=(), **detail):
-        s.add(Audit(actor=who.token_id, action=action, object_kind=kind, object_id=obj_id, detail=detail,
-                    client=request.client.host if request.client else "", countries=list(countries)))
+        ops.audit(s, who, _client(request), action, kind, obj_id, countries, **detail)
 
-    def visible_run(s, who: Principal, run_id: str) -> Run:
-        run = s.get(Run, run_id)
-        if run is None or not who.sees(run.countries):
-            raise _not_found(f"run {run_id}")
-        return run
-
-    def visible_dataset(s, who: Principal, dataset_id: str) -> Dataset:
-        d = s.get(Dataset, dataset_id)
-        if d is None or not who.sees(d.countries):
-            raise _not_found(f"dataset {dataset_id}")
-        return d
-
-    def scoped(rows, who: Principal):
-        return [r for r in rows if who.sees(r.countries)]
+    visible_run, visible_dataset, scoped = ops.visible_run, ops.visible_dataset, ops.scoped
 
     def page(items: list, limit: int, offset: int) -> dict:
         return {"items": items[offset:offset + limit], "total": len(items), "limit": limit, "offset": offset}
@@ -265,48 +330,15 @@ def create_app(settings: Settings) -> FastAPI:
                         raise Problems(413, [f"the upload is larger than {settings.limits.bytes:,} bytes"])
                     chunks.append(chunk)
                 blobs.append((f.filename or "upload", b"".join(chunks)))
-            return await anyio.to_thread.run_sync(_store_upload, who, request, kind, name, blobs, scratch)
+            d, new = await anyio.to_thread.run_sync(ops.store_upload, db, store, settings.limits, who, _client(request),
+                                                    kind, name, blobs, scratch)
+            if not new:
+                return JSONResponse({**dataset_view(d), "stored": "already"}, status_code=200)
+            return {**dataset_view(d), "stored": "new"}
         except UploadError as exc:
             raise Problems(413 if any("more than" in p for p in exc.problems) else 422, exc.problems) from None
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-
-    def _store_upload(who, request, kind, name, blobs, scratch: Path):
-        folder = scratch / "u"
-        folder.mkdir()
-        for filename, data in blobs:
-            unpack(data, filename, folder, settings.limits)
-        folder = strip_single_folder(folder)
-        try:
-            checked = check_dataset(kind, folder)
-        except InputError as exc:
-            lines = [str(p) for p in exc.problems]
-            if exc.omitted:
-                lines.append(f"... and {exc.omitted} more problems of the kinds above")
-            raise Problems(422, lines) from None
-        if not who.sees(checked.countries):
-            raise Problems(403, [f"the dataset's countries ({', '.join(checked.countries) or 'none: a network'}) "
-                                 f"are outside the token's scope ({', '.join(who.countries)})"])
-        sha = tree_hash(folder)
-        files = tree_files(folder)
-        with db.session() as s:
-            existing = s.scalar(select(Dataset).where(Dataset.sha256 == sha, Dataset.kind == kind))
-            if existing is not None:
-                return JSONResponse({**dataset_view(existing), "stored": "already"}, status_code=200)
-            store.keep_dataset(folder, sha)
-            d = Dataset(kind=kind, name=name or (checked.summary.split(":")[0] if checked.summary else kind),
-                        sha256=sha, countries=checked.countries, files=files,
-                        size_bytes=sum((folder / f).stat().st_size for f in files), summary=checked.summary,
-                        meta=checked.meta or {}, created_by=who.token_id)
-            s.add(d)
-            try:
-                s.flush()
-            except IntegrityError:  # the same content uploaded at the same moment
-                s.rollback()
-                existing = s.scalar(select(Dataset).where(Dataset.sha256 == sha, Dataset.kind == kind))
-                return JSONResponse({**dataset_view(existing), "stored": "already"}, status_code=200)
-            audit(s, who, request, "dataset.upload", "dataset", d.id, d.countries, sha256=sha, dataset_kind=kind)
-            return {**dataset_view(d), "stored": "new"}
 
     @app.get(f"{API}/datasets", tags=["datasets"])
     def list_datasets(kind: str | None = None, limit: int = Query(50, ge=1, le=MAX_LIMIT), offset: int = Query(0, ge=0),
@@ -326,36 +358,9 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post(f"{API}/runs", status_code=202, tags=["runs"])
     def submit(body: RunRequest, request: Request, idempotency_key: str | None = Header(None, max_length=200),
                who: Principal = Depends(needs("planner"))):
-        with db.session() as s:
-            if idempotency_key:
-                seen = s.scalar(select(Run).where(Run.created_by == who.token_id, Run.idempotency_key == idempotency_key))
-                if seen is not None:
-                    return JSONResponse(run_view(seen), status_code=200 if who.sees(seen.countries) else 404)
-            dataset = visible_dataset(s, who, body.dataset_id)
-            problems = check_options(body.kind, body.options)
-            if body.kind in KINDS and dataset.kind != KINDS[body.kind]:
-                problems.append(f"dataset_id: a {body.kind} run reads a {KINDS[body.kind]} dataset; this one is a "
-                                f"{dataset.kind}")
-            if body.changes and dataset.kind != "instance":
-                problems.append("changes: what-if changes apply to instance datasets only")
-            if body.parent_id is not None:
-                visible_run(s, who, body.parent_id)
-            if not problems and body.changes:
-                problems += _check_changes(store.dataset_dir(dataset.sha256), body.changes)
-            if problems:
-                raise Problems(422, problems)
-            run = Run(kind=body.kind, dataset_id=dataset.id, options=body.options, changes=body.changes,
-                      parent_id=body.parent_id, max_attempts=body.max_attempts, countries=list(dataset.countries),
-                      created_by=who.token_id, idempotency_key=idempotency_key)
-            s.add(run)
-            try:
-                s.flush()
-            except IntegrityError:  # the same key submitted twice at the same moment: one run
-                s.rollback()
-                seen = s.scalar(select(Run).where(Run.created_by == who.token_id, Run.idempotency_key == idempotency_key))
-                return JSONResponse(run_view(seen), status_code=200)
-            audit(s, who, request, "run.submit", "run", run.id, run.countries, run_kind=run.kind)
-            return run_view(run)
+        run, new = ops.submit_run(db, store, who, _client(request), body.kind, body.dataset_id, body.options, body.changes,
+                                  body.parent_id, body.max_attempts, idempotency_key)
+        return run_view(run) if new else JSONResponse(run_view(run), status_code=200)
 
     @app.get(f"{API}/runs", tags=["runs"])
     def list_runs(state: str | None = None, kind: str | None = None, dataset_id: str | None = None,
@@ -434,7 +439,8 @@ def create_app(settings: Settings) -> FastAPI:
             run = visible_run(s, who, run_id)
             path = _output_path(run, name)
         if format == "json" and name.endswith(".csv"):
-            return JSONResponse({"file": name, "rows": records(pd.read_csv(path, keep_default_na=True))})
+            st = path.stat()
+            return Response(_csv_as_json(str(path), name, st.st_mtime_ns, st.st_size), media_type="application/json")
         media = {".csv": "text/csv", ".json": "application/json", ".html": "text/html", ".svg": "image/svg+xml",
                  ".yaml": "text/yaml", ".txt": "text/plain"}.get(Path(name).suffix, "application/octet-stream")
         return Response(path.read_bytes(), media_type=media)
@@ -442,19 +448,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get(f"{API}/compare", tags=["runs"])
     def compare_runs(a: str, b: str, format: str = Query("json", pattern="^(json|csv)$"),
                      who: Principal = Depends(principal)):
-        with db.session() as s:
-            ra, rb = visible_run(s, who, a), visible_run(s, who, b)
-            sides = []
-            for r in (ra, rb):
-                if r.kind != "solve" or r.state != "finished":
-                    raise Problems(409, [f"run {r.id}: a finished solve run is needed to compare (it is a {r.state} "
-                                         f"{r.kind} run)"])
-                sides.append((r, s.get(Dataset, r.dataset_id)))
-        plans = [plan_of_outputs(store.dataset_dir(d.sha256), store.output_dir(r.output_dir)) for r, d in sides]
-        try:
-            df = table(plans[0], plans[1], (a, b))
-        except ValueError as exc:
-            raise Problems(409, [str(exc)]) from None
+        df = ops.compare_runs(db, store, who, a, b)
         if format == "csv":
             return Response(df.to_csv(index=False), media_type="text/csv")
         return {"a": a, "b": b, "rows": records(df)}
@@ -462,43 +456,8 @@ def create_app(settings: Settings) -> FastAPI:
     # -- decisions
     @app.post(f"{API}/runs/{{run_id}}/decisions", status_code=201, tags=["decisions"])
     def decide(run_id: str, body: DecisionRequest, request: Request, who: Principal = Depends(needs("approver"))):
-        problems = []
-        if body.verdict not in ("approved", "rejected"):
-            problems.append(f"verdict: expected approved or rejected, found {body.verdict!r}")
-        if body.scope not in ("network", "country", "region"):
-            problems.append(f"scope: expected network, country or region, found {body.scope!r}")
-        with db.session() as s:
-            run = visible_run(s, who, run_id)
-            dataset = s.get(Dataset, run.dataset_id)
-            if run.kind != "solve" or run.state != "finished":
-                problems.append(f"run {run_id}: only a finished solve run's plan can be approved or rejected "
-                                f"(this one is a {run.state} {run.kind} run)")
-            if body.scope == "network" and body.scope_key:
-                problems.append("scope_key: the network scope has no key")
-            if body.scope == "country" and body.scope_key not in (run.countries or []):
-                problems.append(f"scope_key: one of the run's countries ({', '.join(run.countries) or 'none'}), "
-                                f"found {body.scope_key!r}")
-            if body.scope == "region" and body.scope_key not in (dataset.meta or {}).get("regions", []):
-                problems.append(f"scope_key: one of the instance's regions, found {body.scope_key!r}")
-            if body.scope == "network" and not who.unscoped:
-                problems.append("scope: a token scoped to countries approves for its countries or regions, not the "
-                                "network")
-            week = body.week or (dataset.meta or {}).get("start_date", "")
-            if problems:
-                raise Problems(422, problems)
-            d = Decision(run_id=run.id, verdict=body.verdict, scope=body.scope, scope_key=body.scope_key, week=week,
-                         comment=body.comment, countries=list(run.countries), created_by=who.token_id)
-            s.add(d)
-            s.flush()
-            if body.verdict == "approved":
-                s.execute(update(Decision).where(
-                    Decision.scope == body.scope, Decision.scope_key == body.scope_key, Decision.week == week,
-                    Decision.verdict == "approved", Decision.superseded_by.is_(None), Decision.id != d.id,
-                ).values(superseded_by=d.id))
-            audit(s, who, request, {"approved": "plan.approve", "rejected": "plan.reject"}[body.verdict],
-                  "run", run.id, run.countries, decision=d.id, scope=body.scope, key=body.scope_key, week=week,
-                  comment=body.comment)
-            return decision_view(d)
+        return decision_view(ops.decide(db, who, _client(request), run_id, body.verdict, body.comment, body.scope,
+                                        body.scope_key, body.week))
 
     @app.get(f"{API}/decisions", tags=["decisions"])
     def list_decisions(run_id: str | None = None, week: str | None = None,
@@ -532,7 +491,7 @@ def create_app(settings: Settings) -> FastAPI:
                 problems.append(f"dataset_id: a {body.kind} run reads a {KINDS[body.kind]} dataset; this one is a "
                                 f"{dataset.kind}")
             if not problems and body.changes:
-                problems += _check_changes(store.dataset_dir(dataset.sha256), body.changes)
+                problems += ops.check_changes(store.dataset_dir(dataset.sha256), body.changes)
             if problems:
                 raise Problems(422, problems)
             sch = Schedule(name=body.name, cron=body.cron, timezone=body.timezone, kind=body.kind,
@@ -591,6 +550,7 @@ def create_app(settings: Settings) -> FastAPI:
             if t is None or not (who.unscoped or (t.countries and set(t.countries) <= set(who.countries))):
                 raise _not_found(f"token {token_id}")
             t.revoked = True
+            tokens.clear()  # this process forgets at once; other server processes within TOKEN_CACHE_SECONDS
             audit(s, who, request, "token.revoke", "token", t.id, t.countries)
             return {"id": t.id, "revoked": True}
 
@@ -625,11 +585,5 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def _check_changes(folder: Path, changes: dict) -> list[str]:
-    """What-if changes applied to the stored instance, as the CLI's --set would: the problems."""
-    try:
-        parsed = dict(parse_assignment(f"{k}={v if isinstance(v, str) else json.dumps(v)}") for k, v in changes.items())
-        load_instance(folder).with_changes(parsed)
-    except InputError as exc:
-        return [f"changes: {p}" for p in exc.problems]
-    return []
+def _client(request: Request) -> str:
+    return request.client.host if request.client else ""

@@ -1,6 +1,6 @@
 """The database: an engine per URL, sessions, and migrations by Alembic.
 
-``--db`` takes any SQLAlchemy URL: ``sqlite:///path/optplan.db`` (the default, a file under the
+``--db`` takes any SQLAlchemy URL: ``sqlite:///path/service.sqlite`` (the default, a file under the
 data dir: one command works on a fresh machine) or ``postgresql+psycopg://user@host/db``.
 SQLite runs in WAL mode with a busy timeout, so the web process and the workers (separate
 processes) read while one writes. ``migrate(url)`` upgrades the schema to the latest Alembic
@@ -23,7 +23,7 @@ SQLITE_BUSY_SECONDS = 30
 
 
 def sqlite_url(data_dir: Path) -> str:
-    return f"sqlite:///{(Path(data_dir) / 'optplan.db').resolve()}"
+    return f"sqlite:///{(Path(data_dir) / 'service.sqlite').resolve()}"
 
 
 def make_engine(url: str) -> Engine:

@@ -24,6 +24,7 @@ from optplan.cli import commands
 from optplan.cli import forecast as cli_forecast
 from optplan.cli.common import check_numbers
 from optplan.errors import InputError, OptionError, Problem
+from optplan.io.inputs import read_yaml_mapping
 from optplan.io.instance import load_instance
 from optplan.planning.pipeline import load_config
 
@@ -46,19 +47,31 @@ def command_of(kind: str) -> click.Command:
             "backtest": cli_forecast.backtest}[kind]
 
 
+def option_name(param: click.Option) -> str:
+    """A run's name for a command option: its flag without dashes, '-' as '_' (--time-limit:
+    time_limit, --scenarios: scenarios, --no-plots: no_plots)."""
+    flag = max(param.opts, key=len) if all(o.startswith("--") for o in param.opts) else \
+        next(o for o in param.opts if o.startswith("--"))
+    return flag.lstrip("-").replace("-", "_")
+
+
 def _options_of(kind: str) -> dict[str, click.Option]:
-    return {p.name: p for p in command_of(kind).params if isinstance(p, click.Option) and p.name not in SERVICE_OPTIONS}
+    out = {}
+    for p in command_of(kind).params:
+        if isinstance(p, click.Option) and option_name(p) not in SERVICE_OPTIONS:
+            out[option_name(p)] = p
+    return out
 
 
 def check_options(kind: str, options: dict) -> list[str]:
     """Problems (one line each) with a run's options for ``kind``; empty when they are fine."""
     if kind not in KINDS:
         return [f"kind: expected one of {', '.join(KINDS)}, found {kind!r}"]
-    allowed = _options_of(kind)
+    allowed = {k: v for k, v in _options_of(kind).items() if k != "set"}
     problems = []
     for name, value in (options or {}).items():
-        if name == "sets":
-            problems.append("options.sets: what-if changes go in 'changes', not in the options")
+        if name in ("set", "sets"):
+            problems.append(f"options.{name}: what-if changes go in 'changes', not in the options")
             continue
         param = allowed.get(name)
         if param is None:
@@ -108,7 +121,7 @@ def command_line(kind: str, dataset: Path, out: Path, options: dict, changes: di
     argv = [sys.executable, "-m", "optplan", kind, str(target), "--out", str(out)]
     for name, value in (options or {}).items():
         param = allowed[name]
-        flag = param.opts[0]
+        flag = "--" + name.replace("_", "-") if "--" + name.replace("_", "-") in param.opts else param.opts[0]
         if param.is_flag:
             if value:
                 argv.append(flag)
@@ -150,11 +163,13 @@ def check_dataset(kind: str, folder: Path) -> Checked:
         if not cfg.is_file():
             raise InputError([Problem(PIPELINE_FILE, None, None, "a pipeline config named pipeline.yaml at the top",
                                       "none")])
-        config, _ = load_config(cfg)
-        bad = [Problem(PIPELINE_FILE, None, f"inputs.{k}", "a relative path inside the dataset", v)
-               for k, v in config.inputs.model_dump().items() if v is not None and _unsafe(v)]
-        if bad:
+        raw = read_yaml_mapping(cfg, "a pipeline config (YAML)", PIPELINE_FILE, "a mapping of pipeline settings")
+        inputs = raw.get("inputs") if isinstance(raw.get("inputs"), dict) else {}
+        bad = [Problem(PIPELINE_FILE, None, f"inputs.{k}", "a relative path inside the dataset", str(v))
+               for k, v in inputs.items() if isinstance(v, str) and _unsafe(v)]
+        if bad:  # before anything reads them
             raise InputError(bad)
+        config, _ = load_config(cfg)
         return Checked([], f"pipeline config {config.name if hasattr(config, 'name') else PIPELINE_FILE}")
     if kind == "history":
         files = sorted(folder.rglob("*.csv"))

@@ -4,7 +4,7 @@
 Times are naive UTC (``utcnow``). A dataset or run is *scoped* by the countries of its depots (``countries``, a sorted list;
 empty: a network without countries, visible only to unscoped tokens). Migrations:
 optplan/service/migrations/ (Alembic); a change here needs a new revision there
-(tests/service/test_migrations.py compares the two).
+(tests/service/test_parts.py compares the two).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class Run(Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(), nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     progress: Mapped[str] = mapped_column(Text, default="")
-    log: Mapped[str] = mapped_column(Text, default="")
+    log: Mapped[str] = mapped_column(Text, default="", deferred=True)  # loaded only when read (up to 200 kB)
     error: Mapped[str] = mapped_column(Text, default="")
     summary: Mapped[dict] = mapped_column(JSON, default=dict)
     outputs: Mapped[list] = mapped_column(JSON, default=list)  # file names under the run's output folder

@@ -2,7 +2,7 @@
 
 Layout under ``--data-dir``::
 
-    optplan.db                 the SQLite database (unless --db names another)
+    service.sqlite                 the SQLite database (unless --db names another)
     datasets/<sha256>/...      each distinct uploaded folder, read-only once stored
     runs/<run id>/attempt-<n>/ each attempt's outputs (only the attempt that completes is kept in the run)
     tmp/                       uploads being checked

@@ -46,13 +46,17 @@ HEARTBEATS_PER_LEASE = 6
 LOG_CHARS = 200_000
 #: Exit statuses of a command that still made its outputs (0: done; 3: a plan not proven optimal).
 FINISHED_STATUSES = (0, 3)
+#: Niceness added to a run's process (solves are batch work; the HTTP API is interactive).
+RUN_NICENESS = 10
 #: Seconds between SIGTERM and SIGKILL when a run is cancelled.
 CANCEL_GRACE = 3.0
 
 
 def _die_with_parent() -> None:
     """In the child, before exec: SIGKILL when the worker dies (Linux prctl PR_SET_PDEATHSIG), so
-    a worker killed with -9 leaves no solve running that nobody will record."""
+    a worker killed with -9 leaves no solve running that nobody will record; and a lower CPU
+    priority (RUN_NICENESS), so that on a busy machine the API answers before batch solves."""
+    os.nice(RUN_NICENESS)
     if sys.platform.startswith("linux"):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
 

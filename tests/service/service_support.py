@@ -24,6 +24,8 @@ from conftest import REPO
 HERE = Path(__file__).resolve().parent
 #: Seconds a worker's lease lasts in these tests (a killed worker's run is retried after it).
 TEST_LEASE = 3.0
+#: The largest upload the test servers take (MB unpacked): a zip bomb stops there.
+TEST_UPLOAD_MB = 16
 #: Seconds the server gets to answer its health endpoint after starting.
 START_TIMEOUT = 90.0
 #: Seconds a test waits for a run to end (the demo solves in about 2 s; this is the bound).
@@ -67,7 +69,8 @@ class Server:
 
     def start(self) -> Server:
         argv = [sys.executable, "-m", "optplan", "serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
-                "--workers", str(self.workers), "--lease", str(TEST_LEASE), "--schedule-tick", "0.5"]
+                "--workers", str(self.workers), "--lease", str(TEST_LEASE), "--schedule-tick", "0.5",
+                "--max-upload-mb", str(TEST_UPLOAD_MB)]
         if self.db_url:
             argv += ["--db", self.db_url]
         env = dict(os.environ, OPTPLAN_PLUGINS="service_plugins", OPTPLAN_HOLD_DIR=str(self.hold),
@@ -138,7 +141,11 @@ def wait_for(predicate, timeout: float, what: str, every: float = 0.1):
         time.sleep(every)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+#: PostgreSQL variants run with the slow tests (CI's second step, where .ci/run has started one).
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)]
+
+
+@pytest.fixture(scope="module", params=DATABASES)
 def server(request, tmp_path_factory):
     if request.param == "postgresql":
         url = pg_database()

@@ -163,3 +163,41 @@ def test_load_twenty_submissions_and_two_hundred_polls_while_two_solves_run(tmp_
         assert _completions(server) == dict.fromkeys(busy + submitted, 1)
     finally:
         server.stop()
+
+
+def test_a_pipeline_run_goes_from_raw_data_to_a_plan_awaiting_approval(tmp_path):
+    """The weekly loop's shape: a pipeline dataset (config, depots, channels, settings and the
+    demand history in one folder) uploaded, run by a worker, its plan approved."""
+    import shutil
+
+    import yaml
+
+    folder = tmp_path / "weekly"
+    folder.mkdir()
+    for name in ("depots.csv", "channels.csv", "settings.yaml"):
+        shutil.copy(REPO / "examples" / "pipeline" / name, folder / name)
+    shutil.copy(REPO / "examples" / "data" / "walmart_store_weekly_sales_30.csv", folder / "history.csv")
+    config = yaml.safe_load((REPO / "examples" / "pipeline" / "pipeline.yaml").read_text())
+    config["inputs"]["history"] = "history.csv"
+    config["forecast"] = {"horizon": 8, "scenarios": 5, "model": "seasonal_naive"}
+    config["generate_logs"].update(applicants=4000, drivers=800)
+    config["estimate"] = {"bootstrap": 2}
+    config["report"] = {"enabled": False}
+    (folder / "pipeline.yaml").write_text(yaml.safe_dump(config))
+    server = Server(tmp_path / "data", workers=1).start()
+    try:
+        c = server.client()
+        bad = dict(config, inputs={**config["inputs"], "history": "../../etc/passwd"})
+        (tmp_path / "bad").mkdir()
+        for p in folder.iterdir():
+            shutil.copy(p, tmp_path / "bad" / p.name)
+        (tmp_path / "bad" / "pipeline.yaml").write_text(yaml.safe_dump(bad))
+        with pytest.raises(Exception) as err:
+            c.upload(tmp_path / "bad", kind="pipeline")
+        assert getattr(err.value, "status", None) == 422
+        ds = c.upload(folder, kind="pipeline")
+        run = c.wait(c.submit("pipeline", ds["id"])["id"], timeout=20 * RUN_TIMEOUT)
+        assert run["state"] == "finished", run["error"]
+        assert any(name.endswith("applicants.csv") for name in run["outputs"]), run["outputs"]
+    finally:
+        server.stop()

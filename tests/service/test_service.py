@@ -169,6 +169,15 @@ def test_hostile_archives_are_refused_without_writing_outside_the_data_dir(serve
                        files=[("files", (name, data, "application/octet-stream"))], timeout=120)
         assert r.status_code in (413, 422), (name, r.status_code, r.text)
         assert r.json()["problems"], name
+    # a body that declares 10 GB is refused before any of it is read; one with no length at all too
+    import socket
+
+    for head in (b"Content-Length: 10737418240\r\n", b"Transfer-Encoding: chunked\r\n"):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(b"POST /api/v1/datasets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + server.admin.encode()
+                         + b"\r\nContent-Type: multipart/form-data; boundary=b\r\n" + head + b"\r\n")
+            status = sock.recv(200).split(b"\r\n")[0]
+        assert status in (b"HTTP/1.1 413 Request Entity Too Large", b"HTTP/1.1 411 Length Required"), status
     assert not target.exists()
     assert not list((server.data_dir / "datasets").glob("*/escaped.txt"))
     assert list((server.data_dir / "tmp").iterdir()) == []  # every refused upload cleaned up
@@ -276,3 +285,99 @@ def test_cancel_stops_a_running_solve(server, demo_id):
 
 def test_the_zip_of_a_folder_is_deterministic():
     assert zip_folder(DEMO) == zip_folder(DEMO)
+
+
+#: Mutated instances uploaded per mutation class (cell, header, row, bytes, manifest).
+MUTATIONS_PER_CLASS = 8
+
+
+def test_mutated_instances_are_refused_by_upload_with_the_lines_of_validate(server, tmp_path):
+    """The fuzzed input classes the CLI refuses (tests/mutations.py) are refused by upload with
+    the same lines; what the CLI accepts, upload accepts."""
+    import random
+
+    from mutations import MUTATIONS, folder_files, mutate, write
+
+    base = folder_files(DEMO)
+    c = server.client()
+    refused = 0
+    for kind in sorted(MUTATIONS):
+        rng = random.Random(f"service-{kind}")
+        for i in range(MUTATIONS_PER_CLASS):
+            _, files = mutate(rng, base, kind)
+            folder = tmp_path / f"{kind}-{i}"
+            write(folder, files)
+            r = CliRunner().invoke(main, ["validate", str(folder)])
+            lines = [ln[len("error: "):].replace(f"{folder}/", "") for ln in r.output.splitlines()
+                     if ln.startswith("error: ")]
+            try:
+                c.upload(folder, kind="instance")
+                assert r.exit_code == 0, (kind, i, r.output)
+            except ServiceError as exc:
+                assert r.exit_code == 2 and exc.status == 422, (kind, i, r.output, exc.problems)
+                assert exc.problems == lines, (kind, i)
+                refused += 1
+    assert refused >= MUTATIONS_PER_CLASS  # most mutations break the instance
+
+
+def test_the_runs_commands_talk_to_the_service(server, demo_id):
+    env = {"OPTPLAN_URL": server.url, "OPTPLAN_TOKEN": server.admin}
+    r = CliRunner().invoke(main, ["runs", "submit", "solve", demo_id, "--option", "time_limit=60", "--wait"], env=env)
+    assert r.exit_code == 0, r.output
+    run_id = r.output.splitlines()[0]
+    assert json.loads(r.output[len(run_id) + 1:])["state"] == "finished"
+    r = CliRunner().invoke(main, ["runs", "list", "--state", "finished"], env=env)
+    assert r.exit_code == 0 and run_id in r.output
+    r = CliRunner().invoke(main, ["runs", "approve", run_id, "--comment", "fine", "--week", "2027-01-04"], env=env)
+    assert r.exit_code == 0 and json.loads(r.output)["verdict"] == "approved"
+    r = CliRunner().invoke(main, ["runs", "submit", "solve", demo_id, "--option", "time_limit=-3"], env=env)
+    assert r.exit_code == 5 and "error: options.time_limit:" in r.output
+    r = CliRunner().invoke(main, ["runs", "show", run_id], env={**env, "OPTPLAN_TOKEN": "opt_wrong"})
+    assert r.exit_code == 5 and "a valid token is needed" in r.output and "Traceback" not in r.output
+
+
+def test_a_forecast_run_on_a_history_dataset(server, demo_id, tmp_path):
+    import math
+
+    weeks = pd.date_range("2023-01-02", periods=120, freq="7D")
+    rows = [(d, w.date(), 100 + 10 * math.sin(i / 4) + 5 * (d == "D2")) for d in ("D1", "D2") for i, w in enumerate(weeks)]
+    (tmp_path / "h").mkdir()
+    pd.DataFrame(rows, columns=["depot", "week_start", "blocks"]).to_csv(tmp_path / "h" / "history.csv", index=False)
+    c = server.client()
+    ds = c.upload(tmp_path / "h", kind="history")
+    run = c.wait(c.submit("forecast", ds["id"], options={"model": "seasonal_naive", "horizon": 8, "scenarios": 5,
+                                                         "no_plots": True})["id"], timeout=RUN_TIMEOUT)
+    assert run["state"] == "finished", run["error"]
+    assert "quantiles.csv" in run["outputs"]
+    rows = c.output(run["id"], "quantiles.csv", format="json")["rows"]
+    assert len(rows) == 2 * 8  # two depots, eight weeks
+    with pytest.raises(ServiceError) as err:  # a forecast reads a history, not an instance
+        c.submit("forecast", demo_id)
+    assert err.value.status == 422
+
+
+def test_a_schedule_submits_a_run_that_awaits_approval(server, demo_id):
+    from datetime import datetime
+
+    import sqlalchemy as sa
+
+    from optplan.service.db import sqlite_url
+    from optplan.service.models import Schedule
+
+    c = server.client()
+    with pytest.raises(ServiceError) as err:
+        c.schedule("weekly", "every monday", "solve", demo_id)
+    assert err.value.status == 422 and err.value.problems[0].startswith("cron: expected five cron fields")
+    sch = c.schedule("weekly plan", "0 6 * * MON", "solve", demo_id, timezone="Europe/Berlin",
+                     options={"time_limit": 60})
+    engine = sa.create_engine(server.db_url or sqlite_url(server.data_dir))
+    with engine.begin() as conn:  # its slot is due now (instead of waiting for Monday 06:00)
+        conn.execute(sa.update(Schedule).where(Schedule.id == sch["id"]).values(next_run_at=datetime(2000, 1, 3, 5)))
+    engine.dispose()
+    run_id = wait_for(lambda: next((r["id"] for r in c.runs(limit=500)["items"] if r["schedule_id"] == sch["id"]),
+                                   None), RUN_TIMEOUT, "the scheduled run")
+    run = c.wait(run_id, timeout=RUN_TIMEOUT)
+    assert run["state"] == "finished" and run["options"] == {"time_limit": 60}
+    assert c._json("GET", "/decisions", params={"run_id": run_id})["total"] == 0  # awaiting approval
+    listed = next(s for s in c._json("GET", "/schedules")["items"] if s["id"] == sch["id"])
+    assert listed["last_run_id"] == run_id and listed["next_run_at"] > "2026"
