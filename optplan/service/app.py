@@ -21,19 +21,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import numpy as np
 import pandas as pd
 from fastapi import Depends, FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select, text, update
 from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from optplan.service import auth, ops
+from optplan.service import auth, ops, web
 from optplan.service.auth import Principal
 from optplan.service.db import Database
 from optplan.service.jobs import DATASET_KINDS, KINDS, check_options
@@ -241,10 +243,22 @@ def create_app(settings: Settings) -> FastAPI:
     tokens = TokenCache()
     app.add_middleware(BodyLimit, upload_bytes=settings.limits.bytes)
 
-    # -- errors: JSON lines, never a traceback
+    # -- the workspace's pages (optplan/service/web.py) and their static files
+    app.include_router(web.router)
+    app.mount("/ui/static", StaticFiles(directory=str(Path(web.__file__).parent / "static")), name="static")
+
+    @app.exception_handler(web.SignIn)
+    async def _sign_in(request: Request, exc: web.SignIn):
+        return RedirectResponse(f"/ui/sign-in?next={quote(exc.next_url)}", status_code=303)
+
+    # -- errors: JSON lines (an HTML page in the workspace), never a traceback
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
         detail = exc.detail if isinstance(exc.detail, list) else [str(exc.detail)]
+        if request.url.path.startswith("/ui/") and not request.url.path.startswith("/ui/static/"):
+            titles = {403: "Not allowed", 404: "Not found", 409: "Not now", 413: "Too large", 422: "Please check"}
+            return web.render(request, "error.html", None, None, status=exc.status_code,
+                              title=titles.get(exc.status_code, "Something went wrong"), lines=detail)
         return JSONResponse({"problems": detail}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)

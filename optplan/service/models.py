@@ -172,3 +172,15 @@ class Audit(Base):
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
     client: Mapped[str] = mapped_column(String(64), default="")
     countries: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class WebSession(Base):
+    """A browser's session in the workspace: the SHA-256 of its cookie, the token it signed in
+    with, its CSRF token for forms, and when it expires (optplan.service.web)."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[str] = mapped_column(ForeignKey("tokens.id"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime())

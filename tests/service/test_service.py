@@ -381,3 +381,27 @@ def test_a_schedule_submits_a_run_that_awaits_approval(server, demo_id):
     assert c._json("GET", "/decisions", params={"run_id": run_id})["total"] == 0  # awaiting approval
     listed = next(s for s in c._json("GET", "/schedules")["items"] if s["id"] == sch["id"])
     assert listed["last_run_id"] == run_id and listed["next_run_at"] > "2026"
+
+
+def test_the_workspace_needs_a_session_and_its_forms_a_csrf_token(server, demo_id):
+    """Without a browser: /ui sends the unsigned to sign-in, a bad token is refused, a session
+    cookie is HttpOnly and SameSite=Strict, and a form without the session's CSRF token changes
+    nothing (the browser tests are in test_workspace.py)."""
+    import re
+
+    with httpx.Client(base_url=server.url, follow_redirects=False) as h:
+        r = h.get("/ui/runs")
+        assert r.status_code == 303 and r.headers["location"] == "/ui/sign-in?next=/ui/runs"
+        assert h.post("/ui/sign-in", data={"token": "opt_wrong", "next": "/ui/runs"}).status_code == 401
+        r = h.post("/ui/sign-in", data={"token": server.admin, "next": "//evil.example/"})
+        assert r.status_code == 303 and r.headers["location"] == "/ui/runs"  # no open redirect
+        cookie = r.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and "path=/ui" in cookie
+        page = h.get("/ui/datasets").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        assert h.post(f"/ui/datasets/{demo_id}/solve", data={"csrf": "forged"}).status_code == 403
+        before = server.client().runs(limit=500)["total"]
+        r = h.post(f"/ui/datasets/{demo_id}/solve", data={"csrf": csrf})
+        assert r.status_code == 303 and server.client().runs(limit=500)["total"] == before + 1
+        server.client().wait(r.headers["location"].rsplit("/", 1)[1], timeout=RUN_TIMEOUT)
+        assert h.get("/ui/runs/0123456789abcdef0123456789abcdef").status_code == 404

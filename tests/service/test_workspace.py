@@ -1,0 +1,163 @@
+# ruff: noqa: F811 - the server fixture is imported from service_support
+"""The workspace in a real browser (issue #28): Debian's Chromium driven by Playwright against a
+real ``optplan serve``. Each step is checked by what the page shows. Screenshots of each page
+at 1280 and 390 px wide are written to out/screenshots/ for review."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pandas as pd
+import pytest
+from conftest import REPO
+from service_support import RUN_TIMEOUT, server  # noqa: F401
+
+from optplan.service.web import whole_numbers
+
+pytestmark = pytest.mark.slow  # a real browser: CI's second step (.ci/run installs Chromium)
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DEMO = REPO / "instances" / "demo"
+SHOTS = REPO / "out" / "screenshots"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        if os.environ.get("OPTPLAN_REQUIRE_BROWSER"):
+            pytest.fail("chromium is required here (OPTPLAN_REQUIRE_BROWSER is set) but was not found")
+        pytest.skip("needs Debian's chromium (.ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield b
+        b.close()
+
+
+def _page(browser, width=1280):
+    ctx = browser.new_context(viewport={"width": width, "height": 900})
+    return ctx, ctx.new_page()
+
+
+def _sign_in(page, server, token):
+    page.goto(f"{server.url}/ui/runs")
+    assert "/ui/sign-in" in page.url
+    page.get_by_label("Access token").fill(token)
+    page.get_by_label("Access token").press("Enter")  # the keyboard alone submits
+    page.wait_for_url("**/ui/runs")
+
+
+def _shoot(page, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _no_horizontal_overflow(page):
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), page.url
+
+
+def _wait_finished(page, timeout_s=RUN_TIMEOUT):
+    page.wait_for_selector("#run-state.finished", timeout=timeout_s * 1000)
+
+
+def test_a_planner_signs_in_uploads_runs_what_ifs_compares_and_approves(server, browser):
+    ctx, page = _page(browser)
+    try:
+        _sign_in(page, server, server.admin)
+        _shoot(page, "runs-1280")
+        page.goto(f"{server.url}/ui/datasets")
+        page.get_by_label("Files of an instance folder (or a zip of it)").set_input_files(
+            [str(p) for p in sorted(DEMO.iterdir())])
+        page.get_by_label("Name").fill("demo")
+        page.get_by_role("button", name="Upload").click()
+        page.wait_for_url("**/ui/datasets?uploaded=*")
+        assert "demo: 5 depots, 3 channels, 12 weeks" in page.text_content("#datasets")
+        _shoot(page, "data-1280")
+        page.get_by_role("button", name="Plan demo").first.click()
+        page.wait_for_url("**/ui/runs/*")
+        _wait_finished(page)
+        run_url = page.url.split("?")[0]
+        run_id = run_url.rsplit("/", 1)[1]
+        # the recommendation's totals are the plan file's, in whole applicants per depot and channel
+        out = next((server.data_dir / "runs" / run_id).glob("attempt-*/out"))
+        apps = pd.read_csv(out / "applicants.csv", dtype={"depot": str})
+        want = sum(int(whole_numbers(g.sort_values("week")["applicants"].to_numpy()).sum())
+                   for _, g in apps.groupby(["depot", "channel"]))
+        assert page.text_content("#recommendation-total").replace(",", "") == str(want)
+        assert "Expected cost, total" in page.text_content("dl.figures")
+        _no_horizontal_overflow(page)
+        _shoot(page, "run-1280")
+        # a what-if that halves the total budget: a child run, with its differences from the parent
+        spend = float(pd.read_csv(out / "budgets.csv").query("scope == 'total'")["cap"].iloc[0]) \
+            if "total" in set(pd.read_csv(out / "budgets.csv")["scope"]) else 2 * apps["cost"].sum()
+        page.get_by_label("Total budget (USD)").fill(f"{spend / 2:.0f}")
+        page.get_by_role("button", name="Plan this what-if").click()
+        page.wait_for_url("**/ui/runs/*")
+        _wait_finished(page)
+        child_id = page.url.split("?")[0].rsplit("/", 1)[1]
+        assert child_id != run_id and f"a what-if of run {run_id[:8]}" in page.text_content("main")
+        assert "Differences from its parent" in page.text_content("main")
+        # compare the two
+        page.goto(f"{server.url}/ui/compare?a={run_id}&b={child_id}")
+        rows = page.locator("#comparison tbody tr")
+        assert rows.count() > 5
+        _shoot(page, "compare-1280")
+        # approve the parent: the decision and the in-force mark show, and the audit trail has it
+        page.goto(run_url)
+        page.get_by_label("Comment").fill("agreed with finance")
+        page.get_by_role("button", name="Approve").click()
+        page.wait_for_url(run_url)
+        assert "Approved for the network" in page.text_content("main") and "agreed with finance" in page.text_content("main")
+        page.goto(f"{server.url}/ui/runs")
+        assert "in force" in page.text_content("#runs")
+        audit = server.client()._json("GET", "/audit", params={"limit": 500})["items"]
+        assert any(a["action"] == "plan.approve" and a["object_id"] == run_id for a in audit)
+        for width in (1280, 390):  # every page fits the width (wide tables scroll in their own box)
+            small_ctx, small = _page(browser, width)
+            small.context.add_cookies(ctx.cookies())
+            for path in ("/ui/runs", run_url.replace(server.url, ""), "/ui/datasets",
+                         f"/ui/compare?a={run_id}&b={child_id}"):
+                small.goto(server.url + path)
+                _no_horizontal_overflow(small)
+                _shoot(small, f"{path.strip('/').split('?')[0].replace('/', '-')[:40]}-{width}")
+            small_ctx.close()
+    finally:
+        ctx.close()
+
+
+def test_a_viewer_sees_no_approve_button_and_a_scoped_user_no_other_country(server, browser, tmp_path):
+    from click.testing import CliRunner
+
+    from optplan.cli import main
+
+    admin = server.client()
+    ds = admin.upload(DEMO, kind="instance")["id"]
+    run = admin.wait(admin.submit("solve", ds)["id"], timeout=RUN_TIMEOUT)
+    viewer = admin.create_token("Vera Viewer", "viewer")["token"]
+    ctx, page = _page(browser)
+    try:
+        _sign_in(page, server, viewer)
+        page.goto(f"{server.url}/ui/runs/{run['id']}")
+        _wait_finished(page)
+        assert page.get_by_role("button", name="Approve").count() == 0
+        assert page.get_by_role("button", name="Plan this what-if").count() == 0
+    finally:
+        ctx.close()
+    folder = tmp_path / "fr"
+    r = CliRunner().invoke(main, ["generate", "--depots", "2", "--weeks", "4", "--scenarios", "2", "--countries", "FR",
+                                  "--out", str(folder)])
+    assert r.exit_code == 0, r.output
+    fr = admin.upload(folder, kind="instance")["id"]
+    fr_run = admin.submit("solve", fr)["id"]
+    de_token = admin.create_token("Dora (Germany)", "approver", ["DE"])["token"]
+    ctx, page = _page(browser)
+    try:
+        _sign_in(page, server, de_token)
+        assert fr_run[:8] not in page.text_content("#runs") and run["id"][:8] not in page.text_content("#runs")
+        response = page.goto(f"{server.url}/ui/runs/{fr_run}")
+        assert response.status == 404 and "Not found" in page.text_content("h1")
+    finally:
+        ctx.close()
+        admin.wait(fr_run, timeout=RUN_TIMEOUT)
