@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import delete, select
 
+from optplan.explain.plots import figure_to_svg
 from optplan.explain.presentation import fmt, kind, kpi_rows, label
 from optplan.service import auth, ops
 from optplan.service.models import Dataset, Decision, Run, Token, WebSession, utcnow
@@ -139,22 +140,34 @@ async def sign_out(request: Request):
 # ---------------------------------------------------------------------------- runs
 
 
-def _run_rows(db, who, kind_filter: str | None, state: str | None) -> list[dict]:
+def _run_rows(db, who, kind_filter: str | None = None, state: str | None = None, dataset: str | None = None,
+              country: str | None = None, by: str | None = None, since: str | None = None) -> list[dict]:
+    """The runs the principal sees, newest first (at most 200), filtered."""
     with db.session() as s:
         q = select(Run).order_by(Run.created_at.desc(), Run.id)
-        if kind_filter:
-            q = q.where(Run.kind == kind_filter)
-        if state:
-            q = q.where(Run.state == state)
-        runs = ops.scoped(s.scalars(q).all(), who)[:200]
+        for col, value in ((Run.kind, kind_filter), (Run.state, state), (Run.dataset_id, dataset)):
+            if value:
+                q = q.where(col == value)
+        if since:
+            try:
+                q = q.where(Run.created_at >= pd.Timestamp(since).to_pydatetime())
+            except ValueError:
+                pass
+        runs = ops.scoped(s.scalars(q).all(), who)
+        if country:
+            runs = [r for r in runs if country in (r.countries or [])]
         names = {d.id: d.name for d in s.scalars(select(Dataset)).all()}
+        people = {t.id: t.name for t in s.scalars(select(Token)).all()}
+        if by:
+            runs = [r for r in runs if by.lower() in people.get(r.created_by, "scheduler").lower()]
         in_force = {d.run_id for d in s.scalars(select(Decision).where(Decision.verdict == "approved",
                                                                         Decision.superseded_by.is_(None))).all()}
         return [{"id": r.id, "kind": r.kind, "state": r.state, "dataset": names.get(r.dataset_id, ""),
                  "progress": r.progress, "created": r.created_at.strftime("%Y-%m-%d %H:%M"),
                  "countries": ", ".join(r.countries) or "all", "in_force": r.id in in_force,
+                 "by": people.get(r.created_by, "a schedule" if r.schedule_id else ""),
                  "cost": (r.summary or {}).get("kpis", {}).get("expected_cost"),
-                 "currency": (r.summary or {}).get("currency", "")} for r in runs]
+                 "currency": (r.summary or {}).get("currency", "")} for r in runs[:200]]
 
 
 @router.get("/")
@@ -163,13 +176,19 @@ def home():
 
 
 @router.get("/runs")
-def runs_page(request: Request, kind: str | None = None, state: str | None = None, fragment: bool = False):
+def runs_page(request: Request, kind: str = "", state: str = "", dataset: str = "", country: str = "", by: str = "",
+              since: str = "", fragment: bool = False):
     who, ws = signed_in(request)
-    rows = _run_rows(request.app.state.db, who, kind or None, state or None)
+    db = request.app.state.db
+    rows = _run_rows(db, who, kind or None, state or None, dataset or None, country or None, by or None, since or None)
     live = any(r["state"] in ("queued", "running") for r in rows)
     template = "_runs_table.html" if fragment else "runs.html"
-    return render(request, template, who, ws, rows=rows, live=live, kind_filter=kind or "", state=state or "",
-                  query=f"kind={quote(kind or '')}&state={quote(state or '')}")
+    with db.session() as s:
+        datasets = ops.scoped(s.scalars(select(Dataset).order_by(Dataset.name)).all(), who)
+    countries = sorted({c for d in datasets for c in d.countries})
+    filters = {"kind": kind, "state": state, "dataset": dataset, "country": country, "by": by, "since": since}
+    return render(request, template, who, ws, rows=rows, live=live, f=filters, datasets=datasets, countries=countries,
+                  query="&".join(f"{k}={quote(v)}" for k, v in filters.items()))
 
 
 def _recommendation(out: Path, meta: dict, q: str, region: str, page: int) -> dict:
@@ -205,6 +224,105 @@ def _recommendation(out: Path, meta: dict, q: str, region: str, page: int) -> di
             "regions": regions, "q": q, "region": region, "more_weeks": last > len(shown)}
 
 
+def _budgets(out: Path, currency: str) -> list[dict]:
+    """Each budget: cap, used, whether it is fully used and what one more unit is worth, in words."""
+    path = out / "budgets.csv"
+    if not path.is_file():
+        return []
+    rows = []
+    for _, b in pd.read_csv(path, dtype={"key": str}).iterrows():
+        scope = {"total": "Whole plan", "week": f"Week of {b['key']}" if "-" in str(b["key"]) else f"Week {b['key']}",
+                 "region": f"Region {b['key']}", "country": f"Country {b['key']}"}.get(b["scope"], str(b["scope"]))
+        price = b.get("shadow_price")
+        worth = ""
+        if bool(b["binding"]) and pd.notna(price) and float(price) > 0:
+            worth = (f"fully used: one more {currency} of it would save {fmt(float(price), 'rate')} {currency} "
+                     "of expected cost")
+        elif bool(b["binding"]):
+            worth = "fully used"
+        rows.append({"scope": scope, "cap": fmt(b["cap"], "money", currency, True),
+                     "used": fmt(b["used"], "money", currency, True),
+                     "share": fmt(float(b["used"]) / float(b["cap"]), "share") if float(b["cap"]) > 0 else "",
+                     "worth": worth or "room left"})
+    return rows
+
+
+def _country_spend(out: Path) -> list[dict]:
+    path = out / "spend_by_country.csv"
+    if not path.is_file():
+        return []
+    return [{"country": r["country"], "local": fmt(r["total_local"], "money", r["local_currency"], True),
+             "reporting": fmt(r["total"], "money", r["currency"], True)}
+            for _, r in pd.read_csv(path, dtype={"country": str}).iterrows()]
+
+
+def _targets(out: Path) -> list[dict]:
+    path = out / "targets.csv"
+    if not path.is_file():
+        return []
+    rows = []
+    for _, t in pd.read_csv(path, dtype={"depot": str}).iterrows():
+        what = {"service_level": "Service level", "driver_utilisation": "Driver utilisation",
+                "blocks_per_driver": "Blocks per driver-week", "bad_week_service": "Service in bad weeks"}.get(
+            t["target"], label(t["target"]))
+        share = t["target"] != "blocks_per_driver"
+        rows.append({"what": what, "where": t["depot"] if isinstance(t["depot"], str) and t["depot"] else t["scope"],
+                     "target": fmt(t["target_share"], "share" if share else "number"),
+                     "achieved": fmt(t["achieved_share"], "share" if share else "number"),
+                     "binding": "yes" if bool(t["binding"]) else "no",
+                     "cost": fmt(t["cost_per_point"], "money", t["currency"], True)})
+    return rows
+
+
+def _capacity_chart(out: Path, depot: str | None) -> tuple[list[str], str, str]:
+    """(the depots, the one shown, an inline SVG of its planned capacity against the demand
+    fan P10-P90 and P50, blocks per week)."""
+    path = out / "capacity.csv"
+    if not path.is_file():
+        return [], "", ""
+    cap = pd.read_csv(path, dtype={"depot": str})
+    depots = list(dict.fromkeys(cap["depot"]))
+    depot = depot if depot in depots else depots[0]
+    d = cap[cap["depot"] == depot]
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3.2), dpi=100)
+    x = pd.to_datetime(d["week_start"])
+    ax.fill_between(x, d["demand_p10"], d["demand_p90"], color="#9ec5e8", alpha=0.6, label="demand, P10 to P90")
+    ax.plot(x, d["demand_p50"], color="#2b6ca3", lw=1.2, label="demand, P50")
+    ax.plot(x, d["capacity_blocks"], color="#c0392b", lw=2, label="planned capacity")
+    ax.set_ylabel("blocks per week")
+    ax.legend(loc="upper left", fontsize=8, frameon=False)
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return depots, depot, figure_to_svg(fig)
+
+
+#: What-if changes in a planner's words (others: their path, dots as spaces).
+CHANGE_WORDS = {"budgets.total": "total budget", "budgets.weekly": "weekly budget", "demand.blocks": "demand"}
+
+
+def change_words(changes: dict, currency: str) -> list[str]:
+    out = []
+    for path, value in (changes or {}).items():
+        name = CHANGE_WORDS.get(path, path.replace(".", " ").replace("_", " "))
+        if isinstance(value, str) and value.startswith("*"):
+            try:
+                text = f"{float(value[1:]):.0%} of the instance's"
+            except ValueError:
+                text = value
+        elif isinstance(value, (int, float)) and "budget" in path:
+            text = fmt(value, "money", currency, True)
+        else:
+            text = str(value)
+        out.append(f"{name}: {text}")
+    return out
+
+
 def _headline(summary: dict) -> list[tuple[str, str]]:
     currency = summary.get("currency", "")
     out = [(label(k) if k != "total" else "Expected cost, total", fmt(v, "money", currency, with_currency=True))
@@ -216,7 +334,7 @@ def _headline(summary: dict) -> list[tuple[str, str]]:
 
 
 @router.get("/runs/{run_id}")
-def run_page(request: Request, run_id: str, q: str = "", region: str = "", page: int = 1):
+def run_page(request: Request, run_id: str, q: str = "", region: str = "", page: int = 1, depot: str = ""):
     who, ws = signed_in(request)
     db, store = request.app.state.db, request.app.state.store
     with db.session() as s:
@@ -227,10 +345,14 @@ def run_page(request: Request, run_id: str, q: str = "", region: str = "", page:
         log = run.log
     finished_solve = run.kind == "solve" and run.state == "finished"
     rec = headline = diff = None
+    budgets, countries, targets, chart = [], [], [], ([], "", "")
+    currency = (run.summary or {}).get("currency", (dataset.meta or {}).get("currency", ""))
     if finished_solve:
         out = store.output_dir(run.output_dir)
         rec = _recommendation(out, dataset.meta or {}, q, region, page)
         headline = _headline(run.summary or {})
+        budgets, countries, targets = _budgets(out, currency), _country_spend(out), _targets(out)
+        chart = _capacity_chart(out, depot or None)
         if parent is not None and parent.state == "finished" and parent.kind == "solve":
             table = ops.compare_runs(db, store, who, parent.id, run.id)
             table = table.reindex(table["difference"].abs().sort_values(ascending=False).index)
@@ -242,7 +364,9 @@ def run_page(request: Request, run_id: str, q: str = "", region: str = "", page:
                   headline=headline, diff=diff, parent=parent, log=log, plan_status=plan_status, live=run.state in ("queued", "running"),
                   can_approve=finished_solve and who.at_least("approver"),
                   can_what_if=finished_solve and who.at_least("planner"),
-                  currency=(dataset.meta or {}).get("currency", ""), week=(dataset.meta or {}).get("start_date", ""))
+                  currency=currency, week=(dataset.meta or {}).get("start_date", ""), budgets=budgets,
+                  changes=change_words(run.changes, currency),
+                  countries=countries, targets=targets, chart_depots=chart[0], chart_depot=chart[1], chart=chart[2])
 
 
 @router.post("/runs/{run_id}/decide")
@@ -309,7 +433,7 @@ def run_file(request: Request, run_id: str, name: str):
 def compare_page(request: Request, a: str = "", b: str = ""):
     who, ws = signed_in(request)
     db, store = request.app.state.db, request.app.state.store
-    choices = [r for r in _run_rows(db, who, "solve", "finished")]
+    choices = _run_rows(db, who, "solve", "finished")
     rows = None
     if a and b:
         table = ops.compare_runs(db, store, who, a, b)

@@ -58,6 +58,27 @@ def _no_horizontal_overflow(page):
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), page.url
 
 
+#: Words a page may show with an underscore: the planner's own ids (the demo's channels).
+DATA_IDS = {"job_board", "referral", "agency"}
+
+
+def _words_are_plain(page):
+    """No snake_case (but the data's own ids), no NaN or infinity, in what the page shows."""
+    import re
+
+    text = page.inner_text("body")
+    snake = set(re.findall(r"\b[a-z]+(?:_[a-z0-9]+)+\b", text)) - DATA_IDS
+    assert not snake, (page.url, sorted(snake))
+    assert not re.search(r"\b(nan|NaN|inf|Infinity)\b", text), page.url
+
+
+def _every_field_has_a_label(page):
+    unlabelled = page.evaluate("""() => [...document.querySelectorAll('input, select, textarea')]
+        .filter(e => e.type !== 'hidden' && !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+        .map(e => e.name || e.id)""")
+    assert unlabelled == [], (page.url, unlabelled)
+
+
 def _wait_finished(page, timeout_s=RUN_TIMEOUT):
     page.wait_for_selector("#run-state.finished", timeout=timeout_s * 1000)
 
@@ -121,6 +142,8 @@ def test_a_planner_signs_in_uploads_runs_what_ifs_compares_and_approves(server, 
                          f"/ui/compare?a={run_id}&b={child_id}"):
                 small.goto(server.url + path)
                 _no_horizontal_overflow(small)
+                _words_are_plain(small)
+                _every_field_has_a_label(small)
                 _shoot(small, f"{path.strip('/').split('?')[0].replace('/', '-')[:40]}-{width}")
             small_ctx.close()
     finally:
