@@ -140,6 +140,7 @@ def _zip(members: list[tuple[str, bytes, int]]) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_hostile_archives_are_refused_without_writing_outside_the_data_dir(server, tmp_path):
     target = server.data_dir.parent / "escaped.txt"
     demo = {p.name: p.read_bytes() for p in DEMO.iterdir()}
@@ -256,6 +257,7 @@ def test_approving_puts_a_plan_in_force_and_supersedes_the_last(server, demo_id)
     assert err.value.status == 422
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_events_stream_a_runs_states_until_it_ends(server, demo_id):
     c = server.client()
     run = c.submit("solve", demo_id)
@@ -291,6 +293,7 @@ def test_the_zip_of_a_folder_is_deterministic():
 MUTATIONS_PER_CLASS = 8
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_mutated_instances_are_refused_by_upload_with_the_lines_of_validate(server, tmp_path):
     """The fuzzed input classes the CLI refuses (tests/mutations.py) are refused by upload with
     the same lines; what the CLI accepts, upload accepts."""
@@ -320,6 +323,7 @@ def test_mutated_instances_are_refused_by_upload_with_the_lines_of_validate(serv
     assert refused >= MUTATIONS_PER_CLASS  # most mutations break the instance
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_the_runs_commands_talk_to_the_service(server, demo_id):
     env = {"OPTPLAN_URL": server.url, "OPTPLAN_TOKEN": server.admin}
     r = CliRunner().invoke(main, ["runs", "submit", "solve", demo_id, "--option", "time_limit=60", "--wait"], env=env)
@@ -336,6 +340,7 @@ def test_the_runs_commands_talk_to_the_service(server, demo_id):
     assert r.exit_code == 5 and "a valid token is needed" in r.output and "Traceback" not in r.output
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_a_forecast_run_on_a_history_dataset(server, demo_id, tmp_path):
     import math
 
@@ -356,6 +361,7 @@ def test_a_forecast_run_on_a_history_dataset(server, demo_id, tmp_path):
     assert err.value.status == 422
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_a_schedule_submits_a_run_that_awaits_approval(server, demo_id):
     from datetime import datetime
 
