@@ -64,6 +64,7 @@ def hashes(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "pipeline.json"}
 
 
+@pytest.mark.slow  # about 20 s: CI's second step keeps the README's test command within its time
 def test_a_change_reruns_exactly_what_depends_on_it(config):
     code, out = run(config)
     assert code == 0, out
@@ -79,6 +80,7 @@ def test_a_change_reruns_exactly_what_depends_on_it(config):
     assert "ran forecast, instance, plan, report; skipped logs, funnel, retention, history" in out
 
 
+@pytest.mark.slow  # about 20 s: CI's second step keeps the README's test command within its time
 def test_the_same_config_gives_the_same_files(config, tmp_path):
     assert run(config)[0] == 0
     first = hashes(tmp_path / "out")

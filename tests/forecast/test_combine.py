@@ -72,6 +72,7 @@ def test_metrics_equal_utilsforecast_losses():
                                rtol=METRIC_RTOL)
 
 
+@pytest.mark.slow  # about 20 s: CI's second step keeps the README's test command within its time
 def test_the_combined_model_is_its_two_models_combined_and_sees_no_future():
     """`forecast(..., "combined")` on 2 synthetic depots (150 weeks): its quantiles are the
     global model's and AutoETS's combined with the weight and scale it reports (recomputed

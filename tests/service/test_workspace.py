@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - the server fixture is imported from service_support
 """The workspace in a real browser (issue #28): Debian's Chromium driven by Playwright against a
 real ``optplan serve``. Each step is checked by what the page shows. Screenshots of each page
 at 1280 and 390 px wide are written to out/screenshots/ for review."""
@@ -11,7 +10,7 @@ import shutil
 import pandas as pd
 import pytest
 from conftest import REPO
-from service_support import RUN_TIMEOUT, server  # noqa: F401
+from service_support import RUN_TIMEOUT, Server
 
 from optplan.service.web import whole_numbers
 
@@ -21,6 +20,15 @@ DEMO = REPO / "instances" / "demo"
 SHOTS = REPO / "out" / "screenshots"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """One server on SQLite: the pages do not depend on the database (test_service.py runs the
+    operations against PostgreSQL too)."""
+    s = Server(tmp_path_factory.mktemp("ws") / "data").start()
+    yield s
+    s.stop()
 
 
 @pytest.fixture(scope="module")
