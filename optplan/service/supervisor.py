@@ -135,9 +135,24 @@ def serve(data_dir: Path, db_url: str | None, host: str, port: int, workers: int
     sup.start()
     app = create_app(Settings(url, data_dir, Limits(bytes=max_upload_mb * 1024 * 1024)))
     shown = url if url.startswith("sqlite") else url.split("@")[-1]  # no password in the output
-    say(f"optplan serve: http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json), database {shown}, "
-        f"{workers} worker(s), data in {data_dir}")
+    line = (f"optplan serve: http://{host}:{port}/api/v1 (OpenAPI: /api/v1/openapi.json), database {shown}, "
+            f"{workers} worker(s), data in {data_dir}")
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        Announcing(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False),
+                   lambda: say(line)).run()
     finally:
         sup.shutdown()
+
+
+class Announcing(uvicorn.Server):
+    """A uvicorn server that says it serves only once its socket listens: a supervisor (or a
+    test) that waits for the line can connect at once, without polling."""
+
+    def __init__(self, config: uvicorn.Config, announce):
+        super().__init__(config)
+        self.announce = announce
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            self.announce()

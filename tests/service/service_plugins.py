@@ -4,18 +4,18 @@ until the test writes a release file (or its time budget ends), then solves with
 makes "a run is mid-solve" a state the test controls, not a race against the machine's speed.
 
     $OPTPLAN_HOLD_DIR/started-<run id>-<attempt pid>   written when the engine starts
-    $OPTPLAN_HOLD_DIR/release                           the test writes it: every hold solves
+    $OPTPLAN_HOLD_DIR/release, release.fifo             the test writes the file and opens the FIFO
+                                                        for writing: every hold solves
 """
 
 from __future__ import annotations
 
+import math
 import os
-import time
+import select
 from pathlib import Path
 
 from optplan.solvers.base import engine_capabilities, get_engine, register_engine
-
-HOLD_POLL = 0.05
 
 
 class HoldEngine:
@@ -28,8 +28,15 @@ class HoldEngine:
     def solve(self, data, options, deadline):
         folder = Path(os.environ["OPTPLAN_HOLD_DIR"])
         (folder / f"started-{os.environ.get('OPTPLAN_RUN_ID', 'none')}-{os.getpid()}").write_text(str(os.getppid()))
-        while not (folder / "release").exists() and not deadline.expired():
-            time.sleep(HOLD_POLL)
+        # block (no polling) until the test releases: it writes "release", then opens and closes the
+        # FIFO, which wakes every reader; one that opens the FIFO after that finds the file
+        fd = os.open(folder / "release.fifo", os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            if not (folder / "release").exists():
+                left = deadline.remaining()
+                select.select([fd], [], [], None if math.isinf(left) else left)
+        finally:
+            os.close(fd)
         return get_engine("highs").solve(data, options, deadline)
 
 

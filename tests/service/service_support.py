@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -63,6 +64,8 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.hold = self.data_dir.parent / f"{self.data_dir.name}-hold"
         self.hold.mkdir(parents=True, exist_ok=True)
+        if not (self.hold / "release.fifo").exists():
+            os.mkfifo(self.hold / "release.fifo")
         self.proc: subprocess.Popen | None = None
         self.admin: str | None = None
         self.clients: list = []
@@ -76,21 +79,37 @@ class Server:
         env = dict(os.environ, OPTPLAN_PLUGINS="service_plugins", OPTPLAN_HOLD_DIR=str(self.hold),
                    PYTHONPATH=os.pathsep.join([str(HERE), str(REPO), os.environ.get("PYTHONPATH", "")]))
         self.log = open(self.data_dir.parent / f"{self.data_dir.name}-server.log", "ab")
-        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        t0 = time.monotonic()
-        while True:
-            try:
-                if httpx.get(f"{self.url}/api/v1/health", timeout=2).status_code == 200:
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        ready = threading.Event()
+
+        def drain():  # the server's output to its log file; "optplan serve:" once it listens
+            for raw in self.proc.stdout:
+                try:
+                    self.log.write(raw)
+                    self.log.flush()
+                except ValueError:  # the log was closed: the test is done with this server
                     break
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() - t0 > START_TIMEOUT:
-                raise RuntimeError(f"the server did not start: {self.server_log()[-3000:]}")
-            time.sleep(0.2)
+                if raw.startswith(b"optplan serve: http://"):
+                    ready.set()
+            ready.set()  # the process ended: stop waiting
+
+        self.drainer = threading.Thread(target=drain, daemon=True)
+        self.drainer.start()
+        if not ready.wait(START_TIMEOUT) or self.proc.poll() is not None:
+            raise RuntimeError(f"the server did not start: {self.server_log()[-3000:]}")
+        assert httpx.get(f"{self.url}/api/v1/health", timeout=30).status_code == 200
         token_file = self.data_dir / "admin-token"
         if token_file.exists():
             self.admin = token_file.read_text().strip()
         return self
+
+    def _close_output(self) -> None:
+        """After the process ended: the drain thread reaches EOF, then the pipe and log close."""
+        if self.log.closed:
+            return
+        self.drainer.join(timeout=30)
+        self.proc.stdout.close()
+        self.log.close()
 
     def server_log(self) -> str:
         self.log.flush()
@@ -109,7 +128,7 @@ class Server:
         self.proc.wait()
         for c in self.clients:
             c.close()
-        self.log.close()
+        self._close_output()
 
     def stop(self) -> None:
         for c in self.clients:
@@ -121,10 +140,18 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        self.log.close()
+        self._close_output()
 
     def release(self) -> None:
+        """Let every held solve go (see service_plugins): the file for those yet to start, the
+        FIFO's writer for those waiting on it."""
         (self.hold / "release").write_text("go")
+        try:
+            fd = os.open(self.hold / "release.fifo", os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # ENXIO: nobody is waiting
+            return
+        os.write(fd, b"go")
+        os.close(fd)
 
     def started(self, run_id: str) -> list[Path]:
         return sorted(self.hold.glob(f"started-{run_id}-*"))
