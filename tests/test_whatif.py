@@ -87,10 +87,22 @@ def test_with_changes_rejects_what_validate_rejects_with_the_same_messages(demo,
 def test_unknown_paths_and_rows_are_named(demo):
     with pytest.raises(InstanceError) as err:
         demo.with_changes({"foo.bar": 1, "channels[nope].cost_per_applicant": 1, "channels.channel": "x",
-                           "budgets.nope": 3, "demand[D001].blocks": 1})
+                           "budgets.nope": 3, "demand[D001,1,base,x].blocks": 1})
     fields = [p.field for p in err.value.problems]
     assert fields == ["foo.bar", "channels[nope].cost_per_applicant", "channels.channel", "budgets.nope",
-                      "demand[D001].blocks"]
+                      "demand[D001,1,base,x].blocks"]
+
+
+def test_the_first_key_values_pick_every_row_under_them(demo):
+    """demand[D001].blocks scales every week and scenario of D001 and nothing else (the
+    workspace's demand by region is one such change per depot of the region)."""
+    changed = demo.with_changes({"demand[D001].blocks": Scale(1.25), "demand[D002,3].blocks": Scale(0.5)})
+    a, b = demo.tables["demand"], changed.tables["demand"]
+    factor = np.where(a["depot"] == "D001", 1.25, np.where((a["depot"] == "D002") & (a["week"] == 3), 0.5, 1.0))
+    np.testing.assert_allclose(b["blocks"].to_numpy(float), factor * a["blocks"].to_numpy(float), rtol=1e-12)
+    with pytest.raises(InstanceError) as err:
+        demo.with_changes({"demand[D999].blocks": Scale(2)})
+    assert "no such row" in str(err.value)
 
 
 def test_parse_assignment_reads_yaml_scalars_and_scales():

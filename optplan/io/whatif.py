@@ -9,7 +9,9 @@ path                               changes
                                    budgets); ``None`` removes an optional cap
 ``channels.cost_per_applicant``    a table column, every row
 ``channels[referral].applicant_cap``  one row, picked by its key (``depots[D001]``,
-                                   ``demand[D001,3,base]``: the table's key columns in order)
+                                   ``demand[D001,3,base]``: the table's key columns in order);
+                                   the first key values alone pick every row under them
+                                   (``demand[D001].blocks``: every week and scenario of D001)
 ``targets.service_level_by_region.R01``  one entry of a mapping field (``budgets.regions.R01``,
                                    ``targets.service_level_by_depot.D001``); ``None`` removes it
 =================================  ================================================================
@@ -136,13 +138,14 @@ def _set_cells(tables, spec, column: str, value, path: str, problems: list[Probl
     mask = pd.Series(True, index=df.index)
     if key is not None:
         parts = [p.strip() for p in key.split(",")]
-        if len(parts) != len(spec.key):
-            problems.append(Problem(SOURCE, None, path, f"{len(spec.key)} key value(s): {', '.join(spec.key)}", key))
+        if not 1 <= len(parts) <= len(spec.key):  # a prefix of the key picks every row under it
+            problems.append(Problem(SOURCE, None, path, f"1 to {len(spec.key)} key value(s): {', '.join(spec.key)}",
+                                    key))
             return
-        for k, v in zip(spec.key, parts, strict=True):
+        for k, v in zip(spec.key, parts, strict=False):
             mask &= df[k].astype(str) == v
         if not mask.any():
-            problems.append(Problem(SOURCE, None, path, f"a row of {spec.name} with {', '.join(spec.key)} = {key}",
+            problems.append(Problem(SOURCE, None, path, f"a row of {spec.name} with {', '.join(spec.key[:len(parts)])} = {key}",
                                     "no such row"))
             return
     if isinstance(value, Scale):

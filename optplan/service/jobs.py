@@ -149,14 +149,43 @@ class Checked:
     meta: dict | None = None
 
 
+def _channel_costs(inst) -> list[dict]:
+    """Each channel's cost per applicant as the instance states it (per country where
+    channel_costs.csv has the channel there): the what-if path, the value and its currency."""
+    currency = inst.manifest.horizon.currency
+    rows = [{"channel": r.channel, "where": "", "path": f"channels[{r.channel}].cost_per_applicant",
+             "cost": float(r.cost_per_applicant), "currency": currency}
+            for r in inst.tables["channels"].itertuples()]
+    costs = inst.tables.get("channel_costs")
+    if costs is not None and len(costs):
+        local = dict(zip(inst.tables["countries"]["country"].astype(str), inst.tables["countries"]["currency"],
+                         strict=True)) if inst.tables.get("countries") is not None else {}
+        rows += [{"channel": str(r.channel), "where": str(r.country),
+                  "path": f"channel_costs[{r.country},{r.channel}].cost_per_applicant",
+                  "cost": float(r.cost_per_applicant), "currency": local.get(str(r.country), currency)}
+                 for r in costs.itertuples()]
+    return rows
+
+
 def check_dataset(kind: str, folder: Path) -> Checked:
     """Validate an unpacked dataset as the CLI would (InputError with every problem)."""
     if kind == "instance":
         inst = load_instance(folder)
         data = inst.model_data()
         countries = sorted({str(c) for c in (data.depot_country or ())} - {""})
-        meta = {"start_date": str(inst.manifest.horizon.start_date), "depots": list(data.depots),
-                "regions": sorted(set(data.regions)), "currency": data.currency}
+        m = inst.manifest
+        meta = {"start_date": str(m.horizon.start_date), "depots": list(data.depots),
+                "regions": sorted(set(data.regions)), "currency": data.currency,
+                # what the workspace's what-if form shows as the current values
+                "region_of": dict(zip(data.depots, data.regions, strict=True)),
+                "channel_cost": _channel_costs(inst),
+                "country_currency": dict(sorted(zip(data.depot_country or (), data.depot_currency or (),
+                                                    strict=True))),
+                "region_currency": dict(zip(data.regions, data.depot_currency or [data.currency] * len(data.regions),
+                                            strict=True)),
+                "budgets": m.budgets.model_dump(mode="json"),
+                "targets": {"service_level": m.targets.service_level,
+                            "driver_utilisation": m.targets.driver_utilisation}}
         return Checked(countries, inst.summary().splitlines()[0], meta)
     if kind == "pipeline":
         cfg = folder / PIPELINE_FILE

@@ -302,24 +302,54 @@ def _capacity_chart(out: Path, depot: str | None) -> tuple[list[str], str, str]:
     return depots, depot, figure_to_svg(fig)
 
 
-#: What-if changes in a planner's words (others: their path, dots as spaces).
-CHANGE_WORDS = {"budgets.total": "total budget", "budgets.weekly": "weekly budget", "demand.blocks": "demand"}
+#: What-if changes in a planner's words (others: their path, dots and underscores as spaces).
+CHANGE_WORDS = {"budgets.total": "total budget", "budgets.weekly": "weekly budget", "demand.blocks": "demand",
+                "targets.service_level": "service level target", "targets.driver_utilisation":
+                "driver utilisation target", "budgets.regions.": "budget of region ", "budgets.countries.":
+                "budget of country ", "targets.service_level_by_region.": "service level target of region "}
+
+
+def _change_name(path: str) -> str:
+    if path in CHANGE_WORDS:
+        return CHANGE_WORDS[path]
+    for prefix, words in CHANGE_WORDS.items():
+        if prefix.endswith(".") and path.startswith(prefix):
+            return words + path[len(prefix):]
+    if path.startswith("channels[") and path.endswith("].cost_per_applicant"):
+        return f"cost of an applicant through {path[9:-20]}"
+    if path.startswith("channel_costs[") and path.endswith("].cost_per_applicant"):
+        country, _, channel = path[14:-20].partition(",")
+        return f"cost of an applicant through {channel} in {country}"
+    return path.replace(".", " ").replace("_", " ")
 
 
 def change_words(changes: dict, currency: str) -> list[str]:
-    out = []
+    """What-if changes in words; one line for a demand change over several depots."""
+    out, by_depot = [], {}
     for path, value in (changes or {}).items():
-        name = CHANGE_WORDS.get(path, path.replace(".", " ").replace("_", " "))
+        if path.startswith("demand[") and path.endswith("].blocks") and "," not in path:
+            by_depot.setdefault(str(value), []).append(path[7:-8])
+            continue
+        name = _change_name(path)
         if isinstance(value, str) and value.startswith("*"):
             try:
                 text = f"{float(value[1:]):.0%} of the instance's"
             except ValueError:
                 text = value
-        elif isinstance(value, (int, float)) and "budget" in path:
+        elif isinstance(value, (int, float)) and ("budget" in path or "cost" in path):
             text = fmt(value, "money", currency, True)
+        elif isinstance(value, (int, float)) and path.startswith("targets."):
+            text = fmt(value, "share")
         else:
             text = str(value)
         out.append(f"{name}: {text}")
+    for value, depots in by_depot.items():
+        shown = ", ".join(depots[:3]) + (f" and {len(depots) - 3} more" if len(depots) > 3 else "")
+        try:
+            text = f"{float(value[1:]):.0%} of the instance's"
+        except ValueError:
+            text = value
+        out.append(f"demand at {shown}: {text}")
     return out
 
 
@@ -364,6 +394,7 @@ def run_page(request: Request, run_id: str, q: str = "", region: str = "", page:
                   headline=headline, diff=diff, parent=parent, log=log, plan_status=plan_status, live=run.state in ("queued", "running"),
                   can_approve=finished_solve and who.at_least("approver"),
                   can_what_if=finished_solve and who.at_least("planner"),
+                  what_if=what_if_fields(dataset.meta or {}, currency) if finished_solve else [],
                   currency=currency, week=(dataset.meta or {}).get("start_date", ""), budgets=budgets,
                   changes=change_words(run.changes, currency),
                   countries=countries, targets=targets, chart_depots=chart[0], chart_depot=chart[1], chart=chart[2])
@@ -382,9 +413,105 @@ async def decide(request: Request, run_id: str):
     return RedirectResponse(f"/ui/runs/{run_id}", status_code=303)
 
 
+def _number(text: str) -> float:
+    """A number as a planner types it: '12,500', '12 500', '85 %', '1200 USD'."""
+    cleaned = text.replace(",", "").replace("%", "").replace("\u00a0", "").strip().split()
+    cleaned = [part for part in cleaned if not part.isalpha()]  # a currency code typed after the number
+    value = float("".join(cleaned))
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+def what_if_fields(meta: dict, currency: str) -> list[dict]:
+    """The what-if form's fields, in groups: name, label, the current value in words, and how a
+    typed value becomes changes (``path`` and ``as``: money, share (typed in %), scale (typed in
+    % of the instance's), option)."""
+    budgets = meta.get("budgets") or {}
+    targets = meta.get("targets") or {}
+    region_currency = meta.get("region_currency") or {}
+    weekly = budgets.get("weekly")
+
+    def money(v, cur=currency):
+        return fmt(v, "money", cur, True) if isinstance(v, (int, float)) else "no cap"
+
+    fields = [
+        {"group": "Budgets", "name": "budget_total", "label": f"Total budget ({currency})", "as": "money",
+         "path": "budgets.total", "now": money(budgets.get("total"))},
+        {"group": "Budgets", "name": "budget_weekly", "label": f"Weekly budget ({currency} a week)", "as": "money",
+         "path": "budgets.weekly", "now": money(weekly) if not isinstance(weekly, list) else "set week by week"},
+    ]
+    caps = budgets.get("regions") or {}
+    for region in sorted(set(meta.get("regions") or []) | set(caps)):
+        cap = caps.get(region)
+        cur = region_currency.get(region, currency)
+        fields.append({"group": "Budgets", "name": f"budget_region-{region}",
+                       "label": f"Budget of region {region} ({cur})", "as": "money",
+                       "path": f"budgets.regions.{region}", "now": money(cap, cur)})
+    for country, cur in (meta.get("country_currency") or {}).items():
+        fields.append({"group": "Budgets", "name": f"budget_country-{country}",
+                       "label": f"Budget of country {country} ({cur})", "as": "money",
+                       "path": f"budgets.countries.{country}",
+                       "now": money((budgets.get("countries") or {}).get(country), cur)})
+    fields.append({"group": "Demand", "name": "demand_scale", "label": "Demand everywhere, % of the forecast",
+                   "as": "scale", "path": "demand.blocks", "now": "100 %"})
+    regions = meta.get("regions") or []
+    if len(regions) > 1:
+        for region in regions:
+            fields.append({"group": "Demand", "name": f"demand_region-{region}",
+                           "label": f"Demand in region {region}, % of the forecast", "as": "scale",
+                           "path": [f"demand[{d}].blocks" for d, r in (meta.get("region_of") or {}).items()
+                                    if r == region], "now": "100 %"})
+    for c in meta.get("channel_cost") or []:
+        where = f" in {c['where']}" if c["where"] else ""
+        fields.append({"group": "Channel costs", "name": f"channel_cost-{c['channel']}{'-' + c['where'] if where else ''}",
+                       "label": f"Cost of an applicant through {c['channel']}{where} ({c['currency']})",
+                       "as": "money", "path": c["path"], "now": money(c["cost"], c["currency"])})
+    for key, words in (("service_level", "Service level target at every depot, %"),
+                       ("driver_utilisation", "Driver utilisation target at every depot, %")):
+        now = targets.get(key)
+        fields.append({"group": "Targets", "name": key, "label": words, "as": "share", "path": f"targets.{key}",
+                       "now": fmt(now, "share") if isinstance(now, (int, float)) else "none"})
+    fields += [
+        {"group": "Risk and time", "name": "risk_weight", "as": "option", "path": "cvar_weight", "share": True,
+         "label": "Weight on the cost of the worst weeks, % (0: the expected cost only)", "now": "0 %"},
+        {"group": "Risk and time", "name": "time_limit", "as": "option", "path": "time_limit",
+         "label": "Time limit (seconds)", "now": "600"},
+    ]
+    return fields
+
+
+def what_if_changes(form, fields: list[dict]) -> tuple[dict, dict, list[str]]:
+    """(instance changes, option changes, problems) of a submitted what-if form: one problem
+    per field that does not read as its kind, naming the field as the form labels it."""
+    changes, options, problems = {}, {}, []
+    for f in fields:
+        text = str(form.get(f["name"], "")).strip()
+        if not text:
+            continue
+        try:
+            value = _number(text)
+        except ValueError:
+            problems.append(f"{f['label']}: expected a number, found {text!r}")
+            continue
+        if f["as"] in ("money", "share", "scale") and value < 0:
+            problems.append(f"{f['label']}: expected a number of at least 0, found {text!r}")
+            continue
+        if f["as"] == "money":
+            changes[f["path"]] = value
+        elif f["as"] == "share":
+            changes[f["path"]] = value / 100.0
+        elif f["as"] == "scale":
+            for path in [f["path"]] if isinstance(f["path"], str) else f["path"]:
+                changes[path] = f"*{value / 100.0:g}"
+        else:
+            options[f["path"]] = f"{value / 100.0:g}" if f.get("share") else f"{value:g}"
+    return changes, options, problems
+
+
 @router.post("/runs/{run_id}/what-if")
 async def what_if(request: Request, run_id: str):
-    """A child run of ``run_id`` with the form's changes: total budget, demand scale, time limit."""
+    """A child run of ``run_id`` with the form's changes (``what_if_fields``)."""
     who, ws = signed_in(request)
     form = await request.form()
     _check_csrf(form, ws)
@@ -392,28 +519,30 @@ async def what_if(request: Request, run_id: str):
         raise ops.Problems(403, ["a what-if needs the planner role"])
     with request.app.state.db.session() as s:
         parent = ops.visible_run(s, who, run_id)
-    changes, problems = {}, []
-    budget = str(form.get("budget_total", "")).replace(",", "").strip()
-    if budget:
+        dataset = s.get(Dataset, parent.dataset_id)
+    meta = dataset.meta or {}
+    fields = what_if_fields(meta, (parent.summary or {}).get("currency", meta.get("currency", "")))
+    changes, options, problems = what_if_changes(form, fields)
+    if not problems:
         try:
-            changes["budgets.total"] = float(budget)
-        except ValueError:
-            problems.append(f"Total budget: expected a number, found {budget!r}")
-    scale = str(form.get("demand_scale", "")).strip().rstrip("%")
-    if scale:
-        try:
-            changes["demand.blocks"] = f"*{float(scale) / 100.0:g}"
-        except ValueError:
-            problems.append(f"Demand: expected a percentage, found {scale!r}")
-    options = dict(parent.options)
-    limit = str(form.get("time_limit", "")).strip()
-    if limit:
-        options["time_limit"] = limit
-    if problems:
-        raise ops.Problems(422, problems)
-    child, _ = ops.submit_run(request.app.state.db, request.app.state.store, who, _client(request), "solve",
-                              parent.dataset_id, options, {**parent.changes, **changes}, parent_id=parent.id)
-    return RedirectResponse(f"/ui/runs/{child.id}", status_code=303)
+            child, _ = ops.submit_run(request.app.state.db, request.app.state.store, who, _client(request), "solve",
+                                      parent.dataset_id, {**parent.options, **options}, {**parent.changes, **changes},
+                                      parent_id=parent.id)
+            return RedirectResponse(f"/ui/runs/{child.id}", status_code=303)
+        except ops.Problems as exc:  # the instance's own checks (a target no plan can meet is the solve's to say)
+            words = {p if isinstance(p, str) else p[0]: f["label"] for f in fields
+                     for p in ([f["path"]] if isinstance(f["path"], str) else f["path"][:1])}
+            problems = [_in_form_words(line, words) for line in exc.detail]
+    return render(request, "error.html", who, ws, status=422, title="This what-if cannot be planned",
+                  lines=problems, back=(f"/ui/runs/{run_id}#h-whatif", "Back to the run"))
+
+
+def _in_form_words(line: str, words: dict[str, str]) -> str:
+    """A problem line from the checks, with the instance's paths named as the form labels them."""
+    line = line.removeprefix("changes: ").removeprefix("--set: ")
+    for path, label_ in sorted(words.items(), key=lambda kv: -len(kv[0])):
+        line = line.replace(f"field '{path}'", f"{label_}:").replace(path, label_)
+    return line
 
 
 @router.get("/runs/{run_id}/files/{name}")

@@ -1,0 +1,76 @@
+"""The workspace's parts that need no browser (issue #28): the what-if form's fields and the
+changes a submitted form makes, checked by applying them to the instance the CLI's way."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import REPO
+
+import optplan
+from optplan.io.whatif import parse_assignment
+from optplan.service.jobs import check_dataset
+from optplan.service.web import change_words, what_if_changes, what_if_fields
+
+
+@pytest.fixture(scope="module")
+def world():
+    folder = REPO / "instances" / "world"
+    return optplan.load_instance(folder), check_dataset("instance", folder).meta
+
+
+def _labels(fields):
+    return {f["name"]: f["label"] for f in fields}
+
+
+def test_the_form_has_a_field_for_every_lever_with_its_current_value(world):
+    _, meta = world
+    fields = what_if_fields(meta, "USD")
+    labels = _labels(fields)
+    regions, countries = meta["regions"], meta["country_currency"]
+    assert len(regions) > 1 and set(countries) == {"US", "DE"}
+    for r in regions:
+        assert f"budget_region-{r}" in labels and f"demand_region-{r}" in labels
+    assert labels["budget_country-DE"] == "Budget of country DE (EUR)"
+    assert labels["channel_cost-job_board-DE"] == "Cost of an applicant through job_board in DE (EUR)"
+    assert {"budget_total", "budget_weekly", "demand_scale", "service_level", "driver_utilisation", "risk_weight",
+            "time_limit"} <= set(labels)
+    now = {f["name"]: f["now"] for f in fields}
+    assert now["budget_total"] == "15,542.00 USD" and now["budget_weekly"] == "1,793.00 USD"
+    assert len(labels) == len(set(labels.values())), "two fields share a label"
+
+
+def test_a_submitted_form_changes_exactly_what_it_names(world):
+    inst, meta = world
+    fields = what_if_fields(meta, "USD")
+    region = meta["regions"][0]
+    form = {"budget_total": "12,000", "budget_country-DE": "3 000 EUR", f"demand_region-{region}": "110 %",
+            "channel_cost-referral": "45", "service_level": "95", "risk_weight": "20", "time_limit": "30",
+            "driver_utilisation": ""}
+    changes, options, problems = what_if_changes(form, fields)
+    assert problems == []
+    assert options == {"cvar_weight": "0.2", "time_limit": "30"}
+    in_region = [d for d, r in meta["region_of"].items() if r == region]
+    assert changes == {"budgets.total": 12000.0, "budgets.countries.DE": 3000.0,
+                       **{f"demand[{d}].blocks": "*1.1" for d in in_region},
+                       "channels[referral].cost_per_applicant": 45.0, "targets.service_level": 0.95}
+    # applied as the service applies them (the CLI's --set), the demand moves only in that region
+    parsed = dict(parse_assignment(f"{k}={v}") for k, v in changes.items())
+    changed = inst.with_changes(parsed)
+    a, b = inst.tables["demand"], changed.tables["demand"]
+    factor = np.where(a["depot"].isin(in_region), 1.1, 1.0)
+    np.testing.assert_allclose(b["blocks"].to_numpy(float), factor * a["blocks"].to_numpy(float), rtol=1e-12)
+    assert changed.manifest.budgets.countries == {"DE": 3000.0} and changed.manifest.targets.service_level == 0.95
+    words = change_words(changes, "USD")
+    assert "total budget: 12,000.00 USD" in words and "service level target: 95.00 %" in words
+    assert any(w.startswith(f"demand at {in_region[0]}") and w.endswith("110% of the instance's") for w in words)
+
+
+def test_what_cannot_be_read_is_one_line_per_field_in_the_forms_words(world):
+    _, meta = world
+    fields = what_if_fields(meta, "USD")
+    changes, options, problems = what_if_changes({"budget_total": "lots", "demand_scale": "-5", "time_limit": "1e999"},
+                                                 fields)
+    assert problems == ["Total budget (USD): expected a number, found 'lots'",
+                        "Demand everywhere, % of the forecast: expected a number of at least 0, found '-5'",
+                        "Time limit (seconds): expected a number, found '1e999'"]
