@@ -126,6 +126,28 @@ def test_compare_lists_the_differences(demo):
     assert {"base", "tight", "unit", "relative"} <= set(diff.columns)
 
 
+def test_compare_matches_depots_and_channels_by_id_not_position():
+    """Plans of different weeks list depots in their own order, and a network may gain a depot:
+    rows are matched by id; a depot one plan lacks is empty on that side."""
+    from types import SimpleNamespace as NS
+
+    from formulations.data import Decisions
+
+    def plan(depots, channels, x):
+        x = np.asarray(x, float)[:, :, None]  # (D, C, 1 week)
+        return NS(data=NS(depots=depots, channels=channels), currency="USD", cost={"total": 1.0}, kpis={},
+                  decisions=Decisions(x, np.ones((len(depots), 1, 1))))
+
+    a = plan(("D1", "D2"), ("ref", "ads"), [[1, 2], [3, 4]])
+    b = plan(("D3", "D2", "D1"), ("ads", "ref"), [[5, 5], [40, 30], [20, 10]])
+    t = optplan.compare(a, b).set_index("item")
+    assert t.loc["applicants at D1", ["a", "b"]].tolist() == [3, 30]
+    assert t.loc["applicants at D2", ["a", "b"]].tolist() == [7, 70]
+    assert np.isnan(t.loc["applicants at D3", "a"]) and t.loc["applicants at D3", "b"] == 10
+    assert t.loc["applicants ref", ["a", "b"]].tolist() == [4, 5 + 30 + 10]
+    assert t.loc["applicants ads", ["a", "b"]].tolist() == [6, 5 + 40 + 20]
+
+
 def test_plan_display_is_short_and_html_in_notebooks(demo):
     plan = optplan.solve(demo)
     assert len(repr(plan)) < 200

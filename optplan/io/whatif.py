@@ -158,29 +158,35 @@ def _set_cells(tables, spec, column: str, value, path: str, problems: list[Probl
 
 
 def compare(a, b, labels: tuple[str, str] = ("a", "b")) -> pd.DataFrame:
-    """A tidy table of what differs between plans ``a`` and ``b`` of the same instance shape:
-    one row per expected-cost component and KPI (``kind`` cost / kpi), and per channel and
-    per depot the applicants recruited and incentive spend over the horizon (``kind``
-    decision); columns ``item``, ``unit``, the two values, ``difference`` (b - a) and
-    ``relative`` (difference / |a|, empty where a is 0)."""
+    """A tidy table of what differs between plans ``a`` and ``b``: one row per expected-cost
+    component and KPI (``kind`` cost / kpi), and per channel and per depot the applicants
+    recruited and incentive spend over the horizon (``kind`` decision); columns ``item``,
+    ``unit``, the two values, ``difference`` (b - a) and ``relative`` (difference / |a|, empty
+    where a is 0). Channels and depots are matched by id, so plans of different weeks or of
+    networks that gained or lost a depot compare too: a depot only one plan has is empty
+    (NaN) on the other side."""
     la, lb = labels
-    if a.decisions.applicants.shape != b.decisions.applicants.shape:
-        raise ValueError("plans of different instance shapes (depots, channels, weeks) cannot be compared row by row")
     cur = a.currency
     rows = []
     for k in a.cost:
         rows.append(("cost", k, cur, a.cost[k], b.cost.get(k, np.nan)))
     for k in a.kpis:
         rows.append(("kpi", k, _kpi_unit(k, cur), a.kpis[k], b.kpis.get(k, np.nan)))
-    data = a.data
-    xa, xb = a.decisions.applicants, b.decisions.applicants
-    for c, name in enumerate(data.channels):
-        rows.append(("decision", f"applicants {name}", "applicants", float(xa[:, c].sum()), float(xb[:, c].sum())))
-    za, zb = a.decisions.incentive_spend.sum(axis=(1, 2)), b.decisions.incentive_spend.sum(axis=(1, 2))
-    xa_d, xb_d = xa.sum(axis=(1, 2)), xb.sum(axis=(1, 2))
-    for d, name in enumerate(data.depots):
-        rows.append(("decision", f"applicants at {name}", "applicants", float(xa_d[d]), float(xb_d[d])))
-        rows.append(("decision", f"incentive spend at {name}", cur, float(za[d]), float(zb[d])))
+
+    def by_name(names, values) -> dict[str, float]:
+        return {str(n): float(v) for n, v in zip(names, values, strict=True)}
+
+    sides = []
+    for plan in (a, b):
+        x, z = plan.decisions.applicants, plan.decisions.incentive_spend
+        sides.append((by_name(plan.data.channels, x.sum(axis=(0, 2))), by_name(plan.data.depots, x.sum(axis=(1, 2))),
+                      by_name(plan.data.depots, z.sum(axis=(1, 2)))))
+    (ca, da, za), (cb, db, zb) = sides
+    for name in list(dict.fromkeys([*ca, *cb])):
+        rows.append(("decision", f"applicants {name}", "applicants", ca.get(name, np.nan), cb.get(name, np.nan)))
+    for name in list(dict.fromkeys([*da, *db])):
+        rows.append(("decision", f"applicants at {name}", "applicants", da.get(name, np.nan), db.get(name, np.nan)))
+        rows.append(("decision", f"incentive spend at {name}", cur, za.get(name, np.nan), zb.get(name, np.nan)))
     out = pd.DataFrame(rows, columns=["kind", "item", "unit", la, lb])
     out["difference"] = out[lb] - out[la]
     out["relative"] = out["difference"] / out[la].abs().where(out[la] != 0)  # NaN (an empty cell) where a is 0

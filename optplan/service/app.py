@@ -38,9 +38,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from optplan.service import auth, ops, web
 from optplan.service.auth import Principal
 from optplan.service.db import Database
-from optplan.service.jobs import DATASET_KINDS, KINDS, check_options
+from optplan.service.jobs import DATASET_KINDS, KINDS
 from optplan.service.models import Audit, Dataset, Decision, Run, Schedule, Token, Worker, utcnow
-from optplan.service.scheduler import check_cron, next_after
 from optplan.service.storage import Limits, Store, UploadError
 
 log = logging.getLogger("optplan.service.app")
@@ -95,6 +94,17 @@ class ScheduleRequest(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
     changes: dict[str, Any] = Field(default_factory=dict)
     enabled: bool = True
+
+
+class ScheduleChange(_Strict):
+    name: str | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    kind: str | None = None
+    dataset_id: str | None = None
+    options: dict[str, Any] | None = None
+    changes: dict[str, Any] | None = None
+    enabled: bool | None = None
 
 
 class TokenRequest(_Strict):
@@ -498,24 +508,14 @@ def create_app(settings: Settings) -> FastAPI:
     # -- schedules
     @app.post(f"{API}/schedules", status_code=201, tags=["schedules"])
     def create_schedule(body: ScheduleRequest, request: Request, who: Principal = Depends(needs("planner"))):
-        with db.session() as s:
-            dataset = visible_dataset(s, who, body.dataset_id)
-            problems = check_cron(body.cron, body.timezone) + check_options(body.kind, body.options)
-            if body.kind in KINDS and dataset.kind != KINDS[body.kind]:
-                problems.append(f"dataset_id: a {body.kind} run reads a {KINDS[body.kind]} dataset; this one is a "
-                                f"{dataset.kind}")
-            if not problems and body.changes:
-                problems += ops.check_changes(store.dataset_dir(dataset.sha256), body.changes)
-            if problems:
-                raise Problems(422, problems)
-            sch = Schedule(name=body.name, cron=body.cron, timezone=body.timezone, kind=body.kind,
-                           dataset_id=dataset.id, options=body.options, changes=body.changes,
-                           countries=list(dataset.countries), enabled=body.enabled,
-                           next_run_at=next_after(body.cron, body.timezone, utcnow()), created_by=who.token_id)
-            s.add(sch)
-            s.flush()
-            audit(s, who, request, "schedule.create", "schedule", sch.id, sch.countries, cron=body.cron)
-            return schedule_view(sch)
+        return schedule_view(ops.save_schedule(db, store, who, _client(request), body.model_dump()))
+
+    @app.patch(f"{API}/schedules/{{schedule_id}}", tags=["schedules"])
+    def update_schedule(schedule_id: str, body: ScheduleChange, request: Request,
+                        who: Principal = Depends(needs("planner"))):
+        """Change a schedule: the fields given (cron, time zone, dataset, options, changes, enabled)."""
+        return schedule_view(ops.save_schedule(db, store, who, _client(request), body.model_dump(exclude_unset=True),
+                                               schedule_id))
 
     @app.get(f"{API}/schedules", tags=["schedules"])
     def list_schedules(limit: int = Query(50, ge=1, le=MAX_LIMIT), offset: int = Query(0, ge=0),

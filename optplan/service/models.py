@@ -168,7 +168,7 @@ class Audit(Base):
     actor: Mapped[str] = mapped_column(String(32))
     action: Mapped[str] = mapped_column(String(40))
     object_kind: Mapped[str] = mapped_column(String(16))
-    object_id: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(32), index=True)  # a run's page reads its trail
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
     client: Mapped[str] = mapped_column(String(64), default="")
     countries: Mapped[list] = mapped_column(JSON, default=list)

@@ -19,8 +19,9 @@ from optplan.io.instance import load_instance
 from optplan.io.whatif import parse_assignment
 from optplan.service.auth import Principal
 from optplan.service.jobs import KINDS, check_dataset, check_options
-from optplan.service.models import Audit, Dataset, Decision, Run
+from optplan.service.models import Audit, Dataset, Decision, Run, Schedule, utcnow
 from optplan.service.plans import plan_of_outputs, table
+from optplan.service.scheduler import check_cron, next_after
 from optplan.service.storage import Limits, Store, strip_single_folder, tree_files, tree_hash, unpack
 
 VERDICTS = {"approved": "plan.approve", "rejected": "plan.reject"}
@@ -205,3 +206,49 @@ def store_upload(db, store: Store, limits: Limits, who: Principal, client: str, 
             return s.scalar(select(Dataset).where(Dataset.sha256 == sha, Dataset.kind == kind)), False
         audit(s, who, client, "dataset.upload", "dataset", d.id, d.countries, sha256=sha, dataset_kind=kind)
         return d, True
+
+
+#: What a schedule holds that a planner may set; an edit may change any of them.
+SCHEDULE_FIELDS = ("name", "cron", "timezone", "kind", "dataset_id", "options", "changes", "enabled")
+
+
+def save_schedule(db, store: Store, who: Principal, client: str, fields: dict,
+                  schedule_id: str | None = None) -> Schedule:
+    """Create a schedule (``schedule_id`` None) or change one: every field checked as a run's
+    submission is (cron, time zone, options, the dataset's kind, the what-if changes); the next
+    slot is recomputed from now when the cron or time zone changes."""
+    with db.session() as s:
+        sch = None
+        if schedule_id is not None:
+            sch = s.get(Schedule, schedule_id)
+            if sch is None or not who.sees(sch.countries):
+                raise not_found(f"schedule {schedule_id}")
+        now = {k: getattr(sch, k) for k in SCHEDULE_FIELDS} if sch is not None else {
+            "timezone": "UTC", "options": {}, "changes": {}, "enabled": True}
+        new = {**now, **{k: v for k, v in fields.items() if k in SCHEDULE_FIELDS and v is not None}}
+        missing = [k for k in ("name", "cron", "kind", "dataset_id") if not new.get(k)]
+        if missing:
+            raise Problems(422, [f"{k}: expected a value, found none" for k in missing])
+        dataset = visible_dataset(s, who, new["dataset_id"])
+        problems = check_cron(new["cron"], new["timezone"]) + check_options(new["kind"], new["options"])
+        if new["kind"] in KINDS and dataset.kind != KINDS[new["kind"]]:
+            problems.append(f"dataset_id: a {new['kind']} run reads a {KINDS[new['kind']]} dataset; this one is a "
+                            f"{dataset.kind}")
+        if not problems and new["changes"]:
+            problems += check_changes(store.dataset_dir(dataset.sha256), new["changes"])
+        if problems:
+            raise Problems(422, problems)
+        if sch is None:
+            sch = Schedule(created_by=who.token_id)
+            s.add(sch)
+        timing = sch.next_run_at is None or (new["cron"], new["timezone"]) != (sch.cron, sch.timezone)
+        for k in SCHEDULE_FIELDS:
+            setattr(sch, k, new[k])
+        sch.countries = list(dataset.countries)
+        if timing:
+            sch.next_run_at = next_after(new["cron"], new["timezone"], utcnow())
+        s.flush()
+        changed = sorted(k for k in SCHEDULE_FIELDS if now.get(k) != new[k]) if schedule_id else []
+        audit(s, who, client, "schedule.update" if schedule_id else "schedule.create", "schedule", sch.id,
+              sch.countries, cron=sch.cron, **({"changed": changed} if schedule_id else {}))
+        return sch

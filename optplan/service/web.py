@@ -12,6 +12,7 @@ cover is "not found".
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import secrets
 import shutil
@@ -30,7 +31,7 @@ from sqlalchemy import delete, select
 from optplan.explain.plots import figure_to_svg
 from optplan.explain.presentation import fmt, kind, kpi_rows, label
 from optplan.service import auth, ops
-from optplan.service.models import Dataset, Decision, Run, Token, WebSession, utcnow
+from optplan.service.models import Audit, Dataset, Decision, Run, Schedule, Token, WebSession, utcnow
 from optplan.service.storage import UploadError
 
 COOKIE = "optplan_session"
@@ -89,6 +90,17 @@ def _check_csrf(form, ws: WebSession) -> None:
         raise ops.Problems(403, ["the form is out of date or not from this site: reload the page and try again"])
 
 
+async def signed_form(request: Request, role: str, doing: str):
+    """(principal, session, form) of a form submission: signed in, the session's CSRF token,
+    and at least ``role`` (else 403 naming what ``doing`` needs)."""
+    who, ws = signed_in(request)
+    form = await request.form()
+    _check_csrf(form, ws)
+    if not who.at_least(role):
+        raise ops.Problems(403, [f"{doing} needs the {role} role"])
+    return who, ws, form
+
+
 def render(request: Request, template: str, who: auth.Principal | None, ws: WebSession | None, status: int = 200,
            **context) -> HTMLResponse:
     return TEMPLATES.TemplateResponse(request, template, {
@@ -128,8 +140,7 @@ async def sign_in(request: Request):
 
 @router.post("/sign-out")
 async def sign_out(request: Request):
-    who, ws = signed_in(request)
-    _check_csrf(await request.form(), ws)
+    who, ws, _ = await signed_form(request, "viewer", "signing out")
     with request.app.state.db.session() as s:
         s.execute(delete(WebSession).where(WebSession.id == ws.id))
     response = RedirectResponse("/ui/sign-in", status_code=303)
@@ -141,7 +152,8 @@ async def sign_out(request: Request):
 
 
 def _run_rows(db, who, kind_filter: str | None = None, state: str | None = None, dataset: str | None = None,
-              country: str | None = None, by: str | None = None, since: str | None = None) -> list[dict]:
+              country: str | None = None, by: str | None = None, since: str | None = None,
+              region: str | None = None, scheduled: bool = False) -> list[dict]:
     """The runs the principal sees, newest first (at most 200), filtered."""
     with db.session() as s:
         q = select(Run).order_by(Run.created_at.desc(), Run.id)
@@ -156,7 +168,13 @@ def _run_rows(db, who, kind_filter: str | None = None, state: str | None = None,
         runs = ops.scoped(s.scalars(q).all(), who)
         if country:
             runs = [r for r in runs if country in (r.countries or [])]
-        names = {d.id: d.name for d in s.scalars(select(Dataset)).all()}
+        all_datasets = s.scalars(select(Dataset)).all()
+        names = {d.id: d.name for d in all_datasets}
+        if region:
+            holding = {d.id for d in all_datasets if region in (d.meta or {}).get("regions", [])}
+            runs = [r for r in runs if r.dataset_id in holding]
+        if scheduled:
+            runs = [r for r in runs if r.schedule_id]
         people = {t.id: t.name for t in s.scalars(select(Token)).all()}
         if by:
             runs = [r for r in runs if by.lower() in people.get(r.created_by, "scheduler").lower()]
@@ -177,17 +195,21 @@ def home():
 
 @router.get("/runs")
 def runs_page(request: Request, kind: str = "", state: str = "", dataset: str = "", country: str = "", by: str = "",
-              since: str = "", fragment: bool = False):
+              since: str = "", region: str = "", fragment: bool = False):
     who, ws = signed_in(request)
     db = request.app.state.db
-    rows = _run_rows(db, who, kind or None, state or None, dataset or None, country or None, by or None, since or None)
+    rows = _run_rows(db, who, kind or None, state or None, dataset or None, country or None, by or None, since or None,
+                     region or None)
     live = any(r["state"] in ("queued", "running") for r in rows)
     template = "_runs_table.html" if fragment else "runs.html"
     with db.session() as s:
         datasets = ops.scoped(s.scalars(select(Dataset).order_by(Dataset.name)).all(), who)
     countries = sorted({c for d in datasets for c in d.countries})
-    filters = {"kind": kind, "state": state, "dataset": dataset, "country": country, "by": by, "since": since}
+    regions = sorted({r for d in datasets for r in (d.meta or {}).get("regions", [])})
+    filters = {"kind": kind, "state": state, "dataset": dataset, "country": country, "by": by, "since": since,
+               "region": region}
     return render(request, template, who, ws, rows=rows, live=live, f=filters, datasets=datasets, countries=countries,
+                  regions=regions,
                   query="&".join(f"{k}={quote(v)}" for k, v in filters.items()))
 
 
@@ -274,32 +296,92 @@ def _targets(out: Path) -> list[dict]:
     return rows
 
 
-def _capacity_chart(out: Path, depot: str | None) -> tuple[list[str], str, str]:
-    """(the depots, the one shown, an inline SVG of its planned capacity against the demand
-    fan P10-P90 and P50, blocks per week)."""
-    path = out / "capacity.csv"
-    if not path.is_file():
+def _capacity_chart(outs: list[tuple[str, Path]], depot: str | None) -> tuple[list[str], str, str]:
+    """(the depots, the one shown, an inline SVG of each plan's capacity against the first
+    plan's demand fan P10-P90 and P50, blocks per week); plans of different weeks share the
+    date axis. One plan: its capacity alone."""
+    tables = [(name, pd.read_csv(out / "capacity.csv", dtype={"depot": str})) for name, out in outs
+              if (out / "capacity.csv").is_file()]
+    if not tables:
         return [], "", ""
-    cap = pd.read_csv(path, dtype={"depot": str})
-    depots = list(dict.fromkeys(cap["depot"]))
+    depots = list(dict.fromkeys(d for _, cap in tables for d in cap["depot"]))
     depot = depot if depot in depots else depots[0]
-    d = cap[cap["depot"] == depot]
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 3.2), dpi=100)
-    x = pd.to_datetime(d["week_start"])
-    ax.fill_between(x, d["demand_p10"], d["demand_p90"], color="#9ec5e8", alpha=0.6, label="demand, P10 to P90")
-    ax.plot(x, d["demand_p50"], color="#2b6ca3", lw=1.2, label="demand, P50")
-    ax.plot(x, d["capacity_blocks"], color="#c0392b", lw=2, label="planned capacity")
+    first = tables[0][1][tables[0][1]["depot"] == depot]
+    x = pd.to_datetime(first["week_start"])
+    ax.fill_between(x, first["demand_p10"], first["demand_p90"], color="#9ec5e8", alpha=0.6, label="demand, P10 to P90")
+    ax.plot(x, first["demand_p50"], color="#2b6ca3", lw=1.2, label="demand, P50")
+    for (name, cap), color, style in zip(tables, ("#c0392b", "#27ae60"), ("-", "--"), strict=False):
+        d = cap[cap["depot"] == depot]
+        ax.plot(pd.to_datetime(d["week_start"]), d["capacity_blocks"], color=color, lw=2, ls=style,
+                label="planned capacity" if len(tables) == 1 else f"capacity, {name}")
     ax.set_ylabel("blocks per week")
     ax.legend(loc="upper left", fontsize=8, frameon=False)
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
     fig.tight_layout()
     return depots, depot, figure_to_svg(fig)
+
+
+#: The tornado's parameters in a planner's words, demand first (the report's sections on demand).
+TORNADO_WORDS = {"demand_level": "Demand", "blocks_per_driver": "Blocks a driver works a week", "churn": "Drivers leaving",
+                 "conversion": "Applicants who become drivers", "cost_per_applicant": "Cost of an applicant",
+                 "unserved_penalty": "Cost of a block not delivered"}
+
+
+def _sensitivity(out: Path, currency: str) -> dict | None:
+    """The sensitivity report's sections a planner reads first, from a report run's files:
+    how demand (and each other input) moves the cost and the recruiting, what planning for
+    uncertainty is worth, the cost on new demand paths, and the budget frontier."""
+    if not (out / "tornado.csv").is_file():
+        return None
+    tornado = pd.read_csv(out / "tornado.csv")
+    tornado["order"] = tornado["parameter"].map({k: i for i, k in enumerate(TORNADO_WORDS)}).fillna(99)
+    moves = []
+    for _, r in tornado.sort_values(["order", "change"], kind="stable").iterrows():
+        if pd.isna(r["expected_cost"]):
+            effect = "no plan meets the targets then"
+        else:
+            effect = (f"expected cost {'+' if r['cost_change'] >= 0 else ''}{fmt(r['cost_change'], 'money', currency, True)}"
+                      f", applicants {'+' if r['applicants_change'] >= 0 else ''}{fmt(r['applicants_change'], 'applicants')}")
+        moves.append({"what": f"{TORNADO_WORDS.get(r['parameter'], label(r['parameter']))} "
+                              f"{abs(r['change']):.0%} {'higher' if r['change'] > 0 else 'lower'}",
+                      "demand": r["parameter"] == "demand_level", "effect": effect})
+    values = []
+    if (out / "stochastic_values.csv").is_file():
+        for _, r in pd.read_csv(out / "stochastic_values.csv").iterrows():
+            values.append((str(r["label"]).split(" (")[0], fmt(r["value"], "money", currency, True)))
+    frontier = []
+    if (out / "frontier.csv").is_file():
+        for _, r in pd.read_csv(out / "frontier.csv").iterrows():
+            frontier.append((fmt(r["budget_total"], "money", currency, True), fmt(r["expected_cost"], "money", currency, True),
+                             fmt(r["service_level"], "share"), fmt(r["shadow_price"], "rate")))
+    outside = None
+    if (out / "report.json").is_file():
+        oos = json.loads((out / "report.json").read_text()).get("out_of_sample") or {}
+        if oos.get("expected_cost") is not None:
+            outside = (f"On {oos.get('paths', 0):,} new demand paths the plan costs "
+                       f"{fmt(oos['expected_cost'], 'money', currency, True)} on average (95 % interval "
+                       f"{fmt(oos.get('ci95_low'), 'money', currency, True)} to {fmt(oos.get('ci95_high'), 'money', currency, True)})"
+                       f", against {fmt(oos.get('in_sample_expected_cost'), 'money', currency, True)} over its own scenarios.")
+    return {"moves": moves, "worth": values, "frontier": frontier, "outside": outside}
+
+
+def _trail(s, object_ids: list[str]) -> list[dict]:
+    """The audit entries about these objects (a run, its decisions), oldest first, in words."""
+    people = {t.id: t.name for t in s.scalars(select(Token)).all()}
+    verbs = {"run.submit": "submitted the run", "run.cancel": "cancelled the run", "plan.approve": "approved the plan",
+             "plan.reject": "rejected the plan"}
+    rows = s.scalars(select(Audit).where(Audit.object_id.in_(object_ids)).order_by(Audit.id)).all()
+    return [{"at": a.at.strftime("%Y-%m-%d %H:%M:%S"), "who": people.get(a.actor, "the scheduler" if a.actor == "scheduler"
+                                                                       else a.actor),
+             "what": verbs.get(a.action, a.action.replace(".", " ").replace("_", " ")),
+             "detail": (a.detail or {}).get("comment", "")} for a in rows]
 
 
 #: What-if changes in a planner's words (others: their path, dots and underscores as spaces).
@@ -355,11 +437,12 @@ def change_words(changes: dict, currency: str) -> list[str]:
 
 def _headline(summary: dict) -> list[tuple[str, str]]:
     currency = summary.get("currency", "")
-    out = [(label(k) if k != "total" else "Expected cost, total", fmt(v, "money", currency, with_currency=True))
+    out = [(figure_name(k, component=True), fmt(v, "money", currency, with_currency=True))
            for k, v in (summary.get("expected_cost") or {}).items() if isinstance(v, (int, float))]
     keep = ("service_level", "driver_utilisation", "blocks_per_driver_week", "first_stage_spend", "cvar_cost")
-    out += [row for key, row in zip(keep, kpi_rows({k: summary.get("kpis", {}).get(k) for k in keep if
-                                                    summary.get("kpis", {}).get(k) is not None}, currency), strict=False)]
+    kpis = summary.get("kpis", {})
+    out += [(name.replace(" (CVaR)", ""), value)
+            for name, value in kpi_rows({k: kpis[k] for k in keep if kpis.get(k) is not None}, currency)]
     return out
 
 
@@ -373,44 +456,69 @@ def run_page(request: Request, run_id: str, q: str = "", region: str = "", page:
         decisions = s.scalars(select(Decision).where(Decision.run_id == run.id).order_by(Decision.created_at)).all()
         parent = s.get(Run, run.parent_id) if run.parent_id else None
         log = run.log
+        trail = _trail(s, [run.id])
+        reports = s.scalars(select(Run).where(Run.parent_id == run.id, Run.kind == "report")
+                            .order_by(Run.created_at.desc())).all()
     finished_solve = run.kind == "solve" and run.state == "finished"
-    rec = headline = diff = None
+    rec = headline = diff = sensitivity = None
     budgets, countries, targets, chart = [], [], [], ([], "", "")
-    currency = (run.summary or {}).get("currency", (dataset.meta or {}).get("currency", ""))
+    meta = dataset.meta or {}
+    currency = (run.summary or {}).get("currency", meta.get("currency", ""))
     if finished_solve:
         out = store.output_dir(run.output_dir)
-        rec = _recommendation(out, dataset.meta or {}, q, region, page)
+        rec = _recommendation(out, meta, q, region, page)
         headline = _headline(run.summary or {})
         budgets, countries, targets = _budgets(out, currency), _country_spend(out), _targets(out)
-        chart = _capacity_chart(out, depot or None)
+        chart = _capacity_chart([("this plan", out)], depot or None)
         if parent is not None and parent.state == "finished" and parent.kind == "solve":
-            table = ops.compare_runs(db, store, who, parent.id, run.id)
-            table = table.reindex(table["difference"].abs().sort_values(ascending=False).index)
-            diff = [(label(r["item"]), fmt(r[parent.id], kind(r["item"]), r["unit"]), fmt(r[run.id], kind(r["item"]),
-                     r["unit"]), fmt(r["difference"], kind(r["item"]), r["unit"]))
-                    for _, r in table.head(12).iterrows()]
+            diff = _comparison(ops.compare_runs(db, store, who, parent.id, run.id), parent.id, run.id)
+    if run.kind == "report" and run.state == "finished":
+        sensitivity = _sensitivity(store.output_dir(run.output_dir), currency)
+    report = next((r for r in reports if r.state == "finished"), None) or (reports[0] if reports else None)
+    if report is not None and report.state == "finished":
+        sensitivity = _sensitivity(store.output_dir(report.output_dir), currency)
+    scopes = ([("network:", "the whole network")] if who.unscoped else []) + \
+        [(f"country:{c}", f"country {c}") for c in run.countries or []] + \
+        [(f"region:{r}", f"region {r}") for r in meta.get("regions", []) if len(meta.get("regions", [])) > 1]
     plan_status = (run.summary or {}).get("status", {}).get("summary", "")
     return render(request, "run.html", who, ws, run=run, dataset=dataset, decisions=decisions, rec=rec,
-                  headline=headline, diff=diff, parent=parent, log=log, plan_status=plan_status, live=run.state in ("queued", "running"),
-                  can_approve=finished_solve and who.at_least("approver"),
+                  headline=headline, diff=diff, parent=parent, log=log, plan_status=plan_status,
+                  live=run.state in ("queued", "running"), trail=trail, report=report, sensitivity=sensitivity,
+                  can_approve=finished_solve and who.at_least("approver") and bool(scopes), scopes=scopes,
                   can_what_if=finished_solve and who.at_least("planner"),
-                  what_if=what_if_fields(dataset.meta or {}, currency) if finished_solve else [],
-                  currency=currency, week=(dataset.meta or {}).get("start_date", ""), budgets=budgets,
-                  changes=change_words(run.changes, currency),
+                  what_if=_grouped(what_if_fields(meta, currency)) if finished_solve else [],
+                  currency=currency, week=meta.get("start_date", ""), budgets=budgets,
+                  changes=change_words(run.changes, currency), options=option_words(run.options),
                   countries=countries, targets=targets, chart_depots=chart[0], chart_depot=chart[1], chart=chart[2])
+
+
+def option_words(options: dict) -> list[str]:
+    """A run's options as the planner would say them (the command's flags, in words)."""
+    words = {"time_limit": ("time limit", " s"), "cvar_weight": ("weight on the worst weeks", ""),
+             "engine": ("engine", ""), "seed": ("seed", ""), "mip_gap": ("optimality gap", "")}
+    return [f"{words.get(k, (k.replace('_', ' '), ''))[0]}: {v}{words.get(k, ('', ''))[1]}" for k, v in
+            (options or {}).items()]
 
 
 @router.post("/runs/{run_id}/decide")
 async def decide(request: Request, run_id: str):
-    who, ws = signed_in(request)
-    form = await request.form()
-    _check_csrf(form, ws)
-    if not who.at_least("approver"):
-        raise ops.Problems(403, ["approving or rejecting needs the approver role"])
+    who, ws, form = await signed_form(request, "approver", "approving or rejecting")
+    scope, _, key = str(form.get("for", "network:")).partition(":")
     ops.decide(request.app.state.db, who, _client(request), run_id, str(form.get("verdict", "")),
-               str(form.get("comment", "")), str(form.get("scope", "network")), str(form.get("scope_key", "")),
-               str(form.get("week", "")) or None)
+               str(form.get("comment", "")), scope, key, str(form.get("week", "")) or None)
     return RedirectResponse(f"/ui/runs/{run_id}", status_code=303)
+
+
+@router.post("/runs/{run_id}/report")
+async def sensitivity_report(request: Request, run_id: str):
+    """The sensitivity report of a finished solve's instance (with the same what-if changes):
+    a child report run, whose sections then show on the solve's page."""
+    who, ws, form = await signed_form(request, "planner", "a sensitivity report")
+    with request.app.state.db.session() as s:
+        parent = ops.visible_run(s, who, run_id)
+    ops.submit_run(request.app.state.db, request.app.state.store, who, _client(request), "report", parent.dataset_id,
+                   {}, dict(parent.changes), parent_id=parent.id)  # the report's own defaults (it has no time limit)
+    return RedirectResponse(f"/ui/runs/{run_id}#h-sensitivity", status_code=303)
 
 
 def _number(text: str) -> float:
@@ -481,6 +589,13 @@ def what_if_fields(meta: dict, currency: str) -> list[dict]:
     return fields
 
 
+def _grouped(fields: list[dict]) -> list[tuple[str, list[dict]]]:
+    groups: dict[str, list[dict]] = {}
+    for f in fields:
+        groups.setdefault(f["group"], []).append(f)
+    return list(groups.items())
+
+
 def what_if_changes(form, fields: list[dict]) -> tuple[dict, dict, list[str]]:
     """(instance changes, option changes, problems) of a submitted what-if form: one problem
     per field that does not read as its kind, naming the field as the form labels it."""
@@ -497,6 +612,9 @@ def what_if_changes(form, fields: list[dict]) -> tuple[dict, dict, list[str]]:
         if f["as"] in ("money", "share", "scale") and value < 0:
             problems.append(f"{f['label']}: expected a number of at least 0, found {text!r}")
             continue
+        if (f["as"] == "share" or f.get("share")) and value > 100:
+            problems.append(f"{f['label']}: expected a percentage from 0 to 100, found {text!r}")
+            continue
         if f["as"] == "money":
             changes[f["path"]] = value
         elif f["as"] == "share":
@@ -512,11 +630,7 @@ def what_if_changes(form, fields: list[dict]) -> tuple[dict, dict, list[str]]:
 @router.post("/runs/{run_id}/what-if")
 async def what_if(request: Request, run_id: str):
     """A child run of ``run_id`` with the form's changes (``what_if_fields``)."""
-    who, ws = signed_in(request)
-    form = await request.form()
-    _check_csrf(form, ws)
-    if not who.at_least("planner"):
-        raise ops.Problems(403, ["a what-if needs the planner role"])
+    who, ws, form = await signed_form(request, "planner", "a what-if")
     with request.app.state.db.session() as s:
         parent = ops.visible_run(s, who, run_id)
         dataset = s.get(Dataset, parent.dataset_id)
@@ -539,7 +653,7 @@ async def what_if(request: Request, run_id: str):
 
 def _in_form_words(line: str, words: dict[str, str]) -> str:
     """A problem line from the checks, with the instance's paths named as the form labels them."""
-    line = line.removeprefix("changes: ").removeprefix("--set: ")
+    line = line.removeprefix("changes: ").removeprefix("--set: ").removeprefix("instance.yaml: ")
     for path, label_ in sorted(words.items(), key=lambda kv: -len(kv[0])):
         line = line.replace(f"field '{path}'", f"{label_}:").replace(path, label_)
     return line
@@ -558,19 +672,155 @@ def run_file(request: Request, run_id: str, name: str):
                     headers={"Content-Disposition": f'attachment; filename="{run_id[:8]}-{name}"'})
 
 
+#: Depots shown in the comparison's table (the largest differences; the CSV has them all).
+DEPOTS_COMPARED = 25
+
+
+def figure_name(item: str, component: bool = False) -> str:
+    """A cost component's or KPI's name on the pages (the report's label without the risk
+    measure's abbreviation)."""
+    if component and item == "total":
+        return "Expected cost, total"
+    return label(item).replace(" (CVaR)", "")
+
+
+def _comparison(table: pd.DataFrame, a: str, b: str) -> dict:
+    """The comparison's sections: headline figures (costs by the size of their difference,
+    then the other figures by the size of their relative difference), channels and depots,
+    largest differences first, formatted with their units."""
+    def cells(r):
+        k = {"cost": "money", "kpi": kind(r["item"])}.get(r["kind"], "applicants" if r["unit"] == "applicants" else "money")
+        return [fmt(r[a], k, r["unit"], True), fmt(r[b], k, r["unit"], True), fmt(r["difference"], k, r["unit"], True),
+                "" if pd.isna(r["relative"]) else fmt(r["relative"], "share")]
+
+    def largest_first(df, by="difference"):
+        return df.reindex(df[by].abs().fillna(np.inf).sort_values(ascending=False, kind="stable").index)
+
+    head = pd.concat([largest_first(table[table["kind"] == "cost"]), largest_first(table[table["kind"] == "kpi"],
+                                                                                    "relative")])
+    dec = table[table["kind"] == "decision"]
+    channels = largest_first(dec[dec["item"].str.startswith("applicants ") & ~dec["item"].str.startswith("applicants at ")])
+    apps = dec[dec["item"].str.startswith("applicants at ")].assign(depot=lambda d: d["item"].str[14:])
+    spend = dec[dec["item"].str.startswith("incentive spend at ")].assign(depot=lambda d: d["item"].str[19:])
+    depots = apps.merge(spend, on="depot", suffixes=("", "_spend"))
+    order = (depots["difference"].abs().fillna(np.inf) + 1e-9 * depots["difference_spend"].abs().fillna(0))
+    depots = depots.loc[order.sort_values(ascending=False, kind="stable").index]
+    currency = spend["unit"].iloc[0] if len(spend) else ""
+    return {
+        "headline": [(figure_name(r["item"], r["kind"] == "cost"), *cells(r)) for _, r in head.iterrows()],
+        "channels": [(r["item"].removeprefix("applicants "), *cells(r)) for _, r in channels.iterrows()],
+        "depots": [(r["depot"], fmt(r[a], "applicants"), fmt(r[b], "applicants"), fmt(r["difference"], "applicants"),
+                    fmt(r[f"{a}_spend"], "money", currency), fmt(r[f"{b}_spend"], "money", currency),
+                    fmt(r["difference_spend"], "money", currency)) for _, r in depots.head(DEPOTS_COMPARED).iterrows()],
+        "depot_count": len(depots), "currency": currency,
+    }
+
+
 @router.get("/compare")
-def compare_page(request: Request, a: str = "", b: str = ""):
+def compare_page(request: Request, a: str = "", b: str = "", depot: str = ""):
     who, ws = signed_in(request)
     db, store = request.app.state.db, request.app.state.store
     choices = _run_rows(db, who, "solve", "finished")
-    rows = None
+    sections, chart = None, ([], "", "")
     if a and b:
         table = ops.compare_runs(db, store, who, a, b)
-        table = table.reindex(table["difference"].abs().sort_values(ascending=False).index)
-        rows = [(label(r["item"]), fmt(r[a], kind(r["item"]), r["unit"]), fmt(r[b], kind(r["item"]), r["unit"]),
-                 fmt(r["difference"], kind(r["item"]), r["unit"]),
-                 "" if pd.isna(r["relative"]) else fmt(r["relative"], "share")) for _, r in table.iterrows()]
-    return render(request, "compare.html", who, ws, choices=choices, a=a, b=b, rows=rows)
+        sections = _comparison(table, a, b)
+        with db.session() as s:
+            outs = [(f"run {r.id[:8]}", store.output_dir(r.output_dir)) for r in
+                    (ops.visible_run(s, who, a), ops.visible_run(s, who, b))]
+        chart = _capacity_chart(outs, depot or None)
+    return render(request, "compare.html", who, ws, choices=choices, a=a, b=b, sections=sections,
+                  chart_depots=chart[0], chart_depot=chart[1], chart=chart[2])
+
+
+@router.get("/compare.csv")
+def compare_csv(request: Request, a: str, b: str):
+    """The whole comparison table (every depot), for a spreadsheet."""
+    who, _ = signed_in(request)
+    table = ops.compare_runs(request.app.state.db, request.app.state.store, who, a, b)
+    return Response(table.to_csv(index=False), media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="compare-{a[:8]}-{b[:8]}.csv"'})
+
+
+# ---------------------------------------------------------------------------- decisions and schedules
+
+
+@router.get("/decisions")
+def decisions_page(request: Request):
+    """The plans in force per scope and week, and every decision, as far as the scope sees."""
+    who, ws = signed_in(request)
+    with request.app.state.db.session() as s:
+        rows = ops.scoped(s.scalars(select(Decision).order_by(Decision.created_at.desc(), Decision.id)).all(), who)
+        people = {t.id: t.name for t in s.scalars(select(Token)).all()}
+        runs = {r.id: r.dataset_id for r in s.scalars(select(Run).where(Run.id.in_({d.run_id for d in rows}))).all()}
+        names = {d.id: d.name for d in s.scalars(select(Dataset)).all()}
+    history = [{"at": d.created_at.strftime("%Y-%m-%d %H:%M"), "verdict": d.verdict,
+                "scope": "the whole network" if d.scope == "network" else f"{d.scope} {d.scope_key}",
+                "week": d.week, "run_id": d.run_id, "dataset": names.get(runs.get(d.run_id), ""),
+                "by": people.get(d.created_by, ""), "comment": d.comment, "superseded": bool(d.superseded_by),
+                "in_force": d.verdict == "approved" and not d.superseded_by} for d in rows]
+    in_force = sorted((h for h in history if h["in_force"]), key=lambda h: (h["week"], h["scope"]), reverse=True)
+    return render(request, "decisions.html", who, ws, history=history[:500], in_force=in_force)
+
+
+def _schedules(db, who) -> tuple[list[dict], list]:
+    with db.session() as s:
+        rows = ops.scoped(s.scalars(select(Schedule).order_by(Schedule.created_at, Schedule.id)).all(), who)
+        datasets = ops.scoped(s.scalars(select(Dataset).where(Dataset.kind.in_(("instance", "pipeline")))
+                                        .order_by(Dataset.name)).all(), who)
+        names = {d.id: d.name for d in s.scalars(select(Dataset)).all()}
+    out = []
+    for sc in rows:
+        try:
+            nxt = pd.Timestamp(sc.next_run_at).tz_localize("UTC").tz_convert(sc.timezone).strftime("%Y-%m-%d %H:%M %Z")
+        except (ValueError, KeyError, TypeError):
+            nxt = sc.next_run_at.strftime("%Y-%m-%d %H:%M UTC")
+        out.append({"id": sc.id, "name": sc.name, "kind": sc.kind, "dataset": names.get(sc.dataset_id, ""),
+                    "dataset_id": sc.dataset_id, "cron": sc.cron, "timezone": sc.timezone,
+                    "next": nxt if sc.enabled else "off", "last_run_id": sc.last_run_id, "enabled": sc.enabled,
+                    "time_limit": (sc.options or {}).get("time_limit", "")})
+    return out, datasets
+
+
+@router.get("/schedules")
+def schedules_page(request: Request):
+    who, ws = signed_in(request)
+    return _schedules_view(request, who, ws)
+
+
+def _schedules_view(request: Request, who, ws, problems: list[str] | None = None, status: int = 200):
+    db = request.app.state.db
+    schedules, datasets = _schedules(db, who)
+    recent = _run_rows(db, who, scheduled=True)[:20]
+    return render(request, "schedules.html", who, ws, status=status, schedules=schedules, datasets=datasets,
+                  recent=recent, problems=problems)
+
+
+@router.post("/schedules")
+@router.post("/schedules/{schedule_id}")
+async def save_schedule(request: Request, schedule_id: str | None = None):
+    """Add a schedule, or change one (its name, data, cron, time zone, time limit, on or off)."""
+    who, ws, form = await signed_form(request, "planner", "changing schedules")
+    db = request.app.state.db
+    dataset_id = str(form.get("dataset_id", ""))
+    with db.session() as s:
+        d = s.get(Dataset, dataset_id)
+        kind_ = "pipeline" if d is not None and d.kind == "pipeline" else "solve"
+    fields = {"name": str(form.get("name", "")).strip(), "cron": str(form.get("cron", "")).strip(),
+              "timezone": str(form.get("timezone", "")).strip() or "UTC", "dataset_id": dataset_id, "kind": kind_}
+    limit = str(form.get("time_limit", "")).strip()
+    if kind_ == "solve":
+        fields["options"] = {"time_limit": limit} if limit else {}
+    if schedule_id is not None:
+        fields["enabled"] = form.get("enabled") == "1"
+    try:
+        ops.save_schedule(db, request.app.state.store, who, _client(request), fields, schedule_id)
+    except ops.Problems as exc:
+        if exc.status_code == 404:
+            raise
+        return _schedules_view(request, who, ws, problems=[p.replace("time_limit", "time limit").replace("dataset_id", "data")
+                                                 for p in exc.detail], status=exc.status_code)
+    return RedirectResponse("/ui/schedules", status_code=303)
 
 
 # ---------------------------------------------------------------------------- data
@@ -586,11 +836,7 @@ def datasets_page(request: Request):
 
 @router.post("/datasets")
 async def upload(request: Request):
-    who, ws = signed_in(request)
-    form = await request.form()
-    _check_csrf(form, ws)
-    if not who.at_least("planner"):
-        raise ops.Problems(403, ["uploading needs the planner role"])
+    who, ws, form = await signed_form(request, "planner", "uploading")
     files = [f for f in form.getlist("files") if hasattr(f, "read")]
     kind_ = str(form.get("kind", "instance"))
     settings = request.app.state.settings
@@ -617,11 +863,7 @@ async def upload(request: Request):
 
 @router.post("/datasets/{dataset_id}/solve")
 async def solve_dataset(request: Request, dataset_id: str):
-    who, ws = signed_in(request)
-    form = await request.form()
-    _check_csrf(form, ws)
-    if not who.at_least("planner"):
-        raise ops.Problems(403, ["running a plan needs the planner role"])
+    who, ws, form = await signed_form(request, "planner", "running a plan")
     options = {"time_limit": str(form.get("time_limit") or 600)}
     run, _ = ops.submit_run(request.app.state.db, request.app.state.store, who, _client(request), "solve", dataset_id,
                             options, {})

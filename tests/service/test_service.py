@@ -387,6 +387,17 @@ def test_a_schedule_submits_a_run_that_awaits_approval(server, demo_id):
     assert c._json("GET", "/decisions", params={"run_id": run_id})["total"] == 0  # awaiting approval
     listed = next(s for s in c._json("GET", "/schedules")["items"] if s["id"] == sch["id"])
     assert listed["last_run_id"] == run_id and listed["next_run_at"] > "2026"
+    # changed: checked as at creation; a new cron moves the next slot; another country sees nothing
+    with pytest.raises(ServiceError) as err:
+        c._json("PATCH", f"/schedules/{sch['id']}", json={"cron": "0 25 * * *", "options": {"time_limit": -1}})
+    assert err.value.status == 422 and err.value.problems[0].startswith("cron: expected five cron fields")
+    moved = c._json("PATCH", f"/schedules/{sch['id']}", json={"cron": "0 6 1 * *", "name": "monthly plan"})
+    assert moved["name"] == "monthly plan" and moved["timezone"] == "Europe/Berlin"  # what was not given stays
+    assert moved["next_run_at"][8:10] == "01" and moved["next_run_at"] != listed["next_run_at"]
+    fr = server.client(c.create_token("Fay (France)", "planner", ["FR"])["token"])
+    with pytest.raises(ServiceError) as err:
+        fr._json("PATCH", f"/schedules/{sch['id']}", json={"enabled": False})
+    assert err.value.status == 404
 
 
 def test_the_workspace_needs_a_session_and_its_forms_a_csrf_token(server, demo_id):

@@ -74,3 +74,33 @@ def test_what_cannot_be_read_is_one_line_per_field_in_the_forms_words(world):
     assert problems == ["Total budget (USD): expected a number, found 'lots'",
                         "Demand everywhere, % of the forecast: expected a number of at least 0, found '-5'",
                         "Time limit (seconds): expected a number, found '1e999'"]
+
+
+def test_the_comparison_puts_the_largest_differences_first_and_a_new_depot_on_top():
+    from types import SimpleNamespace as NS
+
+    import optplan.service.web as web
+    from formulations.data import Decisions
+
+    def plan(depots, x, z, total=10.0):
+        return NS(data=NS(depots=depots, channels=("ref", "ads")), currency="EUR", cost={"total": total},
+                  kpis={"service_level": 0.9}, decisions=Decisions(np.asarray(x, float)[:, :, None],
+                                                                   np.asarray(z, float)[:, None, None]))
+
+    a = plan(("D1", "D2", "D3"), [[1, 1], [1, 1], [1, 1]], [0, 0, 0])
+    b = plan(("D1", "D2", "D3", "D4"), [[1, 2], [9, 1], [1, 1], [2, 2]], [0, 0, 500, 0], total=12.0)
+    sections = web._comparison(optplan.compare(a, b, ("x", "y")), "x", "y")
+    assert [row[0] for row in sections["depots"]] == ["D4", "D2", "D1", "D3"]  # D3: same applicants, more spend
+    assert sections["depots"][1][1:4] == ("2.00", "10.0", "8.00")
+    assert sections["depots"][3][4:] == ("0.00", "500.00", "500.00")
+    assert [row[0] for row in sections["channels"]] == ["ref", "ads"]  # +9 then +2
+    assert sections["currency"] == "EUR"
+    assert [row[3] for row in sections["headline"]] == ["2.00 EUR", "0.00 %"]  # the cost first, then service
+
+
+def test_a_percentage_above_100_is_refused_in_the_forms_words(world):
+    _, meta = world
+    _, _, problems = what_if_changes({"service_level": "150", "risk_weight": "101 %"}, what_if_fields(meta, "USD"))
+    assert problems == ["Service level target at every depot, %: expected a percentage from 0 to 100, found '150'",
+                        "Weight on the cost of the worst weeks, % (0: the expected cost only): expected a percentage "
+                        "from 0 to 100, found '101 %'"]

@@ -143,16 +143,32 @@ def test_a_planner_signs_in_uploads_runs_what_ifs_compares_and_approves(server, 
         assert "in force" in page.text_content("#runs")
         audit = server.client()._json("GET", "/audit", params={"limit": 500})["items"]
         assert any(a["action"] == "plan.approve" and a["object_id"] == run_id for a in audit)
+        page.goto(run_url)  # the run's own trail says who did what, in words
+        trail = page.text_content("#trail")
+        assert "submitted the run" in trail and "approved the plan" in trail and "agreed with finance" in trail
+        page.goto(f"{server.url}/ui/decisions")  # the plan in force, and the history
+        assert run_id[:8] in page.text_content("#in-force") and "agreed with finance" in page.text_content("#history")
+        _shoot(page, "decisions-1280")
+        # the sensitivity report's sections on demand, on the plan's page
+        page.goto(run_url)
+        page.get_by_role("button", name="Make the sensitivity report").click()
+        page.wait_for_selector("#tornado", timeout=RUN_TIMEOUT * 1000)
+        tornado = page.text_content("#tornado")
+        assert "Demand 10% higher" in tornado and "Demand 10% lower" in tornado
+        assert "Value of planning for uncertainty" in page.text_content("section[aria-labelledby=h-sensitivity]")
         for width in (1280, 390):  # every page fits the width (wide tables scroll in their own box)
             small_ctx, small = _page(browser, width)
             small.context.add_cookies(ctx.cookies())
             for path in ("/ui/runs", run_url.replace(server.url, ""), "/ui/datasets",
-                         f"/ui/compare?a={run_id}&b={child_id}"):
+                         f"/ui/compare?a={run_id}&b={child_id}", f"/ui/runs/{child_id}", "/ui/decisions",
+                         "/ui/schedules"):
                 small.goto(server.url + path)
                 _no_horizontal_overflow(small)
                 _words_are_plain(small)
                 _every_field_has_a_label(small)
-                _shoot(small, f"{path.strip('/').split('?')[0].replace('/', '-')[:40]}-{width}")
+                name = {run_id: "run", child_id: "what-if"}.get(path.rsplit("/", 1)[-1], path.strip("/").split("?")[0]
+                                                                    .replace("ui/", "").replace("/", "-"))
+                _shoot(small, f"{name}-{width}")
             small_ctx.close()
     finally:
         ctx.close()
@@ -192,3 +208,40 @@ def test_a_viewer_sees_no_approve_button_and_a_scoped_user_no_other_country(serv
     finally:
         ctx.close()
         admin.wait(fr_run, timeout=RUN_TIMEOUT)
+
+
+def test_schedules_are_added_changed_and_refused_in_words_with_the_keyboard_alone(server, browser):
+    admin = server.client()
+    admin.upload(DEMO, kind="instance")
+    ctx, page = _page(browser)
+    try:
+        _sign_in(page, server, server.admin)
+        page.goto(f"{server.url}/ui/schedules")
+        page.get_by_label("Name", exact=True).last.fill("monday plan")
+        page.locator("#new-cron").fill("every monday")
+        page.locator("#new-cron").press("Enter")  # enter submits
+        assert "cron: expected five cron fields" in page.text_content("[role=alert]")
+        page.locator("#new-name").fill("monday plan")
+        page.locator("#new-cron").fill("0 6 * * MON")
+        page.locator("#new-tz").fill("Europe/Berlin")
+        page.locator("#new-tz").press("Enter")
+        page.wait_for_url("**/ui/schedules")
+        row = page.locator("#schedules tbody tr").filter(has_text="monday plan")
+        assert "0 6 * * MON" in row.text_content() and "CET" in row.text_content()  # next run in its own zone
+        page.locator("details.edit summary").filter(has_text="monday plan").click()
+        page.locator("#s1-cron").fill("30 5 * * TUE")
+        page.locator("#s1-cron").press("Enter")
+        page.wait_for_url("**/ui/schedules")
+        assert "30 5 * * TUE" in page.locator("#schedules tbody tr").filter(has_text="monday plan").text_content()
+        sch = next(x for x in admin._json("GET", "/schedules")["items"] if x["name"] == "monday plan")
+        assert sch["cron"] == "30 5 * * TUE" and sch["timezone"] == "Europe/Berlin" and sch["enabled"]
+        _shoot(page, "schedules-1280")
+        # the tab order follows the page: header links, then the new schedule's fields in order
+        page.locator("#new-name").focus()
+        order = []
+        for _ in range(5):
+            page.keyboard.press("Tab")
+            order.append(page.evaluate("document.activeElement.id || document.activeElement.textContent.trim()"))
+        assert order == ["new-dataset", "new-cron", "new-tz", "new-limit", "Add the schedule"], order
+    finally:
+        ctx.close()
