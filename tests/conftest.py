@@ -118,3 +118,18 @@ def spec():
 @pytest.fixture(scope="session")
 def demo_path() -> Path:
     return REPO / "instances" / "demo"
+
+
+def pytest_collection_modifyitems(config, items):
+    """A service test marked any_database runs once, on SQLite: its PostgreSQL variant (the
+    module's server fixture's other parameter) is deselected, not skipped."""
+    keep, dropped = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if item.get_closest_marker("any_database") and params.get("server") == "postgresql":
+            dropped.append(item)
+        else:
+            keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep

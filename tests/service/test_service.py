@@ -141,6 +141,7 @@ def _zip(members: list[tuple[str, bytes, int]]) -> bytes:
 
 
 @pytest.mark.slow  # CI's second step: keeps the README's test command within its time
+@pytest.mark.any_database  # files and commands: the same on every database
 def test_hostile_archives_are_refused_without_writing_outside_the_data_dir(server, tmp_path):
     target = server.data_dir.parent / "escaped.txt"
     demo = {p.name: p.read_bytes() for p in DEMO.iterdir()}
@@ -294,6 +295,7 @@ MUTATIONS_PER_CLASS = 8
 
 
 @pytest.mark.slow  # CI's second step: keeps the README's test command within its time
+@pytest.mark.any_database  # files and commands: the same on every database
 def test_mutated_instances_are_refused_by_upload_with_the_lines_of_validate(server, tmp_path):
     """The fuzzed input classes the CLI refuses (tests/mutations.py) are refused by upload with
     the same lines; what the CLI accepts, upload accepts."""
@@ -324,6 +326,7 @@ def test_mutated_instances_are_refused_by_upload_with_the_lines_of_validate(serv
 
 
 @pytest.mark.slow  # CI's second step: keeps the README's test command within its time
+@pytest.mark.any_database  # files and commands: the same on every database
 def test_the_runs_commands_talk_to_the_service(server, demo_id):
     env = {"OPTPLAN_URL": server.url, "OPTPLAN_TOKEN": server.admin}
     r = CliRunner().invoke(main, ["runs", "submit", "solve", demo_id, "--option", "time_limit=60", "--wait"], env=env)
@@ -341,6 +344,7 @@ def test_the_runs_commands_talk_to_the_service(server, demo_id):
 
 
 @pytest.mark.slow  # CI's second step: keeps the README's test command within its time
+@pytest.mark.any_database  # files and commands: the same on every database
 def test_a_forecast_run_on_a_history_dataset(server, demo_id, tmp_path):
     import math
 

@@ -104,3 +104,21 @@ def test_a_percentage_above_100_is_refused_in_the_forms_words(world):
     assert problems == ["Service level target at every depot, %: expected a percentage from 0 to 100, found '150'",
                         "Weight on the cost of the worst weeks, % (0: the expected cost only): expected a percentage "
                         "from 0 to 100, found '101 %'"]
+
+
+@pytest.mark.parametrize("name", ["demo", "world"])
+def test_a_plan_read_back_from_its_files_is_the_plan(name, tmp_path):
+    """What the service compares (the plan as its files state it, without loading the large
+    demand table) against the plan in memory: every decision row the files give matches to the
+    files' 10 significant digits; a world instance's channels are its channel@country ids."""
+    from optplan.service.plans import plan_of_outputs
+
+    folder = REPO / "instances" / name
+    plan = optplan.solve(optplan.load_instance(folder))
+    plan.write(tmp_path / "out")
+    read = plan_of_outputs(folder, tmp_path / "out")
+    table = optplan.compare(plan, read).dropna(subset=["a", "b"])
+    decisions = table[table["kind"] == "decision"]
+    assert len(decisions) >= len(read.data.depots) * 2
+    np.testing.assert_allclose(decisions["b"], decisions["a"], rtol=1e-8, atol=1e-6)
+    assert set(read.data.channels) <= set(plan.data.channels)
