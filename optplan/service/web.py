@@ -213,7 +213,21 @@ def runs_page(request: Request, kind: str = "", state: str = "", dataset: str = 
                   query="&".join(f"{k}={quote(v)}" for k, v in filters.items()))
 
 
-def _recommendation(out: Path, meta: dict, q: str, region: str, page: int) -> dict:
+#: Columns the recommendation table sorts by: depot, channel, total, or week-N (the N-th week shown).
+SORTS = ("depot", "channel", "total")
+
+
+def _sort_key(sort: str):
+    if sort in ("depot", "channel"):
+        return lambda r: (r[sort], r["depot"], r["channel"])
+    if sort.startswith("week-") and sort[5:].isdigit():
+        i = int(sort[5:]) - 1
+        return lambda r: (r["weeks"][i] if i < len(r["weeks"]) else 0, r["depot"], r["channel"])
+    return lambda r: (r["total"], r["depot"], r["channel"])
+
+
+def _recommendation(out: Path, meta: dict, q: str, region: str, page: int, sort: str = "total",
+                    desc: bool = True) -> dict:
     apps = pd.read_csv(out / "applicants.csv", dtype={"depot": str, "channel": str})
     depots = pd.read_csv(out / "drivers.csv", dtype={"depot": str}) if (out / "drivers.csv").is_file() else None
     region_of = {}
@@ -234,7 +248,7 @@ def _recommendation(out: Path, meta: dict, q: str, region: str, page: int) -> di
         rows = [r for r in rows if q.lower() in r["depot"].lower() or q.lower() in r["channel"].lower()]
     if region:
         rows = [r for r in rows if r["region"] == region]
-    rows.sort(key=lambda r: (-r["total"], r["depot"], r["channel"]))
+    rows.sort(key=_sort_key(sort), reverse=desc)  # stable: ties keep depot, channel order
     pages = max(1, math.ceil(len(rows) / ROWS_PER_PAGE))
     page = min(max(page, 1), pages)
     start = pd.Timestamp(meta["start_date"]) if meta.get("start_date") else None
@@ -243,7 +257,30 @@ def _recommendation(out: Path, meta: dict, q: str, region: str, page: int) -> di
                                       else f"week {w}") for w in shown}  # a long-lead period by its file's own start
     return {"rows": rows[(page - 1) * ROWS_PER_PAGE: page * ROWS_PER_PAGE], "weeks": [week_start[w] for w in shown],
             "total": sum(r["total"] for r in rows), "count": len(rows), "page": page, "pages": pages,
-            "regions": regions, "q": q, "region": region, "more_weeks": last > len(shown)}
+            "regions": regions, "q": q, "region": region, "more_weeks": last > len(shown), "sort": sort,
+            "desc": desc, "incentives": _incentives(out, shown, q, region, region_of)}
+
+
+def _incentives(out: Path, shown: list[int], q: str, region: str, region_of: dict) -> dict | None:
+    """Planned incentive spend per depot for the weeks shown and over the plan, whole currency
+    units (largest remainder per row), the largest first; at most ROWS_PER_PAGE rows."""
+    path = out / "incentives.csv"
+    if not path.is_file():
+        return None
+    inc = pd.read_csv(path, dtype={"depot": str})
+    if not len(inc) or inc["spend"].sum() <= 0:
+        return None
+    pivot = inc.pivot_table(index="depot", columns="week", values="spend", aggfunc="sum", fill_value=0.0)
+    rows = []
+    for depot, values in pivot.iterrows():
+        if (q and q.lower() not in depot.lower()) or (region and region_of.get(depot, "") != region):
+            continue
+        whole = whole_numbers(values.to_numpy())
+        by_week = dict(zip(pivot.columns.tolist(), whole.tolist(), strict=True))
+        rows.append({"depot": depot, "weeks": [by_week.get(w, 0) for w in shown], "total": int(whole.sum())})
+    rows.sort(key=lambda r: (-r["total"], r["depot"]))
+    return {"rows": rows[:ROWS_PER_PAGE], "count": len(rows), "total": sum(r["total"] for r in rows),
+            "currency": str(inc["currency"].iloc[0]) if "currency" in inc else ""}
 
 
 def _budgets(out: Path, currency: str) -> list[dict]:
@@ -447,7 +484,8 @@ def _headline(summary: dict) -> list[tuple[str, str]]:
 
 
 @router.get("/runs/{run_id}")
-def run_page(request: Request, run_id: str, q: str = "", region: str = "", page: int = 1, depot: str = ""):
+def run_page(request: Request, run_id: str, q: str = "", region: str = "", page: int = 1, depot: str = "",
+             sort: str = "total", desc: bool = True):
     who, ws = signed_in(request)
     db, store = request.app.state.db, request.app.state.store
     with db.session() as s:
@@ -466,7 +504,7 @@ def run_page(request: Request, run_id: str, q: str = "", region: str = "", page:
     currency = (run.summary or {}).get("currency", meta.get("currency", ""))
     if finished_solve:
         out = store.output_dir(run.output_dir)
-        rec = _recommendation(out, meta, q, region, page)
+        rec = _recommendation(out, meta, q, region, page, sort, desc)
         headline = _headline(run.summary or {})
         budgets, countries, targets = _budgets(out, currency), _country_spend(out), _targets(out)
         chart = _capacity_chart([("this plan", out)], depot or None)

@@ -122,3 +122,32 @@ def test_a_plan_read_back_from_its_files_is_the_plan(name, tmp_path):
     assert len(decisions) >= len(read.data.depots) * 2
     np.testing.assert_allclose(decisions["b"], decisions["a"], rtol=1e-8, atol=1e-6)
     assert set(read.data.channels) <= set(plan.data.channels)
+
+
+def test_the_recommendation_sorts_filters_and_rounds_whole_numbers(tmp_path):
+    """Applicants per depot and channel in whole numbers that add up to each row's rounded
+    total, sorted by any column both ways; incentives per depot in whole currency units."""
+    import pandas as pd
+
+    from optplan.service.web import _recommendation
+
+    pd.DataFrame({"depot": ["A", "A", "B", "B", "C"], "channel": ["ref", "ref", "ref", "ads", "ref"],
+                  "week": [1, 2, 1, 2, 2], "applicants": [1.4, 1.4, 5.0, 0.6, 2.5]}).to_csv(tmp_path / "applicants.csv",
+                                                                                          index=False)
+    pd.DataFrame({"depot": ["A", "B", "C"], "region": ["N", "S", "S"]}).to_csv(tmp_path / "drivers.csv", index=False)
+    pd.DataFrame({"depot": ["B", "B"], "week": [1, 2], "spend": [100.7, 50.4], "currency": "EUR"}).to_csv(
+        tmp_path / "incentives.csv", index=False)
+    meta = {"start_date": "2027-01-04"}
+    rec = _recommendation(tmp_path, meta, "", "", 1)
+    assert [(r["depot"], r["channel"], r["weeks"], r["total"]) for r in rec["rows"]] == [
+        ("B", "ref", [5, 0], 5), ("A", "ref", [2, 1], 3), ("C", "ref", [0, 2], 2), ("B", "ads", [0, 1], 1)]
+    assert rec["weeks"] == ["2027-01-04", "2027-01-11"] and rec["total"] == 11
+    by_week2 = _recommendation(tmp_path, meta, "", "", 1, sort="week-2", desc=True)["rows"]
+    assert [(r["depot"], r["channel"]) for r in by_week2][:1] == [("C", "ref")]
+    by_depot = _recommendation(tmp_path, meta, "", "", 1, sort="depot", desc=False)["rows"]
+    assert [r["depot"] for r in by_depot] == ["A", "B", "B", "C"]
+    south = _recommendation(tmp_path, meta, "", "S", 1)
+    assert {r["depot"] for r in south["rows"]} == {"B", "C"} and south["total"] == 8
+    assert south["incentives"]["rows"] == [{"depot": "B", "weeks": [101, 50], "total": 151}]
+    assert south["incentives"]["currency"] == "EUR"
+    assert _recommendation(tmp_path, meta, "", "N", 1)["incentives"]["rows"] == []
