@@ -5,6 +5,7 @@ at 1280 and 390 px wide are written to out/screenshots/ for review."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
 import pandas as pd
@@ -12,6 +13,7 @@ import pytest
 from conftest import REPO
 from service_support import RUN_TIMEOUT, Server
 
+from optplan.client import ServiceError
 from optplan.service.web import whole_numbers
 
 pytestmark = pytest.mark.slow  # a real browser: CI's second step (.ci/run installs Chromium)
@@ -70,14 +72,22 @@ def _no_horizontal_overflow(page):
 DATA_IDS = {"job_board", "referral", "agency"}
 
 
-def _words_are_plain(page):
-    """No snake_case (but the data's own ids), no NaN or infinity, in what the page shows."""
-    import re
+#: Solver and modelling words a planner should not meet on a page (the log, folded away, may hold them).
+JARGON = re.compile(r"\b(HiGHS|GLOP|CVaR|LP|MIP|dual|duals|simplex|presolve|basis|shadow price|"
+                    r"reduced cost|slack|infeasible|objective)\b")
 
+
+def _words_are_plain(page):
+    """In what the page shows: no snake_case (but the data's own ids), no NaN or infinity, no
+    solver jargon, and no number of 1,000 or more without thousands separators (dates, times and
+    ids aside)."""
     text = page.inner_text("body")
     snake = set(re.findall(r"\b[a-z]+(?:_[a-z0-9]+)+\b", text)) - DATA_IDS
     assert not snake, (page.url, sorted(snake))
     assert not re.search(r"\b(nan|NaN|inf|Infinity)\b", text), page.url
+    assert not JARGON.search(text), (page.url, JARGON.findall(text))
+    bare = re.findall(r"(?<![\w.:,-])\d{4,}(?:\.\d+)?(?![\w:-])", text)
+    assert not bare, (page.url, bare[:5])
 
 
 def _every_field_has_a_label(page):
@@ -198,6 +208,15 @@ def test_a_viewer_sees_no_approve_button_and_a_scoped_user_no_other_country(serv
         _wait_finished(page)
         assert page.get_by_role("button", name="Approve").count() == 0
         assert page.get_by_role("button", name="Plan this what-if").count() == 0
+        # nor through the API, nor by posting the page's form with the viewer's own session
+        with pytest.raises(ServiceError) as err:
+            server.client(viewer).decide(run["id"], "approved")
+        assert err.value.status == 403
+        csrf = page.evaluate("document.querySelector('input[name=csrf]').value")
+        response = page.request.post(f"{server.url}/ui/runs/{run['id']}/decide",
+                                     form={"csrf": csrf, "verdict": "approved", "for": "network:"})
+        assert response.status == 403
+        assert admin._json("GET", "/decisions", params={"run_id": run["id"]})["total"] == 0
     finally:
         ctx.close()
     folder = tmp_path / "fr"
