@@ -11,7 +11,8 @@ cluster address) are fenced as ```text, not ```bash; the README's first block (i
 run) is checked against the two set-up commands and its run part is executed.
 
 The run is marked slow (several minutes): CI runs it in its second step; the checks of the
-blocks themselves run with every test run.
+blocks themselves run with every test run. A command shown again in a later document, with
+nothing after it there reading its output, runs once, in the earliest document (``run_here``).
 """
 
 from __future__ import annotations
@@ -85,6 +86,48 @@ def _non_finite_cells(folder: Path) -> list[str]:
     return bad
 
 
+def _command(text: str) -> str:
+    """A command without its trailing comment, spaces normalised: two documents showing the same
+    command with different comments show the same command."""
+    return " ".join(shlex.split(text, comments=True))
+
+
+def run_here(doc: str) -> list[tuple[str, bool]]:
+    """``doc``'s commands in order, each with whether this document's run executes it. A command
+    an earlier document (README.md first) already shows and runs is not run again here when
+    nothing after it in this document reads what it writes: it names no output a later command
+    names, this document does not show it twice (a repeat relies on its first run, as the
+    pipeline's second run relies on the first), and it reads nothing an earlier command of this
+    document wrote (the same words on other inputs are another command). Every command still runs once, in the earliest document
+    that shows it."""
+    commands = bash_commands(REPO / doc)
+    if doc == "README.md":  # the set-up block: the package is installed already; run what it runs
+        commands = [c.split(" && ", 1)[1] for c in commands[:2] if "pytest" not in c] + commands[2:]
+    earlier = set()
+    for other in DOCUMENTS[:DOCUMENTS.index(doc)]:
+        earlier |= {_command(c) for c in bash_commands(REPO / other)}
+        if other == "README.md":
+            earlier |= {_command(c.split(" && ", 1)[1]) for c in bash_commands(REPO / other)[:1]}
+    out = []
+    for i, command in enumerate(commands):
+        later = commands[i + 1:]
+        others = {_command(c) for j, c in enumerate(commands) if j != i}
+        made_here = [o for c in commands[:i] for o in _outputs(c)]
+        independent = (_command(command) not in others and not any(o in c for o in _outputs(command) for c in later)
+                       and not any(o in command for o in made_here))
+        out.append((command, not (_command(command) in earlier and independent)))
+    return out
+
+
+def test_a_command_shown_again_runs_once_unless_a_later_one_needs_it():
+    plan = {doc: run_here(doc) for doc in DOCUMENTS}
+    skipped = {(doc, _command(c)) for doc, rows in plan.items() for c, run in rows if not run}
+    ran = {_command(c) for rows in plan.values() for c, run in rows if run}
+    assert all(c in ran for _, c in skipped)  # every command still runs somewhere
+    pipeline = [run for c, run in plan["docs/pipeline.md"] if "pipeline.yaml" in c and "longlead" not in c]
+    assert pipeline == [True, True]  # its second run relies on the first: both run
+
+
 def test_the_readme_opens_with_the_two_setup_commands():
     assert bash_commands(REPO / "README.md")[:2] == SETUP
 
@@ -99,9 +142,7 @@ def test_every_documented_block_is_bash_or_text():
 @pytest.mark.slow
 @pytest.mark.parametrize("doc", [d for d in DOCUMENTS if bash_commands(REPO / d)])
 def test_documented_commands_run_as_written(doc, tmp_path):
-    commands = bash_commands(REPO / doc)
-    if doc == "README.md":  # the set-up block: the package is installed already; run what it runs
-        commands = [c.split(" && ", 1)[1] for c in commands[:2] if "pytest" not in c] + commands[2:]
+    commands = [c for c, run in run_here(doc) if run]
     root = _copy_of_repository(tmp_path / "repo")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     for command in commands:

@@ -47,13 +47,18 @@ def _marker_pids(marker) -> tuple[int, int]:
     return int(marker.name.rsplit("-", 1)[1]), int(marker.read_text())
 
 
+def _held(server: Server, **submit) -> tuple:
+    """(client, run, the hold engine's first marker) of a held solve of the demo, started."""
+    c = server.client()
+    run = c.submit("solve", c.upload(DEMO, kind="instance")["id"], options=HOLD, **submit)
+    marker = wait_for(lambda: server.started(run["id"]), RUN_TIMEOUT, "the hold engine to start")[0]
+    return c, run, marker
+
+
 def test_a_worker_killed_mid_solve_loses_its_lease_and_the_run_finishes_once(tmp_path, db_url):
     server = Server(tmp_path / "data", db_url, workers=2).start()
     try:
-        c = server.client()
-        ds = c.upload(DEMO, kind="instance")["id"]
-        run = c.submit("solve", ds, options=HOLD)
-        first = wait_for(lambda: server.started(run["id"]), RUN_TIMEOUT, "the hold engine to start")[0]
+        c, run, first = _held(server)
         solve_pid, worker_pid = _marker_pids(first)
         os.kill(worker_pid, signal.SIGKILL)
         wait_for(lambda: not alive(solve_pid), 30, "the orphaned solve to die with its worker")
@@ -97,10 +102,7 @@ def test_the_server_killed_with_runs_queued_and_running_loses_and_repeats_nothin
 def test_a_worker_that_hangs_past_its_lease_is_replaced(tmp_path):
     server = Server(tmp_path / "data", workers=1).start()  # the supervisor's watch does not depend on the database
     try:
-        c = server.client()
-        ds = c.upload(DEMO, kind="instance")["id"]
-        run = c.submit("solve", ds, options=HOLD)
-        marker = wait_for(lambda: server.started(run["id"]), RUN_TIMEOUT, "the hold engine to start")[0]
+        c, run, marker = _held(server)
         _, worker_pid = _marker_pids(marker)
         os.kill(worker_pid, signal.SIGSTOP)  # alive, but silent: no heartbeat
         wait_for(lambda: len(server.started(run["id"])) == 2, RUN_TIMEOUT + 6 * TEST_LEASE, "a second attempt")
@@ -116,10 +118,7 @@ def test_a_worker_that_hangs_past_its_lease_is_replaced(tmp_path):
 def test_a_run_lost_more_often_than_allowed_fails_with_the_reason(tmp_path):
     server = Server(tmp_path / "data", workers=1).start()
     try:
-        c = server.client()
-        ds = c.upload(DEMO, kind="instance")["id"]
-        run = c.submit("solve", ds, options=HOLD, max_attempts=1)
-        marker = wait_for(lambda: server.started(run["id"]), RUN_TIMEOUT, "the hold engine to start")[0]
+        c, run, marker = _held(server, max_attempts=1)
         os.kill(_marker_pids(marker)[1], signal.SIGKILL)
         done = c.wait(run["id"], timeout=RUN_TIMEOUT + 4 * TEST_LEASE)
         assert done["state"] == "failed" and "lost 1 times" in done["error"]
