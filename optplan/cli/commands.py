@@ -16,6 +16,7 @@ import click
 
 from optplan.cli.common import (
     EXIT_NOT_OPTIMAL,
+    MAX_NOISE_SD,
     EngineChoice,
     flush_progress,
     guarded,
@@ -223,12 +224,16 @@ def estimate_funnel(applicants, out, observed_until, fmt, stages, on_out_of_orde
                     by_depot, min_group_applicants, column_map, covariates, window_days, latent_classes, quiet):
     """Fit the funnel and write yield.csv (instance format), channel summaries with intervals
     and a calibration table."""
+    from optplan.errors import OptionError
     from optplan.estimate.logs import parse_column_map
     from optplan.estimate.workflow import estimate_funnel_files
 
     progress_to_stderr(quiet)
 
     stage_names = [s.strip() for s in stages.split(",") if s.strip()]
+    if len(stage_names) < 2 or len(set(stage_names)) < len(stage_names):
+        raise OptionError("--stages", "two or more different stages in funnel order, e.g. "
+                          "applied,background_check,onboarding,first_block", stages)
     mapping = parse_column_map(column_map, ["applicant_id", "depot", "channel", "stage", "date", *stage_names])
     chosen = None if covariates is None else [c.strip() for c in covariates.split(",") if c.strip()]
     notes = estimate_funnel_files(applicants, out, observed_until=observed_until, fmt=fmt, stages=stage_names,
@@ -414,7 +419,7 @@ def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder for simulation.csv and paths.csv.")
 @click.option("--paths", "n_paths", type=click.IntRange(min=2, max=100_000), default=200, show_default=True, help="Fresh demand paths.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--noise", "sigma", type=click.FloatRange(min=0), default=0.05, show_default=True,
+@click.option("--noise", "sigma", type=click.FloatRange(min=0, max=MAX_NOISE_SD), default=0.05, show_default=True,
               help="Log-sd of the weekly demand noise on top of a drawn scenario (optplan.evaluation.sampling, the one "
                    "out-of-sample definition; report uses the same).")
 @click.option("--noise-ar", type=click.FloatRange(min=0, max=1, max_open=True), default=0.5, show_default=True,

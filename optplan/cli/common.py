@@ -34,6 +34,10 @@ OUTPUT_ARGS = ("out", "save_mps")
 
 #: Seeds go to numpy and scikit-learn, which take 0 .. 2^32 - 1.
 SEED_MAX = 2**32 - 1
+#: The largest log-sd of the weekly demand noise --noise takes (optplan.evaluation.sampling):
+#: one standard deviation then moves a week's demand by a factor of 20 either way, past any
+#: forecast's error; far beyond it the paths' numbers overflow instead of meaning anything.
+MAX_NOISE_SD = 3.0
 
 
 def _option_name(key: str) -> str:
@@ -85,6 +89,11 @@ def _refuse_out_over_inputs(kwargs: dict) -> None:
         out = kwargs.get(name)
         if not isinstance(out, Path):
             continue
+        try:
+            out.resolve()
+        except (RuntimeError, OSError):  # a symbolic link to itself, or a loop of them
+            raise OptionError(_option_name(name), "a folder, or a path where one can be made",
+                              f"{out} (a symbolic link that loops back on itself)") from None
         names_file = name == "save_mps" or _command_name() in FILE_OUT_COMMANDS
         if not names_file and out.exists() and not out.is_dir():
             raise OptionError("--out", "a folder, or a path where one can be made", f"{out} (an existing file)")

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtri
 
-from optplan.errors import OptionError
+from optplan.errors import InputError, OptionError, Problem
 from optplan.forecast.history import History
 from optplan.forecast.models import LEVELS, _ets_methods
 
@@ -137,10 +137,16 @@ def monthly_log_forecast(history: History, n_months: int, n_jobs: int = 1) -> di
     last = months[-1]
     season = MONTHS_PER_YEAR if len(months) >= 2 * MONTHS_PER_YEAR + 2 else 1
     ds = months.to_timestamp(how="start")
-    rows = []
+    rows, silent = [], set()
     for j, d in enumerate(history.depots):
         ok = np.isfinite(M[:, j]) & (M[:, j] > 0)
+        if not ok.any():  # no demand in any month: it forecasts none (log blocks -inf, no spread)
+            silent.add(d)
+            continue
         rows.append(pd.DataFrame({"unique_id": d, "ds": ds[ok], "y": np.log(M[ok, j])}))
+    if not rows:
+        raise InputError([Problem("history", None, None, "a depot with demand in at least one month",
+                                  "no demand at any depot")])
     df = pd.concat(rows, ignore_index=True)
     sf = StatsForecast(models=[AutoETS(season_length=season, model="AZZ")], freq="MS", n_jobs=n_jobs)
     with warnings.catch_warnings():
@@ -149,13 +155,18 @@ def monthly_log_forecast(history: History, n_months: int, n_jobs: int = 1) -> di
         fc = sf.forecast(h=n_months, df=df, level=[ETS_LEVEL], fitted=False)
         sf.fit(df=df)
 
-    methods = _ets_methods(sf, history.depots)
+    methods = _ets_methods(sf, [d for d in history.depots if d not in silent])
+    methods.update(dict.fromkeys(silent, "none: no demand in the history"))
     fc = fc.reset_index() if "unique_id" not in fc.columns else fc
     fc["unique_id"] = fc["unique_id"].astype(str)
     sigma_g = growth_sigma(history)
     sg = 0.0 if not np.isfinite(sigma_g) else sigma_g
     mean, s_ets = [], []
     for d in history.depots:
+        if d in silent:
+            mean.append(np.full(n_months, -np.inf))
+            s_ets.append(np.zeros(n_months))
+            continue
         g = fc[fc["unique_id"] == d].sort_values("ds")
         mean.append(g["AutoETS"].to_numpy(float))
         s = (g[f"AutoETS-hi-{ETS_LEVEL}"].to_numpy(float) - g[f"AutoETS-lo-{ETS_LEVEL}"].to_numpy(float)) / (2 * Z80)

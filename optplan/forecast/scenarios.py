@@ -119,10 +119,12 @@ def _totals_stats(totals: np.ndarray, weights: np.ndarray | None) -> dict[str, n
 def reduction_check(paths: np.ndarray, demand: np.ndarray, probabilities: np.ndarray, depots: list[str],
                     tolerance: float = CHECK_TOLERANCE) -> dict:
     """Compare mean, P10 and P90 of each depot's total over the horizon (blocks) between
-    the paths (equally likely) and the scenarios; relative differences |scen - paths| / paths."""
+    the paths (equally likely) and the scenarios; relative differences |scen - paths| /
+    max(paths, 1 block): a depot with (next to) no demand, whose scenarios round its few
+    hundredths of a block to 0, is not a failed reduction."""
     a = _totals_stats(paths.sum(axis=1), None)
     b = _totals_stats(demand.sum(axis=1), probabilities)
-    rel = {k: np.abs(b[k] - a[k]) / np.maximum(np.abs(a[k]), 1e-12) for k in a}
+    rel = {k: np.abs(b[k] - a[k]) / np.maximum(np.abs(a[k]), 1.0) for k in a}
     worst = {k: float(v.max()) for k, v in rel.items()}
     return {
         "statistic": "total blocks per depot over the horizon: mean, P10, P90",

@@ -796,6 +796,29 @@ def _cross_checks(manifest: Manifest, t: dict[str, pd.DataFrame], ok: dict[str, 
     for depot in sorted(set(manifest.targets.service_level_by_depot) - depots):
         report.add(MANIFEST_NAME, None, f"targets.service_level_by_depot.{depot}",
                    f"a depot id in {t['depots'].attrs['file']}", f"unknown depot '{depot}'")
+    _target_kinds_check(manifest, demand_weekly, report)
+
+
+def _target_kinds_check(manifest: Manifest, demand_weekly: bool, report: _Reporter) -> None:
+    """Targets no engine can plan, whatever the options (validate and solve agree): a bad-week
+    service target is a row of the extensive form (every scenario's unserved blocks), the
+    expected-value targets rows of the aggregated recourse, and long-lead periods with weekly
+    demand are planned on the aggregated recourse only."""
+    tg = manifest.targets
+    if tg.scenario_service_level is None:
+        return
+    expected = [name for name, value in (
+        ("service_level", tg.service_level), ("service_level_by_depot", tg.service_level_by_depot),
+        ("service_level_by_region", tg.service_level_by_region), ("network_service_level", tg.network_service_level),
+        ("driver_utilisation", tg.driver_utilisation), ("blocks_per_driver", tg.blocks_per_driver)) if value]
+    if expected:
+        report.add(MANIFEST_NAME, None, "targets.scenario_service_level",
+                   "a bad-week service target alone, or expected-value targets alone: optplan cannot plan both "
+                   "together yet", f"both (with targets.{', targets.'.join(expected)})")
+    if demand_weekly:
+        report.add(MANIFEST_NAME, None, "targets.scenario_service_level",
+                   "no bad-week service target with long-lead periods and weekly demand (their weeks are planned "
+                   "on the aggregated recourse, which has no per-scenario service)", f"{tg.scenario_service_level:g}")
 
 
 def _country_checks(manifest: Manifest, t: dict[str, pd.DataFrame], channels: set, report: _Reporter) -> None:

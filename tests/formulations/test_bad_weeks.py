@@ -80,10 +80,33 @@ def test_refusals(gen):
         optplan.solve(bad, formulation="aggregated")
     with pytest.raises(OptionError):
         optplan.solve(bad, engine="dp")
-    with pytest.raises(OptionError, match="not both"):
-        optplan.solve(bad.with_changes({"targets.service_level": 0.9}))
+    with pytest.raises(InstanceError, match="cannot plan both"):  # validate says it too (issue #33)
+        bad.with_changes({"targets.service_level": 0.9})
     with pytest.raises(InstanceError):
         gen.with_changes({"targets.scenario_service_share": 1.0})
+
+
+def test_a_bad_week_target_on_long_lead_weeks_is_refused_by_validate_not_blamed_on_an_option(tmp_path):
+    """Long-lead periods with weekly demand are planned on the aggregated recourse, a bad-week
+    target needs the extensive form: no engine or option plans both, so validate refuses the
+    instance (solve used to blame --formulation extensive, an option the user never gave)."""
+    from click.testing import CliRunner
+
+    from optplan.cli import main
+
+    folder = tmp_path / "3y"
+    r = CliRunner().invoke(main, ["generate", "--depots", "2", "--weeks", "60", "--periods", "long-lead",
+                                  "--scenarios", "3", "--out", str(folder)])
+    assert r.exit_code == 0, r.output
+    text = (folder / "instance.yaml").read_text()
+    (folder / "instance.yaml").write_text(text.replace("targets:", "targets:\n  scenario_service_level: 0.9", 1)
+                                          if "targets:" in text else text + "targets:\n  scenario_service_level: 0.9\n")
+    for command in (["validate", str(folder)], ["solve", str(folder), "--out", str(tmp_path / "o")]):
+        r = CliRunner().invoke(main, command)
+        assert r.exit_code == 2, r.output
+        assert "targets.scenario_service_level" in r.output and "long-lead" in r.output
+        assert "--formulation" not in r.output and "extensive" not in r.output.split("(")[0]
+    assert not (tmp_path / "o").exists()
 
 
 # ------------------------------------------------------------------ the chance form (a MIP)
