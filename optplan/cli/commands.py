@@ -43,7 +43,8 @@ def validate(instance: Path) -> None:
 @click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Wall-clock seconds for the whole solve: model building and every engine auto tries included.")
 @click.option("--integer", is_flag=True, help="Whole applicants (solves a MIP).")
-@click.option("--mip-gap", type=float, default=None, help="Relative MIP gap to stop at (with --integer).")
+@click.option("--mip-gap", type=click.FloatRange(min=0, max=1), default=None,
+              help="Relative MIP gap to stop at (with --integer), from 0 to 1.")
 @click.option("--threads", type=click.IntRange(min=1, max=256), default=None, help="HiGHS threads.")
 @click.option("--method", type=click.Choice(["choose", "simplex", "ipm", "pdlp"]), default="choose", show_default=True,
               help="LP algorithm.")

@@ -131,7 +131,9 @@ def read_yaml_mapping(path: Path, what: str, shown: str | None = None, mapping: 
         raise InstanceError([Problem(shown, mark.line + 1 if mark is not None else None, None, "valid YAML",
                                      str(getattr(exc, "problem", None) or exc).splitlines()[0])]) from None
     if not isinstance(data, dict):
-        raise InstanceError([Problem(shown, None, None, mapping, type(data).__name__)])
+        found = {type(None): "an empty file", list: "a list", str: "a single value"}.get(
+            type(data), f"a single {type(data).__name__.replace('int', 'number').replace('float', 'number')}")
+        raise InstanceError([Problem(shown, None, None, mapping, found)])
     return data
 
 

@@ -7,9 +7,11 @@ the row models in ``optplan.io.schema``, so the schema stays the single source o
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import io
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -490,19 +492,83 @@ def _load_manifest(path: Path, problems: list[Problem]) -> Manifest | None:
         return None
 
 
+#: Pydantic's type tags in an error's location (a union's branches): not fields the user wrote.
+_TYPE_TAG = re.compile(r"^(float|int|str|bool|none|list|dict|date|literal|function-\w+|[a-z_-]+\[.*\])$", re.I)
+#: What a pydantic error type asks for, in the instance format's words ({...}: the error's context).
+_EXPECTED = {"greater_than_equal": "a number of at least {ge}", "less_than_equal": "a number of at most {le}",
+             "greater_than": "a number above {gt}", "less_than": "a number below {lt}",
+             "float_parsing": "a number", "float_type": "a number", "int_parsing": "a whole number",
+             "int_type": "a whole number", "int_from_float": "a whole number", "bool_type": "true or false",
+             "bool_parsing": "true or false", "string_type": "text", "list_type": "a list",
+             "dict_type": "a mapping (key: value lines)", "model_type": "a mapping (key: value lines)",
+             "date_type": "a date (YYYY-MM-DD)", "date_parsing": "a date (YYYY-MM-DD)",
+             "date_from_datetime_parsing": "a date (YYYY-MM-DD)", "finite_number": "a finite number",
+             "string_too_short": "text of at least {min_length} characters",
+             "string_too_long": "text of at most {max_length} characters"}
+#: Patterns of the format, in words.
+_PATTERNS = {"^[A-Z]{3}$": "three capital letters (an ISO 4217 currency code, e.g. USD or EUR)"}
+#: How much of a value a message shows.
+_SHOWN_ITEMS = 5
+
+
+def shown_value(value) -> str:
+    """A value as the user wrote it in YAML, short: text in quotes, numbers as written, dates
+    as YYYY-MM-DD, nothing as 'nothing', long lists and mappings by their size."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, list):
+        head = ", ".join(shown_value(v) for v in value[:_SHOWN_ITEMS])
+        return f"[{head}{', ...' if len(value) > _SHOWN_ITEMS else ''}] ({len(value)} entries)"
+    if isinstance(value, dict):
+        keys = ", ".join(map(str, list(value)[:_SHOWN_ITEMS]))
+        return f"a mapping of {len(value)} keys ({keys}{', ...' if len(value) > _SHOWN_ITEMS else ''})"
+    return type(value).__name__
+
+
 def _pydantic_problems(exc: ValidationError, file: str) -> list[Problem]:
-    out = []
+    """Pydantic's errors in the format's words: the field as written (a union's branches left
+    out, a list entry as [i], one line per field), what it expects, and the value found."""
+    out, seen = [], {}
     for err in exc.errors():
-        loc = ".".join(str(x) for x in err["loc"])
-        msg = err["msg"]
+        parts = [x for x in err["loc"] if not (isinstance(x, str) and _TYPE_TAG.match(x))]
+        loc = ""
+        for x in parts:
+            loc += f"[{x + 1}]" if isinstance(x, int) else (f".{x}" if loc else str(x))
+        msg = err["msg"].removeprefix("Value error, ")
+        ctx = {k: (f"{v:g}" if isinstance(v, float) else v) for k, v in (err.get("ctx") or {}).items()}
+        found = shown_value(err.get("input"))
         if err["type"] == "missing":
-            out.append(Problem(file, None, loc, "this required field", "nothing"))
+            expected, found = "this required field", "nothing"
         elif err["type"] == "extra_forbidden":
-            out.append(Problem(file, None, loc, "only known fields (see docs/instance-format.md)", f"unknown field '{loc}'"))
-        else:
-            expected = msg.removeprefix("Value error, ").removeprefix("Input should be ")
-            out.append(Problem(file, None, loc, expected, repr(err.get("input"))))
-    return out
+            expected, found = "only known fields (see docs/instance-format.md)", f"unknown field '{loc}'"
+        elif err["type"] == "string_pattern_mismatch":
+            expected = _PATTERNS.get(ctx.get("pattern"), f"text of the form {ctx.get('pattern')}")
+        elif err["type"] == "literal_error":
+            expected = f"one of {ctx.get('expected', '')}"
+        elif err["type"] in _EXPECTED:
+            expected = _EXPECTED[err["type"]].format(**ctx) if "{" in _EXPECTED[err["type"]] else _EXPECTED[err["type"]]
+        else:  # our validators' own words: "[key 'k': ]expected X, found Y" or what is expected
+            m = re.match(r"^(?:(region|country|depot|week) '?([^':]+)'?: )?expected (.*), found (.*)$", msg)
+            if m:
+                if m.group(1):
+                    loc = f"{loc}.{m.group(2)}" if m.group(1) != "week" else f"{loc}[{m.group(2)}]"
+                expected, found = m.group(3), m.group(4)
+            else:
+                expected = msg.removeprefix("Input should be ")
+        if loc in seen:  # a union's branches: one line per field, the first branch's words
+            continue
+        seen[loc] = True
+        out.append(Problem(file, None, loc, expected, found))
+    fields = [p.field or "" for p in out]  # a union's scalar branch beside its list branch's entry: the entry
+    return [p for p in out if not any(f.startswith((f"{p.field}[", f"{p.field}.")) for f in fields if p.field)]
 
 
 def _read_table(file: Path, name: str, spec: TableSpec, problems: list[Problem]) -> pd.DataFrame:
@@ -562,17 +628,21 @@ def _check_table(df: pd.DataFrame, spec: TableSpec, report: _Reporter) -> tuple[
     known = {c.name for c in cols}
     out = pd.DataFrame(index=df.index)
     out["_line"] = np.arange(len(df)) + 2  # header is line 1
-    for extra in [c for c in df.columns if c not in known]:
-        close = difflib.get_close_matches(extra, sorted(known), n=1)
+    extras = [c for c in df.columns if c not in known]
+    for extra in extras[:MAX_LINES_PER_CHECK]:  # one cap for the kind, however many columns (a hint costs a search)
+        close = difflib.get_close_matches(str(extra), sorted(known), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         report.add(file, 1, extra, f"only the columns {sorted(known)}", f"unknown column '{extra}'{hint}")
+    report.omitted += max(0, len(extras) - MAX_LINES_PER_CHECK)
     ok = pd.Series(True, index=df.index)
     for col in cols:
         blank = (not col.required and col.kind == "id" and col.name in df.columns
                  and not df[col.name].astype(str).str.strip().ne("").any())  # an optional id column left empty: absent
         if col.name not in df.columns or blank:
             if col.required:
-                report.add(file, 1, col.name, f"a column named '{col.name}'", f"columns {list(df.columns)}")
+                shown = ", ".join(map(str, df.columns[:12])) + (f" and {len(df.columns) - 12:,} more"
+                                                                 if len(df.columns) > 12 else "")
+                report.add(file, 1, col.name, f"a column named '{col.name}'", f"columns {shown or 'none'}")
                 ok[:] = False
             out[col.name] = np.nan if col.kind != "id" else ""
             continue

@@ -52,11 +52,11 @@ EARLIEST_START = dt.date(1900, 1, 1)
 LATEST_START = dt.date(2200, 1, 1)
 
 
-def _region_amounts(v: dict[str, float]) -> dict[str, float]:
-    """Money per region id (budgets, spend so far): finite, in [0, MAX_SPEND]."""
+def _region_amounts(v: dict[str, float], what: str = "region") -> dict[str, float]:
+    """Money per region (or country) id (budgets, spend so far): finite, in [0, MAX_SPEND]."""
     for key, x in v.items():
         if not (0 <= x <= MAX_SPEND and math.isfinite(x)):
-            raise ValueError(f"region {key!r}: expected a finite number in [0, {MAX_SPEND:g}], found {x!r}")
+            raise ValueError(f"{what} {key!r}: expected a number from 0 to {MAX_SPEND:,.0f}, found {x:g}")
     return v
 
 
@@ -191,16 +191,18 @@ class Budgets(_Strict):
     @field_validator("weekly")
     @classmethod
     def _weekly_non_negative(cls, v):
-        values = v if isinstance(v, list) else [v] if v is not None else []
-        for x in values:
-            if not (0 <= x <= MAX_SPEND and math.isfinite(x)):
-                raise ValueError(f"expected finite numbers in [0, {MAX_SPEND:g}], found {x!r}")
+        if isinstance(v, list):
+            for i, x in enumerate(v, start=1):
+                if not (0 <= x <= MAX_SPEND and math.isfinite(x)):
+                    raise ValueError(f"week {i}: expected a number from 0 to {MAX_SPEND:,.0f}, found {x:g}")
+        elif v is not None and not (0 <= v <= MAX_SPEND and math.isfinite(v)):
+            raise ValueError(f"expected a number from 0 to {MAX_SPEND:,.0f}, found {v:g}")
         return v
 
     @field_validator("regions", "countries")
     @classmethod
-    def _regions_non_negative(cls, v):
-        return _region_amounts(v)
+    def _regions_non_negative(cls, v, info):
+        return _region_amounts(v, "country" if info.field_name == "countries" else "region")
 
 
 class Targets(_Strict):

@@ -8,8 +8,11 @@ import os
 
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from conftest import WALMART_CSV
 from test_input_escapes import DEMO, assert_refused, run
+
+from optplan.cli import main
 
 
 def test_an_out_that_is_a_symbolic_link_to_itself_is_refused(tmp_path):
@@ -50,3 +53,74 @@ def test_a_depot_with_no_demand_at_all_forecasts_none_by_the_month(tmp_path):
     assert (q[q["depot"] == "1"][["p10", "p50", "p90"]] == 0).all().all()
     others = q[q["depot"] != "1"]
     assert len(others) == 12 and (others["p10"] > 0).all() and (others["p10"] <= others["p90"]).all()
+
+
+def test_unknown_columns_are_one_kind_of_problem_with_one_cap(tmp_path):
+    """300 unknown columns printed 300 lines (and 200,000 took minutes of spelling hints): now
+    the first lines of the kind, then one line for the rest."""
+    import shutil
+
+    inst = tmp_path / "inst"
+    shutil.copytree(DEMO, inst)
+    depots = pd.read_csv(inst / "depots.csv")
+    wide = pd.concat([depots, pd.DataFrame({f"extra_{i}": [1] * len(depots) for i in range(5000)})], axis=1)
+    wide.drop(columns=["region"]).to_csv(inst / "depots.csv", index=False)
+    r = CliRunner().invoke(main, ["validate", str(inst)])
+    lines = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert r.exit_code == 2 and len(lines) <= 30, len(lines)
+    assert any("and 4,976 more" in line or "more problems" in line for line in lines), lines[-3:]
+    missing = next(line for line in lines if "'region'" in line and "a column named" in line)
+    assert missing.endswith("extra_6 and 4,993 more") and len(missing) < 400  # not 5,005 names
+
+
+#: Library words that may not reach a user (issue #33).
+LIBRARY_WORDS = ("Input should", "String should match", "NoneType", "datetime.", "expected expected", ".float'",
+                 "list[float]", "Value error")
+
+
+@pytest.mark.parametrize("line,field,words", [
+    ("  weekly: [1, 2, x]", "budgets.weekly[3]", ["a number", "'x'"]),
+    ("  weekly: [" + ", ".join(["1"] * 150) + ", -3]", "budgets.weekly[151]", ["from 0 to", "found -3"]),
+    ("  weekly: -1", "budgets.weekly", ["from 0 to", "found -1"]),
+    ("  countries: {DE: -1}", "budgets.countries.DE", ["found -1"]),
+])
+def test_manifest_problems_name_the_field_and_entry_in_the_formats_words(tmp_path, line, field, words):
+    import shutil
+
+    inst = tmp_path / "inst"
+    shutil.copytree(DEMO, inst)
+    text = (inst / "instance.yaml").read_text()
+    (inst / "instance.yaml").write_text(text.replace("budgets:\n", f"budgets:\n{line}\n", 1).replace(
+        "  weekly: 1756.0\n", "" if "weekly" in line else "  weekly: 1756.0\n"))
+    code, errors = run("validate", inst)
+    assert code == 2 and len(errors) == 1, errors
+    assert f"field '{field}'" in errors[0] and all(w in errors[0] for w in words), errors
+    assert not any(w in errors[0] for w in LIBRARY_WORDS) and errors[0].count("found") == 1, errors
+    assert len(errors[0]) < 300
+
+
+@pytest.mark.parametrize("key,value,words", [
+    ("currency", "usd", "three capital letters"), ("start_date", "2262-01-01", "'2262-01-01'")])
+def test_horizon_fields_in_the_formats_words(tmp_path, key, value, words):
+    import shutil
+
+    import yaml
+
+    inst = tmp_path / "inst"
+    shutil.copytree(DEMO, inst)
+    m = yaml.safe_load((inst / "instance.yaml").read_text())
+    m["horizon"][key] = value
+    (inst / "instance.yaml").write_text(yaml.safe_dump(m))
+    code, errors = run("validate", inst)
+    assert code == 2 and len(errors) == 1 and words in errors[0], errors
+    assert not any(w in errors[0] for w in LIBRARY_WORDS), errors
+
+
+def test_an_empty_manifest_is_called_empty(tmp_path):
+    import shutil
+
+    inst = tmp_path / "inst"
+    shutil.copytree(DEMO, inst)
+    (inst / "instance.yaml").write_text("")
+    code, errors = run("validate", inst)
+    assert code == 2 and "an empty file" in errors[0] and "NoneType" not in errors[0], errors
