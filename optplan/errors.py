@@ -16,7 +16,7 @@ Anything else is a bug: the CLI prints one line and exit 1, the traceback with -
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: A problem's 'found' is cut to this many characters when printed.
 MAX_FOUND_CHARS = 200
@@ -31,6 +31,7 @@ class Problem:
     field: str | None
     expected: str
     found: str
+    more: int = field(default=0, compare=False)  # this line stands for that many more of its kind too
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
@@ -58,7 +59,12 @@ class InputError(OptplanError):
         lines = [str(p) for p in self.problems]
         if omitted:
             lines.append(f"... and {omitted} more problems of the kinds above")
-        super().__init__(f"{len(self.problems) + omitted} problem(s) in {what}:\n" + "\n".join(f"- {x}" for x in lines))
+        super().__init__(f"{self.count} problem(s) in {what}:\n" + "\n".join(f"- {x}" for x in lines))
+
+    @property
+    def count(self) -> int:
+        """Every problem found: those listed, those a listed line stands for, those left out."""
+        return len(self.problems) + sum(p.more for p in self.problems) + self.omitted
 
 
 class InstanceError(InputError):

@@ -130,7 +130,7 @@ def guarded(func):
             lines = [f"error: {p}" for p in exc.problems]
             if exc.omitted:
                 lines.append(f"error: ... and {exc.omitted} more problems of the kinds above")
-            lines.append(f"{len(exc.problems) + exc.omitted} problem(s) found; nothing was written")
+            lines.append(f"{exc.count} problem(s) found; nothing was written")
             _fail(lines, exc.exit_status)
         except OptplanError as exc:
             if debug:

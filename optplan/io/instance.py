@@ -568,7 +568,18 @@ def _pydantic_problems(exc: ValidationError, file: str) -> list[Problem]:
         seen[loc] = True
         out.append(Problem(file, None, loc, expected, found))
     fields = [p.field or "" for p in out]  # a union's scalar branch beside its list branch's entry: the entry
-    return [p for p in out if not any(f.startswith((f"{p.field}[", f"{p.field}.")) for f in fields if p.field)]
+    out = [p for p in out if not any(f.startswith((f"{p.field}[", f"{p.field}.")) for f in fields if p.field)]
+    kinds: dict[tuple, list[Problem]] = {}  # one cap per kind: the same field of many list entries
+    for p in out:
+        kinds.setdefault((re.sub(r"\[\d+\]", "[]", p.field or ""), p.expected), []).append(p)
+    capped = []
+    for (field, expected), group in kinds.items():
+        capped += group[:MAX_LINES_PER_CHECK]
+        if len(group) > MAX_LINES_PER_CHECK:
+            rest = len(group) - MAX_LINES_PER_CHECK
+            capped.append(Problem(file, None, field.replace("[]", "[...]"), expected,
+                                  f"the same in {rest:,} more entries", more=rest - 1))
+    return capped
 
 
 def _read_table(file: Path, name: str, spec: TableSpec, problems: list[Problem]) -> pd.DataFrame:
@@ -920,6 +931,12 @@ def _country_checks(manifest: Manifest, t: dict[str, pd.DataFrame], channels: se
     if bad.any():
         report.add_many(co.attrs["file"], "currency", co.loc[bad, "_line"], "an ISO 4217 code (3 capital letters)",
                         co.loc[bad, "currency"].astype(str))
+    home = manifest.horizon.currency  # its own exchange rate is 1 by definition
+    off = (co["currency"].astype(str) == home) & pd.to_numeric(co["fx_rate"], errors="coerce").sub(1.0).abs().gt(1e-12)
+    if off.any():
+        report.add_many(co.attrs["file"], "fx_rate", co.loc[off, "_line"],
+                        f"1 for a country whose currency is the reporting currency ({home})",
+                        co.loc[off, "fx_rate"].astype(str))
     for column, allowed, what in (("country", known, "country"), ("channel", channels, "channel")):
         wrong = cc[column].ne("") & ~cc[column].isin(allowed)
         if wrong.any():

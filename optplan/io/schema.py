@@ -22,7 +22,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 FORMAT_VERSION = 1
 CURRENCY = "currency"  # unit placeholder: the instance's horizon.currency
@@ -109,7 +109,8 @@ class Horizon(_Strict):
         "-", default=None,
     )
     start_date: dt.date = _f(
-        f"Date of the first day of week 1 (ISO 8601), from {EARLIEST_START} to {LATEST_START}.", "date"
+        f"Date of the first day of week 1 (ISO 8601), from {EARLIEST_START} to {LATEST_START}; the whole "
+        "horizon ends by then too.", "date"
     )
     currency: str = _f(
         "ISO 4217 code of every money figure in the instance.",
@@ -118,17 +119,27 @@ class Horizon(_Strict):
         pattern=r"^[A-Z]{3}$",
     )
     fx_date: dt.date | None = _f(
-        "Date of the exchange rates in the country table (its fx_rate column); null: not stated.", "date",
+        f"Date of the exchange rates in the country table (its fx_rate column), from {EARLIEST_START} to "
+        f"{LATEST_START}; null: not stated.", "date",
         default=None,
     )
 
 
-    @field_validator("start_date")
+    @field_validator("start_date", "fx_date")
     @classmethod
     def _start_in_range(cls, v):
-        if not (EARLIEST_START <= v <= LATEST_START):
+        if v is not None and not (EARLIEST_START <= v <= LATEST_START):
             raise ValueError(f"a date from {EARLIEST_START} to {LATEST_START}")
         return v
+
+    @model_validator(mode="after")
+    def _ends_by_the_latest_date(self):
+        """The whole horizon (a long-lead one too) ends by LATEST_START: dates past it are no plan."""
+        end = self.start_date + dt.timedelta(weeks=self.weeks)
+        if end > LATEST_START + dt.timedelta(weeks=1):
+            raise ValueError(f"expected a horizon that ends by {LATEST_START} (start_date plus weeks), "
+                             f"found one ending {end}")
+        return self
 
 
 class Recourse(_Strict):

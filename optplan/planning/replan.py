@@ -118,6 +118,10 @@ def load_state(path: str | Path, instance: Instance) -> State:
     folder = path.parent if path.suffix in (".yaml", ".yml") else path
     manifest_path = path if path.suffix in (".yaml", ".yml") else path / STATE_NAME
     refuse_periods(instance)
+    if not folder.is_dir():  # named as the user gave it, not by the file inside it
+        raise InstanceError([Problem(str(path), None, None, "a state folder (with state.yaml) made by optplan state "
+                                     "or by hand, see docs/replan.md", "no such folder" if not folder.exists()
+                                     else "a file, not a folder")])
     raw = read_yaml_mapping(manifest_path, "a replan state file (state.yaml)", STATE_NAME)
     manifest = validated_manifest(StateManifest, raw, STATE_NAME)
     problems: list[Problem] = []

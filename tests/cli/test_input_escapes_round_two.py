@@ -9,7 +9,7 @@ import os
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import WALMART_CSV
+from conftest import REPO, WALMART_CSV
 from test_input_escapes import DEMO, assert_refused, run
 
 from optplan.cli import main
@@ -124,3 +124,50 @@ def test_an_empty_manifest_is_called_empty(tmp_path):
     (inst / "instance.yaml").write_text("")
     code, errors = run("validate", inst)
     assert code == 2 and "an empty file" in errors[0] and "NoneType" not in errors[0], errors
+
+
+def test_many_bad_list_entries_are_one_kind_with_one_cap_and_a_true_count(tmp_path):
+    import shutil
+
+    import yaml
+
+    inst = tmp_path / "inst"
+    shutil.copytree(DEMO, inst)
+    m = yaml.safe_load((inst / "instance.yaml").read_text())
+    m["horizon"]["periods"] = [{"weeks": "x" * 40, "count": 1}] * 200
+    (inst / "instance.yaml").write_text(yaml.safe_dump(m))
+    r = CliRunner().invoke(main, ["validate", str(inst)])
+    lines = r.output.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) <= 27, len(lines)
+    assert "horizon.periods[...].weeks" in lines[-2] and "175 more entries" in lines[-2]
+    assert lines[-1] == "200 problem(s) found; nothing was written"
+
+
+def test_replan_names_the_state_folder_as_given(tmp_path):
+    code, errors = run("replan", DEMO, "--state", tmp_path / "nope", "--out", tmp_path / "o")
+    assert_refused(code, errors, "nope", "a state folder", "no such folder")
+    assert "state.yaml:" not in errors[0]
+
+
+@pytest.mark.parametrize("edit,field,words", [
+    (lambda m, co: co.loc.__setitem__((co["country"] == "US", "fx_rate"), 1.1), "fx_rate", "reporting currency (USD)"),
+    (lambda m, co: m["horizon"].__setitem__("fx_date", "1800-01-01"), "horizon.fx_date", "a date from 1900-01-01"),
+    (lambda m, co: m["horizon"].__setitem__("fx_date", "9999-12-31"), "horizon.fx_date", "a date from 1900-01-01"),
+    (lambda m, co: m["horizon"].update(start_date="2199-06-02", weeks=52), "horizon", "ends by 2200-01-01"),
+])
+def test_what_was_accepted_silently_is_refused(tmp_path, edit, field, words):
+    """A country paying in the reporting currency at a rate other than 1, an exchange-rate date
+    in 1800 or 9999, a horizon running past 2200: each was accepted without a word."""
+    import shutil
+
+    import yaml
+
+    inst = tmp_path / "inst"
+    shutil.copytree(REPO / "instances" / "world", inst)
+    m = yaml.safe_load((inst / "instance.yaml").read_text())
+    co = pd.read_csv(inst / "countries.csv")
+    edit(m, co)
+    (inst / "instance.yaml").write_text(yaml.safe_dump(m))
+    co.to_csv(inst / "countries.csv", index=False)
+    code, errors = run("validate", inst)
+    assert_refused(code, errors, f"field '{field}'", words)
