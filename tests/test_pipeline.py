@@ -78,6 +78,8 @@ def test_a_change_reruns_exactly_what_depends_on_it(config):
     config.write_text(yaml.safe_dump(cfg))
     code, out = run(config)
     assert "ran forecast, instance, plan, report; skipped logs, funnel, retention, history" in out
+    code, out = run(config, "--quiet")  # after a run that printed progress in this process: one line
+    assert code == 0 and out.strip().splitlines() == [next(x for x in out.splitlines() if x.startswith("ran nothing"))]
 
 
 @pytest.mark.slow  # about 20 s: CI's second step keeps the README's test command within its time
@@ -106,3 +108,60 @@ def test_bad_configs_are_one_line_each(config, tmp_path):
     settings.write_text(settings.read_text().replace("  currency: USD", "  currency: USD\n  weeks: 8"))
     code, out = run(config)
     assert code == 2 and "horizon.weeks" in out and "13 (the forecast's)" in out, out
+
+
+def _mutated(tmp_path, what: str) -> Path:
+    """A copy of the shipped example (run into tmp_path/'run') with one input broken."""
+    folder = tmp_path / "cfg"
+    shutil.copytree(EXAMPLE, folder)
+    cfg = yaml.safe_load((folder / "pipeline.yaml").read_text())
+    cfg["inputs"]["history"] = str(HISTORY)
+    cfg["out"] = str(tmp_path / "run")
+    settings = yaml.safe_load((folder / "settings.yaml").read_text())
+    depots, channels = (folder / "depots.csv").read_text(), (folder / "channels.csv").read_text()
+    if what == "depots without region":
+        lines = [",".join(c for i, c in enumerate(line.split(",")) if i != 1) for line in depots.splitlines()]
+        (folder / "depots.csv").write_text("\n".join(lines) + "\n")
+    elif what == "an extra depot":
+        (folder / "depots.csv").write_text(depots + depots.splitlines()[-1].replace("D005", "D006") + "\n")
+    elif what == "a channel cost of nan":
+        head, first, *rest = channels.splitlines()
+        cols = head.split(",")
+        cells = first.split(",")
+        cells[cols.index("cost_per_applicant")] = "nan"
+        (folder / "channels.csv").write_text("\n".join([head, ",".join(cells), *rest]) + "\n")
+    elif what == "an unknown settings key":
+        settings["surprise"] = 1
+    elif what == "a negative total budget":
+        settings["budgets"]["total"] = -1
+    elif what == "a service level of 150 %":
+        settings.setdefault("targets", {})["service_level"] = 1.5
+    elif what == "a conflicting start date":
+        settings["horizon"]["start_date"] = "2013-01-07"
+    elif what == "a header-only history":
+        (folder / "h.csv").write_text(HISTORY.read_text().splitlines()[0] + "\n")
+        cfg["inputs"]["history"] = "h.csv"
+    (folder / "settings.yaml").write_text(yaml.safe_dump(settings))
+    (folder / "pipeline.yaml").write_text(yaml.safe_dump(cfg))
+    return folder / "pipeline.yaml"
+
+
+@pytest.mark.parametrize("what,file,words", [
+    ("depots without region", "depots.csv", "'region'"),
+    ("an extra depot", "depots.csv", "'D006', which has no demand history"),
+    ("a channel cost of nan", "channels.csv", "cost_per_applicant"),
+    ("an unknown settings key", "settings.yaml", "surprise"),
+    ("a negative total budget", "settings.yaml", "budgets.total"),
+    ("a service level of 150 %", "settings.yaml", "targets.service_level"),
+    ("a conflicting start date", "settings.yaml", "2012-10-27 (the forecast's)"),
+    ("a header-only history", "h.csv", ""),
+])
+def test_every_input_is_checked_before_the_first_step_writes(tmp_path, what, file, words):
+    """Issue #33: each of these was found by a later step, after the logs, funnel, retention
+    and forecast folders were written, and named by an intermediate file (settings_used.yaml)."""
+    code, out = run(_mutated(tmp_path, what))
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert code == 2, out
+    assert any(e.startswith(f"error: {file}") and words in e for e in errors), errors
+    assert "settings_used" not in out and "running" not in out
+    assert not (tmp_path / "run").exists(), "nothing may be written before every input is checked"

@@ -198,11 +198,13 @@ def flush_progress() -> None:
 def progress_to_stderr(quiet: bool) -> None:
     """Progress lines of the optplan logger on stderr as "[optplan] ..." (none if quiet);
     runs of lines alike but for their numbers are folded (FoldingHandler)."""
-    if quiet:
+    logger = logging.getLogger("optplan")
+    if quiet:  # silent, also after an earlier command in this process turned the lines on
+        logger.handlers[:] = [logging.NullHandler()]
+        logger.propagate = False
         return
     handler = FoldingHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("[optplan] %(message)s"))
-    logger = logging.getLogger("optplan")
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)
     logger.propagate = False

@@ -446,7 +446,7 @@ def validated_manifest(model, manifest, file: str):
     try:
         return model.model_validate(manifest)
     except ValidationError as exc:
-        raise InstanceError(_pydantic_problems(exc, file)) from None
+        raise InstanceError(pydantic_problems(exc, file)) from None
 
 
 def table_as_text(df: pd.DataFrame, file: str) -> pd.DataFrame:
@@ -488,7 +488,7 @@ def _load_manifest(path: Path, problems: list[Problem]) -> Manifest | None:
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
-        problems.extend(_pydantic_problems(exc, path.name))
+        problems.extend(pydantic_problems(exc, path.name))
         return None
 
 
@@ -533,7 +533,7 @@ def shown_value(value) -> str:
     return type(value).__name__
 
 
-def _pydantic_problems(exc: ValidationError, file: str) -> list[Problem]:
+def pydantic_problems(exc: ValidationError, file: str) -> list[Problem]:
     """Pydantic's errors in the format's words: the field as written (a union's branches left
     out, a list entry as [i], one line per field), what it expects, and the value found."""
     out, seen = [], {}
@@ -630,6 +630,19 @@ class _Reporter:
 
     def add(self, file, line, field, expected, found) -> None:
         self.add_many(file, field, [line], expected, [found])
+
+
+def check_given_columns(df: pd.DataFrame, table: str, file: str) -> tuple[list[Problem], int]:
+    """The columns of ``df`` that instance table ``table`` defines, checked as a file's (types,
+    bounds, ids), with lines and fields of ``file``: for a part of a table given before the rest
+    is made (the pipeline's depots and channels). (problems, how many more were left out)."""
+    problems: list[Problem] = []
+    report = _Reporter(problems)
+    lines = pd.Series(np.arange(len(df)) + 2, index=df.index)
+    for col in column_specs(TABLE_BY_NAME[table].row):
+        if col.name in df.columns:
+            _check_column(df[col.name], col, file, lines, report)
+    return problems, report.omitted
 
 
 def _check_table(df: pd.DataFrame, spec: TableSpec, report: _Reporter) -> tuple[pd.DataFrame, pd.Series]:

@@ -28,26 +28,33 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from optplan import api
 from optplan.errors import InstanceError, OptionError, Problem
 from optplan.estimate.synthetic import generate_activity_log, generate_applicant_log
-from optplan.estimate.workflow import _read_settings, build_instance, estimate_funnel_files, estimate_retention_files
+from optplan.estimate.workflow import (
+    _read_input,
+    _read_settings,
+    build_instance,
+    estimate_funnel_files,
+    estimate_retention_files,
+)
 from optplan.explain.report import build_report, write_report
 from optplan.forecast.calendar import check_country
 from optplan.forecast.history import read_history
 from optplan.forecast.workflow import forecast_files, unit_factor_from
 from optplan.io.atomic import atomic_write_text, csv_text, json_text, write_files
 from optplan.io.inputs import input_under, parse_date_option, read_yaml_mapping
-from optplan.io.instance import load_instance, validated_manifest
+from optplan.io.instance import check_given_columns, load_instance, pydantic_problems, validated_manifest
 from optplan.io.periods import parse_periods
+from optplan.io.schema import Manifest
 from optplan.solvers import engine_names
 
 MANIFEST = "pipeline.json"
@@ -180,7 +187,82 @@ def load_config(path: str | Path) -> tuple[PipelineConfig, Path]:
                for k, v in config.inputs.model_dump().items() if v is not None and not (base / v).is_file()]
     if missing:
         raise InstanceError(missing)
+    _check_inputs_early(config, base, path.name)
     return config, base
+
+
+def _check_inputs_early(config: PipelineConfig, base: Path, shown: str) -> None:
+    """Every static input the later steps read, checked before the first step writes, each
+    problem named by the user's own file (issue #33: a bad depots.csv or settings.yaml used to
+    surface after the logs, funnel, retention and forecast folders were written, named by an
+    intermediate file): the depot and channel tables as the instance's columns; the settings as
+    the manifest they become (its horizon the forecast's: horizon.weeks, and the start date
+    after the history's last week); the history as the history step reads it, its series as
+    history.depots names them, and the depots the forecast will give against depots.csv."""
+    inp, problems, omitted = config.inputs, [], 0
+    tables = {}
+    for role in ("depots", "channels"):
+        df = _read_input(base / getattr(inp, role), role, problems)
+        if df is not None:
+            found, more = check_given_columns(df, role, Path(getattr(inp, role)).name)
+            problems += found
+            omitted += more
+            tables[role] = df
+    h = config.history
+    try:
+        hist = read_history(base / inp.history, depot_col=h.depot_col, date_col=h.date_col, demand_col=h.demand_col,
+                            unit_factor=unit_factor_from(h.money_per_block, None))
+    except (InstanceError, OptionError) as exc:
+        problems += list(exc.problems)
+        hist = None
+    start = None
+    if hist is not None:
+        series = [str(d) for d in hist.depots]
+        unknown = sorted(set(h.depots or {}) - set(series))
+        if unknown:
+            problems.append(Problem(shown, None, "history.depots", f"series of {Path(inp.history).name} "
+                                    f"({', '.join(series[:8])}{', ...' if len(series) > 8 else ''})",
+                                    f"unknown series {', '.join(unknown[:5])}"))
+        forecast_depots = set((h.depots or {}).values()) if h.depots is not None else set(series)
+        if "depots" in tables and "depot" in tables["depots"] and not unknown:
+            listed = tables["depots"]["depot"].astype(str)
+            name = Path(inp.depots).name
+            for i, d in enumerate(listed):
+                if d not in forecast_depots:
+                    problems.append(Problem(name, i + 2, "depot", "a depot the forecast gives (a history series, "
+                                            "renamed by history.depots)", f"'{d}', which has no demand history"))
+            for d in sorted(forecast_depots - set(listed))[:5]:
+                problems.append(Problem(name, None, "depot", "a row for every depot the forecast gives",
+                                        f"no row for '{d}'"))
+        start = (pd.Timestamp(hist.week_start[-1]) + pd.Timedelta(weeks=1)).date()
+    settings_problems: list[Problem] = []
+    settings = _read_settings(base / inp.settings, settings_problems)
+    problems += settings_problems
+    if settings is not None and not settings_problems:
+        problems += _settings_problems(settings, config, start, Path(inp.settings).name)
+    if problems or omitted:
+        raise InstanceError(problems, omitted)
+
+
+def _settings_problems(settings: dict, config: PipelineConfig, start, name: str) -> list[Problem]:
+    """The settings as the instance's manifest they become, with the forecast's horizon."""
+    horizon = dict(settings.get("horizon") or {}) if isinstance(settings.get("horizon"), dict) else {}
+    problems = []
+    for key, value in (("weeks", config.forecast.horizon), ("start_date", None if start is None else str(start))):
+        given = horizon.get(key)
+        if value is not None and given is not None and str(given) != str(value):
+            problems.append(Problem(name, None, f"horizon.{key}", f"{value} (the forecast's) or nothing: the forecast sets "
+                                    "it (forecast.horizon; the week after the history's last)", str(given)))
+        if value is not None:
+            horizon[key] = value
+    horizon.setdefault("start_date", "2030-01-07")  # the history could not be read: its problems are listed
+    if problems:
+        return problems
+    try:
+        Manifest.model_validate({**settings, "horizon": horizon, "files": {}})
+    except ValidationError as exc:
+        return [replace(p, file=name) for p in pydantic_problems(exc, name)]
+    return []
 
 
 # ------------------------------------------------------------------ running
@@ -388,9 +470,13 @@ def _build(parts: dict[str, Path], folder: Path, summary: Path) -> list[str]:
     atomic_write_text(used, yaml.safe_dump({**settings, "horizon": horizon}, sort_keys=False))
     notes: list[str] = []
     season = parts["retention"].parent / "supply_season.csv"
-    inst = build_instance(parts["yield"], parts["retention"], parts["depots"], parts["channels"], parts["demand"],
-                          parts["scenarios"], used, folder, notes=notes,
-                          supply_csv=season if season.exists() else None)
+    try:
+        inst = build_instance(parts["yield"], parts["retention"], parts["depots"], parts["channels"], parts["demand"],
+                              parts["scenarios"], used, folder, notes=notes,
+                              supply_csv=season if season.exists() else None)
+    except InstanceError as exc:  # the settings as the user named them, not the copy made here
+        raise InstanceError([replace(p, file=name if p.file == used.name else p.file) for p in exc.problems],
+                            exc.omitted) from None
     return [*(f"note: {n}" for n in notes), inst.summary()]
 
 
