@@ -245,7 +245,8 @@ def _refuse_constant(token: str):
 
 
 def check_instance(files: dict[str, bytes], tmp: Path) -> str:
-    """'refused', 'infeasible' or 'solved' (after checking the plan against the evaluator)."""
+    """'refused', 'infeasible' or 'solved' (after checking the plan against the evaluator); an
+    instance that reads (validate's ok) and that solve refuses is a failure: the two agree."""
     import optplan
     from optplan.errors import InfeasibleError, InputError
 
@@ -259,9 +260,8 @@ def check_instance(files: dict[str, bytes], tmp: Path) -> str:
         plan = optplan.solve(inst)
     except InfeasibleError:
         return "infeasible"
-    except InputError as exc:  # e.g. an option the instance cannot support
-        _assert_clean_refusal(exc, files)
-        return "refused"
+    except InputError as exc:  # validate said ok: solve (with its defaults) may not refuse (issue #33)
+        raise AssertionError(f"validate accepted the instance, solve refused it: {exc}") from None
     assert plan.status.objective is not None and math.isfinite(plan.status.objective)
     ev = optplan.evaluate(plan, inst)
     assert math.isclose(ev.expected_cost, plan.status.objective, rel_tol=EVALUATOR_RTOL, abs_tol=1e-6), \
