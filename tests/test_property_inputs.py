@@ -6,7 +6,9 @@ whose files hold no non-finite number). A failure shrinks to a minimal mutation.
 benchmark benchmarks/bench_mutations.py runs >= 10,000 of them and tallies by class.
 
 Examples per reader: ``MUTATION_EXAMPLES`` (default 60 in the quick suite, 240 in the slow
-step, so CI runs 1,200 mutations over both steps)."""
+step). The kinds issue #33 added (a multi-country instance, a long-lead one, the demo with
+targets) run a sixth of that in the quick suite (a plan each) and as many in the slow step:
+CI runs 2,250 mutations over seven kinds in its two steps, at least 250 per kind."""
 
 from __future__ import annotations
 
@@ -36,6 +38,24 @@ CHECKS = {
     "applicants": mut.check_applicant_log,
     "activity": mut.check_activity_log,
 }
+
+
+def _with_targets() -> dict[str, bytes]:
+    """The demo with expected-value targets (service level, driver utilisation, blocks per driver)."""
+    files = mut.folder_files(REPO / "instances" / "demo")
+    files["instance.yaml"] += b"targets:\n  service_level: 0.9\n  driver_utilisation: 0.5\n  blocks_per_driver: 1.0\n"
+    return files
+
+
+#: Input kinds added by issue #33 (multi-country, long-lead periods, targets): fewer examples in
+#: the quick suite (a plan each), as many as the others in the slow step.
+NEW_KINDS = {
+    "world": lambda: mut.folder_files(REPO / "instances" / "world"),
+    "longlead": lambda: mut.folder_files(REPO / "instances" / "longlead"),
+    "targets": _with_targets,
+}
+BASES.update(NEW_KINDS)
+CHECKS.update(dict.fromkeys(NEW_KINDS, mut.check_instance))
 _cache: dict[str, dict[str, bytes]] = {}
 
 
@@ -67,10 +87,17 @@ MUTATION = {"kind": st.sampled_from(sorted(mut.MUTATIONS)), "rng": st.randoms(us
             "rounds": st.integers(1, 3)}
 
 
-@pytest.mark.parametrize("reader", sorted(CHECKS))
+@pytest.mark.parametrize("reader", sorted(set(CHECKS) - set(NEW_KINDS)))
 @PROFILE
 @given(**MUTATION)
 def test_any_mutation_is_refused_cleanly_or_read_soundly(reader, kind, rng: random.Random, rounds):
+    _mutate_and_check(reader, kind, rng, rounds)
+
+
+@pytest.mark.parametrize("reader", sorted(NEW_KINDS))
+@settings(PROFILE, max_examples=max(8, EXAMPLES // 6))
+@given(**MUTATION)
+def test_mutations_of_countries_periods_and_targets_are_refused_cleanly_or_planned_soundly(reader, kind, rng, rounds):
     _mutate_and_check(reader, kind, rng, rounds)
 
 
