@@ -43,9 +43,11 @@ class Problem:
 
 
 class OptplanError(Exception):
-    """Base of the errors optplan reports without a traceback."""
+    """Base of the errors optplan reports without a traceback. ``written``: what the command
+    had written before it stopped, in words (None: nothing)."""
 
     exit_status = 1
+    written: str | None = None
 
 
 class InputError(OptplanError):

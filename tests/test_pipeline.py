@@ -165,3 +165,27 @@ def test_every_input_is_checked_before_the_first_step_writes(tmp_path, what, fil
     assert any(e.startswith(f"error: {file}") and words in e for e in errors), errors
     assert "settings_used" not in out and "running" not in out
     assert not (tmp_path / "run").exists(), "nothing may be written before every input is checked"
+
+
+@pytest.mark.slow  # a whole run up to the plan (about 15 s)
+def test_a_step_that_fails_says_truthfully_what_was_kept(config, tmp_path):
+    """A plan no budget can buy (a 99.9 % service target on a budget of 1) fails at the plan
+    step, after five steps wrote their folders: the message says which are kept and where, the
+    failed step leaves nothing, pipeline.json marks it failed, and a re-run resumes."""
+    settings = config.parent / "settings.yaml"
+    s = yaml.safe_load(settings.read_text())
+    s["budgets"] = {"total": 1.0}
+    s["targets"] = {"service_level": 0.999}
+    settings.write_text(yaml.safe_dump(s))
+    code, out = run(config, "--quiet")
+    assert code != 0 and "nothing was written" not in out, out
+    assert "bootstrap" not in out and "[optplan]" not in out and len(out.strip().splitlines()) == 2, out  # quiet
+    assert "step 'plan' failed and left nothing" in out and "logs, funnel, retention, history, forecast, instance" in out
+    manifest = json.loads((tmp_path / "out" / "pipeline.json").read_text())
+    assert manifest["steps"]["plan"]["status"] == "failed" and not (tmp_path / "out" / "plan").exists()
+    assert (tmp_path / "out" / "instance" / "instance.yaml").is_file()
+    s["budgets"] = {"total": 60000.0}
+    s.pop("targets")
+    settings.write_text(yaml.safe_dump(s))
+    code, out = run(config)
+    assert code == 0 and "skipped logs, funnel, retention, history, forecast" in out, out

@@ -599,6 +599,6 @@ def pipeline(config: Path, force: bool, out: Path | None, quiet: bool) -> None:
     from optplan.planning.pipeline import run_pipeline
 
     progress_to_stderr(quiet)
-    result = run_pipeline(config, say=(lambda line: None) if quiet else click.echo, force=force, out=out)
+    result = run_pipeline(config, say=(lambda line: None) if quiet else click.echo, force=force, out=out, quiet=quiet)
     click.echo(f"ran {', '.join(result.ran) or 'nothing'}; skipped {', '.join(result.skipped) or 'nothing'}; "
                f"outputs in {result.out} (manifest: {result.out / 'pipeline.json'})")

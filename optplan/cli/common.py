@@ -130,12 +130,12 @@ def guarded(func):
             lines = [f"error: {p}" for p in exc.problems]
             if exc.omitted:
                 lines.append(f"error: ... and {exc.omitted} more problems of the kinds above")
-            lines.append(f"{exc.count} problem(s) found; nothing was written")
+            lines.append(f"{exc.count} problem(s) found; {exc.written or 'nothing was written'}")
             _fail(lines, exc.exit_status)
         except OptplanError as exc:
             if debug:
                 raise
-            _fail([f"error: {exc}"], exc.exit_status)
+            _fail([f"error: {exc}", *([exc.written] if exc.written else [])], exc.exit_status)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as exc:
             if debug:
                 raise

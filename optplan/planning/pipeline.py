@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -37,7 +38,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from optplan import api
-from optplan.errors import InstanceError, OptionError, Problem
+from optplan.errors import InstanceError, OptionError, OptplanError, Problem
 from optplan.estimate.synthetic import generate_activity_log, generate_applicant_log
 from optplan.estimate.workflow import (
     _read_input,
@@ -298,7 +299,7 @@ class PipelineResult:
 
 
 def run_pipeline(config_path: str | Path, say: Callable[[str], None] = print, force: bool = False,
-                 out: str | Path | None = None) -> PipelineResult:
+                 out: str | Path | None = None, quiet: bool = False) -> PipelineResult:
     """Run (or resume) the pipeline of ``config_path`` into ``out`` (default: the config's
     ``out``, relative to the config file); see the module docstring."""
     config, base = load_config(config_path)
@@ -321,7 +322,7 @@ def run_pipeline(config_path: str | Path, say: Callable[[str], None] = print, fo
             previous = {}
     manifest = {"pipeline": config.name, "config": str(Path(config_path).resolve()), "steps": {}}
     ran, skipped = [], []
-    steps = _steps(config, base, out)
+    steps = _steps(config, base, out, quiet)
     for i, step in enumerate(steps, start=1):
         step.folder = out / step.name
         hashes = {str(p): _sha(p) for p in step.inputs}
@@ -337,7 +338,18 @@ def run_pipeline(config_path: str | Path, say: Callable[[str], None] = print, fo
         else:
             say(f"[{i}/{len(steps)}] {step.name}: running")
             t0 = time.perf_counter()
-            lines = step.run(step.folder)
+            try:
+                lines = step.run(step.folder)
+            except OptplanError as exc:  # the finished steps stay (a re-run resumes); this one's part goes
+                shutil.rmtree(step.folder, ignore_errors=True)
+                manifest["steps"][step.name] = {"status": "failed", "key": key, "error": str(exc).splitlines()[0]}
+                atomic_write_text(out / MANIFEST, json_text(manifest))
+                kept = [n for n, st in manifest["steps"].items() if st.get("status") in ("ran", "skipped")]
+                exc.written = (f"step '{step.name}' failed and left nothing; "
+                               + (f"the steps before it ({', '.join(kept)}) are kept in {out}" if kept else
+                                  f"only {out / MANIFEST} was written")
+                               + f" ({MANIFEST} says so; a re-run resumes from there)")
+                raise
             seconds = time.perf_counter() - t0
             for line in lines:
                 say(f"    {line}")
@@ -349,7 +361,7 @@ def run_pipeline(config_path: str | Path, say: Callable[[str], None] = print, fo
     return PipelineResult(out=out, ran=ran, skipped=skipped, manifest=manifest)
 
 
-def _steps(config: PipelineConfig, base: Path, out: Path) -> list[Step]:
+def _steps(config: PipelineConfig, base: Path, out: Path, quiet: bool = False) -> list[Step]:
     """The steps of this config, in order, with their inputs and settings."""
     inp = config.inputs
     steps: list[Step] = []
@@ -361,9 +373,9 @@ def _steps(config: PipelineConfig, base: Path, out: Path) -> list[Step]:
         applicants, activity = base / inp.applicants, base / inp.activity
     est = config.estimate
     steps.append(Step("funnel", [applicants], {**est.model_dump(), "seed": config.seed},
-                      lambda folder: _funnel(applicants, folder, est, config.seed)))
+                      lambda folder: _funnel(applicants, folder, est, config.seed, not quiet)))
     steps.append(Step("retention", [activity], {**est.model_dump(), "seed": config.seed},
-                      lambda folder: _retention(activity, folder, est, config.seed)))
+                      lambda folder: _retention(activity, folder, est, config.seed, not quiet)))
     history = base / inp.history
     h = config.history
     steps.append(Step("history", [history], h.model_dump(), lambda folder: _pick_history(history, folder, h)))
@@ -400,13 +412,14 @@ def _generate_logs(g: GenerateLogs, folder: Path) -> list[str]:
     return [f"{len(apps):,} applicants and {act['driver_id'].nunique():,} drivers (synthetic, seed {g.seed})"]
 
 
-def _funnel(applicants: Path, folder: Path, est: EstimateOptions, seed: int) -> list[str]:
+def _funnel(applicants: Path, folder: Path, est: EstimateOptions, seed: int, show: bool = True) -> list[str]:
     return estimate_funnel_files(applicants, folder, observed_until=est.observed_until, n_boot=est.bootstrap, seed=seed,
-                                 latent_classes=est.latent_classes)
+                                 latent_classes=est.latent_classes, show_progress=show)
 
 
-def _retention(activity: Path, folder: Path, est: EstimateOptions, seed: int) -> list[str]:
-    return estimate_retention_files(activity, folder, observed_until=est.observed_until, n_boot=est.bootstrap, seed=seed)
+def _retention(activity: Path, folder: Path, est: EstimateOptions, seed: int, show: bool = True) -> list[str]:
+    return estimate_retention_files(activity, folder, observed_until=est.observed_until, n_boot=est.bootstrap, seed=seed,
+                                    show_progress=show)
 
 
 def _pick_history(history: Path, folder: Path, h: HistoryOptions) -> list[str]:
