@@ -61,7 +61,7 @@ from optplan.solvers.base import (
     out_of_time,
 )
 from optplan.solvers.diagnose import infeasibility_message, infeasible_rows
-from optplan.solvers.highs import import_highspy, load_highs
+from optplan.solvers.highs import UNKNOWN_RETRIES, import_highspy, load_highs
 
 log = logging.getLogger(ENGINE_LOGGER)
 
@@ -128,15 +128,50 @@ def solve_depot_task(task: DepotTask) -> DepotColumn:
         _MODELS[key] = (h, sf.c.copy(), cols, weeks, sf)
     h, base, cols, weeks, sf = _MODELS[key]
     h.changeColsCost(len(cols), cols, base[cols] * task.multiplier[weeks])
-    h.run()
-    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        raise SolverError(f"depot {sf.layout.data.depots[0]}: subproblem {h.modelStatusToString(h.getModelStatus())}")
+    h = _run_with_retries(highspy, h, sf.layout.data.depots[0])
     x = np.asarray(h.getSolution().col_value, float)
     decisions = sf.layout.decisions(x[sf.columns["applicants"]], x[sf.columns["incentive_spend"]])
     spend = total_spend(sf.layout.data, decisions.applicants, decisions.incentive_spend)[0]  # (T,)
     priced = float(h.getInfo().objective_function_value)
     cost = priced - float(((task.multiplier - 1.0) * spend).sum())
     return DepotColumn(task.d, decisions.applicants[0], decisions.incentive_spend[0], spend, cost, priced)
+
+
+class SubproblemFailed(SolverError):
+    """A depot's pricing problem ended without an optimum even after the re-solves the HiGHS
+    engine makes (a new HiGHS without presolve, by ipm, then by the primal simplex)."""
+
+
+def model_status(highspy, h):
+    """The HiGHS model status after a run (a function, so that a test can inject one)."""
+    return h.getModelStatus()
+
+
+def _run_with_retries(highspy, h, depot: str):
+    """Run a depot's model; after a status other than Optimal (numerical trouble: Unknown),
+    re-solve a fresh copy as the HiGHS engine does (optplan.solvers.highs.UNKNOWN_RETRIES).
+    The HiGHS that found the optimum; SubproblemFailed if none did. The cached model stays
+    (its basis warm-starts the next round)."""
+    h.run()
+    status = model_status(highspy, h)
+    if status == highspy.HighsModelStatus.kOptimal:
+        return h
+    first = h.modelStatusToString(status)
+    for how, extra in UNKNOWN_RETRIES:
+        log.warning("decomposition: depot %s's subproblem stopped with status %s; solving it again by %s without "
+                    "presolve", depot, first, how)
+        fresh = highspy.Highs()
+        fresh.setOptionValue("output_flag", False)
+        fresh.passModel(h.getModel())
+        fresh.setOptionValue("presolve", "off")
+        fresh.setOptionValue("solver", extra["solver"])
+        for key, value in extra["options"].items():
+            fresh.setOptionValue(key, value)
+        fresh.run()
+        if model_status(highspy, fresh) == highspy.HighsModelStatus.kOptimal:
+            return fresh
+    raise SubproblemFailed(f"depot {depot}: subproblem {first}, also by "
+                           + " and by ".join(how for how, _ in UNKNOWN_RETRIES) + " without presolve")
 
 
 # ---------------------------------------------------------------------------- master
@@ -287,7 +322,7 @@ class DecomposeEngine:
         lam = np.zeros(master.nb)
         mu = np.full(D, np.inf)
         best_lb, objective, rounds, gap = -np.inf, np.inf, 0, np.inf
-        timed_out = False
+        timed_out, failed = False, ""
         log.info("decomposition: %d depots on the %s backend (%d workers), %d budget rows", D, backend.name,
                  backend.workers, master.nb)
         while rounds < self.max_rounds:
@@ -303,9 +338,17 @@ class DecomposeEngine:
                 return [[DepotTask(token, d, depots[d] if with_data else None, m[d]) for d in part] for part in parts]
 
             try:  # the depots' data go to the workers in the first round only
-                results = backend.map_pinned(solve_depot_group, round_tasks(with_data=rounds == 0))
-            except ModelNotCached:
-                results = backend.map_pinned(solve_depot_group, round_tasks(with_data=True))
+                try:
+                    results = backend.map_pinned(solve_depot_group, round_tasks(with_data=rounds == 0))
+                except ModelNotCached:
+                    results = backend.map_pinned(solve_depot_group, round_tasks(with_data=True))
+            except SubproblemFailed as exc:  # keep the work done: the master's plan so far, with its gap
+                if not np.isfinite(objective):
+                    raise
+                failed = str(exc)
+                log.warning("decomposition round %d stopped: %s; returning the plan of round %d", rounds + 1, failed,
+                            rounds)
+                break
             columns = [c for group in results for c in group]
             rounds += 1
             lb = sum(c.priced for c in columns) - float(lam @ master.B)
@@ -324,15 +367,18 @@ class DecomposeEngine:
         decisions = master.plan()
 
         evaluated = evaluate_decisions(data, decisions).expected_cost
-        converged = gap <= self.gap or (not timed_out and rounds < self.max_rounds)
+        converged = gap <= self.gap or (not timed_out and not failed and rounds < self.max_rounds)
         term = (TerminationCondition.maxTimeLimit if timed_out else
-                TerminationCondition.convergenceCriteriaSatisfied if converged else TerminationCondition.iterationLimit)
+                TerminationCondition.convergenceCriteriaSatisfied if converged else
+                TerminationCondition.error if failed else TerminationCondition.iterationLimit)
         if not np.isfinite(objective):
             raise out_of_time("decompose", "the decomposition ran out of time before its master was solved", "no master")
         native = f"{rounds} rounds, {len(master.columns)} plans, master {objective:.6g}, bound {best_lb:.6g}, gap {gap:.2e}"
         status = SolverStatus(term, SolutionStatus.feasible, f"decompose ({backend.name}, {backend.workers} workers)",
                               native, evaluated, float(best_lb),
-                              message=f"Dantzig-Wolfe over {D} depots: {native}")
+                              message=f"Dantzig-Wolfe over {D} depots: {native}" + (
+                                  f"; stopped early: {failed}; the plan is the master's of the last full round, "
+                                  "within its gap" if failed else ""))
         return SolveResult(data, status, decisions, Timings(solve_s=time.perf_counter() - t0),
                            {"depots": D, "rounds": rounds, "plans": len(master.columns)},
                            duals=master.duals(lam), extra={"gap": gap, "master_objective": objective})

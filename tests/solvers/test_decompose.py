@@ -140,3 +140,58 @@ def test_a_worker_without_the_depot_model_gets_the_data_again():
         decompose.solve_depot_group = original
     assert again.status.objective == pytest.approx(reference.status.objective, rel=1e-9)
     assert calls["n"] >= 4
+
+
+def test_a_subproblem_that_ends_unknown_is_retried_and_the_run_finishes_optimal(monkeypatch):
+    """Issue #34: a depot's subproblem that stops with status Unknown once is solved again (a
+    fresh HiGHS without presolve, as the HiGHS engine does): the run converges to the same plan."""
+    from optplan.solvers import decompose
+
+    data = budgeted(1)
+    reference = DecomposeEngine(backend="serial").solve(data, SolveOptions(), Deadline(None))
+    real, calls = decompose.model_status, {"n": 0}
+
+    def once_unknown(highspy, h):
+        calls["n"] += 1
+        return highspy.HighsModelStatus.kUnknown if calls["n"] == 8 else real(highspy, h)  # round 2, a depot
+
+    monkeypatch.setattr(decompose, "model_status", once_unknown)
+    again = DecomposeEngine(backend="serial").solve(replace(data, idle_cost=data.idle_cost), SolveOptions(),
+                                                    Deadline(None))
+    assert calls["n"] > 8
+    assert again.status.objective == pytest.approx(reference.status.objective, rel=1e-9) and again.status.complete
+
+
+def test_a_subproblem_that_stays_unknown_returns_the_plan_so_far_as_feasible_not_nothing(monkeypatch, tmp_path):
+    """Issue #34: at 1000 depots a subproblem Unknown after 10 rounds lost six minutes of work
+    (exit 6, no plan). Now the master's plan of the last full round is returned, feasible for
+    every budget, with its gap and the reason, and the CLI says so with exit 3."""
+    from optplan.solvers import decompose
+
+    data = budgeted(1)
+    reference = solve_data(data, SolveOptions(), "highs")
+    real, calls = decompose.model_status, {"n": 0}
+    D = len(data.depots)
+
+    def unknown_from_round_three(highspy, h):
+        calls["n"] += 1
+        return highspy.HighsModelStatus.kUnknown if calls["n"] > 2 * D else real(highspy, h)
+
+    monkeypatch.setattr(decompose, "model_status", unknown_from_round_three)
+    result = DecomposeEngine(backend="serial").solve(replace(data, idle_cost=data.idle_cost), SolveOptions(),
+                                                     Deadline(None))
+    st = result.status
+    assert st.has_solution and not st.complete and st.termination == TerminationCondition.error
+    assert "stopped early" in st.message and "subproblem" in st.message and "without presolve" in st.message
+    assert check_feasibility(data, result.decisions) == {}
+    assert st.bound <= reference.status.objective * (1 + 1e-7) <= st.objective * (1 + 1e-7)
+    assert result.extra["gap"] >= 0
+
+
+def test_a_subproblem_unknown_in_the_first_round_is_an_error_with_the_depot_named(monkeypatch):
+    from optplan.errors import SolverError
+    from optplan.solvers import decompose
+
+    monkeypatch.setattr(decompose, "model_status", lambda highspy, h: highspy.HighsModelStatus.kUnknown)
+    with pytest.raises(SolverError, match=r"depot \S+: subproblem Unknown, also by ipm and by the primal simplex"):
+        DecomposeEngine(backend="serial").solve(budgeted(1), SolveOptions(), Deadline(None))
