@@ -21,6 +21,8 @@ from optplan.solvers.decompose import DecomposeEngine
 
 #: The issue's target: within 0.1 % of the monolithic optimum.
 WITHIN = 1e-3
+#: Budget prices: the decomposition's against the LP's (issue #34 asks 1e-4 relative).
+PRICE_RTOL = 1e-6
 
 
 def budgeted(seed: int, depots: int = 6):
@@ -32,7 +34,12 @@ def budgeted(seed: int, depots: int = 6):
 
 
 def check(data, result, reference):
+    """Feasible, within 0.1 % with a valid bound, and the budget prices the LP's."""
     assert check_feasibility(data, result.decisions) == {}
+    for family in ("budget_total", "budget_week", "budget_region"):
+        want = np.asarray(reference.duals.get(family, []))
+        np.testing.assert_allclose(result.duals.get(family, []), want, rtol=PRICE_RTOL,
+                                   atol=1e-9 * max(1.0, np.abs(want).max(initial=0)))
     opt = reference.status.objective
     assert result.status.objective == pytest.approx(evaluate_decisions(data, result.decisions).expected_cost, rel=1e-9)
     assert abs(result.status.objective - opt) <= WITHIN * opt
@@ -195,3 +202,48 @@ def test_a_subproblem_unknown_in_the_first_round_is_an_error_with_the_depot_name
     monkeypatch.setattr(decompose, "model_status", lambda highspy, h: highspy.HighsModelStatus.kUnknown)
     with pytest.raises(SolverError, match=r"depot \S+: subproblem Unknown, also by ipm and by the primal simplex"):
         DecomposeEngine(backend="serial").solve(budgeted(1), SolveOptions(), Deadline(None))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_decompositions_budget_prices_are_the_lps_and_a_finite_difference(seed):
+    """Issue #34: at the plan's gap the master's duals were a few % off the LP's (0.250 against
+    0.0128 at 1000 depots); the loop now goes on until they settle. Checked against HiGHS and
+    against a finite difference of the optimum in the binding budget (an independent route)."""
+    data = budgeted(seed)
+    reference = solve_data(data, SolveOptions(), "highs")
+    result = DecomposeEngine(backend="serial").solve(data, SolveOptions(), Deadline(None))
+    assert result.extra["prices"] == "the LP's"
+    binding = 0
+    for family in ("budget_total", "budget_week", "budget_region"):
+        want, got = np.asarray(reference.duals.get(family, [])), np.asarray(result.duals.get(family, []))
+        assert got.shape == want.shape, family
+        np.testing.assert_allclose(got, want, rtol=PRICE_RTOL, atol=1e-9 * max(1.0, np.abs(want).max(initial=0)))
+        binding += int((np.abs(want) > 1e-6).sum())
+    assert binding >= 1
+    family, price = next((f, float(v[0])) for f, v in result.duals.items()
+                         if f.startswith("budget") and abs(float(v[0])) > 1e-6)
+    step = 1e-5 * (data.budget_total if family == "budget_total" else
+                   data.budget_weekly[0] if family == "budget_week" else next(iter(data.budget_region.values())))
+
+    def optimum(delta):
+        changed = (replace(data, budget_total=data.budget_total + delta) if family == "budget_total" else
+                   replace(data, budget_weekly=np.where(np.arange(data.n_weeks) == 0, data.budget_weekly + delta,
+                                                        data.budget_weekly)) if family == "budget_week" else
+                   replace(data, budget_region={k: v + delta for k, v in data.budget_region.items()}))
+        return solve_data(changed, SolveOptions(), "highs").status.objective
+
+    up, down = (optimum(step) - reference.status.objective) / step, (reference.status.objective - optimum(-step)) / step
+    # the optimum is piecewise linear in the budget: its price lies between the one-sided slopes
+    assert min(up, down) - 1e-2 * abs(price) <= price <= max(up, down) + 1e-2 * abs(price), (up, down, price)
+
+
+def test_prices_that_have_not_settled_are_not_reported_and_the_status_says_why(monkeypatch):
+    from optplan.solvers import decompose
+
+    monkeypatch.setattr(decompose, "PRICE_ROUNDS", 0)
+    data = budgeted(0)
+    result = DecomposeEngine(backend="serial", gap=1e-2).solve(data, SolveOptions(), Deadline(None))
+    if result.extra["gap"] <= decompose.PRICE_GAP:
+        pytest.skip("this instance converged exactly at once: nothing to withhold")
+    assert result.duals == {} and result.status.has_solution
+    assert "budget shadow prices not reported" in result.status.message and "--engine highs" in result.status.message
