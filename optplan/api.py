@@ -61,7 +61,7 @@ def solve(instance: Instance, engine: str = "auto", dp_options=None, deadline=No
     result = solve_data(data, opts, eng, deadline=deadline)
     if not result.status.complete:
         warnings.warn(f"the plan is not proven optimal: {result.status.describe()}", RuntimeWarning, stacklevel=2)
-    return Plan.from_result(result, instance.manifest.name, instance.manifest.horizon.start_date)
+    return Plan.from_result(result, instance.manifest.name, instance.manifest.horizon.start_date, instance.manifest.guards)
 
 
 def scenario_arrays(instance: Instance, scenarios: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -157,7 +157,8 @@ def build_report(
         clock[0] = now
 
     sm = SensitivityModel(data, options)
-    plan = Plan.from_result(sm.base, instance.manifest.name, instance.manifest.horizon.start_date)
+    plan = Plan.from_result(sm.base, instance.manifest.name, instance.manifest.horizon.start_date,
+                            instance.manifest.guards)
     done("solve")
     with quiet_engines():  # the sweeps' hundreds of small solves: the stage lines and bars say enough
         marginal = sm.marginal_values()
@@ -322,6 +323,8 @@ th{background:#f2f2f2} td.l,th.l{text-align:left} .note{color:#555;font-size:0.8
 </style></head><body>
 <h1>optplan report: {{ name }}</h1>
 <p>{{ status }}. Money in {{ currency }}.</p>
+{% if warnings %}<h2>Check before acting</h2>
+<ul class="warnings">{% for w in warnings %}<li>{{ w }}</li>{% endfor %}</ul>{% endif %}
 <h2>Plan</h2>
 <table>{% for k, v in kpis %}<tr><th class="l">{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}</table>
 <h2>Both customers, by depot</h2>
@@ -454,6 +457,7 @@ def render_html(r: Report) -> str:
         n_scenarios=len(r.plan.data.scenarios),
         glossary=[(name, plain, meaning) for name, (plain, meaning) in GLOSSARY.items()],
         kpis=kpis,
+        warnings=[w.message for w in r.plan.warnings],
         marginal=Markup(_html_table(r.marginal_values[r.marginal_values["shadow_price"] != 0], cur)
                         if (r.marginal_values["shadow_price"] != 0).any() else "<p>No budget or cap binds.</p>"),
         channels=Markup(_html_table(channels, cur)),
@@ -497,6 +501,7 @@ def write_report(r: Report, out) -> list[str]:
     files["report.json"] = json_text(_jsonable({
         "instance": r.instance_name, "currency": r.currency, "status": r.plan.status.to_dict(),
         "kpis": r.plan.kpis, "stochastic_values": r.stochastic_values, "out_of_sample": r.out_of_sample,
+        "warnings": [w.to_dict() for w in r.plan.warnings],
     }))
     write_files(out, files)
     return sorted(files)

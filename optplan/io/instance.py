@@ -29,6 +29,7 @@ from optplan.io.schema import (
     TABLES,
     ColumnSpec,
     Files,
+    Guards,
     Manifest,
     TableSpec,
     Targets,
@@ -360,6 +361,8 @@ class Instance:
             manifest.pop("targets")
         if self.manifest.terminal == Terminal():
             manifest.pop("terminal")
+        if self.manifest.guards == Guards():  # the default thresholds: no section (files as before the guards)
+            manifest.pop("guards")
         if manifest["horizon"].get("periods") is None:  # weekly: no periods (files as before long-lead periods)
             manifest["horizon"].pop("periods", None)
         if manifest["horizon"].get("fx_date") is None:  # one currency: no exchange-rate date (files as before countries)

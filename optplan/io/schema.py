@@ -294,6 +294,22 @@ class Targets(_Strict):
         return v
 
 
+class Guards(_Strict):
+    """Thresholds of the plausibility guards on a plan (optplan/planning/guards.py): a plan
+    that crosses one is still written, with a warning naming the depot and week."""
+
+    utilisation_floor: float = _f("Warn when a depot's drivers are expected to work less than this share of the "
+                                  "blocks they offer.", "share", ge=0, le=1, default=0.5)
+    penalty_share: float = _f("Warn when the idle or the unserved penalty is more than this share of the expected "
+                              "cost.", "share", ge=0, le=1, default=0.6)
+    one_channel_share: float = _f("Warn when one channel brings more than this share of all applicants (with two "
+                                  "or more channels).", "share", ge=0, le=1, default=0.99)
+    jump_factor: float = _f("Warn when a depot's applicants change by more than this factor from one week to the "
+                            "next (weeks with at least one applicant each).", "ratio", ge=1, le=1e6, default=8.0)
+    service_floor: float = _f("Warn when the total budget is not fully used (below 95 %) while the network's "
+                              "expected service level is below this.", "share", ge=0, le=1, default=0.9)
+
+
 class Terminal(_Strict):
     value_per_driver: float | Literal["replacement"] | None = _f(
         "Value of a driver still active at the end of the last week: a number, or 'replacement' for "
@@ -368,6 +384,7 @@ class Manifest(_Strict):
     budgets: Budgets = Field(default_factory=Budgets)
     targets: Targets = Field(default_factory=Targets)
     terminal: Terminal = Field(default_factory=Terminal)
+    guards: Guards = Field(default_factory=Guards)
     files: Files = Field(default_factory=Files)
 
 
@@ -660,6 +677,7 @@ def markdown_tables() -> str:
         ("budgets", Budgets),
         ("targets", Targets),
         ("terminal", Terminal),
+        ("guards", Guards),
         ("files", Files),
     ):
         table(f"instance.yaml: `{key}`", model, prefix=f"{key}.")

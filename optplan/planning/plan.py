@@ -32,6 +32,8 @@ from formulations.two_stage.service import (
 from optplan.evaluation.evaluator import Evaluation, evaluate_decisions
 from optplan.explain.presentation import engine_words, term
 from optplan.io.atomic import csv_text, json_text, write_files
+from optplan.io.schema import Guards
+from optplan.planning.guards import PlanWarning, plausibility
 from optplan.solvers.base import CLEAN_ATOL, SolveResult, SolverStatus, Timings, clean_array, clean_decisions
 
 #: Quantiles of demand over scenarios reported per depot and week (probability-weighted).
@@ -74,6 +76,12 @@ class Plan:
     evaluation: Evaluation
     budget_duals: dict[tuple[str, str], float]  # (scope, key) -> row dual (currency per currency)
     target_duals: dict[str, np.ndarray] = field(default_factory=dict)  # target family -> row duals (currency per block)
+    guards: Guards = field(default_factory=Guards)  # the instance's plausibility thresholds
+
+    @cached_property
+    def warnings(self) -> list[PlanWarning]:
+        """The plausibility guards that fire on this plan (optplan/planning/guards.py)."""
+        return plausibility(self, self.guards)
 
     @property
     def currency(self) -> str:
@@ -109,7 +117,7 @@ class Plan:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_result(cls, result: SolveResult, name: str, start_date) -> Plan:
+    def from_result(cls, result: SolveResult, name: str, start_date, guards: Guards | None = None) -> Plan:
         """The plan of an engine's result: its decisions (cleaned of solver noise) evaluated
         by the kernels, its budget duals keyed through ``Layout``."""
         data = result.data
@@ -129,6 +137,7 @@ class Plan:
             evaluation=_clean_evaluation(evaluation),
             budget_duals=Layout(data).budget_duals(result.duals),
             target_duals={f: np.asarray(result.duals[f], float) for f in TARGET_FAMILIES if f in (result.duals or {})},
+            guards=guards or Guards(),
         )
 
     def __repr__(self) -> str:
@@ -420,6 +429,7 @@ class Plan:
                 {"scope": s, "key": k, "cap": _round(c), "shadow_price": _round(sp)}
                 for s, k, c, sp in b.loc[b["binding"], ["scope", "key", "cap", "shadow_price"]].itertuples(index=False)
             ],
+            "warnings": [w.to_dict() for w in self.warnings],
         }
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -508,6 +518,7 @@ class Plan:
             lines.append(f"  {what} target of {where} is met exactly at {level} (binding){cost}")
         if s.message:
             lines.append(f"  {s.message}")
+        lines += [f"  warning: {w.message}" for w in self.warnings]
         t = self.timings
         lines.append(f"  solved in {t.solve_s:.2f} s (model built in {t.build_s + t.handoff_s:.2f} s; its size is in "
                      "summary.json)")

@@ -522,6 +522,7 @@ def run_page(request: Request, run_id: str, q: str = "", region: str = "", page:
     return render(request, "run.html", who, ws, run=run, dataset=dataset, decisions=decisions, rec=rec,
                   headline=headline, diff=diff, parent=parent, log=log, plan_status=plan_status,
                   live=run.state in ("queued", "running"), trail=trail, report=report, sensitivity=sensitivity,
+                  warnings=[w.get("message", "") for w in (run.summary or {}).get("warnings", [])],
                   can_approve=finished_solve and who.at_least("approver") and bool(scopes), scopes=scopes,
                   can_what_if=finished_solve and who.at_least("planner"),
                   what_if=_grouped(what_if_fields(meta, currency)) if finished_solve else [],

@@ -1,0 +1,105 @@
+"""Plausibility guards on a plan (issue #29): an optimal plan can still be one no planner
+would act on (the shipped pipeline example's optimum kept one depot at 15 % driver
+utilisation, idle penalties at 71 % of its cost). Each guard reads the plan's own tables (the
+evaluator's numbers, nothing recomputed) and, past its threshold, says so in one line naming
+the depot and week; the plan is still written. Thresholds: the instance's ``guards`` section
+(optplan.io.schema.Guards; defaults there).
+
+=======================  ====================================================================
+guard                    fires when
+=======================  ====================================================================
+low_utilisation          a depot's drivers work less than ``utilisation_floor`` of the blocks
+                         they offer (service.csv: driver_utilisation, share)
+penalty_dominates        the idle or the unserved penalty is more than ``penalty_share`` of the
+                         expected cost (cost.csv, currency)
+one_channel              one channel brings more than ``one_channel_share`` of all applicants
+jump                     a depot's applicants (all channels) change by more than ``jump_factor``
+                         from one week to the next, both weeks with at least one applicant
+budget_unused            the total budget is below 95 % used while the network's expected
+                         service level is below ``service_floor``
+=======================  ====================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from optplan.io.schema import Guards
+
+#: Share of the total budget under which it counts as not fully used (budget_unused).
+BUDGET_USED = 0.95
+#: Applicants a week must have on both sides for a jump to count.
+JUMP_MIN_APPLICANTS = 1.0
+#: Lines of one guard's kind shown (the rest are counted).
+MAX_PER_GUARD = 5
+
+
+@dataclass(frozen=True)
+class PlanWarning:
+    guard: str
+    depot: str | None
+    week: int | None
+    message: str
+
+    def to_dict(self) -> dict:
+        return {"guard": self.guard, "depot": self.depot, "week": self.week, "message": self.message}
+
+
+def plausibility(plan, guards: Guards | None = None) -> list[PlanWarning]:
+    """The guards that fire on ``plan`` (optplan.planning.plan.Plan), in the table's order."""
+    g = guards or Guards()
+    out: list[PlanWarning] = []
+    cur = plan.currency
+    svc = plan.service
+    low = svc[svc["driver_utilisation"] < g.utilisation_floor].sort_values("driver_utilisation")
+    for row in low.head(MAX_PER_GUARD).itertuples(index=False):
+        out.append(PlanWarning("low_utilisation", row.depot, None,
+                            f"depot {row.depot}: drivers expected to work {row.driver_utilisation:.1%} of the blocks "
+                            f"they offer (below {g.utilisation_floor:.0%}): more drivers than its demand needs"))
+    if len(low) > MAX_PER_GUARD:
+        out.append(PlanWarning("low_utilisation", None, None, f"... and {len(low) - MAX_PER_GUARD} more depots like it"))
+    cost = plan.cost
+    total = float(cost.get("total", 0.0))
+    for key, words in (("idle_penalty", "idle blocks (drivers without work)"),
+                       ("unserved_penalty", "unserved blocks (work not delivered)")):
+        share = float(cost.get(key, 0.0)) / total if total > 0 else 0.0
+        if share > g.penalty_share:
+            out.append(PlanWarning("penalty_dominates", None, None,
+                                f"the penalty for {words} is {share:.0%} of the expected cost ({cost[key]:,.2f} of "
+                                f"{total:,.2f} {cur}; above {g.penalty_share:.0%}): check demand, blocks per driver "
+                                "and the penalties"))
+    x = np.asarray(plan.decisions.applicants, float)  # (D, C, T) applicants/week
+    by_channel = x.sum(axis=(0, 2))
+    if len(plan.data.channels) > 1 and by_channel.sum() > 0:
+        c = int(np.argmax(by_channel))
+        share = by_channel[c] / by_channel.sum()
+        if share > g.one_channel_share:
+            out.append(PlanWarning("one_channel", None, None,
+                                f"channel {plan.data.channels[c]} brings {share:.1%} of all applicants (above "
+                                f"{g.one_channel_share:.0%}): one channel's cost or cap decides the whole plan"))
+    per_week = x.sum(axis=1) / plan.data.period_length[None, :]  # (D, T) applicants/week (long-lead: per period)
+    jumps = 0
+    for d, depot in enumerate(plan.data.depots):
+        a, b = per_week[d, :-1], per_week[d, 1:]
+        both = (a >= JUMP_MIN_APPLICANTS) & (b >= JUMP_MIN_APPLICANTS)
+        ratio = np.where(both, np.maximum(a, b) / np.maximum(np.minimum(a, b), 1e-12), 1.0)
+        for t in np.flatnonzero(ratio > g.jump_factor):
+            jumps += 1
+            if jumps <= MAX_PER_GUARD:
+                week = int(plan.data.period_starts()[t + 1])
+                out.append(PlanWarning("jump", depot, week,
+                                       f"depot {depot}, week {week}: {b[t]:,.1f} applicants a week after {a[t]:,.1f} "
+                                       f"the {'period' if plan.data.has_periods else 'week'} before (more than "
+                                       f"{g.jump_factor:g} times)"))
+    if jumps > MAX_PER_GUARD:
+        out.append(PlanWarning("jump", None, None, f"... and {jumps - MAX_PER_GUARD} more jumps like these"))
+    used = plan.kpis.get("budget_total_used_share", float("nan"))
+    service = plan.kpis.get("service_level", float("nan"))
+    if np.isfinite(used) and used < BUDGET_USED and np.isfinite(service) and service < g.service_floor:
+        out.append(PlanWarning("budget_unused", None, None,
+                            f"{used:.0%} of the total budget is used while the expected service level is "
+                            f"{service:.1%} (below {g.service_floor:.0%}): another lever binds (caps, onboarding, "
+                            "weekly or regional budgets)"))
+    return out
