@@ -229,6 +229,11 @@ def write(folder: Path, files: dict[str, bytes]) -> None:
 # ------------------------------------------------------------------ invariants
 
 
+#: Words of the libraries underneath (pydantic, Python) that no message may show (issue #33).
+LIBRARY_WORDS = ("Input should", "String should match", "NoneType", "datetime.date(", "expected expected",
+                 "Value error,", "list[float]", "function-after")
+
+
 def _assert_clean_refusal(exc, files: dict[str, bytes]) -> None:
     from optplan.errors import InputError
 
@@ -238,6 +243,8 @@ def _assert_clean_refusal(exc, files: dict[str, bytes]) -> None:
         text = str(p)
         assert "\n" not in text and len(text) < 1000, text
         assert p.file, text
+        assert not any(w in text for w in LIBRARY_WORDS), f"library words in a message: {text}"
+        assert str(p.expected).count(", found ") == 0, f"a message nested in a message: {text}"
 
 
 def _refuse_constant(token: str):
