@@ -67,7 +67,7 @@ def parse_assignment(text: str) -> tuple[str, object]:
         return path, Scale(factor)
     try:
         value = yaml.safe_load(raw) if raw else None
-    except yaml.YAMLError:
+    except (yaml.YAMLError, ValueError):  # ValueError: a date YAML cannot build (2027-02-29): the text, checked as such
         value = raw
     if isinstance(value, dict):  # 'a: b' is not a value; keep the text (validation names it)
         value = raw
@@ -134,6 +134,10 @@ def _set_cells(tables, spec, column: str, value, path: str, problems: list[Probl
     if column not in df.columns or column in spec.key:
         allowed = [c for c in df.columns if c not in spec.key]
         problems.append(Problem(SOURCE, None, path, f"a column of {spec.name}: {', '.join(allowed)}", column))
+        return
+    if isinstance(value, (list, dict, tuple)):  # a cell holds one value
+        problems.append(Problem(SOURCE, None, path, "one value for the cells (a number, text, null or *FACTOR)",
+                                f"a {'list' if isinstance(value, (list, tuple)) else 'mapping'}"))
         return
     mask = pd.Series(True, index=df.index)
     if key is not None:
