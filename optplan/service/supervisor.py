@@ -125,6 +125,11 @@ def serve(data_dir: Path, db_url: str | None, host: str, port: int, workers: int
           say=print) -> None:
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    if not log.handlers:  # what the supervisor does (schedules submitted, workers replaced), on stderr
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s serve %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
     url = db_url or sqlite_url(data_dir)
     migrate(url)
     db = Database(url)

@@ -3,7 +3,8 @@ workers and their runs): the engine "hold", which writes a marker when it starts
 until the test writes a release file (or its time budget ends), then solves with HiGHS. It
 makes "a run is mid-solve" a state the test controls, not a race against the machine's speed.
 
-    $OPTPLAN_HOLD_DIR/started-<run id>-<attempt pid>   written when the engine starts
+    $OPTPLAN_HOLD_DIR/started-<run id>-<attempt pid>   written when the engine starts (and a byte
+                                                        into started.fifo, which wakes a waiting test)
     $OPTPLAN_HOLD_DIR/release, release.fifo             the test writes the file and opens the FIFO
                                                         for writing: every hold solves
 """
@@ -28,6 +29,12 @@ class HoldEngine:
     def solve(self, data, options, deadline):
         folder = Path(os.environ["OPTPLAN_HOLD_DIR"])
         (folder / f"started-{os.environ.get('OPTPLAN_RUN_ID', 'none')}-{os.getpid()}").write_text(str(os.getppid()))
+        try:  # wake a test waiting for this start (it holds started.fifo open for reading)
+            ping = os.open(folder / "started.fifo", os.O_WRONLY | os.O_NONBLOCK)
+            os.write(ping, b"s")
+            os.close(ping)
+        except OSError:  # nobody waiting
+            pass
         # block (no polling) until the test releases: it writes "release", then opens and closes the
         # FIFO, which wakes every reader; one that opens the FIFO after that finds the file
         fd = os.open(folder / "release.fifo", os.O_RDONLY | os.O_NONBLOCK)

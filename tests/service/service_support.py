@@ -9,6 +9,7 @@ the data dir, or the PostgreSQL at $OPTPLAN_TEST_PG_URL (.ci/run starts one and 
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -64,8 +65,17 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.hold = self.data_dir.parent / f"{self.data_dir.name}-hold"
         self.hold.mkdir(parents=True, exist_ok=True)
-        if not (self.hold / "release.fifo").exists():
-            os.mkfifo(self.hold / "release.fifo")
+        for fifo in ("release.fifo", "started.fifo"):
+            if not (self.hold / fifo).exists():
+                os.mkfifo(self.hold / fifo)
+        # what wakes wait_for: a hold engine starting (a byte in started.fifo; a writer end kept
+        # open here so that select blocks rather than seeing end-of-file) and every line the
+        # server or its workers print (a byte in a pipe)
+        self.started_r = os.open(self.hold / "started.fifo", os.O_RDONLY | os.O_NONBLOCK)
+        self._started_w = os.open(self.hold / "started.fifo", os.O_WRONLY | os.O_NONBLOCK)
+        self.said_r, self._said_w = os.pipe()
+        os.set_blocking(self.said_r, False)
+        os.set_blocking(self._said_w, False)
         self.proc: subprocess.Popen | None = None
         self.admin: str | None = None
         self.clients: list = []
@@ -91,6 +101,10 @@ class Server:
                     break
                 if raw.startswith(b"optplan serve: http://"):
                     ready.set()
+                try:
+                    os.write(self._said_w, b".")
+                except (BlockingIOError, OSError):  # a full pipe wakes the waiter anyway; a closed one: done
+                    pass
             ready.set()  # the process ended: stop waiting
 
         self.drainer = threading.Thread(target=drain, daemon=True)
@@ -110,6 +124,8 @@ class Server:
         self.drainer.join(timeout=30)
         self.proc.stdout.close()
         self.log.close()
+        for fd in (self.started_r, self._started_w, self.said_r, self._said_w):
+            os.close(fd)
 
     def server_log(self) -> str:
         self.log.flush()
@@ -157,15 +173,36 @@ class Server:
         return sorted(self.hold.glob(f"started-{run_id}-*"))
 
 
-def wait_for(predicate, timeout: float, what: str, every: float = 0.1):
-    t0 = time.monotonic()
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(every)
+def wait_for(predicate, timeout: float, what: str, server: Server | None = None, pids=()):
+    """``predicate()`` once it is true, checked again only when something happens that can make
+    it so: a hold engine starts or the server prints a line (``server``), or one of ``pids``
+    ends (a pidfd becomes readable). No polling on the clock; ``timeout`` only bounds the wait."""
+    fds = [os.pidfd_open(pid) for pid in pids if alive(pid)]
+    if server is not None:
+        fds += [server.started_r, server.said_r]
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            value = predicate()
+            if value:
+                return value
+            left = deadline - time.monotonic()
+            if left <= 0 or not fds:
+                raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+            ready, _, _ = select.select(fds, [], [], left)
+            for fd in ready:
+                if fd in (getattr(server, "started_r", None), getattr(server, "said_r", None)):
+                    try:
+                        os.read(fd, 4096)  # drain: the next select waits for the next event
+                    except BlockingIOError:
+                        pass
+                else:
+                    fds.remove(fd)  # a process ended: the predicate is checked once more
+                    os.close(fd)
+    finally:
+        for fd in fds:
+            if server is None or fd not in (server.started_r, server.said_r):
+                os.close(fd)
 
 
 #: PostgreSQL variants run with the slow tests (CI's second step, where .ci/run has started one).

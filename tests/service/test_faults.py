@@ -51,7 +51,7 @@ def _held(server: Server, **submit) -> tuple:
     """(client, run, the hold engine's first marker) of a held solve of the demo, started."""
     c = server.client()
     run = c.submit("solve", c.upload(DEMO, kind="instance")["id"], options=HOLD, **submit)
-    marker = wait_for(lambda: server.started(run["id"]), RUN_TIMEOUT, "the hold engine to start")[0]
+    marker = wait_for(lambda: server.started(run["id"]), RUN_TIMEOUT, "the hold engine to start", server)[0]
     return c, run, marker
 
 
@@ -61,9 +61,9 @@ def test_a_worker_killed_mid_solve_loses_its_lease_and_the_run_finishes_once(tmp
         c, run, first = _held(server)
         solve_pid, worker_pid = _marker_pids(first)
         os.kill(worker_pid, signal.SIGKILL)
-        wait_for(lambda: not alive(solve_pid), 30, "the orphaned solve to die with its worker")
+        wait_for(lambda: not alive(solve_pid), 30, "the orphaned solve to die with its worker", pids=[solve_pid])
         # after the lease another worker claims it again and starts a second attempt
-        wait_for(lambda: len(server.started(run["id"])) == 2, RUN_TIMEOUT + 4 * TEST_LEASE, "a second attempt")
+        wait_for(lambda: len(server.started(run["id"])) == 2, RUN_TIMEOUT + 4 * TEST_LEASE, "a second attempt", server)
         server.release()
         done = c.wait(run["id"], timeout=RUN_TIMEOUT)
         assert done["state"] == "finished" and done["attempts"] == 2, done
@@ -79,10 +79,11 @@ def test_the_server_killed_with_runs_queued_and_running_loses_and_repeats_nothin
     c = server.client()
     ds = c.upload(DEMO, kind="instance")["id"]
     runs = [c.submit("solve", ds, options=HOLD)["id"] for _ in range(3)]
-    marker = wait_for(lambda: server.started(runs[0]), RUN_TIMEOUT, "the first run to start")[0]
+    marker = wait_for(lambda: server.started(runs[0]), RUN_TIMEOUT, "the first run to start", server)[0]
     solve_pid, worker_pid = _marker_pids(marker)
     server.kill()
-    wait_for(lambda: not alive(worker_pid) and not alive(solve_pid), 30, "the workers to notice and exit")
+    wait_for(lambda: not alive(worker_pid) and not alive(solve_pid), 30, "the workers to notice and exit",
+             pids=[worker_pid, solve_pid])
     again = Server(server.data_dir, db_url, workers=1, port=server.port)
     again.hold = server.hold
     again.start()
@@ -105,7 +106,7 @@ def test_a_worker_that_hangs_past_its_lease_is_replaced(tmp_path):
         c, run, marker = _held(server)
         _, worker_pid = _marker_pids(marker)
         os.kill(worker_pid, signal.SIGSTOP)  # alive, but silent: no heartbeat
-        wait_for(lambda: len(server.started(run["id"])) == 2, RUN_TIMEOUT + 6 * TEST_LEASE, "a second attempt")
+        wait_for(lambda: len(server.started(run["id"])) == 2, RUN_TIMEOUT + 6 * TEST_LEASE, "a second attempt", server)
         assert not alive(worker_pid)  # the supervisor killed the hung worker
         server.release()
         done = c.wait(run["id"], timeout=RUN_TIMEOUT)
@@ -133,7 +134,7 @@ def test_load_twenty_submissions_and_two_hundred_polls_while_two_solves_run(tmp_
         c = server.client()
         ds = c.upload(DEMO, kind="instance")["id"]
         busy = [c.submit("solve", ds, options=HOLD)["id"] for _ in range(2)]
-        wait_for(lambda: all(server.started(r) for r in busy), RUN_TIMEOUT, "two solves running")
+        wait_for(lambda: all(server.started(r) for r in busy), RUN_TIMEOUT, "two solves running", server)
         headers = {"Authorization": f"Bearer {server.admin}"}
         statuses, lock = [], threading.Lock()
 

@@ -275,12 +275,12 @@ def test_events_stream_a_runs_states_until_it_ends(server, demo_id):
 def test_cancel_stops_a_running_solve(server, demo_id):
     c = server.client()
     run = c.submit("solve", demo_id, options={"engine": "hold", "time_limit": 600})
-    marker = wait_for(lambda: server.started(run["id"]), RUN_TIMEOUT, "the hold engine to start")
+    marker = wait_for(lambda: server.started(run["id"]), RUN_TIMEOUT, "the hold engine to start", server)
     child = int(marker[0].name.rsplit("-", 1)[1])
     c.cancel(run["id"])
     done = c.wait(run["id"], timeout=RUN_TIMEOUT)
     assert done["state"] == "cancelled" and done["attempts"] == 1
-    wait_for(lambda: not alive(child), 30, "the solve's process to end")
+    wait_for(lambda: not alive(child), 30, "the solve's process to end", pids=[child])
     with pytest.raises(ServiceError) as err:
         c.cancel(run["id"])
     assert err.value.status == 409
@@ -385,7 +385,7 @@ def test_a_schedule_submits_a_run_that_awaits_approval(server, demo_id):
         conn.execute(sa.update(Schedule).where(Schedule.id == sch["id"]).values(next_run_at=datetime(2000, 1, 3, 5)))
     engine.dispose()
     run_id = wait_for(lambda: next((r["id"] for r in c.runs(limit=500)["items"] if r["schedule_id"] == sch["id"]),
-                                   None), RUN_TIMEOUT, "the scheduled run")
+                                   None), RUN_TIMEOUT, "the scheduled run", server)  # serve logs the submission
     run = c.wait(run_id, timeout=RUN_TIMEOUT)
     assert run["state"] == "finished" and run["options"] == {"time_limit": 60}
     assert c._json("GET", "/decisions", params={"run_id": run_id})["total"] == 0  # awaiting approval
