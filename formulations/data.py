@@ -108,6 +108,22 @@ class ModelData:
     # its weeks, per scenario (j < L_t; the rest 0; each (d, t, s) sums to 1); None: demand even
     # within a period (formulations/two_stage/recourse.py "Weeks inside a period")
     demand_share: np.ndarray | None = None  # (D, T, S, J) shares, J = the longest period's weeks
+    # the planner's committed decisions (optplan: decisions.csv; formulations/two_stage/decisions.py):
+    # bounds on the first stage within its own bounds; None: none. Per period (x L_t with periods).
+    applicants_min: np.ndarray | None = None  # (D, C, T) applicants at least this (0: none)
+    applicants_max: np.ndarray | None = None  # (D, C, T) applicants at most this (inf: none)
+    incentive_min: np.ndarray | None = None  # (D, T) total incentive spend at least this (currency; 0: none)
+    incentive_max: np.ndarray | None = None  # (D, T) total incentive spend at most this (currency; inf: none)
+
+    @property
+    def has_decisions(self) -> bool:
+        """The planner fixed or bounded some applicants or incentive spend (decisions.csv)."""
+        return any(a is not None for a in (self.applicants_min, self.applicants_max, self.incentive_min,
+                                           self.incentive_max))
+
+    def without_decisions(self) -> ModelData:
+        """The same data with the planner's decisions left out (what they cost: the difference)."""
+        return _replace(self, applicants_min=None, applicants_max=None, incentive_min=None, incentive_max=None)
 
     @property
     def has_week_profile(self) -> bool:
@@ -245,7 +261,10 @@ class ModelData:
         )
         starts = period_offsets(lengths)  # (T,) 0-based first week of each period
         lands = starts[None, :] + first_lag[:, None] < total_weeks  # (C, T)
-        return lands[None, :, :] & (self.applicant_cap[:, :, None] > 0)
+        mask = lands[None, :, :] & (self.applicant_cap[:, :, None] > 0)
+        if self.applicants_min is not None:  # a committed recruit is a column even if it lands too late
+            mask |= self.applicants_min > 0
+        return mask
 
     def segment_mask(self) -> np.ndarray:
         """(D, G) True for incentive segments that can buy blocks (width > 0 and rate > 0)."""
@@ -280,6 +299,10 @@ class ModelData:
             depot_currency=None if self.depot_currency is None else (self.depot_currency[d],),
             depot_fx=None if self.depot_fx is None else self.depot_fx[keep],
             demand_share=None if self.demand_share is None else self.demand_share[keep],
+            applicants_min=None if self.applicants_min is None else self.applicants_min[keep],
+            applicants_max=None if self.applicants_max is None else self.applicants_max[keep],
+            incentive_min=None if self.incentive_min is None else self.incentive_min[keep],
+            incentive_max=None if self.incentive_max is None else self.incentive_max[keep],
         )
 
     def with_periods(self, period_weeks, week_profile: bool = False) -> ModelData:
@@ -291,6 +314,8 @@ class ModelData:
         demand as ``demand_share`` (the recourse then stated week by week inside a period)."""
         if self.period_weeks is not None:
             raise ValueError("the data is already in periods")
+        if self.has_decisions:
+            raise ValueError("committed decisions are per week: state them per period in the long-lead instance")
         lengths = np.asarray(period_weeks, dtype=int)
         if lengths.ndim != 1 or (lengths < 1).any() or lengths.sum() != self.n_weeks:
             raise ValueError(f"period lengths must be whole weeks >= 1 adding up to {self.n_weeks}, got {lengths.tolist()}")

@@ -10,12 +10,14 @@ import numpy as np
 import pandas as pd
 
 from formulations.data import weekly_demand_in_periods
-from optplan.errors import InstanceError, OptionError, Problem
+from optplan.errors import InstanceError, NoSolutionError, OptionError, Problem
 from optplan.evaluation.evaluator import Evaluation, evaluate_decisions
 from optplan.io.instance import Instance
+from optplan.planning.overrides import MEASURES, measure, override_table
 from optplan.planning.plan import Plan
-from optplan.solvers import SolveOptions, get_engine, solve_data
+from optplan.solvers import Deadline, SolveOptions, get_engine, solve_data
 from optplan.solvers.auto import AutoEngine
+from optplan.solvers.base import quiet_engines
 from optplan.solvers.decompose import DecomposeEngine
 from optplan.solvers.dp import DPEngine
 
@@ -23,7 +25,7 @@ log = logging.getLogger("optplan")
 
 
 def solve(instance: Instance, engine: str = "auto", dp_options=None, deadline=None, backend: str = "local",
-          scheduler: str | None = None, workers: int | None = None, **options) -> Plan:
+          scheduler: str | None = None, workers: int | None = None, override_costs: str = "total", **options) -> Plan:
     """Solve the two-stage program of ``instance`` and return the Plan.
 
     engine: ``highs`` (the LP/MIP by HiGHS), ``glop`` (the LP by OR-tools GLOP), ``dp`` (the
@@ -35,7 +37,10 @@ def solve(instance: Instance, engine: str = "auto", dp_options=None, deadline=No
     ``dp_options`` (an ``optplan.solvers.dp.DPOptions``) tunes the DP. ``engine="decompose"``
     (Dantzig-Wolfe over depots) runs its depot subproblems on ``backend`` ("serial",
     "local" processes, or "dask": the cluster at ``scheduler``, or a local one of
-    ``workers`` processes when it is None). ``deadline`` (an
+    ``workers`` processes when it is None). With the planner's committed decisions
+    (decisions.csv) the plan lists them (``plan.overrides``) and, by ``override_costs``
+    ("total": one more solve without them; "each": also one per row; "none"), what they cost
+    (optplan.planning.overrides), within the same time budget. ``deadline`` (an
     ``optplan.solvers.Deadline``) starts the time budget earlier than this call, e.g. when
     the instance was loaded (the CLI starts it when the command starts).
 
@@ -57,11 +62,29 @@ def solve(instance: Instance, engine: str = "auto", dp_options=None, deadline=No
             eng = AutoEngine(engines={"dp": DPEngine(dp_options)})
     if engine == "decompose":
         eng = DecomposeEngine(backend=backend, scheduler=scheduler, workers=workers)
+    if override_costs not in MEASURES:
+        raise OptionError("override_costs", f"one of {', '.join(MEASURES)}", override_costs)
+    deadline = deadline or Deadline(opts.time_limit)
     data = instance.model_data(integer_applicants=opts.integer)
     result = solve_data(data, opts, eng, deadline=deadline)
     if not result.status.complete:
         warnings.warn(f"the plan is not proven optimal: {result.status.describe()}", RuntimeWarning, stacklevel=2)
-    return Plan.from_result(result, instance.manifest.name, instance.manifest.horizon.start_date, instance.manifest.guards)
+    plan = Plan.from_result(result, instance.manifest.name, instance.manifest.horizon.start_date,
+                            instance.manifest.guards)
+    if data.has_decisions:
+
+        def solve_again(changed: Instance) -> float:
+            with quiet_engines():
+                again = solve_data(changed.model_data(integer_applicants=opts.integer), opts, eng, deadline=deadline)
+            if not again.status.complete:
+                raise NoSolutionError(f"the solve without them stopped early: {again.status.describe()}", again.status)
+            return float(again.status.objective)
+
+        total, each = measure(instance, plan, solve_again, override_costs)
+        table = override_table(plan, instance)
+        table["cost"] = np.nan if each is None else each.reindex(table["line"]).to_numpy()
+        plan.overrides, plan.override_cost = table, total
+    return plan
 
 
 def scenario_arrays(instance: Instance, scenarios: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -6,6 +6,7 @@ kernel of the same math:
 
     layout.py     the order of sets, columns and rows <-> (depot, channel, week) arrays
     sets.py       index sets, first-stage variables and their bounds
+    decisions.py  the planner's committed decisions: fixed, minimum or maximum first-stage values
     drivers.py    arrivals through the funnel, driver stock, onboarding cap, capacity
     recourse.py   second-stage variables, demand balance, surge cap; the closed-form recourse
     service.py    both customers: service level and driver utilisation (kernel), their targets (rows)
@@ -43,6 +44,7 @@ from formulations.data import ModelData
 from formulations.two_stage._pyomo import pyo
 from formulations.two_stage.aggregated import define_aggregated_recourse
 from formulations.two_stage.budgets import define_budget_constraints
+from formulations.two_stage.decisions import define_decision_bounds
 from formulations.two_stage.drivers import (
     define_arrivals_definition_constraints,
     define_capacity_definition_constraints,
@@ -134,6 +136,7 @@ def build_model(
     for define in (
         lambda: define_sets(m, data, positions),
         lambda: define_first_stage_variables(m, data),
+        lambda: define_decision_bounds(m, data),
         *(() if aggregated else (lambda: define_second_stage_variables(m, data),)),
         lambda: define_arrivals_definition_constraints(m, data),
         lambda: define_driver_stock_constraints(m, data),

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from formulations.data import ModelData
 from formulations.two_stage.aggregated import recourse_segments
+from formulations.two_stage.decisions import applicant_bounds, incentive_bounds
 from formulations.two_stage.drivers import period_factors, period_yield_kernel
 from formulations.two_stage.families import CONSTRAINT_FAMILIES
 from formulations.two_stage.layout import GROUP_BUDGETS, Layout
@@ -387,6 +388,13 @@ def aggregated_standard_form(data: ModelData, integer: bool = False, cvar_vertic
     col_upper[cols.components["incentive_spend"]] = (np.repeat(data.incentive_width[sd, sg], data.n_weeks)
                                                      * np.tile(length, len(sd)))
     col_upper[cols.components["recourse_segment"]] = seg.length[seg.used]  # inf for the last segment
+    if data.has_decisions:  # decisions.py: the planner's bounds, inside the columns' own
+        x_lo, x_hi = applicant_bounds(data)
+        col_lower[cols.components["applicants"]] = x_lo[dd, cc, tt]
+        col_upper[cols.components["applicants"]] = x_hi[dd, cc, tt]
+        z_lo, z_hi = incentive_bounds(data)
+        col_lower[cols.components["incentive_spend"]] = z_lo[sd, :, sg].reshape(-1)
+        col_upper[cols.components["incentive_spend"]] = z_hi[sd, :, sg].reshape(-1)
     columns = dict(cols.components)
     if lam > 0:  # F + (1 - lambda) phi^p(q) + lambda theta
         c[cols.total] = lam

@@ -75,10 +75,15 @@ def validate(instance: Path) -> None:
                    "(docs/formulation.md, 'Risk').")
 @click.option("--cvar-alpha", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True,
               help="CVaR level: the mean cost of the worst 1 - alpha of scenarios; every plan reports its CVaR at it.")
+@click.option("--override-costs", type=click.Choice(["total", "each", "none"]), default="total", show_default=True,
+              help="With committed decisions (decisions.csv): measure what they cost together by one more solve "
+                   "without them (total), also each row by one solve without it (each), or not (none); within "
+                   "--time-limit.")
 @set_option
 @guarded
 def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, method, seed, save_mps, show_log, quiet,
-          engine, backend, scheduler, workers, grid_points, formulation, cvar_weight, cvar_alpha, sets) -> None:
+          engine, backend, scheduler, workers, grid_points, formulation, cvar_weight, cvar_alpha, sets, decisions,
+          override_costs) -> None:
     """Solve INSTANCE and write the plan's CSV tables and summary.json to --out.
 
     Progress (build, hand-off, solve) is printed to stderr; --log adds the solver's own log.
@@ -93,7 +98,7 @@ def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, meth
 
     deadline = Deadline(time_limit)  # the budget counts from the command's start, loading included
     progress_to_stderr(quiet)
-    inst = load_instance_with(instance, sets)
+    inst = load_instance_with(instance, sets, decisions)
     click.echo(f"instance {inst.summary()}")
     if save_mps is not None:
         _save_mps(inst, save_mps, integer, "extensive" if formulation == "extensive" else "aggregated")
@@ -105,7 +110,7 @@ def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, meth
             scheduler=scheduler, workers=workers,
             time_limit=time_limit, integer=integer, formulation=formulation,
             mip_rel_gap=mip_gap, threads=threads, method=method, seed=seed, log=show_log,
-            cvar_weight=cvar_weight, cvar_alpha=cvar_alpha,
+            cvar_weight=cvar_weight, cvar_alpha=cvar_alpha, override_costs=override_costs,
         )
     paths = plan.write(out)
     flush_progress()  # what the progress handler folded, before the summary and any warning
@@ -156,13 +161,13 @@ def _save_mps(inst, path: Path, integer: bool, recourse: str) -> None:
 @set_option
 @guarded
 def report(instance: Path, out: Path, frontier_points, service_points, tornado_change, oos_paths, seed, workers, backend,
-           scheduler, quiet, sets) -> None:
+           scheduler, quiet, sets, decisions) -> None:
     """Sensitivity report: shadow prices, ranging, budget frontier, tornado, VSS, as one
     self-contained HTML file plus CSV/JSON."""
     from optplan.explain.report import build_report, write_report
 
     progress_to_stderr(quiet)
-    inst = load_instance_with(instance, sets)
+    inst = load_instance_with(instance, sets, decisions)
     click.echo(f"instance {inst.summary()}")
     from optplan.solvers.backends import get_backend
 
@@ -509,7 +514,7 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers,
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @set_option
 @guarded
-def replan(instance: Path, state: Path, out: Path, engine, time_limit, quiet, sets) -> None:
+def replan(instance: Path, state: Path, out: Path, engine, time_limit, quiet, sets, decisions) -> None:
     """Re-plan INSTANCE from --state: solve weeks k..T again from the drivers, recruits and
     spend actually seen, and say what to do in week k.
 
@@ -521,7 +526,7 @@ def replan(instance: Path, state: Path, out: Path, engine, time_limit, quiet, se
 
     deadline = Deadline(time_limit)
     progress_to_stderr(quiet)
-    inst = load_instance_with(instance, sets)
+    inst = load_instance_with(instance, sets, decisions)
     st = load_state(state, inst)
     click.echo(f"instance {inst.summary()}; re-planning weeks {st.week}..{inst.n_weeks} from {state}")
     if st.demand_seen is not None and len(st.demand_seen):
@@ -567,14 +572,14 @@ def replan(instance: Path, state: Path, out: Path, engine, time_limit, quiet, se
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @set_option
 @guarded
-def state_template(instance: Path, week: int, out: Path, quiet, sets) -> None:
+def state_template(instance: Path, week: int, out: Path, quiet, sets, decisions) -> None:
     """Write the state INSTANCE's optimal plan expects at the start of --week: its drivers,
     recruits and spend so far. Overwrite the numbers with what happened, then `optplan replan`."""
     import optplan
     from optplan.planning.replan import expected_state, initial_state
 
     progress_to_stderr(quiet)
-    inst = load_instance_with(instance, sets)
+    inst = load_instance_with(instance, sets, decisions)
     if week > inst.n_weeks:  # before the solve
         from optplan.errors import OptionError
 

@@ -14,6 +14,7 @@ import functools
 import logging
 import re
 import sys
+from pathlib import Path
 
 import click
 
@@ -210,22 +211,31 @@ def progress_to_stderr(quiet: bool) -> None:
     logger.propagate = False
 
 
-#: The --set option shared by the commands that read an instance.
-set_option = click.option(
-    "--set", "sets", multiple=True, metavar="PATH=VALUE",
-    help="Change the instance before use, validated like the files (repeatable): budgets.total=5000, "
-         "channels[agency].cost_per_applicant=120, demand.blocks=*1.1 (scale), budgets.weekly=null "
-         "(docs/api.md, 'What-if').")
+def set_option(command):
+    """The --set and --decisions options shared by the commands that read an instance."""
+    command = click.option(
+        "--decisions", "decisions", type=click.Path(path_type=Path, dir_okay=False), default=None,
+        metavar="CSV", help="The planner's committed decisions to plan with, in place of the instance's "
+        "decisions.csv (same columns; docs/instance-format.md, 'Committed decisions'); an empty table removes "
+        "them.")(command)
+    return click.option(
+        "--set", "sets", multiple=True, metavar="PATH=VALUE",
+        help="Change the instance before use, validated like the files (repeatable): budgets.total=5000, "
+             "channels[agency].cost_per_applicant=120, demand.blocks=*1.1 (scale), budgets.weekly=null "
+             "(docs/api.md, 'What-if').")(command)
 
 
-def load_instance_with(instance, sets: tuple[str, ...]):
-    """Load INSTANCE and apply the --set changes (optplan.io.whatif); every problem is an
-    InstanceError (exit 2, one line each)."""
+def load_instance_with(instance, sets: tuple[str, ...], decisions: Path | None = None):
+    """Load INSTANCE, take the --decisions file in place of its decisions.csv, and apply the
+    --set changes (optplan.io.whatif); every problem is an InstanceError (exit 2, one line each)."""
     import optplan
     from optplan.errors import InstanceError
     from optplan.io.whatif import parse_assignment
 
     inst = optplan.load_instance(instance)
+    if decisions is not None:
+        inst = inst.with_decisions(decisions)
+        click.echo(f"decisions: {decisions} ({len(inst.tables['decisions'])} rows)", err=True)
     if not sets:
         return inst
     changes, problems = {}, []

@@ -18,6 +18,7 @@ import pandas as pd
 
 from formulations.data import Decisions, ModelData
 from formulations.two_stage.budgets import budget_violations
+from formulations.two_stage.decisions import decision_violations
 from formulations.two_stage.drivers import driver_weeks, onboarding_excess, simulate_drivers
 from formulations.two_stage.objective import cost_components
 from formulations.two_stage.recourse import period_recourse, recourse_cost
@@ -123,6 +124,7 @@ def check_feasibility(data: ModelData, decisions: Decisions, arrivals: np.ndarra
     finite_cap = np.where(np.isfinite(data.onboarding_cap), data.onboarding_cap, 0.0)
     checks = {  # family -> (largest violation, scale of its right-hand side)
         **bound_violations(data, decisions.applicants, decisions.incentive_spend),
+        **decision_violations(data, decisions),
         "onboarding_cap": (np.max(onboarding_excess(data, arrivals), initial=0.0), np.max(finite_cap, initial=1.0)),
         **budget_violations(data, decisions),
     }

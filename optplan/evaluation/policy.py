@@ -42,6 +42,7 @@ from scipy.stats import binom, poisson
 
 from formulations.data import Decisions, ModelData
 from formulations.two_stage.budgets import total_spend
+from formulations.two_stage.decisions import applicant_bounds, incentive_bounds
 from formulations.two_stage.drivers import capacity, carry_over, cohort_arrivals
 from formulations.two_stage.recourse import optimal_recourse, recourse_cost
 from optplan.errors import OptionError
@@ -202,7 +203,8 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
         if data.has_country_budgets:
             raise OptionError("--policies", "policies without dp (the DP holds each depot to one capped budget "
                               "group; this instance has country budgets)", ",".join(policies))
-        dp_result = solve_dp(data, options, policies=True)
+        # the DP states no planner's decisions: its rule is made without them, then held to them week by week
+        dp_result = solve_dp(data.without_decisions(), options, policies=True)
     deps = [DepotModel(data, d) for d in range(D)]
     conv = data.yield_kernel.sum(axis=1)
     modal = data.modal_lag()
@@ -211,6 +213,8 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
     demand = sample_demand(data, n_paths, np.random.default_rng(seed), sigma, noise_ar)
     mask = data.recruit_mask()
     levels_of = {"basestock": np.ones(D), "basestock_bayes": np.ones(D)}  # multipliers, tuned below when asked for
+    x_lo, x_hi = applicant_bounds(data)  # the planner's decisions (decisions.csv), within the caps
+    z_lo, z_hi = (b.sum(axis=2) for b in incentive_bounds(data))
     def run(policy, dp_pols, demand_paths, fluid, budgets=True, show=True):
         plan, t_plan = None, 0  # the last re-plan per path: (applicants (N, D, C, T'), spend (N, D, T')), its week
         n_paths = demand_paths.shape[0]
@@ -277,6 +281,9 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
                     proj = _projected(sim, d, t, ta, data.retention[d])
                     x[:, d, cheapest] = np.clip((need - proj) / conv[cheapest], 0.0, data.applicant_cap[d, cheapest])
                 z = np.zeros((n_paths, D))
+            if data.has_decisions:  # the planner's decisions hold whatever the policy would do
+                x = np.clip(x, x_lo[None, :, :, t], x_hi[None, :, :, t])
+                z = np.clip(z, z_lo[None, :, t], z_hi[None, :, t])
             # -- drivers of week t: stayers + arrivals
             cap_left = data.budget_total - sim.spend_total if budgets else np.inf
             x, z, spent = sim.recruit(t, x, z, data.budget_weekly[t] if budgets else np.inf, cap_left)
@@ -299,6 +306,8 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
                 room = np.maximum(np.minimum(data.budget_weekly[t] - spent, data.budget_total - sim.spend_total), 0.0)
                 if not budgets:
                     room = np.full(n_paths, np.inf)
+                if data.has_decisions:
+                    z = np.clip(z, z_lo[None, :, t], z_hi[None, :, t])
                 tot = z.sum(axis=1)
                 z *= np.where(tot > room, room / np.where(tot > 0, tot, 1), 1.0)[:, None]
                 sim.spend_total += z.sum(axis=1)

@@ -23,6 +23,9 @@ from pydantic import ValidationError
 from formulations.data import ModelData, period_offsets, weekly_demand_in_periods
 from optplan.errors import InstanceError, Problem
 from optplan.io.atomic import atomic_write_text
+from optplan.io.decisions import bounds as decision_bounds
+from optplan.io.decisions import cells as decision_cells
+from optplan.io.decisions import feasibility_problems, row_problems
 from optplan.io.inputs import MAX_ID_CHARS, read_csv_strings, read_yaml_mapping
 from optplan.io.schema import (
     TABLE_BY_NAME,
@@ -125,6 +128,21 @@ class Instance:
         merged = dict(changes or {})
         merged.update({k.replace("__", "."): v for k, v in kwargs.items()})
         return apply_changes(self, merged)
+
+    def with_decisions(self, decisions: pd.DataFrame | str | Path) -> Instance:
+        """A new, validated instance whose planner's decisions are ``decisions`` (a table with
+        decisions.csv's columns, or a CSV file's path), in place of its own: what-ifs of a
+        commitment (the CLI's --decisions). An empty table removes them. Raises InstanceError
+        naming the file, line and field, as for decisions.csv."""
+        if isinstance(decisions, (str, Path)):
+            path = Path(decisions)
+            name = path.name
+            table = read_csv_strings(path, "a decisions table (CSV: depot,channel,week,lever,rule,value,...)", name)
+        else:
+            name, table = "decisions.csv", decisions
+        manifest = self.manifest.model_dump(mode="json")
+        manifest["files"]["decisions"] = name
+        return from_tables(manifest, {**self.tables, "decisions": table})
 
     def rebuilt(self, manifest: dict, tables: dict[str, pd.DataFrame]) -> Instance:
         """A new instance from a manifest and tables, validated like a file (``from_tables``):
@@ -279,7 +297,26 @@ class Instance:
             channel_source=money["channel_source"],
             period_weeks=lengths,
             demand_share=share,
+            **self._decisions(channels, money, (D, len(channels), T)),
         )
+
+    def decision_cells(self, channels=None, money=None) -> pd.DataFrame:
+        """decisions.csv expanded to the model's cells (optplan.io.decisions.cells)."""
+        if channels is None:
+            data = self.model_data()
+            channels, source, country = data.channels, data.channel_source, data.depot_country
+        else:
+            source, country = money["channel_source"], money["country"]
+        period_of_week = {int(w): i for i, w in enumerate(self.period_starts)}
+        return decision_cells(self.tables["decisions"], self.tables["depots"]["depot"], channels, source, country,
+                              period_of_week)
+
+    def _decisions(self, channels, money: dict, shape) -> dict:
+        """The planner's decisions as ModelData bounds (all None without decisions.csv)."""
+        if not len(self.tables["decisions"]):
+            return {}
+        return decision_bounds(self.decision_cells(channels, money), shape, self.currency, money["currency"],
+                               money["fx"])
 
     def _countries(self, dep: pd.DataFrame, kernel, cost, applicant_cap, width, rate) -> dict:
         """Several countries (the country table): every local money figure converted once to
@@ -376,7 +413,7 @@ class Instance:
             if t.name == "depots" and "country" in table and not table["country"].astype(str).ne("").any():
                 table = table.drop(columns=["country"])  # one country: no column (as before countries)
             if not t.required and table.empty:
-                if t.name in ("supply", "countries", "channel_costs"):  # newer than the format's first files
+                if t.name in ("supply", "countries", "channel_costs", "decisions"):  # newer than the first files
                     manifest["files"].pop(t.name)
                 else:
                     manifest["files"][t.name] = None
@@ -615,7 +652,14 @@ def validate_tables(
     if report.problems or report.omitted:
         raise InstanceError(report.problems, report.omitted)
     tables = {name: df.drop(columns=["_line"]) for name, df in typed.items()}
-    return Instance(manifest=manifest, tables=tables, path=folder)
+    instance = Instance(manifest=manifest, tables=tables, path=folder)
+    if cross_checks and len(tables["decisions"]):  # commitments no plan can keep (optplan.io.decisions)
+        data = instance.model_data()
+        weeks = [int(w) for w in instance.period_starts]
+        problems += feasibility_problems(data, instance.decision_cells(), typed["decisions"].attrs["file"], weeks)
+        if problems:
+            raise InstanceError(problems)
+    return instance
 
 
 class _Reporter:
@@ -713,7 +757,7 @@ def _check_column(raw: pd.Series, col: ColumnSpec, file: str, lines: pd.Series, 
     empty = text.eq("")
     good = pd.Series(True, index=raw.index)
     if col.kind == "id":
-        if empty.any():
+        if col.required and empty.any():
             report.add_many(file, col.name, lines[empty], col.expectation(), ["an empty cell"] * int(empty.sum()))
             good &= ~empty
         long = (text.str.len() > MAX_ID_CHARS) if raw.attrs.get("longest_line", np.inf) > MAX_ID_CHARS else None
@@ -776,6 +820,15 @@ def _cross_checks(manifest: Manifest, t: dict[str, pd.DataFrame], ok: dict[str, 
 
     for table in ("demand", "pipeline", "incentives", "supply"):
         unknown(table, "depot", depots, "depot")
+    dec = t["decisions"]
+    if len(dec) and ok["decisions"].all():
+        co = t["countries"]
+        depot_currency = None
+        if len(co) and "country" in t["depots"]:
+            cur = dict(zip(co["country"], co["currency"], strict=False))
+            depot_currency = {d: cur.get(k, "") for d, k in zip(t["depots"]["depot"], t["depots"]["country"], strict=False)}
+        for p in row_problems(dec, depots, channels, dec.attrs["file"], manifest.horizon.currency, depot_currency):
+            report.add(p.file, p.line, p.field, p.expected, p.found)
     unknown("demand", "scenario", scenarios, "scenario")
     unknown("yield_kernel", "channel", channels, "channel")
 
@@ -794,7 +847,7 @@ def _cross_checks(manifest: Manifest, t: dict[str, pd.DataFrame], ok: dict[str, 
     # weekly (every week; each period's recourse then settled week by week)
     dem = t["demand"]
     demand_weekly = starts is not None and demand_is_weekly(dem.loc[dem["week"].notna() & ok["demand"], "week"], starts, T)
-    for table in ("demand", "pipeline", "supply"):
+    for table in ("demand", "pipeline", "supply", "decisions"):
         df = t[table]
         late = df["week"].notna() & (df["week"].astype(float) > T)
         if late.any():

@@ -370,6 +370,13 @@ class Files(_Strict):
         "path", **PATH_RULES,
         default=None,
     )
+    decisions: str | None = _f(
+        "The planner's committed decisions (optional): applicants or incentive spend fixed, at least or at "
+        "most a value per depot, channel and week; every engine that can state them plans within them. Null: "
+        "decisions.csv if the folder has one.",
+        "path", **PATH_RULES,
+        default=None,
+    )
 
 
 class Manifest(_Strict):
@@ -475,6 +482,33 @@ class PipelineRow(_Strict):
     )
 
 
+#: The levers and rules of decisions.csv.
+DECISION_LEVERS = ("applicants", "incentive_spend")
+DECISION_RULES = ("fixed", "min", "max")
+#: decisions.csv: a depot or channel written so applies to every one.
+EVERY = "*"
+
+
+class DecisionRow(_Strict):
+    depot: Id = _f("Depot id (in the depot table), or * for every depot.", "-")
+    channel: Id | None = _f(
+        "For applicants: the channel id (in the channel table), or * for every channel; for incentive_spend: "
+        "empty.", "-", default=None)
+    week: int = _f(PERIOD_WEEK, "week", ge=1, le=MAX_WEEKS)
+    lever: Id = _f("What is decided: applicants (recruited through the channel) or incentive_spend (the depot's "
+                   "planned incentive spend, all segments together).", "-")
+    rule: Id = _f("fixed (exactly the value), min (at least) or max (at most). Rules on the same depot, channel, "
+                  "week and lever combine: the plan meets all of them.", "-")
+    value: float = _f(
+        "Applicants in the week (with horizon.periods: over the period), or incentive spend in the week in "
+        "`currency` (over the period).", "applicants/week or currency/week", ge=0, le=MAX_SPEND)
+    currency: Id | None = _f(
+        "incentive_spend only: the value's currency, horizon.currency or the depot's country's (converted at its "
+        "fx_rate); empty: horizon.currency.", "-", default=None)
+    note: Id | None = _f("Why (shown beside the number in the plan): a campaign committed, a freeze.", "-",
+                         default=None)
+
+
 class SupplyRow(_Strict):
     depot: Id = _f("Depot id (in the depot table).", "-")
     week: int = _f(PERIOD_WEEK, "week", ge=1, le=MAX_WEEKS)
@@ -548,6 +582,7 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("supply", SupplyRow, ("depot", "week"), required=False),
     TableSpec("countries", CountryRow, ("country",), required=False),
     TableSpec("channel_costs", ChannelCostRow, ("country", "channel"), required=False),
+    TableSpec("decisions", DecisionRow, ("depot", "channel", "week", "lever", "rule"), required=False),
 )
 TABLE_BY_NAME = {t.name: t for t in TABLES}
 

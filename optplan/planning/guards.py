@@ -15,6 +15,7 @@ penalty_dominates        the idle or the unserved penalty is more than ``penalty
 one_channel              one channel brings more than ``one_channel_share`` of all applicants
 jump                     a depot's applicants (all channels) change by more than ``jump_factor``
                          from one week to the next, both weeks with at least one applicant
+                         and neither with applicants the planner set (decisions.csv)
 budget_unused            the total budget is below 95 % used while the network's expected
                          service level is below ``service_floor``
 =======================  ====================================================================
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from formulations.two_stage.decisions import decided_cells
 from optplan.io.schema import Guards
 
 #: Share of the total budget under which it counts as not fully used (budget_unused).
@@ -81,9 +83,11 @@ def plausibility(plan, guards: Guards | None = None) -> list[PlanWarning]:
                                 f"{g.one_channel_share:.0%}): one channel's cost or cap decides the whole plan"))
     per_week = x.sum(axis=1) / plan.data.period_length[None, :]  # (D, T) applicants/week (long-lead: per period)
     jumps = 0
+    decided = decided_cells(plan.data)[0].any(axis=1)  # (D, T) weeks where the planner set some applicants
     for d, depot in enumerate(plan.data.depots):
         a, b = per_week[d, :-1], per_week[d, 1:]
         both = (a >= JUMP_MIN_APPLICANTS) & (b >= JUMP_MIN_APPLICANTS)
+        both &= ~(decided[d, :-1] | decided[d, 1:])  # a jump the planner's own decision makes is theirs to know
         ratio = np.where(both, np.maximum(a, b) / np.maximum(np.minimum(a, b), 1e-12), 1.0)
         for t in np.flatnonzero(ratio > g.jump_factor):
             jumps += 1

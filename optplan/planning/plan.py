@@ -34,6 +34,7 @@ from optplan.explain.presentation import engine_words, term
 from optplan.io.atomic import csv_text, json_text, write_files
 from optplan.io.schema import Guards
 from optplan.planning.guards import PlanWarning, plausibility
+from optplan.planning.overrides import OverrideCost
 from optplan.solvers.base import CLEAN_ATOL, SolveResult, SolverStatus, Timings, clean_array, clean_decisions
 
 #: Quantiles of demand over scenarios reported per depot and week (probability-weighted).
@@ -77,6 +78,10 @@ class Plan:
     budget_duals: dict[tuple[str, str], float]  # (scope, key) -> row dual (currency per currency)
     target_duals: dict[str, np.ndarray] = field(default_factory=dict)  # target family -> row duals (currency per block)
     guards: Guards = field(default_factory=Guards)  # the instance's plausibility thresholds
+    # the planner's committed decisions (decisions.csv) beside the plan, and what they cost
+    # (optplan.planning.overrides; set by optplan.solve); None: no decisions
+    overrides: pd.DataFrame | None = None
+    override_cost: OverrideCost | None = None
 
     @cached_property
     def warnings(self) -> list[PlanWarning]:
@@ -198,6 +203,7 @@ class Plan:
             "cost": x[dd, cc, tt] * d.cost_per_applicant[cc],
             "currency": d.currency,
             "expected_new_drivers": x[dd, cc, tt] * d.conversion()[cc],
+            **({"planner": _rule_words(d.applicants_min, d.applicants_max, (dd, cc, tt))} if d.has_decisions else {}),
         })
 
     @cached_property
@@ -213,6 +219,7 @@ class Plan:
             "spend": z[dd, tt, gg],
             "currency": d.currency,
             "extra_blocks": z[dd, tt, gg] * d.incentive_rate[dd, gg],
+            **({"planner": _rule_words(d.incentive_min, d.incentive_max, (dd, tt))} if d.has_decisions else {}),
         })
 
     @cached_property
@@ -430,7 +437,14 @@ class Plan:
                 for s, k, c, sp in b.loc[b["binding"], ["scope", "key", "cap", "shadow_price"]].itertuples(index=False)
             ],
             "warnings": [w.to_dict() for w in self.warnings],
+            **({"planner_decisions": self._decisions_summary()} if self.overrides is not None else {}),
         }
+
+    def _decisions_summary(self) -> dict:
+        o, cost = self.overrides, self.override_cost
+        return {"rows": len(o), "binding": int(o["binding"].sum()),
+                "cost": _round(cost.total) if cost is not None else None,
+                "cost_measured": cost.how if cost is not None else "not measured", "currency": self.currency}
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {
@@ -445,6 +459,7 @@ class Plan:
             **({"spend_by_country.csv": self.spend_by_country} if self.data.depot_country is not None else {}),
             "budgets.csv": self.budgets,
             "cost.csv": self.cost_table(),
+            **({"decisions.csv": self.overrides} if self.overrides is not None else {}),
         }
 
     def render(self) -> dict[str, str]:
@@ -516,6 +531,12 @@ class Plan:
             cost = (f": each {point} lower saves {row.cost_per_point:,.2f} {cur}" if np.isfinite(row.cost_per_point)
                     else "")
             lines.append(f"  {what} target of {where} is met exactly at {level} (binding){cost}")
+        if self.overrides is not None:
+            o, oc = self.overrides, self.override_cost
+            cost = (f"together they cost {oc.total:,.2f} {cur} ({oc.how})" if oc is not None and np.isfinite(oc.total)
+                    else f"their cost {oc.how if oc is not None else 'not measured'}")
+            lines.append(f"  planner's decisions (decisions.csv): {len(o)} rows, {int(o['binding'].sum())} binding; "
+                         f"{cost}; each row beside the plan in decisions.csv")
         if s.message:
             lines.append(f"  {s.message}")
         lines += [f"  warning: {w.message}" for w in self.warnings]
@@ -527,6 +548,27 @@ class Plan:
 
 #: Applicants within this of whole numbers are a MIP's whole applicants (HiGHS's integrality
 #: tolerance is 1e-6 at most); a heuristic's fractional applicants are left as they are.
+
+
+def _rule_words(low: np.ndarray | None, high: np.ndarray | None, cells: tuple) -> list[str]:
+    """Per cell, the planner's rule on it in words ("fixed at 10", "at least 5", "at most 1",
+    "between 2 and 8"; "" where none): where a number was set by decisions.csv."""
+    n = len(cells[0])
+    lo = np.zeros(n) if low is None else low[cells]
+    hi = np.full(n, np.inf) if high is None else high[cells]
+    out = []
+    for a, b in zip(lo, hi, strict=True):
+        if np.isfinite(b) and abs(a - b) <= 1e-9 * max(1.0, b):
+            out.append(f"fixed at {b:g}")
+        elif a > 0 and np.isfinite(b):
+            out.append(f"between {a:g} and {b:g}")
+        elif a > 0:
+            out.append(f"at least {a:g}")
+        elif np.isfinite(b):
+            out.append(f"at most {b:g}")
+        else:
+            out.append("")
+    return out
 
 
 def _round(x: float) -> float | None:

@@ -320,6 +320,11 @@ def remaining_instance(instance: Instance, state: State) -> Instance:
         sup = sup[sup["week"] > shift].copy()
         sup["week"] -= shift
         tables["supply"] = sup
+    dec = tables["decisions"]  # the planner's decisions of weeks k.. stay (earlier ones are in the state)
+    if len(dec):
+        dec = dec[dec["week"] > shift].copy()
+        dec["week"] -= shift
+        tables["decisions"] = dec
     return from_tables(m, tables)
 
 
@@ -424,7 +429,12 @@ def remaining_data(data, week: int, active: np.ndarray, arrivals: np.ndarray, sp
         demand=demand, scenarios=scenarios, probability=probability,
         supply_by_week=None if data.supply_by_week is None else data.supply_by_week[:, shift:],
         applicant_cap=data.applicant_cap, budget_total=total, budget_weekly=weekly, budget_region=regions,
-        budget_country=countries)
+        budget_country=countries,
+        # the planner's decisions of weeks ``week``.. (formulations/two_stage/decisions.py)
+        applicants_min=None if data.applicants_min is None else data.applicants_min[:, :, shift:],
+        applicants_max=None if data.applicants_max is None else data.applicants_max[:, :, shift:],
+        incentive_min=None if data.incentive_min is None else data.incentive_min[:, shift:],
+        incentive_max=None if data.incentive_max is None else data.incentive_max[:, shift:])
 
 
 # ------------------------------------------------------------------ re-planning

@@ -174,6 +174,7 @@ class Capabilities:
     weekly_supply: bool = False  # driver supply b[d,t] that varies by week (data.has_weekly_supply)
     country_budgets: bool = True  # caps on a country's spend besides its regions' (data.has_country_budgets)
     periods: bool = False  # long-lead periods longer than a week (data.has_periods)
+    decisions: bool = False  # the planner's committed decisions as bounds (data.has_decisions)
 
 
 @dataclass(frozen=True)
@@ -413,6 +414,7 @@ FEATURES = (
     (lambda data, options: data.has_weekly_supply, "weekly_supply", "driver supply that varies by week (supply.csv)"),
     (lambda data, options: data.has_periods, "periods", "long-lead periods (horizon.periods)"),
     (lambda data, options: data.has_terminal_value, "terminal", "a terminal value (terminal.value_per_driver)"),
+    (lambda data, options: data.has_decisions, "decisions", "committed decisions (decisions.csv)"),
     (lambda data, options: data.has_chance_targets, "mip",
      "the bad-week chance form (a MIP; or targets.scenario_service_form: cvar, an LP)"),
     (lambda data, options: data.has_targets or data.has_scenario_targets, "targets",

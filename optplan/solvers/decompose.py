@@ -44,6 +44,7 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 
 from formulations.data import Decisions, ModelData
 from formulations.two_stage.budgets import budget_usage, total_spend
+from formulations.two_stage.decisions import lowest_decisions
 from formulations.two_stage.layout import GROUP_BUDGETS
 from formulations.two_stage.matrix import aggregated_standard_form
 from optplan.errors import InfeasibleError, SolverError
@@ -322,10 +323,11 @@ class DecomposeEngine:
         token = _token(data)
         depots = [data.for_depot(d) for d in range(D)]
         master = Master(data)
-        G = data.incentive_width.shape[1]
-        for d in range(D):  # recruiting nothing is within every budget: the master is always feasible
-            master.add(DepotColumn(d, np.zeros((C, T)), np.zeros((T, G)), np.zeros(T),
-                                   _zero_plan_cost(depots[d]), 0.0))
+        for d in range(D):  # the least plan (recruiting nothing but what the planner committed) is
+            # within every budget (the instance's checks refuse commitments that are not): the master is feasible
+            least = lowest_decisions(depots[d])
+            master.add(DepotColumn(d, least.applicants[0], least.incentive_spend[0], total_spend(
+                depots[d], least.applicants, least.incentive_spend)[0], _plan_cost(depots[d], least), 0.0))
         lam = np.zeros(master.nb)
         mu = np.full(D, np.inf)
         best_lb, objective, rounds, gap = -np.inf, np.inf, 0, np.inf
@@ -400,5 +402,5 @@ class DecomposeEngine:
                            extra={"gap": gap, "master_objective": objective, "prices": unpriced or "the LP's"})
 
 
-def _zero_plan_cost(depot: ModelData) -> float:
-    return evaluate_decisions(depot, Decisions.zeros(depot)).expected_cost
+def _plan_cost(depot: ModelData, decisions: Decisions) -> float:
+    return evaluate_decisions(depot, decisions).expected_cost

@@ -89,3 +89,24 @@ def test_array_build_is_the_pyomo_lp_with_cvar_cuts(seed):
     vertices = [cvar_vertex(rng.random(len(data.scenarios)), data.probability, data.cvar_alpha) for _ in range(seed % 3)]
     assert_same_lp(aggregated_standard_form(data, cvar_vertices=vertices),
                    standard_form(two_stage.build_model(data, recourse="aggregated", cvar_vertices=vertices)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_array_build_is_the_pyomo_lp_with_planner_decisions(seed):
+    """The planner's decisions (decisions.py) as column bounds, the same in both builds: random
+    minimums, maximums and fixed cells of applicants and of incentive spend."""
+    from dataclasses import replace
+
+    data, _ = random_case(seed)
+    rng = np.random.default_rng(seed)
+    D, C, T, _ = data.shape
+    x_cap = np.where(np.isfinite(data.applicant_cap), data.applicant_cap, 50.0)[:, :, None] * np.ones(T)
+    low = np.where(rng.random((D, C, T)) < 0.2, rng.uniform(0, 0.5, (D, C, T)) * x_cap, 0.0)
+    high = np.where(rng.random((D, C, T)) < 0.2, low + rng.uniform(0, 0.3, (D, C, T)) * x_cap, np.inf)
+    most = data.incentive_width.sum(axis=1)[:, None] * np.ones(T)
+    z_low = np.where(rng.random((D, T)) < 0.3, rng.uniform(0, 0.6, (D, T)) * most, 0.0)
+    z_high = np.where(rng.random((D, T)) < 0.3, z_low + rng.uniform(0, 0.3, (D, T)) * most, np.inf)
+    data = replace(data, applicants_min=low, applicants_max=high, incentive_min=z_low, incentive_max=z_high)
+    arrays = aggregated_standard_form(data)
+    assert_same_lp(arrays, standard_form(two_stage.build_model(data, recourse="aggregated")))
+    assert (arrays.col_lower[arrays.columns["applicants"]] > 0).any()  # the decisions reached the columns
