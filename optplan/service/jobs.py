@@ -35,7 +35,7 @@ DATASET_KINDS = ("instance", "history", "logs", "pipeline")
 #: Options that the service sets itself (paths, cluster addresses, tracebacks).
 SERVICE_OPTIONS = {"out", "debug", "save_mps", "scheduler", "quiet"}
 #: Options whose value is a file inside the run's dataset (checked as a safe relative path).
-DATASET_FILE_OPTIONS = {"state"}
+DATASET_FILE_OPTIONS = {"state", "decisions"}
 #: The pipeline config's file name inside a pipeline dataset.
 PIPELINE_FILE = "pipeline.yaml"
 

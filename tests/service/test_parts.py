@@ -127,3 +127,13 @@ def test_options_are_the_commands_own():
                         {"budgets.total": 5000, "channels[agency].cost_per_applicant": "*1.1"})
     assert argv[3:] == ["solve", "/data/ds", "--out", "out", "--time-limit", "30", "--integer",
                         "--set", "budgets.total=5000", "--set", "channels[agency].cost_per_applicant=*1.1"]
+
+
+def test_a_run_can_plan_with_a_decisions_file_of_its_dataset():
+    """The what-if of a commitment in the service: options.decisions names a file inside the
+    dataset, passed as --decisions (a dataset's own decisions.csv is read by the instance)."""
+    assert check_options("solve", {"decisions": "what-if/freeze.csv", "override_costs": "each"}) == []
+    assert check_options("solve", {"decisions": "../x.csv"})[0].startswith("options.decisions: expected a relative")
+    assert check_options("solve", {"override_costs": "some"})[0].startswith("options.override_costs:")
+    argv = command_line("solve", Path("/data/ds"), Path("out"), {"decisions": "what-if/freeze.csv"}, {})
+    assert argv[3:] == ["solve", "/data/ds", "--out", "out", "--decisions", "/data/ds/what-if/freeze.csv"]
