@@ -114,6 +114,9 @@ class ModelData:
     applicants_max: np.ndarray | None = None  # (D, C, T) applicants at most this (inf: none)
     incentive_min: np.ndarray | None = None  # (D, T) total incentive spend at least this (currency; 0: none)
     incentive_max: np.ndarray | None = None  # (D, T) total incentive spend at most this (currency; inf: none)
+    # orders (optplan.planning.orders): applicants of periods t < whole_weeks are whole numbers
+    # (integer columns: a MIP); 0: none beyond integer_applicants
+    whole_weeks: int = 0
 
     @property
     def has_decisions(self) -> bool:

@@ -10,9 +10,10 @@ import numpy as np
 import pandas as pd
 
 from formulations.data import weekly_demand_in_periods
-from optplan.errors import InstanceError, NoSolutionError, OptionError, Problem
+from optplan.errors import InstanceError, NoSolutionError, OptionError, OptplanError, Problem
 from optplan.evaluation.evaluator import Evaluation, evaluate_decisions
 from optplan.io.instance import Instance
+from optplan.planning.orders import make_orders
 from optplan.planning.overrides import MEASURES, measure, override_table
 from optplan.planning.plan import Plan
 from optplan.solvers import Deadline, SolveOptions, get_engine, solve_data
@@ -25,7 +26,8 @@ log = logging.getLogger("optplan")
 
 
 def solve(instance: Instance, engine: str = "auto", dp_options=None, deadline=None, backend: str = "local",
-          scheduler: str | None = None, workers: int | None = None, override_costs: str = "total", **options) -> Plan:
+          scheduler: str | None = None, workers: int | None = None, override_costs: str = "total",
+          orders_weeks: int = 0, **options) -> Plan:
     """Solve the two-stage program of ``instance`` and return the Plan.
 
     engine: ``highs`` (the LP/MIP by HiGHS), ``glop`` (the LP by OR-tools GLOP), ``dp`` (the
@@ -40,7 +42,11 @@ def solve(instance: Instance, engine: str = "auto", dp_options=None, deadline=No
     ``workers`` processes when it is None). With the planner's committed decisions
     (decisions.csv) the plan lists them (``plan.overrides``) and, by ``override_costs``
     ("total": one more solve without them; "each": also one per row; "none"), what they cost
-    (optplan.planning.overrides), within the same time budget. ``deadline`` (an
+    (optplan.planning.overrides), within the same time budget. ``orders_weeks`` W > 0 adds
+    ``plan.orders``: the first W weeks as whole applicants (optplan.planning.orders: the MIP on
+    those weeks with the rest fixed, and what rounding costs); when they cannot be made (the time
+    limit, no HiGHS, weeks that are not weekly) the plan comes without them and a RuntimeWarning
+    says why. ``deadline`` (an
     ``optplan.solvers.Deadline``) starts the time budget earlier than this call, e.g. when
     the instance was loaded (the CLI starts it when the command starts).
 
@@ -84,6 +90,12 @@ def solve(instance: Instance, engine: str = "auto", dp_options=None, deadline=No
         table = override_table(plan, instance)
         table["cost"] = np.nan if each is None else each.reindex(table["line"]).to_numpy()
         plan.overrides, plan.override_cost = table, total
+    if orders_weeks:
+        try:
+            plan.orders = make_orders(plan.data, plan.decisions, plan.start_date, min(orders_weeks, plan.data.n_weeks),
+                                      deadline=deadline, options=opts)
+        except OptplanError as exc:
+            warnings.warn(f"no orders: {exc}", RuntimeWarning, stacklevel=2)
     return plan
 
 

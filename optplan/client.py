@@ -132,6 +132,11 @@ class Client:
     def in_force(self, week: str, scope: str = "network", key: str = "") -> dict:
         return self._json("GET", "/plans/in-force", params={"week": week, "scope": scope, "key": key})
 
+    def orders_in_force(self, week: str, scope: str = "network", key: str = "", channel: str | None = None) -> dict:
+        """The whole orders of the plan approved for ``scope`` in the week (rows with applicants > 0)."""
+        params = {"week": week, "scope": scope, "key": key, **({"channel": channel} if channel else {})}
+        return self._json("GET", "/plans/in-force/orders", params=params)
+
     def schedule(self, name: str, cron: str, kind: str, dataset_id: str, timezone: str = "UTC",
                  options: dict | None = None, changes: dict | None = None) -> dict:
         return self._json("POST", "/schedules", json={"name": name, "cron": cron, "timezone": timezone, "kind": kind,

@@ -64,6 +64,7 @@ def test_every_lp_engine_plans_within_the_decisions(tmp_path, engine):
     assert_decisions_hold(plan)
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_whole_applicants_keep_the_decisions(tmp_path):
     plan = optplan.solve(load_instance(demo_with(tmp_path)), engine="highs", integer=True, override_costs="none")
     assert_decisions_hold(plan)

@@ -78,6 +78,7 @@ def test_common_random_numbers_narrow_the_comparison(demo):
     assert (summary["unserved_blocks"] >= 0).all() and (summary["idle_blocks"] >= 0).all()
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_simulation_is_deterministic_for_a_seed(demo):
     data, plan, result = demo
     # tune_paths 20: the base-stock tuning is not what is tested here, and 200 paths of it was 14 s

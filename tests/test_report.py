@@ -170,6 +170,7 @@ def test_report_speaks_planner_language_in_the_browser(report_dir, tmp_path):
     assert (img < 128).mean() > 0.01
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_report_with_a_service_target(tmp_path, demo_path):
     """With a target that small budgets and some tornado cases cannot meet, the report still
     finishes: those frontier points say feasible False, those tornado cases are empty, and

@@ -59,6 +59,7 @@ def test_noise_has_mean_one(demo):
     assert np.allclose(noisy / flat, 1.0, atol=0.02)
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_both_commands_say_what_they_sampled(demo_path, tmp_path):
     runner = CliRunner()
     r = runner.invoke(main, ["simulate", str(demo_path), "--out", str(tmp_path / "sim"), "--paths", "50",

@@ -75,6 +75,10 @@ def validate(instance: Path) -> None:
                    "(docs/formulation.md, 'Risk').")
 @click.option("--cvar-alpha", type=click.FloatRange(0, 1, max_open=True), default=0.9, show_default=True,
               help="CVaR level: the mean cost of the worst 1 - alpha of scenarios; every plan reports its CVaR at it.")
+@click.option("--orders-weeks", type=click.IntRange(min=0, max=52), default=2, show_default=True,
+              help="Write orders/: the first N weeks as whole applicants per depot, channel and week and whole "
+                   "incentive spend, within every budget (the MIP on those weeks with the rest fixed; "
+                   "docs/plan-output.md, 'Orders'); 0: none.")
 @click.option("--override-costs", type=click.Choice(["total", "each", "none"]), default="total", show_default=True,
               help="With committed decisions (decisions.csv): measure what they cost together by one more solve "
                    "without them (total), also each row by one solve without it (each), or not (none); within "
@@ -83,7 +87,7 @@ def validate(instance: Path) -> None:
 @guarded
 def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, method, seed, save_mps, show_log, quiet,
           engine, backend, scheduler, workers, grid_points, formulation, cvar_weight, cvar_alpha, sets, decisions,
-          override_costs) -> None:
+          override_costs, orders_weeks) -> None:
     """Solve INSTANCE and write the plan's CSV tables and summary.json to --out.
 
     Progress (build, hand-off, solve) is printed to stderr; --log adds the solver's own log.
@@ -111,6 +115,7 @@ def solve(instance: Path, out: Path, time_limit, integer, mip_gap, threads, meth
             time_limit=time_limit, integer=integer, formulation=formulation,
             mip_rel_gap=mip_gap, threads=threads, method=method, seed=seed, log=show_log,
             cvar_weight=cvar_weight, cvar_alpha=cvar_alpha, override_costs=override_costs,
+            orders_weeks=orders_weeks,
         )
     paths = plan.write(out)
     flush_progress()  # what the progress handler folded, before the summary and any warning
@@ -499,6 +504,57 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers,
         click.echo(f"  {policy_words(name)}")
     click.echo(f"sampled: {sampler.describe()}")
     click.echo(f"wrote simulation.csv, paths.csv and sampling.json to {out}")
+
+
+@click.command()
+@click.argument("instance", type=click.Path(path_type=Path))
+@click.option("--plan", "plan_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="A plan folder of this instance (optplan solve --out): its applicants.csv and incentives.csv are "
+                   "the plan to order from; without it the instance is solved first.")
+@click.option("--weeks", type=click.IntRange(min=1, max=52), default=2, show_default=True,
+              help="Weeks of orders, from week 1.")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
+              help="Folder for orders.csv, incentives.csv, by_channel/CHANNEL.csv and orders.json.")
+@click.option("--engine", type=EngineChoice(), default="auto", show_default=True,
+              help="The engine of the plan when --plan is not given (the orders are a HiGHS MIP).")
+@click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds for the whole command (loading and any plan included).")
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@set_option
+@guarded
+def orders(instance: Path, plan_dir: Path | None, weeks: int, out: Path, engine, time_limit, quiet, sets,
+           decisions) -> None:
+    """Whole orders for the first --weeks weeks of a plan of INSTANCE: applicants per depot,
+    channel and week, and incentive spend in whole currency units, within every budget, at
+    the least extra expected cost (the MIP on those weeks with the rest of the plan fixed).
+
+    Prints what rounding costs; writes orders.csv, incentives.csv, a CSV per channel
+    (by_channel/) for the teams and systems that post jobs and buy ads, and orders.json.
+    Exit statuses as for solve (4: no orders within the time limit)."""
+    import optplan
+    from optplan.planning.orders import make_orders, read_plan
+    from optplan.solvers import Deadline, SolveOptions
+
+    deadline = Deadline(time_limit)
+    progress_to_stderr(quiet)
+    inst = load_instance_with(instance, sets, decisions)
+    click.echo(f"instance {inst.summary()}")
+    data = inst.model_data()
+    if plan_dir is not None:
+        plan = read_plan(plan_dir, data)
+        click.echo(f"plan: {plan_dir}")
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            solved = optplan.solve(inst, engine=engine, deadline=deadline, time_limit=time_limit, override_costs="none")
+        click.echo(f"plan: solved now ({solved.status.describe()}, {solved.engine})")
+        data, plan = solved.data, solved.decisions
+    result = make_orders(data, plan, inst.manifest.horizon.start_date, min(weeks, data.n_weeks), deadline=deadline,
+                         options=SolveOptions(time_limit=time_limit))
+    paths = result.write(out)
+    flush_progress()
+    click.echo(result.text().strip())
+    click.echo(f"wrote {len(paths)} files to {out}")
 
 
 @click.command()

@@ -34,6 +34,7 @@ from optplan.explain.presentation import engine_words, term
 from optplan.io.atomic import csv_text, json_text, write_files
 from optplan.io.schema import Guards
 from optplan.planning.guards import PlanWarning, plausibility
+from optplan.planning.orders import Orders
 from optplan.planning.overrides import OverrideCost
 from optplan.solvers.base import CLEAN_ATOL, SolveResult, SolverStatus, Timings, clean_array, clean_decisions
 
@@ -82,6 +83,8 @@ class Plan:
     # (optplan.planning.overrides; set by optplan.solve); None: no decisions
     overrides: pd.DataFrame | None = None
     override_cost: OverrideCost | None = None
+    # whole orders for the first weeks (optplan.planning.orders; set by optplan.solve with orders_weeks)
+    orders: Orders | None = None
 
     @cached_property
     def warnings(self) -> list[PlanWarning]:
@@ -438,6 +441,9 @@ class Plan:
             ],
             "warnings": [w.to_dict() for w in self.warnings],
             **({"planner_decisions": self._decisions_summary()} if self.overrides is not None else {}),
+            **({"orders": {k: v for k, v in self.orders.summary().items() if k in ("weeks", "method", "expected_cost",
+                                                                                 "repairs")}}
+               if self.orders is not None else {}),
         }
 
     def _decisions_summary(self) -> dict:
@@ -463,11 +469,13 @@ class Plan:
         }
 
     def render(self) -> dict[str, str]:
-        """Every output file's content, rendered in memory."""
+        """Every output file's content, rendered in memory (the orders in orders/)."""
         files = {}
         for name, df in self.tables().items():
             files[name] = csv_text(df)
         files["summary.json"] = json_text(self.summary())
+        if self.orders is not None:
+            files.update(self.orders.render("orders/"))
         return files
 
     def write(self, out: str | Path) -> list[Path]:
@@ -537,6 +545,8 @@ class Plan:
                     else f"their cost {oc.how if oc is not None else 'not measured'}")
             lines.append(f"  planner's decisions (decisions.csv): {len(o)} rows, {int(o['binding'].sum())} binding; "
                          f"{cost}; each row beside the plan in decisions.csv")
+        if self.orders is not None:
+            lines.append(self.orders.text())
         if s.message:
             lines.append(f"  {s.message}")
         lines += [f"  warning: {w.message}" for w in self.warnings]

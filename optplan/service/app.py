@@ -495,15 +495,43 @@ def create_app(settings: Settings) -> FastAPI:
                 q = q.where(Decision.week == week)
             return page([decision_view(d) for d in scoped(s.scalars(q).all(), who)], limit, offset)
 
+    def approved(s, who: Principal, week: str, scope: str, key: str) -> Decision:
+        """The decision in force for ``scope`` in the week, if ``who`` may see it (else 404)."""
+        d = s.scalar(select(Decision).where(
+            Decision.scope == scope, Decision.scope_key == key, Decision.week == week,
+            Decision.verdict == "approved", Decision.superseded_by.is_(None)))
+        if d is None or not who.sees(d.countries):
+            raise _not_found(f"an approved plan for {scope} {key!r} in the week of {week}")
+        return d
+
     @app.get(f"{API}/plans/in-force", tags=["decisions"])
     def in_force(week: str, scope: str = "network", key: str = "", who: Principal = Depends(principal)):
         with db.session() as s:
-            d = s.scalar(select(Decision).where(
-                Decision.scope == scope, Decision.scope_key == key, Decision.week == week,
-                Decision.verdict == "approved", Decision.superseded_by.is_(None)))
-            if d is None or not who.sees(d.countries):
-                raise _not_found(f"an approved plan for {scope} {key!r} in the week of {week}")
+            d = approved(s, who, week, scope, key)
             return {"decision": decision_view(d), "run": run_view(s.get(Run, d.run_id))}
+
+    @app.get(f"{API}/plans/in-force/orders", tags=["decisions"])
+    def orders_in_force(week: str, scope: str = "network", key: str = "", channel: str | None = None,
+                        format: str = Query("json", pattern="^(json|csv)$"), who: Principal = Depends(principal)):
+        """The whole orders (orders/orders.csv of optplan solve) of the plan approved for ``scope``
+        in the week: what the recruiting teams post and buy; a region's or a country's approval
+        gives its depots' rows, ``channel`` one channel's (an ad system's load)."""
+        with db.session() as s:
+            d = approved(s, who, week, scope, key)
+            run = s.get(Run, d.run_id)
+            if "orders/orders.csv" not in (run.outputs or []):
+                raise _not_found(f"orders of run {run.id} (a solve run writes them: options.orders_weeks > 0)")
+            path = _output_path(run, "orders/orders.csv")
+        df = pd.read_csv(path, keep_default_na=True, dtype={"depot": str, "channel": str, "region": str,
+                                                            "country": str})
+        if scope in ("region", "country") and scope in df.columns:
+            df = df[df[scope] == key]
+        if channel is not None:
+            df = df[df["channel"] == channel]
+        df = df[df["applicants"] > 0].reset_index(drop=True)
+        if format == "csv":
+            return Response(df.to_csv(index=False), media_type="text/csv")
+        return {"decision_id": d.id, "run_id": run.id, "week": week, "scope": scope, "key": key, "rows": records(df)}
 
     # -- schedules
     @app.post(f"{API}/schedules", status_code=201, tags=["schedules"])

@@ -415,6 +415,7 @@ FEATURES = (
     (lambda data, options: data.has_periods, "periods", "long-lead periods (horizon.periods)"),
     (lambda data, options: data.has_terminal_value, "terminal", "a terminal value (terminal.value_per_driver)"),
     (lambda data, options: data.has_decisions, "decisions", "committed decisions (decisions.csv)"),
+    (lambda data, options: data.whole_weeks > 0, "mip", "whole orders (a MIP on the first weeks)"),
     (lambda data, options: data.has_chance_targets, "mip",
      "the bad-week chance form (a MIP; or targets.scenario_service_form: cvar, an LP)"),
     (lambda data, options: data.has_targets or data.has_scenario_targets, "targets",

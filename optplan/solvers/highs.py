@@ -39,7 +39,7 @@ from optplan.solvers.base import (
     Timings,
 )
 from optplan.solvers.diagnose import infeasibility_message, infeasible_rows
-from optplan.solvers.standard_form import build_standard_form, matrix_arrays, standard_form
+from optplan.solvers.standard_form import build_standard_form, mark_integer, matrix_arrays, standard_form
 
 log = logging.getLogger(ENGINE_LOGGER)
 
@@ -138,10 +138,7 @@ class CompiledModel:
 def compile_to_highs(model, options: SolveOptions) -> CompiledModel:
     """Compile a built two-stage ``model`` to sparse standard form and pass it to a new HiGHS."""
     sf = standard_form(model)
-    if options.integer:
-        sf.integer = np.zeros(sf.A.shape[1], dtype=bool) if sf.integer is None else sf.integer
-        used = sf.columns["applicants"]
-        sf.integer[used[used >= 0]] = True
+    mark_integer(sf, model._optplan_data, options.integer)
     compiled = highs_from_standard_form(sf, options)
     compiled.model = model
     return compiled

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from formulations import two_stage
+from formulations.data import ModelData
 from formulations.two_stage.layout import Layout
 from formulations.two_stage.matrix import StandardForm, aggregated_standard_form
 from optplan.errors import SolverError
@@ -103,6 +104,7 @@ def build_standard_form(data, options, deadline, engine: str):
     t0 = time.perf_counter()
     if options.build_route == "arrays":
         sf = aggregated_standard_form(data, integer=options.integer, cvar_vertices=[] if data.cvar_weight > 0 else None)
+        mark_integer(sf, data, options.integer)
         t1 = time.perf_counter()
         return sf, t1 - t0, 0.0
     try:
@@ -116,11 +118,22 @@ def build_standard_form(data, options, deadline, engine: str):
         raise no_time(f"the time limit leaves {deadline.remaining():.1f} s after building the model "
                           f"({t1 - t0:.1f} s), too little to compile it")
     sf = standard_form(model)
-    if options.integer:
-        sf.integer = np.zeros(sf.A.shape[1], dtype=bool) if sf.integer is None else sf.integer
-        used = sf.columns["applicants"]
-        sf.integer[used[used >= 0]] = True
+    mark_integer(sf, data, options.integer)
     # the solver gets its own copy: release the Pyomo model first (peak memory ~ max, not sum)
     del model
     gc.collect()
     return sf, t1 - t0, time.perf_counter() - t1
+
+
+def mark_integer(sf, data: ModelData, integer: bool) -> None:
+    """Integer columns of ``sf``: every applicant column with ``integer`` (--integer); with
+    ``data.whole_weeks`` k (orders), the applicant columns of periods t < k. Columns in
+    ``Layout`` order."""
+    k = int(data.whole_weeks)
+    if not integer and k <= 0:
+        return
+    sf.integer = np.zeros(sf.A.shape[1], dtype=bool) if sf.integer is None else sf.integer
+    used = sf.columns["applicants"]
+    week = sf.layout.recruit[2]
+    pick = (used >= 0) & ((week < k) | integer)
+    sf.integer[used[pick]] = True

@@ -149,8 +149,11 @@ def test_output_files_have_ordinary_permissions(tmp_path, demo_path):
     assert cli("solve", demo_path, "--out", tmp_path / "out").exit_code == 0
     mask = os.umask(0)
     os.umask(mask)
-    for f in (tmp_path / "out").iterdir():
-        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~mask, f.name
+    files = [f for f in (tmp_path / "out").rglob("*") if f.is_file()]
+    assert any(f.parent.name == "orders" for f in files)  # the orders' folder too
+    for f in (tmp_path / "out").rglob("*"):
+        want = 0o666 & ~mask if f.is_file() else 0o777 & ~mask
+        assert stat.S_IMODE(f.stat().st_mode) == want, f.name
 
 
 def test_engine_stopped_at_the_time_limit_with_a_plan_writes_it_and_exits_3(tmp_path, demo_path, monkeypatch):

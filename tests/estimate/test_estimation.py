@@ -76,6 +76,7 @@ def test_calibration_on_held_back_applicants(funnel_fit):
     np.testing.assert_allclose(big["mean_predicted"], big["observed_rate"], atol=0.02)
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_bootstrap_intervals_student_t_and_the_delta_method_cross_check(funnel_fit):
     """Bootstrap refits reuse the prepared rows but equal a weighted fit; the interval is
     estimate +- t(n-1) x bootstrap sd; the bootstrap sd agrees with the delta-method standard

@@ -481,6 +481,7 @@ def test_backtest_acceptance_on_a_subset_of_the_walmart_stores():
     assert set(res.by_depot["depot"]) == set(h.depots) and len(res.by_depot) == 15
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_backtest_fits_on_local_processes_give_the_same_scores():
     """The backtest's fits (origins x models) are backend tasks: on two local processes the
     rows and scores are the ones computed in this process."""

@@ -90,6 +90,7 @@ def test_unserved_and_idle_are_linear_on_the_segments(seed):
         np.diff(np.where(seg.used, seg.unserved_slope, np.nan), axis=-1))] >= -1e-12).all()
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_dp_week_cost_is_the_least_incentive_plus_recourse():
     """The DP's week cost (incentive segments bought best rate first up to the capacity where
     phi_t's slope stops paying for them) equals a brute-force minimum over 20,001 spends, and

@@ -64,8 +64,8 @@ def test_a_solve_through_the_service_writes_the_clis_files(server, demo_id, tmp_
     cli_out = tmp_path / "cli"
     r = CliRunner().invoke(main, ["solve", str(DEMO), "--out", str(cli_out), "--time-limit", "120", "--quiet"])
     assert r.exit_code == 0, r.output
-    assert set(c.outputs(run["id"])) == {p.name for p in cli_out.iterdir()}
-    for name in ("applicants.csv", "incentives.csv", "drivers.csv", "budgets.csv", "cost.csv"):
+    assert set(c.outputs(run["id"])) == {p.relative_to(cli_out).as_posix() for p in cli_out.rglob("*") if p.is_file()}
+    for name in ("applicants.csv", "incentives.csv", "drivers.csv", "budgets.csv", "cost.csv", "orders/orders.csv"):
         assert c.output(run["id"], name) == (cli_out / name).read_bytes(), name
     rows = c.output(run["id"], "applicants.csv", format="json")["rows"]
     assert len(rows) == len(pd.read_csv(cli_out / "applicants.csv")) and set(rows[0]) >= {"depot", "channel", "applicants"}
@@ -218,6 +218,14 @@ def test_a_country_scoped_token_sees_nothing_of_another_country(server, countrie
     with pytest.raises(ServiceError) as err:
         server.client(de_token).in_force(decision["week"], scope="country", key="FR")
     assert err.value.status == 404
+    # the approved plan's whole orders reach the recruiting team: Germany's depots only
+    orders = c.orders_in_force(decision["week"], scope="country", key="DE")
+    assert orders["run_id"] == done["id"] and orders["rows"]
+    assert {r["country"] for r in orders["rows"]} == {"DE"}
+    assert all(float(r["applicants"]).is_integer() and r["applicants"] > 0 for r in orders["rows"])
+    with pytest.raises(ServiceError) as err:
+        c.orders_in_force(decision["week"], scope="country", key="FR")
+    assert err.value.status == 404
 
 
 def test_roles(server, demo_id):
@@ -248,6 +256,14 @@ def test_approving_puts_a_plan_in_force_and_supersedes_the_last(server, demo_id)
     assert c.in_force(week)["run"]["id"] == first["id"]  # a rejection changes nothing in force
     d3 = c.decide(second["id"], "approved", comment="finance agreed", week=week)
     assert c.in_force(week)["decision"]["id"] == d3["id"]
+    # the orders in force are the approved run's orders/orders.csv (rows with applicants), per channel too
+    written = pd.read_csv(io.StringIO(c.output(second["id"], "orders/orders.csv").decode()))
+    written = written[written["applicants"] > 0]
+    orders = c.orders_in_force(week)
+    assert orders["run_id"] == second["id"] and len(orders["rows"]) == len(written)
+    assert sum(r["applicants"] for r in orders["rows"]) == int(written["applicants"].sum())
+    referral = c.orders_in_force(week, channel="referral")["rows"]
+    assert referral and {r["channel"] for r in referral} == {"referral"}
     history = c._json("GET", "/decisions", params={"week": week, "limit": 500})["items"]
     old = next(d for d in history if d["id"] == d1["id"])
     assert old["superseded_by"] == d3["id"]  # history is kept

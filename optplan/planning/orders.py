@@ -1,0 +1,309 @@
+"""Orders (issue #29 part 2): the plan's first weeks as whole numbers a recruiting team or an ad
+system can act on, within every budget, at the least extra expected cost.
+
+Method: the MIP on those weeks with the rest fixed. The plan's applicants and incentive spend
+of weeks >= W+1 are fixed at the plan's values (as the planner's decisions are:
+formulations/two_stage/decisions.py); applicants of weeks 1..W are whole numbers (integer
+columns, ``ModelData.whole_weeks``); every row of the program stays (budgets, onboarding caps,
+targets, the planner's decisions), and HiGHS minimises the same objective to a relative gap of
+``ORDERS_GAP`` (0.01 %: on a 50-depot, 26-week instance the MIP then stops at its root node in
+about 4 s, at 1e-5 it branched for more than ten minutes; the rounding cost there is 0.02 %), within the
+caller's time limit (else ``ORDERS_TIME_LIMIT``). Each depot-week's incentive spend is then rounded down to whole currency units
+(never above a budget; less than one unit per depot and week: integer spend columns made the
+MIP three to four times slower for nothing a planner would see). So the orders are the cheapest whole
+applicants that leave the rest of the plan as it is, and
+
+    rounding cost = E[cost of the plan with the orders] - E[cost of the plan]   (currency, >= 0)
+
+is reported (with its share of the plan's expected cost). A repair step follows as a guard
+against the solver's feasibility tolerance: after the MIP's values are rounded to exact whole
+numbers, a budget over its cap by any amount loses, one at a time, the order whose removal
+raises the expected cost least (the evaluator's kernel), until every budget holds; the number
+of repairs is reported (0 in every case measured).
+
+Applicants are per week (applicants/week); money in the instance currency, with the depot's
+own currency beside it where countries have their own (cost_local = cost / fx_rate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from formulations.data import Decisions, ModelData
+from formulations.two_stage.budgets import budget_usage
+from formulations.two_stage.decisions import applicant_bounds
+from formulations.two_stage.drivers import IncentiveCurve
+from optplan.errors import InstanceError, NoSolutionError, OptionError, Problem
+from optplan.evaluation.evaluator import evaluate_decisions
+from optplan.io.atomic import csv_text, json_text, write_files
+from optplan.io.inputs import read_csv_strings
+from optplan.solvers import Deadline, SolveOptions, solve_data
+from optplan.solvers.base import SolverStatus, quiet_engines
+
+#: The MIP stops within this relative gap of the best whole orders (the rest fixed).
+ORDERS_GAP = 1e-4
+#: Seconds the MIP may take when the caller gives no time limit (then: the best orders so far, with
+#: their gap in the status; none found: no orders, and the plan says why).
+ORDERS_TIME_LIMIT = 120.0
+#: Weeks of orders by default (the CLI's --orders-weeks, `optplan orders --weeks`).
+DEFAULT_WEEKS = 2
+#: A budget holds when its spend is at most cap x (1 + this): float sums, and a plan read back
+#: from its files at 10 significant digits (a thousandth of a currency unit on a million).
+BUDGET_RTOL = 1e-9
+#: Repairs at most (each removes one applicant or one currency unit).
+MAX_REPAIRS = 10_000
+
+
+@dataclass
+class Orders:
+    """Whole orders for the first ``weeks`` weeks, with what rounding cost."""
+
+    weeks: int
+    data: ModelData
+    start_date: pd.Timestamp
+    decisions: Decisions  # the plan with the orders in weeks 1..weeks
+    plan_decisions: Decisions  # the plan as solved
+    plan_cost: float  # currency: the plan's expected cost (evaluator)
+    orders_cost: float  # currency: the same with the orders
+    status: SolverStatus  # of the MIP
+    repairs: int
+    method: str = "the MIP on the first weeks with the rest of the plan fixed"
+
+    @property
+    def rounding_cost(self) -> float:
+        return self.orders_cost - self.plan_cost
+
+    @property
+    def rounding_share(self) -> float:
+        return self.rounding_cost / abs(self.plan_cost) if self.plan_cost else 0.0
+
+    # ------------------------------------------------------------------ tables
+    def _week_start(self, t) -> pd.Series:
+        return pd.Series(self.start_date + pd.to_timedelta(7 * np.asarray(t), unit="D")).dt.strftime("%Y-%m-%d")
+
+    def _places(self, dd) -> dict:
+        d = self.data
+        out = {"region": np.asarray(d.regions)[dd]}
+        if d.depot_country is not None:
+            out["country"] = np.asarray(d.depot_country)[dd]
+        return out
+
+    def _local(self, dd, cost) -> dict:
+        d = self.data
+        if d.depot_currency is None:
+            return {}
+        return {"local_currency": np.asarray(d.depot_currency)[dd], "cost_local": cost / np.asarray(d.depot_fx)[dd]}
+
+    @property
+    def applicants(self) -> pd.DataFrame:
+        """Whole applicants per depot, channel and week (rows where the order or the plan is > 0)."""
+        d, W = self.data, self.weeks
+        x = self.decisions.applicants[:, :, :W]
+        p = self.plan_decisions.applicants[:, :, :W]
+        dd, cc, tt = np.nonzero((x > 0) | (p > 0))
+        n = np.rint(x[dd, cc, tt]).astype(np.int64)
+        cost = n * d.cost_per_applicant[cc]
+        return pd.DataFrame({
+            "depot": np.asarray(d.depots)[dd], **self._places(dd),
+            "channel": np.asarray(d.channels)[cc], "week": tt + 1, "week_start": self._week_start(tt),
+            "applicants": n, "cost": cost, "currency": d.currency, **self._local(dd, cost),
+            "plan_applicants": p[dd, cc, tt],
+        })
+
+    @property
+    def incentives(self) -> pd.DataFrame:
+        """Whole incentive spend per depot and week (rows where the order or the plan is > 0)."""
+        d, W = self.data, self.weeks
+        z = self.decisions.incentive_spend[:, :W].sum(axis=2)
+        p = self.plan_decisions.incentive_spend[:, :W].sum(axis=2)
+        dd, tt = np.nonzero((z > 0) | (p > 0))
+        spend = np.rint(z[dd, tt])
+        return pd.DataFrame({
+            "depot": np.asarray(d.depots)[dd], **self._places(dd), "week": tt + 1,
+            "week_start": self._week_start(tt), "spend": spend, "currency": d.currency,
+            **{k.replace("cost", "spend"): v for k, v in self._local(dd, spend).items()},
+            "plan_spend": p[dd, tt],
+        })
+
+    def by_channel(self) -> dict[str, pd.DataFrame]:
+        """Per channel, the rows a recruiting team or an ad system loads: where, when, how many, at what cost."""
+        a = self.applicants
+        a = a[a["applicants"] > 0]
+        return {str(c): g.drop(columns=["channel", "plan_applicants"]).reset_index(drop=True)
+                for c, g in a.groupby("channel", sort=True)}
+
+    def budgets(self) -> list[dict]:
+        usage = budget_usage(self.data, self.decisions, every_cap=True)
+        return [{"budget": family.removeprefix("budget_"), "key": key if isinstance(key, str) else int(key),
+                 "cap": float(cap), "used": float(used), "slack": float(cap - used)}
+                for family, (keys, useds, caps) in usage.items() for key, used, cap in zip(keys, useds, caps, strict=True)]
+
+    def summary(self) -> dict:
+        a, inc = self.applicants, self.incentives
+        return {
+            "weeks": self.weeks, "method": self.method, "status": self.status.to_dict(), "currency": self.data.currency,
+            "expected_cost": {"plan": _num(self.plan_cost), "with_orders": _num(self.orders_cost),
+                              "rounding": _num(self.rounding_cost), "rounding_share": _num(self.rounding_share)},
+            "repairs": self.repairs,
+            "applicants_by_channel": {c: int(v) for c, v in a.groupby("channel")["applicants"].sum().items()},
+            "recruiting_spend": _num(float(a["cost"].sum())), "incentive_spend": _num(float(inc["spend"].sum())),
+            "budgets": [{k: _num(v) if isinstance(v, float) else v for k, v in b.items()} for b in self.budgets()],
+        }
+
+    def render(self, prefix: str = "") -> dict[str, str]:
+        files = {f"{prefix}orders.csv": csv_text(self.applicants), f"{prefix}incentives.csv": csv_text(self.incentives),
+                 f"{prefix}orders.json": json_text(self.summary())}
+        for channel, df in self.by_channel().items():
+            files[f"{prefix}by_channel/{channel}.csv"] = csv_text(df)
+        return files
+
+    def write(self, folder: str | Path) -> list[Path]:
+        files = self.render()
+        write_files(folder, files)
+        return [Path(folder) / n for n in files]
+
+    def text(self) -> str:
+        a, cur = self.applicants, self.data.currency
+        by = a.groupby("channel")["applicants"].sum()
+        chans = ", ".join(f"{c} {int(v)}" for c, v in by.items() if v > 0) or "none"
+        return (f"  orders for weeks 1-{self.weeks}: {int(a['applicants'].sum())} applicants ({chans}), incentive "
+                f"spend {self.incentives['spend'].sum():,.0f} {cur}; rounding to whole numbers costs "
+                f"{self.rounding_cost:,.2f} {cur} ({self.rounding_share:.3%} of the plan's expected cost; "
+                f"{self.method}{'' if self.status.optimal else ', ' + self.status.describe()})")
+
+
+def _num(x: float) -> float | None:
+    return float(f"{x:.10g}") if np.isfinite(x) else None
+
+
+def make_orders(data: ModelData, plan: Decisions, start_date, weeks: int = DEFAULT_WEEKS,
+                deadline: Deadline | None = None, options: SolveOptions | None = None) -> Orders:
+    """Whole orders for weeks 1..``weeks`` of the plan ``plan`` of ``data`` (module docstring).
+    Raises OptionError for weeks outside the horizon or not weekly, NoSolutionError when the
+    MIP ends without orders (the time limit)."""
+    T = data.n_weeks
+    if not 1 <= weeks <= T:
+        raise OptionError("--weeks", f"1..{T} (the plan's weeks)", weeks)
+    if np.any(data.period_length[:weeks] != 1):
+        raise OptionError("--weeks", "weeks that are weekly periods (orders are per week; this instance's periods "
+                          f"start {int(data.period_length[0])} weeks long)", weeks)
+    x, z = plan.applicants, plan.incentive_spend
+    lo, hi = applicant_bounds(data)  # the planner's decisions in the order weeks, the plan beyond
+    lo[:, :, weeks:] = hi[:, :, weeks:] = x[:, :, weeks:]
+    z_tot = z.sum(axis=2)
+    z_lo = np.zeros_like(z_tot) if data.incentive_min is None else data.incentive_min.copy()
+    z_hi = np.full_like(z_tot, np.inf) if data.incentive_max is None else data.incentive_max.copy()
+    z_lo[:, weeks:] = z_hi[:, weeks:] = z_tot[:, weeks:]
+    mip = replace(data, applicants_min=lo, applicants_max=hi, incentive_min=z_lo, incentive_max=z_hi,
+                  whole_weeks=weeks, integer_applicants=False)
+    opts = replace(options or SolveOptions(), integer=False, mip_rel_gap=ORDERS_GAP)
+    if deadline is None or deadline.seconds is None:
+        deadline = Deadline(ORDERS_TIME_LIMIT)
+    with quiet_engines():
+        result = solve_data(mip, opts, "highs", deadline=deadline)
+    if not result.status.has_solution:
+        raise NoSolutionError(f"no orders: {result.status.describe()}", result.status)
+    ox = result.decisions.applicants.copy()
+    oz = result.decisions.incentive_spend.copy()
+    ox[:, :, :weeks] = np.rint(ox[:, :, :weeks])
+    oz[:, :weeks] = _whole_spend(data, oz[:, :weeks])
+    ox[:, :, weeks:], oz[:, weeks:] = x[:, :, weeks:], z[:, weeks:]  # exactly the plan's, not the solver's copy
+    orders, repairs = _repair(data, Decisions(ox, oz), weeks)
+    before = evaluate_decisions(data, plan).expected_cost
+    after = evaluate_decisions(data, orders).expected_cost
+    return Orders(weeks, data, pd.Timestamp(start_date), orders, plan, before, after, result.status, repairs)
+
+
+def _whole_spend(data: ModelData, z: np.ndarray) -> np.ndarray:
+    """Each depot-week's incentive spend (D, W, G) rounded down to whole currency units, split
+    over the segments best rate first (drivers.IncentiveCurve, the order the LP fills them)."""
+    totals = np.floor(z.sum(axis=2) + 1e-9)
+    out = np.zeros_like(z)
+    for d in range(z.shape[0]):
+        out[d] = IncentiveCurve(data, d).split(totals[d])
+    return out
+
+
+def _over(data: ModelData, decisions: Decisions) -> list[tuple[str, object]]:
+    return [(family, key) for family, (keys, used, caps) in budget_usage(data, decisions).items()
+            for key, u, cap in zip(keys, used, caps, strict=True) if u > cap * (1 + BUDGET_RTOL)]
+
+
+def _repair(data: ModelData, decisions: Decisions, weeks: int) -> tuple[Decisions, int]:
+    """Remove single orders, the cheapest to lose first (the evaluator's expected cost), until
+    every budget holds exactly; (the repaired decisions, how many were removed)."""
+    x, z = decisions.applicants.copy(), decisions.incentive_spend.copy()
+    repairs = 0
+    while _over(data, Decisions(x, z)) and repairs < MAX_REPAIRS:
+        best, best_cost = None, np.inf
+        for cell in map(tuple, np.argwhere(x[:, :, :weeks] >= 1)):
+            x[cell] -= 1
+            cost = evaluate_decisions(data, Decisions(x, z)).expected_cost
+            x[cell] += 1
+            if cost < best_cost:
+                best, best_cost = ("x", cell), cost
+        for cell in map(tuple, np.argwhere(z[:, :weeks] >= 1)):
+            z[cell] -= 1
+            cost = evaluate_decisions(data, Decisions(x, z)).expected_cost
+            z[cell] += 1
+            if cost < best_cost:
+                best, best_cost = ("z", cell), cost
+        if best is None:
+            break
+        (x if best[0] == "x" else z)[best[1]] -= 1
+        repairs += 1
+    return Decisions(x, z), repairs
+
+
+def read_plan(folder: str | Path, data: ModelData) -> Decisions:
+    """A plan folder's applicants.csv and incentives.csv as Decisions of ``data`` (ids must be
+    the instance's: InstanceError naming the file and line otherwise)."""
+    folder = Path(folder)
+    D, C, T, _ = data.shape
+    x = np.zeros((D, C, T))
+    z = np.zeros((D, T, data.incentive_width.shape[1]))
+    problems = []
+    d_pos = {d: i for i, d in enumerate(data.depots)}
+    c_pos = {c: i for i, c in enumerate(data.channels)}
+    for name, cols in (("applicants.csv", ("depot", "channel", "week", "applicants")),
+                       ("incentives.csv", ("depot", "week", "segment", "spend"))):
+        df = read_csv_strings(folder / name, "a plan's table (optplan solve writes it)", name)
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            problems.append(Problem(name, 1, missing[0], f"the columns {', '.join(cols)}", "it missing"))
+            continue
+        for i, rec in enumerate(df.to_dict("records")):
+            line = i + 2
+            d = d_pos.get(rec["depot"])
+            try:
+                t = int(rec["week"]) - 1
+                value = float(rec[cols[-1]])
+            except ValueError:
+                problems.append(Problem(name, line, "week", "a whole week and a number", f"{rec['week']!r}"))
+                continue
+            if d is None:
+                problems.append(Problem(name, line, "depot", "a depot of the instance", repr(rec["depot"])))
+                continue
+            if not (0 <= t < T) or not np.isfinite(value) or value < 0:
+                problems.append(Problem(name, line, cols[-1], f"a week in 1..{T} and a finite value >= 0",
+                                        f"week {t + 1}, {value!r}"))
+                continue
+            if name == "applicants.csv":
+                c = c_pos.get(rec["channel"])
+                if c is None:
+                    problems.append(Problem(name, line, "channel", "a channel of the instance", repr(rec["channel"])))
+                    continue
+                x[d, c, t] = value
+            else:
+                g = int(rec["segment"]) - 1
+                if not 0 <= g < z.shape[2]:
+                    problems.append(Problem(name, line, "segment", f"1..{z.shape[2]}", rec["segment"]))
+                    continue
+                z[d, t, g] = value
+    if problems:
+        raise InstanceError(problems)
+    return Decisions(x, z)
