@@ -131,6 +131,39 @@ def test_the_repair_step_removes_the_cheapest_order_to_lose_until_the_budgets_ho
             assert evaluate_decisions(data, Decisions(other, over.incentive_spend)).expected_cost >= cost - COST_ATOL
 
 
+def test_without_a_mip_solver_the_orders_are_the_plan_rounded_and_repaired(tmp_path, monkeypatch):
+    """highspy unavailable (the DP fallback's case): the nearest whole applicants, then the
+    repair step; still whole and within every budget, the method and status say so, and the
+    cost is never below the MIP's orders (which are the cheapest, within the MIP gap)."""
+    import optplan.planning.orders as orders_module
+    from optplan.errors import EngineUnavailableError
+
+    folder = tmp_path / "tight"
+    shutil.copytree(DEMO, folder)
+    text = (folder / "instance.yaml").read_text()
+    (folder / "instance.yaml").write_text(text.replace("weekly: 1756.0", f"weekly: {[70.0] + [1756.0] * 11}"))
+    (folder / "incentives.csv").write_text("depot,segment,max_spend,blocks_per_currency\n")
+    for inst in (load_instance(DEMO), load_instance(folder)):
+        plan = optplan.solve(inst, engine="highs")
+        mip = make_orders(plan.data, plan.decisions, plan.start_date, 2)
+
+        def unavailable(*args, **kwargs):
+            raise EngineUnavailableError("HiGHS is not available: cannot import highspy (blocked by the test)")
+
+        with monkeypatch.context() as m:
+            m.setattr(orders_module, "solve_data", unavailable)
+            rounded = make_orders(plan.data, plan.decisions, plan.start_date, 2)
+        assert_whole_and_within_budgets(rounded)
+        assert rounded.method == orders_module.ROUNDING_METHOD and "cannot import highspy" in rounded.status.message
+        assert rounded.status.has_solution and not rounded.status.optimal
+        assert rounded.orders_cost >= mip.orders_cost * (1 - ORDERS_GAP) - COST_ATOL
+        assert rounded.rounding_share <= ROUNDING_SHARE_MAX
+        x, p = rounded.decisions.applicants[:, :, :2], plan.decisions.applicants[:, :, :2]
+        assert (np.abs(x - p) <= 0.5 + 1e-9).all() or rounded.repairs > 0  # nearest, unless repaired
+    # the 70 USD week: the plan's 1.62 referral applicants (40 USD each) round up to 80 USD, and the repair brings it back
+    assert rounded.repairs >= 1
+
+
 def test_orders_keep_the_planners_decisions(tmp_path):
     folder = tmp_path / "inst"
     shutil.copytree(DEMO, folder)

@@ -21,6 +21,11 @@ numbers, a budget over its cap by any amount loses, one at a time, the order who
 raises the expected cost least (the evaluator's kernel), until every budget holds; the number
 of repairs is reported (0 in every case measured).
 
+Without a MIP solver (highspy cannot be imported: the plan then came from the DP fallback),
+the orders are the plan's applicants rounded to the nearest whole number within the planner's
+decisions and caps, and the same repair step restores any budget or onboarding cap that
+rounding up broke (the method and the status say so; its rounding cost is reported the same way).
+
 Applicants are per week (applicants/week); money in the instance currency, with the depot's
 own currency beside it where countries have their own (cost_local = cost / fx_rate).
 """
@@ -32,13 +37,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 
 from formulations.data import Decisions, ModelData
 from formulations.two_stage.budgets import budget_usage
 from formulations.two_stage.decisions import applicant_bounds
-from formulations.two_stage.drivers import IncentiveCurve
-from optplan.errors import InstanceError, NoSolutionError, OptionError, Problem
-from optplan.evaluation.evaluator import evaluate_decisions
+from formulations.two_stage.drivers import IncentiveCurve, onboarding_excess, simulate_drivers
+from optplan.errors import EngineUnavailableError, InstanceError, NoSolutionError, OptionError, Problem
+from optplan.evaluation.evaluator import check_feasibility, evaluate_decisions
 from optplan.io.atomic import csv_text, json_text, write_files
 from optplan.io.inputs import read_csv_strings
 from optplan.solvers import Deadline, SolveOptions, solve_data
@@ -54,6 +60,8 @@ DEFAULT_WEEKS = 2
 #: A budget holds when its spend is at most cap x (1 + this): float sums, and a plan read back
 #: from its files at 10 significant digits (a thousandth of a currency unit on a million).
 BUDGET_RTOL = 1e-9
+#: The method when no MIP solver can be imported (the DP fallback's case).
+ROUNDING_METHOD = "the plan rounded to the nearest whole applicants with a repair step (no MIP solver)"
 #: Repairs at most (each removes one applicant or one currency unit).
 MAX_REPAIRS = 10_000
 
@@ -203,19 +211,42 @@ def make_orders(data: ModelData, plan: Decisions, start_date, weeks: int = DEFAU
     opts = replace(options or SolveOptions(), integer=False, mip_rel_gap=ORDERS_GAP)
     if deadline is None or deadline.seconds is None:
         deadline = Deadline(ORDERS_TIME_LIMIT)
-    with quiet_engines():
-        result = solve_data(mip, opts, "highs", deadline=deadline)
-    if not result.status.has_solution:
-        raise NoSolutionError(f"no orders: {result.status.describe()}", result.status)
-    ox = result.decisions.applicants.copy()
-    oz = result.decisions.incentive_spend.copy()
-    ox[:, :, :weeks] = np.rint(ox[:, :, :weeks])
+    method = Orders.method
+    try:
+        with quiet_engines():
+            result = solve_data(mip, opts, "highs", deadline=deadline)
+    except EngineUnavailableError as exc:  # no MIP solver (the DP fallback's case): round, then repair
+        ox, oz, status = _rounded(data, x, z, lo, hi, weeks, str(exc))
+        method = ROUNDING_METHOD
+    else:
+        if not result.status.has_solution:
+            raise NoSolutionError(f"no orders: {result.status.describe()}", result.status)
+        ox = result.decisions.applicants.copy()
+        oz = result.decisions.incentive_spend.copy()
+        ox[:, :, :weeks] = np.rint(ox[:, :, :weeks])
+        status = result.status
     oz[:, :weeks] = _whole_spend(data, oz[:, :weeks])
     ox[:, :, weeks:], oz[:, weeks:] = x[:, :, weeks:], z[:, weeks:]  # exactly the plan's, not the solver's copy
     orders, repairs = _repair(data, Decisions(ox, oz), weeks)
     before = evaluate_decisions(data, plan).expected_cost
     after = evaluate_decisions(data, orders).expected_cost
-    return Orders(weeks, data, pd.Timestamp(start_date), orders, plan, before, after, result.status, repairs)
+    return Orders(weeks, data, pd.Timestamp(start_date), orders, plan, before, after, status, repairs, method)
+
+
+def _rounded(data: ModelData, x: np.ndarray, z: np.ndarray, lo: np.ndarray, hi: np.ndarray, weeks: int,
+             why: str) -> tuple[np.ndarray, np.ndarray, SolverStatus]:
+    """The plan's applicants of weeks 1..``weeks`` rounded to the nearest whole number within
+    the planner's decisions and the applicant caps ([ceil lo, floor hi]); the repair step
+    then restores any budget or onboarding cap the rounding up broke."""
+    ox, oz = x.copy(), z.copy()
+    top = np.floor(hi[:, :, :weeks] + 1e-9)
+    bottom = np.minimum(np.ceil(lo[:, :, :weeks] - 1e-9), top)
+    ox[:, :, :weeks] = np.clip(np.rint(x[:, :, :weeks]), bottom, top)
+    status = SolverStatus(TerminationCondition.convergenceCriteriaSatisfied, SolutionStatus.feasible,
+                          "rounding with repair", "", None, None,
+                          message=f"no MIP solver for the orders ({why}): the plan rounded to the nearest whole "
+                                  "applicants, then repaired")
+    return ox, oz, status
 
 
 def _whole_spend(data: ModelData, z: np.ndarray) -> np.ndarray:
@@ -228,33 +259,40 @@ def _whole_spend(data: ModelData, z: np.ndarray) -> np.ndarray:
     return out
 
 
-def _over(data: ModelData, decisions: Decisions) -> list[tuple[str, object]]:
-    return [(family, key) for family, (keys, used, caps) in budget_usage(data, decisions).items()
-            for key, u, cap in zip(keys, used, caps, strict=True) if u > cap * (1 + BUDGET_RTOL)]
+def _excess(data: ModelData, decisions: Decisions) -> float:
+    """How far the orders break the budgets (currency over the caps, beyond BUDGET_RTOL) and
+    the onboarding caps (new drivers beyond the caps): 0 when everything holds."""
+    over = sum(max(0.0, u - cap * (1 + BUDGET_RTOL)) for keys, used, caps in budget_usage(data, decisions).values()
+               for u, cap in zip(used, caps, strict=True))
+    if "onboarding_cap" in check_feasibility(data, decisions):
+        arrivals, _, _ = simulate_drivers(data, decisions)
+        over += float(np.maximum(onboarding_excess(data, arrivals), 0.0).sum())
+    return over
 
 
 def _repair(data: ModelData, decisions: Decisions, weeks: int) -> tuple[Decisions, int]:
-    """Remove single orders, the cheapest to lose first (the evaluator's expected cost), until
-    every budget holds exactly; (the repaired decisions, how many were removed)."""
+    """Remove single orders (an applicant, a currency unit of spend), each time the one that
+    raises the expected cost least (the evaluator's kernel) among those that reduce what is
+    broken (_excess), until every budget and onboarding cap holds; (the repaired decisions,
+    how many were removed)."""
     x, z = decisions.applicants.copy(), decisions.incentive_spend.copy()
     repairs = 0
-    while _over(data, Decisions(x, z)) and repairs < MAX_REPAIRS:
-        best, best_cost = None, np.inf
-        for cell in map(tuple, np.argwhere(x[:, :, :weeks] >= 1)):
-            x[cell] -= 1
-            cost = evaluate_decisions(data, Decisions(x, z)).expected_cost
-            x[cell] += 1
-            if cost < best_cost:
-                best, best_cost = ("x", cell), cost
-        for cell in map(tuple, np.argwhere(z[:, :weeks] >= 1)):
-            z[cell] -= 1
-            cost = evaluate_decisions(data, Decisions(x, z)).expected_cost
-            z[cell] += 1
-            if cost < best_cost:
-                best, best_cost = ("z", cell), cost
+    excess = _excess(data, Decisions(x, z))
+    while excess > 0 and repairs < MAX_REPAIRS:
+        best, best_cost, best_excess = None, np.inf, excess
+        for kind, arr, cells in (("x", x, np.argwhere(x[:, :, :weeks] >= 1)), ("z", z, np.argwhere(z[:, :weeks] >= 1))):
+            for cell in map(tuple, cells):
+                arr[cell] -= 1
+                trial = Decisions(x, z)
+                after = _excess(data, trial)
+                cost = evaluate_decisions(data, trial).expected_cost if after < excess else np.inf
+                arr[cell] += 1
+                if cost < best_cost:
+                    best, best_cost, best_excess = (kind, cell), cost, after
         if best is None:
             break
         (x if best[0] == "x" else z)[best[1]] -= 1
+        excess = best_excess
         repairs += 1
     return Decisions(x, z), repairs
 

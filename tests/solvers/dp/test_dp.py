@@ -172,9 +172,12 @@ def test_auto_falls_back_to_glop_then_the_dp_when_solvers_cannot_be_imported(tmp
     # the same plan as asking for the DP directly (only the status text differs)
     direct = _run_cli(["solve", str(inst), "--out", str(tmp_path / "dp"), "--engine", "dp"], tmp_path, block="highspy")
     assert direct.returncode == 0, direct.stderr
-    for name in names(tmp_path / "dp"):
-        if name != "summary.json":
-            assert (tmp_path / "dp" / name).read_bytes() == (tmp_path / "auto" / name).read_bytes(), name
+    for path in sorted((tmp_path / "dp").rglob("*")):  # the orders too: rounded and repaired without a MIP solver
+        name = path.relative_to(tmp_path / "dp")
+        if path.is_file() and name.name != "summary.json":
+            assert path.read_bytes() == (tmp_path / "auto" / name).read_bytes(), name
+    orders = json.loads((tmp_path / "auto" / "orders" / "orders.json").read_text())
+    assert "rounded" in orders["method"] and "cannot import highspy" in orders["status"]["message"]
     assert summary["expected_cost"]["total"] >= lp * (1 - BOUND_RTOL)  # a feasible plan never beats the optimum
 
 
