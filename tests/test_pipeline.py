@@ -9,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -189,3 +190,43 @@ def test_a_step_that_fails_says_truthfully_what_was_kept(config, tmp_path):
     settings.write_text(yaml.safe_dump(s))
     code, out = run(config)
     assert code == 0 and "skipped logs, funnel, retention, history, forecast" in out, out
+
+
+def test_bad_replan_sections_are_one_line_each(config):
+    cfg = yaml.safe_load(config.read_text())
+    for replan, words in (({"week": 0}, "replan.week"), ({"week": "soon"}, "replan.week"),
+                          ({"week": 2, "spend": "nowhere.csv"}, "replan.spend"), ({"week": 2, "gap": 0}, "replan.gap")):
+        (config.parent / "bad.yaml").write_text(yaml.safe_dump(dict(cfg, replan=replan)))
+        code, out = run(config.parent / "bad.yaml")
+        errors = [line for line in out.splitlines() if line.startswith("error:")]
+        assert code == 2 and any(words in e for e in errors), out
+        assert "running" not in out
+
+
+@pytest.mark.slow  # a whole run with the re-plan (about 25 s)
+def test_a_weekly_run_replans_from_the_logs(config, tmp_path):
+    """Logs that reach into the plan's horizon (the instance starts 2012-10-27; the synthetic
+    logs run 47 weeks from 2012-01-02, the last in the plan's week 4): replan.week auto is week
+    5; the state step builds the state from the logs and the replan step plans weeks 5..13."""
+    cfg = yaml.safe_load(config.read_text())
+    cfg["generate_logs"].update(start="2012-01-02", weeks=47)
+    cfg["replan"] = {"week": "auto"}
+    cfg["report"] = {"enabled": False}
+    config.write_text(yaml.safe_dump(cfg))
+    code, out = run(config)
+    assert code == 0, out
+    manifest = json.loads((tmp_path / "out" / "pipeline.json").read_text())
+    assert list(manifest["steps"]) == ["logs", "funnel", "retention", "history", "forecast", "instance", "plan",
+                                       "state", "replan"]
+    state = yaml.safe_load((tmp_path / "out" / "state" / "state.yaml").read_text())
+    assert state["week"] == 5 and state["files"]["pipeline"] == "pipeline.csv"
+    from_logs = json.loads((tmp_path / "out" / "state" / "from_logs.json").read_text())
+    assert from_logs["counts"]["applicants_in_funnel"] > 0 and sum(from_logs["counts"]["drivers_active"].values()) > 0
+    this_week = pd.read_csv(tmp_path / "out" / "replan" / "this_week.csv")
+    assert len(this_week) and set(this_week["week"]) == {5}
+    summary = json.loads((tmp_path / "out" / "replan" / "summary.json").read_text())
+    assert summary["status"]["solution"] == "optimal"
+    inst = optplan.load_instance(tmp_path / "out" / "replan" / "instance")
+    assert inst.n_weeks == 13 - 4
+    code, out = run(config)  # a week later nothing new: every step skipped
+    assert code == 0 and "ran nothing" in out, out

@@ -283,17 +283,19 @@ def estimate_retention(activity, out, gap, observed_until, n_boot, seed, quiet):
 @click.option("--weeks", type=click.IntRange(min=4), default=52, show_default=True)
 @click.option("--censored-share", type=click.FloatRange(min=0, max=0.9, min_open=True), default=0.3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]), default="2026-01-05", show_default=True,
+              help="A date in the logs' first week (YYYY-MM-DD).")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True)
 @guarded
-def generate_logs(n_applicants, n_drivers, depots, weeks, censored_share, seed, out):
+def generate_logs(n_applicants, n_drivers, depots, weeks, censored_share, seed, start, out):
     """Write synthetic applicant and activity logs from known parameters, with the truth."""
 
     from optplan.estimate.synthetic import generate_activity_log, generate_applicant_log
     from optplan.io.atomic import json_text, write_files
 
     apps, truth, observed = generate_applicant_log(n_applicants, seed=seed, depots=depots, censored_share=censored_share,
-                                                   weeks=weeks)
-    act, atruth = generate_activity_log(n_drivers, seed=seed, depots=depots, weeks=weeks)
+                                                   weeks=weeks, start=start.date())
+    act, atruth = generate_activity_log(n_drivers, seed=seed, depots=depots, weeks=weeks, start=start.date())
     truth_json = {
         "observed_until": str(observed),
         "conversion": truth.conversion, "mean_weeks_to_first_block": truth.mean_weeks_to_first_block,
@@ -625,24 +627,60 @@ def replan(instance: Path, state: Path, out: Path, engine, time_limit, quiet, se
 @click.argument("instance", type=click.Path(path_type=Path))
 @click.option("--week", type=click.IntRange(min=1), required=True, help="The week the state is for (1..weeks).")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Folder for the state files.")
+@click.option("--applicants", "applicants", type=click.Path(path_type=Path), default=None,
+              help="Applicant log (as `optplan estimate funnel` reads it): the state's recruits and pipeline from it.")
+@click.option("--activity", "activity", type=click.Path(path_type=Path), default=None,
+              help="Driver activity log (driver_id, depot, week, blocks): the state's drivers from it.")
+@click.option("--spend", "spend", type=click.Path(path_type=Path), default=None,
+              help="Spend table (depot, week, spend in the instance currency): the spend so far from it; "
+                   "without it, the log's applicants at each channel's cost, no incentives.")
+@click.option("--gap", type=click.IntRange(min=1), default=4, show_default=True,
+              help="Weeks without a block after which a driver counts as churned (as `estimate retention --gap`).")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @set_option
 @guarded
-def state_template(instance: Path, week: int, out: Path, quiet, sets, decisions) -> None:
-    """Write the state INSTANCE's optimal plan expects at the start of --week: its drivers,
-    recruits and spend so far. Overwrite the numbers with what happened, then `optplan replan`."""
+def state_template(instance: Path, week: int, out: Path, applicants, activity, spend, gap, quiet, sets,
+                   decisions) -> None:
+    """Write the state at the start of --week. With --applicants and --activity: built from the
+    logs (drivers not churned, applicants still in the funnel with their expected arrivals by
+    the instance's yield kernel, spend so far), saying what the logs did not hold. Without: the
+    state INSTANCE's optimal plan expects, a template to overwrite with what happened. Then
+    `optplan replan INSTANCE --state OUT`."""
     import optplan
+    from optplan.errors import OptionError
     from optplan.planning.replan import expected_state, initial_state
 
     progress_to_stderr(quiet)
     inst = load_instance_with(instance, sets, decisions)
     if week > inst.n_weeks:  # before the solve
-        from optplan.errors import OptionError
-
         raise OptionError("--week", f"a week in 1..{inst.n_weeks}", week)
-    st = initial_state(inst) if week == 1 else expected_state(inst, optplan.solve(inst), week)
-    st.write(out)
-    click.echo(f"wrote the expected state at the start of week {week} to {out} (state.yaml, drivers.csv, recruited.csv)")
+    if (applicants is None) != (activity is None):
+        raise OptionError("--applicants/--activity", "both logs (or neither, for the plan's expected state)",
+                          f"only {'--applicants' if activity is None else '--activity'}")
+    if spend is not None and applicants is None:
+        raise OptionError("--spend", "--applicants and --activity with it (the state from the logs)", "--spend alone")
+
+    def expected():
+        return initial_state(inst) if week == 1 else expected_state(inst, optplan.solve(inst), week)
+
+    if applicants is None:
+        expected().write(out)
+        click.echo(f"wrote the expected state at the start of week {week} to {out} (state.yaml, drivers.csv, "
+                   "recruited.csv)")
+        return
+    from optplan.planning.logstate import write_state_from_logs
+
+    result = write_state_from_logs(inst, week, applicants, activity, spend, out, fallback=expected, gap=gap)
+    c = result.counts
+    drivers = sum(c["drivers_active"].values())
+    click.echo(f"week {week}: {drivers:,.0f} active drivers at {len(c['drivers_active'])} depots (not churned after "
+               f"{gap} weeks; {sum(c['drivers_worked_last_week'].values()):,} worked in week {week - 1}); "
+               f"{c['applicants_in_funnel']:,} applicants still in the funnel, {c['expected_arrivals']:,.1f} expected "
+               f"to start in weeks {week}..{inst.n_weeks}; spend so far {c['spend_to_date']:,.2f} {c['currency']}")
+    for note in result.notes:
+        click.secho(f"note: {note}", fg="yellow", err=True)
+    click.echo(f"wrote the state at the start of week {week} from the logs to {out} (state.yaml, drivers.csv, "
+               "recruited.csv, pipeline.csv, from_logs.json)")
 
 
 @click.command("pipeline")

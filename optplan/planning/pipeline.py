@@ -24,6 +24,7 @@ atomically by the step itself; the manifest is written after every step.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import shutil
@@ -59,7 +60,7 @@ from optplan.io.schema import Manifest
 from optplan.solvers import engine_names
 
 MANIFEST = "pipeline.json"
-STEPS = ("logs", "funnel", "retention", "history", "forecast", "instance", "plan", "report")
+STEPS = ("logs", "funnel", "retention", "history", "forecast", "instance", "plan", "state", "replan", "report")
 
 
 class _Strict(BaseModel):
@@ -82,6 +83,8 @@ class GenerateLogs(_Strict):
     weeks: int = Field(52, ge=4, le=520)
     censored_share: float = Field(0.3, ge=0, le=0.9)
     seed: int = Field(0, ge=0, le=2**32 - 1)
+    start: dt.date | None = Field(None, description="First week of the logs (a date in it); null: the generator's "
+                                  "default (2026-01-05). Align it with the history to re-plan from the logs.")
 
 
 class HistoryOptions(_Strict):
@@ -130,6 +133,24 @@ class ReportStep(_Strict):
     oos_paths: int = Field(200, ge=2, le=100_000)
 
 
+class ReplanStep(_Strict):
+    """The weekly re-plan: the state at the start of ``week`` from the logs (optplan state
+    --applicants --activity), then the plan of weeks week..T from it (optplan replan)."""
+
+    week: int | Literal["auto"] = Field(description="The first week to re-plan (1..horizon weeks), or auto: the "
+                                        "week after the activity log's last week.")
+    spend: str | None = Field(None, description="Spend table (depot, week, spend); null: the log's applicants at "
+                              "each channel's cost, no incentives.")
+    gap: int = Field(4, ge=1, le=52, description="Weeks without a block after which a driver counts as churned.")
+
+    @field_validator("week")
+    @classmethod
+    def _positive(cls, value):
+        if value != "auto" and value < 1:
+            raise ValueError(f"a week >= 1 or auto, not {value!r}")
+        return value
+
+
 class PipelineConfig(_Strict):
     """The pipeline's YAML."""
 
@@ -143,6 +164,7 @@ class PipelineConfig(_Strict):
     forecast: ForecastOptions = Field(default_factory=ForecastOptions)
     solve: SolveStep = Field(default_factory=SolveStep)
     report: ReportStep = Field(default_factory=ReportStep)
+    replan: ReplanStep | None = Field(None, description="Re-plan from the logs (a weekly run); null: no re-plan.")
 
 
 def _check_settings_early(config: PipelineConfig, shown: str) -> None:
@@ -184,8 +206,11 @@ def load_config(path: str | Path) -> tuple[PipelineConfig, Path]:
                                      "generate_logs section to make synthetic ones", "neither")])
     _check_settings_early(config, path.name)
     base = path.resolve().parent
-    missing = [Problem(path.name, None, f"inputs.{k}", "an existing file", str(base / v))
-               for k, v in config.inputs.model_dump().items() if v is not None and not (base / v).is_file()]
+    files = {f"inputs.{k}": v for k, v in config.inputs.model_dump().items()}
+    if config.replan is not None:
+        files["replan.spend"] = config.replan.spend
+    missing = [Problem(path.name, None, k, "an existing file", str(base / v))
+               for k, v in files.items() if v is not None and not (base / v).is_file()]
     if missing:
         raise InstanceError(missing)
     _check_inputs_early(config, base, path.name)
@@ -367,7 +392,7 @@ def _steps(config: PipelineConfig, base: Path, out: Path, quiet: bool = False) -
     steps: list[Step] = []
     if inp.applicants is None or inp.activity is None:
         g = config.generate_logs
-        steps.append(Step("logs", [], g.model_dump(), lambda folder: _generate_logs(g, folder)))
+        steps.append(Step("logs", [], g.model_dump(mode="json"), lambda folder: _generate_logs(g, folder)))
         applicants, activity = out / "logs" / "applicants.csv", out / "logs" / "activity.csv"
     else:
         applicants, activity = base / inp.applicants, base / inp.activity
@@ -393,6 +418,15 @@ def _steps(config: PipelineConfig, base: Path, out: Path, quiet: bool = False) -
                                                  "channels.csv", "yield.csv")]
     s = config.solve
     steps.append(Step("plan", inst_files, s.model_dump(), lambda folder: _solve(out / "instance", folder, s)))
+    if config.replan is not None:
+        rp = config.replan
+        spend = None if rp.spend is None else base / rp.spend
+        log_files = [applicants, activity, *([spend] if spend is not None else [])]
+        steps.append(Step("state", [*inst_files, *log_files], rp.model_dump(),
+                          lambda folder: _state(out / "instance", folder, applicants, activity, spend, rp)))
+        state_files = [out / "state" / n for n in ("state.yaml", "drivers.csv", "recruited.csv", "pipeline.csv")]
+        steps.append(Step("replan", [*inst_files, *state_files], s.model_dump(),
+                          lambda folder: _replan(out / "instance", out / "state", folder, s)))
     if config.report.enabled:
         r = config.report
         steps.append(Step("report", inst_files, {**r.model_dump(), "seed": config.seed},
@@ -404,9 +438,10 @@ def _steps(config: PipelineConfig, base: Path, out: Path, quiet: bool = False) -
 
 
 def _generate_logs(g: GenerateLogs, folder: Path) -> list[str]:
+    when = {} if g.start is None else {"start": g.start}
     apps, _, _ = generate_applicant_log(g.applicants, seed=g.seed, depots=g.depots, weeks=g.weeks,
-                                        censored_share=g.censored_share)
-    act, _ = generate_activity_log(g.drivers, seed=g.seed, depots=g.depots, weeks=g.weeks)
+                                        censored_share=g.censored_share, **when)
+    act, _ = generate_activity_log(g.drivers, seed=g.seed, depots=g.depots, weeks=g.weeks, **when)
     write_files(folder, {"applicants.csv": apps.to_csv(index=False, lineterminator="\n"),
                          "activity.csv": act.to_csv(index=False, lineterminator="\n")})
     return [f"{len(apps):,} applicants and {act['driver_id'].nunique():,} drivers (synthetic, seed {g.seed})"]
@@ -496,7 +531,48 @@ def _build(parts: dict[str, Path], folder: Path, summary: Path) -> list[str]:
 def _solve(instance: Path, folder: Path, s: SolveStep) -> list[str]:
     plan = api.solve(load_instance(instance), engine=s.engine, time_limit=s.time_limit)
     plan.write(folder)
-    return plan.text_summary().splitlines()[:2]
+    return [*plan.text_summary().splitlines()[:2], *(f"warning: {w.message}" for w in plan.warnings)]
+
+
+def _state(instance: Path, folder: Path, applicants: Path, activity: Path, spend: Path | None,
+           rp: ReplanStep) -> list[str]:
+    """optplan state --applicants --activity [--spend]: the week given, or the week after the
+    activity log's last; a depot without drivers in the log takes the plan's expectation."""
+    from optplan.estimate.logs import read_activity_log
+    from optplan.planning.logstate import instance_week, write_state_from_logs
+    from optplan.planning.replan import expected_state, initial_state
+
+    inst = load_instance(instance)
+    week = rp.week
+    if week == "auto":
+        act, _ = read_activity_log(activity)
+        week = int(instance_week(inst, act["week"]).max()) + 1 if len(act) else 0
+        if not 1 <= week <= inst.n_weeks:
+            raise InstanceError([Problem(activity.name, None, "week", f"a last week inside the plan's horizon "
+                                         f"(weeks 0..{inst.n_weeks - 1}, from {inst.manifest.horizon.start_date}), "
+                                         "for replan.week: auto", f"a log whose last week is week {week - 1}")])
+    elif week > inst.n_weeks:
+        raise InstanceError([Problem("pipeline config", None, "replan.week", f"a week in 1..{inst.n_weeks}", week)])
+
+    def expected():
+        return initial_state(inst) if week == 1 else expected_state(inst, api.solve(inst), week)
+
+    result = write_state_from_logs(inst, week, applicants, activity, spend, folder, fallback=expected, gap=rp.gap)
+    c = result.counts
+    return [f"week {week}: {sum(c['drivers_active'].values()):,.0f} active drivers, {c['applicants_in_funnel']:,} "
+            f"applicants in the funnel ({c['expected_arrivals']:,.1f} expected to start), spend so far "
+            f"{c['spend_to_date']:,.2f} {c['currency']}", *(f"note: {n}" for n in result.notes)]
+
+
+def _replan(instance: Path, state: Path, folder: Path, s: SolveStep) -> list[str]:
+    from optplan.planning.replan import load_state, replan
+
+    inst = load_instance(instance)
+    st = load_state(state, inst)
+    result = replan(inst, st, engine=s.engine, time_limit=s.time_limit)
+    result.write(folder)
+    return [f"the plan of weeks {st.week}..{inst.n_weeks}; this week: {folder / 'this_week.csv'}",
+            *result.plan.text_summary().splitlines()[:2], *(f"warning: {w.message}" for w in result.plan.warnings)]
 
 
 def _report(instance: Path, folder: Path, r: ReportStep, seed: int) -> list[str]:
