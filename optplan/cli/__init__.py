@@ -31,7 +31,7 @@ def main() -> None:
 for _command in (
     commands.validate, commands.solve, commands.report, commands.estimate, commands.generate_logs,
     commands.build_instance_cmd, commands.generate, commands.schema, commands.policy, commands.simulate,
-    commands.replan, commands.state_template, commands.pipeline, commands.orders,
+    commands.replan, commands.state_template, commands.pipeline, commands.orders, commands.monitor_cmd,
     forecast.forecast, forecast.backtest,
     service.serve, service.tokens, service.datasets, service.runs,
 ):

@@ -701,3 +701,64 @@ def pipeline(config: Path, force: bool, out: Path | None, quiet: bool) -> None:
     result = run_pipeline(config, say=(lambda line: None) if quiet else click.echo, force=force, out=out, quiet=quiet)
     click.echo(f"ran {', '.join(result.ran) or 'nothing'}; skipped {', '.join(result.skipped) or 'nothing'}; "
                f"outputs in {result.out} (manifest: {result.out / 'pipeline.json'})")
+
+
+@click.command("monitor")
+@click.argument("instance", type=click.Path(path_type=Path))
+@click.option("--demand", "demand", type=click.Path(path_type=Path), required=True,
+              help="Demand seen: depot, week (the instance's 1..T), blocks (blocks/week).")
+@click.option("--quantiles", "quantiles", type=click.Path(path_type=Path), default=None,
+              help="The forecast's quantiles.csv (depot, week, p10, p50, p90); default: the instance's scenarios.")
+@click.option("--history", "history", type=click.Path(path_type=Path), default=None,
+              help="The demand history the forecast was made from (as optplan forecast reads it): the MASE scale.")
+@click.option("--plan", "plan_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="A plan folder of this instance: recruiting against its applicants and new drivers.")
+@click.option("--applicants", "applicants", type=click.Path(path_type=Path), default=None,
+              help="Applicant log: recruiting against the plan, conversion against the instance's kernel.")
+@click.option("--band", default="0.6,0.95", show_default=True,
+              help="LOW,HIGH: a week's pooled P10-P90 coverage outside it counts as out of band (nominal 0.8).")
+@click.option("--band-weeks", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Weeks in a row out of band before an alert.")
+@click.option("--mase-max", type=click.FloatRange(min=0, min_open=True), default=1.5, show_default=True,
+              help="A depot's MASE above this is an alert (with --history).")
+@click.option("--wape-max", type=click.FloatRange(min=0, min_open=True), default=0.25, show_default=True,
+              help="A depot's WAPE above this is an alert (without --history).")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
+              help="Folder for monitor.txt, monitor.json, alerts.csv and the tables.")
+@set_option
+@guarded
+def monitor_cmd(instance: Path, demand, quantiles, history, plan_dir, applicants, band, band_weeks, mase_max,
+                wape_max, out, sets, decisions) -> None:
+    """Watch forecasts, recruiting and conversion: each week seen against the forecast's
+    P10/P50/P90 (coverage, WAPE, MASE by depot and overall), applicants and new drivers against
+    the plan, conversion against the estimate; alerts when coverage leaves its band for
+    --band-weeks weeks, a depot's error passes its threshold, conversion leaves its interval
+    or recruiting falls behind (docs/replan.md, "Monitoring")."""
+    from optplan.errors import OptionError
+    from optplan.planning.monitor import Thresholds, monitor, read_demand_seen, read_quantiles
+
+    try:
+        low, high = (float(x) for x in band.split(","))
+        if not 0 <= low < high <= 1:
+            raise ValueError
+    except ValueError:
+        raise OptionError("--band", "LOW,HIGH with 0 <= LOW < HIGH <= 1", band) from None
+    inst = load_instance_with(instance, sets, decisions)
+    seen = read_demand_seen(demand, inst)
+    q = None if quantiles is None else read_quantiles(quantiles)
+    hist = None
+    if history is not None:
+        from optplan.forecast.history import read_history
+
+        hist = read_history(history).to_frame()
+        hist["depot"] = hist["depot"].astype(str)
+    app = None
+    if applicants is not None:
+        from optplan.estimate.logs import read_applicant_log
+
+        app, _, _ = read_applicant_log(applicants)
+    th = Thresholds(band_low=low, band_high=high, band_weeks=band_weeks, mase_max=mase_max, wape_max=wape_max)
+    result = monitor(inst, seen, q, hist, plan_dir, app, th)
+    result.write(out)
+    click.echo(result.text())
+    click.echo(f"wrote monitor.txt, monitor.json, alerts.csv and the tables to {out}")
