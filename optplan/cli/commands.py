@@ -634,15 +634,13 @@ def replan(instance: Path, state: Path, out: Path, engine, time_limit, quiet, se
 @click.option("--spend", "spend", type=click.Path(path_type=Path), default=None,
               help="Spend table (depot, week, spend in the instance currency): the spend so far from it; "
                    "without it, the log's applicants at each channel's cost, no incentives.")
-@click.option("--gap", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Weeks without a block after which a driver counts as churned (as `estimate retention --gap`).")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @set_option
 @guarded
-def state_template(instance: Path, week: int, out: Path, applicants, activity, spend, gap, quiet, sets,
+def state_template(instance: Path, week: int, out: Path, applicants, activity, spend, quiet, sets,
                    decisions) -> None:
     """Write the state at the start of --week. With --applicants and --activity: built from the
-    logs (drivers not churned, applicants still in the funnel with their expected arrivals by
+    logs (drivers active by their silence since their last block, applicants still in the funnel with their expected arrivals by
     the instance's yield kernel, spend so far), saying what the logs did not hold. Without: the
     state INSTANCE's optimal plan expects, a template to overwrite with what happened. Then
     `optplan replan INSTANCE --state OUT`."""
@@ -670,11 +668,11 @@ def state_template(instance: Path, week: int, out: Path, applicants, activity, s
         return
     from optplan.planning.logstate import write_state_from_logs
 
-    result = write_state_from_logs(inst, week, applicants, activity, spend, out, fallback=expected, gap=gap)
+    result = write_state_from_logs(inst, week, applicants, activity, spend, out, fallback=expected)
     c = result.counts
     drivers = sum(c["drivers_active"].values())
-    click.echo(f"week {week}: {drivers:,.0f} active drivers at {len(c['drivers_active'])} depots (not churned after "
-               f"{gap} weeks; {sum(c['drivers_worked_last_week'].values()):,} worked in week {week - 1}); "
+    click.echo(f"week {week}: {drivers:,.1f} active drivers expected at {len(c['drivers_active'])} depots "
+               f"({sum(c['drivers_worked_last_week'].values()):,} worked in week {week - 1}); "
                f"{c['applicants_in_funnel']:,} applicants still in the funnel, {c['expected_arrivals']:,.1f} expected "
                f"to start in weeks {week}..{inst.n_weeks}; spend so far {c['spend_to_date']:,.2f} {c['currency']}")
     for note in result.notes:

@@ -3,12 +3,18 @@
 ``state_from_logs`` builds the re-planning state (optplan.planning.replan.State, docs/replan.md)
 that a planner would otherwise type by hand:
 
-* **drivers** (drivers, at the start of week k = the end of week k-1): per depot, the drivers of
-  the activity log who worked (a row with blocks > 0) in at least one of the ``gap`` weeks
-  k-gap..k-1 and not only after it: not yet churned by the retention estimate's own rule
-  (optplan.estimate.retention: a driver is churned after ``gap`` weeks without a row, default 4),
-  so the stock is the one ``blocks_per_driver`` (weeks off counted as 0) was estimated on.
-  The drivers who worked in week k-1 itself are reported beside it.
+* **drivers** (drivers active in week k-1, the stock the re-plan starts from): a driver who
+  worked (a row with blocks > 0) in week k-1 is active; one whose last row is j >= 1 weeks
+  earlier is active with the probability that j silent weeks leave, by the instance's weekly
+  retention r of the depot and the log's share z of active weeks without a row (weeks off,
+  counted in the weeks strictly between each driver's first and last row, per depot):
+
+      P(active | j silent weeks) = (r z)^j / ((r z)^j + (1 - r) (1 - (r z)^j) / (1 - r z))
+
+  (each week after the last row the driver churns with 1 - r, else takes the week off with z).
+  The sum over drivers is the expected stock; a count of "worked in the last 4 weeks" would be
+  off by the drivers who churned after working and those on a long break (tests/test_logstate.py
+  compares both with a simulated truth). The drivers who worked in week k-1 are reported beside it.
 * **pipeline** (drivers/week, weeks k..T): the expected arrivals of everyone in the applicant
   log who applied before week k and had not had a first block by then, by the instance's own
   yield kernel (the model's: yield[c, l] = P(an applicant of channel c has a first block l
@@ -31,7 +37,7 @@ that a planner would otherwise type by hand:
 
 A week of a log is the instance week that contains its date: week = floor((date -
 start_date) / 7 days) + 1. What the logs do not hold is reported, never guessed silently: a
-depot without an active driver in the activity log's last ``gap`` weeks before k (its drivers
+depot without a row in the activity log before week k (its drivers
 are then the instance's expectation, the plan's expected state, and the note says so; the
 caller passes that state as ``fallback``), applicants of depots or channels the instance does
 not have (left out, counted), logs that end before week k-1. A log that does not reach week
@@ -51,8 +57,6 @@ from optplan.estimate.logs import MAX_LINES_PER_CHECK, parse_dates, read_text_cs
 from optplan.io.instance import Instance
 from optplan.planning.replan import State, model_channels, refuse_periods
 
-#: A driver is churned after this many weeks without a row (optplan estimate retention --gap).
-DEFAULT_GAP = 4
 #: An applicant whose remaining chance of a first block (1 - the kernel's mass already passed)
 #: is at most this adds nothing to the pipeline (dropped out by the kernel's account).
 KERNEL_EXHAUSTED = 1e-9
@@ -68,6 +72,15 @@ class LogState:
 
     def summary(self) -> dict:
         return {"week": int(self.state.week), "counts": self.counts, "notes": list(self.notes)}
+
+
+def still_active(silent_weeks: np.ndarray, retention: np.ndarray, off_share: np.ndarray) -> np.ndarray:
+    """P(a driver is active | ``silent_weeks`` j weeks without a row since the last one worked)
+    (module docstring): (r z)^j / ((r z)^j + (1 - r) (1 - (r z)^j) / (1 - r z)); 1 at j = 0."""
+    rz = np.clip(retention * off_share, 0.0, 1.0 - 1e-12)
+    stay = rz ** silent_weeks
+    churned = (1.0 - retention) * (1.0 - stay) / (1.0 - rz)
+    return np.where(silent_weeks <= 0, 1.0, stay / np.maximum(stay + churned, 1e-300))
 
 
 def instance_week(instance: Instance, dates: pd.Series) -> np.ndarray:
@@ -115,7 +128,7 @@ def read_spend_table(path, instance: Instance) -> pd.DataFrame:
 
 
 def state_from_logs(instance: Instance, week: int, applicants: pd.DataFrame, activity: pd.DataFrame,
-                    spend: pd.DataFrame | None = None, fallback=None, gap: int = DEFAULT_GAP,
+                    spend: pd.DataFrame | None = None, fallback=None,
                     names: tuple[str, str] = ("applicants.csv", "activity.csv"),
                     stages=DEFAULT_STAGES) -> LogState:
     """The state at the start of ``week`` from the logs (module docstring).
@@ -129,8 +142,6 @@ def state_from_logs(instance: Instance, week: int, applicants: pd.DataFrame, act
     T = instance.n_weeks
     if not 1 <= week <= T:
         raise OptionError("--week", f"a week in 1..{T}", week)
-    if gap < 1:
-        raise OptionError("--gap", "a whole number of weeks >= 1", gap)
     data = instance.model_data()
     depots = pd.Index(list(instance.depots))
     notes: list[str] = []
@@ -138,33 +149,47 @@ def state_from_logs(instance: Instance, week: int, applicants: pd.DataFrame, act
     start = pd.Timestamp(instance.manifest.horizon.start_date)
     week_start = (start + pd.Timedelta(weeks=week - 1)).date().isoformat()
 
-    # ---- drivers: not churned at the end of week k-1
+    # ---- drivers: active in week k-1, in expectation given each driver's silence since the last row
     act_week = instance_week(instance, activity["week"])
     last_seen = int(act_week.max()) if len(act_week) else None
     if last_seen is None or last_seen < week - 1:
         ends = "is empty" if last_seen is None else f"ends in week {last_seen}"
         raise InstanceError([Problem(names[1], None, "week", f"driver activity up to week {week - 1} (the week before "
                                      f"week {week}, which starts {week_start})", f"a log that {ends}")])
-    worked = activity["blocks"].to_numpy(dtype=float) > 0
-    window = worked & (act_week >= week - gap) & (act_week <= week - 1)
-    active = activity.loc[window].groupby("depot")["driver_id"].nunique()
-    last_week = activity.loc[worked & (act_week == week - 1)].groupby("depot")["driver_id"].nunique()
-    drivers = np.array([float(active.get(d, 0)) for d in depots])
-    absent = [d for d in depots if d not in active.index]
+    worked = (activity["blocks"].to_numpy(dtype=float) > 0) & (act_week <= week - 1)
+    rows = pd.DataFrame({"driver_id": activity["driver_id"].to_numpy()[worked],
+                         "depot": activity["depot"].to_numpy()[worked], "week": act_week[worked]})
+    per = rows.groupby(["depot", "driver_id"])["week"].agg(["min", "max", "size"]).reset_index()
+    per = per[per["depot"].isin(list(depots))]
+    # z: weeks off among the weeks strictly between a driver's first and last row (active weeks
+    # whose work is not what defines the span's ends)
+    span = (per["max"] - per["min"] + 1).to_numpy(dtype=float)
+    interior = np.maximum(span - 2, 0)
+    silent = pd.Series(span - per["size"].to_numpy(dtype=float)).groupby(per["depot"].to_numpy()).sum()
+    inside = pd.Series(interior).groupby(per["depot"].to_numpy()).sum()
+    off_share = (silent / inside.replace(0, np.nan)).reindex(depots).fillna(0.0).to_numpy()  # z per depot
+    r = data.retention
+    d_idx = depots.get_indexer(per["depot"])
+    j = (week - 1 - per["max"]).to_numpy(dtype=float)
+    p_active = still_active(j, r[d_idx], off_share[d_idx])
+    drivers = np.bincount(d_idx, weights=p_active, minlength=len(depots)).astype(float)
+    last_week = rows[rows["week"] == week - 1].groupby("depot")["driver_id"].nunique()
+    absent = [d for d in depots if d not in set(per["depot"])]
     if absent:
         if fallback is None:
-            raise InstanceError([Problem(names[1], None, "depot", f"drivers of depot {d} who worked in weeks "
-                                         f"{week - gap}..{week - 1}", "none") for d in absent])
+            raise InstanceError([Problem(names[1], None, "depot", f"rows of depot {d} before week {week}", "none")
+                                 for d in absent])
         fb = (fallback() if callable(fallback) else fallback).drivers.set_index("depot")["active_drivers"]
         for d in absent:
             drivers[depots.get_loc(d)] = float(fb[d])
-            notes.append(f"depot {d}: no driver in the activity log worked in weeks {week - gap}..{week - 1}: "
+            notes.append(f"depot {d}: no driver in the activity log before week {week}: "
                          f"its {float(fb[d]):.1f} drivers are the plan's expectation")
     extra = sorted(set(activity["depot"]) - set(depots))
     if extra:
         notes.append(f"{names[1]}: {int(activity['depot'].isin(extra).sum())} rows of depots the instance does not "
                      f"have ({', '.join(map(str, extra[:5]))}{', ...' if len(extra) > 5 else ''}) left out")
     counts["drivers_active"] = {d: float(v) for d, v in zip(depots, drivers, strict=True)}
+    counts["weeks_off_share"] = {d: float(v) for d, v in zip(depots, off_share, strict=True)}
     counts["drivers_worked_last_week"] = {d: int(last_week.get(d, 0)) for d in depots}
     counts["activity_last_week"] = last_seen
 
@@ -252,8 +277,7 @@ def state_from_logs(instance: Instance, week: int, applicants: pd.DataFrame, act
     return LogState(state, notes, counts)
 
 
-def write_state_from_logs(instance: Instance, week: int, applicants, activity, spend, out, fallback=None,
-                          gap: int = DEFAULT_GAP) -> LogState:
+def write_state_from_logs(instance: Instance, week: int, applicants, activity, spend, out, fallback=None) -> LogState:
     """Read the logs (and spend table), build the state and write it to ``out`` with
     from_logs.json (what was found and what was not). Every input problem raises before
     anything is written."""
@@ -265,7 +289,7 @@ def write_state_from_logs(instance: Instance, week: int, applicants, activity, s
     app, _, _ = read_applicant_log(applicants)
     act, _ = read_activity_log(activity)
     table = read_spend_table(spend, instance) if spend is not None else None
-    result = state_from_logs(instance, week, app, act, table, fallback=fallback, gap=gap,
+    result = state_from_logs(instance, week, app, act, table, fallback=fallback,
                              names=(Path(applicants).name, Path(activity).name))
     result.state.write(out)
     atomic_write_text(Path(out) / "from_logs.json", json_text(result.summary()))

@@ -141,7 +141,6 @@ class ReplanStep(_Strict):
                                         "week after the activity log's last week.")
     spend: str | None = Field(None, description="Spend table (depot, week, spend); null: the log's applicants at "
                               "each channel's cost, no incentives.")
-    gap: int = Field(4, ge=1, le=52, description="Weeks without a block after which a driver counts as churned.")
 
     @field_validator("week")
     @classmethod
@@ -557,7 +556,7 @@ def _state(instance: Path, folder: Path, applicants: Path, activity: Path, spend
     def expected():
         return initial_state(inst) if week == 1 else expected_state(inst, api.solve(inst), week)
 
-    result = write_state_from_logs(inst, week, applicants, activity, spend, folder, fallback=expected, gap=rp.gap)
+    result = write_state_from_logs(inst, week, applicants, activity, spend, folder, fallback=expected)
     c = result.counts
     return [f"week {week}: {sum(c['drivers_active'].values()):,.0f} active drivers, {c['applicants_in_funnel']:,} "
             f"applicants in the funnel ({c['expected_arrivals']:,.1f} expected to start), spend so far "
