@@ -47,13 +47,21 @@ k-1 at all is refused (InstanceError, one line naming the file).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from optplan.errors import InstanceError, OptionError, Problem
 from optplan.estimate.funnel import DEFAULT_STAGES
-from optplan.estimate.logs import MAX_LINES_PER_CHECK, parse_dates, read_text_csv
+from optplan.estimate.logs import (
+    MAX_LINES_PER_CHECK,
+    parse_dates,
+    read_activity_log,
+    read_applicant_log,
+    read_text_csv,
+)
+from optplan.io.atomic import atomic_write_text, json_text
 from optplan.io.instance import Instance
 from optplan.planning.replan import State, model_channels, refuse_periods
 
@@ -94,8 +102,6 @@ def read_spend_table(path, instance: Instance) -> pd.DataFrame:
     """A spend table: depot, week (the week's first day as a date), spend (instance currency,
     recruiting and incentives paid that week at that depot); optional currency column (must be
     the instance's). Every problem one line (InstanceError)."""
-    from pathlib import Path
-
     path = Path(path)
     name = path.name
     raw = read_text_csv(path, "a CSV spend table")
@@ -281,11 +287,6 @@ def write_state_from_logs(instance: Instance, week: int, applicants, activity, s
     """Read the logs (and spend table), build the state and write it to ``out`` with
     from_logs.json (what was found and what was not). Every input problem raises before
     anything is written."""
-    from pathlib import Path
-
-    from optplan.estimate.logs import read_activity_log, read_applicant_log
-    from optplan.io.atomic import atomic_write_text, json_text
-
     app, _, _ = read_applicant_log(applicants)
     act, _ = read_activity_log(activity)
     table = read_spend_table(spend, instance) if spend is not None else None

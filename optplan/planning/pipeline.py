@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from optplan import api
 from optplan.errors import InstanceError, OptionError, OptplanError, Problem
+from optplan.estimate.logs import read_activity_log
 from optplan.estimate.synthetic import generate_activity_log, generate_applicant_log
 from optplan.estimate.workflow import (
     _read_input,
@@ -57,6 +58,8 @@ from optplan.io.inputs import input_under, parse_date_option, read_yaml_mapping
 from optplan.io.instance import check_given_columns, load_instance, pydantic_problems, validated_manifest
 from optplan.io.periods import parse_periods
 from optplan.io.schema import Manifest
+from optplan.planning.logstate import instance_week, write_state_from_logs
+from optplan.planning.replan import expected_state, initial_state, load_state, replan
 from optplan.solvers import engine_names
 
 MANIFEST = "pipeline.json"
@@ -537,10 +540,6 @@ def _state(instance: Path, folder: Path, applicants: Path, activity: Path, spend
            rp: ReplanStep) -> list[str]:
     """optplan state --applicants --activity [--spend]: the week given, or the week after the
     activity log's last; a depot without drivers in the log takes the plan's expectation."""
-    from optplan.estimate.logs import read_activity_log
-    from optplan.planning.logstate import instance_week, write_state_from_logs
-    from optplan.planning.replan import expected_state, initial_state
-
     inst = load_instance(instance)
     week = rp.week
     if week == "auto":
@@ -564,8 +563,6 @@ def _state(instance: Path, folder: Path, applicants: Path, activity: Path, spend
 
 
 def _replan(instance: Path, state: Path, folder: Path, s: SolveStep) -> list[str]:
-    from optplan.planning.replan import load_state, replan
-
     inst = load_instance(instance)
     st = load_state(state, inst)
     result = replan(inst, st, engine=s.engine, time_limit=s.time_limit)
