@@ -310,3 +310,16 @@ def test_the_state_from_the_logs_of_a_simulated_world_is_its_true_state():
     assert best * (1 - 1e-9) <= lived.expected_cost <= best * (1 + REPLAN_COST_RTOL)
     # and the two re-plans' own expected costs (each on its own state) within 1.5 %: the pipeline's sampling error
     assert ours.plan.evaluation.expected_cost == pytest.approx(best, rel=0.015)
+
+
+def test_a_bad_spend_table_is_one_line_per_problem(small, tmp_path):
+    from optplan.planning.logstate import read_spend_table
+
+    (tmp_path / "spend.csv").write_text("depot,week,spend,currency\nD001,2027-01-04,100,USD\nD009,someday,-5,EUR\n")
+    with pytest.raises(InstanceError) as exc:
+        read_spend_table(tmp_path / "spend.csv", small)
+    assert sorted((p.line, p.field) for p in exc.value.problems) == [
+        (3, "currency"), (3, "depot"), (3, "spend"), (3, "week")]
+    (tmp_path / "ok.csv").write_text("depot,week,spend\nD001,2027-01-04,100\nD002,2027-01-11,50.5\n")
+    table = read_spend_table(tmp_path / "ok.csv", small)
+    assert table["spend"].sum() == 150.5 and (table["week"].dt.dayofweek == 0).all()

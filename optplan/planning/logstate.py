@@ -98,18 +98,36 @@ def instance_week(instance: Instance, dates: pd.Series) -> np.ndarray:
     return np.floor(days / 7.0).astype(np.int64) + 1
 
 
+def read_table(path, what: str, required: tuple[str, ...]) -> tuple[pd.DataFrame, str, np.ndarray]:
+    """A CSV table as text cells with its required columns: (the table, the file's name, the
+    file line of each row); a missing column is one line each (InstanceError)."""
+    path = Path(path)
+    raw = read_text_csv(path, what)
+    missing = [c for c in required if c not in raw.columns]
+    if missing:
+        raise InstanceError([Problem(path.name, 1, c, f"a column named '{c}'", f"columns {list(raw.columns)}")
+                             for c in missing])
+    return raw, path.name, np.arange(len(raw)) + 2
+
+
+def row_problems(name: str, lines: np.ndarray, checks) -> list[Problem]:
+    """One Problem per bad row of each check (mask, column, expected, values), at most
+    MAX_LINES_PER_CHECK each, then one line counting the rest."""
+    problems = []
+    for mask, column, expected, values in checks:
+        for i in np.flatnonzero(mask)[:MAX_LINES_PER_CHECK]:
+            problems.append(Problem(name, int(lines[i]), column, expected, repr(values.iloc[i])))
+        if mask.sum() > MAX_LINES_PER_CHECK:
+            problems.append(Problem(name, None, column, expected,
+                                    f"{int(mask.sum()) - MAX_LINES_PER_CHECK} more rows like the above"))
+    return problems
+
+
 def read_spend_table(path, instance: Instance) -> pd.DataFrame:
     """A spend table: depot, week (the week's first day as a date), spend (instance currency,
     recruiting and incentives paid that week at that depot); optional currency column (must be
     the instance's). Every problem one line (InstanceError)."""
-    path = Path(path)
-    name = path.name
-    raw = read_text_csv(path, "a CSV spend table")
-    missing = [c for c in ("depot", "week", "spend") if c not in raw.columns]
-    if missing:
-        raise InstanceError([Problem(name, 1, c, f"a column named '{c}'", f"columns {list(raw.columns)}") for c in missing])
-    problems: list[Problem] = []
-    lines = np.arange(len(raw)) + 2
+    raw, name, lines = read_table(path, "a CSV spend table", ("depot", "week", "spend"))
     weeks, bad, _ = parse_dates(raw["week"])
     bad = (bad | weeks.isna()).to_numpy()
     spend = pd.to_numeric(raw["spend"], errors="coerce")
@@ -123,11 +141,7 @@ def read_spend_table(path, instance: Instance) -> pd.DataFrame:
     if "currency" in raw.columns:
         checks.append(((raw["currency"] != instance.currency).to_numpy(), "currency",
                        f"the instance's currency {instance.currency}", raw["currency"]))
-    for mask, column, expected, values in checks:
-        for i in np.flatnonzero(mask)[:MAX_LINES_PER_CHECK]:
-            problems.append(Problem(name, int(lines[i]), column, expected, repr(values.iloc[i])))
-        if mask.sum() > MAX_LINES_PER_CHECK:
-            problems.append(Problem(name, None, column, expected, f"{int(mask.sum()) - MAX_LINES_PER_CHECK} more rows like the above"))
+    problems = row_problems(name, lines, checks)
     if problems:
         raise InstanceError(problems)
     return pd.DataFrame({"depot": raw["depot"].to_numpy(), "week": weeks, "spend": spend.to_numpy(dtype=float)})

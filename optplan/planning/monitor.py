@@ -36,11 +36,11 @@ import numpy as np
 import pandas as pd
 
 from optplan.errors import InstanceError, Problem
-from optplan.estimate.logs import MAX_LINES_PER_CHECK, read_text_csv
+from optplan.estimate.logs import MAX_LINES_PER_CHECK
 from optplan.forecast.metrics import SEASON, mase_scale, weighted_quantile
 from optplan.io.atomic import csv_text, json_text, write_files
 from optplan.io.instance import Instance
-from optplan.planning.logstate import instance_week
+from optplan.planning.logstate import instance_week, read_table, row_problems
 from optplan.planning.replan import model_channels
 
 #: z of a two-sided 95 % interval.
@@ -115,13 +115,7 @@ class Monitor:
 
 def read_demand_seen(path, instance: Instance) -> pd.DataFrame:
     """depot, week (1..T, the instance's), blocks (blocks/week, finite, >= 0): one line per problem."""
-    path = Path(path)
-    name = path.name
-    raw = read_text_csv(path, "a CSV demand table")
-    missing = [c for c in ("depot", "week", "blocks") if c not in raw.columns]
-    if missing:
-        raise InstanceError([Problem(name, 1, c, f"a column named '{c}'", f"columns {list(raw.columns)}") for c in missing])
-    lines = np.arange(len(raw)) + 2
+    raw, name, lines = read_table(path, "a CSV demand table", ("depot", "week", "blocks"))
     week = pd.to_numeric(raw["week"], errors="coerce").to_numpy(dtype=float)
     blocks = pd.to_numeric(raw["blocks"], errors="coerce").to_numpy(dtype=float)
     T = instance.n_weeks
@@ -132,10 +126,7 @@ def read_demand_seen(path, instance: Instance) -> pd.DataFrame:
         (~(np.isfinite(blocks) & (blocks >= 0)), "blocks", "blocks/week, a finite number >= 0", raw["blocks"]),
         (raw.duplicated(["depot", "week"]).to_numpy(), "week", "one row per depot and week", raw["week"]),
     ]
-    problems = []
-    for mask, column, expected, values in checks:
-        for i in np.flatnonzero(mask)[:MAX_LINES_PER_CHECK]:
-            problems.append(Problem(name, int(lines[i]), column, expected, repr(values.iloc[i])))
+    problems = row_problems(name, lines, checks)
     if problems:
         raise InstanceError(problems)
     return pd.DataFrame({"depot": raw["depot"].to_numpy(), "week": week.astype(int), "blocks": blocks})
@@ -144,12 +135,7 @@ def read_demand_seen(path, instance: Instance) -> pd.DataFrame:
 def read_quantiles(path) -> pd.DataFrame:
     """A forecast's quantiles.csv: depot, week (1..), p10 <= p50 <= p90 (blocks/week); other
     columns ignored. One line per problem."""
-    path = Path(path)
-    name = path.name
-    q = read_text_csv(path, "a forecast's quantiles.csv")
-    missing = [c for c in ("depot", "week", "p10", "p50", "p90") if c not in q.columns]
-    if missing:
-        raise InstanceError([Problem(name, 1, c, f"a column named '{c}'", f"columns {list(q.columns)}") for c in missing])
+    q, name, _ = read_table(path, "a forecast's quantiles.csv", ("depot", "week", "p10", "p50", "p90"))
     num = {c: pd.to_numeric(q[c], errors="coerce").to_numpy(dtype=float) for c in ("week", "p10", "p50", "p90")}
     bad = ~(np.isfinite(num["week"]) & (num["week"] >= 1) & (num["week"] == np.round(num["week"])))
     bad |= ~(np.isfinite(num["p10"]) & np.isfinite(num["p50"]) & np.isfinite(num["p90"]))
