@@ -714,9 +714,10 @@ def pipeline(config: Path, force: bool, out: Path | None, quiet: bool) -> None:
 @click.option("--applicants", "applicants", type=click.Path(path_type=Path), default=None,
               help="Applicant log: recruiting against the plan, conversion against the instance's kernel.")
 @click.option("--band", default="0.6,0.95", show_default=True,
-              help="LOW,HIGH: a week's pooled P10-P90 coverage outside it counts as out of band (nominal 0.8).")
+              help="LOW,HIGH: the pooled P10-P90 coverage of the last --band-weeks weeks outside it (and "
+                   "significantly away from 0.8) is an alert.")
 @click.option("--band-weeks", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Weeks in a row out of band before an alert.")
+              help="Weeks pooled for the coverage alert, ending with the last week seen.")
 @click.option("--mase-max", type=click.FloatRange(min=0, min_open=True), default=1.5, show_default=True,
               help="A depot's MASE above this is an alert (with --history).")
 @click.option("--wape-max", type=click.FloatRange(min=0, min_open=True), default=0.25, show_default=True,

@@ -17,8 +17,11 @@ happened against what the instance and its plan expected, and alerts a planner a
   kernel's conversion sum_l yield[c, l] (the instance's).
 
 Alerts (``Thresholds``):
-  coverage    the pooled coverage of a week (over depots) outside [band_low, band_high] for
-              ``band_weeks`` weeks in a row, ending in the last week seen;
+  coverage    the P10-P90 coverage of the last ``band_weeks`` weeks, pooled over depots, outside
+              [band_low, band_high] and away from the nominal 80 % by a two-sided binomial
+              test at ``significance`` (a week of five depots covers all five by chance in a
+              third of weeks); the alert names the depots outside the band in at least half
+              of those weeks;
   depot       a depot's MASE above ``mase_max`` (with a history), else its WAPE above ``wape_max``;
   conversion  a channel's estimated conversion outside the 95 % interval of what was seen;
   recruiting  a channel's applicants over the weeks seen below ``recruiting_low`` x the plan's.
@@ -43,6 +46,8 @@ from optplan.io.instance import Instance
 from optplan.planning.logstate import instance_week, read_table, row_problems
 from optplan.planning.replan import model_channels
 
+#: The share of weeks a P10-P90 band holds when the forecast is right.
+NOMINAL_COVERAGE = 0.8
 #: z of a two-sided 95 % interval.
 Z95 = 1.959963984540054
 
@@ -51,7 +56,8 @@ Z95 = 1.959963984540054
 class Thresholds:
     band_low: float = 0.6  # pooled P10-P90 coverage of a week below this ...
     band_high: float = 0.95  # ... or above this (nominal 0.8) ...
-    band_weeks: int = 3  # ... for this many weeks in a row: an alert
+    band_weeks: int = 3  # ... over the last this many weeks, pooled ...
+    significance: float = 0.01  # ... and a binomial test against 80 % below this: an alert
     mase_max: float = 1.5  # a depot's MASE above this (scaled by the history's seasonal-naive error)
     wape_max: float = 0.25  # a depot's WAPE above this (when there is no history for MASE)
     recruiting_low: float = 0.7  # a channel's applicants below this share of the plan's
@@ -162,6 +168,14 @@ def forecast_quantiles(instance: Instance, quantiles: pd.DataFrame | None = None
                          **{k: v.ravel() for k, v in q.items()}})
 
 
+def binomial_p_value(k: int, n: int, p: float) -> float:
+    """Two-sided p-value of k successes in n trials of probability p: twice the smaller tail,
+    at most 1."""
+    from scipy.stats import binom
+
+    return float(min(1.0, 2.0 * min(binom.cdf(k, n, p), binom.sf(k - 1, n, p))))
+
+
 def _wilson(k: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """95 % Wilson score interval of a binomial share k/n (elementwise; n > 0)."""
     n = np.maximum(n, 1)
@@ -212,20 +226,24 @@ def monitor(instance: Instance, demand: pd.DataFrame, quantiles: pd.DataFrame | 
                "wape": float(df["abs_error"].sum() / df["blocks"].sum()) if df["blocks"].sum() > 0 else float("nan"),
                "mase": float(df["scaled_error"].mean()) if df["scaled_error"].notna().any() else None}
 
-    # coverage out of its band for band_weeks weeks in a row, ending in the last week seen
-    out = ((by_week["coverage"] < th.band_low) | (by_week["coverage"] > th.band_high)).to_numpy()
-    run = 0
-    for flag in out[::-1]:
-        if not flag:
-            break
-        run += 1
-    if run >= th.band_weeks:
-        last = by_week.tail(run)
-        alerts.append({"kind": "coverage", "where": "all depots", "week": weeks_seen[-1],
-                       "value": float(last["coverage"].mean()),
-                       "message": f"P10-P90 coverage outside [{th.band_low:.0%}, {th.band_high:.0%}] for {run} weeks in "
-                                  f"a row (weeks {int(last['week'].iloc[0])}..{weeks_seen[-1]}: "
-                                  + ", ".join(f"{c:.0%}" for c in last["coverage"]) + "): re-forecast"})
+    # coverage of the last band_weeks weeks, pooled over depots, out of its band and significantly
+    # away from the nominal 80 % (a binomial test: five depots cover all five in a third of
+    # weeks by chance alone)
+    if len(weeks_seen) >= th.band_weeks:
+        window = weeks_seen[-th.band_weeks:]
+        rows = df[df["week"].isin(window)]
+        n, k = len(rows), int(rows["inside"].sum())
+        c = k / n
+        p = binomial_p_value(k, n, NOMINAL_COVERAGE)
+        if (c < th.band_low or c > th.band_high) and p < th.significance:
+            off = rows[~rows["inside"]].groupby("depot").size()
+            named = sorted(off[off >= (th.band_weeks + 1) // 2].index) or sorted(off.index)
+            above = rows.loc[~rows["inside"], "blocks"].gt(rows.loc[~rows["inside"], "p90"]).mean() if n > k else 0.0
+            side = "above P90" if above >= 0.5 else "below P10"
+            alerts.append({"kind": "coverage", "where": ",".join(named), "week": weeks_seen[-1], "value": c,
+                           "message": f"P10-P90 coverage {c:.0%} in weeks {window[0]}..{window[-1]} ({k} of {n} "
+                                      f"depot-weeks; band {th.band_low:.0%}-{th.band_high:.0%}, nominal 80%, binomial "
+                                      f"p = {p:.2g}); mostly {side} at {', '.join(named)}: re-forecast"})
     for r in by_depot.itertuples():
         if np.isfinite(r.mase) and r.mase > th.mase_max:
             alerts.append({"kind": "depot", "where": r.depot, "week": weeks_seen[-1], "value": float(r.mase),
