@@ -195,8 +195,15 @@ def test_a_step_that_fails_says_truthfully_what_was_kept(config, tmp_path):
 def test_bad_replan_sections_are_one_line_each(config):
     cfg = yaml.safe_load(config.read_text())
     for replan, words in (({"week": 0}, "replan.week"), ({"week": "soon"}, "replan.week"),
-                          ({"week": 2, "spend": "nowhere.csv"}, "replan.spend"), ({"week": 2, "gap": 0}, "replan.gap")):
+                          ({"week": 2, "spend": "nowhere.csv"}, "replan.spend")):
         (config.parent / "bad.yaml").write_text(yaml.safe_dump(dict(cfg, replan=replan)))
+        code, out = run(config.parent / "bad.yaml")
+        errors = [line for line in out.splitlines() if line.startswith("error:")]
+        assert code == 2 and any(words in e for e in errors), out
+        assert "running" not in out
+    for monitor, words in (({"demand": "nowhere.csv"}, "monitor.demand"), ({"demand": "x", "band": [0.9, 0.5]}, "band"),
+                           ({}, "monitor.demand")):
+        (config.parent / "bad.yaml").write_text(yaml.safe_dump(dict(cfg, monitor=monitor)))
         code, out = run(config.parent / "bad.yaml")
         errors = [line for line in out.splitlines() if line.startswith("error:")]
         assert code == 2 and any(words in e for e in errors), out
@@ -211,13 +218,22 @@ def test_a_weekly_run_replans_from_the_logs(config, tmp_path):
     cfg = yaml.safe_load(config.read_text())
     cfg["generate_logs"].update(start="2012-01-02", weeks=47)
     cfg["replan"] = {"week": "auto"}
+    cfg["monitor"] = {"demand": "seen.csv"}
     cfg["report"] = {"enabled": False}
     config.write_text(yaml.safe_dump(cfg))
+    # demand seen in weeks 1..4: each depot's week-1 history level doubled at D003 (blocks/week)
+    seen = pd.DataFrame([(d, w, 400.0 * (2 if d == "D003" else 1)) for d in ("D001", "D002", "D003", "D004", "D005")
+                         for w in range(1, 5)], columns=["depot", "week", "blocks"])
+    seen.to_csv(config.parent / "seen.csv", index=False)
     code, out = run(config)
     assert code == 0, out
     manifest = json.loads((tmp_path / "out" / "pipeline.json").read_text())
     assert list(manifest["steps"]) == ["logs", "funnel", "retention", "history", "forecast", "instance", "plan",
-                                       "state", "replan"]
+                                       "state", "replan", "monitor"]
+    watch = json.loads((tmp_path / "out" / "monitor" / "monitor.json").read_text())
+    assert watch["weeks_seen"] == [1, 2, 3, 4] and watch["overall"]["mase"] is not None  # the history's scale
+    assert "D003" in {a["where"] for a in watch["alerts"] if a["kind"] == "depot"}
+    assert (tmp_path / "out" / "monitor" / "recruiting.csv").is_file()
     state = yaml.safe_load((tmp_path / "out" / "state" / "state.yaml").read_text())
     assert state["week"] == 5 and state["files"]["pipeline"] == "pipeline.csv"
     from_logs = json.loads((tmp_path / "out" / "state" / "from_logs.json").read_text())

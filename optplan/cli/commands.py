@@ -734,7 +734,7 @@ def monitor_cmd(instance: Path, demand, quantiles, history, plan_dir, applicants
     --band-weeks weeks, a depot's error passes its threshold, conversion leaves its interval
     or recruiting falls behind (docs/replan.md, "Monitoring")."""
     from optplan.errors import OptionError
-    from optplan.planning.monitor import Thresholds, monitor, read_demand_seen, read_quantiles
+    from optplan.planning.monitor import Thresholds, monitor_files
 
     try:
         low, high = (float(x) for x in band.split(","))
@@ -743,21 +743,7 @@ def monitor_cmd(instance: Path, demand, quantiles, history, plan_dir, applicants
     except ValueError:
         raise OptionError("--band", "LOW,HIGH with 0 <= LOW < HIGH <= 1", band) from None
     inst = load_instance_with(instance, sets, decisions)
-    seen = read_demand_seen(demand, inst)
-    q = None if quantiles is None else read_quantiles(quantiles)
-    hist = None
-    if history is not None:
-        from optplan.forecast.history import read_history
-
-        hist = read_history(history).to_frame()
-        hist["depot"] = hist["depot"].astype(str)
-    app = None
-    if applicants is not None:
-        from optplan.estimate.logs import read_applicant_log
-
-        app, _, _ = read_applicant_log(applicants)
     th = Thresholds(band_low=low, band_high=high, band_weeks=band_weeks, mase_max=mase_max, wape_max=wape_max)
-    result = monitor(inst, seen, q, hist, plan_dir, app, th)
-    result.write(out)
+    result = monitor_files(inst, demand, out, quantiles, history, plan_dir, applicants, th)
     click.echo(result.text())
     click.echo(f"wrote monitor.txt, monitor.json, alerts.csv and the tables to {out}")

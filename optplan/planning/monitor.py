@@ -38,11 +38,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optplan.errors import InstanceError, Problem
-from optplan.estimate.logs import MAX_LINES_PER_CHECK
+from optplan.errors import InstanceError, OptionError, Problem
+from optplan.estimate.logs import MAX_LINES_PER_CHECK, read_applicant_log
+from optplan.forecast.history import read_history
 from optplan.forecast.metrics import SEASON, mase_scale, weighted_quantile
 from optplan.io.atomic import csv_text, json_text, write_files
-from optplan.io.instance import Instance
+from optplan.io.instance import Instance, load_instance
 from optplan.planning.logstate import instance_week, read_table, row_problems
 from optplan.planning.replan import model_channels
 
@@ -185,6 +186,23 @@ def _wilson(k: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return centre - half, centre + half
 
 
+def monitor_files(instance_dir, demand, out, quantiles=None, history=None, plan=None, applicants=None,
+                  thresholds: Thresholds = Thresholds()) -> Monitor:
+    """Read the inputs (each checked, one line per problem), watch, write ``out``; the CLI's
+    and the pipeline's route. ``history``: a CSV as optplan forecast reads it."""
+    inst = instance_dir if isinstance(instance_dir, Instance) else load_instance(instance_dir)
+    seen = read_demand_seen(demand, inst)
+    q = None if quantiles is None else read_quantiles(quantiles)
+    hist = None
+    if history is not None:
+        hist = read_history(history).to_frame()
+        hist["depot"] = hist["depot"].astype(str)
+    app = None if applicants is None else read_applicant_log(applicants)[0]
+    result = monitor(inst, seen, q, hist, plan, app, thresholds)
+    result.write(out)
+    return result
+
+
 def monitor(instance: Instance, demand: pd.DataFrame, quantiles: pd.DataFrame | None = None,
             history: pd.DataFrame | None = None, plan: str | Path | None = None,
             applicants: pd.DataFrame | None = None, thresholds: Thresholds = Thresholds(),
@@ -193,6 +211,9 @@ def monitor(instance: Instance, demand: pd.DataFrame, quantiles: pd.DataFrame | 
     forecast's quantiles.csv (depot, week, p10, p50, p90) or None (the instance's scenarios);
     ``history``: depot, week_start, blocks (the forecast's history) for the MASE scale;
     ``plan``: a plan folder of this instance; ``applicants``: the wide applicant log."""
+    if instance.period_weeks is not None:
+        raise OptionError("instance", "a weekly instance to monitor (weeks seen are compared week by week; this one "
+                          "has long-lead periods, horizon.periods)", "horizon.periods")
     notes: list[str] = []
     alerts: list[dict] = []
     th = thresholds

@@ -59,11 +59,13 @@ from optplan.io.instance import check_given_columns, load_instance, pydantic_pro
 from optplan.io.periods import parse_periods
 from optplan.io.schema import Manifest
 from optplan.planning.logstate import instance_week, write_state_from_logs
+from optplan.planning.monitor import Thresholds, monitor_files
 from optplan.planning.replan import expected_state, initial_state, load_state, replan
 from optplan.solvers import engine_names
 
 MANIFEST = "pipeline.json"
-STEPS = ("logs", "funnel", "retention", "history", "forecast", "instance", "plan", "state", "replan", "report")
+STEPS = ("logs", "funnel", "retention", "history", "forecast", "instance", "plan", "state", "replan", "monitor",
+         "report")
 
 
 class _Strict(BaseModel):
@@ -153,6 +155,24 @@ class ReplanStep(_Strict):
         return value
 
 
+class MonitorStep(_Strict):
+    """The weekly watch (optplan monitor): the demand seen against the forecast's quantiles,
+    recruiting against the plan, conversion against the kernel."""
+
+    demand: str = Field(description="Demand seen: depot, week (the plan's weeks), blocks.")
+    band: tuple[float, float] = Field((0.6, 0.95), description="Pooled P10-P90 coverage band (nominal 0.8).")
+    band_weeks: int = Field(3, ge=1, le=52)
+    wape_max: float = Field(0.25, gt=0)
+    mase_max: float = Field(1.5, gt=0)
+
+    @field_validator("band")
+    @classmethod
+    def _band(cls, value):
+        if not 0 <= value[0] < value[1] <= 1:
+            raise ValueError(f"[low, high] with 0 <= low < high <= 1, not {list(value)}")
+        return value
+
+
 class PipelineConfig(_Strict):
     """The pipeline's YAML."""
 
@@ -167,6 +187,7 @@ class PipelineConfig(_Strict):
     solve: SolveStep = Field(default_factory=SolveStep)
     report: ReportStep = Field(default_factory=ReportStep)
     replan: ReplanStep | None = Field(None, description="Re-plan from the logs (a weekly run); null: no re-plan.")
+    monitor: MonitorStep | None = Field(None, description="Watch the forecast, recruiting and conversion; null: none.")
 
 
 def _check_settings_early(config: PipelineConfig, shown: str) -> None:
@@ -211,6 +232,8 @@ def load_config(path: str | Path) -> tuple[PipelineConfig, Path]:
     files = {f"inputs.{k}": v for k, v in config.inputs.model_dump().items()}
     if config.replan is not None:
         files["replan.spend"] = config.replan.spend
+    if config.monitor is not None:
+        files["monitor.demand"] = config.monitor.demand
     missing = [Problem(path.name, None, k, "an existing file", str(base / v))
                for k, v in files.items() if v is not None and not (base / v).is_file()]
     if missing:
@@ -429,6 +452,13 @@ def _steps(config: PipelineConfig, base: Path, out: Path, quiet: bool = False) -
         state_files = [out / "state" / n for n in ("state.yaml", "drivers.csv", "recruited.csv", "pipeline.csv")]
         steps.append(Step("replan", [*inst_files, *state_files], s.model_dump(),
                           lambda folder: _replan(out / "instance", out / "state", folder, s)))
+    if config.monitor is not None:
+        mo = config.monitor
+        seen = base / mo.demand
+        watched = [seen, out / "forecast" / "quantiles.csv", out / "history" / "history.csv", out / "plan" / "applicants.csv",
+                   out / "plan" / "drivers.csv", applicants]
+        steps.append(Step("monitor", [*inst_files, *watched], mo.model_dump(),
+                          lambda folder: _monitor(out, seen, applicants, folder, mo)))
     if config.report.enabled:
         r = config.report
         steps.append(Step("report", inst_files, {**r.model_dump(), "seed": config.seed},
@@ -569,6 +599,15 @@ def _replan(instance: Path, state: Path, folder: Path, s: SolveStep) -> list[str
     result.write(folder)
     return [f"the plan of weeks {st.week}..{inst.n_weeks}; this week: {folder / 'this_week.csv'}",
             *result.plan.text_summary().splitlines()[:2], *(f"warning: {w.message}" for w in result.plan.warnings)]
+
+
+def _monitor(out: Path, seen: Path, applicants: Path, folder: Path, mo: MonitorStep) -> list[str]:
+    """optplan monitor on the pipeline's own forecast, history, plan and applicant log."""
+    th = Thresholds(band_low=mo.band[0], band_high=mo.band[1], band_weeks=mo.band_weeks, wape_max=mo.wape_max,
+                    mase_max=mo.mase_max)
+    result = monitor_files(out / "instance", seen, folder, out / "forecast" / "quantiles.csv",
+                           out / "history" / "history.csv", out / "plan", applicants, th)
+    return result.text().splitlines()
 
 
 def _report(instance: Path, folder: Path, r: ReportStep, seed: int) -> list[str]:

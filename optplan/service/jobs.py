@@ -30,12 +30,13 @@ from optplan.planning.pipeline import load_config
 
 #: Run kind -> the dataset kind it reads.
 KINDS = {"solve": "instance", "report": "instance", "simulate": "instance", "replan": "instance",
-         "pipeline": "pipeline", "forecast": "history", "backtest": "history"}
+         "monitor": "instance", "pipeline": "pipeline", "forecast": "history", "backtest": "history"}
 DATASET_KINDS = ("instance", "history", "logs", "pipeline")
-#: Options that the service sets itself (paths, cluster addresses, tracebacks).
-SERVICE_OPTIONS = {"out", "debug", "save_mps", "scheduler", "quiet"}
+#: Options that the service sets itself or withholds (paths on the server, cluster addresses,
+#: tracebacks; monitor's --plan folder: a run watches the files of its own dataset).
+SERVICE_OPTIONS = {"out", "debug", "save_mps", "scheduler", "quiet", "plan"}
 #: Options whose value is a file inside the run's dataset (checked as a safe relative path).
-DATASET_FILE_OPTIONS = {"state", "decisions"}
+DATASET_FILE_OPTIONS = {"state", "decisions", "demand", "applicants", "quantiles", "history"}
 #: The pipeline config's file name inside a pipeline dataset.
 PIPELINE_FILE = "pipeline.yaml"
 
@@ -43,7 +44,7 @@ PIPELINE_FILE = "pipeline.yaml"
 def command_of(kind: str) -> click.Command:
     """The CLI command a run of ``kind`` is (its click parameters are the run's options)."""
     return {"solve": commands.solve, "report": commands.report, "simulate": commands.simulate,
-            "replan": commands.replan, "pipeline": commands.pipeline, "forecast": cli_forecast.forecast,
+            "replan": commands.replan, "monitor": commands.monitor_cmd, "pipeline": commands.pipeline, "forecast": cli_forecast.forecast,
             "backtest": cli_forecast.backtest}[kind]
 
 

@@ -212,11 +212,13 @@ class WorkerLoop:
             error = "\n".join(errors[-50:]) or f"the command exited with status {code}: {_last_line(text)}"
         outputs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) if out.is_dir() else []
         summary = {}
-        if (out / "summary.json").is_file():
-            try:
-                summary = json.loads((out / "summary.json").read_text())
-            except ValueError:
-                summary = {}
+        for name in ("summary.json", "monitor.json", "monitor/monitor.json"):  # a plan's; a watch's (its alerts)
+            if (out / name).is_file():
+                try:
+                    summary = json.loads((out / name).read_text())
+                except ValueError:
+                    summary = {}
+                break
         with self.db.session() as s:
             values = dict(state=state, error=error, exit_status=code, seconds=round(seconds, 3), finished_at=utcnow(),
                           lease_until=None, log=text, progress=_last_line(text), outputs=outputs, summary=summary,

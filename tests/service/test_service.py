@@ -381,6 +381,34 @@ def test_a_forecast_run_on_a_history_dataset(server, demo_id, tmp_path):
     assert err.value.status == 422
 
 
+def test_a_monitor_run_watches_a_datasets_demand_and_keeps_its_alerts(server, tmp_path):
+    """Issue #29 part 3 in the service: a monitor run on an instance dataset that holds the
+    demand seen (options.demand names the file in the dataset); its alerts are the run's
+    summary, its tables the run's outputs, as `optplan monitor` writes them."""
+    folder = tmp_path / "watched"
+    shutil.copytree(DEMO, folder)
+    seen = pd.DataFrame([(d, w, 500.0 if d == "D004" else 150.0) for d in ("D001", "D002", "D003", "D004", "D005")
+                         for w in (1, 2, 3)], columns=["depot", "week", "blocks"])
+    (folder / "seen").mkdir()
+    seen.to_csv(folder / "seen" / "demand.csv", index=False)
+    c = server.client()
+    ds = c.upload(folder, kind="instance")
+    run = c.wait(c.submit("monitor", ds["id"], options={"demand": "seen/demand.csv"})["id"], timeout=RUN_TIMEOUT)
+    assert run["state"] == "finished", run["error"]
+    assert {"monitor.json", "alerts.csv", "by_depot.csv", "demand.csv"} <= set(run["outputs"])
+    cli = CliRunner().invoke(main, ["monitor", str(folder), "--demand", str(folder / "seen" / "demand.csv"),
+                                    "--out", str(tmp_path / "cli")])
+    assert cli.exit_code == 0, cli.output
+    assert run["summary"] == json.loads((tmp_path / "cli" / "monitor.json").read_text())
+    assert "D004" in {a["where"] for a in run["summary"]["alerts"] if a["kind"] == "depot"}
+    with pytest.raises(ServiceError) as err:  # a path outside the dataset, or the server's own folders
+        c.submit("monitor", ds["id"], options={"demand": "../../etc/passwd"})
+    assert err.value.status == 422
+    with pytest.raises(ServiceError) as err:
+        c.submit("monitor", ds["id"], options={"demand": "seen/demand.csv", "plan": "/srv"})
+    assert err.value.status == 422
+
+
 @pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_a_schedule_submits_a_run_that_awaits_approval(server, demo_id):
     from datetime import datetime
