@@ -120,7 +120,7 @@ def test_options_are_the_commands_own():
     assert "options.integer: expected true or false, found 'yes'" in lines
     assert any(line.startswith("options.save_mps: expected one of") for line in lines)  # the service's own
     assert any(line.startswith("options.cheese: expected one of") for line in lines)
-    kinds = "solve, report, simulate, replan, pipeline, forecast, backtest"
+    kinds = "solve, report, simulate, replan, monitor, pipeline, forecast, backtest"
     assert check_options("teleport", {}) == [f"kind: expected one of {kinds}, found 'teleport'"]
     assert check_options("replan", {"state": "../../etc/passwd"})[0].startswith("options.state: expected a relative path")
     argv = command_line("solve", Path("/data/ds"), Path("out"), {"time_limit": 30, "integer": True},
