@@ -219,7 +219,6 @@ def test_a_weekly_run_replans_from_the_logs(config, tmp_path):
     cfg["generate_logs"].update(start="2012-01-02", weeks=47)
     cfg["replan"] = {"week": "auto"}
     cfg["monitor"] = {"demand": "seen.csv"}
-    cfg["report"] = {"enabled": False}
     config.write_text(yaml.safe_dump(cfg))
     # demand seen in weeks 1..4: each depot's week-1 history level doubled at D003 (blocks/week)
     seen = pd.DataFrame([(d, w, 400.0 * (2 if d == "D003" else 1)) for d in ("D001", "D002", "D003", "D004", "D005")
@@ -229,7 +228,8 @@ def test_a_weekly_run_replans_from_the_logs(config, tmp_path):
     assert code == 0, out
     manifest = json.loads((tmp_path / "out" / "pipeline.json").read_text())
     assert list(manifest["steps"]) == ["logs", "funnel", "retention", "history", "forecast", "instance", "plan",
-                                       "state", "replan", "monitor"]
+                                       "state", "replan", "monitor", "report"]
+    assert "What happened so far" in (tmp_path / "out" / "report" / "report.html").read_text()
     watch = json.loads((tmp_path / "out" / "monitor" / "monitor.json").read_text())
     assert watch["weeks_seen"] == [1, 2, 3, 4] and watch["overall"]["mase"] is not None  # the history's scale
     assert "D003" in {a["where"] for a in watch["alerts"] if a["kind"] == "depot"}

@@ -186,3 +186,30 @@ def test_report_with_a_service_target(tmp_path, demo_path):
     assert tornado["expected_cost"].isna().any() and tornado["expected_cost"].notna().any()
     targets = pd.read_csv(out / "targets.csv")
     assert len(targets) == 5 and (targets.loc[targets["binding"], "cost_per_point"] > 0).all()
+
+
+def test_the_report_shows_what_happened_so_far_with_demand_seen(tmp_path, demo_path, report_dir):
+    """Issue #29 part 3: `report --demand-seen` adds the monitor's watch as a section (the alerts
+    first), its tables and report.json's "monitor"; without it there is no such section."""
+    import json
+
+    import pandas as pd
+
+    seen = pd.DataFrame([(d, w, 400.0 if d == "D002" else 160.0) for d in ("D001", "D002", "D003", "D004", "D005")
+                         for w in (1, 2)], columns=["depot", "week", "blocks"])
+    seen.to_csv(tmp_path / "seen.csv", index=False)
+    out = tmp_path / "rep"
+    r = CliRunner().invoke(main, ["report", str(demo_path), "--out", str(out), "--frontier-points", "2",
+                                  "--service-points", "0", "--oos-paths", "20", "--backend", "serial", "--quiet",
+                                  "--demand-seen", str(tmp_path / "seen.csv")])
+    assert r.exit_code == 0, r.output
+    html = (out / "report.html").read_text()
+    assert "What happened so far" in html and "ALERT depot: depot D002" in html
+    assert html.index("What happened so far") < html.index("<h2>Plan</h2>")
+    watch = json.loads((out / "report.json").read_text())["monitor"]
+    assert watch["weeks_seen"] == [1, 2] and "D002" in {a["where"] for a in watch["alerts"]}
+    assert (out / "monitor_by_depot.csv").is_file() and (out / "monitor_alerts.csv").is_file()
+    assert "What happened so far" not in (report_dir / "report.html").read_text()
+    bad = CliRunner().invoke(main, ["report", str(demo_path), "--out", str(tmp_path / "no"),
+                                    "--demand-seen", str(tmp_path / "nowhere.csv")])
+    assert bad.exit_code == 2 and not (tmp_path / "no").exists()

@@ -162,11 +162,13 @@ def _save_mps(inst, path: Path, integer: bool, recourse: str) -> None:
 @click.option("--backend", type=click.Choice(["serial", "local", "dask"]), default="local", show_default=True,
               help="Where the tornado's solves run: this process, local processes, or Dask (docs/scale.md).")
 @click.option("--scheduler", default=None, help="Dask scheduler address for --backend dask (default: a local cluster).")
+@click.option("--demand-seen", "demand_seen", type=click.Path(path_type=Path), default=None,
+              help="Demand seen so far (depot, week, blocks): adds the watch of optplan monitor as a section.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @set_option
 @guarded
 def report(instance: Path, out: Path, frontier_points, service_points, tornado_change, oos_paths, seed, workers, backend,
-           scheduler, quiet, sets, decisions) -> None:
+           scheduler, demand_seen, quiet, sets, decisions) -> None:
     """Sensitivity report: shadow prices, ranging, budget frontier, tornado, VSS, as one
     self-contained HTML file plus CSV/JSON."""
     from optplan.explain.report import build_report, write_report
@@ -176,6 +178,11 @@ def report(instance: Path, out: Path, frontier_points, service_points, tornado_c
     click.echo(f"instance {inst.summary()}")
     from optplan.solvers.backends import get_backend
 
+    watch = None
+    if demand_seen is not None:  # checked before the long part
+        from optplan.planning.monitor import load_monitor
+
+        watch = load_monitor(inst, demand_seen)
     runner = get_backend(backend, scheduler, workers)
     try:
         r = build_report(inst, frontier_points=frontier_points, service_points=service_points,
@@ -183,6 +190,7 @@ def report(instance: Path, out: Path, frontier_points, service_points, tornado_c
                          seed=seed, workers=workers, progress=not quiet, backend=runner)
     finally:
         runner.close()
+    r.monitor = watch
     files = write_report(r, out)
     v = r.stochastic_values
     oos = r.out_of_sample

@@ -34,6 +34,7 @@ from optplan.explain.sensitivity import SensitivityModel, TornadoResult, service
 from optplan.explain.stochastic import LABELS, optplan_values
 from optplan.io.atomic import csv_text, json_text, write_files
 from optplan.io.instance import Instance
+from optplan.planning.monitor import Monitor
 from optplan.planning.plan import Plan
 from optplan.solvers.base import SolveOptions, quiet_engines
 
@@ -60,6 +61,7 @@ class Report:
     out_of_sample: dict[str, float]
     timings: dict[str, float] = field(default_factory=dict)
     service_frontier: pd.DataFrame | None = None  # cost vs service for several utilisation floors
+    monitor: Monitor | None = None  # the watch on the weeks seen (optplan.planning.monitor), when given
 
     def tables(self) -> dict[str, pd.DataFrame]:
         vss = pd.DataFrame({"measure": list(self.stochastic_values),
@@ -81,6 +83,9 @@ class Report:
             "spend_by_week_channel.csv": spend_by_week_channel(self.plan),
             "funnel_yields.csv": funnel_yields(self.plan.data),
             "applicants.csv": self.plan.applicants,
+            **({"monitor_by_depot.csv": self.monitor.by_depot,
+                "monitor_alerts.csv": pd.DataFrame(self.monitor.alerts, columns=["kind", "where", "week", "value", "message"])}
+               if self.monitor is not None else {}),
         }
 
 
@@ -325,6 +330,10 @@ th{background:#f2f2f2} td.l,th.l{text-align:left} .note{color:#555;font-size:0.8
 <p>{{ status }}. Money in {{ currency }}.</p>
 {% if warnings %}<h2>Check before acting</h2>
 <ul class="warnings">{% for w in warnings %}<li>{{ w }}</li>{% endfor %}</ul>{% endif %}
+{% if monitor %}<h2>What happened so far</h2>
+<p class="note">The weeks seen against the forecast, the plan and the funnel (optplan monitor; docs/replan.md).</p>
+<ul class="monitor">{% for line in monitor %}<li>{{ line }}</li>{% endfor %}</ul>
+{{ monitor_table }}{% endif %}
 <h2>Plan</h2>
 <table>{% for k, v in kpis %}<tr><th class="l">{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}</table>
 <h2>Both customers, by depot</h2>
@@ -458,6 +467,8 @@ def render_html(r: Report) -> str:
         glossary=[(name, plain, meaning) for name, (plain, meaning) in GLOSSARY.items()],
         kpis=kpis,
         warnings=[w.message for w in r.plan.warnings],
+        monitor=r.monitor.text().splitlines() if r.monitor is not None else [],
+        monitor_table=Markup(_html_table(r.monitor.by_depot)) if r.monitor is not None else "",
         marginal=Markup(_html_table(r.marginal_values[r.marginal_values["shadow_price"] != 0], cur)
                         if (r.marginal_values["shadow_price"] != 0).any() else "<p>No budget or cap binds.</p>"),
         channels=Markup(_html_table(channels, cur)),
@@ -502,6 +513,7 @@ def write_report(r: Report, out) -> list[str]:
         "instance": r.instance_name, "currency": r.currency, "status": r.plan.status.to_dict(),
         "kpis": r.plan.kpis, "stochastic_values": r.stochastic_values, "out_of_sample": r.out_of_sample,
         "warnings": [w.to_dict() for w in r.plan.warnings],
+        **({"monitor": r.monitor.summary()} if r.monitor is not None else {}),
     }))
     write_files(out, files)
     return sorted(files)

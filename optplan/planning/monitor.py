@@ -190,6 +190,14 @@ def monitor_files(instance_dir, demand, out, quantiles=None, history=None, plan=
                   thresholds: Thresholds = Thresholds()) -> Monitor:
     """Read the inputs (each checked, one line per problem), watch, write ``out``; the CLI's
     and the pipeline's route. ``history``: a CSV as optplan forecast reads it."""
+    result = load_monitor(instance_dir, demand, quantiles, history, plan, applicants, thresholds)
+    result.write(out)
+    return result
+
+
+def load_monitor(instance_dir, demand, quantiles=None, history=None, plan=None, applicants=None,
+                 thresholds: Thresholds = Thresholds()) -> Monitor:
+    """Read the inputs (each checked) and watch, writing nothing (the report's route)."""
     inst = instance_dir if isinstance(instance_dir, Instance) else load_instance(instance_dir)
     seen = read_demand_seen(demand, inst)
     q = None if quantiles is None else read_quantiles(quantiles)
@@ -198,9 +206,7 @@ def monitor_files(instance_dir, demand, out, quantiles=None, history=None, plan=
         hist = read_history(history).to_frame()
         hist["depot"] = hist["depot"].astype(str)
     app = None if applicants is None else read_applicant_log(applicants)[0]
-    result = monitor(inst, seen, q, hist, plan, app, thresholds)
-    result.write(out)
-    return result
+    return monitor(inst, seen, q, hist, plan, app, thresholds)
 
 
 def monitor(instance: Instance, demand: pd.DataFrame, quantiles: pd.DataFrame | None = None,

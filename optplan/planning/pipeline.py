@@ -59,7 +59,7 @@ from optplan.io.instance import check_given_columns, load_instance, pydantic_pro
 from optplan.io.periods import parse_periods
 from optplan.io.schema import Manifest
 from optplan.planning.logstate import instance_week, write_state_from_logs
-from optplan.planning.monitor import Thresholds, monitor_files
+from optplan.planning.monitor import Thresholds, load_monitor, monitor_files
 from optplan.planning.replan import expected_state, initial_state, load_state, replan
 from optplan.solvers import engine_names
 
@@ -461,8 +461,13 @@ def _steps(config: PipelineConfig, base: Path, out: Path, quiet: bool = False) -
                           lambda folder: _monitor(out, seen, applicants, folder, mo)))
     if config.report.enabled:
         r = config.report
-        steps.append(Step("report", inst_files, {**r.model_dump(), "seed": config.seed},
-                          lambda folder: _report(out / "instance", folder, r, config.seed)))
+        seen_by = [] if config.monitor is None else watched
+        steps.append(Step("report", [*inst_files, *seen_by], {**r.model_dump(), "seed": config.seed,
+                                                              **({"monitor": config.monitor.model_dump()}
+                                                                 if config.monitor else {})},
+                          lambda folder: _report(out / "instance", folder, r, config.seed,
+                                                 config.monitor and (out, base / config.monitor.demand, applicants,
+                                                                     _thresholds(config.monitor)))))
     return steps
 
 
@@ -601,17 +606,24 @@ def _replan(instance: Path, state: Path, folder: Path, s: SolveStep) -> list[str
             *result.plan.text_summary().splitlines()[:2], *(f"warning: {w.message}" for w in result.plan.warnings)]
 
 
+def _thresholds(mo: MonitorStep) -> Thresholds:
+    return Thresholds(band_low=mo.band[0], band_high=mo.band[1], band_weeks=mo.band_weeks, wape_max=mo.wape_max,
+                      mase_max=mo.mase_max)
+
+
 def _monitor(out: Path, seen: Path, applicants: Path, folder: Path, mo: MonitorStep) -> list[str]:
     """optplan monitor on the pipeline's own forecast, history, plan and applicant log."""
-    th = Thresholds(band_low=mo.band[0], band_high=mo.band[1], band_weeks=mo.band_weeks, wape_max=mo.wape_max,
-                    mase_max=mo.mase_max)
     result = monitor_files(out / "instance", seen, folder, out / "forecast" / "quantiles.csv",
-                           out / "history" / "history.csv", out / "plan", applicants, th)
+                           out / "history" / "history.csv", out / "plan", applicants, _thresholds(mo))
     return result.text().splitlines()
 
 
-def _report(instance: Path, folder: Path, r: ReportStep, seed: int) -> list[str]:
+def _report(instance: Path, folder: Path, r: ReportStep, seed: int, watched=None) -> list[str]:
     rep = build_report(load_instance(instance), frontier_points=r.frontier_points,
                        service_points=r.service_points, oos_paths=r.oos_paths, seed=seed)
+    if watched:  # the monitor step's watch as the report's "What happened so far"
+        out, seen, applicants, th = watched
+        rep.monitor = load_monitor(out / "instance", seen, out / "forecast" / "quantiles.csv",
+                                   out / "history" / "history.csv", out / "plan", applicants, th)
     files = write_report(rep, folder)
     return [f"{len(files)} files; open {folder / 'report.html'}"]
