@@ -101,6 +101,7 @@ def test_rolling_with_expected_drivers_is_the_static_plan(demo):
         np.testing.assert_allclose(rolling, static, rtol=1e-6)
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_rolling_reacts_to_driver_luck(demo):
     """Whole random drivers (common random numbers): re-planning on the drivers actually
     seen costs less than the static plan on the same 30 paths (seed fixed, so deterministic)."""

@@ -168,6 +168,7 @@ def test_large_models_get_one_column_cost_ranging_only(demo_path):
     assert full["basis_same_from"].notna().all()
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_frontier_chains_on_two_workers_match_the_single_chain(demo_path):
     """Split into one warm-started chain per worker, the frontier has the same points:
     expected cost (an optimum: unique) to 1e-9 and the total budget's shadow price to 1e-6,

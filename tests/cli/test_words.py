@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 from conftest import REPO
 
@@ -74,6 +75,7 @@ def test_simulate_explains_every_policy_and_that_its_costs_are_out_of_sample(tmp
     assert "static: follow the plan made today" in r.stdout
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_estimate_funnel_says_what_it_fits_before_fitting(tmp_path):
     from optplan.estimate.synthetic import generate_applicant_log
 

@@ -127,6 +127,7 @@ def test_calibration_conditions_on_each_applicants_history(dependent_log):
     np.testing.assert_allclose(big["mean_predicted"], big["observed_rate"], atol=0.02)
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_the_command_reports_the_dependence(dependent_log, tmp_path):
     path, *_ = dependent_log
     path = tmp_path / "some.csv"  # 8,000 of the applicants: enough for BIC to see the dependence

@@ -64,6 +64,7 @@ def test_naive_estimator_is_biased_under_censoring_and_ours_is_not(funnel_fit):
     assert (naive < ours).all()
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_calibration_on_held_back_applicants(funnel_fit):
     log, _, observed, _ = funnel_fit
     rng = np.random.default_rng(0)
@@ -139,6 +140,7 @@ def test_scikit_learn_contract():
     assert p.shape == (5, 2) and np.allclose(p.sum(axis=1), 1)
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_logs_to_plan_through_the_cli(tmp_path, demo_path):
     """generate-logs -> estimate funnel / retention -> build-instance (demo's depots, demand and
     settings, estimated parameters) -> solve."""

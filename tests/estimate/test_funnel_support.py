@@ -28,6 +28,7 @@ def short_log(tmp_path_factory):
     return path, truth, observed
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_a_four_week_log_gives_lower_bounds_not_a_blow_up(short_log):
     path, truth, observed = short_log
     log, obs, _ = read_applicant_log(path, observed_until=observed)

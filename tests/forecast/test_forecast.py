@@ -299,6 +299,7 @@ def test_kmeans_reduction_keeps_the_mean_exactly_and_the_totals_within_2pct():
 # ---------------------------------------------------------------------- models and long lead
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_global_model_never_sees_the_target_weeks():
     """Backtest forecasts depend only on the weeks before the origin: scrambling the weeks
     after the last forecast week changes nothing; the model scores differ only through y."""
@@ -348,6 +349,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_forecast_cli_writes_an_instance_ready_table_deterministically(tmp_path):
     src = write_csv(synthetic_frame(n_depots=3, n_weeks=110), tmp_path / "history.csv")
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
@@ -434,6 +436,7 @@ def test_usd_per_block_converts_sales(tmp_path):
     np.testing.assert_allclose(h.blocks, ref.blocks, rtol=1e-12)
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_backtest_cli_prints_and_writes_the_tables(tmp_path):
     src = write_csv(synthetic_frame(n_depots=3, n_weeks=120), tmp_path / "history.csv")
     r = CliRunner().invoke(backtest_cmd, [str(src), "--models", "global,seasonal_naive", "--horizon", "8", "--step", "8",

@@ -114,6 +114,7 @@ def test_decomposition_stops_at_the_deadline_with_a_feasible_plan():
     assert result.status.bound <= result.status.objective
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_an_unreachable_scheduler_is_an_option_error(monkeypatch):
     from optplan.solvers import backends
 

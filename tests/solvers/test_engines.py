@@ -242,6 +242,7 @@ def test_status_unknown_without_a_plan_is_solved_again_without_presolve_and_says
     assert stub.getOptionValue("presolve")[1] == "on" and stub.getOptionValue("solver")[1] == "simplex"
 
 
+@pytest.mark.slow  # CI's second step: keeps the README's test command within its time
 def test_the_long_lead_frontier_lp_that_ends_unknown_is_proven_infeasible():
     """A real case: the service-frontier LP of the long-lead instance stated with period totals
     (`generate --periods long-lead` before demand stayed weekly) at its last point (every
