@@ -328,3 +328,64 @@ def check_activity_log(files: dict[str, bytes], tmp: Path) -> str:
 
 def fresh_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="optplan-mutation-"))
+
+
+# ------------------------------------------------------------------ the loop's inputs (issue #29)
+#: The demo instance the loop's tables are read against (never mutated here).
+DEMO = Path(__file__).resolve().parents[1] / "instances" / "demo"
+
+
+def decision_files() -> dict[str, bytes]:
+    """The demo with a decisions.csv: a fixed, a min and a max row (applicants and spend)."""
+    files = folder_files(DEMO)
+    files["decisions.csv"] = (b"depot,channel,week,lever,rule,value,currency,note\n"
+                              b"D001,referral,1,applicants,fixed,2,,campaign\n"
+                              b"D002,*,2,applicants,min,1,,\n"
+                              b"D003,,3,incentive_spend,max,100,USD,\n")
+    return files
+
+
+def loop_files() -> dict[str, bytes]:
+    """Logs of the demo's weeks -3..2, a spend table and the demand seen in weeks 1..2."""
+    apps = ["applicant_id,depot,channel,applied,background_check,onboarding,first_block"]
+    act = ["driver_id,depot,week,blocks"]
+    for i, d in enumerate(("D001", "D002", "D003", "D004", "D005")):
+        for j, ch in enumerate(("referral", "job_board", "agency")):
+            apps.append(f"A{i}{j}1,{d},{ch},2026-12-14,2026-12-21,,2027-01-04")
+            apps.append(f"A{i}{j}2,{d},{ch},2027-01-05,,,")
+        for k in range(4):
+            for w in ("2026-12-21", "2026-12-28", "2027-01-04", "2027-01-11")[k % 2:]:
+                act.append(f"R{i}{k},{d},{w},{1 + k}")
+    spend = ["depot,week,spend"] + [f"D00{i},2027-01-04,{100 + i}" for i in range(1, 6)]
+    seen = ["depot,week,blocks"] + [f"D00{i},{w},{150 + 10 * i + w}" for i in range(1, 6) for w in (1, 2)]
+    return {name: ("\n".join(rows) + "\n").encode() for name, rows in
+            (("applicants.csv", apps), ("activity.csv", act), ("spend.csv", spend), ("seen.csv", seen))}
+
+
+def check_loop(files: dict[str, bytes], tmp: Path) -> str:
+    """The state from the logs at week 3 and the monitor on the demand seen: a clean refusal, or
+    a state that loads back and a watch whose JSON holds only finite numbers."""
+    import optplan
+    from optplan.errors import InputError
+    from optplan.planning.logstate import write_state_from_logs
+    from optplan.planning.monitor import monitor_files
+    from optplan.planning.replan import initial_state, load_state
+
+    write(tmp, files)
+    inst = optplan.load_instance(DEMO)
+    out = "read"
+    try:
+        write_state_from_logs(inst, 3, tmp / "applicants.csv", tmp / "activity.csv", tmp / "spend.csv", tmp / "state",
+                              fallback=lambda: initial_state(inst))
+        st = load_state(tmp / "state", inst)
+        assert np.isfinite(st.drivers["active_drivers"].to_numpy(float)).all() and math.isfinite(st.spend_total)
+    except InputError as exc:
+        _assert_clean_refusal(exc, files)
+        out = "refused"
+    try:
+        monitor_files(inst, tmp / "seen.csv", tmp / "watch", applicants=None)
+        json.loads((tmp / "watch" / "monitor.json").read_text(), parse_constant=_refuse_constant)
+    except InputError as exc:
+        _assert_clean_refusal(exc, files)
+        out = "refused"
+    return out

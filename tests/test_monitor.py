@@ -212,3 +212,16 @@ def test_a_world_drawn_from_the_forecast_alerts_in_at_most_5_percent_of_seeds(de
     data = demo.model_data()
     alerted = sum(bool(monitor(demo, scenario_world(data, np.random.default_rng(seed))).alerts) for seed in range(200))
     assert alerted / 200 <= FALSE_ALERT_SHARE
+
+
+def test_an_empty_demand_table_is_a_clean_refusal(demo, tmp_path):
+    """Found by the property tests (tests/test_property_inputs.py, kind loop): a header-only
+    demand table crashed the text summary."""
+    from optplan.errors import InstanceError
+    from optplan.planning.monitor import monitor_files
+
+    (tmp_path / "seen.csv").write_text("depot,week,blocks\n")
+    with pytest.raises(InstanceError) as exc:
+        monitor_files(demo, tmp_path / "seen.csv", tmp_path / "watch")
+    assert str(exc.value.problems[0]) == "seen.csv: expected a row per depot and week seen (depot, week, blocks), found no rows"
+    assert not (tmp_path / "watch").exists()

@@ -7,7 +7,9 @@ benchmark benchmarks/bench_mutations.py runs >= 10,000 of them and tallies by cl
 
 Examples per reader: ``MUTATION_EXAMPLES`` (default 60 in the quick suite, 240 in the slow
 step). The kinds issue #33 added (a multi-country instance, a long-lead one, the demo with
-targets) run a sixth of that in the quick suite (a plan each) and as many in the slow step:
+targets) and issue #29's (the demo with committed decisions; the logs, spend and demand seen
+of the state from the logs and the monitor) run a sixth of that in the quick suite (a plan
+each) and as many in the slow step:
 CI runs 2,250 mutations over seven kinds in its two steps, at least 250 per kind."""
 
 from __future__ import annotations
@@ -53,9 +55,12 @@ NEW_KINDS = {
     "world": lambda: mut.folder_files(REPO / "instances" / "world"),
     "longlead": lambda: mut.folder_files(REPO / "instances" / "longlead"),
     "targets": _with_targets,
+    "decisions": mut.decision_files,  # issue #29: a planner's committed decisions
+    "loop": mut.loop_files,  # issue #29: logs, spend and demand seen -> the state and the monitor
 }
 BASES.update(NEW_KINDS)
 CHECKS.update(dict.fromkeys(NEW_KINDS, mut.check_instance))
+CHECKS["loop"] = mut.check_loop
 _cache: dict[str, dict[str, bytes]] = {}
 
 

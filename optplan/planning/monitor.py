@@ -134,6 +134,8 @@ def read_demand_seen(path, instance: Instance) -> pd.DataFrame:
         (raw.duplicated(["depot", "week"]).to_numpy(), "week", "one row per depot and week", raw["week"]),
     ]
     problems = row_problems(name, lines, checks)
+    if raw.empty:
+        problems.append(Problem(name, None, None, "a row per depot and week seen (depot, week, blocks)", "no rows"))
     if problems:
         raise InstanceError(problems)
     return pd.DataFrame({"depot": raw["depot"].to_numpy(), "week": week.astype(int), "blocks": blocks})
@@ -229,6 +231,9 @@ def monitor(instance: Instance, demand: pd.DataFrame, quantiles: pd.DataFrame | 
         lost = df[df["p50"].isna()]
         notes.append(f"{len(lost)} depot-weeks without a forecast quantile left out")
         df = df.dropna(subset=["p10", "p50", "p90"])
+    if df.empty:
+        raise InstanceError([Problem("demand seen", None, "week", "depot-weeks the forecast has quantiles for",
+                                     "none of them")])
     df = df.sort_values(["depot", "week"], kind="stable").reset_index(drop=True)
     df["inside"] = (df["p10"] <= df["blocks"]) & (df["blocks"] <= df["p90"])
     df["abs_error"] = (df["blocks"] - df["p50"]).abs()
