@@ -237,10 +237,14 @@ def estimate() -> None:
 @click.option("--latent-classes", type=click.IntRange(min=1, max=4), default=2, show_default=True,
               help="Latent speed classes shared by every stage, so that stage durations can be dependent "
                    "(fast applicants are fast throughout); kept only when BIC prefers it. 1: independent stages.")
+@click.option("--date-format", default=None, metavar="FORMAT",
+              help="How the log's dates are written, e.g. %d/%m/%Y (default: ISO, or the order of day and month each "
+                   "column shows; an ambiguous column is refused with an example).")
 @click.option("--quiet", is_flag=True, help="No progress lines or bars on stderr.")
 @guarded
 def estimate_funnel(applicants, out, observed_until, fmt, stages, on_out_of_order, max_weeks_in_stage, n_boot, holdout, seed,
-                    by_depot, min_group_applicants, column_map, covariates, window_days, latent_classes, quiet):
+                    by_depot, min_group_applicants, column_map, covariates, window_days, latent_classes, date_format,
+                    quiet):
     """Fit the funnel and write yield.csv (instance format), channel summaries with intervals
     and a calibration table."""
     from optplan.errors import OptionError
@@ -259,7 +263,8 @@ def estimate_funnel(applicants, out, observed_until, fmt, stages, on_out_of_orde
                                   on_out_of_order=on_out_of_order, max_weeks_in_stage=max_weeks_in_stage,
                                   n_boot=n_boot, holdout=holdout, seed=seed, by_depot=by_depot,
                                   min_group_applicants=min_group_applicants, column_map=mapping, covariates=chosen,
-                                  window_days=window_days, latent_classes=latent_classes, show_progress=not quiet)
+                                  window_days=window_days, latent_classes=latent_classes, show_progress=not quiet,
+                                  date_format=date_format)
     for line in notes:
         click.echo(line)
 
@@ -272,15 +277,18 @@ def estimate_funnel(applicants, out, observed_until, fmt, stages, on_out_of_orde
 @click.option("--observed-until", default=None, help="Date the log was taken (default: its latest week).")
 @click.option("--bootstrap", "n_boot", type=click.IntRange(min=0, max=10_000), default=50, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--date-format", default=None, metavar="FORMAT",
+              help="How the log's dates are written, e.g. %d/%m/%Y (default: ISO, or the order of day and month each "
+                   "column shows; an ambiguous column is refused with an example).")
 @click.option("--quiet", is_flag=True, help="No progress lines or bars on stderr.")
 @guarded
-def estimate_retention(activity, out, gap, observed_until, n_boot, seed, quiet):
+def estimate_retention(activity, out, gap, observed_until, n_boot, seed, date_format, quiet):
     """Fit weekly churn on tenure and write retention, blocks per driver and tenure curves."""
     from optplan.estimate.workflow import estimate_retention_files
 
     progress_to_stderr(quiet)
     for line in estimate_retention_files(activity, out, gap=gap, observed_until=observed_until, n_boot=n_boot, seed=seed,
-                                         show_progress=not quiet):
+                                         show_progress=not quiet, date_format=date_format):
         click.echo(line)
 
 
@@ -642,10 +650,12 @@ def replan(instance: Path, state: Path, out: Path, engine, time_limit, quiet, se
 @click.option("--spend", "spend", type=click.Path(path_type=Path), default=None,
               help="Spend table (depot, week, spend in the instance currency): the spend so far from it; "
                    "without it, the log's applicants at each channel's cost, no incentives.")
+@click.option("--date-format", default=None, metavar="FORMAT",
+              help="How the logs' dates are written, e.g. %d/%m/%Y (default: ISO, or as each column shows).")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @set_option
 @guarded
-def state_template(instance: Path, week: int, out: Path, applicants, activity, spend, quiet, sets,
+def state_template(instance: Path, week: int, out: Path, applicants, activity, spend, date_format, quiet, sets,
                    decisions) -> None:
     """Write the state at the start of --week. With --applicants and --activity: built from the
     logs (drivers active by their silence since their last block, applicants still in the funnel with their expected arrivals by
@@ -676,7 +686,8 @@ def state_template(instance: Path, week: int, out: Path, applicants, activity, s
         return
     from optplan.planning.logstate import write_state_from_logs
 
-    result = write_state_from_logs(inst, week, applicants, activity, spend, out, fallback=expected)
+    result = write_state_from_logs(inst, week, applicants, activity, spend, out, fallback=expected,
+                                   date_format=date_format)
     c = result.counts
     drivers = sum(c["drivers_active"].values())
     click.echo(f"week {week}: {drivers:,.1f} active drivers expected at {len(c['drivers_active'])} depots "
@@ -732,10 +743,12 @@ def pipeline(config: Path, force: bool, out: Path | None, quiet: bool) -> None:
               help="A depot's WAPE above this is an alert (without --history).")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True,
               help="Folder for monitor.txt, monitor.json, alerts.csv and the tables.")
+@click.option("--date-format", default=None, metavar="FORMAT",
+              help="How the logs' dates are written, e.g. %d/%m/%Y (default: ISO, or as each column shows).")
 @set_option
 @guarded
 def monitor_cmd(instance: Path, demand, quantiles, history, plan_dir, applicants, band, band_weeks, mase_max,
-                wape_max, out, sets, decisions) -> None:
+                wape_max, out, date_format, sets, decisions) -> None:
     """Watch forecasts, recruiting and conversion: each week seen against the forecast's
     P10/P50/P90 (coverage, WAPE, MASE by depot and overall), applicants and new drivers against
     the plan, conversion against the estimate; alerts when coverage leaves its band for
@@ -752,6 +765,6 @@ def monitor_cmd(instance: Path, demand, quantiles, history, plan_dir, applicants
         raise OptionError("--band", "LOW,HIGH with 0 <= LOW < HIGH <= 1", band) from None
     inst = load_instance_with(instance, sets, decisions)
     th = Thresholds(band_low=low, band_high=high, band_weeks=band_weeks, mase_max=mase_max, wape_max=wape_max)
-    result = monitor_files(inst, demand, out, quantiles, history, plan_dir, applicants, th)
+    result = monitor_files(inst, demand, out, quantiles, history, plan_dir, applicants, th, date_format)
     click.echo(result.text())
     click.echo(f"wrote monitor.txt, monitor.json, alerts.csv and the tables to {out}")

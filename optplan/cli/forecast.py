@@ -28,6 +28,9 @@ def _history_options(func):
                      help="Blocks per demand unit: blocks = demand x factor. Default 1: demand is already in blocks."),
         click.option("--depot-col", default=None, help="Depot column (default: detect depot/store/...)."),
         click.option("--date-col", default=None, help="Week date column (default: detect week_start/week/date/...)."),
+        click.option("--date-format", default=None, metavar="FORMAT",
+                     help="How the dates are written, e.g. %d-%m-%Y (default: ISO, or the order of day and month the "
+                          "column shows; an ambiguous column is refused with an example)."),
         click.option("--demand-col", default=None, help="Demand column (default: detect demand/blocks/Weekly_Sales/...)."),
         click.option("--holiday-col", default=None, help="0/1 holiday flag column (default: detect holiday/Holiday_Flag)."),
         click.option("--no-holiday", is_flag=True, help="Ignore any holiday column."),
@@ -52,12 +55,12 @@ def _history_options(func):
 
 
 def _read_options(money_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, week_date, fill_gaps,
-                  country=None):
+                  country=None, date_format=None):
     from optplan.forecast.workflow import unit_factor_from
 
     return {"unit_factor": unit_factor_from(money_per_block, unit_factor), "depot_col": depot_col, "date_col": date_col,
             "demand_col": demand_col, "holiday_col": holiday_col, "use_holiday": not no_holiday, "week_date": week_date,
-            "fill_gaps": fill_gaps, "country": parse_country(country)}
+            "fill_gaps": fill_gaps, "country": parse_country(country), "date_format": date_format}
 
 
 def parse_country(text: str | None):
@@ -109,8 +112,8 @@ def _progress(quiet: bool):
 @_history_options
 @guarded
 def forecast(history, out, horizon, resolution, n_scenarios, n_paths, model, seed, periods, no_plots, money_per_block,
-             unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, country, week_date, fill_gaps, jobs,
-             boosting_rounds, quiet) -> None:
+             unit_factor, depot_col, date_col, date_format, demand_col, holiday_col, no_holiday, country, week_date,
+             fill_gaps, jobs, boosting_rounds, quiet) -> None:
     """Forecast weekly demand per depot from HISTORY.csv and write demand scenarios for an instance.
 
     Writes to --out: demand.csv and scenarios.csv (instance format: give them to
@@ -133,7 +136,7 @@ def forecast(history, out, horizon, resolution, n_scenarios, n_paths, model, see
                               "forecasts are quantiles only (AutoETS with growth uncertainty); demand scenarios are "
                               "weekly, as instances are (use --resolution week)", f"--resolution {resolution}")
     options = _read_options(money_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, week_date,
-                            fill_gaps, country)
+                            fill_gaps, country, date_format)
     say = _progress(quiet)
     lines = forecast_files(history, out, horizon=horizon, n_scenarios=n_scenarios, resolution=resolution, model=model,
                            seed=seed, n_paths=n_paths, n_jobs=jobs, plots=not no_plots, progress=say,
@@ -183,8 +186,8 @@ def _model_list(ctx, param, value):
 @_history_options
 @guarded
 def backtest(history, horizon, step, n_origins, at, models, seed, out, overall_only, backend, scheduler, workers,
-             money_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, country, week_date,
-             fill_gaps, jobs, boosting_rounds, quiet) -> None:
+             money_per_block, unit_factor, depot_col, date_col, date_format, demand_col, holiday_col, no_holiday, country,
+             week_date, fill_gaps, jobs, boosting_rounds, quiet) -> None:
     """Rolling-origin backtest of the global model and the baselines on HISTORY.csv.
 
     Prints MASE of the P50 (scaled by the in-sample seasonal-naive error), weighted quantile
@@ -193,7 +196,7 @@ def backtest(history, horizon, step, n_origins, at, models, seed, out, overall_o
     from optplan.forecast.workflow import backtest_files, render_backtest
 
     options = _read_options(money_per_block, unit_factor, depot_col, date_col, demand_col, holiday_col, no_holiday, week_date,
-                            fill_gaps, country)
+                            fill_gaps, country, date_format)
     from optplan.solvers.backends import get_backend
 
     t0 = time.perf_counter()

@@ -3,8 +3,10 @@
 Applicant logs come wide (one row per applicant: applicant_id, depot, channel, one date
 column per stage, empty where not reached, then covariate columns) or long (applicant_id,
 stage, date, with depot, channel and covariates repeated on each row). Dates may be ISO
-(2026-03-02) or any format pandas can read element by element (03/02/2026 is read
-month-first); cells reading NA, N/A, null, none, nan or empty count as "not reached".
+(2026-03-02) or any format pandas can read element by element; 03/02/2026 is read in the order
+the column shows (day first if some cell has a day above 12, like 19/02/2026; an ambiguous
+column is refused, naming an example: give ``date_format``); cells reading NA, N/A, null,
+none, nan or empty count as "not reached".
 
 Fatal problems (reported one line each, exit status 2 in the CLI): a missing column,
 an unparseable date, a stage date after ``observed_until``, a duplicate applicant id (wide),
@@ -79,19 +81,70 @@ def _post_stage_columns(log: pd.DataFrame, columns: list[str], stages: list[str]
     return out
 
 
-def parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series, int]:
+#: A date written as two numbers and a year (05-02-2010, 5/2/2010, 05.02.2010): day and month
+#: in an order the cell alone does not tell.
+_NUMERIC_DATE = r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})$"
+
+
+def numeric_date_order(text: pd.Series) -> tuple[str | None, int | None]:
+    """The order of day and month in cells like 05-02-2010: ('dayfirst' | 'monthfirst' | None
+    when no such cell, 'ambiguous' when every such cell reads both ways, 'mixed' when some read
+    only one way and some only the other; the position of an example cell)."""
+    parts = text.str.extract(_NUMERIC_DATE)
+    found = parts[0].notna().to_numpy()
+    if not found.any():
+        return None, None
+    a = pd.to_numeric(parts[0], errors="coerce").to_numpy(float)
+    b = pd.to_numeric(parts[1], errors="coerce").to_numpy(float)
+    day_first = found & (a > 12) & (b <= 12)  # only a day can be above 12
+    month_first = found & (b > 12) & (a <= 12)
+    if day_first.any() and month_first.any():
+        return "mixed", int(np.flatnonzero(month_first)[0])
+    if day_first.any():
+        return "dayfirst", int(np.flatnonzero(day_first)[0])
+    if month_first.any():
+        return "monthfirst", int(np.flatnonzero(month_first)[0])
+    two_ways = found & (a != b)
+    if two_ways.any():
+        return "ambiguous", int(np.flatnonzero(two_ways)[0])
+    return "monthfirst", None  # 05-05-2010 and the like: either order gives the same date
+
+
+def parse_dates(values: pd.Series, date_format: str | None = None, file: str = "input",
+                column: str | None = None) -> tuple[pd.Series, pd.Series, int]:
     """(dates, unparseable mask, count of non-ISO cells that were parsed). Cells with a time
-    zone, or outside 1900-2200, are unparseable."""
+    zone, or outside 1900-2200, are unparseable.
+
+    ``date_format``: a strftime format every cell is read with (e.g. %d-%m-%Y; --date-format).
+    Without it, ISO dates are read as such and other cells element by element, except cells
+    like 05-02-2010, whose order of day and month the column decides: day first when some cell
+    has a first number above 12 (19-02-2010), month first when some has a second above 12; a
+    column where every such cell reads both ways, or some only one way and some only the
+    other, is refused (InstanceError naming ``file``, the line and ``column``: give
+    --date-format)."""
     text = values.astype(str).str.strip()
     zoned = text.str.contains(_ZONED, regex=True)
     missing = text.str.lower().isin(NA_WORDS)
     if zoned.any():
         text = text.where(~zoned, "\x00zoned")  # parses as nothing: reported as bad
+    if date_format is not None:
+        dates = pd.to_datetime(text.where(~missing), format=date_format, errors="coerce")
+        dates = dates.where((dates >= EARLIEST_DATE) & (dates <= LATEST_DATE))
+        bad = dates.isna() & ~missing
+        return dates.dt.normalize(), bad, int((~missing & ~bad).sum())
     iso = pd.to_datetime(text.where(~missing), format="ISO8601", errors="coerce")
     retry = iso.isna() & ~missing
     other = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
     if retry.any():
-        other[retry] = pd.to_datetime(text[retry], format="mixed", errors="coerce")
+        order, example = numeric_date_order(text[retry])
+        if order in ("ambiguous", "mixed"):
+            cell = text[retry].iloc[example]
+            line = int(np.flatnonzero(retry.to_numpy())[example]) + 2
+            how = ("dates whose day and month can be read either way, e.g." if order == "ambiguous" else
+                   "dates with the day first in some rows and the month first in others, e.g.")
+            raise InstanceError([Problem(file, line, column, "dates in one order the column shows (a day above 12 "
+                                         "somewhere), or --date-format (e.g. %d-%m-%Y)", f"{how} {cell!r}")])
+        other[retry] = pd.to_datetime(text[retry], format="mixed", dayfirst=order == "dayfirst", errors="coerce")
     dates = pd.to_datetime(iso.fillna(other), errors="coerce")
     dates = dates.where((dates >= EARLIEST_DATE) & (dates <= LATEST_DATE))
     bad = dates.isna() & ~missing
@@ -130,6 +183,7 @@ def read_applicant_log(
     column_map: dict[str, str] | None = None,
     covariates: list[str] | None = None,
     window_days: int | None = None,
+    date_format: str | None = None,
 ) -> tuple[pd.DataFrame, pd.Timestamp, dict[str, int]]:
     """Read and check an applicant log; returns (wide log with datetime stage columns,
     observed_until, notes of what was dropped/reordered/reinterpreted/filled).
@@ -182,7 +236,7 @@ def read_applicant_log(
     if fmt == "long":
         unknown = ~raw["stage"].isin(stages)
         add(unknown, "stage", f"one of the stages {stages}", raw.loc[unknown, "stage"].map(lambda s: f"unknown stage '{s}'"))
-        dates, bad, non_iso = parse_dates(raw["date"])
+        dates, bad, non_iso = parse_dates(raw["date"], date_format, name, "date")
         add(bad & ~unknown, "date", "a date (ISO 8601 like 2026-03-02)", raw.loc[bad & ~unknown, "date"].map(repr))
         if problems:
             raise InstanceError(problems)
@@ -207,7 +261,7 @@ def read_applicant_log(
         log = raw.copy()
         non_iso = 0
         for s in stages:
-            dates, bad, n = parse_dates(raw[s])
+            dates, bad, n = parse_dates(raw[s], date_format, name, s)
             non_iso += n
             add(bad, s, "a date (ISO 8601 like 2026-03-02) or an empty cell", raw.loc[bad, s].map(repr))
             log[s] = dates
@@ -267,7 +321,7 @@ def read_applicant_log(
     if problems:
         raise InstanceError(problems)
     if WINDOW_COLUMN in log.columns:
-        own, bad, _ = parse_dates(log[WINDOW_COLUMN])
+        own, bad, _ = parse_dates(log[WINDOW_COLUMN], date_format, name, WINDOW_COLUMN)
         if bad.any():
             raise InstanceError([Problem(name, None, WINDOW_COLUMN, "a date or an empty cell (the applicant's end of "
                                          "observation)", f"{log['applicant_id'].iloc[i]}: {log[WINDOW_COLUMN].iloc[i]!r}")
@@ -330,8 +384,9 @@ def read_applicant_log(
     return log, observed, notes
 
 
-def read_activity_log(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Read and check a driver activity log (driver_id, depot, week, blocks)."""
+def read_activity_log(path: str | Path, date_format: str | None = None) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Read and check a driver activity log (driver_id, depot, week, blocks); ``date_format``
+    as for parse_dates."""
     path = Path(path)
     raw = read_text_csv(path)
     name = path.name
@@ -341,7 +396,7 @@ def read_activity_log(path: str | Path) -> tuple[pd.DataFrame, dict[str, int]]:
         raise InstanceError([Problem(name, 1, c, f"a column named '{c}'", f"columns {list(raw.columns)}") for c in missing])
     _refuse_empty_and_long_ids(raw, name, ["driver_id", "depot"], "driver-week")
     lines = np.arange(len(raw)) + 2
-    weeks, bad, non_iso = parse_dates(raw["week"])
+    weeks, bad, non_iso = parse_dates(raw["week"], date_format, name, "week")
     bad = bad | weeks.isna()
     for i in np.flatnonzero(bad.to_numpy())[:MAX_LINES_PER_CHECK]:
         problems.append(Problem(name, int(lines[i]), "week", "the week's first day as a date (e.g. its Monday)",

@@ -74,13 +74,13 @@ def _page(title: str, parts: list[str]) -> str:
 def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stages=None, on_out_of_order="error",
                           max_weeks_in_stage=26, n_boot=50, holdout=0.2, seed=0, by_depot=False,
                           min_group_applicants=500, column_map=None, covariates=None, window_days=None,
-                          latent_classes=2, show_progress=True) -> list[str]:
+                          latent_classes=2, show_progress=True, date_format=None) -> list[str]:
 
     stages = list(stages or DEFAULT_STAGES)
     log_progress.info("funnel: reading the applicant log %s", Path(applicants).name)
     log, observed, notes = read_applicant_log(applicants, stages=stages, fmt=fmt, observed_until=observed_until,
                                               on_out_of_order=on_out_of_order, column_map=column_map,
-                                              covariates=covariates, window_days=window_days)
+                                              covariates=covariates, window_days=window_days, date_format=date_format)
     rng = np.random.default_rng(seed)
     test = rng.random(len(log)) < holdout
     model = FunnelModel(stages=tuple(stages), max_weeks_in_stage=max_weeks_in_stage, depot_effects=by_depot,
@@ -160,9 +160,10 @@ def _dependence_line(mixture: dict) -> str:
     return f"stage durations: independent given the covariates ({mixture['reason']})"
 
 
-def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=50, seed=0, show_progress=True) -> list[str]:
+def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=50, seed=0, show_progress=True,
+                             date_format=None) -> list[str]:
     log_progress.info("retention: reading the activity log %s", Path(activity).name)
-    log, notes = read_activity_log(activity)
+    log, notes = read_activity_log(activity, date_format)
     observed_until = parse_date_option("--observed-until", observed_until)
     log_progress.info("retention: fitting weekly churn on %s activity rows", f"{len(log):,}")
     model = RetentionModel(gap=gap).fit(log, observed_until=observed_until)

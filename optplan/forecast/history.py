@@ -188,6 +188,7 @@ def history_from_frame(
     min_weeks: int = 1,
     use_holiday: bool = True,
     country=None,
+    date_format: str | None = None,
 ) -> History:
     """Check a raw table (all cells as text, as read) and build a :class:`History`.
 
@@ -243,7 +244,7 @@ def history_from_frame(
         [f"{len(depot[i])} characters" for i in np.flatnonzero(long_id)])
 
 
-    dates, bad_date, _ = parse_dates(raw[tc])
+    dates, bad_date, _ = parse_dates(raw[tc], date_format, source, tc)
     empty_date = dates.isna().to_numpy() & ~bad_date.to_numpy()
     bad = bad_date.to_numpy() | empty_date
     add(bad, tc, "a date (ISO 8601 like 2012-02-03, no time zone, 1900 to 2200)",

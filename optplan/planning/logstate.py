@@ -128,7 +128,7 @@ def read_spend_table(path, instance: Instance) -> pd.DataFrame:
     recruiting and incentives paid that week at that depot); optional currency column (must be
     the instance's). Every problem one line (InstanceError)."""
     raw, name, lines = read_table(path, "a CSV spend table", ("depot", "week", "spend"))
-    weeks, bad, _ = parse_dates(raw["week"])
+    weeks, bad, _ = parse_dates(raw["week"], file=name, column="week")
     bad = (bad | weeks.isna()).to_numpy()
     spend = pd.to_numeric(raw["spend"], errors="coerce")
     bad_spend = ~(np.isfinite(spend.to_numpy(dtype=float)) & (spend.to_numpy(dtype=float) >= 0))
@@ -297,12 +297,13 @@ def state_from_logs(instance: Instance, week: int, applicants: pd.DataFrame, act
     return LogState(state, notes, counts)
 
 
-def write_state_from_logs(instance: Instance, week: int, applicants, activity, spend, out, fallback=None) -> LogState:
+def write_state_from_logs(instance: Instance, week: int, applicants, activity, spend, out, fallback=None,
+                          date_format: str | None = None) -> LogState:
     """Read the logs (and spend table), build the state and write it to ``out`` with
     from_logs.json (what was found and what was not). Every input problem raises before
     anything is written."""
-    app, _, _ = read_applicant_log(applicants)
-    act, _ = read_activity_log(activity)
+    app, _, _ = read_applicant_log(applicants, date_format=date_format)
+    act, _ = read_activity_log(activity, date_format)
     table = read_spend_table(spend, instance) if spend is not None else None
     result = state_from_logs(instance, week, app, act, table, fallback=fallback,
                              names=(Path(applicants).name, Path(activity).name))

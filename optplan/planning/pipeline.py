@@ -101,6 +101,8 @@ class HistoryOptions(_Strict):
     money_per_block: float | None = Field(None, gt=0)
     country: str | dict[str, str] | None = Field(
         None, description="Holiday calendar of the forecasts (ISO 3166): one code, or depot id -> code; null: US.")
+    date_format: str | None = Field(None, description="How the history's dates are written (e.g. %d-%m-%Y); null: "
+                                    "ISO, or the order of day and month the column shows.")
 
 
 class ForecastOptions(_Strict):
@@ -117,6 +119,7 @@ class EstimateOptions(_Strict):
     bootstrap: int = Field(20, ge=0, le=10_000)
     observed_until: str | None = None
     latent_classes: int = Field(2, ge=1, le=4)  # the funnel's latent speed classes (1: independent stages)
+    date_format: str | None = None  # how the logs' dates are written (e.g. %d/%m/%Y); null: ISO or as the column shows
 
 
 class SolveStep(_Strict):
@@ -262,7 +265,7 @@ def _check_inputs_early(config: PipelineConfig, base: Path, shown: str) -> None:
     h = config.history
     try:
         hist = read_history(base / inp.history, depot_col=h.depot_col, date_col=h.date_col, demand_col=h.demand_col,
-                            unit_factor=unit_factor_from(h.money_per_block, None))
+                            unit_factor=unit_factor_from(h.money_per_block, None), date_format=h.date_format)
     except (InstanceError, OptionError) as exc:
         problems += list(exc.problems)
         hist = None
@@ -447,8 +450,9 @@ def _steps(config: PipelineConfig, base: Path, out: Path, quiet: bool = False) -
         rp = config.replan
         spend = None if rp.spend is None else base / rp.spend
         log_files = [applicants, activity, *([spend] if spend is not None else [])]
-        steps.append(Step("state", [*inst_files, *log_files], rp.model_dump(),
-                          lambda folder: _state(out / "instance", folder, applicants, activity, spend, rp)))
+        steps.append(Step("state", [*inst_files, *log_files], {**rp.model_dump(), "date_format": est.date_format},
+                          lambda folder: _state(out / "instance", folder, applicants, activity, spend, rp,
+                                                config.estimate.date_format)))
         state_files = [out / "state" / n for n in ("state.yaml", "drivers.csv", "recruited.csv", "pipeline.csv")]
         steps.append(Step("replan", [*inst_files, *state_files], s.model_dump(),
                           lambda folder: _replan(out / "instance", out / "state", folder, s)))
@@ -457,8 +461,8 @@ def _steps(config: PipelineConfig, base: Path, out: Path, quiet: bool = False) -
         seen = base / mo.demand
         watched = [seen, out / "forecast" / "quantiles.csv", out / "history" / "history.csv", out / "plan" / "applicants.csv",
                    out / "plan" / "drivers.csv", applicants]
-        steps.append(Step("monitor", [*inst_files, *watched], mo.model_dump(),
-                          lambda folder: _monitor(out, seen, applicants, folder, mo)))
+        steps.append(Step("monitor", [*inst_files, *watched], {**mo.model_dump(), "date_format": est.date_format},
+                          lambda folder: _monitor(out, seen, applicants, folder, mo, config.estimate.date_format)))
     if config.report.enabled:
         r = config.report
         seen_by = [] if config.monitor is None else watched
@@ -467,7 +471,8 @@ def _steps(config: PipelineConfig, base: Path, out: Path, quiet: bool = False) -
                                                                  if config.monitor else {})},
                           lambda folder: _report(out / "instance", folder, r, config.seed,
                                                  config.monitor and (out, base / config.monitor.demand, applicants,
-                                                                     _thresholds(config.monitor)))))
+                                                                     _thresholds(config.monitor),
+                                                                     config.estimate.date_format))))
     return steps
 
 
@@ -486,19 +491,19 @@ def _generate_logs(g: GenerateLogs, folder: Path) -> list[str]:
 
 def _funnel(applicants: Path, folder: Path, est: EstimateOptions, seed: int, show: bool = True) -> list[str]:
     return estimate_funnel_files(applicants, folder, observed_until=est.observed_until, n_boot=est.bootstrap, seed=seed,
-                                 latent_classes=est.latent_classes, show_progress=show)
+                                 latent_classes=est.latent_classes, show_progress=show, date_format=est.date_format)
 
 
 def _retention(activity: Path, folder: Path, est: EstimateOptions, seed: int, show: bool = True) -> list[str]:
     return estimate_retention_files(activity, folder, observed_until=est.observed_until, n_boot=est.bootstrap, seed=seed,
-                                    show_progress=show)
+                                    show_progress=show, date_format=est.date_format)
 
 
 def _pick_history(history: Path, folder: Path, h: HistoryOptions) -> list[str]:
     """The history's columns as read by optplan forecast, the series in ``h.depots`` renamed
     to their depot ids (the others dropped); written as depot, week_start, blocks[, holiday]."""
     hist = read_history(history, depot_col=h.depot_col, date_col=h.date_col, demand_col=h.demand_col,
-                        unit_factor=unit_factor_from(h.money_per_block, None))
+                        unit_factor=unit_factor_from(h.money_per_block, None), date_format=h.date_format)
     df = hist.to_frame()
     df["depot"] = df["depot"].astype(str)
     if h.depots is not None:
@@ -572,13 +577,13 @@ def _solve(instance: Path, folder: Path, s: SolveStep) -> list[str]:
 
 
 def _state(instance: Path, folder: Path, applicants: Path, activity: Path, spend: Path | None,
-           rp: ReplanStep) -> list[str]:
+           rp: ReplanStep, date_format: str | None = None) -> list[str]:
     """optplan state --applicants --activity [--spend]: the week given, or the week after the
     activity log's last; a depot without drivers in the log takes the plan's expectation."""
     inst = load_instance(instance)
     week = rp.week
     if week == "auto":
-        act, _ = read_activity_log(activity)
+        act, _ = read_activity_log(activity, date_format)
         week = int(instance_week(inst, act["week"]).max()) + 1 if len(act) else 0
         if not 1 <= week <= inst.n_weeks:
             raise InstanceError([Problem(activity.name, None, "week", f"a last week inside the plan's horizon "
@@ -590,7 +595,8 @@ def _state(instance: Path, folder: Path, applicants: Path, activity: Path, spend
     def expected():
         return initial_state(inst) if week == 1 else expected_state(inst, api.solve(inst), week)
 
-    result = write_state_from_logs(inst, week, applicants, activity, spend, folder, fallback=expected)
+    result = write_state_from_logs(inst, week, applicants, activity, spend, folder, fallback=expected,
+                                   date_format=date_format)
     c = result.counts
     return [f"week {week}: {sum(c['drivers_active'].values()):,.0f} active drivers, {c['applicants_in_funnel']:,} "
             f"applicants in the funnel ({c['expected_arrivals']:,.1f} expected to start), spend so far "
@@ -611,10 +617,11 @@ def _thresholds(mo: MonitorStep) -> Thresholds:
                       mase_max=mo.mase_max)
 
 
-def _monitor(out: Path, seen: Path, applicants: Path, folder: Path, mo: MonitorStep) -> list[str]:
+def _monitor(out: Path, seen: Path, applicants: Path, folder: Path, mo: MonitorStep,
+             date_format: str | None = None) -> list[str]:
     """optplan monitor on the pipeline's own forecast, history, plan and applicant log."""
     result = monitor_files(out / "instance", seen, folder, out / "forecast" / "quantiles.csv",
-                           out / "history" / "history.csv", out / "plan", applicants, _thresholds(mo))
+                           out / "history" / "history.csv", out / "plan", applicants, _thresholds(mo), date_format)
     return result.text().splitlines()
 
 
@@ -622,8 +629,8 @@ def _report(instance: Path, folder: Path, r: ReportStep, seed: int, watched=None
     rep = build_report(load_instance(instance), frontier_points=r.frontier_points,
                        service_points=r.service_points, oos_paths=r.oos_paths, seed=seed)
     if watched:  # the monitor step's watch as the report's "What happened so far"
-        out, seen, applicants, th = watched
+        out, seen, applicants, th, date_format = watched
         rep.monitor = load_monitor(out / "instance", seen, out / "forecast" / "quantiles.csv",
-                                   out / "history" / "history.csv", out / "plan", applicants, th)
+                                   out / "history" / "history.csv", out / "plan", applicants, th, date_format)
     files = write_report(rep, folder)
     return [f"{len(files)} files; open {folder / 'report.html'}"]

@@ -111,11 +111,12 @@ def test_long_format_equals_wide(tmp_path):
 
 
 def test_messy_file_loads_with_a_report(tmp_path):
-    """CRLF endings, NA words, spaces and a US-style date load; the non-ISO date is counted."""
-    rows = ["A1, D1 ,referral,2026-01-05,01/12/2026,NA,N/A,car", "A2,D1,agency,2026-01-06,null,,,bike"]
+    """CRLF endings, NA words, spaces and a US-style date load; the non-ISO date is counted (01/13:
+    only month first reads; 01/12 alone would be ambiguous, tests/test_dates.py)."""
+    rows = ["A1, D1 ,referral,2026-01-05,01/13/2026,NA,N/A,car", "A2,D1,agency,2026-01-06,null,,,bike"]
     log, _, notes = read_applicant_log(write(tmp_path, rows, newline="\r\n"))
     assert notes["non_iso_dates_parsed"] == 1
-    assert str(log.loc[0, "background_check"].date()) == "2026-01-12" and log.loc[0, "onboarding"] is not None
+    assert str(log.loc[0, "background_check"].date()) == "2026-01-13" and log.loc[0, "onboarding"] is not None
     assert log["onboarding"].isna().all() and log.loc[0, "depot"] == "D1"
 
 
