@@ -246,3 +246,50 @@ def test_a_weekly_run_replans_from_the_logs(config, tmp_path):
     assert inst.n_weeks == 13 - 4
     code, out = run(config)  # a week later nothing new: every step skipped
     assert code == 0 and "ran nothing" in out, out
+
+
+@pytest.mark.slow  # a whole run to the plan (about 15 s)
+def test_raw_real_files_reach_a_plan_in_one_config(config, tmp_path):
+    """Issue #30 part 2: Walmart's own day-first dates (05-02-2010), a signup log with its own
+    column names, day-first dates and out-of-order rows, and no activity log (depots.csv gives
+    the drivers, retention and blocks per driver): one config, a plan, no hand-made files."""
+    from optplan.estimate.synthetic import generate_applicant_log
+
+    folder = config.parent
+    raw = pd.read_csv(HISTORY)
+    raw["Date"] = pd.to_datetime(raw["Date"]).dt.strftime("%d-%m-%Y")
+    raw.to_csv(folder / "sales.csv", index=False)
+    apps, _, _ = generate_applicant_log(3000, seed=2, depots=5, weeks=40, censored_share=0.3)
+    stages = ["applied", "background_check", "onboarding", "first_block"]
+    for s in stages:
+        apps[s] = pd.to_datetime(apps[s]).dt.strftime("%d/%m/%Y")
+    swap = apps["background_check"].notna() & apps["onboarding"].notna()
+    idx = apps.index[swap][:5]  # five applicants with two stages' dates swapped: reordered, said
+    apps.loc[idx, ["background_check", "onboarding"]] = apps.loc[idx, ["onboarding", "background_check"]].to_numpy()
+    apps = apps.rename(columns={"applicant_id": "signup_id", "applied": "signup_date", "first_block": "first_trip"})
+    apps.to_csv(folder / "signups.csv", index=False)
+    depots = pd.read_csv(folder / "depots.csv")
+    depots["retention"] = 0.97
+    depots["blocks_per_driver"] = 3.0
+    depots.to_csv(folder / "depots.csv", index=False)
+    cfg = yaml.safe_load(config.read_text())
+    cfg["inputs"].update(history="sales.csv", applicants="signups.csv", activity=None)
+    cfg.pop("generate_logs")
+    cfg["estimate"].update(columns={"applicant_id": "signup_id", "applied": "signup_date", "first_block": "first_trip"},
+                           on_out_of_order="reorder")
+    cfg["report"] = {"enabled": False}
+    config.write_text(yaml.safe_dump(cfg))
+    code, out = run(config)
+    assert code == 0, out
+    assert "no activity log: drivers, retention and blocks per driver of 5 depots from depots.csv" in out
+    manifest = json.loads((tmp_path / "out" / "pipeline.json").read_text())
+    assert list(manifest["steps"]) == ["funnel", "retention", "history", "forecast", "instance", "plan"]
+    inst = optplan.load_instance(tmp_path / "out" / "instance")
+    assert str(inst.manifest.horizon.start_date) == "2012-10-27"  # day-first read right: the same weeks as ISO
+    assert (inst.tables["depots"]["retention"] == 0.97).all()
+    assert json.loads((tmp_path / "out" / "plan" / "summary.json").read_text())["status"]["solution"] == "optimal"
+    # without the drivers' columns and without an activity log: one line naming depots.csv, nothing run
+    depots.drop(columns=["retention"]).to_csv(folder / "depots.csv", index=False)
+    code, out = run(config, "--force")
+    assert code == 2 and "error: depots.csv:1: field 'retention' expected the depots' drivers, weekly retention" in out
+    assert "when inputs.activity is null" in out and "running" not in out

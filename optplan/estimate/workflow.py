@@ -214,7 +214,7 @@ def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=5
 BUILD_INPUTS = {
     "yield": (("channel", "lag", "probability"), ()),
     "retention": (("depot", "retention", "blocks_per_driver", "active_drivers"), None),  # None: extra columns ignored
-    "depots": (("depot", "region"), ("onboarding_cap", "active_drivers")),
+    "depots": (("depot", "region"), ("onboarding_cap", "active_drivers", "retention", "blocks_per_driver")),
     "channels": (("channel", "cost_per_applicant"), ("applicant_cap",)),
     "supply": (("depot", "week_of_year", "index"), None),
 }
@@ -306,12 +306,13 @@ def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_cs
     if problems:
         raise InstanceError(problems)
     depots = depots.copy()
-    depots["retention"] = depots["depot"].map(est["retention"])
-    depots["blocks_per_driver"] = depots["depot"].map(est["blocks_per_driver"])
-    if "active_drivers" in depots.columns:
-        notes.append(f"active drivers from {Path(depots_csv).name} replace the {Path(retention_csv).name} estimates")
-    else:
-        depots["active_drivers"] = depots["depot"].map(est["active_drivers"])
+    given = [c for c in ("active_drivers", "retention", "blocks_per_driver") if c in depots.columns]
+    for col in ("active_drivers", "retention", "blocks_per_driver"):
+        if col not in given:
+            depots[col] = depots["depot"].map(est[col])
+    if given:
+        notes.append(f"{', '.join(c.replace('_', ' ') for c in given)} from {Path(depots_csv).name} replace the "
+                     f"{Path(retention_csv).name} estimates")
     if "onboarding_cap" not in depots.columns:
         depots["onboarding_cap"] = ""
     tables = {

@@ -298,11 +298,11 @@ def state_from_logs(instance: Instance, week: int, applicants: pd.DataFrame, act
 
 
 def write_state_from_logs(instance: Instance, week: int, applicants, activity, spend, out, fallback=None,
-                          date_format: str | None = None) -> LogState:
+                          date_format: str | None = None, applicant_options: dict | None = None) -> LogState:
     """Read the logs (and spend table), build the state and write it to ``out`` with
     from_logs.json (what was found and what was not). Every input problem raises before
     anything is written."""
-    app, _, _ = read_applicant_log(applicants, date_format=date_format)
+    app, _, _ = read_applicant_log(applicants, date_format=date_format, **(applicant_options or {}))
     act, _ = read_activity_log(activity, date_format)
     table = read_spend_table(spend, instance) if spend is not None else None
     result = state_from_logs(instance, week, app, act, table, fallback=fallback,

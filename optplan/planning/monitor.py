@@ -189,16 +189,19 @@ def _wilson(k: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def monitor_files(instance_dir, demand, out, quantiles=None, history=None, plan=None, applicants=None,
-                  thresholds: Thresholds = Thresholds(), date_format: str | None = None) -> Monitor:
+                  thresholds: Thresholds = Thresholds(), date_format: str | None = None,
+                  applicant_options: dict | None = None) -> Monitor:
     """Read the inputs (each checked, one line per problem), watch, write ``out``; the CLI's
     and the pipeline's route. ``history``: a CSV as optplan forecast reads it."""
-    result = load_monitor(instance_dir, demand, quantiles, history, plan, applicants, thresholds, date_format)
+    result = load_monitor(instance_dir, demand, quantiles, history, plan, applicants, thresholds, date_format,
+                          applicant_options)
     result.write(out)
     return result
 
 
 def load_monitor(instance_dir, demand, quantiles=None, history=None, plan=None, applicants=None,
-                 thresholds: Thresholds = Thresholds(), date_format: str | None = None) -> Monitor:
+                 thresholds: Thresholds = Thresholds(), date_format: str | None = None,
+                 applicant_options: dict | None = None) -> Monitor:
     """Read the inputs (each checked) and watch, writing nothing (the report's route)."""
     inst = instance_dir if isinstance(instance_dir, Instance) else load_instance(instance_dir)
     seen = read_demand_seen(demand, inst)
@@ -207,7 +210,8 @@ def load_monitor(instance_dir, demand, quantiles=None, history=None, plan=None, 
     if history is not None:
         hist = read_history(history).to_frame()
         hist["depot"] = hist["depot"].astype(str)
-    app = None if applicants is None else read_applicant_log(applicants, date_format=date_format)[0]
+    app = None if applicants is None else read_applicant_log(applicants, date_format=date_format,
+                                                             **(applicant_options or {}))[0]
     return monitor(inst, seen, q, hist, plan, app, thresholds)
 
 

@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from optplan import api
 from optplan.errors import InstanceError, OptionError, OptplanError, Problem
+from optplan.estimate.funnel import DEFAULT_STAGES
 from optplan.estimate.logs import read_activity_log
 from optplan.estimate.synthetic import generate_activity_log, generate_applicant_log
 from optplan.estimate.workflow import (
@@ -120,6 +121,19 @@ class EstimateOptions(_Strict):
     observed_until: str | None = None
     latent_classes: int = Field(2, ge=1, le=4)  # the funnel's latent speed classes (1: independent stages)
     date_format: str | None = None  # how the logs' dates are written (e.g. %d/%m/%Y); null: ISO or as the column shows
+    columns: dict[str, str] | None = Field(None, description="The applicant log's own column names, ours: theirs "
+                                           "(e.g. {applied: signup_date, applicant_id: id}), as estimate funnel --map.")
+    on_out_of_order: Literal["error", "drop", "reorder"] = "error"  # stage dates out of order (estimate funnel)
+    window_days: int | None = Field(None, ge=1, le=3650, description="Each applicant followed this many days.")
+
+    @field_validator("columns")
+    @classmethod
+    def _ours(cls, value):
+        allowed = {"applicant_id", "depot", "channel", "stage", "date", *DEFAULT_STAGES}
+        unknown = sorted(set(value or {}) - allowed)
+        if unknown:
+            raise ValueError(f"our names among {', '.join(sorted(allowed))} on the left, not {', '.join(unknown)}")
+        return value
 
 
 class SolveStep(_Strict):
@@ -223,13 +237,17 @@ def load_config(path: str | Path) -> tuple[PipelineConfig, Path]:
     path = Path(path)
     raw = read_yaml_mapping(path, "a pipeline config (YAML)", path.name, "a mapping of pipeline settings")
     config = validated_manifest(PipelineConfig, raw, path.name)
-    if (config.inputs.applicants is None) != (config.inputs.activity is None):  # one log alone would be ignored
-        have, lack = ("applicants", "activity") if config.inputs.activity is None else ("activity", "applicants")
-        raise InstanceError([Problem(path.name, None, f"inputs.{lack}", f"the {lack} log beside inputs.{have} (both "
-                                     "logs, or neither with a generate_logs section)", "none")])
-    if (config.inputs.applicants is None or config.inputs.activity is None) and config.generate_logs is None:
-        raise InstanceError([Problem(path.name, None, "inputs.applicants", "the applicant and activity logs, or a "
-                                     "generate_logs section to make synthetic ones", "neither")])
+    inp = config.inputs
+    if inp.applicants is None and inp.activity is not None:  # an activity log alone would be ignored
+        raise InstanceError([Problem(path.name, None, "inputs.applicants", "the applicant log beside inputs.activity "
+                                     "(or neither, with a generate_logs section)", "none")])
+    if inp.applicants is None and config.generate_logs is None:
+        raise InstanceError([Problem(path.name, None, "inputs.applicants", "the applicant log (and the activity log, "
+                                     "or drivers in depots.csv), or a generate_logs section to make synthetic ones",
+                                     "none")])
+    if inp.applicants is not None and inp.activity is None and config.replan is not None:
+        raise InstanceError([Problem(path.name, None, "inputs.activity", "the activity log the re-plan's drivers come "
+                                     "from (replan needs it)", "none")])
     _check_settings_early(config, path.name)
     base = path.resolve().parent
     files = {f"inputs.{k}": v for k, v in config.inputs.model_dump().items()}
@@ -262,6 +280,13 @@ def _check_inputs_early(config: PipelineConfig, base: Path, shown: str) -> None:
             problems += found
             omitted += more
             tables[role] = df
+    if inp.applicants is not None and inp.activity is None and "depots" in tables:
+        lacking = [c for c in DRIVER_COLUMNS if c not in tables["depots"].columns]
+        if lacking:
+            problems.append(Problem(Path(inp.depots).name, 1, ", ".join(lacking), "the depots' drivers, weekly "
+                                    f"retention and blocks per driver ({', '.join(DRIVER_COLUMNS)}) when inputs.activity "
+                                    "is null (or an activity log to estimate them from)",
+                                    f"columns {list(tables['depots'].columns)}"))
     h = config.history
     try:
         hist = read_history(base / inp.history, depot_col=h.depot_col, date_col=h.date_col, demand_col=h.demand_col,
@@ -418,17 +443,21 @@ def _steps(config: PipelineConfig, base: Path, out: Path, quiet: bool = False) -
     """The steps of this config, in order, with their inputs and settings."""
     inp = config.inputs
     steps: list[Step] = []
-    if inp.applicants is None or inp.activity is None:
+    if inp.applicants is None:
         g = config.generate_logs
         steps.append(Step("logs", [], g.model_dump(mode="json"), lambda folder: _generate_logs(g, folder)))
         applicants, activity = out / "logs" / "applicants.csv", out / "logs" / "activity.csv"
     else:
-        applicants, activity = base / inp.applicants, base / inp.activity
+        applicants, activity = base / inp.applicants, None if inp.activity is None else base / inp.activity
     est = config.estimate
     steps.append(Step("funnel", [applicants], {**est.model_dump(), "seed": config.seed},
                       lambda folder: _funnel(applicants, folder, est, config.seed, not quiet)))
-    steps.append(Step("retention", [activity], {**est.model_dump(), "seed": config.seed},
-                      lambda folder: _retention(activity, folder, est, config.seed, not quiet)))
+    if activity is None:  # no activity log: the drivers, retention and blocks per driver depots.csv gives
+        depots_csv = base / inp.depots
+        steps.append(Step("retention", [depots_csv], {}, lambda folder: _retention_from_depots(depots_csv, folder)))
+    else:
+        steps.append(Step("retention", [activity], {**est.model_dump(), "seed": config.seed},
+                          lambda folder: _retention(activity, folder, est, config.seed, not quiet)))
     history = base / inp.history
     h = config.history
     steps.append(Step("history", [history], h.model_dump(), lambda folder: _pick_history(history, folder, h)))
@@ -441,7 +470,8 @@ def _steps(config: PipelineConfig, base: Path, out: Path, quiet: bool = False) -
              "scenarios": out / "forecast" / "scenarios.csv", "settings": base / inp.settings}
     summary = out / "forecast" / "forecast_summary.json"
     season = out / "retention" / "supply_season.csv"  # written by the retention step: driver supply by week of year
-    steps.append(Step("instance", [*parts.values(), summary, season], {}, lambda folder: _build(parts, folder, summary)))
+    seasons = [season] if activity is not None else []  # no activity log: no supply by week of year
+    steps.append(Step("instance", [*parts.values(), summary, *seasons], {}, lambda folder: _build(parts, folder, summary)))
     inst_files = [out / "instance" / n for n in ("instance.yaml", "depots.csv", "scenarios.csv", "demand.csv",
                                                  "channels.csv", "yield.csv")]
     s = config.solve
@@ -450,9 +480,9 @@ def _steps(config: PipelineConfig, base: Path, out: Path, quiet: bool = False) -
         rp = config.replan
         spend = None if rp.spend is None else base / rp.spend
         log_files = [applicants, activity, *([spend] if spend is not None else [])]
-        steps.append(Step("state", [*inst_files, *log_files], {**rp.model_dump(), "date_format": est.date_format},
+        steps.append(Step("state", [*inst_files, *log_files], {**rp.model_dump(), **est.model_dump()},
                           lambda folder: _state(out / "instance", folder, applicants, activity, spend, rp,
-                                                config.estimate.date_format)))
+                                                config.estimate.date_format, applicant_options(est))))
         state_files = [out / "state" / n for n in ("state.yaml", "drivers.csv", "recruited.csv", "pipeline.csv")]
         steps.append(Step("replan", [*inst_files, *state_files], s.model_dump(),
                           lambda folder: _replan(out / "instance", out / "state", folder, s)))
@@ -461,8 +491,8 @@ def _steps(config: PipelineConfig, base: Path, out: Path, quiet: bool = False) -
         seen = base / mo.demand
         watched = [seen, out / "forecast" / "quantiles.csv", out / "history" / "history.csv", out / "plan" / "applicants.csv",
                    out / "plan" / "drivers.csv", applicants]
-        steps.append(Step("monitor", [*inst_files, *watched], {**mo.model_dump(), "date_format": est.date_format},
-                          lambda folder: _monitor(out, seen, applicants, folder, mo, config.estimate.date_format)))
+        steps.append(Step("monitor", [*inst_files, *watched], {**mo.model_dump(), **est.model_dump()},
+                          lambda folder: _monitor(out, seen, applicants, folder, mo, est)))
     if config.report.enabled:
         r = config.report
         seen_by = [] if config.monitor is None else watched
@@ -471,8 +501,7 @@ def _steps(config: PipelineConfig, base: Path, out: Path, quiet: bool = False) -
                                                                  if config.monitor else {})},
                           lambda folder: _report(out / "instance", folder, r, config.seed,
                                                  config.monitor and (out, base / config.monitor.demand, applicants,
-                                                                     _thresholds(config.monitor),
-                                                                     config.estimate.date_format))))
+                                                                     _thresholds(config.monitor), est))))
     return steps
 
 
@@ -491,12 +520,36 @@ def _generate_logs(g: GenerateLogs, folder: Path) -> list[str]:
 
 def _funnel(applicants: Path, folder: Path, est: EstimateOptions, seed: int, show: bool = True) -> list[str]:
     return estimate_funnel_files(applicants, folder, observed_until=est.observed_until, n_boot=est.bootstrap, seed=seed,
-                                 latent_classes=est.latent_classes, show_progress=show, date_format=est.date_format)
+                                 latent_classes=est.latent_classes, show_progress=show, date_format=est.date_format,
+                                 column_map=log_columns(est), on_out_of_order=est.on_out_of_order,
+                                 window_days=est.window_days)
+
+
+def log_columns(est: EstimateOptions) -> dict[str, str]:
+    """The config's {ours: theirs} as the reader's {theirs: ours}."""
+    return {theirs: ours for ours, theirs in (est.columns or {}).items()}
+
+
+def applicant_options(est: EstimateOptions) -> dict:
+    """How every step reads the applicant log: as the funnel step does."""
+    return {"column_map": log_columns(est), "on_out_of_order": est.on_out_of_order, "window_days": est.window_days}
 
 
 def _retention(activity: Path, folder: Path, est: EstimateOptions, seed: int, show: bool = True) -> list[str]:
     return estimate_retention_files(activity, folder, observed_until=est.observed_until, n_boot=est.bootstrap, seed=seed,
                                     show_progress=show, date_format=est.date_format)
+
+
+#: depots.csv columns that stand in for the activity log (inputs.activity: null).
+DRIVER_COLUMNS = ("active_drivers", "retention", "blocks_per_driver")
+
+
+def _retention_from_depots(depots_csv: Path, folder: Path) -> list[str]:
+    """retention.csv from depots.csv's own drivers (drivers), weekly retention (probability) and
+    blocks per driver (blocks/driver-week): what a planner knows without an activity log."""
+    table = pd.read_csv(depots_csv, dtype={"depot": str})
+    atomic_write_text(folder / "retention.csv", csv_text(table[["depot", *DRIVER_COLUMNS]]))
+    return [f"no activity log: drivers, retention and blocks per driver of {len(table)} depots from {depots_csv.name}"]
 
 
 def _pick_history(history: Path, folder: Path, h: HistoryOptions) -> list[str]:
@@ -577,7 +630,7 @@ def _solve(instance: Path, folder: Path, s: SolveStep) -> list[str]:
 
 
 def _state(instance: Path, folder: Path, applicants: Path, activity: Path, spend: Path | None,
-           rp: ReplanStep, date_format: str | None = None) -> list[str]:
+           rp: ReplanStep, date_format: str | None = None, applicant_options: dict | None = None) -> list[str]:
     """optplan state --applicants --activity [--spend]: the week given, or the week after the
     activity log's last; a depot without drivers in the log takes the plan's expectation."""
     inst = load_instance(instance)
@@ -596,7 +649,7 @@ def _state(instance: Path, folder: Path, applicants: Path, activity: Path, spend
         return initial_state(inst) if week == 1 else expected_state(inst, api.solve(inst), week)
 
     result = write_state_from_logs(inst, week, applicants, activity, spend, folder, fallback=expected,
-                                   date_format=date_format)
+                                   date_format=date_format, applicant_options=applicant_options)
     c = result.counts
     return [f"week {week}: {sum(c['drivers_active'].values()):,.0f} active drivers, {c['applicants_in_funnel']:,} "
             f"applicants in the funnel ({c['expected_arrivals']:,.1f} expected to start), spend so far "
@@ -618,10 +671,11 @@ def _thresholds(mo: MonitorStep) -> Thresholds:
 
 
 def _monitor(out: Path, seen: Path, applicants: Path, folder: Path, mo: MonitorStep,
-             date_format: str | None = None) -> list[str]:
+             est: EstimateOptions) -> list[str]:
     """optplan monitor on the pipeline's own forecast, history, plan and applicant log."""
     result = monitor_files(out / "instance", seen, folder, out / "forecast" / "quantiles.csv",
-                           out / "history" / "history.csv", out / "plan", applicants, _thresholds(mo), date_format)
+                           out / "history" / "history.csv", out / "plan", applicants, _thresholds(mo), est.date_format,
+                           applicant_options(est))
     return result.text().splitlines()
 
 
@@ -629,8 +683,9 @@ def _report(instance: Path, folder: Path, r: ReportStep, seed: int, watched=None
     rep = build_report(load_instance(instance), frontier_points=r.frontier_points,
                        service_points=r.service_points, oos_paths=r.oos_paths, seed=seed)
     if watched:  # the monitor step's watch as the report's "What happened so far"
-        out, seen, applicants, th, date_format = watched
+        out, seen, applicants, th, est = watched
         rep.monitor = load_monitor(out / "instance", seen, out / "forecast" / "quantiles.csv",
-                                   out / "history" / "history.csv", out / "plan", applicants, th, date_format)
+                                   out / "history" / "history.csv", out / "plan", applicants, th, est.date_format,
+                                   applicant_options(est))
     files = write_report(rep, folder)
     return [f"{len(files)} files; open {folder / 'report.html'}"]
