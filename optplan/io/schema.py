@@ -308,6 +308,11 @@ class Guards(_Strict):
                             "next (weeks with at least one applicant each).", "ratio", ge=1, le=1e6, default=8.0)
     service_floor: float = _f("Warn when the total budget is not fully used (below 95 %) while the network's "
                               "expected service level is below this.", "share", ge=0, le=1, default=0.9)
+    channel_cost_ratio: float = _f("A channel costs too much per expected driver when it costs more than this times "
+                                   "a channel the same depot could still have used that week.", "ratio", ge=1,
+                                   le=1e6, default=1.5)
+    costly_channel_share: float = _f("Warn when more than this share of the recruiting spend goes to such costlier "
+                                     "applicants.", "share", ge=0, le=1, default=0.25)
 
 
 class Terminal(_Strict):

@@ -18,6 +18,12 @@ jump                     a depot's applicants (all channels) change by more than
                          and neither with applicants the planner set (decisions.csv)
 budget_unused            the total budget is below 95 % used while the network's expected
                          service level is below ``service_floor``
+costly_channel           more than ``costly_channel_share`` of the recruiting spend buys
+                         applicants of a channel costing more than ``channel_cost_ratio`` times
+                         per expected driver (cost_per_applicant / conversion, currency/driver)
+                         than another channel the same depot could still have used that week
+                         (below its applicant cap); the line says which, and how much faster
+                         the costlier one brings drivers (the LP's usual reason)
 =======================  ====================================================================
 """
 
@@ -99,6 +105,7 @@ def plausibility(plan, guards: Guards | None = None) -> list[PlanWarning]:
                                        f"{g.jump_factor:g} times)"))
     if jumps > MAX_PER_GUARD:
         out.append(PlanWarning("jump", None, None, f"... and {jumps - MAX_PER_GUARD} more jumps like these"))
+    out += _costly_channels(plan, x, g)
     used = plan.kpis.get("budget_total_used_share", float("nan"))
     service = plan.kpis.get("service_level", float("nan"))
     if np.isfinite(used) and used < BUDGET_USED and np.isfinite(service) and service < g.service_floor:
@@ -106,4 +113,42 @@ def plausibility(plan, guards: Guards | None = None) -> list[PlanWarning]:
                             f"{used:.0%} of the total budget is used while the expected service level is "
                             f"{service:.1%} (below {g.service_floor:.0%}): another lever binds (caps, onboarding, "
                             "weekly or regional budgets)"))
+    return out
+
+
+#: Applicants below which a channel's week counts as unused, and a cap's room as none.
+CAP_ROOM = 1e-6
+
+
+def _costly_channels(plan, x: np.ndarray, g: Guards) -> list[PlanWarning]:
+    """The costly_channel guard (module docstring). ``x``: (D, C, T) applicants per period."""
+    d = plan.data
+    conv = d.yield_kernel.sum(axis=1)  # (C,) expected drivers per applicant
+    per_driver = np.where(conv > 0, d.cost_per_applicant / np.maximum(conv, 1e-12), np.inf)  # currency/driver
+    lag = (d.yield_kernel * np.arange(d.yield_kernel.shape[1])).sum(axis=1) / np.maximum(conv, 1e-12)  # weeks
+    cap = d.applicant_cap[:, :, None] * d.period_length[None, None, :]  # (D, C, T) applicants per period
+    room = (cap - x > CAP_ROOM) & (d.applicant_cap[:, :, None] > 0)  # (D, C, T) could have taken more
+    decided = decided_cells(d)[0]  # (D, C, T) the planner's own
+    spend = x * d.cost_per_applicant[None, :, None]  # currency
+    total = float(spend.sum())
+    if total <= 0:
+        return []
+    out = []
+    for c, channel in enumerate(d.channels):
+        cheaper = per_driver * g.channel_cost_ratio < per_driver[c]  # (C,) channels that cost much less per driver
+        if not cheaper.any():
+            continue
+        avoidable = (x[:, c, :] > CAP_ROOM) & ~decided[:, c, :] & (room & cheaper[None, :, None]).any(axis=1)
+        share = float(spend[:, c, :][avoidable].sum()) / total
+        if share > g.costly_channel_share:
+            alt = int(np.argmin(np.where(cheaper, per_driver, np.inf)))
+            speed = (f"the plan pays for speed: {channel} brings its drivers after {lag[c]:.1f} weeks on average, "
+                     f"{d.channels[alt]} after {lag[alt]:.1f}" if lag[c] < lag[alt] else
+                     f"and {channel} is not faster ({lag[c]:.1f} weeks to a first block on average against "
+                     f"{lag[alt]:.1f})")
+            out.append(PlanWarning(
+                "costly_channel", None, None,
+                f"channel {channel} takes {share:.0%} of the recruiting spend at {per_driver[c]:,.0f} {plan.currency} "
+                f"per expected driver, while {d.channels[alt]} costs {per_driver[alt]:,.0f} and had room in "
+                f"{int(avoidable.sum())} of those depot-weeks; {speed}: check both channels' costs, caps and yields"))
     return out

@@ -245,6 +245,10 @@ def load_config(path: str | Path) -> tuple[PipelineConfig, Path]:
         raise InstanceError([Problem(path.name, None, "inputs.applicants", "the applicant log (and the activity log, "
                                      "or drivers in depots.csv), or a generate_logs section to make synthetic ones",
                                      "none")])
+    if inp.applicants is not None and inp.activity is None and config.generate_logs is not None:
+        raise InstanceError([Problem(path.name, None, "inputs.activity", "the activity log beside inputs.applicants "
+                                     "(or neither log, with generate_logs; or no generate_logs and the drivers in "
+                                     "depots.csv)", "none")])
     if inp.applicants is not None and inp.activity is None and config.replan is not None:
         raise InstanceError([Problem(path.name, None, "inputs.activity", "the activity log the re-plan's drivers come "
                                      "from (replan needs it)", "none")])
