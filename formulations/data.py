@@ -242,6 +242,19 @@ class ModelData:
         """(C,) share of applicants who ever become active drivers."""
         return self.yield_kernel.sum(axis=1)
 
+    def cost_per_driver(self) -> np.ndarray:
+        """(C,) recruiting cost per expected new driver: cost_per_applicant / conversion
+        (currency/driver; inf for a channel that never converts)."""
+        conv = self.conversion()
+        return np.where(conv > 0, self.cost_per_applicant / np.where(conv > 0, conv, 1.0), np.inf)
+
+    def mean_lag(self) -> np.ndarray:
+        """(C,) mean weeks from applying to a first block among those who convert (weeks; 0 for
+        a channel that never converts)."""
+        conv = self.conversion()
+        lags = np.arange(self.n_lags, dtype=float)
+        return np.where(conv > 0, self.yield_kernel @ lags / np.maximum(conv, 1e-300), 0.0)
+
     def modal_lag(self) -> np.ndarray:
         """(C,) lag in weeks with the largest yield per channel (0 for a channel that never converts)."""
         return np.array([int(np.argmax(row)) if row.sum() > 0 else 0 for row in self.yield_kernel])

@@ -206,9 +206,9 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
         # the DP states no planner's decisions: its rule is made without them, then held to them week by week
         dp_result = solve_dp(data.without_decisions(), options, policies=True)
     deps = [DepotModel(data, d) for d in range(D)]
-    conv = data.yield_kernel.sum(axis=1)
+    conv = data.conversion()
     modal = data.modal_lag()
-    unit = np.where(conv > 0, data.cost_per_applicant / np.where(conv > 0, conv, 1), np.inf)
+    unit = data.cost_per_driver()  # currency/driver
     cheapest = int(np.argmin(unit))
     demand = sample_demand(data, n_paths, np.random.default_rng(seed), sigma, noise_ar)
     mask = data.recruit_mask()

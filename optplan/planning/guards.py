@@ -123,9 +123,8 @@ CAP_ROOM = 1e-6
 def _costly_channels(plan, x: np.ndarray, g: Guards) -> list[PlanWarning]:
     """The costly_channel guard (module docstring). ``x``: (D, C, T) applicants per period."""
     d = plan.data
-    conv = d.yield_kernel.sum(axis=1)  # (C,) expected drivers per applicant
-    per_driver = np.where(conv > 0, d.cost_per_applicant / np.maximum(conv, 1e-12), np.inf)  # currency/driver
-    lag = (d.yield_kernel * np.arange(d.yield_kernel.shape[1])).sum(axis=1) / np.maximum(conv, 1e-12)  # weeks
+    per_driver = d.cost_per_driver()  # (C,) currency/driver
+    lag = d.mean_lag()  # (C,) weeks
     cap = d.applicant_cap[:, :, None] * d.period_length[None, None, :]  # (D, C, T) applicants per period
     room = (cap - x > CAP_ROOM) & (d.applicant_cap[:, :, None] > 0)  # (D, C, T) could have taken more
     decided = decided_cells(d)[0]  # (D, C, T) the planner's own

@@ -344,7 +344,7 @@ def _recruiting(instance: Instance, result: Monitor, app: pd.DataFrame, plan, la
         n = int(mine.sum())
         k = int((mine & (f - s < L)).sum())
         lo, hi = _wilson(np.array([k]), np.array([n]))
-        est = float(data.yield_kernel[c].sum())
+        est = float(data.conversion()[c])
         conv.append({"channel": channel, "applicants": n, "converted": k, "observed": k / n if n else np.nan,
                      "low": float(lo[0]) if n else np.nan, "high": float(hi[0]) if n else np.nan, "estimate": est})
         if n and not lo[0] <= est <= hi[0]:

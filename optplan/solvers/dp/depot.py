@@ -66,7 +66,7 @@ class DepotModel:
                 ks = np.arange(0, min(t, y.shape[1] - 1) + 1)
                 ok = mask[c, t - ks]
                 caps[c] = min(float(data.applicant_cap[d, c]), big) * float(y[c, ks][ok].sum()) if ok.any() else 0.0
-            unit = np.where(conv > 0, data.cost_per_applicant / np.where(conv > 0, conv, 1.0), np.inf)
+            unit = data.cost_per_driver()  # currency/driver
             order = np.argsort(unit, kind="stable")
             order = order[caps[order] > 0]
             n_max = float(caps[order].sum()) if len(order) else 0.0

@@ -65,9 +65,9 @@ class DepotBatch:
             for t, w in enumerate(dep.weeks):
                 self.caps[i, t, w.channel_order] = np.diff(w.cum_cap)
                 self.n_max[i, t] = w.n_max
-        conv = data.yield_kernel.sum(axis=1)
-        self.unit = np.where(conv > 0, data.cost_per_applicant / np.where(conv > 0, conv, 1.0), 0.0)
-        self.unit_order = np.argsort(np.where(conv > 0, self.unit, np.inf), kind="stable")
+        per_driver = data.cost_per_driver()  # currency/driver, inf where a channel never converts
+        self.unit = np.where(np.isfinite(per_driver), per_driver, 0.0)
+        self.unit_order = np.argsort(per_driver, kind="stable")
         modal = data.modal_lag()
         self.spend_week = np.maximum(np.arange(T)[:, None] - modal[None, :], 0)  # (T, C)
         self.offsets = (float(self.grids.max(initial=0.0)) + 1.0) * np.arange(self.k)
