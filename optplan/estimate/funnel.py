@@ -601,6 +601,52 @@ def naive_conversion(log: pd.DataFrame, stages=DEFAULT_STAGES) -> pd.Series:
     return reached.groupby(log["channel"]).mean()
 
 
+#: z of a two-sided 95 % interval.
+Z95 = 1.959963984540054
+#: The conversion check compares shares within the lag by which the model's kernel has
+#: reached this share of its conversion (the tail after it moves the share by < 0.1 %).
+CHECK_MASS = 0.999
+
+
+def wilson_interval(k, n, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a binomial share k/n (elementwise; probability; n > 0)."""
+    k, n = np.asarray(k, float), np.maximum(np.asarray(n, float), 1.0)
+    p = k / n
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    return centre - half, centre + half
+
+
+def conversion_check(model: FunnelModel, log: pd.DataFrame, observed_until, stages=DEFAULT_STAGES) -> pd.DataFrame:
+    """Each channel's conversion by the fitted kernel against the raw share of the applicants
+    the log follows long enough to see it (issue #30): with L the lag by which the channel's
+    kernel holds CHECK_MASS of its conversion, the applicants observed for at least L weeks
+    after applying, the share of them with a first block within L weeks (and its 95 % Wilson
+    interval), against the kernel's cumulative yield to lag L-1. ``ok`` is False when the
+    model's share lies outside the interval: the fit misses that channel's conversion."""
+    stages = list(stages)
+    kernels = model.yield_kernels()
+    applied = pd.to_datetime(log[stages[0]], errors="coerce").to_numpy("datetime64[D]")
+    first = pd.to_datetime(log[stages[-1]], errors="coerce").to_numpy("datetime64[D]")
+    ends = observation_ends(log, np.datetime64(pd.Timestamp(observed_until).date(), "D"))
+    followed = (ends - applied).astype("timedelta64[D]").astype(float)  # days
+    lag = np.where(np.isnat(first), np.inf, (first - applied).astype("timedelta64[D]").astype(float) // 7)
+    rows = []
+    for channel, g in kernels.groupby("channel", sort=True):
+        k = g.sort_values("lag")["probability"].to_numpy(float)
+        cum = np.cumsum(k)
+        L = int(np.argmax(cum >= CHECK_MASS * cum[-1])) + 1 if cum[-1] > 0 else len(k)
+        mine = (log["channel"] == channel).to_numpy() & (followed >= 7 * L)
+        n, conv = int(mine.sum()), int((mine & (lag < L)).sum())
+        low, high = wilson_interval(conv, n)
+        model_share = float(cum[L - 1]) if len(cum) else 0.0
+        rows.append({"channel": channel, "weeks": L, "applicants_followed": n, "converted": conv,
+                     "raw_share": conv / n if n else np.nan, "low": float(low) if n else np.nan,
+                     "high": float(high) if n else np.nan, "model_share": model_share,
+                     "ok": bool(n == 0 or low <= model_share <= high)})
+    return pd.DataFrame(rows)
+
+
 def conversion_standard_errors(model: FunnelModel) -> pd.Series:
     """Delta-method standard error of each channel's conversion (probability), indexed by
     channel: a cross-check of ``bootstrap`` without resampling noise.

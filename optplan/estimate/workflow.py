@@ -23,7 +23,14 @@ import numpy as np
 import pandas as pd
 
 from optplan.errors import InstanceError, Problem
-from optplan.estimate.funnel import DEFAULT_STAGES, FunnelModel, bootstrap, calibration, naive_conversion
+from optplan.estimate.funnel import (
+    DEFAULT_STAGES,
+    FunnelModel,
+    bootstrap,
+    calibration,
+    conversion_check,
+    naive_conversion,
+)
 from optplan.estimate.logs import read_activity_log, read_applicant_log
 from optplan.estimate.retention import ESTABLISHED_WEEKS, RetentionModel, bootstrap_retention
 from optplan.estimate.supply import supply_indices, supply_table
@@ -103,6 +110,10 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
         if w.category.__name__ != "ConvergenceWarning":
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     summary["naive_conversion"] = summary["channel"].map(naive_conversion(log, stages))
+    check = conversion_check(model, log.loc[~test], observed, stages)
+    summary = summary.merge(check.rename(columns={"weeks": "check_weeks", "low": "raw_share_low",
+                                                  "high": "raw_share_high", "ok": "check_ok"}),
+                            on="channel", how="left")
     summary["applicants"] = summary["channel"].map(log["channel"].value_counts())
     kernels = model.yield_kernels()
     brier, reliability = calibration(model, log.loc[test], observed_until=observed) if test.any() else (float("nan"), pd.DataFrame())
@@ -130,6 +141,11 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
     lines = [f"{row.channel}: conversion {row.conversion:.1%}, mean {row.mean_weeks_to_first_block:.1f} weeks to first block"
              for row in summary.itertuples()]
     lines.append(_dependence_line(model.mixture_))
+    for r in check[~check["ok"]].itertuples():
+        lines.append(f"warning: channel {r.channel}: the model has {r.model_share:.1%} of applicants with a first block "
+                     f"within {r.weeks} weeks, but {r.raw_share:.1%} (95% interval {r.low:.1%}-{r.high:.1%}) of the "
+                     f"{r.applicants_followed:,} applicants the log follows that long did: the fit misses this channel's "
+                     "conversion (compare --latent-classes 1 and 2)")
     for transition, weeks in model.unsupported_weeks().items():
         lines.append(f"warning: stage {transition} is seen for only {weeks} week(s) in stage in this log; what happens "
                      "later cannot be told from it, so later hazards are taken as 0: conversion and yields are lower "

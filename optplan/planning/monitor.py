@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from optplan.errors import InstanceError, OptionError, Problem
+from optplan.estimate.funnel import wilson_interval
 from optplan.estimate.logs import MAX_LINES_PER_CHECK, read_applicant_log
 from optplan.forecast.history import read_history
 from optplan.forecast.metrics import SEASON, mase_scale, weighted_quantile
@@ -49,8 +50,6 @@ from optplan.planning.replan import model_channels
 
 #: The share of weeks a P10-P90 band holds when the forecast is right.
 NOMINAL_COVERAGE = 0.8
-#: z of a two-sided 95 % interval.
-Z95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
@@ -177,15 +176,6 @@ def binomial_p_value(k: int, n: int, p: float) -> float:
     from scipy.stats import binom
 
     return float(min(1.0, 2.0 * min(binom.cdf(k, n, p), binom.sf(k - 1, n, p))))
-
-
-def _wilson(k: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """95 % Wilson score interval of a binomial share k/n (elementwise; n > 0)."""
-    n = np.maximum(n, 1)
-    p = k / n
-    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
-    half = Z95 * np.sqrt(p * (1 - p) / n + Z95**2 / (4 * n**2)) / (1 + Z95**2 / n)
-    return centre - half, centre + half
 
 
 def monitor_files(instance_dir, demand, out, quantiles=None, history=None, plan=None, applicants=None,
@@ -343,7 +333,7 @@ def _recruiting(instance: Instance, result: Monitor, app: pd.DataFrame, plan, la
         mine = full & (app["_c"].to_numpy() == c)
         n = int(mine.sum())
         k = int((mine & (f - s < L)).sum())
-        lo, hi = _wilson(np.array([k]), np.array([n]))
+        lo, hi = wilson_interval(np.array([k]), np.array([n]))
         est = float(data.conversion()[c])
         conv.append({"channel": channel, "applicants": n, "converted": k, "observed": k / n if n else np.nan,
                      "low": float(lo[0]) if n else np.nan, "high": float(hi[0]) if n else np.nan, "estimate": est})
