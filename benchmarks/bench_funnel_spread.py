@@ -14,10 +14,13 @@ mean error (with its standard error), the standard deviation of the error across
 With ``--speed-shift S`` the logs have dependent stage durations (a latent speed: half the
 applicants +S on every stage's logit, half -S; the model then fits two latent classes) and
 the table adds the mean-weeks-to-first-block error and, for comparison, the errors of the
-independent-stages model (``latent_classes=1``).
+independent-stages model (``latent_classes=1``). With ``--fast-share R,J,A,S`` the share of
+fast applicants differs by channel (referral, job_board, agency, social_ads; issue #30) and
+the table adds the errors of latent classes with one set of shares for every channel
+(``class_shares_by=None``).
 
     python benchmarks/bench_funnel_spread.py [--seeds 400] [--first-seed 0] [--bootstrap 0] [--workers 2]
-        [--speed-shift 0] [--applicants 50000]
+        [--speed-shift 0] [--fast-share 0.85,0.5,0.2,0.4] [--applicants 50000]
 """
 
 from __future__ import annotations
@@ -40,11 +43,12 @@ def _one_thread() -> None:
 
 
 def one_seed(args) -> dict:
-    seed, n_boot, shift, applicants = args
+    seed, n_boot, shift, applicants, fast_share = args
     from optplan.estimate.funnel import FunnelModel, bootstrap, conversion_standard_errors
     from optplan.estimate.synthetic import generate_applicant_log
 
-    log, truth, observed = generate_applicant_log(applicants, seed=seed, censored_share=0.3, speed_shift=shift)
+    log, truth, observed = generate_applicant_log(applicants, seed=seed, censored_share=0.3, speed_shift=shift,
+                                                  fast_share=fast_share)
     model = FunnelModel().fit(log, observed_until=observed)
     summary = model.channel_summary().set_index("channel")
     est = summary["conversion"]
@@ -60,6 +64,12 @@ def one_seed(args) -> dict:
             out["channels"][c]["independent_error"] = float(one.loc[c, "conversion"] - p)
             out["channels"][c]["independent_mean_weeks_error"] = float(
                 one.loc[c, "mean_weeks_to_first_block"] - truth.mean_weeks_to_first_block[c])
+    if fast_share:
+        common = FunnelModel(class_shares_by=None).fit(log, observed_until=observed).channel_summary().set_index("channel")
+        for c, p in truth.conversion.items():
+            out["channels"][c]["common_shares_error"] = float(common.loc[c, "conversion"] - p)
+            out["channels"][c]["common_shares_mean_weeks_error"] = float(
+                common.loc[c, "mean_weeks_to_first_block"] - truth.mean_weeks_to_first_block[c])
     if n_boot:
         ci = bootstrap(model, log, n=n_boot, seed=seed, observed_until=observed).set_index("channel")
         for c, p in truth.conversion.items():
@@ -77,11 +87,14 @@ def main() -> int:
     parser.add_argument("--bootstrap", type=int, default=0, help="resamples per seed (0: delta method only)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--speed-shift", type=float, default=0.0, help="latent speed (logit units; 0: independent stages)")
+    parser.add_argument("--fast-share", default=None, help="share of fast applicants per channel: referral,job_board,"
+                        "agency,social_ads (default 0.5 each)")
     parser.add_argument("--applicants", type=int, default=50_000)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     start = time.perf_counter()
-    jobs = [(s, args.bootstrap, args.speed_shift, args.applicants)
+    fast = tuple(float(x) for x in args.fast_share.split(",")) if args.fast_share else None
+    jobs = [(s, args.bootstrap, args.speed_shift, args.applicants, fast)
             for s in range(args.first_seed, args.first_seed + args.seeds)]
     with ProcessPoolExecutor(max_workers=args.workers, initializer=_one_thread) as pool:
         runs = list(pool.map(one_seed, jobs, chunksize=4))
@@ -104,13 +117,17 @@ def main() -> int:
             row["independent_max_abs_error"] = float(np.max([abs(x["independent_error"]) for x in rec]))
             row["independent_max_abs_mean_weeks_error"] = float(
                 np.max([abs(x["independent_mean_weeks_error"]) for x in rec]))
+        if fast:
+            row["common_shares_max_abs_error"] = float(np.max([abs(x["common_shares_error"]) for x in rec]))
+            row["common_shares_max_abs_mean_weeks_error"] = float(
+                np.max([abs(x["common_shares_mean_weeks_error"]) for x in rec]))
         if args.bootstrap:
             row["mean_se_bootstrap"] = float(np.mean([x["se_bootstrap"] for x in rec]))
             row["coverage_bootstrap"] = float(np.mean([x["covered_bootstrap"] for x in rec]))
         rows.append(row)
     print(f"{S} seeds from {args.first_seed}, {args.applicants} applicants, speed shift {args.speed_shift}, "
           f"bootstrap {args.bootstrap}, {wall / 60:.1f} min; two latent classes kept in "
-          f"{sum(r['classes'] == 2 for r in runs)} of {S} fits")
+          f"{sum(r['classes'] == 2 for r in runs)} of {S} fits" + (f"; fast share by channel {fast}" if fast else ""))
     print(f"{'channel':<11}{'mean error':>18}{'sd across seeds':>26}{'delta se':>10}{'cov':>6}"
           + (f"{'boot se':>9}{'cov':>6}" if args.bootstrap else ""))
     for r in rows:
@@ -123,10 +140,13 @@ def main() -> int:
         if args.speed_shift:
             line += (f" (independent stages: {r['independent_max_abs_error']:.4f}, "
                      f"{r['independent_max_abs_mean_weeks_error']:.3f})")
+        if fast:
+            line += (f" (shares common to channels: {r['common_shares_max_abs_error']:.4f}, "
+                     f"{r['common_shares_max_abs_mean_weeks_error']:.3f})")
         print(line)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"seeds": S, "first_seed": args.first_seed, "bootstrap": args.bootstrap,
-                                    "speed_shift": args.speed_shift, "applicants": args.applicants,
+                                    "speed_shift": args.speed_shift, "fast_share": fast, "applicants": args.applicants,
                                     "wall_seconds": wall, "rows": rows, "runs": runs}, indent=2))
     print(f"wrote {args.out}")
     return 0

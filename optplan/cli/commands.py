@@ -235,16 +235,20 @@ def estimate() -> None:
               help="Each applicant is followed for this many days after applying (later events censored); a log "
                    "column observed_until gives per-applicant ends instead or as well (the earlier wins).")
 @click.option("--latent-classes", type=click.IntRange(min=1, max=4), default=2, show_default=True,
-              help="Latent speed classes shared by every stage, so that stage durations can be dependent "
-                   "(fast applicants are fast throughout); kept only when BIC prefers it. 1: independent stages.")
+              help="At most this many latent speed classes shared by every stage, so that stage durations can be "
+                   "dependent (fast applicants are fast throughout); the number is chosen by held-out likelihood. "
+                   "1: independent stages.")
+@click.option("--class-shares", "class_shares", type=click.Choice(["channel", "common"]), default="channel",
+              show_default=True, help="Each channel its own share of each latent class (channels bring different "
+                                      "applicants), or one set of shares for every channel.")
 @click.option("--date-format", default=None, metavar="FORMAT",
               help="How the log's dates are written, e.g. %d/%m/%Y (default: ISO, or the order of day and month each "
                    "column shows; an ambiguous column is refused with an example).")
 @click.option("--quiet", is_flag=True, help="No progress lines or bars on stderr.")
 @guarded
 def estimate_funnel(applicants, out, observed_until, fmt, stages, on_out_of_order, max_weeks_in_stage, n_boot, holdout, seed,
-                    by_depot, min_group_applicants, column_map, covariates, window_days, latent_classes, date_format,
-                    quiet):
+                    by_depot, min_group_applicants, column_map, covariates, window_days, latent_classes, class_shares,
+                    date_format, quiet):
     """Fit the funnel and write yield.csv (instance format), channel summaries with intervals
     and a calibration table."""
     from optplan.errors import OptionError
@@ -264,7 +268,7 @@ def estimate_funnel(applicants, out, observed_until, fmt, stages, on_out_of_orde
                                   n_boot=n_boot, holdout=holdout, seed=seed, by_depot=by_depot,
                                   min_group_applicants=min_group_applicants, column_map=mapping, covariates=chosen,
                                   window_days=window_days, latent_classes=latent_classes, show_progress=not quiet,
-                                  date_format=date_format)
+                                  date_format=date_format, class_shares_by=None if class_shares == "common" else "channel")
     for line in notes:
         click.echo(line)
 

@@ -32,8 +32,9 @@ probability (the hazard)
 job_board / car / android / age 35: low in week 0, a peak in weeks 1-3, then a decline, so
 the time in a stage is far from geometric). The hazards depend on the covariates only, not
 on the past, so given x the weeks spent in the three stages are independent. Optionally
-(``speed_shift`` s > 0) each applicant also has a latent speed type, fast or slow with
-probability 1/2 each, adding +s or -s to every stage's logit: then, given x alone, the stage
+(``speed_shift`` s > 0) each applicant also has a latent speed type, fast or slow (fast
+with probability ``fast_share`` of the applicant's channel, 1/2 by default), adding +s or
+-s to every stage's logit: then, given x alone, the stage
 durations are dependent (whoever was fast through one stage is likely fast through the next,
 and converters are faster than independent stages would make them). An applicant
 who has not advanced in weeks 0..25 (``MAX_WEEKS_IN_STAGE`` = 26 weeks) has dropped out and
@@ -204,14 +205,17 @@ class FunnelParams:
     vehicle_mix: np.ndarray
     device_mix: np.ndarray
     age_pmf: np.ndarray
-    #: Latent speed (logit units): half the applicants are fast (+speed_shift on every
-    #: stage's logit), half slow (-speed_shift); 0 = no latent type.
+    #: Latent speed (logit units): fast applicants +speed_shift on every stage's logit,
+    #: slow ones -speed_shift; 0 = no latent type.
     speed_shift: float = 0.0
+    #: Share of fast applicants in each channel (CHANNELS order; probability).
+    fast_share: tuple[float, ...] = (0.5, 0.5, 0.5, 0.5)
 
-    def types(self) -> tuple[tuple[float, float], ...]:
-        """((population share, logit shift), ...) of the latent speed types."""
+    def types(self) -> tuple[tuple[np.ndarray, float], ...]:
+        """((share of the type in each channel (C,), logit shift), ...) of the latent speed types."""
         s = float(self.speed_shift)
-        return ((1.0, 0.0),) if s == 0.0 else ((0.5, s), (0.5, -s))
+        f = np.asarray(self.fast_share, dtype=float)
+        return ((np.ones(len(CHANNELS)), 0.0),) if s == 0.0 else ((f, s), (1.0 - f, -s))
 
     def linear_predictor(self, j: int, channel, vehicle, device, age) -> np.ndarray:
         """Covariate part of the stage-j logit (channel, vehicle, device as indices)."""
@@ -225,11 +229,15 @@ class FunnelParams:
         return _sigmoid(self.base_logit[j][bucket] + self.linear_predictor(j, channel, vehicle, device, age) + shift)
 
 
-def funnel_params(depots: int = 5, speed_shift: float = 0.0) -> FunnelParams:
-    """The true funnel parameters for ``depots`` depots (fixed functions of the depot index)
-    and the latent speed shift (logit units, >= 0)."""
+def funnel_params(depots: int = 5, speed_shift: float = 0.0, fast_share=None) -> FunnelParams:
+    """The true funnel parameters for ``depots`` depots (fixed functions of the depot index),
+    the latent speed shift (logit units, >= 0) and the share of fast applicants per channel
+    (CHANNELS order; None: 1/2 in every channel)."""
     if not (np.isfinite(speed_shift) and speed_shift >= 0):
         raise ValueError(f"speed_shift must be a finite number >= 0, got {speed_shift}")
+    fast = (0.5,) * len(CHANNELS) if fast_share is None else tuple(float(f) for f in fast_share)
+    if len(fast) != len(CHANNELS) or not all(0.0 <= f <= 1.0 for f in fast):
+        raise ValueError(f"fast_share must be {len(CHANNELS)} probabilities ({', '.join(CHANNELS)}), got {fast_share}")
     ids = _depot_ids(depots)
     t = _spread(depots)[:, None]  # (D, 1)
     idx = np.arange(depots)[:, None]
@@ -242,7 +250,7 @@ def funnel_params(depots: int = 5, speed_shift: float = 0.0) -> FunnelParams:
     age_mean = 28.0 + 10.0 * ((0.618034 * np.arange(depots) + 0.3) % 1.0)
     age_pmf = _normalise(np.exp(-0.5 * ((AGES[None, :] - age_mean[:, None]) / 10.0) ** 2))
     return FunnelParams(ids, BASE_LOGIT.copy(), CHANNEL_EFFECT.copy(), VEHICLE_EFFECT.copy(), DEVICE_EFFECT.copy(),
-                        AGE_COEF.copy(), depot_weight, channel_mix, vehicle_mix, device_mix, age_pmf, float(speed_shift))
+                        AGE_COEF.copy(), depot_weight, channel_mix, vehicle_mix, device_mix, age_pmf, float(speed_shift), fast)
 
 
 @dataclass(frozen=True)
@@ -322,9 +330,9 @@ def exact_funnel_truth(params: FunnelParams) -> FunnelTruth:
     reach = np.zeros((4,) + w.shape)  # probability of reaching stage 0..3, per profile
     for share, shift in params.types():
         f = _profile_stage_pmfs(params, shift)
-        k3 = k3 + share * _conv(_conv(f[0], f[1]), f[2])  # (C, V, E, A, 76)
+        k3 = k3 + share[:, None, None, None, None] * _conv(_conv(f[0], f[1]), f[2])  # (C, V, E, A, 76)
         q = f.sum(axis=-1)  # (3, C, V, E, A) probability of advancing at all
-        reach += share * np.stack([np.ones(w.shape), q[0], q[0] * q[1], q[0] * q[1] * q[2]])
+        reach += share[None, :, None, None, None] * np.stack([np.ones(w.shape), q[0], q[0] * q[1], q[0] * q[1] * q[2]])
     kernel, conv, mean, median, stages = {}, {}, {}, {}, {}
     for ci, ch in enumerate(CHANNELS):
         wc = w[ci] / w[ci].sum()
@@ -338,8 +346,8 @@ def exact_funnel_truth(params: FunnelParams) -> FunnelTruth:
 
 
 @lru_cache(maxsize=16)
-def _cached(depots: int, speed_shift: float = 0.0) -> tuple[FunnelParams, FunnelTruth, np.ndarray]:
-    params = funnel_params(depots, speed_shift)
+def _cached(depots: int, speed_shift: float = 0.0, fast_share=None) -> tuple[FunnelParams, FunnelTruth, np.ndarray]:
+    params = funnel_params(depots, speed_shift, fast_share)
     return params, exact_funnel_truth(params), _still_in_funnel_by_week(params)
 
 
@@ -364,7 +372,7 @@ def _still_in_funnel_by_week(params: FunnelParams) -> np.ndarray:
         resolved = cdf(s[3], m)
         for j in range(3):
             resolved = resolved + (1.0 - f[j].sum(axis=-1))[..., None] * cdf(s[j], m - last)
-        out = out + share * np.einsum("cvea,cveam->m", w, 1.0 - resolved)
+        out = out + np.einsum("c,cvea,cveam->m", share, w, 1.0 - resolved)
     return out
 
 
@@ -424,7 +432,7 @@ def _simulate_stage_weeks(params: FunnelParams, pop: dict[str, np.ndarray], rng:
     n = len(pop["depot"])
     out = np.full((3, n), -1, dtype=np.int16)
     types = params.types()
-    shift = 0.0 if len(types) == 1 else np.where(rng.random(n) < types[0][0], types[0][1], types[1][1])
+    shift = 0.0 if len(types) == 1 else np.where(rng.random(n) < types[0][0][pop["channel"]], types[0][1], types[1][1])
     for j in range(3):
         eta = params.linear_predictor(j, pop["channel"], pop["vehicle"], pop["device"], pop["age"]) + shift
         t = out[j]
@@ -436,10 +444,10 @@ def _simulate_stage_weeks(params: FunnelParams, pop: dict[str, np.ndarray], rng:
 
 
 def monte_carlo_funnel_truth(n_applicants: int = 1_000_000, seed: int = 0, depots: int = 5,
-                             speed_shift: float = 0.0) -> FunnelTruth:
+                             speed_shift: float = 0.0, fast_share=None) -> FunnelTruth:
     """Truth by simulation of ``n_applicants`` uncensored applicants from the population
     (the second route to ``exact_funnel_truth``; per-channel sample sizes in ``n_applicants``)."""
-    params = funnel_params(depots, speed_shift)
+    params = funnel_params(depots, speed_shift, fast_share)
     rng = np.random.default_rng(seed)
     pop = _draw_population(params, n_applicants, rng)
     t = _simulate_stage_weeks(params, pop, rng)
@@ -467,6 +475,7 @@ def generate_applicant_log(
     weeks: int = 52,
     observed_until: dt.date | None = None,
     speed_shift: float = 0.0,
+    fast_share=None,
 ) -> tuple[pd.DataFrame, FunnelTruth, dt.date]:
     """A wide applicant log from the true process, its truth and ``observed_until``.
 
@@ -475,8 +484,9 @@ def generate_applicant_log(
     ``observed_until`` (probability, 0..1); ``start``: first possible application date;
     ``weeks``: length of the period in weeks, ``observed_until`` defaults to
     ``start + 7 * weeks`` days (applications are in [start, observed_until)); ``speed_shift``:
-    latent speed (logit units; half the applicants +shift at every stage, half -shift), so
-    that stage durations are dependent: converters are fast at every stage."""
+    latent speed (logit units; fast applicants +shift at every stage, slow ones -shift), so
+    that stage durations are dependent: converters are fast at every stage; ``fast_share``:
+    the share of fast applicants in each channel (CHANNELS order; None: 1/2 everywhere)."""
     if n_applicants < 0:
         raise ValueError(f"n_applicants must be >= 0, got {n_applicants}")
     if not 0.0 < censored_share < 1.0:
@@ -486,7 +496,7 @@ def generate_applicant_log(
     days = (observed_until - start).days
     if days < 7:
         raise ValueError(f"observed_until ({observed_until}) must be at least a week after start ({start})")
-    params, truth, cbar = _cached(depots, float(speed_shift))
+    params, truth, cbar = _cached(depots, float(speed_shift), None if fast_share is None else tuple(map(float, fast_share)))
     lo, hi = _application_window(cbar, days, censored_share)
 
     rng = np.random.default_rng(seed)

@@ -81,7 +81,7 @@ def _page(title: str, parts: list[str]) -> str:
 def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stages=None, on_out_of_order="error",
                           max_weeks_in_stage=26, n_boot=50, holdout=0.2, seed=0, by_depot=False,
                           min_group_applicants=500, column_map=None, covariates=None, window_days=None,
-                          latent_classes=2, show_progress=True, date_format=None) -> list[str]:
+                          latent_classes=2, show_progress=True, date_format=None, class_shares_by="channel") -> list[str]:
 
     stages = list(stages or DEFAULT_STAGES)
     log_progress.info("funnel: reading the applicant log %s", Path(applicants).name)
@@ -91,10 +91,10 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
     rng = np.random.default_rng(seed)
     test = rng.random(len(log)) < holdout
     model = FunnelModel(stages=tuple(stages), max_weeks_in_stage=max_weeks_in_stage, depot_effects=by_depot,
-                        latent_classes=latent_classes, verbose=show_progress)
+                        latent_classes=latent_classes, class_shares_by=class_shares_by, verbose=show_progress)
     log_progress.info("funnel: fitting %d stage transitions on %s applicants (%s held back for the calibration "
                       "check)%s", len(stages) - 1, f"{int((~test).sum()):,}", f"{int(test.sum()):,}",
-                      f", then {latent_classes} latent speed classes" if latent_classes > 1 else "")
+                      f", then up to {latent_classes} latent speed classes" if latent_classes > 1 else "")
     with warnings.catch_warnings(record=True) as caught:  # the library's warnings, said once in our words
         warnings.simplefilter("always")
         model.fit(log.loc[~test], observed_until=observed)
@@ -161,19 +161,21 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
 
 
 def _dependence_line(mixture: dict) -> str:
-    """One line on whether stage durations were found dependent (the latent-class fit)."""
+    """One line on whether stage durations were found dependent (the latent-class fit) and why."""
+    held = ""
+    if mixture.get("comparisons"):
+        last = mixture["comparisons"][-1] if mixture["classes"] == 1 else next(
+            c for c in mixture["comparisons"] if c["classes"] == mixture["classes"])
+        held = (f"; held-out log-likelihood {last['held_out_gain']:+.1f} for {last['classes']} classes against "
+                f"{last['against']} (standard error {last['standard_error']:.1f}, {mixture['held_out_applicants']:,} "
+                f"applicants held out; {mixture['selection_z']:g} standard errors needed)")
     if mixture["classes"] > 1:
-        shares = mixture["class_shares"]
+        shares = ", ".join(f"{c} {s[0]:.0%}" for c, s in mixture["class_shares"].items())
         shifts = ", ".join(f"{row[-1]:+.2f}" for row in mixture["class_logit_shifts"])
-        return (f"stage durations: dependent; {mixture['classes']} latent speed classes, fast share {shares[0]:.0%}, "
-                f"the slow class's logit shift by stage {shifts} (log-likelihood gain {mixture['log_likelihood_gain']:.1f}"
-                f" over independent stages, BIC threshold {mixture['bic_threshold']:.1f})"
+        return (f"stage durations: dependent; {mixture['classes']} latent speed classes, fast share {shares}, "
+                f"the slowest class's logit shift by stage {shifts}{held}"
                 + ("" if mixture["converged"] else f"; warning: the fit stopped before converging ({mixture['message']})"))
-    if "log_likelihood_gain" in mixture:
-        return (f"stage durations: independent given the covariates (latent classes gained "
-                f"{mixture['log_likelihood_gain']:.1f} in log-likelihood, under the BIC threshold "
-                f"{mixture['bic_threshold']:.1f})")
-    return f"stage durations: independent given the covariates ({mixture['reason']})"
+    return f"stage durations: independent given the covariates ({mixture['reason']}{held})"
 
 
 def estimate_retention_files(activity, out, gap=4, observed_until=None, n_boot=50, seed=0, show_progress=True,

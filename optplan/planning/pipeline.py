@@ -119,7 +119,8 @@ class ForecastOptions(_Strict):
 class EstimateOptions(_Strict):
     bootstrap: int = Field(20, ge=0, le=10_000)
     observed_until: str | None = None
-    latent_classes: int = Field(2, ge=1, le=4)  # the funnel's latent speed classes (1: independent stages)
+    latent_classes: int = Field(2, ge=1, le=4)  # the funnel's latent speed classes, at most (1: independent stages)
+    class_shares: Literal["channel", "common"] = "channel"  # each channel its own class shares, or one set for all
     date_format: str | None = None  # how the logs' dates are written (e.g. %d/%m/%Y); null: ISO or as the column shows
     columns: dict[str, str] | None = Field(None, description="The applicant log's own column names, ours: theirs "
                                            "(e.g. {applied: signup_date, applicant_id: id}), as estimate funnel --map.")
@@ -526,7 +527,8 @@ def _funnel(applicants: Path, folder: Path, est: EstimateOptions, seed: int, sho
     return estimate_funnel_files(applicants, folder, observed_until=est.observed_until, n_boot=est.bootstrap, seed=seed,
                                  latent_classes=est.latent_classes, show_progress=show, date_format=est.date_format,
                                  column_map=log_columns(est), on_out_of_order=est.on_out_of_order,
-                                 window_days=est.window_days)
+                                 window_days=est.window_days,
+                                 class_shares_by=None if est.class_shares == "common" else "channel")
 
 
 def log_columns(est: EstimateOptions) -> dict[str, str]:
