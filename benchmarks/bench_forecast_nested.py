@@ -18,9 +18,17 @@ Scores on the held-out stores, pooled over the scored origins: MASE of the P50 a
 coverage by utilsforecast's losses (``mase`` with seasonality 52 against each origin's own
 history, ``coverage`` at level 80), wQL (optplan.forecast.metrics.wql); the margins (MASE of
 the chosen combination relative to seasonal naive and to AutoETS) with 95% intervals from
-resampling the held-out stores (2,000 resamples). Acceptance (split 0): the chosen model's
-MASE at least 8% below seasonal naive's and below AutoETS's; P10-P90 coverage within 72-88%
-at every scored origin.
+resampling the held-out stores (2,000 resamples). Acceptance (split 0; issue #30): the chosen
+model's MASE at least 8% below seasonal naive's and AutoETS's; P10-P90 coverage pooled over
+the scored origins within 75-85% and its mean absolute deviation from 80% over the scored
+origins at most 8 points (per-origin figures reported; the earlier 72-88% at every origin is
+reported too, not required: ten stores share each origin's shocks).
+
+``--shipped`` also backtests the combined model as ``optplan forecast --model combined`` runs
+it (``dispatch.combined_quantiles``: its weight and scale chosen on the same stores' own
+earlier origins, nothing after the forecast origin) at the scored origins, and scores it on
+the held-out stores with the same checks ("shipped" rows): the default model as a planner
+gets it.
 
 Prints the tables and writes JSON to out/benchmarks/forecast_nested.json (recorded: benchmarks/results/forecast_nested.json).
 
@@ -45,14 +53,18 @@ RESULTS = REPO / "out" / "benchmarks" / "forecast_nested.json"
 DEFAULT_DATA = REPO / "examples" / "data" / "walmart_store_weekly_sales_30.csv"
 USD_PER_BLOCK = 2000.0
 MASE_GAIN_VS_SNAIVE = 0.08
-COVERAGE_RANGE = (0.72, 0.88)
+MASE_GAIN_VS_ETS = 0.08
+COVERAGE_RANGE = (0.72, 0.88)  # every origin (reported; the issue #15 bar)
+POOLED_COVERAGE_RANGE = (0.75, 0.85)
+MAX_MEAN_ORIGIN_DEVIATION = 0.08
 MODELS = ("global", "ets", "seasonal_naive")
 
 
-def backtest_rows(history, horizon: int, origins: list[int], cache: Path | None) -> pd.DataFrame:
-    """Backtest rows of MODELS at ``origins``; origins already in ``cache`` are read from it,
+def backtest_rows(history, horizon: int, origins: list[int], cache: Path | None, models=MODELS) -> pd.DataFrame:
+    """Backtest rows of ``models`` at ``origins``; origins already in ``cache`` are read from it,
     the others computed (and the cache rewritten with all of them)."""
     from optplan.forecast.backtest import backtest
+    from optplan.forecast.dispatch import forecast
 
     have = pd.read_csv(cache, dtype={"depot": str}) if cache is not None and cache.is_file() else None
     done = set() if have is None else set(have["origin"].unique().tolist())
@@ -60,7 +72,7 @@ def backtest_rows(history, horizon: int, origins: list[int], cache: Path | None)
     parts = [] if have is None else [have[have["origin"].isin(origins)]]
     if todo:
         t0 = time.perf_counter()
-        parts.append(backtest(history, horizon, todo, models=MODELS,
+        parts.append(backtest(history, horizon, todo, models=models, fit=forecast,
                               progress=lambda m: print(f"  [{time.perf_counter() - t0:6.1f}s] {m}", file=sys.stderr)).rows)
     else:
         print(f"backtest rows from {cache}", file=sys.stderr)
@@ -158,6 +170,8 @@ def main() -> int:
                              "by inner rolling origins (combine.choose_nested); band: whole origins, the weight and scale "
                              "that put the most validation origins' coverage in the acceptance range first")
     parser.add_argument("--rows-cache", type=Path, default=Path("/tmp/forecast_nested_rows.csv"))
+    parser.add_argument("--shipped", action="store_true",
+                        help="also backtest the combined model as shipped at the scored origins (its own validation)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if not args.data.is_file():
@@ -184,6 +198,13 @@ def main() -> int:
         if not any(o <= n - H for o in origins):
             print(f"bench_forecast_nested: origin {n} has no earlier origin whose targets end before it", file=sys.stderr)
             return 2
+    shipped = None
+    if args.shipped:
+        t1 = time.perf_counter()
+        shipped = backtest_rows(history, H, scored, args.rows_cache.with_name(args.rows_cache.stem + "_shipped.csv"),
+                                models=("combined",))
+        shipped = shipped.set_index(["origin", "depot", "h"])[["p10", "p50", "p90"]].add_suffix("_shipped").reset_index()
+        print(f"shipped combined model backtested at {scored} in {time.perf_counter() - t1:.0f} s", file=sys.stderr)
     depots = list(history.depots)
     report = {"data": str(args.data), "calibration": args.calibration, "origins": origins, "scored_origins": scored, "horizon": H,
               "backtest_seconds": round(backtest_seconds, 1), "load_at_start": round(load, 2), "splits": []}
@@ -212,6 +233,9 @@ def main() -> int:
         sn = snaive.add_suffix("_seasonal_naive").reset_index()
         scored_rows = scored_rows.merge(sn, on=key)
         names = ["chosen", "global", "ets", "seasonal_naive"]
+        if shipped is not None:
+            scored_rows = scored_rows.merge(shipped, on=key)
+            names.insert(1, "shipped")
         scores = utils_scores(scored_rows, history, names)
         by_depot = scores["mase_by_depot"]
         mase_overall = by_depot.mean()
@@ -227,21 +251,38 @@ def main() -> int:
         margins = {"vs_seasonal_naive": margin(by_depot, "chosen", "seasonal_naive", 1000 + split),
                    "vs_ets": margin(by_depot, "chosen", "ets", 1000 + split),
                    "global_vs_ets": margin(by_depot, "global", "ets", 1000 + split)}
-        per_origin = {int(n): round(float(cov_origin.loc[n, "chosen"]), 4) for n in cov_origin.index}
-        checks = {
-            "MASE_at_least_8pct_below_seasonal_naive": {
-                "value": margins["vs_seasonal_naive"]["value"], "target": f"<= -{MASE_GAIN_VS_SNAIVE}",
-                "met": margins["vs_seasonal_naive"]["value"] <= -MASE_GAIN_VS_SNAIVE},
-            "MASE_below_ets": {"value": margins["vs_ets"]["value"], "target": "< 0", "met": margins["vs_ets"]["value"] < 0},
-            "coverage_per_origin_in_range": {"value": per_origin, "target": list(COVERAGE_RANGE),
-                                             "met": all(COVERAGE_RANGE[0] <= v <= COVERAGE_RANGE[1] for v in per_origin.values())},
-        }
+        if shipped is not None:
+            margins["shipped_vs_seasonal_naive"] = margin(by_depot, "shipped", "seasonal_naive", 1000 + split)
+            margins["shipped_vs_ets"] = margin(by_depot, "shipped", "ets", 1000 + split)
+
+        def checks_of(m: str, prefix: str, cov_origin=cov_origin, scores=scores, margins=margins) -> dict:
+            per_origin = {int(n): round(float(cov_origin.loc[n, m]), 4) for n in cov_origin.index}
+            pooled = float(scores["coverage_rows"][m].mean())
+            deviation = float(np.mean([abs(v - 0.8) for v in per_origin.values()]))
+            vs_sn, vs_ets = margins[f"{prefix}vs_seasonal_naive"]["value"], margins[f"{prefix}vs_ets"]["value"]
+            return {
+                "MASE_at_least_8pct_below_seasonal_naive": {"value": vs_sn, "target": f"<= -{MASE_GAIN_VS_SNAIVE}",
+                                                            "met": vs_sn <= -MASE_GAIN_VS_SNAIVE},
+                "MASE_at_least_8pct_below_ets": {"value": vs_ets, "target": f"<= -{MASE_GAIN_VS_ETS}",
+                                                 "met": vs_ets <= -MASE_GAIN_VS_ETS},
+                "pooled_coverage_in_range": {"value": round(pooled, 4), "target": list(POOLED_COVERAGE_RANGE),
+                                             "met": POOLED_COVERAGE_RANGE[0] <= pooled <= POOLED_COVERAGE_RANGE[1]},
+                "mean_per_origin_deviation_at_most_8_points": {
+                    "value": round(deviation, 4), "by_origin": per_origin, "target": f"<= {MAX_MEAN_ORIGIN_DEVIATION}",
+                    "met": deviation <= MAX_MEAN_ORIGIN_DEVIATION},
+            }
+
+        checks = checks_of("chosen", "")
+        reported = {"coverage_per_origin_in_72_88": all(COVERAGE_RANGE[0] <= v <= COVERAGE_RANGE[1] for v in
+                                                        checks["mean_per_origin_deviation_at_most_8_points"]["by_origin"].values())}
+        shipped_checks = checks_of("shipped", "shipped_") if shipped is not None else None
         bound = hindsight_bound(scored_rows)
         report["splits"].append({"split": split, "held_out_stores": held, "choices": choices, "hindsight_bound": bound,
                                  "table": table.round(4).to_dict(orient="records"), "margins": margins,
                                  "coverage_by_origin": {m: {int(n): round(float(v), 4) for n, v in cov_origin[m].items()}
                                                         for m in names},
-                                 "checks": checks})
+                                 "checks": checks, "reported": reported,
+                                 **({"shipped_checks": shipped_checks} if shipped_checks else {})})
         print(f"\nsplit {split}: held-out stores {', '.join(held)}; scored origins {scored}")
         print("  choices (origin: weight of global, interval scale, half-life, validation coverage): " + "; ".join(
             f"{c['origin']}: {c['weight_global']:.2f}, {c['interval_scale']:.2f}, "
@@ -260,10 +301,13 @@ def main() -> int:
                       f"{b['origins_in_range']} of {b['of']} origins in {COVERAGE_RANGE[0]:.0%}-{COVERAGE_RANGE[1]:.0%} "
                       f"at best (first: w = {b['weight_global']}, c = {b['interval_scale']}, MASE vs AutoETS "
                       f"{b['MASE_vs_ets']:+.1%})")
-        for name, c in checks.items():
-            print(f"  {'met ' if c['met'] else 'MISS'} {name}")
+        for label, group in (("chosen", checks), ("shipped", shipped_checks or {})):
+            for name, c in group.items():
+                print(f"  {'met ' if c['met'] else 'MISS'} {label}: {name} ({c['value']})")
     report["acceptance_split"] = 0
     report["acceptance_met"] = all(c["met"] for c in report["splits"][0]["checks"].values())
+    if shipped is not None:
+        report["shipped_acceptance_met"] = all(c["met"] for c in report["splits"][0]["shipped_checks"].values())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2, default=float))
     print(f"\nbacktest {backtest_seconds:.0f} s at load {load:.1f}; wrote {args.out}")

@@ -36,8 +36,8 @@ def min_history_weeks(model: str, horizon: int) -> int:
     """Weeks of history (up to the origin) a model needs for a ``horizon``-week forecast."""
     if model == "global":
         return MIN_ORIGIN + horizon + MIN_TRAIN_ORIGINS
-    if model == "combined":  # two validation origins (COMBINED_STEP apart) whose targets are in the history
-        return min_history_weeks("global", horizon) + horizon + COMBINED_STEP
+    if model == "combined":  # the global model's, and one validation origin with a week of targets (combined_validation)
+        return max(min_history_weeks("global", horizon), min_history_weeks("global", 1) + 1)
     if model == "rnn":
         return rnn.min_history_weeks(horizon)
     return WEEKS_PER_YEAR + GROWTH_WEEKS  # seasonal lag plus a few weeks for the in-sample errors
@@ -49,22 +49,48 @@ COMBINED_ORIGINS = 4
 COMBINED_STEP = 4
 
 
+def combined_validation(n_weeks: int, horizon: int) -> tuple[list[int], int]:
+    """The combined model's validation origins (weeks of history) and their horizon (weeks)
+    for a forecast after ``n_weeks`` weeks: up to ``COMBINED_ORIGINS`` origins
+    ``COMBINED_STEP`` apart whose ``horizon`` target weeks all lie in the history and where the
+    global model can fit; when the history is too short for one, a single origin with the
+    longest shorter horizon h' the history allows (n + h' <= n_weeks, n at least the global
+    model's minimum for h'). ([], 0) when not even one week can be validated."""
+    full = [n_weeks - horizon - k * COMBINED_STEP for k in range(COMBINED_ORIGINS)]
+    full = sorted(n for n in full if n >= min_history_weeks("global", horizon))
+    if full:
+        return full, horizon
+    for h in range(horizon - 1, 0, -1):
+        if n_weeks - h >= min_history_weeks("global", h):
+            return [n_weeks - h], h
+    return [], 0
+
+
 def combined_quantiles(history: History, horizon: int, config: GlobalConfig | None = None, progress=None,
                        n_jobs: int = 1) -> QuantileForecast:
     """The global model and AutoETS combined (``optplan.forecast.combine``), the weight and
-    interval scale chosen by a rolling-origin backtest of both on this history's last
-    ``COMBINED_ORIGINS`` origins whose target weeks it holds: nothing after the forecast origin
-    is seen. The dependence template is the global model's."""
+    interval scale chosen by a rolling-origin backtest of both at this history's own earlier
+    origins (``combined_validation``: up to ``COMBINED_ORIGINS`` origins with every target week
+    in the history; with a short history fewer, or one origin with a shorter horizon, which
+    ``info`` and the progress lines say): nothing after the forecast origin is seen. The
+    dependence template is the global model's."""
     say = progress or (lambda msg: None)
     W = history.n_weeks
-    origins = [W - horizon - k * COMBINED_STEP for k in range(COMBINED_ORIGINS)]
-    origins = sorted(n for n in origins if n >= min_history_weeks("global", horizon))
-    if len(origins) < 2:
+    origins, h_val = combined_validation(W, horizon)
+    if not origins:
         raise OptionError("--model", f"a history of at least {min_history_weeks('combined', horizon)} weeks for the "
-                          f"combined model (its weights are chosen on {COMBINED_ORIGINS} earlier origins)",
+                          f"combined model (the global model's, and a validation origin before the forecast's)",
                           f"combined with {W} weeks")
-    say(f"combined: choosing the weight and interval scale on origins {', '.join(map(str, origins))}")
-    rows = backtest(history, horizon, origins, models=("global", "ets"), config=config, n_jobs=n_jobs, fit=base_forecast,
+    short = ""
+    if h_val < horizon:
+        short = (f"shorter validation: the history ({W} weeks) allows one validation origin with {h_val} of the "
+                 f"{horizon} weeks (the interval scale is chosen on weeks 1-{h_val} ahead)")
+    elif len(origins) < COMBINED_ORIGINS:
+        short = (f"shorter validation: the history ({W} weeks) allows {len(origins)} of {COMBINED_ORIGINS} validation "
+                 f"origins")
+    say(f"combined: choosing the weight and interval scale on origins {', '.join(map(str, origins))}, "
+        f"{h_val} weeks ahead" + (f" ({short})" if short else ""))
+    rows = backtest(history, h_val, origins, models=("global", "ets"), config=config, n_jobs=n_jobs, fit=base_forecast,
                     progress=lambda m: say(f"combined validation: {m}")).rows
     choice = choose(pair(rows))
     say(f"combined: weight of the global model {choice.weight_global:.2f}, interval scale {choice.interval_scale:.2f}")
@@ -73,7 +99,8 @@ def combined_quantiles(history: History, horizon: int, config: GlobalConfig | No
     values = combine_quantiles(g.values, e.values, choice.weight_global, choice.interval_scale, LEVELS.index(0.5))
     info = {"library": "optplan.forecast.combine", "weight_global": choice.weight_global,
             "interval_scale": choice.interval_scale, "validation_origins": list(choice.validation_origins),
-            "validation_rows": choice.validation_rows, "validation_wql": round(choice.validation_wql, 5),
+            "validation_rows": choice.validation_rows, "validation_horizon_weeks": h_val,
+            **({"validation_note": short} if short else {}), "validation_wql": round(choice.validation_wql, 5),
             "validation_p10_p90_coverage": round(choice.validation_coverage, 4), "global": g.info, "ets": e.info}
     return QuantileForecast(model="combined", levels=LEVELS, values=values, depots=list(history.depots),
                             week_start=future_weeks(history, horizon), template=g.template, info=info)

@@ -183,6 +183,14 @@ def forecast_files(history_path, out, *, horizon: int = 13, n_scenarios: int = 2
     c = red.check["max_relative_difference"]
     lines.append(f"model {model}: {horizon} weeks from {fc.week_start[0].date()}; {len(red.probabilities)} scenarios "
                  f"from {n_paths} paths")
+    if "weight_global" in fc.info:  # the combined model: what its own validation chose, and on what
+        i = fc.info
+        lines.append(f"combined: weight of the global model {i['weight_global']:.2f}, interval scale "
+                     f"{i['interval_scale']:.2f}, chosen at origins {', '.join(map(str, i['validation_origins']))} "
+                     f"({i['validation_horizon_weeks']} weeks ahead; validation P10-P90 coverage "
+                     f"{i['validation_p10_p90_coverage']:.1%})")
+        if "validation_note" in i:
+            lines.append(f"note: {i['validation_note']}")
     if len(red.probabilities) < n_scenarios:
         lines.append("note: " + next(part for part in red.method.split("; ") if "distinct" in part))
     lines.append(f"reduction check (per-depot totals over the horizon): mean {c['mean']:.3%}, P10 {c['p10']:.3%}, "

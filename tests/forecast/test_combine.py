@@ -222,3 +222,55 @@ def test_a_depot_whose_history_repeats_has_no_mase_and_does_not_poison_the_rest(
 
     m = margins(result).set_index("model").loc["ets"]
     assert m["MASE_vs_reference"] == pytest.approx(by[("ets", "V")] / by[("seasonal_naive", "V")] - 1, rel=1e-12)
+
+
+def test_the_combined_models_validation_shrinks_with_the_history():
+    """Issue #30: the combined model runs at any origin the global model can (by hand, H = 13:
+    the global model needs 65 + h + 13 weeks for an h-week forecast): with 150 weeks four full
+    origins 4 apart; at 104 weeks (the backtest's first default origin on 143 weeks) one full
+    origin, 91; at 100 weeks one origin with 11 weeks ahead (89 + 11 = 100, 89 >= 65 + 11 + 13);
+    at 91 weeks, 6 weeks ahead at 85."""
+    from optplan.forecast.dispatch import combined_validation, min_history_weeks
+
+    assert combined_validation(150, 13) == ([125, 129, 133, 137], 13)
+    assert combined_validation(104, 13) == ([91], 13)
+    assert combined_validation(100, 13) == ([89], 11)
+    assert combined_validation(91, 13) == ([85], 6)
+    assert min_history_weeks("combined", 13) == min_history_weeks("global", 13) == 91
+    assert min_history_weeks("combined", 1) == 80 and combined_validation(80, 1) == ([79], 1)
+    assert combined_validation(79, 1) == ([], 0)
+
+
+def test_a_short_history_gets_a_shorter_validation_said_in_the_output(tmp_path):
+    """100 weeks of 2 synthetic depots, 13 weeks ahead: the combined model validates 11 weeks
+    ahead at origin 89, says so, and its quantiles are the two models' combined with the
+    weight and scale it reports."""
+    from optplan.forecast.combine import combine_quantiles
+    from optplan.forecast.dispatch import forecast
+    from optplan.forecast.models import LEVELS, GlobalConfig
+    from optplan.forecast.workflow import forecast_files
+
+    rng = np.random.default_rng(2)
+    W, H = 100, 13
+    t = np.arange(W)
+    weeks = pd.date_range("2019-01-05", periods=W, freq="7D").strftime("%Y-%m-%d")
+    frame = pd.concat([pd.DataFrame({"depot": f"D{d}", "week_start": weeks,
+                                     "demand": 100 * (1 + d) * (1 + 0.2 * np.sin(2 * np.pi * t / 52)) * np.exp(rng.normal(0, 0.08, W))})
+                       for d in range(2)])
+    path = tmp_path / "history.csv"
+    frame.to_csv(path, index=False)
+    fast = GlobalConfig(max_iter=60, learning_rate=0.1, folds=3)
+    lines = forecast_files(path, tmp_path / "fc", horizon=H, n_scenarios=3, n_paths=50, model="combined", config=fast,
+                           plots=False, demand_col="demand")
+    text = "\n".join(lines)
+    assert "chosen at origins 89 (11 weeks ahead" in text, text
+    assert "note: shorter validation: the history (100 weeks) allows one validation origin with 11 of the 13 weeks" in text
+    from optplan.forecast.history import history_from_frame
+
+    history = history_from_frame(frame, demand_col="demand")
+    combined = forecast(history, H, "combined", config=fast)
+    assert combined.info["validation_horizon_weeks"] == 11 and combined.info["validation_origins"] == [89]
+    g, e = forecast(history, H, "global", config=fast), forecast(history, H, "ets")
+    np.testing.assert_allclose(combined.values, combine_quantiles(g.values, e.values, combined.info["weight_global"],
+                                                                  combined.info["interval_scale"], LEVELS.index(0.5)),
+                               rtol=1e-12)
