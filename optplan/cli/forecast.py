@@ -102,7 +102,8 @@ def _progress(quiet: bool):
 @click.option("--model", type=click.Choice(MODELS), default="global", show_default=True,
               help="Model behind the quantiles and scenarios (weekly resolution). combined: the global model and "
                    "AutoETS averaged, the weight and interval width chosen by its own backtest on the history's last "
-                   "4 origins (about 5x the time of the global model).")
+                   "4 origins (about 5x the time of the global model). rnn: EXPERIMENTAL, an LSTM (needs the deep "
+                   "extra) less accurate than seasonal naive and AutoETS on the shipped stores' backtest.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the models, the sampling and k-means.")
 @click.option("--periods", default=None, metavar="long-lead|COUNTxWEEKS,...",
               help="Demand scenarios over long-lead periods adding up to --horizon weeks (up to 156): 'long-lead' "
@@ -174,7 +175,7 @@ def _model_list(ctx, param, value):
 @click.option("--at", "at", default=None, callback=_int_list,
               help="Origins as weeks of history, comma-separated (instead of --step/--origins), e.g. 104,117,130.")
 @click.option("--models", default="global,ets,seasonal_naive", show_default=True, callback=_model_list,
-              help="Comma-separated models to compare (rnn: with the deep extra, PyTorch).")
+              help="Comma-separated models to compare (rnn: experimental, with the deep extra, PyTorch).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="Also write backtest_rows.csv, backtest_by_depot.csv, backtest_overall.csv, backtest_summary.json here.")

@@ -183,6 +183,9 @@ def forecast_files(history_path, out, *, horizon: int = 13, n_scenarios: int = 2
     c = red.check["max_relative_difference"]
     lines.append(f"model {model}: {horizon} weeks from {fc.week_start[0].date()}; {len(red.probabilities)} scenarios "
                  f"from {n_paths} paths")
+    if model == "rnn":
+        lines.append("note: the rnn model is experimental: on the shipped stores' backtest it was less accurate than "
+                     "seasonal naive and AutoETS (docs/forecast.md); use it to compare, not to plan")
     if "weight_global" in fc.info:  # the combined model: what its own validation chose, and on what
         i = fc.info
         lines.append(f"combined: weight of the global model {i['weight_global']:.2f}, interval scale "

@@ -134,3 +134,14 @@ def test_a_command_that_repeats_progress_lines_folds_them_before_its_summary(tmp
     folded = next(i for i, line in enumerate(lines) if "more like it, the last:" in line)
     summary = next(i for i, line in enumerate(lines) if line.startswith("plan for world"))
     assert folded < summary
+
+
+def test_the_lstm_is_labelled_experimental_where_a_user_chooses_it():
+    """Issue #30: the rnn model is less accurate than seasonal naive on the shipped stores, so
+    the help of both commands that take it says it is experimental (and docs/forecast.md)."""
+    text = " ".join(CliRunner().invoke(main, ["forecast", "--help"]).output.split())
+    assert "rnn: EXPERIMENTAL" in text
+    text = " ".join(CliRunner().invoke(main, ["backtest", "--help"]).output.split())
+    assert "rnn: experimental" in text
+    docs = (REPO / "docs" / "forecast.md").read_text()
+    assert "### rnn: an LSTM quantile model (EXPERIMENTAL" in docs
