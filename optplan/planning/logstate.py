@@ -91,6 +91,15 @@ def still_active(silent_weeks: np.ndarray, retention: np.ndarray, off_share: np.
     return np.where(silent_weeks <= 0, 1.0, stay / np.maximum(stay + churned, 1e-300))
 
 
+def log_rows_to_model(data, depots: pd.Index, app: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each log row's depot index in ``depots`` and model channel index (``replan.model_channels``);
+    a row whose depot the instance does not have gets ``known`` False (and depot index 0), one
+    whose channel it does not have channel -1. Returns (known depot, depot index, channel index)."""
+    known = app["depot"].isin(list(depots)).to_numpy()
+    rows = depots.get_indexer(app["depot"].where(known, depots[0]))
+    return known, rows, np.where(known, model_channels(data, rows, app["channel"].astype(str)), -1)
+
+
 def instance_week(instance: Instance, dates: pd.Series) -> np.ndarray:
     """The instance week (1-based; <= 0 before its start) that contains each date."""
     start = pd.Timestamp(instance.manifest.horizon.start_date)
@@ -216,9 +225,7 @@ def state_from_logs(instance: Instance, week: int, applicants: pd.DataFrame, act
     # ---- applicants: recruited before week k, and those still in the funnel
     applied_col, arrived_col = stages[0], stages[-1]
     app = applicants
-    known = app["depot"].isin(list(depots)).to_numpy()
-    rows = depots.get_indexer(app["depot"].where(known, depots[0]))
-    chan = np.where(known, model_channels(data, rows, app["channel"].astype(str)), -1)
+    known, rows, chan = log_rows_to_model(data, depots, app)
     kept = known & (chan >= 0)
     for what, mask in (("depots", ~known), ("channels", known & (chan < 0))):
         if mask.any():

@@ -45,8 +45,7 @@ from optplan.forecast.history import read_history
 from optplan.forecast.metrics import SEASON, mase_scale, weighted_quantile
 from optplan.io.atomic import csv_text, json_text, write_files
 from optplan.io.instance import Instance, load_instance
-from optplan.planning.logstate import instance_week, read_table, row_problems
-from optplan.planning.replan import model_channels
+from optplan.planning.logstate import instance_week, log_rows_to_model, read_table, row_problems
 
 #: The share of weeks a P10-P90 band holds when the forecast is right.
 NOMINAL_COVERAGE = 0.8
@@ -289,9 +288,7 @@ def _recruiting(instance: Instance, result: Monitor, app: pd.DataFrame, plan, la
                 stages) -> None:
     data = instance.model_data()
     depots = pd.Index(list(instance.depots))
-    known = app["depot"].isin(list(depots)).to_numpy()
-    rows = depots.get_indexer(app["depot"].where(known, depots[0]))
-    chan = np.where(known, model_channels(data, rows, app["channel"].astype(str)), -1)
+    chan = log_rows_to_model(data, depots, app)[2]
     app = app.loc[chan >= 0].assign(_c=chan[chan >= 0])
     s = instance_week(instance, app[stages[0]])
     first = app[stages[-1]]
