@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "evaluate": "optplan.api",
     "solve": "optplan.api",
+    "WhatIf": "optplan.api",
     "InfeasibleError": "optplan.errors",
     "InputError": "optplan.errors",
     "InstanceError": "optplan.errors",

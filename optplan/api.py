@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -21,6 +22,7 @@ from optplan.solvers.auto import AutoEngine
 from optplan.solvers.base import quiet_engines
 from optplan.solvers.decompose import DecomposeEngine
 from optplan.solvers.dp import DPEngine
+from optplan.solvers.warm import WarmModel, warm_route_refusal
 
 log = logging.getLogger("optplan")
 
@@ -97,6 +99,40 @@ def solve(instance: Instance, engine: str = "auto", dp_options=None, deadline=No
         except OptplanError as exc:
             warnings.warn(f"no orders: {exc}", RuntimeWarning, stacklevel=2)
     return plan
+
+
+class WhatIf:
+    """What-ifs on one instance at the speed of a conversation (issue #34).
+
+    ``session = optplan.WhatIf(instance, **options)``; ``session.solve({"budgets.total":
+    4e6})`` returns the Plan of the instance with those changes (validated like
+    ``Instance.with_changes``; the paths of ``optplan.io.whatif``), each solve on one persistent
+    HiGHS model updated in place and warm-started from the previous solve's basis
+    (``optplan.solvers.warm``): after a budget, cost, penalty or demand change it re-solves from
+    where the last plan was. A change of the program's shape (a budget or target added or
+    removed) rebuilds it, and a program the warm route does not hold (CVaR, whole applicants, a
+    bad-week target) is solved cold by the HiGHS engine; ``plan.status.engine`` says which and
+    why. Changes are not cumulative: each call is the instance given plus that call's changes.
+    Options as ``solve``'s (time_limit applies to each call)."""
+
+    def __init__(self, instance: Instance, **options):
+        self.instance = instance
+        self.options = SolveOptions(**options)
+        self.model = WarmModel(self.options)
+
+    def solve(self, changes: dict | None = None, deadline=None) -> Plan:
+        instance = self.instance.with_changes(changes) if changes else self.instance
+        data = instance.model_data(integer_applicants=self.options.integer)
+        risk = replace(data, cvar_weight=float(self.options.cvar_weight), cvar_alpha=float(self.options.cvar_alpha))
+        engine = get_engine("highs") if warm_route_refusal(risk, self.options) else self.model
+        result = solve_data(data, self.options, engine, deadline=deadline or Deadline(self.options.time_limit))
+        if engine is not self.model:
+            why = warm_route_refusal(risk, self.options)
+            result = replace(result, status=replace(result.status, engine=f"{result.status.engine}, cold: {why}"))
+        if not result.status.complete:
+            warnings.warn(f"the plan is not proven optimal: {result.status.describe()}", RuntimeWarning, stacklevel=2)
+        return Plan.from_result(result, instance.manifest.name, instance.manifest.horizon.start_date,
+                                instance.manifest.guards)
 
 
 def scenario_arrays(instance: Instance, scenarios: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
