@@ -46,6 +46,7 @@ def main() -> int:
     print(f"base (the warm model's first, cold) solve: HiGHS {base.timings.solve_s:.1f} s, "
           f"build {base.timings.build_s:.1f} s, all {time.perf_counter() - t0:.1f} s", flush=True)
     changes = [("one budget: budgets.total x 0.95", {"budgets.total": Scale(0.95)}),
+               ("one budget: budgets.total x 0.99", {"budgets.total": Scale(0.99)}),
                ("costs: channels.cost_per_applicant x 1.1", {"channels.cost_per_applicant": Scale(1.1)}),
                ("penalty: penalties.unserved_cost_per_block x 1.2", {"penalties.unserved_cost_per_block": Scale(1.2)}),
                ("demand: demand.blocks x 1.05", {"demand.blocks": Scale(1.05)})]

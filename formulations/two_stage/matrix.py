@@ -198,6 +198,18 @@ def recourse_link_rows(data: ModelData, cols: _Columns, used: np.ndarray) -> _Ro
     return _block(D * T, [(np.arange(D * T), cols.q.ravel(), 1.0), (dd * T + tt, cols.y[used], -1.0)], 0.0, 0.0)
 
 
+def budget_caps(data: ModelData, layout: Layout) -> dict[str, np.ndarray]:
+    """Each budget family's row upper bounds (currency over the horizon, a week or a group), in
+    ``Layout.budget_rows`` order: the right-hand sides of ``budget_rows``."""
+    keys = layout.budget_rows()
+    out = {"budget_total": np.full(len(keys["budget_total"]), float(data.budget_total)),
+           "budget_week": np.array([data.budget_weekly[t - 1] for t in keys["budget_week"]], dtype=float)}
+    for family in GROUP_BUDGETS:
+        caps = data.group_caps(family)
+        out[family] = np.array([caps[g] for g in keys[family]], dtype=float)
+    return out
+
+
 def budget_rows(data: ModelData, cols: _Columns, layout: Layout) -> dict[str, _Rows]:
     """Recruiting plus incentive spend under each cap (budgets.define_budget_constraints)."""
     T = data.n_weeks
@@ -209,19 +221,19 @@ def budget_rows(data: ModelData, cols: _Columns, layout: Layout) -> dict[str, _R
     zt = np.tile(np.arange(T), len(sd))
     zc = cols.z[zd, zt, np.repeat(sg, T)] if len(sd) else np.zeros(0, np.int64)
     keys = layout.budget_rows()
+    rhs = budget_caps(data, layout)
     out = {}
     # total
     n = len(keys["budget_total"])
     parts = [] if not n else [(np.zeros(xk.sum()), cols.x[dd[xk], cc[xk], tt[xk]], cost[xk]), (np.zeros(len(zc)), zc, 1.0)]
-    out["budget_total"] = _block(n, parts, -np.inf, [data.budget_total] * n)
+    out["budget_total"] = _block(n, parts, -np.inf, rhs["budget_total"])
     # weeks
     week_row = np.full(T, -1)
     week_row[np.array(keys["budget_week"], dtype=np.int64) - 1] = np.arange(len(keys["budget_week"]))
     xr, zr = week_row[tt], week_row[zt] if len(zt) else np.zeros(0, np.int64)
     parts = [(xr[xk & (xr >= 0)], cols.x[dd, cc, tt][xk & (xr >= 0)], cost[xk & (xr >= 0)]),
              (zr[zr >= 0], zc[zr >= 0], 1.0)]
-    out["budget_week"] = _block(len(keys["budget_week"]), parts, -np.inf,
-                                [data.budget_weekly[t - 1] for t in keys["budget_week"]])
+    out["budget_week"] = _block(len(keys["budget_week"]), parts, -np.inf, rhs["budget_week"])
     # regions, countries: one row per capped group of depots
     for family in GROUP_BUDGETS:
         group_row = {g: i for i, g in enumerate(keys[family])}
@@ -230,8 +242,7 @@ def budget_rows(data: ModelData, cols: _Columns, layout: Layout) -> dict[str, _R
         zr = depot_row[zd] if len(zd) else np.zeros(0, np.int64)
         parts = [(xr[xk & (xr >= 0)], cols.x[dd, cc, tt][xk & (xr >= 0)], cost[xk & (xr >= 0)]),
                  (zr[zr >= 0], zc[zr >= 0], 1.0)]
-        caps = data.group_caps(family)
-        out[family] = _block(len(keys[family]), parts, -np.inf, [caps[g] for g in keys[family]])
+        out[family] = _block(len(keys[family]), parts, -np.inf, rhs[family])
     return out
 
 

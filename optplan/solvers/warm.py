@@ -10,6 +10,11 @@ solve), compares it with the LP the HiGHS object holds, pushes only what differs
 solve. The plan is the cold solve's (same optimum, tested to 1e-7; budget prices to 1e-6 on
 generated instances, tests/solvers/test_warm.py).
 
+A change of budget caps alone (the total, weekly, regional or country caps, the rows staying
+the same) skips even the build: the new right-hand sides come from
+``formulations.two_stage.matrix.budget_caps`` (the function ``budget_rows`` states them
+with) and only the changed rows are pushed.
+
 When the shape differs (a budget added where there was none, a target that adds rows, a
 different number of depots, weeks or scenarios, recourse segments that appear or vanish), the
 model is rebuilt from scratch and ``last_start`` says so and why; so is a program the warm
@@ -25,12 +30,13 @@ retries, its infeasibility diagnosis). The status's engine says "warm" or "rebui
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
 from formulations.data import ModelData
-from formulations.two_stage.matrix import aggregated_standard_form
+from formulations.two_stage.layout import Layout
+from formulations.two_stage.matrix import aggregated_standard_form, budget_caps
 from optplan.solvers.base import Deadline, SolveOptions, SolveResult, engine_capabilities
 from optplan.solvers.highs import highs_from_standard_form, import_highspy, run_compiled
 from optplan.solvers.highs_engine import HighsEngine
@@ -80,6 +86,7 @@ class WarmModel:
         self.options = options or SolveOptions()
         self.compiled = None
         self._lp = None  # the numbers the HiGHS object holds: c, offset, bounds, A (CSC)
+        self._data = None  # the ModelData those numbers are of
         self.last_start: WarmStart | None = None
         self.solves = 0
 
@@ -92,13 +99,19 @@ class WarmModel:
         if refusal:
             raise ValueError(f"the warm what-if route does not cover this program: {refusal}")
         deadline = deadline or Deadline(options.time_limit)
+        same_options = replace(options, time_limit=None) == replace(self.options, time_limit=None)
+        self.options = options
         t0 = time.perf_counter()
+        if same_options and self._lp is not None and _only_budget_caps_differ(self._data, data):
+            pushed = self._push_budget_caps(data)
+            if pushed is not None:
+                self.last_start = WarmStart(True, "", 0, 0, pushed, 0, build_s=0.0, update_s=time.perf_counter() - t0)
+                return self._run(data, options, deadline)
         sf = aggregated_standard_form(data, integer=False)
         t1 = time.perf_counter()
         reason = self._shape_differs(sf)
-        if not reason and replace(options, time_limit=None) != replace(self.options, time_limit=None):
+        if not reason and not same_options:
             reason = "the solver options changed"
-        self.options = options
         if reason:
             self.compiled = highs_from_standard_form(sf, self.options)
             self.last_start = WarmStart(False, reason, build_s=t1 - t0, update_s=time.perf_counter() - t1)
@@ -108,12 +121,38 @@ class WarmModel:
         self._lp = (sf.c.copy(), float(sf.offset), sf.col_lower.copy(), sf.col_upper.copy(), sf.row_lower.copy(),
                     sf.row_upper.copy(), sf.A.copy())
         self.compiled.columns, self.compiled.rows, self.compiled.layout = sf.columns, sf.rows, sf.layout
+        return self._run(data, options, deadline)
+
+    def _run(self, data: ModelData, options: SolveOptions, deadline: Deadline) -> SolveResult:
+        self._data = data
         self.solves += 1
-        result = run_compiled(data, self.compiled, options, deadline, build_s=t1 - t0,
+        result = run_compiled(data, self.compiled, options, deadline, build_s=self.last_start.build_s,
                               handoff_s=self.last_start.update_s)
         how = ("warm from the previous solve's basis" if self.last_start.warm
                else f"rebuilt: {self.last_start.reason}")
         return replace(result, status=replace(result.status, engine=f"{result.status.engine}, {how}"))
+
+    def _push_budget_caps(self, data: ModelData) -> int | None:
+        """The budget rows' new upper bounds pushed into HiGHS (the count changed), or None when
+        the rows themselves would change (a cap added or removed: the full route)."""
+        layout = Layout(data)
+        if layout.budget_rows() != self.compiled.layout.budget_rows():
+            return None
+        highspy = import_highspy()
+        row_upper = self._lp[5]
+        changed = []
+        for family, caps in budget_caps(data, layout).items():
+            rows = np.arange(row_upper.size)[self.compiled.rows[family]]
+            differ = rows[row_upper[rows] != caps]
+            row_upper[differ] = caps[row_upper[rows] != caps]
+            changed.append(differ)
+        idx = np.concatenate(changed) if changed else np.zeros(0, np.int64)
+        if idx.size:
+            lower = np.clip(self._lp[4][idx], -highspy.kHighsInf, highspy.kHighsInf)
+            upper = np.clip(row_upper[idx], -highspy.kHighsInf, highspy.kHighsInf)
+            self.compiled.highs.changeRowsBounds(int(idx.size), idx.astype(np.int32), lower, upper)
+        self.compiled.layout = layout
+        return int(idx.size)
 
     def _shape_differs(self, sf) -> str:
         if self._lp is None:
@@ -153,3 +192,30 @@ class WarmModel:
             for k in changed:
                 h.changeCoeff(int(sf.A.indices[k]), int(col_of[k]), float(sf.A.data[k]))
         return int(cost.size), int(cb.size), int(rb.size), int(changed.size)
+
+
+#: ModelData fields a change of budget caps alone touches.
+BUDGET_FIELDS = ("budget_total", "budget_weekly", "budget_region", "budget_country")
+
+
+def _same(a, b) -> bool:
+    """Equal values (arrays elementwise, NaN equal to NaN; mappings and sequences item by item)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        return a.shape == b.shape and a.dtype == b.dtype and bool(
+            np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    try:
+        return bool(a == b) or (a != a and b != b)  # noqa: PLR0124 - NaN equals NaN here
+    except (TypeError, ValueError):
+        return a is b
+
+
+def _only_budget_caps_differ(old: ModelData | None, new: ModelData) -> bool:
+    """True when ``new`` is ``old`` with at most its budget caps changed."""
+    if old is None:
+        return False
+    return all(_same(getattr(old, f.name), getattr(new, f.name)) for f in fields(new) if f.name not in BUDGET_FIELDS)

@@ -77,9 +77,14 @@ def test_what_changed_is_what_is_pushed_and_a_new_row_rebuilds():
     warm.solve(inst.with_changes({"budgets.total": Scale(0.9)}).model_data())
     s = warm.last_start
     assert s.warm and (s.costs_changed, s.column_bounds_changed, s.row_bounds_changed, s.coefficients_changed) == (0, 0, 1, 0)
+    assert s.build_s == 0.0  # a budget cap alone: no build, the new right-hand side from budget_caps
+    warm.solve(inst.with_changes({"budgets.regions.R01": Scale(0.5), "budgets.weekly": Scale(0.9)}).model_data())
+    # by hand: the total back to the base (1 row), region R01 (1 row), the 10 weeks (10 rows)
+    assert warm.last_start.warm and warm.last_start.build_s == 0.0 and warm.last_start.row_bounds_changed == 1 + 1 + 10
     inst2 = inst.with_changes({"budgets.total": Scale(0.9), "penalties.unserved_cost_per_block": Scale(2.0)})
     warm.solve(inst2.model_data())
-    assert warm.last_start.warm and warm.last_start.costs_changed > 0 and warm.last_start.row_bounds_changed == 0
+    # costs, and the 12 budget rows back from the previous call's (each call is against the model's last LP)
+    assert warm.last_start.warm and warm.last_start.costs_changed > 0 and warm.last_start.row_bounds_changed == 12
     # the weekly caps removed: rows gone, so the model is rebuilt and says why
     no_weekly = inst2.with_changes({"budgets.weekly": None})
     r = warm.solve(no_weekly.model_data())
