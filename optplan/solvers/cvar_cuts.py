@@ -79,10 +79,13 @@ def solve_by_cuts(data: ModelData, options: SolveOptions, deadline: Deadline) ->
                           "not run: time budget spent building the model")
     vertices: list[np.ndarray] = []
     solve_s = 0.0
+    rounds = []  # per round: HiGHS seconds and simplex iterations (round 1 cold, the others from the last basis)
     for round_ in range(1, MAX_ROUNDS + 1):
         result = run_compiled(data, compiled, options, deadline, build_s=t1 - t0, handoff_s=handoff_s,
                               diagnose=round_ == 1)  # only the first round (no cut) can be infeasible
         solve_s += result.timings.solve_s
+        rounds.append({"round": round_, "cuts": len(vertices), "highs_s": round(result.timings.solve_s, 3),
+                       "simplex_iterations": int(h.getInfo().simplex_iteration_count)})
         status = result.status
         capacity = result.values["capacity_blocks"].reshape(D, T)
         R = scenario_recourse(data, capacity)
@@ -92,7 +95,8 @@ def solve_by_cuts(data: ModelData, options: SolveOptions, deadline: Deadline) ->
         lower = status.objective
         upper = lower + max(gap, 0.0)
         repeated = any(np.allclose(w, v, rtol=0.0, atol=VERTEX_ATOL) for v in vertices)
-        log.info("CVaR round %d: objective %.6g, CVaR(R) %.6g, theta %.6g, gap %.3g (%d cuts)", round_, lower,
+        log.info("CVaR round %d (%.1f s): objective %.6g, CVaR(R) %.6g, theta %.6g, gap %.3g (%d cuts)", round_,
+                 result.timings.solve_s, lower,
                  float(w @ R), theta, gap, len(vertices))
         converged = gap <= CUT_RTOL * max(1.0, abs(upper)) or repeated
         # the round's lower bound on the full program: its LP optimum, or a MIP's dual bound (a MIP
@@ -133,4 +137,6 @@ def solve_by_cuts(data: ModelData, options: SolveOptions, deadline: Deadline) ->
     status = replace(status, engine=f"{status.engine} with {len(vertices)} CVaR cuts",
                      message=status.message or f"CVaR by {len(vertices)} risk-envelope cuts in {round_} rounds")
     timings = Timings(build_s=t1 - t0, handoff_s=handoff_s, solve_s=solve_s, extract_s=result.timings.extract_s)
-    return replace(result, status=status, timings=timings, size=compiled.size)
+    out = replace(result, status=status, timings=timings, size=compiled.size)
+    out.extra["cvar_rounds"] = rounds
+    return out
