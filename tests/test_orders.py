@@ -238,3 +238,49 @@ def test_no_orders_when_the_time_limit_leaves_no_room_and_the_plan_says_why(monk
 def test_a_plan_without_orders_weeks_has_none():
     plan = optplan.solve(load_instance(DEMO), engine="highs")
     assert plan.orders is None and not any(n.startswith("orders/") for n in plan.render())
+
+
+@pytest.fixture(scope="module")
+def national():
+    """50 depots x 52 weeks x 20 scenarios: the size where the MIP took 12.7 s (issue #34 part 4)."""
+    inst = optplan.generate_instance(depots=50, weeks=52, scenarios=20, seed=0)
+    return optplan.solve(inst, engine="highs")
+
+
+def test_the_plan_rounded_is_kept_when_provably_near_the_best_orders(national):
+    """The rounded plan costs at most ROUNDING_ACCEPT of the plan's expected cost more, which
+    bounds its distance from the best whole orders (the plan's cost is below every whole
+    orders'): kept, no MIP, and the status says so with its figure."""
+    from optplan.planning.orders import ROUNDED_METHOD, ROUNDING_ACCEPT, ROUNDING_MAX_REPAIRS
+
+    orders = make_orders(national.data, national.decisions, national.start_date, 2)
+    assert orders.method == ROUNDED_METHOD and orders.status.engine == "rounding with repair"
+    assert 0 <= orders.rounding_cost <= ROUNDING_ACCEPT * abs(orders.plan_cost)
+    assert orders.repairs <= ROUNDING_MAX_REPAIRS
+    assert f"{orders.rounding_share:.3%}" in orders.status.message and "no MIP needed" in orders.status.message
+    assert_whole_and_within_budgets(orders)
+
+
+@pytest.mark.slow  # the MIP at this size: about 13 s
+def test_the_kept_rounding_is_within_its_bound_of_the_mip(national, monkeypatch):
+    """The independent route: the MIP's orders (rounding never accepted) cost at least the
+    plan's (the lower bound) and the kept rounding at most ROUNDING_ACCEPT of the plan above them."""
+    import optplan.planning.orders as orders_module
+
+    rounded = make_orders(national.data, national.decisions, national.start_date, 2)
+    accept = orders_module.ROUNDING_ACCEPT
+    monkeypatch.setattr(orders_module, "ROUNDING_ACCEPT", -1.0)
+    mip = make_orders(national.data, national.decisions, national.start_date, 2)
+    assert mip.method == orders_module.Orders.method
+    assert mip.orders_cost >= mip.plan_cost - COST_ATOL
+    assert rounded.orders_cost <= mip.orders_cost + accept * abs(rounded.plan_cost)
+
+
+def test_rounding_that_needs_many_repairs_or_costs_more_goes_to_the_mip():
+    """The demo's rounded plan costs more than ROUNDING_ACCEPT: the MIP's orders, said in the method."""
+    from optplan.planning.orders import ROUNDING_ACCEPT
+
+    plan = optplan.solve(load_instance(DEMO), engine="highs")
+    orders = make_orders(plan.data, plan.decisions, plan.start_date, 2)
+    assert orders.method == "the MIP on the first weeks with the rest of the plan fixed"
+    assert orders.rounding_share > ROUNDING_ACCEPT  # the MIP's best, 0.053 %, is itself above the bar

@@ -1,7 +1,17 @@
 """Orders (issue #29 part 2): the plan's first weeks as whole numbers a recruiting team or an ad
 system can act on, within every budget, at the least extra expected cost.
 
-Method: the MIP on those weeks with the rest fixed. The plan's applicants and incentive spend
+Method: first the plan rounded (below), kept when it is provably near the best whole orders;
+else the MIP on those weeks with the rest fixed. The plan's expected cost is a lower bound on
+the cost of any whole orders that leave the rest of the plan as it is, so orders whose
+rounding cost is at most ``ROUNDING_ACCEPT`` (0.05 %) of it are within 0.05 % of the best
+orders, certified without a solver: on 50 depots x 52 weeks x 20 scenarios the rounding took
+0.4 s at 0.024 % where the MIP took 12.7 s for 0.021 % (its last 0.003 % cost 10 s of
+sub-MIP heuristics), so the command stays a second's work (issue #34 part 4). Rounded orders
+that cost more, or need more than ``ROUNDING_MAX_REPAIRS`` repairs (30 depots x 26 weeks
+needed 65 repairs and 6 s), go to the MIP.
+
+The MIP: The plan's applicants and incentive spend
 of weeks >= W+1 are fixed at the plan's values (as the planner's decisions are:
 formulations/two_stage/decisions.py); applicants of weeks 1..W are whole numbers (integer
 columns, ``ModelData.whole_weeks``); every row of the program stays (budgets, onboarding caps,
@@ -62,6 +72,13 @@ DEFAULT_WEEKS = 2
 BUDGET_RTOL = 1e-9
 #: The method when no MIP solver can be imported (the DP fallback's case).
 ROUNDING_METHOD = "the plan rounded to the nearest whole applicants with a repair step (no MIP solver)"
+#: Rounded orders are kept (no MIP) when their rounding cost is at most this share of the plan's
+#: expected cost (a certified gap: the plan's cost bounds every whole orders' from below) ...
+ROUNDING_ACCEPT = 5e-4
+#: ... and the repair step needed at most this many removals (each costs an evaluation per order).
+ROUNDING_MAX_REPAIRS = 10
+#: The method when the rounded plan was kept.
+ROUNDED_METHOD = "the plan rounded to the nearest whole applicants with a repair step, within 0.05 % of the plan"
 #: Repairs at most (each removes one applicant or one currency unit).
 MAX_REPAIRS = 10_000
 
@@ -211,6 +228,23 @@ def make_orders(data: ModelData, plan: Decisions, start_date, weeks: int = DEFAU
     opts = replace(options or SolveOptions(), integer=False, mip_rel_gap=ORDERS_GAP)
     if deadline is None or deadline.seconds is None:
         deadline = Deadline(ORDERS_TIME_LIMIT)
+    before = evaluate_decisions(data, plan).expected_cost
+    # first the plan rounded: kept when provably within ROUNDING_ACCEPT of the best whole orders
+    ox, oz, _ = _rounded(data, x, z, lo, hi, weeks, "")
+    oz[:, :weeks] = _whole_spend(data, oz[:, :weeks])
+    ox[:, :, weeks:], oz[:, weeks:] = x[:, :, weeks:], z[:, weeks:]
+    rounded, repairs = _repair(data, Decisions(ox, oz), weeks, max_repairs=ROUNDING_MAX_REPAIRS)
+    if repairs <= ROUNDING_MAX_REPAIRS and _excess(data, rounded) == 0:
+        after = evaluate_decisions(data, rounded).expected_cost
+        if after - before <= ROUNDING_ACCEPT * abs(before):
+            share = (after - before) / abs(before) if before else 0.0
+            status = SolverStatus(TerminationCondition.convergenceCriteriaSatisfied, SolutionStatus.feasible,
+                                  "rounding with repair", "", after, before,
+                                  message=f"the plan rounded costs {share:.3%} of its expected cost, within "
+                                          f"{ROUNDING_ACCEPT:.2%}: no MIP needed (the plan's cost bounds any whole "
+                                          "orders' from below)")
+            return Orders(weeks, data, pd.Timestamp(start_date), rounded, plan, before, after, status, repairs,
+                          ROUNDED_METHOD)
     method = Orders.method
     try:
         with quiet_engines():
@@ -228,7 +262,6 @@ def make_orders(data: ModelData, plan: Decisions, start_date, weeks: int = DEFAU
     oz[:, :weeks] = _whole_spend(data, oz[:, :weeks])
     ox[:, :, weeks:], oz[:, weeks:] = x[:, :, weeks:], z[:, weeks:]  # exactly the plan's, not the solver's copy
     orders, repairs = _repair(data, Decisions(ox, oz), weeks)
-    before = evaluate_decisions(data, plan).expected_cost
     after = evaluate_decisions(data, orders).expected_cost
     return Orders(weeks, data, pd.Timestamp(start_date), orders, plan, before, after, status, repairs, method)
 
@@ -270,15 +303,15 @@ def _excess(data: ModelData, decisions: Decisions) -> float:
     return over
 
 
-def _repair(data: ModelData, decisions: Decisions, weeks: int) -> tuple[Decisions, int]:
+def _repair(data: ModelData, decisions: Decisions, weeks: int, max_repairs: int = MAX_REPAIRS) -> tuple[Decisions, int]:
     """Remove single orders (an applicant, a currency unit of spend), each time the one that
     raises the expected cost least (the evaluator's kernel) among those that reduce what is
-    broken (_excess), until every budget and onboarding cap holds; (the repaired decisions,
-    how many were removed)."""
+    broken (_excess), until every budget and onboarding cap holds or ``max_repairs`` were
+    made; (the repaired decisions, how many were removed)."""
     x, z = decisions.applicants.copy(), decisions.incentive_spend.copy()
     repairs = 0
     excess = _excess(data, Decisions(x, z))
-    while excess > 0 and repairs < MAX_REPAIRS:
+    while excess > 0 and repairs < max_repairs:
         best, best_cost, best_excess = None, np.inf, excess
         for kind, arr, cells in (("x", x, np.argwhere(x[:, :, :weeks] >= 1)), ("z", z, np.argwhere(z[:, :weeks] >= 1))):
             for cell in map(tuple, cells):
