@@ -142,6 +142,10 @@ def _mutated(tmp_path, what: str) -> Path:
     elif what == "a header-only history":
         (folder / "h.csv").write_text(HISTORY.read_text().splitlines()[0] + "\n")
         cfg["inputs"]["history"] = "h.csv"
+    elif what == "an unknown series":
+        cfg["history"]["depots"] = {"999": "D001"}
+    elif what == "a money per block of 1e-300":
+        cfg["history"]["money_per_block"] = 1e-300
     (folder / "settings.yaml").write_text(yaml.safe_dump(settings))
     (folder / "pipeline.yaml").write_text(yaml.safe_dump(cfg))
     return folder / "pipeline.yaml"
@@ -156,6 +160,8 @@ def _mutated(tmp_path, what: str) -> Path:
     ("a service level of 150 %", "settings.yaml", "targets.service_level"),
     ("a conflicting start date", "settings.yaml", "2012-10-27 (the forecast's)"),
     ("a header-only history", "h.csv", ""),
+    ("an unknown series", "pipeline.yaml", "unknown series 999"),
+    ("a money per block of 1e-300", "walmart_store_weekly_sales_30.csv", "as the money-per-block or unit-factor setting"),
 ])
 def test_every_input_is_checked_before_the_first_step_writes(tmp_path, what, file, words):
     """Issue #33: each of these was found by a later step, after the logs, funnel, retention
@@ -164,8 +170,10 @@ def test_every_input_is_checked_before_the_first_step_writes(tmp_path, what, fil
     errors = [line for line in out.splitlines() if line.startswith("error:")]
     assert code == 2, out
     assert any(e.startswith(f"error: {file}") and words in e for e in errors), errors
-    assert "settings_used" not in out and "running" not in out
+    assert "settings_used" not in out and "running" not in out and "--unit-factor" not in out
     assert not (tmp_path / "run").exists(), "nothing may be written before every input is checked"
+    if what == "a money per block of 1e-300":  # every one of the 4,290 weeks is too big: the true count, capped lines
+        assert len(errors) <= 30 and "4290 problem(s) found" in out and "and 4265 more" in out, out
 
 
 @pytest.mark.slow  # a whole run up to the plan (about 15 s)

@@ -259,7 +259,8 @@ def history_from_frame(
     negative = np.isfinite(value) & (value < 0)
     add(negative, yc, "demand >= 0", [f"depot {depot[i]}, week {week_txt[i]}: {text.iloc[i]}" for i in np.flatnonzero(negative)])
     huge = np.isfinite(value) & (value * unit_factor > MAX_BLOCKS)
-    add(huge, yc, f"demand of at most {MAX_BLOCKS:g} blocks per depot and week (after --unit-factor {unit_factor:g})",
+    add(huge, yc, f"demand of at most {MAX_BLOCKS:g} blocks per depot and week (the column x {unit_factor:g} blocks "
+                  "per demand unit, as the money-per-block or unit-factor setting makes it)",
         [f"depot {depot[i]}, week {week_txt[i]}: {text.iloc[i]}" for i in np.flatnonzero(huge)])
 
     hol = None

@@ -291,13 +291,14 @@ def _check_inputs_early(config: PipelineConfig, base: Path, shown: str) -> None:
             problems.append(Problem(Path(inp.depots).name, 1, ", ".join(lacking), "the depots' drivers, weekly "
                                     f"retention and blocks per driver ({', '.join(DRIVER_COLUMNS)}) when inputs.activity "
                                     "is null (or an activity log to estimate them from)",
-                                    f"columns {list(tables['depots'].columns)}"))
+                                    f"columns {', '.join(map(str, tables['depots'].columns))}"))
     h = config.history
     try:
         hist = read_history(base / inp.history, depot_col=h.depot_col, date_col=h.date_col, demand_col=h.demand_col,
                             unit_factor=unit_factor_from(h.money_per_block, None), date_format=h.date_format)
     except (InstanceError, OptionError) as exc:
         problems += list(exc.problems)
+        omitted += getattr(exc, "omitted", 0)  # the history's own cap: its true count carried through
         hist = None
     start = None
     if hist is not None:

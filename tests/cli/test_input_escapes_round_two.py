@@ -55,6 +55,36 @@ def test_a_depot_with_no_demand_at_all_forecasts_none_by_the_month(tmp_path):
     assert len(others) == 12 and (others["p10"] > 0).all() and (others["p10"] <= others["p90"]).all()
 
 
+@pytest.mark.slow  # the long-lead model and a 13-week weekly forecast: about 20 s
+def test_a_depot_with_no_demand_at_all_forecasts_none_by_the_quarter_and_over_long_lead_periods(tmp_path):
+    """The issue named the monthly and the long-lead forecasts: the quarterly one and the
+    long-lead periods forecast the silent depot 0 too (the weekly one always did)."""
+    history = pd.read_csv(WALMART_CSV)
+    three = history[history["Store"].isin([1, 2, 3])].copy()
+    three.loc[three["Store"] == 1, "Weekly_Sales"] = 0.0
+    three.to_csv(tmp_path / "h.csv", index=False)
+    code, errors = run("forecast", tmp_path / "h.csv", "--money-per-block", "2000", "--resolution", "quarter",
+                       "--horizon", "4", "--out", tmp_path / "q")
+    assert code == 0, errors
+    q = pd.read_csv(tmp_path / "q" / "quantiles.csv", dtype={"depot": str})
+    assert (q[q["depot"] == "1"][["p10", "p50", "p90"]] == 0).all().all() and (q[q["depot"] != "1"]["p50"] > 0).all()
+    code, errors = run("forecast", tmp_path / "h.csv", "--money-per-block", "2000", "--periods", "long-lead",
+                       "--horizon", "104", "--model", "seasonal_naive", "--scenarios", "3", "--paths", "50",
+                       "--no-plots", "--out", tmp_path / "ll")
+    assert code == 0, errors
+    demand = pd.read_csv(tmp_path / "ll" / "demand.csv", dtype={"depot": str})
+    assert (demand[demand["depot"] == "1"]["blocks"] == 0).all() and (demand[demand["depot"] != "1"]["blocks"] > 0).any()
+
+
+@pytest.mark.parametrize("value", ["-1", "2", "nan"])
+def test_the_mip_gap_is_named_as_typed(tmp_path, value):
+    """A bad --mip-gap names --mip-gap (the library's mip_rel_gap was what users read)."""
+    r = CliRunner().invoke(main, ["solve", str(DEMO), "--out", str(tmp_path / "o"), "--mip-gap", value])
+    said = [line for line in r.output.splitlines() if line.lower().startswith("error:")]
+    assert r.exit_code == 2 and len(said) == 1 and "--mip-gap" in said[0], r.output
+    assert "mip_rel_gap" not in r.output and not (tmp_path / "o").exists()
+
+
 def test_unknown_columns_are_one_kind_of_problem_with_one_cap(tmp_path):
     """300 unknown columns printed 300 lines (and 200,000 took minutes of spelling hints): now
     the first lines of the kind, then one line for the rest."""
