@@ -39,13 +39,18 @@ def test_a_funnel_of_fewer_than_two_stages_is_refused(tmp_path, stages):
     assert not (tmp_path / "p").exists()
 
 
-def test_a_depot_with_no_demand_at_all_forecasts_none_by_the_month(tmp_path):
-    """The weekly forecast of such a file worked; the monthly one was an internal error. Now
-    the silent depot forecasts 0 blocks a month, the others are forecast as before."""
+def silent_depot_history(path) -> None:
+    """Walmart stores 1-3 with store 1's sales all 0."""
     history = pd.read_csv(WALMART_CSV)
     three = history[history["Store"].isin([1, 2, 3])].copy()
     three.loc[three["Store"] == 1, "Weekly_Sales"] = 0.0
-    three.to_csv(tmp_path / "h.csv", index=False)
+    three.to_csv(path, index=False)
+
+
+def test_a_depot_with_no_demand_at_all_forecasts_none_by_the_month(tmp_path):
+    """The weekly forecast of such a file worked; the monthly one was an internal error. Now
+    the silent depot forecasts 0 blocks a month, the others are forecast as before."""
+    silent_depot_history(tmp_path / "h.csv")
     code, errors = run("forecast", tmp_path / "h.csv", "--money-per-block", "2000", "--resolution", "month",
                        "--horizon", "6", "--out", tmp_path / "fc")
     assert code == 0, errors
@@ -59,10 +64,7 @@ def test_a_depot_with_no_demand_at_all_forecasts_none_by_the_month(tmp_path):
 def test_a_depot_with_no_demand_at_all_forecasts_none_by_the_quarter_and_over_long_lead_periods(tmp_path):
     """The issue named the monthly and the long-lead forecasts: the quarterly one and the
     long-lead periods forecast the silent depot 0 too (the weekly one always did)."""
-    history = pd.read_csv(WALMART_CSV)
-    three = history[history["Store"].isin([1, 2, 3])].copy()
-    three.loc[three["Store"] == 1, "Weekly_Sales"] = 0.0
-    three.to_csv(tmp_path / "h.csv", index=False)
+    silent_depot_history(tmp_path / "h.csv")
     code, errors = run("forecast", tmp_path / "h.csv", "--money-per-block", "2000", "--resolution", "quarter",
                        "--horizon", "4", "--out", tmp_path / "q")
     assert code == 0, errors
