@@ -198,11 +198,14 @@ def header_problems(columns: list, shown: str) -> list[Problem]:
 def long_cell_problems(df: pd.DataFrame, shown: str, limit: int = 25) -> list[Problem]:
     """Cells longer than MAX_CELL_CHARS (lines counted with the header as line 1)."""
     out = []
-    for col in df.columns:
-        lengths = df[col].str.len().to_numpy()
-        for i in np.flatnonzero(lengths > MAX_CELL_CHARS)[:limit]:
-            out.append(Problem(shown, int(i) + 2, str(col), f"a cell of at most {MAX_CELL_CHARS} characters",
-                               f"{int(lengths[i]):,} characters"))
+    cells = df.to_numpy(dtype=object)
+    # one pass over the cells, not a pandas call per column (200,000 columns took 58 s that way)
+    lengths = np.fromiter((len(v) if isinstance(v, str) else 0 for v in cells.ravel()), dtype=np.int64,
+                          count=cells.size).reshape(cells.shape)
+    for j in np.flatnonzero((lengths > MAX_CELL_CHARS).any(axis=0)):
+        for i in np.flatnonzero(lengths[:, j] > MAX_CELL_CHARS)[:limit]:
+            out.append(Problem(shown, int(i) + 2, str(df.columns[j]), f"a cell of at most {MAX_CELL_CHARS} characters",
+                               f"{int(lengths[i, j]):,} characters"))
     return out
 
 
