@@ -138,7 +138,7 @@ LAZY_LIBRARIES = {
     "markupsafe": "the HTML report", "pyomo": "the Pyomo hand-off only", "highspy": "the HiGHS engine",
     "ortools": "the GLOP engine", "mpisppy": "the optional mpi-sppy bridge", "distributed": "a Dask cluster",
     "concurrent": "process backends", "multiprocessing": "process backends", "dateutil": "Easter dates",
-    "tqdm": "progress bars in a terminal",
+    "tqdm": "progress bars in a terminal", "pyarrow": "Parquet tables only (optional)",
 }
 #: Modules whose imports of optplan inside functions are deliberate (and say why in their docstring).
 LAZY_MODULES = {

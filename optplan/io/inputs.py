@@ -146,6 +146,60 @@ def read_csv_strings(path: Path, what: str, shown: str | None = None) -> pd.Data
     return csv_strings(text, shown)
 
 
+def read_table_strings(path: Path, what: str, shown: str | None = None) -> pd.DataFrame:
+    """A table as stripped strings: CSV (``read_csv_strings``) or, for a ``.parquet`` file,
+    Parquet read column-wise by pyarrow and turned into the text the same table would have in
+    CSV (``parquet_strings``), so that one validation gives the same one-line problems
+    (line = row + 1, the header being line 1, as in the CSV)."""
+    if Path(path).suffix.lower() == ".parquet":
+        return parquet_strings(Path(path), what, shown)
+    return read_csv_strings(path, what, shown)
+
+
+def parquet_strings(path: Path, what: str, shown: str | None = None) -> pd.DataFrame:
+    """A Parquet table as the strings CSV would hold: integers as digits, floats in their
+    shortest round-trip form, dates as YYYY-MM-DD, nulls (and NaN) as empty cells; the same
+    header and long-cell checks. Raises InstanceError naming the file."""
+    shown = shown or path.name
+    problem = file_problem(path, what, shown)
+    if problem is not None:
+        raise InstanceError([problem])
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InstanceError([Problem(shown, None, None, f"{what}: pyarrow to read Parquet (pip install pyarrow), "
+                                     "or the table as CSV", "no pyarrow")]) from None
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow's many error types: one line naming the file
+        raise InstanceError([Problem(shown, None, None, f"{what} as a Parquet file",
+                                     _clip(str(exc).strip() or type(exc).__name__))]) from None
+    problems = header_problems(list(table.column_names), shown)
+    if problems:
+        raise InstanceError(problems)
+    out = {}
+    for name in table.column_names:  # column-wise, in Arrow's C++: the text CSV would hold
+        col = table.column(name)
+        if pa.types.is_floating(col.type):  # NaN is an empty cell, as pandas writes it to CSV
+            col = pc.if_else(pc.is_nan(col), pa.scalar(None, col.type), col)
+        if pa.types.is_timestamp(col.type) or pa.types.is_date(col.type):
+            text = pc.strftime(col, format="%Y-%m-%d")
+        else:
+            text = pc.cast(col, pa.string())  # numbers in their shortest round-trip digits
+        out[str(name).strip()] = pc.utf8_trim_whitespace(pc.fill_null(text, "")).to_pandas().astype(object)
+    df = pd.DataFrame(out, index=pd.RangeIndex(table.num_rows), dtype=object)
+    longest = int(max((df[c].str.len().max() for c in df.columns), default=0) or 0)
+    if longest > MAX_CELL_CHARS:
+        problems = long_cell_problems(df, shown)
+        if problems:
+            raise InstanceError(problems)
+    df.attrs["stripped"] = True
+    df.attrs["longest_line"] = longest
+    return df
+
+
 def csv_strings(text: str, shown: str) -> pd.DataFrame:
     """Parse CSV text as in :func:`read_csv_strings`."""
     try:

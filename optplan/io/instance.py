@@ -26,7 +26,7 @@ from optplan.io.atomic import atomic_write_text
 from optplan.io.decisions import bounds as decision_bounds
 from optplan.io.decisions import cells as decision_cells
 from optplan.io.decisions import feasibility_problems, row_problems
-from optplan.io.inputs import MAX_ID_CHARS, read_csv_strings, read_yaml_mapping
+from optplan.io.inputs import MAX_ID_CHARS, read_csv_strings, read_table_strings, read_yaml_mapping
 from optplan.io.schema import (
     TABLE_BY_NAME,
     TABLES,
@@ -623,9 +623,11 @@ def pydantic_problems(exc: ValidationError, file: str) -> list[Problem]:
 
 
 def _read_table(file: Path, name: str, spec: TableSpec, problems: list[Problem]) -> pd.DataFrame:
-    """Read a CSV as strings (every cell), with line numbers in ``attrs``."""
+    """Read a table (CSV, or Parquet by its .parquet suffix) as strings (every cell), with line
+    numbers in ``attrs``."""
     try:
-        df = read_csv_strings(file, f"the {spec.name} table (CSV file)", name)
+        df = read_table_strings(file, f"the {spec.name} table ({'Parquet' if file.suffix.lower() == '.parquet' else 'CSV'} file)",
+                                name)
     except InstanceError as exc:
         problems.extend(exc.problems)
         return _empty_table(spec)
