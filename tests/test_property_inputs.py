@@ -49,6 +49,15 @@ def _with_targets() -> dict[str, bytes]:
     return files
 
 
+def _with_supply() -> dict[str, bytes]:
+    """The demo with a supply.csv: blocks per driver by depot and week (a seasonal dip at D001,
+    a peak at D002), overriding the depots' constants there."""
+    files = mut.folder_files(REPO / "instances" / "demo")
+    files["supply.csv"] = (b"depot,week,blocks_per_driver\n" + b"".join(
+        f"D001,{w},{3.5 + 0.1 * w:.2f}\n".encode() for w in range(1, 7)) + b"D002,4,3.1\nD002,5,3.3\n")
+    return files
+
+
 #: Input kinds added by issue #33 (multi-country, long-lead periods, targets): fewer examples in
 #: the quick suite (a plan each), as many as the others in the slow step.
 NEW_KINDS = {
@@ -56,6 +65,7 @@ NEW_KINDS = {
     "longlead": lambda: mut.folder_files(REPO / "instances" / "longlead"),
     "targets": _with_targets,
     "decisions": mut.decision_files,  # issue #29: a planner's committed decisions
+    "supply": _with_supply,  # issue #33: seasonal driver supply
     "loop": mut.loop_files,  # issue #29: logs, spend and demand seen -> the state and the monitor
 }
 BASES.update(NEW_KINDS)
