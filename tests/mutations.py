@@ -362,6 +362,45 @@ def loop_files() -> dict[str, bytes]:
             (("applicants.csv", apps), ("activity.csv", act), ("spend.csv", spend), ("seen.csv", seen))}
 
 
+def state_files() -> dict[str, bytes]:
+    """The state folder the demo's plan expects at week 5 (state.yaml, drivers.csv, recruited.csv):
+    what a planner edits by hand before `optplan replan --state`."""
+    import shutil
+
+    import optplan
+    from optplan.planning.replan import expected_state
+
+    inst = optplan.load_instance(DEMO)
+    folder = fresh_dir()
+    try:
+        expected_state(inst, optplan.solve(inst, orders_weeks=0), 5).write(folder)
+        return folder_files(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def check_state(files: dict[str, bytes], tmp: Path) -> str:
+    """A re-plan from the (mutated) state folder: a clean refusal, a proof of infeasibility, or a
+    plan of the remaining weeks whose cost is finite and is the evaluator's."""
+    import optplan
+    from optplan.errors import InfeasibleError, InputError
+    from optplan.planning.replan import load_state, replan
+
+    write(tmp, files)
+    inst = optplan.load_instance(DEMO)
+    try:
+        r = replan(inst, load_state(tmp, inst), orders_weeks=0)
+    except InfeasibleError:
+        return "solved"
+    except InputError as exc:
+        _assert_clean_refusal(exc, files)
+        return "refused"
+    assert r.plan.status.objective is not None and math.isfinite(r.plan.status.objective)
+    ev = optplan.evaluate(r.plan, r.remaining)
+    assert math.isclose(ev.expected_cost, r.plan.status.objective, rel_tol=EVALUATOR_RTOL, abs_tol=1e-6)
+    return "solved"
+
+
 def check_loop(files: dict[str, bytes], tmp: Path) -> str:
     """The state from the logs at week 3 and the monitor on the demand seen: a clean refusal, or
     a state that loads back and a watch whose JSON holds only finite numbers."""
