@@ -401,6 +401,46 @@ def check_state(files: dict[str, bytes], tmp: Path) -> str:
     return "solved"
 
 
+def pipeline_files() -> dict[str, bytes]:
+    """The shipped pipeline example (config, settings, depots, channels), the history named by
+    its absolute path so that the folder can move."""
+    folder = DEMO.parents[1] / "examples" / "pipeline"
+    files = {n: (folder / n).read_bytes() for n in ("pipeline.yaml", "settings.yaml", "depots.csv", "channels.csv")}
+    history = (DEMO.parents[1] / "examples" / "data" / "walmart_store_weekly_sales_30.csv").resolve()
+    files["pipeline.yaml"] = files["pipeline.yaml"].replace(b"../data/walmart_store_weekly_sales_30.csv",
+                                                            str(history).encode())
+    return files
+
+
+#: Lines a pipeline refusal may print: the capped problem lines, the summary, the "and N more".
+MAX_PIPELINE_LINES = 60
+
+
+def check_pipeline_config(files: dict[str, bytes], tmp: Path) -> str:
+    """`optplan pipeline CONFIG --check` on the (mutated) example, through the CLI: exit 0 (the
+    whole config and every input checked) or exit 2 with at most MAX_PIPELINE_LINES lines, each
+    naming one of the user's files or an option, no library words; nothing written either way."""
+    from click.testing import CliRunner
+
+    from optplan.cli import main
+
+    write(tmp / "cfg", files)
+    out = tmp / "run"
+    r = CliRunner().invoke(main, ["pipeline", str(tmp / "cfg" / "pipeline.yaml"), "--check", "--out", str(out)])
+    assert r.exit_code in (0, 2), (r.exit_code, r.output[-800:])
+    assert "internal error" not in r.output and "Traceback" not in r.output, r.output[-800:]
+    assert not out.exists(), "--check writes nothing"
+    if r.exit_code == 0:
+        return "read"
+    errors = [x for x in r.output.splitlines() if x.startswith("error:")]
+    assert errors and len(r.output.splitlines()) <= MAX_PIPELINE_LINES, r.output[-800:]
+    named = tuple(f"error: {n}" for n in files) + ("error: walmart_store_weekly_sales_30.csv", "error: ...",
+                                                   "error: command line", "error: --")
+    assert all(e.startswith(named) for e in errors), errors
+    assert not any(w in r.output for w in LIBRARY_WORDS), r.output[-800:]
+    return "refused"
+
+
 def check_loop(files: dict[str, bytes], tmp: Path) -> str:
     """The state from the logs at week 3 and the monitor on the demand seen: a clean refusal, or
     a state that loads back and a watch whose JSON holds only finite numbers."""

@@ -67,12 +67,14 @@ NEW_KINDS = {
     "decisions": mut.decision_files,  # issue #29: a planner's committed decisions
     "supply": _with_supply,  # issue #33: seasonal driver supply
     "state": mut.state_files,  # issue #33: the re-plan state folder a planner edits
+    "pipeline": mut.pipeline_files,  # issue #33: a pipeline config, its settings and tables (optplan pipeline --check)
     "loop": mut.loop_files,  # issue #29: logs, spend and demand seen -> the state and the monitor
 }
 BASES.update(NEW_KINDS)
 CHECKS.update(dict.fromkeys(NEW_KINDS, mut.check_instance))
 CHECKS["loop"] = mut.check_loop
 CHECKS["state"] = mut.check_state
+CHECKS["pipeline"] = mut.check_pipeline_config
 _cache: dict[str, dict[str, bytes]] = {}
 
 

@@ -710,14 +710,20 @@ def state_template(instance: Path, week: int, out: Path, applicants, activity, s
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="Output folder (default: the config's out, relative to the config file).")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@click.option("--check", is_flag=True, help="Check the config and every input it names as a run would before its "
+                                            "first write, print the steps it would take, write nothing.")
 @guarded
-def pipeline(config: Path, force: bool, out: Path | None, quiet: bool) -> None:
+def pipeline(config: Path, force: bool, out: Path | None, quiet: bool, check: bool) -> None:
     """Run CONFIG (YAML) from raw data to report: estimate the funnel and retention, forecast
     demand, build the instance, solve, report; each step into its own folder, with
     pipeline.json recording what it read and wrote. A re-run skips the steps whose inputs and
     settings did not change (docs/pipeline.md)."""
-    from optplan.planning.pipeline import run_pipeline
+    from optplan.planning.pipeline import check_pipeline, run_pipeline
 
+    if check:
+        for line in check_pipeline(config, out=out):
+            click.echo(line)
+        return
     progress_to_stderr(quiet)
     result = run_pipeline(config, say=(lambda line: None) if quiet else click.echo, force=force, out=out, quiet=quiet)
     click.echo(f"ran {', '.join(result.ran) or 'nothing'}; skipped {', '.join(result.skipped) or 'nothing'}; "

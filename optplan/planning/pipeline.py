@@ -382,21 +382,39 @@ class PipelineResult:
     manifest: dict
 
 
+def _output_folder(config: PipelineConfig, base: Path, config_path, out) -> Path:
+    """The run's output folder (``out``, else the config's, relative to the config file),
+    refused when it is or holds an input (as for every command's --out)."""
+    given = out is not None
+    target = Path(out).resolve() if given else (base / config.out).resolve()
+    inputs = [Path(config_path).resolve()] + [(base / v).resolve() for v in config.inputs.model_dump().values()
+                                              if v is not None]
+    source = input_under(target, inputs)
+    if source is not None:
+        raise InstanceError([Problem("command line" if given else Path(config_path).name, None,
+                                     "--out" if given else "out",
+                                     "an output folder that is not, and does not contain, an input",
+                                     f"{target} (holds {source.name})")])
+    return target
+
+
+def check_pipeline(config_path: str | Path, out: str | Path | None = None) -> list[str]:
+    """Every check ``run_pipeline`` makes before its first write (the config, the settings, every
+    table and log it will read, the output folder), and nothing written; returns the lines to
+    print: the steps a run would take. Raises InstanceError like a run would."""
+    config, base = load_config(config_path)
+    target = _output_folder(config, base, config_path, out)
+    names = [step.name for step in _steps(config, base, target, True)]
+    return [f"ok: {Path(config_path).name} and every input it names checked; a run would take {len(names)} steps "
+            f"({', '.join(names)}) into {target}; nothing was written"]
+
+
 def run_pipeline(config_path: str | Path, say: Callable[[str], None] = print, force: bool = False,
                  out: str | Path | None = None, quiet: bool = False) -> PipelineResult:
     """Run (or resume) the pipeline of ``config_path`` into ``out`` (default: the config's
     ``out``, relative to the config file); see the module docstring."""
     config, base = load_config(config_path)
-    given = out is not None
-    out = Path(out).resolve() if given else (base / config.out).resolve()
-    inputs = [Path(config_path).resolve()] + [(base / v).resolve() for v in config.inputs.model_dump().values()
-                                              if v is not None]
-    source = input_under(out, inputs)  # as for every command's --out
-    if source is not None:
-        raise InstanceError([Problem("command line" if given else Path(config_path).name, None,
-                                     "--out" if given else "out",
-                                     "an output folder that is not, and does not contain, an input",
-                                     f"{out} (holds {source.name})")])
+    out = _output_folder(config, base, config_path, out)
     out.mkdir(parents=True, exist_ok=True)
     previous = {}
     if (out / MANIFEST).is_file():
