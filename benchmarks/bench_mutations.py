@@ -1,5 +1,6 @@
-"""Mutation campaign over every reader (issue #16 part 2): >= 10,000 mutated inputs, the
-invariant of tests/mutations.py checked on each, tallied by reader and mutation class.
+"""Mutation campaign over every input kind (issue #16 part 2, issue #33): >= 10,000 mutated
+inputs, the invariant of tests/mutations.py checked on each, tallied by kind and mutation class
+(the kinds: ``mutations.KINDS``, the same the property tests run).
 
     python benchmarks/bench_mutations.py [--n 10000] [--seed 0]
 
@@ -27,14 +28,11 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import mutations as mut  # noqa: E402
 
-READERS = {
-    "instance": (lambda: mut.folder_files(REPO / "instances" / "demo"), mut.check_instance),
-    "history": (mut.history_files, mut.check_history),
-    "applicants": (lambda: {"applicants.csv": mut.log_files()["applicants.csv"]}, mut.check_applicant_log),
-    "activity": (lambda: {"activity.csv": mut.log_files()["activity.csv"]}, mut.check_activity_log),
-}
-#: Share of the mutations given to each reader (the instance one exercises the solve too).
-SHARE = {"instance": 0.4, "history": 0.2, "applicants": 0.2, "activity": 0.2}
+READERS = mut.KINDS  # every input kind: its base files and the invariant's check
+#: Share of the mutations given to each kind: the first four (no plan for the logs and the history)
+#: half, the eight that plan or check a pipeline the other half.
+SHARE = {"instance": 0.14, "history": 0.12, "applicants": 0.12, "activity": 0.12,
+         **dict.fromkeys(mut.NEW_KINDS, 0.5 / len(mut.NEW_KINDS))}
 
 
 def effective(kind: str, files: dict[str, bytes]) -> str:

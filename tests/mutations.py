@@ -468,3 +468,42 @@ def check_loop(files: dict[str, bytes], tmp: Path) -> str:
         _assert_clean_refusal(exc, files)
         out = "refused"
     return out
+
+
+# ------------------------------------------------------------------ every input kind
+
+def _with_targets() -> dict[str, bytes]:
+    """The demo with expected-value targets (service level, driver utilisation, blocks per driver)."""
+    files = folder_files(DEMO)
+    files["instance.yaml"] += b"targets:\n  service_level: 0.9\n  driver_utilisation: 0.5\n  blocks_per_driver: 1.0\n"
+    return files
+
+
+def _with_supply() -> dict[str, bytes]:
+    """The demo with a supply.csv: blocks per driver by depot and week (a seasonal dip at D001,
+    a peak at D002), overriding the depots' constants there."""
+    files = folder_files(DEMO)
+    files["supply.csv"] = (b"depot,week,blocks_per_driver\n" + b"".join(
+        f"D001,{w},{3.5 + 0.1 * w:.2f}\n".encode() for w in range(1, 7)) + b"D002,4,3.1\nD002,5,3.3\n")
+    return files
+
+
+#: Every input kind: its valid base files and the invariant's check (tests/test_property_inputs.py
+#: and benchmarks/bench_mutations.py both run them).
+KINDS: dict[str, tuple[Callable[[], dict[str, bytes]], Callable[[dict[str, bytes], Path], str]]] = {
+    "instance": (lambda: folder_files(DEMO), check_instance),
+    "history": (history_files, check_history),
+    "applicants": (lambda: {"applicants.csv": log_files()["applicants.csv"]}, check_applicant_log),
+    "activity": (lambda: {"activity.csv": log_files()["activity.csv"]}, check_activity_log),
+    # issue #33: multi-country, long-lead periods, targets, supply, re-plan states, pipeline configs
+    "world": (lambda: folder_files(DEMO.parent / "world"), check_instance),
+    "longlead": (lambda: folder_files(DEMO.parent / "longlead"), check_instance),
+    "targets": (_with_targets, check_instance),
+    "supply": (_with_supply, check_instance),
+    "decisions": (decision_files, check_instance),  # issue #29: a planner's committed decisions
+    "loop": (loop_files, check_loop),  # issue #29: logs, spend and demand seen -> the state and the monitor
+    "state": (state_files, check_state),
+    "pipeline": (pipeline_files, check_pipeline_config),
+}
+#: The kinds added after the first four (issue #29, #33): a plan (or a pipeline check) each.
+NEW_KINDS = ("world", "longlead", "targets", "supply", "decisions", "loop", "state", "pipeline")

@@ -9,8 +9,8 @@ Examples per reader: ``MUTATION_EXAMPLES`` (default 60 in the quick suite, 240 i
 step). The kinds issue #33 added (a multi-country instance, a long-lead one, the demo with
 targets) and issue #29's (the demo with committed decisions; the logs, spend and demand seen
 of the state from the logs and the monitor) run a sixth of that in the quick suite (a plan
-each) and as many in the slow step:
-CI runs 2,250 mutations over seven kinds in its two steps, at least 250 per kind."""
+each) and as many in the slow step. The kinds are tests/mutations.py's ``KINDS`` (twelve; the
+benchmark runs the same): CI runs at least 250 mutations per kind in its two steps."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ import shutil
 
 import mutations as mut
 import pytest
-from conftest import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -28,53 +27,12 @@ EXAMPLES = int(os.environ.get("MUTATION_EXAMPLES", "60"))
 PROFILE = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
-BASES = {
-    "instance": lambda: mut.folder_files(REPO / "instances" / "demo"),
-    "history": mut.history_files,
-    "applicants": lambda: {"applicants.csv": mut.log_files()["applicants.csv"]},
-    "activity": lambda: {"activity.csv": mut.log_files()["activity.csv"]},
-}
-CHECKS = {
-    "instance": mut.check_instance,
-    "history": mut.check_history,
-    "applicants": mut.check_applicant_log,
-    "activity": mut.check_activity_log,
-}
-
-
-def _with_targets() -> dict[str, bytes]:
-    """The demo with expected-value targets (service level, driver utilisation, blocks per driver)."""
-    files = mut.folder_files(REPO / "instances" / "demo")
-    files["instance.yaml"] += b"targets:\n  service_level: 0.9\n  driver_utilisation: 0.5\n  blocks_per_driver: 1.0\n"
-    return files
-
-
-def _with_supply() -> dict[str, bytes]:
-    """The demo with a supply.csv: blocks per driver by depot and week (a seasonal dip at D001,
-    a peak at D002), overriding the depots' constants there."""
-    files = mut.folder_files(REPO / "instances" / "demo")
-    files["supply.csv"] = (b"depot,week,blocks_per_driver\n" + b"".join(
-        f"D001,{w},{3.5 + 0.1 * w:.2f}\n".encode() for w in range(1, 7)) + b"D002,4,3.1\nD002,5,3.3\n")
-    return files
-
-
-#: Input kinds added by issue #33 (multi-country, long-lead periods, targets): fewer examples in
-#: the quick suite (a plan each), as many as the others in the slow step.
-NEW_KINDS = {
-    "world": lambda: mut.folder_files(REPO / "instances" / "world"),
-    "longlead": lambda: mut.folder_files(REPO / "instances" / "longlead"),
-    "targets": _with_targets,
-    "decisions": mut.decision_files,  # issue #29: a planner's committed decisions
-    "supply": _with_supply,  # issue #33: seasonal driver supply
-    "state": mut.state_files,  # issue #33: the re-plan state folder a planner edits
-    "pipeline": mut.pipeline_files,  # issue #33: a pipeline config, its settings and tables (optplan pipeline --check)
-    "loop": mut.loop_files,  # issue #29: logs, spend and demand seen -> the state and the monitor
-}
-BASES.update(NEW_KINDS)
-CHECKS.update(dict.fromkeys(NEW_KINDS, mut.check_instance))
-CHECKS["loop"] = mut.check_loop
-CHECKS["state"] = mut.check_state
-CHECKS["pipeline"] = mut.check_pipeline_config
+BASES = {kind: make for kind, (make, _) in mut.KINDS.items()}
+CHECKS = {kind: check for kind, (_, check) in mut.KINDS.items()}
+#: Input kinds added by issues #29 and #33 (multi-country, long-lead periods, targets, supply,
+#: decisions, the loop's logs, re-plan states, pipeline configs): fewer examples in the quick
+#: suite (a plan each), as many as the others in the slow step.
+NEW_KINDS = mut.NEW_KINDS
 _cache: dict[str, dict[str, bytes]] = {}
 
 
