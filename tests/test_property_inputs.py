@@ -84,3 +84,17 @@ def test_mutations_of_countries_periods_and_targets_are_refused_cleanly_or_plann
 @given(**MUTATION)
 def test_many_more_mutations_are_refused_cleanly_or_read_soundly(reader, kind, rng: random.Random, rounds):
     _mutate_and_check(reader, kind, rng, rounds)
+
+
+@pytest.mark.parametrize("reader,kind,seed", [
+    ("decisions", "row", 7523),  # a table whose rows carried repeated index labels: an IndexError in the key check
+    ("state", "row", 8819),  # the same, in a re-plan state's drivers table
+    ("supply", "cell", 7063),  # a region id 'nan': written back as a NaN-looking cell in drivers.csv
+])
+def test_the_mutations_the_campaign_found_are_refused_cleanly(reader, kind, seed, tmp_path):
+    """benchmarks/bench_mutations.py's 10,000 mutations over the twelve kinds found these three
+    (replayed exactly as the benchmark draws them: random.Random(seed), 1-3 rounds)."""
+    rng = random.Random(seed)
+    rounds = rng.randint(1, 3)
+    _, mutated = mut.mutate(rng, base(reader), kind, rounds)
+    assert CHECKS[reader](mutated, tmp_path) == "refused"

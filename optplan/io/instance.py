@@ -48,6 +48,8 @@ PROBABILITY_SUM_ATOL = 1e-6
 KERNEL_SUM_ATOL = 1e-9
 #: At most this many lines are reported per kind of problem; the rest are counted.
 MAX_LINES_PER_CHECK = 25
+#: Ids refused because every CSV reader takes them for a missing or infinite number.
+NUMBER_WORDS = frozenset({"nan", "-nan", "+nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity"})
 _NAN_WORDS = {"nan", "na", "n/a", "null", "none", "nat", "-nan"}
 
 
@@ -696,6 +698,10 @@ def check_given_columns(df: pd.DataFrame, table: str, file: str) -> tuple[list[P
 
 def _check_table(df: pd.DataFrame, spec: TableSpec, report: _Reporter) -> tuple[pd.DataFrame, pd.Series]:
     """Typed copy of the table (with a '_line' column) and a mask of rows that passed."""
+    if not df.index.is_unique:  # labels are positions from here on (the duplicate-key check selects by label)
+        attrs = dict(df.attrs)
+        df = df.reset_index(drop=True)
+        df.attrs.update(attrs)
     file = df.attrs.get("file", f"{spec.name}.csv")
     cols = column_specs(spec.row)
     known = {c.name for c in cols}
@@ -767,6 +773,11 @@ def _check_column(raw: pd.Series, col: ColumnSpec, file: str, lines: pd.Series, 
             report.add_many(file, col.name, lines[long], f"an id of at most {MAX_ID_CHARS} characters",
                             [f"{n} characters" for n in text[long].str.len()])
             good &= ~long
+        numberlike = text.str.lower().isin(NUMBER_WORDS)  # an id 'nan' or 'inf' reads back as a number anywhere
+        if numberlike.any():
+            report.add_many(file, col.name, lines[numberlike], "an id that does not read as a number (not nan or inf)",
+                            [repr(v) for v in text[numberlike]])
+            good &= ~numberlike
         return text, good
     if col.required and empty.any():
         report.add_many(file, col.name, lines[empty], col.expectation(), ["an empty cell"] * int(empty.sum()))
