@@ -102,6 +102,10 @@ class ModelData:
     # the instance's channel id of each model channel, where channels are split per country
     # (optplan.io.instance.split_channel); None: the model's channels are the instance's
     channel_source: tuple[str, ...] | None = None
+    # sign-on bonuses (formulations/two_stage/bonus.py): a channel with a bonus menu is a pool of
+    # model channels (itself and one variant per bonus level) sharing its applicant cap; None: none
+    signon_bonus: np.ndarray | None = None  # (C,) currency per converted driver offered with channel c (0: none)
+    applicant_pool: np.ndarray | None = None  # (C,) pool id: channels with one id share each depot's applicant cap
     # long-lead periods: weeks in each period t (whole weeks >= 1); None: every period is one week
     period_weeks: np.ndarray | None = None  # (T,) weeks
     # long-lead periods with their weekly demand: the share of each period's demand in each of
@@ -127,6 +131,16 @@ class ModelData:
     def without_decisions(self) -> ModelData:
         """The same data with the planner's decisions left out (what they cost: the difference)."""
         return _replace(self, applicants_min=None, applicants_max=None, incentive_min=None, incentive_max=None)
+
+    @property
+    def has_applicant_pools(self) -> bool:
+        """Some channels share a finite applicant cap (a channel and its sign-on bonus variants):
+        the ``applicant_pool`` rows exist (formulations/two_stage/bonus.py)."""
+        if self.applicant_pool is None:
+            return False
+        pool = np.asarray(self.applicant_pool)
+        shared = np.array([np.count_nonzero(pool == p) > 1 for p in pool])
+        return bool(np.isfinite(self.applicant_cap[:, shared]).any())
 
     @property
     def has_week_profile(self) -> bool:

@@ -481,10 +481,12 @@ def _with_targets() -> dict[str, bytes]:
 
 def _with_supply() -> dict[str, bytes]:
     """The demo with a supply.csv: blocks per driver by depot and week (a seasonal dip at D001,
-    a peak at D002), overriding the depots' constants there."""
+    a peak at D002), overriding the depots' constants there; and a sign-on bonus menu (issue #31:
+    two levels on the capped job board, one on the agency)."""
     files = folder_files(DEMO)
     files["supply.csv"] = (b"depot,week,blocks_per_driver\n" + b"".join(
         f"D001,{w},{3.5 + 0.1 * w:.2f}\n".encode() for w in range(1, 7)) + b"D002,4,3.1\nD002,5,3.3\n")
+    files["bonuses.csv"] = b"channel,bonus_per_driver,conversion_uplift\njob_board,40,0.25\njob_board,90,0.5\nagency,60,0.2\n"
     return files
 
 

@@ -8,6 +8,7 @@ kernel of the same math:
     sets.py       index sets, first-stage variables and their bounds
     decisions.py  the planner's committed decisions: fixed, minimum or maximum first-stage values
     drivers.py    arrivals through the funnel, driver stock, onboarding cap, capacity
+    bonus.py      sign-on bonuses: bonus variants of a channel sharing its applicant cap
     recourse.py   second-stage variables, demand balance, surge cap; the closed-form recourse
     service.py    both customers: service level and driver utilisation (kernel), their targets (rows)
     aggregated.py the expected recourse of each depot-week as one convex piecewise-linear
@@ -43,6 +44,7 @@ from dataclasses import replace
 from formulations.data import ModelData
 from formulations.two_stage._pyomo import pyo
 from formulations.two_stage.aggregated import define_aggregated_recourse
+from formulations.two_stage.bonus import define_applicant_pool_constraints
 from formulations.two_stage.budgets import define_budget_constraints
 from formulations.two_stage.decisions import define_decision_bounds
 from formulations.two_stage.drivers import (
@@ -141,6 +143,7 @@ def build_model(
         lambda: define_arrivals_definition_constraints(m, data),
         lambda: define_driver_stock_constraints(m, data),
         lambda: define_onboarding_cap_constraints(m, data),
+        *((lambda: define_applicant_pool_constraints(m, data),) if data.has_applicant_pools else ()),
         lambda: define_capacity_definition_constraints(m, data),
         *second_stage,
         lambda: define_budget_constraints(m, data),

@@ -15,7 +15,7 @@ import numpy as np
 
 from formulations.data import Decisions, ModelData
 from formulations.two_stage._pyomo import pyo
-from formulations.two_stage.layout import GROUP_BUDGETS, Layout
+from formulations.two_stage.layout import BUDGET_FAMILIES, GROUP_BUDGETS, Layout
 
 # ---------------------------------------------------------------------------- numpy kernels
 
@@ -36,6 +36,28 @@ def total_spend(data: ModelData, applicants: np.ndarray, incentive_spend: np.nda
     applicants (..., C, T) and incentive spend (..., T, G) -> (..., T). The left-hand side
     of every budget row before it is summed over the row's depots and weeks."""
     return recruiting_spend(data, applicants) + incentive_spend.sum(axis=-1)
+
+
+def spend_price(data: ModelData, duals: dict[tuple[str, str], float]) -> np.ndarray:
+    """(D, T) what one more currency unit spent by depot d in period t costs beyond itself at the
+    optimum (currency per currency): the sum of the shadow prices -dual >= 0 of the budget rows that
+    spend enters (``duals`` keyed like ``Layout.budget_duals``: ("total", "total"), ("week", "3"),
+    ("region", id), ("country", id)). By the envelope theorem a parameter that adds spend s to
+    (d, t) raises the optimum by s (1 + price) at the margin. NaN where a row has no dual (an
+    engine without duals)."""
+    D, T = len(data.depots), data.n_weeks
+    price = np.zeros((D, T))
+    for family, keys in Layout(data).budget_rows().items():
+        scope = BUDGET_FAMILIES[family]
+        for key in keys:
+            p = -duals.get((scope, str(key)), np.nan) + 0.0
+            if family == "budget_total":
+                price += p
+            elif family == "budget_week":
+                price[:, int(key) - 1] += p
+            else:
+                price[data.budget_groups(family) == key, :] += p
+    return price
 
 
 def budget_usage(data: ModelData, decisions: Decisions, every_cap: bool = False,

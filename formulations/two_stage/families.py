@@ -10,6 +10,7 @@ CONSTRAINT_FAMILIES = (
     "arrivals_definition",
     "driver_stock",
     "onboarding_cap",
+    "applicant_pool",
     "capacity_definition",
     "demand_balance",
     "surge_cap",

@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from formulations.data import ModelData
 from formulations.two_stage.aggregated import recourse_segments
+from formulations.two_stage.bonus import pool_members, pool_rows
 from formulations.two_stage.decisions import applicant_bounds, incentive_bounds
 from formulations.two_stage.drivers import period_factors, period_yield_kernel
 from formulations.two_stage.families import CONSTRAINT_FAMILIES
@@ -161,6 +162,22 @@ def onboarding_cap_rows(data: ModelData, cols: _Columns, layout: Layout) -> _Row
     t = np.array([r[1] for r in rows], dtype=np.int64)
     room = data.onboarding_cap[d] * data.period_length[t] - data.pipeline[d, t] if len(rows) else np.zeros(0)
     return _block(len(rows), [(np.arange(len(rows)), cols.n[d, t] if len(rows) else [], 1.0)], -np.inf, room)
+
+
+def applicant_pool_rows(data: ModelData, cols: _Columns) -> _Rows:
+    """sum_{c in pool} x[d,c,t] <= applicant_cap[d,c] L_t (bonus.define_applicant_pool_constraints)."""
+    rows = pool_rows(data)
+    members = pool_members(data)
+    r, c, upper = [], [], []
+    for i, (d, p, t) in enumerate(rows):
+        col = cols.x[d, members[p], t]
+        col = col[col >= 0]
+        r.append(np.full(len(col), i))
+        c.append(col)
+        upper.append(data.applicant_cap[d, members[p][0]] * data.period_length[t])
+    if not rows:
+        return _block(0, [], -np.inf, 0.0)
+    return _block(len(rows), [(np.concatenate(r), np.concatenate(c), 1.0)], -np.inf, np.array(upper))
 
 
 def capacity_definition_rows(data: ModelData, cols: _Columns, layout: Layout) -> _Rows:
@@ -349,6 +366,7 @@ def aggregated_standard_form(data: ModelData, integer: bool = False, cvar_vertic
         "arrivals_definition": arrivals_definition_rows(data, cols, layout),
         "driver_stock": driver_stock_rows(data, cols),
         "onboarding_cap": onboarding_cap_rows(data, cols, layout),
+        **({"applicant_pool": applicant_pool_rows(data, cols)} if data.has_applicant_pools else {}),
         "capacity_definition": capacity_definition_rows(data, cols, layout),
         "recourse_link": recourse_link_rows(data, cols, seg.used),
         **budget_rows(data, cols, layout),

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from formulations.data import Decisions, ModelData
+from formulations.two_stage.bonus import pool_excess
 from formulations.two_stage.budgets import budget_violations
 from formulations.two_stage.decisions import decision_violations
 from formulations.two_stage.drivers import driver_weeks, onboarding_excess, simulate_drivers
@@ -126,6 +127,8 @@ def check_feasibility(data: ModelData, decisions: Decisions, arrivals: np.ndarra
         **bound_violations(data, decisions.applicants, decisions.incentive_spend),
         **decision_violations(data, decisions),
         "onboarding_cap": (np.max(onboarding_excess(data, arrivals), initial=0.0), np.max(finite_cap, initial=1.0)),
+        "applicant_pool": (np.max(pool_excess(data, decisions.applicants), initial=0.0),
+                           np.max(np.where(np.isfinite(data.applicant_cap), data.applicant_cap, 0.0), initial=1.0)),
         **budget_violations(data, decisions),
     }
     return {

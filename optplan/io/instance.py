@@ -21,6 +21,7 @@ import yaml
 from pydantic import ValidationError
 
 from formulations.data import ModelData, period_offsets, weekly_demand_in_periods
+from formulations.two_stage.bonus import with_signon_bonuses
 from optplan.errors import InstanceError, Problem
 from optplan.io.atomic import atomic_write_text
 from optplan.io.decisions import bounds as decision_bounds
@@ -28,6 +29,7 @@ from optplan.io.decisions import cells as decision_cells
 from optplan.io.decisions import feasibility_problems, row_problems
 from optplan.io.inputs import MAX_ID_CHARS, read_csv_strings, read_table_strings, read_yaml_mapping
 from optplan.io.schema import (
+    EVERY,
     TABLE_BY_NAME,
     TABLES,
     ColumnSpec,
@@ -251,7 +253,7 @@ class Instance:
             budget_weekly = np.full(W, float(weekly))
         if lengths is not None:  # a period's cap is the sum of its weeks' caps (currency per period)
             budget_weekly = np.add.reduceat(budget_weekly, self.period_starts - 1)
-        return ModelData(
+        data = ModelData(
             depots=tuple(depots),
             regions=tuple(dep["region"].tolist()),
             channels=tuple(channels),
@@ -301,6 +303,19 @@ class Instance:
             demand_share=share,
             **self._decisions(channels, money, (D, len(channels), T)),
         )
+        return with_signon_bonuses(data, self._bonus_menu(data))
+
+    def _bonus_menu(self, data: ModelData) -> list[tuple[int, float, float]]:
+        """bonuses.csv as (model channel position, bonus currency/driver, conversion uplift), by
+        channel in the model's order, then bonus (formulations/two_stage/bonus.py)."""
+        bon = self.tables["bonuses"]
+        if not len(bon):
+            return []
+        source = data.channel_source or data.channels
+        order = bon.sort_values(["bonus_per_driver", "conversion_uplift"], kind="stable")
+        return [(c, float(b), float(u)) for c, name in enumerate(source)
+                for b, u in zip(order.loc[order["channel"] == name, "bonus_per_driver"],
+                                order.loc[order["channel"] == name, "conversion_uplift"], strict=True)]
 
     def decision_cells(self, channels=None, money=None) -> pd.DataFrame:
         """decisions.csv expanded to the model's cells (optplan.io.decisions.cells)."""
@@ -415,7 +430,7 @@ class Instance:
             if t.name == "depots" and "country" in table and not table["country"].astype(str).ne("").any():
                 table = table.drop(columns=["country"])  # one country: no column (as before countries)
             if not t.required and table.empty:
-                if t.name in ("supply", "countries", "channel_costs", "decisions"):  # newer than the first files
+                if t.name in ("supply", "countries", "channel_costs", "decisions", "bonuses"):  # newer than the first files
                     manifest["files"].pop(t.name)
                 else:
                     manifest["files"][t.name] = None
@@ -942,6 +957,7 @@ def _cross_checks(manifest: Manifest, t: dict[str, pd.DataFrame], ok: dict[str, 
                             "blocks_per_currency non-increasing over a depot's segments (a concave response)",
                             ordered.loc[rising, "blocks_per_currency"].astype(str))
 
+    _bonus_checks(t, ok, channels, report)
     _country_checks(manifest, t, channels, report)
 
     b = manifest.budgets
@@ -960,6 +976,38 @@ def _cross_checks(manifest: Manifest, t: dict[str, pd.DataFrame], ok: dict[str, 
         report.add(MANIFEST_NAME, None, f"targets.service_level_by_depot.{depot}",
                    f"a depot id in {t['depots'].attrs['file']}", f"unknown depot '{depot}'")
     _target_kinds_check(manifest, demand_weekly, report)
+
+
+def _bonus_checks(t: dict[str, pd.DataFrame], ok: dict[str, pd.Series], channels: set, report: _Reporter) -> None:
+    """bonuses.csv (formulations/two_stage/bonus.py): a known channel, a raised conversion of at
+    most 1, and no committed decision on a channel with a bonus menu (not stated yet)."""
+    bon = t["bonuses"]
+    if not len(bon):
+        return
+    file = bon.attrs["file"]
+    mask = ~bon["channel"].isin(channels) & bon["channel"].ne("")
+    if mask.any():
+        report.add_many(file, "channel", bon.loc[mask, "_line"], f"a channel id listed in {t['channels'].attrs['file']}",
+                        [f"unknown channel '{x}'" for x in bon.loc[mask, "channel"]])
+    yk = t["yield_kernel"]
+    if not ok["yield_kernel"].all():
+        return
+    conversion = yk.groupby("channel")["probability"].sum()
+    raised = bon["channel"].map(conversion).fillna(0.0) * (1.0 + pd.to_numeric(bon["conversion_uplift"], errors="coerce"))
+    over = ok["bonuses"] & (raised > 1.0 + KERNEL_SUM_ATOL)
+    if over.any():
+        report.add_many(file, "conversion_uplift", bon.loc[over, "_line"],
+                        f"an uplift keeping the channel's conversion (its {yk.attrs['file']} total) at most 1",
+                        [f"{u:g} (conversion {c:g} -> {r:.4g})" for u, c, r in zip(
+                            bon.loc[over, "conversion_uplift"], bon.loc[over, "channel"].map(conversion),
+                            raised[over], strict=True)])
+    dec = t["decisions"]
+    if len(dec) and ok["decisions"].all():
+        clash = (dec["channel"].isin(set(bon["channel"])) | dec["channel"].eq(EVERY)) & dec["lever"].eq("applicants")
+        if clash.any():
+            report.add_many(dec.attrs["file"], "channel", dec.loc[clash, "_line"],
+                            f"a decision on a channel without a sign-on bonus menu in {file} (decisions on a "
+                            "channel with bonuses are not supported yet)", dec.loc[clash, "channel"].astype(str))
 
 
 def _target_kinds_check(manifest: Manifest, demand_weekly: bool, report: _Reporter) -> None:

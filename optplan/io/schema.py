@@ -48,6 +48,7 @@ MAX_BLOCKS_PER_DRIVER = 1e4  # blocks/driver/week
 MAX_RATE = 1e7  # currency per block or per applicant
 MAX_SPEND = 1e12  # currency (per week or over the horizon)
 MAX_BLOCKS_PER_CURRENCY = 1e6  # blocks/currency
+MAX_UPLIFT = 100.0  # share: a conversion raised at most 101-fold
 EARLIEST_START = dt.date(1900, 1, 1)
 LATEST_START = dt.date(2200, 1, 1)
 
@@ -382,6 +383,13 @@ class Files(_Strict):
         "path", **PATH_RULES,
         default=None,
     )
+    bonuses: str | None = _f(
+        "Sign-on bonus menu (optional): per channel, bonus levels per converted driver and the rise in "
+        "conversion each brings; the plan chooses how many applicants get each. Null: bonuses.csv if the "
+        "folder has one, else no bonuses.",
+        "path", **PATH_RULES,
+        default=None,
+    )
 
 
 class Manifest(_Strict):
@@ -526,6 +534,17 @@ class SupplyRow(_Strict):
     )
 
 
+class BonusRow(_Strict):
+    channel: Id = _f("Channel id (in the channel table) whose applicants may be offered this bonus.", "-")
+    bonus_per_driver: float = _f(
+        "Sign-on bonus paid to each applicant of the channel who completes onboarding (paid only on "
+        "converted drivers; the plan counts its expected value).", f"{CURRENCY}/driver", gt=0, le=MAX_RATE)
+    conversion_uplift: float = _f(
+        "Relative rise of the channel's conversion with this bonus: 0.2 turns a conversion of 0.30 into "
+        "0.36 (the timing of first blocks stays the channel's); the raised conversion may not exceed 1.",
+        "share", ge=0, le=MAX_UPLIFT)
+
+
 class IncentiveRow(_Strict):
     depot: Id = _f("Depot id (in the depot table).", "-")
     segment: int = _f("Segment number 1, 2, ...: spend fills segments in order.", "-", ge=1, le=MAX_SEGMENTS)
@@ -588,6 +607,7 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("countries", CountryRow, ("country",), required=False),
     TableSpec("channel_costs", ChannelCostRow, ("country", "channel"), required=False),
     TableSpec("decisions", DecisionRow, ("depot", "channel", "week", "lever", "rule"), required=False),
+    TableSpec("bonuses", BonusRow, ("channel", "bonus_per_driver"), required=False),
 )
 TABLE_BY_NAME = {t.name: t for t in TABLES}
 

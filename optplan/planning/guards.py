@@ -32,7 +32,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
+from formulations.two_stage.bonus import base_channel
 from formulations.two_stage.decisions import decided_cells
 from optplan.io.schema import Guards
 
@@ -79,13 +81,13 @@ def plausibility(plan, guards: Guards | None = None) -> list[PlanWarning]:
                                 f"{total:,.2f} {cur}; above {g.penalty_share:.0%}): check demand, blocks per driver "
                                 "and the penalties"))
     x = np.asarray(plan.decisions.applicants, float)  # (D, C, T) applicants/week
-    by_channel = x.sum(axis=(0, 2))
-    if len(plan.data.channels) > 1 and by_channel.sum() > 0:
-        c = int(np.argmax(by_channel))
-        share = by_channel[c] / by_channel.sum()
+    names = [base_channel(c) for c in plan.data.channels]  # a channel with its sign-on bonus variants is one
+    by_channel = pd.Series(x.sum(axis=(0, 2)), index=names).groupby(level=0, sort=False).sum()
+    if len(by_channel) > 1 and by_channel.sum() > 0:
+        share = by_channel.max() / by_channel.sum()
         if share > g.one_channel_share:
             out.append(PlanWarning("one_channel", None, None,
-                                f"channel {plan.data.channels[c]} brings {share:.1%} of all applicants (above "
+                                f"channel {by_channel.idxmax()} brings {share:.1%} of all applicants (above "
                                 f"{g.one_channel_share:.0%}): one channel's cost or cap decides the whole plan"))
     per_week = x.sum(axis=1) / plan.data.period_length[None, :]  # (D, T) applicants/week (long-lead: per period)
     jumps = 0

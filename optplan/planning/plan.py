@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from formulations.data import Decisions, ModelData
-from formulations.two_stage.budgets import budget_usage, spend
+from formulations.two_stage.bonus import base_channel, bonus_marginal_cost, signon_drivers
+from formulations.two_stage.budgets import budget_usage, spend, spend_price
 from formulations.two_stage.drivers import driver_weeks
 from formulations.two_stage.layout import BUDGET_FAMILIES, Layout
 from formulations.two_stage.risk import cvar
@@ -206,7 +207,36 @@ class Plan:
             "cost": x[dd, cc, tt] * d.cost_per_applicant[cc],
             "currency": d.currency,
             "expected_new_drivers": x[dd, cc, tt] * d.conversion()[cc],
+            **({"signon_bonus": d.signon_bonus[cc], "expected_bonus_paid": x[dd, cc, tt] * d.signon_bonus[cc]
+                * d.conversion()[cc]} if d.signon_bonus is not None else {}),
             **({"planner": _rule_words(d.applicants_min, d.applicants_max, (dd, cc, tt))} if d.has_decisions else {}),
+        })
+
+    @cached_property
+    def bonuses(self) -> pd.DataFrame:
+        """Each sign-on bonus level of the menu (bonuses.csv) and what the plan does with it, summed
+        over depots and weeks: applicants offered it, drivers expected to convert under it and the
+        bonus money expected to be paid (currency; part of the recruiting cost). ``cost_per_unit``
+        is the marginal value: what raising that level's bonus by one currency unit per driver adds to
+        the optimal expected cost (its drivers, times 1 + the shadow prices of the budgets the bonus is
+        spent under; bonus.bonus_marginal_cost), NaN (empty) from an engine without duals."""
+        d = self.data
+        if d.signon_bonus is None:
+            return pd.DataFrame(columns=["channel", "signon_bonus", "currency", "applicants", "expected_drivers",
+                                         "expected_bonus_paid", "cost_per_unit"])
+        levels = np.flatnonzero(d.signon_bonus > 0)
+        x = self.decisions.applicants.sum(axis=(0, 2))[levels]
+        drivers = signon_drivers(d, self.decisions.applicants).sum(axis=(0, 2))[levels]
+        marginal = bonus_marginal_cost(d, self.decisions.applicants, spend_price(d, self.budget_duals))[levels]
+        names = np.asarray(d.channels)[levels]
+        return pd.DataFrame({
+            "channel": [base_channel(n) for n in names],
+            "signon_bonus": d.signon_bonus[levels],
+            "currency": d.currency,
+            "applicants": x,
+            "expected_drivers": drivers,
+            "expected_bonus_paid": drivers * d.signon_bonus[levels],
+            "cost_per_unit": clean_array(np.where(drivers > 0, marginal, 0.0)),
         })
 
     @cached_property
@@ -441,6 +471,8 @@ class Plan:
             ],
             "warnings": [w.to_dict() for w in self.warnings],
             **({"planner_decisions": self._decisions_summary()} if self.overrides is not None else {}),
+            **({"signon_bonuses": [{k: _round(v) if isinstance(v, float) else v for k, v in r.items()}
+                                   for r in self.bonuses.to_dict("records")]} if self.data.signon_bonus is not None else {}),
             **({"orders": {k: v for k, v in self.orders.summary().items() if k in ("weeks", "method", "expected_cost",
                                                                                  "repairs")}}
                if self.orders is not None else {}),
@@ -466,6 +498,7 @@ class Plan:
             "budgets.csv": self.budgets,
             "cost.csv": self.cost_table(),
             **({"decisions.csv": self.overrides} if self.overrides is not None else {}),
+            **({"bonuses.csv": self.bonuses} if self.data.signon_bonus is not None else {}),
         }
 
     def render(self) -> dict[str, str]:
@@ -539,6 +572,15 @@ class Plan:
             cost = (f": each {point} lower saves {row.cost_per_point:,.2f} {cur}" if np.isfinite(row.cost_per_point)
                     else "")
             lines.append(f"  {what} target of {where} is met exactly at {level} (binding){cost}")
+        for row in self.bonuses.itertuples(index=False):
+            lines.append(
+                f"  sign-on bonus {row.signon_bonus:,.2f} {cur}/driver on {row.channel}: " + (
+                    f"{row.applicants:,.1f} applicants, {row.expected_drivers:,.1f} drivers expected to convert, "
+                    f"{row.expected_bonus_paid:,.2f} {cur} expected to be paid (in recruiting); " + (
+                        f"each 1 {cur} more per driver would cost {row.cost_per_unit:,.2f} {cur}"
+                        if np.isfinite(row.cost_per_unit) else "no marginal value without budget duals")
+                    if row.applicants > 0 else
+                    "not offered (recruiting without it, or another level, is cheaper)"))
         if self.overrides is not None:
             o, oc = self.overrides, self.override_cost
             cost = (f"together they cost {oc.total:,.2f} {cur} ({oc.how})" if oc is not None and np.isfinite(oc.total)

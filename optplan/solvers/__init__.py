@@ -76,14 +76,14 @@ def _auto():
 register_engine("auto", _auto)
 register_engine("highs", _highs, Capabilities(lp=True, mip=True, duals=True, time_limit=True, exact=True, risk=True,
                                                    targets=True, terminal=True,
-                                weekly_supply=True, periods=True, decisions=True))
+                                weekly_supply=True, periods=True, decisions=True, applicant_pools=True))
 register_engine("glop", _glop, Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True, risk=True,
                                                   targets=True, terminal=True,
-                                weekly_supply=True, periods=True, decisions=True))
+                                weekly_supply=True, periods=True, decisions=True, applicant_pools=True))
 register_engine("dp", _dp, Capabilities(lp=False, mip=False, duals=False, time_limit=True, exact=False,
                                         weekly_supply=True, country_budgets=False))
 register_engine("decompose", _decompose, Capabilities(lp=True, mip=False, duals=True, time_limit=True, exact=True,
-                                                      weekly_supply=True, periods=True, decisions=True))
+                                                      weekly_supply=True, periods=True, decisions=True, applicant_pools=True))
 
 
 def solve_data(data: ModelData, options: SolveOptions | None = None, engine: str | Engine = "auto",

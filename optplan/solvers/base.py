@@ -175,6 +175,7 @@ class Capabilities:
     country_budgets: bool = True  # caps on a country's spend besides its regions' (data.has_country_budgets)
     periods: bool = False  # long-lead periods longer than a week (data.has_periods)
     decisions: bool = False  # the planner's committed decisions as bounds (data.has_decisions)
+    applicant_pools: bool = False  # channels sharing an applicant cap: sign-on bonus variants (data.has_applicant_pools)
 
 
 @dataclass(frozen=True)
@@ -415,6 +416,8 @@ FEATURES = (
     (lambda data, options: data.has_periods, "periods", "long-lead periods (horizon.periods)"),
     (lambda data, options: data.has_terminal_value, "terminal", "a terminal value (terminal.value_per_driver)"),
     (lambda data, options: data.has_decisions, "decisions", "committed decisions (decisions.csv)"),
+    (lambda data, options: data.has_applicant_pools, "applicant_pools",
+     "sign-on bonuses on a channel with an applicant cap (bonuses.csv)"),
     (lambda data, options: data.whole_weeks > 0, "mip", "whole orders (a MIP on the first weeks)"),
     (lambda data, options: data.has_chance_targets, "mip",
      "the bad-week chance form (a MIP; or targets.scenario_service_form: cvar, an LP)"),

@@ -12,6 +12,7 @@ import pytest
 
 import optplan
 from formulations import two_stage
+from formulations.two_stage.bonus import with_signon_bonuses
 from formulations.two_stage.families import CONSTRAINT_FAMILIES, DEFINITIONAL_FAMILIES
 from formulations.two_stage.matrix import aggregated_standard_form
 from formulations.two_stage.service import TARGET_FAMILIES
@@ -31,7 +32,9 @@ def _variants(data):
                       earnings_floor=np.full(D, 1.0), network_service_target=0.9)
     cvar = replace(data, cvar_weight=0.5, cvar_alpha=0.9)
     bad_cvar = replace(data, scenario_service_level=np.full(D, 0.95), scenario_service_share=0.8)
+    bonus = with_signon_bonuses(targets, [(1, 50.0, 0.3), (1, 90.0, 0.5)])  # the job board's pool: applicant_pool
     return [
+        ("aggregated", bonus, {}),
         ("extensive", data, {}),
         ("aggregated", data, {}),
         ("aggregated", targets, {}),

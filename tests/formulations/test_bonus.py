@@ -1,0 +1,207 @@
+"""Sign-on bonuses (issue #31 lever 1; formulations/two_stage/bonus.py): a channel's bonus levels
+are variant channels (conversion raised, the expected bonus in the cost per applicant) pooled
+under the channel's applicant cap. By hand, LP against the evaluator, the pool rows against their
+kernel and against the array build, the marginal value against a finite difference, every
+engine, and the checks of bonuses.csv."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import OBJ_RTOL, X_ATOL, build, tiny_spec
+from test_kernels_equal_rows import ROW_ATOL, random_case, residuals
+from test_matrix_equals_pyomo import assert_same_lp
+
+import optplan
+from formulations import two_stage
+from formulations.data import Decisions
+from formulations.two_stage.bonus import pool_excess, pool_rows, signon_cost, with_signon_bonuses
+from formulations.two_stage.budgets import recruiting_spend
+from formulations.two_stage.matrix import aggregated_standard_form
+from optplan.errors import InstanceError, OptionError
+from optplan.evaluation.evaluator import evaluate_decisions
+from optplan.solvers import solve_data
+from optplan.solvers.standard_form import standard_form
+
+#: A marginal value against a central finite difference of the re-solved optimum (relative; the
+#: step is FD_STEP of the bonus: small enough to stay inside one LP basis, large enough that the
+#: solver's 1e-9 relative noise on the optimum stays below the tolerance).
+FD_RTOL = 1e-3
+FD_STEP = 1e-4
+COLUMNS = ["channel", "bonus_per_driver", "conversion_uplift"]
+
+
+def with_bonuses(inst, rows, cap="keep"):
+    """``inst`` with a bonus menu of (channel, bonus, uplift) rows (and every channel's applicant cap
+    set to ``cap`` unless "keep"), validated as files would be."""
+    tables = dict(inst.tables)
+    if cap != "keep":
+        ch = tables["channels"].copy()
+        ch["applicant_cap"] = cap
+        tables["channels"] = ch
+    tables["bonuses"] = pd.DataFrame(rows, columns=COLUMNS)
+    return optplan.from_tables(inst.manifest, tables)
+
+
+def test_hand_worked_worth_it_and_not():
+    """tiny_spec: week 2 needs 2 (8.1 + p x) = 30 blocks from x applicants of week 1 (10 USD each,
+    conversion p = 0.5): x = 13.8, 138 USD, plus 200 USD unserved in week 1: 338 USD.
+    A bonus of 2 USD per driver raising conversion by half (p = 0.75) costs 10 + 2 x 0.75 = 11.5 USD
+    per applicant, 15.33 per driver (< 20 without): x = 9.2 with the bonus, 105.8 USD, of which
+    13.8 bonuses (6.9 drivers x 2): 305.8 USD. A bonus of 5 USD raising it by a fifth (p = 0.6):
+    13 USD per applicant, 21.67 per driver (> 20): not offered, 338 USD."""
+    base = build(tiny_spec())
+    worth = optplan.solve(with_bonuses(base, [("ads", 2.0, 0.5)]))
+    assert worth.status.objective == pytest.approx(305.8, rel=OBJ_RTOL)
+    assert worth.evaluation.expected_cost == pytest.approx(305.8, rel=OBJ_RTOL)
+    assert worth.data.channels == ("ads", "ads+bonus2")
+    np.testing.assert_allclose(worth.decisions.applicants[0], [[0.0, 0.0], [9.2, 0.0]], atol=X_ATOL)
+    row = worth.bonuses.iloc[0]
+    assert (row.applicants, row.expected_drivers, row.expected_bonus_paid) == pytest.approx((9.2, 6.9, 13.8))
+    assert float(signon_cost(worth.data, worth.decisions.applicants).sum()) == pytest.approx(13.8)
+    assert "sign-on bonus 2.00 USD/driver on ads: 9.2 applicants" in worth.text_summary()
+    not_worth = optplan.solve(with_bonuses(base, [("ads", 5.0, 0.2)]))
+    assert not_worth.status.objective == pytest.approx(338.0, rel=OBJ_RTOL)
+    np.testing.assert_allclose(not_worth.decisions.applicants[0], [[13.8, 0.0], [0.0, 0.0]], atol=X_ATOL)
+    assert "not offered" in not_worth.text_summary()
+    # a menu with both levels: the cheaper per driver is taken, the other left
+    both = optplan.solve(with_bonuses(base, [("ads", 5.0, 0.2), ("ads", 2.0, 0.5)]))
+    assert both.status.objective == pytest.approx(305.8, rel=OBJ_RTOL)
+
+
+def test_hand_worked_capped_channel_shares_its_cap():
+    """The same channel capped at 10 applicants a week: without a bonus 10 applicants bring 5
+    drivers, week 2 offers 2 x 13.1 = 26.2 blocks, 3.8 unserved: 100 + 380 + 200 = 680 USD. With the
+    5 USD / +20 % bonus (dearer per driver) every applicant switched to it brings 0.1 more driver
+    (0.2 blocks, 20 USD of unserved work) for 3 USD: all 10 get it, 6 drivers, 28.2 blocks, 1.8
+    unserved: 130 + 180 + 200 = 510 USD. Without the pool row the bonus variant would bring 10
+    applicants of its own (the cap broken: the program would pay less)."""
+    base = build(tiny_spec())
+    plain = optplan.solve(with_bonuses(base, [], cap=10.0))
+    assert plain.status.objective == pytest.approx(680.0, rel=OBJ_RTOL)
+    plan = optplan.solve(with_bonuses(base, [("ads", 5.0, 0.2)], cap=10.0))
+    assert plan.status.objective == pytest.approx(510.0, rel=OBJ_RTOL)
+    assert plan.evaluation.expected_cost == pytest.approx(510.0, rel=OBJ_RTOL)
+    np.testing.assert_allclose(plan.decisions.applicants[0], [[0.0, 0.0], [10.0, 0.0]], atol=X_ATOL)
+    unpooled = replace(plan.data, applicant_pool=None)  # each variant its own cap of 10
+    assert solve_data(unpooled).status.objective < 510.0 - 1.0
+    # the evaluator catches a plan that breaks the pool's cap
+    x = np.zeros_like(plan.decisions.applicants)
+    x[0, :, 0] = 10.0
+    ev = evaluate_decisions(plan.data, Decisions(x, plan.decisions.incentive_spend))
+    assert ev.violations["applicant_pool"] == pytest.approx(10.0)
+
+
+def _pooled_case(seed):
+    """A random small case with a bonus menu on every channel (two levels on the first) and its
+    random decisions extended to the variants."""
+    data, dec = random_case(seed)
+    C = len(data.channels)
+    menu = [(c, 20.0 + 10 * c, 0.1 + 0.05 * c) for c in range(C)] + [(0, 60.0, 0.25)]
+    conv = data.conversion()
+    menu = [(c, b, min(u, 1.0 / max(conv[c], 1e-9) - 1.0)) for c, b, u in menu]
+    pooled = with_signon_bonuses(data, menu)
+    rng = np.random.default_rng(seed)
+    mask = pooled.recruit_mask()
+    cap = np.where(np.isfinite(pooled.applicant_cap), pooled.applicant_cap, 50.0)[:, :, None]
+    x = rng.uniform(0, 0.7, mask.shape) * cap * mask
+    return pooled, Decisions(x, dec.incentive_spend)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_pool_rows_equal_their_kernel(seed):
+    """Each applicant_pool row's slack, evaluated by Pyomo at random decisions, is the kernel's
+    pool excess; the variants' cost per applicant is the expected bonus on top."""
+    data, dec = _pooled_case(seed)
+    rows = pool_rows(data)
+    if not rows:
+        pytest.skip("no channel with a finite cap in this case")
+    m = two_stage.build_model(data)
+    layout_x = two_stage.Layout(data).columns(dec)[0]
+    for var, value in zip(m.applicants.values(), layout_x, strict=True):
+        var.set_value(float(value), skip_validation=True)
+    excess = pool_excess(data, dec.applicants)
+    np.testing.assert_allclose(residuals(m.applicant_pool), [excess[d, p, t] for d, p, t in rows], atol=ROW_ATOL)
+    C0 = len(data.channels) - len(data.signon_bonus[data.signon_bonus > 0])
+    base_cost = data.cost_per_applicant[:C0][data.applicant_pool[C0:]]
+    np.testing.assert_allclose(data.cost_per_applicant[C0:] - base_cost, data.signon_bonus[C0:] * data.conversion()[C0:])
+    assert signon_cost(data, dec.applicants).sum() <= recruiting_spend(data, dec.applicants).sum()
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_array_build_is_the_pyomo_lp_with_bonus_pools(seed):
+    data, _ = _pooled_case(seed)
+    sf = aggregated_standard_form(data)
+    assert ("applicant_pool" in sf.rows) == bool(pool_rows(data))
+    assert_same_lp(sf, standard_form(two_stage.build_model(data, recourse="aggregated")))
+
+
+def test_marginal_value_is_the_finite_difference():
+    """cost_per_unit = d optimum / d bonus, by re-solving with the bonus a little lower and higher
+    (central difference), on the tiny case (no budget: the drivers converting under it, 6.9) and on
+    a generated instance whose total and first weekly budgets bind (the drivers times 1 + the
+    budgets' shadow prices: 62.25 where the drivers alone would say 16.5)."""
+    base = build(tiny_spec())
+    gen = optplan.generate_instance(depots=3, weeks=10, scenarios=5, seed=4, budget_tightness=0.7)
+    for inst, rows in ((base, [("ads", 2.0, 0.5)]), (gen, [("job_board", 5.0, 0.5), ("referral", 8.0, 0.3)])):
+        plan = optplan.solve(with_bonuses(inst, rows))
+        used = plan.bonuses[plan.bonuses["applicants"] > 1e-6]
+        assert len(used), "the case must take a bonus"
+        for row in used.itertuples(index=False):
+            h = FD_STEP * row.signon_bonus
+
+            def optimum(bonus, row=row, inst=inst, rows=rows):
+                menu = [(c, bonus if (c, b) == (row.channel, row.signon_bonus) else b, u) for c, b, u in rows]
+                return optplan.solve(with_bonuses(inst, menu)).status.objective
+
+            fd = (optimum(row.signon_bonus + h) - optimum(row.signon_bonus - h)) / (2 * h)
+            assert row.cost_per_unit == pytest.approx(fd, rel=FD_RTOL), row
+    assert plan.budgets["binding"].sum() >= 2 and row.cost_per_unit > 2 * row.expected_drivers
+
+
+def test_every_engine_takes_the_bonus_and_the_dp_refuses_a_shared_cap():
+    base = build(tiny_spec())
+    capped = with_bonuses(base, [("ads", 5.0, 0.2)], cap=10.0)
+    for engine in ("glop", "decompose", "auto"):
+        assert optplan.solve(capped, engine=engine).status.objective == pytest.approx(510.0, rel=OBJ_RTOL), engine
+    with pytest.raises(OptionError, match="sign-on bonuses on a channel with an applicant cap"):
+        optplan.solve(capped, engine="dp")
+    uncapped = with_bonuses(base, [("ads", 2.0, 0.5)])  # no shared cap: the DP takes the variants as channels
+    assert optplan.solve(uncapped, engine="dp").status.objective == pytest.approx(305.8, rel=1e-4)
+
+
+def test_the_menu_round_trips_through_files_and_the_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from optplan.cli import main
+
+    inst = with_bonuses(build(tiny_spec()), [("ads", 2.0, 0.5), ("ads", 5.0, 0.2)])
+    folder = inst.write(tmp_path / "inst")
+    assert (folder / "bonuses.csv").exists()
+    r = CliRunner().invoke(main, ["solve", str(folder), "--out", str(tmp_path / "plan"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(tmp_path / "plan" / "bonuses.csv")
+    assert table["signon_bonus"].tolist() == [2.0, 5.0]
+    assert table["expected_drivers"].tolist() == pytest.approx([6.9, 0.0])
+    applicants = pd.read_csv(tmp_path / "plan" / "applicants.csv")
+    assert applicants["expected_bonus_paid"].sum() == pytest.approx(13.8)
+
+
+def test_bad_menus_are_refused_one_line_each():
+    base = build(tiny_spec())
+    with pytest.raises(InstanceError) as err:
+        with_bonuses(base, [("ads", 2.0, 1.5), ("nope", 1.0, 0.1), ("ads", -1.0, 0.1)])
+    lines = str(err.value).splitlines()
+    assert any("conversion_uplift" in line and "0.5 -> 1.25" in line for line in lines), lines
+    assert any("unknown channel 'nope'" in line for line in lines), lines
+    assert any("bonus_per_driver" in line and "found -1" in line for line in lines), lines
+    with pytest.raises(InstanceError, match="duplicate|more than once"):
+        with_bonuses(base, [("ads", 2.0, 0.5), ("ads", 2.0, 0.3)])
+    decided = dict(with_bonuses(base, [("ads", 2.0, 0.5)]).tables)
+    decided["decisions"] = pd.DataFrame([{"depot": "A", "channel": "ads", "week": 1, "lever": "applicants",
+                                          "rule": "fixed", "value": 3.0, "currency": ""}])
+    with pytest.raises(InstanceError, match="sign-on bonus menu"):
+        optplan.from_tables(base.manifest, decided)
