@@ -65,10 +65,18 @@ def hashes(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "pipeline.json"}
 
 
-@pytest.mark.slow  # about 20 s: CI's second step keeps the README's test command within its time
-def test_a_change_reruns_exactly_what_depends_on_it(config):
+@pytest.mark.slow  # about 30 s: CI's second step keeps the README's test command within its time
+def test_the_same_config_gives_the_same_files_and_a_change_reruns_exactly_what_depends_on_it(config, tmp_path):
+    """One run, then the same config with --force (the same plan, instance, forecast and funnel files,
+    byte for byte: deterministic), then changes that rerun exactly the steps they feed (one test:
+    each full run costs about 10 s of CI's second step)."""
     code, out = run(config)
     assert code == 0, out
+    first = hashes(tmp_path / "out")
+    assert run(config, "--force")[0] == 0
+    second = hashes(tmp_path / "out")
+    plan_files = {k: v for k, v in first.items() if k.startswith(("plan/", "instance/", "forecast/", "funnel/"))}
+    assert plan_files and all(second[k] == v for k, v in plan_files.items())
     channels = config.parent / "channels.csv"
     channels.write_text(channels.read_text().replace("referral,40,", "referral,45,"))
     code, out = run(config)
@@ -81,16 +89,6 @@ def test_a_change_reruns_exactly_what_depends_on_it(config):
     assert "ran forecast, instance, plan, report; skipped logs, funnel, retention, history" in out
     code, out = run(config, "--quiet")  # after a run that printed progress in this process: one line
     assert code == 0 and out.strip().splitlines() == [next(x for x in out.splitlines() if x.startswith("ran nothing"))]
-
-
-@pytest.mark.slow  # about 20 s: CI's second step keeps the README's test command within its time
-def test_the_same_config_gives_the_same_files(config, tmp_path):
-    assert run(config)[0] == 0
-    first = hashes(tmp_path / "out")
-    assert run(config, "--force")[0] == 0
-    second = hashes(tmp_path / "out")
-    plan_files = {k: v for k, v in first.items() if k.startswith(("plan/", "instance/", "forecast/", "funnel/"))}
-    assert plan_files and all(second[k] == v for k, v in plan_files.items())
 
 
 def test_bad_configs_are_one_line_each(config, tmp_path):
