@@ -486,7 +486,8 @@ def _with_supply() -> dict[str, bytes]:
     files = folder_files(DEMO)
     files["supply.csv"] = (b"depot,week,blocks_per_driver\n" + b"".join(
         f"D001,{w},{3.5 + 0.1 * w:.2f}\n".encode() for w in range(1, 7)) + b"D002,4,3.1\nD002,5,3.3\n")
-    files["bonuses.csv"] = b"channel,bonus_per_driver,conversion_uplift\njob_board,40,0.25\njob_board,90,0.5\nagency,60,0.2\n"
+    files["bonuses.csv"] = (b"channel,bonus_per_driver,conversion_uplift,applicant_uplift\n"
+                            b"job_board,40,0.25,\njob_board,90,0.5,0\nagency,60,0.2,\nreferral,30,0,0.5\n")
     return files
 
 

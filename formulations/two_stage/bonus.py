@@ -1,29 +1,33 @@
-"""Sign-on bonuses (issue #31 lever 1): money paid to each new driver who completes onboarding,
-offered with a channel's applicants; it raises the channel's conversion along a concave
-response, and is paid only on the drivers who convert.
+"""Sign-on and referral bonuses (issue #31 levers 1 and 2): money paid per new driver who completes
+onboarding, offered with a channel's applicants, paid only on the drivers who convert. A sign-on
+bonus (paid to the new driver) raises the channel's conversion; a referral bonus (paid to the
+driver who referred them) raises the channel's weekly applicant volume, its cap; a bonus may do
+both. Each along a concave response, stated as a menu of levels.
 
-A channel c with a bonus menu (levels j = 1..J: bonus B_j currency per converted driver,
-conversion uplift u_j, a share: conversion p_c (1 + u_j)) becomes a pool of model channels,
-the channel itself (j = 0: no bonus) and one variant per level, numbered after the instance's
+A channel c with a menu (levels j = 1..J: bonus B_j currency per converted driver, conversion
+uplift u_j and volume uplift g_j, shares) becomes a pool of model channels, the channel itself
+(j = 0: no bonus, u_0 = g_0 = 0) and one variant per level, numbered after the instance's
 channels. Variant (c, j) has
 
-    yield[(c,j), k] = (1 + u_j) yield[c, k]                   drivers/applicant (same timing)
-    cost[(c,j)]     = cost[c] + B_j (1 + u_j) p_c             currency/applicant
-                      (the expected bonus: B_j per converted driver, p_c = sum_k yield[c, k])
+    yield[(c,j), k]  = (1 + u_j) yield[c, k]                  drivers/applicant (same timing)
+    cost[(c,j)]      = cost[c] + B_j (1 + u_j) p_c            currency/applicant
+                       (the expected bonus: B_j per converted driver, p_c = sum_k yield[c, k])
+    cap[d, (c,j)]    = (1 + g_j) U[d,c]                       applicants/week
 
-and the pool shares the channel's applicant cap, one row per depot, pool and week where the
-cap is finite (family ``applicant_pool``):
+and the pool shares the channel's offer, one row per depot, pool and week where the cap is finite
+(family ``applicant_pool``): level j offered to a share theta_j of the week brings at most
+theta_j (1 + g_j) U applicants, and the shares add up to at most 1:
 
-    sum_{j=0..J} x[d,(c,j),t] <= applicant_cap[d,c] L_t                         applicants/week
+    sum_{j=0..J} x[d,(c,j),t] / (1 + g_j) <= U[d,c] L_t                      applicants/week (/period)
 
-The program chooses how many of a week's applicants get each bonus level: the arrivals are
-linear in those counts, so the program stays an LP and its conversion per applicant is the
-concave hull of the menu's points (money per applicant B_j (1 + u_j) p_c, conversion
-(1 + u_j) p_c). Exact when the planner may offer different bonuses to different applicants of
-a week (an A/B offer); for one bonus for everyone it is the hull (a lower bound on the cost),
-and a level under the hull is never chosen. Points of the menu need not be concave: the LP
-takes the hull. The bonus is budgeted in the week the applicant is recruited, at its expected
-value (as the cost per applicant is), in the instance currency.
+(for sign-on bonuses alone every g_j = 0: the channel's cap shared by its levels). The program
+chooses how many of a week's applicants come under each level, so arrivals stay linear and the
+program an LP: what a unit of bonus money buys (conversion, volume) is the concave hull of the
+menu's points. Exact when the planner may offer different levels to different applicants or
+referrers of a week (an A/B offer); for one level for everyone it is the hull (a lower bound on
+that cost), and a level under the hull is never chosen: the menu's points need not be concave.
+The bonus is budgeted in the week the applicant is recruited, at its expected value (as the cost
+per applicant is), in the instance currency.
 
 Everything downstream (arrivals, driver stock, budgets, the evaluator, the DP's channels,
 decomposition) sees variants as channels; only the pool rows are new. ``signon_cost`` splits a
@@ -55,23 +59,25 @@ def base_channel(name: str) -> str:
     return name.split(VARIANT_MARK)[0]
 
 
-def with_signon_bonuses(data: ModelData, menu: list[tuple[int, float, float]]) -> ModelData:
+def with_signon_bonuses(data: ModelData, menu: list[tuple]) -> ModelData:
     """``data`` with one variant channel per menu entry (channel position c, bonus B currency per
-    converted driver, conversion uplift u as a share), appended after the channels in menu order:
-    yield (1 + u) yield[c], cost cost[c] + B (1 + u) p_c, the channel's applicant caps and its
-    committed-decision bounds' shape (variants: none), pooled with c (``applicant_pool``)."""
+    converted driver, conversion uplift u and, optionally, volume uplift g, shares), appended after
+    the channels in menu order: yield (1 + u) yield[c], cost cost[c] + B (1 + u) p_c, applicant cap
+    (1 + g) U[d,c], no committed-decision bound of its own, pooled with c (``applicant_pool``)."""
     if not menu:
         return data
+    menu = [(int(m[0]), float(m[1]), float(m[2]), float(m[3]) if len(m) > 3 else 0.0) for m in menu]
     C = len(data.channels)
-    base = np.array([c for c, _, _ in menu], dtype=int)
-    bonus = np.array([b for _, b, _ in menu], float)
-    uplift = np.array([u for _, _, u in menu], float)
+    base = np.array([m[0] for m in menu], dtype=int)
+    bonus = np.array([m[1] for m in menu], float)
+    uplift = np.array([m[2] for m in menu], float)
+    volume = np.array([m[3] for m in menu], float)
     kernel = np.vstack([data.yield_kernel, data.yield_kernel[base] * (1.0 + uplift)[:, None]])
     conv = data.yield_kernel[base].sum(axis=1)
     cost = np.concatenate([data.cost_per_applicant, data.cost_per_applicant[base] + bonus * (1.0 + uplift) * conv])
     pool = np.arange(C) if data.applicant_pool is None else np.asarray(data.applicant_pool, int)
     signon = np.zeros(C) if data.signon_bonus is None else np.asarray(data.signon_bonus, float)
-    names = tuple(data.channels) + tuple(variant_name(data.channels[c], b) for c, b, _ in menu)
+    names = tuple(data.channels) + tuple(variant_name(data.channels[c], b) for c, b, _, _ in menu)
     source = None if data.channel_source is None else tuple(data.channel_source) + tuple(
         data.channel_source[c] for c in base)
 
@@ -83,11 +89,21 @@ def with_signon_bonuses(data: ModelData, menu: list[tuple[int, float, float]]) -
 
     return replace(
         data, channels=names, yield_kernel=kernel, cost_per_applicant=cost,
-        applicant_cap=np.hstack([data.applicant_cap, data.applicant_cap[:, base]]),
+        applicant_cap=np.hstack([data.applicant_cap, data.applicant_cap[:, base] * (1.0 + volume)[None, :]]),
         applicant_pool=np.concatenate([pool, pool[base]]), signon_bonus=np.concatenate([signon, bonus]),
         channel_source=source, applicants_min=extend(data.applicants_min, 0.0),
         applicants_max=extend(data.applicants_max, np.inf),
     )
+
+
+def pool_weights(data: ModelData, members: np.ndarray) -> np.ndarray:
+    """(D, M) each pool member's coefficient in its ``applicant_pool`` rows: U[d,c] / cap[d,m] =
+    1 / (1 + g_m) (shares of the week's offer per applicant; 1 for the channel itself and for
+    levels that leave the volume alone; 0 where a member's cap is 0)."""
+    cap = data.applicant_cap[:, members]
+    base = cap[:, :1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(cap > 0, base / np.where(cap > 0, cap, 1.0), 0.0)
 
 
 def pool_members(data: ModelData) -> list[np.ndarray]:
@@ -121,13 +137,14 @@ def pool_rows(data: ModelData) -> list[tuple[int, int, int]]:
 
 
 def pooled_applicants(data: ModelData, applicants: np.ndarray) -> np.ndarray:
-    """(D, P, T) applicants per depot, pool (``pool_members``) and period: sum over the pool's
-    channels of x[d,c,t] (applicants/period)."""
+    """(D, P, T) the left-hand side of the ``applicant_pool`` rows per depot, pool
+    (``pool_members``) and period: sum over the pool's channels of x[d,m,t] / (1 + g_m)
+    (``pool_weights``; applicants/period at the channel's own volume)."""
     members = pool_members(data)
     D, _, T = applicants.shape
     out = np.zeros((D, len(members), T))
     for i, chans in enumerate(members):
-        out[:, i, :] = applicants[:, chans, :].sum(axis=1)
+        out[:, i, :] = np.einsum("dmt,dm->dt", applicants[:, chans, :], pool_weights(data, chans))
     return out
 
 
@@ -173,10 +190,9 @@ def bonus_marginal_cost(data: ModelData, applicants: np.ndarray, price: np.ndarr
 
 
 def define_applicant_pool_constraints(m: pyo.ConcreteModel, data: ModelData) -> None:
-    """A channel and its bonus variants share the channel's applicant cap (rows in
-    ``pool_rows`` order).
+    """A channel and its bonus variants share the channel's offer (rows in ``pool_rows`` order).
 
-    sum_{c in pool} x[d,c,t] <= applicant_cap[d,c] L_t             applicants/week (/period)
+    sum_{j in pool} x[d,(c,j),t] / (1 + g_j) <= applicant_cap[d,c] L_t     applicants/week (/period)
     """
     rows = pool_rows(data)
     members = pool_members(data)
@@ -184,7 +200,8 @@ def define_applicant_pool_constraints(m: pyo.ConcreteModel, data: ModelData) -> 
 
     def rule(_m, d, i, t):
         chans = members[i]
-        terms = [m.applicants[data.depots[d], data.channels[c], t + 1] for c in chans
+        weight = pool_weights(data, chans)[d]
+        terms = [float(w) * m.applicants[data.depots[d], data.channels[c], t + 1] for c, w in zip(chans, weight, strict=True)
                  if (data.depots[d], data.channels[c], t + 1) in m.applicants]
         return sum(terms) <= float(data.applicant_cap[d, chans[0]] * length[t])
 

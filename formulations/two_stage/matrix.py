@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from formulations.data import ModelData
 from formulations.two_stage.aggregated import recourse_segments
-from formulations.two_stage.bonus import pool_members, pool_rows
+from formulations.two_stage.bonus import pool_members, pool_rows, pool_weights
 from formulations.two_stage.decisions import applicant_bounds, incentive_bounds
 from formulations.two_stage.drivers import period_factors, period_yield_kernel
 from formulations.two_stage.families import CONSTRAINT_FAMILIES
@@ -165,19 +165,21 @@ def onboarding_cap_rows(data: ModelData, cols: _Columns, layout: Layout) -> _Row
 
 
 def applicant_pool_rows(data: ModelData, cols: _Columns) -> _Rows:
-    """sum_{c in pool} x[d,c,t] <= applicant_cap[d,c] L_t (bonus.define_applicant_pool_constraints)."""
+    """sum_j x[d,(c,j),t] / (1 + g_j) <= applicant_cap[d,c] L_t (bonus.define_applicant_pool_constraints)."""
     rows = pool_rows(data)
     members = pool_members(data)
-    r, c, upper = [], [], []
+    weights = [pool_weights(data, m) for m in members]
+    r, c, v, upper = [], [], [], []
     for i, (d, p, t) in enumerate(rows):
         col = cols.x[d, members[p], t]
-        col = col[col >= 0]
-        r.append(np.full(len(col), i))
-        c.append(col)
+        keep = col >= 0
+        r.append(np.full(int(keep.sum()), i))
+        c.append(col[keep])
+        v.append(weights[p][d][keep])
         upper.append(data.applicant_cap[d, members[p][0]] * data.period_length[t])
     if not rows:
         return _block(0, [], -np.inf, 0.0)
-    return _block(len(rows), [(np.concatenate(r), np.concatenate(c), 1.0)], -np.inf, np.array(upper))
+    return _block(len(rows), [(np.concatenate(r), np.concatenate(c), np.concatenate(v))], -np.inf, np.array(upper))
 
 
 def capacity_definition_rows(data: ModelData, cols: _Columns, layout: Layout) -> _Rows:

@@ -312,10 +312,10 @@ class Instance:
         if not len(bon):
             return []
         source = data.channel_source or data.channels
-        order = bon.sort_values(["bonus_per_driver", "conversion_uplift"], kind="stable")
-        return [(c, float(b), float(u)) for c, name in enumerate(source)
-                for b, u in zip(order.loc[order["channel"] == name, "bonus_per_driver"],
-                                order.loc[order["channel"] == name, "conversion_uplift"], strict=True)]
+        order = bon.assign(applicant_uplift=bon["applicant_uplift"].fillna(0.0)).sort_values(  # empty: no volume uplift
+            ["bonus_per_driver"], kind="stable")
+        return [(c, float(r.bonus_per_driver), float(r.conversion_uplift), float(r.applicant_uplift))
+                for c, name in enumerate(source) for r in order.loc[order["channel"] == name].itertuples()]
 
     def decision_cells(self, channels=None, money=None) -> pd.DataFrame:
         """decisions.csv expanded to the model's cells (optplan.io.decisions.cells)."""
@@ -1001,6 +1001,15 @@ def _bonus_checks(t: dict[str, pd.DataFrame], ok: dict[str, pd.Series], channels
                         [f"{u:g} (conversion {c:g} -> {r:.4g})" for u, c, r in zip(
                             bon.loc[over, "conversion_uplift"], bon.loc[over, "channel"].map(conversion),
                             raised[over], strict=True)])
+    caps = dict(zip(t["channels"]["channel"], pd.to_numeric(t["channels"]["applicant_cap"], errors="coerce"),
+                    strict=False))
+    uncapped = ok["bonuses"] & (bon["applicant_uplift"].astype(float) > 0) & bon["channel"].map(
+        lambda c: not np.isfinite(caps.get(c, np.nan)))
+    if uncapped.any():
+        report.add_many(file, "applicant_uplift", bon.loc[uncapped, "_line"],
+                        f"0 for a channel without an applicant_cap in {t['channels'].attrs['file']} (a volume uplift "
+                        "raises the cap)", [f"{g:g} on channel '{c}', which has no cap" for g, c in zip(
+                            bon.loc[uncapped, "applicant_uplift"], bon.loc[uncapped, "channel"], strict=True)])
     dec = t["decisions"]
     if len(dec) and ok["decisions"].all():
         clash = (dec["channel"].isin(set(bon["channel"])) | dec["channel"].eq(EVERY)) & dec["lever"].eq("applicants")

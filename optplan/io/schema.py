@@ -537,12 +537,17 @@ class SupplyRow(_Strict):
 class BonusRow(_Strict):
     channel: Id = _f("Channel id (in the channel table) whose applicants may be offered this bonus.", "-")
     bonus_per_driver: float = _f(
-        "Sign-on bonus paid to each applicant of the channel who completes onboarding (paid only on "
-        "converted drivers; the plan counts its expected value).", f"{CURRENCY}/driver", gt=0, le=MAX_RATE)
+        "Bonus paid per applicant of the channel who completes onboarding: to the new driver (a sign-on "
+        "bonus) or to the driver who referred them (a referral bonus); paid only on converted drivers, "
+        "the plan counts its expected value.", f"{CURRENCY}/driver", gt=0, le=MAX_RATE)
     conversion_uplift: float = _f(
         "Relative rise of the channel's conversion with this bonus: 0.2 turns a conversion of 0.30 into "
         "0.36 (the timing of first blocks stays the channel's); the raised conversion may not exceed 1.",
         "share", ge=0, le=MAX_UPLIFT)
+    applicant_uplift: float = _f(
+        "Relative rise of the channel's weekly applicant volume with this bonus (a referral bonus brings "
+        "more referrals): 0.5 raises an applicant_cap of 10 to 15 a week; needs the channel's cap.",
+        "share", ge=0, le=MAX_UPLIFT, default=0.0)
 
 
 class IncentiveRow(_Strict):

@@ -222,17 +222,23 @@ class Plan:
         spent under; bonus.bonus_marginal_cost), NaN (empty) from an engine without duals."""
         d = self.data
         if d.signon_bonus is None:
-            return pd.DataFrame(columns=["channel", "signon_bonus", "currency", "applicants", "expected_drivers",
-                                         "expected_bonus_paid", "cost_per_unit"])
+            return pd.DataFrame(columns=["channel", "signon_bonus", "currency", "conversion_uplift", "applicant_uplift",
+                                         "applicants", "expected_drivers", "expected_bonus_paid", "cost_per_unit"])
         levels = np.flatnonzero(d.signon_bonus > 0)
         x = self.decisions.applicants.sum(axis=(0, 2))[levels]
         drivers = signon_drivers(d, self.decisions.applicants).sum(axis=(0, 2))[levels]
         marginal = bonus_marginal_cost(d, self.decisions.applicants, spend_price(d, self.budget_duals))[levels]
         names = np.asarray(d.channels)[levels]
+        base = np.asarray(d.applicant_pool)[levels]  # the channel's own position (its pool id)
+        conv, cap = d.conversion(), d.applicant_cap.max(axis=0)
         return pd.DataFrame({
             "channel": [base_channel(n) for n in names],
             "signon_bonus": d.signon_bonus[levels],
             "currency": d.currency,
+            "conversion_uplift": conv[levels] / np.where(conv[base] > 0, conv[base], 1.0) - 1.0,
+            "applicant_uplift": np.where(np.isfinite(cap[base]) & (cap[base] > 0),
+                                         cap[levels] / np.where(np.isfinite(cap[base]) & (cap[base] > 0), cap[base], 1.0)
+                                         - 1.0, 0.0),
             "applicants": x,
             "expected_drivers": drivers,
             "expected_bonus_paid": drivers * d.signon_bonus[levels],

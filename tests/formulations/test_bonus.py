@@ -31,7 +31,7 @@ from optplan.solvers.standard_form import standard_form
 #: solver's 1e-9 relative noise on the optimum stays below the tolerance).
 FD_RTOL = 1e-3
 FD_STEP = 1e-4
-COLUMNS = ["channel", "bonus_per_driver", "conversion_uplift"]
+COLUMNS = ["channel", "bonus_per_driver", "conversion_uplift", "applicant_uplift"]
 
 
 def with_bonuses(inst, rows, cap="keep"):
@@ -42,7 +42,7 @@ def with_bonuses(inst, rows, cap="keep"):
         ch = tables["channels"].copy()
         ch["applicant_cap"] = cap
         tables["channels"] = ch
-    tables["bonuses"] = pd.DataFrame(rows, columns=COLUMNS)
+    tables["bonuses"] = pd.DataFrame([(*r, 0.0)[:4] for r in rows], columns=COLUMNS)
     return optplan.from_tables(inst.manifest, tables)
 
 
@@ -95,14 +95,38 @@ def test_hand_worked_capped_channel_shares_its_cap():
     assert ev.violations["applicant_pool"] == pytest.approx(10.0)
 
 
+def test_hand_worked_referral_bonus_raises_the_volume():
+    """tiny_spec with the channel capped at 10 applicants a week (680 USD, above). A referral bonus
+    of 4 USD per converted driver bringing half as many applicants again (cap 15): 12 USD per
+    applicant, 24 per driver, against 200 USD of unserved work a driver saves (2 blocks). Week 2
+    needs 13.8 applicants. Offering the bonus a share theta of the week: x0 <= 10 (1 - theta),
+    x1 <= 15 theta; the cheapest mix meeting x0 + x1 = 13.8 is theta = 0.76: x0 = 2.4 at 10 USD,
+    x1 = 11.4 at 12 USD, 160.8 USD (offering it to all, 13.8 x 12 = 165.6, is dearer: the hull
+    mixes), plus 200 USD unserved in week 1: 360.8 USD. A referral bonus of 200 USD (110 USD per
+    applicant, 220 per driver > 200) is not offered: 680 USD."""
+    base = build(tiny_spec())
+    plan = optplan.solve(with_bonuses(base, [("ads", 4.0, 0.0, 0.5)], cap=10.0))
+    assert plan.status.objective == pytest.approx(360.8, rel=OBJ_RTOL)
+    assert plan.evaluation.expected_cost == pytest.approx(360.8, rel=OBJ_RTOL)
+    np.testing.assert_allclose(plan.decisions.applicants[0], [[2.4, 0.0], [11.4, 0.0]], atol=X_ATOL)
+    row = plan.bonuses.iloc[0]
+    assert (row.applicant_uplift, row.conversion_uplift, row.expected_bonus_paid) == pytest.approx((0.5, 0.0, 22.8))
+    dear = optplan.solve(with_bonuses(base, [("ads", 200.0, 0.0, 0.5)], cap=10.0))
+    assert dear.status.objective == pytest.approx(680.0, rel=OBJ_RTOL)
+    # a bonus that does both: +50 % volume and +20 % conversion at 4 USD (12.4 USD per applicant)
+    both = optplan.solve(with_bonuses(base, [("ads", 4.0, 0.2, 0.5)], cap=10.0))
+    assert both.evaluation.expected_cost == pytest.approx(both.status.objective, rel=OBJ_RTOL)
+    assert both.status.objective < 360.8
+
+
 def _pooled_case(seed):
     """A random small case with a bonus menu on every channel (two levels on the first) and its
     random decisions extended to the variants."""
     data, dec = random_case(seed)
     C = len(data.channels)
-    menu = [(c, 20.0 + 10 * c, 0.1 + 0.05 * c) for c in range(C)] + [(0, 60.0, 0.25)]
+    menu = [(c, 20.0 + 10 * c, 0.1 + 0.05 * c, 0.0) for c in range(C)] + [(0, 60.0, 0.25, 0.4), (0, 30.0, 0.0, 0.8)]
     conv = data.conversion()
-    menu = [(c, b, min(u, 1.0 / max(conv[c], 1e-9) - 1.0)) for c, b, u in menu]
+    menu = [(c, b, min(u, 1.0 / max(conv[c], 1e-9) - 1.0), g) for c, b, u, g in menu]
     pooled = with_signon_bonuses(data, menu)
     rng = np.random.default_rng(seed)
     mask = pooled.recruit_mask()
@@ -146,7 +170,7 @@ def test_marginal_value_is_the_finite_difference():
     budgets' shadow prices: 62.25 where the drivers alone would say 16.5)."""
     base = build(tiny_spec())
     gen = optplan.generate_instance(depots=3, weeks=10, scenarios=5, seed=4, budget_tightness=0.7)
-    for inst, rows in ((base, [("ads", 2.0, 0.5)]), (gen, [("job_board", 5.0, 0.5), ("referral", 8.0, 0.3)])):
+    for inst, rows in ((base, [("ads", 2.0, 0.5)]), (gen, [("job_board", 5.0, 0.5), ("referral", 8.0, 0.3, 0.4)])):
         plan = optplan.solve(with_bonuses(inst, rows))
         used = plan.bonuses[plan.bonuses["applicants"] > 1e-6]
         assert len(used), "the case must take a bonus"
@@ -154,12 +178,12 @@ def test_marginal_value_is_the_finite_difference():
             h = FD_STEP * row.signon_bonus
 
             def optimum(bonus, row=row, inst=inst, rows=rows):
-                menu = [(c, bonus if (c, b) == (row.channel, row.signon_bonus) else b, u) for c, b, u in rows]
+                menu = [(c, bonus if (c, b) == (row.channel, row.signon_bonus) else b, *rest) for c, b, *rest in rows]
                 return optplan.solve(with_bonuses(inst, menu)).status.objective
 
             fd = (optimum(row.signon_bonus + h) - optimum(row.signon_bonus - h)) / (2 * h)
             assert row.cost_per_unit == pytest.approx(fd, rel=FD_RTOL), row
-    assert plan.budgets["binding"].sum() >= 2 and row.cost_per_unit > 2 * row.expected_drivers
+    assert plan.budgets["binding"].any() and row.cost_per_unit > 2 * row.expected_drivers
 
 
 def test_every_engine_takes_the_bonus_and_the_dp_refuses_a_shared_cap():
@@ -200,6 +224,8 @@ def test_bad_menus_are_refused_one_line_each():
     assert any("bonus_per_driver" in line and "found -1" in line for line in lines), lines
     with pytest.raises(InstanceError, match="duplicate|more than once"):
         with_bonuses(base, [("ads", 2.0, 0.5), ("ads", 2.0, 0.3)])
+    with pytest.raises(InstanceError, match="applicant_uplift.*no cap"):
+        with_bonuses(base, [("ads", 2.0, 0.0, 0.5)])  # a volume uplift on an uncapped channel
     decided = dict(with_bonuses(base, [("ads", 2.0, 0.5)]).tables)
     decided["decisions"] = pd.DataFrame([{"depot": "A", "channel": "ads", "week": 1, "lever": "applicants",
                                           "rule": "fixed", "value": 3.0, "currency": ""}])
