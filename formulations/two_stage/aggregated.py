@@ -146,6 +146,13 @@ class RecourseCurve:
         return np.unique(p[p > 0])
 
 
+#: Elements of one (depots, T, K, S) comparison block in ``recourse_segments`` (about 128 MB as
+#: float64): at 1000 depots x 104 weeks x 100 scenarios the whole block would be 2 billion
+#: elements (the command was killed for memory); chunks of depots keep it bounded and give the
+#: same numbers (the sums run over scenarios, within a depot-week).
+COMPARE_CHUNK = 16_000_000
+
+
 def recourse_segments(data: ModelData, demand: np.ndarray | None = None,
                       probability: np.ndarray | None = None, depots=None) -> RecourseSegments:
     """Segment form of phi_dt (see the module docstring) for demand (D, T, S) with scenario
@@ -189,14 +196,20 @@ def recourse_segments(data: ModelData, demand: np.ndarray | None = None,
     # the expected unserved and idle blocks are piecewise linear on the same segments: each
     # segment lies in one regime per scenario (its breakpoints are all of them), read at its middle
     mid = starts + np.where(np.isfinite(length), 0.5 * np.where(np.isfinite(length), length, 0.0), 1.0)  # (D, T, K)
-    if p.ndim == 1:  # scenarios: (D, T, K, S) comparisons, small enough
+    if p.ndim == 1:  # scenarios: (d, T, K, S) comparisons, a chunk of depots at a time (memory bounded)
         Pk = P[None, :, None, :]  # (1, 1, 1, S)
-        below = mid[..., None] < demand[:, :, None, :]  # (D, T, K, S)
-        unserved_slope = -(below * Pk).sum(axis=3)
-        if surge_pays(data):
-            short = mid[..., None] < (demand / (1.0 + sigma))[:, :, None, :]
-            unserved_slope = np.where(pays, -(1.0 + sigma) * (short * Pk).sum(axis=3), unserved_slope)
-        idle_slope = ((mid[..., None] > demand[:, :, None, :]) * Pk).sum(axis=3)
+        unserved_slope, idle_slope = np.empty(mid.shape), np.empty(mid.shape)
+        K = mid.shape[2]
+        step = max(1, COMPARE_CHUNK // max(1, T * K * S))  # depots per chunk
+        for lo in range(0, D, step):
+            part = slice(lo, lo + step)
+            m, dem = mid[part][..., None], demand[part][:, :, None, :]
+            lost = -((m < dem) * Pk).sum(axis=3)
+            if surge_pays(data):
+                short = m < (dem / (1.0 + sigma))
+                lost = np.where(pays[part], -(1.0 + sigma) * (short * Pk).sum(axis=3), lost)
+            unserved_slope[part] = lost
+            idle_slope[part] = ((m > dem) * Pk).sum(axis=3)
     else:  # week points (S x J of them, K ~ 2 S J segments): weights above/below each midpoint by sorting
         weights = np.broadcast_to(P, (T, S))
         unserved_slope = -_weight_beyond(demand, weights, mid, above=True)

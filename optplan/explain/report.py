@@ -83,6 +83,7 @@ class Report:
             "spend_by_week_channel.csv": spend_by_week_channel(self.plan),
             "funnel_yields.csv": funnel_yields(self.plan.data),
             "applicants.csv": self.plan.applicants,
+            **({"bonuses.csv": self.plan.bonuses} if self.plan.data.signon_bonus is not None else {}),
             **({"monitor_by_depot.csv": self.monitor.by_depot,
                 "monitor_alerts.csv": pd.DataFrame(self.monitor.alerts, columns=["kind", "where", "week", "value", "message"])}
                if self.monitor is not None else {}),
@@ -355,6 +356,11 @@ valid while the cap stays in the range shown.</p>
 before the channel is used more. Range where the plan keeps its shape: the costs per applicant over which the
 plan uses the same channels and runs up against the same caps.</p>
 {{ channels }}
+{% if bonuses %}<h3>Sign-on and referral bonuses</h3>
+<p class="note">Each level of the bonus menu: the applicants recruited under it, the drivers expected to convert
+under it, the bonus expected to be paid (part of recruiting) and what one more unit of bonus per driver would
+cost (<i>cost_per_unit</i>: the drivers under it, times one plus the shadow prices of the budgets it is spent under).</p>
+{{ bonuses }}{% endif %}
 <h2>Budget frontier</h2>
 <figure>{{ plots.frontier }}</figure>
 {{ frontier }}
@@ -432,6 +438,11 @@ def planner_sentences(r: Report) -> list[str]:
         if row.applicants <= 0 and row.cheaper_by_to_recruit_more > 0:
             out.append(f"Channel {row.channel} is not used: an applicant would have to cost "
                        f"{row.cheaper_by_to_recruit_more:,.4g} {cur} less ({row.cost_per_applicant:,.4g} now) before it is.")
+    for row in r.plan.bonuses.itertuples(index=False):
+        if row.applicants > 0:
+            out.append(f"A bonus of {row.signon_bonus:,.4g} {cur} per driver on {row.channel} pays: "
+                       f"{row.expected_drivers:,.1f} drivers are expected to convert under it ({row.expected_bonus_paid:,.2f} "
+                       f"{cur} paid).")
     if not out:
         out.append("No budget or cap binds and every channel is in use: another " + cur + " buys nothing.")
     return out
@@ -472,6 +483,7 @@ def render_html(r: Report) -> str:
         marginal=Markup(_html_table(r.marginal_values[r.marginal_values["shadow_price"] != 0], cur)
                         if (r.marginal_values["shadow_price"] != 0).any() else "<p>No budget or cap binds.</p>"),
         channels=Markup(_html_table(channels, cur)),
+        bonuses=Markup(_html_table(r.plan.bonuses, cur)) if r.plan.data.signon_bonus is not None else "",
         targets=Markup(_html_table(_targets_shown(r.plan.targets), cur)) if len(r.plan.targets) else "",
         service=Markup(_html_table(r.plan.service[["depot", "region", "service_level", "driver_utilisation",
                                                    "blocks_per_driver_week", "demand_blocks", "unserved_blocks",
