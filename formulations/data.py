@@ -301,11 +301,24 @@ class ModelData:
         return (self.incentive_width > 0) & (self.incentive_rate > 0)
 
     def for_depot(self, d: int) -> ModelData:
-        """Depot d alone, without budgets (the subproblem of a depot decomposition: depots
-        are coupled only through the budget rows, which the decomposition's master holds)."""
+        """Depot d alone, without budgets and without the network's and regions' targets (the
+        subproblem of a depot decomposition: depots are coupled only through the budget rows,
+        which the decomposition's master holds); its expected cost is depot d's share of the
+        network's (the cost is a sum over depots)."""
         keep = [d]
+
+        def own(a):  # a per-depot array (D,) or None
+            return None if a is None else np.asarray(a)[keep]
+
         return _replace(
             self,
+            terminal_value=own(self.terminal_value),
+            service_target=own(self.service_target),
+            utilisation_floor=own(self.utilisation_floor),
+            earnings_floor=own(self.earnings_floor),
+            scenario_service_level=own(self.scenario_service_level),
+            network_service_target=float("nan"),
+            region_service_target=None,
             depots=(self.depots[d],),
             regions=(self.regions[d],),
             initial_active=self.initial_active[keep],

@@ -311,23 +311,64 @@ def _repair(data: ModelData, decisions: Decisions, weeks: int, max_repairs: int 
     x, z = decisions.applicants.copy(), decisions.incentive_spend.copy()
     repairs = 0
     excess = _excess(data, Decisions(x, z))
+    one: dict[int, ModelData] = {}  # each depot alone: the expected cost is a sum over depots
+
+    def depot_cost(d: int) -> float:  # depot d's share of the expected cost (currency)
+        if d not in one:
+            one[d] = data.for_depot(d)
+        return evaluate_decisions(one[d], Decisions(x[d:d + 1], z[d:d + 1])).expected_cost
+
+    cost_now: dict[int, float] = {}
     while excess > 0 and repairs < max_repairs:
-        best, best_cost, best_excess = None, np.inf, excess
-        for kind, arr, cells in (("x", x, np.argwhere(x[:, :, :weeks] >= 1)), ("z", z, np.argwhere(z[:, :weeks] >= 1))):
+        helps = _cells_that_can_help(data, Decisions(x, z), weeks)  # (D, T): depot-weeks under a broken cap
+        best, best_rise, best_excess = None, np.inf, excess
+        for kind, arr, cells in (("x", x, np.argwhere((x[:, :, :weeks] >= 1) & helps[:, None, :weeks])),
+                                 ("z", z, np.argwhere((z[:, :weeks] >= 1) & helps[:, :weeks, None]))):
             for cell in map(tuple, cells):
+                d = int(cell[0])
                 arr[cell] -= 1
-                trial = Decisions(x, z)
-                after = _excess(data, trial)
-                cost = evaluate_decisions(data, trial).expected_cost if after < excess else np.inf
+                after = _excess(data, Decisions(x, z))
+                if after < excess:
+                    if d not in cost_now:
+                        arr[cell] += 1
+                        cost_now[d] = depot_cost(d)
+                        arr[cell] -= 1
+                    rise = depot_cost(d) - cost_now[d]  # the other depots' costs are unchanged
+                else:
+                    rise = np.inf
                 arr[cell] += 1
-                if cost < best_cost:
-                    best, best_cost, best_excess = (kind, cell), cost, after
+                if rise < best_rise:
+                    best, best_rise, best_excess = (kind, cell), rise, after
         if best is None:
             break
         (x if best[0] == "x" else z)[best[1]] -= 1
+        cost_now.pop(int(best[1][0]), None)
         excess = best_excess
         repairs += 1
     return Decisions(x, z), repairs
+
+
+def _cells_that_can_help(data: ModelData, decisions: Decisions, weeks: int) -> np.ndarray:
+    """(D, T) True for depot-weeks whose orders enter a broken cap: the spend of (d, t) under a
+    budget row over its cap (total, week t, d's region or country), or any week of a depot whose
+    onboarding cap is broken (an applicant of an earlier week arrives later). Removing an order
+    elsewhere cannot reduce ``_excess``: the repair tries only these (at 1000 depots trying every
+    order took hours)."""
+    D, _, T, _ = data.shape
+    helps = np.zeros((D, T), bool)
+    for family, (keys, used, caps) in budget_usage(data, decisions).items():
+        for key, u, cap in zip(keys, used, caps, strict=True):
+            if u - cap * (1 + BUDGET_RTOL) <= 0:
+                continue
+            if family == "budget_total":
+                helps[:] = True
+            elif family == "budget_week":
+                helps[:, int(key) - 1] = True
+            else:
+                helps[data.budget_groups(family) == key, :] = True
+    arrivals, _, _ = simulate_drivers(data, decisions)
+    helps[(onboarding_excess(data, arrivals) > 0).any(axis=1), :] = True
+    return helps
 
 
 def read_plan(folder: str | Path, data: ModelData) -> Decisions:
