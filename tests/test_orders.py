@@ -8,6 +8,7 @@ import itertools
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -284,3 +285,29 @@ def test_rounding_that_needs_many_repairs_or_costs_more_goes_to_the_mip():
     orders = make_orders(plan.data, plan.decisions, plan.start_date, 2)
     assert orders.method == "the MIP on the first weeks with the rest of the plan fixed"
     assert orders.rounding_share > ROUNDING_ACCEPT  # the MIP's best, 0.053 %, is itself above the bar
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_repairs_excess_after_one_removal_is_the_excess_recomputed(seed):
+    """orders._Excess.without (a removal priced without re-evaluating the network: at 1000 depots
+    the repair re-evaluated everything for every order and took hours) equals _excess of the
+    decisions with that order removed: budgets, onboarding caps and bonus pools broken on purpose."""
+    from formulations.two_stage.bonus import with_signon_bonuses
+    from optplan.planning.orders import _Excess, _excess
+
+    inst = optplan.generate_instance(depots=4, weeks=8, scenarios=3, seed=seed, budget_tightness=0.5)
+    data = with_signon_bonuses(inst.model_data(), [(1, 30.0, 0.2, 0.5), (0, 20.0, 0.1)])
+    data = replace(data, onboarding_cap=np.full(4, 1.5))
+    rng = np.random.default_rng(seed)
+    x = np.floor(rng.uniform(0, 1.4, data.applicant_cap.shape + (8,)) * np.minimum(data.applicant_cap, 30)[:, :, None])
+    z = np.floor(rng.uniform(0, 1, (4, 8, data.incentive_width.shape[1])) * data.incentive_width[:, None, :])
+    dec = Decisions(x, z)
+    now = _Excess(data, dec)
+    assert now.total == pytest.approx(_excess(data, dec), rel=1e-12) and now.total > 0
+    cells = [("x", tuple(c)) for c in np.argwhere(x >= 1)] + [("z", tuple(c)) for c in np.argwhere(z >= 1)]
+    for kind, cell in [cells[i] for i in rng.choice(len(cells), size=min(40, len(cells)), replace=False)]:
+        arr = x if kind == "x" else z
+        arr[cell] -= 1
+        expected = _excess(data, Decisions(x, z))
+        arr[cell] += 1
+        assert now.without(kind, cell) == pytest.approx(expected, rel=1e-9, abs=1e-9), (kind, cell)

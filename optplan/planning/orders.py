@@ -50,11 +50,12 @@ import pandas as pd
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 
 from formulations.data import Decisions, ModelData
+from formulations.two_stage.bonus import pool_excess, pool_members, pool_weights
 from formulations.two_stage.budgets import budget_usage
 from formulations.two_stage.decisions import applicant_bounds
-from formulations.two_stage.drivers import IncentiveCurve, onboarding_excess, simulate_drivers
+from formulations.two_stage.drivers import IncentiveCurve, onboarding_excess, period_yield_kernel, simulate_drivers
 from optplan.errors import EngineUnavailableError, InstanceError, NoSolutionError, OptionError, Problem
-from optplan.evaluation.evaluator import check_feasibility, evaluate_decisions
+from optplan.evaluation.evaluator import FEASIBILITY_ATOL, evaluate_decisions
 from optplan.io.atomic import csv_text, json_text, write_files
 from optplan.io.inputs import read_csv_strings
 from optplan.solvers import Deadline, SolveOptions, solve_data
@@ -293,14 +294,87 @@ def _whole_spend(data: ModelData, z: np.ndarray) -> np.ndarray:
 
 
 def _excess(data: ModelData, decisions: Decisions) -> float:
-    """How far the orders break the budgets (currency over the caps, beyond BUDGET_RTOL) and
-    the onboarding caps (new drivers beyond the caps): 0 when everything holds."""
-    over = sum(max(0.0, u - cap * (1 + BUDGET_RTOL)) for keys, used, caps in budget_usage(data, decisions).values()
-               for u, cap in zip(used, caps, strict=True))
-    if "onboarding_cap" in check_feasibility(data, decisions):
+    """How far the orders break the budgets (currency over the caps, beyond BUDGET_RTOL), the
+    onboarding caps (new drivers beyond the caps) and the applicant pools of bonus levels
+    (applicants beyond a channel's offer): 0 when everything holds."""
+    return _Excess(data, decisions).total
+
+
+class _Excess:
+    """``_excess`` of some decisions, and what it becomes when one order (an applicant of cell
+    (d, c, t), or a currency unit of incentive spend (d, t, g)) is removed, without re-evaluating
+    the network: the budget rows' usage drops by that order's spend (budgets.budget_usage), only
+    depot d's arrivals and onboarding excess change (drivers.recruited_arrivals, one channel's
+    kernel row), and only its pool row of week t (bonus.pool_excess)."""
+
+    def __init__(self, data: ModelData, decisions: Decisions):
+        self.data = data
+        D, C, T, _ = data.shape
+        rows, used, caps = [], [], []
+        for family, (keys, u, cap) in budget_usage(data, decisions).items():
+            for key, ui, ci in zip(keys, u, cap, strict=True):
+                mask = np.zeros((D, T), bool)
+                if family == "budget_total":
+                    mask[:] = True
+                elif family == "budget_week":
+                    mask[:, int(key) - 1] = True
+                else:
+                    mask[data.budget_groups(family) == key, :] = True
+                rows.append(mask)
+                used.append(ui)
+                caps.append(ci * (1 + BUDGET_RTOL))
+        self.rows = np.array(rows, bool).reshape(len(rows), D, T)
+        self.used, self.caps = np.array(used, float), np.array(caps, float)
         arrivals, _, _ = simulate_drivers(data, decisions)
-        over += float(np.maximum(onboarding_excess(data, arrivals), 0.0).sum())
-    return over
+        self.onb = onboarding_excess(data, arrivals)  # (D, T) drivers over the cap (<= 0 where it holds)
+        finite = np.where(np.isfinite(data.onboarding_cap), data.onboarding_cap, 0.0)
+        self.onb_tol = FEASIBILITY_ATOL * max(1.0, float(np.max(finite, initial=1.0)))
+        self.onb_max = np.max(self.onb, axis=1, initial=-np.inf)  # (D,)
+        self.pool = pool_excess(data, decisions.applicants)  # (D, P, T)
+        self.members = pool_members(data)
+        self.weights = [pool_weights(data, m) for m in self.members]
+        self.kernel = period_yield_kernel(data) if data.has_periods else None
+
+    def _budget(self, used: np.ndarray) -> float:
+        return float(np.maximum(used - self.caps, 0.0).sum())
+
+    def _onboarding(self, onb_max: np.ndarray, onb: np.ndarray) -> float:
+        # as the evaluator flags it: counted when some depot-week is over the cap beyond its tolerance
+        return float(np.maximum(onb, 0.0).sum()) if np.max(onb_max, initial=-np.inf) > self.onb_tol else 0.0
+
+    @property
+    def total(self) -> float:
+        return self._budget(self.used) + self._onboarding(self.onb_max, self.onb) + float(
+            np.maximum(self.pool, 0.0).sum())
+
+    def without(self, kind: str, cell: tuple) -> float:
+        """``total`` after removing one order at ``cell`` (kind "x": (d, c, t); "z": (d, t, g))."""
+        data = self.data
+        d, t = int(cell[0]), int(cell[2] if kind == "x" else cell[1])
+        spend = float(data.cost_per_applicant[cell[1]]) if kind == "x" else 1.0
+        over = self._budget(self.used - spend * self.rows[:, d, t])
+        pool = float(np.maximum(self.pool, 0.0).sum())
+        if kind != "x":
+            return over + self._onboarding(self.onb_max, self.onb) + pool
+        c = int(cell[1])
+        T = data.n_weeks
+        if self.kernel is not None:
+            drop = self.kernel[c, t]  # (T,) arrivals by period of one applicant of period t
+        else:
+            drop = np.zeros(T)
+            k = data.yield_kernel[c, : max(0, T - t)]
+            drop[t:t + len(k)] = k
+        row = self.onb[d] - drop
+        onb = self.onb.copy()
+        onb[d] = row
+        onb_max = self.onb_max.copy()
+        onb_max[d] = np.max(row, initial=-np.inf)
+        for i, chans in enumerate(self.members):
+            hit = np.flatnonzero(chans == c)
+            if len(hit):
+                before = self.pool[d, i, t]
+                pool += max(before - self.weights[i][d, hit[0]], 0.0) - max(before, 0.0)
+        return over + self._onboarding(onb_max, onb) + pool
 
 
 def _repair(data: ModelData, decisions: Decisions, weeks: int, max_repairs: int = MAX_REPAIRS) -> tuple[Decisions, int]:
@@ -321,13 +395,14 @@ def _repair(data: ModelData, decisions: Decisions, weeks: int, max_repairs: int 
     cost_now: dict[int, float] = {}
     while excess > 0 and repairs < max_repairs:
         helps = _cells_that_can_help(data, Decisions(x, z), weeks)  # (D, T): depot-weeks under a broken cap
+        now = _Excess(data, Decisions(x, z))
         best, best_rise, best_excess = None, np.inf, excess
         for kind, arr, cells in (("x", x, np.argwhere((x[:, :, :weeks] >= 1) & helps[:, None, :weeks])),
                                  ("z", z, np.argwhere((z[:, :weeks] >= 1) & helps[:, :weeks, None]))):
             for cell in map(tuple, cells):
                 d = int(cell[0])
+                after = now.without(kind, cell)
                 arr[cell] -= 1
-                after = _excess(data, Decisions(x, z))
                 if after < excess:
                     if d not in cost_now:
                         arr[cell] += 1
@@ -368,6 +443,8 @@ def _cells_that_can_help(data: ModelData, decisions: Decisions, weeks: int) -> n
                 helps[data.budget_groups(family) == key, :] = True
     arrivals, _, _ = simulate_drivers(data, decisions)
     helps[(onboarding_excess(data, arrivals) > 0).any(axis=1), :] = True
+    over = pool_excess(data, decisions.applicants) > 0  # (D, P, T) a bonus pool over its channel's offer
+    helps |= over.any(axis=1)
     return helps
 
 
