@@ -26,6 +26,7 @@ from optplan.solvers.base import (
     SolveOptions,
     SolveResult,
     engine_capabilities,
+    engine_names,
     get_engine,
     refusal,
 )
@@ -38,6 +39,11 @@ DEFAULT_CHAIN = ("highs", "glop", "dp")
 #: Share of a time limit that exact engines leave for a heuristic later in the chain (the DP's
 #: first plan: one DP per depot, about 0.05-0.1 s per depot-year on this machine).
 RESERVE_SHARE = 0.1
+#: From this many depot-week-scenarios on, the default chain tries the depot decomposition first:
+#: one LP of that size is beyond HiGHS in minutes (1000 x 104 x 100: 20.3 million columns, no
+#: feasible plan after 741 s; the decomposition's plan, optimal, in 435 s, docs/performance.md),
+#: while 500 x 104 x 50 (2.6 million) solves in one LP within its 5-minute target.
+DECOMPOSE_SIZE = 5_000_000
 
 
 class AutoEngine:
@@ -58,9 +64,23 @@ class AutoEngine:
     def _capabilities(self, name: str):
         return self.engines[name].capabilities if name in self.engines else engine_capabilities(name)
 
-    def _heuristic_after(self, name: str) -> bool:
-        later = self.chain[self.chain.index(name) + 1:]
+    def _heuristic_after(self, name: str, chain: tuple[str, ...] | None = None) -> bool:
+        chain = chain or self.chain
+        later = chain[chain.index(name) + 1:]
         return any(not self._capabilities(n).exact for n in later)
+
+    def chain_for(self, data: ModelData, options: SolveOptions) -> tuple[tuple[str, ...], str]:
+        """The chain for this instance, and why it differs from the default (""): at
+        DECOMPOSE_SIZE depot-week-scenarios and more, the depot decomposition first, when it can
+        state the instance and the options (an LP: no integer applicants, no CVaR)."""
+        D, _, T, S = data.shape
+        size = D * T * S
+        if (self.chain != DEFAULT_CHAIN or size < DECOMPOSE_SIZE or options.integer or "decompose" in self.chain
+                or "decompose" not in engine_names() or refusal(data, options, self._capabilities("decompose"))):
+            return self.chain, ""
+        why = (f"decompose first: {D} depots x {T} weeks x {S} scenarios = {size:,} depot-week-scenarios (at least "
+               f"{DECOMPOSE_SIZE:,}) make one LP too large for HiGHS in minutes; the depots are solved as subproblems")
+        return ("decompose", *self.chain), why
 
     def _engine(self, name: str):
         return self.engines[name] if name in self.engines else get_engine(name)
@@ -69,7 +89,10 @@ class AutoEngine:
         reasons: list[str] = []
         last: Exception | None = None
         out_of_time = False
-        for name in self.chain:
+        chain, chosen = self.chain_for(data, options)
+        if chosen:
+            log.info("auto: %s", chosen)
+        for name in chain:
             engine = self._engine(name)
             missing = refusal(data, options, engine.capabilities)
             if missing is not None:  # the one table of what an engine must state (base.FEATURES)
@@ -95,7 +118,7 @@ class AutoEngine:
             if reasons and deadline.expired():
                 break
             budget = deadline
-            if engine.capabilities.exact and deadline.seconds is not None and self._heuristic_after(name):
+            if engine.capabilities.exact and deadline.seconds is not None and self._heuristic_after(name, chain):
                 # keep a share of the budget for the heuristic's first plan, in case this engine has none
                 budget = deadline.shortened(self.reserve_share * deadline.seconds)
             try:
@@ -112,6 +135,9 @@ class AutoEngine:
                 continue
             if reasons:
                 result.status = replace(result.status, fallback="; ".join(reasons))
+            if chosen:  # the chain itself was chosen by size: say so beside the engine's own message
+                result.status = replace(result.status, message="; ".join(m for m in (f"auto: {chosen}",
+                                                                                     result.status.message) if m))
             return result
         detail = "; ".join(reasons) or "no engine in the chain"
         if deadline.expired():

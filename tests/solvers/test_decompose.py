@@ -248,3 +248,22 @@ def test_prices_that_have_not_settled_are_not_reported_and_the_status_says_why(m
         pytest.skip("this instance converged exactly at once: nothing to withhold")
     assert result.duals == {} and result.status.has_solution
     assert "budget shadow prices not reported" in result.status.message and "--engine highs" in result.status.message
+
+
+def test_auto_tries_the_decomposition_first_from_its_size_on_and_says_why(monkeypatch):
+    """At 1000 x 104 x 100 one LP gave HiGHS no feasible plan in 741 s and auto fell back to the
+    DP (18 minutes, not optimal); the decomposition's plan was optimal in 435 s. From
+    DECOMPOSE_SIZE depot-week-scenarios on, auto puts it first and the status says why (here the
+    threshold is lowered to a small instance's size); integer applicants keep HiGHS (a MIP)."""
+    import optplan.solvers.auto as auto
+
+    inst = optplan.generate_instance(depots=3, weeks=6, scenarios=4, seed=2, budget_tightness=0.7)
+    below = optplan.solve(inst)
+    assert "decompose" not in below.status.engine
+    monkeypatch.setattr(auto, "DECOMPOSE_SIZE", 3 * 6 * 4)
+    plan = optplan.solve(inst)
+    assert plan.status.engine.startswith("decompose"), plan.status.engine
+    assert "auto: decompose first: 3 depots x 6 weeks x 4 scenarios = 72" in plan.status.message
+    assert plan.status.complete and plan.status.fallback is None
+    assert plan.status.objective == pytest.approx(below.status.objective, rel=1e-6)
+    assert "decompose" not in optplan.solve(inst, integer=True).status.engine
