@@ -38,6 +38,21 @@ def total_spend(data: ModelData, applicants: np.ndarray, incentive_spend: np.nda
     return recruiting_spend(data, applicants) + incentive_spend.sum(axis=-1)
 
 
+def budget_row_cover(data: ModelData, family: str, key) -> np.ndarray:
+    """(D, T) True for the depot-weeks whose spend enters budget row ``key`` of ``family``
+    (``Layout.budget_rows`` keys): every one for the total, week ``key`` (1-based) for a weekly
+    cap, the depots of region or country ``key`` for a group cap."""
+    D, T = len(data.depots), data.n_weeks
+    cover = np.zeros((D, T), bool)
+    if family == "budget_total":
+        cover[:] = True
+    elif family == "budget_week":
+        cover[:, int(key) - 1] = True
+    else:
+        cover[data.budget_groups(family) == key, :] = True
+    return cover
+
+
 def spend_price(data: ModelData, duals: dict[tuple[str, str], float]) -> np.ndarray:
     """(D, T) what one more currency unit spent by depot d in period t costs beyond itself at the
     optimum (currency per currency): the sum of the shadow prices -dual >= 0 of the budget rows that
@@ -50,13 +65,7 @@ def spend_price(data: ModelData, duals: dict[tuple[str, str], float]) -> np.ndar
     for family, keys in Layout(data).budget_rows().items():
         scope = BUDGET_FAMILIES[family]
         for key in keys:
-            p = -duals.get((scope, str(key)), np.nan) + 0.0
-            if family == "budget_total":
-                price += p
-            elif family == "budget_week":
-                price[:, int(key) - 1] += p
-            else:
-                price[data.budget_groups(family) == key, :] += p
+            price[budget_row_cover(data, family, key)] += -duals.get((scope, str(key)), np.nan) + 0.0
     return price
 
 

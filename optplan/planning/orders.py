@@ -51,7 +51,7 @@ from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondi
 
 from formulations.data import Decisions, ModelData
 from formulations.two_stage.bonus import pool_excess, pool_members, pool_weights
-from formulations.two_stage.budgets import budget_usage
+from formulations.two_stage.budgets import budget_row_cover, budget_usage
 from formulations.two_stage.decisions import applicant_bounds
 from formulations.two_stage.drivers import IncentiveCurve, onboarding_excess, period_yield_kernel, simulate_drivers
 from optplan.errors import EngineUnavailableError, InstanceError, NoSolutionError, OptionError, Problem
@@ -313,14 +313,7 @@ class _Excess:
         rows, used, caps = [], [], []
         for family, (keys, u, cap) in budget_usage(data, decisions).items():
             for key, ui, ci in zip(keys, u, cap, strict=True):
-                mask = np.zeros((D, T), bool)
-                if family == "budget_total":
-                    mask[:] = True
-                elif family == "budget_week":
-                    mask[:, int(key) - 1] = True
-                else:
-                    mask[data.budget_groups(family) == key, :] = True
-                rows.append(mask)
+                rows.append(budget_row_cover(data, family, key))
                 used.append(ui)
                 caps.append(ci * (1 + BUDGET_RTOL))
         self.rows = np.array(rows, bool).reshape(len(rows), D, T)
@@ -433,14 +426,8 @@ def _cells_that_can_help(data: ModelData, decisions: Decisions, weeks: int) -> n
     helps = np.zeros((D, T), bool)
     for family, (keys, used, caps) in budget_usage(data, decisions).items():
         for key, u, cap in zip(keys, used, caps, strict=True):
-            if u - cap * (1 + BUDGET_RTOL) <= 0:
-                continue
-            if family == "budget_total":
-                helps[:] = True
-            elif family == "budget_week":
-                helps[:, int(key) - 1] = True
-            else:
-                helps[data.budget_groups(family) == key, :] = True
+            if u - cap * (1 + BUDGET_RTOL) > 0:
+                helps |= budget_row_cover(data, family, key)
     arrivals, _, _ = simulate_drivers(data, decisions)
     helps[(onboarding_excess(data, arrivals) > 0).any(axis=1), :] = True
     over = pool_excess(data, decisions.applicants) > 0  # (D, P, T) a bonus pool over its channel's offer
