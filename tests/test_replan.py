@@ -209,6 +209,41 @@ def test_demand_seen_reweights_the_scenarios_by_hand(tmp_path):
     assert plain.tables["scenarios"]["probability"].tolist() == [0.5, 0.5]
 
 
+def test_demand_no_scenario_explains_is_said(tmp_path):
+    """Issue #32 part 2: week 1 saw 40 blocks where the scenarios have 20 and 24 (sd 0.05). The
+    best-explaining scenario, 'high', implies the noise (log(40/24) + 0.00125)/0.05 = 10.241, a
+    chi-square of 104.9 with one degree of freedom: tail probability about 1e-24, below
+    UNEXPLAINED_TAIL, and the re-plan says no scenario explains it. 20 blocks (noise 0.025 for
+    'low': tail 0.98) says nothing of the kind."""
+    from scipy.stats import chi2
+
+    from optplan.evaluation.sampling import ScenarioPosterior
+    from optplan.planning.replan import UNEXPLAINED_TAIL, scenario_probabilities
+
+    inst = two_scenario_tiny()
+    data = inst.model_data()
+    for blocks, said in ((40.0, True), (20.0, False)):
+        state = State(week=2, drivers=pd.DataFrame({"depot": ["A"], "active_drivers": [9.0]}),
+                      demand_seen=pd.DataFrame({"depot": ["A"], "week": [1], "blocks": [blocks]}), noise_sd=0.05,
+                      noise_ar=0.0)
+        notes = []
+        scenario_probabilities(inst, state, notes)
+        assert any("no scenario explains the demand seen" in n for n in notes) == said, notes
+        post = ScenarioPosterior(data, 1, 0.05, 0.0)
+        post.update(np.array([[blocks]]))
+        e = (np.log(blocks / (24.0 if said else 20.0)) + 0.5 * 0.05**2) / 0.05
+        assert post.explained()[0] == pytest.approx(chi2.sf(e**2, 1), rel=1e-9)
+        assert (post.explained()[0] < UNEXPLAINED_TAIL) == said
+    folder = tmp_path / "st"
+    State(week=2, drivers=pd.DataFrame({"depot": ["A"], "active_drivers": [9.0]}),
+          demand_seen=pd.DataFrame({"depot": ["A"], "week": [1], "blocks": [40.0]}), noise_sd=0.05,
+          noise_ar=0.0).write(folder)
+    inst.write(tmp_path / "inst")
+    r = CliRunner().invoke(main, ["replan", str(tmp_path / "inst"), "--state", str(folder), "--out", str(tmp_path / "rp")])
+    assert r.exit_code == 0, r.output
+    assert "no scenario explains the demand seen" in r.output, r.output
+
+
 def test_demand_seen_from_the_future_is_one_line(tmp_path):
     inst = two_scenario_tiny()
     folder = tmp_path / "st"

@@ -187,3 +187,31 @@ def test_scenario_posterior_kept_week_by_week_is_the_exact_likelihood_at_every_w
     np.testing.assert_allclose(scenario_posterior(data, obs, sigma, a), tracker.probabilities(), rtol=1e-12)
     with pytest.raises(ValueError, match="have been seen"):
         tracker.update(obs[:, :, 0])
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_the_no_scenario_explains_it_check_fires_on_a_level_shift_and_rarely_otherwise(seed):
+    """Issue #32 part 2's check (ScenarioPosterior.explained < replan.UNEXPLAINED_TAIL), week by week
+    over 16 weeks on 300 paths: on paths drawn from the scenarios themselves it ever fires on at
+    most 5 % of them; when demand at half the depots moves 25 % above every scenario from week 8 it
+    fires within three weeks of it on at least 90 %."""
+    from optplan.evaluation.sampling import ScenarioPosterior, sample_demand
+    from optplan.planning.replan import UNEXPLAINED_TAIL
+
+    data = optplan.generate_instance(depots=6, weeks=16, scenarios=5, seed=seed).model_data()
+    n = 300
+    paths = sample_demand(data, n, np.random.default_rng(seed))
+
+    def first_alarm(demand):
+        post, first = ScenarioPosterior(data, n), np.full(n, -1)
+        for w in range(16):
+            post.update(demand[:, :, w])
+            first[(post.explained() < UNEXPLAINED_TAIL) & (first < 0)] = w
+        return first
+
+    assert (first_alarm(paths) >= 0).mean() <= 0.05
+    shifted = paths.copy()
+    half = np.arange(3)
+    shifted[:, half, 7:] *= (1.25 * data.demand[half].max(axis=2) / data.demand[half].mean(axis=2))[None, :, 7:]
+    first = first_alarm(shifted)
+    assert ((first >= 7) & (first <= 9)).mean() >= 0.90

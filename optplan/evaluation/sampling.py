@@ -152,6 +152,7 @@ class ScenarioPosterior:
         self.match = np.ones((n_paths, S), bool)  # sigma = 0: scenarios equal to all seen so far
         self.last_e = np.zeros((n_paths, D, S))
         self.last_w = np.full((n_paths, D), -1)  # the last week with demand seen at each depot (-1: none yet)
+        self.n_seen = np.zeros(n_paths, int)  # weeks x depots with demand seen (the terms of ll)
         self.skipped: list[tuple[int, int, int]] = []  # (path, depot, week) seen but explained by no scenario
 
     @property
@@ -189,8 +190,27 @@ class ScenarioPosterior:
         var = np.where(first[..., None], 1.0, np.maximum(1.0 - rho**2, 1e-12))
         term = -0.5 * (e - rho * self.last_e) ** 2 / var  # (N, D, S)
         self.ll += np.where(positive[..., None], term, 0.0).sum(axis=1)
+        self.n_seen += positive.sum(axis=1)
         self.last_e = np.where(positive[..., None], e, self.last_e)
         self.last_w = np.where(positive, w, self.last_w)
+
+    def explained(self) -> np.ndarray:
+        """(N,) the posterior-predictive tail probability of the demand seen: under scenario s the
+        standardised AR(1) innovations of the n weeks x depots seen are independent N(0, 1), so
+        Q_s = -2 ll_s (their sum of squares) is chi-square with n degrees of freedom; this is the
+        largest P(chi2_n >= Q_s) over the scenarios not ruled out (the best-explaining one). Near
+        0: no scenario explains what was seen (a level shift, noise far above the model's), so
+        the posterior's weights are not to be trusted. 1 where nothing was seen (or sigma = 0,
+        where ``matched`` says it)."""
+        from scipy.stats import chi2
+
+        out = np.ones(self.ll.shape[0])
+        if self.sigma <= 0:
+            return out
+        q = np.where(self.ruled_out, np.inf, -2.0 * self.ll)  # (N, S)
+        n = np.maximum(self.n_seen, 1)[:, None]
+        tail = np.where(np.isfinite(q), chi2.sf(np.where(np.isfinite(q), q, 0.0), n), 0.0)
+        return np.where(self.n_seen > 0, tail.max(axis=1), 1.0)
 
     def probabilities(self) -> np.ndarray:
         """(N, S) probability of each scenario given the weeks seen so far."""

@@ -328,6 +328,12 @@ def remaining_instance(instance: Instance, state: State) -> Instance:
     return from_tables(m, tables)
 
 
+#: Below this posterior-predictive tail probability of the demand seen (ScenarioPosterior.explained)
+#: the re-plan says that no scenario explains it: at any of 16 weekly checks, 1-2 % of paths drawn from
+#: the scenarios themselves ever; a 25 % level shift within three weeks in 98-99 % (tests/test_sampling.py).
+UNEXPLAINED_TAIL = 0.003
+
+
 def scenario_probabilities(instance: Instance, state: State, notes: list[str] | None = None) -> np.ndarray:
     """(S,) the instance's scenario probabilities given the state's demand_seen (weeks
     1..k-1; weeks or depots without a row say nothing): optplan.evaluation.sampling.ScenarioPosterior
@@ -356,6 +362,12 @@ def scenario_probabilities(instance: Instance, state: State, notes: list[str] | 
         if state.noise_sd == 0 and len(post.skipped) < len(seen) and not post.matched[0]:
             notes.append("demand_seen: no scenario equals what was seen (demand_noise.sd 0 asks for an exact match); "
                          "the instance's probabilities are kept")
+        tail = float(post.explained()[0])
+        if tail < UNEXPLAINED_TAIL:
+            notes.append(f"demand_seen: no scenario explains the demand seen (posterior-predictive tail probability "
+                         f"{tail:.2g} for the best one, below {UNEXPLAINED_TAIL:g}, with noise sd {state.noise_sd:g}): the "
+                         "scenario weights are not to be trusted; re-forecast with the demand seen (optplan forecast) "
+                         "and re-plan on the new scenarios")
     return post.probabilities()[0]
 
 
