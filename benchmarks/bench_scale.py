@@ -87,6 +87,29 @@ def decompose_speedup(path: Path) -> list[dict]:
     return out
 
 
+def growth(tmp: Path, base: str, show) -> dict[str, dict]:
+    """Solve the base size with each of depots, weeks and scenarios at 1/4, 1/2, 1 and 2 times its
+    base value (the others kept), each command end to end in a fresh process; per axis the
+    least-squares exponent b of wall time ~ a * size^b over the four sizes."""
+    import numpy as np
+
+    D, T, S = (int(v) for v in base.split("x"))
+    solve(tmp, f"{max(1, D // 4)}x{T}x{S}", "auto", label="growth warm-up (not counted)")  # a cold first start
+    out = {}
+    for axis, i in (("depots", 0), ("weeks", 1), ("scenarios", 2)):
+        values, seconds = [], []
+        for f in (0.25, 0.5, 1.0, 2.0):
+            size = [D, T, S]
+            size[i] = max(1, round(size[i] * f))
+            row = solve(tmp, "x".join(map(str, size)), "auto", label=f"growth {axis} {'x'.join(map(str, size))}")
+            show(row)
+            values.append(size[i])
+            seconds.append(row["wall_s"])
+        b = float(np.polyfit(np.log(values), np.log(seconds), 1)[0])
+        out[axis] = {"case": f"growth in {axis} from {base}", "sizes": values, "seconds": seconds, "exponent": b}
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--compare", default="50x52x20", help="size DxTxS solved both ways ('' for none)")
@@ -95,6 +118,9 @@ def main(argv=None) -> None:
     ap.add_argument("--report", action="store_true", help="also `optplan report` at the first of --sizes")
     ap.add_argument("--decompose", action="store_true",
                     help="also the depot decomposition at the first of --sizes on 1 and 2 local and Dask workers")
+    ap.add_argument("--growth", default="",
+                    help="DxTxS base size: also solve it with depots, weeks and scenarios each at 1/4, 1/2, 1 and 2 "
+                         "times the base (the others kept) and fit the exponent of time in each (issue #34)")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "benchmarks" / "scale.json")
     args = ap.parse_args(argv)
     load_before = os.getloadavg()[0]
@@ -130,6 +156,11 @@ def main(argv=None) -> None:
                 two = next(r for r in rows if r["case"] == f"decompose engine {backend} x2")["engine_s"]
                 print(f"decomposition on {backend}: 2 workers {one / two:.2f}x faster than 1 (engine time, warm workers)")
                 rows.append({"case": f"decompose speed-up {backend} 2 vs 1 workers", "ratio": one / two})
+        if args.growth:
+            for axis, row in growth(tmp, args.growth, show).items():
+                rows.append(row)
+                print(f"time grows as {axis}^{row['exponent']:.2f} (sizes {row['sizes']}, seconds "
+                      f"{[round(s, 1) for s in row['seconds']]})", flush=True)
         if args.report and sizes:
             show({"case": f"report {sizes[0]}", **run(["report", str(instance(tmp, sizes[0])), "--out",
                                                       str(tmp / "report"), "--quiet"])})
