@@ -95,7 +95,7 @@ def solve(instance: Instance, engine: str = "auto", dp_options=None, deadline=No
     if orders_weeks:
         try:
             plan.orders = make_orders(plan.data, plan.decisions, plan.start_date, min(orders_weeks, plan.data.n_weeks),
-                                      deadline=deadline, options=opts)
+                                      deadline=deadline, options=opts, solve_seconds=plan.timings.solve_s)
         except OptplanError as exc:
             warnings.warn(f"no orders: {exc}", RuntimeWarning, stacklevel=2)
     return plan

@@ -82,6 +82,15 @@ ROUNDING_MAX_REPAIRS = 10
 ROUNDED_METHOD = "the plan rounded to the nearest whole applicants with a repair step, within 0.05 % of the plan"
 #: Repairs at most (each removes one applicant or one currency unit).
 MAX_REPAIRS = 10_000
+#: When the rounded orders hold every cap but cost more than ROUNDING_ACCEPT, the MIP that looks
+#: for better ones gets this many times the plan's own solve time, at least ORDERS_MIP_MIN_S
+#: seconds (within the caller's limit): orders should not take ten times the plan (100 x 52 x 10:
+#: the solve 2.1 s, the MIP 30 s for 0.05 % of the cost). The better of the two is kept.
+ORDERS_MIP_SHARE = 1.0
+ORDERS_MIP_MIN_S = 2.0
+#: The method when the rounded orders were kept because the bounded MIP found none better.
+ROUNDED_KEPT_METHOD = ("the plan rounded to the nearest whole applicants with a repair step (the MIP, bounded by "
+                       "the plan's solve time, found no better orders)")
 
 
 @dataclass
@@ -207,10 +216,14 @@ def _num(x: float) -> float | None:
 
 
 def make_orders(data: ModelData, plan: Decisions, start_date, weeks: int = DEFAULT_WEEKS,
-                deadline: Deadline | None = None, options: SolveOptions | None = None) -> Orders:
+                deadline: Deadline | None = None, options: SolveOptions | None = None,
+                solve_seconds: float | None = None) -> Orders:
     """Whole orders for weeks 1..``weeks`` of the plan ``plan`` of ``data`` (module docstring).
-    Raises OptionError for weeks outside the horizon or not weekly, NoSolutionError when the
-    MIP ends without orders (the time limit)."""
+    ``solve_seconds``: the plan's own solve time; when the rounded orders hold every cap, the MIP
+    that looks for better ones is bounded by ORDERS_MIP_SHARE of it (at least ORDERS_MIP_MIN_S)
+    and the better of the two is kept. Raises OptionError for weeks outside the horizon or not
+    weekly, NoSolutionError when the MIP ends without orders (the time limit) and no rounding
+    holds."""
     T = data.n_weeks
     if not 1 <= weeks <= T:
         raise OptionError("--weeks", f"1..{T} (the plan's weeks)", weeks)
@@ -235,8 +248,13 @@ def make_orders(data: ModelData, plan: Decisions, start_date, weeks: int = DEFAU
     oz[:, :weeks] = _whole_spend(data, oz[:, :weeks])
     ox[:, :, weeks:], oz[:, weeks:] = x[:, :, weeks:], z[:, weeks:]
     rounded, repairs = _repair(data, Decisions(ox, oz), weeks, max_repairs=ROUNDING_MAX_REPAIRS)
+    fallback = None  # rounded orders that hold every cap: (orders, cost, repairs)
     if repairs <= ROUNDING_MAX_REPAIRS and _excess(data, rounded) == 0:
         after = evaluate_decisions(data, rounded).expected_cost
+        fallback = (rounded, after, repairs)
+        if solve_seconds is not None:  # the MIP may look for better orders for about as long as the plan took
+            bound = max(ORDERS_MIP_MIN_S, ORDERS_MIP_SHARE * float(solve_seconds))
+            deadline = Deadline(bound if deadline.seconds is None else min(bound, deadline.remaining()))
         if after - before <= ROUNDING_ACCEPT * abs(before):
             share = (after - before) / abs(before) if before else 0.0
             status = SolverStatus(TerminationCondition.convergenceCriteriaSatisfied, SolutionStatus.feasible,
@@ -253,8 +271,15 @@ def make_orders(data: ModelData, plan: Decisions, start_date, weeks: int = DEFAU
     except EngineUnavailableError as exc:  # no MIP solver (the DP fallback's case): round, then repair
         ox, oz, status = _rounded(data, x, z, lo, hi, weeks, str(exc))
         method = ROUNDING_METHOD
+    except NoSolutionError as exc:  # out of time before any orders: the rounding, if it holds every cap
+        if fallback is None:
+            raise
+        return _kept_rounding(data, weeks, start_date, plan, before, fallback, exc.status or SolverStatus(
+            TerminationCondition.maxTimeLimit, SolutionStatus.noSolution, "highs", str(exc), None, None))
     else:
         if not result.status.has_solution:
+            if fallback is not None:
+                return _kept_rounding(data, weeks, start_date, plan, before, fallback, result.status)
             raise NoSolutionError(f"no orders: {result.status.describe()}", result.status)
         ox = result.decisions.applicants.copy()
         oz = result.decisions.incentive_spend.copy()
@@ -264,7 +289,23 @@ def make_orders(data: ModelData, plan: Decisions, start_date, weeks: int = DEFAU
     ox[:, :, weeks:], oz[:, weeks:] = x[:, :, weeks:], z[:, weeks:]  # exactly the plan's, not the solver's copy
     orders, repairs = _repair(data, Decisions(ox, oz), weeks)
     after = evaluate_decisions(data, orders).expected_cost
+    if fallback is not None and fallback[1] < after:  # the bounded MIP did worse than the rounding
+        return _kept_rounding(data, weeks, start_date, plan, before, fallback, status)
     return Orders(weeks, data, pd.Timestamp(start_date), orders, plan, before, after, status, repairs, method)
+
+
+def _kept_rounding(data: ModelData, weeks: int, start_date, plan: Decisions, before: float, fallback,
+                   mip: SolverStatus) -> Orders:
+    """The rounded orders (they hold every cap), kept when the MIP bounded by the plan's solve time
+    found none better; the status says what the MIP did."""
+    rounded, after, repairs = fallback
+    share = (after - before) / abs(before) if before else 0.0
+    status = SolverStatus(TerminationCondition.convergenceCriteriaSatisfied, SolutionStatus.feasible,
+                          "rounding with repair", "", after, before,
+                          message=f"the plan rounded costs {share:.3%} of its expected cost; the MIP bounded by the "
+                                  f"plan's solve time found no better orders ({mip.describe()})")
+    return Orders(weeks, data, pd.Timestamp(start_date), rounded, plan, before, after, status, repairs,
+                  ROUNDED_KEPT_METHOD)
 
 
 def _rounded(data: ModelData, x: np.ndarray, z: np.ndarray, lo: np.ndarray, hi: np.ndarray, weeks: int,
