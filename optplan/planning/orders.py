@@ -381,6 +381,16 @@ class _Excess:
         return self._budget(self.used) + self._onboarding(self.onb_max, self.onb) + float(
             np.maximum(self.pool, 0.0).sum())
 
+    def helps(self) -> np.ndarray:
+        """(D, T) True for depot-weeks whose orders enter a broken cap: the spend of (d, t) under a
+        budget row over its cap (total, week t, d's region or country), any week of a depot whose
+        onboarding cap or a bonus pool is broken (an applicant of an earlier week arrives later).
+        Removing an order elsewhere cannot reduce the excess: the repair tries only these (at 1000
+        depots trying every order took hours)."""
+        out = self.rows[self.used > self.caps].any(axis=0)
+        out[(self.onb > 0).any(axis=1), :] = True
+        return out | (self.pool > 0).any(axis=1)
+
     def without(self, kind: str, cell: tuple) -> float:
         """``total`` after removing one order at ``cell`` (kind "x": (d, c, t); "z": (d, t, g))."""
         data = self.data
@@ -428,23 +438,20 @@ def _repair(data: ModelData, decisions: Decisions, weeks: int, max_repairs: int 
 
     cost_now: dict[int, float] = {}
     while excess > 0 and repairs < max_repairs:
-        helps = _cells_that_can_help(data, Decisions(x, z), weeks)  # (D, T): depot-weeks under a broken cap
         now = _Excess(data, Decisions(x, z))
+        helps = now.helps()  # (D, T): depot-weeks under a broken cap
         best, best_rise, best_excess = None, np.inf, excess
         for kind, arr, cells in (("x", x, np.argwhere((x[:, :, :weeks] >= 1) & helps[:, None, :weeks])),
                                  ("z", z, np.argwhere((z[:, :weeks] >= 1) & helps[:, :weeks, None]))):
             for cell in map(tuple, cells):
                 d = int(cell[0])
                 after = now.without(kind, cell)
+                if after >= excess:
+                    continue
+                if d not in cost_now:
+                    cost_now[d] = depot_cost(d)
                 arr[cell] -= 1
-                if after < excess:
-                    if d not in cost_now:
-                        arr[cell] += 1
-                        cost_now[d] = depot_cost(d)
-                        arr[cell] -= 1
-                    rise = depot_cost(d) - cost_now[d]  # the other depots' costs are unchanged
-                else:
-                    rise = np.inf
+                rise = depot_cost(d) - cost_now[d]  # the other depots' costs are unchanged
                 arr[cell] += 1
                 if rise < best_rise:
                     best, best_rise, best_excess = (kind, cell), rise, after
@@ -455,25 +462,6 @@ def _repair(data: ModelData, decisions: Decisions, weeks: int, max_repairs: int 
         excess = best_excess
         repairs += 1
     return Decisions(x, z), repairs
-
-
-def _cells_that_can_help(data: ModelData, decisions: Decisions, weeks: int) -> np.ndarray:
-    """(D, T) True for depot-weeks whose orders enter a broken cap: the spend of (d, t) under a
-    budget row over its cap (total, week t, d's region or country), or any week of a depot whose
-    onboarding cap is broken (an applicant of an earlier week arrives later). Removing an order
-    elsewhere cannot reduce ``_excess``: the repair tries only these (at 1000 depots trying every
-    order took hours)."""
-    D, _, T, _ = data.shape
-    helps = np.zeros((D, T), bool)
-    for family, (keys, used, caps) in budget_usage(data, decisions).items():
-        for key, u, cap in zip(keys, used, caps, strict=True):
-            if u - cap * (1 + BUDGET_RTOL) > 0:
-                helps |= budget_row_cover(data, family, key)
-    arrivals, _, _ = simulate_drivers(data, decisions)
-    helps[(onboarding_excess(data, arrivals) > 0).any(axis=1), :] = True
-    over = pool_excess(data, decisions.applicants) > 0  # (D, P, T) a bonus pool over its channel's offer
-    helps |= over.any(axis=1)
-    return helps
 
 
 def read_plan(folder: str | Path, data: ModelData) -> Decisions:
