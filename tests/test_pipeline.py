@@ -259,13 +259,14 @@ def test_raw_real_files_reach_a_plan_in_one_config(config, tmp_path):
     """Issue #30 part 2: Walmart's own day-first dates (05-02-2010), a signup log with its own
     column names, day-first dates and out-of-order rows, and no activity log (depots.csv gives
     the drivers, retention and blocks per driver): one config, a plan, no hand-made files."""
-    from optplan.estimate.synthetic import generate_applicant_log
+    from optplan.estimate.synthetic import BonusDesign, generate_applicant_log
 
     folder = config.parent
     raw = pd.read_csv(HISTORY)
     raw["Date"] = pd.to_datetime(raw["Date"]).dt.strftime("%d-%m-%Y")
     raw.to_csv(folder / "sales.csv", index=False)
-    apps, _, _ = generate_applicant_log(3000, seed=2, depots=5, weeks=40, censored_share=0.3)
+    # the log offers sign-on bonuses (a bonus column): the instance gets the estimated menu (issue #31 part 5)
+    apps, _, _ = generate_applicant_log(3000, seed=2, depots=5, weeks=40, censored_share=0.3, bonus=BonusDesign())
     stages = ["applied", "background_check", "onboarding", "first_block"]
     for s in stages:
         apps[s] = pd.to_datetime(apps[s]).dt.strftime("%d/%m/%Y")
@@ -293,6 +294,10 @@ def test_raw_real_files_reach_a_plan_in_one_config(config, tmp_path):
     inst = optplan.load_instance(tmp_path / "out" / "instance")
     assert str(inst.manifest.horizon.start_date) == "2012-10-27"  # day-first read right: the same weeks as ISO
     assert (inst.tables["depots"]["retention"] == 0.97).all()
+    menu = inst.tables["bonuses"]
+    assert sorted(set(zip(menu["channel"], menu["bonus_per_driver"], strict=True))) == [
+        ("job_board", 100.0), ("job_board", 250.0), ("social_ads", 100.0), ("social_ads", 250.0)]
+    assert (menu["conversion_uplift"] > 0).all()
     assert json.loads((tmp_path / "out" / "plan" / "summary.json").read_text())["status"]["solution"] == "optimal"
     # without the drivers' columns and without an activity log: one line naming depots.csv, nothing run
     depots.drop(columns=["retention"]).to_csv(folder / "depots.csv", index=False)

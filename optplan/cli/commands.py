@@ -345,16 +345,19 @@ def generate_logs(n_applicants, n_drivers, depots, weeks, censored_share, seed, 
 @click.option("--incentives", "incentives_csv", type=click.Path(path_type=Path, exists=True), default=None)
 @click.option("--supply", "supply_csv", type=click.Path(path_type=Path, exists=True), default=None,
               help="supply_season.csv from `optplan estimate retention`: driver supply by week of year (supply.csv).")
+@click.option("--bonuses", "bonuses_csv", type=click.Path(path_type=Path, exists=True), default=None,
+              help="bonus_response.csv from `optplan estimate funnel` on a log with a bonus column (or a bonuses.csv): "
+                   "the sign-on bonus menu (bonuses.csv).")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True)
 @guarded
 def build_instance_cmd(yield_csv, retention_csv, depots_csv, channels_csv, demand_csv, scenarios_csv, settings_yaml,
-                       pipeline_csv, incentives_csv, supply_csv, out):
+                       pipeline_csv, incentives_csv, supply_csv, bonuses_csv, out):
     """Assemble an instance from estimated parameters, demand scenarios and settings."""
     from optplan.estimate.workflow import build_instance
 
     notes: list[str] = []
     inst = build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_csv, scenarios_csv, settings_yaml,
-                          out, pipeline_csv, incentives_csv, notes=notes, supply_csv=supply_csv)
+                          out, pipeline_csv, incentives_csv, notes=notes, supply_csv=supply_csv, bonuses_csv=bonuses_csv)
     for note in notes:
         click.echo(f"note: {note}")
     click.echo(f"wrote {inst.summary()} to {out}")

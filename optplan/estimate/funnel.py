@@ -449,27 +449,35 @@ class FunnelModel(BaseEstimator):
         return {f"{self.stages[j]} -> {self.stages[j + 1]}": last + 1
                 for j, last in enumerate(getattr(self, "support_", [])) if last < self.tau_buckets}
 
-    def _kernels_by_profile(self) -> np.ndarray:
+    def _kernels_by_profile(self, at: dict | None = None) -> np.ndarray:
         """(P, K) probability of first being active k weeks after applying, per profile: per
         latent class the stages' first-advance distributions convolved (independent given
-        the class), mixed with the class shares."""
-        return self._kernels_by_profile_from(self._profile_matrix(self.profiles_))
+        the class), mixed with the class shares. ``at``: covariates set to a value for every
+        profile ({"bonus": 0.0}: had nobody been offered a bonus)."""
+        profiles = self.profiles_
+        if at:
+            profiles = profiles.copy()
+            for col, value in at.items():
+                profiles[col] = value
+        return self._kernels_by_profile_from(self._profile_matrix(profiles))
 
     def _kernels_by_profile_from(self, px: np.ndarray) -> np.ndarray:
         h = self._class_hazards(px)
         shares = self.class_shares_[self._profile_channels()]  # (P, K): each profile its channel's
         return sum(shares[:, k, None] * _stage_convolution(_first_advance(hk)) for k, hk in enumerate(h))
 
-    def yield_kernels(self, trim: float = 1e-6, by: str = "channel", min_applicants: int = 500) -> pd.DataFrame:
+    def yield_kernels(self, trim: float = 1e-6, by: str = "channel", min_applicants: int = 500,
+                      at: dict | None = None) -> pd.DataFrame:
         """Probability of first being active k weeks after applying, averaged over the observed
         covariate mix: per channel (the instance's yield.csv format), or with ``by="depot"``
         per depot and channel, for groups with at least ``min_applicants`` applicants (where
         the data supports it; fit with ``depot_effects=True`` for hazards that differ by
-        depot beyond the mix)."""
+        depot beyond the mix). ``at``: covariates held at a value ({"bonus": 0.0}: the
+        channel's kernel without a sign-on bonus, which a bonus menu raises)."""
         check_is_fitted(self, "stage_models_")
         if by not in ("channel", "depot"):
             raise OptionError("by", "'channel' or 'depot'", by)
-        kp = self._kernels_by_profile()
+        kp = self._kernels_by_profile(at)
         rows = []
         groups = [((), self.profile_counts_.xs(c, level="channel")) for c in self.channels_] if by == "channel" else [
             ((d,), g.droplevel(["depot", "channel"])) for (d, c), g in self.depot_profile_counts_.groupby(level=["depot", "channel"])
@@ -498,9 +506,10 @@ class FunnelModel(BaseEstimator):
         total = w.sum()
         return w / total if total > 0 else np.full(len(w), np.nan)
 
-    def channel_summary(self) -> pd.DataFrame:
-        """Per channel: conversion, mean and median weeks to first block among converts."""
-        kp = self._kernels_by_profile()
+    def channel_summary(self, at: dict | None = None) -> pd.DataFrame:
+        """Per channel: conversion, mean and median weeks to first block among converts
+        (``at``: as in ``yield_kernels``)."""
+        kp = self._kernels_by_profile(at)
         rows = []
         for channel in self.channels_:
             k = self._channel_weights(channel) @ kp
@@ -826,8 +835,45 @@ def _mixture_conversion_standard_errors(model: FunnelModel, step: float = 1e-5) 
     return pd.Series(out, name="conversion_se_delta").rename_axis("channel")
 
 
+def _refits(model: FunnelModel, log: pd.DataFrame, n: int, seed: int, observed_until, show_progress: bool):
+    """The bootstrap's ``n`` refits of ``model`` on ``log`` (a generator; see ``bootstrap``)."""
+    from threadpoolctl import threadpool_limits
+
+    check_is_fitted(model, "stage_models_")
+    rng = np.random.default_rng(seed)
+    prepared = clone(model)._prepare(log, model.observed_until_ if observed_until is None else observed_until)
+    # latent classes: every refit keeps the point fit's number of classes and starts from it
+    start = getattr(model, "mixture_theta_", None) if model.n_classes_ > 1 else None
+    refit = clone(model).set_params(latent_classes=model.n_classes_, verbose=False)
+    # the refits multiply small matrices: more BLAS threads only contend (badly on a busy machine)
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in progress(range(n), "funnel bootstrap", "refit", show=show_progress):
+            w = rng.poisson(1.0, size=prepared["n"]).astype(float)
+            yield clone(refit)._fit_prepared(prepared, w, start)
+
+
+def _t_quantile(level: float, n: int) -> float:
+    from scipy.stats import t as student_t
+
+    return float(student_t.ppf(0.5 + level / 2, df=n - 1))
+
+
+def _channel_intervals(point: pd.DataFrame, draws: list[pd.DataFrame], t: float) -> pd.DataFrame:
+    point = point.set_index("channel")
+    sd = pd.concat(draws).groupby("channel")[["conversion", "mean_weeks_to_first_block"]].std(ddof=1)
+    out = pd.DataFrame({
+        "conversion_low": point["conversion"] - t * sd["conversion"],
+        "conversion_high": point["conversion"] + t * sd["conversion"],
+        "mean_weeks_low": point["mean_weeks_to_first_block"] - t * sd["mean_weeks_to_first_block"],
+        "mean_weeks_high": point["mean_weeks_to_first_block"] + t * sd["mean_weeks_to_first_block"],
+        "conversion_se": sd["conversion"],
+        "mean_weeks_se": sd["mean_weeks_to_first_block"],
+    })
+    return out.rename_axis("channel").reset_index()
+
+
 def bootstrap(model: FunnelModel, log: pd.DataFrame, n: int = 50, seed: int = 0, observed_until=None,
-              level: float = 0.95, show_progress: bool = False) -> pd.DataFrame:
+              level: float = 0.95, show_progress: bool = False, at: dict | None = None) -> pd.DataFrame:
     """Bootstrap confidence intervals of each channel's conversion and mean weeks to first block.
 
     Resampling: applicants (clusters of applicant-weeks, not single rows) with Poisson(1)
@@ -848,34 +894,100 @@ def bootstrap(model: FunnelModel, log: pd.DataFrame, n: int = 50, seed: int = 0,
     error (``conversion_standard_errors``) within a few percent.
 
     Returns per channel: conversion_low, conversion_high, mean_weeks_low, mean_weeks_high (the
-    interval) and conversion_se, mean_weeks_se (s)."""
-    from scipy.stats import t as student_t
-    from threadpoolctl import threadpool_limits
+    interval) and conversion_se, mean_weeks_se (s), of ``channel_summary(at)``."""
+    draws = [m.channel_summary(at) for m in _refits(model, log, n, seed, observed_until, show_progress)]
+    return _channel_intervals(model.channel_summary(at), draws, _t_quantile(level, n))
 
+
+#: Column of an applicant log with the sign-on bonus offered to each applicant (currency per
+#: converted driver, paid on the first block; empty or 0: none). A numeric covariate of the
+#: funnel like any other; ``bonus_response`` turns its fitted effect into the conversion
+#: response the instance's bonuses.csv takes.
+BONUS_COLUMN = "bonus"
+#: A bonus level gets a response row when at least this many applicants of the channel were
+#: offered it; at most RESPONSE_LEVELS levels per channel (quantiles of those offered, when more).
+RESPONSE_MIN_APPLICANTS = 100
+RESPONSE_LEVELS = 8
+
+
+def bonus_levels(log: pd.DataFrame, column: str = BONUS_COLUMN,
+                 min_applicants: int = RESPONSE_MIN_APPLICANTS) -> dict[str, list[float]]:
+    """{channel: [bonus levels > 0 offered to at least ``min_applicants`` of its applicants]}
+    (currency per converted driver); channels never offered a bonus are left out: a response
+    is not extrapolated to a channel or a level the log never tried."""
+    if column not in log.columns:
+        return {}
+    out = {}
+    for channel, values in log.groupby(log["channel"].astype(str))[column]:
+        counts = pd.to_numeric(values, errors="coerce").value_counts()
+        levels = sorted(float(v) for v, k in counts.items() if v > 0 and k >= min_applicants)
+        if len(levels) > RESPONSE_LEVELS:
+            offered = pd.to_numeric(values, errors="coerce")
+            offered = np.sort(offered[offered > 0].to_numpy(float))
+            picks = np.quantile(offered, np.linspace(0, 1, RESPONSE_LEVELS), method="nearest")
+            levels = sorted({float(v) for v in picks})
+        if levels:
+            out[str(channel)] = levels
+    return out
+
+
+def bonus_response(model: FunnelModel, levels: dict[str, list[float]], column: str = BONUS_COLUMN) -> pd.DataFrame:
+    """The conversion response to a sign-on bonus, from the funnel's fitted covariate effect.
+
+    Per channel and level b (currency per converted driver): ``conversion`` had every applicant
+    of the channel been offered b (the channel's observed mix of the other covariates, the
+    fitted hazards of every stage with the bonus covariate set to b), ``conversion_without``
+    the same with no bonus, and ``conversion_uplift`` = conversion / conversion_without - 1
+    (share): the instance's bonuses.csv conversion_uplift at bonus_per_driver = b. The bonus
+    enters each stage's logit linearly (its coefficient per stage), so the response in b is
+    a sigmoid, concave beyond its inflection; between levels the LP takes the segments of the
+    menu's hull. ``mean_weeks_to_first_block`` at b says whether the bonus also speeds
+    converts up (the menu keeps the channel's timing; docs/estimation.md)."""
     check_is_fitted(model, "stage_models_")
-    rng = np.random.default_rng(seed)
-    point = model.channel_summary().set_index("channel")
-    prepared = clone(model)._prepare(log, model.observed_until_ if observed_until is None else observed_until)
-    # latent classes: every refit keeps the point fit's number of classes and starts from it
-    start = getattr(model, "mixture_theta_", None) if model.n_classes_ > 1 else None
-    refit = clone(model).set_params(latent_classes=model.n_classes_, verbose=False)
-    draws = []
-    # the refits multiply small matrices: more BLAS threads only contend (badly on a busy machine)
-    with threadpool_limits(limits=1, user_api="blas"):
-        for _ in progress(range(n), "funnel bootstrap", "refit", show=show_progress):
-            w = rng.poisson(1.0, size=prepared["n"]).astype(float)
-            draws.append(clone(refit)._fit_prepared(prepared, w, start).channel_summary())
-    sd = pd.concat(draws).groupby("channel")[["conversion", "mean_weeks_to_first_block"]].std(ddof=1)
-    t = float(student_t.ppf(0.5 + level / 2, df=n - 1))
-    out = pd.DataFrame({
-        "conversion_low": point["conversion"] - t * sd["conversion"],
-        "conversion_high": point["conversion"] + t * sd["conversion"],
-        "mean_weeks_low": point["mean_weeks_to_first_block"] - t * sd["mean_weeks_to_first_block"],
-        "mean_weeks_high": point["mean_weeks_to_first_block"] + t * sd["mean_weeks_to_first_block"],
-        "conversion_se": sd["conversion"],
-        "mean_weeks_se": sd["mean_weeks_to_first_block"],
-    })
-    return out.rename_axis("channel").reset_index()
+    if column not in model.numeric_:
+        raise OptionError("bonus column", f"a numeric covariate of the fit ({', '.join(model.numeric_) or 'none'})",
+                          column)
+    values = sorted({0.0, *(float(b) for bs in levels.values() for b in bs)})
+    kernels = {b: model._kernels_by_profile({column: b}) for b in values}
+    rows = []
+    for channel, bs in levels.items():
+        if channel not in model.channels_:
+            continue
+        w = model._channel_weights(channel)
+        k0 = w @ kernels[0.0]
+        for b in bs:
+            k = w @ kernels[float(b)]
+            conv = float(k.sum())
+            rows.append({"channel": channel, "bonus_per_driver": float(b), "conversion": conv,
+                         "conversion_without": float(k0.sum()), "conversion_uplift": conv / float(k0.sum()) - 1.0,
+                         "mean_weeks_to_first_block": float((np.arange(len(k)) * k).sum() / conv) if conv > 0
+                         else float("nan")})
+    return pd.DataFrame(rows, columns=["channel", "bonus_per_driver", "conversion", "conversion_without",
+                                       "conversion_uplift", "mean_weeks_to_first_block"])
+
+
+def bootstrap_with_response(model: FunnelModel, log: pd.DataFrame, levels: dict[str, list[float]], n: int = 50,
+                            seed: int = 0, observed_until=None, level: float = 0.95, show_progress: bool = False,
+                            column: str = BONUS_COLUMN) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``bootstrap``'s channel intervals without a bonus (``at={column: 0}``: the channel's
+    own conversion, which the menu raises) and, from the same refits, the bonus response
+    (``bonus_response``) with its interval: uplift_low, uplift_high (estimate +- t * s, as in
+    ``bootstrap``) and uplift_se (s) per channel and level."""
+    summaries, responses = [], []
+    at = {column: 0.0}
+    for m in _refits(model, log, n, seed, observed_until, show_progress):
+        summaries.append(m.channel_summary(at))
+        responses.append(bonus_response(m, levels, column))
+    t = _t_quantile(level, n)
+    point = bonus_response(model, levels, column)
+    key = ["channel", "bonus_per_driver"]
+    sd = pd.concat(responses).groupby(key)["conversion_uplift"].std(ddof=1).rename("uplift_se").reset_index()
+    response = point.merge(sd, on=key, how="left")
+    response.insert(response.columns.get_loc("conversion_uplift") + 1, "uplift_low",
+                    response["conversion_uplift"] - t * response["uplift_se"])
+    response.insert(response.columns.get_loc("uplift_low") + 1, "uplift_high",
+                    response["conversion_uplift"] + t * response["uplift_se"])
+    return _channel_intervals(model.channel_summary(at), summaries, t), response
 
 
 def calibration(model: FunnelModel, log: pd.DataFrame, observed_until=None, bins: int = 10) -> tuple[float, pd.DataFrame]:

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from optplan.errors import InstanceError, OptionError, Problem
-from optplan.estimate.funnel import DEFAULT_STAGES, WINDOW_COLUMN
+from optplan.estimate.funnel import BONUS_COLUMN, DEFAULT_STAGES, WINDOW_COLUMN
 from optplan.io.inputs import long_id_problems, parse_date_option, read_csv_strings
 from optplan.io.instance import MAX_LINES_PER_CHECK
 from optplan.io.schema import MAX_BLOCKS_PER_DRIVER
@@ -359,7 +359,22 @@ def read_applicant_log(
     # infinite number among them is an error (no covariate value is infinite); a few text cells
     # in a column of numbers may be a typo ('abc' among ages) or a real category (a foreign
     # postcode): the column is read as categories, and a note says so
+    if BONUS_COLUMN in keep:  # money offered, not a trait: empty is no bonus, and only numbers >= 0
+        text = log[BONUS_COLUMN].astype(str).str.strip()
+        empty = text.str.lower().isin(NA_WORDS).to_numpy()
+        number = pd.to_numeric(text.where(~empty), errors="coerce").to_numpy(float)
+        bad = np.flatnonzero(~empty & ~(np.isfinite(number) & (number >= 0)))
+        expected = "a sign-on bonus offered: a number >= 0 (currency per converted driver) or an empty cell (none)"
+        problems += [Problem(name, None, BONUS_COLUMN, expected, f"{log['applicant_id'].iloc[i]}: "
+                             f"{log[BONUS_COLUMN].iloc[i]!r}") for i in bad[:MAX_LINES_PER_CHECK]]
+        if len(bad) > MAX_LINES_PER_CHECK:
+            problems.append(Problem(name, None, BONUS_COLUMN, expected, f"{len(bad) - MAX_LINES_PER_CHECK} more rows "
+                                    "like the above"))
+        log[BONUS_COLUMN] = np.where(empty | ~np.isfinite(number), 0.0, number)
+        notes["applicants_offered_a_bonus"] = int((log[BONUS_COLUMN] > 0).sum())
     for col in keep:
+        if col == BONUS_COLUMN:
+            continue
         text = log[col].astype(str).str.strip()
         empty = text.str.lower().isin(NA_WORDS)
         number = pd.to_numeric(text.where(~empty), errors="coerce").to_numpy(float)

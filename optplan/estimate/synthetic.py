@@ -15,7 +15,9 @@ social_ads), ``applied``, ``background_check``, ``onboarding``, ``first_block`` 
 YYYY-MM-DD; the empty string "" where the stage was not reached by ``observed_until``, an
 empty cell in CSV, NaN once read back by pandas), then
 the covariates ``vehicle`` (car, bike, scooter), ``device`` (ios, android, web) and ``age``
-(int, years, 18 to 65). Reaching ``first_block`` means becoming an active driver.
+(int, years, 18 to 65), and with a ``BonusDesign`` a last column ``bonus`` (the sign-on bonus
+offered, currency per converted driver; 0: none). Reaching ``first_block`` means becoming an
+active driver.
 ``to_long`` gives the long form (one row per reached stage).
 
 The true process (weekly discrete time). An applicant enters stage 0 (applied) on the
@@ -167,6 +169,10 @@ DEVICE_EFFECT = np.array([
 ])
 #: Logit change per 10 years of age above 35.
 AGE_COEF = np.array([0.05, 0.10, -0.15])
+#: Sign-on bonus (``BonusDesign``): logit change per 100 currency units of bonus offered, by
+#: transition (the background check barely moves; turning up to onboarding and to a first
+#: block do: the bonus is paid on the first block).
+BONUS_COEF_PER_100 = (0.03, 0.10, 0.20)
 
 
 def _sigmoid(z):
@@ -299,15 +305,15 @@ def _summaries(kernel: np.ndarray) -> tuple[float, float, int]:
     return conv, mean, median
 
 
-def _profile_stage_pmfs(params: FunnelParams, shift: float = 0.0) -> np.ndarray:
+def _profile_stage_pmfs(params: FunnelParams, shift: float = 0.0, stage_shift=(0.0, 0.0, 0.0)) -> np.ndarray:
     """(3, C, V, E, A, 26): probability of advancing out of stage j first in stage-week tau,
     per covariate profile (channel, vehicle, device, age), for the latent type whose logits
-    are shifted by ``shift``."""
+    are shifted by ``shift``; ``stage_shift[j]`` is added to stage j's logit (a bonus's effect)."""
     c, v, e, a = np.ix_(np.arange(len(CHANNELS)), np.arange(len(VEHICLES)), np.arange(len(DEVICES)), AGES)
     tau = np.arange(MAX_WEEKS_IN_STAGE)
     out = []
     for j in range(3):
-        h = params.hazard(j, tau, c[..., None], v[..., None], e[..., None], a[..., None], shift)
+        h = params.hazard(j, tau, c[..., None], v[..., None], e[..., None], a[..., None], shift + stage_shift[j])
         stay = np.cumprod(1.0 - h, axis=-1)
         before = np.concatenate([np.ones(stay.shape[:-1] + (1,)), stay[..., :-1]], axis=-1)
         out.append(h * before)
@@ -320,16 +326,17 @@ def _profile_weights(params: FunnelParams) -> np.ndarray:
                      params.device_mix, params.age_pmf)
 
 
-def exact_funnel_truth(params: FunnelParams) -> FunnelTruth:
+def exact_funnel_truth(params: FunnelParams, stage_shift=(0.0, 0.0, 0.0)) -> FunnelTruth:
     """Truth by convolution: per profile and latent speed type, the weeks to first block are
     tau_0 + tau_1 + tau_2 (independent given both), averaged over the types and each
     channel's population covariate mix. With a speed shift the stage durations are dependent
-    given the profile alone: a fast applicant is fast at every stage."""
+    given the profile alone: a fast applicant is fast at every stage. ``stage_shift``: logit
+    change of each stage for everyone (the truth had every applicant been offered a bonus)."""
     w = _profile_weights(params)
     k3 = 0.0
     reach = np.zeros((4,) + w.shape)  # probability of reaching stage 0..3, per profile
     for share, shift in params.types():
-        f = _profile_stage_pmfs(params, shift)
+        f = _profile_stage_pmfs(params, shift, stage_shift)
         k3 = k3 + share[:, None, None, None, None] * _conv(_conv(f[0], f[1]), f[2])  # (C, V, E, A, 76)
         q = f.sum(axis=-1)  # (3, C, V, E, A) probability of advancing at all
         reach += share[None, :, None, None, None] * np.stack([np.ones(w.shape), q[0], q[0] * q[1], q[0] * q[1] * q[2]])
@@ -424,7 +431,8 @@ def _draw_population(params: FunnelParams, n: int, rng: np.random.Generator) -> 
     }
 
 
-def _simulate_stage_weeks(params: FunnelParams, pop: dict[str, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+def _simulate_stage_weeks(params: FunnelParams, pop: dict[str, np.ndarray], rng: np.random.Generator,
+                          extra_logit: np.ndarray | None = None) -> np.ndarray:
     """(3, n) whole weeks spent in each stage before advancing, -1 = never advances (drop-out),
     drawn week by week from the hazards (one uniform per applicant, stage and week). With a
     speed shift, each applicant's latent type is drawn first (one uniform each: fast below
@@ -435,6 +443,8 @@ def _simulate_stage_weeks(params: FunnelParams, pop: dict[str, np.ndarray], rng:
     shift = 0.0 if len(types) == 1 else np.where(rng.random(n) < types[0][0][pop["channel"]], types[0][1], types[1][1])
     for j in range(3):
         eta = params.linear_predictor(j, pop["channel"], pop["vehicle"], pop["device"], pop["age"]) + shift
+        if extra_logit is not None:  # (3, n): each applicant's bonus effect
+            eta = eta + extra_logit[j]
         t = out[j]
         for tau in range(MAX_WEEKS_IN_STAGE):
             u = rng.random(n)
@@ -476,6 +486,7 @@ def generate_applicant_log(
     observed_until: dt.date | None = None,
     speed_shift: float = 0.0,
     fast_share=None,
+    bonus: BonusDesign | None = None,
 ) -> tuple[pd.DataFrame, FunnelTruth, dt.date]:
     """A wide applicant log from the true process, its truth and ``observed_until``.
 
@@ -486,7 +497,12 @@ def generate_applicant_log(
     ``start + 7 * weeks`` days (applications are in [start, observed_until)); ``speed_shift``:
     latent speed (logit units; fast applicants +shift at every stage, slow ones -shift), so
     that stage durations are dependent: converters are fast at every stage; ``fast_share``:
-    the share of fast applicants in each channel (CHANNELS order; None: 1/2 everywhere)."""
+    the share of fast applicants in each channel (CHANNELS order; None: 1/2 everywhere);
+    ``bonus``: sign-on bonuses offered at random (``BonusDesign``): the log gets a last column
+    ``bonus`` and the truth of its effect is ``bonus.truth(depots, ...)`` (the returned
+    FunnelTruth is the process without a bonus; the censoring window is chosen for it, so the
+    realised share still in the funnel is a little off the target). Without a bonus the log
+    is the same as before bonuses existed, byte for byte."""
     if n_applicants < 0:
         raise ValueError(f"n_applicants must be >= 0, got {n_applicants}")
     if not 0.0 < censored_share < 1.0:
@@ -501,7 +517,11 @@ def generate_applicant_log(
 
     rng = np.random.default_rng(seed)
     pop = _draw_population(params, n_applicants, rng)
-    t = _simulate_stage_weeks(params, pop, rng)
+    extra = None
+    if bonus is not None:  # drawn only with a bonus design: logs without one are unchanged
+        pop["bonus"] = bonus.draw(pop["channel"], rng)
+        extra = bonus.logit_shift(pop["bonus"])
+    t = _simulate_stage_weeks(params, pop, rng, extra)
     applied = rng.integers(lo, hi, n_applicants)
 
     order = np.argsort(applied, kind="stable")
@@ -525,8 +545,54 @@ def generate_applicant_log(
         "vehicle": np.asarray(VEHICLES)[pop["vehicle"]],
         "device": np.asarray(DEVICES)[pop["device"]],
         "age": pop["age"].astype(np.int64),
+        **({"bonus": pop["bonus"]} if bonus is not None else {}),
     })
     return log, truth, observed_until
+
+
+@dataclass(frozen=True)
+class BonusDesign:
+    """Sign-on bonuses in an applicant log: each applicant of ``channels`` is offered one of
+    ``levels`` (currency units per converted driver; 0 = no bonus) with equal probability,
+    others none; a bonus b raises stage j's logit by ``coef_per_100[j] * b / 100`` (the same
+    for every channel and covariate profile: the estimator's model is right here)."""
+
+    levels: tuple[float, ...] = (0.0, 100.0, 250.0)
+    channels: tuple[str, ...] = ("job_board", "social_ads")
+    coef_per_100: tuple[float, float, float] = BONUS_COEF_PER_100
+
+    def __post_init__(self):
+        if not self.levels or any(not np.isfinite(b) or b < 0 for b in self.levels):
+            raise ValueError(f"bonus levels must be finite numbers >= 0, got {self.levels}")
+        unknown = sorted(set(self.channels) - set(CHANNELS))
+        if unknown:
+            raise ValueError(f"bonus channels must be among {CHANNELS}, got {unknown}")
+
+    def draw(self, channel: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Each applicant's bonus (float, currency units) given their channel index: one integer
+        draw per applicant."""
+        pick = np.asarray(self.levels, dtype=float)[rng.integers(0, len(self.levels), len(channel))]
+        offered = np.isin(channel, [CHANNELS.index(c) for c in self.channels])
+        return np.where(offered, pick, 0.0)
+
+    def logit_shift(self, bonus) -> np.ndarray:
+        """(3, ...) logit change of each stage for bonus ``bonus`` (currency units)."""
+        return np.asarray(self.coef_per_100, dtype=float).reshape((3,) + (1,) * np.ndim(bonus)) * (
+            np.asarray(bonus, dtype=float) / 100.0)
+
+    def truth(self, depots: int = 5, speed_shift: float = 0.0, fast_share=None) -> pd.DataFrame:
+        """Per channel offered a bonus and positive level: ``conversion`` had every applicant of
+        the channel been offered that bonus, ``conversion_without`` with none, and
+        ``conversion_uplift`` = conversion / conversion_without - 1 (share), exactly from the
+        generating process (over the channel's population covariate mix)."""
+        params = funnel_params(depots, speed_shift, fast_share)
+        base = exact_funnel_truth(params).conversion
+        rows = []
+        for b in sorted({float(v) for v in self.levels if v > 0}):
+            conv = exact_funnel_truth(params, tuple(self.logit_shift(b))).conversion
+            rows += [{"channel": c, "bonus": b, "conversion": conv[c], "conversion_without": base[c],
+                      "conversion_uplift": conv[c] / base[c] - 1.0} for c in self.channels]
+        return pd.DataFrame(rows).sort_values(["channel", "bonus"], ignore_index=True)
 
 
 def with_windows(wide: pd.DataFrame, rng: np.random.Generator, days: tuple[int, int] = (21, 120)) -> pd.DataFrame:

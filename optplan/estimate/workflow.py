@@ -24,9 +24,13 @@ import pandas as pd
 
 from optplan.errors import InstanceError, Problem
 from optplan.estimate.funnel import (
+    BONUS_COLUMN,
     DEFAULT_STAGES,
     FunnelModel,
+    bonus_levels,
+    bonus_response,
     bootstrap,
+    bootstrap_with_response,
     calibration,
     conversion_check,
     naive_conversion,
@@ -98,10 +102,21 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
     with warnings.catch_warnings(record=True) as caught:  # the library's warnings, said once in our words
         warnings.simplefilter("always")
         model.fit(log.loc[~test], observed_until=observed)
-        summary = model.channel_summary()
-        if n_boot:
+        # the sign-on bonus offered, where the log has it: its fitted effect as the conversion response,
+        # and each channel's own yield (yield.csv, the summary) without a bonus, which the menu raises
+        levels = bonus_levels(log.loc[~test]) if BONUS_COLUMN in model.numeric_ else {}
+        at = {BONUS_COLUMN: 0.0} if levels else None
+        summary = model.channel_summary(at)
+        response = None
+        if n_boot and levels:
+            intervals, response = bootstrap_with_response(model, log.loc[~test], levels, n=n_boot, seed=seed,
+                                                          observed_until=observed, show_progress=show_progress)
+        elif n_boot:
             intervals = bootstrap(model, log.loc[~test], n=n_boot, seed=seed, observed_until=observed,
-                                  show_progress=show_progress)
+                                  show_progress=show_progress, at=at)
+        elif levels:
+            response = bonus_response(model, levels)
+        if n_boot:
             summary = summary.merge(intervals, on="channel", how="left")
     converge = [w for w in caught if w.category.__name__ == "ConvergenceWarning"]
     if converge:  # sklearn's own text is about lbfgs iterations; say what it means here
@@ -115,7 +130,7 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
                                                   "high": "raw_share_high", "ok": "check_ok"}),
                             on="channel", how="left")
     summary["applicants"] = summary["channel"].map(log["channel"].value_counts())
-    kernels = model.yield_kernels()
+    kernels = model.yield_kernels(at=at)
     brier, reliability = calibration(model, log.loc[test], observed_until=observed) if test.any() else (float("nan"), pd.DataFrame())
     plot = _svg_lines(
         {c: (g["lag"].to_numpy(), np.cumsum(g["probability"].to_numpy())) for c, g in kernels.groupby("channel")},
@@ -123,10 +138,14 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
     meta = {"observed_until": str(observed.date()), "stages": stages,
             "weeks_in_stage_seen_if_short": model.unsupported_weeks(), "applicants_fitted": int((~test).sum()),
             "applicants_held_back": int(test.sum()), "brier_score_held_back": brier, "notes": notes,
-            "bootstrap_resamples": n_boot, "stage_dependence": model.mixture_}
+            "bootstrap_resamples": n_boot, "stage_dependence": model.mixture_,
+            "bonus_levels": levels}
+    bonus_parts = [] if response is None else [
+        "<h2>Sign-on bonus: conversion response (bonus_response.csv; build-instance --bonuses)</h2>",
+        response.to_html(index=False, float_format=lambda v: f"{v:.4g}")]
     files = {
         "yield.csv": _csv(kernels),
-        **({"yield_by_depot.csv": _csv(model.yield_kernels(by="depot", min_applicants=min_group_applicants))}
+        **({"yield_by_depot.csv": _csv(model.yield_kernels(by="depot", min_applicants=min_group_applicants, at=at))}
            if by_depot else {}),
         "channel_summary.csv": _csv(summary),
         "calibration.csv": _csv(reliability),
@@ -135,12 +154,17 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
             f"<p>{meta['applicants_fitted']} applicants fitted, {meta['applicants_held_back']} held back; observed until "
             f"{meta['observed_until']}; Brier score on held-back applicant-weeks {brier:.4f}.</p>",
             f"<figure>{plot}</figure>", summary.to_html(index=False, float_format=lambda v: f"{v:.4g}"),
+            *bonus_parts,
             "<h2>Calibration (held-back applicants)</h2>", reliability.to_html(index=False, float_format=lambda v: f"{v:.4g}")]),
+        **({"bonus_response.csv": _csv(response)} if response is not None else {}),
     }
     write_files(out, files)
+    if response is None:  # an earlier run's response, on a log with bonuses, is not this log's
+        (Path(out) / "bonus_response.csv").unlink(missing_ok=True)
     lines = [f"{row.channel}: conversion {row.conversion:.1%}, mean {row.mean_weeks_to_first_block:.1f} weeks to first block"
-             for row in summary.itertuples()]
+             + (" (without a sign-on bonus)" if at else "") for row in summary.itertuples()]
     lines.append(_dependence_line(model.mixture_))
+    lines += [] if response is None else _bonus_lines(response)
     for r in check[~check["ok"]].itertuples():
         lines.append(f"warning: channel {r.channel}: the model has {r.model_share:.1%} of applicants with a first block "
                      f"within {r.weeks} weeks, but {r.raw_share:.1%} (95% interval {r.low:.1%}-{r.high:.1%}) of the "
@@ -157,6 +181,18 @@ def estimate_funnel_files(applicants, out, observed_until=None, fmt="auto", stag
                  else "Brier score: none (no applicant held back)")
     lines += [f"note: {k} = {v}" for k, v in notes.items() if k != "applicants" and v]
     lines.append(f"wrote {len(files)} files to {out}")
+    return lines
+
+
+def _bonus_lines(response: pd.DataFrame) -> list[str]:
+    """One line per channel and bonus level of the fitted conversion response."""
+    lines = []
+    for r in response.itertuples():
+        interval = (f", 95% interval {r.uplift_low:+.1%} to {r.uplift_high:+.1%}" if "uplift_low" in response.columns
+                    and np.isfinite(r.uplift_low) else "")
+        lines.append(f"{r.channel}: a sign-on bonus of {r.bonus_per_driver:,.2f} per converted driver (the log's "
+                     f"currency) raises conversion {r.conversion_without:.1%} -> {r.conversion:.1%} "
+                     f"({r.conversion_uplift:+.1%}{interval}); bonus_response.csv, for build-instance --bonuses")
     return lines
 
 
@@ -235,6 +271,7 @@ BUILD_INPUTS = {
     "depots": (("depot", "region"), ("onboarding_cap", "active_drivers", "retention", "blocks_per_driver")),
     "channels": (("channel", "cost_per_applicant"), ("applicant_cap",)),
     "supply": (("depot", "week_of_year", "index"), None),
+    "bonuses": (("channel", "bonus_per_driver", "conversion_uplift"), None),
 }
 
 
@@ -274,7 +311,8 @@ def _read_settings(path, problems: list) -> dict | None:
 
 
 def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_csv, scenarios_csv, settings_yaml, out,
-                   pipeline_csv=None, incentives_csv=None, notes: list | None = None, supply_csv=None):
+                   pipeline_csv=None, incentives_csv=None, notes: list | None = None, supply_csv=None,
+                   bonuses_csv=None):
     """Assemble and validate an instance; returns the Instance written to ``out``.
 
     depots_csv: depot, region[, onboarding_cap][, active_drivers] (active drivers default to
@@ -283,8 +321,12 @@ def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_cs
     manifest's name, description, horizon, recourse, penalties, budgets and targets.
     supply_csv: supply_season.csv from `optplan estimate retention` (depot, week_of_year,
     index): the instance gets supply.csv, each depot's blocks_per_driver times the index of
-    each horizon week's ISO week of year (optplan.estimate.supply.supply_table). Every
-    problem in any input is an InstanceError (one line each, exit 2)."""
+    each horizon week's ISO week of year (optplan.estimate.supply.supply_table).
+    bonuses_csv: bonus_response.csv from `optplan estimate funnel` on a log with a bonus
+    column (channel, bonus_per_driver, conversion_uplift; other columns ignored), or a
+    bonuses.csv: the instance's sign-on bonus menu; a level whose estimated uplift is not
+    above 0 is left out (never worth paying) and ``notes`` says so. Every problem in any input
+    is an InstanceError (one line each, exit 2)."""
 
     notes = [] if notes is None else notes
     problems: list = []
@@ -298,6 +340,7 @@ def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_cs
     pipeline = _read_input(pipeline_csv, "pipeline", problems) if pipeline_csv else None
     incentives = _read_input(incentives_csv, "incentives", problems) if incentives_csv else None
     season = _read_input(supply_csv, "supply", problems) if supply_csv else None
+    bonuses = _read_input(bonuses_csv, "bonuses", problems) if bonuses_csv else None
     if season is not None and not problems:
         season = season.copy()
         for col in ("week_of_year", "index"):
@@ -344,6 +387,8 @@ def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_cs
             columns=["depot", "segment", "max_spend", "blocks_per_currency"]),
     }
     files = {"pipeline": "pipeline.csv" if pipeline_csv else None, "incentives": "incentives.csv" if incentives_csv else None}
+    if bonuses is not None:
+        tables["bonuses"], files["bonuses"] = _bonus_menu(bonuses, Path(bonuses_csv).name, notes), "bonuses.csv"
     if season is not None:
         horizon = settings.get("horizon", {}) if isinstance(settings, dict) else {}
         try:  # a bad horizon is reported by the manifest's validation below, with the settings file's name
@@ -369,8 +414,24 @@ def build_instance(yield_csv, retention_csv, depots_csv, channels_csv, demand_cs
         instance = from_tables(manifest, tables)
     except InstanceError as exc:  # the manifest's fields come from the settings file: name it
         named = {MANIFEST_NAME: Path(settings_yaml).name, "depots.csv": Path(depots_csv).name,
+                 **({"bonuses.csv": Path(bonuses_csv).name} if bonuses_csv else {}),
                  "channels.csv": Path(channels_csv).name, "demand.csv": Path(demand_csv).name,
                  "scenarios.csv": Path(scenarios_csv).name, "yield_kernel.csv": Path(yield_csv).name}
         raise InstanceError([replace(p, file=named.get(p.file, p.file)) for p in exc.problems], exc.omitted) from None
     instance.write(out)
     return instance
+
+
+def _bonus_menu(table: pd.DataFrame, name: str, notes: list) -> pd.DataFrame:
+    """The instance's bonuses table from a bonus response (or menu): its levels whose
+    conversion uplift is above 0 (a bonus that does not raise conversion is never worth
+    paying); the other cells are checked by the instance's validation, which names ``name``."""
+    columns = ["channel", "bonus_per_driver", "conversion_uplift", *(
+        ["applicant_uplift"] if "applicant_uplift" in table.columns else [])]
+    uplift = pd.to_numeric(table["conversion_uplift"], errors="coerce")
+    dropped = table.loc[uplift <= 0]
+    if len(dropped):
+        notes.append(f"{len(dropped)} bonus level(s) of {name} left out of the menu: their conversion uplift is not "
+                     "above 0 (" + ", ".join(f"{r.channel} {r.bonus_per_driver}" for r in dropped.head(5).itertuples())
+                     + ")")
+    return table.loc[~(uplift <= 0), columns].reset_index(drop=True)

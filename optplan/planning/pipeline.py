@@ -638,10 +638,15 @@ def _build(parts: dict[str, Path], folder: Path, summary: Path) -> list[str]:
     atomic_write_text(used, yaml.safe_dump({**settings, "horizon": horizon}, sort_keys=False))
     notes: list[str] = []
     season = parts["retention"].parent / "supply_season.csv"
+    # the funnel's bonus response, where this run's log offered bonuses (its summary says which levels)
+    response = parts["yield"].parent / "bonus_response.csv"
+    funnel = parts["yield"].parent / "funnel_summary.json"
+    offered = funnel.exists() and bool(json.loads(funnel.read_text()).get("bonus_levels"))
     try:
         inst = build_instance(parts["yield"], parts["retention"], parts["depots"], parts["channels"], parts["demand"],
                               parts["scenarios"], used, folder, notes=notes,
-                              supply_csv=season if season.exists() else None)
+                              supply_csv=season if season.exists() else None,
+                              bonuses_csv=response if offered and response.exists() else None)
     except InstanceError as exc:  # the settings as the user named them, not the copy made here
         raise InstanceError([replace(p, file=name if p.file == used.name else p.file) for p in exc.problems],
                             exc.omitted) from None
