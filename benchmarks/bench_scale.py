@@ -37,7 +37,12 @@ def run(args: list[str]) -> dict:
     r = subprocess.run([sys.executable, "-c", _WRAP, *args], capture_output=True, text=True)
     wall = time.perf_counter() - t0
     peak = next((int(line.split()[1]) for line in r.stderr.splitlines()[::-1] if line.startswith("PEAK_RSS_KIB")), 0)
-    return {"wall_s": wall, "peak_mib": peak / 1024, "exit": r.returncode, "stderr_tail": r.stderr.strip()[-300:]}
+    row = {"wall_s": wall, "peak_mib": peak / 1024, "exit": r.returncode, "stderr_tail": r.stderr.strip()[-300:]}
+    phases = next((line for line in r.stderr.splitlines() if line.startswith("time by phase: ")), None)
+    if phases:  # 'time by phase: read and check 0.39 s, ..., write 0.12 s (2.33 s in all; ...)'
+        parts = phases.removeprefix("time by phase: ").split(" (")[0].split(", ")
+        row["phases_s"] = {p.rsplit(" ", 2)[0]: float(p.rsplit(" ", 2)[1]) for p in parts}
+    return row
 
 
 def instance(tmp: Path, size: str) -> Path:
@@ -87,6 +92,26 @@ def decompose_speedup(path: Path) -> list[dict]:
     return out
 
 
+def overhead(tmp: Path, size: str, repeats: int, show) -> dict:
+    """Issue #34 part 4: the solve command end to end against its solve, ``repeats`` times (after
+    a warm-up), by the command's own phase line; medians."""
+    import numpy as np
+
+    path = instance(tmp, size)
+    run(["solve", str(path), "--out", str(tmp / "overhead_warmup"), "--quiet"])
+    rows = []
+    for i in range(repeats):
+        row = {"case": f"overhead {size} run {i + 1}", **run(["solve", str(path), "--out", str(tmp / "overhead")])}
+        show(row)
+        rows.append(row)
+    wall = float(np.median([r["wall_s"] for r in rows]))
+    phases = {k: float(np.median([r["phases_s"].get(k, 0.0) for r in rows])) for k in rows[0]["phases_s"]}
+    return {"case": f"overhead {size} (median of {repeats})", "wall_s": wall, "phases_s": phases,
+            "wall_minus_solve_s": wall - phases["solve"],
+            "wall_minus_solve_and_orders_s": wall - phases["solve"] - phases.get("orders", 0.0),
+            "start_up_and_imports_s": wall - sum(phases.values())}
+
+
 def growth(tmp: Path, base: str, show) -> dict[str, dict]:
     """Solve the base size with each of depots, weeks and scenarios at 1/4, 1/2, 1 and 2 times its
     base value (the others kept), each command end to end in a fresh process; per axis the
@@ -121,6 +146,9 @@ def main(argv=None) -> None:
     ap.add_argument("--growth", default="",
                     help="DxTxS base size: also solve it with depots, weeks and scenarios each at 1/4, 1/2, 1 and 2 "
                          "times the base (the others kept) and fit the exponent of time in each (issue #34)")
+    ap.add_argument("--overhead", default="",
+                    help="DxTxS: also the solve command's wall time against its solve, 5 runs (issue #34 part 4: "
+                         "<= solve + 1.5 s at 50x52x20)")
     ap.add_argument("--out", type=Path, default=REPO / "out" / "benchmarks" / "scale.json")
     args = ap.parse_args(argv)
     load_before = os.getloadavg()[0]
@@ -161,6 +189,12 @@ def main(argv=None) -> None:
                 rows.append(row)
                 print(f"time grows as {axis}^{row['exponent']:.2f} (sizes {row['sizes']}, seconds "
                       f"{[round(s, 1) for s in row['seconds']]})", flush=True)
+        if args.overhead:
+            row = overhead(tmp, args.overhead, 5, show)
+            rows.append(row)
+            print(f"{row['case']}: wall {row['wall_s']:.2f} s = solve {row['phases_s']['solve']:.2f} s + "
+                  f"{row['wall_minus_solve_s']:.2f} s (orders {row['phases_s'].get('orders', 0):.2f} s, start-up and "
+                  f"imports {row['start_up_and_imports_s']:.2f} s; phases {row['phases_s']})", flush=True)
         if args.report and sizes:
             show({"case": f"report {sizes[0]}", **run(["report", str(instance(tmp, sizes[0])), "--out",
                                                       str(tmp / "report"), "--quiet"])})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from dataclasses import replace
 from types import SimpleNamespace
@@ -73,12 +74,20 @@ def solve(instance: Instance, engine: str = "auto", dp_options=None, deadline=No
     if override_costs not in MEASURES:
         raise OptionError("override_costs", f"one of {', '.join(MEASURES)}", override_costs)
     deadline = deadline or Deadline(opts.time_limit)
+    t0 = time.perf_counter()
     data = instance.model_data(integer_applicants=opts.integer)
+    t1 = time.perf_counter()
     result = solve_data(data, opts, eng, deadline=deadline)
+    t2 = time.perf_counter()
     if not result.status.complete:
         warnings.warn(f"the plan is not proven optimal: {result.status.describe()}", RuntimeWarning, stacklevel=2)
     plan = Plan.from_result(result, instance.manifest.name, instance.manifest.horizon.start_date,
                             instance.manifest.guards)
+    t = result.timings
+    engine_parts = {"build": t.build_s, "hand-off": t.handoff_s, "solve": t.solve_s, "extract": t.extract_s}
+    plan.phases = {"model data": t1 - t0, **engine_parts,
+                   "engine other": max(0.0, (t2 - t1) - sum(engine_parts.values())),
+                   "plan": time.perf_counter() - t2}
     if data.has_decisions:
 
         def solve_again(changed: Instance) -> float:
@@ -88,16 +97,20 @@ def solve(instance: Instance, engine: str = "auto", dp_options=None, deadline=No
                 raise NoSolutionError(f"the solve without them stopped early: {again.status.describe()}", again.status)
             return float(again.status.objective)
 
+        t3 = time.perf_counter()
         total, each = measure(instance, plan, solve_again, override_costs)
         table = override_table(plan, instance)
         table["cost"] = np.nan if each is None else each.reindex(table["line"]).to_numpy()
         plan.overrides, plan.override_cost = table, total
+        plan.phases["overrides"] = time.perf_counter() - t3
     if orders_weeks:
+        t4 = time.perf_counter()
         try:
             plan.orders = make_orders(plan.data, plan.decisions, plan.start_date, min(orders_weeks, plan.data.n_weeks),
                                       deadline=deadline, options=opts, solve_seconds=plan.timings.solve_s)
         except OptplanError as exc:
             warnings.warn(f"no orders: {exc}", RuntimeWarning, stacklevel=2)
+        plan.phases["orders"] = time.perf_counter() - t4
     return plan
 
 

@@ -86,6 +86,9 @@ class Plan:
     override_cost: OverrideCost | None = None
     # whole orders for the first weeks (optplan.planning.orders; set by optplan.solve with orders_weeks)
     orders: Orders | None = None
+    # wall-clock seconds by phase of optplan.solve (model data, the engine's build, hand-off,
+    # solve and extraction, the plan's evaluation, overrides, orders); not written to files
+    phases: dict[str, float] = field(default_factory=dict)
 
     @cached_property
     def warnings(self) -> list[PlanWarning]:

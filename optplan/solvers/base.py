@@ -13,16 +13,28 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import pyomo.common.dependencies as _pyomo_dependencies
 from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition
 
 from formulations.data import Decisions, ModelData
 from optplan.errors import NoSolutionError, OptionError
+
+# Pyomo's dependency module imports scipy.stats, scipy.integrate and scipy.spatial as soon as
+# scipy is imported after it (its callback for scipy; with scipy imported first it resolves at
+# once): 0.6-0.7 s, a quarter of a 50 x 52 x 20 solve command, for modules optplan's solve path
+# never uses. Dropping the callback keeps them lazy: Pyomo's own uses still import them
+# (``pyomo.common.dependencies.scipy.stats`` is a deferred submodule). Checked by
+# tests/cli/test_startup.py.
+_scipy_flag = getattr(_pyomo_dependencies, "scipy_available", None)
+if "scipy" not in sys.modules and isinstance(_scipy_flag, _pyomo_dependencies.DeferredImportIndicator):
+    _scipy_flag._callback = None
 
 METHODS = ("choose", "simplex", "ipm", "pdlp")
 #: How an LP engine states the second stage: "extensive" (per scenario), "aggregated" (its

@@ -9,6 +9,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -40,9 +41,18 @@ def test_readme_demo_command_runs_end_to_end(tmp_path):
     args[out_index] = str(tmp_path / "out")
     exe = shutil.which("optplan") or None
     argv = [exe, *args[1:]] if exe else [sys.executable, "-m", "optplan", *args[1:]]
+    started = time.perf_counter()
     result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
+    wall = time.perf_counter() - started
     assert result.returncode == 0, result.stderr
     assert "optimal" in result.stdout
+    # where the time went (issue #34 part 4): one line on stderr, phases in order, within the wall clock
+    line = next(x for x in result.stderr.splitlines() if x.startswith("time by phase: "))
+    phases = dict(re.findall(r"([a-z][a-z -]*?) (\d+\.\d\d) s", line.split(" (")[0].removeprefix("time by phase: ")))
+    assert list(phases)[0] == "read and check" and list(phases)[-1] == "write" and "orders" in phases, line
+    total = float(re.search(r"\((\d+\.\d\d) s in all", line).group(1))
+    assert total == pytest.approx(sum(map(float, phases.values())), abs=0.01 * len(phases) + 0.01)
+    assert total <= wall, (line, wall)
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["status"]["solution"] == "optimal"
     assert summary["status"]["termination"] == "convergenceCriteriaSatisfied"
