@@ -5,6 +5,8 @@ weeks cost: the principle of optimality)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -291,3 +293,35 @@ def test_a_noise_sd_too_small_to_compute_is_refused(tmp_path):
     with pytest.raises(InstanceError) as err:
         load_state(tmp_path / "st", inst)
     assert "demand_noise.sd" in str(err.value) and "at least 0.001" in str(err.value)
+
+
+def test_reforecast_relevels_the_scenarios_when_none_explains_the_demand(tmp_path):
+    """Issue #32 part 1, `replan --reforecast`: week 1 saw 40 blocks where the scenarios have 20 and
+    24 (probabilities 0.5 each, mean 22): the level is 40 / 22 (one week: nothing to shrink by), the
+    weeks ahead are every scenario times it, with the instance's probabilities. 20 blocks (explained):
+    the re-plan weighs the scenarios as without --reforecast."""
+    from optplan.planning.replan import reforecast_levels
+
+    inst = two_scenario_tiny()
+    drivers = pd.DataFrame({"depot": ["A"], "active_drivers": [9.0]})
+    seen = State(week=2, drivers=drivers, demand_seen=pd.DataFrame({"depot": ["A"], "week": [1], "blocks": [40.0]}),
+                 noise_sd=0.05, noise_ar=0.0)
+    assert reforecast_levels(inst, seen) == {"A": pytest.approx(40.0 / 22.0, rel=1e-12)}
+    rem = remaining_instance(inst, seen, reforecast=True)
+    base = inst.tables["demand"]
+    base = base[base["week"] > 1].assign(week=lambda d: d["week"] - 1).set_index(["scenario", "week"])["blocks"]
+    got = rem.tables["demand"].set_index(["scenario", "week"])["blocks"]
+    pd.testing.assert_series_equal(got.sort_index(), (base * 40.0 / 22.0).sort_index(), check_dtype=False)
+    assert rem.tables["scenarios"]["probability"].tolist() == [0.5, 0.5]
+    assert "Re-forecast" in rem.manifest.description
+    explained = replace(seen, demand_seen=pd.DataFrame({"depot": ["A"], "week": [1], "blocks": [20.0]}))
+    assert reforecast_levels(inst, explained) is None
+    pd.testing.assert_frame_equal(remaining_instance(inst, explained, reforecast=True).tables["scenarios"],
+                                  remaining_instance(inst, explained).tables["scenarios"])
+    folder = tmp_path / "st"
+    seen.write(folder)
+    inst.write(tmp_path / "inst")
+    r = CliRunner().invoke(main, ["replan", str(tmp_path / "inst"), "--state", str(folder), "--out", str(tmp_path / "rp"),
+                                  "--reforecast"])
+    assert r.exit_code == 0, r.output
+    assert "re-forecast (no scenario explains the demand seen)" in r.output and "A x1.818" in r.output, r.output

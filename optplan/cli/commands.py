@@ -484,18 +484,29 @@ def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
               help="Comma-separated, of: static (the LP plan as it stands), dp (the DP rule), rolling (the LP "
                    "re-solved on each path's realised state), rolling_mean (the mean-demand plan re-solved so), "
                    "rolling_bayes (rolling with the scenarios weighted by the demand seen so far on the path), "
+                   "rolling_reforecast (rolling_bayes until no scenario explains the demand seen, then the scenarios "
+                   "re-levelled by each depot's recent demand), "
                    "basestock (an order-up-to rule per depot tuned on separate paths), basestock_bayes (the same rule "
                    "on the weighted scenarios' mean), myopic (the old strawman).")
 @click.option("--replan-every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Weeks between re-solves of the rolling policies.")
 @click.option("--tune-paths", type=click.IntRange(min=2, max=100_000), default=200, show_default=True,
               help="Separate paths on which the base-stock levels are chosen.")
+@click.option("--worlds", default=None, metavar="WORLD,...",
+              help="Stress worlds, each scored with every policy on the same paths: nominal, noise:K (noise K times "
+                   "as wide), fat:K (fat tails), shift:P@W[:D1+D2] (demand x (1 + P) from week W at every other depot "
+                   "or those named), probabilities:C (scenario probabilities drawn around the instance's), or all "
+                   "(docs/replan.md, 'Stress worlds'). The policies keep planning with the instance.")
+@click.option("--reference", default=None,
+              help="With --worlds: the policy every other is compared with, path by path (default: basestock when "
+                   "simulated, else static).")
 @guarded
 def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers, grid_points, policies, replan_every,
-             tune_paths) -> None:
+             tune_paths, worlds, reference) -> None:
     """Compare policies on fresh demand paths (the LP plan as it stands, the DP rule, the LP
     re-planned on the realised state, the mean-demand plan re-planned, a tuned base-stock
-    rule) with common random numbers; 95% CIs and paired differences to the static plan."""
+    rule) with common random numbers; 95% CIs and paired differences to the static plan.
+    With --worlds, on each stress world too, and which policy holds up best across them."""
 
     import optplan
     from optplan.errors import OptionError
@@ -509,6 +520,16 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers,
     unknown = [p for p in chosen if p not in POLICIES]
     if not chosen or unknown:
         raise OptionError("--policies", f"a comma-separated list of {', '.join(POLICIES)}", policies.strip() or "nothing")
+    stress = None
+    if worlds is not None:
+        from optplan.evaluation.worlds import parse_worlds
+
+        stress = parse_worlds(worlds)
+        reference = reference or ("basestock" if "basestock" in chosen else "static")
+        if reference not in chosen:
+            raise OptionError("--reference", f"one of the simulated policies ({', '.join(chosen)})", reference)
+    elif reference is not None:
+        raise OptionError("--reference", "--worlds with it (the reference is for comparing across worlds)", reference)
     inst = optplan.load_instance(instance)
     data = inst.model_data()
     click.echo("[optplan] simulate: solving the static plan (HiGHS), then the DP rule", err=True)
@@ -519,11 +540,19 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers,
         click.secho("warning: the dp policy is left out: the DP holds each depot to one capped budget group and this "
                     "instance has country budgets", fg="yellow", err=True)
         chosen = tuple(p for p in chosen if p != "dp")
+    world_paths = None
+    if stress is not None:
+        from optplan.evaluation.worlds import sample_world
+
+        world_paths = {w.name: sample_world(data, w, n_paths, seed, sigma, noise_ar) for w in stress}
     paths = run_simulation(data, plan.decisions, n_paths=n_paths, seed=seed, sigma=sigma, noise_ar=noise_ar,
                            options=DPOptions(grid_points=grid_points), show_progress=True,
                            stochastic_drivers=sampler.random_drivers,
                            policies=chosen,
-                           replan_every=replan_every, tune_paths=tune_paths)
+                           replan_every=replan_every, tune_paths=tune_paths, worlds=world_paths)
+    if stress is not None:
+        _write_worlds(out, paths, stress, reference, sampler, data.currency, n_paths)
+        return
     summary = summarize(paths, data.currency)
     files = {}
     for name, df in (("simulation.csv", summary), ("paths.csv", paths)):
@@ -543,6 +572,37 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers,
     for name in summary["policy"]:
         click.echo(f"  {policy_words(name)}")
     click.echo(f"sampled: {sampler.describe()}")
+    click.echo(f"wrote simulation.csv, paths.csv and sampling.json to {out}")
+
+
+def _write_worlds(out: Path, paths, stress, reference: str, sampler, currency: str, n_paths: int) -> None:
+    """simulate --worlds: simulation.csv (per world and policy), paths.csv, sampling.json, and the lines."""
+    from optplan.evaluation.policy import most_robust, summarize_worlds
+    from optplan.explain.presentation import policy_words
+    from optplan.io.atomic import csv_text, json_text, write_files
+
+    table = summarize_worlds(paths, currency, reference)
+    best, regret = most_robust(table)
+    write_files(out, {"simulation.csv": csv_text(table), "paths.csv": csv_text(paths),
+                      "sampling.json": json_text({**sampler.to_dict(), "reference": reference, "most_robust": best,
+                                                  "worst_regret": regret,
+                                                  "worlds": [{"name": w.name, "description": w.describe()}
+                                                             for w in stress]})})
+    click.echo(f"expected cost of each policy in each world over the same {n_paths:,} paths (out of sample), with 95 % "
+               f"intervals; 'vs {reference}' is the paired difference, path by path; regret: above the world's best "
+               "policy. The policies plan with the instance's scenarios and noise in every world.")
+    for w in stress:
+        click.echo(f"world {w.name}: {w.describe()}")
+        for row in table[table["world"] == w.name].itertuples(index=False):
+            click.echo(f"  {row.policy:15s} {row.cost:12,.2f} +- {row.cost_ci95:10,.2f} {currency}; vs {reference} "
+                       f"{row.cost_minus_reference:+12,.2f} +- {row.cost_minus_reference_ci95:10,.2f}; "
+                       f"regret {row.regret:+.1%}")
+    click.echo(f"most robust over these worlds: {best} (its worst regret {regret:+.1%}; the smallest worst regret of "
+               "the policies)")
+    click.echo("the policies:")
+    for name in table["policy"].unique():
+        click.echo(f"  {policy_words(name)}")
+    click.echo(f"sampled: {sampler.describe()}; the worlds change the demand only")
     click.echo(f"wrote simulation.csv, paths.csv and sampling.json to {out}")
 
 
@@ -607,10 +667,14 @@ def orders(instance: Path, plan_dir: Path | None, weeks: int, out: Path, engine,
 @click.option("--engine", type=EngineChoice(), default="auto", show_default=True, help="As for solve.")
 @click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds for the whole command (loading included); as for solve.")
+@click.option("--reforecast", is_flag=True,
+              help="When no scenario explains the demand seen (state demand_seen.csv), plan the weeks ahead on every "
+                   "scenario times each depot's level over its last 4 weeks seen, with the instance's probabilities "
+                   "(docs/replan.md, 'Stress worlds'); otherwise the scenarios weighted by the demand seen.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @set_option
 @guarded
-def replan(instance: Path, state: Path, out: Path, engine, time_limit, quiet, sets, decisions) -> None:
+def replan(instance: Path, state: Path, out: Path, engine, time_limit, reforecast, quiet, sets, decisions) -> None:
     """Re-plan INSTANCE from --state: solve weeks k..T again from the drivers, recruits and
     spend actually seen, and say what to do in week k.
 
@@ -635,12 +699,20 @@ def replan(instance: Path, state: Path, out: Path, engine, time_limit, quiet, se
         for note in notes:
             click.secho(f"warning: {note}", fg="yellow", err=True)
         top = np.argsort(-prob, kind="stable")[:5]
-        click.echo(f"scenarios given the demand seen in weeks before {st.week} (noise sd {st.noise_sd:g}, AR "
-                   f"{st.noise_ar:g}): " + ", ".join(f"{inst.scenarios[i]} {prob[i]:.3f}" for i in top)
-                   + (f" (of {len(prob)}; was {', '.join(f'{p:.3f}' for p in inst.model_data().probability[top])})"))
+        from optplan.planning.replan import reforecast_levels
+
+        levels = reforecast_levels(inst, st) if reforecast else None
+        if levels is None:
+            click.echo(f"scenarios given the demand seen in weeks before {st.week} (noise sd {st.noise_sd:g}, AR "
+                       f"{st.noise_ar:g}): " + ", ".join(f"{inst.scenarios[i]} {prob[i]:.3f}" for i in top)
+                       + (f" (of {len(prob)}; was {', '.join(f'{p:.3f}' for p in inst.model_data().probability[top])})"))
+        else:
+            click.echo("re-forecast (no scenario explains the demand seen): the weeks ahead are every scenario times "
+                       "each depot's level over its last weeks seen, with the instance's probabilities: "
+                       + ", ".join(f"{d} x{v:.3f}" for d, v in levels.items()))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        result = run_replan(inst, st, engine=engine, deadline=deadline, time_limit=time_limit)
+        result = run_replan(inst, st, reforecast=reforecast, engine=engine, deadline=deadline, time_limit=time_limit)
     result.write(out)
     week = result.this_week
     cur = inst.currency

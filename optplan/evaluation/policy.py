@@ -25,7 +25,12 @@ Policies compared: ``static`` (the LP plan's applicants and incentives, whatever
 from the DP's week cost at the realized drivers), ``rolling`` (the LP re-solved every
 ``replan_every`` weeks on each path's realised state: drivers on hand, the funnel's expected
 arrivals, spend so far; optplan.planning.replan.remaining_data), ``rolling_mean`` (the same with the
-mean demand as the one scenario: the deterministic plan re-planned), ``basestock`` (through
+mean demand as the one scenario: the deterministic plan re-planned), ``rolling_bayes`` (rolling
+with each path's scenario probabilities given the demand seen), ``rolling_reforecast``
+(rolling_bayes until the demand seen leaves every scenario, by ``ScenarioPosterior.explained``
+below optplan.planning.replan.UNEXPLAINED_TAIL; from then on the path's scenarios times each
+depot's level over the last weeks (optplan.evaluation.sampling.reforecast_level), with the instance's
+probabilities: the re-forecast of a local-level correction, issue #32 part 1), ``basestock`` (through
 the cheapest channel per driver, bring each depot's expected drivers at the arrival week up
 to a multiple of what its mean demand needs; the multiple per depot chosen by coordinate
 search on separate paths), ``myopic`` (the old strawman: the next 4 weeks' mean need, no
@@ -46,10 +51,10 @@ from formulations.two_stage.decisions import applicant_bounds, incentive_bounds
 from formulations.two_stage.drivers import capacity, carry_over, cohort_arrivals
 from formulations.two_stage.recourse import optimal_recourse, recourse_cost
 from optplan.errors import OptionError
-from optplan.evaluation.sampling import ScenarioPosterior, sample_demand
+from optplan.evaluation.sampling import ScenarioPosterior, reforecast_level, sample_demand
 from optplan.explain.plots import figure_to_svg
 from optplan.io.atomic import atomic_write_text
-from optplan.planning.replan import remaining_data
+from optplan.planning.replan import UNEXPLAINED_TAIL, remaining_data
 from optplan.progress import progress
 from optplan.solvers import SolveOptions, solve_data
 from optplan.solvers.dp import DepotModel, DPOptions, solve_dp
@@ -189,12 +194,17 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
              stochastic_drivers: bool = True, show_progress: bool = False,
              policies: tuple[str, ...] = ("static", "dp", "rolling", "rolling_mean", "rolling_bayes", "basestock"),
              replan_every: int = 1,
-             tune_paths: int = 200) -> pd.DataFrame:
+             tune_paths: int = 200, worlds: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """Per path and policy: cost (currency), unserved, idle and surge blocks over the horizon.
 
     ``stochastic_drivers=False`` keeps the driver pool fluid (expected values, as the LP
     and the evaluator model it); with ``sigma=0`` too, the static plan's mean cost over
-    paths is then the evaluator's expected cost up to the sampling of scenarios."""
+    paths is then the evaluator's expected cost up to the sampling of scenarios.
+
+    ``worlds`` ({name: (N, D, T) demand paths}, optplan.evaluation.worlds): score every policy
+    on each world's paths instead of the sampler's (a first column ``world``); the policies
+    still plan with the instance's scenarios and ``sigma``, ``noise_ar`` (their posterior, the
+    base-stock levels tuned on the sampler's own paths, the DP rule: made once for all worlds)."""
     D, C, T, S = data.shape
     if data.has_periods:
         raise OptionError("instance", "a weekly instance to simulate (the simulation decides week by week; this one "
@@ -215,7 +225,7 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
     levels_of = {"basestock": np.ones(D), "basestock_bayes": np.ones(D)}  # multipliers, tuned below when asked for
     x_lo, x_hi = applicant_bounds(data)  # the planner's decisions (decisions.csv), within the caps
     z_lo, z_hi = (b.sum(axis=2) for b in incentive_bounds(data))
-    def run(policy, dp_pols, demand_paths, fluid, budgets=True, show=True):
+    def run(policy, dp_pols, demand_paths, fluid, budgets=True, show=True, world=""):
         plan, t_plan = None, 0  # the last re-plan per path: (applicants (N, D, C, T'), spend (N, D, T')), its week
         n_paths = demand_paths.shape[0]
         rng = np.random.default_rng([seed, 1])  # common random numbers: the same stream for every policy
@@ -225,8 +235,10 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
         idle = np.zeros(n_paths)
         surge_b = np.zeros(n_paths)
         # the scenarios' probabilities given the demand seen so far on each path, kept week by week
-        seen = ScenarioPosterior(data, n_paths, sigma, noise_ar) if policy.endswith("_bayes") else None
-        for t in progress(range(T), f"simulating {policy} on {n_paths} paths", "week", show=show_progress and show):
+        seen = ScenarioPosterior(data, n_paths, sigma, noise_ar) if policy.endswith("_bayes") or \
+            policy == "rolling_reforecast" else None
+        left = np.zeros(n_paths, bool)  # rolling_reforecast: paths whose demand has left every scenario
+        for t in progress(range(T), f"simulating {policy} on {n_paths} paths{world}", "week", show=show_progress and show):
             if seen is not None and t > 0:
                 seen.update(demand_paths[:, :, t - 1])  # last week's demand is known now
             # -- decide (drivers active at the end of last week are known, demand is not)
@@ -255,14 +267,19 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
                         one[:, c] = x[:, d, c]
                         extra[:, t : t + L] += cohort_arrivals(data, one)  # this channel's cohort at lags 0..L-1
                 z = np.zeros((n_paths, D))  # decided below from the drivers of the week
-            elif policy in ("rolling", "rolling_mean", "rolling_bayes"):
+            elif policy in ("rolling", "rolling_mean", "rolling_bayes", "rolling_reforecast"):
                 # re-solve weeks t..T on each path's realised state every replan_every weeks
                 # (optplan.planning.replan.remaining_data; rolling_mean: the mean-demand deterministic plan;
-                # rolling_bayes: the scenarios weighted by the demand seen so far on the path)
+                # rolling_bayes: the scenarios weighted by the demand seen so far on the path;
+                # rolling_reforecast: the same until no scenario explains the demand seen, then the
+                # scenarios re-levelled by the recent demand, with the instance's weights)
                 if plan is None or (t - t_plan) % replan_every == 0:
                     post = seen.probabilities() if policy == "rolling_bayes" else None
+                    level = None
+                    if policy == "rolling_reforecast":
+                        post, level, left = reforecast(data, seen, demand_paths[:, :, :t], left, noise_ar)
                     plan, t_plan = _replan_paths(data, sim, t, mean_demand=policy == "rolling_mean",
-                                                 probability=post), t
+                                                 probability=post, level=level), t
                 x = plan[0][:, :, :, t - t_plan].copy()
                 z = plan[1][:, :, t - t_plan].copy()
             elif policy in ("basestock", "basestock_bayes"):
@@ -333,24 +350,50 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
             levels_of[rule] = _tune_base_stock(
                 lambda rule=rule, tune=tune: run(rule, None, tune, not stochastic_drivers, show=False)[1]["cost"].mean(),
                 levels_of[rule], show=show_progress)
-    out = [run(policy, dp_pols, demand, not stochastic_drivers)[1] for policy in policies]
-    return pd.concat(out, ignore_index=True)
+    if worlds is None:
+        out = [run(policy, dp_pols, demand, not stochastic_drivers)[1] for policy in policies]
+        return pd.concat(out, ignore_index=True)
+    out = [run(policy, dp_pols, paths, not stochastic_drivers, world=f" ({name})")[1].assign(world=name)
+           for name, paths in worlds.items() for policy in policies]
+    frame = pd.concat(out, ignore_index=True)
+    return frame[["world", *[c for c in frame.columns if c != "world"]]]
 
 
 #: Policies ``simulate`` knows: the LP plan as it stands, the DP rule, re-solving the LP on
 #: the realised state (all scenarios, or their mean: the deterministic plan re-planned),
 #: a tuned base-stock rule per depot, and the old myopic rule.
-POLICIES = ("static", "dp", "rolling", "rolling_mean", "rolling_bayes", "basestock", "basestock_bayes", "myopic")
+POLICIES = ("static", "dp", "rolling", "rolling_mean", "rolling_bayes", "rolling_reforecast", "basestock",
+            "basestock_bayes", "myopic")
 #: Multipliers of mean need tried for each depot's base-stock level, and tuning passes.
 BASE_STOCK_GRID = np.round(np.arange(0.80, 1.51, 0.05), 2)
 BASE_STOCK_PASSES = 2
 
 
+def reforecast(data: ModelData, seen: ScenarioPosterior, observed: np.ndarray, left: np.ndarray,
+               noise_ar: float) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """rolling_reforecast's forecast of the weeks ahead on each path: (probability (N, S),
+    level (N, D) or None, left (N,)). While some scenario explains the demand seen
+    (``seen.explained()`` >= UNEXPLAINED_TAIL, the check `optplan replan` reports) the
+    scenarios weighted by it (rolling_bayes); once the path's demand has left every scenario
+    (``left``, kept from week to week) the instance's probabilities and every scenario times
+    each depot's level over the last weeks ``observed`` (N, D, t) (``reforecast_level``)."""
+    post = seen.probabilities()
+    if observed.shape[2] == 0:
+        return post, None, left
+    left = left | (seen.explained() < UNEXPLAINED_TAIL)
+    if not left.any():
+        return post, None, left
+    level = np.where(left[:, None], reforecast_level(data, observed, noise_ar=noise_ar), 1.0)
+    prior = data.probability / data.probability.sum()
+    return np.where(left[:, None], prior[None, :], post), level, left
+
+
 def _replan_paths(data: ModelData, sim: _Sim, t: int, mean_demand: bool,
-                  probability: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  probability: np.ndarray | None = None, level: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Each path's re-plan of weeks t..T from its state (drivers on hand, expected arrivals
     from its funnel, its spend so far): (applicants (N, D, C, T-t), incentive spend (N, D, T-t));
-    ``probability`` (N, S): each path's own scenario probabilities (default: the data's)."""
+    ``probability`` (N, S): each path's own scenario probabilities (default: the data's);
+    ``level`` (N, D): each path's demand ahead as a multiple of the scenarios' (default 1)."""
     N, D = sim.active.shape
     C, T = len(data.channels), data.n_weeks
     xs = np.zeros((N, D, C, T - t))
@@ -359,14 +402,16 @@ def _replan_paths(data: ModelData, sim: _Sim, t: int, mean_demand: bool,
     solved: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # paths in the same state share one solve
     for p in range(N):
         key = b"".join((sim.active[p].tobytes(), sim.funnel[p, :, t:T].tobytes(), sim.spend_depot[p].tobytes(),
-                        b"" if probability is None else probability[p].tobytes()))
+                        b"" if probability is None else probability[p].tobytes(),
+                        b"" if level is None else level[p].tobytes()))
         if key not in solved:
             spend_regions = {r: float(sim.spend_depot[p, regions == r].sum()) for r in data.budget_region}
             countries = data.budget_groups("budget_country")
             spend_countries = {k: float(sim.spend_depot[p, countries == k].sum()) for k in data.budget_country}
             rem = remaining_data(data, t + 1, sim.active[p], sim.funnel[p, :, :T], float(sim.spend_total[p]),
                                  spend_regions, mean_demand=mean_demand, spend_countries=spend_countries,
-                                 probability=None if probability is None else probability[p])
+                                 probability=None if probability is None else probability[p],
+                                 level=None if level is None else level[p])
             r = solve_data(rem, SolveOptions(), "highs")
             solved[key] = (r.decisions.applicants, r.decisions.incentive_spend.sum(axis=2))
         xs[p], zs[p] = solved[key]
@@ -463,6 +508,34 @@ def _projected(sim: _Sim, d: int, t: int, ta: int, rho: float, extra: np.ndarray
         more = extra[:, w] if extra is not None else 0.0
         a = carry_over(rho, a, sim.funnel[:, d, w] + more + sim.data.pipeline[d, w])
     return a
+
+
+def summarize_worlds(paths: pd.DataFrame, currency: str, reference: str) -> pd.DataFrame:
+    """Per world and policy (simulate with ``worlds``): ``summarize``'s columns, the paired
+    difference to ``reference`` (cost_minus_reference, its 95 % interval, per path: common
+    random numbers) and the regret: the policy's expected cost over the world's best policy's,
+    minus 1 (share)."""
+    rows = []
+    for world, g in paths.groupby("world", sort=False):
+        table = summarize(g.drop(columns="world"), currency)
+        ref = g[g["policy"] == reference].set_index("path")["cost"]
+        for policy, h in g.groupby("policy", sort=False):
+            diff = h.set_index("path")["cost"] - ref
+            n = len(diff)
+            table.loc[table["policy"] == policy, "cost_minus_reference"] = diff.mean()
+            table.loc[table["policy"] == policy, "cost_minus_reference_ci95"] = (
+                Z95 * diff.std(ddof=1) / np.sqrt(n) if policy != reference and n > 1 else 0.0)
+        table["regret"] = table["cost"] / table["cost"].min() - 1.0
+        table.insert(0, "world", world)
+        table["reference"] = reference
+        rows.append(table)
+    return pd.concat(rows, ignore_index=True)
+
+
+def most_robust(table: pd.DataFrame) -> tuple[str, float]:
+    """The policy whose worst regret over the worlds is smallest (minimax regret), and that regret."""
+    worst = table.groupby("policy", sort=False)["regret"].max()
+    return str(worst.idxmin()), float(worst.min())
 
 
 def summarize(paths: pd.DataFrame, currency: str) -> pd.DataFrame:

@@ -42,7 +42,7 @@ from formulations.two_stage.budgets import total_spend
 from formulations.two_stage.drivers import recruited_arrivals
 from optplan.api import solve
 from optplan.errors import InstanceError, OptionError, Problem
-from optplan.evaluation.sampling import DEFAULT_NOISE_AR, DEFAULT_NOISE_SD, ScenarioPosterior
+from optplan.evaluation.sampling import DEFAULT_NOISE_AR, DEFAULT_NOISE_SD, ScenarioPosterior, reforecast_level
 from optplan.io.atomic import atomic_write_text, csv_text
 from optplan.io.inputs import read_csv_strings, read_yaml_mapping
 from optplan.io.instance import (
@@ -283,8 +283,10 @@ def expected_state(instance: Instance, plan: Plan, week: int) -> State:
 # ------------------------------------------------------------------ the remaining instance
 
 
-def remaining_instance(instance: Instance, state: State) -> Instance:
-    """Weeks ``state.week``..T of ``instance`` from ``state`` (module docstring), validated."""
+def remaining_instance(instance: Instance, state: State, reforecast: bool = False) -> Instance:
+    """Weeks ``state.week``..T of ``instance`` from ``state`` (module docstring), validated.
+    ``reforecast``: when no scenario explains the demand seen (``reforecast_levels``), the
+    weeks ahead are every scenario times each depot's level, with the instance's probabilities."""
     refuse_periods(instance)
     k, T = state.week, instance.n_weeks
     shift = k - 1
@@ -306,7 +308,13 @@ def remaining_instance(instance: Instance, state: State) -> Instance:
     dem = dem[dem["week"] > shift].copy()
     dem["week"] -= shift
     tables["demand"] = dem
-    if state.demand_seen is not None and len(state.demand_seen):  # the scenarios weighted by the demand seen
+    levels = reforecast_levels(instance, state) if reforecast else None
+    if levels is not None:  # re-forecast: every scenario re-levelled per depot, the instance's probabilities
+        dem["blocks"] = dem["blocks"].to_numpy(float) * dem["depot"].map(levels).to_numpy(float)
+        tables["demand"] = dem
+        m["description"] += (f" Re-forecast: no scenario explains the demand of weeks 1..{shift}; every scenario "
+                             f"times each depot's level over the last weeks seen.")
+    elif state.demand_seen is not None and len(state.demand_seen):  # the scenarios weighted by the demand seen
         prob = scenario_probabilities(instance, state)
         keep = prob > POSTERIOR_FLOOR
         names = np.asarray(instance.scenarios)
@@ -334,16 +342,10 @@ def remaining_instance(instance: Instance, state: State) -> Instance:
 UNEXPLAINED_TAIL = 0.003
 
 
-def scenario_probabilities(instance: Instance, state: State, notes: list[str] | None = None) -> np.ndarray:
-    """(S,) the instance's scenario probabilities given the state's demand_seen (weeks
-    1..k-1; weeks or depots without a row say nothing): optplan.evaluation.sampling.ScenarioPosterior
-    with the state's noise settings. Without demand_seen, the instance's own. ``notes`` (if
-    given) gets a line per row the posterior skips (no scenario explains it: 0 blocks where
-    every scenario has demand, or the reverse), and one when sd 0 finds no scenario equal to
-    what was seen (the instance's probabilities are then kept)."""
+def _seen(instance: Instance, state: State):
+    """(data, observed (1, D, k-1) blocks/week with NaN where not seen, the ScenarioPosterior
+    after them) from the state's demand_seen."""
     data = instance.model_data()
-    if state.demand_seen is None or not len(state.demand_seen):
-        return data.probability.copy()
     t = state.week - 1
     observed = np.full((1, len(data.depots), t), np.nan)
     seen = state.demand_seen
@@ -352,6 +354,34 @@ def scenario_probabilities(instance: Instance, state: State, notes: list[str] | 
     post = ScenarioPosterior(data, 1, state.noise_sd, state.noise_ar)
     for w in range(t):
         post.update(observed[:, :, w])
+    return data, observed, post
+
+
+def reforecast_levels(instance: Instance, state: State) -> dict[str, float] | None:
+    """{depot: level} when no scenario explains the state's demand_seen (the posterior-predictive
+    tail below UNEXPLAINED_TAIL, with the state's noise sd above 0): each depot's demand seen over
+    the last weeks against the scenarios' mean (optplan.evaluation.sampling.reforecast_level, as
+    simulate's rolling_reforecast); None when the scenarios explain it, or nothing was seen."""
+    if state.demand_seen is None or not len(state.demand_seen) or state.noise_sd <= 0:
+        return None
+    data, observed, post = _seen(instance, state)
+    if float(post.explained()[0]) >= UNEXPLAINED_TAIL:
+        return None
+    level = reforecast_level(data, np.nan_to_num(observed, nan=0.0), noise_ar=state.noise_ar)[0]
+    return dict(zip(data.depots, map(float, level), strict=True))
+
+
+def scenario_probabilities(instance: Instance, state: State, notes: list[str] | None = None) -> np.ndarray:
+    """(S,) the instance's scenario probabilities given the state's demand_seen (weeks
+    1..k-1; weeks or depots without a row say nothing): optplan.evaluation.sampling.ScenarioPosterior
+    with the state's noise settings. Without demand_seen, the instance's own. ``notes`` (if
+    given) gets a line per row the posterior skips (no scenario explains it: 0 blocks where
+    every scenario has demand, or the reverse), and one when sd 0 finds no scenario equal to
+    what was seen (the instance's probabilities are then kept)."""
+    if state.demand_seen is None or not len(state.demand_seen):
+        return instance.model_data().probability.copy()
+    data, observed, post = _seen(instance, state)
+    seen = state.demand_seen
     if notes is not None:
         for _, d, w in post.skipped[:5]:
             blocks = observed[0, d, w]
@@ -367,7 +397,8 @@ def scenario_probabilities(instance: Instance, state: State, notes: list[str] | 
             notes.append(f"demand_seen: no scenario explains the demand seen (posterior-predictive tail probability "
                          f"{tail:.2g} for the best one, below {UNEXPLAINED_TAIL:g}, with noise sd {state.noise_sd:g}): the "
                          "scenario weights are not to be trusted; re-forecast with the demand seen (optplan forecast) "
-                         "and re-plan on the new scenarios")
+                         "and re-plan on the new scenarios, or re-plan with --reforecast (each depot's scenarios "
+                         "re-levelled by its recent demand)")
     return post.probabilities()[0]
 
 
@@ -411,20 +442,23 @@ POSTERIOR_FLOOR = 1e-9
 
 def remaining_data(data, week: int, active: np.ndarray, arrivals: np.ndarray, spend_total: float,
                    spend_regions: dict[str, float], mean_demand: bool = False, spend_countries=None,
-                   probability: np.ndarray | None = None):
+                   probability: np.ndarray | None = None, level: np.ndarray | None = None):
     """The ModelData of weeks ``week``..T (1-based) from a state in arrays, for re-planning
     many times without tables (the simulation's rolling policy): drivers on hand ``active``
     (D,), expected arrivals (D, T) from everyone recruited so far (only weeks >= ``week``
     used) plus the data's pipeline, budgets by ``remaining_budgets``; ``mean_demand``: one
     scenario, the mean demand (the deterministic plan re-planned); ``probability`` (S,): the
     scenarios' probabilities now (e.g. given the demand seen so far; those below
-    POSTERIOR_FLOOR are left out), default the data's."""
+    POSTERIOR_FLOOR are left out), default the data's; ``level`` (D,): each depot's demand ahead
+    as a multiple of its scenarios' (a re-forecast's level, optplan.evaluation.sampling.reforecast_level)."""
 
     shift = week - 1
     total, weekly, regions = remaining_budgets(data.budget_total, data.budget_weekly, data.budget_region,
                                                spend_total, spend_regions, shift)
     _, _, countries = remaining_budgets(None, None, data.budget_country, 0.0, spend_countries or {}, shift)
     demand = data.demand[:, shift:, :]
+    if level is not None:
+        demand = demand * np.asarray(level, float)[:, None, None]
     if probability is None:
         scenarios, probability = data.scenarios, data.probability
     else:
@@ -490,8 +524,9 @@ class Replan:
         return [*paths, out / "this_week.csv", out / "instance"]
 
 
-def replan(instance: Instance, state: State, **solve_options) -> Replan:
-    """Solve weeks state.week..T again from ``state`` (``solve_options`` as optplan.solve)."""
+def replan(instance: Instance, state: State, reforecast: bool = False, **solve_options) -> Replan:
+    """Solve weeks state.week..T again from ``state`` (``solve_options`` as optplan.solve;
+    ``reforecast`` as for ``remaining_instance``)."""
 
-    remaining = remaining_instance(instance, state)
+    remaining = remaining_instance(instance, state, reforecast)
     return Replan(state=state, remaining=remaining, plan=solve(remaining, **solve_options))
