@@ -281,3 +281,26 @@ def test_replanning_simulation_and_what_ifs_take_the_bonus_levels(demo_with_bonu
     change = {"channels[job_board].cost_per_applicant": 30.0}
     assert warm.solve(change).status.objective == pytest.approx(
         optplan.solve(levers.with_changes(change)).status.objective, rel=1e-7)
+
+
+def test_the_report_shows_the_bonus_menu_as_the_plan_has_it(demo_with_bonuses, tmp_path):
+    """The report on the demo with its menu: bonuses.csv is the plan's table, the page has the
+    section and a sentence per level taken with the drivers the table says (a small report:
+    2 frontier points, 20 out-of-sample paths)."""
+    from optplan.explain.report import build_report, write_report
+
+    _, levers = demo_with_bonuses
+    r = build_report(levers, frontier_points=2, service_points=0, oos_paths=20, seed=0, workers=1, progress=False)
+    files = write_report(r, tmp_path)
+    assert "bonuses.csv" in files
+    table = pd.read_csv(tmp_path / "bonuses.csv")
+    plan = optplan.solve(levers).bonuses.reset_index(drop=True)
+    assert list(table["channel"]) == list(plan["channel"])
+    np.testing.assert_allclose(table["expected_drivers"], plan["expected_drivers"], rtol=1e-6, atol=1e-9)
+    html = (tmp_path / "report.html").read_text()
+    assert "Sign-on and referral bonuses" in html
+    taken = table[table["applicants"] > 0]
+    assert len(taken) >= 1  # the plan takes the sign-on bonus
+    for row in taken.itertuples(index=False):
+        assert (f"A bonus of {row.signon_bonus:,.4g} USD per driver on {row.channel} pays: "
+                f"{row.expected_drivers:,.1f} drivers are expected to convert under it") in html
