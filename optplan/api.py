@@ -137,10 +137,10 @@ class WhatIf:
         instance = self.instance.with_changes(changes) if changes else self.instance
         data = instance.model_data(integer_applicants=self.options.integer)
         risk = replace(data, cvar_weight=float(self.options.cvar_weight), cvar_alpha=float(self.options.cvar_alpha))
-        engine = get_engine("highs") if warm_route_refusal(risk, self.options) else self.model
+        why = warm_route_refusal(risk, self.options)  # a reason the warm model cannot take it, or ""
+        engine = get_engine("highs") if why else self.model
         result = solve_data(data, self.options, engine, deadline=deadline or Deadline(self.options.time_limit))
-        if engine is not self.model:
-            why = warm_route_refusal(risk, self.options)
+        if why:
             result = replace(result, status=replace(result.status, engine=f"{result.status.engine}, cold: {why}"))
         if not result.status.complete:
             warnings.warn(f"the plan is not proven optimal: {result.status.describe()}", RuntimeWarning, stacklevel=2)

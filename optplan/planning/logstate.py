@@ -52,8 +52,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from formulations.two_stage.bonus import variant_name
 from optplan.errors import InstanceError, OptionError, Problem
-from optplan.estimate.funnel import DEFAULT_STAGES
+from optplan.estimate.funnel import BONUS_COLUMN, DEFAULT_STAGES
 from optplan.estimate.logs import (
     MAX_LINES_PER_CHECK,
     parse_dates,
@@ -94,10 +95,31 @@ def still_active(silent_weeks: np.ndarray, retention: np.ndarray, off_share: np.
 def log_rows_to_model(data, depots: pd.Index, app: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each log row's depot index in ``depots`` and model channel index (``replan.model_channels``);
     a row whose depot the instance does not have gets ``known`` False (and depot index 0), one
-    whose channel it does not have channel -1. Returns (known depot, depot index, channel index)."""
+    whose channel it does not have channel -1. With a bonus menu and a ``bonus`` column, a row
+    offered a bonus the menu has for its channel maps to that level's model channel (its kernel:
+    the raised conversion); another bonus, to the channel itself. Returns (known depot, depot
+    index, channel index)."""
     known = app["depot"].isin(list(depots)).to_numpy()
     rows = depots.get_indexer(app["depot"].where(known, depots[0]))
-    return known, rows, np.where(known, model_channels(data, rows, app["channel"].astype(str)), -1)
+    chan = model_channels(data, rows, app["channel"].astype(str))
+    if data.signon_bonus is not None and BONUS_COLUMN in app.columns:
+        chan = bonus_channels(data, chan, app[BONUS_COLUMN])
+    return known, rows, np.where(known, chan, -1)
+
+
+def bonus_channels(data, chan: np.ndarray, bonus) -> np.ndarray:
+    """Model channel indices ``chan`` moved to the bonus level each row was offered (``bonus``:
+    currency per converted driver; empty or 0: none) where the menu has that level for the
+    channel (formulations.two_stage.bonus.variant_name); unchanged otherwise."""
+    amount = pd.to_numeric(pd.Series(bonus).reset_index(drop=True), errors="coerce").to_numpy(float)
+    index = pd.Index(list(data.channels))
+    out = np.asarray(chan).copy()
+    offered = (out >= 0) & (amount > 0)
+    for c, b in set(zip(out[offered].tolist(), amount[offered].tolist(), strict=True)):
+        level = index.get_indexer([variant_name(data.channels[c], b)])[0]
+        if level >= 0:
+            out[offered & (out == c) & (amount == b)] = level
+    return out
 
 
 def instance_week(instance: Instance, dates: pd.Series) -> np.ndarray:

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from formulations.two_stage.bonus import base_channel
 from optplan.errors import InstanceError, OptionError, Problem
 from optplan.estimate.funnel import wilson_interval
 from optplan.estimate.logs import MAX_LINES_PER_CHECK, read_applicant_log
@@ -300,8 +301,10 @@ def _recruiting(instance: Instance, result: Monitor, app: pd.DataFrame, plan, la
     if plan is not None:
         plan = Path(plan)
         pa = pd.read_csv(plan / "applicants.csv", dtype={"depot": str, "channel": str})
+        # a channel's bonus levels (job_board+bonus20) are its applicants too: the log names the channel
+        pa = pa.assign(channel=pa["channel"].map(base_channel))
         pa = pa[pa["week"] <= last_week].groupby(["channel", "week"])["applicants"].sum().rename("plan_applicants")
-        grid = pd.MultiIndex.from_product([sorted(set(map(str, data.channel_source or data.channels))),
+        grid = pd.MultiIndex.from_product([sorted({base_channel(str(c)) for c in data.channel_source or data.channels}),
                                            range(1, last_week + 1)], names=["channel", "week"])
         rec = pd.concat([log_apps, pa], axis=1).reindex(grid.union(pa.index).union(log_apps.index)).fillna(0.0)
         rec = rec.rename_axis(["channel", "week"]).reset_index()

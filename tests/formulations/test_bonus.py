@@ -304,3 +304,46 @@ def test_the_report_shows_the_bonus_menu_as_the_plan_has_it(demo_with_bonuses, t
     for row in taken.itertuples(index=False):
         assert (f"A bonus of {row.signon_bonus:,.4g} USD per driver on {row.channel} pays: "
                 f"{row.expected_drivers:,.1f} drivers are expected to convert under it") in html
+
+
+def test_the_monitor_reads_a_bonus_column_as_the_menu_levels(demo_with_bonuses, tmp_path):
+    """optplan monitor with a bonus menu: applicants the log says were offered a level's bonus are
+    that level's (its raised conversion), the rest the channel's own; the plan's levels count as
+    the channel's applicants. Without the bonus column the pooled conversion is above the
+    channel's own and the watch alerts."""
+    from optplan.planning.monitor import forecast_quantiles, monitor
+
+    _, levers = demo_with_bonuses
+    data = levers.model_data()
+    base, level = data.channels.index("job_board"), data.channels.index("job_board+bonus20")
+    rng = np.random.default_rng(3)
+    start = pd.Timestamp(str(levers.manifest.horizon.start_date))
+    rows = []
+    for c, bonus in ((base, ""), (level, 20)):
+        probs = np.append(data.yield_kernel[c], 1 - data.yield_kernel[c].sum())
+        for s in range(1, 7):
+            lags = rng.choice(len(probs), size=600, p=probs)
+            first = pd.Series(start + pd.to_timedelta(7 * (s - 1 + lags), unit="D")).where(lags < len(probs) - 1)
+            rows.append(pd.DataFrame({"applicant_id": [f"{c}-{s}-{i}" for i in range(600)], "depot": "D001",
+                                      "channel": "job_board", "applied": start + pd.Timedelta(weeks=s - 1),
+                                      "background_check": pd.NaT, "onboarding": pd.NaT, "first_block": first,
+                                      "bonus": bonus}))
+    log = pd.concat(rows, ignore_index=True)
+    q = forecast_quantiles(levers)
+    demand = q[q["week"] <= 8][["depot", "week", "p50"]].rename(columns={"p50": "blocks"}).reset_index(drop=True)
+    plan = optplan.solve(levers)
+    plan.write(tmp_path / "plan")
+    m = monitor(levers, demand, plan=tmp_path / "plan", applicants=log)
+    conv = m.conversion.set_index("channel")
+    assert conv.loc["job_board", "applicants"] == conv.loc["job_board+bonus20", "applicants"] > 0
+    for ch in ("job_board", "job_board+bonus20"):
+        assert conv.loc[ch, "low"] <= conv.loc[ch, "estimate"] <= conv.loc[ch, "high"], ch
+    assert not [a for a in m.alerts if a["kind"] == "conversion"]
+    rec = m.recruiting.groupby("channel")["plan_applicants"].sum()
+    weeks = int(m.recruiting["week"].max())
+    assert "job_board+bonus20" not in rec.index
+    assert rec["job_board"] == pytest.approx(
+        plan.decisions.applicants[:, [c for c, n in enumerate(data.channels) if n.startswith("job_board")], :weeks].sum(),
+        rel=1e-6)
+    pooled = monitor(levers, demand, applicants=log.drop(columns="bonus"))
+    assert "job_board" in {a["where"] for a in pooled.alerts if a["kind"] == "conversion"}
