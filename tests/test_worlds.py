@@ -140,10 +140,12 @@ def test_simulate_worlds_from_the_command_line(demo_path, tmp_path):
     assert "world fat:4: fat tails" in r.output and "most robust over these worlds: " in r.output
     for args, words in ((("--worlds", "noise:0"), "noise:0"), (("--worlds", "nominal", "--reference", "rolling"),
                                                                  "one of the simulated policies"),
-                        (("--reference", "static"), "--worlds with it")):
+                        (("--reference", "static"), "--worlds with it"),
+                        (("--worlds", "nominal,shift:0.2@99"), "a shift week within the horizon (1..12)")):
         r = run(*args)
         assert r.exit_code == 2, (args, r.output)
         assert words in r.output and "Traceback" not in r.output
+        assert "solving the static plan" not in r.output  # refused before any solve
 
 
 # ---------------------------------------------------------------- re-forecasting (issue #32 part 1)

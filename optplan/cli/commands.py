@@ -532,6 +532,10 @@ def simulate(instance: Path, out: Path, n_paths, seed, sigma, noise_ar, drivers,
         raise OptionError("--reference", "--worlds with it (the reference is for comparing across worlds)", reference)
     inst = optplan.load_instance(instance)
     data = inst.model_data()
+    if stress is not None:  # a world the instance cannot have is refused before the solves
+        from optplan.evaluation.worlds import check_worlds
+
+        check_worlds(data, stress)
     click.echo("[optplan] simulate: solving the static plan (HiGHS), then the DP rule", err=True)
     plan = optplan.solve(inst, engine="highs")
     sampler = OutOfSample(paths=n_paths, seed=seed, noise_sd=sigma, noise_ar=noise_ar, random_drivers=drivers == "random")

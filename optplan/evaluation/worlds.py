@@ -105,6 +105,7 @@ def parse_worlds(text: str) -> tuple[World, ...]:
 
 def sample_world(data: ModelData, world: World, n_paths: int, seed: int, sigma: float, noise_ar: float) -> np.ndarray:
     """(N, D, T) demand paths (blocks/week) of ``world``, drawn from ``seed``."""
+    check_worlds(data, (world,))
     rng = np.random.default_rng(seed)
     if world.kind == "nominal":
         return sample_demand(data, n_paths, rng, sigma, noise_ar)
@@ -116,14 +117,23 @@ def sample_world(data: ModelData, world: World, n_paths: int, seed: int, sigma: 
         q = dirichlet_probabilities(data.probability, world.value, seed)
         return sample_demand(replace(data, probability=q), n_paths, rng, sigma, noise_ar)
     paths = sample_demand(data, n_paths, rng, sigma, noise_ar)
-    if world.week > data.n_weeks:
-        raise OptionError("--worlds", f"a shift week within the horizon (1..{data.n_weeks})", world.name)
-    unknown = [d for d in world.depots if d not in data.depots]
-    if unknown:
-        raise OptionError("--worlds", f"depots of the instance ({', '.join(data.depots[:5])}, ...)", ", ".join(unknown))
     chosen = [data.depots.index(d) for d in world.depots] if world.depots else list(range(0, len(data.depots), 2))
     paths[:, chosen, world.week - 1:] *= 1.0 + world.value
     return paths
+
+
+def check_worlds(data: ModelData, worlds) -> None:
+    """An OptionError for the first world the instance cannot have: a shift week past its
+    horizon, or depots it does not have (before any solve or draw)."""
+    for world in worlds:
+        if world.kind != "shift":
+            continue
+        if world.week > data.n_weeks:
+            raise OptionError("--worlds", f"a shift week within the horizon (1..{data.n_weeks})", world.name)
+        unknown = [d for d in world.depots if d not in data.depots]
+        if unknown:
+            raise OptionError("--worlds", f"depots of the instance ({', '.join(data.depots[:5])}, ...)",
+                              ", ".join(unknown))
 
 
 def dirichlet_probabilities(probability: np.ndarray, concentration: float, seed: int) -> np.ndarray:
