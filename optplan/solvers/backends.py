@@ -83,6 +83,12 @@ class LocalBackend:
 CONNECT_TIMEOUT = "20s"
 
 
+#: A local cluster without a dashboard whose HTTP endpoint takes a free port: with
+#: ``dashboard_address=None`` alone the scheduler still binds 8787 and warns (a UserWarning;
+#: an error under the tests' filter) when another cluster on the machine holds it.
+QUIET_CLUSTER = {"dashboard_address": None, "scheduler_kwargs": {"dashboard": False, "dashboard_address": ":0"}}
+
+
 class DaskBackend:
     """A dask.distributed client: to ``scheduler``, or to a local cluster it starts."""
 
@@ -96,7 +102,7 @@ class DaskBackend:
         self._cluster = None
         if scheduler is None:
             self._cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
-                                         processes=True, dashboard_address=None)
+                                         processes=True, **QUIET_CLUSTER)
             self.client = Client(self._cluster)
         else:
             try:

@@ -5,6 +5,7 @@ with two worker processes."""
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import replace
 
 import numpy as np
@@ -90,7 +91,17 @@ def test_decomposition_through_a_real_dask_scheduler_with_two_workers(tmp_path):
     distributed = pytest.importorskip("distributed")
     data = budgeted(3, depots=8)
     reference = solve_data(data, SolveOptions(), "highs")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    from optplan.solvers.backends import QUIET_CLUSTER
+
+    # Another cluster on the machine holds distributed's default HTTP port (CI failed so once):
+    # ours must start quietly on a free one.
+    holder = socket.socket()
+    try:
+        holder.bind(("", 8787))
+        holder.listen()
+    except OSError:
+        pass  # already held by someone else: the same situation
+    with holder, distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, **QUIET_CLUSTER) as cluster:
         result = DecomposeEngine(backend="dask", scheduler=cluster.scheduler_address).solve(
             data, SolveOptions(), Deadline(None))
         check(data, result, reference)
