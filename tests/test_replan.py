@@ -175,14 +175,14 @@ def test_cli_state_template_then_replan(demo_path, tmp_path):
     assert optplan.load_instance(tmp_path / "rp" / "instance").n_weeks == 8
 
 
-def two_scenario_tiny():
-    """conftest.tiny_spec over 3 weeks with two equally likely scenarios: 'low' (20, 30, 30
-    blocks) and 'high' (24, 36, 36)."""
+def two_scenario_tiny(weeks: int = 3):
+    """conftest.tiny_spec over 3 weeks (or more) with two equally likely scenarios: 'low' (20, 30,
+    30, ... blocks) and 'high' (24, 36, 36, ...)."""
     spec = tiny_spec()
-    spec["manifest"]["horizon"]["weeks"] = 3
+    spec["manifest"]["horizon"]["weeks"] = weeks
     spec["scenarios"] = [{"scenario": "low", "probability": 0.5}, {"scenario": "high", "probability": 0.5}]
-    spec["demand"] = {("A", w, s): b * (1.2 if s == "high" else 1.0) for s in ("low", "high")
-                      for w, b in ((1, 20.0), (2, 30.0), (3, 30.0))}
+    spec["demand"] = {("A", w, s): (20.0 if w == 1 else 30.0) * (1.2 if s == "high" else 1.0) for s in ("low", "high")
+                      for w in range(1, weeks + 1)}
     return build(spec)
 
 
@@ -296,32 +296,57 @@ def test_a_noise_sd_too_small_to_compute_is_refused(tmp_path):
 
 
 def test_reforecast_relevels_the_scenarios_when_none_explains_the_demand(tmp_path):
-    """Issue #32 part 1, `replan --reforecast`: week 1 saw 40 blocks where the scenarios have 20 and
-    24 (probabilities 0.5 each, mean 22): the level is 40 / 22 (one week: nothing to shrink by), the
-    weeks ahead are every scenario times it, with the instance's probabilities. 20 blocks (explained):
-    the re-plan weighs the scenarios as without --reforecast."""
-    from optplan.planning.replan import reforecast_levels
+    """Issue #32 part 1, `replan --reforecast`: weeks 1-3 saw 40, 60, 60 blocks where the scenarios
+    have 20, 30, 30 and 24, 36, 36 (probabilities 0.5 each, mean 22, 33, 33): each week 1.818 x
+    the forecast, 5/3 x the most likely scenario (10 noise sds of 0.05 every week: a new level),
+    so the level is 40 / 22 (no spread to shrink by), the weeks ahead are every scenario times
+    it, with the instance's probabilities. 20, 30, 30 (explained): the re-plan weighs the
+    scenarios as without --reforecast. 26, 22.5, 39 (1.3, 0.75, 1.3 x 'low': the check fails,
+    but the weeks straddle every scenario: wider noise, not a level): no re-forecast, and the
+    warning says which."""
+    from optplan.planning.replan import reforecast_levels, scenario_probabilities
 
-    inst = two_scenario_tiny()
+    inst = two_scenario_tiny(weeks=5)
     drivers = pd.DataFrame({"depot": ["A"], "active_drivers": [9.0]})
-    seen = State(week=2, drivers=drivers, demand_seen=pd.DataFrame({"depot": ["A"], "week": [1], "blocks": [40.0]}),
-                 noise_sd=0.05, noise_ar=0.0)
+
+    def seen_as(blocks):
+        return pd.DataFrame({"depot": ["A"] * 3, "week": [1, 2, 3], "blocks": blocks})
+
+    seen = State(week=4, drivers=drivers, demand_seen=seen_as([40.0, 60.0, 60.0]), noise_sd=0.05, noise_ar=0.0)
     assert reforecast_levels(inst, seen) == {"A": pytest.approx(40.0 / 22.0, rel=1e-12)}
     rem = remaining_instance(inst, seen, reforecast=True)
     base = inst.tables["demand"]
-    base = base[base["week"] > 1].assign(week=lambda d: d["week"] - 1).set_index(["scenario", "week"])["blocks"]
+    base = base[base["week"] > 3].assign(week=lambda d: d["week"] - 3).set_index(["scenario", "week"])["blocks"]
     got = rem.tables["demand"].set_index(["scenario", "week"])["blocks"]
     pd.testing.assert_series_equal(got.sort_index(), (base * 40.0 / 22.0).sort_index(), check_dtype=False)
     assert rem.tables["scenarios"]["probability"].tolist() == [0.5, 0.5]
     assert "Re-forecast" in rem.manifest.description
-    explained = replace(seen, demand_seen=pd.DataFrame({"depot": ["A"], "week": [1], "blocks": [20.0]}))
+    explained = replace(seen, demand_seen=seen_as([20.0, 30.0, 30.0]))
     assert reforecast_levels(inst, explained) is None
     pd.testing.assert_frame_equal(remaining_instance(inst, explained, reforecast=True).tables["scenarios"],
                                   remaining_instance(inst, explained).tables["scenarios"])
+    wide = replace(seen, demand_seen=seen_as([26.0, 22.5, 39.0]))
+    assert reforecast_levels(inst, wide) is None
+    notes: list[str] = []
+    prob = scenario_probabilities(inst, wide, notes)
+    assert any("no depot shows a new level" in n for n in notes), notes
+    # the weights integrate the noise's scale out (Student-t, nu0 = NOISE_PRIOR_WEIGHT = 2, n = 3 weeks):
+    # SS_s = sum_w ((log(seen / scenario) + sd^2 / 2) / sd)^2, weight (1 + SS_s / 2)^(-5/2); low 0.53
+    # where the Gaussian exp(-SS_s / 2) would give it 0.91
+    sd = 0.05
+    ss = {s: sum(((np.log(b / d) + sd**2 / 2) / sd) ** 2 for b, d in zip([26.0, 22.5, 39.0], scen, strict=True))
+          for s, scen in (("low", [20.0, 30.0, 30.0]), ("high", [24.0, 36.0, 36.0]))}
+    weight = {s: (1 + v / 2) ** -2.5 for s, v in ss.items()}
+    assert prob[0] == pytest.approx(weight["low"] / (weight["low"] + weight["high"]), rel=1e-9)
+    assert 0.5 < prob[0] < 0.55
+    notes = []
+    scenario_probabilities(inst, seen, notes)
+    assert any("a new level at A" in n for n in notes), notes
     folder = tmp_path / "st"
     seen.write(folder)
     inst.write(tmp_path / "inst")
     r = CliRunner().invoke(main, ["replan", str(tmp_path / "inst"), "--state", str(folder), "--out", str(tmp_path / "rp"),
                                   "--reforecast"])
     assert r.exit_code == 0, r.output
-    assert "re-forecast (no scenario explains the demand seen)" in r.output and "A x1.818" in r.output, r.output
+    assert "re-forecast (no scenario explains the demand seen, and it shows a new level)" in r.output, r.output
+    assert "A x1.818" in r.output, r.output

@@ -219,6 +219,48 @@ def test_the_no_scenario_explains_it_check_fires_on_a_level_shift_and_rarely_oth
     assert ((first >= 7) & (first <= 9)).mean() >= 0.90
 
 
+@pytest.mark.parametrize("seed", [0, 3])
+def test_a_new_level_is_told_from_wider_noise(seed):
+    """Issue #32 part 2: the check alone (no scenario explains the demand) fires on every path with
+    three times the model's noise, so it cannot tell wider noise from a new level; ``new_level``
+    (the last weeks all far on one side of the most likely scenario, by the noise's own scale)
+    does: over 16 weekly checks on 300 paths it ever fires on no path with the model's noise, on
+    at most 5 % with 3 x the noise or fat tails, and within three weeks of a 25 % shift at half
+    the depots on at least 90 % (at those depots only)."""
+    from optplan.evaluation.sampling import UNEXPLAINED_TAIL, ScenarioPosterior, new_level, sample_demand
+
+    data = optplan.generate_instance(depots=6, weeks=16, scenarios=5, seed=seed).model_data()
+    n = 300
+
+    def alarms(demand):
+        post = ScenarioPosterior(data, n)
+        check, level = np.full(n, -1), np.full(n, -1)
+        where = np.zeros((n, 6), bool)
+        for w in range(16):
+            post.update(demand[:, :, w])
+            check[(post.explained() < UNEXPLAINED_TAIL) & (check < 0)] = w
+            new = new_level(data, post, demand[:, :, : w + 1])
+            level[new.any(axis=1) & (level < 0)] = w
+            where |= new
+        return check, level, where
+
+    rng = np.random.default_rng(seed)
+    nominal = sample_demand(data, n, rng)
+    _, level, _ = alarms(nominal)
+    assert (level >= 0).mean() == 0.0
+    check, level, _ = alarms(sample_demand(data, n, rng, sigma=0.15))
+    assert (check >= 0).mean() >= 0.9  # the check alone: nearly every path
+    assert (level >= 0).mean() <= 0.05
+    _, level, _ = alarms(sample_demand(data, n, rng, fat=(0.1, 4.0)))
+    assert (level >= 0).mean() <= 0.05
+    shifted = nominal.copy()
+    half = np.arange(3)
+    shifted[:, half, 7:] *= (1.25 * data.demand[half].max(axis=2) / data.demand[half].mean(axis=2))[None, :, 7:]
+    _, level, where = alarms(shifted)
+    assert ((level >= 7) & (level <= 9)).mean() >= 0.90
+    assert not where[:, 3:].any()
+
+
 @pytest.mark.parametrize("which", ["demo", "generated"])
 def test_a_noise_prior_calibrates_the_posterior_on_heavy_noise(which, demo_path):
     """Issue #32 part 2: on paths with three times the noise the posterior assumes, the Gaussian

@@ -484,8 +484,8 @@ def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
               help="Comma-separated, of: static (the LP plan as it stands), dp (the DP rule), rolling (the LP "
                    "re-solved on each path's realised state), rolling_mean (the mean-demand plan re-solved so), "
                    "rolling_bayes (rolling with the scenarios weighted by the demand seen so far on the path), "
-                   "rolling_reforecast (rolling_bayes until no scenario explains the demand seen, then the scenarios "
-                   "re-levelled by each depot's recent demand), "
+                   "rolling_reforecast (rolling_bayes until the demand seen shows a new level no scenario holds, then "
+                   "the scenarios re-levelled by each depot's recent demand), "
                    "basestock (an order-up-to rule per depot tuned on separate paths), basestock_bayes (the same rule "
                    "on the weighted scenarios' mean), myopic (the old strawman).")
 @click.option("--replan-every", type=click.IntRange(min=1), default=1, show_default=True,
@@ -672,8 +672,9 @@ def orders(instance: Path, plan_dir: Path | None, weeks: int, out: Path, engine,
 @click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds for the whole command (loading included); as for solve.")
 @click.option("--reforecast", is_flag=True,
-              help="When no scenario explains the demand seen (state demand_seen.csv), plan the weeks ahead on every "
-                   "scenario times each depot's level over its last 4 weeks seen, with the instance's probabilities "
+              help="When the demand seen (state demand_seen.csv) shows a new level no scenario holds, plan the weeks "
+                   "ahead on every scenario times each depot's level over its last 4 weeks seen, with the instance's "
+                   "probabilities "
                    "(docs/replan.md, 'Stress worlds'); otherwise the scenarios weighted by the demand seen.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @set_option
@@ -711,7 +712,8 @@ def replan(instance: Path, state: Path, out: Path, engine, time_limit, reforecas
                        f"{st.noise_ar:g}): " + ", ".join(f"{inst.scenarios[i]} {prob[i]:.3f}" for i in top)
                        + (f" (of {len(prob)}; was {', '.join(f'{p:.3f}' for p in inst.model_data().probability[top])})"))
         else:
-            click.echo("re-forecast (no scenario explains the demand seen): the weeks ahead are every scenario times "
+            click.echo("re-forecast (no scenario explains the demand seen, and it shows a new level): the weeks ahead "
+                       "are every scenario times "
                        "each depot's level over its last weeks seen, with the instance's probabilities: "
                        + ", ".join(f"{d} x{v:.3f}" for d, v in levels.items()))
     with warnings.catch_warnings(record=True) as caught:

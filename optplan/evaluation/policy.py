@@ -27,8 +27,8 @@ from the DP's week cost at the realized drivers), ``rolling`` (the LP re-solved 
 arrivals, spend so far; optplan.planning.replan.remaining_data), ``rolling_mean`` (the same with the
 mean demand as the one scenario: the deterministic plan re-planned), ``rolling_bayes`` (rolling
 with each path's scenario probabilities given the demand seen), ``rolling_reforecast``
-(rolling_bayes until the demand seen leaves every scenario, by ``ScenarioPosterior.explained``
-below optplan.planning.replan.UNEXPLAINED_TAIL; from then on the path's scenarios times each
+(rolling_bayes until the demand seen shows a new level no scenario holds, by
+optplan.evaluation.sampling.new_level; from then on the path's scenarios times each
 depot's level over the last weeks (optplan.evaluation.sampling.reforecast_level), with the instance's
 probabilities: the re-forecast of a local-level correction, issue #32 part 1), ``basestock`` (through
 the cheapest channel per driver, bring each depot's expected drivers at the arrival week up
@@ -51,10 +51,10 @@ from formulations.two_stage.decisions import applicant_bounds, incentive_bounds
 from formulations.two_stage.drivers import capacity, carry_over, cohort_arrivals
 from formulations.two_stage.recourse import optimal_recourse, recourse_cost
 from optplan.errors import OptionError
-from optplan.evaluation.sampling import ScenarioPosterior, reforecast_level, sample_demand
+from optplan.evaluation.sampling import ScenarioPosterior, reforecast_level, sample_demand, trusted_probabilities
 from optplan.explain.plots import figure_to_svg
 from optplan.io.atomic import atomic_write_text
-from optplan.planning.replan import UNEXPLAINED_TAIL, remaining_data
+from optplan.planning.replan import remaining_data
 from optplan.progress import progress
 from optplan.solvers import SolveOptions, solve_data
 from optplan.solvers.dp import DepotModel, DPOptions, solve_dp
@@ -271,13 +271,13 @@ def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int =
                 # re-solve weeks t..T on each path's realised state every replan_every weeks
                 # (optplan.planning.replan.remaining_data; rolling_mean: the mean-demand deterministic plan;
                 # rolling_bayes: the scenarios weighted by the demand seen so far on the path;
-                # rolling_reforecast: the same until no scenario explains the demand seen, then the
+                # rolling_reforecast: the same until the demand seen shows a new level, then the
                 # scenarios re-levelled by the recent demand, with the instance's weights)
                 if plan is None or (t - t_plan) % replan_every == 0:
                     post = seen.probabilities() if policy == "rolling_bayes" else None
                     level = None
                     if policy == "rolling_reforecast":
-                        post, level, left = reforecast(data, seen, demand_paths[:, :, :t], left, noise_ar)
+                        post, level, left = reforecast(data, seen, demand_paths[:, :, :t], left)
                     plan, t_plan = _replan_paths(data, sim, t, mean_demand=policy == "rolling_mean",
                                                  probability=post, level=level), t
                 x = plan[0][:, :, :, t - t_plan].copy()
@@ -369,21 +369,24 @@ BASE_STOCK_GRID = np.round(np.arange(0.80, 1.51, 0.05), 2)
 BASE_STOCK_PASSES = 2
 
 
-def reforecast(data: ModelData, seen: ScenarioPosterior, observed: np.ndarray, left: np.ndarray,
-               noise_ar: float) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+def reforecast(data: ModelData, seen: ScenarioPosterior, observed: np.ndarray,
+               left: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """rolling_reforecast's forecast of the weeks ahead on each path: (probability (N, S),
-    level (N, D) or None, left (N,)). While some scenario explains the demand seen
-    (``seen.explained()`` >= UNEXPLAINED_TAIL, the check `optplan replan` reports) the
-    scenarios weighted by it (rolling_bayes); once the path's demand has left every scenario
-    (``left``, kept from week to week) the instance's probabilities and every scenario times
-    each depot's level over the last weeks ``observed`` (N, D, t) (``reforecast_level``)."""
-    post = seen.probabilities()
+    level (N, D) or None, left (N,)). Until the path's demand shows a new level no scenario
+    holds (``new_level``: no scenario explains the demand seen, and some depot's last weeks all
+    sit far off the most likely scenario by the noise's own scale), the scenarios weighted by
+    the demand seen (``trusted_probabilities``: rolling_bayes's posterior, or, where no scenario
+    explains the demand but no level moved, the one that does not take the noise sd as known);
+    from then on (``left``, kept from week to week) the instance's probabilities and every
+    scenario times each depot's level over the last weeks ``observed`` (N, D, t)
+    (``reforecast_level``)."""
     if observed.shape[2] == 0:
-        return post, None, left
-    left = left | (seen.explained() < UNEXPLAINED_TAIL)
+        return seen.probabilities(), None, left
+    post, new = trusted_probabilities(data, seen, observed)
+    left = left | new.any(axis=1)
     if not left.any():
         return post, None, left
-    level = np.where(left[:, None], reforecast_level(data, observed, noise_ar=noise_ar), 1.0)
+    level = np.where(left[:, None], reforecast_level(data, observed, noise_ar=seen.a), 1.0)
     prior = data.probability / data.probability.sum()
     return np.where(left[:, None], prior[None, :], post), level, left
 

@@ -232,7 +232,7 @@ POLICIES: dict[str, str] = {
     "rolling": "re-plan every week from the drivers actually there, with the original scenario weights",
     "rolling_mean": "re-plan every week from the drivers actually there, for average demand only",
     "rolling_bayes": "re-plan every week from the drivers there, re-weighting the scenarios by the demand seen so far",
-    "rolling_reforecast": "rolling_bayes until no scenario explains the demand seen; from then on re-plan with every "
+    "rolling_reforecast": "rolling_bayes until the demand seen shows a new level; from then on re-plan with every "
                           "scenario re-levelled by each depot's last 4 weeks of demand, with the instance's weights",
     "basestock": "a simple rule tuned by simulation: recruit up to a target number of drivers each week",
     "basestock_bayes": "the simple target rule, its target moved by the demand seen so far",

@@ -42,7 +42,16 @@ from formulations.two_stage.budgets import total_spend
 from formulations.two_stage.drivers import recruited_arrivals
 from optplan.api import solve
 from optplan.errors import InstanceError, OptionError, Problem
-from optplan.evaluation.sampling import DEFAULT_NOISE_AR, DEFAULT_NOISE_SD, ScenarioPosterior, reforecast_level
+from optplan.evaluation.sampling import (
+    DEFAULT_NOISE_AR,
+    DEFAULT_NOISE_SD,
+    LEVEL_WEEKS,
+    UNEXPLAINED_TAIL,
+    ScenarioPosterior,
+    new_level,
+    reforecast_level,
+    trusted_probabilities,
+)
 from optplan.io.atomic import atomic_write_text, csv_text
 from optplan.io.inputs import read_csv_strings, read_yaml_mapping
 from optplan.io.instance import (
@@ -285,7 +294,7 @@ def expected_state(instance: Instance, plan: Plan, week: int) -> State:
 
 def remaining_instance(instance: Instance, state: State, reforecast: bool = False) -> Instance:
     """Weeks ``state.week``..T of ``instance`` from ``state`` (module docstring), validated.
-    ``reforecast``: when no scenario explains the demand seen (``reforecast_levels``), the
+    ``reforecast``: when the demand seen shows a new level no scenario holds (``reforecast_levels``), the
     weeks ahead are every scenario times each depot's level, with the instance's probabilities."""
     refuse_periods(instance)
     k, T = state.week, instance.n_weeks
@@ -336,10 +345,6 @@ def remaining_instance(instance: Instance, state: State, reforecast: bool = Fals
     return from_tables(m, tables)
 
 
-#: Below this posterior-predictive tail probability of the demand seen (ScenarioPosterior.explained)
-#: the re-plan says that no scenario explains it: at any of 16 weekly checks, 1-2 % of paths drawn from
-#: the scenarios themselves ever; a 25 % level shift within three weeks in 98-99 % (tests/test_sampling.py).
-UNEXPLAINED_TAIL = 0.003
 
 
 def _seen(instance: Instance, state: State):
@@ -358,14 +363,17 @@ def _seen(instance: Instance, state: State):
 
 
 def reforecast_levels(instance: Instance, state: State) -> dict[str, float] | None:
-    """{depot: level} when no scenario explains the state's demand_seen (the posterior-predictive
-    tail below UNEXPLAINED_TAIL, with the state's noise sd above 0): each depot's demand seen over
-    the last weeks against the scenarios' mean (optplan.evaluation.sampling.reforecast_level, as
-    simulate's rolling_reforecast); None when the scenarios explain it, or nothing was seen."""
+    """{depot: level} when the state's demand_seen shows a new level no scenario holds
+    (optplan.evaluation.sampling.new_level: no scenario explains it, the posterior-predictive
+    tail below UNEXPLAINED_TAIL with the state's noise sd above 0, and some depot's last
+    LEVEL_WEEKS weeks all far on one side of the most likely scenario): each depot's demand seen
+    over the last weeks against the scenarios' mean (optplan.evaluation.sampling.reforecast_level,
+    as simulate's rolling_reforecast); None when the scenarios explain it, when the misfit is
+    wider noise rather than a level, or nothing was seen."""
     if state.demand_seen is None or not len(state.demand_seen) or state.noise_sd <= 0:
         return None
     data, observed, post = _seen(instance, state)
-    if float(post.explained()[0]) >= UNEXPLAINED_TAIL:
+    if not new_level(data, post, observed).any():
         return None
     level = reforecast_level(data, np.nan_to_num(observed, nan=0.0), noise_ar=state.noise_ar)[0]
     return dict(zip(data.depots, map(float, level), strict=True))
@@ -374,7 +382,9 @@ def reforecast_levels(instance: Instance, state: State) -> dict[str, float] | No
 def scenario_probabilities(instance: Instance, state: State, notes: list[str] | None = None) -> np.ndarray:
     """(S,) the instance's scenario probabilities given the state's demand_seen (weeks
     1..k-1; weeks or depots without a row say nothing): optplan.evaluation.sampling.ScenarioPosterior
-    with the state's noise settings. Without demand_seen, the instance's own. ``notes`` (if
+    with the state's noise settings (optplan.evaluation.sampling.trusted_probabilities: where no
+    scenario explains the demand seen and no depot shows a new level, the posterior that does
+    not take the noise sd as known). Without demand_seen, the instance's own. ``notes`` (if
     given) gets a line per row the posterior skips (no scenario explains it: 0 blocks where
     every scenario has demand, or the reverse), and one when sd 0 finds no scenario equal to
     what was seen (the instance's probabilities are then kept)."""
@@ -382,6 +392,7 @@ def scenario_probabilities(instance: Instance, state: State, notes: list[str] | 
         return instance.model_data().probability.copy()
     data, observed, post = _seen(instance, state)
     seen = state.demand_seen
+    prob, new = trusted_probabilities(data, post, observed)
     if notes is not None:
         for _, d, w in post.skipped[:5]:
             blocks = observed[0, d, w]
@@ -394,12 +405,22 @@ def scenario_probabilities(instance: Instance, state: State, notes: list[str] | 
                          "the instance's probabilities are kept")
         tail = float(post.explained()[0])
         if tail < UNEXPLAINED_TAIL:
-            notes.append(f"demand_seen: no scenario explains the demand seen (posterior-predictive tail probability "
-                         f"{tail:.2g} for the best one, below {UNEXPLAINED_TAIL:g}, with noise sd {state.noise_sd:g}): the "
-                         "scenario weights are not to be trusted; re-forecast with the demand seen (optplan forecast) "
-                         "and re-plan on the new scenarios, or re-plan with --reforecast (each depot's scenarios "
-                         "re-levelled by its recent demand)")
-    return post.probabilities()[0]
+            moved = [data.depots[d] for d in np.flatnonzero(new[0])]
+            said = (f"demand_seen: no scenario explains the demand seen (posterior-predictive tail probability "
+                    f"{tail:.2g} for the best one, below {UNEXPLAINED_TAIL:g}, with noise sd {state.noise_sd:g})")
+            if moved:
+                notes.append(f"{said}: a new level at {', '.join(moved)} (its last {LEVEL_WEEKS} weeks all on one side "
+                             "of the most likely scenario, each by more than the noise explains); the scenario weights "
+                             "are not to be trusted: re-forecast with the demand seen (optplan forecast) and re-plan on "
+                             "the new scenarios, or re-plan with --reforecast (each depot's scenarios re-levelled by its "
+                             "recent demand)")
+            else:
+                notes.append(f"{said}, but no depot shows a new level (fewer than {LEVEL_WEEKS} weeks seen, or weeks "
+                             f"above and below the scenarios): the demand varies more than the noise sd "
+                             f"{state.noise_sd:g} says, so the weights come from a posterior that does not take it as "
+                             "known (spread as far as the demand warrants); measure the noise from the forecast's "
+                             "backtest and set demand_noise.sd to it")
+    return prob[0]
 
 
 def _remaining_pipeline(instance: Instance, state: State) -> pd.DataFrame:
