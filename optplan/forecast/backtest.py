@@ -168,6 +168,71 @@ def mase_ratio(mase: np.ndarray, reference: np.ndarray, level: float = 0.95, see
     return float(x.mean() / ref.mean() - 1.0), float(lo), float(hi)
 
 
+def _demeaned_moments(n: int, a: float) -> tuple[float, float]:
+    """(E sum_t u_t^2, E sum_t u_t u_{t+1}) / sigma^2 for u = x - mean(x), x n weeks of stationary
+    AR(1) noise with coefficient ``a`` and variance sigma^2: tr(M R M) and the sum of its
+    first off-diagonal, R[i,j] = a^|i-j|, M = I - 1/n (removing each series' own level biases both)."""
+    i = np.arange(n)
+    R = a ** np.abs(i[:, None] - i[None, :])
+    M = np.eye(n) - 1.0 / n
+    C = M @ R @ M
+    return float(np.trace(C)), float(np.trace(C, offset=1))
+
+
+def _pooled_moments(lengths: dict[int, int], a: float) -> tuple[float, float]:
+    """``_demeaned_moments`` summed over series: ``lengths`` maps a length to how many series have it."""
+    pairs = [(k, _demeaned_moments(n, a)) for n, k in lengths.items()]
+    return sum(k * m[0] for k, m in pairs), sum(k * m[1] for k, m in pairs)
+
+
+def demand_noise(rows: pd.DataFrame) -> pd.DataFrame:
+    """Each model's weekly demand noise about its own forecast's level, from the backtest's log
+    errors: one row per model with ``sd`` (log-sd), ``ar`` (week-to-week correlation), the
+    series and weeks used. The numbers `optplan replan` weighs scenarios with (state.yaml
+    demand_noise; docs/replan.md).
+
+    Per model, origin and depot, r_h = log(y_h / P50_h) over the horizon's weeks h = 1..n (a
+    series with a week of no demand or no forecast is left out); its mean is the level the
+    forecast missed by, which the scenarios' spread stands for, so the noise is what is left,
+    u = r - mean(r). Under AR(1) noise (sd sigma, coefficient a), E[sum u^2] = sigma^2 tr(M R M)
+    and E[sum u_t u_t+1] = sigma^2 x its first off-diagonal (``_demeaned_moments``); pooled over
+    the series, a solves sum(lag products) / sum(squares) = their ratio (increasing in a; by
+    bisection on [-0.95, 0.99]) and sigma^2 = sum(squares) / sum tr(M R M). Method of moments,
+    exact in expectation for AR(1) noise whatever the series' length (a plain lag-1 correlation
+    of 13-week demeaned series is about 0.2 too low at a = 0.5)."""
+    out = []
+    for model, g in rows.groupby("model", sort=False):
+        y, p50 = g["y"].to_numpy(float), g["p50"].to_numpy(float)
+        ok = (y > 0) & (p50 > 0) & np.isfinite(y) & np.isfinite(p50)
+        frame = pd.DataFrame({"key": list(zip(g["origin"], g["depot"], strict=True)), "h": g["h"].to_numpy(int),
+                              "r": np.log(np.where(ok, y, 1.0) / np.where(ok, p50, 1.0)), "ok": ok})
+        squares, lags, lengths = 0.0, 0.0, {}
+        for _, series in frame.sort_values("h", kind="stable").groupby("key", sort=False):
+            h = series["h"].to_numpy()
+            if len(series) < 3 or not series["ok"].all() or (np.diff(h) != 1).any():
+                continue
+            u = series["r"].to_numpy() - series["r"].mean()
+            squares += float(u @ u)
+            lags += float(u[:-1] @ u[1:])
+            lengths[len(u)] = lengths.get(len(u), 0) + 1
+        n_series = sum(lengths.values())
+        if n_series == 0 or squares <= 0:
+            out.append({"model": model, "sd": float("nan"), "ar": float("nan"), "series": n_series, "weeks": 0})
+            continue
+
+        ratio = lags / squares
+        lo, hi = -0.95, 0.99
+        for _ in range(60):  # ratio of expectations increasing in a
+            mid = 0.5 * (lo + hi)
+            s, p = _pooled_moments(lengths, mid)
+            lo, hi = (mid, hi) if p / s < ratio else (lo, mid)
+        a = 0.5 * (lo + hi)
+        out.append({"model": model, "sd": float(np.sqrt(squares / _pooled_moments(lengths, a)[0])), "ar": a,
+                    "series": n_series,
+                    "weeks": int(sum(n * k for n, k in lengths.items()))})
+    return pd.DataFrame(out, columns=["model", "sd", "ar", "series", "weeks"])
+
+
 def comparison(result: BacktestResult, reference: str = "seasonal_naive") -> dict:
     """The acceptance comparison: each model's overall MASE relative to the reference's."""
     o = result.overall.set_index("model")

@@ -22,7 +22,7 @@ import pandas as pd
 
 from formulations.data import period_offsets
 from optplan.errors import InstanceError, OptionError, Problem
-from optplan.forecast.backtest import backtest, default_origins, margins
+from optplan.forecast.backtest import backtest, default_origins, demand_noise, margins
 from optplan.forecast.calendar import WEEKS_PER_YEAR
 from optplan.forecast.dispatch import forecast, min_history_weeks
 from optplan.forecast.history import History, read_history
@@ -463,10 +463,14 @@ def backtest_files(history_path, out=None, *, horizon: int = 13, step: int = 13,
                 "overall": _round(result.overall).to_dict(orient="records"),
                 "by_origin": _round(result.by_origin).to_dict(orient="records"),
                 "margins_vs_seasonal_naive": _round(margins(result)).to_dict(orient="records"),
+                "demand_noise": _round(demand_noise(result.rows)).to_dict(orient="records"),
                 "metrics": {
                     "MASE": "mean |y - P50| / in-sample seasonal-naive MAE (per origin and depot); overall = mean over depots",
                     "wQL": "2 sum_q pinball_q / (3 sum |y|), q in P10, P50, P90",
                     "coverage_p10_p90": "share of weeks with P10 <= y <= P90",
+                    "demand_noise": "log-sd and AR(1) coefficient of log(y / P50) about each origin and depot's own "
+                                    "level (method of moments; optplan.forecast.backtest.demand_noise): state.yaml "
+                                    "demand_noise for the scenario weights of optplan replan",
                 },
                 "ets_models": result.info.get("ets_models", {}), "repairs": history.repairs,
             }),
@@ -505,6 +509,12 @@ def render_backtest(result, per_depot: bool = True) -> list[str]:
         cov = result.by_origin.pivot(index="model", columns="origin", values="coverage_p10_p90")
         lines += ["", "P10-P90 coverage by origin (weeks of history): " + " ".join(f"{n:>6}" for n in cov.columns)]
         lines += [f"  {m:<46}" + " ".join(f"{cov.loc[m, n]:>6.0%}" for n in cov.columns) for m in o["model"]]
+    noise = demand_noise(result.rows)
+    if len(noise):
+        lines += ["", "demand noise about each forecast's own level (log-sd, week-to-week AR; state.yaml demand_noise "
+                      "for optplan replan, docs/replan.md):"]
+        lines += [f"  {r.model:<16} sd {r.sd:.3f}  AR {r.ar:.2f}  ({r.series} depot-origins, {r.weeks} weeks)"
+                  for r in noise.itertuples() if np.isfinite(r.sd)]
     if per_depot:
         models = list(o["model"])
         piv = result.by_depot.pivot(index="depot", columns="model")

@@ -460,10 +460,63 @@ def test_backtest_cli_prints_and_writes_the_tables(tmp_path):
     assert mg["MASE_vs_reference"] == pytest.approx(mase["global"] / mase["seasonal_naive"] - 1, abs=1e-5)
     assert mg["low"] <= mg["MASE_vs_reference"] <= mg["high"]
     assert "MASE global vs seasonal_naive:" in r.output and "depots resampled" in r.output
+    # the demand noise about each forecast's level (issue #32 part 2): written, printed, recomputed
+    from optplan.forecast.backtest import demand_noise
+
+    noise = {n["model"]: n for n in summary["demand_noise"]}
+    again = demand_noise(rows).set_index("model")
+    for m in ("global", "seasonal_naive"):
+        assert noise[m]["sd"] == pytest.approx(again.loc[m, "sd"], abs=1e-6) and noise[m]["sd"] > 0
+        assert noise[m]["series"] == 6 and noise[m]["weeks"] == 48
+        assert f"{m:<16} sd {noise[m]['sd']:.3f}" in r.output
     r = CliRunner().invoke(backtest_cmd, [str(src), "--at", "40", "--models", "seasonal_naive", "--quiet"])
     assert r.exit_code == 2 and "origins with at least 65 weeks of history" in r.output
     r = CliRunner().invoke(backtest_cmd, [str(src), "--models", "prophet"])
     assert r.exit_code == 2
+
+
+NOISE_SD_TOL = 0.05  # relative, on the mean of 20 draws of 90 series (the estimate's sd is ~3 %; mean ~0.7 %)
+NOISE_AR_TOL = 0.03  # absolute, likewise (one draw's sd ~0.03-0.04)
+
+
+@pytest.mark.parametrize(("sd", "ar"), [(0.08, 0.5), (0.08, 0.0), (0.05, 0.3)])
+def test_demand_noise_recovers_a_known_ar1_noise_from_backtest_errors(sd, ar):
+    """Backtest rows whose errors are a level per origin and depot (sd 0.1, what scenarios stand
+    for) plus AR(1) log noise of known sd and coefficient, 13-week horizons, 30 depots x 3 origins:
+    the method-of-moments estimate is unbiased (mean of 20 draws within the named tolerances),
+    where the plain lag-1 correlation of the demeaned series is ~0.2 low at AR 0.5."""
+    from optplan.forecast.backtest import demand_noise
+
+    rng = np.random.default_rng(7)
+    n = 13
+
+    def rows():
+        parts = []
+        for g in range(90):
+            e = np.empty(n)
+            e[0] = rng.standard_normal()
+            for t in range(1, n):
+                e[t] = ar * e[t - 1] + np.sqrt(1 - ar**2) * rng.standard_normal()
+            p50 = rng.uniform(50, 150, n)
+            parts.append(pd.DataFrame({"model": "m", "origin": g // 30, "depot": g % 30, "h": np.arange(1, n + 1),
+                                       "y": p50 * np.exp(0.1 * rng.standard_normal() + sd * e), "p50": p50}))
+        return pd.concat(parts, ignore_index=True)
+
+    draws = [demand_noise(rows()).iloc[0] for _ in range(20)]
+    assert np.mean([d.sd for d in draws]) == pytest.approx(sd, rel=NOISE_SD_TOL)
+    assert np.mean([d.ar for d in draws]) == pytest.approx(ar, abs=NOISE_AR_TOL)
+    assert draws[0].series == 90 and draws[0].weeks == 90 * n
+    naive = []
+    for _, g in rows().groupby(["origin", "depot"]):
+        u = np.log(g.y / g.p50).to_numpy()
+        u = u - u.mean()
+        naive.append((u[:-1] @ u[1:], u @ u))
+    if ar == 0.5:
+        assert sum(a for a, _ in naive) / sum(b for _, b in naive) < ar - 0.1  # what the correction is for
+    # a series with a week of no demand is left out, not a -inf in the sums
+    bad = rows()
+    bad.loc[0, "y"] = 0.0
+    assert demand_noise(bad).iloc[0].series == 89
 
 
 # ---------------------------------------------------------------------- acceptance on a subset
