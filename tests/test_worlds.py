@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import REPO
 
 import optplan
 from optplan.cli import main
-from optplan.errors import OptionError
+from optplan.errors import InstanceError, OptionError
 from optplan.evaluation.policy import most_robust, reforecast, simulate, summarize_worlds
 from optplan.evaluation.sampling import ScenarioPosterior, _log_mean_factor, reforecast_level, sample_demand
 from optplan.evaluation.worlds import DEFAULT_WORLDS, FAT_SHARE, dirichlet_probabilities, parse_worlds, sample_world
@@ -39,7 +40,7 @@ def test_worlds_are_parsed_and_bad_ones_named():
         ("nominal", 0.0, 0, ()), ("noise", 3.0, 0, ()), ("fat", 4.0, 0, ()), ("shift", 0.25, 8, ("D001", "D003")),
         ("probabilities", 0.5, 0, ())]
     assert tuple(w.name for w in parse_worlds("all")) == DEFAULT_WORLDS
-    for bad in ("noise", "noise:-1", "shift:0.25", "shift:-1.5@3", "shift:0.2@0", "weird:1", "nominal:2", "fat:inf",
+    for bad in ("noise", "history", "history:a.csv:D001", "noise:-1", "shift:0.25", "shift:-1.5@3", "shift:0.2@0", "weird:1", "nominal:2", "fat:inf",
                 "nominal,nominal", ""):
         with pytest.raises(OptionError):
             parse_worlds(bad)
@@ -93,6 +94,55 @@ def test_fat_tails_keep_the_mean_and_variance_and_raise_the_kurtosis(data):
     nominal = _noise(data, sample_world(data, parse_worlds("nominal")[0], n, seed, SIGMA, AR), seed, n)
     zn = (nominal - nominal.mean()) / nominal.std()
     assert (z**4).mean() > 3.0 + 2.0 and abs((zn**4).mean() - 3.0) < 0.3  # fat against normal tails
+
+
+def _history_csv(path, weeks, stores):
+    """A weekly history (optplan forecast's format) of ``stores`` {id: (first year's level,
+    later level)}: the first 52 weeks at one level, the rest at the other."""
+    start = pd.Timestamp("2022-01-03")
+    rows = [{"store": j, "date": (start + pd.Timedelta(weeks=w)).strftime("%Y-%m-%d"),
+             "weekly_sales": before if w < 52 else after}
+            for j, (before, after) in stores.items() for w in range(weeks)]
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_the_history_world_by_hand(data, tmp_path):
+    """Two stores: one 10 % up from its first year on, one 10 % down; every later week's actual /
+    seasonal-naive forecast is 1.1 or 0.9 (mean 1), so each path's depot has its scenario's demand
+    times 1.1 or 0.9 every week, both occur, and the scenarios are the other worlds' draws (common
+    random numbers). A history too short for the horizon is an option error, before any draw."""
+    csv = _history_csv(tmp_path / "h.csv", 52 + data.n_weeks + 4, {"up": (100.0, 110.0), "down": (100.0, 90.0)})
+    (world,) = parse_worlds(f"history:{csv}")
+    assert world.kind == "history" and "real forecast errors" in world.describe()
+    n = 200
+    paths = sample_world(data, world, n, 4, SIGMA, AR)
+    factor = paths / sample_demand(data, n, np.random.default_rng(4), 0.0, AR)
+    per_depot = factor[:, :, 0]
+    assert np.allclose(factor, per_depot[:, :, None])  # one store per path and depot: the same ratio every week
+    assert np.isin(np.round(per_depot, 12), [1.1, 0.9]).all()
+    share = (np.round(per_depot, 12) == 1.1).mean()
+    assert abs(share - 0.5) <= MC_Z * np.sqrt(0.25 / per_depot.size)
+    short = _history_csv(tmp_path / "s.csv", 52 + data.n_weeks - 1, {"up": (100.0, 110.0)})
+    with pytest.raises(OptionError, match="history with a store of at least"):
+        sample_world(data, parse_worlds(f"history:{short}")[0], n, 4, SIGMA, AR)
+    with pytest.raises(InstanceError) as err:  # optplan forecast's one line per problem
+        sample_world(data, parse_worlds(f"history:{tmp_path / 'none.csv'}")[0], n, 4, SIGMA, AR)
+    assert "none.csv" in str(err.value)
+    r = CliRunner().invoke(main, ["simulate", str(REPO / "instances" / "demo"), "--out", str(tmp_path / "o"),
+                                  "--worlds", f"nominal,history:{short}"])
+    assert r.exit_code == 2 and "history with a store of at least" in r.output and "Traceback" not in r.output
+
+
+def test_the_history_world_of_the_shipped_stores_has_mean_one_and_real_tails(data):
+    """The shipped 30 stores: the factors over the scenarios have mean 1 (within Monte Carlo
+    error) and a log-sd above the nominal world's 5 % (real forecast errors, holidays that move)."""
+    n = 300
+    (world,) = parse_worlds(f"history:{REPO / 'examples' / 'data' / 'walmart_store_weekly_sales_30.csv'}")
+    factor = sample_world(data, world, n, 0, SIGMA, AR) / sample_demand(data, n, np.random.default_rng(0), 0.0, AR)
+    per_path = factor.mean(axis=(1, 2))
+    assert abs(per_path.mean() - 1.0) <= MC_Z * per_path.std() / np.sqrt(n)
+    assert np.log(factor).std() > 0.06
 
 
 def test_summarize_worlds_by_hand():

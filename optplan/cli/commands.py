@@ -495,8 +495,9 @@ def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
 @click.option("--worlds", default=None, metavar="WORLD,...",
               help="Stress worlds, each scored with every policy on the same paths: nominal, noise:K (noise K times "
                    "as wide), fat:K (fat tails), shift:P@W[:D1+D2] (demand x (1 + P) from week W at every other depot "
-                   "or those named), probabilities:C (scenario probabilities drawn around the instance's), or all "
-                   "(docs/replan.md, 'Stress worlds'). The policies keep planning with the instance.")
+                   "or those named), probabilities:C (scenario probabilities drawn around the instance's), "
+                   "history:PATH (real forecast errors of a weekly history CSV in place of the noise), or all (the "
+                   "first five; docs/replan.md, 'Stress worlds'). The policies keep planning with the instance.")
 @click.option("--reference", default=None,
               help="With --worlds: the policy every other is compared with, path by path (default: basestock when "
                    "simulated, else static).")
