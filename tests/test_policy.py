@@ -84,7 +84,7 @@ def test_simulation_is_deterministic_for_a_seed(demo):
     # tune_paths 20: the base-stock tuning is not what is tested here, and 200 paths of it was 14 s
     a = simulate(data, plan.decisions, n_paths=3, seed=3, dp_result=result, replan_every=4, tune_paths=20)
     b = simulate(data, plan.decisions, n_paths=3, seed=3, dp_result=result, replan_every=4, tune_paths=20)
-    assert set(a["policy"]) == {"static", "dp", "rolling", "rolling_mean", "rolling_bayes", "basestock"}
+    assert set(a["policy"]) == {"static", "dp", "rolling", "rolling_bayes", "rolling_reforecast", "basestock"}
     assert a.equals(b)
 
 

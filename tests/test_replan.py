@@ -323,8 +323,8 @@ def test_reforecast_relevels_the_scenarios_when_none_explains_the_demand(tmp_pat
     assert "Re-forecast" in rem.manifest.description
     explained = replace(seen, demand_seen=seen_as([20.0, 30.0, 30.0]))
     assert reforecast_levels(inst, explained) is None
-    pd.testing.assert_frame_equal(remaining_instance(inst, explained, reforecast=True).tables["scenarios"],
-                                  remaining_instance(inst, explained).tables["scenarios"])
+    pd.testing.assert_frame_equal(remaining_instance(inst, explained).tables["scenarios"],
+                                  remaining_instance(inst, explained, reforecast=False).tables["scenarios"])
     wide = replace(seen, demand_seen=seen_as([26.0, 22.5, 39.0]))
     assert reforecast_levels(inst, wide) is None
     notes: list[str] = []
@@ -345,8 +345,15 @@ def test_reforecast_relevels_the_scenarios_when_none_explains_the_demand(tmp_pat
     folder = tmp_path / "st"
     seen.write(folder)
     inst.write(tmp_path / "inst")
-    r = CliRunner().invoke(main, ["replan", str(tmp_path / "inst"), "--state", str(folder), "--out", str(tmp_path / "rp"),
-                                  "--reforecast"])
+    # the default (the stress-world study's most robust policy) re-forecasts; --no-reforecast weighs the scenarios
+    r = CliRunner().invoke(main, ["replan", str(tmp_path / "inst"), "--state", str(folder), "--out", str(tmp_path / "rp")])
     assert r.exit_code == 0, r.output
     assert "re-forecast (no scenario explains the demand seen, and it shows a new level)" in r.output, r.output
     assert "A x1.818" in r.output, r.output
+    r = CliRunner().invoke(main, ["replan", str(tmp_path / "inst"), "--state", str(folder), "--out", str(tmp_path / "rp2"),
+                                  "--no-reforecast"])
+    assert r.exit_code == 0, r.output
+    assert "re-forecast (no scenario" not in r.output and "high 1.000, low 0.000" in r.output, r.output
+    kept = pd.read_csv(tmp_path / "rp2" / "instance" / "scenarios.csv")  # 'low' below 1e-9: dropped
+    assert kept["scenario"].tolist() == ["high"] and kept["probability"].tolist() == [1.0]
+    assert pd.read_csv(tmp_path / "rp" / "instance" / "scenarios.csv")["probability"].tolist() == [0.5, 0.5]

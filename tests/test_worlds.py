@@ -40,7 +40,8 @@ def test_worlds_are_parsed_and_bad_ones_named():
         ("nominal", 0.0, 0, ()), ("noise", 3.0, 0, ()), ("fat", 4.0, 0, ()), ("shift", 0.25, 8, ("D001", "D003")),
         ("probabilities", 0.5, 0, ())]
     assert tuple(w.name for w in parse_worlds("all")) == DEFAULT_WORLDS
-    for bad in ("noise", "history", "history:a.csv:D001", "noise:-1", "shift:0.25", "shift:-1.5@3", "shift:0.2@0", "weird:1", "nominal:2", "fat:inf",
+    for bad in ("noise", "history", "history:a.csv:D001", "noise:-1", "shift:0.25", "shift:-1.5@3", "shift:0.2@0",
+                "weird:1", "nominal:2", "fat:inf",
                 "nominal,nominal", ""):
         with pytest.raises(OptionError):
             parse_worlds(bad)

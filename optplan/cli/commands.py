@@ -480,7 +480,7 @@ def policy(instance: Path, depot: str, out: Path, grid_points) -> None:
                    "expected: the model's expected counts (as report scores plans).")
 @click.option("--grid", "grid_points", type=click.IntRange(min=2, max=100_000), default=None,
               help="DP states per week (default: adaptive).")
-@click.option("--policies", default="static,dp,rolling,rolling_mean,rolling_bayes,basestock", show_default=True,
+@click.option("--policies", default="static,dp,rolling,rolling_bayes,rolling_reforecast,basestock", show_default=True,
               help="Comma-separated, of: static (the LP plan as it stands), dp (the DP rule), rolling (the LP "
                    "re-solved on each path's realised state), rolling_mean (the mean-demand plan re-solved so), "
                    "rolling_bayes (rolling with the scenarios weighted by the demand seen so far on the path), "
@@ -672,11 +672,12 @@ def orders(instance: Path, plan_dir: Path | None, weeks: int, out: Path, engine,
 @click.option("--engine", type=EngineChoice(), default="auto", show_default=True, help="As for solve.")
 @click.option("--time-limit", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds for the whole command (loading included); as for solve.")
-@click.option("--reforecast", is_flag=True,
+@click.option("--reforecast/--no-reforecast", default=True, show_default=True,
               help="When the demand seen (state demand_seen.csv) shows a new level no scenario holds, plan the weeks "
                    "ahead on every scenario times each depot's level over its last 4 weeks seen, with the instance's "
-                   "probabilities "
-                   "(docs/replan.md, 'Stress worlds'); otherwise the scenarios weighted by the demand seen.")
+                   "probabilities; otherwise the scenarios weighted by the demand seen (simulate's rolling_reforecast, "
+                   "the most robust policy of the stress-world study: docs/replan.md, 'Stress worlds'). "
+                   "--no-reforecast: always the weighted scenarios (rolling_bayes).")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @set_option
 @guarded

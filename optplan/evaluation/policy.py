@@ -192,7 +192,7 @@ class _Sim:
 def simulate(data: ModelData, static: Decisions, n_paths: int = 200, seed: int = 0, sigma: float = 0.05,
              noise_ar: float = 0.5, options: DPOptions | None = None, dp_result=None,
              stochastic_drivers: bool = True, show_progress: bool = False,
-             policies: tuple[str, ...] = ("static", "dp", "rolling", "rolling_mean", "rolling_bayes", "basestock"),
+             policies: tuple[str, ...] = ("static", "dp", "rolling", "rolling_bayes", "rolling_reforecast", "basestock"),
              replan_every: int = 1,
              tune_paths: int = 200, worlds: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """Per path and policy: cost (currency), unserved, idle and surge blocks over the horizon.

@@ -292,10 +292,12 @@ def expected_state(instance: Instance, plan: Plan, week: int) -> State:
 # ------------------------------------------------------------------ the remaining instance
 
 
-def remaining_instance(instance: Instance, state: State, reforecast: bool = False) -> Instance:
+def remaining_instance(instance: Instance, state: State, reforecast: bool = True) -> Instance:
     """Weeks ``state.week``..T of ``instance`` from ``state`` (module docstring), validated.
-    ``reforecast``: when the demand seen shows a new level no scenario holds (``reforecast_levels``), the
-    weeks ahead are every scenario times each depot's level, with the instance's probabilities."""
+    ``reforecast`` (default: simulate's most robust policy, rolling_reforecast): when the demand seen
+    shows a new level no scenario holds (``reforecast_levels``), the weeks ahead are every scenario
+    times each depot's level, with the instance's probabilities; False: always the scenarios
+    weighted by the demand seen (rolling_bayes)."""
     refuse_periods(instance)
     k, T = state.week, instance.n_weeks
     shift = k - 1
@@ -412,8 +414,8 @@ def scenario_probabilities(instance: Instance, state: State, notes: list[str] | 
                 notes.append(f"{said}: a new level at {', '.join(moved)} (its last {LEVEL_WEEKS} weeks all on one side "
                              "of the most likely scenario, each by more than the noise explains); the scenario weights "
                              "are not to be trusted: re-forecast with the demand seen (optplan forecast) and re-plan on "
-                             "the new scenarios, or re-plan with --reforecast (each depot's scenarios re-levelled by its "
-                             "recent demand)")
+                             "the new scenarios; optplan replan re-levels each depot's scenarios by its recent demand "
+                             "unless --no-reforecast")
             else:
                 notes.append(f"{said}, but no depot shows a new level (fewer than {LEVEL_WEEKS} weeks seen, or weeks "
                              f"above and below the scenarios): the demand varies more than the noise sd "
@@ -545,7 +547,7 @@ class Replan:
         return [*paths, out / "this_week.csv", out / "instance"]
 
 
-def replan(instance: Instance, state: State, reforecast: bool = False, **solve_options) -> Replan:
+def replan(instance: Instance, state: State, reforecast: bool = True, **solve_options) -> Replan:
     """Solve weeks state.week..T again from ``state`` (``solve_options`` as optplan.solve;
     ``reforecast`` as for ``remaining_instance``)."""
 
