@@ -25,11 +25,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-#: Runs the CLI in this process and reports its peak RSS (KiB on Linux) on the last stderr line.
-_WRAP = ("import resource, runpy, sys; sys.argv = ['optplan'] + sys.argv[1:]\n"
+#: Runs the CLI in this process and reports its peak RSS (KiB on Linux) on the last stderr line,
+#: also when the command ends by optplan.cli.run's fast exit (os._exit, wrapped to say it first).
+_WRAP = ("import os, resource, runpy, sys; sys.argv = ['optplan'] + sys.argv[1:]\n"
+         "def peak(): print('PEAK_RSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr, "
+         "flush=True)\n"
+         "_exit = os._exit\n"
+         "def fast_exit(code):\n    peak()\n    _exit(code)\n"
+         "os._exit = fast_exit\n"
          "try:\n    runpy.run_module('optplan', run_name='__main__')\n"
          "except SystemExit as e:\n    code = e.code\n"
-         "print('PEAK_RSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+         "peak()")
 
 
 def run(args: list[str]) -> dict:

@@ -1,5 +1,5 @@
 """python -m optplan: the same as the optplan command."""
 
-from optplan.cli import main
+from optplan.cli import run
 
-main()
+run()

@@ -45,6 +45,10 @@ def test_evaluator_equals_lp_objective_on_generated(depots, weeks, scenarios, se
     assert ev.violations == {}
     # the evaluator recomputes the stock-flow itself: it must match the LP's values
     np.testing.assert_allclose(ev.active_drivers, plan.active_drivers, rtol=1e-6, atol=1e-6)
+    # the light cost (no KPIs; the orders' repair step) is the same number from the same kernels
+    from optplan.evaluation.evaluator import expected_cost
+
+    assert expected_cost(inst.model_data(), plan.decisions) == ev.expected_cost
 
 
 def test_one_scenario_equals_its_scenario_model():

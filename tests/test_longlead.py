@@ -224,10 +224,13 @@ def test_weekly_demand_in_a_long_lead_instance_is_settled_week_by_week():
     assert again.expected_cost == pytest.approx(cost, rel=1e-9)
     from dataclasses import replace
 
-    from optplan.evaluation.evaluator import evaluate_decisions
+    from optplan.evaluation.evaluator import evaluate_decisions, expected_cost
 
     even = evaluate_decisions(replace(data, demand_share=None), plan.decisions)  # period totals only
     assert even.expected_cost < 0.9 * cost
+    # the light cost (the orders' repair step) settles week by week too: the same number
+    assert expected_cost(data, plan.decisions) == evaluate_decisions(data, plan.decisions).expected_cost
+    assert expected_cost(replace(data, demand_share=None), plan.decisions) == even.expected_cost
 
 
 def test_a_week_typed_wrong_in_a_per_period_demand_table_is_one_line():

@@ -1,8 +1,8 @@
 """Command line: a thin layer over the Python API (Calliope's pattern).
 
-``main`` is the ``optplan`` command; its subcommands live in ``commands.py`` and
-``forecast.py`` and load their heavy libraries only when they run, so ``optplan --version``
-and ``optplan --help`` start fast. Errors and exit statuses: ``common.py``.
+``main`` is the ``optplan`` command (``run`` starts it); its subcommands live in
+``commands.py`` and ``forecast.py`` and load their heavy libraries only when they run, so
+``optplan --version`` and ``optplan --help`` start fast. Errors and exit statuses: ``common.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ import click
 from optplan.cli import commands, forecast, service
 from optplan.cli.common import guarded
 
-__all__ = ["guarded", "main"]
+__all__ = ["guarded", "main", "run"]
+
+#: Commands whose process ends as soon as their output is flushed (``run``).
+FAST_EXIT = frozenset({"solve", "validate"})
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,5 +40,39 @@ for _command in (
 ):
     main.add_command(_command)
 
+
+
+def run() -> None:
+    """The ``optplan`` console script and ``python -m optplan``: ``main``. For the short batch
+    commands of FAST_EXIT the process then ends with ``os._exit`` once stdout, stderr and the
+    log handlers are flushed, instead of the interpreter's teardown, which frees every object
+    of the run one by one (0.2 s of a 3 s `optplan solve` at 50 x 52 x 20, issue #34 part 4).
+    Safe for them: their files are written atomically and closed, a solve's worker pools are
+    shut down in its own ``finally``, and they start no server; the exit status is click's."""
+    import sys
+
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+    if command not in FAST_EXIT:
+        main()
+        return
+    import logging
+    import os
+
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:  # click ends every run with sys.exit(status)
+        code = exc.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    run()

@@ -61,6 +61,25 @@ class Evaluation:
         )
 
 
+def _scenarios(data: ModelData, demand, probability, share):
+    """(demand (D, T, S), week shares or None, probability (S,)) an evaluation settles on:
+    the caller's or the data's (``evaluate_decisions``)."""
+    if demand is None and share is None:
+        share = data.demand_share
+    demand = data.demand if demand is None else np.asarray(demand, float)
+    return demand, share, data.probability if probability is None else np.asarray(probability, float)
+
+
+def expected_cost(data: ModelData, decisions: Decisions) -> float:
+    """``evaluate_decisions(data, decisions).expected_cost`` (currency) without the KPIs, the
+    scenario costs and the feasibility check: the same kernels, 2-3x faster, for callers that
+    evaluate many small changes (the orders' repair step)."""
+    demand, share, p = _scenarios(data, None, None, None)
+    _, active, capacity = simulate_drivers(data, decisions)
+    surge, unserved, idle = period_recourse(data, capacity, demand, share)
+    return cost_components(data, decisions, surge, unserved, idle, p, active=active)["total"]
+
+
 def evaluate_decisions(
     data: ModelData,
     decisions: Decisions,
@@ -72,10 +91,7 @@ def evaluate_decisions(
     (S,); defaults: the data's own scenarios. Long-lead periods are settled week by week with
     ``share`` (D, T, S, J), each week's share of its period's demand (default: the data's
     demand_share with its own demand; even weeks with a caller's demand and no share)."""
-    if demand is None and share is None:
-        share = data.demand_share
-    demand = data.demand if demand is None else np.asarray(demand, float)
-    p = data.probability if probability is None else np.asarray(probability, float)
+    demand, share, p = _scenarios(data, demand, probability, share)
     arrivals, active, capacity = simulate_drivers(data, decisions)
     surge, unserved, idle = period_recourse(data, capacity, demand, share)
     cost = cost_components(data, decisions, surge, unserved, idle, p, active=active)

@@ -55,7 +55,7 @@ from formulations.two_stage.budgets import budget_row_cover, budget_usage
 from formulations.two_stage.decisions import applicant_bounds
 from formulations.two_stage.drivers import IncentiveCurve, onboarding_excess, period_yield_kernel, simulate_drivers
 from optplan.errors import EngineUnavailableError, InstanceError, NoSolutionError, OptionError, Problem
-from optplan.evaluation.evaluator import FEASIBILITY_ATOL, evaluate_decisions
+from optplan.evaluation.evaluator import FEASIBILITY_ATOL, expected_cost
 from optplan.io.atomic import csv_text, json_text, write_files
 from optplan.io.inputs import read_csv_strings
 from optplan.solvers import Deadline, SolveOptions, solve_data
@@ -242,7 +242,7 @@ def make_orders(data: ModelData, plan: Decisions, start_date, weeks: int = DEFAU
     opts = replace(options or SolveOptions(), integer=False, mip_rel_gap=ORDERS_GAP)
     if deadline is None or deadline.seconds is None:
         deadline = Deadline(ORDERS_TIME_LIMIT)
-    before = evaluate_decisions(data, plan).expected_cost
+    before = expected_cost(data, plan)
     # first the plan rounded: kept when provably within ROUNDING_ACCEPT of the best whole orders
     ox, oz, _ = _rounded(data, x, z, lo, hi, weeks, "")
     oz[:, :weeks] = _whole_spend(data, oz[:, :weeks])
@@ -250,7 +250,7 @@ def make_orders(data: ModelData, plan: Decisions, start_date, weeks: int = DEFAU
     rounded, repairs = _repair(data, Decisions(ox, oz), weeks, max_repairs=ROUNDING_MAX_REPAIRS)
     fallback = None  # rounded orders that hold every cap: (orders, cost, repairs)
     if repairs <= ROUNDING_MAX_REPAIRS and _excess(data, rounded) == 0:
-        after = evaluate_decisions(data, rounded).expected_cost
+        after = expected_cost(data, rounded)
         fallback = (rounded, after, repairs)
         if solve_seconds is not None:  # the MIP may look for better orders for about as long as the plan took
             bound = max(ORDERS_MIP_MIN_S, ORDERS_MIP_SHARE * float(solve_seconds))
@@ -288,7 +288,7 @@ def make_orders(data: ModelData, plan: Decisions, start_date, weeks: int = DEFAU
     oz[:, :weeks] = _whole_spend(data, oz[:, :weeks])
     ox[:, :, weeks:], oz[:, weeks:] = x[:, :, weeks:], z[:, weeks:]  # exactly the plan's, not the solver's copy
     orders, repairs = _repair(data, Decisions(ox, oz), weeks)
-    after = evaluate_decisions(data, orders).expected_cost
+    after = expected_cost(data, orders)
     if fallback is not None and fallback[1] < after:  # the bounded MIP did worse than the rounding
         return _kept_rounding(data, weeks, start_date, plan, before, fallback, status)
     return Orders(weeks, data, pd.Timestamp(start_date), orders, plan, before, after, status, repairs, method)
@@ -434,7 +434,7 @@ def _repair(data: ModelData, decisions: Decisions, weeks: int, max_repairs: int 
     def depot_cost(d: int) -> float:  # depot d's share of the expected cost (currency)
         if d not in one:
             one[d] = data.for_depot(d)
-        return evaluate_decisions(one[d], Decisions(x[d:d + 1], z[d:d + 1])).expected_cost
+        return expected_cost(one[d], Decisions(x[d:d + 1], z[d:d + 1]))
 
     cost_now: dict[int, float] = {}
     while excess > 0 and repairs < max_repairs:
