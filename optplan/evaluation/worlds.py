@@ -40,6 +40,7 @@ import numpy as np
 from formulations.data import ModelData, period_offsets
 from optplan.errors import OptionError
 from optplan.evaluation.sampling import sample_demand
+from optplan.forecast.history import read_history
 
 #: fat:K: the share of weeks whose noise innovation is K times as wide.
 FAT_SHARE = 0.05
@@ -184,8 +185,6 @@ def _history_ratios(source: str) -> np.ndarray:
     the weeks of the history at ``source`` from its 53rd (NaN where either week has no positive
     demand). A file that cannot be read as a history: optplan forecast's InstanceError, one line
     per problem (file, row, field)."""
-    from optplan.forecast.history import read_history
-
     y = np.asarray(read_history(source).blocks, float)  # (W, J)
     ok = np.isfinite(y) & (y > 0)
     now, before = y[SEASON_WEEKS:], y[:-SEASON_WEEKS]
