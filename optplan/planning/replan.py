@@ -323,8 +323,8 @@ def remaining_instance(instance: Instance, state: State, reforecast: bool = True
     if levels is not None:  # re-forecast: every scenario re-levelled per depot, the instance's probabilities
         dem["blocks"] = dem["blocks"].to_numpy(float) * dem["depot"].map(levels).to_numpy(float)
         tables["demand"] = dem
-        m["description"] += (f" Re-forecast: no scenario explains the demand of weeks 1..{shift}; every scenario "
-                             f"times each depot's level over the last weeks seen.")
+        m["description"] += (f" Re-forecast: the demand of weeks 1..{shift} shows a new level no scenario holds; "
+                             f"every scenario times each depot's level over the last weeks seen.")
     elif state.demand_seen is not None and len(state.demand_seen):  # the scenarios weighted by the demand seen
         prob = scenario_probabilities(instance, state)
         keep = prob > POSTERIOR_FLOOR
