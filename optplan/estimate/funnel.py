@@ -70,13 +70,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
 from optplan.errors import OptionError
+from optplan.estimate.columns import BONUS_COLUMN, DEFAULT_STAGES, WINDOW_COLUMN
 from optplan.progress import progress
 
-DEFAULT_STAGES = ("applied", "background_check", "onboarding", "first_block")
 ID_COLUMNS = ("applicant_id", "depot", "channel", "observed_until")
-#: Optional column of a log: each applicant's own end of observation (a date; empty: the
-#: log's observed_until). Real logs often follow each applicant for a window after applying.
-WINDOW_COLUMN = "observed_until"
 
 
 def observation_ends(log: pd.DataFrame, observed) -> np.ndarray:
@@ -899,11 +896,6 @@ def bootstrap(model: FunnelModel, log: pd.DataFrame, n: int = 50, seed: int = 0,
     return _channel_intervals(model.channel_summary(at), draws, _t_quantile(level, n))
 
 
-#: Column of an applicant log with the sign-on bonus offered to each applicant (currency per
-#: converted driver, paid on the first block; empty or 0: none). A numeric covariate of the
-#: funnel like any other; ``bonus_response`` turns its fitted effect into the conversion
-#: response the instance's bonuses.csv takes.
-BONUS_COLUMN = "bonus"
 #: A bonus level gets a response row when at least this many applicants of the channel were
 #: offered it; at most RESPONSE_LEVELS levels per channel (quantiles of those offered, when more).
 RESPONSE_MIN_APPLICANTS = 100

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from optplan.errors import InstanceError, OptionError, Problem
-from optplan.estimate.funnel import BONUS_COLUMN, DEFAULT_STAGES, WINDOW_COLUMN
+from optplan.estimate.columns import BONUS_COLUMN, DEFAULT_STAGES, WINDOW_COLUMN
 from optplan.io.inputs import long_id_problems, parse_date_option, read_csv_strings
 from optplan.io.instance import MAX_LINES_PER_CHECK
 from optplan.io.schema import MAX_BLOCKS_PER_DRIVER

@@ -12,11 +12,25 @@
 See docs/forecast.md.
 """
 
-from optplan.forecast.backtest import BacktestResult, backtest
-from optplan.forecast.dispatch import forecast
-from optplan.forecast.history import History, history_from_frame, read_history
-from optplan.forecast.models import LEVELS, MODELS, GlobalConfig, QuantileForecast
-from optplan.forecast.scenarios import reduce_paths, sample_paths
+from __future__ import annotations
+
+import importlib
+
+#: The package's names, each loaded from its module on first use (PEP 562): reading a history
+#: (optplan.forecast.history, e.g. simulate's history world) does not load the models' libraries.
+_NAMES = {
+    "BacktestResult": "backtest", "backtest": "backtest", "forecast": "dispatch",
+    "History": "history", "history_from_frame": "history", "read_history": "history",
+    "LEVELS": "models", "MODELS": "models", "GlobalConfig": "models", "QuantileForecast": "models",
+    "reduce_paths": "scenarios", "sample_paths": "scenarios",
+}
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        return getattr(importlib.import_module(f"optplan.forecast.{_NAMES[name]}"), name)
+    raise AttributeError(f"module 'optplan.forecast' has no attribute {name!r}")
 
 __all__ = [
     "LEVELS", "MODELS", "BacktestResult", "GlobalConfig", "History", "QuantileForecast", "backtest", "forecast",
