@@ -69,8 +69,11 @@ def run() -> None:
         print(code, file=sys.stderr)
         code = 1
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`optplan solve ... | head`): nothing left to say
+            pass
     os._exit(code)
 
 
