@@ -347,8 +347,6 @@ def remaining_instance(instance: Instance, state: State, reforecast: bool = True
     return from_tables(m, tables)
 
 
-
-
 def _seen(instance: Instance, state: State):
     """(data, observed (1, D, k-1) blocks/week with NaN where not seen, the ScenarioPosterior
     after them) from the state's demand_seen."""
